@@ -1,0 +1,52 @@
+"""The ``owncdn`` Typer application and its global options.
+
+Other modules add commands with ``@app.command()`` or a ``register(app)``
+function, imported at the bottom of this file.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+import typer
+
+__all__ = ["app", "version"]
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=True,
+    help="owncdn: a CDN you run yourself. Keep it as code in cdn.yaml: validate, then run it.",
+)
+
+
+def version() -> str:
+    """The installed owncdn version."""
+    try:
+        return metadata.version("owncdn")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"owncdn {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """owncdn: a CDN you run yourself."""
+
+
+# Command groups. Add new ones here (e.g. `edge`, `up`), one module each.
+from owncdn.cli import config_cmds  # noqa: E402
+
+config_cmds.register(app)
+
+from owncdn.cli import edge_cmds  # noqa: E402
+
+edge_cmds.register(app)

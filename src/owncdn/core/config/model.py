@@ -1,0 +1,426 @@
+"""The ``cdn.yaml`` model: one pydantic class per section.
+
+Rule 1: every field carries its description and default here; the JSON
+Schema (``owncdn schema``) and the config reference come from these fields.
+
+Rule 2: unknown keys are errors (``extra="forbid"``), so a typo never
+silently falls back to a default. Models are frozen: derive a changed copy
+with ``model_copy(update=...)``.
+
+Rule 3: durations are floats of seconds and sizes ints of bytes after
+validation (see ``units``); free-text strings that came from a secret
+reference stay :class:`~owncdn.core.config.secrets.Secret` values.
+
+Rule 4: checks that span fields raise :func:`_fail` with the path of each
+offending value below the model, so errors can point at the YAML line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    WithJsonSchema,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from .headers import FRAMING_HEADERS, check_header_name, check_header_value
+from .hostnames import HostIndex, normalize_hostname
+from .secrets import keep_secret
+from .units import ByteSize, Duration
+
+if TYPE_CHECKING:
+    from owncdn.core.http.cachekey import KeyPolicy
+    from owncdn.core.http.policy import CachePolicy
+
+__all__ = [
+    "Config", "EdgeSettings", "Location", "Service", "Origin", "Timeouts",
+    "CacheSettings", "QueryStringSettings", "CookieSettings", "HeaderRules", "HeaderOps",
+]
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+Path = tuple[str | int, ...]
+
+
+def _fail(problems: list[tuple[Path, str]]) -> None:
+    """Raise one validation error carrying several (sub-path, message) problems."""
+    summary = "; ".join(
+        (".".join(str(p) for p in path) + ": " if path else "") + message for path, message in problems
+    )
+    raise PydanticCustomError("config_problems", "{summary}", {"summary": summary, "problems": problems})
+
+
+def _check_slug(value: str) -> str:
+    if not re.fullmatch(SLUG_PATTERN, value):
+        raise ValueError(f"expected a lowercase name of letters, digits and hyphens like 'fra', got {value!r}")
+    return value
+
+
+def _check_positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, got {value:g}")
+    return value
+
+
+def _parse_network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    if not isinstance(value, str):
+        raise ValueError(f"expected an IP network like 10.0.0.0/8 or an address, got {value!r}")
+    try:
+        return ipaddress.ip_network(value.strip())
+    except ValueError:
+        pass
+    try:
+        loose = ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"expected an IP network like 10.0.0.0/8 or an address, got {value!r}") from None
+    raise ValueError(f"{value!r} has host bits set; did you mean {str(loose)!r}?")
+
+
+Text = Annotated[str, WrapValidator(keep_secret)]
+"""A free-text string; keeps a ``Secret`` when it came from a reference."""
+
+Slug = Annotated[
+    str, AfterValidator(_check_slug), WithJsonSchema({"type": "string", "pattern": SLUG_PATTERN})
+]
+Hostname = Annotated[
+    str, AfterValidator(normalize_hostname), WithJsonSchema({"type": "string", "format": "hostname"})
+]
+HeaderName = Annotated[
+    str, AfterValidator(check_header_name), WithJsonSchema({"type": "string", "pattern": r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$"})
+]
+HeaderValue = Annotated[str, WrapValidator(keep_secret), AfterValidator(check_header_value)]
+PositiveDuration = Annotated[Duration, AfterValidator(_check_positive)]
+IPNetwork = Annotated[
+    ipaddress.IPv4Network | ipaddress.IPv6Network,
+    BeforeValidator(_parse_network),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "examples": ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"]}),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, coerce_numbers_to_str=True)
+
+
+class EdgeSettings(_Model):
+    """Settings of one edge process (``owncdn edge``). All are optional."""
+
+    id: Text = Field("edge-1", description="Name of this edge, sent in X-Served-By and written to the access log. The command line may override it.")
+    location: Text = Field("local", description="Name of the location this edge serves (one of `locations[].name` in a fleet).")
+    memory_cache: ByteSize = Field("256MiB", description="Size of the in-memory cache tier.")
+    trusted_proxies: list[IPNetwork] = Field(default_factory=list, description="Peers (IP networks or addresses) whose X-Forwarded-For / X-Forwarded-Proto headers are trusted; from every other peer they are replaced.")
+    header_timeout: PositiveDuration = Field("10s", description="Time a client has to send a complete request head.")
+    keepalive_timeout: PositiveDuration = Field("75s", description="Idle time after which a keep-alive client connection is closed.")
+    max_request_line: ByteSize = Field(8192, ge=256, description="Longest request line in bytes; a longer one is answered 414.")
+    max_header_bytes: ByteSize = Field(65536, ge=1024, description="Most bytes of all request header lines together; more is answered 431.")
+    access_log: Text = Field("-", description='Where JSON-lines access logs go: a file path, "-" for stdout, or "off".')
+
+
+class Location(_Model):
+    """A place where edges run; DNS routing sends visitors to the nearest one."""
+
+    name: Slug = Field(description="Unique name, e.g. `fra`.")
+    city: Text | None = Field(None, description="City, for humans and dashboards.")
+    country: str | None = Field(None, description="ISO 3166-1 alpha-2 country code, e.g. `DE`.")
+    lat: float | None = Field(None, ge=-90, le=90, description="Latitude in degrees, -90..90; needed for distance-based routing.")
+    lon: float | None = Field(None, ge=-180, le=180, description="Longitude in degrees, -180..180.")
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z]{2}", value):
+            raise ValueError(f"expected a two-letter ISO country code like 'DE', got {value!r}")
+        return value.upper() if value else value
+
+    @model_validator(mode="after")
+    def _coordinates(self) -> Location:
+        if (self.lat is None) != (self.lon is None):
+            _fail([(("lon" if self.lon is None else "lat",), "set both lat and lon, or neither")])
+        return self
+
+
+class Origin(_Model):
+    """A server the CDN fetches from. A plain string is read as `{url: ...}`."""
+
+    url: Text = Field(description="http:// or https:// URL of the origin, optionally with a port and a path prefix that is put in front of every request path; no query or fragment.")
+    tls_verify: bool = Field(True, description="Verify the origin's TLS certificate (https only). Turn off only for self-signed test origins.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, data: Any) -> Any:
+        return {"url": data} if isinstance(data, str) else data
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        expected = f"expected an http:// or https:// URL, got {value!r}"
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError:
+            raise ValueError(expected) from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(expected)
+        if parts.query or parts.fragment or value.endswith(("?", "#")):
+            raise ValueError(f"an origin URL has no query or fragment, got {value!r}")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("credentials in an origin URL are not supported; set an Authorization header in headers.request.set")
+        if port == 0:
+            raise ValueError(f"port 0 is not a valid origin port, got {value!r}")
+        return value
+
+    @property
+    def scheme(self) -> str:
+        """``"http"`` or ``"https"``."""
+        return urlsplit(self.url).scheme
+
+    @property
+    def host(self) -> str:
+        """Host name or address, lowercased, without brackets."""
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        """Port, defaulting to 80 or 443 by scheme."""
+        parts = urlsplit(self.url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+    @property
+    def path_prefix(self) -> str:
+        """Path prefix without a trailing slash; ``""`` for none."""
+        return urlsplit(self.url).path.rstrip("/")
+
+    @property
+    def host_header(self) -> str:
+        """The ``Host`` value for ``origin_host: origin``: host, plus ``:port`` if not the default."""
+        parts = urlsplit(self.url)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if parts.port in (None, 80 if self.scheme == "http" else 443) else f"{host}:{parts.port}"
+
+
+class Timeouts(_Model):
+    """Limits on talking to an origin."""
+
+    connect: PositiveDuration = Field("5s", description="Time to open a connection (and finish TLS) to an origin.")
+    first_byte: PositiveDuration = Field("30s", description="Time from sending a request until the response head arrives.")
+    idle: PositiveDuration = Field("30s", description="Longest pause between two reads of a response body; also how long an idle pooled connection is kept.")
+
+
+class QueryStringSettings(_Model):
+    """How the query string enters the cache key (the request to the origin is unchanged)."""
+
+    mode: Literal["keep", "sort", "ignore"] = Field("keep", description="`keep`: as sent; `sort`: parameters sorted so their order does not matter; `ignore`: left out of the key.")
+    include: list[str] = Field(default_factory=list, description="If not empty, only these parameters are kept in the key.")
+    exclude: list[str] = Field(default_factory=list, description="Parameters dropped from the key, e.g. `utm_source`.")
+
+    @model_validator(mode="after")
+    def _lists(self) -> QueryStringSettings:
+        if self.mode == "ignore":
+            _fail([((name,), "has no effect when mode is 'ignore'") for name in ("include", "exclude") if getattr(self, name)])
+        return self
+
+
+class CookieSettings(_Model):
+    """How cookies affect caching."""
+
+    key: list[HeaderName] = Field(default_factory=list, description="Cookie names whose values become part of the cache key.")
+    bypass: bool = Field(False, description="Pass requests that carry a Cookie header to the origin uncached.")
+    share_set_cookie: bool = Field(False, description="Store responses that carry Set-Cookie. Off: they are passed on but never shared between visitors.")
+
+
+class CacheSettings(_Model):
+    """Caching of a service's responses (RFC 9111 semantics plus these bounds)."""
+
+    enabled: bool = Field(True, description="Off: every request passes to the origin uncached.")
+    default_ttl: Duration | None = Field(None, description="Freshness when the origin gives none; null: RFC 9111 heuristics (10% of the age since Last-Modified).")
+    min_ttl: Duration = Field("0s", description="Lower bound on freshness of storable responses.")
+    max_ttl: Duration | None = Field(None, description="Upper bound on freshness; null: no bound.")
+    stale_while_revalidate: Duration = Field("0s", description="How long a stale response may be served while it is revalidated in the background (RFC 5861), unless the origin says otherwise.")
+    stale_if_error: Duration = Field("1d", description="How long a stale response may be served when the origin fails or times out (RFC 5861).")
+    max_object_size: ByteSize = Field("1GiB", description="Larger responses are streamed to the visitor but not stored.")
+    honor_client_no_cache: bool = Field(True, description="Let a visitor's `Cache-Control: no-cache` force revalidation with the origin.")
+    query_string: QueryStringSettings = Field(default_factory=QueryStringSettings, description="Cache-key handling of the query string.")
+    cookies: CookieSettings = Field(default_factory=CookieSettings, description="Cache-key handling of cookies.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> CacheSettings:
+        if self.max_ttl is not None and self.min_ttl > self.max_ttl:
+            _fail([(("min_ttl",), f"min_ttl ({self.min_ttl:g}s) must not exceed max_ttl ({self.max_ttl:g}s)")])
+        return self
+
+    def cache_policy(self) -> CachePolicy:
+        """These settings as the cache engine's ``CachePolicy``."""
+        from owncdn.core.http.policy import CachePolicy
+
+        return CachePolicy(
+            default_ttl=self.default_ttl, min_ttl=self.min_ttl, max_ttl=self.max_ttl,
+            stale_while_revalidate=self.stale_while_revalidate, stale_if_error=self.stale_if_error,
+            share_set_cookie=self.cookies.share_set_cookie,
+            honor_client_no_cache=self.honor_client_no_cache, max_object_size=self.max_object_size,
+        )
+
+    def key_policy(self) -> KeyPolicy:
+        """These settings as the cache key's ``KeyPolicy``."""
+        from owncdn.core.http.cachekey import KeyPolicy
+
+        qs = self.query_string
+        return KeyPolicy(query=qs.mode, include=tuple(qs.include), exclude=tuple(qs.exclude), cookies=tuple(self.cookies.key))
+
+
+class HeaderOps(_Model):
+    """Header changes in one direction. Names match case-insensitively."""
+
+    set: dict[HeaderName, HeaderValue] = Field(default_factory=dict, description="Headers to set, replacing any of the same name. Values may use ${env:NAME} / ${file:PATH}.")
+    remove: list[HeaderName] = Field(default_factory=list, description="Headers to remove (stored lowercased).")
+
+    @field_validator("remove")
+    @classmethod
+    def _lower(cls, names: list[str]) -> list[str]:
+        return [name.lower() for name in names]
+
+    @model_validator(mode="after")
+    def _names(self) -> HeaderOps:
+        problems: list[tuple[Path, str]] = []
+        seen: set[str] = set()
+        for name in self.set:
+            if name.lower() in seen:
+                problems.append((("set", name), f"header {name!r} is set twice (names are case-insensitive)"))
+            seen.add(name.lower())
+            if name.lower() in FRAMING_HEADERS:
+                problems.append((("set", name), f"{name!r} is managed by the edge and cannot be set"))
+        if problems:
+            _fail(problems)
+        return self
+
+
+class HeaderRules(_Model):
+    """Header rules applied by the edge."""
+
+    request: HeaderOps = Field(default_factory=HeaderOps, description="Changes to requests sent to the origin.")
+    response: HeaderOps = Field(default_factory=HeaderOps, description="Changes to responses sent to visitors (cached or not).")
+
+    @model_validator(mode="after")
+    def _host(self) -> HeaderRules:
+        hosts = [name for name in self.request.set if name.lower() == "host"]
+        if hosts:
+            _fail([(("request", "set", hosts[0]), "set the origin's Host with origin_host, not a header rule")])
+        return self
+
+
+class Service(_Model):
+    """A site or API served through the CDN, pulled from its origins."""
+
+    name: Slug = Field(description="Unique name, e.g. `blog`.")
+    hostnames: list[Hostname] = Field(min_length=1, description="Names visitors use: DNS names, or `*.example.com` matching exactly one label. Lowercased; unique across all services.")
+    origins: list[Origin] = Field(min_length=1, description="Origins to fetch from, tried in order; a plain URL string is accepted.")
+    origin_host: Literal["origin", "client"] = Field("origin", description="`origin`: send the origin's host[:port] as Host; `client`: pass on the visitor's Host.")
+    timeouts: Timeouts = Field(default_factory=Timeouts, description="Origin timeouts.")
+    retries: int = Field(1, ge=0, le=5, description="Retries of idempotent requests on another origin of the service, 0..5.")
+    cache: CacheSettings = Field(default_factory=CacheSettings, description="Cache behaviour.")
+    headers: HeaderRules = Field(default_factory=HeaderRules, description="Header rules.")
+
+    @model_validator(mode="after")
+    def _unique_hostnames(self) -> Service:
+        seen: set[str] = set()
+        problems: list[tuple[Path, str]] = []
+        for i, name in enumerate(self.hostnames):
+            if name in seen:
+                problems.append((("hostnames", i), f"hostname {name!r} is listed twice"))
+            seen.add(name)
+        if problems:
+            _fail(problems)
+        return self
+
+    def cache_policy(self) -> CachePolicy:
+        """``self.cache.cache_policy()``."""
+        return self.cache.cache_policy()
+
+    def key_policy(self) -> KeyPolicy:
+        """``self.cache.key_policy()``."""
+        return self.cache.key_policy()
+
+
+class Config(_Model):
+    """An owncdn configuration (`cdn.yaml`). Top-level keys starting with `x-` are
+    ignored: a place for YAML anchors shared by several services."""
+
+    model_config = ConfigDict(json_schema_extra={"patternProperties": {"^x-": {}}})
+
+    version: Literal[1] = Field(description="Format version of this file; must be 1.")
+    edge: EdgeSettings = Field(default_factory=EdgeSettings, description="Settings of edge processes.")
+    locations: list[Location] = Field(default_factory=list, description="Edge locations.")
+    services: list[Service] = Field(default_factory=list, description="Services served by the CDN.")
+
+    _hosts: HostIndex[Service] = PrivateAttr(default_factory=HostIndex)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_extensions(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+        return data
+
+    @model_validator(mode="after")
+    def _unique(self) -> Config:
+        problems = cross_problems(
+            [loc.name for loc in self.locations], [(svc.name, svc.hostnames) for svc in self.services]
+        )
+        if problems:
+            _fail(problems)
+        self._hosts = HostIndex((host, svc) for svc in self.services for host in svc.hostnames)
+        return self
+
+    def service_for_host(self, host: str) -> Service | None:
+        """The service for a Host header value (case and port ignored): an exact
+        hostname first, else the wildcard ``*.<parent>`` one label up; ``None``."""
+        return self._hosts.lookup(host)
+
+    def service(self, name: str) -> Service | None:
+        """The service called ``name``, or ``None``."""
+        return next((svc for svc in self.services if svc.name == name), None)
+
+
+def cross_problems(
+    location_names: list[str | None], services: list[tuple[str | None, list[str | None]]]
+) -> list[tuple[Path, str]]:
+    """Names and hostnames that must be unique across sections, as (path, message).
+
+    Takes plain lists so that ``parse_config`` can run it on raw data too,
+    when other problems keep :class:`Config` from validating. ``None``
+    entries (values that are invalid anyway) are skipped.
+    """
+    problems = _duplicates("locations", location_names, "location name")
+    problems += _duplicates("services", [name for name, _ in services], "service name")
+    owner: dict[str, int] = {}
+    for i, (_, hostnames) in enumerate(services):
+        for j, host in enumerate(hostnames):
+            if host is not None and owner.get(host, i) != i:
+                other = services[owner[host]][0] or f"services[{owner[host]}]"
+                problems.append((("services", i, "hostnames", j), f"hostname {host!r} already belongs to service {other!r}"))
+            if host is not None:
+                owner.setdefault(host, i)
+    return problems
+
+
+def _duplicates(section: str, names: list[str | None], what: str) -> list[tuple[Path, str]]:
+    seen: set[str] = set()
+    problems: list[tuple[Path, str]] = []
+    for i, name in enumerate(names):
+        if name is not None and name in seen:
+            problems.append(((section, i, "name"), f"{what} {name!r} is used twice"))
+        if name is not None:
+            seen.add(name)
+    return problems

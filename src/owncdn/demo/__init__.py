@@ -1,0 +1,1 @@
+"""A small demo origin and the one-machine CDN of `owncdn up`."""

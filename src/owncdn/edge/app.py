@@ -1,0 +1,412 @@
+"""The edge's request flow: route by Host, look up, serve, fetch, pass.
+
+The steps of a request (DESIGN.md, data flow 3), each a method below:
+1. `handle`: pick the service by Host (421 for an unknown host); pass unsafe methods
+   and uncacheable requests (`pass_request`).
+2. Look up the primary key and the variant matching the request's Vary'd fields.
+   FRESH -> `serve` now (HIT). Stale inside stale-while-revalidate -> serve (STALE)
+   and revalidate in the background. Otherwise -> `miss`.
+3. `miss` joins or starts a coalesced `Fill`; the client gets the fill's response as
+   it streams (MISS), the revalidated stored copy (REVALIDATED), the stale copy when
+   the origin failed (STALE), or a 502/504 naming the edge and the request id.
+4. Every response carries X-Cache, X-Served-By, Age, Via, Server-Timing and
+   X-Request-Id, and ends with one access-log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import traceback
+from time import perf_counter
+
+from owncdn.core.http.cachekey import cache_key
+from owncdn.core.http.conditional import evaluate_conditionals, not_modified_headers
+from owncdn.core.http.forwarding import forward_request_headers, forward_response_headers
+from owncdn.core.http.freshness import current_age
+from owncdn.core.http.headers import Headers, format_http_date
+from owncdn.core.http.invalidation import invalidated_targets
+from owncdn.core.http.ranges import content_range, if_range_allows, parse_range, unsatisfied_range
+from owncdn.core.http.reuse import Reuse, reuse_decision
+from owncdn.core.http.stored import StoredResponse
+from owncdn.core.http.vary import vary_matches
+from owncdn.edge.accesslog import AccessLog
+from owncdn.edge.fetch import Fill, fetch_from_origin
+from owncdn.edge.memstore import CacheObject, MemoryStore
+from owncdn.edge.protocol import Request
+from owncdn.edge.responses import connection_field, header_block, made_up_body, status_line
+from owncdn.edge.service import ServiceRuntime, trust_checker
+from owncdn.edge.upstream import OriginError, OriginTimeout
+
+CONDITIONAL_FIELDS = ("if-none-match", "if-modified-since", "if-match", "if-unmodified-since")
+FILL_DROPPED = CONDITIONAL_FIELDS + ("if-range", "range")
+NO_BODY_STATUS = frozenset({204, 304})
+
+
+class RequestIds:
+    """Short unique ids: a random per-process prefix and a counter."""
+
+    def __init__(self) -> None:
+        self.prefix = os.urandom(4).hex()
+        self.n = 0
+
+    def next(self) -> str:
+        self.n += 1
+        return "%s-%x" % (self.prefix, self.n)
+
+
+class Edge:
+    def __init__(self, config, *, clock, edge_id: str, location: str, access_log: AccessLog) -> None:
+        self.config = config
+        self.clock = clock
+        self.edge_id = edge_id
+        self.location = location
+        self.log = access_log
+        self.loop = asyncio.get_running_loop()
+        self.store = MemoryStore(config.edge.memory_cache)
+        self.fills: dict[str, Fill] = {}
+        self.connections: set = set()
+        self.ids = RequestIds()
+        self.trusted = trust_checker(config.edge.trusted_proxies)
+        self.via_name = f"{edge_id} (owncdn)"
+        self.served_by = f"{edge_id} ({location})"
+        self.static_fields = f"X-Served-By: {self.served_by}\r\n".encode()
+        self.services = {svc.name: ServiceRuntime.from_config(svc) for svc in config.services}
+        self._routes: dict[str, ServiceRuntime | None] = {}
+        self.counts: dict[str, int] = {}
+        self.background: set[asyncio.Task] = set()
+
+    def __repr__(self) -> str:
+        return f"<Edge {self.served_by} services={len(self.services)} {self.store!r}>"
+
+    def close(self) -> None:
+        for svc in self.services.values():
+            svc.close()
+        for task in list(self.background):
+            task.cancel()
+
+    # -- routing -----------------------------------------------------------------
+    def route(self, host: str) -> ServiceRuntime | None:
+        try:
+            return self._routes[host]
+        except KeyError:
+            pass
+        found = self.config.service_for_host(host)
+        svc = self.services[found.name] if found is not None else None
+        if len(self._routes) < 10_000:
+            self._routes[host] = svc
+        return svc
+
+    # -- entry points called by the connection -----------------------------------
+    def handle(self, req: Request):
+        req.id = self.ids.next()
+        svc = self.route(req.host)
+        if svc is None:
+            self.reply(req, 421, f"no service is configured for host {req.host!r} on this edge")
+            return None
+        req.service = svc.name
+        if req.method not in ("GET", "HEAD") or not svc.cache_enabled:
+            return self.pass_request(req, svc)
+        headers = req.headers
+        if svc.cookie_bypass and "cookie" in headers:
+            return self.pass_request(req, svc)
+        key = cache_key(svc.name, req.host, req.target, headers, svc.key_policy)
+        obj = self.store.get(key, headers)
+        now = self.clock.time()
+        if obj is not None:
+            decision = reuse_decision(obj.meta, headers, now, svc.policy)
+            if decision is Reuse.FRESH:
+                self.serve(req, obj, "HIT", now)
+                return None
+            if decision is Reuse.STALE_WHILE_REVALIDATE:
+                self.revalidate_in_background(req, svc, key, obj)
+                self.serve(req, obj, "STALE", now)
+                return None
+            return self.miss(req, svc, key, obj)
+        if "authorization" in headers or self.store.is_pass(key, now):
+            return self.pass_request(req, svc)
+        return self.miss(req, svc, key, None)
+
+    def reject(self, req: Request, status: int, reason: str) -> None:
+        req.id = self.ids.next()
+        self.reply(req, status, reason)
+
+    def crashed(self, exc: BaseException) -> None:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+
+    # -- responses from the store --------------------------------------------------
+    def serve(self, req: Request, obj: CacheObject, cache: str, now: float) -> None:
+        """Answer from a stored object: 200, 304, 412, 206 or 416, in one write."""
+        req.cache = cache
+        meta = obj.meta
+        headers = req.headers
+        age = b"Age: %d\r\n" % int(current_age(meta, now))
+        for name in CONDITIONAL_FIELDS:
+            if name in headers:
+                code = evaluate_conditionals(req.method, headers, meta.status, meta.headers)
+                if code == 304:
+                    self._not_modified(req, meta, age)
+                    return
+                if code == 412:
+                    self.reply(req, 412, "a precondition in the request failed")
+                    return
+                break
+        if meta.status == 200 and "range" in headers and req.method == "GET":
+            if if_range_allows(headers, meta.headers):
+                ranges = parse_range(headers.get("range"), obj.size)
+                if ranges == "unsatisfiable":
+                    self.reply(req, 416, "range not satisfiable",
+                               f"Content-Range: {unsatisfied_range(obj.size)}\r\n".encode())
+                    return
+                if ranges and len(ranges) == 1:
+                    self._partial(req, obj, ranges[0], age)
+                    return
+        self._send(req, meta.status, obj.head, age, obj.body)
+
+    def _send(self, req: Request, status: int, head: bytes, extra: bytes, body: bytes | memoryview) -> None:
+        req.status = status
+        tail = self._tail(req, extra)
+        conn = req.conn
+        if req.method == "HEAD" or status in NO_BODY_STATUS:
+            conn.writelines((head, tail))
+        else:
+            conn.writelines((head, tail, body))
+            req.sent = len(body)
+        self._done(req)
+
+    def _tail(self, req: Request, extra: bytes) -> bytes:
+        now = perf_counter()
+        req.ttfb = now
+        timing = "cdn-cache;desc=%s, edge;dur=%.2f" % (req.cache, (now - req.start) * 1000)
+        if req.origin_ms is not None:
+            timing += ", origin;dur=%.2f" % req.origin_ms
+        return b"%sX-Cache: %s\r\nX-Request-Id: %s\r\nServer-Timing: %s\r\n%s\r\n" % (
+            extra, req.cache.encode(), req.id.encode(), timing.encode(), connection_field(req))
+
+    def _not_modified(self, req: Request, meta: StoredResponse, age: bytes) -> None:
+        fields = Headers(not_modified_headers(meta.headers))
+        head = status_line(304) + header_block(fields) + self.static_fields
+        self._send(req, 304, head, age, b"")
+
+    def _partial(self, req: Request, obj: CacheObject, r, age: bytes) -> None:
+        head = obj.head.replace(b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 206 Partial Content\r\n", 1)
+        head = _replace_length(head, r.end - r.start + 1)
+        extra = age + f"Content-Range: {content_range(r, obj.size)}\r\n".encode()
+        self._send(req, 206, head, extra, memoryview(obj.body)[r.start:r.end + 1])
+
+    def _done(self, req: Request) -> None:
+        self.counts[req.cache] = self.counts.get(req.cache, 0) + 1
+        req.conn.finish(req)
+        self.log.write(req, self.clock.time(), perf_counter())
+
+    def reply(self, req: Request, status: int, why: str, extra: bytes = b"") -> None:
+        """A response the edge makes up: short text naming the edge, why and the request id."""
+        if req.cache == "-":
+            req.cache = "PASS" if status < 500 or req.service == "-" else "ERROR"
+        if status >= 400 and req.body is not None and not req.body.complete:
+            req.keep_alive = False
+        body = made_up_body(status, why, self.served_by, req.id)
+        head = status_line(status) + (
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
+            "Cache-Control: no-store\r\nDate: %s\r\nVia: 1.1 %s\r\n" % (
+                len(body), format_http_date(self.clock.time()), self.via_name)
+        ).encode() + self.static_fields + extra
+        self._send(req, status, head, b"", body)
+
+    # -- misses, revalidation, pass ---------------------------------------------------
+    def make_object(self, svc: ServiceRuntime, key: str, uri: str, meta: StoredResponse, body: bytes) -> CacheObject:
+        headers = self._response_fields(svc, meta.headers, meta.response_time)
+        headers.set("content-length", str(len(body)))
+        head = status_line(meta.status) + header_block(headers) + self.static_fields
+        return CacheObject(key, uri, meta, body, head)
+
+    def _response_fields(self, svc: ServiceRuntime, headers: Headers, response_time: float) -> Headers:
+        out = forward_response_headers(headers, self.via_name)
+        if "date" not in out:
+            out.set("date", format_http_date(response_time))
+        svc.response_rules.apply(out)
+        return out
+
+    def _origin_fields(self, req: Request, svc: ServiceRuntime, for_fill: bool) -> Headers:
+        fields = forward_request_headers(
+            req.headers, client_addr=req.conn.client_addr, proto="http", host=req.host,
+            trusted=self.trusted, via=self.via_name, origin_host=None,
+        )
+        if for_fill:
+            for name in FILL_DROPPED:
+                fields.remove(name)
+        if "x-request-id" not in fields:
+            fields.set("x-request-id", req.id)
+        svc.request_rules.apply(fields)
+        return fields
+
+    def _uri(self, svc: ServiceRuntime, host: str, target: str) -> str:
+        return f"{svc.name}|{host.lower().split(':')[0]}|{target}"
+
+    def _start_fill(self, req: Request, svc: ServiceRuntime, key: str, stale: CacheObject | None) -> Fill:
+        fill = Fill(self, svc, key, self._uri(svc, req.host, req.target), req.target,
+                    self._origin_fields(req, svc, for_fill=True), req.headers, stale)
+        self.fills[key] = fill
+        fill.start()
+        return fill
+
+    def revalidate_in_background(self, req: Request, svc: ServiceRuntime, key: str, obj: CacheObject) -> None:
+        if key not in self.fills:
+            self._start_fill(req, svc, key, obj)
+
+    async def miss(self, req: Request, svc: ServiceRuntime, key: str, stale: CacheObject | None) -> None:
+        fill = self.fills.get(key)
+        leader = fill is None
+        if leader:
+            fill = self._start_fill(req, svc, key, stale)
+        await asyncio.shield(fill.head_ready)
+        req.origin_ms = fill.origin_ms
+        outcome = fill.outcome
+        if outcome in ("stale", "revalidated") and fill.obj is not None:
+            if leader or vary_matches(fill.obj.meta.vary, req.headers):
+                self.serve(req, fill.obj, "STALE" if outcome == "stale" else "REVALIDATED", self.clock.time())
+                return
+        elif outcome == "error":
+            self.origin_failed(req, fill.error)
+            return
+        elif outcome == "pass" and leader and fill.passthrough is not None:
+            await self._stream_pass(req, svc, fill.passthrough, "MISS")
+            return
+        elif outcome == "fetched" and (leader or vary_matches(fill.vary, req.headers)):
+            await self._stream_fill(req, svc, fill)
+            return
+        await self.pass_request(req, svc)
+
+    def origin_failed(self, req: Request, exc: BaseException | None) -> None:
+        if isinstance(exc, OriginTimeout):
+            self.reply(req, 504, f"the origin did not answer in time ({exc})")
+        else:
+            self.reply(req, 502, f"the origin could not be reached ({exc})")
+
+    async def _stream_fill(self, req: Request, svc: ServiceRuntime, fill: Fill) -> None:
+        req.cache = "MISS"
+        headers = self._response_fields(svc, fill.resp_headers, self.clock.time())
+        status = fill.status
+        if status == 200:
+            for name in CONDITIONAL_FIELDS:
+                if name in req.headers:
+                    code = evaluate_conditionals(req.method, req.headers, status, headers)
+                    if code == 304:
+                        head = status_line(304) + header_block(Headers(not_modified_headers(headers)))
+                        self._send(req, 304, head + self.static_fields, b"Age: 0\r\n", b"")
+                        return
+                    if code == 412:
+                        self.reply(req, 412, "a precondition in the request failed")
+                        return
+                    break
+        body = fill.read()
+        length = headers.get("content-length")
+        if status == 200 and length is not None and "range" in req.headers and req.method == "GET":
+            size = int(length)
+            if if_range_allows(req.headers, headers):
+                ranges = parse_range(req.headers.get("range"), size)
+                if ranges == "unsatisfiable":
+                    self.reply(req, 416, "range not satisfiable",
+                               f"Content-Range: {unsatisfied_range(size)}\r\n".encode())
+                    return
+                if ranges and len(ranges) == 1:
+                    r = ranges[0]
+                    status = 206
+                    headers.set("content-length", str(r.end - r.start + 1))
+                    headers.set("content-range", content_range(r, size))
+                    body = _slice(body, r.start, r.end + 1)
+        await self._stream(req, status, headers, body, b"Age: 0\r\n")
+
+    async def _stream_pass(self, req: Request, svc: ServiceRuntime, resp, cache: str) -> None:
+        req.cache = cache
+        headers = self._response_fields(svc, Headers.from_raw(resp.headers), self.clock.time())
+        age = headers.get("age")
+        extra = b"Age: %s\r\n" % (age or "0").encode("latin-1")
+        try:
+            await self._stream(req, resp.status, headers, None if resp.no_body else resp.body(), extra)
+        finally:
+            resp.close()
+
+    async def _stream(self, req: Request, status: int, headers: Headers, body, extra: bytes) -> None:
+        """Send a head, then body chunks as they come, with the framing the client needs."""
+        conn = req.conn
+        chunked = False
+        no_body = req.method == "HEAD" or status in NO_BODY_STATUS or 100 <= status < 200
+        if "content-length" not in headers and not no_body:
+            if req.version == "1.1":
+                chunked = True
+                extra += b"Transfer-Encoding: chunked\r\n"
+            else:
+                req.keep_alive = False
+        head = status_line(status) + header_block(headers) + self.static_fields
+        req.status = status
+        conn.writelines((head, self._tail(req, extra)))
+        try:
+            if body is not None and not no_body:
+                async for chunk in body:
+                    if chunked:
+                        conn.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
+                    else:
+                        conn.write(chunk)
+                    req.sent += len(chunk)
+                    await conn.drain()
+                if chunked:
+                    conn.write(b"0\r\n\r\n")
+        except (OriginError, ConnectionError) as exc:
+            req.keep_alive = False  # the response cannot be completed: close to signal it
+            req.cache += "-ABORTED" if not isinstance(exc, OriginError) else ""
+            conn.close()
+        finally:
+            if body is not None and hasattr(body, "aclose"):
+                await body.aclose()
+        self._done(req)
+
+    async def pass_request(self, req: Request, svc: ServiceRuntime) -> None:
+        """Forward the request as it is; nothing is stored."""
+        req.cache = "PASS"
+        fields = self._origin_fields(req, svc, for_fill=False)
+        body = None
+        if "content-length" in req.headers or "transfer-encoding" in req.headers:
+            if "content-length" not in req.headers:
+                fields.set("transfer-encoding", "chunked")
+            body = self._request_body(req)
+        t0 = perf_counter()
+        try:
+            resp, _ = await fetch_from_origin(svc, req.method, req.target, fields, body)
+        except OriginError as exc:
+            self.origin_failed(req, exc)
+            return
+        req.origin_ms = (perf_counter() - t0) * 1000
+        if req.method not in ("GET", "HEAD", "OPTIONS", "TRACE") and resp.status < 400:
+            self._invalidate(req, svc, resp)
+        await self._stream_pass(req, svc, resp, "PASS")
+
+    async def _request_body(self, req: Request):
+        if req.expect_continue:
+            req.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        async for chunk in req.body:
+            yield chunk
+
+    def _invalidate(self, req: Request, svc: ServiceRuntime, resp) -> None:
+        headers = Headers.from_raw(resp.headers)
+        for target in invalidated_targets(req.method, resp.status, req.target, headers, req.host):
+            self.store.remove_uri(self._uri(svc, req.host, target))
+
+
+def _replace_length(head: bytes, length: int) -> bytes:
+    start = head.find(b"\r\nContent-Length: ")
+    end = head.find(b"\r\n", start + 2)
+    return head[:start] + b"\r\nContent-Length: %d" % length + head[end:]
+
+
+async def _slice(chunks, start: int, stop: int):
+    """Bytes [start, stop) of a chunk stream."""
+    pos = 0
+    async for chunk in chunks:
+        end = pos + len(chunk)
+        if end > start and pos < stop:
+            yield chunk[max(0, start - pos):stop - pos]
+        pos = end
+        if pos >= stop:
+            break

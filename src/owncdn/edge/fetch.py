@@ -1,0 +1,292 @@
+"""Origin fetches: retries across a service's origins, and coalesced cache fills.
+
+Rules:
+1. `fetch_from_origin` tries the service's origins in turn. A request is retried
+   on the next origin only when it is idempotent and no response byte arrived
+   (connect errors, a stale keep-alive connection, a first-byte timeout for GET/HEAD).
+2. A `Fill` is one origin fetch for one cache key. Clients that miss on the key
+   while it runs join it instead of asking the origin again (request coalescing).
+3. A fill whose response is storable reads the body at the origin's pace, keeps
+   every chunk, streams them to all joined clients, and stores the object at the
+   end. A fill whose response turns out not to be shareable is handed to the
+   client that started it alone (`passthrough`); joined clients fetch for
+   themselves.
+4. A storable response that grows past the size limit stops being stored; from
+   then on chunks every client has read are dropped and reading waits for the
+   slowest client, so memory stays bounded.
+5. A fill with a stale copy revalidates it: a 304 refreshes the stored headers;
+   an origin failure falls back to the stale copy when stale-if-error allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from time import perf_counter
+from typing import TYPE_CHECKING
+
+from owncdn.core.http.headers import Headers
+from owncdn.core.http.reuse import stale_if_error_allowed
+from owncdn.core.http.storable import storability
+from owncdn.core.http.stored import make_stored
+from owncdn.core.http.validation import apply_304, conditional_headers
+from owncdn.core.http.vary import vary_key
+from owncdn.edge.upstream import (
+    OriginConnectError,
+    OriginError,
+    OriginResponse,
+    OriginTimeout,
+    send_request,
+)
+
+if TYPE_CHECKING:
+    from owncdn.edge.app import Edge
+    from owncdn.edge.memstore import CacheObject
+    from owncdn.edge.service import ServiceRuntime
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+ERROR_STATUSES = frozenset({500, 502, 503, 504})
+PASS_MARK_SECONDS = 60.0
+UNSTORED_BUFFER = 4 << 20
+
+
+async def fetch_from_origin(
+    svc: "ServiceRuntime", method: str, target: str, headers: Headers, body=None, start: int = 0
+) -> tuple[OriginResponse, int]:
+    """Send to the first origin that answers; returns the response and the origin's index."""
+    idempotent = method in IDEMPOTENT and body is None
+    attempts = 1 + (svc.retries if idempotent else 0)
+    n = len(svc.pools)
+    tries = i = 0
+    while True:
+        pool = svc.pools[(start + i) % n]
+        fields = headers.items()
+        if svc.origin_host == "origin":
+            fields = [("host", pool.address.host_header)] + [(k, v) for k, v in fields if k != "host"]
+        try:
+            return await send_request(pool, method, target, fields, body), (start + i) % n
+        except OriginConnectError as exc:
+            if exc.reused and body is None:
+                continue  # the origin closed an idle connection: try a fresh one, same origin
+            last: OriginError = exc
+        except OriginTimeout as exc:
+            if not idempotent:
+                raise
+            last = exc
+        tries += 1
+        if tries >= attempts:
+            raise last
+        i += 1
+
+
+class Fill:
+    """One coalesced origin fetch for a cache key."""
+
+    def __init__(self, edge: "Edge", svc: "ServiceRuntime", key: str, uri: str, target: str,
+                 headers: Headers, req_headers: Headers, stale: "CacheObject | None" = None) -> None:
+        self.edge = edge
+        self.svc = svc
+        self.key = key
+        self.uri = uri
+        self.target = target
+        self.headers = headers          # what goes to the origin
+        self.req_headers = req_headers  # the starting client's request fields
+        self.stale = stale
+        self.loop = asyncio.get_running_loop()
+        self.head_ready = self.loop.create_future()
+        self.status = 0
+        self.resp_headers = Headers()
+        self.vary: tuple | None = ()
+        self.outcome = ""        # fetched | revalidated | stale | pass | error
+        self.error: Exception | None = None
+        self.passthrough: OriginResponse | None = None
+        self.obj: "CacheObject | None" = None
+        self.storing = False
+        self.chunks: list[bytes] = []
+        self.base = 0            # absolute index of chunks[0]
+        self.complete = False
+        self.origin_ms: float | None = None
+        self.readers: dict[int, int] = {}
+        self._more: asyncio.Future | None = None
+        self._room: asyncio.Future | None = None
+        self.task: asyncio.Task | None = None
+
+    def __repr__(self) -> str:
+        return f"<Fill {self.key!r} {self.outcome or 'pending'} chunks={self.base + len(self.chunks)}>"
+
+    def start(self) -> None:
+        self.task = self.loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            await self._fetch()
+        except asyncio.CancelledError:
+            self._fail(ConnectionError("fill cancelled"))
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the waiting clients
+            self._fail(exc)
+        finally:
+            self.edge.fills.pop(self.key, None)
+
+    def _fail(self, exc: Exception) -> None:
+        self.error = exc
+        if not self.head_ready.done():
+            self.outcome = "error"
+            self.head_ready.set_result(None)
+        self._wake()
+
+    async def _fetch(self) -> None:
+        fields = self.headers
+        if self.stale is not None:
+            fields = fields.copy()
+            for name, value in conditional_headers(self.stale.meta):
+                fields.set(name, value)
+        clock = self.edge.clock
+        request_time = clock.time()
+        t0 = perf_counter()
+        try:
+            resp, _ = await fetch_from_origin(self.svc, "GET", self.target, fields)
+        except OriginError as exc:
+            if self._fall_back_to_stale():
+                return
+            raise exc
+        self.origin_ms = (perf_counter() - t0) * 1000
+        response_time = clock.time()
+        headers = Headers.from_raw(resp.headers)
+        if self.stale is not None:
+            if resp.status == 304:
+                resp.close() if not resp.no_body else await _drain(resp)
+                self._refresh(headers, request_time, response_time)
+                return
+            if resp.status in ERROR_STATUSES and self._fall_back_to_stale():
+                resp.close()
+                return
+        self._take(resp, headers, request_time, response_time)
+        if self.storing:
+            await self._read_body(resp)
+
+    def _fall_back_to_stale(self) -> bool:
+        stale = self.stale
+        if stale is None:
+            return False
+        if not stale_if_error_allowed(stale.meta, self.req_headers, self.edge.clock.time(), self.svc.policy):
+            return False
+        self.obj = stale
+        self.outcome = "stale"
+        self.head_ready.set_result(None)
+        return True
+
+    def _refresh(self, headers: Headers, request_time: float, response_time: float) -> None:
+        stale = self.stale
+        meta = apply_304(stale.meta, headers, request_time, response_time, self.req_headers, self.svc.policy)
+        self.obj = self.edge.make_object(self.svc, self.key, self.uri, meta, stale.body)
+        self.edge.store.put(self.obj)
+        self.outcome = "revalidated"
+        self.head_ready.set_result(None)
+
+    def _take(self, resp: OriginResponse, headers: Headers, request_time: float, response_time: float) -> None:
+        self.status = resp.status
+        self.resp_headers = headers
+        reason = None if self.svc.cache_enabled else "caching disabled"
+        reason = reason or storability("GET", resp.status, self.req_headers, headers, self.svc.policy)
+        self.vary = vary_key(headers, self.req_headers)
+        if reason is None and self.vary is None:
+            reason = "vary *"
+        if reason is None and self._too_large(headers.get("content-length")):
+            reason = "too large"
+        if reason is None:
+            self.storing = True
+            self.outcome = "fetched"
+            self._meta_times = (request_time, response_time)
+        else:
+            self.outcome = "pass"
+            self.passthrough = resp
+            self.pass_reason = reason
+            if resp.status < 500:
+                self.edge.store.mark_pass(self.key, self.edge.clock.time() + PASS_MARK_SECONDS)
+        self.head_ready.set_result(None)
+
+    def size_limit(self) -> int:
+        limit = self.edge.store.budget // 2
+        if self.svc.max_object_size is not None:
+            limit = min(limit, self.svc.max_object_size)
+        return limit
+
+    def _too_large(self, content_length: str | None) -> bool:
+        try:
+            return content_length is not None and int(content_length) > self.size_limit()
+        except ValueError:
+            return True
+
+    async def _read_body(self, resp: OriginResponse) -> None:
+        size = 0
+        limit = self.size_limit()
+        async for chunk in resp.body():
+            size += len(chunk)
+            self.chunks.append(chunk)
+            if self.storing and size > limit:
+                self.storing = False
+                self.edge.store.mark_pass(self.key, self.edge.clock.time() + PASS_MARK_SECONDS)
+            self._wake()
+            if not self.storing:
+                await self._trim_and_wait()
+        self.complete = True
+        if self.storing:
+            request_time, response_time = self._meta_times
+            meta = make_stored(self.status, self.resp_headers, self.req_headers, request_time,
+                               response_time, self.svc.policy)
+            self.obj = self.edge.make_object(self.svc, self.key, self.uri, meta, b"".join(self.chunks))
+            self.edge.store.put(self.obj)
+        self._wake()
+
+    async def _trim_and_wait(self) -> None:
+        """Drop chunks every reader has passed; wait while the rest is too large."""
+        while True:
+            low = min(self.readers.values(), default=self.base + len(self.chunks))
+            drop = low - self.base
+            if drop > 0:
+                del self.chunks[:drop]
+                self.base = low
+            if sum(map(len, self.chunks)) <= UNSTORED_BUFFER or not self.readers:
+                return
+            self._room = self.loop.create_future()
+            try:
+                await asyncio.wait_for(self._room, self.svc.pools[0].timeouts.idle)
+            except asyncio.TimeoutError:
+                raise ConnectionError("clients stopped reading") from None
+            finally:
+                self._room = None
+
+    def _wake(self) -> None:
+        if self._more is not None and not self._more.done():
+            self._more.set_result(None)
+
+    async def read(self, start: int = 0):
+        """Yield the body's chunks from absolute chunk index 0 as they arrive."""
+        me = id(object())
+        pos = self.base if start < self.base else start
+        self.readers[me] = pos
+        try:
+            while True:
+                while pos - self.base < len(self.chunks):
+                    chunk = self.chunks[pos - self.base]
+                    pos += 1
+                    self.readers[me] = pos
+                    if self._room is not None and not self._room.done():
+                        self._room.set_result(None)
+                    yield chunk
+                if self.complete:
+                    return
+                if self.error is not None:
+                    raise self.error
+                if self._more is None or self._more.done():
+                    self._more = self.loop.create_future()
+                await asyncio.shield(self._more)
+        finally:
+            del self.readers[me]
+            if self._room is not None and not self._room.done():
+                self._room.set_result(None)
+
+
+async def _drain(resp: OriginResponse) -> None:
+    async for _ in resp.body():
+        pass

@@ -1,0 +1,124 @@
+"""The memory tier: stored objects under a byte budget, least recently used out first.
+
+Rules:
+1. Objects live under their primary cache key; one key holds one variant per
+   secondary (Vary) key, newest replacing an older one with the same variant key.
+2. The budget counts body and head bytes; inserting past it evicts the least
+   recently used keys until the store fits.
+3. A second index by URI (service, host, target) serves invalidation after unsafe
+   methods (RFC 9111 §4.4).
+4. "Pass" markers remember for a while that a key's response was not storable, so
+   later requests go straight to the origin instead of queueing behind a fetch
+   (Varnish calls this hit-for-miss).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from owncdn.core.http.headers import Headers
+from owncdn.core.http.stored import StoredResponse
+from owncdn.core.http.vary import vary_matches
+
+
+@dataclass(slots=True, eq=False)
+class CacheObject:
+    key: str
+    uri: str
+    meta: StoredResponse
+    body: bytes
+    head: bytes  # status line and fields, without the blank line and per-request fields
+    size: int = 0
+    cost: int = 0
+
+    def __post_init__(self) -> None:
+        self.size = len(self.body)
+        self.cost = self.size + len(self.head) + 256
+
+    def __repr__(self) -> str:
+        return f"<CacheObject {self.key!r} status={self.meta.status} size={self.size}>"
+
+
+@dataclass
+class MemoryStore:
+    budget: int
+    used: int = 0
+    entries: OrderedDict = field(default_factory=OrderedDict)
+    by_uri: dict = field(default_factory=dict)
+    pass_until: dict = field(default_factory=dict)
+    evictions: int = 0
+
+    def __repr__(self) -> str:
+        return f"<MemoryStore keys={len(self.entries)} used={self.used}/{self.budget}>"
+
+    def get(self, key: str, req_headers: Headers) -> CacheObject | None:
+        variants = self.entries.get(key)
+        if variants is None:
+            return None
+        self.entries.move_to_end(key)
+        for obj in variants:
+            vary = obj.meta.vary
+            if not vary or vary_matches(vary, req_headers):
+                return obj
+        return None
+
+    def put(self, obj: CacheObject) -> bool:
+        if obj.cost > self.budget:
+            return False
+        variants = self.entries.get(obj.key)
+        if variants is None:
+            variants = self.entries[obj.key] = []
+        else:
+            self.entries.move_to_end(obj.key)
+        for i, old in enumerate(variants):
+            if old.meta.vary == obj.meta.vary:
+                self.used -= old.cost
+                variants[i] = obj
+                break
+        else:
+            variants.append(obj)
+        self.used += obj.cost
+        self.by_uri.setdefault(obj.uri, set()).add(obj.key)
+        self.pass_until.pop(obj.key, None)
+        self._evict()
+        return True
+
+    def _evict(self) -> None:
+        while self.used > self.budget and self.entries:
+            key, variants = self.entries.popitem(last=False)
+            self._forget(key, variants)
+            self.evictions += 1
+
+    def _forget(self, key: str, variants: list[CacheObject]) -> None:
+        for obj in variants:
+            self.used -= obj.cost
+            keys = self.by_uri.get(obj.uri)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self.by_uri[obj.uri]
+
+    def remove_key(self, key: str) -> int:
+        variants = self.entries.pop(key, None)
+        if variants is None:
+            return 0
+        self._forget(key, variants)
+        return len(variants)
+
+    def remove_uri(self, uri: str) -> int:
+        return sum(self.remove_key(k) for k in list(self.by_uri.get(uri, ())))
+
+    def mark_pass(self, key: str, until: float) -> None:
+        self.pass_until[key] = until
+        if len(self.pass_until) > 100_000:
+            self.pass_until.pop(next(iter(self.pass_until)))
+
+    def is_pass(self, key: str, now: float) -> bool:
+        until = self.pass_until.get(key)
+        if until is None:
+            return False
+        if until <= now:
+            del self.pass_until[key]
+            return False
+        return True

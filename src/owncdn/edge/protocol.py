@@ -1,0 +1,394 @@
+"""The edge's HTTP/1.1 server connection: parsing, limits, pipelining, flow control.
+
+Rules:
+1. Requests are parsed by llhttp (httptools) in strict mode; every framing it rejects
+   (Content-Length with Transfer-Encoding, duplicate Content-Length, obsolete line
+   folding, bare CR/LF, NUL, bad chunk sizes) is answered 400 and the connection is
+   closed. Nothing ambiguous is ever forwarded.
+2. Limits: a request line longer than `max_request_line` gets 414, header lines
+   totalling more than `max_header_bytes` get 431, a head not complete within
+   `header_timeout` gets 408; each closes the connection.
+3. Pipelined requests are answered strictly in order: a request is handed to the
+   application only when the previous response is complete.
+4. The application's `handle(request)` either answers synchronously (cache hits:
+   one receive, one send, no task) and returns None, or returns a coroutine that the
+   connection runs as a task.
+5. Request bodies stream: chunks are queued on the request and reading pauses while
+   more than `BODY_HIGH_WATER` bytes wait to be consumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import deque
+from time import perf_counter
+from dataclasses import dataclass
+from typing import Any
+
+import httptools
+
+from owncdn.core.http.headers import Headers
+
+BODY_HIGH_WATER = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_request_line: int = 8192
+    max_header_bytes: int = 65536
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 75.0
+
+
+class _Reject(Exception):
+    """Raised inside a parser callback to answer with a given status."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+
+
+class BodyStream:
+    """A request body as it arrives, consumed with `async for`."""
+
+    __slots__ = ("conn", "chunks", "buffered", "complete", "waiter", "received")
+
+    def __init__(self, conn: "HttpConnection | None") -> None:
+        self.conn = conn
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.received = 0
+        self.complete = False
+        self.waiter: asyncio.Future | None = None
+
+    def feed(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.buffered += len(data)
+        self.received += len(data)
+        if self.buffered > BODY_HIGH_WATER and self.conn is not None:
+            self.conn.pause_reading()
+        self._wake()
+
+    def finish(self) -> None:
+        self.complete = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def __aiter__(self):
+        while True:
+            while self.chunks:
+                chunk = self.chunks.popleft()
+                self.buffered -= len(chunk)
+                if self.conn is not None and self.buffered < BODY_HIGH_WATER // 4:
+                    self.conn.resume_reading()
+                yield chunk
+            if self.complete:
+                return
+            if self.conn is not None and self.conn.closed:
+                raise ConnectionError("client went away while sending the body")
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+
+    async def drain(self) -> None:
+        """Read and drop the rest of the body (before answering without it)."""
+        async for _ in self:
+            pass
+
+
+class Request:
+    """One parsed request head plus its streaming body and what the log needs."""
+
+    __slots__ = (
+        "conn", "method", "target", "version", "headers", "host", "keep_alive", "body",
+        "start", "id", "status", "sent", "cache", "service", "origin_ms", "ttfb",
+        "reject", "expect_continue", "has_body",
+    )
+
+    def __init__(self, conn, method: str, target: str, version: str, headers: Headers) -> None:
+        self.conn = conn
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.host = ""
+        self.keep_alive = True
+        self.body: BodyStream | None = None
+        self.start = 0.0
+        self.id = ""
+        self.status = 0
+        self.sent = 0
+        self.cache = "-"
+        self.service = "-"
+        self.origin_ms: float | None = None
+        self.ttfb: float | None = None
+        self.reject: _Reject | None = None
+        self.expect_continue = False
+        self.has_body = False
+
+    def __repr__(self) -> str:
+        return f"<Request {self.id} {self.method} {self.host}{self.target} status={self.status} cache={self.cache}>"
+
+
+def _rejected(conn, status: int, reason: str) -> Request:
+    req = Request(conn, "-", "-", "1.1", Headers())
+    req.reject = _Reject(status, reason)
+    req.keep_alive = False
+    return req
+
+
+class HttpConnection(asyncio.Protocol):
+    """Server side of one client connection."""
+
+    def __init__(self, app: Any, limits: Limits, loop: asyncio.AbstractEventLoop) -> None:
+        self.app = app
+        self.limits = limits
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.client_addr = "-"
+        self.closed = False
+        self.busy = False
+        self.pending: deque[Request] = deque()
+        self.current: Request | None = None
+        self.task: asyncio.Task | None = None
+        self.stop_parsing = False
+        self.head_started: float | None = None
+        self.idle_since = loop.time()
+        self._url = b""
+        self._raw: list[tuple[bytes, bytes]] = []
+        self._header_bytes = 0
+        self._reading_paused = False
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future | None = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("busy" if self.busy else "idle")
+        return f"<HttpConnection {self.client_addr} {state} pending={len(self.pending)}>"
+
+    # -- asyncio.Protocol ----------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        peer = transport.get_extra_info("peername")
+        self.client_addr = peer[0] if isinstance(peer, tuple) else "local"
+        self.app.connections.add(self)
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self.app.connections.discard(self)
+        if self.current is not None and self.current.body is not None:
+            self.current.body._wake()
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_exception(ConnectionError("client went away"))
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        if self.stop_parsing:
+            return
+        try:
+            self.parser.feed_data(data)
+        except _Reject as rej:
+            self._protocol_error(rej.status, rej.reason)
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _Reject):
+                self._protocol_error(cause.status, cause.reason)
+            else:
+                self._protocol_error(400, "malformed request")
+        except httptools.HttpParserUpgrade:
+            # Upgrades (WebSocket) are not proxied: the request was answered normally
+            # and the connection closes after it.
+            self.stop_parsing = True
+            if self.pending:
+                self.pending[-1].keep_alive = False
+        except httptools.HttpParserError as exc:
+            self._protocol_error(400, _parser_reason(exc))
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    # -- llhttp callbacks ------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.head_started = self.loop.time()
+        self._url = b""
+        self._raw = []
+        self._header_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self.limits.max_request_line:
+            raise _Reject(414, "request line too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > self.limits.max_header_bytes:
+            raise _Reject(431, "request header fields too large")
+        self._raw.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.head_started = None
+        parser = self.parser
+        version = parser.get_http_version()
+        method = parser.get_method().decode("ascii")
+        req = Request(self, method, self._url.decode("latin-1"), version, Headers.from_raw(self._raw))
+        req.start = perf_counter()
+        req.keep_alive = parser.should_keep_alive()
+        self._check_head(req)
+        req.body = BodyStream(self)
+        self.current = req
+        self.pending.append(req)
+        if not self.busy:
+            self._next()
+
+    def on_body(self, body: bytes) -> None:
+        req = self.current
+        if req is not None and req.body is not None:
+            req.has_body = True
+            req.body.feed(body)
+
+    def on_message_complete(self) -> None:
+        req = self.current
+        if req is not None and req.body is not None:
+            req.body.finish()
+        self.current = None
+        self.idle_since = self.loop.time()
+
+    def _check_head(self, req: Request) -> None:
+        """Framing and Host rules llhttp leaves to us (RFC 9112 §3.2, §6.1)."""
+        headers = req.headers
+        if req.version[0] != "1":
+            raise _Reject(505, f"HTTP/{req.version} is not supported on this port")
+        hosts = headers.get_all("host")
+        if len(hosts) > 1:
+            raise _Reject(400, "more than one Host header")
+        if req.version == "1.0" and "transfer-encoding" in headers:
+            raise _Reject(400, "Transfer-Encoding in an HTTP/1.0 request")
+        if not hosts and req.version != "1.0":
+            raise _Reject(400, "missing Host header")
+        host = hosts[0] if hosts else ""
+        target = req.target
+        if target[:1] != "/":
+            if target.startswith(("http://", "https://")):
+                rest = target.split("://", 1)[1]
+                host, _, path = rest.partition("/")
+                req.target = "/" + path
+            elif not (target == "*" and req.method == "OPTIONS"):
+                raise _Reject(400, "request target must start with /")
+        req.host = host
+        expect = headers.get("expect")
+        if expect is not None:
+            if expect.lower() != "100-continue":
+                raise _Reject(417, "only 'Expect: 100-continue' is supported")
+            req.expect_continue = True
+
+    # -- dispatch ----------------------------------------------------------------
+    def _protocol_error(self, status: int, reason: str) -> None:
+        self.stop_parsing = True
+        self.head_started = None
+        if self.current is not None and self.current.body is not None:
+            self.current.body.finish()
+        self.pending.append(_rejected(self, status, reason))
+        if not self.busy:
+            self._next()
+
+    def _next(self) -> None:
+        while self.pending and not self.busy and not self.closed:
+            req = self.pending.popleft()
+            if req.reject is not None:
+                self.app.reject(req, req.reject.status, req.reject.reason)
+                self.close()
+                return
+            result = self.app.handle(req)
+            if result is not None:
+                self.busy = True
+                self.task = self.loop.create_task(result)
+                self.task.add_done_callback(self._task_done)
+                return
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self.busy = False
+        self.task = None
+        if not task.cancelled() and task.exception() is not None:
+            self.app.crashed(task.exception())
+            self.close()
+            return
+        if not self.closed:
+            self._next()
+
+    # -- used by the application -----------------------------------------------
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            self.transport.write(data)
+
+    def writelines(self, parts) -> None:
+        if not self.closed:
+            self.transport.writelines(parts)
+
+    async def drain(self) -> None:
+        if self.closed:
+            raise ConnectionError("client went away")
+        if self._write_paused:
+            self._drain_waiter = self.loop.create_future()
+            try:
+                await self._drain_waiter
+            finally:
+                self._drain_waiter = None
+
+    def finish(self, req: Request) -> None:
+        """The response to `req` is complete."""
+        self.idle_since = self.loop.time()
+        if not req.keep_alive:
+            self.close()
+        elif req.body is not None and not req.body.complete:
+            # The body was not read and is still arriving: we cannot find the next
+            # request's start without reading it, so close (RFC 9112 §9.3).
+            self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.stop_parsing = True
+            if self.transport is not None:
+                self.transport.close()
+
+    def pause_reading(self) -> None:
+        if not self._reading_paused and not self.closed:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._reading_paused and not self.closed:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    def check_timeouts(self, now: float) -> None:
+        """Called about once a second by the server's sweeper."""
+        if self.head_started is not None and now - self.head_started > self.limits.header_timeout:
+            if self.current is None:
+                self._protocol_error(408, "request head not received in time")
+        elif not self.busy and not self.pending and self.current is None:
+            if now - self.idle_since > self.limits.keepalive_timeout:
+                self.close()
+
+
+def _parser_reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"malformed request: {text}"

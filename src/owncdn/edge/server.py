@@ -1,0 +1,138 @@
+"""Running an edge: listening sockets, the admin endpoint, the sweeper, shutdown.
+
+`EdgeServer.start()` is what both the `owncdn edge` command and the tests use: it
+binds the public and admin listeners (port 0 picks a free port), and once a second
+sweeps connections for header and keep-alive timeouts and flushes the access log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import orjson
+
+from owncdn.edge.accesslog import AccessLog
+from owncdn.edge.app import Edge
+from owncdn.edge.clock import SystemClock
+from owncdn.edge.protocol import HttpConnection, Limits
+
+
+class AdminApp:
+    """GET /healthz and /stats on the admin listener; read-only."""
+
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
+        self.connections: set = set()
+
+    def handle(self, req) -> None:
+        if req.target == "/healthz":
+            self._send(req, 200, b"ok\n", b"text/plain")
+        elif req.target == "/stats":
+            self._send(req, 200, orjson.dumps(self.stats(), option=orjson.OPT_INDENT_2), b"application/json")
+        else:
+            self._send(req, 404, b"not found: try /healthz or /stats\n", b"text/plain")
+
+    def stats(self) -> dict:
+        edge = self.edge
+        return {
+            "edge": edge.edge_id,
+            "location": edge.location,
+            "responses": edge.counts,
+            "store": {"keys": len(edge.store.entries), "bytes": edge.store.used,
+                      "budget": edge.store.budget, "evictions": edge.store.evictions},
+            "connections": len(edge.connections),
+            "fills_in_flight": len(edge.fills),
+        }
+
+    def reject(self, req, status: int, reason: str) -> None:
+        self._send(req, status, reason.encode() + b"\n", b"text/plain")
+
+    def crashed(self, exc) -> None:
+        self.edge.crashed(exc)
+
+    def _send(self, req, status: int, body: bytes, ctype: bytes) -> None:
+        req.conn.write(b"HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n%s" % (
+            status, ctype, len(body), b"" if req.keep_alive else b"Connection: close\r\n", body))
+        req.conn.finish(req)
+
+
+def _split(addr: str) -> tuple[str, int]:
+    host, _, port = addr.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {addr!r}")
+    return host.strip("[]"), int(port)
+
+
+class EdgeServer:
+    def __init__(self, edge: Edge, servers: list, sweeper: asyncio.Task) -> None:
+        self.edge = edge
+        self.servers = servers
+        self.sweeper = sweeper
+
+    def __repr__(self) -> str:
+        return f"<EdgeServer {self.edge.served_by} port={self.port} admin={self.admin_port}>"
+
+    @property
+    def port(self) -> int:
+        return self.servers[0].sockets[0].getsockname()[1]
+
+    @property
+    def admin_port(self) -> int | None:
+        return self.servers[1].sockets[0].getsockname()[1] if len(self.servers) > 1 else None
+
+    @classmethod
+    async def start(cls, config, *, listen: str = "127.0.0.1:0", admin: str | None = None,
+                    clock=None, edge_id: str | None = None, location: str | None = None,
+                    access_log: str | None = None) -> "EdgeServer":
+        settings = config.edge
+        edge_id = edge_id or settings.id
+        location = location or settings.location
+        log = AccessLog(access_log or settings.access_log, edge_id, location)
+        edge = Edge(config, clock=clock or SystemClock(), edge_id=edge_id, location=location, access_log=log)
+        limits = Limits(settings.max_request_line, settings.max_header_bytes,
+                        settings.header_timeout, settings.keepalive_timeout)
+        loop = asyncio.get_running_loop()
+        host, port = _split(listen)
+        servers = [await loop.create_server(lambda: HttpConnection(edge, limits, loop), host, port,
+                                            reuse_address=True, backlog=1024)]
+        if admin:
+            admin_app = AdminApp(edge)
+            ahost, aport = _split(admin)
+            servers.append(await loop.create_server(lambda: HttpConnection(admin_app, limits, loop), ahost, aport,
+                                                    reuse_address=True))
+        sweeper = loop.create_task(cls._sweep(edge, loop))
+        return cls(edge, servers, sweeper)
+
+    @staticmethod
+    async def _sweep(edge: Edge, loop) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now = loop.time()
+            for conn in list(edge.connections):
+                conn.check_timeouts(now)
+            edge.log.flush()
+
+    async def close(self) -> None:
+        self.sweeper.cancel()
+        for server in self.servers:
+            server.close()
+        for conn in list(self.edge.connections):
+            conn.close()
+        for server in self.servers:
+            await server.wait_closed()
+        self.edge.close()
+        self.edge.log.close()
+
+
+async def serve_forever(config, **kwargs) -> None:
+    """Run until SIGINT/SIGTERM (the `owncdn edge` command)."""
+    server = await EdgeServer.start(config, **kwargs)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.close()
