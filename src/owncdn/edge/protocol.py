@@ -253,6 +253,8 @@ class HttpConnection(asyncio.Protocol):
         req.keep_alive = parser.should_keep_alive()
         self._check_head(req)
         req.body = BodyStream(self)
+        if "transfer-encoding" not in req.headers and req.headers.get("content-length", "0") == "0":
+            req.body.complete = True  # no body follows the head
         self.current = req
         self.pending.append(req)
         if not self.busy:

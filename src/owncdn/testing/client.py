@@ -55,6 +55,13 @@ class _ResponseReader:
         self.done.append(Response(self.parser.get_status_code(), merged, b"".join(self.body), self.headers))
 
 
+class _HeadReader(_ResponseReader):
+    """A response to HEAD: llhttp cannot know the request method, so the head ends it."""
+
+    def on_headers_complete(self) -> None:
+        self.on_message_complete()
+
+
 class HttpClient:
     def __init__(self, host: str, port: int, default_host: str = "example.test") -> None:
         self.host = host
@@ -101,9 +108,7 @@ class HttpClient:
 
     async def _read_one(self, head_only: bool) -> Response:
         if self.parse is None or head_only:
-            self.parse = _ResponseReader()
-            if head_only:  # llhttp cannot know the request was HEAD: the head ends the message
-                self.parse.on_headers_complete = self.parse.on_message_complete  # type: ignore[method-assign]
+            self.parse = _HeadReader() if head_only else _ResponseReader()
         parse = self.parse
         while not parse.done:
             data = await self.reader.read(65536)

@@ -1,0 +1,161 @@
+"""Basic edge behaviour: routing by Host, miss then hit, debug headers, HEAD, pipelining."""
+
+import asyncio
+
+from owncdn.testing.client import HttpClient, raw_exchange
+from owncdn.testing.cluster import EdgeUnderTest
+from owncdn.testing.origin import FakeOrigin
+
+CACHEABLE = {"Cache-Control": "max-age=60", "Content-Type": "text/plain", "ETag": '"v1"'}
+
+
+async def test_miss_then_hit_with_debug_headers():
+    origin = FakeOrigin()
+    origin.route("/a", body=b"hello", headers=CACHEABLE)
+    async with EdgeUnderTest(origin) as t:
+        first = await t.get("/a")
+        second = await t.get("/a")
+    assert (first.status, first.cache, first.body) == (200, "MISS", b"hello")
+    assert (second.status, second.cache, second.body) == (200, "HIT", b"hello")
+    assert origin.hits("/a") == 1
+    for r in (first, second):
+        assert r.headers["x-served-by"] == "edge-t (test)"
+        assert r.headers["via"].endswith("edge-t (owncdn)")
+        assert "age" in r.headers and "date" in r.headers
+        assert r.headers["server-timing"].startswith(f"cdn-cache;desc={r.cache}")
+        assert r.headers["x-request-id"]
+    assert first.headers["x-request-id"] != second.headers["x-request-id"]
+
+
+async def test_unknown_host_gets_421_naming_the_host():
+    origin = FakeOrigin()
+    async with EdgeUnderTest(origin) as t:
+        async with HttpClient("127.0.0.1", t.port, default_host="nope.invalid") as c:
+            r = await c.get("/")
+    assert r.status == 421
+    assert b"nope.invalid" in r.body and b"edge-t" in r.body
+    assert origin.requests == []
+
+
+async def test_wildcard_hostname_and_port_in_host():
+    origin = FakeOrigin()
+    origin.route("/", body=b"x", headers=CACHEABLE)
+    async with EdgeUnderTest(origin) as t:
+        async with HttpClient("127.0.0.1", t.port, default_host=f"img.example.test:{t.port}") as c:
+            r = await c.get("/")
+    assert r.status == 200
+
+
+async def test_age_grows_with_the_clock_and_expiry_refetches():
+    origin = FakeOrigin()
+    origin.route("/a", body=b"x", headers={"Cache-Control": "max-age=60"}, conditional=False)
+    async with EdgeUnderTest(origin) as t:
+        await t.get("/a")
+        t.clock.advance(30)
+        r = await t.get("/a")
+        assert (r.cache, r.headers["age"]) == ("HIT", "30")
+        t.clock.advance(31)
+        r = await t.get("/a")
+        assert r.cache == "MISS"
+    assert origin.hits("/a") == 2
+
+
+async def test_head_on_miss_and_hit_has_no_body():
+    origin = FakeOrigin()
+    origin.route("/a", body=b"hello", headers=CACHEABLE)
+    async with EdgeUnderTest(origin) as t:
+        c = t.client()
+        r1 = await c.head("/a")
+        r2 = await c.head("/a")
+        r3 = await c.get("/a")
+    assert (r1.status, r1.cache, r1.body, r1.headers["content-length"]) == (200, "MISS", b"", "5")
+    assert (r2.cache, r2.body) == ("HIT", b"")
+    assert (r3.cache, r3.body) == ("HIT", b"hello")
+    assert [r.method for r in origin.requests] == ["GET"]
+
+
+async def test_keep_alive_and_pipelined_requests_answer_in_order():
+    origin = FakeOrigin()
+    for i in range(5):
+        origin.route(f"/{i}", body=f"body{i}".encode(), headers=CACHEABLE, delay=0.01 * (5 - i))
+    async with EdgeUnderTest(origin) as t:
+        c = t.client()
+        first = await c.pipeline([("GET", f"/{i}", None, None) for i in range(5)])
+        again = await c.pipeline([("GET", f"/{i}", None, None) for i in range(5)])
+    assert [r.body for r in first] == [f"body{i}".encode() for i in range(5)]
+    assert [r.cache for r in again] == ["HIT"] * 5
+    assert [r.body for r in again] == [r.body for r in first]
+
+
+async def test_http10_client_gets_connection_close():
+    origin = FakeOrigin()
+    origin.route("/a", body=b"hello", headers=CACHEABLE)
+    async with EdgeUnderTest(origin) as t:
+        await t.get("/a")
+        raw = await raw_exchange("127.0.0.1", t.port, b"GET /a HTTP/1.0\r\nHost: example.test\r\n\r\n")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" in head and body == b"hello"
+
+
+async def test_concurrent_misses_make_one_origin_request():
+    origin = FakeOrigin()
+    gate = asyncio.Event()
+    origin.route("/slow", body=b"shared", headers=CACHEABLE, hold=gate)
+    async with EdgeUnderTest(origin) as t:
+        tasks = [asyncio.create_task(t.get("/slow")) for _ in range(20)]
+        await asyncio.sleep(0.2)
+        gate.set()
+        results = await asyncio.gather(*tasks)
+    assert origin.hits("/slow") == 1
+    assert all(r.status == 200 and r.body == b"shared" for r in results)
+    assert sorted(r.cache for r in results) == ["MISS"] * 20
+
+
+async def test_uncacheable_response_releases_waiting_clients_to_the_origin():
+    origin = FakeOrigin()
+    gate = asyncio.Event()
+    origin.route("/private", body=b"mine", headers={"Cache-Control": "private"}, hold=gate)
+    async with EdgeUnderTest(origin) as t:
+        tasks = [asyncio.create_task(t.get("/private")) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        gate.set()
+        results = await asyncio.gather(*tasks)
+        again = await t.get("/private")
+    assert all(r.body == b"mine" for r in results)
+    assert origin.hits("/private") == 4
+    assert again.cache == "PASS"
+
+
+async def test_large_chunked_response_streams_and_is_stored():
+    origin = FakeOrigin()
+    chunks = [bytes([i]) * 65536 for i in range(64)]  # 4 MiB, chunked, no Content-Length
+    origin.route("/big", headers={"Cache-Control": "max-age=60"}, chunks=chunks)
+    async with EdgeUnderTest(origin) as t:
+        r1 = await t.get("/big")
+        r2 = await t.get("/big")
+    assert r1.body == b"".join(chunks) and r1.cache == "MISS"
+    assert r2.cache == "HIT" and r2.headers["content-length"] == str(4 << 20)
+    assert r2.body == r1.body
+
+
+async def test_access_log_has_one_json_line_per_request(tmp_path):
+    import json
+
+    origin = FakeOrigin()
+    origin.route("/a", body=b"hello", headers=CACHEABLE)
+    log = tmp_path / "access.log"
+    async with EdgeUnderTest(origin, access_log=str(log)) as t:
+        r1 = await t.get("/a", headers={"User-Agent": "ua/1", "Referer": "http://r/"})
+        r2 = await t.get("/a", headers={"Range": "bytes=0-1"})
+        t.edge.log.flush()
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [line["cache"] for line in lines] == ["MISS", "HIT"]
+    first, second = lines
+    assert first["request_id"] == r1.headers["x-request-id"]
+    assert second["request_id"] == r2.headers["x-request-id"]
+    assert (first["status"], first["bytes"], first["method"], first["path"]) == (200, 5, "GET", "/a")
+    assert (first["user_agent"], first["referrer"], first["service"]) == ("ua/1", "http://r/", "site")
+    assert (second["status"], second["bytes"], second["range"]) == (206, 2, "bytes=0-1")
+    assert first["origin_ms"] is not None and second["origin_ms"] is None
+    for key in ("time", "client", "host", "ttfb_ms", "edge", "location"):
+        assert key in first
