@@ -24,7 +24,7 @@ import asyncio
 from time import perf_counter
 from typing import TYPE_CHECKING
 
-from owncdn.core.http.headers import Headers
+from owncdn.core.http.headers import Headers, format_http_date
 from owncdn.core.http.reuse import stale_if_error_allowed
 from owncdn.core.http.storable import storability
 from owncdn.core.http.stored import make_stored
@@ -152,6 +152,8 @@ class Fill:
         self.origin_ms = (perf_counter() - t0) * 1000
         response_time = clock.time()
         headers = Headers.from_raw(resp.headers)
+        if "date" not in headers:  # RFC 9110 §6.6.1: a cache adds the Date it received the response
+            headers.set("date", format_http_date(response_time))
         if self.stale is not None:
             if resp.status == 304:
                 resp.close() if not resp.no_body else await _drain(resp)

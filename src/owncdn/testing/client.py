@@ -113,8 +113,11 @@ class HttpClient:
         while not parse.done:
             data = await self.reader.read(65536)
             if not data:
-                if parse.headers:
-                    parse.on_message_complete()  # close-delimited body
+                try:
+                    parse.parser.feed_data(b"")  # EOF ends a close-delimited body
+                except httptools.HttpParserError:
+                    raise ConnectionError("server closed the connection mid-response") from None
+                if parse.done:
                     break
                 raise ConnectionError("server closed the connection before a response")
             try:

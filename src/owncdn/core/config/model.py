@@ -229,7 +229,9 @@ class QueryStringSettings(_Model):
     @model_validator(mode="after")
     def _lists(self) -> QueryStringSettings:
         if self.mode == "ignore":
-            _fail([((name,), "has no effect when mode is 'ignore'") for name in ("include", "exclude") if getattr(self, name)])
+            problems = [((name,), "has no effect when mode is 'ignore'") for name in ("include", "exclude") if getattr(self, name)]
+            if problems:
+                _fail(problems)
         return self
 
 
