@@ -74,6 +74,7 @@ class Edge:
         self.static_fields = f"X-Served-By: {self.served_by}\r\n".encode()
         self.services = {svc.name: ServiceRuntime.from_config(svc) for svc in config.services}
         self._routes: dict[str, ServiceRuntime | None] = {}
+        self._keys: dict[tuple[str, str, str], str] = {}
         self.counts: dict[str, int] = {}
         self.background: set[asyncio.Task] = set()
 
@@ -98,6 +99,18 @@ class Edge:
             self._routes[host] = svc
         return svc
 
+    def key_for(self, svc: ServiceRuntime, req: Request) -> str:
+        """The primary cache key; memoised unless cookies are part of it."""
+        if svc.key_policy.cookies:
+            return cache_key(svc.name, req.host, req.target, req.headers, svc.key_policy)
+        memo = (svc.name, req.host, req.target)
+        key = self._keys.get(memo)
+        if key is None:
+            if len(self._keys) >= 100_000:
+                self._keys.clear()
+            key = self._keys[memo] = cache_key(svc.name, req.host, req.target, req.headers, svc.key_policy)
+        return key
+
     # -- entry points called by the connection -----------------------------------
     def handle(self, req: Request):
         req.id = self.ids.next()
@@ -111,7 +124,7 @@ class Edge:
         headers = req.headers
         if svc.cookie_bypass and "cookie" in headers:
             return self.pass_request(req, svc)
-        key = cache_key(svc.name, req.host, req.target, headers, svc.key_policy)
+        key = self.key_for(svc, req)
         obj = self.store.get(key, headers)
         now = self.clock.time()
         if obj is not None:

@@ -4,7 +4,9 @@ Rules:
 1. Requests are parsed by llhttp (httptools) in strict mode; every framing it rejects
    (Content-Length with Transfer-Encoding, duplicate Content-Length, obsolete line
    folding, bare CR/LF, NUL, bad chunk sizes) is answered 400 and the connection is
-   closed. Nothing ambiguous is ever forwarded.
+   closed. Nothing ambiguous is ever forwarded: a request whose body turns out to be
+   badly framed after its head was accepted is withdrawn (its task cancelled, its body
+   failed so it never looks complete) and the 400 answers it instead.
 2. Limits: a request line longer than `max_request_line` gets 414, header lines
    totalling more than `max_header_bytes` get 431, a head not complete within
    `header_timeout` gets 408; each closes the connection.
@@ -52,7 +54,7 @@ class _Reject(Exception):
 class BodyStream:
     """A request body as it arrives, consumed with `async for`."""
 
-    __slots__ = ("conn", "chunks", "buffered", "complete", "waiter", "received")
+    __slots__ = ("conn", "chunks", "buffered", "complete", "failed", "waiter", "received")
 
     def __init__(self, conn: "HttpConnection | None") -> None:
         self.conn = conn
@@ -60,6 +62,7 @@ class BodyStream:
         self.buffered = 0
         self.received = 0
         self.complete = False
+        self.failed = False
         self.waiter: asyncio.Future | None = None
 
     def feed(self, data: bytes) -> None:
@@ -72,6 +75,11 @@ class BodyStream:
 
     def finish(self) -> None:
         self.complete = True
+        self._wake()
+
+    def fail(self) -> None:
+        """The body's framing is invalid: readers get an error, never a clean end."""
+        self.failed = True
         self._wake()
 
     def _wake(self) -> None:
@@ -88,6 +96,8 @@ class BodyStream:
                 yield chunk
             if self.complete:
                 return
+            if self.failed:
+                raise ConnectionError("the request body is badly framed")
             if self.conn is not None and self.conn.closed:
                 raise ConnectionError("client went away while sending the body")
             self.waiter = asyncio.get_running_loop().create_future()
@@ -164,6 +174,7 @@ class HttpConnection(asyncio.Protocol):
         self._url = b""
         self._raw: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
+        self._hosts = 0
         self._reading_paused = False
         self._write_paused = False
         self._drain_waiter: asyncio.Future | None = None
@@ -231,6 +242,7 @@ class HttpConnection(asyncio.Protocol):
         self._url = b""
         self._raw = []
         self._header_bytes = 0
+        self._hosts = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -242,6 +254,8 @@ class HttpConnection(asyncio.Protocol):
         if self._header_bytes > self.limits.max_header_bytes:
             raise _Reject(431, "request header fields too large")
         self._raw.append((name, value))
+        if len(name) == 4 and name.lower() == b"host":
+            self._hosts += 1
 
     def on_headers_complete(self) -> None:
         self.head_started = None
@@ -278,14 +292,15 @@ class HttpConnection(asyncio.Protocol):
         headers = req.headers
         if req.version[0] != "1":
             raise _Reject(505, f"HTTP/{req.version} is not supported on this port")
-        hosts = headers.get_all("host")
-        if len(hosts) > 1:
+        if self._hosts > 1:
             raise _Reject(400, "more than one Host header")
         if req.version == "1.0" and "transfer-encoding" in headers:
             raise _Reject(400, "Transfer-Encoding in an HTTP/1.0 request")
-        if not hosts and req.version != "1.0":
-            raise _Reject(400, "missing Host header")
-        host = hosts[0] if hosts else ""
+        host = headers.get("host")
+        if host is None:
+            if req.version != "1.0":
+                raise _Reject(400, "missing Host header")
+            host = ""
         target = req.target
         if target[:1] != "/":
             if target.startswith(("http://", "https://")):
@@ -305,11 +320,22 @@ class HttpConnection(asyncio.Protocol):
     def _protocol_error(self, status: int, reason: str) -> None:
         self.stop_parsing = True
         self.head_started = None
-        if self.current is not None and self.current.body is not None:
-            self.current.body.finish()
+        if self.current is not None:
+            self._withdraw(self.current)
         self.pending.append(_rejected(self, status, reason))
         if not self.busy:
             self._next()
+
+    def _withdraw(self, req: Request) -> None:
+        """The body of `req` broke after its head was accepted: the 400 replaces it."""
+        if req.body is not None:
+            req.body.fail()
+        if req.status:
+            return  # already answering; the connection closes after the 400
+        if req in self.pending:
+            self.pending.remove(req)
+        elif self.task is not None:
+            self.task.cancel()  # `req` is the one running: it may have reached the origin
 
     def _next(self) -> None:
         while self.pending and not self.busy and not self.closed:

@@ -55,7 +55,7 @@ from .ranges import (
     parse_range,
     unsatisfied_range,
 )
-from .reuse import Reuse, reuse_decision, stale_if_error_allowed
+from .reuse import Reuse, only_if_cached, reuse_decision, stale_if_error_allowed
 from .storable import storability
 from .stored import StoredResponse, make_stored
 from .validation import apply_304, conditional_headers, selected_by_304
@@ -87,6 +87,7 @@ __all__ = [
     "multipart_body",
     "multipart_plan",
     "not_modified_headers",
+    "only_if_cached",
     "parse_cache_control",
     "parse_http_date",
     "parse_range",

@@ -23,7 +23,9 @@ from .headers import Headers, parse_http_date
 
 __all__ = ["NOT_MODIFIED_FIELDS", "evaluate_conditionals", "not_modified_headers"]
 
-_CONDITIONAL_FIELDS = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
+_CONDITIONAL_FIELDS = frozenset({
+    "if-match", "if-none-match", "if-modified-since", "if-unmodified-since",
+})
 
 NOT_MODIFIED_FIELDS = frozenset({
     "cache-control", "cdn-cache-control", "content-location", "date", "etag", "expires",
@@ -34,7 +36,7 @@ NOT_MODIFIED_FIELDS = frozenset({
 def evaluate_conditionals(method: str, req_headers: Headers, status: int,
                           resp_headers: Headers) -> int | None:
     """304, 412 or None (serve normally) for a request against a stored response."""
-    if not 200 <= status < 300 or not any(f in req_headers for f in _CONDITIONAL_FIELDS):
+    if not 200 <= status < 300 or not any(n in _CONDITIONAL_FIELDS for n, _ in req_headers):
         return None
     safe = method in ("GET", "HEAD")
     if "if-match" in req_headers:
@@ -52,9 +54,13 @@ def evaluate_conditionals(method: str, req_headers: Headers, status: int,
 
 def _etag_condition(values: list[str], resp_headers: Headers, *, strong: bool) -> bool:
     """Whether any listed entity tag (or "*") matches the response's ETag."""
+    etag = resp_headers.get("etag")
+    if (etag and etag[-1] == '"' and len(values) == 1 and values[0].strip() == etag
+            and (not strong or etag[0] == '"')):
+        return True                 # the common case: the client echoes our ETag
     if any(v.strip() == "*" for v in values):
         return True
-    current = parse_etag(resp_headers.get("etag"))
+    current = parse_etag(etag)
     if current is None:
         return False
     compare = strong_match if strong else weak_match

@@ -38,29 +38,33 @@ class Headers:
     ('text/html', ['Accept', 'Cookie'])
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "_first")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = [(n.lower(), v) for n, v in items]
+        self._reindex()
+
+    def _reindex(self) -> None:
+        # name -> first value; reversed so the first line of a repeated field wins.
+        self._first: dict[str, str] = dict(reversed(self._items))
 
     @classmethod
     def from_raw(cls, items: Iterable[tuple[bytes, bytes]]) -> Headers:
         """Build from raw (name, value) byte pairs as a parser delivers them (latin-1)."""
         h = cls.__new__(cls)
         h._items = [(n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in items]
+        h._first = dict(reversed(h._items))
         return h
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name``, or ``default``."""
-        name = name.lower()
-        for n, v in self._items:
-            if n == name:
-                return v
-        return default
+        return self._first.get(name.lower(), default)
 
     def get_all(self, name: str) -> list[str]:
         """Every field line's value for ``name``, in order."""
         name = name.lower()
+        if name not in self._first:
+            return []
         return [v for n, v in self._items if n == name]
 
     def get_list(self, name: str) -> list[str]:
@@ -71,10 +75,7 @@ class Headers:
         return out
 
     def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
-            return False
-        name = name.lower()
-        return any(n == name for n, _ in self._items)
+        return isinstance(name, str) and name.lower() in self._first
 
     def items(self) -> list[tuple[str, str]]:
         return list(self._items)
@@ -93,17 +94,23 @@ class Headers:
         if not placed:
             out.append((name, value))
         self._items = out
+        self._reindex()
 
     def add(self, name: str, value: str) -> None:
-        self._items.append((name.lower(), value))
+        name = name.lower()
+        self._items.append((name, value))
+        self._first.setdefault(name, value)
 
     def remove(self, name: str) -> None:
         name = name.lower()
-        self._items = [(n, v) for n, v in self._items if n != name]
+        if name in self._first:
+            self._items = [(n, v) for n, v in self._items if n != name]
+            del self._first[name]
 
     def copy(self) -> Headers:
         h = Headers.__new__(Headers)
         h._items = list(self._items)
+        h._first = dict(self._first)
         return h
 
     def __len__(self) -> int:

@@ -17,7 +17,8 @@ Rule 4: a stale response is never served without contacting the origin when
 Rule 5: on origin failure a stale response may be served for staleness < the
         stale-if-error window: the response's directive, else the policy's default, or
         the request's own stale-if-error when that is larger (RFC 5861 §4). Rule 4's
-        prohibitions apply here too.
+        prohibitions apply here too; a still-fresh response may always be used, except
+        under no-cache.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .headers import Headers
 from .policy import CachePolicy
 from .stored import StoredResponse
 
-__all__ = ["Reuse", "reuse_decision", "stale_if_error_allowed", "staleness"]
+__all__ = ["Reuse", "only_if_cached", "reuse_decision", "stale_if_error_allowed", "staleness"]
 
 
 class Reuse(enum.Enum):
@@ -68,8 +69,17 @@ def reuse_decision(stored: StoredResponse, req_headers: Headers, now: float,
     return Reuse.REVALIDATE
 
 
+def only_if_cached(req_headers: Headers) -> bool:
+    """Whether the client wants only a stored response (RFC 9111 §5.2.1.7): when the
+    decision is REVALIDATE (or nothing is stored) the edge answers 504 instead of asking
+    the origin."""
+    return "cache-control" in req_headers and "only-if-cached" in request_cache_control(
+        req_headers)
+
+
 def _client_directives(req_headers: Headers, policy: CachePolicy) -> dict[str, str | None]:
-    if not policy.honor_client_no_cache:
+    if not policy.honor_client_no_cache or (
+            "cache-control" not in req_headers and "pragma" not in req_headers):
         return {}
     req_cc = request_cache_control(req_headers)
     if not req_cc and "no-cache" in (v.lower() for v in req_headers.get_list("pragma")):
@@ -112,11 +122,13 @@ def _window(cc: dict[str, str | None], directive: str, default: float) -> float:
 def stale_if_error_allowed(stored: StoredResponse, req_headers: Headers, now: float,
                            policy: CachePolicy) -> bool:
     """Whether ``stored`` may answer because the origin failed (Rule 5)."""
-    if forbids_stale(stored.cc):
-        return False
+    if "no-cache" in stored.cc:
+        return False                # never used without successful validation
     stale_for = staleness(stored, now)
     if stale_for < 0:
-        return True
+        return True                 # still fresh: not a stale response at all
+    if forbids_stale(stored.cc):
+        return False
     window = _window(stored.cc, "stale-if-error", policy.stale_if_error)
     req_window = delta_seconds(request_cache_control(req_headers).get("stale-if-error"))
     if req_window is not None:
