@@ -153,6 +153,7 @@ class FakeOrigin:
         self.connections = 0
         self.server: asyncio.AbstractServer | None = None
         self.default = Reply(404, b"not found\n")
+        self.scheme = "http"
 
     def __repr__(self) -> str:
         return f"<FakeOrigin {self.url if self.server else 'stopped'} requests={len(self.requests)}>"
@@ -171,9 +172,11 @@ class FakeOrigin:
     def hits(self, path: str) -> int:
         return sum(1 for r in self.requests if r.path == path)
 
-    async def start(self, port: int = 0) -> "FakeOrigin":
+    async def start(self, port: int = 0, ssl=None) -> "FakeOrigin":
+        """Listen on loopback; with an `ssl.SSLContext`, speak HTTPS."""
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: _OriginConnection(self), self.host, port)
+        self.scheme = "https" if ssl is not None else "http"
+        self.server = await loop.create_server(lambda: _OriginConnection(self), self.host, port, ssl=ssl)
         return self
 
     @property
@@ -182,7 +185,7 @@ class FakeOrigin:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     async def close(self) -> None:
         if self.server is not None:
