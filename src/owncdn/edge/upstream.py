@@ -123,6 +123,7 @@ class OriginConnection(asyncio.Protocol):
         self._paused = False
         self._buffered = 0
         self._skip_body = False
+        self._keep_alive = False
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("busy" if self._waiter or self._head_done else "idle")
@@ -169,6 +170,7 @@ class OriginConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._head_done = True
+        self._keep_alive = self.parser.should_keep_alive()  # llhttp forgets it once the message ends
         if self._skip_body:
             # llhttp cannot know the request was HEAD; the message ends with its head.
             # send() gives the next request a fresh parser.
@@ -249,7 +251,7 @@ class OriginConnection(asyncio.Protocol):
         self._release()
 
     def _release(self) -> None:
-        if self.closed or not self.parser.should_keep_alive():
+        if self.closed or not self._keep_alive:
             self.close()
         else:
             self._head_done = self._complete = False

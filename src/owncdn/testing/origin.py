@@ -67,9 +67,11 @@ class _OriginConnection(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         self.origin.connections += 1
+        self.origin.open.add(self)
         self.task = asyncio.get_running_loop().create_task(self._serve())
 
     def connection_lost(self, exc) -> None:
+        self.origin.open.discard(self)
         if self.task is not None:
             self.task.cancel()
 
@@ -151,6 +153,7 @@ class FakeOrigin:
         self.routes: dict[str, _Route] = {}
         self.requests: list[SeenRequest] = []
         self.connections = 0
+        self.open: set[_OriginConnection] = set()
         self.server: asyncio.AbstractServer | None = None
         self.default = Reply(404, b"not found\n")
         self.scheme = "http"
@@ -188,6 +191,9 @@ class FakeOrigin:
         return f"{self.scheme}://{self.host}:{self.port}"
 
     async def close(self) -> None:
+        """Stop listening and drop every open connection, like a crashed origin."""
         if self.server is not None:
             self.server.close()
             self.server = None
+        for conn in list(self.open):
+            conn.transport.abort()

@@ -6,7 +6,6 @@ import pytest
 
 from owncdn.core.http.cachekey import KeyPolicy, cache_key, uri_key
 from owncdn.core.http.headers import Headers
-from owncdn.core.http.targets import normalize_host, origin_form
 
 NO_HEADERS = Headers()
 
@@ -62,19 +61,3 @@ def test_services_do_not_share_keys():
 def test_bad_query_mode_is_rejected():
     with pytest.raises(ValueError, match="keep, sort or ignore"):
         KeyPolicy(query="lower")
-
-
-@pytest.mark.parametrize("target, expected", [
-    ("/a", "/a"), ("", "/"), ("a", "/a"), ("*", "*"), ("https://x.org", "/"),
-    ("https://x.org?q", "/?q"),
-])
-def test_origin_form(target, expected):
-    assert origin_form(target) == expected
-
-
-@pytest.mark.parametrize("host, expected", [
-    ("EXAMPLE.com", "example.com"), ("a.b:80", "a.b"), ("[2001:db8::1]", "[2001:db8::1]"),
-    (" h ", "h"),
-])
-def test_normalize_host(host, expected):
-    assert normalize_host(host) == expected

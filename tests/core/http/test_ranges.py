@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from owncdn.core.http.headers import Headers, format_http_date
@@ -107,6 +107,7 @@ specs = st.one_of(
 )
 
 
+@settings(max_examples=60)
 @given(st.lists(specs, min_size=1, max_size=20), st.integers(0, 15000))
 def test_parse_range_never_out_of_bounds(members, size):
     result = parse_range("bytes=" + ",".join(members), size)

@@ -7,7 +7,7 @@ import pytest
 
 from owncdn.core.http.headers import Headers, format_http_date
 from owncdn.core.http.policy import CachePolicy
-from owncdn.core.http.reuse import Reuse, reuse_decision, stale_if_error_allowed
+from owncdn.core.http.reuse import Reuse, only_if_cached, reuse_decision, stale_if_error_allowed
 from owncdn.core.http.stored import make_stored
 
 NOW = 1_700_000_000.0
@@ -145,3 +145,26 @@ def test_reuse_with_cdn_cache_control(headers, after, expected):
 def test_stale_if_error_allowed(cc, req, policy, after, expected):
     s = stored(cc, policy=policy)
     assert stale_if_error_allowed(s, Headers(req), NOW + after, policy) is expected
+
+
+@pytest.mark.parametrize("req, expected", [
+    # RFC 9111 §5.2.1.7: only-if-cached: "the client only wishes to obtain a stored
+    # response"; a cache that cannot supply one "SHOULD respond with a 504"
+    ([("Cache-Control", "only-if-cached")], True),
+    ([("Cache-Control", "max-age=0, ONLY-IF-CACHED")], True),
+    ([("Cache-Control", "no-cache")], False),
+    ([], False),
+])
+def test_only_if_cached(req, expected):
+    assert only_if_cached(Headers(req)) is expected
+
+
+@pytest.mark.parametrize("cc, after, expected", [
+    # a response that is still fresh is not stale: must-revalidate allows using it
+    ("max-age=100, must-revalidate", 50, True),
+    ("s-maxage=100", 50, True),
+    # RFC 9111 §5.2.2.4: a no-cache response is never used without successful validation
+    ("no-cache, max-age=100", 50, False),
+])
+def test_stale_if_error_while_fresh(cc, after, expected):
+    assert stale_if_error_allowed(stored(cc), Headers(), NOW + after, P) is expected

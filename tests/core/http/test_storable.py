@@ -66,6 +66,10 @@ def d(offset: float) -> str:
     ("GET", 200, [], [("Cache-Control", 'private="x-user", max-age=60')], None),
     # RFC 9111 §5.2.2.4: no-cache "allows a cache to store a response"
     ("GET", 200, [], [("Cache-Control", "no-cache")], None),
+    # RFC 9111 §5.2.2.6: no-transform is about transforming, not storing
+    ("GET", 200, [], [("Cache-Control", "no-transform, max-age=60")], None),
+    # RFC 9111 §5.2.3: "A cache MUST ignore unrecognized cache directives"
+    ("GET", 200, [], [("Cache-Control", "immutable, x-ext=1, max-age=60")], None),
     # RFC 9111 §5.2.2.3: must-understand: a cache that understands the status code
     # "SHOULD ignore the no-store directive"; one that does not must not store
     ("GET", 200, [], [("Cache-Control", "must-understand, no-store, max-age=60")], None),
