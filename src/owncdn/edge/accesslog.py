@@ -51,7 +51,7 @@ class AccessLog:
         """Record one request; the JSON is made in `flush`, off the response path."""
         if not self.enabled:
             return
-        h = req.headers
+        h = req.headers.first
         self.pending.append((
             now, req.id, req.service, req.conn.client_addr, req.method, req.host, req.target,
             req.status, req.sent, req.cache, req.ttfb, req.start, end, req.origin_ms,

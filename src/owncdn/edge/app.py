@@ -122,7 +122,7 @@ class Edge:
         if req.method not in ("GET", "HEAD") or not svc.cache_enabled:
             return self.pass_request(req, svc)
         headers = req.headers
-        if svc.cookie_bypass and "cookie" in headers:
+        if svc.cookie_bypass and "cookie" in headers.first:
             return self.pass_request(req, svc)
         key = self.key_for(svc, req)
         obj = self.store.get(key, headers)
@@ -137,7 +137,7 @@ class Edge:
                 self.serve(req, obj, "STALE", now)
                 return None
             return self.miss(req, svc, key, obj)
-        if "authorization" in headers or self.store.is_pass(key, now):
+        if "authorization" in headers.first or self.store.is_pass(key, now):
             return self.pass_request(req, svc)
         return self.miss(req, svc, key, None)
 
@@ -154,9 +154,10 @@ class Edge:
         req.cache = cache
         meta = obj.meta
         headers = req.headers
+        fields = headers.first
         age = b"Age: %d\r\n" % int(current_age(meta, now))
         for name in CONDITIONAL_FIELDS:
-            if name in headers:
+            if name in fields:
                 code = evaluate_conditionals(req.method, headers, meta.status, meta.headers)
                 if code == 304:
                     self._not_modified(req, meta, age)
@@ -165,9 +166,9 @@ class Edge:
                     self.reply(req, 412, "a precondition in the request failed")
                     return
                 break
-        if meta.status == 200 and "range" in headers and req.method == "GET":
+        if meta.status == 200 and "range" in fields and req.method == "GET":
             if if_range_allows(headers, meta.headers):
-                ranges = parse_range(headers.get("range"), obj.size)
+                ranges = parse_range(fields["range"], obj.size)
                 if ranges == "unsatisfiable":
                     self.reply(req, 416, "range not satisfiable",
                                f"Content-Range: {unsatisfied_range(obj.size)}\r\n".encode())

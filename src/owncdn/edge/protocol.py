@@ -17,6 +17,11 @@ Rules:
    connection runs as a task.
 5. Request bodies stream: chunks are queued on the request and reading pauses while
    more than `BODY_HIGH_WATER` bytes wait to be consumed.
+6. Clients repeat themselves byte for byte (same URL, same headers). A GET or HEAD
+   head without a body that arrives alone in one read, and that llhttp accepted and
+   the checks above passed, is remembered by its bytes; the same bytes arriving at a
+   message boundary later are replayed without parsing. Parsing is deterministic, so
+   this changes nothing but the cost. The parsed Headers are shared and never mutated.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ import httptools
 from owncdn.core.http.headers import Headers
 
 BODY_HIGH_WATER = 1 << 20
+HEAD_MEMO_ENTRIES = 4096
+HEAD_MEMO_MAX_BYTES = 2048
+# Request heads llhttp accepted, by their exact bytes -> the parsed request (Rule 6).
+_HEAD_MEMO: dict[bytes, tuple] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +155,10 @@ class Request:
         return f"<Request {self.id} {self.method} {self.host}{self.target} status={self.status} cache={self.cache}>"
 
 
+_NO_BODY = BodyStream(None)
+_NO_BODY.complete = True
+
+
 def _rejected(conn, status: int, reason: str) -> Request:
     req = Request(conn, "-", "-", "1.1", Headers())
     req.reject = _Reject(status, reason)
@@ -175,6 +188,8 @@ class HttpConnection(asyncio.Protocol):
         self._raw: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
         self._hosts = 0
+        self._mid = False
+        self._candidate: bytes | None = None
         self._reading_paused = False
         self._write_paused = False
         self._drain_waiter: asyncio.Future | None = None
@@ -209,6 +224,13 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.stop_parsing:
             return
+        if not self._mid and data[-4:] == b"\r\n\r\n" and len(data) <= HEAD_MEMO_MAX_BYTES:
+            seen = _HEAD_MEMO.get(data)
+            if seen is not None:
+                self._replay(seen)
+                return
+            if data.find(b"\r\n\r\n") == len(data) - 4:
+                self._candidate = data  # exactly one head: remember it if it parses cleanly
         try:
             self.parser.feed_data(data)
         except _Reject as rej:
@@ -227,6 +249,20 @@ class HttpConnection(asyncio.Protocol):
                 self.pending[-1].keep_alive = False
         except httptools.HttpParserError as exc:
             self._protocol_error(400, _parser_reason(exc))
+        finally:
+            self._candidate = None
+
+    def _replay(self, seen: tuple) -> None:
+        """A request head byte-identical to one llhttp accepted before (Rule 6)."""
+        method, target, version, headers, keep_alive, host = seen
+        req = Request(self, method, target, version, headers)
+        req.start = perf_counter()
+        req.keep_alive = keep_alive
+        req.host = host
+        req.body = _NO_BODY
+        self.pending.append(req)
+        if not self.busy:
+            self._next()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -238,6 +274,7 @@ class HttpConnection(asyncio.Protocol):
 
     # -- llhttp callbacks ------------------------------------------------------
     def on_message_begin(self) -> None:
+        self._mid = True
         self.head_started = self.loop.time()
         self._url = b""
         self._raw = []
@@ -269,6 +306,10 @@ class HttpConnection(asyncio.Protocol):
         req.body = BodyStream(self)
         if "transfer-encoding" not in req.headers and req.headers.get("content-length", "0") == "0":
             req.body.complete = True  # no body follows the head
+            if self._candidate is not None and method in ("GET", "HEAD") and _memoable(req.headers):
+                if len(_HEAD_MEMO) >= HEAD_MEMO_ENTRIES:
+                    _HEAD_MEMO.clear()
+                _HEAD_MEMO[self._candidate] = (method, req.target, version, req.headers, req.keep_alive, req.host)
         self.current = req
         self.pending.append(req)
         if not self.busy:
@@ -285,6 +326,7 @@ class HttpConnection(asyncio.Protocol):
         if req is not None and req.body is not None:
             req.body.finish()
         self.current = None
+        self._mid = False
         self.idle_since = self.loop.time()
 
     def _check_head(self, req: Request) -> None:
@@ -415,6 +457,10 @@ class HttpConnection(asyncio.Protocol):
         elif not self.busy and not self.pending and self.current is None:
             if now - self.idle_since > self.limits.keepalive_timeout:
                 self.close()
+
+
+def _memoable(headers: Headers) -> bool:
+    return "upgrade" not in headers and "expect" not in headers
 
 
 def _parser_reason(exc: Exception) -> str:

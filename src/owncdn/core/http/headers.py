@@ -33,37 +33,39 @@ __all__ = [
 class Headers:
     """An ordered multi-map of header fields with lowercased names.
 
+    ``first`` maps each lowercase name to its first value: a read-only view for hot
+    paths that look up lowercase constants (``"range" in h.first``).
+
     >>> h = Headers([("Content-Type", "text/html"), ("Vary", "Accept"), ("vary", "Cookie")])
     >>> h.get("content-type"), h.get_list("Vary")
     ('text/html', ['Accept', 'Cookie'])
     """
 
-    __slots__ = ("_items", "_first")
+    __slots__ = ("_items", "first")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = [(n.lower(), v) for n, v in items]
         self._reindex()
 
     def _reindex(self) -> None:
-        # name -> first value; reversed so the first line of a repeated field wins.
-        self._first: dict[str, str] = dict(reversed(self._items))
+        self.first: dict[str, str] = dict(reversed(self._items))
 
     @classmethod
     def from_raw(cls, items: Iterable[tuple[bytes, bytes]]) -> Headers:
         """Build from raw (name, value) byte pairs as a parser delivers them (latin-1)."""
         h = cls.__new__(cls)
         h._items = [(n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in items]
-        h._first = dict(reversed(h._items))
+        h.first = dict(reversed(h._items))
         return h
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name``, or ``default``."""
-        return self._first.get(name.lower(), default)
+        return self.first.get(name.lower(), default)
 
     def get_all(self, name: str) -> list[str]:
         """Every field line's value for ``name``, in order."""
         name = name.lower()
-        if name not in self._first:
+        if name not in self.first:
             return []
         return [v for n, v in self._items if n == name]
 
@@ -75,7 +77,7 @@ class Headers:
         return out
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._first
+        return isinstance(name, str) and name.lower() in self.first
 
     def items(self) -> list[tuple[str, str]]:
         return list(self._items)
@@ -99,18 +101,18 @@ class Headers:
     def add(self, name: str, value: str) -> None:
         name = name.lower()
         self._items.append((name, value))
-        self._first.setdefault(name, value)
+        self.first.setdefault(name, value)
 
     def remove(self, name: str) -> None:
         name = name.lower()
-        if name in self._first:
+        if name in self.first:
             self._items = [(n, v) for n, v in self._items if n != name]
-            del self._first[name]
+            del self.first[name]
 
     def copy(self) -> Headers:
         h = Headers.__new__(Headers)
         h._items = list(self._items)
-        h._first = dict(self._first)
+        h.first = dict(self.first)
         return h
 
     def __len__(self) -> int:

@@ -51,6 +51,9 @@ def staleness(stored: StoredResponse, now: float) -> float:
 def reuse_decision(stored: StoredResponse, req_headers: Headers, now: float,
                    policy: CachePolicy) -> Reuse:
     """How ``stored`` may answer a request at ``now`` (Rules 1-4)."""
+    fields = req_headers.first
+    if now < stored.fresh_until and "cache-control" not in fields and "pragma" not in fields:
+        return Reuse.FRESH  # the common case, decided without computing the age
     if "no-cache" in stored.cc:
         return Reuse.REVALIDATE
     age = current_age(stored, now)

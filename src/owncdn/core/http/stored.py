@@ -44,10 +44,17 @@ class StoredResponse:
     """RFC 9111 §4.2.3 age at response_time; current_age adds the resident time."""
     etag: str | None = field(init=False)
     last_modified: str | None = field(init=False)
+    fresh_until: float = field(init=False)
+    """The instant the response turns stale (-inf when no-cache makes it never fresh):
+    current_age < freshness_lifetime exactly while now < fresh_until."""
 
     def __post_init__(self) -> None:
         self.corrected_initial_age = corrected_initial_age(
             self.headers, self.request_time, self.response_time)
+        if "no-cache" in self.cc:
+            self.fresh_until = float("-inf")
+        else:
+            self.fresh_until = self.response_time + self.freshness_lifetime - self.corrected_initial_age
         self.etag = self.headers.get("etag")
         self.last_modified = self.headers.get("last-modified")
 
