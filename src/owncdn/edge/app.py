@@ -32,6 +32,7 @@ from owncdn.core.http.reuse import Reuse, reuse_decision
 from owncdn.core.http.stored import StoredResponse
 from owncdn.core.http.vary import vary_matches
 from owncdn.edge.accesslog import AccessLog
+from owncdn.edge.bodies import FileSlice, part, whole
 from owncdn.edge.fetch import Fill, fetch_from_origin
 from owncdn.edge.memstore import CacheObject, MemoryStore
 from owncdn.edge.protocol import Request
@@ -176,18 +177,22 @@ class Edge:
                 if ranges and len(ranges) == 1:
                     self._partial(req, obj, ranges[0], age)
                     return
-        self._send(req, meta.status, obj.head, age, obj.body)
+        self._send(req, meta.status, obj.head, age, whole(obj.body))
 
-    def _send(self, req: Request, status: int, head: bytes, extra: bytes, body: bytes | memoryview) -> None:
+    def _send(self, req: Request, status: int, head: bytes, extra: bytes, body) -> None:
         req.status = status
         tail = self._tail(req, extra)
         conn = req.conn
         if req.method == "HEAD" or status in NO_BODY_STATUS:
             conn.writelines((head, tail))
+        elif type(body) is FileSlice:
+            conn.send_file(head + tail, body)
+            req.sent = body.count
         elif len(body) <= 16384:
             conn.write(head + tail + body)  # one small buffer is cheaper than a writev of three
             req.sent = len(body)
         else:
+            conn.grow_send_buffer(len(body))
             conn.writelines((head, tail, body))
             req.sent = len(body)
         self._done(req)
@@ -210,7 +215,7 @@ class Edge:
         head = obj.head.replace(b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 206 Partial Content\r\n", 1)
         head = _replace_length(head, r.end - r.start + 1)
         extra = age + f"Content-Range: {content_range(r, obj.size)}\r\n".encode()
-        self._send(req, 206, head, extra, memoryview(obj.body)[r.start:r.end + 1])
+        self._send(req, 206, head, extra, part(obj.body, r.start, r.end + 1))
 
     def _done(self, req: Request) -> None:
         self.counts[req.cache] = self.counts.get(req.cache, 0) + 1

@@ -30,6 +30,7 @@ from owncdn.core.http.storable import storability
 from owncdn.core.http.stored import make_stored
 from owncdn.core.http.validation import apply_304, conditional_headers
 from owncdn.core.http.vary import vary_key
+from owncdn.edge.bodies import make_body
 from owncdn.edge.upstream import (
     OriginConnectError,
     OriginError,
@@ -236,7 +237,7 @@ class Fill:
             request_time, response_time = self._meta_times
             meta = make_stored(self.status, self.resp_headers, self.req_headers, request_time,
                                response_time, self.svc.policy)
-            self.obj = self.edge.make_object(self.svc, self.key, self.uri, meta, b"".join(self.chunks))
+            self.obj = self.edge.make_object(self.svc, self.key, self.uri, meta, make_body(self.chunks, size))
             self.edge.store.put(self.obj)
         self._wake()
 

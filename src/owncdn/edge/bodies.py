@@ -1,0 +1,87 @@
+"""Stored bodies large enough to send with sendfile.
+
+A body of `FILE_THRESHOLD` bytes or more is kept in an anonymous memory file
+(memfd) instead of a bytes object: the kernel then moves it to the socket with
+`sendfile` (no copy through Python), ranges are offsets into it, and a slow client
+falls back to a memoryview of its mapping, still without copying. The file closes
+when the last object or response that uses it is gone.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Iterable
+
+FILE_THRESHOLD = 64 * 1024
+
+
+class BodyFile:
+    __slots__ = ("fd", "size", "view", "_map", "__weakref__")
+
+    def __init__(self, chunks: Iterable[bytes], size: int) -> None:
+        self.fd = os.memfd_create("owncdn-object", os.MFD_CLOEXEC)
+        self.size = size
+        try:
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(self.fd, view):]
+            self._map = mmap.mmap(self.fd, size, prot=mmap.PROT_READ) if size else None
+        except BaseException:
+            os.close(self.fd)
+            raise
+        self.view = memoryview(self._map) if self._map is not None else memoryview(b"")
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: slice) -> memoryview:
+        return self.view[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (bytes, bytearray, memoryview)):
+            return self.view == other
+        return self is other
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return f"<BodyFile fd={self.fd} size={self.size}>"
+
+    def __del__(self) -> None:
+        try:
+            os.close(self.fd)
+        except (OSError, AttributeError):
+            pass
+
+
+class FileSlice:
+    """Bytes [offset, offset + count) of a BodyFile, as something to send."""
+
+    __slots__ = ("file", "offset", "count")
+
+    def __init__(self, file: BodyFile, offset: int, count: int) -> None:
+        self.file = file
+        self.offset = offset
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def make_body(chunks: list[bytes], size: int) -> bytes | BodyFile:
+    """Small bodies as one bytes object, large ones in a memory file."""
+    if size >= FILE_THRESHOLD:
+        return BodyFile(chunks, size)
+    return b"".join(chunks)
+
+
+def whole(body: bytes | BodyFile) -> bytes | FileSlice:
+    return FileSlice(body, 0, body.size) if isinstance(body, BodyFile) else body
+
+
+def part(body: bytes | BodyFile, start: int, stop: int) -> memoryview | FileSlice:
+    if isinstance(body, BodyFile):
+        return FileSlice(body, start, stop - start)
+    return memoryview(body)[start:stop]
