@@ -159,3 +159,25 @@ async def test_access_log_has_one_json_line_per_request(tmp_path):
     assert first["origin_ms"] is not None and second["origin_ms"] is None
     for key in ("time", "client", "host", "ttfb_ms", "edge", "location"):
         assert key in first
+
+
+async def test_repeated_identical_heads_are_answered_identically():
+    # The connection replays byte-identical request heads without parsing them again
+    # (protocol.py Rule 6): the answers must not change, on one connection or several.
+    origin = FakeOrigin()
+    origin.route("/a", body=b"hello", headers=CACHEABLE)
+    head = b"GET /a HTTP/1.1\r\nHost: example.test\r\nX-Same: 1\r\n\r\n"
+    bad = b"GET /a HTTP/1.1\r\nHost: example.test\r\nHost: other.test\r\n\r\n"
+    async with EdgeUnderTest(origin) as t:
+        reader, writer = await asyncio.open_connection("127.0.0.1", t.port)
+        answers = []
+        for _ in range(3):
+            writer.write(head)
+            answers.append(await reader.readuntil(b"hello"))
+        writer.close()
+        again = await raw_exchange("127.0.0.1", t.port, head[:-2] + b"Connection: close\r\n\r\n")
+        rejected = [await raw_exchange("127.0.0.1", t.port, bad) for _ in range(2)]
+    assert [a.split(b"\r\n")[0] for a in answers] == [b"HTTP/1.1 200 OK"] * 3
+    assert [b"X-Cache: MISS" in answers[0], b"X-Cache: HIT" in answers[2]] == [True, True]
+    assert again.startswith(b"HTTP/1.1 200") and b"Connection: close" in again
+    assert all(r.startswith(b"HTTP/1.1 400") for r in rejected)

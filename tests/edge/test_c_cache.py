@@ -70,6 +70,23 @@ async def test_ranges_served_from_the_stored_object(range_value, status, content
     assert origin.hits("/r") == 1
 
 
+async def test_several_ranges_make_a_multipart_body():
+    origin = FakeOrigin()
+    origin.route("/r", body=b"abcdefghijklmnopqrstuvwxyz", headers=dict(CACHEABLE, **{"Content-Type": "text/plain"}))
+    async with EdgeUnderTest(origin) as t:
+        await t.get("/r")
+        r = await t.get("/r", headers={"Range": "bytes=0-2,-2"})
+    assert r.status == 206
+    ctype = r.headers["content-type"]
+    assert ctype.startswith("multipart/byteranges; boundary=")
+    boundary = ctype.split("boundary=")[1]
+    assert r.body == (
+        f"--{boundary}\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-2/26\r\n\r\nabc"
+        f"\r\n--{boundary}\r\nContent-Type: text/plain\r\nContent-Range: bytes 24-25/26\r\n\r\nyz"
+        f"\r\n--{boundary}--\r\n").encode()
+    assert r.headers["content-length"] == str(len(r.body))
+
+
 async def test_range_on_a_miss_is_sliced_from_the_fill():
     origin = FakeOrigin()
     origin.route("/r", body=bytes(range(256)) * 1024, headers=CACHEABLE)

@@ -97,7 +97,7 @@ async def test_origin_down_without_a_stale_copy_is_a_502_naming_edge_and_request
     origin = FakeOrigin()
     async with EdgeUnderTest(origin, config(f"http://127.0.0.1:{closed_port()}")) as t:
         r = await t.get("/missing")
-    assert r.status == 502 and r.cache == "ERROR"
+    assert r.status == 502 and r.cache == "MISS"
     assert b"edge-t (test)" in r.body
     assert r.headers["x-request-id"].encode() in r.body
     assert r.headers["cache-control"] == "no-store"

@@ -27,7 +27,14 @@ from owncdn.core.http.forwarding import forward_request_headers, forward_respons
 from owncdn.core.http.freshness import current_age
 from owncdn.core.http.headers import Headers, format_http_date
 from owncdn.core.http.invalidation import invalidated_targets
-from owncdn.core.http.ranges import content_range, if_range_allows, parse_range, unsatisfied_range
+from owncdn.core.http.ranges import (
+    content_range,
+    if_range_allows,
+    multipart_body,
+    multipart_plan,
+    parse_range,
+    unsatisfied_range,
+)
 from owncdn.core.http.reuse import Reuse, reuse_decision
 from owncdn.core.http.stored import StoredResponse
 from owncdn.core.http.vary import vary_matches
@@ -177,6 +184,9 @@ class Edge:
                 if ranges and len(ranges) == 1:
                     self._partial(req, obj, ranges[0], age)
                     return
+                if ranges:
+                    self._multipart(req, obj, ranges, age)
+                    return
         self._send(req, meta.status, obj.head, age, whole(obj.body))
 
     def _send(self, req: Request, status: int, head: bytes, extra: bytes, body) -> None:
@@ -217,6 +227,15 @@ class Edge:
         extra = age + f"Content-Range: {content_range(r, obj.size)}\r\n".encode()
         self._send(req, 206, head, extra, part(obj.body, r.start, r.end + 1))
 
+    def _multipart(self, req: Request, obj: CacheObject, ranges, age: bytes) -> None:
+        """Several ranges: one multipart/byteranges body (RFC 9110 §14.6)."""
+        plan = multipart_plan(ranges, obj.size, obj.fields.get("content-type"), f"owncdn-{req.id}")
+        fields = obj.fields.copy()
+        fields.set("content-type", plan.content_type)
+        fields.set("content-length", str(plan.content_length))
+        head = status_line(206) + header_block(fields) + self.static_fields
+        self._send(req, 206, head, age, multipart_body(plan, obj.body))
+
     def _done(self, req: Request) -> None:
         self.counts[req.cache] = self.counts.get(req.cache, 0) + 1
         req.conn.finish(req)
@@ -225,7 +244,7 @@ class Edge:
     def reply(self, req: Request, status: int, why: str, extra: bytes = b"") -> None:
         """A response the edge makes up: short text naming the edge, why and the request id."""
         if req.cache == "-":
-            req.cache = "PASS" if status < 500 or req.service == "-" else "ERROR"
+            req.cache = "PASS"  # answered without the cache: rejects, unknown hosts
         if status >= 400 and req.body is not None and not req.body.complete:
             req.keep_alive = False
         body = made_up_body(status, why, self.served_by, req.id)
@@ -241,7 +260,7 @@ class Edge:
         headers = self._response_fields(svc, meta.headers, meta.response_time)
         headers.set("content-length", str(len(body)))
         head = status_line(meta.status) + header_block(headers) + self.static_fields
-        return CacheObject(key, uri, meta, body, head)
+        return CacheObject(key, uri, meta, body, head, headers)
 
     def _response_fields(self, svc: ServiceRuntime, headers: Headers, response_time: float) -> Headers:
         out = forward_response_headers(headers, self.via_name)
@@ -278,6 +297,7 @@ class Edge:
             self._start_fill(req, svc, key, obj)
 
     async def miss(self, req: Request, svc: ServiceRuntime, key: str, stale: CacheObject | None) -> None:
+        req.cache = "MISS"
         fill = self.fills.get(key)
         leader = fill is None
         if leader:

@@ -29,6 +29,7 @@ class CacheObject:
     meta: StoredResponse
     body: bytes
     head: bytes  # status line and fields, without the blank line and per-request fields
+    fields: Headers  # the fields in `head`
     size: int = 0
     cost: int = 0
 

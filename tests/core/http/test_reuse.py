@@ -168,3 +168,22 @@ def test_only_if_cached(req, expected):
 ])
 def test_stale_if_error_while_fresh(cc, after, expected):
     assert stale_if_error_allowed(stored(cc), Headers(), NOW + after, P) is expected
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from owncdn.core.http.freshness import current_age  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(max_age=st.integers(0, 10_000), age_header=st.integers(0, 20_000),
+       delay=st.floats(0, 5), after=st.floats(-10, 30_000))
+def test_fresh_until_agrees_with_the_age_calculation(max_age, age_header, delay, after):
+    # RFC 9111 §4.2: fresh while current_age < freshness_lifetime. The fast path
+    # (now < fresh_until) must decide exactly as the age calculation would.
+    s = make_stored(200, Headers([("Date", format_http_date(NOW)), ("Age", str(age_header)),
+                                  ("Cache-Control", f"max-age={max_age}")]),
+                    Headers(), NOW, NOW + delay, P)
+    now = NOW + delay + after
+    fresh_by_age = current_age(s, now) < s.freshness_lifetime
+    assert (reuse_decision(s, Headers(), now, P) is F) == fresh_by_age

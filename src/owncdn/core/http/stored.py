@@ -51,8 +51,8 @@ class StoredResponse:
     def __post_init__(self) -> None:
         self.corrected_initial_age = corrected_initial_age(
             self.headers, self.request_time, self.response_time)
-        if "no-cache" in self.cc:
-            self.fresh_until = float("-inf")
+        if "no-cache" in self.cc or self.corrected_initial_age >= self.freshness_lifetime:
+            self.fresh_until = float("-inf")  # never fresh, whatever the clock says
         else:
             self.fresh_until = self.response_time + self.freshness_lifetime - self.corrected_initial_age
         self.etag = self.headers.get("etag")
