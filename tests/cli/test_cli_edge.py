@@ -1,0 +1,97 @@
+"""`owncdn edge` and `owncdn up` as a user runs them: real processes, real sockets."""
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from owncdn.testing.client import HttpClient
+from owncdn.testing.origin import FakeOrigin
+
+OWNCDN = [sys.executable, "-m", "owncdn.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else "exited"
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"port {port} never opened")
+
+
+async def test_edge_command_serves_logs_and_stops_cleanly(tmp_path: Path):
+    origin = await FakeOrigin().start()
+    origin.route("/hello", body=b"hi", headers={"Cache-Control": "max-age=60"})
+    log = tmp_path / "access.log"
+    (tmp_path / "cdn.yaml").write_text(
+        f"version: 1\nedge: {{id: cli-edge, location: here, access_log: {log}}}\n"
+        f"services:\n  - name: s\n    hostnames: [example.test]\n    origins: ['{origin.url}']\n")
+    port, admin = free_port(), free_port()
+    proc = subprocess.Popen(OWNCDN + ["edge", "--config", str(tmp_path / "cdn.yaml"),
+                                      "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin}"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        await wait_for_port(port, proc)
+        async with HttpClient("127.0.0.1", port) as c:
+            first, second = await c.get("/hello"), await c.get("/hello")
+        async with HttpClient("127.0.0.1", admin) as c:
+            health = await c.get("/healthz")
+            stats = json.loads((await c.get("/stats")).body)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
+        await origin.close()
+    assert (first.cache, second.cache, second.body) == ("MISS", "HIT", b"hi")
+    assert second.headers["x-served-by"] == "cli-edge (here)"
+    assert health.status == 200 and stats["responses"] == {"MISS": 1, "HIT": 1}
+    assert code == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [line["cache"] for line in lines] == ["MISS", "HIT"]
+
+
+def test_edge_command_with_a_bad_config_prints_problems_not_a_traceback(tmp_path: Path):
+    (tmp_path / "cdn.yaml").write_text("version: 1\nservices:\n  - name: s\n    hostnames: []\n")
+    result = subprocess.run(OWNCDN + ["edge", "--config", str(tmp_path / "cdn.yaml")],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "cdn.yaml:4" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_up_starts_a_demo_cdn_and_prints_a_curl_line(tmp_path: Path):
+    port = free_port()
+    proc = subprocess.Popen(OWNCDN + ["up", "--port", str(port), "--state-dir", str(tmp_path / "state")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        loop = asyncio.get_running_loop()
+        lines = []
+        while not any("curl" in line for line in lines):
+            line = await asyncio.wait_for(loop.run_in_executor(None, proc.stdout.readline), 20)
+            assert line, proc.stderr.read()
+            lines.append(line)
+        url = re.search(r"curl -sI (\S+)", "".join(lines)).group(1)
+        assert f":{port}/" in url
+        async with HttpClient("127.0.0.1", port, default_host="demo.localhost") as c:
+            first, second = await c.get("/"), await c.get("/")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
+    assert first.status == 200 and b"owncdn" in first.body
+    assert (first.cache, second.cache) == ("MISS", "HIT")
