@@ -1,6 +1,8 @@
 """Cache behaviour at the edge, end to end: variants, ranges, conditionals,
 revalidation, invalidation, what is not shared, per-service policy."""
 
+import asyncio
+
 import pytest
 
 from owncdn.testing.cluster import EdgeUnderTest
@@ -206,15 +208,37 @@ async def test_set_cookie_is_shared_only_when_the_service_allows_it():
     assert r.cache == "HIT" and r.headers["set-cookie"] == "id=1"
 
 
-async def test_request_with_authorization_is_not_answered_from_a_fill_for_others():
+@pytest.mark.parametrize("cc, shared", [
+    ("max-age=60", False),            # RFC 9111 §3.5: not without an explicit permission
+    ("public, max-age=60", True),     # ...public, s-maxage or must-revalidate permit it
+    ("s-maxage=60", True),
+    ("max-age=60, must-revalidate", True),
+])
+async def test_responses_to_authorized_requests(cc, shared):
     origin = FakeOrigin()
     origin.route("/a", handler=lambda req: Reply(200, (req.headers.get("authorization") or "anon").encode(),
-                                               {"Cache-Control": "max-age=60"}))
+                                               {"Cache-Control": cc}))
     async with EdgeUnderTest(origin) as t:
         auth = await t.get("/a", headers={"Authorization": "Bearer secret"})
         anon = await t.get("/a")
-    assert auth.body == b"Bearer secret" and auth.cache == "PASS"
-    assert anon.body == b"anon"
+    assert (auth.body, auth.cache) == (b"Bearer secret", "MISS")
+    assert (anon.body, anon.cache) == ((b"Bearer secret", "HIT") if shared else (b"anon", "MISS"))
+
+
+async def test_an_authorized_request_never_joins_or_leads_a_shared_fetch():
+    origin = FakeOrigin()
+    gate = asyncio.Event()
+    origin.route("/a", handler=lambda req: Reply(200, (req.headers.get("authorization") or "anon").encode(),
+                                               {"Cache-Control": "max-age=60"}, hold=gate))
+    async with EdgeUnderTest(origin) as t:
+        anon = asyncio.create_task(t.get("/a"))
+        await asyncio.sleep(0.05)
+        auth = asyncio.create_task(t.get("/a", headers={"Authorization": "Bearer secret"}))
+        await asyncio.sleep(0.05)
+        gate.set()
+        anon, auth = await anon, await auth
+    assert (anon.body, auth.body) == (b"anon", b"Bearer secret")
+    assert origin.hits("/a") == 2
 
 
 @pytest.mark.parametrize("cache_yaml, first, second, same", [

@@ -145,9 +145,11 @@ class Edge:
                 self.serve(req, obj, "STALE", now)
                 return None
             return self.miss(req, svc, key, obj)
-        if "authorization" in headers.first or self.store.is_pass(key, now):
+        if self.store.is_pass(key, now):
             return self.pass_request(req, svc)
-        return self.miss(req, svc, key, None)
+        # RFC 9111 §3.5: a response to an authorized request may be stored only if it
+        # says so; until it does, nobody else may wait for it, so its fill is private.
+        return self.miss(req, svc, key, None, private="authorization" in headers.first)
 
     def reject(self, req: Request, status: int, reason: str) -> None:
         req.id = self.ids.next()
@@ -285,10 +287,12 @@ class Edge:
     def _uri(self, svc: ServiceRuntime, host: str, target: str) -> str:
         return f"{svc.name}|{host.lower().split(':')[0]}|{target}"
 
-    def _start_fill(self, req: Request, svc: ServiceRuntime, key: str, stale: CacheObject | None) -> Fill:
+    def _start_fill(self, req: Request, svc: ServiceRuntime, key: str, stale: CacheObject | None,
+                    private: bool = False) -> Fill:
         fill = Fill(self, svc, key, self._uri(svc, req.host, req.target), req.target,
-                    self._origin_fields(req, svc, for_fill=True), req.headers, stale)
-        self.fills[key] = fill
+                    self._origin_fields(req, svc, for_fill=True), req.headers, stale, private)
+        if not private:
+            self.fills[key] = fill
         fill.start()
         return fill
 
@@ -296,12 +300,13 @@ class Edge:
         if key not in self.fills:
             self._start_fill(req, svc, key, obj)
 
-    async def miss(self, req: Request, svc: ServiceRuntime, key: str, stale: CacheObject | None) -> None:
+    async def miss(self, req: Request, svc: ServiceRuntime, key: str, stale: CacheObject | None,
+                   private: bool = False) -> None:
         req.cache = "MISS"
-        fill = self.fills.get(key)
+        fill = None if private else self.fills.get(key)
         leader = fill is None
         if leader:
-            fill = self._start_fill(req, svc, key, stale)
+            fill = self._start_fill(req, svc, key, stale, private)
         await asyncio.shield(fill.head_ready)
         req.origin_ms = fill.origin_ms
         outcome = fill.outcome
@@ -443,12 +448,15 @@ def _replace_length(head: bytes, length: int) -> bytes:
 
 
 async def _slice(chunks, start: int, stop: int):
-    """Bytes [start, stop) of a chunk stream."""
+    """Bytes [start, stop) of a chunk stream; closes the stream when done."""
     pos = 0
-    async for chunk in chunks:
-        end = pos + len(chunk)
-        if end > start and pos < stop:
-            yield chunk[max(0, start - pos):stop - pos]
-        pos = end
-        if pos >= stop:
-            break
+    try:
+        async for chunk in chunks:
+            end = pos + len(chunk)
+            if end > start and pos < stop:
+                yield chunk[max(0, start - pos):stop - pos]
+            pos = end
+            if pos >= stop:
+                break
+    finally:
+        await chunks.aclose()

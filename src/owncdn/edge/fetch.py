@@ -83,7 +83,8 @@ class Fill:
     """One coalesced origin fetch for a cache key."""
 
     def __init__(self, edge: "Edge", svc: "ServiceRuntime", key: str, uri: str, target: str,
-                 headers: Headers, req_headers: Headers, stale: "CacheObject | None" = None) -> None:
+                 headers: Headers, req_headers: Headers, stale: "CacheObject | None" = None,
+                 private: bool = False) -> None:
         self.edge = edge
         self.svc = svc
         self.key = key
@@ -92,6 +93,7 @@ class Fill:
         self.headers = headers          # what goes to the origin
         self.req_headers = req_headers  # the starting client's request fields
         self.stale = stale
+        self.private = private  # not joinable by other clients (Authorization)
         self.loop = asyncio.get_running_loop()
         self.head_ready = self.loop.create_future()
         self.status = 0
@@ -126,7 +128,8 @@ class Fill:
         except Exception as exc:  # noqa: BLE001 - every failure must reach the waiting clients
             self._fail(exc)
         finally:
-            self.edge.fills.pop(self.key, None)
+            if self.edge.fills.get(self.key) is self:
+                del self.edge.fills[self.key]
 
     def _fail(self, exc: Exception) -> None:
         self.error = exc
@@ -204,7 +207,7 @@ class Fill:
             self.outcome = "pass"
             self.passthrough = resp
             self.pass_reason = reason
-            if resp.status < 500:
+            if resp.status < 500 and not self.private:  # a private fill speaks for one client only
                 self.edge.store.mark_pass(self.key, self.edge.clock.time() + PASS_MARK_SECONDS)
         self.head_ready.set_result(None)
 
