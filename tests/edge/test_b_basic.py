@@ -3,7 +3,7 @@
 import asyncio
 
 from owncdn.testing.client import HttpClient, raw_exchange
-from owncdn.testing.cluster import EdgeUnderTest
+from owncdn.testing.cluster import ONE_SERVICE, EdgeUnderTest
 from owncdn.testing.origin import FakeOrigin
 
 CACHEABLE = {"Cache-Control": "max-age=60", "Content-Type": "text/plain", "ETag": '"v1"'}
@@ -181,3 +181,25 @@ async def test_repeated_identical_heads_are_answered_identically():
     assert [b"X-Cache: MISS" in answers[0], b"X-Cache: HIT" in answers[2]] == [True, True]
     assert again.startswith(b"HTTP/1.1 200") and b"Connection: close" in again
     assert all(r.startswith(b"HTTP/1.1 400") for r in rejected)
+
+
+async def test_unknown_length_body_past_the_size_limit_streams_to_every_waiting_client():
+    # A chunked response grows past what may be stored (half the 4 MiB budget): the
+    # edge stops keeping it, streams it on to all three coalesced clients without
+    # holding it whole, and sends the next request straight to the origin.
+    origin = FakeOrigin()
+    gate = asyncio.Event()
+    chunks = [bytes([i % 251]) * 65536 for i in range(128)]  # 8 MiB
+    origin.route("/huge", headers={"Cache-Control": "max-age=60"}, chunks=chunks, hold=gate)
+    config = ONE_SERVICE.replace("memory_cache: 64MiB", "memory_cache: 4MiB")
+    async with EdgeUnderTest(origin, config) as t:
+        tasks = [asyncio.create_task(t.get("/huge")) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        gate.set()
+        results = await asyncio.gather(*tasks)
+        after = await t.get("/huge")
+        used = t.edge.store.used
+    expected = b"".join(chunks)
+    assert all(r.status == 200 and r.body == expected for r in results)
+    assert origin.hits("/huge") == 2 and after.cache == "PASS"
+    assert used == 0

@@ -320,7 +320,7 @@ class Edge:
         elif outcome == "pass" and leader and fill.passthrough is not None:
             await self._stream_pass(req, svc, fill.passthrough, "MISS")
             return
-        elif outcome == "fetched" and (leader or vary_matches(fill.vary, req.headers)):
+        elif outcome == "fetched" and (leader or fill.base == 0 and vary_matches(fill.vary, req.headers)):
             await self._stream_fill(req, svc, fill)
             return
         await self.pass_request(req, svc)

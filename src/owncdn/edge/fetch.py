@@ -108,7 +108,8 @@ class Fill:
         self.base = 0            # absolute index of chunks[0]
         self.complete = False
         self.origin_ms: float | None = None
-        self.readers: dict[int, int] = {}
+        self.readers: dict[object, int] = {}
+        self.had_readers = False
         self._more: asyncio.Future | None = None
         self._room: asyncio.Future | None = None
         self.task: asyncio.Task | None = None
@@ -245,14 +246,20 @@ class Fill:
         self._wake()
 
     async def _trim_and_wait(self) -> None:
-        """Drop chunks every reader has passed; wait while the rest is too large."""
+        """Drop chunks every reader has passed; wait while the rest is too large.
+
+        Before the first reader arrives nothing is dropped; once every reader has
+        left, nobody wants the rest and the fetch ends.
+        """
         while True:
-            low = min(self.readers.values(), default=self.base + len(self.chunks))
-            drop = low - self.base
-            if drop > 0:
-                del self.chunks[:drop]
-                self.base = low
-            if sum(map(len, self.chunks)) <= UNSTORED_BUFFER or not self.readers:
+            if not self.readers and self.had_readers:
+                raise ConnectionError("every client left")
+            if self.readers:
+                low = min(self.readers.values())
+                if low > self.base:
+                    del self.chunks[:low - self.base]
+                    self.base = low
+            if sum(map(len, self.chunks)) <= UNSTORED_BUFFER:
                 return
             self._room = self.loop.create_future()
             try:
@@ -268,9 +275,12 @@ class Fill:
 
     async def read(self, start: int = 0):
         """Yield the body's chunks from absolute chunk index 0 as they arrive."""
-        me = id(object())
-        pos = self.base if start < self.base else start
+        if start < self.base:
+            raise ConnectionError("the start of this response is no longer kept")
+        me = object()
+        pos = start
         self.readers[me] = pos
+        self.had_readers = True
         try:
             while True:
                 while pos - self.base < len(self.chunks):
