@@ -60,7 +60,7 @@ async def test_edge_command_serves_logs_and_stops_cleanly(tmp_path: Path):
         await origin.close()
     assert (first.cache, second.cache, second.body) == ("MISS", "HIT", b"hi")
     assert second.headers["x-served-by"] == "cli-edge (here)"
-    assert health.status == 200 and stats["responses"] == {"MISS": 1, "HIT": 1}
+    assert health.status == 200 and stats["responses"] == {"HIT": 1, "MISS": 1, "STALE": 0, "REVALIDATED": 0, "PASS": 0}
     assert code == 0
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert [line["cache"] for line in lines] == ["MISS", "HIT"]
