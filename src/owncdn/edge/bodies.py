@@ -1,10 +1,10 @@
-"""Stored bodies large enough to send with sendfile.
+"""Large stored bodies, kept outside the Python heap.
 
-A body of `FILE_THRESHOLD` bytes or more is kept in an anonymous memory file
-(memfd) instead of a bytes object: the kernel then moves it to the socket with
-`sendfile` (no copy through Python), ranges are offsets into it, and a slow client
-falls back to a memoryview of its mapping, still without copying. The file closes
-when the last object or response that uses it is gone.
+A body of `FILE_THRESHOLD` bytes or more is written chunk by chunk into an anonymous
+memory file (memfd) instead of being joined into one bytes object: no second copy
+while storing, and responses and ranges are memoryviews of its mapping, written to the
+socket without copying in Python. The file closes when the last object or response
+that uses it is gone.
 """
 
 from __future__ import annotations
