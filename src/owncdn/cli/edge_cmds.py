@@ -36,19 +36,30 @@ def _run(coro) -> None:
 
 
 def edge(
-    config: Path = typer.Option(Path("cdn.yaml"), "--config", "-c", help="The config file."),
+    config: Path = typer.Option(None, "--config", "-c",
+                                help="The config file (default cdn.yaml; optional with --control)."),
     listen: str = typer.Option("0.0.0.0:8080", help="HOST:PORT for visitors."),
     admin: str = typer.Option("127.0.0.1:9080", help="HOST:PORT for /healthz and /stats."),
     edge_id: str = typer.Option(None, "--id", help="Edge id (default: edge.id from the config)."),
     location: str = typer.Option(None, help="Location name (default: edge.location)."),
     access_log: str = typer.Option(None, help="Access log: a path, '-' for stdout or 'off'."),
+    control: str = typer.Option(None, envvar="OWNCDN_CONTROL",
+                                help="Control plane URL: follow its config versions and purges."),
+    token: str = typer.Option(None, envvar="OWNCDN_BOOTSTRAP_TOKEN",
+                              help="Bootstrap token to register with the control plane (first start only)."),
+    state_dir: Path = typer.Option(Path(".owncdn-edge"), help="Node identity and last-known-good config."),
+    env: str = typer.Option("production", help="Environment to follow (with --control)."),
 ) -> None:
     """Run an edge: a caching reverse proxy in front of the config's origins."""
+    from owncdn.core.config import parse_config
     from owncdn.edge.server import serve_forever
 
-    cfg = _load(config)
+    if config is None and control is not None and not Path("cdn.yaml").exists():
+        cfg = parse_config("version: 1\n", "(empty)", lambda kind, name: None)
+    else:
+        cfg = _load(config or Path("cdn.yaml"))
     _run(serve_forever(cfg, listen=listen, admin=admin, edge_id=edge_id, location=location,
-                       access_log=access_log))
+                       access_log=access_log, control=control, token=token, state_dir=state_dir, env=env))
 
 
 def _port_or_free(port: int) -> int:

@@ -43,6 +43,7 @@ from owncdn.edge.bodies import FileSlice, part, whole
 from owncdn.edge.fetch import Fill, fetch_from_origin
 from owncdn.edge.memstore import CacheObject, MemoryStore
 from owncdn.edge.protocol import Request
+from owncdn.edge.purge import cache_tags
 from owncdn.edge.responses import connection_field, header_block, made_up_body, status_line
 from owncdn.edge.service import ServiceRuntime, trust_checker
 from owncdn.edge.upstream import OriginError, OriginTimeout
@@ -90,6 +91,25 @@ class Edge:
 
     def __repr__(self) -> str:
         return f"<Edge {self.served_by} services={len(self.services)} {self.store!r}>"
+
+    def apply_config(self, config) -> None:
+        """Switch to a new config at once: services, routes, trusted proxies, memory
+        budget. Objects of services that still exist stay stored; those of removed
+        services go. Building the new services first means a failure changes nothing."""
+        services = {svc.name: ServiceRuntime.from_config(svc) for svc in config.services}
+        trusted = trust_checker(config.edge.trusted_proxies)
+        old, self.services = self.services, services
+        self.config = config
+        self.trusted = trusted
+        self._routes.clear()
+        self._keys.clear()
+        self.store.budget = config.edge.memory_cache
+        self.store.shrink()
+        for name in old.keys() - services.keys():
+            for key in self.store.keys_for_uri_prefix(f"{name}|"):
+                self.store.remove_key(key)
+        for svc in old.values():
+            svc.close()
 
     def close(self) -> None:
         for svc in self.services.values():
@@ -294,7 +314,7 @@ class Edge:
         headers = self._response_fields(svc, meta.headers, meta.response_time)
         headers.set("content-length", str(len(body)))
         head = status_line(meta.status) + header_block(headers) + self.static_fields
-        return CacheObject(key, uri, meta, body, head, headers)
+        return CacheObject(key, uri, meta, body, head, headers, cache_tags(meta.headers))
 
     def _response_fields(self, svc: ServiceRuntime, headers: Headers, response_time: float) -> Headers:
         out = forward_response_headers(headers, self.via_name)

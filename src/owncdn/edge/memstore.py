@@ -10,12 +10,15 @@ Rules:
 4. "Pass" markers remember for a while that a key's response was not storable, so
    later requests go straight to the origin instead of queueing behind a fetch
    (Varnish calls this hit-for-miss).
+5. A third index by tag (the origin's Cache-Tag / Surrogate-Key fields) serves purge
+   by tag. A soft purge keeps an object but makes it stale, so the next request
+   revalidates it and a failing origin can still be covered by it.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from owncdn.core.http.headers import Headers
 from owncdn.core.http.stored import StoredResponse
@@ -30,6 +33,7 @@ class CacheObject:
     body: bytes
     head: bytes  # status line and fields, without the blank line and per-request fields
     fields: Headers  # the fields in `head`
+    tags: tuple[str, ...] = ()
     size: int = 0
     cost: int = 0
 
@@ -41,12 +45,21 @@ class CacheObject:
         return f"<CacheObject {self.key!r} status={self.meta.status} size={self.size}>"
 
 
+def _unindex(index: dict, name: str, key: str) -> None:
+    keys = index.get(name)
+    if keys is not None:
+        keys.discard(key)
+        if not keys:
+            del index[name]
+
+
 @dataclass
 class MemoryStore:
     budget: int
     used: int = 0
     entries: OrderedDict = field(default_factory=OrderedDict)
     by_uri: dict = field(default_factory=dict)
+    by_tag: dict = field(default_factory=dict)
     pass_until: dict = field(default_factory=dict)
     evictions: int = 0
 
@@ -81,9 +94,15 @@ class MemoryStore:
             variants.append(obj)
         self.used += obj.cost
         self.by_uri.setdefault(obj.uri, set()).add(obj.key)
+        for tag in obj.tags:
+            self.by_tag.setdefault(tag, set()).add(obj.key)
         self.pass_until.pop(obj.key, None)
         self._evict()
         return True
+
+    def shrink(self) -> None:
+        """Evict down to the budget (after the budget changed)."""
+        self._evict()
 
     def _evict(self) -> None:
         while self.used > self.budget and self.entries:
@@ -94,11 +113,9 @@ class MemoryStore:
     def _forget(self, key: str, variants: list[CacheObject]) -> None:
         for obj in variants:
             self.used -= obj.cost
-            keys = self.by_uri.get(obj.uri)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self.by_uri[obj.uri]
+            _unindex(self.by_uri, obj.uri, key)
+            for tag in obj.tags:
+                _unindex(self.by_tag, tag, key)
 
     def remove_key(self, key: str) -> int:
         variants = self.entries.pop(key, None)
@@ -109,6 +126,27 @@ class MemoryStore:
 
     def remove_uri(self, uri: str) -> int:
         return sum(self.remove_key(k) for k in list(self.by_uri.get(uri, ())))
+
+    def keys_for_uri_prefix(self, prefix: str) -> set[str]:
+        return {k for uri, keys in self.by_uri.items() if uri.startswith(prefix) for k in keys}
+
+    def keys_for_tag(self, tag: str) -> set[str]:
+        return set(self.by_tag.get(tag, ()))
+
+    def soften(self, key: str) -> int:
+        """Make every variant of `key` stale now (a soft purge)."""
+        variants = self.entries.get(key, ())
+        for obj in variants:
+            obj.meta = replace(obj.meta, freshness_lifetime=0.0)
+        return len(variants)
+
+    def clear(self) -> int:
+        n = sum(len(v) for v in self.entries.values())
+        self.entries.clear()
+        self.by_uri.clear()
+        self.by_tag.clear()
+        self.used = 0
+        return n
 
     def mark_pass(self, key: str, until: float) -> None:
         self.pass_until[key] = until

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from pathlib import Path
 
 import orjson
 
@@ -57,6 +58,17 @@ class AdminApp:
         req.conn.finish(req)
 
 
+def _snapshot_config(snapshot: dict, agent):
+    """The last-known-good config, or None if it no longer parses here."""
+    from owncdn.core.config import ConfigError, parse_config
+
+    try:
+        return parse_config(snapshot["source"], f"snapshot v{snapshot['number']}", agent.resolve)
+    except ConfigError:
+        agent.version = 0
+        return None
+
+
 def _split(addr: str) -> tuple[str, int]:
     host, _, port = addr.rpartition(":")
     if not host or not port.isdigit():
@@ -69,6 +81,7 @@ class EdgeServer:
         self.edge = edge
         self.servers = servers
         self.sweeper = sweeper
+        self.agent = None
 
     def __repr__(self) -> str:
         return f"<EdgeServer {self.edge.served_by} port={self.port} admin={self.admin_port}>"
@@ -84,7 +97,23 @@ class EdgeServer:
     @classmethod
     async def start(cls, config, *, listen: str = "127.0.0.1:0", admin: str | None = None,
                     clock=None, edge_id: str | None = None, location: str | None = None,
-                    access_log: str | None = None) -> "EdgeServer":
+                    access_log: str | None = None, control: str | None = None,
+                    token: str | None = None, state_dir: Path | None = None,
+                    env: str = "production") -> "EdgeServer":
+        """Bind and serve `config`. With `control`, follow the control plane: start
+        from the last-known-good snapshot in `state_dir` if there is one, register with
+        `token` if this node has no identity yet, and apply every version it sends."""
+        agent = None
+        if control is not None:
+            from owncdn.edge.sync import SyncAgent
+
+            state_dir = Path(state_dir or ".owncdn-edge")
+            name = edge_id or config.edge.id
+            agent = SyncAgent(None, control, token, state_dir, name=name,
+                              location=location or config.edge.location, env=env, address=listen)
+            snapshot = agent.restore()
+            if snapshot is not None:
+                config = _snapshot_config(snapshot, agent) or config
         settings = config.edge
         edge_id = edge_id or settings.id
         location = location or settings.location
@@ -102,7 +131,13 @@ class EdgeServer:
             servers.append(await loop.create_server(lambda: HttpConnection(admin_app, limits, loop), ahost, aport,
                                                     reuse_address=True))
         sweeper = loop.create_task(cls._sweep(edge, loop))
-        return cls(edge, servers, sweeper)
+        server = cls(edge, servers, sweeper)
+        if agent is not None:
+            agent.edge = edge
+            agent.address = f"{host}:{server.port}"
+            agent.start()
+            server.agent = agent
+        return server
 
     @staticmethod
     async def _sweep(edge: Edge, loop) -> None:
@@ -114,6 +149,8 @@ class EdgeServer:
             edge.log.flush()
 
     async def close(self) -> None:
+        if self.agent is not None:
+            await self.agent.stop()
         self.sweeper.cancel()
         for server in self.servers:
             server.close()
