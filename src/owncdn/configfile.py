@@ -18,8 +18,10 @@ from owncdn.core.config import Config, ConfigError, Problem, Resolver, Unresolve
 __all__ = ["load_config", "make_resolver"]
 
 
-def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
-    """The validated config at ``path``; ``env`` defaults to ``os.environ``."""
+def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None, *,
+                environment: str | None = None) -> Config:
+    """The validated config at ``path``; ``env`` (variables for ``${env:..}``) defaults
+    to ``os.environ``; ``environment`` applies that overlay of ``environments:``."""
     name = os.fspath(path)
     try:
         text = Path(name).read_text(encoding="utf-8")
@@ -32,7 +34,10 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     except OSError as exc:
         raise ConfigError([Problem(name, 1, 1, "", f"cannot read: {exc.strerror or exc}")]) from None
     base = Path(name).resolve().parent
-    return parse_config(text, name, make_resolver(base, os.environ if env is None else env))
+    resolver = make_resolver(base, os.environ if env is None else env)
+    if environment is None:
+        return parse_config(text, name, resolver)
+    return parse_config(text, name, resolver, env=environment)
 
 
 def make_resolver(base: Path, env: Mapping[str, str]) -> Resolver:

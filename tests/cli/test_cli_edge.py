@@ -74,24 +74,41 @@ def test_edge_command_with_a_bad_config_prints_problems_not_a_traceback(tmp_path
     assert "cdn.yaml:4" in result.stderr and "Traceback" not in result.stderr
 
 
-async def test_up_starts_a_demo_cdn_and_prints_a_curl_line(tmp_path: Path):
-    port = free_port()
-    proc = subprocess.Popen(OWNCDN + ["up", "--port", str(port), "--state-dir", str(tmp_path / "state")],
+async def test_up_starts_control_plane_edges_and_origin_and_stops_cleanly(tmp_path: Path):
+    state = tmp_path / "state"
+    proc = subprocess.Popen(OWNCDN + ["up", "--port", str(free_port()), "--edges", "3", "--state-dir", str(state)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     try:
         loop = asyncio.get_running_loop()
         lines = []
         while not any("curl" in line for line in lines):
-            line = await asyncio.wait_for(loop.run_in_executor(None, proc.stdout.readline), 20)
+            line = await asyncio.wait_for(loop.run_in_executor(None, proc.stdout.readline), 60)
             assert line, proc.stderr.read()
             lines.append(line)
-        url = re.search(r"curl -sI (\S+)", "".join(lines)).group(1)
-        assert f":{port}/" in url
-        async with HttpClient("127.0.0.1", port, default_host="demo.localhost") as c:
-            first, second = await c.get("/"), await c.get("/")
+        text = "".join(lines)
+        host, ip, port = re.search(r"curl -sI -H 'Host: (\S+)' http://([\d.]+):(\d+)/", text).groups()
+        edges = re.findall(r"edge (\w+)\s+http://([\d.]+):(\d+)", text)
+        replies = []
+        for _, eip, eport in edges:
+            async with HttpClient(eip, int(eport), default_host=host) as c:
+                replies.append((await c.get("/"), await c.get("/")))
     finally:
         proc.send_signal(signal.SIGINT)
-        await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
-    assert first.status == 200 and b"owncdn" in first.body
-    assert (first.cache, second.cache) == ("MISS", "HIT")
+        code = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 20)
+    assert len(edges) == 3 and len({eip for _, eip, _ in edges}) == 3
+    assert ip == edges[0][1]
+    for (name, _, _), (first, second) in zip(edges, replies):
+        assert first.status == 200 and b"owncdn" in first.body
+        assert (first.cache, second.cache) == ("MISS", "HIT")
+        assert second.headers["x-served-by"] == f"edge-{name} ({name})"
+    assert code == 0
+    assert (state / "cdn.yaml").exists() and (state / "control" / "control.db").exists()
+    assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_owncdn_child(p, state)]
+
+
+def _is_owncdn_child(proc_dir: Path, state: Path) -> bool:
+    try:
+        return str(state) in (proc_dir / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False

@@ -1,35 +1,90 @@
-"""``owncdn validate`` and ``owncdn schema``: commands about ``cdn.yaml``."""
+"""``owncdn validate`` and ``owncdn schema``: commands about ``cdn.yaml``.
+
+``validate`` checks the base config and every environment of the file
+(``environments:``), or one with ``--env``; a problem an environment shares
+with the base is printed once.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
 
-from owncdn.configfile import load_config
-from owncdn.core.config import ConfigError, config_json_schema
+from owncdn.configfile import make_resolver
+from owncdn.core.config import Config, ConfigError, Problem, config_json_schema, environment_names, parse_config
 
-__all__ = ["register", "validate", "schema"]
+__all__ = ["load_env_config", "read_config_text", "register", "validate", "schema"]
+
+
+def read_config_text(path: Path) -> str:
+    """The text of ``path``; a missing or unreadable file is a :class:`ConfigError`."""
+    name = str(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problem = "file not found"
+    except IsADirectoryError:
+        problem = "is a directory, expected a YAML file"
+    except UnicodeDecodeError as exc:
+        problem = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+    except OSError as exc:
+        problem = f"cannot read: {exc.strerror or exc}"
+    raise ConfigError([Problem(name, 1, 1, "", problem)])
+
+
+def load_env_config(path: Path, env: str | None) -> Config:
+    """``load_config`` for one environment of the file (``None``: the base)."""
+    text = read_config_text(path)
+    resolve = make_resolver(path.resolve().parent, os.environ)
+    return parse_config(text, str(path), resolve, env=env)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
 
 
 def validate(
     path: Path = typer.Argument(Path("cdn.yaml"), help="The config file to check.", show_default=True),
+    env: str = typer.Option(None, "--env", "-e", help="Check only this environment (default: the base and every environment)."),
 ) -> None:
     """Check a config file; print every problem as file:line:column: field: message."""
     try:
-        config = load_config(path)
+        text = read_config_text(path)
     except ConfigError as exc:
-        for problem in exc.problems:
-            typer.echo(str(problem), err=True)
-        count = len(exc.problems)
-        typer.echo(f"{path}: {count} problem{'s' if count != 1 else ''}", err=True)
+        _report(str(path), exc.problems, set())
         raise typer.Exit(1) from None
-    services, locations = len(config.services), len(config.locations)
-    typer.echo(
-        f"{path}: OK ({services} service{'s' if services != 1 else ''}, "
-        f"{locations} location{'s' if locations != 1 else ''})"
-    )
+    resolve = make_resolver(path.resolve().parent, os.environ)
+    targets = [env] if env is not None else [None, *environment_names(text)]
+    failed = False
+    shown: set[tuple[int, int, str]] = set()
+    for target in targets:
+        label = str(path) if target is None else f"{path} [{target}]"
+        try:
+            config = parse_config(text, str(path), resolve, env=target)
+        except ConfigError as exc:
+            failed = True
+            _report(label, exc.problems, shown)
+            continue
+        typer.echo(f"{label}: OK ({_plural(len(config.services), 'service')}, {_plural(len(config.locations), 'location')})")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _report(label: str, problems: list[Problem], shown: set[tuple[int, int, str]]) -> None:
+    """Print the problems not printed yet (an environment repeats its base's) and a count."""
+    repeated = 0
+    for problem in problems:
+        key = (problem.line, problem.column, problem.message)
+        if key in shown:
+            repeated += 1
+            continue
+        shown.add(key)
+        typer.echo(str(problem), err=True)
+    also = f" ({repeated} shown above)" if repeated else ""
+    typer.echo(f"{label}: {_plural(len(problems), 'problem')}{also}", err=True)
 
 
 def schema() -> None:

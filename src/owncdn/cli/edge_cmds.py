@@ -1,9 +1,7 @@
-"""``owncdn edge`` (one edge from cdn.yaml) and ``owncdn up`` (a CDN on this machine)."""
+"""``owncdn edge``: one edge, from cdn.yaml or following a control plane."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from pathlib import Path
 
 import typer
@@ -62,66 +60,5 @@ def edge(
                        access_log=access_log, control=control, token=token, state_dir=state_dir, env=env))
 
 
-def _port_or_free(port: int) -> int:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-UP_CONFIG = """\
-# Written by `owncdn up`: the local CDN in front of the demo origin.
-version: 1
-edge:
-  id: edge-1
-  location: local
-  memory_cache: 256MiB
-  access_log: {log}
-services:
-  - name: demo
-    hostnames: [localhost, demo.localhost, 127.0.0.1]
-    origins: ["{origin}"]
-    cache:
-      stale_while_revalidate: 30s
-"""
-
-
-def up(
-    port: int = typer.Option(8080, help="Edge port (a free one is used if taken)."),
-    state_dir: Path = typer.Option(Path(".owncdn"), help="Where the generated config and logs go."),
-) -> None:
-    """Run a local CDN: a demo origin and an edge in front of it, and print where to look."""
-    from owncdn.demo.site import demo_origin
-    from owncdn.edge.server import EdgeServer
-
-    async def main() -> None:
-        origin = await demo_origin().start()
-        state_dir.mkdir(parents=True, exist_ok=True)
-        path = state_dir / "cdn.yaml"
-        path.write_text(UP_CONFIG.format(origin=origin.url, log=(state_dir / "access.log").resolve()))
-        cfg = _load(path)
-        edge_port = _port_or_free(port)
-        server = await EdgeServer.start(cfg, listen=f"127.0.0.1:{edge_port}", admin="127.0.0.1:0")
-        typer.echo(
-            f"owncdn is up (Ctrl-C to stop)\n"
-            f"  demo origin  {origin.url}\n"
-            f"  edge-1       http://127.0.0.1:{server.port}   stats: http://127.0.0.1:{server.admin_port}/stats\n"
-            f"  config       {path}\n"
-            f"  access log   {state_dir / 'access.log'}\n"
-            f"Try it (run twice: X-Cache goes MISS -> HIT):\n"
-            f"  curl -sI http://demo.localhost:{server.port}/\n"
-        )
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await server.close()
-            await origin.close()
-
-    _run(main())
-
-
 def register(app: typer.Typer) -> None:
     app.command()(edge)
-    app.command()(up)

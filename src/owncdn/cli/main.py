@@ -50,3 +50,12 @@ config_cmds.register(app)
 from owncdn.cli import edge_cmds  # noqa: E402
 
 edge_cmds.register(app)
+
+from owncdn.cli import fleet_cmds, up_cmd  # noqa: E402
+
+fleet_cmds.register(app)
+app.command()(up_cmd.up)
+
+from owncdn.cli import test_cmds  # noqa: E402
+
+test_cmds.register(app)

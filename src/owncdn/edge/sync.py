@@ -69,6 +69,9 @@ class SyncAgent:
         self.purge_after = 0
         self.connected = asyncio.Event()
         self.unsent: list[tuple[str, dict]] = []
+        # perf_counter() when the control plane accepted each report / purge ack
+        self.reported_at: dict[int, float] = {}
+        self.purge_acked_at: dict[int, float] = {}
         self.resolve = make_resolver(state_dir, os.environ)
         self.task: asyncio.Task | None = None
 
@@ -175,6 +178,7 @@ class SyncAgent:
             self._save_node()
             await self._send(http, f"/v1/nodes/{self.node_id}/purges/{data['id']}/ack",
                              {"ms": round(ms, 3), "removed": removed})
+            self.purge_acked_at[int(data["id"])] = perf_counter()
 
     def apply_version(self, data: dict) -> tuple[int, str, str]:
         """Parse and switch to a version; (number, "applied" | "rejected", reason)."""
@@ -196,6 +200,7 @@ class SyncAgent:
     async def _report(self, http: httpx.AsyncClient, number: int, status: str, reason: str) -> None:
         await self._send(http, f"/v1/nodes/{self.node_id}/report",
                          {"version": number, "status": status, "reason": reason})
+        self.reported_at[number] = perf_counter()
 
     async def _send(self, http: httpx.AsyncClient, path: str, body: dict) -> None:
         try:
@@ -209,7 +214,10 @@ class SyncAgent:
         while self.unsent:
             path, body = self.unsent[0]
             resp = await http.post(self.control + path, json=body, headers=self._auth())
-            resp.raise_for_status()
+            if 400 <= resp.status_code < 500 and resp.status_code != 401:
+                _warn(f"dropped a report the control plane refuses ({resp.status_code}): {path}")
+            else:
+                resp.raise_for_status()
             self.unsent.pop(0)
 
 

@@ -12,17 +12,21 @@ and field. The parts:
 - ``source``    YAML nodes with positions; duplicate keys; reference resolution
 - ``messages``  pydantic errors -> plain problems at YAML lines
 - ``errors``    :class:`Problem` and :class:`ConfigError`
-- ``parse``     :func:`parse_config` and :func:`config_json_schema`
+- ``environments`` per-environment overlays merged over the base, on YAML nodes
+- ``diff``      :func:`diff_configs` and :func:`render_plan`: what changes between two configs
+- ``parse``     :func:`parse_config`, :func:`environment_names` and :func:`config_json_schema`
 
 This package is pure: it never opens files or reads the environment. Reading
 ``cdn.yaml`` and resolving references from the environment and from files is
 done by ``owncdn.configfile.load_config``, which passes a resolver in.
 """
 
+from .diff import Change, diff_configs, keep_references, render_plan
 from .errors import ConfigError, Problem
 from .model import (
     CacheSettings,
     Config,
+    ConfigFile,
     CookieSettings,
     EdgeSettings,
     HeaderOps,
@@ -33,13 +37,13 @@ from .model import (
     Service,
     Timeouts,
 )
-from .parse import config_json_schema, parse_config
+from .parse import config_json_schema, environment_names, parse_config
 from .secrets import Resolver, Secret, UnresolvedReference
 from .units import ByteSize, Duration, parse_byte_size, parse_duration
 
 __all__ = [
-    "ByteSize", "CacheSettings", "Config", "ConfigError", "CookieSettings", "Duration",
+    "ByteSize", "CacheSettings", "Change", "Config", "ConfigError", "ConfigFile", "CookieSettings", "Duration",
     "EdgeSettings", "HeaderOps", "HeaderRules", "Location", "Origin", "Problem",
     "QueryStringSettings", "Resolver", "Secret", "Service", "Timeouts", "UnresolvedReference",
-    "config_json_schema", "parse_byte_size", "parse_config", "parse_duration",
+    "config_json_schema", "diff_configs", "environment_names", "keep_references", "render_plan", "parse_byte_size", "parse_config", "parse_duration",
 ]

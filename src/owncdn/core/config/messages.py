@@ -105,7 +105,7 @@ def _unknown_field(path: Path, model: type[BaseModel]) -> str:
     parent = _model_at(model, path[:-1])
     if parent is None:
         return f"unknown field {name!r}"
-    allowed = list(parent.model_fields)
+    allowed = [field.alias or field_name for field_name, field in parent.model_fields.items()]
     close = difflib.get_close_matches(name, allowed, n=1) or [a for a in allowed if a.startswith(name)][:1]
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"unknown field {name!r} (expected one of: {', '.join(allowed)}){hint}"
@@ -125,6 +125,8 @@ def _model_at(model: type[BaseModel], path: Path) -> type[BaseModel] | None:
         else:
             return None
     tp = _unwrap(tp)
+    if typing.get_origin(tp) is list:  # one item written where a list is allowed
+        tp = _unwrap(typing.get_args(tp)[0])
     return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
 
 

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from owncdn.core.http.policy import CachePolicy
 
 __all__ = [
-    "Config", "EdgeSettings", "Location", "Service", "Origin", "Timeouts",
+    "Config", "ConfigFile", "EdgeSettings", "Location", "Service", "Origin", "Timeouts",
     "CacheSettings", "QueryStringSettings", "CookieSettings", "HeaderRules", "HeaderOps",
 ]
 
@@ -393,6 +393,40 @@ class Config(_Model):
     def service(self, name: str) -> Service | None:
         """The service called ``name``, or ``None``."""
         return next((svc for svc in self.services if svc.name == name), None)
+
+
+Overlay = Annotated[
+    dict[str, Any],
+    WithJsonSchema({
+        "type": "object",
+        "description": "A partial config merged over the base for one environment.",
+        "properties": {
+            "edge": {"type": "object", "description": "Edge settings to change, key by key."},
+            "locations": {"type": "array", "items": {"type": "object", "required": ["name"]},
+                          "description": "Locations to change or add by name; `{name: x, remove: true}` removes one."},
+            "services": {"type": "array", "items": {"type": "object", "required": ["name"]},
+                         "description": "Services to change or add by name; `{name: x, remove: true}` removes one."},
+        },
+        "patternProperties": {"^x-": {}},
+        "additionalProperties": False,
+    }),
+]
+
+
+class ConfigFile(Config):
+    """A ``cdn.yaml`` file: a :class:`Config` plus the overlays of its environments.
+
+    Only the JSON Schema uses this class; ``parse_config`` takes the
+    ``environments`` key apart (see ``environments``) and validates the
+    chosen environment's merged document as a :class:`Config`.
+    """
+
+    environments: dict[Slug, Overlay] = Field(default_factory=dict, description=(
+        "Named deployments built from this one file, e.g. `staging` and `production` "
+        "(`owncdn validate --env staging`). Each value is a partial config deep-merged over the "
+        "rest of the file: mappings merge key by key; `services` and `locations` merge item by item "
+        "by `name` (a new name is added, an item with `remove: true` removes that name); any other "
+        "value, lists included, replaces the base's."))
 
 
 def cross_problems(

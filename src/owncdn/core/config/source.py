@@ -25,7 +25,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from .errors import Problem
 from .secrets import Resolver, interpolate
 
-__all__ = ["Source", "read_source"]
+__all__ = ["Source", "build_source", "compose", "format_path", "read_source"]
 
 Path = tuple[str | int, ...]
 
@@ -91,32 +91,50 @@ def _child(node: Node, part: str | int, *, key: bool) -> Node | None:
     return None
 
 
-def read_source(text: str, filename: str, resolve: Resolver) -> Source:
-    """Compose, check and convert ``text``; syntax errors become problems."""
+def read_source(text: str, filename: str, resolve: Resolver | None) -> Source:
+    """Compose, check and convert ``text``; syntax errors become problems.
+
+    ``resolve=None`` keeps strings as written (no ``${...}`` references).
+    """
+    root, problems = compose(text, filename)
+    if root is None:
+        return Source(filename, None, None, problems)
+    return build_source(root, filename, resolve)
+
+
+def compose(text: str, filename: str) -> tuple[Node | None, list[Problem]]:
+    """The node tree of ``text``, or ``None`` and the syntax problem."""
     loader = _Loader(text)
     try:
-        root = loader.get_single_node()
+        return loader.get_single_node(), []
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = " ".join(p for p in (exc.context, exc.problem) if p)
-        return Source(filename, None, None, [Problem(filename, line, col, "", f"YAML syntax error: {message}")])
+        return None, [Problem(filename, line, col, "", f"YAML syntax error: {message}")]
     except yaml.YAMLError as exc:
-        return Source(filename, None, None, [Problem(filename, 1, 1, "", f"YAML error: {exc}")])
+        return None, [Problem(filename, 1, 1, "", f"YAML error: {exc}")]
     finally:
         loader.dispose()
+
+
+def build_source(root: Node, filename: str, resolve: Resolver | None, *, check_keys: bool = True) -> Source:
+    """Turn a node tree into data, reporting problems at their nodes.
+
+    Building flattens ``<<`` merge keys in place, so a tree is built with
+    ``check_keys=True`` once; a tree assembled from already built nodes
+    (an environment overlay over its base) is built with ``check_keys=False``.
+    """
     source = Source(filename, None, root)
-    if root is not None:
-        builder = _Builder(source, loader, resolve)
-        source.data = builder.build(root, ())
+    source.data = _Builder(source, _Loader(""), resolve, check_keys=check_keys).build(root, ())
     return source
 
 
 class _Builder:
     """Turns nodes into data, reporting duplicate keys and bad references."""
 
-    def __init__(self, source: Source, loader: _Loader, resolve: Resolver) -> None:
-        self.source, self.loader, self.resolve = source, loader, resolve
+    def __init__(self, source: Source, loader: _Loader, resolve: Resolver | None, *, check_keys: bool = True) -> None:
+        self.source, self.loader, self.resolve, self.check_keys = source, loader, resolve, check_keys
         self.active: set[int] = set()
 
     def report(self, node: Node, path: Path, message: str) -> None:
@@ -141,7 +159,7 @@ class _Builder:
 
     def mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
         seen: dict[str, int] = {}
-        for k, _ in node.value:
+        for k, _ in node.value if self.check_keys else ():
             if isinstance(k, ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
                 if k.value in seen:
                     self.report(k, path + (k.value,), f"duplicate key {k.value!r} (first on line {seen[k.value]})")
@@ -164,7 +182,7 @@ class _Builder:
         except yaml.MarkedYAMLError as exc:
             self.report(node, path, f"cannot read value: {exc.problem}")
             return None
-        if isinstance(value, str):
+        if isinstance(value, str) and self.resolve is not None:
             try:
                 return interpolate(value, self.resolve)
             except ValueError as exc:

@@ -1,0 +1,161 @@
+"""`owncdn up`: the whole CDN on one machine.
+
+A demo origin (in this process), the control plane and one edge per location (each
+its own `owncdn` process, each edge on its own loopback address 127.0.1.N so they look
+like separate hosts), an example cdn.yaml applied, and the URLs to try printed.
+Ctrl-C stops everything; all state lives in one directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+from owncdn.cli.edge_cmds import _run
+
+LOCATIONS = [("fra", "Frankfurt", 50.11, 8.68), ("iad", "Ashburn", 38.95, -77.45),
+             ("sin", "Singapore", 1.35, 103.82), ("gru", "Sao Paulo", -23.55, -46.63),
+             ("bom", "Mumbai", 19.08, 72.88)]
+
+EXAMPLE = """\
+# Written by `owncdn up`: the demo site behind every edge. Edit and `owncdn apply` it.
+version: 1
+locations:
+{locations}
+services:
+  - name: demo
+    hostnames: [demo.{zone}, demo.localhost]
+    origins: ["{origin}"]
+    cache:
+      stale_while_revalidate: 30s
+environments:
+  staging:
+    services:
+      - name: demo
+        cache: {{default_ttl: 10s}}
+"""
+
+
+def _free(host: str, port: int) -> int:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _spawn(args: list[str], log: Path) -> subprocess.Popen:
+    out = open(log, "ab")
+    return subprocess.Popen([sys.executable, "-m", "owncdn.cli", *args], stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+async def _until(check, what: str, timeout: float = 20.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last = None
+    while loop.time() < deadline:
+        try:
+            result = await loop.run_in_executor(None, check)
+            if result:
+                return result
+        except Exception as exc:  # noqa: BLE001 - retried until the deadline
+            last = exc
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{what} did not happen within {timeout:g}s ({last})")
+
+
+def up(
+    port: int = typer.Option(8080, help="Edge port (on each edge's own address 127.0.1.N)."),
+    edges: int = typer.Option(3, min=1, max=len(LOCATIONS), help="How many edge locations."),
+    state_dir: Path = typer.Option(Path(".owncdn"), help="All state: control plane, edges, logs, cdn.yaml."),
+    zone: str = typer.Option("cdn.test", help="DNS zone of CDN hostnames."),
+) -> None:
+    """Run the whole CDN here: control plane, edge locations and a demo origin."""
+    from owncdn.client import Client
+    from owncdn.demo.site import demo_origin
+
+    state_dir = state_dir.resolve()
+    for sub in ("control", "edges", "logs"):
+        (state_dir / sub).mkdir(parents=True, exist_ok=True)
+    children: list[subprocess.Popen] = []
+
+    async def main() -> None:
+        origin = await demo_origin().start()
+        cport = _free("127.0.0.1", 8400)
+        control_url = f"http://127.0.0.1:{cport}"
+        (state_dir / "control.url").write_text(control_url + "\n")
+        children.append(_spawn(["control", "--listen", f"127.0.0.1:{cport}", "--zone", zone,
+                                "--state-dir", str(state_dir / "control")], state_dir / "logs" / "control.log"))
+        await _until(lambda: Client(control_url).health(), "the control plane starting")
+        admin = (state_dir / "control" / "admin.token").read_text().strip()
+        bootstrap = (state_dir / "control" / "bootstrap.token").read_text().strip()
+        api = Client(control_url, admin)
+        chosen = LOCATIONS[:edges]
+        locations = "\n".join(f"  - {{name: {n}, city: {c}, lat: {lat}, lon: {lon}}}" for n, c, lat, lon in chosen)
+        source = EXAMPLE.format(locations=locations, zone=zone, origin=origin.url)
+        (state_dir / "cdn.yaml").write_text(source)
+        version = (await asyncio.get_running_loop().run_in_executor(
+            None, lambda: api.add_version("production", source, comment="owncdn up")))["number"]
+        addresses = []
+        for i, (name, *_rest) in enumerate(chosen, start=1):
+            ip = f"127.0.1.{i}"
+            eport = _free(ip, port)
+            addresses.append((name, ip, eport))
+            children.append(_spawn([
+                "edge", "--control", control_url, "--token", bootstrap, "--env", "production",
+                "--state-dir", str(state_dir / "edges" / name), "--listen", f"{ip}:{eport}",
+                "--admin", f"{ip}:{_free(ip, 9080)}", "--id", f"edge-{name}", "--location", name,
+                "--access-log", str(state_dir / "logs" / f"access-{name}.log"),
+            ], state_dir / "logs" / f"edge-{name}.log"))
+
+        def all_applied() -> bool:
+            nodes = api.status("production")["nodes"]
+            running = {n["name"]: n.get("running_version") for n in nodes}
+            return all(running.get(f"edge-{name}") == version for name, _, _ in addresses)
+
+        await _until(all_applied, f"every edge running v{version}")
+        lines = [
+            "owncdn is up (Ctrl-C stops everything)",
+            f"  control plane  {control_url}   (admin token: {state_dir / 'control' / 'admin.token'})",
+            f"  demo origin    {origin.url}",
+        ]
+        lines += [f"  edge {name:<9} http://{ip}:{eport}" for name, ip, eport in addresses]
+        name, ip, eport = addresses[0]
+        lines += [
+            f"  state          {state_dir}   (cdn.yaml, logs/)",
+            "Try it (twice: X-Cache goes MISS -> HIT; X-Served-By names the edge):",
+            f"  curl -sI -H 'Host: demo.{zone}' http://{ip}:{eport}/",
+            f"  OWNCDN_CONTROL={control_url} owncdn status",
+            f"  OWNCDN_CONTROL={control_url} owncdn purge http://demo.{zone}/",
+        ]
+        typer.echo("\n".join(lines))
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await origin.close()
+
+    try:
+        _run(main())
+    except RuntimeError as exc:
+        typer.echo(f"owncdn up: {exc}; see {state_dir / 'logs'}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        for child in children:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)

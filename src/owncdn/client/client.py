@@ -1,0 +1,171 @@
+"""``Client``: the control plane's REST API as Python methods (sync, httpx).
+
+Rule 1: one method per endpoint, named after what it does; arguments are the
+request's fields; return values are the response's JSON (dicts and lists).
+
+Rule 2: every failure is an :class:`ApiError`. An error answer carries the
+server's status, code, message and problems; no answer at all is status 0,
+code ``"unreachable"`` (or ``"timeout"``), and a message naming the URL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from .errors import ApiError
+
+__all__ = ["Client"]
+
+
+def _seg(value: object) -> str:
+    """One path segment, escaped."""
+    return quote(str(value), safe="")
+
+
+class Client:
+    """A client of the control plane at ``base_url`` (e.g. ``http://127.0.0.1:7700``)."""
+
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 10) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        headers = {"User-Agent": "owncdn-client", "Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"<Client {self.base_url}>"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
+              timeout: float | None = None) -> Any:
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.request(method, path, json=json, params=params or None,
+                                          timeout=timeout if timeout is not None else self.timeout)
+        except httpx.TimeoutException as exc:
+            raise ApiError(0, "timeout", f"the control plane at {self.base_url} did not answer in time ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise ApiError(0, "unreachable", f"cannot reach the control plane at {self.base_url}: {exc or type(exc).__name__}") from None
+        if response.is_error:
+            raise _error_from(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(response.status_code, "bad_response", f"{self.base_url}{path} answered {response.status_code} with a body that is not JSON; is this an owncdn control plane?") from None
+
+    # -- health and tokens -------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """``{"ok": true}`` when the API answers."""
+        return self._call("GET", "/v1/health")
+
+    def create_token(self, name: str, scopes: list[str] | set[str] | tuple[str, ...]) -> dict[str, Any]:
+        """A new token ``{id, name, scopes, token}``; the token text is shown only here."""
+        return self._call("POST", "/v1/tokens", json={"name": name, "scopes": sorted(scopes)})
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/v1/tokens")
+
+    def revoke_token(self, id: str) -> None:
+        self._call("DELETE", f"/v1/tokens/{_seg(id)}")
+
+    # -- versions and services ---------------------------------------------------------
+
+    def add_version(self, env: str, source: str, comment: str = "", filename: str = "cdn.yaml") -> dict[str, Any]:
+        """Deploy cdn.yaml text; ``ApiError`` 422 with ``problems`` if it is invalid."""
+        return self._call("POST", f"/v1/envs/{_seg(env)}/versions", json={"source": source, "comment": comment, "filename": filename})
+
+    def list_versions(self, env: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Versions of ``env``, newest first."""
+        return self._call("GET", f"/v1/envs/{_seg(env)}/versions", params={"limit": limit})
+
+    def get_version(self, env: str, n: int) -> dict[str, Any]:
+        """One version, with its ``source`` and ``snapshot``."""
+        return self._call("GET", f"/v1/envs/{_seg(env)}/versions/{int(n)}")
+
+    def rollback(self, env: str, to: int) -> dict[str, Any]:
+        """A new version with the source of version ``to``."""
+        return self._call("POST", f"/v1/envs/{_seg(env)}/rollback", json={"to": to})
+
+    def services(self, env: str) -> dict[str, Any]:
+        """``{env, version, services: [{name, hostnames, origins}]}`` of the latest version."""
+        return self._call("GET", f"/v1/envs/{_seg(env)}/services")
+
+    def create_service(self, env: str, origin: str, name: str | None = None) -> dict[str, Any]:
+        """Put ``origin`` behind the CDN: ``{service, cname, version}``."""
+        body: dict[str, Any] = {"origin": origin}
+        if name is not None:
+            body["name"] = name
+        return self._call("POST", f"/v1/envs/{_seg(env)}/services", json=body)
+
+    def status(self, env: str) -> dict[str, Any]:
+        """``{env, latest_version, nodes: [...]}`` with each node's version and drift."""
+        return self._call("GET", f"/v1/envs/{_seg(env)}/status")
+
+    # -- nodes -------------------------------------------------------------------------
+
+    def register_node(self, name: str, kind: str, location: str, env: str, address: str) -> dict[str, Any]:
+        """Register with the bootstrap token: ``{node_id, token}``."""
+        body = {"name": name, "kind": kind, "location": location, "env": env, "address": address}
+        return self._call("POST", "/v1/nodes/register", json=body)
+
+    def nodes(self, env: str | None = None) -> list[dict[str, Any]]:
+        return self._call("GET", "/v1/nodes", params={"env": env})
+
+    def delete_node(self, node_id: str) -> None:
+        self._call("DELETE", f"/v1/nodes/{_seg(node_id)}")
+
+    def report(self, node_id: str, version: int, status: str, reason: str = "") -> dict[str, Any]:
+        """Report ``status`` ``"applied"`` or ``"rejected"`` for ``version``; returns the node."""
+        body = {"version": version, "status": status, "reason": reason}
+        return self._call("POST", f"/v1/nodes/{_seg(node_id)}/report", json=body)
+
+    def ack_purge(self, node_id: str, purge_id: int, ms: float, removed: int) -> dict[str, Any]:
+        return self._call("POST", f"/v1/nodes/{_seg(node_id)}/purges/{int(purge_id)}/ack", json={"ms": ms, "removed": removed})
+
+    # -- purges ------------------------------------------------------------------------
+
+    def purge(self, env: str, *, url: str | None = None, prefix: str | None = None, tag: str | None = None,
+              all: bool = False, soft: bool = False, service: str | None = None,
+              wait: float | None = None) -> dict[str, Any]:
+        """Purge one of ``url`` / ``prefix`` / ``tag`` / ``all``. With ``wait``
+        (seconds, at most 60) the answer comes when every node in contact has
+        acked (``complete``) or the time is up."""
+        body: dict[str, Any] = {"soft": soft}
+        for key, value in (("url", url), ("prefix", prefix), ("tag", tag), ("service", service)):
+            if value is not None:
+                body[key] = value
+        if all:
+            body["all"] = True
+        timeout = None if wait is None else self.timeout + wait
+        return self._call("POST", f"/v1/envs/{_seg(env)}/purges", json=body, params={"wait": wait}, timeout=timeout)
+
+    def get_purge(self, env: str, id: int) -> dict[str, Any]:
+        """A purge with ``acked`` and ``pending`` nodes."""
+        return self._call("GET", f"/v1/envs/{_seg(env)}/purges/{int(id)}")
+
+
+def _error_from(response: httpx.Response) -> ApiError:
+    status = response.status_code
+    try:
+        error = response.json()["error"]
+        return ApiError(status, str(error["code"]), str(error["message"]), error.get("problems"))
+    except (ValueError, KeyError, TypeError):
+        text = response.text.strip()[:200]
+        return ApiError(status, "http_error", f"{response.request.method} {response.request.url} answered HTTP {status}" + (f": {text}" if text else ""))

@@ -1,0 +1,105 @@
+"""Bearer tokens and scopes: who may call what.
+
+Rule 1: every endpoint but ``GET /v1/health`` needs ``Authorization: Bearer
+<token>``; no token, or an unknown or revoked one, is 401.
+
+Rule 2: ``admin`` may do everything. Otherwise the token needs one of the
+scopes the endpoint names (``require``): ``read`` for GETs, ``deploy`` for
+versions, services and rollback, ``purge`` for purges. A missing scope is 403.
+
+Rule 3: ``node`` tokens act for nodes. A token made by registration is bound to
+its node and may use only that node's endpoints (``node_token``); a ``node``
+token bound to no node is a bootstrap token and may only register nodes
+(``bootstrap_token``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from owncdn.control.hub import Hub
+from owncdn.control.store import Store, Token
+
+from .errors import ApiProblem
+
+__all__ = ["ApiContext", "Ctx", "bootstrap_token", "context", "node_token", "require"]
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="A token from `POST /v1/tokens` (or from node registration), sent as `Authorization: Bearer <token>`.",
+)
+
+
+@dataclass
+class ApiContext:
+    """What every endpoint works with: the store, the hub and the CDN zone."""
+
+    store: Store
+    hub: Hub
+    zone: str
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+    """Serialises read-modify-write of versions (adding a service) in this process."""
+    ping_seconds: float = 10.0
+    """Silence after which an event stream sends ``: ping``."""
+
+
+def context(request: Request) -> ApiContext:
+    return request.app.state.owncdn
+
+
+Ctx = Annotated[ApiContext, Depends(context)]
+
+
+def authenticate(
+    ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Token:
+    """The token of the request; 401 without a valid one."""
+    if credentials is None or not credentials.credentials:
+        raise ApiProblem(401, "unauthorized", "this endpoint needs a token: send the header 'Authorization: Bearer <token>'")
+    token = ctx.store.authenticate(credentials.credentials)
+    if token is None or token.revoked:
+        raise ApiProblem(401, "unauthorized", "the token is unknown or revoked; ask an admin for a new one (POST /v1/tokens)")
+    return token
+
+
+def require(*scopes: str) -> Callable[..., Token]:
+    """A dependency: the request's token, if it has ``admin`` or one of ``scopes``."""
+    wanted = frozenset(scopes)
+
+    def check(request: Request, token: Annotated[Token, Depends(authenticate)]) -> Token:
+        if "admin" in token.scopes or wanted & token.scopes:
+            return token
+        needs = " or ".join(sorted(wanted | {"admin"}))
+        has = ", ".join(sorted(token.scopes)) or "none"
+        raise ApiProblem(
+            403, "forbidden",
+            f"{request.method} {request.url.path} needs a token with scope {needs}; "
+            f"token '{token.name}' has scopes: {has}",
+        )
+
+    return check
+
+
+def node_token(
+    node_id: Annotated[str, Path(description="The node's id, from registration.")],
+    token: Annotated[Token, Depends(require("node"))],
+) -> Token:
+    """A token that may act for node ``node_id``: that node's own, or admin."""
+    if "admin" in token.scopes or token.node_id == node_id:
+        return token
+    if token.node_id is None:
+        raise ApiProblem(403, "forbidden", f"token '{token.name}' is a bootstrap token: it may only register nodes (POST /v1/nodes/register); use the token registration returned")
+    raise ApiProblem(403, "forbidden", f"token '{token.name}' belongs to node {token.node_id}; it may not act for node {node_id}")
+
+
+def bootstrap_token(token: Annotated[Token, Depends(require("node"))]) -> Token:
+    """A ``node`` token bound to no node (or admin): may register nodes."""
+    if "admin" in token.scopes or token.node_id is None:
+        return token
+    raise ApiProblem(403, "forbidden", f"token '{token.name}' belongs to node {token.node_id}; registering a node needs the bootstrap token (scope node, bound to no node)")

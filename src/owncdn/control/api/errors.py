@@ -1,0 +1,152 @@
+"""Every error the API returns has one JSON shape, including FastAPI's own.
+
+Rule 1: the body is ``{"error": {"status", "code", "message", "problems"?}}``;
+``code`` is a short stable word for programs, ``message`` a sentence a person
+can act on, ``problems`` a list of strings when there are several things wrong.
+
+Rule 2: endpoints raise :class:`ApiProblem`; the handlers here translate it,
+Starlette's ``HTTPException`` (unknown route, wrong method), request
+validation errors (malformed JSON -> 400, wrong fields -> 422) and the store's
+``NotFound`` / ``Conflict`` / ``StoreError``.
+
+Rule 3: a request that ends in an error has changed nothing: endpoints check
+everything before they write.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from owncdn.control.store import Conflict, NotFound, StoreError
+
+from .schemas import ErrorResponse
+
+__all__ = ["ApiProblem", "error_responses", "install_error_handlers"]
+
+log = logging.getLogger("owncdn.control.api")
+
+_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
+    422: "invalid", 500: "internal_error", 503: "unavailable",
+}
+
+_DESCRIPTIONS = {
+    400: "Malformed request (e.g. a body that is not JSON).",
+    401: "No token, or a token that is unknown or revoked.",
+    403: "The token lacks the scope this endpoint needs.",
+    404: "The thing named in the path does not exist.",
+    409: "Conflicts with what exists (e.g. a duplicate name).",
+    422: "The request is well-formed but its content is invalid; see `problems`.",
+}
+
+
+class ApiProblem(Exception):
+    """An error response: raise it from an endpoint or a dependency."""
+
+    def __init__(self, status: int, code: str, message: str, problems: Sequence[str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.problems = list(problems) if problems else None
+
+    def __repr__(self) -> str:
+        return f"ApiProblem({self.status}, {self.code!r}, {self.message!r})"
+
+
+def error_body(status: int, code: str, message: str, problems: Sequence[str] | None = None) -> dict[str, Any]:
+    """The JSON error document."""
+    error: dict[str, Any] = {"status": status, "code": code, "message": message}
+    if problems:
+        error["problems"] = list(problems)
+    return {"error": error}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for these error statuses."""
+    return {s: {"model": ErrorResponse, "description": _DESCRIPTIONS.get(s, "Error.")} for s in statuses}
+
+
+def _json(status: int, code: str, message: str, problems: Sequence[str] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, code, message, problems), status_code=status, headers=headers)
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiProblem)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return _json(exc.status, exc.code, exc.message, exc.problems, headers)
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    if status == 404:
+        message = f"there is no endpoint {request.method} {request.url.path}; the API is described at /openapi.json and /docs"
+    elif status == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        message = f"{request.method} is not allowed on {request.url.path}" + (f"; use {allowed}" if allowed else "")
+    else:
+        message = str(exc.detail) if exc.detail else f"HTTP {status}"
+    return _json(status, _CODES.get(status, "error"), message, headers=exc.headers)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            reason = (error.get("ctx") or {}).get("error", "")
+            message = "the request body is not valid JSON" + (f" ({reason})" if reason else "")
+            return _json(400, "malformed_json", message + "; send a JSON object with Content-Type: application/json")
+    problems = [_describe(error) for error in errors]
+    message = problems[0] if len(problems) == 1 else f"the request has {len(problems)} problems: " + "; ".join(problems)
+    return _json(422, "invalid_request", message, problems)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    """``scopes[0]: Input should be ...`` from one pydantic error."""
+    loc = tuple(error.get("loc", ()))
+    if loc == ("body",):  # the body as a whole
+        if error.get("type") == "missing":
+            return "request body: missing; send a JSON object with Content-Type: application/json"
+        return "request body: expected a JSON object (with Content-Type: application/json)"
+    where = ""
+    for part in loc[1:] if loc[:1] == ("body",) else loc:
+        where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+    msg = str(error.get("msg", "invalid value"))
+    if error.get("type") == "missing":
+        msg = "this field is required"
+    elif error.get("type") == "extra_forbidden":
+        msg = "unknown field"
+    return f"{where}: {msg}" if where else msg
+
+
+async def _on_not_found(request: Request, exc: Exception) -> JSONResponse:
+    return _json(404, "not_found", str(exc) or "not found")
+
+
+async def _on_conflict(request: Request, exc: Exception) -> JSONResponse:
+    return _json(409, "conflict", str(exc) or "conflicts with what exists")
+
+
+async def _on_store_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("store error on %s %s: %s", request.method, request.url.path, exc)
+    return _json(503, "store_error", f"the control plane's state store failed ({exc}); try again, and tell the operator if it persists")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register every handler of this module on ``app``."""
+    app.add_exception_handler(ApiProblem, _on_problem)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(NotFound, _on_not_found)
+    app.add_exception_handler(Conflict, _on_conflict)
+    app.add_exception_handler(StoreError, _on_store_error)

@@ -1,0 +1,118 @@
+"""The event stream of one node (server-sent events): versions and purges.
+
+The protocol, as a node sees it (``GET /v1/nodes/{id}/events?version=V&purge_after=P``):
+
+- ``event: config`` with ``data: {"env", "number", "source"}``, first when the
+  environment's latest version is newer than ``V``, then for each new version;
+- ``event: purge`` with ``data: {"id", "spec"}`` for every purge with an id
+  above ``P``, in id order, then for each new purge;
+- ``: ping`` (a comment) after 10 s without an event, so proxies keep the
+  connection and both sides notice a dead one.
+
+Rule 1: the stream reads the store, never the hub's notifications: a notify
+only wakes it early. Without one it re-reads the store every second
+(``RECHECK_SECONDS``), which is how a write on another control-plane replica
+reaches it (see ``owncdn.control.hub``).
+
+Rule 2: every send and every wake-up by the hub records contact with the node
+(``store.node_contact``); the once-a-second re-checks do not (they would be a
+write per node per second).
+
+Rule 3: when the client goes away, Starlette cancels the generator at its
+current ``await``; ``Hub.wait`` removes its waiter on cancellation, so nothing
+is left behind. A node deleted while streaming ends its stream, and so does
+every stream when the hub is closed at shutdown (the nodes reconnect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+
+from owncdn.control.hub import RECHECK_SECONDS
+from owncdn.control.store import Node, NotFound, StoreError
+
+from .auth import ApiContext
+
+__all__ = ["PING_SECONDS", "EventStream", "format_event"]
+
+PING_SECONDS = 10.0
+BATCH = 1000
+"""Most purges read (and sent) at once while catching up."""
+
+log = logging.getLogger("owncdn.control.api")
+
+
+def format_event(event: str, data: object) -> str:
+    """One SSE event; ``data`` is JSON on a single line."""
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+@dataclass
+class EventStream:
+    """What one node has been sent so far, and the loop that sends the rest."""
+
+    ctx: ApiContext
+    node: Node
+    version: int
+    purge_after: int
+    ping_seconds: float = PING_SECONDS
+    recheck_seconds: float = RECHECK_SECONDS
+
+    def __repr__(self) -> str:
+        return f"<EventStream node={self.node.id} env={self.node.env} version={self.version} purge_after={self.purge_after}>"
+
+    async def run(self) -> AsyncIterator[str]:
+        """The SSE body: catch up, then wait for changes; ends when the node is
+        deleted or the hub is closed (server shutdown)."""
+        loop = asyncio.get_running_loop()
+        hub, env = self.ctx.hub, self.node.env
+        next_ping = loop.time() + self.ping_seconds
+        touch = True
+        while not hub.closed:
+            since = hub.generation(env)
+            try:
+                chunk, more = await run_in_threadpool(self._poll, touch)
+            except NotFound:  # the node was deleted
+                return
+            except StoreError as exc:  # the node reconnects; its next stream catches up
+                log.warning("event stream of node %s ends: %s", self.node.id, exc)
+                return
+            if chunk:
+                yield chunk
+                next_ping = loop.time() + self.ping_seconds
+            if more:
+                touch = False
+                continue
+            remaining = next_ping - loop.time()
+            if remaining <= 0:
+                yield ": ping\n\n"
+                next_ping = loop.time() + self.ping_seconds
+                touch = True
+                continue
+            touch = await hub.wait(env, min(self.recheck_seconds, remaining), since)
+
+    def _poll(self, touch: bool) -> tuple[str, bool]:
+        """Events not sent yet, at most ``BATCH`` purges (in a worker thread), and
+        whether more are waiting; records contact if there are any, or ``touch``."""
+        store, env = self.ctx.store, self.node.env
+        out: list[str] = []
+        latest = store.latest_version(env)
+        if latest is not None and latest.number > self.version:
+            out.append(format_event("config", {"env": env, "number": latest.number, "source": latest.source}))
+            self.version = latest.number
+        purges = store.purges_after(env, self.purge_after, limit=BATCH)
+        for purge in purges:
+            out.append(format_event("purge", {"id": purge.id, "spec": purge.spec}))
+            self.purge_after = purge.id
+        if out or touch:
+            self._contact()
+        return "".join(out), len(purges) == BATCH
+
+    def _contact(self) -> None:
+        self.ctx.store.node_contact(self.node.id)  # NotFound once the node is deleted

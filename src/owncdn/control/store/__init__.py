@@ -1,0 +1,22 @@
+"""The control plane's state store.
+
+    store = Store("sqlite:///var/lib/owncdn/control.db")    # or postgresql://user@host:port/db
+    store.migrate()                                          # idempotent; run at every start
+    token, text = store.create_token("ci", {"deploy"})       # `text` is shown once
+    store.authenticate(text)                                 # -> token, or None
+
+Parts:
+    records.py      the frozen records the store returns (Token, Version, Node, Purge,
+                    PurgeAck), the token SCOPES and the errors (StoreError, NotFound, Conflict)
+    store.py        `Store`: one short transaction per method, safe with several replicas
+    schema.py       the tables as SQLAlchemy typed models
+    engine.py       URLs and engines (SQLite in WAL mode, PostgreSQL through psycopg 3)
+    migrations/     Alembic, configured from Python; versions/ holds hand-written migrations
+"""
+
+from .engine import sqlite_url
+from .records import SCOPES, Conflict, Node, NotFound, Purge, PurgeAck, StoreError, Token, Version
+from .store import Store
+
+__all__ = ["SCOPES", "Conflict", "Node", "NotFound", "Purge", "PurgeAck", "Store", "StoreError",
+           "Token", "Version", "sqlite_url"]
