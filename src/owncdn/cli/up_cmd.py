@@ -36,6 +36,7 @@ services:
     cache:
       stale_while_revalidate: 30s
 environments:
+  production: {{}}
   staging:
     services:
       - name: demo
@@ -145,9 +146,11 @@ def up(
         await stop.wait()
         await origin.close()
 
+    from owncdn.client import ApiError
+
     try:
         _run(main())
-    except RuntimeError as exc:
+    except (RuntimeError, ApiError) as exc:
         typer.echo(f"owncdn up: {exc}; see {state_dir / 'logs'}", err=True)
         raise typer.Exit(1) from None
     finally:

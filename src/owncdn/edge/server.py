@@ -63,7 +63,7 @@ def _snapshot_config(snapshot: dict, agent):
     from owncdn.core.config import ConfigError, parse_config
 
     try:
-        return parse_config(snapshot["source"], f"snapshot v{snapshot['number']}", agent.resolve)
+        return parse_config(snapshot["source"], f"snapshot v{snapshot['number']}", agent.resolve, env=agent.env)
     except ConfigError:
         agent.version = 0
         return None

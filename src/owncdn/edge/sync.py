@@ -184,7 +184,7 @@ class SyncAgent:
         """Parse and switch to a version; (number, "applied" | "rejected", reason)."""
         number = int(data["number"])
         try:
-            config = parse_config(data["source"], f"{self.env} v{number}", self.resolve)
+            config = parse_config(data["source"], f"{self.env} v{number}", self.resolve, env=self.env)
             self.edge.apply_config(config)
         except ConfigError as exc:
             reason = "; ".join(str(p) for p in exc.problems[:5])

@@ -128,7 +128,6 @@ PROBLEMS = [
     (with_overlay("services:\n  - {name: shop, remove: true}\n").replace("[https://origin.example.com]", "[ftp://y]"), "staging", 9, "services[0].origins[0].url", "got 'ftp://y'"),
     # unknown environment
     (with_overlay("{}\n"), "prod", 14, "environments", "unknown environment 'prod' (known: staging)"),
-    (BASE, "staging", 1, "environments", "the file defines no environments"),
     # the shape of overlays, checked with or without env
     (BASE + "environments: [staging]\n", None, 14, "environments", "expected a mapping of environment names"),
     (with_overlay("{}\n", name="Staging"), None, 15, "environments.Staging", "lowercase letters"),
@@ -173,3 +172,12 @@ def test_anchors_and_merge_keys_in_the_base_still_work():
         """)
     assert parse_config(text, "c", resolve).service("a").retries == 2
     assert parse_config(text, "c", resolve, env="staging").service("a").retries == 0
+
+
+def test_a_file_without_environments_is_the_same_in_every_environment():
+    # Users who keep one plain cdn.yaml can still `apply --env staging`; once the file
+    # defines environments, a name it lacks is an error (see the unknown-environment row).
+    plain = parse_config(BASE, "cdn.yaml", lambda kind, name: f"${{{kind}:{name}}}").model_dump(mode="json")
+    for env in ("staging", "production"):
+        config = parse_config(BASE, "cdn.yaml", lambda kind, name: f"${{{kind}:{name}}}", env=env)
+        assert config.model_dump(mode="json") == plain

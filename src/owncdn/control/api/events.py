@@ -27,6 +27,7 @@ every stream when the hub is closed at shutdown (the nodes reconnect).
 from __future__ import annotations
 
 import asyncio
+import time
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -42,6 +43,7 @@ from .auth import ApiContext
 __all__ = ["PING_SECONDS", "EventStream", "format_event"]
 
 PING_SECONDS = 10.0
+CONTACT_EVERY = 1.0  # seconds between writes of a node's last contact
 BATCH = 1000
 """Most purges read (and sent) at once while catching up."""
 
@@ -63,6 +65,7 @@ class EventStream:
     purge_after: int
     ping_seconds: float = PING_SECONDS
     recheck_seconds: float = RECHECK_SECONDS
+    _contacted: float = float("-inf")
 
     def __repr__(self) -> str:
         return f"<EventStream node={self.node.id} env={self.node.env} version={self.version} purge_after={self.purge_after}>"
@@ -115,4 +118,9 @@ class EventStream:
         return "".join(out), len(purges) == BATCH
 
     def _contact(self) -> None:
-        self.ctx.store.node_contact(self.node.id)  # NotFound once the node is deleted
+        # At most one write a second: contact is for status pages, and a write per
+        # event would put a database commit on every version and purge's path.
+        now = time.monotonic()
+        if now - self._contacted >= CONTACT_EVERY:
+            self._contacted = now
+            self.ctx.store.node_contact(self.node.id)  # NotFound once the node is deleted

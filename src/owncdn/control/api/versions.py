@@ -39,10 +39,11 @@ def _placeholder(kind: str, name: str) -> str:
     return SECRET_PLACEHOLDER
 
 
-def validate_source(source: str, filename: str = "cdn.yaml") -> dict[str, Any]:
-    """The display snapshot of ``source``; 422 with every problem if invalid."""
+def validate_source(source: str, filename: str = "cdn.yaml", env: str | None = None) -> dict[str, Any]:
+    """The display snapshot of ``source`` as ``env`` sees it (its overlay applied);
+    422 with every problem if invalid."""
     try:
-        config = parse_config(source, filename, _placeholder)
+        config = parse_config(source, filename, _placeholder, env=env)
     except ConfigError as exc:
         problems = [str(p) for p in exc.problems]
         if len(problems) == 1:
@@ -55,7 +56,7 @@ def validate_source(source: str, filename: str = "cdn.yaml") -> dict[str, Any]:
 
 def store_version(ctx: Ctx, env: str, source: str, comment: str, author: str, filename: str = "cdn.yaml") -> VersionSummary:
     """Validate, store and announce a new version of ``env``."""
-    snapshot = validate_source(source, filename)
+    snapshot = validate_source(source, filename, env)
     version = ctx.store.add_version(env, source, snapshot, comment=comment, author=author)
     ctx.hub.notify(env)
     return version_summary(version)

@@ -36,7 +36,9 @@ def parse_config(text: str, filename: str, resolve: Resolver, env: str | None = 
 
     ``env`` names an environment of the file's ``environments`` mapping whose
     overlay is merged over the base first (see ``environments``); with
-    ``None`` the overlays' shape is checked and the base is validated.
+    ``None`` the overlays' shape is checked and the base is validated. A file
+    without ``environments`` is the same in every environment; a file with them
+    must define ``env``.
     """
     root, problems = compose(text, filename)
     if root is None:
@@ -49,9 +51,10 @@ def parse_config(text: str, filename: str, resolve: Resolver, env: str | None = 
     problems = _unique(full.problems + check_environments(full, base))
     if env is not None:
         overlay = find_environment(envs, env)
-        if overlay is None:
+        if overlay is not None:
+            base = apply_overlay(base, overlay, filename)[0]
+        elif _names(full):  # a file with environments must name this one (typos)
             raise ConfigError(problems + [_unknown_environment(full, env)])
-        base = apply_overlay(base, overlay, filename)[0]
     source = build_source(base, filename, resolve, check_keys=False)
     problems = _unique(problems + source.problems)
     try:
