@@ -72,6 +72,7 @@ class SyncAgent:
         # perf_counter() when the control plane accepted each report / purge ack
         self.reported_at: dict[int, float] = {}
         self.purge_acked_at: dict[int, float] = {}
+        self.purge_seen_at: dict[int, float] = {}
         self.resolve = make_resolver(state_dir, os.environ)
         self.task: asyncio.Task | None = None
 
@@ -168,6 +169,7 @@ class SyncAgent:
             await self._report(http, *self.apply_version(data))
         elif event == "purge":
             t0 = perf_counter()
+            self.purge_seen_at[int(data["id"])] = t0
             try:
                 removed = run_purge(self.edge, data["spec"])
             except PurgeError as exc:

@@ -16,6 +16,7 @@ token bound to no node is a bootstrap token and may only register nodes
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -27,6 +28,11 @@ from owncdn.control.hub import Hub
 from owncdn.control.store import Store, Token
 
 from .errors import ApiProblem
+
+AUTH_CACHE_SECONDS = 2.0
+"""How long a checked token is trusted without asking the store again: a token revoked
+through another control-plane replica stops working within this time (at once on
+the replica that revoked it)."""
 
 __all__ = ["ApiContext", "Ctx", "bootstrap_token", "context", "node_token", "require"]
 
@@ -47,6 +53,22 @@ class ApiContext:
     """Serialises read-modify-write of versions (adding a service) in this process."""
     ping_seconds: float = 10.0
     """Silence after which an event stream sends ``: ping``."""
+    tokens: dict = field(default_factory=dict)
+    """token text -> (Token, checked at): authentications reused for AUTH_CACHE_SECONDS,
+    so a node's stream of acknowledgements does not read the store for each one."""
+
+    def authenticate(self, text: str, now: float) -> Token | None:
+        hit = self.tokens.get(text)
+        if hit is not None and now - hit[1] < AUTH_CACHE_SECONDS:
+            return hit[0]
+        token = self.store.authenticate(text)
+        if token is None:
+            self.tokens.pop(text, None)
+            return None
+        if len(self.tokens) > 10_000:
+            self.tokens.clear()
+        self.tokens[text] = (token, now)
+        return token
 
 
 def context(request: Request) -> ApiContext:
@@ -62,7 +84,7 @@ def authenticate(
     """The token of the request; 401 without a valid one."""
     if credentials is None or not credentials.credentials:
         raise ApiProblem(401, "unauthorized", "this endpoint needs a token: send the header 'Authorization: Bearer <token>'")
-    token = ctx.store.authenticate(credentials.credentials)
+    token = ctx.authenticate(credentials.credentials, time.monotonic())
     if token is None or token.revoked:
         raise ApiProblem(401, "unauthorized", "the token is unknown or revoked; ask an admin for a new one (POST /v1/tokens)")
     return token

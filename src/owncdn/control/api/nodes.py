@@ -89,6 +89,7 @@ def list_nodes(
     summary="Delete a node and revoke its tokens", responses={204: {"description": "Deleted."}, **error_responses(401, 403, 404)},
 )
 def delete_node(node_id: NodeId, ctx: Ctx, _: Annotated[Token, Depends(require("admin"))]) -> Response:
+    ctx.tokens.clear()  # revocation takes effect at once on this replica
     if not ctx.store.delete_node(node_id):
         raise ApiProblem(404, "not_found", f"there is no node {node_id}; GET /v1/nodes lists them")
     return Response(status_code=204)

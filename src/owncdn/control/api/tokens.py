@@ -41,6 +41,7 @@ def list_tokens(ctx: Ctx, _: Admin) -> list[TokenOut]:
 )
 def revoke_token(token_id: Annotated[str, Path(description="The token's id.")], ctx: Ctx, _: Admin) -> Response:
     """Revoke a token; requests with it are refused from now on. Revoking twice is fine."""
+    ctx.tokens.clear()  # revocation takes effect at once on this replica
     if not ctx.store.revoke_token(token_id):
         raise ApiProblem(404, "not_found", f"there is no token with id {token_id}; GET /v1/tokens lists them")
     return Response(status_code=204)
