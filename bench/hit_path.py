@@ -61,7 +61,6 @@ async def main(n: int, profile: bool, log: str) -> None:
     async with HttpClient("127.0.0.1", server.port, "bench.test") as c:
         assert (await c.get("/1k.bin")).cache == "MISS"
     edge = server.edge
-    conn_cls = type(next(iter([None]))) if False else None
     from owncdn.edge.protocol import HttpConnection, Limits
     conn = HttpConnection(edge, Limits(), asyncio.get_running_loop())
     transport = NullTransport()
