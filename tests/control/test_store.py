@@ -332,3 +332,11 @@ def test_readers_do_not_wait_for_an_open_write_transaction(store, store_url):
         assert store.purges_after("staging", 0) == []
         writer.rollback()
     engine.dispose()
+
+
+def test_latest_number(store):
+    assert store.latest_number("production") == 0
+    store.add_version("production", "version: 1\n", {})
+    store.add_version("production", "version: 1\n", {})
+    store.add_version("staging", "version: 1\n", {})
+    assert (store.latest_number("production"), store.latest_number("staging")) == (2, 1)

@@ -53,6 +53,10 @@ class ApiContext:
     """Serialises read-modify-write of versions (adding a service) in this process."""
     ping_seconds: float = 10.0
     """Silence after which an event stream sends ``: ping``."""
+    feeds: dict = field(default_factory=dict)
+    """env -> (hub generation, read at, after purge id, latest number, purges): see
+    events.EventStream._feed."""
+    feed_lock: threading.Lock = field(default_factory=threading.Lock)
     tokens: dict = field(default_factory=dict)
     """token text -> (Token, checked at): authentications reused for AUTH_CACHE_SECONDS,
     so a node's stream of acknowledgements does not read the store for each one."""

@@ -43,7 +43,8 @@ from .auth import ApiContext
 __all__ = ["PING_SECONDS", "EventStream", "format_event"]
 
 PING_SECONDS = 10.0
-CONTACT_EVERY = 1.0  # seconds between writes of a node's last contact
+CONTACT_EVERY = 1.0
+FEED_REUSE_SECONDS = 0.2  # streams woken by one notify share one read of the store  # seconds between writes of a node's last contact
 BATCH = 1000
 """Most purges read (and sent) at once while catching up."""
 
@@ -80,7 +81,7 @@ class EventStream:
         while not hub.closed:
             since = hub.generation(env)
             try:
-                chunk, more = await run_in_threadpool(self._poll, touch)
+                chunk, more = await run_in_threadpool(self._poll, touch, since)
             except NotFound:  # the node was deleted
                 return
             except StoreError as exc:  # the node reconnects; its next stream catches up
@@ -100,22 +101,38 @@ class EventStream:
                 continue
             touch = await hub.wait(env, min(self.recheck_seconds, remaining), since)
 
-    def _poll(self, touch: bool) -> tuple[str, bool]:
+    def _poll(self, touch: bool, generation: int = -1) -> tuple[str, bool]:
         """Events not sent yet, at most ``BATCH`` purges (in a worker thread), and
         whether more are waiting; records contact if there are any, or ``touch``."""
         store, env = self.ctx.store, self.node.env
         out: list[str] = []
-        latest = store.latest_version(env)
-        if latest is not None and latest.number > self.version:
+        latest_number, purges, full = self._feed(generation)
+        if latest_number > self.version:
+            latest = store.latest_version(env)
             out.append(format_event("config", {"env": env, "number": latest.number, "source": latest.source}))
             self.version = latest.number
-        purges = store.purges_after(env, self.purge_after, limit=BATCH)
         for purge in purges:
             out.append(format_event("purge", {"id": purge.id, "spec": purge.spec}))
             self.purge_after = purge.id
         if out or touch:
             self._contact()
-        return "".join(out), len(purges) == BATCH
+        return "".join(out), full
+
+    def _feed(self, generation: int) -> tuple[int, list, bool]:
+        """The latest version number and the purges after ours, read once for all the
+        streams one notify woke (FEED_REUSE_SECONDS), else from the store."""
+        ctx, env = self.ctx, self.node.env
+        with ctx.feed_lock:
+            cached = ctx.feeds.get(env)
+            now = time.monotonic()
+            if (cached is not None and cached[0] == generation and now - cached[1] < FEED_REUSE_SECONDS
+                    and cached[2] <= self.purge_after):
+                _, _, _, number, purges = cached
+                return number, [p for p in purges if p.id > self.purge_after], len(purges) == BATCH
+            number = ctx.store.latest_number(env)
+            purges = ctx.store.purges_after(env, self.purge_after, limit=BATCH)
+            ctx.feeds[env] = (generation, now, self.purge_after, number, purges)
+            return number, purges, len(purges) == BATCH
 
     def _contact(self) -> None:
         # At most one write a second: contact is for status pages, and a write per

@@ -147,6 +147,11 @@ class Store:
             select(VersionRow).where(VersionRow.env == env)
             .order_by(VersionRow.number.desc()).limit(1)).first()))
 
+    def latest_number(self, env: str) -> int:
+        """The newest version's number of `env` (0 if none), without loading it."""
+        return self._read(lambda s: s.scalar(
+            select(func.max(VersionRow.number)).where(VersionRow.env == env)) or 0)
+
     def get_version(self, env: str, number: int) -> Version | None:
         return self._read(lambda s: _maybe(_version, s.get(VersionRow, (env, number))))
 
