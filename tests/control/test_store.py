@@ -340,3 +340,11 @@ def test_latest_number(store):
     store.add_version("production", "version: 1\n", {})
     store.add_version("staging", "version: 1\n", {})
     assert (store.latest_number("production"), store.latest_number("staging")) == (2, 1)
+
+
+def test_a_purge_ack_is_contact_from_the_node(store, clock):
+    node = store.register_node("e1", "edge", "fra", "production", "127.0.1.1:80")
+    purge = store.add_purge("production", {"all": True})
+    assert store.get_node(node.id).last_contact is None
+    store.ack_purge(purge.id, node.id, 1.5, 3)
+    assert store.get_node(node.id).last_contact is not None

@@ -132,8 +132,7 @@ def ack_purge(
     purge = ctx.store.get_purge(purge_id)
     if purge is None or purge.env != node.env:
         raise ApiProblem(404, "not_found", f"environment '{node.env}' has no purge {purge_id}")
-    ctx.store.ack_purge(purge_id, node_id, body.ms, body.removed)
-    ctx.store.node_contact(node_id)
+    ctx.store.ack_purge(purge_id, node_id, body.ms, body.removed)  # also records contact
     ctx.hub.notify(purge_topic(purge_id))
     return AckOut(purge_id=purge_id, node_id=node_id, ms=body.ms, removed=body.removed, at=datetime.now(UTC))
 

@@ -254,16 +254,17 @@ class Store:
             .order_by(PurgeRow.id).limit(max(limit, 0)))])
 
     def ack_purge(self, purge_id: int, node_id: str, ms: float, removed: int) -> None:
-        """Record that a node carried out a purge. The first ack of a (purge, node) counts;
-        repeats are ignored."""
+        """Record that a node carried out a purge (which is also contact from it). The
+        first ack of a (purge, node) counts; repeats are ignored."""
         def work(s: Session) -> None:
             if s.get(PurgeAckRow, (purge_id, node_id)) is not None:
                 return
             if s.get(PurgeRow, purge_id) is None:
                 raise NotFound(f"no purge {purge_id}")
-            _node_row(s, node_id)
+            now = self._now()
+            _node_row(s, node_id).last_contact = now
             s.add(PurgeAckRow(purge_id=purge_id, node_id=node_id, ms=float(ms),
-                              removed=int(removed), at=self._now()))
+                              removed=int(removed), at=now))
             s.flush()  # the same ack racing in through another replica makes this raise
 
         self._write(work, f"acknowledging purge {purge_id} for node {node_id!r}")
