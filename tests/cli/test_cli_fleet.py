@@ -90,3 +90,18 @@ async def test_tokens_and_scopes_from_the_cli(tmp_path):
     assert code_ok == 0
     assert code_no == 1 and "deploy" in err
     assert code_bad == 1 and "token" in err_bad and "Traceback" not in err_bad
+
+
+async def test_a_service_from_its_origin_url_alone(tmp_path):
+    origin = await FakeOrigin().start()
+    origin.route("/", body=b"shop", headers={"Cache-Control": "max-age=60"})
+    async with Fleet(tmp_path / "fleet", edges=1) as fleet:
+        code, out, err = await owncdn(fleet, "service", "add", origin.url, "--name", "shop")
+        assert code == 0, err
+        assert out.strip() == "production: service shop in v1; point a CNAME at shop.cdn.test"
+        await fleet.wait_applied(1)
+        reply = await fleet.get(0, "/", host="shop.cdn.test")
+        code, listed, _ = await owncdn(fleet, "service", "list")
+    assert (reply.status, reply.body) == (200, b"shop")
+    assert listed.startswith("shop") and "shop.cdn.test" in listed and origin.url in listed
+    await origin.close()

@@ -210,7 +210,31 @@ def token_create(
     typer.echo(made["token"])
 
 
+service_app = typer.Typer(help="Services of an environment.", no_args_is_help=True)
+
+
+@service_app.command("add")
+def service_add(
+    origin: str = typer.Argument(..., help="The origin URL, e.g. https://origin.example.com"),
+    name: str = typer.Option(None, help="Service name (default: from the origin's host)."),
+    env: str = EnvOpt, control_url: str = ControlOpt, token: str = TokenOpt, state_dir: Path = StateOpt,
+) -> None:
+    """Put a site behind the CDN by its origin URL alone; prints the hostname to CNAME to."""
+    made = _call(client(control_url, token, state_dir).create_service, env, origin, name)
+    typer.echo(f"{env}: service {made['service']['name']} in v{made['version']}; "
+               f"point a CNAME at {made['cname']}")
+
+
+@service_app.command("list")
+def service_list(env: str = EnvOpt, control_url: str = ControlOpt, token: str = TokenOpt,
+                 state_dir: Path = StateOpt) -> None:
+    """The services of the latest version of ENV."""
+    for svc in _call(client(control_url, token, state_dir).services, env)["services"]:
+        typer.echo(f"{svc['name']:<20} {', '.join(svc['hostnames'])}  <- {', '.join(map(str, svc['origins']))}")
+
+
 def register(app: typer.Typer) -> None:
     for fn in (control, plan, apply, rollback, versions, status, purge):
         app.command()(fn)
     app.add_typer(token_app, name="token")
+    app.add_typer(service_app, name="service")
