@@ -113,3 +113,15 @@ async def test_purge_is_acknowledged_by_every_edge(tmp_path, origin):
     assert all(a["removed"] == 1 for a in result["acked"])
     assert [r.cache for r in after] == ["MISS"] * 5
     assert elapsed < 10
+
+
+async def test_locations_list_declared_locations_and_their_nodes(tmp_path, origin):
+    source = site(origin).replace("services:", "locations:\n  - {name: loc0, city: Frankfurt, lat: 50.1, lon: 8.7}\nservices:")
+    async with Fleet(tmp_path, edges=2) as fleet:
+        v = await fleet.apply(source)
+        await fleet.wait_applied(v)
+        found = await asyncio.to_thread(fleet.api.locations, fleet.env)
+    by_name = {loc["name"]: loc for loc in found["locations"]}
+    assert by_name["loc0"]["declared"] and by_name["loc0"]["city"] == "Frankfurt"
+    assert by_name["loc0"]["nodes"] == ["edge-0"]
+    assert not by_name["loc1"]["declared"] and by_name["loc1"]["nodes"] == ["edge-1"]

@@ -114,6 +114,10 @@ class Client:
             body["name"] = name
         return self._call("POST", f"/v1/envs/{_seg(env)}/services", json=body)
 
+    def locations(self, env: str) -> dict[str, Any]:
+        """``{env, version, locations: [{name, city, ..., declared, nodes}]}``."""
+        return self._call("GET", f"/v1/envs/{_seg(env)}/locations")
+
     def status(self, env: str) -> dict[str, Any]:
         """``{env, latest_version, nodes: [...]}`` with each node's version and drift."""
         return self._call("GET", f"/v1/envs/{_seg(env)}/status")

@@ -149,6 +149,22 @@ class ServiceCreate(_Request):
     name: str | None = Field(None, max_length=63, description="Service name; by default a slug of the origin's host, e.g. `origin-example-com`.")
 
 
+class LocationOut(BaseModel):
+    name: str
+    city: str | None = None
+    country: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    declared: bool = Field(description="Whether the config declares it (false: only nodes say they are there).")
+    nodes: list[str] = Field(description="Names of the nodes registered in this location.")
+
+
+class LocationList(BaseModel):
+    env: str
+    version: int | None = Field(description="The latest version the locations come from; null when nothing was deployed.")
+    locations: list[LocationOut]
+
+
 class ServiceCreated(BaseModel):
     service: ServiceOut
     cname: str = Field(description="Point your own hostname at this name with a CNAME record.")

@@ -26,7 +26,7 @@ from owncdn.control.store import Token
 
 from .auth import Ctx, require
 from .errors import ApiProblem, error_responses
-from .schemas import ServiceCreate, ServiceCreated, ServiceList, ServiceOut
+from .schemas import LocationList, LocationOut, ServiceCreate, ServiceCreated, ServiceList, ServiceOut
 from .versions import Env, store_version
 
 __all__ = ["router", "service_name_for", "services_of"]
@@ -59,6 +59,26 @@ def list_services(env: Env, ctx: Ctx, _: Annotated[Token, Depends(require("read"
     if latest is None:
         return ServiceList(env=env, version=None, services=[])
     return ServiceList(env=env, version=latest.number, services=services_of(latest.snapshot))
+
+
+@router.get(
+    "/v1/envs/{env}/locations", response_model=LocationList, tags=["status"],
+    summary="List the edge locations of the latest version, with their nodes", responses=error_responses(401, 403, 422),
+)
+def list_locations(env: Env, ctx: Ctx, _: Annotated[Token, Depends(require("read", "deploy"))]) -> LocationList:
+    """The locations the config declares and the nodes registered in each."""
+    latest = ctx.store.latest_version(env)
+    declared = ((latest.snapshot or {}).get("locations") or []) if latest else []
+    nodes: dict[str, list[str]] = {}
+    for node in ctx.store.list_nodes(env):
+        nodes.setdefault(node.location, []).append(node.name)
+    names = [loc["name"] for loc in declared] + sorted(set(nodes) - {loc["name"] for loc in declared})
+    by_name = {loc["name"]: loc for loc in declared}
+    return LocationList(env=env, version=latest.number if latest else None, locations=[
+        LocationOut(name=n, city=by_name.get(n, {}).get("city"), country=by_name.get(n, {}).get("country"),
+                    lat=by_name.get(n, {}).get("lat"), lon=by_name.get(n, {}).get("lon"),
+                    declared=n in by_name, nodes=sorted(nodes.get(n, [])))
+        for n in names])
 
 
 @router.post(
