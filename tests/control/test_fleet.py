@@ -125,3 +125,59 @@ async def test_locations_list_declared_locations_and_their_nodes(tmp_path, origi
     assert by_name["loc0"]["declared"] and by_name["loc0"]["city"] == "Frankfurt"
     assert by_name["loc0"]["nodes"] == ["edge-0"]
     assert not by_name["loc1"]["declared"] and by_name["loc1"]["nodes"] == ["edge-1"]
+
+
+TAGGED = {"/img/a.png": "images, a", "/img/b.png": "images", "/doc": "docs", "/": ""}
+
+
+@pytest.mark.parametrize("spec, gone", [
+    ({"url": "http://example.test/img/a.png"}, {"/img/a.png"}),
+    ({"prefix": "http://example.test/img/"}, {"/img/a.png", "/img/b.png"}),
+    ({"prefix": "/img/", "service": "site"}, {"/img/a.png", "/img/b.png"}),
+    ({"tag": "images"}, {"/img/a.png", "/img/b.png"}),
+    ({"all": True, "service": "site"}, set(TAGGED)),
+])
+async def test_purge_by_each_selector_on_a_three_edge_fleet(tmp_path, spec, gone):
+    origin = FakeOrigin()
+    for path, tags in TAGGED.items():
+        origin.route(path, body=path.encode(), headers={"Cache-Control": "max-age=600", "Cache-Tag": tags})
+    await origin.start()
+    async with Fleet(tmp_path, edges=3) as fleet:
+        v = await fleet.apply(site(origin))
+        await fleet.wait_applied(v)
+        await asyncio.sleep(0.2)  # every edge reported, so the purge waits for all three
+        for i in range(3):
+            for path in TAGGED:
+                await fleet.get(i, path)
+        result = await asyncio.to_thread(fleet.api.purge, fleet.env, wait=10, **{
+            "all" if k == "all" else k: v for k, v in spec.items()})
+        after = [{path: (await fleet.get(i, path)).cache for path in TAGGED} for i in range(3)]
+    await origin.close()
+    assert result["complete"] and len(result["acked"]) == 3
+    assert all(a["removed"] == len(gone) for a in result["acked"])
+    for edge in after:
+        assert {p for p, cache in edge.items() if cache == "MISS"} == gone
+        assert {p for p, cache in edge.items() if cache == "HIT"} == set(TAGGED) - gone
+
+
+async def test_soft_purge_through_the_fleet_serves_stale_while_revalidating(tmp_path):
+    origin = FakeOrigin()
+    origin.route("/", body=b"home", headers={"Cache-Control": "max-age=600, stale-while-revalidate=60",
+                                            "ETag": '"v1"'})
+    await origin.start()
+    async with Fleet(tmp_path, edges=3) as fleet:
+        v = await fleet.apply(site(origin))
+        await fleet.wait_applied(v)
+        await asyncio.sleep(0.2)
+        for i in range(3):
+            await fleet.get(i, "/")
+        result = await asyncio.to_thread(fleet.api.purge, fleet.env, url="http://example.test/", soft=True, wait=10)
+        stale = [await fleet.get(i, "/") for i in range(3)]
+        await asyncio.sleep(0.2)  # the background revalidations finish
+        fresh = [await fleet.get(i, "/") for i in range(3)]
+    await origin.close()
+    assert result["complete"]
+    assert [(r.cache, r.body) for r in stale] == [("STALE", b"home")] * 3
+    assert [r.cache for r in fresh] == ["HIT"] * 3
+    conditional = [r for r in origin.requests if "if-none-match" in r.headers]
+    assert len(conditional) == 3
