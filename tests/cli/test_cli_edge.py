@@ -112,3 +112,30 @@ def _is_owncdn_child(proc_dir: Path, state: Path) -> bool:
         return str(state) in (proc_dir / "cmdline").read_bytes().decode(errors="replace")
     except OSError:
         return False
+
+
+async def test_workers_share_the_listen_socket_and_stop_together(tmp_path: Path):
+    origin = await FakeOrigin().start()
+    origin.route("/w", body=b"w", headers={"Cache-Control": "max-age=60"})
+    (tmp_path / "cdn.yaml").write_text(
+        f"version: 1\nedge: {{id: multi, location: here, access_log: 'off'}}\n"
+        f"services:\n  - name: s\n    hostnames: [example.test]\n    origins: ['{origin.url}']\n")
+    port, admin = free_port(), free_port()
+    proc = subprocess.Popen(OWNCDN + ["edge", "--config", str(tmp_path / "cdn.yaml"), "--workers", "2",
+                                      "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin}",
+                                      "--state-dir", str(tmp_path / "state")])
+    try:
+        await wait_for_port(port, proc)
+        await wait_for_port(admin + 1, proc)
+        served_by = set()
+        for _ in range(60):
+            async with HttpClient("127.0.0.1", port) as c:
+                served_by.add((await c.get("/w")).headers["x-served-by"])
+            if len(served_by) == 2:
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 15)
+        await origin.close()
+    assert served_by == {"multi-w0 (here)", "multi-w1 (here)"}
+    assert code == 0

@@ -47,17 +47,28 @@ def edge(
                               help="Bootstrap token to register with the control plane (first start only)."),
     state_dir: Path = typer.Option(Path(".owncdn-edge"), help="Node identity and last-known-good config."),
     env: str = typer.Option("production", help="Environment to follow (with --control)."),
+    workers: int = typer.Option(1, min=1, max=64, help="Processes sharing the listen socket (SO_REUSEPORT)."),
+    reuse_port: bool = typer.Option(False, "--reuse-port", hidden=True, help="Bind with SO_REUSEPORT (workers)."),
 ) -> None:
     """Run an edge: a caching reverse proxy in front of the config's origins."""
+    import sys
+
     from owncdn.core.config import parse_config
     from owncdn.edge.server import serve_forever
+
+    if workers > 1:
+        from owncdn.edge.workers import run_workers
+
+        edge_name = edge_id or (_load(config).edge.id if config else "edge-1")
+        raise typer.Exit(run_workers(workers, sys.argv[2:], edge_name, state_dir, admin))
 
     if config is None and control is not None and not Path("cdn.yaml").exists():
         cfg = parse_config("version: 1\n", "(empty)", lambda kind, name: None)
     else:
         cfg = _load(config or Path("cdn.yaml"))
     _run(serve_forever(cfg, listen=listen, admin=admin, edge_id=edge_id, location=location,
-                       access_log=access_log, control=control, token=token, state_dir=state_dir, env=env))
+                       access_log=access_log, control=control, token=token, state_dir=state_dir, env=env,
+                       reuse_port=reuse_port))
 
 
 def register(app: typer.Typer) -> None:

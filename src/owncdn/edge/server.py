@@ -99,7 +99,7 @@ class EdgeServer:
                     clock=None, edge_id: str | None = None, location: str | None = None,
                     access_log: str | None = None, control: str | None = None,
                     token: str | None = None, state_dir: Path | None = None,
-                    env: str = "production") -> "EdgeServer":
+                    env: str = "production", reuse_port: bool = False) -> "EdgeServer":
         """Bind and serve `config`. With `control`, follow the control plane: start
         from the last-known-good snapshot in `state_dir` if there is one, register with
         `token` if this node has no identity yet, and apply every version it sends."""
@@ -124,7 +124,7 @@ class EdgeServer:
         loop = asyncio.get_running_loop()
         host, port = _split(listen)
         servers = [await loop.create_server(lambda: HttpConnection(edge, limits, loop), host, port,
-                                            reuse_address=True, backlog=1024)]
+                                            reuse_address=True, reuse_port=reuse_port or None, backlog=1024)]
         if admin:
             admin_app = AdminApp(edge)
             ahost, aport = _split(admin)

@@ -1,0 +1,54 @@
+"""`owncdn edge --workers N`: N edge processes on one listen address.
+
+Each worker is an ordinary `owncdn edge` process started with `--reuse-port`, so the
+kernel spreads connections over them (SO_REUSEPORT). Worker i (from 0) keeps the edge
+id with `-w<i>` appended, its own state directory `<state>/w<i>` and, when an admin
+address is given, the admin port plus i, so each worker's /stats and /metrics stay
+readable. With a control plane every worker is a node of its own: versions and purges
+reach all of them. The parent forwards SIGINT/SIGTERM and exits when they have.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+
+def worker_args(argv: list[str], i: int, edge_id: str, state_dir: Path, admin: str | None) -> list[str]:
+    """The command line of worker `i`: the parent's options, adjusted (pure)."""
+    out: list[str] = []
+    skip = False
+    replaced = {"--workers", "--id", "--state-dir", "--admin"}
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in replaced:
+            skip = "=" not in arg
+            continue
+        out.append(arg)
+    out += ["--workers", "1", "--reuse-port", "--id", f"{edge_id}-w{i}", "--state-dir", str(state_dir / f"w{i}")]
+    if admin:
+        host, _, port = admin.rpartition(":")
+        out += ["--admin", f"{host}:{int(port) + i}"]
+    return out
+
+
+def run_workers(count: int, argv: list[str], edge_id: str, state_dir: Path, admin: str | None) -> int:
+    children = [
+        subprocess.Popen([sys.executable, "-m", "owncdn.cli", "edge", *worker_args(argv, i, edge_id, state_dir, admin)])
+        for i in range(count)
+    ]
+
+    def forward(signum, _frame) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    codes = [child.wait() for child in children]
+    return max(codes, default=0)
