@@ -125,8 +125,8 @@ async def test_workers_share_the_listen_socket_and_stop_together(tmp_path: Path)
                                       "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin}",
                                       "--state-dir", str(tmp_path / "state")])
     try:
-        await wait_for_port(port, proc)
-        await wait_for_port(admin + 1, proc)
+        await wait_for_port(admin, proc)
+        await wait_for_port(admin + 1, proc)  # each worker binds its admin port after its listener
         served_by = set()
         for _ in range(60):
             async with HttpClient("127.0.0.1", port) as c:

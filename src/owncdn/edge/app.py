@@ -42,6 +42,7 @@ from owncdn.edge.accesslog import AccessLog
 from owncdn.edge.bodies import FileSlice, part, whole
 from owncdn.edge.fetch import Fill, fetch_from_origin
 from owncdn.edge.memstore import CacheObject, MemoryStore
+from owncdn.edge.metrics import EdgeMetrics
 from owncdn.edge.protocol import Request
 from owncdn.edge.purge import cache_tags
 from owncdn.edge.responses import connection_field, header_block, made_up_body, status_line
@@ -86,8 +87,13 @@ class Edge:
         self.services = {svc.name: ServiceRuntime.from_config(svc) for svc in config.services}
         self._routes: dict[str, ServiceRuntime | None] = {}
         self._keys: dict[tuple[str, str, str], str] = {}
-        self.counts: dict[str, int] = dict.fromkeys(("HIT", "MISS", "STALE", "REVALIDATED", "PASS"), 0)
+        self.metrics = EdgeMetrics(self)
         self.background: set[asyncio.Task] = set()
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Responses by cache status, summed from the metrics' counters."""
+        return self.metrics.by_cache()
 
     def __repr__(self) -> str:
         return f"<Edge {self.served_by} services={len(self.services)} {self.store!r}>"
@@ -204,7 +210,10 @@ class Edge:
         else:
             self._send_body(conn, obj.head + tail, whole(body))
             req.sent = len(body)
-        self.counts["HIT"] += 1
+        key = (req.service, req.status, "HIT")
+        pair = self.metrics.served.get(key) or self.metrics.series(*key)
+        pair[0] += 1
+        pair[1] += req.sent
         conn.finish(req)
         self.log.write(req, now, t)
 
@@ -291,7 +300,7 @@ class Edge:
         self._send(req, 206, head, age, multipart_body(plan, obj.body))
 
     def _done(self, req: Request) -> None:
-        self.counts[req.cache] = self.counts.get(req.cache, 0) + 1
+        self.metrics.response(req)
         req.conn.finish(req)
         self.log.write(req, self.clock.time(), perf_counter())
 
@@ -426,6 +435,7 @@ class Edge:
             await self._stream(req, resp.status, headers, None if resp.no_body else resp.body(), extra)
         finally:
             resp.close()
+            self.metrics.origin_body(svc.name, req.sent)
 
     async def _stream(self, req: Request, status: int, headers: Headers, body, extra: bytes) -> None:
         """Send a head, then body chunks as they come, with the framing the client needs."""
@@ -472,7 +482,7 @@ class Edge:
             body = self._request_body(req)
         t0 = perf_counter()
         try:
-            resp, _ = await fetch_from_origin(svc, req.method, req.target, fields, body)
+            resp, _ = await fetch_from_origin(svc, req.method, req.target, fields, body, metrics=self.metrics)
         except OriginError as exc:
             self.origin_failed(req, exc)
             return

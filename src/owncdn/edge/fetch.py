@@ -42,6 +42,7 @@ from owncdn.edge.upstream import (
 if TYPE_CHECKING:
     from owncdn.edge.app import Edge
     from owncdn.edge.memstore import CacheObject
+    from owncdn.edge.metrics import EdgeMetrics
     from owncdn.edge.service import ServiceRuntime
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
@@ -51,9 +52,11 @@ UNSTORED_BUFFER = 4 << 20
 
 
 async def fetch_from_origin(
-    svc: "ServiceRuntime", method: str, target: str, headers: Headers, body=None, start: int = 0
+    svc: "ServiceRuntime", method: str, target: str, headers: Headers, body=None, start: int = 0,
+    metrics: "EdgeMetrics | None" = None,
 ) -> tuple[OriginResponse, int]:
-    """Send to the first origin that answers; returns the response and the origin's index."""
+    """Send to the first origin that answers; returns the response and the origin's index.
+    Each attempt is counted in `metrics` (outcome and time to the response head)."""
     idempotent = method in IDEMPOTENT and body is None
     attempts = 1 + (svc.retries if idempotent else 0)
     n = len(svc.pools)
@@ -64,7 +67,7 @@ async def fetch_from_origin(
         if svc.origin_host == "origin":
             fields = [("host", pool.address.host_header)] + [(k, v) for k, v in fields if k != "host"]
         try:
-            return await send_request(pool, method, target, fields, body), (start + i) % n
+            return await _send_counted(svc.name, pool, method, target, fields, body, metrics), (start + i) % n
         except OriginConnectError as exc:
             if exc.reused and body is None:
                 continue  # the origin closed an idle connection: try a fresh one, same origin
@@ -77,6 +80,23 @@ async def fetch_from_origin(
         if tries >= attempts:
             raise last
         i += 1
+
+
+async def _send_counted(service: str, pool, method: str, target: str, fields, body,
+                        metrics: "EdgeMetrics | None") -> OriginResponse:
+    """`send_request`, with its outcome and time to the response head counted in `metrics`
+    (not an idle keep-alive connection the origin had closed: that is retried at once)."""
+    if metrics is None:
+        return await send_request(pool, method, target, fields, body)
+    t0 = perf_counter()
+    try:
+        resp = await send_request(pool, method, target, fields, body)
+    except OriginError as exc:
+        if not (isinstance(exc, OriginConnectError) and exc.reused and body is None):
+            metrics.origin_failed(service, isinstance(exc, OriginTimeout))
+        raise
+    metrics.origin_response(service, perf_counter() - t0)
+    return resp
 
 
 class Fill:
@@ -149,7 +169,7 @@ class Fill:
         request_time = clock.time()
         t0 = perf_counter()
         try:
-            resp, _ = await fetch_from_origin(self.svc, "GET", self.target, fields)
+            resp, _ = await fetch_from_origin(self.svc, "GET", self.target, fields, metrics=self.edge.metrics)
         except OriginError as exc:
             if self._fall_back_to_stale():
                 return
@@ -229,6 +249,7 @@ class Fill:
         limit = self.size_limit()
         async for chunk in resp.body():
             size += len(chunk)
+            self.edge.metrics.origin_body(self.svc.name, len(chunk))
             self.chunks.append(chunk)
             if self.storing and size > limit:
                 self.storing = False

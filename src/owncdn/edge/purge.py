@@ -37,8 +37,11 @@ def run_purge(edge: "Edge", spec: dict) -> int:
     keys = _select(edge, spec)
     store = edge.store
     if spec.get("soft"):
-        return sum(store.soften(k) for k in keys)
-    return sum(store.remove_key(k) for k in keys)
+        n = sum(store.soften(k) for k in keys)
+    else:
+        n = sum(store.remove_key(k) for k in keys)
+    edge.metrics.purged(spec, n)
+    return n
 
 
 def _select(edge: "Edge", spec: dict) -> set[str]:

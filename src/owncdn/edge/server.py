@@ -16,11 +16,12 @@ import orjson
 from owncdn.edge.accesslog import AccessLog
 from owncdn.edge.app import Edge
 from owncdn.edge.clock import SystemClock
+from owncdn.edge.metrics import CONTENT_TYPE
 from owncdn.edge.protocol import HttpConnection, Limits
 
 
 class AdminApp:
-    """GET /healthz and /stats on the admin listener; read-only."""
+    """GET /healthz, /stats and /metrics (Prometheus text format) on the admin listener; read-only."""
 
     def __init__(self, edge: Edge) -> None:
         self.edge = edge
@@ -31,8 +32,10 @@ class AdminApp:
             self._send(req, 200, b"ok\n", b"text/plain")
         elif req.target == "/stats":
             self._send(req, 200, orjson.dumps(self.stats(), option=orjson.OPT_INDENT_2), b"application/json")
+        elif req.target.partition("?")[0] == "/metrics":
+            self._send(req, 200, self.edge.metrics.exposition(), CONTENT_TYPE)
         else:
-            self._send(req, 404, b"not found: try /healthz or /stats\n", b"text/plain")
+            self._send(req, 404, b"not found: try /healthz, /stats or /metrics\n", b"text/plain")
 
     def stats(self) -> dict:
         edge = self.edge

@@ -115,12 +115,21 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, coerce_numbers_to_str=True)
 
 
+class DiskCache(_Model):
+    """The disk tier: objects kept across restarts, behind the memory tier."""
+
+    path: Text = Field(description="Directory of the disk tier (created if missing). Workers of one edge share it.")
+    size: ByteSize = Field("10GiB", description="Bytes of objects the disk tier may hold.")
+    fsync: Literal["always", "batch", "never"] = Field("batch", description="`always`: every object is on disk before it is served from there; `batch`: written objects are flushed about once a second (a crash loses at most that second, never serves a corrupt object); `never`: leave it to the OS.")
+
+
 class EdgeSettings(_Model):
     """Settings of one edge process (``owncdn edge``). All are optional."""
 
     id: Text = Field("edge-1", description="Name of this edge, sent in X-Served-By and written to the access log. The command line may override it.")
     location: Text = Field("local", description="Name of the location this edge serves (one of `locations[].name` in a fleet).")
     memory_cache: ByteSize = Field("256MiB", description="Size of the in-memory cache tier.")
+    disk_cache: DiskCache | None = Field(None, description="The disk tier; none by default (memory only).")
     trusted_proxies: list[IPNetwork] = Field(default_factory=list, description="Peers (IP networks or addresses) whose X-Forwarded-For / X-Forwarded-Proto headers are trusted; from every other peer they are replaced.")
     header_timeout: PositiveDuration = Field("10s", description="Time a client has to send a complete request head.")
     keepalive_timeout: PositiveDuration = Field("75s", description="Idle time after which a keep-alive client connection is closed.")
