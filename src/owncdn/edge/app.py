@@ -166,16 +166,13 @@ class Edge:
         if obj is not None:
             fields = headers.first
             if now < obj.meta.fresh_until and not any(name in fields for name in PLAIN_HIT_BLOCKERS):
-                self._hit(req, obj, now)
-                return None
+                return self._hit(req, obj, now)
             decision = reuse_decision(obj.meta, headers, now, svc.policy)
             if decision is Reuse.FRESH:
-                self.serve(req, obj, "HIT", now)
-                return None
+                return self.serve(req, obj, "HIT", now)
             if decision is Reuse.STALE_WHILE_REVALIDATE:
                 self.revalidate_in_background(req, svc, key, obj)
-                self.serve(req, obj, "STALE", now)
-                return None
+                return self.serve(req, obj, "STALE", now)
             return self.miss(req, svc, key, obj)
         if self.store.is_pass(key, now):
             return self.pass_request(req, svc)
@@ -191,7 +188,7 @@ class Edge:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
 
     # -- responses from the store --------------------------------------------------
-    def _hit(self, req: Request, obj: CacheObject, now: float) -> None:
+    def _hit(self, req: Request, obj: CacheObject, now: float):
         """The common case, kept flat: a fresh object, no conditionals, no ranges."""
         meta = obj.meta
         req.cache = "HIT"
@@ -208,24 +205,37 @@ class Edge:
             conn.write(obj.head + tail + body)
             req.sent = len(body)
         else:
-            self._send_body(conn, obj.head + tail, whole(body))
             req.sent = len(body)
+            pending = self._send_body(conn, obj.head + tail, whole(body))
+            if pending is not None:
+                return self._done_after(req, pending)
         key = (req.service, req.status, "HIT")
         pair = self.metrics.served.get(key) or self.metrics.series(*key)
         pair[0] += 1
         pair[1] += req.sent
         conn.finish(req)
         self.log.write(req, now, t)
+        return None
 
-    def _send_body(self, conn, head: bytes, body) -> None:
+    def _send_body(self, conn, head: bytes, body):
+        """Returns what is left to await (a large disk body going out), or None."""
         if type(body) is FileSlice:
-            conn.send_file(head, body)
-        else:
-            conn.grow_send_buffer(len(body))
-            conn.writelines((head, body))
+            return conn.send_file(head, body)
+        conn.grow_send_buffer(len(body))
+        conn.writelines((head, body))
+        return None
 
-    def serve(self, req: Request, obj: CacheObject, cache: str, now: float) -> None:
-        """Answer from a stored object: 200, 304, 412, 206 or 416, in one write."""
+    async def _done_after(self, req: Request, pending) -> None:
+        try:
+            await pending
+        except ConnectionError:
+            req.keep_alive = False
+            req.conn.close()
+        self._done(req)
+
+    def serve(self, req: Request, obj: CacheObject, cache: str, now: float):
+        """Answer from a stored object: 200, 304, 412, 206 or 416. Returns None, or
+        what is left to await when a large disk body goes out in steps."""
         req.cache = cache
         meta = obj.meta
         headers = req.headers
@@ -249,14 +259,12 @@ class Edge:
                                f"Content-Range: {unsatisfied_range(obj.size)}\r\n".encode())
                     return
                 if ranges and len(ranges) == 1:
-                    self._partial(req, obj, ranges[0], age)
-                    return
+                    return self._partial(req, obj, ranges[0], age)
                 if ranges:
-                    self._multipart(req, obj, ranges, age)
-                    return
-        self._send(req, meta.status, obj.head, age, whole(obj.body))
+                    return self._multipart(req, obj, ranges, age)
+        return self._send(req, meta.status, obj.head, age, whole(obj.body))
 
-    def _send(self, req: Request, status: int, head: bytes, extra: bytes, body) -> None:
+    def _send(self, req: Request, status: int, head: bytes, extra: bytes, body):
         req.status = status
         tail = self._tail(req, extra)
         conn = req.conn
@@ -266,9 +274,12 @@ class Edge:
             conn.write(head + tail + body)  # one small buffer is cheaper than a writev of three
             req.sent = len(body)
         else:
-            self._send_body(conn, head + tail, body)
             req.sent = len(body)
+            pending = self._send_body(conn, head + tail, body)
+            if pending is not None:
+                return self._done_after(req, pending)
         self._done(req)
+        return None
 
     def _tail(self, req: Request, extra: bytes) -> bytes:
         now = perf_counter()
@@ -284,20 +295,20 @@ class Edge:
         head = status_line(304) + header_block(fields) + self.static_fields
         self._send(req, 304, head, age, b"")
 
-    def _partial(self, req: Request, obj: CacheObject, r, age: bytes) -> None:
+    def _partial(self, req: Request, obj: CacheObject, r, age: bytes):
         head = obj.head.replace(b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 206 Partial Content\r\n", 1)
         head = _replace_length(head, r.end - r.start + 1)
         extra = age + f"Content-Range: {content_range(r, obj.size)}\r\n".encode()
-        self._send(req, 206, head, extra, part(obj.body, r.start, r.end + 1))
+        return self._send(req, 206, head, extra, part(obj.body, r.start, r.end + 1))
 
-    def _multipart(self, req: Request, obj: CacheObject, ranges, age: bytes) -> None:
+    def _multipart(self, req: Request, obj: CacheObject, ranges, age: bytes):
         """Several ranges: one multipart/byteranges body (RFC 9110 §14.6)."""
         plan = multipart_plan(ranges, obj.size, obj.fields.get("content-type"), f"owncdn-{req.id}")
         fields = obj.fields.copy()
         fields.set("content-type", plan.content_type)
         fields.set("content-length", str(plan.content_length))
         head = status_line(206) + header_block(fields) + self.static_fields
-        self._send(req, 206, head, age, multipart_body(plan, obj.body))
+        return self._send(req, 206, head, age, multipart_body(plan, obj.body))
 
     def _done(self, req: Request) -> None:
         self.metrics.response(req)
@@ -373,7 +384,10 @@ class Edge:
         outcome = fill.outcome
         if outcome in ("stale", "revalidated") and fill.obj is not None:
             if leader or vary_matches(fill.obj.meta.vary, req.headers):
-                self.serve(req, fill.obj, "STALE" if outcome == "stale" else "REVALIDATED", self.clock.time())
+                pending = self.serve(req, fill.obj, "STALE" if outcome == "stale" else "REVALIDATED",
+                                     self.clock.time())
+                if pending is not None:
+                    await pending
                 return
         elif outcome == "error":
             self.origin_failed(req, fill.error)

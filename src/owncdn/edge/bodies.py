@@ -17,7 +17,11 @@ FILE_THRESHOLD = 64 * 1024
 
 
 class BodyFile:
+    """A body in a memory file; `base` is where the body starts in `fd` (0 here)."""
+
     __slots__ = ("fd", "size", "view", "_map", "__weakref__")
+    base = 0
+    on_disk = False
 
     def __init__(self, chunks: Iterable[bytes], size: int) -> None:
         self.fd = os.memfd_create("owncdn-object", os.MFD_CLOEXEC)
@@ -54,6 +58,28 @@ class BodyFile:
             os.close(self.fd)
         except (OSError, AttributeError):
             pass
+
+
+class DiskBody(BodyFile):
+    """A body inside a disk-tier object file: bytes [base, base + size) of `fd`, mapped
+    read-only; sent with sendfile. Owns `fd` (closed with the last reference)."""
+
+    __slots__ = ("base",)
+    on_disk = True
+
+    def __init__(self, fd: int, base: int, size: int) -> None:  # noqa: super().__init__ not wanted
+        self.fd = fd
+        self.base = base
+        self.size = size
+        try:
+            self._map = mmap.mmap(fd, base + size, prot=mmap.PROT_READ) if size else None
+        except BaseException:
+            os.close(fd)
+            raise
+        self.view = memoryview(self._map)[base:base + size] if self._map is not None else memoryview(b"")
+
+    def __repr__(self) -> str:
+        return f"<DiskBody fd={self.fd} base={self.base} size={self.size}>"
 
 
 class FileSlice:
