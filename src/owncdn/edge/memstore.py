@@ -1,12 +1,13 @@
-"""The memory tier: stored objects under a byte budget, least recently used out first.
+"""The memory tier: stored objects under a byte budget, kept by S3-FIFO.
 
 Rules:
 1. Objects live under their primary cache key; one key holds one variant per
    secondary (Vary) key, newest replacing an older one with the same variant key.
-2. The budget counts body and head bytes; inserting past it evicts the least
-   recently used keys until the store fits.
+2. What stays and what goes is the policy's decision (`owncdn.core.cache.S3FIFO`,
+   byte-aware: see docs/cache-policy.md): a hit only bumps a counter; an insert
+   past the budget returns the keys to drop. The budget counts body and head bytes.
 3. A second index by URI (service, host, target) serves invalidation after unsafe
-   methods (RFC 9111 §4.4).
+   methods (RFC 9111 §4.4) and purge by URL or prefix.
 4. "Pass" markers remember for a while that a key's response was not storable, so
    later requests go straight to the origin instead of queueing behind a fetch
    (Varnish calls this hit-for-miss).
@@ -17,9 +18,9 @@ Rules:
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
+from owncdn.core.cache import S3FIFO
 from owncdn.core.http.headers import Headers
 from owncdn.core.http.stored import StoredResponse
 from owncdn.core.http.vary import vary_matches
@@ -56,21 +57,28 @@ def _unindex(index: dict, name: str, key: str) -> None:
 @dataclass
 class MemoryStore:
     budget: int
-    used: int = 0
-    entries: OrderedDict = field(default_factory=OrderedDict)
+    entries: dict = field(default_factory=dict)
     by_uri: dict = field(default_factory=dict)
     by_tag: dict = field(default_factory=dict)
     pass_until: dict = field(default_factory=dict)
     evictions: int = 0
+    policy: S3FIFO = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        self.policy = S3FIFO(self.budget)
 
     def __repr__(self) -> str:
         return f"<MemoryStore keys={len(self.entries)} used={self.used}/{self.budget}>"
+
+    @property
+    def used(self) -> int:
+        return self.policy.used
 
     def get(self, key: str, req_headers: Headers) -> CacheObject | None:
         variants = self.entries.get(key)
         if variants is None:
             return None
-        self.entries.move_to_end(key)
+        self.policy.hit(key)
         for obj in variants:
             vary = obj.meta.vary
             if not vary or vary_matches(vary, req_headers):
@@ -78,51 +86,51 @@ class MemoryStore:
         return None
 
     def put(self, obj: CacheObject) -> bool:
-        if obj.cost > self.budget:
+        """Store `obj` if the policy admits it; returns whether it did."""
+        key = obj.key
+        variants = [v for v in self.entries.get(key, ()) if v.meta.vary != obj.meta.vary] + [obj]
+        cost = sum(v.cost for v in variants)
+        evicted = self.policy.admit(key, cost)  # a resident key is replaced, keeping its queue
+        if key in evicted:  # not admitted (larger than the tier)
+            self._drop(key)
             return False
-        variants = self.entries.get(obj.key)
-        if variants is None:
-            variants = self.entries[obj.key] = []
-        else:
-            self.entries.move_to_end(obj.key)
-        for i, old in enumerate(variants):
-            if old.meta.vary == obj.meta.vary:
-                self.used -= old.cost
-                variants[i] = obj
-                break
-        else:
-            variants.append(obj)
-        self.used += obj.cost
-        self.by_uri.setdefault(obj.uri, set()).add(obj.key)
+        self._drop_all(evicted)
+        old = self.entries.get(key, ())
+        for gone in old:
+            if gone not in variants:
+                self._unindex_object(key, gone)
+        self.entries[key] = variants
+        self.by_uri.setdefault(obj.uri, set()).add(key)
         for tag in obj.tags:
-            self.by_tag.setdefault(tag, set()).add(obj.key)
-        self.pass_until.pop(obj.key, None)
-        self._evict()
+            self.by_tag.setdefault(tag, set()).add(key)
+        self.pass_until.pop(key, None)
         return True
 
     def shrink(self) -> None:
         """Evict down to the budget (after the budget changed)."""
-        self._evict()
+        self._drop_all(self.policy.resize(self.budget))
 
-    def _evict(self) -> None:
-        while self.used > self.budget and self.entries:
-            key, variants = self.entries.popitem(last=False)
-            self._forget(key, variants)
-            self.evictions += 1
+    def _drop_all(self, keys: list) -> None:
+        for key in keys:
+            if self._drop(key):
+                self.evictions += 1
 
-    def _forget(self, key: str, variants: list[CacheObject]) -> None:
-        for obj in variants:
-            self.used -= obj.cost
-            _unindex(self.by_uri, obj.uri, key)
-            for tag in obj.tags:
-                _unindex(self.by_tag, tag, key)
-
-    def remove_key(self, key: str) -> int:
+    def _drop(self, key: str) -> int:
         variants = self.entries.pop(key, None)
         if variants is None:
             return 0
-        self._forget(key, variants)
+        for obj in variants:
+            self._unindex_object(key, obj)
         return len(variants)
+
+    def _unindex_object(self, key: str, obj: CacheObject) -> None:
+        _unindex(self.by_uri, obj.uri, key)
+        for tag in obj.tags:
+            _unindex(self.by_tag, tag, key)
+
+    def remove_key(self, key: str) -> int:
+        self.policy.remove(key)
+        return self._drop(key)
 
     def remove_uri(self, uri: str) -> int:
         return sum(self.remove_key(k) for k in list(self.by_uri.get(uri, ())))
@@ -142,10 +150,11 @@ class MemoryStore:
 
     def clear(self) -> int:
         n = sum(len(v) for v in self.entries.values())
+        for key in list(self.entries):
+            self.policy.remove(key)
         self.entries.clear()
         self.by_uri.clear()
         self.by_tag.clear()
-        self.used = 0
         return n
 
     def mark_pass(self, key: str, until: float) -> None:
