@@ -45,6 +45,7 @@ from owncdn.edge.memstore import CacheObject, MemoryStore
 from owncdn.edge.metrics import EdgeMetrics
 from owncdn.edge.protocol import Request
 from owncdn.edge.purge import cache_tags
+from owncdn.edge.tiers import open_disk_tier
 from owncdn.edge.responses import connection_field, header_block, made_up_body, status_line
 from owncdn.edge.service import ServiceRuntime, trust_checker
 from owncdn.edge.upstream import OriginError, OriginTimeout
@@ -77,6 +78,8 @@ class Edge:
         self.log = access_log
         self.loop = asyncio.get_running_loop()
         self.store = MemoryStore(config.edge.memory_cache)
+        self.disk = open_disk_tier(config.edge.disk_cache)
+        self.tiers = [self.store] if self.disk is None else [self.store, self.disk]
         self.fills: dict[str, Fill] = {}
         self.connections: set = set()
         self.ids = RequestIds()
@@ -111,13 +114,24 @@ class Edge:
         self._keys.clear()
         self.store.budget = config.edge.memory_cache
         self.store.shrink()
+        if self.disk is not None and config.edge.disk_cache is not None:
+            self.disk.shrink(config.edge.disk_cache.size)
         for name in old.keys() - services.keys():
-            for key in self.store.keys_for_uri_prefix(f"{name}|"):
-                self.store.remove_key(key)
+            for tier in self.tiers:
+                for key in tier.keys_for_uri_prefix(f"{name}|"):
+                    tier.remove_key(key)
         for svc in old.values():
             svc.close()
 
+    def keep(self, obj: CacheObject) -> None:
+        """Store a fetched object: the memory tier, and the disk tier behind it."""
+        self.store.put(obj)
+        if self.disk is not None:
+            self.disk.save(obj)
+
     def close(self) -> None:
+        if self.disk is not None:
+            self.disk.close()
         for svc in self.services.values():
             svc.close()
         for task in list(self.background):
@@ -162,6 +176,10 @@ class Edge:
             return self.pass_request(req, svc)
         key = self.key_for(svc, req)
         obj = self.store.get(key, headers)
+        if obj is None and self.disk is not None:
+            obj = self.disk.lookup(self, svc, key, headers)
+            if obj is not None:
+                self.store.put(obj)
         now = self.clock.time()
         if obj is not None:
             fields = headers.first
@@ -514,7 +532,9 @@ class Edge:
     def _invalidate(self, req: Request, svc: ServiceRuntime, resp) -> None:
         headers = Headers.from_raw(resp.headers)
         for target in invalidated_targets(req.method, resp.status, req.target, headers, req.host):
-            self.store.remove_uri(self._uri(svc, req.host, target))
+            uri = self._uri(svc, req.host, target)
+            for tier in self.tiers:
+                tier.remove_uri(uri)
 
 
 def _replace_length(head: bytes, length: int) -> bytes:

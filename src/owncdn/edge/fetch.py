@@ -263,7 +263,7 @@ class Fill:
             meta = make_stored(self.status, self.resp_headers, self.req_headers, request_time,
                                response_time, self.svc.policy)
             self.obj = self.edge.make_object(self.svc, self.key, self.uri, meta, make_body(self.chunks, size))
-            self.edge.store.put(self.obj)
+            self.edge.keep(self.obj)
         self._wake()
 
     async def _trim_and_wait(self) -> None:

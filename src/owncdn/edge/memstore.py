@@ -135,6 +135,9 @@ class MemoryStore:
     def remove_uri(self, uri: str) -> int:
         return sum(self.remove_key(k) for k in list(self.by_uri.get(uri, ())))
 
+    def keys_for_uri(self, uri: str) -> set[str]:
+        return set(self.by_uri.get(uri, ()))
+
     def keys_for_uri_prefix(self, prefix: str) -> set[str]:
         return {k for uri, keys in self.by_uri.items() if uri.startswith(prefix) for k in keys}
 

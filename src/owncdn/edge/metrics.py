@@ -140,7 +140,10 @@ class EdgeMetrics:
 
 def store_tiers(edge: "Edge") -> list[tuple[str, object]]:
     """(tier, store) pairs; a store has `entries`, `used`, `budget` and `evictions`."""
-    return [("memory", edge.store)]
+    tiers = [("memory", edge.store)]
+    if edge.disk is not None:
+        tiers.append(("disk", edge.disk))
+    return tiers
 
 
 class EdgeCollector(Collector):

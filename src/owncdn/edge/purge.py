@@ -33,36 +33,38 @@ def cache_tags(headers: Headers) -> tuple[str, ...]:
 
 
 def run_purge(edge: "Edge", spec: dict) -> int:
-    """Apply one purge spec; returns how many stored objects it removed or softened."""
-    keys = _select(edge, spec)
-    store = edge.store
-    if spec.get("soft"):
-        n = sum(store.soften(k) for k in keys)
-    else:
-        n = sum(store.remove_key(k) for k in keys)
-    edge.metrics.purged(spec, n)
-    return n
+    """Apply one purge spec to every tier; returns how many cached keys it touched."""
+    touched: set[str] = set()
+    for tier in edge.tiers:
+        keys = _select(edge, tier, spec)
+        touched |= keys
+        for key in keys:
+            if spec.get("soft"):
+                tier.soften(key)
+            else:
+                tier.remove_key(key)
+    edge.metrics.purged(spec, len(touched))
+    return len(touched)
 
 
-def _select(edge: "Edge", spec: dict) -> set[str]:
-    store = edge.store
+def _select(edge: "Edge", tier, spec: dict) -> set[str]:
     service = spec.get("service")
     if service is not None and service not in edge.services:
         return set()
     if spec.get("all"):
-        return store.keys_for_uri_prefix(f"{service}|" if service else "")
+        return tier.keys_for_uri_prefix(f"{service}|" if service else "")
     if "tag" in spec:
-        keys = store.keys_for_tag(str(spec["tag"]))
+        keys = tier.keys_for_tag(str(spec["tag"]))
         return keys if service is None else {k for k in keys if k.startswith(service + " ")}
     if "url" in spec:
-        return set(store.by_uri.get(_uri(edge, str(spec["url"]), service), ()))
+        return tier.keys_for_uri(_uri(edge, str(spec["url"]), service))
     if "prefix" in spec:
         prefix = str(spec["prefix"])
         if not prefix.startswith("/"):
-            return store.keys_for_uri_prefix(_uri(edge, prefix, service))
+            return tier.keys_for_uri_prefix(_uri(edge, prefix, service))
         if service is None:
             raise PurgeError(f"a path prefix ({prefix!r}) needs a service; or give a full URL")
-        return {k for uri, keys in store.by_uri.items()
+        return {k for uri, keys in tier.by_uri.items()
                 if uri.startswith(service + "|") and uri.split("|", 2)[2].startswith(prefix) for k in keys}
     raise PurgeError("a purge needs one of url, prefix, tag or all")
 

@@ -1,0 +1,208 @@
+"""The disk tier as the edge uses it: what is written, and objects read back.
+
+Rules:
+1. Write-through: every object the memory tier stores is also written to disk (one
+   file per variant, atomic, checksummed: `edge/disk.py`). The memory tier may evict
+   it; the disk keeps it, under its own S3-FIFO over file sizes.
+2. A variant's disk key is its primary cache key, plus, for responses with Vary, a
+   separator and the secondary key as JSON, so the variants of a primary key are
+   found again after a restart from the file headers alone.
+3. The file's meta blob is the stored response (status, fields as received, request
+   and response times, Vary key) as JSON; freshness is computed again from it with the
+   service's current policy when the object comes back.
+4. A memory miss looks on disk before going to the origin. Files written by another
+   worker are found with `refresh`, one open of the file the key would have.
+5. Bodies come back as `DiskBody`: mapped, and sent with sendfile.
+6. A soft purge removes the disk copy (the memory copy stays, stale): after a restart
+   nothing comes back fresh that was purged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import orjson
+
+from owncdn.core.cache import S3FIFO
+from owncdn.core.http.headers import Headers
+from owncdn.core.http.stored import build_stored
+from owncdn.core.http.vary import vary_matches
+from owncdn.edge.bodies import BodyFile, DiskBody
+from owncdn.edge.disk import DiskError, DiskStore, ObjectUnavailable
+
+if TYPE_CHECKING:
+    from owncdn.edge.app import Edge
+    from owncdn.edge.memstore import CacheObject
+    from owncdn.edge.service import ServiceRuntime
+
+SEP = "\x1f"
+log = logging.getLogger(__name__)
+
+
+def disk_key(key: str, vary) -> str:
+    return key if not vary else key + SEP + orjson.dumps(vary).decode()
+
+
+def primary_key(dkey: str) -> str:
+    return dkey.split(SEP, 1)[0]
+
+
+def open_disk_tier(settings) -> "DiskTier | None":
+    """The disk tier of `edge.disk_cache`, loaded; None when not configured."""
+    if settings is None:
+        return None
+    tier = DiskTier(DiskStore(str(settings.path), settings.size, fsync=settings.fsync))
+    tier.load()
+    return tier
+
+
+def encode_meta(obj: "CacheObject") -> bytes:
+    meta = obj.meta
+    return orjson.dumps({"status": meta.status, "headers": meta.headers.items(),
+                         "request_time": meta.request_time, "response_time": meta.response_time,
+                         "vary": meta.vary})
+
+
+class DiskTier:
+    def __init__(self, store: DiskStore) -> None:
+        self.disk = store
+        self.policy = S3FIFO(store.budget)
+        self.variants: dict[str, set[str]] = {}
+        self.evictions = 0
+        self.errors = 0
+
+    def __repr__(self) -> str:
+        return f"<DiskTier {self.disk.root} keys={len(self.variants)} used={self.policy.used}/{self.policy.capacity}>"
+
+    # -- start and stop ------------------------------------------------------------------
+    def load(self) -> int:
+        """Rebuild the index from disk (headers only), oldest objects first in the policy."""
+        self.disk.load()
+        entries = sorted((self.disk.get(k) for k in self.disk.keys()), key=lambda e: e.stored_at)
+        for entry in entries:
+            self._track(entry.key, entry.file_size)
+        return len(entries)
+
+    def close(self) -> None:
+        self.disk.close()
+
+    @property
+    def used(self) -> int:
+        return self.policy.used
+
+    @property
+    def budget(self) -> int:
+        return self.policy.capacity
+
+    @property
+    def entries(self) -> dict:
+        return self.variants
+
+    # -- writing -------------------------------------------------------------------------
+    def save(self, obj: "CacheObject") -> None:
+        dkey = disk_key(obj.key, obj.meta.vary)
+        body = obj.body
+        chunks = [body.view] if isinstance(body, BodyFile) else [body]
+        try:
+            entry = self.disk.put(dkey, encode_meta(obj), chunks, tags=obj.tags, uri=obj.uri)
+        except (DiskError, OSError) as exc:
+            self.errors += 1
+            log.warning("disk tier: not stored %r: %s", obj.key, exc)
+            return
+        self._track(dkey, entry.file_size)
+
+    def _track(self, dkey: str, size: int) -> None:
+        for gone in self.policy.admit(dkey, size):
+            if gone != dkey:
+                self.evictions += 1
+            self._drop(gone)
+        if dkey in self.policy:
+            self.variants.setdefault(primary_key(dkey), set()).add(dkey)
+
+    def _drop(self, dkey: str) -> None:
+        self.disk.remove(dkey)
+        key = primary_key(dkey)
+        known = self.variants.get(key)
+        if known is not None:
+            known.discard(dkey)
+            if not known:
+                del self.variants[key]
+
+    # -- reading -------------------------------------------------------------------------
+    def lookup(self, edge: "Edge", svc: "ServiceRuntime", key: str, req_headers: Headers) -> "CacheObject | None":
+        dkeys = self.variants.get(key)
+        if dkeys is None:
+            entry = self.disk.refresh(key)  # written by another worker meanwhile?
+            if entry is None:
+                return None
+            self._track(key, entry.file_size)
+            dkeys = self.variants.get(key, ())
+        for dkey in list(dkeys):
+            record = self._open(dkey)
+            if record is None:
+                continue
+            opened, meta = record
+            vary = tuple(tuple(pair) for pair in meta["vary"]) if meta["vary"] else ()
+            if vary and not vary_matches(vary, req_headers):
+                opened.close()
+                continue
+            stored = build_stored(meta["status"], Headers(meta["headers"]), vary, meta["request_time"],
+                                  meta["response_time"], svc.policy)
+            fd, opened.fd = opened.fd, -1  # the body owns the descriptor from here
+            body = DiskBody(fd, opened.body_offset, opened.size)
+            self.policy.hit(dkey)
+            return edge.make_object(svc, key, opened.entry.uri, stored, body)
+        return None
+
+    def _open(self, dkey: str):
+        entry = self.disk.get(dkey)
+        if entry is None:
+            self._drop(dkey)
+            return None
+        try:
+            opened = self.disk.open(entry)
+        except ObjectUnavailable as exc:
+            log.warning("disk tier: %s", exc)
+            self.policy.remove(dkey)
+            self._drop(dkey)
+            return None
+        try:
+            return opened, orjson.loads(opened.meta)
+        except orjson.JSONDecodeError:
+            opened.close()
+            self.policy.remove(dkey)
+            self._drop(dkey)
+            return None
+
+    # -- purge and invalidation (the memory tier's names) --------------------------------
+    @property
+    def by_uri(self) -> dict[str, set[str]]:
+        return {uri: {primary_key(k) for k in keys} for uri, keys in self.disk.by_uri.items()}
+
+    def keys_for_uri(self, uri: str) -> set[str]:
+        return {primary_key(k) for k in self.disk.by_uri.get(uri, ())}
+
+    def keys_for_uri_prefix(self, prefix: str) -> set[str]:
+        return {primary_key(k) for k in self.disk.keys_with_uri_prefix(prefix)}
+
+    def keys_for_tag(self, tag: str) -> set[str]:
+        return {primary_key(k) for k in self.disk.keys_for_tag(tag)}
+
+    def remove_key(self, key: str) -> int:
+        dkeys = self.variants.pop(key, set())
+        for dkey in dkeys:
+            self.policy.remove(dkey)
+            self.disk.remove(dkey)
+        return len(dkeys)
+
+    def remove_uri(self, uri: str) -> int:
+        return sum(self.remove_key(k) for k in self.keys_for_uri(uri))
+
+    def soften(self, key: str) -> int:
+        return self.remove_key(key)
+
+    def shrink(self, budget: int) -> None:
+        for gone in self.policy.resize(budget):
+            self.evictions += 1
+            self._drop(gone)
