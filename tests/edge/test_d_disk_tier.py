@@ -173,3 +173,37 @@ async def test_sigkill_while_storing_never_serves_a_corrupt_object(tmp_path):
     hits = [p for p, r in replies.items() if r.cache == "HIT"]
     assert all(r.status == 200 and r.body == body_for(p, paths[p]) for p, r in replies.items())
     assert hits, "nothing had been stored before the kill: the test proved nothing"
+
+
+async def test_a_body_too_large_for_memory_streams_to_disk_and_is_served_from_there(tmp_path):
+    big = body_for("/big", 24 << 20)  # 24 MiB through an 8 MiB memory tier
+    chunks = [big[i:i + (1 << 20)] for i in range(0, len(big), 1 << 20)]
+    origin = FakeOrigin()
+    origin.route("/big", body=big, headers={"Cache-Control": "max-age=3600"})
+    origin.route("/chunked", headers={"Cache-Control": "max-age=3600"}, chunks=chunks)
+    origin.route("/cut", responses=[Reply(200, big, {"Cache-Control": "max-age=3600"}, abort_after=5 << 20),
+                                    Reply(200, b"small", {"Cache-Control": "max-age=3600"})])
+    await origin.start()
+    cfg, _ = config(origin, tmp_path, memory="8MiB")
+    server = await EdgeServer.start(cfg)
+    first = await get(server, "/big")
+    second = await get(server, "/big")
+    ranged = await get(server, "/big", Range="bytes=20000000-20000099")
+    chunked = [await get(server, "/chunked") for _ in range(2)]
+    try:
+        await get(server, "/cut")
+    except ConnectionError:
+        pass
+    after_cut = await get(server, "/cut")
+    disk_keys = sorted(server.edge.disk.variants)
+    memory_used = server.edge.store.used
+    await server.close()
+    await origin.close()
+    assert (first.cache, second.cache) == ("MISS", "HIT")
+    assert first.body == big and second.body == big
+    assert ranged.status == 206 and ranged.body == big[20000000:20000100]
+    assert [r.cache for r in chunked] == ["MISS", "HIT"] and all(r.body == big for r in chunked)
+    assert (after_cut.cache, after_cut.body) == ("MISS", b"small")
+    assert origin.hits("/big") == 1 and origin.hits("/chunked") == 1
+    assert any(k.endswith("/big") for k in disk_keys) and any(k.endswith("/chunked") for k in disk_keys)
+    assert memory_used < 8 << 20

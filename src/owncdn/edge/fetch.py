@@ -16,6 +16,10 @@ Rules:
    slowest client, so memory stays bounded.
 5. A fill with a stale copy revalidates it: a 304 refreshes the stored headers;
    an origin failure falls back to the stale copy when stale-if-error allows.
+6. With a disk tier, a body too large for memory (by Content-Length, or growing
+   past the limit while its start is still kept) is written to disk as it arrives
+   and committed at the end; memory then behaves as in rule 4. A fetch that fails
+   midway aborts the write: nothing partial is ever stored.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from owncdn.core.http.stored import make_stored
 from owncdn.core.http.validation import apply_304, conditional_headers
 from owncdn.core.http.vary import vary_key
 from owncdn.edge.bodies import make_body
+from owncdn.edge.purge import cache_tags
 from owncdn.edge.upstream import (
     OriginConnectError,
     OriginError,
@@ -124,6 +129,7 @@ class Fill:
         self.passthrough: OriginResponse | None = None
         self.obj: "CacheObject | None" = None
         self.storing = False
+        self.spool = None        # a disk-tier writer, for bodies too large for memory
         self.chunks: list[bytes] = []
         self.base = 0            # absolute index of chunks[0]
         self.complete = False
@@ -149,6 +155,8 @@ class Fill:
         except Exception as exc:  # noqa: BLE001 - every failure must reach the waiting clients
             self._fail(exc)
         finally:
+            if self.spool is not None:
+                self.spool.abort()  # an unfinished body never becomes an object on disk
             if self.edge.fills.get(self.key) is self:
                 del self.edge.fills[self.key]
 
@@ -218,12 +226,15 @@ class Fill:
         self.vary = vary_key(headers, self.req_headers)
         if reason is None and self.vary is None:
             reason = "vary *"
-        if reason is None and self._too_large(headers.get("content-length")):
+        too_large = self._too_large(headers.get("content-length"))
+        if reason is None and too_large and not self._fits_disk(headers.get("content-length")):
             reason = "too large"
         if reason is None:
             self.storing = True
             self.outcome = "fetched"
             self._meta_times = (request_time, response_time)
+            if too_large:
+                self._start_spool()
         else:
             self.outcome = "pass"
             self.passthrough = resp
@@ -244,6 +255,31 @@ class Fill:
         except ValueError:
             return True
 
+    def _fits_disk(self, content_length: str | None) -> bool:
+        """Whether a body too large for memory can go to the disk tier instead."""
+        disk = self.edge.disk
+        if disk is None:
+            return False
+        limit = disk.budget // 2
+        if self.svc.max_object_size is not None:
+            limit = min(limit, self.svc.max_object_size)
+        try:
+            return content_length is None or int(content_length) <= limit
+        except ValueError:
+            return False
+
+    def _stored(self):
+        request_time, response_time = self._meta_times
+        return make_stored(self.status, self.resp_headers, self.req_headers, request_time,
+                           response_time, self.svc.policy)
+
+    def _start_spool(self) -> None:
+        """Write the body to the disk tier as it arrives (Rule 6); memory keeps only
+        what readers have not passed yet."""
+        self.spool = self.edge.disk.spool(self.key, self.uri, self._stored(), cache_tags(self.resp_headers))
+        for chunk in self.chunks:
+            self.spool.write(chunk)
+
     async def _read_body(self, resp: OriginResponse) -> None:
         size = 0
         limit = self.size_limit()
@@ -251,18 +287,24 @@ class Fill:
             size += len(chunk)
             self.edge.metrics.origin_body(self.svc.name, len(chunk))
             self.chunks.append(chunk)
-            if self.storing and size > limit:
-                self.storing = False
-                self.edge.store.mark_pass(self.key, self.edge.clock.time() + PASS_MARK_SECONDS)
+            if self.spool is not None:
+                self.spool.write(chunk)
+            elif self.storing and size > limit:  # a body of unknown length outgrew memory
+                if self._fits_disk(None) and self.base == 0:
+                    self._start_spool()
+                else:
+                    self.storing = False
+                    self.edge.store.mark_pass(self.key, self.edge.clock.time() + PASS_MARK_SECONDS)
             self._wake()
-            if not self.storing:
+            if not self.storing or self.spool is not None:
                 await self._trim_and_wait()
         self.complete = True
-        if self.storing:
-            request_time, response_time = self._meta_times
-            meta = make_stored(self.status, self.resp_headers, self.req_headers, request_time,
-                               response_time, self.svc.policy)
-            self.obj = self.edge.make_object(self.svc, self.key, self.uri, meta, make_body(self.chunks, size))
+        if self.spool is not None:
+            spool, self.spool = self.spool, None
+            self.obj = self.edge.disk.adopt(spool, self.edge, self.svc, self.key, self.uri, self._stored())
+        elif self.storing:
+            self.obj = self.edge.make_object(self.svc, self.key, self.uri, self._stored(),
+                                             make_body(self.chunks, size))
             self.edge.keep(self.obj)
         self._wake()
 

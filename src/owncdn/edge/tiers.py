@@ -26,7 +26,7 @@ import orjson
 
 from owncdn.core.cache import S3FIFO
 from owncdn.core.http.headers import Headers
-from owncdn.core.http.stored import build_stored
+from owncdn.core.http.stored import StoredResponse, build_stored
 from owncdn.core.http.vary import vary_matches
 from owncdn.edge.bodies import BodyFile, DiskBody
 from owncdn.edge.disk import DiskError, DiskStore, ObjectUnavailable
@@ -58,7 +58,10 @@ def open_disk_tier(settings) -> "DiskTier | None":
 
 
 def encode_meta(obj: "CacheObject") -> bytes:
-    meta = obj.meta
+    return encode_stored(obj.meta)
+
+
+def encode_stored(meta: StoredResponse) -> bytes:
     return orjson.dumps({"status": meta.status, "headers": meta.headers.items(),
                          "request_time": meta.request_time, "response_time": meta.response_time,
                          "vary": meta.vary})
@@ -111,6 +114,24 @@ class DiskTier:
             log.warning("disk tier: not stored %r: %s", obj.key, exc)
             return
         self._track(dkey, entry.file_size)
+
+    def spool(self, key: str, uri: str, stored: StoredResponse, tags: tuple[str, ...]):
+        """A writer for a body that goes straight to disk as it arrives."""
+        return self.disk.writer(disk_key(key, stored.vary), encode_stored(stored), tags=tags, uri=uri)
+
+    def adopt(self, writer, edge: "Edge", svc: "ServiceRuntime", key: str, uri: str,
+              stored: StoredResponse) -> "CacheObject | None":
+        """Commit a spooled body; the object, served from its file (or None)."""
+        try:
+            entry = writer.commit()
+            self._track(entry.key, entry.file_size)
+            opened = self.disk.open(entry)
+        except (DiskError, OSError) as exc:
+            self.errors += 1
+            log.warning("disk tier: not stored %r: %s", key, exc)
+            return None
+        fd, opened.fd = opened.fd, -1
+        return edge.make_object(svc, key, uri, stored, DiskBody(fd, opened.body_offset, opened.size))
 
     def _track(self, dkey: str, size: int) -> None:
         for gone in self.policy.admit(dkey, size):
