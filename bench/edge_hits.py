@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 PEER_CORE = "0"
 LOAD_CORE = "1"  # wrk and the origin
+WORKERS = 1  # --workers: processes (owncdn, nginx) on cores 0..N-1, wrk sharing them
+TIER = "memory"  # --tier disk: owncdn serves its hits from the disk tier
 ALL_PEERS = ("owncdn", "varnish", "nginx")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -183,7 +185,7 @@ def nginx_common(prefix: Path) -> str:
     """Top of an nginx.conf that keeps everything inside prefix (not the system nginx)."""
     user = "user root root;\n" if os.geteuid() == 0 else ""
     return f"""{user}daemon off;
-worker_processes 1;
+worker_processes {WORKERS if "nginx-cache" in str(prefix) else 1};
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections 4096; }}
@@ -332,8 +334,11 @@ def start_peer_owncdn(procs: Procs, tmp: Path, origin_port: int, first_object: s
     prefix = tmp / "owncdn"
     prefix.mkdir()
     config = prefix / "cdn.yaml"
+    # disk: the 1 MiB body cannot be in memory; it is sent from its disk-tier file
+    memory = "512MiB" if TIER == "memory" else "512KiB"
+    disk = f", disk_cache: {{path: {prefix}/disk, size: 1GiB}}" if TIER == "disk" else ""
     config.write_text(f"""version: 1
-edge: {{id: bench-edge, location: local, memory_cache: 512MiB, access_log: {prefix}/owncdn-access.log}}
+edge: {{id: bench-edge, location: local, memory_cache: {memory}, access_log: {prefix}/owncdn-access.log{disk}}}
 services:
   - name: bench
     hostnames: [127.0.0.1, localhost]
@@ -343,7 +348,8 @@ services:
     log_path = prefix / "owncdn.log"
     proc = procs.start(
         ["taskset", "-c", PEER_CORE, str(VENV_BIN / "owncdn"), "edge", "--config", str(config),
-         "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin}"],
+         "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin}", "--workers", str(WORKERS),
+         "--state-dir", str(prefix / "state")],
         log_path, cwd=ROOT,
     )
     wait_http(admin, "/healthz", proc, log_path, timeout=30.0)
@@ -530,6 +536,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-varnishncsa", action="store_true",
                     help="do not run varnishncsa (varnish then writes no access log file)")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (logs, configs)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="owncdn and nginx processes (1); with 2 every peer and wrk share both cores")
+    ap.add_argument("--tier", choices=("memory", "disk"), default="memory",
+                    help="where owncdn serves hits from: its memory tier, or its disk tier (sendfile)")
     args = ap.parse_args(argv)
     if args.quick:
         args.duration = 3.0
@@ -586,7 +596,11 @@ def bench_peer(name: str, args: argparse.Namespace, procs: Procs, tmp: Path,
 
 
 def main(argv: list[str] | None = None) -> int:
+    global PEER_CORE, LOAD_CORE, WORKERS, TIER
     args = parse_args(argv)
+    WORKERS, TIER = args.workers, args.tier
+    if WORKERS > 1:
+        PEER_CORE = LOAD_CORE = f"0-{min(WORKERS, os.cpu_count() or 1) - 1}"
     ensure_tools(args.peers)
     # SIGTERM / SIGHUP -> SystemExit so the finally below still cleans up.
     for sig in (signal.SIGTERM, signal.SIGHUP):

@@ -26,6 +26,9 @@ from owncdn.core.http.stored import StoredResponse
 from owncdn.core.http.vary import vary_matches
 
 
+DISK_BODY_COST = 64 * 1024
+
+
 @dataclass(slots=True, eq=False)
 class CacheObject:
     key: str
@@ -40,7 +43,10 @@ class CacheObject:
 
     def __post_init__(self) -> None:
         self.size = len(self.body)
-        self.cost = self.size + len(self.head) + 256
+        # A body in a disk-tier file lives in the page cache: the memory tier charges a
+        # nominal share for the open file and its mapping, not the body's size.
+        body_cost = DISK_BODY_COST if getattr(self.body, "on_disk", False) else self.size
+        self.cost = body_cost + len(self.head) + 256
 
     def __repr__(self) -> str:
         return f"<CacheObject {self.key!r} status={self.meta.status} size={self.size}>"

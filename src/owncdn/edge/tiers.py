@@ -12,7 +12,9 @@ Rules:
    service's current policy when the object comes back.
 4. A memory miss looks on disk before going to the origin. Files written by another
    worker are found with `refresh`, one open of the file the key would have.
-5. Bodies come back as `DiskBody`: mapped, and sent with sendfile.
+5. A small body comes back into memory as bytes; a large one as `DiskBody`, mapped
+   and sent with sendfile, which the memory tier may keep at a nominal cost (the
+   bytes stay in the page cache, not in the process).
 6. A soft purge removes the disk copy (the memory copy stays, stale): after a restart
    nothing comes back fresh that was purged.
 """
@@ -28,7 +30,7 @@ from owncdn.core.cache import S3FIFO
 from owncdn.core.http.headers import Headers
 from owncdn.core.http.stored import StoredResponse, build_stored
 from owncdn.core.http.vary import vary_matches
-from owncdn.edge.bodies import BodyFile, DiskBody
+from owncdn.edge.bodies import FILE_THRESHOLD, BodyFile, DiskBody
 from owncdn.edge.disk import DiskError, DiskStore, ObjectUnavailable
 
 if TYPE_CHECKING:
@@ -170,8 +172,12 @@ class DiskTier:
                 continue
             stored = build_stored(meta["status"], Headers(meta["headers"]), vary, meta["request_time"],
                                   meta["response_time"], svc.policy)
-            fd, opened.fd = opened.fd, -1  # the body owns the descriptor from here
-            body = DiskBody(fd, opened.body_offset, opened.size)
+            if opened.size < FILE_THRESHOLD:  # small: back into memory for good
+                body = opened.read()
+                opened.close()
+            else:
+                fd, opened.fd = opened.fd, -1  # the body owns the descriptor from here
+                body = DiskBody(fd, opened.body_offset, opened.size)
             self.policy.hit(dkey)
             return edge.make_object(svc, key, opened.entry.uri, stored, body)
         return None
