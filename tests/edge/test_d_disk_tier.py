@@ -195,7 +195,7 @@ async def test_a_body_too_large_for_memory_streams_to_disk_and_is_served_from_th
     except ConnectionError:
         pass
     after_cut = await get(server, "/cut")
-    disk_keys = sorted(server.edge.disk.variants)
+    disk_keys = sorted(server.edge.disk.entries)
     memory_used = server.edge.store.used
     await server.close()
     await origin.close()

@@ -460,3 +460,63 @@ def test_disk_module_has_no_hidden_body_reads_in_lookups(store: DiskStore,
     monkeypatch.setattr(disk.os, "open", lambda *a, **k: pytest.fail("lookup touched the disk"))
     assert store.get("k") is not None and "k" in store and store.get("nope") is None
     assert store.keys_for_tag("t") == {"k"} and store.keys_with_uri_prefix("u") == {"k"}
+
+
+# -- the index's memory layout (diskindex.py rules 3-5) ----------------------------
+
+def test_uris_rebuilt_from_keys_and_uris_kept_answer_alike(store: DiskStore, root: Path) -> None:
+    plain = {f"site ex.test/p/{i}.png": f"site|ex.test|/p/{i}.png" for i in range(3)}
+    odd = {"site ex.test/p/0.png cookie:lang=en": "site|ex.test|/p/0.png",  # a cookie key
+           "other ex.test/q?a=1&b=2": "other|ex.test|/q?b=2&a=1",  # a normalised query
+           "no-slash": "svc|h|*"}
+    for key, uri in {**plain, **odd}.items():
+        store.put(key, b"", b"x", uri=uri)
+    for index in (store, _reloaded(root)):
+        assert {k: index.get(k).uri for k in index.keys()} == {**plain, **odd}
+        assert index.keys_for_uri("site|ex.test|/p/0.png") == {
+            "site ex.test/p/0.png", "site ex.test/p/0.png cookie:lang=en"}
+        assert index.keys_for_uri("site|ex.test|/p/1.png") == {"site ex.test/p/1.png"}
+        assert index.keys_for_uri("other|ex.test|/q?b=2&a=1") == {"other ex.test/q?a=1&b=2"}
+        assert index.keys_for_uri("site|ex.test|/p/9.png") == set()
+        assert index.keys_with_uri_prefix("site|") == set(plain) | {"site ex.test/p/0.png cookie:lang=en"}
+        assert index.keys_with_uri_prefix("site|ex.test|/p/1") == {"site ex.test/p/1.png"}
+        assert index.keys_with_uri_prefix("") == set(plain) | set(odd)
+        assert index.by_uri["site|ex.test|/p/0.png"] == {
+            "site ex.test/p/0.png", "site ex.test/p/0.png cookie:lang=en"}
+    for key in [*plain, *odd]:
+        store.remove(key)
+    assert store.by_uri == {} and store._index.prefixes == {} and store._index.uris == {}
+
+
+def _reloaded(root: Path) -> DiskStore:
+    again = DiskStore(root, 64 * MiB, fsync="never")
+    again.load()
+    return again
+
+
+def test_tag_lists_drop_stale_keys(store: DiskStore) -> None:
+    for i in range(40):
+        store.put(f"k{i}", b"", b"x", tags=("all", f"t{i % 2}", "all"), uri=f"u/{i}")
+    for i in range(0, 40, 2):
+        store.put(f"k{i}", b"", b"y", tags=("t1",), uri=f"u/{i}")  # re-tagged
+    for i in range(30):
+        store.remove(f"k{i}")
+    assert store.keys_for_tag("all") == {f"k{i}" for i in range(31, 40, 2)}
+    assert store.keys_for_tag("t1") == {f"k{i}" for i in range(30, 40)}
+    assert store.keys_for_tag("t0") == set() and "t0" not in store.by_tag
+    tagged = store._index.tags["t1"]
+    assert len(tagged.keys) <= 2 * tagged.live + 8  # compacted as keys went
+    entry = store.get("k31")
+    assert entry.tags == ("all", "t1", "all") and entry.has_tag("t1") and not entry.has_tag("t")
+
+
+def test_entry_fields_survive_packing(store: DiskStore, root: Path) -> None:
+    meta = b"m" * 1000
+    entry = store.put("k", meta, b"b" * 70_000, tags=("a", "b"), uri="svc|h|/k")
+    again = _reloaded(root).get("k")
+    for e in (entry, again):
+        assert (e.key, e.uri, e.tags, e.size, e.meta_size) == ("k", "svc|h|/k", ("a", "b"), 70_000, 1000)
+        assert e.file_size == e.body_offset + 70_000 == os.path.getsize(e.path)
+        assert e.object_id == entry.object_id
+    assert entry.verified and not again.verified
+    assert "unverified" in repr(again) and again.root == str(root)

@@ -58,7 +58,6 @@ Rules:
 from __future__ import annotations
 
 import gc
-import hashlib
 import itertools
 import logging
 import os
@@ -70,8 +69,9 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-from owncdn.edge.diskindex import DiskEntry, DiskIndex
+from owncdn.edge.diskindex import DiskEntry, DiskIndex, entry_type, object_name
 
 __all__ = ["CorruptObject", "DiskEntry", "DiskError", "DiskStore", "DiskWriter",
            "ObjectGone", "ObjectTooLarge", "ObjectUnavailable", "OpenObject"]
@@ -87,6 +87,7 @@ MAX_META = 64 << 20
 STALE_TEMP_AGE = 3600.0  # a temp file untouched this long is a leftover, whoever made it
 log = logging.getLogger(__name__)
 _FIXED = struct.Struct("<8sHHIIIIQQdII")
+assert _FIXED.size == 60  # diskindex.py derives meta sizes from it
 _VERIFY_CHUNK = 256 * 1024
 _WRITE_BUFFER = 256 * 1024
 
@@ -115,10 +116,6 @@ class _BadHeader(Exception):
     pass
 
 
-def object_name(key: str) -> str:
-    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
 def _encode_names(key: str, uri: str, tags: tuple[str, ...]) -> tuple[bytes, bytes, bytes]:
     if any(not t or "\0" in t for t in tags):
         raise ValueError("tags must be non-empty and contain no NUL")
@@ -137,7 +134,29 @@ def _pack_head(names: tuple[bytes, bytes, bytes], meta_size: int, size: int,
     return fixed + head_crc.to_bytes(4, "little") + key + uri + tags
 
 
-def _parse_head(buf: bytes, fd: int, path: str) -> tuple[DiskEntry, bytes]:
+class _Head(NamedTuple):
+    """Everything a file's header says; the index keeps only part of it (DiskEntry)."""
+
+    key: str
+    uri: str
+    tags: tuple[str, ...]
+    size: int
+    meta_size: int
+    stored_at: float
+    object_id: int
+    body_offset: int
+    body_crc: int
+
+    @property
+    def file_size(self) -> int:
+        return self.body_offset + self.size
+
+    def entry(self, store: DiskStore, verified: bool = False) -> DiskEntry:
+        return store.Entry(self.key, self.uri, self.tags, self.size, self.body_offset,
+                           self.object_id, verified)
+
+
+def _parse_head(buf: bytes, fd: int, path: str) -> tuple[_Head, bytes]:
     """Parse and check a header from `buf` (the file's start; reads more from `fd`)."""
     if len(buf) < _FIXED.size:
         raise _BadHeader("shorter than a header")
@@ -163,12 +182,11 @@ def _parse_head(buf: bytes, fd: int, path: str) -> tuple[DiskEntry, bytes]:
     except UnicodeDecodeError as exc:
         raise _BadHeader("undecodable names") from exc
     body_at = meta_at + mlen
-    return DiskEntry(key, path, size, mlen, uri, tags, stored_at, False, object_id, body_at,
-                     body_at + size, body_crc), buf
+    return _Head(key, uri, tags, size, mlen, stored_at, object_id, body_at, body_crc), buf
 
 
 def _checked_head(fd: int, path: str, name: str | None, key: str | None,
-                  want: int = READ_AHEAD) -> tuple[DiskEntry, bytes]:
+                  want: int = READ_AHEAD) -> tuple[_Head, bytes]:
     """Read and check the header of the open file `fd` against its size and name.
 
     Returns the entry it describes and the bytes read from the file's start (`want`
@@ -474,9 +492,8 @@ class DiskWriter:
         fd, self.fd = self.fd, -1
         self.store._active_temps.discard(self.tmp_path)
         self.store._sync.after_rename(fd, self.directory)
-        entry = DiskEntry(self.key, self.path, self.size, len(self._meta), self._uri,
-                          self._tags, self._stored_at, True, self._object_id,
-                          self._prelude, self._prelude + self.size, crc)
+        entry = self.store.Entry(self.key, self._uri, self._tags, self.size,
+                                 self._prelude, self._object_id, True)
         self.store._indexed(entry)
         return entry
 
@@ -517,6 +534,7 @@ class DiskStore:
     def __init__(self, root: str | Path, budget: int, *, fsync: str = "batch",
                  batch_interval: float = 1.0, batch_objects: int = 64) -> None:
         self.root = os.fspath(root)
+        self.Entry = entry_type(self.root)
         self.budget = budget
         self._sync = _Syncer(fsync, batch_interval, batch_objects)
         self._index = DiskIndex()
@@ -555,11 +573,14 @@ class DiskStore:
 
     @property
     def by_uri(self) -> dict[str, set[str]]:
-        return self._index.by_uri
+        """URI -> keys, a copy built on demand (O(n): for tests and path-prefix purges)."""
+        with self._lock:
+            return self._index.by_uri
 
     @property
     def by_tag(self) -> dict[str, set[str]]:
-        return self._index.by_tag
+        with self._lock:
+            return self._index.by_tag
 
     def __len__(self) -> int:
         return len(self._index.entries)
@@ -572,6 +593,10 @@ class DiskStore:
 
     def keys(self) -> list[str]:
         return list(self._index.entries)
+
+    def keys_for_uri(self, uri: str) -> set[str]:
+        with self._lock:
+            return self._index.keys_for_uri(uri)
 
     def keys_with_uri_prefix(self, prefix: str) -> set[str]:
         with self._lock:
@@ -636,36 +661,38 @@ class DiskStore:
 
     def open(self, entry: DiskEntry) -> OpenObject:
         """Open and check the object (rule 5); raises ObjectUnavailable for a miss."""
+        path = entry.path
         try:
-            fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             self._forget(entry)
-            raise ObjectGone(f"{entry.path}: object {entry.key!r} is gone") from None
+            raise ObjectGone(f"{path}: object {entry.key!r} is gone") from None
         try:
-            head, buf = _checked_head(fd, entry.path, None, entry.key,
-                                      max(READ_AHEAD, entry.body_offset))
+            # the header is read on every open: body offset, sizes and checksum come from it
+            head, buf = _checked_head(fd, path, None, entry.key, max(READ_AHEAD, entry.body_offset))
             if head.object_id != entry.object_id:  # replaced by another process or thread
+                fresh = head.entry(self)
                 with self._lock:
                     if self._index.entries.get(entry.key) is entry:
-                        self._index.add(head)
-                entry = head
-            meta_at = entry.body_offset - entry.meta_size
-            meta = (buf[meta_at:entry.body_offset] if len(buf) >= entry.body_offset
-                    else os.pread(fd, entry.meta_size, meta_at))
+                        self._index.add(fresh)
+                entry = fresh
+            meta_at = head.body_offset - head.meta_size
+            meta = (buf[meta_at:head.body_offset] if len(buf) >= head.body_offset
+                    else os.pread(fd, head.meta_size, meta_at))
             if not entry.verified:
-                if _content_crc(fd, entry.body_offset, entry.size, zlib.crc32(meta)) != entry.body_crc:
+                if _content_crc(fd, head.body_offset, head.size, zlib.crc32(meta)) != head.body_crc:
                     raise _BadHeader("body checksum mismatch")
                 entry.verified = True
         except _BadHeader as exc:
             try:
-                _unlink_if_same(entry.path, fd)
+                _unlink_if_same(path, fd)
             finally:
                 os.close(fd)
                 self._forget(entry)
-            raise CorruptObject(f"{entry.path}: object {entry.key!r}: {exc}; removed") from None
+            raise CorruptObject(f"{path}: object {entry.key!r}: {exc}; removed") from None
         except OSError as exc:  # an I/O error: a miss, but the file stays
             os.close(fd)
-            raise ObjectUnavailable(f"{entry.path}: object {entry.key!r}: {exc}") from exc
+            raise ObjectUnavailable(f"{path}: object {entry.key!r}: {exc}") from exc
         except BaseException:
             os.close(fd)
             raise
@@ -693,13 +720,18 @@ class DiskStore:
             current = self._index.entries.get(key)
             if current is not None and current.object_id == head.object_id:
                 return current
-            self._index.add(head)
-            return head
+            entry = head.entry(self)
+            self._index.add(entry)
+            return entry
 
     # -- start-up ----------------------------------------------------------------
 
     def load(self) -> int:
-        """Rebuild the index from the files' headers (rule 4); returns the object count."""
+        """Rebuild the index from the files' headers (rule 4); returns the object count.
+
+        Entries are indexed oldest first (by the time stored in their headers), so
+        `keys()` lists them in that order until the next write.
+        """
         started = time.perf_counter()
         report = LoadReport()
         index = DiskIndex()
@@ -718,19 +750,23 @@ class DiskStore:
         return report.objects
 
     def _scan(self, index: DiskIndex, report: LoadReport) -> None:
+        found: list[tuple[float, DiskEntry]] = []
         for sub in self._subdirs:
             with os.scandir(sub) as it:
                 for de in it:
                     if de.name.startswith(TMP_PREFIX):
                         report.removed_temp += self._clean_temp(de.path, de.name)
                         continue
-                    entry = self._load_one(de.path, de.name)
-                    if entry is None:
+                    head = self._load_one(de.path, de.name)
+                    if head is None:
                         report.removed_invalid += 1
                     else:
-                        index.add(entry)
+                        found.append((head.stored_at, head.entry(self)))
+        found.sort(key=lambda pair: pair[0])
+        for _, entry in found:
+            index.add(entry)
 
-    def _load_one(self, path: str, name: str) -> DiskEntry | None:
+    def _load_one(self, path: str, name: str) -> _Head | None:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:  # removed by another process meanwhile

@@ -17,6 +17,9 @@ Rules:
    bytes stay in the page cache, not in the process).
 6. A soft purge removes the disk copy (the memory copy stays, stale): after a restart
    nothing comes back fresh that was purged.
+7. Memory: most objects have no Vary, and their disk key is their primary key, so
+   `variants` holds only the disk keys that differ from their primary key (the Vary
+   variants); a lookup tries the primary key itself, then those.
 """
 
 from __future__ import annotations
@@ -73,21 +76,21 @@ class DiskTier:
     def __init__(self, store: DiskStore) -> None:
         self.disk = store
         self.policy = S3FIFO(store.budget)
-        self.variants: dict[str, set[str]] = {}
+        self.variants: dict[str, set[str]] = {}  # primary key -> its Vary variants' disk keys
         self.evictions = 0
         self.errors = 0
 
     def __repr__(self) -> str:
-        return f"<DiskTier {self.disk.root} keys={len(self.variants)} used={self.policy.used}/{self.policy.capacity}>"
+        return f"<DiskTier {self.disk.root} objects={len(self.policy)} used={self.policy.used}/{self.policy.capacity}>"
 
     # -- start and stop ------------------------------------------------------------------
     def load(self) -> int:
         """Rebuild the index from disk (headers only), oldest objects first in the policy."""
         self.disk.load()
-        entries = sorted((self.disk.get(k) for k in self.disk.keys()), key=lambda e: e.stored_at)
-        for entry in entries:
-            self._track(entry.key, entry.file_size)
-        return len(entries)
+        keys = self.disk.keys()  # oldest first
+        for key in keys:
+            self._track(key, self.disk.get(key).file_size)
+        return len(keys)
 
     def close(self) -> None:
         self.disk.close()
@@ -101,8 +104,15 @@ class DiskTier:
         return self.policy.capacity
 
     @property
-    def entries(self) -> dict:
-        return self.variants
+    def entries(self) -> "_PrimaryKeys":
+        """The primary keys on disk (`len()` is the metrics' key count)."""
+        return _PrimaryKeys(self)
+
+    def disk_keys(self, key: str) -> list[str]:
+        """The disk keys of primary key `key`: itself (no Vary), then its Vary variants."""
+        own = [key] if key in self.policy else []
+        variants = self.variants.get(key)
+        return own + list(variants) if variants else own
 
     # -- writing -------------------------------------------------------------------------
     def save(self, obj: "CacheObject") -> None:
@@ -141,11 +151,15 @@ class DiskTier:
                 self.evictions += 1
             self._drop(gone)
         if dkey in self.policy:
-            self.variants.setdefault(primary_key(dkey), set()).add(dkey)
+            key = primary_key(dkey)
+            if key != dkey:
+                self.variants.setdefault(key, set()).add(dkey)
 
     def _drop(self, dkey: str) -> None:
         self.disk.remove(dkey)
         key = primary_key(dkey)
+        if key == dkey:
+            return
         known = self.variants.get(key)
         if known is not None:
             known.discard(dkey)
@@ -154,14 +168,14 @@ class DiskTier:
 
     # -- reading -------------------------------------------------------------------------
     def lookup(self, edge: "Edge", svc: "ServiceRuntime", key: str, req_headers: Headers) -> "CacheObject | None":
-        dkeys = self.variants.get(key)
-        if dkeys is None:
+        dkeys = self.disk_keys(key)
+        if not dkeys:
             entry = self.disk.refresh(key)  # written by another worker meanwhile?
             if entry is None:
                 return None
             self._track(key, entry.file_size)
-            dkeys = self.variants.get(key, ())
-        for dkey in list(dkeys):
+            dkeys = self.disk_keys(key)
+        for dkey in dkeys:
             record = self._open(dkey)
             if record is None:
                 continue
@@ -208,7 +222,7 @@ class DiskTier:
         return {uri: {primary_key(k) for k in keys} for uri, keys in self.disk.by_uri.items()}
 
     def keys_for_uri(self, uri: str) -> set[str]:
-        return {primary_key(k) for k in self.disk.by_uri.get(uri, ())}
+        return {primary_key(k) for k in self.disk.keys_for_uri(uri)}
 
     def keys_for_uri_prefix(self, prefix: str) -> set[str]:
         return {primary_key(k) for k in self.disk.keys_with_uri_prefix(prefix)}
@@ -217,7 +231,8 @@ class DiskTier:
         return {primary_key(k) for k in self.disk.keys_for_tag(tag)}
 
     def remove_key(self, key: str) -> int:
-        dkeys = self.variants.pop(key, set())
+        dkeys = self.disk_keys(key)
+        self.variants.pop(key, None)
         for dkey in dkeys:
             self.policy.remove(dkey)
             self.disk.remove(dkey)
@@ -233,3 +248,29 @@ class DiskTier:
         for gone in self.policy.resize(budget):
             self.evictions += 1
             self._drop(gone)
+
+
+class _PrimaryKeys:
+    """The primary keys of a disk tier, without a map of them (rule 7)."""
+
+    __slots__ = ("tier",)
+
+    def __init__(self, tier: DiskTier) -> None:
+        self.tier = tier
+
+    def __len__(self) -> int:
+        tier = self.tier
+        variant_keys = sum(len(v) for v in tier.variants.values())
+        only_variants = sum(1 for key in tier.variants if key not in tier.policy)
+        return len(tier.policy) - variant_keys + only_variants
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.tier.policy or key in self.tier.variants
+
+    def __iter__(self):
+        seen = set()
+        for dkey in self.tier.disk.keys():
+            key = primary_key(dkey)
+            if key not in seen:
+                seen.add(key)
+                yield key

@@ -11,8 +11,8 @@ Rules:
    ``capacity`` after any call. G (ghost) holds keys only, no bytes charged: the keys
    last evicted from S, at most as many as M holds objects (at least ``GHOST_MIN``).
 2. Each resident object has a 2-bit frequency, 0..3. ``hit`` adds one (capped at 3)
-   and moves nothing: a hit is one dict read and at most one dict write of a small
-   int, with no allocation.
+   and moves nothing: a hit is one dict read and at most one dict write (of the
+   packed int, see Layout below).
 3. ``admit`` inserts a new object with frequency 0: into M if its key is in G (it
    was wanted again soon after S dropped it), else into S.
 4. Sizes: an object larger than ``capacity`` is refused (``admit`` returns
@@ -34,10 +34,10 @@ Rules:
 10. ``remove`` (purge) drops a resident object at once (exact byte accounting); its
     queue slot goes stale and is skipped when it reaches the tail. G is untouched.
 
-Layout, chosen for memory (see bench/object_overhead.py): ``_state`` maps key to a
-small int, frequency in bits 0-1 and bit 2 set when in M (small ints are shared
-objects, so a hit allocates nothing); ``_size`` maps key to size; the queues are
-deques of keys.
+Layout, chosen for memory (see bench/object_overhead.py): one dict, ``_state``,
+maps key to a packed int, ``size << 3 | in_main << 2 | frequency`` (one dict slot and
+one int per object instead of two dicts); the queues are deques of keys. A hit
+allocates one new int until the frequency saturates at 3, then nothing.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ MAX_FREQ = 3
 GHOST_MIN = 64  # G's floor, so a cache with a near-empty M still remembers something
 _IN_MAIN = 4
 _FREQ = 3
+_SIZE_SHIFT = 3
 _COMPACT_MIN = 1024  # stale queue slots tolerated before a rebuild
 
 
@@ -58,7 +59,7 @@ class S3FIFO:
 
     __slots__ = (
         "capacity", "small_ratio", "_small_cap", "_main_cap",
-        "_state", "_size", "_small", "_main", "_small_bytes", "_main_bytes",
+        "_state", "_small", "_main", "_small_bytes", "_main_bytes",
         "_small_count", "_stale_small", "_stale_main", "_stale",
         "_ghost", "_ghost_q", "_ghost_head", "_evicted_once",
     )
@@ -67,8 +68,7 @@ class S3FIFO:
         if not 0.0 < small_ratio < 1.0:
             raise ValueError(f"small_ratio must be between 0 and 1, got {small_ratio}")
         self.small_ratio = small_ratio
-        self._state: dict[Hashable, int] = {}
-        self._size: dict[Hashable, int] = {}
+        self._state: dict[Hashable, int] = {}  # key -> size << 3 | in_main << 2 | freq
         self._small: deque = deque()
         self._main: deque = deque()
         self._small_bytes = self._main_bytes = self._small_count = 0
@@ -118,13 +118,12 @@ class S3FIFO:
             self._make_room(size, evicted)
         elif not self._evicted_once and self._small_bytes + size > self._small_cap:
             to_main = True
-        self._size[key] = size
         if to_main:
-            self._state[key] = _IN_MAIN
+            self._state[key] = size << _SIZE_SHIFT | _IN_MAIN
             self._main.append(key)
             self._main_bytes += size
         else:
-            self._state[key] = 0
+            self._state[key] = size << _SIZE_SHIFT
             self._small.append(key)
             self._small_bytes += size
             self._small_count += 1
@@ -135,7 +134,7 @@ class S3FIFO:
         state = self._state.pop(key, None)
         if state is None:
             return False
-        size = self._size.pop(key)
+        size = state >> _SIZE_SHIFT
         if state & _IN_MAIN:
             self._main_bytes -= size
             stale = self._stale_main
@@ -174,16 +173,17 @@ class S3FIFO:
             key = small.popleft()
             if self._stale_small and self._skip_stale(self._stale_small, key):
                 continue
-            if state[key] >= MOVE_TO_MAIN:
-                size = self._size[key]
-                state[key] = _IN_MAIN
+            value = state[key]
+            size = value >> _SIZE_SHIFT
+            if value & _FREQ >= MOVE_TO_MAIN:
+                state[key] = size << _SIZE_SHIFT | _IN_MAIN
                 self._main.append(key)
                 self._small_bytes -= size
                 self._small_count -= 1
                 self._main_bytes += size
                 continue
             del state[key]
-            self._small_bytes -= self._size.pop(key)
+            self._small_bytes -= size
             self._small_count -= 1
             evicted.append(key)
             self._ghost_add(key)
@@ -201,7 +201,7 @@ class S3FIFO:
                 main.append(key)
                 continue
             del state[key]
-            self._main_bytes -= self._size.pop(key)
+            self._main_bytes -= value >> _SIZE_SHIFT
             evicted.append(key)
             return
 
