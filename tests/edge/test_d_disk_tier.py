@@ -207,3 +207,23 @@ async def test_a_body_too_large_for_memory_streams_to_disk_and_is_served_from_th
     assert origin.hits("/big") == 1 and origin.hits("/chunked") == 1
     assert any(k.endswith("/big") for k in disk_keys) and any(k.endswith("/chunked") for k in disk_keys)
     assert memory_used < 8 << 20
+
+
+async def test_soft_purge_of_an_object_only_on_disk_revalidates_it(tmp_path):
+    paths = {f"/s{i}": 400_000 for i in range(8)}  # 3.2 MB through a 1 MiB memory tier
+    origin = await make_origin(paths).start()
+    cfg, _ = config(origin, tmp_path, memory="1MiB")
+    server = await EdgeServer.start(cfg)
+    for path in paths:
+        await get(server, path)
+    on_disk_only = [p for p in paths if server.edge.store.get(f"site example.test{p}", None) is None]
+    target = on_disk_only[0]
+    assert run_purge(server.edge, {"url": f"http://example.test{target}", "soft": True}) == 1
+    revalidated = await get(server, target)
+    untouched = await get(server, on_disk_only[1])
+    await server.close()
+    await origin.close()
+    assert (revalidated.cache, revalidated.body) == ("REVALIDATED", body_for(target, 400_000))
+    assert untouched.cache == "HIT"
+    conditional = [r for r in origin.requests if r.path == target and "if-none-match" in r.headers]
+    assert len(conditional) == 1

@@ -49,6 +49,8 @@ def edge(
     env: str = typer.Option("production", help="Environment to follow (with --control)."),
     workers: int = typer.Option(1, min=1, max=64, help="Processes sharing the listen socket (SO_REUSEPORT)."),
     reuse_port: bool = typer.Option(False, "--reuse-port", hidden=True, help="Bind with SO_REUSEPORT (workers)."),
+    disk_share: int = typer.Option(1, "--disk-share", hidden=True, min=1,
+                                   help="Workers sharing the disk tier (each keeps size / N)."),
 ) -> None:
     """Run an edge: a caching reverse proxy in front of the config's origins."""
     import sys
@@ -68,7 +70,7 @@ def edge(
         cfg = _load(config or Path("cdn.yaml"))
     _run(serve_forever(cfg, listen=listen, admin=admin, edge_id=edge_id, location=location,
                        access_log=access_log, control=control, token=token, state_dir=state_dir, env=env,
-                       reuse_port=reuse_port))
+                       reuse_port=reuse_port, disk_share=disk_share))
 
 
 def register(app: typer.Typer) -> None:

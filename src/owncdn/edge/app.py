@@ -70,7 +70,8 @@ class RequestIds:
 
 
 class Edge:
-    def __init__(self, config, *, clock, edge_id: str, location: str, access_log: AccessLog) -> None:
+    def __init__(self, config, *, clock, edge_id: str, location: str, access_log: AccessLog,
+                 disk_share: int = 1) -> None:
         self.config = config
         self.clock = clock
         self.edge_id = edge_id
@@ -78,7 +79,8 @@ class Edge:
         self.log = access_log
         self.loop = asyncio.get_running_loop()
         self.store = MemoryStore(config.edge.memory_cache)
-        self.disk = open_disk_tier(config.edge.disk_cache)
+        self.disk_share = disk_share  # workers sharing the disk tier's directory
+        self.disk = open_disk_tier(config.edge.disk_cache, disk_share)
         self.tiers = [self.store] if self.disk is None else [self.store, self.disk]
         self.fills: dict[str, Fill] = {}
         self.connections: set = set()
@@ -115,7 +117,7 @@ class Edge:
         self.store.budget = config.edge.memory_cache
         self.store.shrink()
         if self.disk is not None and config.edge.disk_cache is not None:
-            self.disk.shrink(config.edge.disk_cache.size)
+            self.disk.shrink(config.edge.disk_cache.size // self.disk_share)
         for name in old.keys() - services.keys():
             for tier in self.tiers:
                 for key in tier.keys_for_uri_prefix(f"{name}|"):

@@ -102,7 +102,7 @@ class EdgeServer:
                     clock=None, edge_id: str | None = None, location: str | None = None,
                     access_log: str | None = None, control: str | None = None,
                     token: str | None = None, state_dir: Path | None = None,
-                    env: str = "production", reuse_port: bool = False) -> "EdgeServer":
+                    env: str = "production", reuse_port: bool = False, disk_share: int = 1) -> "EdgeServer":
         """Bind and serve `config`. With `control`, follow the control plane: start
         from the last-known-good snapshot in `state_dir` if there is one, register with
         `token` if this node has no identity yet, and apply every version it sends."""
@@ -121,7 +121,8 @@ class EdgeServer:
         edge_id = edge_id or settings.id
         location = location or settings.location
         log = AccessLog(access_log or settings.access_log, edge_id, location)
-        edge = Edge(config, clock=clock or SystemClock(), edge_id=edge_id, location=location, access_log=log)
+        edge = Edge(config, clock=clock or SystemClock(), edge_id=edge_id, location=location, access_log=log,
+                    disk_share=disk_share)
         limits = Limits(settings.max_request_line, settings.max_header_bytes,
                         settings.header_timeout, settings.keepalive_timeout)
         loop = asyncio.get_running_loop()

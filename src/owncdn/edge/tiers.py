@@ -15,8 +15,8 @@ Rules:
 5. A small body comes back into memory as bytes; a large one as `DiskBody`, mapped
    and sent with sendfile, which the memory tier may keep at a nominal cost (the
    bytes stay in the page cache, not in the process).
-6. A soft purge removes the disk copy (the memory copy stays, stale): after a restart
-   nothing comes back fresh that was purged.
+6. A soft purge marks the disk copies stale in this process (the memory copy is made
+   stale by the memory tier); a new copy stored clears the mark.
 7. Memory: most objects have no Vary, and their disk key is their primary key, so
    `variants` holds only the disk keys that differ from their primary key (the Vary
    variants); a lookup tries the primary key itself, then those.
@@ -25,6 +25,7 @@ Rules:
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import orjson
@@ -53,11 +54,12 @@ def primary_key(dkey: str) -> str:
     return dkey.split(SEP, 1)[0]
 
 
-def open_disk_tier(settings) -> "DiskTier | None":
-    """The disk tier of `edge.disk_cache`, loaded; None when not configured."""
+def open_disk_tier(settings, share: int = 1) -> "DiskTier | None":
+    """The disk tier of `edge.disk_cache`, loaded; None when not configured. With
+    `share` workers on one directory, each keeps its objects within size / share."""
     if settings is None:
         return None
-    tier = DiskTier(DiskStore(str(settings.path), settings.size, fsync=settings.fsync))
+    tier = DiskTier(DiskStore(str(settings.path), settings.size // max(share, 1), fsync=settings.fsync))
     tier.load()
     return tier
 
@@ -79,6 +81,7 @@ class DiskTier:
         self.variants: dict[str, set[str]] = {}  # primary key -> its Vary variants' disk keys
         self.evictions = 0
         self.errors = 0
+        self.softened: set[str] = set()  # primary keys soft-purged while only on disk
 
     def __repr__(self) -> str:
         return f"<DiskTier {self.disk.root} objects={len(self.policy)} used={self.policy.used}/{self.policy.capacity}>"
@@ -116,6 +119,7 @@ class DiskTier:
 
     # -- writing -------------------------------------------------------------------------
     def save(self, obj: "CacheObject") -> None:
+        self.softened.discard(obj.key)
         dkey = disk_key(obj.key, obj.meta.vary)
         body = obj.body
         chunks = [body.view] if isinstance(body, BodyFile) else [body]
@@ -186,6 +190,8 @@ class DiskTier:
                 continue
             stored = build_stored(meta["status"], Headers(meta["headers"]), vary, meta["request_time"],
                                   meta["response_time"], svc.policy)
+            if key in self.softened:
+                stored = replace(stored, freshness_lifetime=0.0)
             if opened.size < FILE_THRESHOLD:  # small: back into memory for good
                 body = opened.read()
                 opened.close()
@@ -233,6 +239,7 @@ class DiskTier:
     def remove_key(self, key: str) -> int:
         dkeys = self.disk_keys(key)
         self.variants.pop(key, None)
+        self.softened.discard(key)
         for dkey in dkeys:
             self.policy.remove(dkey)
             self.disk.remove(dkey)
@@ -242,7 +249,13 @@ class DiskTier:
         return sum(self.remove_key(k) for k in self.keys_for_uri(uri))
 
     def soften(self, key: str) -> int:
-        return self.remove_key(key)
+        """Mark the disk copies of `key` stale: they come back stale (revalidated, and
+        still covering origin errors) until a new copy is stored. The mark lives in this
+        process: after a restart the file's own freshness applies again."""
+        n = len(self.disk_keys(key))
+        if n:
+            self.softened.add(key)
+        return n
 
     def shrink(self, budget: int) -> None:
         for gone in self.policy.resize(budget):
