@@ -14,9 +14,8 @@ from owncdn.core.config import parse_config
 from owncdn.edge.server import EdgeServer
 from owncdn.testing.client import HttpClient
 from owncdn.testing.clock import FakeClock
-from owncdn.testing.nginx import NginxOrigin, find_nginx
+from owncdn.testing.nginx import NginxOrigin
 
-pytestmark = pytest.mark.skipif(find_nginx() is None, reason="nginx is not installed")
 
 MiB = 1 << 20
 BIG = 64 * MiB
