@@ -33,7 +33,11 @@ Rules:
 4. `load()` reads each file's first 4 KiB (header, key, URI, tags) and its size, never
    the body; it removes temp files left by dead processes, files whose header is
    invalid, whose name is not the hash of their key, or whose size is not what the
-   header says.
+   header says. `close()` and `save_snapshot()` write the index to
+   <root>/index.snapshot; `load()` then takes each directory unchanged since (same
+   inode, mtime and ctime) from it and reads no file there, and scans only the others.
+   A stale snapshot is harmless, so nothing removes it when writing starts; a corrupt
+   one is removed. The reasoning is in disksnapshot.py's rules.
 5. Lookups (`get`, `__contains__`, the URI and tag indexes) read memory only. `open()`
    reads the header and meta; the first open of an entry in a process (entries from
    `load()` or `refresh()`) also reads the body once and checks the checksum; the
@@ -71,7 +75,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from owncdn.edge import disksnapshot
 from owncdn.edge.diskindex import DiskEntry, DiskIndex, entry_type, object_name
+from owncdn.edge.disksnapshot import Snapshot, SnapshotInvalid
 
 __all__ = ["CorruptObject", "DiskEntry", "DiskError", "DiskStore", "DiskWriter",
            "ObjectGone", "ObjectTooLarge", "ObjectUnavailable", "OpenObject"]
@@ -528,6 +534,9 @@ class LoadReport:
     removed_temp: int = 0
     removed_invalid: int = 0
     seconds: float = 0.0
+    snapshot: str = "none"  # "used", "none", or why it was ignored
+    from_snapshot: int = 0  # entries taken from the snapshot
+    scanned_dirs: int = 0  # directories read file by file
 
 
 class DiskStore:
@@ -654,8 +663,28 @@ class DiskStore:
         self._sync.flush()
 
     def close(self) -> None:
-        """Flush and stop the batch flusher thread; the store can still be used after."""
+        """Flush, stop the batch flusher thread and save a snapshot of the index.
+
+        The store can still be used after. A snapshot that cannot be written is
+        logged, not raised: the next `load()` only takes longer.
+        """
         self._sync.close()
+        try:
+            self.save_snapshot()
+        except OSError as exc:
+            log.warning("disk store: could not save the index snapshot in %s: %s", self.root, exc)
+
+    def save_snapshot(self) -> int:
+        """Write the index to <root>/index.snapshot (disksnapshot.py); returns how many
+        directories it describes exactly. Costs a listing of every directory and about
+        a second per million entries; the edge's sweeper may call it every few minutes
+        so that a crash too leaves a recent snapshot."""
+        self._sync.flush()  # the snapshot must describe no rename a power loss can undo
+        started = time.time_ns()
+        with self._lock:
+            entries = list(self._index.entries.values())
+        return disksnapshot.save(self.root, self._subdirs, entries, started, FORMAT_VERSION,
+                                 durable=self.fsync != "never")
 
     # -- reading -----------------------------------------------------------------
 
@@ -727,10 +756,12 @@ class DiskStore:
     # -- start-up ----------------------------------------------------------------
 
     def load(self) -> int:
-        """Rebuild the index from the files' headers (rule 4); returns the object count.
+        """Rebuild the index from the snapshot and the files' headers (rule 4); returns
+        the object count.
 
-        Entries are indexed oldest first (by the time stored in their headers), so
-        `keys()` lists them in that order until the next write.
+        Entries are indexed oldest first, so `keys()` lists them in that order until the
+        next write: those the snapshot knows in its order (the index's when it was
+        written), then the others by the time stored in their headers.
         """
         started = time.perf_counter()
         report = LoadReport()
@@ -738,7 +769,7 @@ class DiskStore:
         gc_was_on = gc.isenabled()
         gc.disable()  # 100k new entries would otherwise run the collector many times
         try:
-            self._scan(index, report)
+            self._scan(index, report, self._read_snapshot(report))
         finally:
             if gc_was_on:
                 gc.enable()
@@ -749,22 +780,49 @@ class DiskStore:
         self.last_load = report
         return report.objects
 
-    def _scan(self, index: DiskIndex, report: LoadReport) -> None:
-        found: list[tuple[float, DiskEntry]] = []
-        for sub in self._subdirs:
-            with os.scandir(sub) as it:
-                for de in it:
-                    if de.name.startswith(TMP_PREFIX):
-                        report.removed_temp += self._clean_temp(de.path, de.name)
-                        continue
-                    head = self._load_one(de.path, de.name)
-                    if head is None:
-                        report.removed_invalid += 1
-                    else:
-                        found.append((head.stored_at, head.entry(self)))
-        found.sort(key=lambda pair: pair[0])
-        for _, entry in found:
-            index.add(entry)
+    def _read_snapshot(self, report: LoadReport) -> Snapshot | None:
+        try:
+            snapshot = disksnapshot.read(self.root, FORMAT_VERSION)
+        except SnapshotInvalid as exc:
+            log.warning("disk store: removing the unusable index snapshot in %s: %s", self.root, exc)
+            disksnapshot.remove(self.root)
+            report.snapshot = f"ignored: {exc}"
+            return None
+        except OSError as exc:
+            log.warning("disk store: cannot read the index snapshot in %s: %s", self.root, exc)
+            report.snapshot = f"ignored: {exc}"
+            return None
+        report.snapshot = "none" if snapshot is None else "used"
+        return snapshot
+
+    def _scan(self, index: DiskIndex, report: LoadReport, snapshot: Snapshot | None) -> None:
+        trusted = disksnapshot.unchanged_dirs(snapshot, self._subdirs)
+        heads: dict[str, _Head] = {}
+        for sub, skip in zip(self._subdirs, trusted):
+            if not skip:
+                report.scanned_dirs += 1
+                self._scan_dir(sub, heads, report)
+        for r in snapshot.records if snapshot is not None else ():
+            if trusted[r.directory]:
+                index.add(self.Entry(r.key, r.uri, tuple(r.tags.split("\0")) if r.tags else (),
+                                     r.size, r.body_offset, r.object_id))
+                report.from_snapshot += 1
+            elif (head := heads.get(r.key)) is not None and head.object_id == r.object_id:
+                index.add(heads.pop(r.key).entry(self))  # unchanged, in a changed directory
+        for head in sorted(heads.values(), key=lambda head: head.stored_at):
+            index.add(head.entry(self))
+
+    def _scan_dir(self, sub: str, heads: dict[str, _Head], report: LoadReport) -> None:
+        with os.scandir(sub) as it:
+            for de in it:
+                if de.name.startswith(TMP_PREFIX):
+                    report.removed_temp += self._clean_temp(de.path, de.name)
+                    continue
+                head = self._load_one(de.path, de.name)
+                if head is None:
+                    report.removed_invalid += 1
+                else:
+                    heads[head.key] = head
 
     def _load_one(self, path: str, name: str) -> _Head | None:
         try:

@@ -45,12 +45,13 @@ def load_snapshot(state_dir: Path) -> dict | None:
         return None
 
 
-def write_atomically(path: Path, data: dict) -> None:
+def write_atomically(path: Path, data: dict, sync: bool = True) -> None:
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w") as f:
         json.dump(data, f)
         f.flush()
-        os.fsync(f.fileno())
+        if sync:
+            os.fsync(f.fileno())
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
 
@@ -95,9 +96,9 @@ class SyncAgent:
             return snapshot
         return None
 
-    def _save_node(self) -> None:
+    def _save_node(self, sync: bool = True) -> None:
         write_atomically(self.state_dir / "node.json",
-                         {"node_id": self.node_id, "token": self.token, "purge_after": self.purge_after})
+                         {"node_id": self.node_id, "token": self.token, "purge_after": self.purge_after}, sync)
 
     # -- the loop ----------------------------------------------------------------------
     def start(self) -> None:
@@ -177,7 +178,7 @@ class SyncAgent:
                 removed = 0
             ms = (perf_counter() - t0) * 1000
             self.purge_after = max(self.purge_after, int(data["id"]))
-            self._save_node()
+            self._save_node(sync=False)  # losing it only replays purges: no fsync on this path
             await self._send(http, f"/v1/nodes/{self.node_id}/purges/{data['id']}/ack",
                              {"ms": round(ms, 3), "removed": removed})
             self.purge_acked_at[int(data["id"])] = perf_counter()
