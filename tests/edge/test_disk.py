@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -9,11 +10,12 @@ import sys
 import textwrap
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import pytest
 
-from owncdn.edge import disk
+from owncdn.edge import disk, disksnapshot
 from owncdn.edge.disk import (READ_AHEAD, TMP_PREFIX, CorruptObject, DiskError, DiskStore,
                               ObjectGone, ObjectTooLarge, object_name)
 
@@ -132,6 +134,7 @@ def test_restart_loads_headers_only(root: Path, monkeypatch: pytest.MonkeyPatch)
                   tags=(f"t{i % 3}", "all"), uri=f"svc|s.test|/{i}")
         want[key] = size
     first.close()
+    (root / disksnapshot.SNAPSHOT_NAME).unlink()  # the full scan
 
     reads: list[tuple[int, int]] = []
     real_pread = os.pread
@@ -520,3 +523,219 @@ def test_entry_fields_survive_packing(store: DiskStore, root: Path) -> None:
         assert e.object_id == entry.object_id
     assert entry.verified and not again.verified
     assert "unverified" in repr(again) and again.root == str(root)
+
+
+# -- the index snapshot (disksnapshot.py) -----------------------------------------
+
+@pytest.fixture
+def settled(monkeypatch: pytest.MonkeyPatch):
+    """Shrink the racy window to 20 ms: `settle()` then makes every directory old enough
+    to be recorded as exact (disksnapshot.py rule 2), without waiting 2 s."""
+    monkeypatch.setattr(disksnapshot, "RACY_NS", 20_000_000)
+    return lambda: time.sleep(0.03)
+
+
+def fill(store: DiskStore, n: int, prefix: str = "site s.test/") -> dict[str, bytes]:
+    bodies = {}
+    for i in range(n):
+        key = f"{prefix}{i}"
+        bodies[key] = body_for(key, (i * 7919) % 5000)
+        store.put(key, f"head {i}".encode(), bodies[key], tags=(f"t{i % 3}", "all"),
+                  uri=f"svc|s.test|/{i}" if i % 4 else f"kept uri {i}")
+    return bodies
+
+
+def describe(store: DiskStore) -> dict:
+    """Everything the index says, to compare a load from the snapshot with a full scan."""
+    entries = {k: (e.uri, e.tags, e.size, e.body_offset, e.object_id, e.verified)
+               for k in store.keys() for e in [store.get(k)]}
+    return {"entries": entries, "used": store.used, "by_uri": store.by_uri, "by_tag": store.by_tag}
+
+
+def full_scan(root: Path) -> dict:
+    """What load() finds without a snapshot (the snapshot is put back after)."""
+    snap = root / disksnapshot.SNAPSHOT_NAME
+    saved = snap.read_bytes() if snap.exists() else None
+    snap.unlink(missing_ok=True)
+    scanned = _reloaded(root)
+    assert scanned.last_load.snapshot == "none"
+    if saved is not None:
+        snap.write_bytes(saved)
+    return describe(scanned)
+
+
+def opened_object_files(root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Spy on os.open: the object and temp files (under <root>/xx/) opened from now on."""
+    opened: list[str] = []
+    real_open = os.open
+    inside = str(root) + os.sep
+
+    def spy(path, *args, **kwargs):
+        path = os.fspath(path)
+        if path.startswith(inside) and os.sep in path[len(inside):]:
+            opened.append(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", spy)
+    return opened
+
+
+def key_in_dir(directory: str, prefix: str = "new/") -> str:
+    return next(k for i in itertools.count() if object_name(k := f"{prefix}{i}")[:2] == directory)
+
+
+def test_snapshot_written_on_close_and_used_on_load(root: Path, settled,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    store = DiskStore(root, 64 * MiB, fsync="always")
+    bodies = fill(store, 300)
+    want = describe(store)
+    settled()
+    store.close()
+    assert (root / disksnapshot.SNAPSHOT_NAME).exists()
+
+    opened = opened_object_files(root, monkeypatch)
+    monkeypatch.setattr(os, "scandir", lambda *a: pytest.fail("load() listed a directory"))
+    again = DiskStore(root, 64 * MiB)
+    assert again.load() == 300
+    monkeypatch.undo()
+    assert opened == []
+    assert again.last_load.snapshot == "used" and again.last_load.scanned_dirs == 0
+    assert again.last_load.from_snapshot == 300
+    assert again.keys() == store.keys()  # the index's order survives
+    unverified = {k: (*v[:-1], False) for k, v in want["entries"].items()}
+    assert describe(again) == {**want, "entries": unverified} == full_scan(root)
+    for key in ("site s.test/7", "site s.test/8"):  # rebuilt and kept URIs
+        assert read(again, key) == (f"head {key.rsplit('/', 1)[1]}".encode(), bodies[key])
+        assert again.get(key).verified
+
+
+def test_changed_directories_are_rescanned_exactly(root: Path, settled) -> None:
+    store = DiskStore(root, 64 * MiB, fsync="never")
+    fill(store, 300)
+    settled()
+    store.close()
+    victims = [f"site s.test/{i}" for i in (3, 4, 5)]
+    # after the snapshot (another process, or this one before a crash): add, replace, remove
+    other = DiskStore(root, 64 * MiB, fsync="never")
+    added = key_in_dir(object_name(victims[0])[:2])
+    other.put(added, b"added", b"new body", tags=("t1",), uri="svc|s.test|/added")
+    other.put(victims[1], b"replaced", b"other body", tags=("t9",), uri="svc|s.test|/4")
+    other.remove(victims[2])
+    changed = {object_name(k)[:2] for k in victims}
+
+    again = _reloaded(root)
+    report = again.last_load
+    assert report.snapshot == "used" and report.scanned_dirs == len(changed)
+    assert report.from_snapshot == 300 - sum(object_name(k)[:2] in changed for k in store.keys())
+    assert describe(again) == full_scan(root)  # before the reads below verify entries
+    assert len(again) == 300 and victims[2] not in again
+    assert read(again, added) == (b"added", b"new body")
+    assert read(again, victims[1]) == (b"replaced", b"other body")
+    assert again.keys_for_tag("t9") == {victims[1]} and victims[1] not in again.keys_for_tag("t1")
+    assert again.keys()[-2:] == [added, victims[1]]  # files the snapshot did not know: last
+
+
+def test_directories_changed_just_before_the_snapshot_are_rescanned(root: Path) -> None:
+    store = DiskStore(root, 64 * MiB, fsync="never")
+    fill(store, 50)
+    store.close()  # within RACY_NS (2 s) of the writes: a change in the same clock tick
+    again = _reloaded(root)  # could leave the times as recorded (disksnapshot.py rule 2)
+    assert again.last_load.snapshot == "used" and again.last_load.from_snapshot == 0
+    assert again.last_load.scanned_dirs == 256 and describe(again) == full_scan(root)
+
+
+def test_objects_the_index_did_not_know_keep_their_directory_scanned(root: Path, settled) -> None:
+    a = DiskStore(root, 64 * MiB, fsync="never")
+    b = DiskStore(root, 64 * MiB, fsync="never")  # another process sharing the root
+    fill(a, 100)
+    b_key = key_in_dir(object_name("site s.test/1")[:2], "b/")
+    b.put(b_key, b"b", b"written by b")
+    gone = "site s.test/2"
+    b.remove(gone)  # behind a's back
+    settled()
+    a.close()  # a's index lacks b_key and still holds `gone`
+    again = _reloaded(root)
+    assert again.last_load.scanned_dirs == len({object_name(k)[:2] for k in (b_key, gone)})
+    assert describe(again) == full_scan(root)
+    assert read(again, b_key) == (b"b", b"written by b") and gone not in again
+
+
+def test_entries_from_the_snapshot_are_verified_on_first_open(root: Path, settled) -> None:
+    store = DiskStore(root, 64 * MiB, fsync="never")
+    entry = store.put("victim", b"head", body_for("victim", 20000))
+    store.put("bystander", b"head", b"fine")
+    settled()
+    store.close()
+    _flip(entry.path, entry.body_offset + 100)  # in place: no directory changes
+    again = _reloaded(root)
+    assert again.last_load.from_snapshot == 2
+    with pytest.raises(CorruptObject):
+        again.open(again.get("victim"))
+    assert "victim" not in again and not os.path.exists(entry.path)
+    assert read(again, "bystander") == (b"head", b"fine")
+
+
+def _rewrite_with_crc(path: Path, edit) -> None:
+    """Change the snapshot and fix its checksum, so that only the other checks can tell."""
+    data = bytearray(path.read_bytes()[:-4])
+    edit(data)
+    path.write_bytes(bytes(data) + zlib.crc32(data).to_bytes(4, "little"))
+
+
+SNAPSHOT_DAMAGE = {
+    "flipped magic byte": lambda p: _flip(p, 2),
+    "flipped dir byte": lambda p: _flip(p, p.stat().st_size // 8),
+    "flipped entry byte": lambda p: _flip(p, p.stat().st_size // 2),
+    "flipped name byte": lambda p: _flip(p, p.stat().st_size - 10),
+    "flipped checksum byte": lambda p: _flip(p, p.stat().st_size - 1),
+    "truncated": lambda p: os.truncate(p, p.stat().st_size - 1),
+    "truncated to a header": lambda p: os.truncate(p, 20),
+    "empty": lambda p: os.truncate(p, 0),
+    "garbage": lambda p: p.write_bytes(os.urandom(p.stat().st_size)),
+    "newer format version": lambda p: _rewrite_with_crc(p, lambda d: d.__setitem__(8, 99)),
+    "other object format": lambda p: _rewrite_with_crc(p, lambda d: d.__setitem__(10, 99)),
+    "lengths that do not add up": lambda p: _rewrite_with_crc(p, lambda d: d.__setitem__(12, 99)),
+}
+
+
+@pytest.mark.parametrize("damage", SNAPSHOT_DAMAGE)
+def test_unusable_snapshot_is_ignored_and_removed(root: Path, settled, damage: str) -> None:
+    store = DiskStore(root, 64 * MiB, fsync="never")
+    fill(store, 100)
+    settled()
+    store.close()
+    want = full_scan(root)
+    snap = root / disksnapshot.SNAPSHOT_NAME
+    SNAPSHOT_DAMAGE[damage](snap)
+    again = _reloaded(root)
+    assert again.last_load.snapshot.startswith("ignored") and again.last_load.scanned_dirs == 256
+    assert describe(again) == want and not snap.exists()
+
+
+def test_snapshot_of_another_root_is_ignored(tmp_path: Path, settled) -> None:
+    a = DiskStore(tmp_path / "a", 64 * MiB, fsync="never")
+    fill(a, 50)
+    b = DiskStore(tmp_path / "b", 64 * MiB, fsync="never")
+    fill(b, 20, "other/")
+    settled()
+    a.close()
+    os.replace(tmp_path / "a" / disksnapshot.SNAPSHOT_NAME, tmp_path / "b" / disksnapshot.SNAPSHOT_NAME)
+    again = _reloaded(tmp_path / "b")
+    assert again.last_load.snapshot == "ignored: written for another root"
+    assert sorted(again.keys()) == sorted(b.keys())
+
+
+def test_save_snapshot_while_running_and_temp_leftovers(root: Path, settled) -> None:
+    store = DiskStore(root, 64 * MiB, fsync="batch")
+    fill(store, 40)
+    settled()
+    assert store.save_snapshot() == 256  # every directory described exactly
+    leftover = root / f"{disksnapshot.SNAPSHOT_NAME}.tmp-1-abcd"
+    leftover.write_bytes(b"half a snapshot")
+    os.utime(leftover, (time.time() - 7200,) * 2)
+    store.put("later", b"", b"after the snapshot")  # then a crash: no close()
+    again = _reloaded(root)
+    assert again.last_load.from_snapshot == 40 - sum(
+        object_name(k)[:2] == object_name("later")[:2] for k in store.keys() if k != "later")
+    assert describe(again) == full_scan(root) and not leftover.exists()
+    store.close()

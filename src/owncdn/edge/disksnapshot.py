@@ -7,8 +7,8 @@ Rules:
    ctime_ns) and whether the entries describe it exactly. It is written to a temp
    file, fsynced and renamed into place, then the root is fsynced (no fsync under the
    "never" policy): a reader sees a whole snapshot or the previous one. The store
-   flushes its pending fsyncs first, so the snapshot never names an object a power
-   loss can take back.
+   flushes its pending fsyncs first, so under "always" and "batch" the snapshot
+   names no object that a power loss can take back.
 
        header (`_HEAD`): magic "OCDNSNAP", snapshot version, object format version,
          entry count, root length, names length, time written (ns)
@@ -41,6 +41,10 @@ Rules:
    rename, bit rot) is caught by the first `open()`, never served. A file another
    process renamed over one the index knew (same name, so the name check cannot
    tell) leaves a stale object id and size, which `open()` corrects (disk.py rule 6).
+   Rule 2 assumes timestamps from this machine's clock (a local file system, not
+   NFS) and a clock that never steps back by more than `RACY_NS`; where that fails,
+   the worst is such a stale entry or a file the index misses (found by `refresh()`
+   on a miss, but not counted in `used`), never a corrupt object served.
 
 No locking here: `DiskStore` (disk.py) decides what to snapshot and when.
 """
@@ -143,7 +147,7 @@ def exact_dir(path: str, names: set[str], started_ns: int) -> DirState | None:
 
 def encode(root: str, object_format: int, dirs: list[DirState | None],
            records: list[Record], written_ns: int) -> bytes:
-    root_bytes = root.encode("utf-8", "surrogatepass")
+    root_bytes = os.path.abspath(root).encode("utf-8", "surrogatepass")
     fixed: list[bytes] = []
     names: list[bytes] = []
     for r in records:
@@ -171,7 +175,7 @@ def decode(data: bytes, root: str, object_format: int) -> Snapshot:
     if magic != _MAGIC or version != SNAPSHOT_VERSION or fmt != object_format:
         raise SnapshotInvalid(f"magic or version differs ({magic!r} {version} {fmt})")
     at = _HEAD.size + root_len
-    if data[_HEAD.size:at] != root.encode("utf-8", "surrogatepass"):
+    if data[_HEAD.size:at] != os.path.abspath(root).encode("utf-8", "surrogatepass"):
         raise SnapshotInvalid("written for another root")
     entries_at = at + DIRS * _DIR.size
     names_at = entries_at + count * _ENTRY.size
