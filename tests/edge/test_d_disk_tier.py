@@ -227,3 +227,24 @@ async def test_soft_purge_of_an_object_only_on_disk_revalidates_it(tmp_path):
     assert untouched.cache == "HIT"
     conditional = [r for r in origin.requests if r.path == target and "if-none-match" in r.headers]
     assert len(conditional) == 1
+
+
+async def test_a_soft_purge_holds_after_a_restart(tmp_path):
+    origin = await make_origin(PATHS).start()
+    cfg, _ = config(origin, tmp_path)
+    first = await EdgeServer.start(cfg)
+    for path in PATHS:
+        await get(first, path)
+    assert run_purge(first.edge, {"url": "http://example.test/b", "soft": True}) == 1
+    await first.close()
+    second = await EdgeServer.start(cfg)
+    after = {path: (await get(second, path)).cache for path in PATHS}
+    again = (await get(second, "/b")).cache
+    await second.close()
+    third = await EdgeServer.start(cfg)  # the origin confirmed it: the mark is gone
+    last = (await get(third, "/b")).cache
+    await third.close()
+    await origin.close()
+    assert after == {"/a": "HIT", "/b": "REVALIDATED", "/c": "HIT"}
+    assert again == "HIT"
+    assert last == "HIT"

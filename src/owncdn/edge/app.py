@@ -131,6 +131,13 @@ class Edge:
         if self.disk is not None:
             self.disk.save(obj)
 
+    def refreshed(self, obj: CacheObject) -> None:
+        """A stored object the origin confirmed (304): new headers in memory; on disk,
+        the soft-purge mark goes and a small copy gets the new headers too."""
+        self.store.put(obj)
+        if self.disk is not None:
+            self.disk.revalidated(obj)
+
     def close(self) -> None:
         if self.disk is not None:
             self.disk.close()

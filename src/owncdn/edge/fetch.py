@@ -214,7 +214,7 @@ class Fill:
         stale = self.stale
         meta = apply_304(stale.meta, headers, request_time, response_time, self.req_headers, self.svc.policy)
         self.obj = self.edge.make_object(self.svc, self.key, self.uri, meta, stale.body)
-        self.edge.store.put(self.obj)
+        self.edge.refreshed(self.obj)
         self.outcome = "revalidated"
         self.head_ready.set_result(None)
 

@@ -15,8 +15,9 @@ Rules:
 5. A small body comes back into memory as bytes; a large one as `DiskBody`, mapped
    and sent with sendfile, which the memory tier may keep at a nominal cost (the
    bytes stay in the page cache, not in the process).
-6. A soft purge marks the disk copies stale in this process (the memory copy is made
-   stale by the memory tier); a new copy stored clears the mark.
+6. A soft purge marks the disk copies stale (the memory copy is made stale by the
+   memory tier); the marks are kept in a small file beside the objects, so they hold
+   after a restart; a new copy stored clears the mark.
 7. Memory: most objects have no Vary, and their disk key is their primary key, so
    `variants` holds only the disk keys that differ from their primary key (the Vary
    variants); a lookup tries the primary key itself, then those.
@@ -25,6 +26,7 @@ Rules:
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from owncdn.edge.service import ServiceRuntime
 
 SEP = "\x1f"
+SOFTENED_FILE = "softened.json"
 log = logging.getLogger(__name__)
 
 
@@ -93,7 +96,35 @@ class DiskTier:
         keys = self.disk.keys()  # oldest first
         for key in keys:
             self._track(key, self.disk.get(key).file_size)
+        self.softened = self._read_softened()
         return len(keys)
+
+    # The soft-purged keys are kept in one small file next to the objects, so a soft
+    # purge still holds after a restart (purges are rare: it is rewritten each time).
+    def _softened_path(self) -> str:
+        return os.path.join(self.disk.root, SOFTENED_FILE)
+
+    def _read_softened(self) -> set[str]:
+        try:
+            with open(self._softened_path(), "rb") as f:
+                return {k for k in orjson.loads(f.read()) if self.disk_keys(k)}
+        except (OSError, orjson.JSONDecodeError, TypeError):
+            return set()
+
+    def _write_softened(self) -> None:
+        path = self._softened_path()
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(orjson.dumps(sorted(self.softened)))
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("disk tier: soft purges not saved: %s", exc)
+
+    def _unsoften(self, key: str) -> None:
+        if key in self.softened:
+            self.softened.discard(key)
+            self._write_softened()
 
     def close(self) -> None:
         self.disk.close()
@@ -119,7 +150,7 @@ class DiskTier:
 
     # -- writing -------------------------------------------------------------------------
     def save(self, obj: "CacheObject") -> None:
-        self.softened.discard(obj.key)
+        self._unsoften(obj.key)
         dkey = disk_key(obj.key, obj.meta.vary)
         body = obj.body
         chunks = [body.view] if isinstance(body, BodyFile) else [body]
@@ -148,6 +179,15 @@ class DiskTier:
             return None
         fd, opened.fd = opened.fd, -1
         return edge.make_object(svc, key, uri, stored, DiskBody(fd, opened.body_offset, opened.size))
+
+    def revalidated(self, obj: "CacheObject") -> None:
+        """The origin confirmed `obj` (304). A small body is rewritten with the new
+        headers (a large one keeps its file: copying it for a 304 costs too much; its
+        next revalidation after a restart is one conditional request)."""
+        if isinstance(obj.body, (bytes, bytearray)) or len(obj.body) < FILE_THRESHOLD:
+            self.save(obj)
+        else:
+            self._unsoften(obj.key)
 
     def _track(self, dkey: str, size: int) -> None:
         for gone in self.policy.admit(dkey, size):
@@ -239,7 +279,7 @@ class DiskTier:
     def remove_key(self, key: str) -> int:
         dkeys = self.disk_keys(key)
         self.variants.pop(key, None)
-        self.softened.discard(key)
+        self._unsoften(key)
         for dkey in dkeys:
             self.policy.remove(dkey)
             self.disk.remove(dkey)
@@ -250,11 +290,11 @@ class DiskTier:
 
     def soften(self, key: str) -> int:
         """Mark the disk copies of `key` stale: they come back stale (revalidated, and
-        still covering origin errors) until a new copy is stored. The mark lives in this
-        process: after a restart the file's own freshness applies again."""
+        still covering origin errors) until a new copy is stored, also after a restart."""
         n = len(self.disk_keys(key))
-        if n:
+        if n and key not in self.softened:
             self.softened.add(key)
+            self._write_softened()
         return n
 
     def shrink(self, budget: int) -> None:
