@@ -1,35 +1,16 @@
 """The disk tier: cached objects as files that survive a restart or a crash.
 
 Rules:
-1. One file per key, at <root>/<h[:2]>/<h>, h = blake2b(key, 16 bytes) in hex: 256
-   directories keep each one small. The file holds a header, the key, URI and tags
-   (so `load()` can rebuild the index from headers alone), the meta blob (opaque: the
-   caller's serialised response head) and the body:
-
-       fixed header (60 bytes, little-endian, `_FIXED`)
-         magic "OCDNOBJ1", format version, flags, key/uri/tags/meta lengths,
-         body length, object id (random per write), stored_at,
-         body_crc = crc32(meta + body), head_crc = crc32(fixed[:56] + key + uri + tags)
-       key | uri | tags (NUL-separated) | meta | body
-
-   zlib.crc32 is the checksum: it finds torn writes and flipped bits (not tampering),
-   and runs at about 5 GB/s here against about 1 GB/s for blake2b.
+1. One file per key, at <root>/<h[:2]>/<h>, h = blake2b(key, 16 bytes) in hex: a
+   checksummed header, the key, URI and tags, the meta blob and the body. The layout,
+   the checksums and the header checks are diskformat.py's rules.
 2. A write goes to a temp file in the object's own directory (".tmp-<pid>-<n>-<rand>",
    unique per process), the header is completed last, and the file is renamed into
    place: readers see the old object or the new one, never a part. An existing
    object with the same key is replaced by the rename.
-3. Durability (`fsync`):
-   - "always": fsync the file before the rename and its directory after it; `put` /
-     `commit` returns only when the object survives a power loss. Removals fsync the
-     directory too.
-   - "batch" (default): `commit` does not wait for the disk. A flusher thread fsyncs
-     renamed files and their directories at least every `batch_interval` (1 s) or
-     whenever `batch_objects` (64) are pending; `flush()` / `close()` do it at once.
-     A power loss can lose about the last second of writes (and removals); what it
-     leaves half-written is found by rule 5.
-   - "never": no fsync. A process crash (even SIGKILL) loses nothing committed, since
-     the kernel holds the data; a power loss can lose anything recent.
-   Under every policy a corrupt object is never served (rule 5).
+3. Durability (`fsync`): "always", "batch" (default: fsync at least every second) or
+   "never"; what each loses on a power loss is in disksync.py's rules. Under every
+   policy a corrupt object is never served (rule 5).
 4. `load()` reads each file's first 4 KiB (header, key, URI, tags) and its size, never
    the body; it removes temp files left by dead processes, files whose header is
    invalid, whose name is not the hash of their key, or whose size is not what the
@@ -66,35 +47,31 @@ import itertools
 import logging
 import os
 import secrets
-import struct
 import threading
 import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 from owncdn.edge import disksnapshot
-from owncdn.edge.diskindex import DiskEntry, DiskIndex, entry_type, object_name
+from owncdn.edge.diskformat import (FIXED, FORMAT_VERSION, MAGIC, MAX_META, MAX_NAMES,
+                                    READ_AHEAD, BadHeader, Head, checked_head, content_crc,
+                                    encode_names, object_name, pack_head)
+from owncdn.edge.diskindex import DiskEntry, DiskIndex, entry_type
 from owncdn.edge.disksnapshot import Snapshot, SnapshotInvalid
+from owncdn.edge.disksync import FSYNC_POLICIES, Syncer
 
 __all__ = ["CorruptObject", "DiskEntry", "DiskError", "DiskStore", "DiskWriter",
            "ObjectGone", "ObjectTooLarge", "ObjectUnavailable", "OpenObject"]
+# moved to diskformat.py and disksync.py, still importable from here
+__all__ += ["FORMAT_VERSION", "FSYNC_POLICIES", "MAGIC", "MAX_META", "MAX_NAMES",
+            "READ_AHEAD", "object_name"]
 
-MAGIC = b"OCDNOBJ1"
-FORMAT_VERSION = 1
 MARKER = "owncdn-disk-store"
 TMP_PREFIX = ".tmp-"
-FSYNC_POLICIES = ("always", "batch", "never")
-READ_AHEAD = 4096  # bytes load() reads per file: header, key, URI, tags
-MAX_NAMES = 1 << 20  # key + URI + tags: longer means a garbage header
-MAX_META = 64 << 20
 STALE_TEMP_AGE = 3600.0  # a temp file untouched this long is a leftover, whoever made it
 log = logging.getLogger(__name__)
-_FIXED = struct.Struct("<8sHHIIIIQQdII")
-assert _FIXED.size == 60  # diskindex.py derives meta sizes from it
-_VERIFY_CHUNK = 256 * 1024
 _WRITE_BUFFER = 256 * 1024
 
 
@@ -118,108 +95,6 @@ class ObjectGone(ObjectUnavailable):
     """The file no longer exists (removed by another process); the entry is dropped."""
 
 
-class _BadHeader(Exception):
-    pass
-
-
-def _encode_names(key: str, uri: str, tags: tuple[str, ...]) -> tuple[bytes, bytes, bytes]:
-    if any(not t or "\0" in t for t in tags):
-        raise ValueError("tags must be non-empty and contain no NUL")
-    enc = [s.encode("utf-8", "surrogatepass") for s in (key, uri, "\0".join(tags))]
-    if sum(map(len, enc)) > MAX_NAMES:
-        raise ValueError("key, uri and tags together exceed 1 MiB")
-    return enc[0], enc[1], enc[2]
-
-
-def _pack_head(names: tuple[bytes, bytes, bytes], meta_size: int, size: int,
-               object_id: int, stored_at: float, body_crc: int) -> bytes:
-    key, uri, tags = names
-    fixed = _FIXED.pack(MAGIC, FORMAT_VERSION, 0, len(key), len(uri), len(tags), meta_size,
-                        size, object_id, stored_at, body_crc, 0)[:-4]
-    head_crc = zlib.crc32(tags, zlib.crc32(uri, zlib.crc32(key, zlib.crc32(fixed))))
-    return fixed + head_crc.to_bytes(4, "little") + key + uri + tags
-
-
-class _Head(NamedTuple):
-    """Everything a file's header says; the index keeps only part of it (DiskEntry)."""
-
-    key: str
-    uri: str
-    tags: tuple[str, ...]
-    size: int
-    meta_size: int
-    stored_at: float
-    object_id: int
-    body_offset: int
-    body_crc: int
-
-    @property
-    def file_size(self) -> int:
-        return self.body_offset + self.size
-
-    def entry(self, store: DiskStore, verified: bool = False) -> DiskEntry:
-        return store.Entry(self.key, self.uri, self.tags, self.size, self.body_offset,
-                           self.object_id, verified)
-
-
-def _parse_head(buf: bytes, fd: int, path: str) -> tuple[_Head, bytes]:
-    """Parse and check a header from `buf` (the file's start; reads more from `fd`)."""
-    if len(buf) < _FIXED.size:
-        raise _BadHeader("shorter than a header")
-    (magic, version, _flags, klen, ulen, tlen, mlen, size, object_id, stored_at, body_crc,
-     head_crc) = _FIXED.unpack_from(buf)
-    if magic != MAGIC or version != FORMAT_VERSION:
-        raise _BadHeader("bad magic or format version")
-    if klen + ulen + tlen > MAX_NAMES or mlen > MAX_META:
-        raise _BadHeader("impossible lengths")
-    uri_at = _FIXED.size + klen
-    tags_at = uri_at + ulen
-    meta_at = tags_at + tlen
-    if len(buf) < meta_at:
-        buf = os.pread(fd, meta_at, 0)
-        if len(buf) < meta_at:
-            raise _BadHeader("file ends inside the header")
-    if zlib.crc32(buf[_FIXED.size:meta_at], zlib.crc32(buf[:_FIXED.size - 4])) != head_crc:
-        raise _BadHeader("header checksum mismatch")
-    try:
-        key = buf[_FIXED.size:uri_at].decode("utf-8", "surrogatepass")
-        uri = buf[uri_at:tags_at].decode("utf-8", "surrogatepass")
-        tags = tuple(buf[tags_at:meta_at].decode("utf-8", "surrogatepass").split("\0")) if tlen else ()
-    except UnicodeDecodeError as exc:
-        raise _BadHeader("undecodable names") from exc
-    body_at = meta_at + mlen
-    return _Head(key, uri, tags, size, mlen, stored_at, object_id, body_at, body_crc), buf
-
-
-def _checked_head(fd: int, path: str, name: str | None, key: str | None,
-                  want: int = READ_AHEAD) -> tuple[_Head, bytes]:
-    """Read and check the header of the open file `fd` against its size and name.
-
-    Returns the entry it describes and the bytes read from the file's start (`want`
-    bytes, or to the end of the names if they are longer).
-    """
-    head, buf = _parse_head(os.pread(fd, want, 0), fd, path)
-    if key is not None and head.key != key:
-        raise _BadHeader("key differs from the one asked for")
-    if name is not None and object_name(head.key) != name:
-        raise _BadHeader("file name is not the hash of its key")
-    if os.fstat(fd).st_size != head.file_size:
-        raise _BadHeader("file size differs from the header's")
-    return head, buf
-
-
-def _content_crc(fd: int, offset: int, size: int, crc: int) -> int:
-    buf = memoryview(bytearray(min(size, _VERIFY_CHUNK) or 1))
-    while size:
-        n = os.preadv(fd, [buf[:min(size, len(buf))]], offset)
-        if n <= 0:
-            raise _BadHeader("file ends inside the body")
-        crc = zlib.crc32(buf[:n], crc)
-        offset += n
-        size -= n
-    return crc
-
-
 def _write_all(fd: int, parts: list) -> None:
     views = [memoryview(p) for p in parts if len(p)]
     while views:
@@ -230,14 +105,6 @@ def _write_all(fd: int, parts: list) -> None:
             else:
                 views[0] = views[0][n:]
                 n = 0
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _unlink_if_same(path: str, fd: int) -> None:
@@ -300,111 +167,6 @@ class OpenObject:
         return f"<OpenObject {self.entry.key!r} fd={self.fd} size={self.size}>"
 
 
-class _Syncer:
-    """Carries out the fsync policy (rule 3).
-
-    "batch" hands renamed files to a flusher thread (started on first use, and again
-    after a fork) that fsyncs them and their directories once `interval` has passed
-    or `max_pending` files wait; a writer that finds 4 x `max_pending` waiting
-    flushes inline, so a slow disk slows writers down instead of piling up files.
-    """
-
-    def __init__(self, policy: str, interval: float, max_pending: int) -> None:
-        if policy not in FSYNC_POLICIES:
-            raise ValueError(f"fsync must be one of {', '.join(FSYNC_POLICIES)}, not {policy!r}")
-        self.policy = policy
-        self.interval = interval
-        self.max_pending = max_pending
-        self._fds: list[int] = []
-        self._dirs: set[str] = set()
-        self._wake = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-
-    def before_rename(self, fd: int) -> None:
-        if self.policy == "always":
-            os.fsync(fd)
-
-    def after_rename(self, fd: int, directory: str) -> None:
-        """Takes ownership of `fd`."""
-        if self.policy == "batch":
-            self._queue(fd, directory)
-            return
-        os.close(fd)
-        if self.policy == "always":
-            _fsync_dir(directory)
-
-    def removed(self, directory: str) -> None:
-        if self.policy == "always":
-            _fsync_dir(directory)
-        elif self.policy == "batch":
-            self._queue(None, directory)
-
-    def _queue(self, fd: int | None, directory: str) -> None:
-        with self._wake:
-            if fd is not None:
-                self._fds.append(fd)
-            self._dirs.add(directory)
-            backlog = len(self._fds)
-            if backlog >= self.max_pending:
-                self._wake.notify()
-            if self._thread is None or not self._thread.is_alive():
-                self._closed = False
-                self._thread = threading.Thread(target=self._run, name="owncdn-disk-fsync",
-                                                daemon=True)
-                self._thread.start()
-        if backlog >= 4 * self.max_pending:
-            self.flush()
-
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                self._wake.wait_for(lambda: self._closed or len(self._fds) >= self.max_pending,
-                                    timeout=self.interval)
-                if self._closed:
-                    return
-            try:
-                self.flush()
-            except OSError as exc:
-                log.error("disk store: fsync failed, recent objects may not survive a power loss: %s", exc)
-
-    def flush(self) -> None:
-        """fsync everything pending; raises the first error after trying every file."""
-        with self._wake:
-            fds, dirs = self._fds, self._dirs
-            self._fds, self._dirs = [], set()
-        errors: list[OSError] = []
-        for fd in fds:
-            try:
-                os.fsync(fd)
-            except OSError as exc:
-                errors.append(exc)
-            finally:
-                os.close(fd)
-        for directory in dirs:
-            try:
-                _fsync_dir(directory)
-            except FileNotFoundError:
-                pass  # the store's directory is gone: nothing left to make durable
-            except OSError as exc:
-                errors.append(exc)
-        if errors:
-            raise errors[0]
-
-    def close(self) -> None:
-        with self._wake:
-            self._closed = True
-            self._wake.notify()
-            thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-        self.flush()
-
-    @property
-    def pending(self) -> int:
-        return len(self._fds) + len(self._dirs)
-
-
 class DiskWriter:
     """One object being written (rule 2): `write` chunks, then `commit` or `abort`.
 
@@ -415,10 +177,10 @@ class DiskWriter:
                  uri: str) -> None:
         self.store = store
         self.key = key
-        self._names = _encode_names(key, uri, tuple(tags))
+        self._names = encode_names(key, uri, tuple(tags))
         self._uri, self._tags = uri, tuple(tags)
         self._meta = bytes(meta)
-        self._prelude = _FIXED.size + sum(map(len, self._names)) + len(self._meta)
+        self._prelude = FIXED.size + sum(map(len, self._names)) + len(self._meta)
         self.size = 0
         self._crc = zlib.crc32(self._meta)
         name = object_name(key)
@@ -460,7 +222,7 @@ class DiskWriter:
             self._drain()
 
     def _head(self, body_crc: int = 0) -> list:
-        fixed = _pack_head(self._names, len(self._meta), self.size, self._object_id,
+        fixed = pack_head(self._names, len(self._meta), self.size, self._object_id,
                            self._stored_at, body_crc)
         return [fixed, self._meta]
 
@@ -545,7 +307,7 @@ class DiskStore:
         self.root = os.fspath(root)
         self.Entry = entry_type(self.root)
         self.budget = budget
-        self._sync = _Syncer(fsync, batch_interval, batch_objects)
+        self._sync = Syncer(fsync, batch_interval, batch_objects)
         self._index = DiskIndex()
         self._lock = threading.Lock()
         self._counter = itertools.count()
@@ -699,7 +461,7 @@ class DiskStore:
             raise ObjectGone(f"{path}: object {entry.key!r} is gone") from None
         try:
             # the header is read on every open: body offset, sizes and checksum come from it
-            head, buf = _checked_head(fd, path, None, entry.key, max(READ_AHEAD, entry.body_offset))
+            head, buf = checked_head(fd, path, None, entry.key, max(READ_AHEAD, entry.body_offset))
             if head.object_id != entry.object_id:  # replaced by another process or thread
                 fresh = head.entry(self)
                 with self._lock:
@@ -710,10 +472,10 @@ class DiskStore:
             meta = (buf[meta_at:head.body_offset] if len(buf) >= head.body_offset
                     else os.pread(fd, head.meta_size, meta_at))
             if not entry.verified:
-                if _content_crc(fd, head.body_offset, head.size, zlib.crc32(meta)) != head.body_crc:
-                    raise _BadHeader("body checksum mismatch")
+                if content_crc(fd, head.body_offset, head.size, zlib.crc32(meta)) != head.body_crc:
+                    raise BadHeader("body checksum mismatch")
                 entry.verified = True
-        except _BadHeader as exc:
+        except BadHeader as exc:
             try:
                 _unlink_if_same(path, fd)
             finally:
@@ -738,8 +500,8 @@ class DiskStore:
                 self._index.discard(key)
             return None
         try:
-            head = _checked_head(fd, path, None, key)[0]
-        except _BadHeader:
+            head = checked_head(fd, path, None, key)[0]
+        except BadHeader:
             _unlink_if_same(path, fd)
             with self._lock:
                 self._index.discard(key)
@@ -798,7 +560,7 @@ class DiskStore:
 
     def _scan(self, index: DiskIndex, report: LoadReport, snapshot: Snapshot | None) -> None:
         trusted = disksnapshot.unchanged_dirs(snapshot, self._subdirs)
-        heads: dict[str, _Head] = {}
+        heads: dict[str, Head] = {}
         for sub, skip in zip(self._subdirs, trusted):
             if not skip:
                 report.scanned_dirs += 1
@@ -813,7 +575,7 @@ class DiskStore:
         for head in sorted(heads.values(), key=lambda head: head.stored_at):
             index.add(head.entry(self))
 
-    def _scan_dir(self, sub: str, heads: dict[str, _Head], report: LoadReport) -> None:
+    def _scan_dir(self, sub: str, heads: dict[str, Head], report: LoadReport) -> None:
         with os.scandir(sub) as it:
             for de in it:
                 if de.name.startswith(TMP_PREFIX):
@@ -825,14 +587,14 @@ class DiskStore:
                 else:
                     heads[head.key] = head
 
-    def _load_one(self, path: str, name: str) -> _Head | None:
+    def _load_one(self, path: str, name: str) -> Head | None:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:  # removed by another process meanwhile
             return None
         try:
-            return _checked_head(fd, path, name, None)[0]
-        except _BadHeader:
+            return checked_head(fd, path, name, None)[0]
+        except BadHeader:
             _unlink_if_same(path, fd)
             return None
         except OSError as exc:  # a directory, an I/O error: not ours to delete

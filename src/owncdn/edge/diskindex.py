@@ -34,7 +34,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-_NAMES_BASE = 60  # the fixed header's size: disk.py's _FIXED.size
+_NAMES_BASE = 60  # the fixed header's size: diskformat.py's FIXED.size
 _ID_BITS = 64
 _OFFSET_BITS = 27  # body_offset < 60 + 1 MiB of names + 64 MiB of meta < 2**27
 

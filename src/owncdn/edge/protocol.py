@@ -132,7 +132,7 @@ class Request:
     __slots__ = (
         "conn", "method", "target", "version", "headers", "host", "keep_alive", "body",
         "start", "id", "status", "sent", "cache", "service", "origin_ms", "ttfb",
-        "reject", "expect_continue", "has_body",
+        "reject", "expect_continue", "has_body", "wall", "end",
     )
 
     def __init__(self, conn, method: str, target: str, version: str, headers: Headers) -> None:
