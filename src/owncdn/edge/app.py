@@ -172,7 +172,9 @@ class Edge:
 
     # -- entry points called by the connection -----------------------------------
     def handle(self, req: Request):
-        req.id = self.ids.next()
+        ids = self.ids
+        ids.n += 1
+        req.id = "%s-%x" % (ids.prefix, ids.n)
         svc = self.route(req.host)
         if svc is None:
             self.reply(req, 421, f"no service is configured for host {req.host!r} on this edge")
@@ -191,8 +193,7 @@ class Edge:
                 self.store.put(obj)
         now = self.clock.time()
         if obj is not None:
-            fields = headers.first
-            if now < obj.meta.fresh_until and not any(name in fields for name in PLAIN_HIT_BLOCKERS):
+            if now < obj.meta.fresh_until and _plain(headers):
                 return self._hit(req, obj, now)
             decision = reuse_decision(obj.meta, headers, now, svc.policy)
             if decision is Reuse.FRESH:
@@ -544,6 +545,19 @@ class Edge:
             uri = self._uri(svc, req.host, target)
             for tier in self.tiers:
                 tier.remove_uri(uri)
+
+
+def _plain(headers: Headers) -> bool:
+    """No field that takes a stored response off the plain-hit path; remembered on
+    the Headers, which repeated request heads share (protocol.py rule 6)."""
+    notes = headers.notes
+    if notes is None:
+        notes = headers.notes = {}
+    plain = notes.get("plain")
+    if plain is None:
+        fields = headers.first
+        plain = notes["plain"] = not any(name in fields for name in PLAIN_HIT_BLOCKERS)
+    return plain
 
 
 def _replace_length(head: bytes, length: int) -> bytes:

@@ -274,9 +274,16 @@ class HttpConnection(asyncio.Protocol):
         req.keep_alive = keep_alive
         req.host = host
         req.body = _NO_BODY
-        self.pending.append(req)
-        if not self.busy:
-            self._next()
+        if self.busy or self.pending or self.closed:
+            self.pending.append(req)
+            if not self.busy:
+                self._next()
+            return
+        result = self.app.handle(req)  # nothing queued: straight to the application
+        if result is not None:
+            self.busy = True
+            self.task = self.loop.create_task(result)
+            self.task.add_done_callback(self._task_done)
 
     def pause_writing(self) -> None:
         self._write_paused = True

@@ -34,17 +34,20 @@ class Headers:
     """An ordered multi-map of header fields with lowercased names.
 
     ``first`` maps each lowercase name to its first value: a read-only view for hot
-    paths that look up lowercase constants (``"range" in h.first``).
+    paths that look up lowercase constants (``"range" in h.first``). ``notes`` is
+    for callers to remember facts derived from the fields (``None`` until one does;
+    cleared by every change and by ``copy``).
 
     >>> h = Headers([("Content-Type", "text/html"), ("Vary", "Accept"), ("vary", "Cookie")])
     >>> h.get("content-type"), h.get_list("Vary")
     ('text/html', ['Accept', 'Cookie'])
     """
 
-    __slots__ = ("_items", "first")
+    __slots__ = ("_items", "first", "notes")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = [(n.lower(), v) for n, v in items]
+        self.notes: dict | None = None
         self._reindex()
 
     def _reindex(self) -> None:
@@ -56,6 +59,7 @@ class Headers:
         h = cls.__new__(cls)
         h._items = [(n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in items]
         h.first = dict(reversed(h._items))
+        h.notes = None
         return h
 
     def get(self, name: str, default: str | None = None) -> str | None:
@@ -83,6 +87,7 @@ class Headers:
         return list(self._items)
 
     def set(self, name: str, value: str) -> None:
+        self.notes = None
         """Replace every line of ``name`` by one line, kept at the first one's place."""
         name = name.lower()
         out: list[tuple[str, str]] = []
@@ -99,11 +104,13 @@ class Headers:
         self._reindex()
 
     def add(self, name: str, value: str) -> None:
+        self.notes = None
         name = name.lower()
         self._items.append((name, value))
         self.first.setdefault(name, value)
 
     def remove(self, name: str) -> None:
+        self.notes = None
         name = name.lower()
         if name in self.first:
             self._items = [(n, v) for n, v in self._items if n != name]
@@ -113,6 +120,7 @@ class Headers:
         h = Headers.__new__(Headers)
         h._items = list(self._items)
         h.first = dict(self.first)
+        h.notes = None
         return h
 
     def __len__(self) -> int:
