@@ -132,12 +132,14 @@ def up(
         ]
         lines += [f"  edge {name:<9} http://{ip}:{eport}" for name, ip, eport in addresses]
         name, ip, eport = addresses[0]
+        here = Path(sys.executable).parent / "owncdn"
+        cli = str(here) if here.exists() else "owncdn"
         lines += [
             f"  state          {state_dir}   (cdn.yaml, logs/)",
             "Try it (twice: X-Cache goes MISS -> HIT; X-Served-By names the edge):",
             f"  curl -sI -H 'Host: demo.{zone}' http://{ip}:{eport}/",
-            f"  OWNCDN_CONTROL={control_url} owncdn status",
-            f"  OWNCDN_CONTROL={control_url} owncdn purge http://demo.{zone}/",
+            f"  {cli} status --state-dir {state_dir}",
+            f"  {cli} purge http://demo.{zone}/ --state-dir {state_dir}",
         ]
         typer.echo("\n".join(lines))
         stop = asyncio.Event()
