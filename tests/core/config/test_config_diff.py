@@ -83,6 +83,7 @@ def test_first_plan_adds_everything():
         "+ edge (id: edge-1; location: local; memory_cache: 268435456; header_timeout: 10.0; keepalive_timeout: 75.0;"
         " max_request_line: 8192; max_header_bytes: 65536; access_log: -)",
         "+ location fra (city: Frankfurt; country: DE)",
+        "+ dns (zone: cdn.test; ttl: 30.0; hostmaster: hostmaster.cdn.test)",
         "+ service blog (hostnames: blog.example.com, www.example.com; origins: https://o.example.com)",
     ]
 

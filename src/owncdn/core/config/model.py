@@ -103,6 +103,19 @@ HeaderName = Annotated[
 ]
 HeaderValue = Annotated[str, WrapValidator(keep_secret), AfterValidator(check_header_value)]
 PositiveDuration = Annotated[Duration, AfterValidator(_check_positive)]
+def _parse_address(value: Any) -> str:
+    try:
+        return str(ipaddress.ip_address(str(value).strip()))
+    except ValueError:
+        raise ValueError(f"expected an IPv4 or IPv6 address like 192.0.2.7, got {value!r}") from None
+
+
+IPAddress = Annotated[
+    str,
+    BeforeValidator(_parse_address),
+    WithJsonSchema({"type": "string", "examples": ["192.0.2.7", "2001:db8::7"]}),
+]
+
 IPNetwork = Annotated[
     ipaddress.IPv4Network | ipaddress.IPv6Network,
     BeforeValidator(_parse_network),
@@ -121,6 +134,25 @@ class DiskCache(_Model):
     path: Text = Field(description="Directory of the disk tier (created if missing). Workers of one edge share it.")
     size: ByteSize = Field("10GiB", description="Bytes of objects the disk tier may hold.")
     fsync: Literal["always", "batch", "never"] = Field("batch", description="`always`: every object is on disk before it is served from there; `batch`: written objects are flushed about once a second (a crash loses at most that second, never serves a corrupt object); `never`: leave it to the OS.")
+
+
+class DnsRecord(_Model):
+    """An extra record of the CDN zone."""
+
+    name: Text = Field(description="Name relative to the zone (`www`), or `@` for the zone itself.")
+    type: Literal["A", "AAAA", "CNAME", "TXT", "CAA", "NS"] = Field(description="Record type.")
+    value: Text = Field(description="Record data in zone-file syntax, e.g. `192.0.2.10` or `0 issue \"letsencrypt.org\"`.")
+    ttl: PositiveDuration = Field("300s", description="Time to live.")
+
+
+class DnsSettings(_Model):
+    """owncdn's authoritative DNS for the CDN zone (`owncdn dns`)."""
+
+    zone: Text = Field("cdn.test", description="The CDN zone; each service answers as `<service>.<zone>`.")
+    nameservers: list[Text] = Field(default_factory=lambda: ["ns1.cdn.test"], description="NS names of the zone.")
+    ttl: PositiveDuration = Field("30s", description="TTL of routed answers (short, so visitors follow health changes).")
+    hostmaster: Text = Field("hostmaster.cdn.test", description="SOA RNAME (the zone admin's mailbox, dots for @).")
+    records: list[DnsRecord] = Field(default_factory=list, description="Extra records the zone serves.")
 
 
 class EdgeSettings(_Model):
@@ -146,6 +178,7 @@ class Location(_Model):
     country: str | None = Field(None, description="ISO 3166-1 alpha-2 country code, e.g. `DE`.")
     lat: float | None = Field(None, ge=-90, le=90, description="Latitude in degrees, -90..90; needed for distance-based routing.")
     lon: float | None = Field(None, ge=-180, le=180, description="Longitude in degrees, -180..180.")
+    addresses: list[IPAddress] = Field(default_factory=list, description="Public IPv4 / IPv6 addresses of this location's edges; the DNS answers with them (with a fleet, the addresses nodes register with are added).")
 
     @field_validator("country")
     @classmethod
@@ -373,6 +406,7 @@ class Config(_Model):
     version: Literal[1] = Field(description="Format version of this file; must be 1.")
     edge: EdgeSettings = Field(default_factory=EdgeSettings, description="Settings of edge processes.")
     locations: list[Location] = Field(default_factory=list, description="Edge locations.")
+    dns: DnsSettings = Field(default_factory=DnsSettings, description="The authoritative DNS of the CDN zone.")
     services: list[Service] = Field(default_factory=list, description="Services served by the CDN.")
 
     _hosts: HostIndex[Service] = PrivateAttr(default_factory=HostIndex)
