@@ -56,6 +56,10 @@ from owncdn.cli import fleet_cmds, up_cmd  # noqa: E402
 fleet_cmds.register(app)
 app.command()(up_cmd.up)
 
+from owncdn.cli import dns_cmd  # noqa: E402
+
+app.command()(dns_cmd.dns)
+
 from owncdn.cli import test_cmds  # noqa: E402
 
 test_cmds.register(app)

@@ -1,0 +1,42 @@
+"""Geo routing decisions for the GeoDNS role, pure: no sockets, files or clocks.
+
+The DNS server looks the client up in the GeoIP database (``owncdn.dns.geo``) and
+passes the result in; everything here is a function of (sites with health, client
+location), so a routing table is tested as rows, gdnsd style.
+
+- ``sites``   ``Site``, ``distance_km`` (haversine), ``rank_sites`` (nearest healthy
+              first) and ``answer_addresses`` (the A / AAAA answer for a query).
+- ``health``  ``Hysteresis``: a location goes down after ``fall`` consecutive failed
+              checks and up after ``rise`` consecutive good ones, so it does not flap.
+- ``ecs``     ``ecs_scope``: the EDNS Client Subnet scope prefix to answer with
+              (RFC 7871 section 7.2.1).
+
+Rules:
+
+1. A site without addresses is never answered.
+2. Healthy sites win. When no site is healthy, every site is a candidate, because
+   answering with a location that may be down beats answering with nothing.
+3. A client with a known location gets candidates nearest first (great-circle
+   distance; ties broken by name). A client with an unknown location gets them in
+   configured order, so the first configured site is the default.
+"""
+
+from owncdn.core.routing.ecs import ecs_scope
+from owncdn.core.routing.health import Hysteresis
+from owncdn.core.routing.sites import (
+    EARTH_RADIUS_KM,
+    Site,
+    answer_addresses,
+    distance_km,
+    rank_sites,
+)
+
+__all__ = [
+    "EARTH_RADIUS_KM",
+    "Hysteresis",
+    "Site",
+    "answer_addresses",
+    "distance_km",
+    "ecs_scope",
+    "rank_sites",
+]

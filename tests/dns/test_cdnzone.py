@@ -1,0 +1,125 @@
+"""The CDN zone from cdn.yaml: routed answers by the client's position, over UDP.
+
+Rows in the gdnsd spirit: (client subnet, location health) -> expected addresses and
+ECS scope, with a small GeoIP database placing networks on three continents.
+"""
+
+import asyncio
+import socket
+
+import dns.edns
+import dns.message
+import dns.rcode
+import pytest
+
+from owncdn.core.config import parse_config
+from owncdn.dns.cdnzone import build_zone
+from owncdn.dns.geo import GeoDatabase
+from owncdn.dns.server import DnsServer
+from owncdn.testing.geodb import write_test_db
+
+CONFIG = """
+version: 1
+dns: {zone: cdn.test, nameservers: [ns1.cdn.test], ttl: 20s,
+      records: [{name: "@", type: CAA, value: '0 issue "letsencrypt.org"'}]}
+locations:
+  - {name: fra, lat: 50.11, lon: 8.68, addresses: [192.0.2.1, 192.0.2.2, "2001:db8::1"]}
+  - {name: iad, lat: 38.95, lon: -77.45, addresses: [198.51.100.1]}
+  - {name: sin, lat: 1.35, lon: 103.82, addresses: [203.0.113.1]}
+services:
+  - name: blog
+    hostnames: [blog.example.com]
+    origins: ["https://origin.example.com"]
+"""
+
+NETWORKS = {
+    "10.1.0.0/16": (48.85, 2.35),      # Paris
+    "10.2.0.0/16": (40.71, -74.0),     # New York
+    "10.3.0.0/16": (35.68, 139.69),    # Tokyo
+}
+
+
+@pytest.fixture(scope="module")
+def geo(tmp_path_factory):
+    path = tmp_path_factory.mktemp("geo") / "test.mmdb"
+    write_test_db(path, NETWORKS)
+    db = GeoDatabase(str(path))
+    yield db
+    db.close()
+
+
+async def ask(port: int, name: str, rdtype: str = "A", subnet: str | None = None) -> dns.message.Message:
+    options = []
+    if subnet:
+        address, prefix = subnet.split("/")
+        options.append(dns.edns.ECSOption(address, int(prefix)))
+    query = dns.message.make_query(name, rdtype, use_edns=0, options=options)
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", port))
+        await loop.sock_sendall(sock, query.to_wire())
+        data = await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)
+    return dns.message.from_wire(data)
+
+
+@pytest.mark.parametrize("subnet, down, expected, scope", [
+    ("10.1.2.0/24", set(), ["192.0.2.1", "192.0.2.2"], 16),   # Paris -> fra, both edges
+    ("10.2.2.0/24", set(), ["198.51.100.1"], 16),              # New York -> iad
+    ("10.3.2.0/24", set(), ["203.0.113.1"], 16),               # Tokyo -> sin
+    ("10.1.2.0/24", {"fra"}, ["198.51.100.1"], 16),            # fra down: next nearest to Paris
+    ("10.1.2.0/24", {"fra", "iad", "sin"}, ["192.0.2.1", "192.0.2.2"], 16),  # all down: still an answer
+])
+async def test_routed_answers_follow_the_client_subnet(geo, subnet, down, expected, scope):
+    config = parse_config(CONFIG, "cdn.yaml", lambda kind, name: None)
+    zone = build_zone(config, geo, healthy={name: False for name in down})
+    server = await DnsServer.start(zone, "127.0.0.1", 0)
+    try:
+        reply = await ask(server.port, "blog.cdn.test", subnet=subnet)
+    finally:
+        await server.close()
+    answer = [rr.to_text() for rrset in reply.answer for rr in rrset]
+    assert sorted(answer) == sorted(expected)
+    assert reply.answer[0].ttl == 20
+    ecs = [o for o in reply.options if isinstance(o, dns.edns.ECSOption)]
+    assert ecs and ecs[0].scopelen == scope
+
+
+async def test_aaaa_static_records_and_nxdomain(geo):
+    config = parse_config(CONFIG, "cdn.yaml", lambda kind, name: None)
+    server = await DnsServer.start(build_zone(config, geo), "127.0.0.1", 0)
+    try:
+        aaaa = await ask(server.port, "blog.cdn.test", "AAAA", subnet="10.3.2.0/24")
+        caa = await ask(server.port, "cdn.test", "CAA")
+        missing = await ask(server.port, "nope.cdn.test")
+        outside = await ask(server.port, "example.org")
+    finally:
+        await server.close()
+    # Only fra has IPv6: the AAAA answer comes from there even for Tokyo.
+    assert [rr.to_text() for rrset in aaaa.answer for rr in rrset] == ["2001:db8::1"]
+    assert caa.answer and "letsencrypt.org" in caa.answer[0].to_text()
+    assert missing.rcode() == dns.rcode.NXDOMAIN and missing.authority
+    assert outside.rcode() == dns.rcode.REFUSED
+
+
+async def test_the_dns_command_answers_for_the_zone(tmp_path, geo):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "cdn.yaml").write_text(CONFIG)
+    write_test_db(tmp_path / "geo.mmdb", NETWORKS)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "owncdn.cli", "dns", "--config", str(tmp_path / "cdn.yaml"),
+                             "--listen", f"127.0.0.1:{port}", "--geoip", str(tmp_path / "geo.mmdb")],
+                            stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        line = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline), 30)
+        assert "cdn.test" in line
+        reply = await ask(port, "blog.cdn.test", subnet="10.2.9.0/24")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert [rr.to_text() for rrset in reply.answer for rr in rrset] == ["198.51.100.1"]
