@@ -22,6 +22,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_ports_in_a_row(count: int) -> int:
+    """The first of `count` consecutive free ports (worker i takes the admin port + i)."""
+    for _ in range(100):
+        first = free_port()
+        socks = []
+        try:
+            for i in range(count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", first + i))
+            return first
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no run of free ports")
+
+
 async def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -120,7 +139,7 @@ async def test_workers_share_the_listen_socket_and_stop_together(tmp_path: Path)
     (tmp_path / "cdn.yaml").write_text(
         f"version: 1\nedge: {{id: multi, location: here, access_log: 'off'}}\n"
         f"services:\n  - name: s\n    hostnames: [example.test]\n    origins: ['{origin.url}']\n")
-    port, admin = free_port(), free_port()
+    port, admin = free_port(), free_ports_in_a_row(2)
     proc = subprocess.Popen(OWNCDN + ["edge", "--config", str(tmp_path / "cdn.yaml"), "--workers", "2",
                                       "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin}",
                                       "--state-dir", str(tmp_path / "state")])
