@@ -123,3 +123,24 @@ async def test_the_dns_command_answers_for_the_zone(tmp_path, geo):
         proc.terminate()
         proc.wait(10)
     assert [rr.to_text() for rrset in reply.answer for rr in rrset] == ["198.51.100.1"]
+
+
+def test_route_explain_names_location_order_answer_and_scope(tmp_path):
+    from typer.testing import CliRunner
+
+    from owncdn.cli.main import app
+
+    (tmp_path / "cdn.yaml").write_text(CONFIG)
+    write_test_db(tmp_path / "geo.mmdb", NETWORKS)
+    args = ["route", "explain", "--config", str(tmp_path / "cdn.yaml"), "--geoip", str(tmp_path / "geo.mmdb"),
+            "--client", "192.0.2.53", "--name", "blog.cdn.test", "--ecs", "10.3.7.0/24"]
+    result = CliRunner().invoke(app, args)
+    down = CliRunner().invoke(app, args + ["--down", "sin"])
+    unknown = CliRunner().invoke(app, args[:-4] + ["--name", "shop.cdn.test"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "at 35.68, 139.69" in lines[0] and "/16" in lines[0]
+    assert [line.split()[1] for line in lines[2:5]] == ["sin", "fra", "iad"]
+    assert "answer A: 203.0.113.1 from sin" in result.output and "ECS scope: /16" in result.output
+    assert "answer A: 192.0.2.1, 192.0.2.2 from fra" in down.output and "DOWN" in down.output
+    assert "not a service name" in unknown.output

@@ -60,6 +60,10 @@ from owncdn.cli import dns_cmd  # noqa: E402
 
 app.command()(dns_cmd.dns)
 
+from owncdn.cli import route_cmd  # noqa: E402
+
+app.add_typer(route_cmd.route_app, name="route")
+
 from owncdn.cli import test_cmds  # noqa: E402
 
 test_cmds.register(app)
