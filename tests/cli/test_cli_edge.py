@@ -101,13 +101,19 @@ async def test_up_starts_control_plane_edges_and_origin_and_stops_cleanly(tmp_pa
     try:
         loop = asyncio.get_running_loop()
         lines = []
-        while not any("curl" in line for line in lines):
+        while not any("dig @" in line for line in lines):
             line = await asyncio.wait_for(loop.run_in_executor(None, proc.stdout.readline), 60)
             assert line, proc.stderr.read()
             lines.append(line)
         text = "".join(lines)
         host, ip, port = re.search(r"curl -sI -H 'Host: (\S+)' http://([\d.]+):(\d+)/", text).groups()
         edges = re.findall(r"edge (\w+)\s+http://([\d.]+):(\d+)", text)
+        dns_port = int(re.search(r"dig @127.0.0.1 -p (\d+)", text).group(1))
+        import dns.message
+        import dns.query
+
+        reply = dns.query.udp(dns.message.make_query(host, "A"), "127.0.0.1", port=dns_port, timeout=5)
+        dns_answer = sorted(rr.to_text() for rrset in reply.answer for rr in rrset)
         replies = []
         for _, eip, eport in edges:
             async with HttpClient(eip, int(eport), default_host=host) as c:
@@ -116,6 +122,7 @@ async def test_up_starts_control_plane_edges_and_origin_and_stops_cleanly(tmp_pa
         proc.send_signal(signal.SIGINT)
         code = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 20)
     assert len(edges) == 3 and len({eip for _, eip, _ in edges}) == 3
+    assert dns_answer == ["127.0.1.1"]  # no GeoIP database: the first location
     assert ip == edges[0][1]
     for (name, _, _), (first, second) in zip(edges, replies):
         assert first.status == 200 and b"owncdn" in first.body

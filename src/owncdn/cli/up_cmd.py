@@ -27,6 +27,7 @@ LOCATIONS = [("fra", "Frankfurt", 50.11, 8.68), ("iad", "Ashburn", 38.95, -77.45
 EXAMPLE = """\
 # Written by `owncdn up`: the demo site behind every edge. Edit and `owncdn apply` it.
 version: 1
+dns: {{zone: {zone}, nameservers: [ns1.{zone}]}}
 locations:
 {locations}
 services:
@@ -52,6 +53,14 @@ def _free(host: str, port: int) -> int:
         except OSError:
             sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def _dns_answers(port: int, name: str) -> bool:
+    import dns.message
+    import dns.query
+
+    reply = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=0.5)
+    return bool(reply.answer)
 
 
 def _spawn(args: list[str], log: Path) -> subprocess.Popen:
@@ -102,7 +111,8 @@ def up(
         bootstrap = (state_dir / "control" / "bootstrap.token").read_text().strip()
         api = Client(control_url, admin)
         chosen = LOCATIONS[:edges]
-        locations = "\n".join(f"  - {{name: {n}, city: {c}, lat: {lat}, lon: {lon}}}" for n, c, lat, lon in chosen)
+        locations = "\n".join(f"  - {{name: {n}, city: {c}, lat: {lat}, lon: {lon}, addresses: [127.0.1.{i}]}}"
+                              for i, (n, c, lat, lon) in enumerate(chosen, start=1))
         source = EXAMPLE.format(locations=locations, zone=zone, origin=origin.url)
         (state_dir / "cdn.yaml").write_text(source)
         version = (await asyncio.get_running_loop().run_in_executor(
@@ -125,10 +135,15 @@ def up(
             return all(running.get(f"edge-{name}") == version for name, _, _ in addresses)
 
         await _until(all_applied, f"every edge running v{version}")
+        dport = _free("127.0.0.1", 8053)
+        children.append(_spawn(["dns", "--config", str(state_dir / "cdn.yaml"), "--listen", f"127.0.0.1:{dport}"],
+                               state_dir / "logs" / "dns.log"))
+        await _until(lambda: _dns_answers(dport, f"demo.{zone}"), "the DNS server answering")
         lines = [
             "owncdn is up (Ctrl-C stops everything)",
             f"  control plane  {control_url}   (admin token: {state_dir / 'control' / 'admin.token'})",
             f"  demo origin    {origin.url}",
+            f"  dns            127.0.0.1:{dport} (udp, tcp) for {zone}",
         ]
         lines += [f"  edge {name:<9} http://{ip}:{eport}" for name, ip, eport in addresses]
         name, ip, eport = addresses[0]
@@ -138,6 +153,7 @@ def up(
             f"  state          {state_dir}   (cdn.yaml, logs/)",
             "Try it (twice: X-Cache goes MISS -> HIT; X-Served-By names the edge):",
             f"  curl -sI -H 'Host: demo.{zone}' http://{ip}:{eport}/",
+            f"  dig @127.0.0.1 -p {dport} demo.{zone} A        # the edges of a location",
             f"  {cli} status --state-dir {state_dir}",
             f"  {cli} purge http://demo.{zone}/ --state-dir {state_dir}",
         ]
