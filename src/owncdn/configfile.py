@@ -15,7 +15,23 @@ from pathlib import Path
 
 from owncdn.core.config import Config, ConfigError, Problem, Resolver, UnresolvedReference, parse_config
 
-__all__ = ["load_config", "make_resolver"]
+__all__ = ["load_config", "make_resolver", "read_config_text"]
+
+
+def read_config_text(path: str | os.PathLike[str]) -> str:
+    """The text of ``path``; a missing or unreadable file is a :class:`ConfigError`."""
+    name = os.fspath(path)
+    try:
+        return Path(name).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problem = "file not found"
+    except IsADirectoryError:
+        problem = "is a directory, expected a YAML file"
+    except UnicodeDecodeError as exc:
+        problem = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+    except OSError as exc:
+        problem = f"cannot read: {exc.strerror or exc}"
+    raise ConfigError([Problem(name, 1, 1, "", problem)])
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None, *,
@@ -23,20 +39,8 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     """The validated config at ``path``; ``env`` (variables for ``${env:..}``) defaults
     to ``os.environ``; ``environment`` applies that overlay of ``environments:``."""
     name = os.fspath(path)
-    try:
-        text = Path(name).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([Problem(name, 1, 1, "", "file not found")]) from None
-    except IsADirectoryError:
-        raise ConfigError([Problem(name, 1, 1, "", "is a directory, expected a YAML file")]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError([Problem(name, 1, 1, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
-    except OSError as exc:
-        raise ConfigError([Problem(name, 1, 1, "", f"cannot read: {exc.strerror or exc}")]) from None
-    base = Path(name).resolve().parent
-    resolver = make_resolver(base, os.environ if env is None else env)
-    if environment is None:
-        return parse_config(text, name, resolver)
+    text = read_config_text(name)
+    resolver = make_resolver(Path(name).resolve().parent, os.environ if env is None else env)
     return parse_config(text, name, resolver, env=environment)
 
 

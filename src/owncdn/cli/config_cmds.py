@@ -13,33 +13,15 @@ from pathlib import Path
 
 import typer
 
-from owncdn.configfile import make_resolver
+from owncdn.configfile import load_config, make_resolver, read_config_text
 from owncdn.core.config import Config, ConfigError, Problem, config_json_schema, environment_names, parse_config
 
 __all__ = ["load_env_config", "read_config_text", "register", "validate", "schema"]
 
 
-def read_config_text(path: Path) -> str:
-    """The text of ``path``; a missing or unreadable file is a :class:`ConfigError`."""
-    name = str(path)
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        problem = "file not found"
-    except IsADirectoryError:
-        problem = "is a directory, expected a YAML file"
-    except UnicodeDecodeError as exc:
-        problem = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
-    except OSError as exc:
-        problem = f"cannot read: {exc.strerror or exc}"
-    raise ConfigError([Problem(name, 1, 1, "", problem)])
-
-
 def load_env_config(path: Path, env: str | None) -> Config:
     """``load_config`` for one environment of the file (``None``: the base)."""
-    text = read_config_text(path)
-    resolve = make_resolver(path.resolve().parent, os.environ)
-    return parse_config(text, str(path), resolve, env=env)
+    return load_config(path, environment=env)
 
 
 def _plural(count: int, word: str) -> str:
