@@ -260,10 +260,32 @@ def ask_with(answerer, client):
     return dns.message.from_wire(answerer.answer(query("blog.cdn.test."), client))
 
 
-def test_ecs_queries_take_the_slow_path():
-    data = query("blog.cdn.test.", use_edns=0, options=[ecs_option("198.51.100.0", 24)])
-    assert wire.plain_query_key(data, True) is None
-    assert wire.plain_query_key(query("blog.cdn.test.", use_edns=0), True) is not None
+@pytest.mark.parametrize("option, plain", [
+    (ecs_option("198.51.100.0", 24), True),
+    (ecs_option("2001:db8::", 48, family=2), True),
+    (ecs_option("0.0.0.0", 0), True),
+    (ecs_option("198.51.101.0", 23), False),           # RFC 7871 §6: bits beyond the prefix
+    (ecs_option("198.51.100.0", 24, scope=8), False),  # a query's scope must be 0
+    (ecs_option("198.51.100.0", 33), False),           # impossible prefix
+])
+def test_which_ecs_queries_the_fast_path_takes(option, plain):
+    # The fast path takes well-formed single ECS options; anything else goes to the full
+    # path, which answers FORMERR where RFC 7871 says so.
+    data = query("blog.cdn.test.", use_edns=0, options=[option])
+    assert (wire.plain_query_key(data, True) is not None) is plain
+
+
+def test_ecs_fast_path_is_byte_identical_to_slow_path_and_keyed_by_subnet():
+    answerer = Answerer(lambda: ZONE)
+    for subnet in ("198.51.100.0", "203.0.113.0"):
+        data = query("blog.cdn.test.", use_edns=0, options=[ecs_option(subnet, 24)])
+        answerer.answer(data, "127.0.0.1")
+        again = struct.pack("!H", 0x1234) + data[2:]
+        fast = answerer.answer(again, "127.0.0.1")
+        assert fast == answer(ZONE, again, "127.0.0.1")
+        echoed = [o for o in dns.message.from_wire(fast).options if isinstance(o, dns.edns.ECSOption)]
+        assert echoed[0].address == subnet
+    assert (answerer.hits, answerer.misses) == (2, 2)
 
 
 # -- over real sockets ---------------------------------------------------------

@@ -227,9 +227,9 @@ class Answerer:
         plain = plain_query_key(data, udp)
         if plain is None:
             return answer(zone, data, client, udp)
-        key, end = plain
+        key, end, ecs = plain
         try:
-            full_key = (key, zone.cache_key(client, None))
+            full_key = (key, zone.cache_key(client, ecs))
         except Exception:
             log.exception("dns: route key failed for %s", client)
             return answer(zone, data, client, udp)
@@ -251,12 +251,14 @@ _ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"
 _OPT_TYPE = b"\x00\x29"
 
 
-def plain_query_key(data: bytes, udp: bool) -> tuple[tuple, int] | None:
-    """(cache key, end of the question) for a plain query, else None.
+def plain_query_key(data: bytes, udp: bool) -> tuple[tuple, int, ClientSubnet | None] | None:
+    """(cache key, end of the question, client subnet) for a plain query, else None.
 
     Plain: QR=0, opcode QUERY, one question of class IN with an uncompressed
     name, no answer/authority records, and either nothing more or exactly one
-    OPT (version 0, no options) ending the packet.
+    OPT (version 0) ending the packet, with no option or one valid client-subnet
+    option (RFC 7871). The option's bytes are part of the key, so the cached answer
+    echoes exactly that subnet; only the id and the question's case are patched.
     """
     n = len(data)
     if n < 17 or data[2] & 0xF8 or data[4:10] != _ONE_QUESTION:
@@ -274,21 +276,50 @@ def plain_query_key(data: bytes, udp: bool) -> tuple[tuple, int] | None:
     end = pos + 5
     if end - _HEADER > 259 or end > n or data[end - 2:end] != b"\x00\x01":
         return None
-    payload = _plain_opt_payload(data, end, udp)
-    if payload is None:
+    opt = _plain_opt(data, end, udp)
+    if opt is None:
         return None
-    return (data[_HEADER:end].lower(), data[2:4], payload, udp), end
+    payload, ecs_bytes, ecs = opt
+    return (data[_HEADER:end].lower(), data[2:4], payload, udp, ecs_bytes), end, ecs
 
 
-def _plain_opt_payload(data: bytes, end: int, udp: bool) -> int | None:
-    """The response size class: -1 without EDNS, else the UDP limit; None if not plain."""
+def _plain_opt(data: bytes, end: int, udp: bool) -> tuple[int, bytes, ClientSubnet | None] | None:
+    """(response size class: -1 without EDNS, else the UDP limit; the ECS option's
+    bytes; the subnet), or None if the query is not plain."""
     arcount = data[10:12]
     if arcount == b"\x00\x00":
-        return -1 if len(data) == end else None
-    if arcount != b"\x00\x01" or len(data) != end + 11:
+        return (-1, b"", None) if len(data) == end else None
+    if arcount != b"\x00\x01" or len(data) < end + 11:
         return None
     if data[end] != 0 or data[end + 1:end + 3] != _OPT_TYPE:
         return None
-    if data[end + 5:end + 7] != b"\x00\x00" or data[end + 9:end + 11] != b"\x00\x00":
-        return None  # extended rcode / version non-zero, or options present
-    return _udp_limit(0, int.from_bytes(data[end + 3:end + 5], "big")) if udp else 0
+    if data[end + 5:end + 7] != b"\x00\x00":
+        return None  # extended rcode / version non-zero
+    limit = _udp_limit(0, int.from_bytes(data[end + 3:end + 5], "big")) if udp else 0
+    rdlen = int.from_bytes(data[end + 9:end + 11], "big")
+    if len(data) != end + 11 + rdlen:
+        return None
+    if rdlen == 0:
+        return limit, b"", None
+    option = data[end + 11:]
+    if option[:2] != b"\x00\x08" or int.from_bytes(option[2:4], "big") + 4 != rdlen:
+        return None  # another option, or several: the full path decides
+    ecs = _parse_ecs(option[4:])
+    return None if ecs is None else (limit, option, ecs)
+
+
+def _parse_ecs(body: bytes) -> ClientSubnet | None:
+    """A well-formed query ECS option (RFC 7871 section 6), else None (the slow path
+    answers FORMERR)."""
+    if len(body) < 4:
+        return None
+    family, source, scope = int.from_bytes(body[:2], "big"), body[2], body[3]
+    width = 32 if family == 1 else 128 if family == 2 else 0
+    address = body[4:]
+    if not width or source > width or scope != 0 or len(address) != (source + 7) // 8:
+        return None
+    if source % 8 and address[-1] & (0xFF >> (source % 8)):
+        return None  # bits set beyond the source prefix
+    full = address + bytes(width // 8 - len(address))
+    text = socket.inet_ntop(socket.AF_INET if family == 1 else socket.AF_INET6, full)
+    return ClientSubnet(text, source)
