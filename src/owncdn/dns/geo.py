@@ -30,6 +30,7 @@ class GeoDatabase:
         self._ipv4_only = self._reader.metadata().ip_version == 4
         self._cache: OrderedDict[tuple[int, int], tuple[Location | None, int]] = OrderedDict()
         self.cache_size = cache_size
+        self._by_text: dict[str, tuple[Location | None, int]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -45,6 +46,17 @@ class GeoDatabase:
         IPv4-only file). IPv4-mapped IPv6 (``::ffff:a.b.c.d``) is looked up as IPv4.
         Raises ``ValueError`` for a string that is not an IP address.
         """
+        known = self._by_text.get(address)  # resolvers and subnets repeat: skip parsing
+        if known is not None:
+            self.hits += 1
+            return known
+        result = self._locate(address)
+        if len(self._by_text) >= self.cache_size:
+            self._by_text.clear()
+        self._by_text[address] = result
+        return result
+
+    def _locate(self, address: str) -> tuple[Location | None, int]:
         ip = ipaddress.ip_address(address)
         if ip.version == 6 and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
@@ -67,6 +79,7 @@ class GeoDatabase:
     def close(self) -> None:
         self._reader.close()
         self._cache.clear()
+        self._by_text.clear()
 
     def __enter__(self) -> GeoDatabase:
         return self
