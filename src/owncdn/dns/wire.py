@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from functools import lru_cache
 from typing import Callable, Hashable
 
 import dns.edns
@@ -308,6 +309,7 @@ def _plain_opt(data: bytes, end: int, udp: bool) -> tuple[int, bytes, ClientSubn
     return None if ecs is None else (limit, option, ecs)
 
 
+@lru_cache(maxsize=65536)  # resolvers repeat their subnets
 def _parse_ecs(body: bytes) -> ClientSubnet | None:
     """A well-formed query ECS option (RFC 7871 section 6), else None (the slow path
     answers FORMERR)."""
