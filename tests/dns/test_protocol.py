@@ -409,3 +409,27 @@ def test_set_txt_is_visible_immediately(server):
 
 def test_repr_shows_state(server):
     assert f"127.0.0.1:{server.port}" in repr(server)
+
+
+def test_repeated_identical_queries_are_answered_from_their_own_bytes():
+    # The same query bytes from the same client: the stored answer with the id patched.
+    # Another client (or another zone) never gets it.
+    routes = []
+
+    def by_client(name, family, client, ecs):
+        routes.append(client)
+        return ["192.0.2.%d" % (len(routes))], 20, None
+
+    zone = Zone("cdn.test.", ZONE.soa, ZONE.ns, routed=["blog.cdn.test."], route=by_client)
+    current = [zone]
+    answerer = Answerer(lambda: current[0])
+    data = query("blog.cdn.test.")
+    first = answerer.answer(data, "10.0.0.1")
+    again = answerer.answer(struct.pack("!H", 77) + data[2:], "10.0.0.1")
+    other = answerer.answer(data, "10.0.0.2")
+    current[0] = Zone("cdn.test.", ZONE.soa, ZONE.ns, routed=["blog.cdn.test."], route=by_client)
+    after_change = answerer.answer(data, "10.0.0.1")
+    assert again[:2] == struct.pack("!H", 77) and again[2:] == first[2:]
+    assert texts(dns.message.from_wire(other).answer) == ["192.0.2.2"]
+    assert texts(dns.message.from_wire(after_change).answer) == ["192.0.2.3"]
+    assert routes == ["10.0.0.1", "10.0.0.2", "10.0.0.1"]

@@ -210,6 +210,8 @@ class Answerer:
         self._zone_provider = zone_provider
         self._zone: Zone | None = None
         self._cache: dict[Hashable, bytes] = {}
+        self._exact: dict[tuple, bytes] = {}
+        self._last_cacheable = False
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
@@ -219,12 +221,30 @@ class Answerer:
 
     def invalidate(self) -> None:
         self._cache.clear()
+        self._exact.clear()
 
     def answer(self, data: bytes, client: str, udp: bool = True) -> bytes | None:
         zone = self._zone_provider()
         if zone is not self._zone:
             self._zone = zone
             self._cache.clear()
+            self._exact.clear()
+        # First, the very same query bytes from the same client (resolvers repeat
+        # themselves): the stored answer needs only the id patched.
+        exact = (data[2:], client, udp)
+        known = self._exact.get(exact)
+        if known is not None:
+            self.hits += 1
+            return data[:2] + known
+        response = self._answer(zone, data, client, udp)
+        if response is not None and self._last_cacheable:
+            if len(self._exact) >= self.max_entries:
+                self._exact.clear()
+            self._exact[exact] = response[2:]
+        return response
+
+    def _answer(self, zone: Zone, data: bytes, client: str, udp: bool) -> bytes | None:
+        self._last_cacheable = False
         plain = plain_query_key(data, udp)
         if plain is None:
             return answer(zone, data, client, udp)
@@ -237,6 +257,7 @@ class Answerer:
         cached = self._cache.get(full_key)
         if cached is not None:
             self.hits += 1
+            self._last_cacheable = True
             return data[:2] + cached[:10] + data[_HEADER:end] + cached[end - 2:]
         self.misses += 1
         response = answer(zone, data, client, udp)
@@ -244,6 +265,7 @@ class Answerer:
             if len(self._cache) >= self.max_entries:
                 self._cache.clear()
             self._cache[full_key] = response[2:]
+            self._last_cacheable = True
         return response
 
 
