@@ -1,5 +1,8 @@
 """Following the control plane: register, stream versions and purges, apply, report.
 
+The node is an edge (`Edge`), or anything with `apply_config(config)` and
+`purge(spec) -> int` (the DNS server's `DnsNode`).
+
 Rules:
 1. Identity: `<state>/node.json` holds the node id and its node token. Without it the
    agent registers with the bootstrap token and saves what it gets.
@@ -102,6 +105,7 @@ class SyncAgent:
 
     # -- the loop ----------------------------------------------------------------------
     def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
         self.task = asyncio.get_running_loop().create_task(self.run())
 
     async def stop(self) -> None:
@@ -172,7 +176,8 @@ class SyncAgent:
             t0 = perf_counter()
             self.purge_seen_at[int(data["id"])] = t0
             try:
-                removed = run_purge(self.edge, data["spec"])
+                purge = getattr(self.edge, "purge", None)  # a node that is not an edge
+                removed = purge(data["spec"]) if purge is not None else run_purge(self.edge, data["spec"])
             except PurgeError as exc:
                 _warn(f"purge {data['id']}: {exc}")
                 removed = 0
