@@ -123,6 +123,7 @@ async def test_up_starts_control_plane_edges_and_origin_and_stops_cleanly(tmp_pa
         code = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 20)
     assert len(edges) == 3 and len({eip for _, eip, _ in edges}) == 3
     assert dns_answer == ["127.0.1.1"]  # no GeoIP database: the first location
+    assert (state / "dns" / "snapshot.json").exists()  # the DNS server follows the control plane
     assert ip == edges[0][1]
     for (name, _, _), (first, second) in zip(edges, replies):
         assert first.status == 200 and b"owncdn" in first.body

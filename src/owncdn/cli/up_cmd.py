@@ -1,8 +1,9 @@
 """`owncdn up`: the whole CDN on one machine.
 
-A demo origin (in this process), the control plane and one edge per location (each
-its own `owncdn` process, each edge on its own loopback address 127.0.1.N so they look
-like separate hosts), an example cdn.yaml applied, and the URLs to try printed.
+A demo origin (in this process), the control plane, one edge per location and the
+authoritative DNS (each its own `owncdn` process following the control plane; each
+edge on its own loopback address 127.0.1.N so they look like separate hosts), an
+example cdn.yaml applied, and the URLs to try printed.
 Ctrl-C stops everything; all state lives in one directory.
 """
 
@@ -136,7 +137,9 @@ def up(
 
         await _until(all_applied, f"every edge running v{version}")
         dport = _free("127.0.0.1", 8053)
-        children.append(_spawn(["dns", "--config", str(state_dir / "cdn.yaml"), "--listen", f"127.0.0.1:{dport}"],
+        children.append(_spawn(["dns", "--control", control_url, "--token", bootstrap, "--env", "production",
+                                "--state-dir", str(state_dir / "dns"), "--listen", f"127.0.0.1:{dport}",
+                                "--name", "dns-1", "--location", chosen[0][0]],
                                state_dir / "logs" / "dns.log"))
         await _until(lambda: _dns_answers(dport, f"demo.{zone}"), "the DNS server answering")
         lines = [
