@@ -24,13 +24,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from processes import Procs, cpu_seconds, free_port  # bench/processes.py, beside this script
 
 import dns.edns
 import dns.message
@@ -43,7 +44,6 @@ VENV_BIN = ROOT / ".venv" / "bin"
 SERVER_CORE = "0"
 LOAD_CORE = "1"
 ALL_SERVERS = ("owncdn", "gdnsd", "knot")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 ZONE = "cdn.test"
 NAME = "blog.cdn.test"
@@ -82,20 +82,6 @@ def log(msg: str) -> None:
     print(f"# {msg}", file=sys.stderr, flush=True)
 
 
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind(("127.0.0.1", 0))
-            port = t.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-
-
 def ecs_hex(subnet: str) -> str:
     """The ECS option value (RFC 7871) for an IPv4 subnet, as dnsperf's -E wants it:
     family 1, source prefix, scope 0, then only the significant address bytes."""
@@ -103,51 +89,6 @@ def ecs_hex(subnet: str) -> str:
     nbytes = (int(prefix) + 7) // 8
     addr = bytes(int(part) for part in address.split("."))[:nbytes]
     return (b"\x00\x01" + bytes([int(prefix), 0]) + addr).hex()
-
-
-class Procs:
-    """Child processes, each in its own session (process group), killed on close()."""
-
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self, argv: list[str], log_path: Path) -> subprocess.Popen:
-        with open(log_path, "ab") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        self.procs.append(proc)
-        return proc
-
-    def stop(self, proc: subprocess.Popen) -> None:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if proc.poll() is not None:
-                break
-            try:
-                os.killpg(proc.pid, sig)
-                proc.wait(5.0)
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if proc in self.procs:
-            self.procs.remove(proc)
-
-    def close(self) -> None:
-        for proc in reversed(list(self.procs)):
-            self.stop(proc)
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def ask(port: int, subnet: str | None = None, timeout: float = 1.0) -> list[str]:
@@ -379,10 +320,10 @@ def measure(server: Server, queryfile: Path, mode: str, duration: float,
     # A short run that is thrown away (caches, page faults, CPU frequency).
     subprocess.run(dnsperf_argv(server.port, queryfile, 1, clients, ecs),
                    capture_output=True, text=True)
-    cpu0 = cpu_seconds(server.proc.pid)
+    cpu0 = cpu_seconds([server.proc.pid])
     done = subprocess.run(dnsperf_argv(server.port, queryfile, duration, clients, ecs),
                           capture_output=True, text=True)
-    cpu = cpu_seconds(server.proc.pid) - cpu0
+    cpu = cpu_seconds([server.proc.pid]) - cpu0
     qps, lat_ms, lost, rcodes = parse_dnsperf(done.stdout + done.stderr)
     queries = qps * duration
     return Result(server.name, mode, qps, lat_ms, lost,

@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from processes import Procs, cpu_seconds, free_port  # bench/processes.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 PEER_CORE = "0"
@@ -39,7 +40,6 @@ LOAD_CORE = "1"  # wrk and the origin
 WORKERS = 1  # --workers: processes (owncdn, nginx) on cores 0..N-1, wrk sharing them
 TIER = "memory"  # --tier disk: owncdn serves its hits from the disk tier
 ALL_PEERS = ("owncdn", "varnish", "nginx")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------- utils
@@ -52,12 +52,6 @@ def die(msg: str) -> None:
 
 def log(msg: str) -> None:
     print(f"# {msg}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def parse_size(text: str) -> int:
@@ -76,47 +70,6 @@ def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, dict[str,
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
     finally:
         conn.close()
-
-
-class Procs:
-    """Child processes, each in its own session (process group), killed on close()."""
-
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self, argv: list[str], log_path: Path, cwd: Path | None = None) -> subprocess.Popen:
-        out = open(log_path, "ab")
-        proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=cwd, start_new_session=True,
-        )
-        out.close()
-        self.procs.append(proc)
-        return proc
-
-    def stop(self, proc: subprocess.Popen) -> None:
-        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            if proc.poll() is not None:
-                break
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(wait)
-            except subprocess.TimeoutExpired:
-                continue
-        # Leftovers in the group (e.g. a worker whose master already exited).
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if proc in self.procs:
-            self.procs.remove(proc)
-
-    def close(self) -> None:
-        for proc in reversed(list(self.procs)):
-            self.stop(proc)
 
 
 def wait_http(port: int, path: str, proc: subprocess.Popen, log_path: Path,
@@ -138,44 +91,6 @@ def wait_http(port: int, path: str, proc: subprocess.Popen, log_path: Path,
     tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
     state = f"exited with {proc.returncode}" if proc.poll() is not None else f"last: {last}"
     raise RuntimeError(f"{log_path.stem}: no 200 on :{port}{path} ({state})\n{tail}")
-
-
-# ------------------------------------------------------------------ CPU accounting
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # comm may contain spaces and parens: split after the last ')'.
-    return text[text.rindex(")") + 2:].split()
-
-
-def process_tree(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat_fields(int(entry))
-            if fields:
-                children.setdefault(int(fields[1]), []).append(int(entry))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-def cpu_seconds(roots: list[int]) -> float:
-    """utime+stime (seconds) of the process trees under roots (live processes)."""
-    ticks = 0
-    for root in roots:
-        for pid in process_tree(root):
-            fields = _stat_fields(pid)
-            if fields:  # fields[11], [12] = utime, stime (stat fields 14, 15)
-                ticks += int(fields[11]) + int(fields[12])
-    return ticks / CLK_TCK
 
 
 # ------------------------------------------------------------------------- origin
