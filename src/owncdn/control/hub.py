@@ -93,13 +93,19 @@ class Hub:
             except RuntimeError:  # that loop is closed; its waiter is gone
                 pass
 
+    def notify_all(self) -> None:
+        """Wake every coroutine waiting on any topic (state not tied to one environment
+        changed: certificates, edge health)."""
+        with self._lock:
+            topics = list(self._waiters)
+        for topic in topics:
+            self.notify(topic)
+
     def close(self) -> None:
         """Wake every waiter, now and from now on (the server is shutting down)."""
         with self._lock:
             self.closed = True
-            topics = list(self._waiters)
-        for topic in topics:
-            self.notify(topic)
+        self.notify_all()
 
     def _forget_idle_topics(self) -> None:
         for name in [name for name in self._generations if name not in self._waiters]:

@@ -17,6 +17,10 @@ Rules:
    with the reason, and the edge keeps serving the old one.
 5. Purges are applied in order and acknowledged with this node's time to apply them.
 6. Reports that could not be sent are sent again after the next connect.
+7. Every other event is a state channel (`owncdn.control.api.channels`): it goes to
+   the handler registered under its name in `handlers` (`async handler(agent, http,
+   data)`), whose failure is logged and does not end the stream. Channel events are
+   idempotent and resent in full on every reconnect.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING
@@ -78,6 +83,7 @@ class SyncAgent:
         self.purge_acked_at: dict[int, float] = {}
         self.purge_seen_at: dict[int, float] = {}
         self.resolve = make_resolver(state_dir, os.environ)
+        self.handlers: dict[str, Callable[["SyncAgent", httpx.AsyncClient, dict], Awaitable[None]]] = {}
         self.task: asyncio.Task | None = None
 
     def __repr__(self) -> str:
@@ -187,6 +193,11 @@ class SyncAgent:
             await self._send(http, f"/v1/nodes/{self.node_id}/purges/{data['id']}/ack",
                              {"ms": round(ms, 3), "removed": removed})
             self.purge_acked_at[int(data["id"])] = perf_counter()
+        elif (handler := self.handlers.get(event)) is not None:
+            try:
+                await handler(self, http, data)
+            except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
+                _warn(f"{event} {data.get('key')}: {exc or type(exc).__name__}")
 
     def apply_version(self, data: dict) -> tuple[int, str, str]:
         """Parse and switch to a version; (number, "applied" | "rejected", reason)."""

@@ -66,7 +66,7 @@ ROWS = [
     (S.replace("[https://origin.example.com]", "[{url: 'http://o/?a=1'}]"), 5, "services[0].origins[0].url", "no query or fragment"),
     (S.replace("[https://origin.example.com]", "[https://u:p@o]"), 5, "services[0].origins[0].url", "credentials"),
     (S.replace("[https://origin.example.com]", "[{url: http://o, tls: false}]"), 5, "services[0].origins[0].tls", "did you mean 'tls_verify'?"),
-    (S.replace("[https://origin.example.com]", "[]"), 5, "services[0].origins", "must not be empty"),
+    (S.replace("[https://origin.example.com]", "[]"), 5, "services[0].origins", "needs at least one origin"),
     (S + "    origin_host: visitor\n", 6, "services[0].origin_host", "expected 'origin' or 'client', got 'visitor'"),
     (S + "    retries: 9\n", 6, "services[0].retries", "must be at most 5, got 9"),
     (S + "    retries: many\n", 6, "services[0].retries", "expected a whole number, got 'many'"),

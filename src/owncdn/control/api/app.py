@@ -28,12 +28,15 @@ def health() -> Health:
     return Health(ok=True)
 
 
-def create_app(store: Store, *, zone: str = "cdn.test", hub: Hub | None = None) -> FastAPI:
+def create_app(store: Store, *, zone: str = "cdn.test", hub: Hub | None = None,
+               channels: tuple = ()) -> FastAPI:
     """The API over ``store``. ``zone`` is the DNS zone service names live in
     (``<service>.<zone>``); ``hub`` wakes event streams and purge waits (a new
-    one by default; share one between apps that share a store in one process)."""
+    one by default; share one between apps that share a store in one process);
+    ``channels`` are extra state channels for the event streams (``channels``)."""
     app = FastAPI(title="owncdn control plane", version="1", description=DESCRIPTION)
-    app.state.owncdn = ApiContext(store=store, hub=hub or Hub(), zone=zone.strip(".").lower())
+    app.state.owncdn = ApiContext(store=store, hub=hub or Hub(), zone=zone.strip(".").lower(),
+                                   channels=list(channels))
     install_error_handlers(app)
     for module in (versions, services, nodes, purges, tokens):
         app.include_router(module.router)

@@ -57,6 +57,8 @@ class ApiContext:
     """env -> (hub generation, read at, after purge id, latest number, purges): see
     events.EventStream._feed."""
     feed_lock: threading.Lock = field(default_factory=threading.Lock)
+    channels: list = field(default_factory=list)
+    """State channels sent on every node's event stream (see ``channels``)."""
     tokens: dict = field(default_factory=dict)
     """token text -> (Token, checked at): authentications reused for AUTH_CACHE_SECONDS,
     so a node's stream of acknowledgements does not read the store for each one."""

@@ -6,6 +6,8 @@ The protocol, as a node sees it (``GET /v1/nodes/{id}/events?version=V&purge_aft
   environment's latest version is newer than ``V``, then for each new version;
 - ``event: purge`` with ``data: {"id", "spec"}`` for every purge with an id
   above ``P``, in id order, then for each new purge;
+- ``event: <channel>`` for the state channels (releases, certificates, health...),
+  see ``owncdn.control.api.channels``;
 - ``: ping`` (a comment) after 10 s without an event, so proxies keep the
   connection and both sides notice a dead one.
 
@@ -31,7 +33,7 @@ import time
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.concurrency import run_in_threadpool
 
@@ -39,6 +41,7 @@ from owncdn.control.hub import RECHECK_SECONDS
 from owncdn.control.store import Node, NotFound, StoreError
 
 from .auth import ApiContext
+from .channels import ChannelCursor
 
 __all__ = ["PING_SECONDS", "EventStream", "format_event"]
 
@@ -67,6 +70,7 @@ class EventStream:
     ping_seconds: float = PING_SECONDS
     recheck_seconds: float = RECHECK_SECONDS
     _contacted: float = float("-inf")
+    cursor: ChannelCursor = field(default_factory=ChannelCursor)
 
     def __repr__(self) -> str:
         return f"<EventStream node={self.node.id} env={self.node.env} version={self.version} purge_after={self.purge_after}>"
@@ -114,6 +118,9 @@ class EventStream:
         for purge in purges:
             out.append(format_event("purge", {"id": purge.id, "spec": purge.spec}))
             self.purge_after = purge.id
+        if self.ctx.channels and not full:
+            for name, data in self.cursor.changes(self.ctx, self.node):
+                out.append(format_event(name, data))
         if out or touch:
             self._contact()
         return "".join(out), full

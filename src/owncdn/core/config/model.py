@@ -365,16 +365,26 @@ class HeaderRules(_Model):
 
 
 class Service(_Model):
-    """A site or API served through the CDN, pulled from its origins."""
+    """A site or API served through the CDN: pulled from its origins, pushed to the
+    edges, or redirected to the nearest location (download mirrors)."""
 
     name: Slug = Field(description="Unique name, e.g. `blog`.")
     hostnames: list[Hostname] = Field(min_length=1, description="Names visitors use: DNS names, or `*.example.com` matching exactly one label. Lowercased; unique across all services.")
-    origins: list[Origin] = Field(min_length=1, description="Origins to fetch from, tried in order; a plain URL string is accepted.")
+    mode: Literal["pull", "push", "redirect"] = Field("pull", description="`pull`: fetch from the origins and cache; `push`: serve the release pushed with `owncdn push` (no origin); `redirect`: answer with a redirect to the nearest location's own hostname (download mirrors).")
+    origins: list[Origin] = Field(default_factory=list, description="Origins to fetch from, tried in order; a plain URL string is accepted. Required unless `mode` is `push`.")
     origin_host: Literal["origin", "client"] = Field("origin", description="`origin`: send the origin's host[:port] as Host; `client`: pass on the visitor's Host.")
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Origin timeouts.")
     retries: int = Field(1, ge=0, le=5, description="Retries of idempotent requests on another origin of the service, 0..5.")
     cache: CacheSettings = Field(default_factory=CacheSettings, description="Cache behaviour.")
     headers: HeaderRules = Field(default_factory=HeaderRules, description="Header rules.")
+
+    @model_validator(mode="after")
+    def _origins(self) -> Service:
+        if self.mode == "push" and self.origins:
+            _fail([(("origins",), "a push service is served from its releases; remove its origins")])
+        if self.mode != "push" and not self.origins:
+            _fail([(("origins",), f"a {self.mode} service needs at least one origin")])
+        return self
 
     @model_validator(mode="after")
     def _unique_hostnames(self) -> Service:
