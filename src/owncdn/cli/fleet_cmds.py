@@ -77,20 +77,50 @@ def control(
     database: str = typer.Option(None, envvar="OWNCDN_DATABASE",
                                  help="postgresql://... for several replicas (default: SQLite in the state dir)."),
     zone: str = typer.Option("cdn.test", help="DNS zone of CDN hostnames (<service>.<zone>)."),
+    health_interval: float = typer.Option(2.0, min=0.05, help="Seconds between edge health checks."),
+    health_timeout: float = typer.Option(1.0, min=0.01, help="Seconds an edge health check may take."),
+    health_fall: int = typer.Option(3, min=1, help="Failed checks in a row that take an edge out of DNS."),
+    health_rise: int = typer.Option(2, min=1, help="Good checks in a row that bring it back."),
+    health: bool = typer.Option(True, help="Run the edge health monitor here (--no-health: none on this replica; health "
+                                "stays as last stored, and edges never checked count as up)."),
+    blob_store: str = typer.Option(None, "--blob-store", envvar="OWNCDN_BLOB_STORE",
+                                   help="Where pushed files live: a directory (default: <state-dir>/blobs) or "
+                                        "s3://bucket/prefix (endpoint and keys from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...)."),
+    acme: bool = typer.Option(True, help="Run the certificate manager here (ACME orders and renewals; replicas "
+                              "coordinate through the store, so every replica may run it)."),
+    webhook: list[str] = typer.Option([], "--webhook", envvar="OWNCDN_WEBHOOKS",
+                                      help="URL told about issued, renewed, failed and expiring certificates "
+                                           "(repeatable; `slack:URL` for a Slack-style {\"text\"} payload)."),
+    acme_ca_bundle: str = typer.Option(None, "--acme-ca-bundle", help="CA file to trust for the ACME server "
+                                       "(a test CA such as Pebble); default: the system's."),
+    alert_webhook: list[str] = typer.Option([], "--alert-webhook", envvar="OWNCDN_ALERT_WEBHOOKS",
+                                            help="URL told when an edge or origin goes down or comes back, the error "
+                                                 "rate is high, or a certificate is in trouble (repeatable; "
+                                                 "`slack:URL` for a Slack-style {\"text\"} payload)."),
+    alert_error_rate: float = typer.Option(0.05, min=0.001, max=1.0, help="Share of 5xx responses over the last "
+                                           "minute that raises an error-rate alert."),
 ) -> None:
-    """Run the control plane: desired state, versions, nodes, purges, the REST API."""
+    """Run the control plane: desired state, versions, nodes, purges, the REST API, edge health, certificates."""
+    from owncdn.control.health import HealthSettings
     from owncdn.control.server import first_start_tokens, open_store, serve
     from owncdn.edge.server import _split
 
     host, port = _split(listen)
+    settings = HealthSettings(interval=health_interval, timeout=health_timeout, fall=health_fall,
+                              rise=health_rise, enabled=health, alert_webhooks=_alert_hooks(alert_webhook),
+                              alert_error_rate=alert_error_rate)
     state_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(state_dir, database)
+    blobs = _blob_store(blob_store or state_dir / "blobs")
+    analytics = _open_analytics(state_dir)  # shipped access logs (owncdn.control.analytics)
+    acme_settings = _acme_settings(acme, webhook, acme_ca_bundle, state_dir, database)
     for name, path in first_start_tokens(store, state_dir).items():
         typer.echo(f"created the {name} token: {path}")
     typer.echo(f"owncdn control plane on http://{host}:{port} (state: {state_dir})")
 
     async def main() -> None:
-        task = asyncio.get_running_loop().create_task(serve(store, host, port, zone))
+        task = asyncio.get_running_loop().create_task(
+            serve(store, host, port, zone, health=settings, blobs=blobs, acme=acme_settings, analytics=analytics))
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
@@ -101,6 +131,51 @@ def control(
         _run(main())
     finally:
         store.close()
+        analytics.close()
+
+
+def _open_analytics(state_dir: Path):
+    """<state>/analytics.duckdb, with the GeoIP database the DNS uses (if installed) for countries."""
+    from owncdn.control.analytics import open_analytics
+
+    try:
+        return open_analytics(state_dir)
+    except Exception as exc:  # noqa: BLE001 - duckdb raises its own kinds (a locked file, say)
+        _fail(f"cannot open the analytics store {state_dir / 'analytics.duckdb'}: {exc}")
+
+
+def _alert_hooks(texts: list[str]) -> tuple:
+    """``--alert-webhook`` values (``owncdn.control.alerts``); a bad one is a readable error."""
+    from owncdn.control.acme.notify import Webhook
+
+    try:
+        return tuple(Webhook.parse(t) for text in texts for t in text.split(",") if t.strip())
+    except ValueError as exc:
+        _fail(f"--alert-webhook: {exc}")
+
+
+def _acme_settings(enabled: bool, webhooks: list[str], ca_bundle: str | None, state_dir: Path, database):
+    """The certificate manager's settings (owncdn.control.acme); keys at rest stay owner-only."""
+    from owncdn.control.acme import Webhook
+    from owncdn.control.acme.manager import ManagerSettings
+    from owncdn.control.acme.sealing import protect_database
+    from owncdn.control.server import database_url
+
+    protect_database(database_url(state_dir, database))
+    try:
+        hooks = tuple(Webhook.parse(w) for text in webhooks for w in text.split())
+    except ValueError as exc:
+        _fail(str(exc))
+    return ManagerSettings(enabled=enabled, webhooks=hooks, ca_bundle=ca_bundle)
+
+
+def _blob_store(spec):
+    from owncdn.control.blobs import open_blob_store
+
+    try:
+        return open_blob_store(spec)
+    except (ValueError, OSError) as exc:
+        _fail(f"blob store {spec}: {exc}")
 
 
 # -- the CDN as code --------------------------------------------------------------
@@ -140,10 +215,22 @@ def apply(
 
 
 def rollback(
-    to: int = typer.Option(..., "--to", help="The earlier version to go back to."),
+    to: int = typer.Option(None, "--to", help="The earlier config version to go back to."),
     env: str = EnvOpt, control_url: str = ControlOpt, token: str = TokenOpt, state_dir: Path = StateOpt,
+    service: str = typer.Option(None, "--service", help="With --release: a push service to switch back."),
+    release: int = typer.Option(None, "--release", min=1, help="With --service: the release to serve again."),
 ) -> None:
-    """Make an earlier version current again (as a new version)."""
+    """Make an earlier config version current again (--to N, as a new version), or an
+    earlier release of a push service (--service S --release N, at once)."""
+    if service is not None or release is not None:
+        if service is None or release is None or to is not None:
+            _fail("give --service and --release together (a push release), or --to alone (a config version)")
+        from owncdn.cli.push_cmds import activate
+
+        activate(service, release, env, control_url, token, state_dir)
+        return
+    if to is None:
+        _fail("give --to N (a config version), or --service S --release N (a push release)")
     version = _call(client(control_url, token, state_dir).rollback, env, to)
     typer.echo(f"{env}: v{version['number']} is v{to} again")
 
@@ -161,16 +248,33 @@ def status(env: str = EnvOpt, control_url: str = ControlOpt, token: str = TokenO
     from rich.console import Console
     from rich.table import Table
 
-    st = _call(client(control_url, token, state_dir).status, env)
+    api = client(control_url, token, state_dir)
+    st = _call(api.status, env)
+    health = {h["id"]: h for h in _call(api.edge_health, env)}
     table = Table(title=f"{env}: latest v{st.get('latest_version') or '-'}")
-    for col in ("node", "kind", "location", "address", "running", "status", "drift", "last contact"):
+    for col in ("node", "kind", "location", "address", "running", "status", "drift", "last contact", "health"):
         table.add_column(col)
     for n in st["nodes"]:
         ago = n.get("seconds_since_contact")
         table.add_row(n["name"], n["kind"], n["location"], n["address"], str(n.get("running_version") or "-"),
                       n["status"] + (f": {n['reason']}" if n.get("reason") else ""),
-                      "yes" if n["drift"] else "no", "-" if ago is None else f"{ago:.1f}s ago")
+                      "yes" if n["drift"] else "no", "-" if ago is None else f"{ago:.1f}s ago",
+                      _health_cell(health.get(n["id"])))
     Console().print(table)
+    from owncdn.cli.watch_cmds import print_origins
+
+    print_origins(api, env)  # origin health from the monitor (cli/watch_cmds.py)
+
+
+def _health_cell(h: dict | None) -> str:
+    """An edge's health for the status table ("-" for DNS nodes)."""
+    if h is None:
+        return "-"
+    if h.get("last_check") is None:
+        return "up (not checked yet)"
+    if h["healthy"]:
+        return "up" + (f" ({h['failures']} failed: {h['last_error']})" if h["failures"] else "")
+    return f"DOWN: {h['last_error'] or 'recovering'}" + (f" ({h['successes']} ok)" if h["successes"] else "")
 
 
 def purge(

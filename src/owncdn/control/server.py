@@ -43,8 +43,12 @@ def open_store(state_dir: Path, database: str | None) -> Store:
     return store
 
 
-async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.Event | None = None) -> None:
-    """Serve the API until cancelled; then end the event streams and close the socket."""
+async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.Event | None = None,
+                health=None, blobs=None, acme=None, analytics=None) -> None:
+    """Serve the API until cancelled; then end the event streams and close the socket.
+    Runs the edge health monitor (`owncdn.control.health`) with `health` settings
+    (a `HealthSettings`; the defaults when None), and the certificate manager
+    (`owncdn.control.acme`) with `acme` settings (a `ManagerSettings`)."""
     import socket
 
     import uvicorn
@@ -53,7 +57,12 @@ async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.
     from owncdn.control.hub import Hub
 
     hub = Hub()
-    app = create_app(store, zone=zone, hub=hub)
+    app = create_app(store, zone=zone, hub=hub, blobs=blobs)  # blobs: pushed releases' store
+    app.state.analytics = analytics  # shipped access logs (owncdn.control.analytics; None: /v1/logs says 503)
+    monitor = start_health_monitor(store, hub, health, app)  # and alerts (control/alerts.py)
+    from owncdn.control.acme.manager import start_manager
+
+    certificates = start_manager(store, hub, app, acme)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
@@ -71,6 +80,10 @@ async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.
             started.set()
         await asyncio.shield(task)
     finally:
+        if monitor is not None:
+            monitor.cancel()
+        if certificates is not None:
+            certificates.cancel()
         hub.close()
         server.should_exit = True
         try:
@@ -78,3 +91,22 @@ async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.
         except (asyncio.TimeoutError, asyncio.CancelledError):
             task.cancel()
         sock.close()
+
+
+def start_health_monitor(store: Store, hub, settings=None, app=None) -> asyncio.Task | None:
+    """The edge health monitor as a task of this loop (None when disabled); a flip
+    wakes every event stream (`owncdn.control.health` Rule 3). With `app`, the
+    monitor and the alerts (`owncdn.control.alerts`) go on `app.state` for the API."""
+    from owncdn.control.alerts import Alerts
+    from owncdn.control.health import HealthMonitor, HealthSettings
+
+    settings = settings or HealthSettings()
+    alerts = Alerts(settings.alert_webhooks, error_rate=settings.alert_error_rate)
+    if app is not None:
+        app.state.alerts = alerts
+    if not settings.enabled:
+        return None
+    monitor = HealthMonitor(store, settings, on_change=hub.notify_all, alerts=alerts)
+    if app is not None:
+        app.state.health_monitor = app.state.owncdn.health_monitor = monitor  # API and `admin` channel
+    return asyncio.get_running_loop().create_task(monitor.run(), name="edge-health")

@@ -5,21 +5,28 @@ Rules:
    addresses of the nearest location (`owncdn.core.routing.answer_addresses`) by the
    client's position: the EDNS client subnet when the query has one with a non-zero
    source prefix, else the resolver's address, looked up in the GeoIP database.
-2. Locations take part when they have addresses (`locations[].addresses`) and
-   coordinates; health comes from a mapping the caller keeps (all healthy by
-   default). When every location is down, the answer holds them all.
+2. Locations take part when they have addresses: their configured
+   `locations[].addresses` plus those of their healthy registered edges (`edges`,
+   from the control plane's health channel; `owncdn.core.routing.location_sites`).
+   A location whose registered edges are all down is skipped, and so is one the
+   `healthy` mapping marks down; when every location is down, the answer holds
+   them all.
 3. The ECS scope is the prefix length of the database network that decided the
    answer (`owncdn.core.routing.ecs_scope`).
 4. Clients at one position get one answer, so the wire fast path may share cached
    bytes between them (`route_key`).
 5. Extra records (`dns.records`) are served as declared; `@` is the zone itself.
+6. A push service with release information (`ready`: service -> locations serving its
+   current release, from the control plane's `release_ready` channel) is answered
+   only from those locations (`owncdn.core.routing.ready`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from owncdn.core.routing import Site, answer_addresses, ecs_scope
+from owncdn.core.routing import EdgeHealth, answer_addresses, ecs_scope, location_sites
+from owncdn.core.routing.ready import ready_sites
 from owncdn.dns.zone import ClientSubnet, Record, Soa, Zone
 
 
@@ -29,16 +36,17 @@ def _absolute(name: str, origin: str) -> str:
     return name if name.endswith(".") else f"{name}.{origin}"
 
 
-def build_zone(config, geo=None, healthy: Mapping[str, bool] | None = None, serial: int = 1) -> Zone:
-    """The zone of `config`; `geo` locates clients (an `owncdn.dns.geo.GeoDatabase`)."""
+def build_zone(config, geo=None, healthy: Mapping[str, bool] | None = None, serial: int = 1,
+               edges: Sequence[EdgeHealth] = (), ready: Mapping[str, Sequence[str]] | None = None) -> Zone:
+    """The zone of `config`; `geo` locates clients (an `owncdn.dns.geo.GeoDatabase`);
+    `edges` are the registered edges with their health (rule 2)."""
     settings = config.dns
     origin = settings.zone.strip(".") + "."
-    health = healthy or {}
-    sites = [
-        Site(loc.name, loc.lat or 0.0, loc.lon or 0.0, tuple(loc.addresses), health.get(loc.name, True))
-        for loc in config.locations if loc.addresses
-    ]
+    down = [name for name, ok in (healthy or {}).items() if not ok]
+    sites = location_sites(config.locations, edges, down)
     ttl = int(settings.ttl)
+    push_sites = {f"{svc.name}.{origin}".lower(): ready_sites(sites, (ready or {}).get(svc.name))
+                  for svc in config.services if getattr(svc, "mode", "pull") == "push"}  # rule 6
 
     def position(client: str, ecs: ClientSubnet | None):
         if geo is None:
@@ -51,7 +59,8 @@ def build_zone(config, geo=None, healthy: Mapping[str, bool] | None = None, seri
 
     def route(name: str, family: int, client: str, ecs: ClientSubnet | None):
         coords, prefix = position(client, ecs)
-        _, addresses = answer_addresses(sites, coords, "AAAA" if family == 6 else "A")
+        candidates = push_sites.get(name.lower(), sites) if push_sites else sites
+        _, addresses = answer_addresses(candidates, coords, "AAAA" if family == 6 else "A")
         scope = ecs_scope(ecs.source_prefix, prefix, ecs.family) if ecs is not None else None
         return addresses, ttl, scope
 

@@ -76,6 +76,18 @@ class GeoDatabase:
             self._remember(key, result)
         return result
 
+    def place(self, address: str) -> dict[str, str]:
+        """Where ``address`` is, in words: ``continent`` and ``country`` codes and the
+        ``city`` name (English), whichever the database has; ``{}`` when unknown.
+        Not cached: the mirror list page and tests call it, not the DNS fast path."""
+        ip = ipaddress.ip_address(address)
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if ip.version == 6 and self._ipv4_only:
+            return {}
+        record = self._reader.get(ip)
+        return _names(record) if isinstance(record, dict) else {}
+
     def close(self) -> None:
         self._reader.close()
         self._cache.clear()
@@ -110,3 +122,18 @@ def _coordinates(record: object) -> Location | None:
     if not isinstance(lat, (int, float)) or not isinstance(lon, (int, float)):
         return None
     return float(lat), float(lon)
+
+
+def _names(record: dict) -> dict[str, str]:
+    """continent / country codes and the English city name of a City-layout record."""
+    out: dict[str, str] = {}
+    for key in ("continent", "country"):
+        part = record.get(key)
+        code = part.get("code" if key == "continent" else "iso_code") if isinstance(part, dict) else None
+        if isinstance(code, str):
+            out[key] = code
+    city = record.get("city")
+    names = city.get("names") if isinstance(city, dict) else None
+    if isinstance(names, dict) and isinstance(names.get("en"), str):
+        out["city"] = names["en"]
+    return out

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import Callable, Iterable
 
+from owncdn.dns.challenges import ChallengeRecords
 from owncdn.dns.wire import Answerer
 from owncdn.dns.zone import Zone
 
@@ -93,7 +94,9 @@ class DnsServer:
 
     def __init__(self, zone_provider: Zone | Callable[[], Zone], idle_timeout: float) -> None:
         self._provider = _as_provider(zone_provider)
-        self.answerer = Answerer(lambda: self._provider())
+        # ACME DNS-01 records served over whatever zone is set (dns/challenges.py Rule 3)
+        self.challenges = ChallengeRecords()
+        self.answerer = Answerer(lambda: self.challenges.over(self._provider()))
         self.idle_timeout = idle_timeout
         self.host = ""
         self.port = 0

@@ -8,6 +8,16 @@ Rules:
    A crash loses at most that second.
 3. "-" writes to standard output, "off" writes nothing, anything else is a file
    opened for appending (created with its directory).
+4. Each batch also goes to every sink in `sinks` (`put(data)`: the spools of log
+   shipping, `edge/logship.py`), which only keeps it: no I/O on the caller's path.
+   Requests are recorded while the target or any sink wants them.
+5. Lines follow `core/logs/schema.py` (`schema_version` first); `origin_bytes` is 0
+   unless the request led an origin fetch (app.py sets it when the fetch is done).
+6. Formatting is cheap because requests repeat: the members a repeated request
+   shares (service to range) are made once and kept on its shared Headers; the time
+   is made once a second plus a table of milliseconds; a request that went to no
+   origin and carries no trace ends in one constant. What is left per line is its
+   id and two timings (one when the first byte was also the last).
 """
 
 from __future__ import annotations
@@ -18,7 +28,13 @@ import time
 
 import orjson
 
+from owncdn.edge.tracing import log_traceparent
+
 FLUSH_AT = 2000  # records
+_HEAD = b'{"schema_version":1,"time":"%s.'  # Rule 5: schema_version first, then the time to the second
+_MS = [b"%03dZ" % ms for ms in range(1001)]  # the time's milliseconds, with the zone
+_TAIL = b'"origin_ms":%s,"origin_bytes":%d,"traceparent":%s}\n'
+_HIT_TAIL = _TAIL % (b"null", 0, b"null")  # Rule 6
 
 
 class AccessLog:
@@ -27,10 +43,9 @@ class AccessLog:
         self.edge_id = edge_id
         self.location = location
         self.enabled = target != "off"
+        self.sinks: list = []  # Rule 4: log shipping's spools (edge/logship.py)
         self.pending: list = []  # finished requests
         self.written = 0
-        self._sec = -1
-        self._stamp = ""
         if target in ("-", "off"):
             self.fd = sys.stdout.fileno() if target == "-" else -1
         else:
@@ -40,12 +55,10 @@ class AccessLog:
     def __repr__(self) -> str:
         return f"<AccessLog {self.target} written={self.written} pending={len(self.pending)}>"
 
-    def _time(self, now: float) -> str:
-        sec = int(now)
-        if sec != self._sec:
-            self._sec = sec
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        return "%s.%03dZ" % (self._stamp, int((now - sec) * 1000))
+    def add_sink(self, sink) -> None:
+        """Also hand every batch to `sink` (Rule 4); the log records from now on."""
+        self.sinks.append(sink)
+        self.enabled = True
 
     def write(self, req, now: float, end: float) -> None:
         """Record one request; the JSON is made in `flush`, off the response path. The
@@ -59,45 +72,70 @@ class AccessLog:
             self.flush()
 
     def lines(self) -> bytes:
-        """The pending records as JSON lines; clears them."""
+        """The pending records as JSON lines; clears them (Rule 6: the common case is
+        one cached fragment, two timings and constants)."""
         records, self.pending = self.pending, []
-        stamp, middle = self._time, self._middle
         out = bytearray()  # appending to one buffer: many live small bytes objects cost more
+        sec, head, middle = -1, b"", self._middle
         for req in records:
-            start, ttfb, origin_ms = req.start, req.ttfb, req.origin_ms
-            out += b'{"time":"%s","request_id":"%s",%s,"ttfb_ms":%s,"duration_ms":%.3f,"origin_ms":%s}\n' % (
-                stamp(req.wall).encode(), req.id.encode(), middle(req),
-                b"%.3f" % ((ttfb - start) * 1000) if ttfb else b"null",
-                (req.end - start) * 1000,
-                b"%.3f" % origin_ms if origin_ms is not None else b"null")
+            wall = req.wall
+            if int(wall) != sec:  # Rule 6: the line's start up to the second, once a second
+                sec = int(wall)
+                head = _HEAD % time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
+            headers = req.headers
+            conn = req.conn
+            notes = headers.notes
+            known = notes.get("log") if notes is not None else None
+            key = (conn.client_addr, req.service, req.status, req.sent, req.cache, req.host, req.target,
+                   req.method, conn.scheme, req.version, self)
+            if known is None or known[0] != key:
+                known = middle(req, key)
+            start, ttfb, origin_ms, trace = req.start, req.ttfb, req.origin_ms, req.traceparent
+            if trace is None and known[2]:  # the visitor sent a traceparent (edge/tracing.py rule 3)
+                trace = log_traceparent(req)
+            if origin_ms is None and trace is None and not req.origin_bytes:
+                tail = _HIT_TAIL  # Rule 6: a hit's last members are constants
+            else:
+                tail = _TAIL % (b"%.3f" % origin_ms if origin_ms is not None else b"null", req.origin_bytes,
+                                b'"%s"' % trace.encode() if trace is not None else b"null")
+            duration = b"%.3f" % ((req.end - start) * 1000)
+            out += b'%s%s","request_id":"%s",%s,"ttfb_ms":%s,"duration_ms":%s,%s' % (
+                head, _MS[int((wall - sec) * 1000)], req.id.encode(), known[1],
+                (duration if ttfb == req.end else b"%.3f" % ((ttfb - start) * 1000)) if ttfb else b"null",
+                duration, tail)
         self.written += len(records)
         return bytes(out)
 
-    def _middle(self, req) -> bytes:
-        """The fields that repeat for a repeated request, as JSON members (no braces).
-        Kept on the request's Headers, which byte-identical request heads share."""
+    def _middle(self, req, key: tuple) -> tuple:
+        """The fields that repeat for a repeated request, as JSON members (no braces),
+        under `key` (what they are made of). Kept on the request's Headers, which
+        byte-identical request heads share (heads are shared across the edges of a
+        process, hence the log itself in `key`)."""
         headers = req.headers
-        key = (req.conn.client_addr, req.service, req.status, req.sent, req.cache, req.host, req.target, req.method)
-        notes = headers.notes
-        if notes is not None:
-            known = notes.get("log")
-            if known is not None and known[0] == key:
-                return known[1]
         h = headers.first
         member = orjson.dumps({
-            "service": req.service, "client": key[0], "method": req.method, "host": req.host,
+            "service": req.service, "client": key[0], "scheme": key[8], "protocol": key[9],
+            "method": req.method, "host": req.host,
             "path": req.target, "status": req.status, "bytes": req.sent, "cache": req.cache,
             "edge": self.edge_id, "location": self.location,
             "user_agent": h.get("user-agent"), "referrer": h.get("referer"), "range": h.get("range"),
         })[1:-1]
-        if notes is not None:
-            notes["log"] = (key, member)
-        return member
+        known = (key, member, "traceparent" in h)
+        notes = headers.notes
+        if notes is None:
+            try:
+                notes = headers.notes = {}
+            except AttributeError:  # a stand-in without the slot
+                return known
+        notes["log"] = known
+        return known
 
     def flush(self) -> None:
         if not self.pending:
             return
         data = self.lines()
+        for sink in self.sinks:  # Rule 4
+            sink.put(data)
         if self.fd < 0:
             return
         while data:

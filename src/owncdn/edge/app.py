@@ -40,14 +40,20 @@ from owncdn.core.http.stored import StoredResponse
 from owncdn.core.http.vary import vary_matches
 from owncdn.edge.accesslog import AccessLog
 from owncdn.edge.bodies import FileSlice, part, whole
+from owncdn.edge.challenges import ACME_PATH, answer_challenge
 from owncdn.edge.fetch import Fill, fetch_from_origin
+from owncdn.edge.https import https_front
+from owncdn.edge.health import HEALTH_PATH, answer_health, is_health_request
 from owncdn.edge.memstore import CacheObject, MemoryStore
 from owncdn.edge.metrics import EdgeMetrics
 from owncdn.edge.protocol import Request
 from owncdn.edge.purge import cache_tags
+from owncdn.edge.redirect import Redirects
 from owncdn.edge.tiers import open_disk_tier
 from owncdn.edge.responses import connection_field, header_block, made_up_body, status_line
 from owncdn.edge.service import ServiceRuntime, trust_checker
+from owncdn.edge.static import serve_push
+from owncdn.edge.tracing import trace_origin_request
 from owncdn.edge.upstream import OriginError, OriginTimeout
 
 CONDITIONAL_FIELDS = ("if-none-match", "if-modified-since", "if-match", "if-unmodified-since")
@@ -71,7 +77,7 @@ class RequestIds:
 
 class Edge:
     def __init__(self, config, *, clock, edge_id: str, location: str, access_log: AccessLog,
-                 disk_share: int = 1) -> None:
+                 disk_share: int = 1, geoip: str | None = None) -> None:
         self.config = config
         self.clock = clock
         self.edge_id = edge_id
@@ -90,10 +96,14 @@ class Edge:
         self.served_by = f"{edge_id} ({location})"
         self.static_fields = f"X-Served-By: {self.served_by}\r\n".encode()
         self.services = {svc.name: ServiceRuntime.from_config(svc) for svc in config.services}
+        self.geoip = geoip  # --geoip; redirect services locate visitors (edge/redirect.py)
+        self.redirects = Redirects.from_config(config, geoip)
         self._routes: dict[str, ServiceRuntime | None] = {}
         self._keys: dict[tuple[str, str, str], str] = {}
         self.metrics = EdgeMetrics(self)
         self.background: set[asyncio.Task] = set()
+        self.draining = False  # shutting down: the health path says 503 (edge/health.py)
+        self.releases = None  # pushed releases (edge/releases.py ReleaseStore), set by the server
 
     @property
     def counts(self) -> dict[str, int]:
@@ -109,6 +119,7 @@ class Edge:
         services go. Building the new services first means a failure changes nothing."""
         services = {svc.name: ServiceRuntime.from_config(svc) for svc in config.services}
         trusted = trust_checker(config.edge.trusted_proxies)
+        self.redirects = Redirects.from_config(config, self.geoip, self.redirects)
         old, self.services = self.services, services
         self.config = config
         self.trusted = trusted
@@ -143,6 +154,7 @@ class Edge:
             self.disk.close()
         for svc in self.services.values():
             svc.close()
+        self.redirects.close()
         for task in list(self.background):
             task.cancel()
 
@@ -175,11 +187,23 @@ class Edge:
         ids = self.ids
         ids.n += 1
         req.id = "%s-%x" % (ids.prefix, ids.n)
+        if req.target.startswith("/.well-known/"):  # for any Host: health checks, ACME HTTP-01
+            if req.target.startswith(HEALTH_PATH) and is_health_request(req):  # edge/health.py
+                return answer_health(self, req)
+            if req.target.startswith(ACME_PATH) and answer_challenge(self, req):  # edge/challenges.py
+                return None
         svc = self.route(req.host)
         if svc is None:
             self.reply(req, 421, f"no service is configured for host {req.host!r} on this edge")
             return None
         req.service = svc.name
+        if svc.front:  # one test on the hit path for the three kinds of service below
+            if svc.https is not None and https_front(self, req, svc):  # redirect to https / HSTS (edge/https.py)
+                return None
+            if req.service in self.redirects.by_service and self.redirects.answer(self, req):  # mirrors (edge/redirect.py)
+                return None
+            if svc.site is not None:  # a push service: served from its release (edge/static.py)
+                return serve_push(self, req, svc)
         if req.method not in ("GET", "HEAD") or not svc.cache_enabled:
             return self.pass_request(req, svc)
         headers = req.headers
@@ -373,7 +397,8 @@ class Edge:
 
     def _origin_fields(self, req: Request, svc: ServiceRuntime, for_fill: bool) -> Headers:
         fields = forward_request_headers(
-            req.headers, client_addr=req.conn.client_addr, proto="http", host=req.host,
+            req.headers, client_addr=req.conn.client_addr, host=req.host,
+            proto=getattr(req.conn, "scheme", "http"),  # "https" over TLS (edge/tls.py)
             trusted=self.trusted, via=self.via_name, origin_host=None, version=req.version,
         )
         if for_fill:
@@ -381,6 +406,7 @@ class Edge:
                 fields.remove(name)
         if "x-request-id" not in fields:
             fields.set("x-request-id", req.id)
+        trace_origin_request(req, fields)  # W3C traceparent to the origin (edge/tracing.py)
         svc.request_rules.apply(fields)
         return fields
 
@@ -425,6 +451,8 @@ class Edge:
             return
         elif outcome == "fetched" and (leader or fill.base == 0 and vary_matches(fill.vary, req.headers)):
             await self._stream_fill(req, svc, fill)
+            if leader:
+                req.origin_bytes = fill.received  # access log (formatted later, accesslog.py rule 5)
             return
         await self.pass_request(req, svc)
 
@@ -478,6 +506,7 @@ class Edge:
         finally:
             resp.close()
             self.metrics.origin_body(svc.name, req.sent)
+            req.origin_bytes = req.sent  # access log (accesslog.py rule 5)
 
     async def _stream(self, req: Request, status: int, headers: Headers, body, extra: bytes) -> None:
         """Send a head, then body chunks as they come, with the framing the client needs."""

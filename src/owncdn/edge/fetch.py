@@ -134,6 +134,7 @@ class Fill:
         self.base = 0            # absolute index of chunks[0]
         self.complete = False
         self.origin_ms: float | None = None
+        self.received = 0        # body bytes read from the origin so far
         self.readers: dict[object, int] = {}
         self.had_readers = False
         self._more: asyncio.Future | None = None
@@ -285,6 +286,7 @@ class Fill:
         limit = self.size_limit()
         async for chunk in resp.body():
             size += len(chunk)
+            self.received = size  # the leading request logs it as origin_bytes (app.py miss)
             self.edge.metrics.origin_body(self.svc.name, len(chunk))
             self.chunks.append(chunk)
             if self.spool is not None:

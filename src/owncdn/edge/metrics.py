@@ -159,6 +159,8 @@ class EdgeCollector(Collector):
         yield from self._store()
         yield from self._purges()
         yield from self._edge()
+        if self.edge.releases is not None:  # pushed releases (edge/releases.py)
+            yield from self.edge.releases.metric_families(PREFIX)
 
     def _responses(self):
         m = self.metrics
@@ -229,6 +231,19 @@ class EdgeCollector(Collector):
         yield GaugeMetricFamily(PREFIX + "connections", "Open client connections.", value=len(edge.connections))
         yield GaugeMetricFamily(PREFIX + "fills_in_flight", "Shared origin fetches (cache fills) running.",
                                 value=len(edge.fills))
+        yield from _load(edge)
+
+
+def _load(edge):
+    """The edge's load (edge/load.py): event-loop lag, CPU steal, load average."""
+    from owncdn.edge.load import load_report
+
+    report = load_report(edge)
+    yield GaugeMetricFamily(PREFIX + "loop_lag_seconds", "Largest event-loop lag of the last few seconds.",
+                            value=report.loop_lag)
+    yield GaugeMetricFamily(PREFIX + "cpu_steal_ratio", "Share of CPU time stolen by the hypervisor (0..1).",
+                            value=report.steal)
+    yield GaugeMetricFamily(PREFIX + "load1", "The machine's load average over 1 minute.", value=report.load1)
 
 
 def _label_order(item) -> tuple:

@@ -132,7 +132,9 @@ class Request:
     __slots__ = (
         "conn", "method", "target", "version", "headers", "host", "keep_alive", "body",
         "start", "id", "status", "sent", "cache", "service", "origin_ms", "ttfb",
-        "reject", "expect_continue", "has_body", "wall", "end",
+        "reject", "expect_continue", "has_body", "wall", "end", "added",
+        "origin_bytes",  # body bytes this request fetched from an origin (accesslog.py rule 5)
+        "traceparent",  # set only when the request goes to an origin (edge/tracing.py)
     )
 
     def __init__(self, conn, method: str, target: str, version: str, headers: Headers) -> None:
@@ -151,10 +153,13 @@ class Request:
         self.cache = "-"
         self.service = "-"
         self.origin_ms: float | None = None
+        self.origin_bytes = 0  # set by requests that fetched from an origin (accesslog.py rule 5)
         self.ttfb: float | None = None
         self.reject: _Reject | None = None
         self.expect_continue = False
         self.has_body = False
+        self.added = b""  # response fields the edge adds to this request (HSTS over TLS)
+        self.traceparent: str | None = None  # set when the request goes to an origin (edge/tracing.py)
 
     def __repr__(self) -> str:
         return f"<Request {self.id} {self.method} {self.host}{self.target} status={self.status} cache={self.cache}>"
@@ -173,6 +178,8 @@ def _rejected(conn, status: int, reason: str) -> Request:
 
 class HttpConnection(asyncio.Protocol):
     """Server side of one client connection."""
+
+    scheme = "http"  # "https" once connection_made sees TLS
 
     def __init__(self, app: Any, limits: Limits, loop: asyncio.AbstractEventLoop) -> None:
         self.app = app
@@ -210,7 +217,9 @@ class HttpConnection(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         sock = transport.get_extra_info("socket")
-        if sock is not None and transport.get_extra_info("sslcontext") is None:
+        if transport.get_extra_info("sslcontext") is not None:
+            self.scheme = "https"
+        elif sock is not None:
             self._fd = sock.fileno()
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:

@@ -7,6 +7,8 @@ Rules:
 2. Field names go out in their usual capitalisation; values as received.
 3. Responses the edge makes up (4xx/5xx) are short text naming the edge, why, and
    the request id that is also in the access log.
+4. Fields that depend on the connection rather than the object (Strict-Transport-
+   Security over HTTPS, `Request.added`) go out with Connection, per request.
 """
 
 from __future__ import annotations
@@ -55,11 +57,12 @@ def header_block(headers: Headers, skip: frozenset[str] = SKIP) -> bytes:
 
 
 def connection_field(req) -> bytes:
+    """Connection, and the fields the edge adds to this request's response (Rule 4)."""
     if not req.keep_alive:
-        return b"Connection: close\r\n"
+        return b"Connection: close\r\n" + req.added
     if req.version == "1.0":
-        return b"Connection: keep-alive\r\n"
-    return b""
+        return b"Connection: keep-alive\r\n" + req.added
+    return req.added
 
 
 def made_up_body(status: int, why: str, edge: str, request_id: str) -> bytes:

@@ -14,14 +14,22 @@ from pathlib import Path
 import orjson
 
 from owncdn.edge.accesslog import AccessLog
+from owncdn.edge.adminapi import admin_handler, answer_admin
+from owncdn.edge.load import start_load_meter, stop_load_meter
 from owncdn.edge.app import Edge
+from owncdn.edge.certsync import follow_certs
 from owncdn.edge.clock import SystemClock
+from owncdn.edge.logship import start_shipping
 from owncdn.edge.metrics import CONTENT_TYPE
 from owncdn.edge.protocol import HttpConnection, Limits
+from owncdn.edge.tlslistener import listen_tls, open_cert_store
+from owncdn.edge.releases import open_releases
+from owncdn.edge.releasesync import follow_releases
 
 
 class AdminApp:
-    """GET /healthz, /stats and /metrics (Prometheus text format) on the admin listener; read-only."""
+    """GET /healthz, /stats and /metrics (Prometheus text format) on the admin listener; /cache and
+    POST /probe are in edge/adminapi.py."""
 
     def __init__(self, edge: Edge) -> None:
         self.edge = edge
@@ -34,6 +42,8 @@ class AdminApp:
             self._send(req, 200, orjson.dumps(self.stats(), option=orjson.OPT_INDENT_2), b"application/json")
         elif req.target.partition("?")[0] == "/metrics":
             self._send(req, 200, self.edge.metrics.exposition(), CONTENT_TYPE)
+        elif (handled := answer_admin(self, req)) is not None:  # /cache, /probe (edge/adminapi.py)
+            return None if handled is True else handled
         else:
             self._send(req, 404, b"not found: try /healthz, /stats or /metrics\n", b"text/plain")
 
@@ -47,6 +57,8 @@ class AdminApp:
                       "budget": edge.store.budget, "evictions": edge.store.evictions},
             "connections": len(edge.connections),
             "fills_in_flight": len(edge.fills),
+            "releases": edge.releases.stats() if edge.releases is not None else {},  # edge/releases.py
+            "logs": {s.name: s.stats() for s in getattr(edge, "log_shippers", ())},  # edge/logship.py
         }
 
     def reject(self, req, status: int, reason: str) -> None:
@@ -85,6 +97,9 @@ class EdgeServer:
         self.servers = servers
         self.sweeper = sweeper
         self.agent = None
+        self.certs = None  # edge/tls.py CertStore; set by start()
+        self.tls_server = None
+        self.push = None  # follows pushed releases (edge/releasesync.py)
 
     def __repr__(self) -> str:
         return f"<EdgeServer {self.edge.served_by} port={self.port} admin={self.admin_port}>"
@@ -92,6 +107,10 @@ class EdgeServer:
     @property
     def port(self) -> int:
         return self.servers[0].sockets[0].getsockname()[1]
+
+    @property
+    def tls_port(self) -> int | None:
+        return self.tls_server.sockets[0].getsockname()[1] if self.tls_server is not None else None
 
     @property
     def admin_port(self) -> int | None:
@@ -102,7 +121,9 @@ class EdgeServer:
                     clock=None, edge_id: str | None = None, location: str | None = None,
                     access_log: str | None = None, control: str | None = None,
                     token: str | None = None, state_dir: Path | None = None,
-                    env: str = "production", reuse_port: bool = False, disk_share: int = 1) -> "EdgeServer":
+                    env: str = "production", reuse_port: bool = False, disk_share: int = 1,
+                    geoip: str | None = None, tls_listen: str | None = None,
+                    tls_files: tuple[str, str] | None = None) -> "EdgeServer":
         """Bind and serve `config`. With `control`, follow the control plane: start
         from the last-known-good snapshot in `state_dir` if there is one, register with
         `token` if this node has no identity yet, and apply every version it sends."""
@@ -122,7 +143,8 @@ class EdgeServer:
         location = location or settings.location
         log = AccessLog(access_log or settings.access_log, edge_id, location)
         edge = Edge(config, clock=clock or SystemClock(), edge_id=edge_id, location=location, access_log=log,
-                    disk_share=disk_share)
+                    disk_share=disk_share, geoip=geoip)
+        edge.releases = open_releases(state_dir, config, control)  # pushed releases on disk (edge/releases.py)
         limits = Limits(settings.max_request_line, settings.max_header_bytes,
                         settings.header_timeout, settings.keepalive_timeout)
         loop = asyncio.get_running_loop()
@@ -134,11 +156,22 @@ class EdgeServer:
             ahost, aport = _split(admin)
             servers.append(await loop.create_server(lambda: HttpConnection(admin_app, limits, loop), ahost, aport,
                                                     reuse_address=True))
+            edge.admin_address = f"{ahost}:{servers[-1].sockets[0].getsockname()[1]}"  # edge/health.py Rule 4
+        # TLS and HTTP/2 (edge/tlslistener.py): certificates by SNI, kept in <state_dir>/certs
+        certs = open_cert_store(state_dir, tls_files)
+        tls_server = await listen_tls(edge, certs, limits, tls_listen, reuse_port=reuse_port) if tls_listen else None
         sweeper = loop.create_task(cls._sweep(edge, loop))
+        start_load_meter(edge)  # loop lag, steal, load average (edge/load.py)
         server = cls(edge, servers, sweeper)
+        server.certs, server.tls_server, edge.certs = certs, tls_server, certs
+        # log shipping (edge/logship.py): spools under <state_dir>/logs, to the control plane and edge.logs.sinks
+        edge.log_shippers = start_shipping(log, settings.logs, Path(state_dir or ".owncdn-edge"), agent, edge_id)
         if agent is not None:
             agent.edge = edge
             agent.address = f"{host}:{server.port}"
+            server.push = follow_releases(edge, agent)
+            follow_certs(agent)  # certificates and HTTP-01 tokens (edge/certsync.py)
+            agent.handlers["admin"] = admin_handler  # the probe token (edge/adminapi.py)
             agent.start()
             server.agent = agent
         return server
@@ -155,19 +188,26 @@ class EdgeServer:
     async def close(self) -> None:
         if self.agent is not None:
             await self.agent.stop()
+        if self.push is not None:
+            await self.push.close()
         self.sweeper.cancel()
-        for server in self.servers:
+        stop_load_meter(self.edge)
+        servers = self.servers + ([self.tls_server] if self.tls_server is not None else [])
+        for server in servers:
             server.close()
         for conn in list(self.edge.connections):
             conn.close()
-        for server in self.servers:
+        for server in servers:
             await server.wait_closed()
         self.edge.close()
         self.edge.log.close()
+        for shipper in self.edge.log_shippers:  # queued lines to their spools (edge/logship.py rule 5)
+            await shipper.close()
 
 
-async def serve_forever(config, **kwargs) -> None:
-    """Run until SIGINT/SIGTERM (the `owncdn edge` command)."""
+async def serve_forever(config, drain: float = 0.0, **kwargs) -> None:
+    """Run until SIGINT/SIGTERM (the `owncdn edge` command); with `drain` seconds,
+    first drain (`owncdn.edge.health.drain`) before closing."""
     server = await EdgeServer.start(config, **kwargs)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -175,5 +215,10 @@ async def serve_forever(config, **kwargs) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
+        if drain > 0:
+            from owncdn.edge.health import drain as drain_edge
+
+            stop.clear()
+            await drain_edge(server.edge, drain, stop)
     finally:
         await server.close()

@@ -6,8 +6,10 @@ import ipaddress
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from owncdn.core.content.site import SiteRules, site_rules
 from owncdn.core.http.cachekey import KeyPolicy
 from owncdn.core.http.headers import Headers
+from owncdn.core.http.https import HttpsPolicy, hsts_value
 from owncdn.core.http.policy import CachePolicy
 from owncdn.edge.upstream import OriginAddress, OriginPool, Timeouts
 
@@ -40,6 +42,9 @@ class ServiceRuntime:
     request_rules: HeaderRules = field(default_factory=HeaderRules)
     response_rules: HeaderRules = field(default_factory=HeaderRules)
     max_object_size: int | None = None
+    https: HttpsPolicy | None = None  # None: nothing to do (no redirect, no HSTS)
+    site: SiteRules | None = None  # a push service's site rules (edge/static.py); None: not a push service
+    front: bool = False  # https, redirect or push: Edge.handle looks at those before the cache
 
     def __repr__(self) -> str:
         return f"<ServiceRuntime {self.name} origins={[str(p.address) for p in self.pools]}>"
@@ -68,7 +73,19 @@ class ServiceRuntime:
             request_rules=_rules(svc.headers.request),
             response_rules=_rules(svc.headers.response),
             max_object_size=cache.max_object_size,
+            https=_https(getattr(svc, "https", None)),
+            site=site_rules(svc.site) if svc.mode == "push" else None,
+            front=getattr(svc, "https", None) is not None or svc.mode != "pull",
         )
+
+
+def _https(section) -> HttpsPolicy | None:
+    if section is None:
+        return None
+    hsts = section.hsts
+    value = hsts_value(hsts.max_age, hsts.include_subdomains, hsts.preload) if hsts is not None else None
+    policy = HttpsPolicy(redirect=section.redirect, hsts=value, port=section.port)
+    return policy if policy else None
 
 
 def _rules(section) -> HeaderRules:

@@ -27,8 +27,10 @@ services:
 
 class EdgeUnderTest:
     def __init__(self, origin: FakeOrigin, config: str = ONE_SERVICE, *, clock: FakeClock | None = None,
-                 access_log: str = "off", env: dict[str, str] | None = None) -> None:
+                 access_log: str = "off", env: dict[str, str] | None = None,
+                 server_options: dict | None = None) -> None:
         self.origin = origin
+        self.server_options = server_options or {}  # more EdgeServer.start arguments (tls_listen, ...)
         self.text = config
         self.clock = clock or FakeClock()
         self.access_log = access_log
@@ -41,7 +43,8 @@ class EdgeUnderTest:
             await self.origin.start()
         text = self.text.format(origin=self.origin.url)
         config = parse_config(text, "scenario.yaml", lambda kind, name: self.env.get(name) if kind == "env" else None)
-        self.server = await EdgeServer.start(config, clock=self.clock, access_log=self.access_log)
+        self.server = await EdgeServer.start(config, clock=self.clock, access_log=self.access_log,
+                                             **self.server_options)
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -30,7 +30,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class Fleet:
-    def __init__(self, state: Path, edges: int = 3, env: str = "production", spread: bool = True) -> None:
+    def __init__(self, state: Path, edges: int = 3, env: str = "production", spread: bool = True,
+                 health=None, locations: list[str] | None = None) -> None:
         self.state = Path(state)
         self.count = edges
         self.env = env
@@ -42,6 +43,14 @@ class Fleet:
         self.edges: list[EdgeServer] = []
         self.admin_token = ""
         self.bootstrap_token = ""
+        self.health = health  # HealthSettings of the control plane's edge monitor (None: defaults)
+        self.blobs = None  # the control plane's blob store of pushed releases (<state>/control/blobs)
+        self.locations = locations or [f"loc{i}" for i in range(edges)]  # edge i's location
+        self.stopped_ports: dict[int, int] = {}  # edge i -> the port it listened on
+        self.acme = None  # ManagerSettings of the certificate manager (owncdn.control.acme); None: defaults
+        self.tls = False  # edges also listen for HTTPS (EdgeServer.tls_port)
+        self.admin = False  # edges also open an admin listener (/metrics, /cache, /probe) on their address
+        self.analytics = None  # shipped access logs (owncdn.control.analytics), <state>/control/analytics.duckdb
 
     def __repr__(self) -> str:
         return f"<Fleet {self.url} edges={len(self.edges)}>"
@@ -57,6 +66,12 @@ class Fleet:
 
         self.store = open_store(self.state / "control", None)
         first_start_tokens(self.store, self.state / "control")
+        from owncdn.control.blobs import DirBlobStore
+
+        self.blobs = DirBlobStore(self.state / "control" / "blobs")
+        from owncdn.control.analytics import Analytics
+
+        self.analytics = Analytics(self.state / "control" / "analytics.duckdb")
         self.admin_token = (self.state / "control" / "admin.token").read_text().strip()
         self.bootstrap_token = (self.state / "control" / "bootstrap.token").read_text().strip()
         await self.start_control()
@@ -70,6 +85,7 @@ class Fleet:
                 await edge.close()
         await self.stop_control()
         self.store.close()
+        self.analytics.close()
 
     # -- the control plane -------------------------------------------------------------
     async def start_control(self) -> None:
@@ -77,7 +93,8 @@ class Fleet:
 
         started = asyncio.Event()
         self.control_task = asyncio.get_running_loop().create_task(
-            serve(self.store, "127.0.0.1", self.port, "cdn.test", started))
+            serve(self.store, "127.0.0.1", self.port, "cdn.test", started, health=self.health,
+                  blobs=self.blobs, acme=self.acme, analytics=self.analytics))
         await asyncio.wait_for(started.wait(), 10)
 
     async def stop_control(self) -> None:
@@ -93,12 +110,15 @@ class Fleet:
     def address(self, i: int) -> str:
         return f"127.0.1.{i + 1}" if self.spread else "127.0.0.1"
 
-    async def start_edge(self, i: int) -> EdgeServer:
+    async def start_edge(self, i: int, port: int = 0) -> EdgeServer:
+        """Start edge `i` (again), on `port` (0: a free one)."""
         config = parse_config(EMPTY, "(empty)", lambda kind, name: None)
         edge = await EdgeServer.start(
-            config, listen=f"{self.address(i)}:0", access_log="off", control=self.url,
+            config, listen=f"{self.address(i)}:{port}", access_log="off", control=self.url,
             token=self.bootstrap_token, state_dir=self.state / f"edge-{i}", env=self.env,
-            edge_id=f"edge-{i}", location=f"loc{i}")
+            edge_id=f"edge-{i}", location=self.locations[i],
+            tls_listen=f"{self.address(i)}:0" if self.tls else None,
+            admin=f"{self.address(i)}:0" if self.admin else None)
         if i < len(self.edges):
             self.edges[i] = edge
         else:
@@ -106,7 +126,12 @@ class Fleet:
         return edge
 
     async def stop_edge(self, i: int) -> None:
+        self.stopped_ports[i] = self.edges[i].port
         await self.edges[i].close()
+
+    async def restart_edge(self, i: int) -> EdgeServer:
+        """Start a stopped edge again on its old address and port, as a real edge would."""
+        return await self.start_edge(i, self.stopped_ports.pop(i))
 
     # -- doing things ----------------------------------------------------------------------
     async def apply(self, source: str, comment: str = "") -> int:

@@ -85,6 +85,8 @@ def test_first_plan_adds_everything():
         "+ location fra (city: Frankfurt; country: DE)",
         "+ dns (zone: cdn.test; ttl: 30.0; hostmaster: hostmaster.cdn.test)",
         "+ service blog (hostnames: blog.example.com, www.example.com; origins: https://o.example.com)",
+        "+ acme (directory: letsencrypt; challenge: dns-01; all_services: False; orders_per_week: 50;"
+        " expiry_warning: 604800.0)",
     ]
 
 

@@ -40,7 +40,7 @@ ROWS = [
     # top level
     ("services: []\n", 1, "version", "required field is missing"),
     ("version: 2\n", 1, "version", "expected 1, got 2"),
-    ("version: 1\nservice: []\n", 2, "service", "unknown field 'service' (expected one of: version, edge, locations, dns, services); did you mean 'services'?"),
+    ("version: 1\nservice: []\n", 2, "service", "unknown field 'service' (expected one of: version, edge, locations, dns, services, acme); did you mean 'services'?"),
     # edge
     ("version: 1\nedge:\n  memory_cache: lots\n", 3, "edge.memory_cache", "expected a size like"),
     ("version: 1\nedge:\n  header_timeout: -1s\n", 3, "edge.header_timeout", "must not be negative, got '-1s'"),

@@ -126,7 +126,7 @@ def test_json_schema_documents_every_field():
     schema = config_json_schema()
     json.dumps(schema)
     assert schema["required"] == ["version"]
-    assert set(schema["properties"]) == {"version", "edge", "locations", "dns", "services", "environments"}
+    assert set(schema["properties"]) == {"version", "edge", "locations", "dns", "services", "acme", "environments"}
     assert "remove: true" in schema["properties"]["environments"]["description"]
     for name, model in schema["$defs"].items():
         assert model.get("additionalProperties") is False, name

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Double, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Double, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -94,3 +94,17 @@ class PurgeAckRow(Base):
     ms: Mapped[float] = mapped_column(Double)
     removed: Mapped[int] = mapped_column(Integer)
     at: Mapped[float] = mapped_column(Double)
+
+
+class EdgeHealthRow(Base):
+    """The health monitor's verdict on one edge node (migration 0002)."""
+
+    __tablename__ = "edge_health"
+
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True)
+    healthy: Mapped[bool] = mapped_column(Boolean)
+    successes: Mapped[int] = mapped_column(Integer)  # consecutive good checks
+    failures: Mapped[int] = mapped_column(Integer)  # consecutive failed checks
+    checked_at: Mapped[float] = mapped_column(Double)
+    changed_at: Mapped[float] = mapped_column(Double)  # when `healthy` last flipped (first check: then)
+    error: Mapped[str] = mapped_column(Text)  # why the last failed check failed

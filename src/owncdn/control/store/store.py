@@ -32,6 +32,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from . import migrations
+from .certstore import CertificateStore
+from .releasestore import ReleaseStore
+from .edgehealth import EdgeHealthStore
 from .engine import READ_ONLY, make_engine
 from .records import SCOPES, Conflict, Node, NotFound, Purge, PurgeAck, StoreError, Token, Version
 from .schema import NodeRow, PurgeAckRow, PurgeRow, TokenRow, VersionRow
@@ -49,7 +52,7 @@ MIGRATE_LOCK = 0x6F63646E_0001
 PURGE_LOCK = 0x6F63646E_0002
 
 
-class Store:
+class Store(EdgeHealthStore, CertificateStore, ReleaseStore):
     def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
         self._engine = make_engine(url)
         self._reader = self._engine.execution_options(**{READ_ONLY: True})

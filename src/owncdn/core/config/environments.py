@@ -39,7 +39,7 @@ from .source import Path, Source, format_path
 
 __all__ = ["OVERLAY_SECTIONS", "apply_overlay", "check_environments", "find_environment", "split_environments"]
 
-OVERLAY_SECTIONS = ("edge", "locations", "services")
+OVERLAY_SECTIONS = ("edge", "locations", "services", "acme")  # acme: e.g. letsencrypt-staging for staging
 """Top-level keys an overlay may hold (besides ``x-`` keys)."""
 
 NAMED_LISTS = {"services": "service", "locations": "location"}

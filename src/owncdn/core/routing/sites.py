@@ -74,15 +74,20 @@ def answer_addresses(
     """The site that answers a query of ``family`` ("A" or "AAAA"), and its addresses.
 
     Ranks only the sites having addresses of that family, so an AAAA-only site is
-    skipped for A queries, and if every site that could answer is down, the
-    nearest of them still answers. ``(None, [])`` when no site has such addresses.
+    skipped for A queries. If every site that could answer is down, the answer
+    holds the addresses of all of them, nearest site first (the returned site is
+    the nearest): the monitor may be the one that is wrong, and answering beats
+    not answering. ``(None, [])`` when no site has such addresses.
     """
     _check_family(family)
     usable = [s for s in sites if s.addresses_for(family)]
     ranked = rank_sites(usable, client)
     if not ranked:
         return None, []
-    return ranked[0], ranked[0].addresses_for(family)
+    if ranked[0].healthy:
+        return ranked[0], ranked[0].addresses_for(family)
+    everything = [a for site in ranked for a in site.addresses_for(family)]
+    return ranked[0], list(dict.fromkeys(everything))
 
 
 def _check_family(family: str) -> str:

@@ -1,0 +1,307 @@
+"""Pushing a real site to 3 edges on loopback: `owncdn push` vs `rsync -a` to 3 directories.
+
+The site is the HTML documentation of Debian's `python3-doc` (about 1,000 files and
+67 MB, at /usr/share/doc/python3/html); as root the script installs `python3-doc` and
+`rsync` with apt. The site is copied once into a work directory with its symlinks
+resolved (Debian links `_static/jquery.js` to /usr/share/javascript, outside the
+site, which `owncdn push` refuses), and both tools push that copy.
+
+What is measured (the same end state for both tools: the site on 3 targets):
+- owncdn: the control plane (`owncdn control`) and 3 edges (`owncdn edge --control`,
+  each on its own 127.0.1.N) run as processes. Time runs from starting the `owncdn
+  push` command (a new process, as a user runs it: start-up, hashing, upload, release)
+  until all 3 edges acknowledged serving the release to the control plane. With
+  `--in-process` the push runs in this process instead (no interpreter start-up).
+  Each run starts a new control plane, new edges and an empty hash cache, so every
+  first push hashes and moves everything.
+- rsync: `rsync -a --stats` from the copy to 3 directories, the 3 at once.
+
+Both: the first push to empty targets, then a push after one file changed; `--runs`
+times (a fresh fleet and fresh rsync targets each run, the tools' order alternating).
+Printed per run and as min / median: seconds, bytes moved, and owncdn / rsync. Bytes:
+for rsync the "Total bytes sent" of its 3 runs; for owncdn the upload (blobs +
+manifest) and what the 3 edges fetched (blob bytes, from their /metrics, plus the
+manifest each gets on its event stream).
+
+    .venv/bin/python bench/push.py [--runs 3] [--in-process] [--profile DIR] [--ack-timeout 120] [--keep]
+
+`--profile DIR` runs the control plane and the first edge under `py-spy record`
+(collapsed stacks in DIR, for flamegraph tools or sorting; py-spy from PyPI, run as root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from processes import Procs, free_port  # noqa: E402
+
+from owncdn.client import Client  # noqa: E402
+from owncdn.client.hashcache import HashCache  # noqa: E402
+from owncdn.client.push import push_site  # noqa: E402
+
+DOC_CANDIDATES = ["/usr/share/doc/python3/html", "/usr/share/doc/python3-doc/html"]
+EDGES = 3
+SERVICE = "docs"
+CDN = f"""version: 1
+services:
+  - name: {SERVICE}
+    hostnames: [docs.example.test]
+    mode: push
+"""
+
+
+def ensure_packages() -> Path:
+    """The docs directory, installing python3-doc and rsync first when root and missing."""
+    if (shutil.which("rsync") is None or _docs() is None) and os.geteuid() == 0:
+        print("installing python3-doc and rsync (apt) ...", flush=True)
+        subprocess.run(["apt-get", "update", "-qq"], check=False)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "python3-doc", "rsync"], check=True,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"), stdout=subprocess.DEVNULL)
+    docs = _docs()
+    if docs is None or shutil.which("rsync") is None:
+        sys.exit("bench/push.py needs Debian's python3-doc and rsync: run it as root, or apt-get install them")
+    return docs
+
+
+def _docs() -> Path | None:
+    for candidate in DOC_CANDIDATES:
+        path = Path(candidate)
+        if (path / "index.html").exists():
+            return Path(os.path.realpath(path))
+    return None
+
+
+def wait_until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not happen within {timeout:g}s")
+        time.sleep(0.02)
+
+
+class Cdn:
+    """The control plane and the edges as processes."""
+
+    def __init__(self, work: Path, profile: Path | None = None) -> None:
+        self.work, self.procs = work, Procs()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.state = work / "control"
+        self.profile = profile
+        self.admins: list[str] = []
+
+    def _argv(self, name: str, args: list[str]) -> list[str]:
+        py = [sys.executable, "-m", "owncdn.cli", *args]
+        if self.profile is None or name not in ("control", "edge-0"):
+            return py
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        out = self.profile / f"{name}-{self.work.name}.txt"
+        return [spy, "record", "--rate", "250", "--format", "raw", "--output", str(out), "--", *py]
+
+    def start(self) -> Client:
+        self.procs.start(self._argv("control", ["control", "--listen", f"127.0.0.1:{self.port}", "--state-dir",
+                                                str(self.state), "--no-health"]), self.work / "control.log")
+        wait_until(lambda: (self.state / "bootstrap.token").exists() and self._healthy(), 30, "the control plane starting")
+        admin = self.token = (self.state / "admin.token").read_text().strip()
+        bootstrap = (self.state / "bootstrap.token").read_text().strip()
+        self.api = Client(self.url, admin, timeout=60)
+        self.api.add_version("production", CDN)
+        for i in range(EDGES):
+            host = f"127.0.1.{i + 1}"
+            admin_addr = f"{host}:{free_port()}"
+            self.admins.append(admin_addr)
+            self.procs.start(self._argv(f"edge-{i}", [
+                "edge", "--control", self.url, "--token", bootstrap, "--listen", f"{host}:{free_port()}",
+                "--admin", admin_addr, "--id", f"edge-{i}", "--location", f"loc{i}",
+                "--access-log", "off", "--state-dir", str(self.work / f"edge-{i}")]), self.work / f"edge-{i}.log")
+        wait_until(lambda: len([n for n in self.api.nodes("production") if n["kind"] == "edge"]) == EDGES, 30,
+                   "the edges registering")
+        return self.api
+
+    def _healthy(self) -> bool:
+        try:
+            return Client(self.url, timeout=1).health()["ok"]
+        except Exception:  # noqa: BLE001 - not up yet
+            return False
+
+    def acked(self, number: int) -> int:
+        releases = self.api.releases("production", SERVICE)
+        return next((len(r["nodes"]) for r in releases if r["number"] == number), 0)
+
+    def fetched_bytes(self) -> int:
+        """Blob bytes the edges fetched since they started (their /metrics)."""
+        total = 0
+        for addr in self.admins:
+            text = urllib.request.urlopen(f"http://{addr}/metrics", timeout=10).read().decode()
+            match = re.search(r"^owncdn_edge_release_fetched_bytes(?:_total)? ([0-9.e+]+)$", text, re.M)
+            total += int(float(match.group(1))) if match else 0
+        return total
+
+    def stop(self) -> None:
+        for proc in self.procs.procs:  # py-spy writes its profile when its child ends on SIGINT
+            if self.profile is not None:
+                try:
+                    os.killpg(proc.pid, 2)
+                except ProcessLookupError:
+                    pass
+        if self.profile is not None:
+            time.sleep(3)
+        self.procs.close()
+
+
+def push_owncdn(cdn: Cdn, site: Path, ack_timeout: float, in_process: bool, cache_home: Path) -> dict:
+    """Push ``site`` and wait until every edge acknowledged serving it."""
+    fetched_before = cdn.fetched_bytes()
+    t0 = time.perf_counter()
+    if in_process:
+        result = push_site(cdn.api, site, service=SERVICE, cache=HashCache.for_root(site, cache_home / "owncdn" / "hashes"))
+        out = {"release": result.release["number"], "files": result.files, "bytes": result.bytes_total,
+               "blobs_uploaded": result.blobs_uploaded, "bytes_uploaded": result.bytes_uploaded,
+               "manifest_bytes": result.manifest_bytes}
+    else:
+        owncdn = str(Path(sys.executable).parent / "owncdn")
+        done = subprocess.run([owncdn, "push", str(site), "--service", SERVICE, "--control", cdn.url,
+                               "--token", cdn.token, "--quiet", "--json"], capture_output=True, text=True,
+                              env=dict(os.environ, XDG_CACHE_HOME=str(cache_home)))
+        if done.returncode:
+            raise RuntimeError(f"owncdn push failed: {done.stderr.strip()}")
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+    uploaded = time.perf_counter() - t0
+    number = out["release"]
+    try:
+        wait_until(lambda: cdn.acked(number) == EDGES, ack_timeout, f"all {EDGES} edges acknowledging release {number}")
+        total, note = time.perf_counter() - t0, ""
+    except TimeoutError as exc:
+        total = uploaded
+        note = f"NOTE: {exc} ({cdn.acked(number)} did); the time is the upload alone"
+    fetched = cdn.fetched_bytes() - fetched_before + EDGES * out["manifest_bytes"]
+    return {"seconds": total, "upload_seconds": uploaded, "uploaded": out["bytes_uploaded"] + out["manifest_bytes"],
+            "edges_fetch": fetched, "blobs": out["blobs_uploaded"], "files": out["files"], "bytes_total": out["bytes"],
+            "manifest": out["manifest_bytes"], "note": note}
+
+
+def push_rsync(site: Path, targets: list[Path]) -> dict:
+    t0 = time.perf_counter()
+    runs = [subprocess.Popen(["rsync", "-a", "--stats", f"{site}/", f"{t}/"], stdout=subprocess.PIPE, text=True)
+            for t in targets]
+    outs = [r.communicate()[0] for r in runs]
+    seconds = time.perf_counter() - t0
+    if any(r.returncode for r in runs):
+        raise RuntimeError("rsync failed")
+    sent = sum(int(re.search(r"Total bytes sent: ([\d,]+)", out).group(1).replace(",", "")) for out in outs)
+    return {"seconds": seconds, "sent": sent}
+
+
+def change_one_file(site: Path) -> tuple[Path, int]:
+    candidates = [site / "library" / "functions.html", *sorted(site.rglob("*.html"))]
+    target = next(p for p in candidates if p.exists())
+    with open(target, "a") as f:
+        f.write(f"\n<!-- changed {time.time()} -->\n")
+    return target, target.stat().st_size
+
+
+def mb(n: int) -> str:
+    return f"{n / 1e6:9.3f} MB"
+
+
+def one_run(docs_site: Path, work: Path, args, run: int) -> dict:
+    """A fresh fleet, fresh rsync targets and a fresh copy of the site: both cases, both tools."""
+    site = work / "site"
+    shutil.copytree(docs_site, site, symlinks=False)
+    targets = [work / f"rsync-{i}" for i in range(EDGES)]
+    for t in targets:
+        t.mkdir()
+    cdn = Cdn(work, args.profile)
+    cache_home = work / "cache"
+    try:
+        cdn.start()
+        rsync_first = run % 2 == 1  # alternate which tool goes first
+
+        def both():
+            if rsync_first:
+                rs = push_rsync(site, targets)
+                return push_owncdn(cdn, site, args.ack_timeout, args.in_process, cache_home), rs
+            own = push_owncdn(cdn, site, args.ack_timeout, args.in_process, cache_home)
+            return own, push_rsync(site, targets)
+
+        first = both()
+        time.sleep(2.1)  # so the hash cache trusts the entries of the first push (hashcache rule 2)
+        changed, size = change_one_file(site)
+        second = both()
+    finally:
+        cdn.stop()
+    return {"first push": first, "one file changed": second, "changed": (str(changed.relative_to(site)), size)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="Runs, each with a fresh fleet and fresh targets.")
+    parser.add_argument("--in-process", action="store_true", help="Push from this process, not the owncdn command.")
+    parser.add_argument("--profile", type=Path, help="Record the control plane and edge-0 with py-spy into this directory.")
+    parser.add_argument("--ack-timeout", type=float, default=120.0, help="Seconds to wait for the edges' acks.")
+    parser.add_argument("--keep", action="store_true", help="Keep the work directory.")
+    args = parser.parse_args()
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    docs = ensure_packages()
+    base = Path(tempfile.mkdtemp(prefix="owncdn-push-bench-"))
+    runs = []
+    try:
+        for run in range(args.runs):
+            work = base / f"run{run}"
+            work.mkdir()
+            r = one_run(docs, work, args, run)
+            runs.append(r)
+            for case in ("first push", "one file changed"):
+                own, rs = r[case]
+                print(f"run {run + 1} {case:16}: owncdn {own['seconds']:6.2f} s (command {own['upload_seconds']:.2f} s)"
+                      f"  rsync {rs['seconds']:6.2f} s  ratio {own['seconds'] / rs['seconds']:5.2f}x"
+                      + (f"  {own['note']}" if own["note"] else ""), flush=True)
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+    own0 = runs[0]["first push"][0]
+    how = "push_site() in this process" if args.in_process else "the `owncdn push` command"
+    print(f"\n{own0['files']} files, {own0['bytes_total'] / 1e6:.1f} MB; {EDGES} edges / rsync targets on loopback; "
+          f"owncdn: {how}, from its start until all {EDGES} edges acknowledged; {len(runs)} runs\n")
+    summary = {}
+    for case in ("first push", "one file changed"):
+        owns = [r[case][0] for r in runs]
+        rss = [r[case][1] for r in runs]
+        o_s = [o["seconds"] for o in owns]
+        r_s = [x["seconds"] for x in rss]
+        label = case if case == "first push" else f"{case} ({runs[-1]['changed'][0]}, {runs[-1]['changed'][1]} B)"
+        print(label)
+        print(f"  owncdn push : min {min(o_s):6.2f} s  median {statistics.median(o_s):6.2f} s; "
+              f"uploaded {mb(owns[-1]['uploaded'])} ({owns[-1]['blobs']} blobs + manifest {owns[-1]['manifest']} B); "
+              f"edges fetched {mb(owns[-1]['edges_fetch'])}")
+        print(f"  rsync -a x3 : min {min(r_s):6.2f} s  median {statistics.median(r_s):6.2f} s; sent {mb(rss[-1]['sent'])}")
+        print(f"  owncdn / rsync: min {min(o_s) / min(r_s):5.2f}x  median {statistics.median(o_s) / statistics.median(r_s):5.2f}x")
+        summary[case] = {"owncdn_seconds": o_s, "rsync_seconds": r_s, "owncdn_uploaded": owns[-1]["uploaded"],
+                         "owncdn_edges_fetched": owns[-1]["edges_fetch"], "rsync_sent": rss[-1]["sent"]}
+    second = runs[-1]["one file changed"][0]
+    size = runs[-1]["changed"][1]
+    limit = 1.1 * (size + second["manifest"])
+    verdict = "met" if second["uploaded"] <= limit else "NOT met"
+    print(f"\nsecond push uploaded {second['uploaded']} B; target <= 1.1 x (changed file {size} B + manifest "
+          f"{second['manifest']} B) = {limit:.0f} B: {verdict}")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""`owncdn world`: a simulated world with real intercontinental latencies.
+
+Builds network namespaces for an origin (Frankfurt), edge locations and visitor
+cities, joined by the user-space WAN emulator (``owncdn.testing.wan``), runs the
+real control plane, DNS servers and edges inside them (``owncdn.testing.world``),
+and measures a small site from every city in each scenario: a table per scenario
+on the terminal, and in ``--out`` the tables (``results.md``), the raw numbers
+(``results.json``) and SVG charts. Needs root (namespaces and TUN devices).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+from owncdn.core.world.chart import bar_chart
+from owncdn.core.world.latency import FIBRE_KM_PER_S, LAST_MILE_S, ROUTING_FACTOR
+from owncdn.core.world.report import table
+
+TITLES = {"origin": "origin only (Frankfurt, no CDN)", "pull-first": "pull CDN, first visit (every object a miss)",
+          "pull-warm": "pull CDN, warm (every object a hit)", "push": "push CDN (release on every edge)"}
+
+
+def _push_available() -> bool:
+    done = subprocess.run([sys.executable, "-m", "owncdn.cli", "push", "--help"], capture_output=True)
+    return done.returncode == 0
+
+
+def _row(v) -> dict:
+    return {"city": v.city.name, "server": v.server.name, "dns": v.dns, "connect": v.connect, "ttfb": v.ttfb,
+            "page": v.page, "floor": v.floor, "cache": v.cache, "scenario": v.scenario}
+
+
+def world(
+    cities: int = typer.Option(3, min=1, max=13, help="Visitor cities (first N of: Frankfurt, Sydney, Virginia, "
+                               "Singapore, Oregon, Mumbai, Tokyo, Sao Paulo, London, Ireland, Ohio, California, Seoul)."),
+    locations: int = typer.Option(2, min=1, max=9, help="Edge locations (first N of: Frankfurt, Singapore, "
+                                  "Virginia, Oregon, Sydney, Mumbai, Tokyo, Sao Paulo, London)."),
+    scale: float = typer.Option(1.0, min=0.1, max=20.0, help="Multiply every delay (1: the real world)."),
+    out: Path = typer.Option(Path("world-out"), help="Where tables, results.json and the SVG charts go."),
+    state_dir: Path = typer.Option(Path(".owncdn-world"), help="State of the world's processes and their logs "
+                                   "(wiped at start if empty or a previous world's)."),
+    repeat: int = typer.Option(1, min=1, max=9, help="Load the page this many times per city and scenario and "
+                               "show the load with the median TTFB (first visits use new URLs each time)."),
+    failures: bool = typer.Option(True, help="After the scenarios, kill the edge a far visitor uses and measure "
+                                  "how long until DNS sends it elsewhere (needs 2+ locations)."),
+) -> None:
+    """Simulate the world: visitors in far cities, edges, an origin in Frankfurt, real latencies."""
+    from owncdn.testing.world import World
+
+    if os.geteuid() != 0:
+        typer.echo("owncdn world: needs root (network namespaces and TUN devices)", err=True)
+        raise typer.Exit(2)
+    if shutil.which("ip") is None:
+        typer.echo("owncdn world: needs `ip` (Debian package iproute2)", err=True)
+        raise typer.Exit(2)
+    push = _push_available()
+    w = World(state_dir, cities=cities, locations=locations, scale=scale, push=push)
+    typer.echo(f"latency model: great-circle km / {FIBRE_KM_PER_S:,.0f} km/s x {ROUTING_FACTOR} "
+               f"+ {LAST_MILE_S * 1000:g} ms, one way, x {scale:g}")
+    typer.echo(f"building: {len(w.visitors)} visitor cities, {len(w.locations)} edge locations "
+               f"({', '.join(c.name for c in w.locations)}), origin in Frankfurt ...")
+    results: dict[str, list[dict]] = {}
+    try:
+        w.start()
+        scenarios = ["origin", "pull-first", "pull-warm"]
+        if push:
+            w.push_site()
+            scenarios.append("push")
+        for scenario in scenarios:
+            rows = [_row(_median([w.visit(c, scenario, run=str(i)) for i in range(repeat)])) for c in w.visitors]
+            results[scenario] = rows
+            typer.echo(f"\n{scenario}: {TITLES[scenario]}\n" + table(rows).rstrip())
+        if not push:
+            typer.echo("\npush: not available")
+        if failures and len(w.locations) > 1:
+            far = max(w.visitors, key=lambda c: w.model.one_way(c, w.origin_city))
+            f = w.edge_dies(far)
+            results["edge-dies"] = [f]
+            typer.echo(f"\nedge-dies: {_failure_text(f)}")
+    except RuntimeError as exc:
+        typer.echo(f"owncdn world: {exc}; see {w.state_dir / 'logs'}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        w.close()
+    _write(out, w, results, scale)
+    typer.echo(f"\nwrote {out}/results.md, results.json, ttfb.svg, page.svg")
+
+
+def _median(visits: list):
+    return sorted(visits, key=lambda v: v.ttfb)[len(visits) // 2]
+
+
+def _failure_text(f: dict) -> str:
+    moved = (f"DNS sent them to {f['moved_to']} after {f['dns_moved_after']:.1f} s"
+             if f["dns_moved_after"] is not None else "DNS did not move them within the watch")
+    return (f"The edge in {f['edge']} killed (SIGKILL) under visitors in {f['city']}: {moved}; "
+            f"{f['failed']} of {f['requests']} requests failed meanwhile (one every 0.2 s)")
+
+
+def _write(out: Path, w, results: dict[str, list[dict]], scale: float) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"scale": scale, "scenarios": results}, indent=1) + "\n")
+    md = [f"# owncdn world: {len(w.visitors)} cities, {len(w.locations)} edge locations (scale {scale:g})\n"]
+    for scenario, rows in results.items():
+        if scenario == "edge-dies":
+            md.append(f"## edge-dies: an edge location dies\n\n{_failure_text(rows[0])}.\n")
+        else:
+            md.append(f"## {scenario}: {TITLES[scenario]}\n\n{table(rows, markdown=True)}")
+    (out / "results.md").write_text("\n".join(md))
+    names = [c.name for c in w.visitors]
+    cdn = results.get("pull-warm", [])
+    floors = [r["floor"] * 1000 for r in cdn] if cdn else None
+    for metric, title in (("ttfb", "Time to first byte"), ("page", "Full page (DNS, page and assets)")):
+        series = {s: [r[metric] * 1000 for r in rows] for s, rows in results.items() if s in TITLES}
+        svg = bar_chart(f"{title}, ms (dashed: floor to the nearest edge)" if metric == "ttfb" else f"{title}, ms",
+                        names, series, floors if metric == "ttfb" else None)
+        (out / f"{metric}.svg").write_text(svg)

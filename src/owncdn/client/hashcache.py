@@ -1,0 +1,92 @@
+"""Remembering file hashes between pushes, so a second push does not read unchanged files.
+
+    cache = HashCache.for_root(Path("./public"))       # ~/.cache/owncdn/hashes/<id>.json
+    sha = cache.get("css/site.css", st)                 # None: hash it
+    cache.put("css/site.css", st, sha); cache.save()
+
+Rules:
+1. An entry is keyed by the file's release path and its ``(size, mtime_ns, ctime_ns,
+   inode, device)`` from ``stat``; any difference means the file is hashed again.
+2. Racy entries are not trusted: a file whose mtime or ctime is less than
+   ``RACY_NS`` before the moment it was hashed could have been written again within
+   the same clock tick, so it is hashed again on the next push (as git does for its
+   index).
+3. The cache lives in ``$XDG_CACHE_HOME/owncdn/hashes`` (``~/.cache/owncdn/hashes``),
+   one file per pushed directory (named by the SHA-256 of its real path), written by
+   temp file + rename. A cache that cannot be read or written is ignored: it only
+   saves time, it never decides what is pushed when the file says otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import orjson
+
+__all__ = ["HashCache", "cache_dir"]
+
+RACY_NS = 2_000_000_000
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "owncdn" / "hashes"
+
+
+def _key(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+class HashCache:
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.old: dict[str, list] = {}
+        self.new: dict[str, list] = {}
+        self.hits = 0
+        if path is not None:
+            try:
+                data = orjson.loads(path.read_bytes())
+                self.old = data["files"] if isinstance(data.get("files"), dict) else {}
+            except (OSError, orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
+                self.old = {}
+
+    def __repr__(self) -> str:
+        return f"<HashCache {self.path} entries={len(self.old)} hits={self.hits}>"
+
+    @classmethod
+    def for_root(cls, root: Path, directory: Path | None = None) -> "HashCache":
+        real = os.path.realpath(root)
+        name = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:32] + ".json"
+        return cls((directory or cache_dir()) / name)
+
+    def get(self, rel: str, st: os.stat_result) -> str | None:
+        """The remembered SHA-256 of this file, if its stat is unchanged and not racy."""
+        entry = self.old.get(rel)
+        if not isinstance(entry, list) or len(entry) != 3:
+            return None
+        key, sha, hashed_at = entry
+        if key != _key(st) or max(st.st_mtime_ns, st.st_ctime_ns) > hashed_at - RACY_NS:
+            return None
+        self.hits += 1
+        self.new[rel] = entry
+        return sha
+
+    def put(self, rel: str, st: os.stat_result, sha: str, hashed_at: int | None = None) -> None:
+        """Remember ``sha`` for the file as ``st`` describes it, hashed at ``hashed_at``
+        (ns since the epoch; taken before the file was opened)."""
+        self.new[rel] = [_key(st), sha, time.time_ns() if hashed_at is None else hashed_at]
+
+    def save(self) -> None:
+        """Write the entries of this push (files gone since are dropped); errors ignored."""
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(orjson.dumps({"files": self.new}))
+            os.replace(tmp, self.path)
+        except OSError:
+            pass

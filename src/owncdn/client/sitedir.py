@@ -1,0 +1,162 @@
+"""Reading a directory to push: every file, its release path, hash and size.
+
+Rules:
+1. Every regular file under ``root`` becomes one manifest entry; its path is the
+   file's path relative to ``root`` with ``/`` separators, checked by
+   ``owncdn.core.content.check_path`` (a name with a backslash or a control
+   character is refused, naming the file).
+2. A symlink is followed only when what it points to lies inside ``root`` (after
+   resolving every link); one that leads outside, or nowhere, is refused with a
+   clear error naming the link and its target. A symlinked directory inside
+   ``root`` is walked once (loops end there).
+3. Sockets, FIFOs and devices are refused.
+4. Limits (``Limits``): the number of files, the size of one file and the total size
+   are checked from ``stat`` before anything is hashed, so a refused push reads
+   nothing and uploads nothing.
+5. Files are hashed in ``threads`` threads (hashlib releases the GIL on large reads);
+   the size recorded is the number of bytes hashed.
+6. With a ``HashCache`` (``client/hashcache.py``), a file whose stat is unchanged since
+   an earlier push (and was not racy then) is not read again: its remembered hash is
+   used. The cache is saved after the scan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from owncdn.core.content import Manifest, check_path
+
+from .hashcache import HashCache
+
+__all__ = ["Limits", "Site", "SiteError", "scan_site"]
+
+READ_CHUNK = 1 << 20
+
+
+class SiteError(Exception):
+    """The directory cannot be pushed; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_files: int = 100_000
+    max_file_bytes: int = 2 << 30
+    max_total_bytes: int = 20 << 30
+
+
+@dataclass(frozen=True)
+class Site:
+    root: Path
+    manifest: Manifest
+    sources: dict[str, Path]  # sha256 -> one file with those bytes
+
+    def __repr__(self) -> str:
+        return f"<Site {self.root} files={len(self.manifest.files)} bytes={self.manifest.total_bytes}>"
+
+
+def scan_site(root: str | Path, limits: Limits = Limits(), threads: int = 4, cache: HashCache | None = None) -> Site:
+    """Rules 1-6: the manifest of ``root`` and where each blob's bytes are."""
+    root = Path(root)
+    if not root.is_dir():
+        raise SiteError(f"{root}: not a directory")
+    real_root = os.path.realpath(root)
+    files = _walk(root, real_root, limits)
+    _check_sizes(root, files, limits)
+    hashed: list[tuple[str, int] | None] = [None] * len(files)
+    todo = []
+    for i, (rel, _, st) in enumerate(files):
+        sha = cache.get(rel, st) if cache is not None else None
+        if sha is not None:
+            hashed[i] = (sha, st.st_size)
+        else:
+            todo.append(i)
+    started = time.time_ns()
+    if todo:
+        with ThreadPoolExecutor(max(1, min(threads, len(todo)))) as pool:
+            for i, result in zip(todo, pool.map(_hash, [files[i][1] for i in todo]), strict=True):
+                hashed[i] = result
+    if cache is not None:
+        for i in todo:
+            rel, _, st = files[i]
+            if hashed[i][1] == st.st_size:
+                cache.put(rel, st, hashed[i][0], started)
+        cache.save()
+    entries = [(path, sha, size) for (path, _, _), (sha, size) in zip(files, hashed, strict=True)]
+    sources = {sha: source for (_, source, _), (sha, _) in zip(files, hashed, strict=True)}
+    return Site(root, Manifest.build(entries), sources)
+
+
+def _walk(root: Path, real_root: str, limits: Limits) -> list[tuple[str, Path, os.stat_result]]:
+    """``(release path, file, stat)`` for every file (Rules 1-3)."""
+    out: list[tuple[str, Path, os.stat_result]] = []
+    seen_dirs = {real_root}
+    pending = [(root, "")]
+    while pending:
+        directory, prefix = pending.pop()
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            raise SiteError(f"{directory}: cannot read the directory ({exc.strerror})") from None
+        for entry in entries:
+            rel = prefix + entry.name
+            where = Path(entry.path)
+            problem = check_path(rel)
+            if problem:
+                raise SiteError(f"{where}: this name cannot be pushed: {problem}")
+            st = _stat(entry, where, real_root)
+            mode = st.st_mode
+            if stat.S_ISDIR(mode):
+                real = os.path.realpath(where)
+                if real not in seen_dirs:
+                    seen_dirs.add(real)
+                    pending.append((where, rel + "/"))
+            elif stat.S_ISREG(mode):
+                out.append((rel, where, st))
+                if len(out) > limits.max_files:
+                    raise SiteError(f"{root}: more than {limits.max_files} files; raise the limit with --max-files")
+            else:
+                raise SiteError(f"{where}: not a regular file or directory (a socket, FIFO or device); remove it")
+    return sorted(out)
+
+
+def _stat(entry: os.DirEntry, where: Path, real_root: str) -> os.stat_result:
+    """The stat of what ``entry`` is or points to; symlinks must stay inside (Rule 2)."""
+    if not entry.is_symlink():
+        return entry.stat(follow_symlinks=False)
+    target = os.path.realpath(where)
+    if target != real_root and not target.startswith(real_root + os.sep):
+        raise SiteError(f"{where}: a symlink to {os.readlink(where)!r}, which leads outside the pushed directory {real_root}; "
+                        "refusing to push it (copy the file in, or point the link inside the directory)")
+    try:
+        return os.stat(target)
+    except FileNotFoundError:
+        raise SiteError(f"{where}: a symlink to {os.readlink(where)!r}, which does not exist") from None
+
+
+def _check_sizes(root: Path, files: list[tuple[str, Path, os.stat_result]], limits: Limits) -> None:
+    total = 0
+    for _, source, st in files:
+        size = st.st_size
+        if size > limits.max_file_bytes:
+            raise SiteError(f"{source}: {size} bytes, more than the limit of {limits.max_file_bytes}; "
+                            "raise it with --max-file-size")
+        total += size
+    if total > limits.max_total_bytes:
+        raise SiteError(f"{root}: {total} bytes in all, more than the limit of {limits.max_total_bytes}; "
+                        "raise it with --max-total-size")
+
+
+def _hash(source: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(source, "rb") as f:
+        while chunk := f.read(READ_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size

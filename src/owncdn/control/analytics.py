@@ -1,0 +1,352 @@
+"""The control plane's analytics store: shipped access-log lines in DuckDB.
+
+Rules:
+1. One DuckDB file (``<state>/analytics.duckdb`` by default), table ``log_lines`` with
+   the columns of ``core/logs/schema.py`` plus ``seq`` (arrival order, for tail) and
+   ``received``; the view ``logs`` is what users query.
+2. One writer thread owns every write: ``ingest_lines(data)`` queues a batch and returns
+   a future that resolves once the batch is committed, with the counts. DuckDB's own
+   JSON reader parses the lines (no Python per line); a field of the wrong type reads
+   as null, and a line whose required field is null is invalid, not stored. The
+   API acknowledges a batch only then, so an edge removes its segment only when the
+   lines are stored.
+3. De-duplication by ``request_id`` (the primary key): lines already stored, or
+   repeated inside the batch, are counted as duplicates and not stored again, so a
+   batch an edge sends twice (after a crash or a lost acknowledgement) adds nothing.
+4. ``country`` is filled at ingest from the client address through the GeoIP database
+   (``owncdn.dns.geo``) when there is one, else left null.
+5. Reads (stats, top, tail, query) use their own cursors, from any thread. A user's
+   query must be one SELECT (or WITH ... SELECT) statement, as DuckDB itself parses
+   it; the database has file access switched off (``enable_external_access``), so no
+   query reads or writes files; it runs with a row limit and is interrupted after a
+   timeout.
+6. Stats and top lists leave out the fleet's own requests (paths under
+   ``/.well-known/owncdn/``: the health monitor's checks through each edge's request
+   path); they stay in ``logs`` for whoever wants them.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+
+import duckdb
+import orjson
+
+from owncdn.core.logs.schema import CACHED, COLUMNS, FIELDS, SCHEMA_VERSION, normalize
+from owncdn.core.logs.window import bucket_seconds
+
+_SQL_TYPES = {"string": "VARCHAR", "int": "BIGINT", "float": "DOUBLE", "timestamp": "TIMESTAMP"}
+QUERY_ROWS = 10_000
+QUERY_SECONDS = 10.0
+
+
+class QueryRefused(ValueError):
+    """The SQL is not a single read-only SELECT, or did not run (the message says why)."""
+
+
+def _create_sql() -> str:
+    cols = []
+    for name, kind, _nullable, _ in FIELDS:
+        sql_type = _SQL_TYPES[kind]
+        cols.append(f"{name} {sql_type} PRIMARY KEY" if name == "request_id" else f"{name} {sql_type}")
+    cols += ["seq BIGINT", "received TIMESTAMP"]
+    return "CREATE TABLE IF NOT EXISTS log_lines (" + ", ".join(cols) + ")"
+
+
+_INPUT = [f for f in FIELDS if f[0] != "country"]  # Rule 4: the control plane fills country
+_SPEC = "{" + ",".join(f'"{name}":"{"BIGINT" if kind == "int" else "DOUBLE" if kind == "float" else "VARCHAR"}"'
+                       for name, kind, _n, _d in _INPUT) + "}"
+_REQUIRED = [name for name, _k, nullable, _d in _INPUT if not nullable and name not in ("schema_version", "origin_bytes")]
+
+
+def _stage_sql() -> str:
+    """Lines -> the temp table ``incoming``: typed columns, ``valid``, ``seq`` offset.
+    Rule 2: DuckDB's JSON reader parses the lines."""
+    cols = []
+    for name, kind, _n, _d in _INPUT:
+        if kind == "timestamp":
+            cols.append(f"try_cast(replace(r.{name}, 'Z', '') AS TIMESTAMP) AS {name}")
+        elif name == "schema_version":
+            cols.append("coalesce(r.schema_version, 1) AS schema_version")
+        elif name == "origin_bytes":
+            cols.append("coalesce(r.origin_bytes, 0) AS origin_bytes")
+        else:
+            cols.append(f"r.{name} AS {name}")
+    cols.append("CASE WHEN ? THEN owncdn_country(r.client) END AS country")
+    valid = " AND ".join([f"r.{n} IS NOT NULL" for n in _REQUIRED if n != "time"]
+                         + ["try_cast(replace(r.time, 'Z', '') AS TIMESTAMP) IS NOT NULL",
+                            f"coalesce(r.schema_version, 1) BETWEEN 1 AND {SCHEMA_VERSION}"])
+    return (f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT {', '.join(cols)}, i AS n, coalesce({valid}, false) AS valid "
+            f"FROM (SELECT CASE WHEN json_valid(l) THEN json_transform(l, '{_SPEC}') END AS r, i FROM "
+            f"(SELECT unnest(?::VARCHAR[]) AS l, unnest(range(1, ? + 1)) AS i))")
+
+
+_INSERT = ("INSERT OR IGNORE INTO log_lines SELECT " + ", ".join(COLUMNS)
+           + ", ? + n AS seq, make_timestamp(?::BIGINT) AS received FROM incoming WHERE valid ORDER BY n")
+
+
+class Analytics:
+    def __init__(self, path: Path | str, geo=None, *, threads: int = 2, memory_limit: str = "512MB") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.geo = geo  # a GeoDatabase (owncdn.dns.geo) or None (Rule 4)
+        self.db = duckdb.connect(self.path, config={"threads": threads, "memory_limit": memory_limit})
+        self.db.execute(_create_sql())
+        self.db.execute("CREATE OR REPLACE VIEW logs AS SELECT * EXCLUDE (seq) FROM log_lines")
+        self.db.execute("SET enable_external_access = false")  # Rule 5
+        self.seq = self.db.execute("SELECT coalesce(max(seq), 0) FROM log_lines").fetchall()[0][0]
+        self._stage = _stage_sql()
+        self._countries: dict[str, str | None] = {}
+        self._jobs: queue.Queue = queue.Queue()
+        self.accepted = 0
+        self.duplicates = 0
+        self.changed = threading.Condition()
+        self._writer = threading.Thread(target=self._write_loop, name="analytics-writer", daemon=True)
+        self._writer.start()
+
+    def __repr__(self) -> str:
+        return f"<Analytics {self.path} seq={self.seq} accepted={self.accepted} duplicates={self.duplicates}>"
+
+    # -- writing (Rules 2-4) ------------------------------------------------------------------
+    def ingest(self, records: list[dict]) -> Future:
+        """Decoded lines; see ``ingest_lines``."""
+        return self.ingest_lines(b"".join(orjson.dumps(r) + b"\n" for r in records))
+
+    def ingest_lines(self, data: bytes) -> Future:
+        """Queue a batch of JSON lines; the future gives ``(accepted, duplicates, invalid,
+        problems)`` once it is committed (Rule 2); ``problems`` says why, for the first
+        few invalid lines."""
+        future: Future = Future()
+        self._jobs.put((data, future))
+        return future
+
+    def _write_loop(self) -> None:
+        cursor = self.db.cursor()
+        cursor.create_function("owncdn_country", self._country, ["VARCHAR"], "VARCHAR",
+                               null_handling="special")  # Rule 4
+        while True:
+            jobs = [self._jobs.get()]
+            while len(jobs) < 64 and not self._jobs.empty():  # batches that waited: one commit for all
+                jobs.append(self._jobs.get())
+            stop = None in jobs
+            jobs = [j for j in jobs if j is not None]
+            if jobs:
+                self._run(cursor, jobs)
+            if stop:
+                cursor.close()
+                return
+
+    def _run(self, cursor, jobs: list) -> None:
+        """Write ``jobs`` in one transaction; if that fails, each on its own."""
+        results = []
+        try:
+            cursor.execute("BEGIN TRANSACTION")
+            results = [self._write(cursor, data) for data, _ in jobs]
+            cursor.execute("COMMIT")
+        except Exception:  # noqa: BLE001 - retried one by one below, each failure to its request
+            cursor.execute("ROLLBACK")
+            self.seq = max(self.seq, cursor.execute("SELECT coalesce(max(seq), 0) FROM log_lines").fetchall()[0][0])
+            results = []
+            for data, future in jobs:
+                try:
+                    results.append(self._write(cursor, data))
+                except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+                    results.append(exc)
+        for (_, future), result in zip(jobs, results):
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+        with self.changed:
+            self.changed.notify_all()
+
+    def _write(self, cursor, data: bytes) -> tuple[int, int, int, list[str]]:
+        lines = [line for line in data.decode("utf-8", "replace").split("\n") if line.strip()]
+        if not lines:
+            return 0, 0, 0, []
+        cursor.execute(self._stage, [self.geo is not None, lines, len(lines)])
+        valid = cursor.execute("SELECT count(*) FROM incoming WHERE valid").fetchall()[0][0]
+        now = int(time.time() * 1_000_000)  # µs: bench/log_latency.py measures with it
+        inserted = cursor.execute(_INSERT, [self.seq, now]).fetchall()[0][0] if valid else 0
+        cursor.execute("DROP TABLE incoming")
+        self.seq += len(lines)
+        dupes = valid - inserted
+        self.accepted += inserted
+        self.duplicates += dupes
+        invalid = len(lines) - valid
+        return inserted, dupes, invalid, _problems(lines) if invalid else []
+
+    def _country(self, client: str | None) -> str | None:
+        if client is None:
+            return None
+        known = self._countries.get(client, "")
+        if known != "":
+            return known
+        try:
+            country = self.geo.place(client).get("country")
+        except (ValueError, AttributeError):
+            country = None
+        if len(self._countries) > 100_000:
+            self._countries.clear()
+        self._countries[client] = country
+        return country
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._writer.join(10)
+        self.db.close()
+
+    # -- reading (Rule 5) --------------------------------------------------------------------
+    def _rows(self, sql: str, params: list) -> list[dict]:
+        cursor = self.db.cursor()
+        try:
+            result = cursor.execute(sql, params)
+            names = [d[0] for d in result.description]
+            return [dict(zip(names, row)) for row in result.fetchall()]
+        finally:
+            cursor.close()
+
+    @staticmethod
+    def _where(start: float, end: float, service: str | None, location: str | None,
+               edge: str | None = None) -> tuple[str, list]:
+        clauses = ["time >= make_timestamp(?::BIGINT)", "time < make_timestamp(?::BIGINT)",
+                   "NOT starts_with(path, '/.well-known/owncdn/')"]  # Rule 6
+        params: list = [int(start * 1_000_000), int(end * 1_000_000)]
+        for column, value in (("service", service), ("location", location), ("edge", edge)):
+            if value:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        return " AND ".join(clauses), params
+
+    def stats(self, start: float, end: float, bucket: str = "1m", service: str | None = None,
+              location: str | None = None, edge: str | None = None) -> list[dict]:
+        """Per bucket: requests, bytes, origin bytes, hit ratio, status classes, TTFB p50/p95/p99."""
+        seconds = bucket_seconds(bucket)
+        where, params = self._where(start, end, service, location, edge)
+        cached = ", ".join(f"'{c}'" for c in CACHED)
+        sql = f"""
+            SELECT time_bucket(to_seconds({seconds}), time) AS bucket,
+                   count(*) AS requests,
+                   coalesce(sum(bytes), 0) AS bytes,
+                   coalesce(sum(origin_bytes), 0) AS origin_bytes,
+                   count(*) FILTER (WHERE cache IN ({cached})) AS cached,
+                   count(*) FILTER (WHERE status BETWEEN 100 AND 199) AS s1xx,
+                   count(*) FILTER (WHERE status BETWEEN 200 AND 299) AS s2xx,
+                   count(*) FILTER (WHERE status BETWEEN 300 AND 399) AS s3xx,
+                   count(*) FILTER (WHERE status BETWEEN 400 AND 499) AS s4xx,
+                   count(*) FILTER (WHERE status >= 500) AS s5xx,
+                   quantile_cont(ttfb_ms, 0.5) AS ttfb_p50,
+                   quantile_cont(ttfb_ms, 0.95) AS ttfb_p95,
+                   quantile_cont(ttfb_ms, 0.99) AS ttfb_p99
+            FROM log_lines WHERE {where} GROUP BY 1 ORDER BY 1"""
+        out = []
+        for row in self._rows(sql, params):
+            row["bucket"] = row["bucket"].isoformat() + "Z"
+            row["hit_ratio"] = round(row["cached"] / row["requests"], 4) if row["requests"] else None
+            row["origin_offload"] = round(1 - row["origin_bytes"] / row["bytes"], 4) if row["bytes"] else None
+            row["status"] = {k: row.pop(f"s{k}") for k in ("1xx", "2xx", "3xx", "4xx", "5xx")}
+            for key in ("ttfb_p50", "ttfb_p95", "ttfb_p99"):
+                row[key] = round(row[key], 3) if row[key] is not None else None
+            out.append(row)
+        return out
+
+    TOP = {"url": "host || path", "path": "path", "referrer": "referrer", "country": "country",
+           "service": "service", "location": "location", "edge": "edge", "status": "CAST(status AS VARCHAR)",
+           "client": "client", "user_agent": "user_agent"}
+
+    def top(self, by: str, start: float, end: float, limit: int = 10, service: str | None = None,
+            location: str | None = None) -> list[dict]:
+        """The most requested values of ``by`` with their requests and bytes."""
+        expr = self.TOP.get(by)
+        if expr is None:
+            raise ValueError(f"by must be one of {', '.join(self.TOP)}, got {by!r}")
+        where, params = self._where(start, end, service, location)
+        sql = (f"SELECT {expr} AS value, count(*) AS requests, coalesce(sum(bytes), 0) AS bytes "
+               f"FROM log_lines WHERE {where} GROUP BY 1 ORDER BY requests DESC, value NULLS LAST LIMIT ?")
+        return self._rows(sql, [*params, int(limit)])
+
+    def tail(self, after: int = 0, service: str | None = None, limit: int = 500) -> tuple[list[dict], int]:
+        """Lines stored after ``seq`` ``after`` (0: the newest ``limit``), oldest first, and the last seq."""
+        clause, params = ("seq > ?", [after]) if after > 0 else ("seq > ?", [max(0, self.seq - limit)])
+        if service:
+            clause += " AND service = ?"
+            params.append(service)
+        rows = self._rows(f"SELECT * FROM log_lines WHERE {clause} ORDER BY seq LIMIT ?", [*params, int(limit)])
+        last = rows[-1]["seq"] if rows else max(after, 0)
+        for row in rows:
+            row["time"] = row["time"].isoformat(timespec="milliseconds") + "Z"
+            row["received"] = row["received"].isoformat() + "Z" if row["received"] else None
+        return rows, last
+
+    def wait_newer(self, seq: int, timeout: float) -> bool:
+        """Block until a write made ``self.seq`` pass ``seq`` (or ``timeout``)."""
+        with self.changed:
+            return self.changed.wait_for(lambda: self.seq > seq, timeout)
+
+    def query(self, sql: str, limit: int = QUERY_ROWS, timeout: float = QUERY_SECONDS) -> dict:
+        """A user's read-only query (Rule 5): ``{"columns", "rows", "truncated"}``."""
+        cursor = self.db.cursor()
+        try:
+            try:
+                statements = cursor.extract_statements(sql)
+            except duckdb.Error as exc:
+                raise QueryRefused(f"the query does not parse: {exc}") from None
+            if len(statements) != 1:
+                raise QueryRefused(f"send exactly one statement, got {len(statements)}")
+            if statements[0].type != duckdb.StatementType.SELECT:
+                raise QueryRefused(f"only SELECT (or WITH ... SELECT) is allowed, got {statements[0].type.name}")
+            timer = threading.Timer(timeout, cursor.interrupt)
+            timer.start()
+            try:
+                result = cursor.execute(sql)
+                rows = result.fetchmany(limit + 1)
+            except duckdb.InterruptException:
+                raise QueryRefused(f"the query ran longer than {timeout:g}s and was stopped") from None
+            except duckdb.Error as exc:
+                raise QueryRefused(str(exc).splitlines()[0]) from None
+            finally:
+                timer.cancel()
+            columns = [d[0] for d in result.description]
+            return {"columns": columns, "rows": [list(_plain(v) for v in r) for r in rows[:limit]],
+                    "truncated": len(rows) > limit}
+        finally:
+            cursor.close()
+
+
+def _problems(lines: list[str], most: int = 5) -> list[str]:
+    """Why lines were not stored: the first ``most``, checked by ``core.logs.schema``
+    (only for batches that had such lines)."""
+    problems = []
+    for n, line in enumerate(lines, 1):
+        try:
+            normalize(orjson.loads(line))
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            problems.append(f"line {n}: {exc}")
+            if len(problems) >= most:
+                break
+    return problems
+
+
+def _plain(value):
+    """A DuckDB value as JSON can carry it."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def open_analytics(state_dir: Path, geoip: str | None = None) -> Analytics:
+    """``<state_dir>/analytics.duckdb`` with the GeoIP database the DNS would use, if any."""
+    from owncdn.dns.geodefault import open_geo
+
+    try:
+        geo = open_geo(geoip)
+    except (OSError, ValueError):
+        geo = None
+    return Analytics(Path(state_dir) / "analytics.duckdb", geo)

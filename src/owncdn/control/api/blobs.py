@@ -1,0 +1,278 @@
+"""Blobs: the content-addressed bytes of pushed files (``owncdn.control.blobs``).
+
+Rule 1: ``POST /v1/blobs/missing`` and ``PUT /v1/blobs/{sha256}`` need scope
+``deploy``: a push asks which blobs are missing and uploads only those.
+
+Rule 2: a PUT is hashed while it streams in and stored only if the bytes hash to
+the name in the path (else 400, nothing stored); putting a blob that exists again
+is harmless, so a push that broke can simply run again.
+
+Rule 3: ``GET /v1/blobs/{sha256}`` is for nodes (their own bound token) and tokens
+with ``read``. It answers one ``Range: bytes=N-`` (or ``N-M``) with 206, so an edge
+resumes a fetch that broke; other range forms are ignored (200, whole blob).
+
+Rule 4: bundles carry many blobs in one body (``owncdn.core.content.bundle``), so
+small files do not cost a request each: ``POST /v1/blobs/bundle`` uploads one
+(``deploy``; every blob checked as in Rule 2, those before a bad one stay stored),
+``POST /v1/blobs/fetch`` with ``{"hashes": [...]}`` downloads one (Rule 3's tokens;
+404 listing the missing ones before anything is sent).
+
+Rule 5: without a blob store (``create_app(..., blobs=None)``) these endpoints
+answer 503 and say so.
+
+Rule 6: downloads are read from the store in a worker thread ``SEND_BATCH`` bytes at
+a time (many small blobs of a bundle in one step) and handed to the server as an
+async stream, so the event loop never reads a file and the thread pool is not asked
+once per chunk.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from owncdn.control.blobs import BlobMismatch, BlobNotFound, BlobStore, BlobTooLarge
+from owncdn.core.content import is_sha256
+from owncdn.core.content.bundle import BlobData, BlobEnd, BlobStart, BundleError, BundleReader, header
+from owncdn.control.store import Token
+
+from .auth import authenticate, require
+from .errors import ApiProblem, error_responses
+from .releaseschemas import BlobStored, BundleStored, FetchIn, MissingIn, MissingOut
+
+__all__ = ["blob_store", "router"]
+
+router = APIRouter(tags=["push"])
+Sha = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="The blob's SHA-256, 64 lowercase hex digits.")]
+WRITE_BATCH = 1 << 20
+_RANGE = re.compile(r"bytes=(\d{1,19})-(\d{0,19})")
+_BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+BUNDLE_TYPE = "application/x-owncdn-bundle"
+_BUNDLE = {BUNDLE_TYPE: {"schema": {"type": "string", "format": "binary"}}}
+WHOLE_BLOB = 1 << 20  # bundled blobs up to this size are stored in one step
+SEND_BATCH = 1 << 20  # bytes read per worker-thread step when streaming (Rule 6)
+
+
+def blob_store(request: Request) -> BlobStore:
+    """The app's blob store; 503 without one (Rule 5)."""
+    blobs = getattr(request.app.state, "blobs", None)
+    if blobs is None:
+        raise ApiProblem(503, "no_blob_store", "this control plane has no blob store; start it with `owncdn control` (a directory in the state dir by default, or --blob-store s3://bucket/prefix)")
+    return blobs
+
+
+Blobs = Annotated[BlobStore, Depends(blob_store)]
+
+
+def blob_reader(request: Request, token: Annotated[Token, Depends(authenticate)]) -> Token:
+    """Rule 3: a node's own token, or ``read`` / ``admin``."""
+    if token.scopes & {"admin", "read"} or ("node" in token.scopes and token.node_id is not None):
+        return token
+    raise ApiProblem(403, "forbidden", f"GET {request.url.path} needs a registered node's token or scope read; token '{token.name}' has scopes: {', '.join(sorted(token.scopes)) or 'none'}")
+
+
+@router.post("/v1/blobs/missing", response_model=MissingOut, summary="Which of these blobs are missing?",
+             responses=error_responses(400, 401, 403, 422))
+def missing(body: MissingIn, blobs: Blobs, _: Annotated[Token, Depends(require("deploy"))]) -> MissingOut:
+    _check_hashes(body.hashes)
+    return MissingOut(missing=blobs.missing(body.hashes))
+
+
+def _check_hashes(hashes: list[str]) -> None:
+    bad = [h for h in hashes if not is_sha256(h)]
+    if bad:
+        raise ApiProblem(422, "invalid_hash", f"{len(bad)} hashes are not 64 lowercase hex digits, e.g. {bad[0][:80]!r}")
+
+
+@router.put("/v1/blobs/{sha256}", response_model=BlobStored, summary="Upload a blob (raw body)",
+            responses=error_responses(400, 401, 403, 413, 422))
+async def put_blob(sha256: Sha, request: Request, blobs: Blobs,
+                   _: Annotated[Token, Depends(require("deploy"))]) -> BlobStored:
+    """Send the file's bytes as the body; stored only if they hash to ``sha256`` (Rule 2)."""
+    writer = await run_in_threadpool(blobs.writer, sha256)
+    try:
+        batch = bytearray()
+        async for chunk in request.stream():
+            batch += chunk
+            if len(batch) >= WRITE_BATCH:
+                await run_in_threadpool(writer.write, bytes(batch))
+                batch.clear()
+        await run_in_threadpool(writer.write, bytes(batch))
+        size = await run_in_threadpool(writer.commit)
+    except BlobMismatch as exc:
+        raise ApiProblem(400, "hash_mismatch", str(exc)) from None
+    except BlobTooLarge as exc:
+        raise ApiProblem(413, "too_large", str(exc)) from None
+    except BaseException:  # the client went away, or the store failed: keep nothing
+        writer.abort()
+        raise
+    return BlobStored(sha256=sha256, size=size)
+
+
+@router.get("/v1/blobs/{sha256}", summary="Download a blob (one Range: bytes=N- resumes)",
+            response_class=StreamingResponse,
+            responses={200: {"description": "The blob's bytes.", "content": _BINARY},
+                       206: {"description": "The range asked for (`Content-Range`).", "content": _BINARY},
+                       **error_responses(401, 403, 404, 416)})
+def get_blob(sha256: Sha, request: Request, blobs: Blobs, _: Annotated[Token, Depends(blob_reader)]) -> Response:
+    size = blobs.size(sha256)
+    if size is None:
+        raise ApiProblem(404, "not_found", f"there is no blob {sha256}")
+    headers = {"ETag": f'"{sha256}"', "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=31536000, immutable"}
+    first, last = _range(request.headers.get("range"), size)
+    if first is None:
+        return _stream(blobs, sha256, 0, size, 200, headers)
+    if first >= size:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    return _stream(blobs, sha256, first, last + 1, 206, headers)
+
+
+def _range(value: str | None, size: int) -> tuple[int | None, int]:
+    """``(first, last)`` of one ``bytes=N-`` / ``bytes=N-M`` range, else ``(None, 0)``."""
+    match = _RANGE.fullmatch((value or "").strip())
+    if match is None:
+        return None, 0
+    first = int(match.group(1))
+    if match.group(2) and int(match.group(2)) < first:
+        return None, 0  # not a valid range: ignored (RFC 9110 section 14.2)
+    last = int(match.group(2)) if match.group(2) else size - 1
+    return first, min(last, size - 1)
+
+
+def _stream(blobs: BlobStore, sha256: str, start: int, end: int, status: int, headers: dict) -> Response:
+    try:
+        chunks = blobs.read(sha256, start)
+    except BlobNotFound:
+        raise ApiProblem(404, "not_found", f"there is no blob {sha256}") from None
+    headers["Content-Length"] = str(end - start)
+    if end - start <= WHOLE_BLOB:  # read here, in the endpoint's worker thread: no hop per chunk
+        body = b"".join(_limit(chunks, end - start))
+        return Response(body, status_code=status, headers=headers, media_type="application/octet-stream")
+    return StreamingResponse(_batched(_limit(chunks, end - start)), status_code=status, headers=headers,
+                             media_type="application/octet-stream")
+
+
+async def _batched(pieces):
+    """A sync iterator of byte pieces as an async one, ``SEND_BATCH`` bytes per worker
+    thread step (Rule 6): a thread hop per 1 MiB rather than per file or per chunk."""
+    try:
+        while batch := await run_in_threadpool(_take, pieces, SEND_BATCH):
+            yield batch
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
+
+
+def _take(pieces, want: int) -> bytes:
+    out, size = [], 0
+    for piece in pieces:
+        out.append(piece)
+        size += len(piece)
+        if size >= want:
+            break
+    return b"".join(out)
+
+
+def _limit(chunks, remaining: int):
+    for chunk in chunks:
+        if remaining <= 0:
+            break
+        yield chunk[:remaining]
+        remaining -= len(chunk)
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
+
+
+@router.post("/v1/blobs/bundle", response_model=BundleStored, summary="Upload many blobs in one body (a bundle)",
+             responses=error_responses(400, 401, 403, 413, 422))
+async def put_bundle(request: Request, blobs: Blobs, _: Annotated[Token, Depends(require("deploy"))]) -> BundleStored:
+    """The body is records ``<sha256> <size>\\n<bytes>``, one per blob (Rule 4)."""
+    reader, stored = BundleReader(), []
+    upload = _BundleUpload(blobs)
+    try:
+        async for chunk in request.stream():
+            for event in reader.feed(chunk):
+                done = await upload.on(event)
+                if done is not None:
+                    stored.append(done)
+        reader.close()
+    except BundleError as exc:
+        raise ApiProblem(400, "bad_bundle", f"{exc}; {_kept(stored)}") from None
+    except BlobMismatch as exc:
+        raise ApiProblem(400, "hash_mismatch", f"{exc}; {_kept(stored)}") from None
+    except BlobTooLarge as exc:
+        raise ApiProblem(413, "too_large", f"{exc}; {_kept(stored)}") from None
+    finally:
+        upload.abort()
+    return BundleStored(stored=stored, bytes=sum(b.size for b in stored))
+
+
+def _kept(stored: list) -> str:
+    return f"the {len(stored)} blob(s) before it were stored" if stored else "nothing was stored"
+
+
+class _BundleUpload:
+    """Store the blobs of a bundle as their events arrive: small ones whole, in one
+    worker-thread step; large ones streamed to a writer in 1 MiB batches."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self.blobs = blobs
+        self.sha = ""
+        self.buffer = bytearray()
+        self.writer = None
+
+    async def on(self, event) -> BlobStored | None:
+        if isinstance(event, BlobStart):
+            self.sha, self.buffer = event.sha256, bytearray()
+            if event.size > WHOLE_BLOB:
+                self.writer = await run_in_threadpool(self.blobs.writer, event.sha256)
+        elif isinstance(event, BlobData):
+            self.buffer += event.data
+            if self.writer is not None and len(self.buffer) >= WRITE_BATCH:
+                await run_in_threadpool(self.writer.write, bytes(self.buffer))
+                self.buffer.clear()
+        elif isinstance(event, BlobEnd):
+            size = await run_in_threadpool(self._finish, bytes(self.buffer))
+            self.writer, self.buffer = None, bytearray()
+            return BlobStored(sha256=event.sha256, size=size)
+        return None
+
+    def _finish(self, rest: bytes) -> int:
+        writer = self.writer or self.blobs.writer(self.sha)
+        self.writer = writer
+        writer.write(rest)
+        return writer.commit()
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+            self.writer = None
+
+
+@router.post("/v1/blobs/fetch", summary="Download many blobs in one body (a bundle)", response_class=StreamingResponse,
+             responses={200: {"description": "The blobs, as a bundle, in the order asked.", "content": _BUNDLE},
+                        **error_responses(401, 403, 404, 422)})
+def fetch_bundle(body: FetchIn, blobs: Blobs, _: Annotated[Token, Depends(blob_reader)]) -> Response:
+    """Records ``<sha256> <size>\\n<bytes>`` for the blobs asked (repeats dropped); 404
+    listing the missing ones, before anything is sent."""
+    _check_hashes(body.hashes)
+    sizes = blobs.sizes(body.hashes)
+    missing = [sha for sha, size in sizes.items() if size is None]
+    if missing:
+        raise ApiProblem(404, "missing_blobs", f"{len(missing)} of the blobs asked for do not exist (listed in 'problems')", missing)
+    length = sum(len(header(sha, size)) + size for sha, size in sizes.items())
+    return StreamingResponse(_batched(_bundle(blobs, sizes)), media_type=BUNDLE_TYPE,
+                             headers={"Content-Length": str(length)})
+
+
+def _bundle(blobs: BlobStore, sizes: dict[str, int]):
+    for sha, size in sizes.items():
+        yield header(sha, size)
+        yield from _limit(blobs.read(sha), size)

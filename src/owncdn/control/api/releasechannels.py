@@ -1,0 +1,82 @@
+"""The state channels of pushed releases: ``release`` for edges, ``release_ready`` for DNS.
+
+Rules:
+1. ``release`` (edge nodes of the environment): key = service name, revision = the
+   current release number, data = ``{"service", "number", "id", "manifest"}``. An edge
+   fetches the blobs it lacks, switches atomically and reports with
+   ``POST /v1/nodes/{id}/releases``.
+2. ``release_ready`` (DNS nodes of the environment): key = service name, revision and
+   data = ``{"service", "number", "locations"}``: the locations with at least one edge
+   that reported serving the current release. DNS routes a push service only there
+   (and everywhere while no location serves it yet, rather than nowhere).
+3. Each read is one small store query (channels Rule 2); manifests are immutable, so
+   they are loaded once per release and kept in a bounded in-process cache.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+__all__ = ["ReleaseChannel", "ReleaseReadyChannel", "release_channels"]
+
+MANIFEST_CACHE = 64
+
+
+class ReleaseChannel:
+    name = "release"
+
+    def __init__(self) -> None:
+        self._manifests: OrderedDict[tuple[str, str, int], dict[str, Any]] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return f"<ReleaseChannel cached={len(self._manifests)}>"
+
+    def read(self, ctx, node) -> dict[str, tuple[Any, dict]]:
+        if node.kind != "edge":
+            return {}
+        out = {}
+        for current in ctx.store.current_releases(node.env):
+            data = self._data(ctx, node.env, current)
+            if data is not None:
+                out[current.service] = (current.number, data)
+        return out
+
+    def _data(self, ctx, env: str, current) -> dict[str, Any] | None:
+        key = (env, current.service, current.number)
+        data = self._manifests.get(key)
+        if data is None:
+            release = ctx.store.get_release(env, current.service, current.number)
+            if release is None:
+                return None
+            data = {"service": current.service, "number": current.number, "id": release.id,
+                    "manifest": release.manifest}
+            self._manifests[key] = data
+            while len(self._manifests) > MANIFEST_CACHE:
+                self._manifests.popitem(last=False)
+        else:
+            self._manifests.move_to_end(key)
+        return data
+
+
+class ReleaseReadyChannel:
+    name = "release_ready"
+
+    def read(self, ctx, node) -> dict[str, tuple[Any, dict]]:
+        if node.kind != "dns":
+            return {}
+        current = {c.service: c.number for c in ctx.store.current_releases(node.env)}
+        ready: dict[str, set[str]] = {service: set() for service in current}
+        for row in ctx.store.node_releases(node.env):
+            if row.service in current and row.serving == current[row.service]:
+                ready[row.service].add(row.location)
+        out = {}
+        for service, number in current.items():
+            locations = sorted(ready[service])
+            out[service] = ((number, tuple(locations)),
+                            {"service": service, "number": number, "locations": locations})
+        return out
+
+
+def release_channels() -> list:
+    return [ReleaseChannel(), ReleaseReadyChannel()]

@@ -1,0 +1,86 @@
+"""Request and response bodies of the blob and release endpoints (the rules of
+``schemas``: strict requests, documented fields, UTC times)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["BlobStored", "BundleStored", "FetchIn", "MissingIn", "MissingOut", "NodeReleaseIn", "NodeReleaseOut", "ReleaseCreate",
+           "ReleaseCreated", "ReleaseNode", "ReleaseOut"]
+
+MAX_HASHES = 200_000
+MAX_FETCH = 10_000
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class MissingIn(_Request):
+    hashes: list[str] = Field(max_length=MAX_HASHES, description="SHA-256 hashes (64 lowercase hex digits) of blobs the caller has.")
+
+
+class MissingOut(BaseModel):
+    missing: list[str] = Field(description="Those the control plane does not hold yet, in the order asked (repeats dropped).")
+
+
+class BlobStored(BaseModel):
+    sha256: str
+    size: int = Field(description="Bytes stored.")
+
+
+class BundleStored(BaseModel):
+    stored: list[BlobStored] = Field(description="The blobs of the bundle, in order.")
+    bytes: int = Field(description="Their bytes in all.")
+
+
+class FetchIn(_Request):
+    hashes: list[str] = Field(max_length=MAX_FETCH, description="The blobs to download, 64 lowercase hex digits each.")
+
+
+class ReleaseCreate(_Request):
+    manifest: dict[str, Any] = Field(description='`{"files": {"<relative path>": {"sha256": "<hex>", "size": <int>}}}`; every blob must be uploaded first.')
+
+
+class ReleaseCreated(BaseModel):
+    service: str
+    env: str
+    number: int = Field(description="The release number (1, 2, 3... per service); now current.")
+    id: str = Field(description="The manifest id: SHA-256 of its canonical encoding.")
+    files: int
+    bytes: int
+
+
+class ReleaseNode(BaseModel):
+    node_id: str
+    name: str
+    location: str
+
+
+class ReleaseOut(BaseModel):
+    number: int
+    id: str
+    files: int
+    bytes: int
+    author: str
+    created: datetime | None
+    current: bool = Field(description="The release edges serve (or are switching to) now.")
+    nodes: list[ReleaseNode] = Field(description="Nodes that reported serving this release.")
+
+
+class NodeReleaseIn(_Request):
+    service: str = Field(min_length=1, max_length=200)
+    number: int = Field(ge=1, description="The release reported on.")
+    status: Literal["serving", "failed"] = Field(description="`serving`: switched to it; `failed`: could not (the previous release keeps serving).")
+    reason: str = Field("", max_length=2000, description="Why it failed.")
+
+
+class NodeReleaseOut(BaseModel):
+    node_id: str
+    service: str
+    number: int
+    status: str
+    serving: int | None = Field(description="The release the node serves now.")

@@ -1,0 +1,350 @@
+"""The content-addressed blob store of pushed releases: a directory, or S3.
+
+A blob is the bytes of one pushed file, named by their SHA-256 (64 lowercase hex
+digits). ``open_blob_store(spec)`` gives a ``DirBlobStore`` for a path and an
+``S3BlobStore`` for ``s3://bucket/prefix`` (endpoint and credentials from the
+standard AWS environment: ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``).
+
+Rules:
+1. A blob is stored only under the hash of its bytes: ``writer(sha).write(...)``
+   hashes while receiving, and ``commit()`` raises ``BlobMismatch`` (storing nothing)
+   when the bytes hash to anything else. So whatever is stored is right, and storing
+   the same blob twice is harmless (idempotent).
+2. Directory store: bytes go to a temp file in ``<root>/tmp``, are fsynced and
+   renamed to ``<root>/<sha[:2]>/<sha>``, so a crash leaves a whole blob or none;
+   leftover temp files are removed at start. The renames are made durable by
+   ``sync(hashes)`` (one fsync per directory renamed into since the last sync; every
+   directory after a start), which the control plane calls before it stores a release
+   naming those blobs: a blob lost to a crash before that is reported missing and
+   uploaded again, and a stored release never names a lost one.
+3. S3 store: bytes are spooled (memory up to 8 MiB, then a temp file), checked, then
+   uploaded as ``<prefix>/<sha>`` (boto3 switches to multipart for large blobs). An
+   object appears whole or not at all, as S3 guarantees.
+4. ``read(sha, start)`` yields the bytes from offset ``start`` (so a fetch that broke
+   resumes where it stopped); ``BlobNotFound`` when there is no such blob.
+5. Blobs larger than ``max_bytes`` (5 GiB by default) are refused (``BlobTooLarge``).
+   Credentials never appear in reprs, logs or messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, Protocol
+from urllib.parse import urlsplit
+
+from owncdn.core.content import is_sha256
+
+__all__ = [
+    "BlobError", "BlobMismatch", "BlobNotFound", "BlobStore", "BlobTooLarge", "BlobWriter",
+    "DirBlobStore", "S3BlobStore", "open_blob_store",
+]
+
+CHUNK = 256 * 1024
+MAX_BLOB_BYTES = 5 << 30
+SPOOL_BYTES = 8 << 20
+HEAD_THREADS = 16
+
+
+class BlobError(Exception):
+    """Base of the blob store's errors."""
+
+
+class BlobMismatch(BlobError, ValueError):
+    """The bytes received do not hash to the name they were sent under."""
+
+
+class BlobTooLarge(BlobError, ValueError):
+    """A blob larger than the store accepts."""
+
+
+class BlobNotFound(BlobError, LookupError):
+    """No blob has this hash."""
+
+
+class BlobWriter(Protocol):
+    def write(self, data: bytes) -> None: ...
+    def commit(self) -> int: ...
+    def abort(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    def missing(self, hashes: Iterable[str]) -> list[str]: ...
+    def size(self, sha: str) -> int | None: ...
+    def sizes(self, hashes: Iterable[str]) -> dict[str, int | None]: ...
+    def writer(self, sha: str) -> BlobWriter: ...
+    def read(self, sha: str, start: int = 0) -> Iterator[bytes]: ...
+    def sync(self, hashes: Iterable[str]) -> None: ...
+
+
+def _check_name(sha: str) -> None:
+    if not is_sha256(sha):
+        raise ValueError(f"blob name {sha[:80]!r}: expected a sha256 in 64 lowercase hex digits")
+
+
+class _Hashing:
+    """Hash and count what is written, refusing more than ``limit`` bytes (Rules 1, 5)."""
+
+    def __init__(self, sha: str, limit: int) -> None:
+        _check_name(sha)
+        self.sha, self.limit = sha, limit
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def _count(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise BlobTooLarge(f"blob {self.sha[:12]}: larger than the store's limit of {self.limit} bytes")
+        self.hash.update(data)
+
+    def _verify(self) -> None:
+        got = self.hash.hexdigest()
+        if got != self.sha:
+            raise BlobMismatch(f"the {self.size} bytes sent as blob {self.sha} hash to {got}; nothing was stored")
+
+
+# -- a directory ---------------------------------------------------------------------------
+
+class DirBlobStore:
+    """Blobs as files under ``root`` (Rule 2)."""
+
+    def __init__(self, root: str | Path, max_bytes: int = MAX_BLOB_BYTES) -> None:
+        self.root = Path(root)
+        self.max_bytes = max_bytes
+        self.tmp = self.root / "tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        for leftover in self.tmp.iterdir():
+            leftover.unlink(missing_ok=True)
+        self._dirty = {p for p in self.root.iterdir() if p.is_dir() and p != self.tmp}  # unknown: sync once
+        self._dirty_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<DirBlobStore {self.root}>"
+
+    def path(self, sha: str) -> Path:
+        _check_name(sha)
+        return self.root / sha[:2] / sha
+
+    def size(self, sha: str) -> int | None:
+        try:
+            return self.path(sha).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def sizes(self, hashes: Iterable[str]) -> dict[str, int | None]:
+        """Each blob's size (None: missing), in the order asked, repeats dropped."""
+        return {sha: self.size(sha) for sha in dict.fromkeys(hashes)}
+
+    def missing(self, hashes: Iterable[str]) -> list[str]:
+        return [sha for sha, size in self.sizes(hashes).items() if size is None]
+
+    def writer(self, sha: str) -> _DirWriter:
+        return _DirWriter(self, sha)
+
+    def sync(self, hashes: Iterable[str]) -> None:
+        """Make the blobs' directory entries durable (Rule 2)."""
+        wanted = {self.path(sha).parent for sha in hashes}
+        with self._dirty_lock:
+            todo = sorted(wanted & self._dirty)
+            self._dirty -= wanted  # before the fsyncs: a rename from now on marks it again
+        for directory in todo:
+            _fsync_dir(directory)
+
+    def _renamed_into(self, directory: Path) -> None:
+        with self._dirty_lock:
+            self._dirty.add(directory)
+
+    def read(self, sha: str, start: int = 0) -> Iterator[bytes]:
+        try:
+            f = open(self.path(sha), "rb")  # noqa: SIM115 - closed by the generator
+        except FileNotFoundError:
+            raise BlobNotFound(f"no blob {sha}") from None
+        return _file_chunks(f, start)
+
+
+def _file_chunks(f: IO[bytes], start: int) -> Iterator[bytes]:
+    with f:
+        f.seek(start)
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+class _DirWriter(_Hashing):
+    def __init__(self, store: DirBlobStore, sha: str) -> None:
+        super().__init__(sha, store.max_bytes)
+        self.store = store
+        fd, name = tempfile.mkstemp(dir=store.tmp, prefix=sha[:12] + ".")
+        self.file, self.tmp_path = os.fdopen(fd, "wb"), Path(name)
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._count(data)
+        except BlobTooLarge:
+            self.abort()
+            raise
+        self.file.write(data)
+
+    def commit(self) -> int:
+        """Verify, then move into place (Rule 2); the blob's size."""
+        try:
+            self._verify()
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            final = self.store.path(self.sha)
+            final.parent.mkdir(exist_ok=True)
+            os.replace(self.tmp_path, final)  # durable once sync() ran (Rule 2)
+            self.store._renamed_into(final.parent)
+        except BaseException:
+            self.abort()
+            raise
+        return self.size
+
+    def abort(self) -> None:
+        self.file.close()
+        self.tmp_path.unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- S3-compatible object storage ------------------------------------------------------------
+
+class S3BlobStore:
+    """Blobs as objects ``<prefix>/<sha>`` in an S3 bucket (Rule 3)."""
+
+    def __init__(self, bucket: str, prefix: str = "", *, client=None, max_bytes: int = MAX_BLOB_BYTES) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.max_bytes = max_bytes
+
+    def __repr__(self) -> str:
+        return f"<S3BlobStore s3://{self.bucket}/{self.prefix}>"
+
+    def key(self, sha: str) -> str:
+        _check_name(sha)
+        return f"{self.prefix}/{sha}" if self.prefix else sha
+
+    def size(self, sha: str) -> int | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return int(self.client.head_object(Bucket=self.bucket, Key=self.key(sha))["ContentLength"])
+        except ClientError as exc:
+            if _status(exc) == 404:
+                return None
+            raise BlobError(f"{self!r}: cannot look up blob {sha[:12]}: {_reason(exc)}") from None
+
+    def sizes(self, hashes: Iterable[str]) -> dict[str, int | None]:
+        """Each blob's size (None: missing), asked ``HEAD_THREADS`` at a time."""
+        wanted = list(dict.fromkeys(hashes))
+        if len(wanted) <= 1:
+            return {sha: self.size(sha) for sha in wanted}
+        with ThreadPoolExecutor(HEAD_THREADS) as pool:
+            return dict(zip(wanted, pool.map(self.size, wanted), strict=True))
+
+    def missing(self, hashes: Iterable[str]) -> list[str]:
+        return [sha for sha, size in self.sizes(hashes).items() if size is None]
+
+    def writer(self, sha: str) -> _S3Writer:
+        return _S3Writer(self, sha)
+
+    def sync(self, hashes: Iterable[str]) -> None:
+        """Nothing to do: an object S3 acknowledged is stored (Rule 3)."""
+
+    def read(self, sha: str, start: int = 0) -> Iterator[bytes]:
+        from botocore.exceptions import ClientError
+
+        kwargs = {"Range": f"bytes={start}-"} if start else {}
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key(sha), **kwargs)["Body"]
+        except ClientError as exc:
+            if _status(exc) == 404:
+                raise BlobNotFound(f"no blob {sha}") from None
+            if _status(exc) == 416:
+                return iter(())
+            raise BlobError(f"{self!r}: cannot read blob {sha[:12]}: {_reason(exc)}") from None
+        return _body_chunks(body)
+
+
+def _body_chunks(body) -> Iterator[bytes]:
+    try:
+        yield from body.iter_chunks(CHUNK)
+    finally:
+        body.close()
+
+
+class _S3Writer(_Hashing):
+    def __init__(self, store: S3BlobStore, sha: str) -> None:
+        super().__init__(sha, store.max_bytes)
+        self.store = store
+        self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - closed in commit/abort
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._count(data)
+        except BlobTooLarge:
+            self.abort()
+            raise
+        self.spool.write(data)
+
+    def commit(self) -> int:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._verify()
+            if self.store.size(self.sha) is None:
+                self.spool.seek(0)
+                self.store.client.upload_fileobj(self.spool, self.store.bucket, self.store.key(self.sha))
+        except (ClientError, BotoCoreError) as exc:
+            raise BlobError(f"{self.store!r}: cannot store blob {self.sha[:12]}: {_reason(exc)}") from None
+        finally:
+            self.spool.close()
+        return self.size
+
+    def abort(self) -> None:
+        self.spool.close()
+
+
+def _status(exc) -> int:
+    meta = getattr(exc, "response", {}).get("ResponseMetadata", {})
+    code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+    if code in ("404", "NoSuchKey", "NotFound"):
+        return 404
+    if code in ("416", "InvalidRange"):
+        return 416
+    return int(meta.get("HTTPStatusCode", 0) or 0)
+
+
+def _reason(exc) -> str:
+    error = getattr(exc, "response", {}).get("Error", {})
+    return f"{error.get('Code', type(exc).__name__)}: {error.get('Message', '')}".strip(": ") or type(exc).__name__
+
+
+# -- choosing one --------------------------------------------------------------------------
+
+def open_blob_store(spec: str | Path) -> DirBlobStore | S3BlobStore:
+    """``s3://bucket/prefix`` -> ``S3BlobStore``; anything else is a directory."""
+    text = str(spec)
+    if text.startswith("s3://"):
+        parts = urlsplit(text)
+        if not parts.netloc:
+            raise ValueError(f"blob store {text!r}: expected s3://bucket/prefix")
+        return S3BlobStore(parts.netloc, parts.path)
+    return DirBlobStore(text)

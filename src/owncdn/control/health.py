@@ -1,0 +1,333 @@
+"""The edge health monitor: active checks through each edge's real request path.
+
+Every ``interval`` seconds the control plane asks every registered edge node
+(``kind == "edge"``) for ``GET /.well-known/owncdn/health`` on the public
+listener it registered (``address``, HOST:PORT). The edge answers that path for
+any Host, through its HTTP parser and request handling (``owncdn.edge.health``):
+200 when it can serve, 503 when it cannot (draining, no services yet).
+
+Rules:
+
+1. A check passes on a 200 within ``timeout`` seconds, on a new connection
+   (``Connection: close``), so an edge whose listener stopped accepting fails even
+   if an old connection would still be answered. Anything else fails, and the
+   reason is kept (``HTTP 503: draining``, ``timeout after 1s``, ``connection
+   refused``).
+2. Results go through the hysteresis of ``owncdn.core.routing.health`` into the
+   store (``Store.record_checks``): an edge goes down after ``fall`` failed checks in
+   a row (default 3) and comes back after ``rise`` good ones (default 2). With the
+   defaults, a dead edge leaves the DNS answers within about 3 x 2 s + the DNS TTL.
+3. When an edge's health flips, ``on_change`` runs (the API wakes the event
+   streams, so DNS nodes get the ``health`` channel at once); other replicas' flips
+   reach streams by their once-a-second re-read of the store.
+4. An edge registered at ``0.0.0.0`` / ``::`` is checked on the loopback address
+   (it is on this machine, as with ``owncdn up``); register a routable address for
+   edges on other machines.
+5. The ``health`` state channel sends DNS nodes the edges of their environment:
+   ``{"key": "edges", "edges": [{name, location, address, healthy}, ...]}``, resent
+   only when one of those fields changes (not on every check).
+6. The edge's JSON answer (``owncdn.edge.health`` Rule 4) is kept per edge in
+   ``edges``: its load (loop lag, CPU steal, load average), its admin address and
+   its response counters; the counters' growth feeds the error rate of its
+   environment (``owncdn.core.alerts`` Rules 2-3).
+7. The monitor measures its own event-loop lag and CPU steal; a starved monitor
+   widens its timeouts and does not count its own timeouts against an edge
+   (``owncdn.core.routing.health`` Rules 5-7).
+8. Each round also checks the origins of every service (``owncdn.control.origins``),
+   and every flip of an edge or an origin, and every change of an environment's
+   error rate, raises one alert (``owncdn.control.alerts``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from owncdn.control.store import CheckResult, EdgeHealthRecord, Store, StoreError
+from owncdn.core.alerts import ErrorRateWatch, counter_delta, health_alert
+from owncdn.core.routing import DEFAULT_FALL, DEFAULT_RISE
+from owncdn.core.routing.health import Starvation, counted, widened_timeout
+from owncdn.core.routing.load import LoadMeter, LoadReport
+
+__all__ = ["HEALTH_PATH", "HealthChannel", "HealthMonitor", "HealthSettings", "check_url"]
+
+log = logging.getLogger("owncdn.control.health")
+
+HEALTH_PATH = "/.well-known/owncdn/health"
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """How the monitor checks edges (``owncdn control --health-*`` flags)."""
+
+    interval: float = 2.0
+    """Seconds between rounds of checks."""
+    timeout: float = 1.0
+    """Seconds a check may take (connect + answer) before it fails."""
+    fall: int = DEFAULT_FALL
+    """Consecutive failed checks that take a healthy edge down."""
+    rise: int = DEFAULT_RISE
+    """Consecutive good checks that bring a down edge back."""
+    enabled: bool = True
+    origins: bool = True
+    """Check the origins of every service too (``owncdn.control.origins``)."""
+    alert_webhooks: tuple = ()
+    """``owncdn.control.acme.notify.Webhook`` s told about alerts (``--alert-webhook``)."""
+    alert_error_rate: float = 0.05
+    """Share of 5xx responses over a minute that raises an alert (``--alert-error-rate``)."""
+
+    def __post_init__(self) -> None:
+        if self.interval <= 0 or self.timeout <= 0:
+            raise ValueError(f"health interval and timeout must be positive, not {self.interval} / {self.timeout}")
+        if self.fall < 1 or self.rise < 1:
+            raise ValueError(f"health fall and rise must be at least 1, not {self.fall} / {self.rise}")
+
+
+def check_url(address: str) -> str:
+    """The health URL of an edge registered at ``address`` (HOST:PORT; Rule 4)."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if ip is not None and ip.is_unspecified:
+        host = "::1" if ip.version == 6 else "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}{HEALTH_PATH}"
+
+
+@dataclass
+class EdgeInfo:
+    """What an edge said in its last good answer (Rule 6)."""
+
+    load: LoadReport
+    admin: str | None
+    responses: int
+    errors: int
+    at: float = field(default_factory=time.time)
+    delta: tuple[int, int] | None = None
+    """(responses, errors) since the previous answer, until the error rate takes it."""
+
+
+@dataclass(frozen=True)
+class EdgeCheck:
+    result: CheckResult
+    timed_out: bool = False
+    info: EdgeInfo | None = None
+
+
+class HealthMonitor:
+    """``await monitor.run()`` until cancelled; ``await monitor.round()`` runs one round."""
+
+    def __init__(self, store: Store, settings: HealthSettings = HealthSettings(),
+                 on_change: Callable[[], None] = lambda: None, alerts=None) -> None:
+        from owncdn.control.origins import OriginMonitor
+
+        self.store = store
+        self.settings = settings
+        self.on_change = on_change
+        self.alerts = alerts  # owncdn.control.alerts.Alerts, or None
+        self.rounds = 0
+        self.meter = LoadMeter()  # this monitor's own starvation (Rule 7)
+        self.edges: dict[str, EdgeInfo] = {}
+        self.origins = OriginMonitor(store, settings, self._alert)
+        self.error_rates: dict[str, ErrorRateWatch] = {}
+        self.uncounted = 0  # checks not counted because this monitor was starved
+        self.last_timeout = settings.timeout
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return f"<HealthMonitor every {s.interval}s fall={s.fall} rise={s.rise} rounds={self.rounds}>"
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        limits = httpx.Limits(max_keepalive_connections=0)
+        meter = loop.create_task(_measure(self.meter), name="health-monitor-load")
+        try:
+            async with httpx.AsyncClient(timeout=self.settings.timeout, limits=limits) as http:
+                while True:
+                    started = loop.time()
+                    try:
+                        await self.round(http)
+                    except StoreError as exc:  # the database is away: try again next round
+                        log.warning("edge health: %s", exc)
+                    await asyncio.sleep(max(0.0, self.settings.interval - (loop.time() - started)))
+        finally:
+            meter.cancel()
+
+    def starvation(self) -> Starvation:
+        report = self.meter.report()
+        return Starvation(report.loop_lag, report.steal)
+
+    async def round(self, http: httpx.AsyncClient) -> list[EdgeHealthRecord]:
+        """Check every edge (and origin) once; returns the edges whose health flipped."""
+        checker = self.starvation()
+        timeout = self.last_timeout = widened_timeout(self.settings.timeout, checker)  # Rule 7
+        edges = await asyncio.to_thread(self.store.edge_health)
+        origins = self._origins(timeout, checker) if self.settings.origins else _nothing()
+        checks, _ = await asyncio.gather(asyncio.gather(*(self.check(http, edge, timeout) for edge in edges)),
+                                         origins)
+        for gone in set(self.edges) - {e.node_id for e in edges}:
+            del self.edges[gone]  # deleted nodes
+        results = []
+        for check in checks:
+            if counted(check.result.ok, check.timed_out, checker):
+                results.append(check.result)
+            else:
+                self.uncounted += 1
+            if check.info is not None:
+                self._observe(check.result.node_id, check.info)
+        s = self.settings
+        flipped = await asyncio.to_thread(self.store.record_checks, results, fall=s.fall, rise=s.rise,
+                                          min_gap=s.interval / 2)
+        self.rounds += 1
+        for edge in flipped:
+            state = "up" if edge.healthy else f"DOWN ({edge.error})"
+            log.warning("edge %s (%s, %s) is %s", edge.name, edge.location, edge.address, state)
+            self._alert(health_alert("edge", edge.env, f"{edge.name} ({edge.location}, {edge.address})",
+                                     edge.healthy, edge.error))
+        self._error_rates(edges)
+        if flipped:
+            self.on_change()
+        return flipped
+
+    async def _origins(self, timeout: float, checker: Starvation) -> None:
+        """The origins' round; its trouble never stops the edges' checks."""
+        try:
+            await self.origins.round(timeout, checker)
+        except (StoreError, KeyError, TypeError, ValueError) as exc:
+            log.warning("origin health: %s: %s", type(exc).__name__, exc)
+
+    def _alert(self, alert) -> None:
+        if self.alerts is not None:
+            self.alerts.raise_alert(alert)
+
+    def _observe(self, node_id: str, info: EdgeInfo) -> None:
+        """Rule 6: keep the answer; remember the counters' growth for the error rate."""
+        before = self.edges.get(node_id)
+        if info.admin and (before is None or before.admin != info.admin):
+            self.on_change()  # the `admin` channel has a token to send (control/diagnostics.py)
+        info.delta = (counter_delta(before.responses if before else None, info.responses),
+                      counter_delta(before.errors if before else None, info.errors))
+        self.edges[node_id] = info
+
+    def _error_rates(self, edges: list[EdgeHealthRecord]) -> None:
+        """Rule 6: this round's growth of every environment's counters, into its watch."""
+        if self.alerts is None:
+            return
+        now = time.time()
+        sums: dict[str, list[int]] = {}
+        for edge in edges:
+            info = self.edges.get(edge.node_id)
+            pair = sums.setdefault(edge.env, [0, 0])
+            if info is not None and getattr(info, "delta", None) is not None:
+                pair[0] += info.delta[0]
+                pair[1] += info.delta[1]
+                info.delta = None  # counted once
+        for env, (responses, errors) in sums.items():
+            watch = self.error_rates.get(env)
+            if watch is None:
+                a = self.alerts
+                watch = self.error_rates[env] = ErrorRateWatch(env, a.error_rate, a.error_window, a.error_min_requests)
+            alert = watch.observe(now, responses, errors)
+            if alert is not None:
+                self._alert(alert)
+
+    async def check(self, http: httpx.AsyncClient, edge: EdgeHealthRecord, timeout: float | None = None) -> EdgeCheck:
+        """One check of one edge (Rule 1)."""
+        timeout = self.settings.timeout if timeout is None else timeout
+        try:
+            url = check_url(edge.address)
+            resp = await http.get(url, headers={"Host": "owncdn-health", "Connection": "close",
+                                                "User-Agent": "owncdn-health"}, timeout=timeout)
+        except httpx.TimeoutException:
+            return EdgeCheck(CheckResult(edge.node_id, False, f"timeout after {timeout:g}s"), timed_out=True)
+        except httpx.ConnectError as exc:
+            return EdgeCheck(CheckResult(edge.node_id, False, f"cannot connect: {_reason(exc)}"))
+        except (httpx.HTTPError, ValueError, OSError) as exc:
+            return EdgeCheck(CheckResult(edge.node_id, False, f"{type(exc).__name__}: {_reason(exc)}"))
+        info, why = _answer(resp)
+        if resp.status_code == 200:
+            return EdgeCheck(CheckResult(edge.node_id, True), info=info)
+        return EdgeCheck(CheckResult(edge.node_id, False, f"HTTP {resp.status_code}: {why}"[:200]), info=info)
+
+
+def _answer(resp: httpx.Response) -> tuple[EdgeInfo | None, str]:
+    """The edge's JSON health answer (``owncdn.edge.health`` Rule 4), and why."""
+    try:
+        data = resp.json()
+        if not isinstance(data, dict):
+            raise ValueError
+    except ValueError:
+        lines = resp.text.splitlines()
+        return None, lines[1] if len(lines) > 1 else resp.reason_phrase
+    counts = data.get("responses") if isinstance(data.get("responses"), dict) else {}
+    load = LoadReport.from_dict(data["load"] if isinstance(data.get("load"), dict) else {})
+    admin = data.get("admin") if isinstance(data.get("admin"), str) else None
+    info = EdgeInfo(load, admin, _int(counts.get("total")), _int(counts.get("errors")))
+    return info, str(data.get("why") or resp.reason_phrase)
+
+
+def _int(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _measure(meter: LoadMeter, interval: float = 0.5) -> None:
+    """Rule 7: this process's loop lag and CPU steal, twice a second."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + interval
+        await asyncio.sleep(interval)
+        try:
+            with open("/proc/stat") as f:
+                stat = f.read(4096)
+        except OSError:
+            stat = None
+        try:
+            average = os.getloadavg()
+        except OSError:
+            average = None
+        meter.tick(due, loop.time(), stat, average)
+
+
+def _reason(exc: BaseException) -> str:
+    """The most specific reason in the exception chain (httpx wraps the OSError)."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # a chain is short; never loop on a cyclic one
+        if seen is None:
+            break
+        if isinstance(seen, ConnectionRefusedError) or "refused" in str(seen).lower():
+            return "connection refused"
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror.lower()
+        seen = seen.__cause__ or seen.__context__
+    return str(exc) or type(exc).__name__
+
+
+class HealthChannel:
+    """The ``health`` state channel (Rule 5): edges and their health, for DNS nodes."""
+
+    name = "health"
+
+    def read(self, ctx, node) -> dict:
+        if node.kind != "dns":
+            return {}
+        edges = [{"name": e.name, "location": e.location, "address": e.address, "healthy": e.healthy}
+                 for e in ctx.store.edge_health(node.env)]
+        if not edges:
+            return {}  # nothing to say (after edges existed, the stream sends "deleted")
+        revision = tuple((e["name"], e["location"], e["address"], e["healthy"]) for e in edges)
+        return {"edges": (revision, {"edges": edges})}

@@ -1,0 +1,176 @@
+"""The store's part of pushed releases: immutable releases, the current pointer, and
+what each node serves.
+
+Rules:
+1. ``add_release`` stores the next number of (env, service) and makes it current in
+   the same transaction; a replica that took the same number first makes it run
+   again (the store's Rule 2), so numbers never repeat.
+2. ``activate_release`` moves the current pointer to an existing release (rollback
+   and roll forward); nothing is copied, so it is instant.
+3. ``report_node_release``: ``serving`` sets what the node serves; ``failed`` keeps
+   the number it served before (it never serves a half-synced release).
+4. ``current_releases(env)`` is one small query (no manifests): the state channel
+   reads it for every node about once a second and loads a manifest only when a
+   release is new to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .records import NotFound
+from .releaseschema import CurrentReleaseRow, NodeReleaseRow, ReleaseRow
+from .schema import NodeRow
+
+__all__ = ["CurrentRelease", "NodeRelease", "Release", "ReleaseStore"]
+
+NODE_RELEASE_STATUSES = ("serving", "failed")
+
+
+@dataclass(frozen=True)
+class Release:
+    env: str
+    service: str
+    number: int
+    id: str  # the manifest id
+    files: int
+    bytes: int
+    author: str
+    created_at: float
+    manifest: dict | None = None  # None when listed
+
+
+@dataclass(frozen=True)
+class CurrentRelease:
+    service: str
+    number: int
+    id: str
+
+
+@dataclass(frozen=True)
+class NodeRelease:
+    node_id: str
+    name: str
+    location: str
+    service: str
+    number: int  # the release last reported on
+    status: str  # "serving" | "failed"
+    reason: str
+    serving: int | None  # what the node serves now
+    at: float
+
+
+class ReleaseStore:
+    """Mixed into ``Store``: uses its ``_read``, ``_write`` and ``_now``."""
+
+    def add_release(self, env: str, service: str, manifest: dict, manifest_id: str, files: int,
+                    size: int, author: str = "") -> Release:
+        """Store the next release of ``service`` in ``env`` and make it current (Rule 1)."""
+        def work(s: Session) -> Release:
+            last = s.scalar(select(func.max(ReleaseRow.number))
+                            .where(ReleaseRow.env == env, ReleaseRow.service == service))
+            now = self._now()
+            row = ReleaseRow(env=env, service=service, number=(last or 0) + 1, manifest_id=manifest_id,
+                             manifest=manifest, files=files, bytes=size, author=author, created_at=now)
+            s.add(row)
+            s.flush()  # a concurrent writer with the same number makes this raise
+            _point(s, env, service, row.number, author, now)
+            return _release(row, with_manifest=False)
+
+        return self._write(work, f"adding a release of {service!r} in {env!r}")
+
+    def activate_release(self, env: str, service: str, number: int, author: str = "") -> Release:
+        """Make release ``number`` current (Rule 2); NotFound if there is none."""
+        def work(s: Session) -> Release:
+            row = s.get(ReleaseRow, (env, service, number))
+            if row is None:
+                raise NotFound(f"service {service!r} in {env!r} has no release {number}")
+            _point(s, env, service, number, author, self._now())
+            return _release(row, with_manifest=False)
+
+        return self._write(work, f"activating release {number} of {service!r} in {env!r}")
+
+    def get_release(self, env: str, service: str, number: int) -> Release | None:
+        """One release with its manifest."""
+        return self._read(lambda s: _maybe_release(s.get(ReleaseRow, (env, service, number))))
+
+    def current_release_number(self, env: str, service: str) -> int | None:
+        return self._read(lambda s: s.scalar(select(CurrentReleaseRow.number).where(
+            CurrentReleaseRow.env == env, CurrentReleaseRow.service == service)))
+
+    def current_releases(self, env: str) -> list[CurrentRelease]:
+        """Every service's current release in ``env``, without manifests (Rule 4)."""
+        query = (select(CurrentReleaseRow.service, CurrentReleaseRow.number, ReleaseRow.manifest_id)
+                 .join(ReleaseRow, (ReleaseRow.env == CurrentReleaseRow.env)
+                       & (ReleaseRow.service == CurrentReleaseRow.service)
+                       & (ReleaseRow.number == CurrentReleaseRow.number))
+                 .where(CurrentReleaseRow.env == env).order_by(CurrentReleaseRow.service))
+        return self._read(lambda s: [CurrentRelease(*row) for row in s.execute(query)])
+
+    def list_releases(self, env: str, service: str, limit: int = 50) -> list[Release]:
+        """The newest ``limit`` releases, newest first, without manifests."""
+        columns = [c for c in ReleaseRow.__table__.columns if c.name != "manifest"]
+        query = (select(*columns).where(ReleaseRow.env == env, ReleaseRow.service == service)
+                 .order_by(ReleaseRow.number.desc()).limit(max(limit, 0)))
+        return self._read(lambda s: [
+            Release(env=r.env, service=r.service, number=r.number, id=r.manifest_id, files=r.files,
+                    bytes=r.bytes, author=r.author, created_at=r.created_at)
+            for r in s.execute(query)])
+
+    def report_node_release(self, node_id: str, service: str, number: int, status: str,
+                            reason: str = "") -> NodeRelease:
+        """What a node did with release ``number`` of ``service`` (Rule 3); also contact."""
+        if status not in NODE_RELEASE_STATUSES:
+            raise ValueError(f"release status {status!r}: expected one of {', '.join(NODE_RELEASE_STATUSES)}")
+
+        def work(s: Session) -> NodeRelease:
+            node = s.get(NodeRow, node_id)
+            if node is None:
+                raise NotFound(f"no node {node_id!r}")
+            now = self._now()
+            node.last_contact = now
+            row = s.get(NodeReleaseRow, (node_id, service))
+            if row is None:
+                row = NodeReleaseRow(node_id=node_id, service=service, serving=None)
+                s.add(row)
+            row.number, row.status, row.reason, row.at = number, status, reason, now
+            if status == "serving":
+                row.serving = number
+            s.flush()
+            return _node_release(node, row)
+
+        return self._write(work, f"recording release {number} of {service!r} on node {node_id!r}")
+
+    def node_releases(self, env: str, service: str | None = None) -> list[NodeRelease]:
+        """What every node of ``env`` reported (for ``service``), by node name."""
+        query = (select(NodeRow, NodeReleaseRow).join(NodeReleaseRow, NodeReleaseRow.node_id == NodeRow.id)
+                 .where(NodeRow.env == env).order_by(NodeRow.name, NodeReleaseRow.service))
+        if service is not None:
+            query = query.where(NodeReleaseRow.service == service)
+        return self._read(lambda s: [_node_release(node, row) for node, row in s.execute(query)])
+
+
+def _point(s: Session, env: str, service: str, number: int, author: str, now: float) -> None:
+    current = s.get(CurrentReleaseRow, (env, service))
+    if current is None:
+        s.add(CurrentReleaseRow(env=env, service=service, number=number, activated_at=now, author=author))
+    else:
+        current.number, current.activated_at, current.author = number, now, author
+
+
+def _release(r: ReleaseRow, with_manifest: bool = True) -> Release:
+    return Release(env=r.env, service=r.service, number=r.number, id=r.manifest_id, files=r.files,
+                   bytes=r.bytes, author=r.author, created_at=r.created_at,
+                   manifest=r.manifest if with_manifest else None)
+
+
+def _maybe_release(r: ReleaseRow | None) -> Release | None:
+    return None if r is None else _release(r)
+
+
+def _node_release(node: NodeRow, r: NodeReleaseRow) -> NodeRelease:
+    return NodeRelease(node_id=node.id, name=node.name, location=node.location, service=r.service,
+                       number=r.number, status=r.status, reason=r.reason, serving=r.serving, at=r.at)

@@ -1,0 +1,99 @@
+"""Alerts: what is worth telling an operator, decided without I/O.
+
+The control plane (``owncdn.control.alerts``) sends these to webhooks; this module
+decides when. Time comes in as an argument.
+
+Rules:
+1. One alert per transition: an edge or an origin going down raises one ``down``
+   alert when its hysteresis flips, and one ``up`` alert when it flips back. Checks
+   in between raise nothing, however many fail.
+2. The error rate of an environment is the share of 5xx among the responses its
+   edges served in the last ``window`` seconds, from the edges' own counters (the
+   ``responses`` of their health answers). A counter that went down (an edge
+   restarted) counts from zero.
+3. The error rate is ``high`` once it reaches ``threshold`` over at least
+   ``min_requests`` responses, and ``normal`` again only below half the threshold
+   (or with too few responses to tell), so a rate that wobbles around the threshold
+   alerts once, not on every round.
+4. Certificate trouble (a failed issuance or renewal, a certificate close to expiry)
+   is one alert per event the certificate manager reports.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+__all__ = ["Alert", "ErrorRateWatch", "counter_delta", "health_alert"]
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: str
+    """edge_down, edge_up, origin_down, origin_up, error_rate_high, error_rate_normal,
+    certificate."""
+    env: str
+    subject: str
+    """The edge's name, the origin's service and URL, the environment, the certificate."""
+    message: str
+
+    @property
+    def severity(self) -> str:
+        if self.kind.endswith(("_up", "_normal")):
+            return "resolved"
+        return "warning" if self.kind == "certificate" else "critical"
+
+
+def health_alert(what: str, env: str, subject: str, healthy: bool, why: str = "") -> Alert:
+    """Rule 1: the alert of one flip of an edge's or an origin's health."""
+    if healthy:
+        return Alert(f"{what}_up", env, subject, f"{what} {subject} ({env}) is back up")
+    return Alert(f"{what}_down", env, subject, f"{what} {subject} ({env}) is DOWN: {why or 'checks failed'}")
+
+
+def counter_delta(before: int | None, after: int) -> int:
+    """Growth of a cumulative counter between two readings (Rule 2)."""
+    if before is None:
+        return 0
+    return after - before if after >= before else after
+
+
+class ErrorRateWatch:
+    """Rules 2-3 for one environment: ``observe(now, responses, errors)`` once a round."""
+
+    def __init__(self, env: str, threshold: float = 0.05, window: float = 60.0, min_requests: int = 20) -> None:
+        if not 0 < threshold <= 1:
+            raise ValueError(f"the error-rate threshold is a share in (0, 1], not {threshold}")
+        self.env = env
+        self.threshold = threshold
+        self.window = window
+        self.min_requests = min_requests
+        self.samples: deque[tuple[float, int, int]] = deque()
+        self.high = False
+
+    def __repr__(self) -> str:
+        return f"<ErrorRateWatch {self.env} {'HIGH' if self.high else 'normal'} rate={self.rate():.1%}>"
+
+    def totals(self) -> tuple[int, int]:
+        return sum(s[1] for s in self.samples), sum(s[2] for s in self.samples)
+
+    def rate(self) -> float:
+        responses, errors = self.totals()
+        return errors / responses if responses else 0.0
+
+    def observe(self, now: float, responses: int, errors: int) -> Alert | None:
+        self.samples.append((now, max(0, responses), max(0, errors)))
+        while self.samples and self.samples[0][0] <= now - self.window:
+            self.samples.popleft()
+        total, _ = self.totals()
+        rate = self.rate()
+        if not self.high and total >= self.min_requests and rate >= self.threshold:
+            self.high = True
+            return Alert("error_rate_high", self.env, self.env,
+                         f"error rate in {self.env} is {rate:.1%} (5xx over the last {self.window:g}s, "
+                         f"{total} responses; threshold {self.threshold:.1%})")
+        if self.high and (total < self.min_requests or rate < self.threshold / 2):
+            self.high = False
+            return Alert("error_rate_normal", self.env, self.env,
+                         f"error rate in {self.env} is back to {rate:.1%} ({total} responses)")
+        return None

@@ -1,0 +1,106 @@
+"""A push service's ``site`` block: how the edge serves its pushed release.
+
+Rule 1: every field has a default; a push service without ``site`` serves pretty URLs,
+``index.html`` for directories and ``404.html`` (when the release has one) for paths
+that are not part of it. Only a push service may have a ``site`` block.
+
+Rule 2: redirect rules and header rules are checked with the same code the edge
+matches them with (``owncdn.core.content.redirects``, ``.globs``), so a file that
+validates never fails at an edge; an error points at the offending field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WrapValidator, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from owncdn.core.content.globs import compile_glob
+from owncdn.core.content.manifest import check_path
+from owncdn.core.content.redirects import redirect_rule
+
+from .headers import FRAMING_HEADERS, check_header_name, check_header_value
+from .secrets import keep_secret
+
+__all__ = ["SiteHeaders", "SiteRedirect", "SiteSettings"]
+
+# Fields the edge derives from the file it sends; a header rule cannot set them.
+MANAGED = FRAMING_HEADERS | {"content-encoding", "content-range", "etag", "date"}
+
+_Name = Annotated[str, AfterValidator(check_header_name)]
+_Value = Annotated[str, WrapValidator(keep_secret), AfterValidator(check_header_value)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, populate_by_name=True)
+
+
+def _file_path(value: str | None) -> str | None:
+    if value is not None:
+        problem = check_path(value)
+        if problem:
+            raise ValueError(f"expected a path inside the release like '404.html': {problem}")
+    return value
+
+
+class SiteRedirect(_Model):
+    """A redirect rule: `from` an exact path or a `/prefix/*` splat, `to` a path or URL."""
+
+    from_: str = Field(alias="from", description="Path to match: exact (`/old`), or ending in `/*` to match the prefix and everything below it (`/blog/*`).")
+    to: str = Field(description="Where to send the visitor: a path or an http(s):// URL; `:splat` stands for what `*` matched.")
+    status: Literal[301, 302, 303, 307, 308] = Field(301, description="Redirect status.")
+
+    @model_validator(mode="after")
+    def _rule(self) -> SiteRedirect:
+        try:
+            redirect_rule(self.from_, self.to, self.status)
+        except ValueError as exc:
+            message = str(exc)
+            field = "from" if message.startswith("'from'") else "status" if message.startswith("status") else "to"
+            raise PydanticCustomError("config_problems", "{summary}",
+                                      {"summary": f"{field}: {message}", "problems": [((field,), message)]}) from None
+        return self
+
+
+class SiteHeaders(_Model):
+    """Fields set on the responses for paths matching a pattern."""
+
+    path: str = Field(description="Path pattern: `*` matches within one segment, `**` across segments, e.g. `/assets/**` or `/**/*.css`.")
+    set: dict[_Name, _Value] = Field(description="Fields to set, e.g. `Cache-Control: public, max-age=31536000, immutable`.")
+
+    @field_validator("path")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        compile_glob(value)
+        return value
+
+    @field_validator("set")
+    @classmethod
+    def _names(cls, fields: dict[str, str]) -> dict[str, str]:
+        for name in fields:
+            if name.lower() in MANAGED:
+                raise ValueError(f"{name!r} is derived from the file by the edge and cannot be set")
+        return fields
+
+
+class SiteSettings(_Model):
+    """How the edge serves a push service's release (static site hosting)."""
+
+    index: str = Field("index.html", description="File that answers for a directory path (`/docs/` -> `docs/index.html`).")
+    pretty_urls: bool = Field(True, description="Serve `about.html` as `/about` and `about/index.html` as `/about/`; other spellings redirect (308) to these.")
+    not_found: str | None = Field("404.html", description="Release file sent with status 404 for paths that are not part of the release (when the release has it); null: a plain 404.")
+    redirects: list[SiteRedirect] = Field(default_factory=list, description="Redirect rules, tried in order before the release's files.")
+    headers: list[SiteHeaders] = Field(default_factory=list, description="Header rules by path pattern, applied in order (a later rule replaces a field an earlier one set).")
+
+    @field_validator("index")
+    @classmethod
+    def _index(cls, value: str) -> str:
+        if not value or "/" in value or _file_path(value) != value:
+            raise ValueError(f"expected a file name without '/', like 'index.html', got {value!r}")
+        return value
+
+    @field_validator("not_found")
+    @classmethod
+    def _not_found(cls, value: str | None) -> str | None:
+        return _file_path(value)

@@ -1,0 +1,29 @@
+"""Pushed content, pure: release manifests and what changes between two of them.
+
+- ``manifest``  ``Manifest`` (paths -> sha256 + size), ``parse_manifest`` with path
+                checks (nothing that could leave the release directory), the
+                canonical encoding and the manifest id (its SHA-256).
+- ``diff``      ``diff(old, new)``: added / changed / removed paths and the blobs
+                an edge holding ``old`` needs for ``new``.
+- ``bundle``    many blobs in one HTTP body (``<sha256> <size>\n<bytes>`` records)
+                and ``BundleReader``, its sans-IO reader.
+
+Serving a release (the edge's ``edge/static.py`` sends what these decide):
+
+- ``site``        ``answer(rules, files, target, accept_encoding, released_at)``: a
+                  file with its fields, a redirect, or a plain 400 / 404.
+- ``paths``       target decoding and pretty URLs (``/about`` -> ``about.html``).
+- ``redirects``   redirect rules (exact paths and ``/prefix/*`` splats).
+- ``globs``       path patterns of header rules.
+- ``negotiate``   precompressed siblings chosen by Accept-Encoding.
+- ``mediatypes``  Content-Type from a file name.
+
+No files are read here: the CLI walks directories (``owncdn.client.sitedir``), the
+control plane stores blobs (``owncdn.control.blobs``).
+"""
+
+from .diff import ManifestDiff, diff
+from .manifest import MAX_PATH, FileEntry, Manifest, ManifestError, check_path, is_sha256, parse_manifest
+
+__all__ = ["MAX_PATH", "FileEntry", "Manifest", "ManifestDiff", "ManifestError", "check_path", "diff",
+           "is_sha256", "parse_manifest"]

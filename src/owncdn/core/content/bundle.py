@@ -1,0 +1,117 @@
+"""Bundles: many blobs in one HTTP body, so small files do not cost a request each.
+
+A bundle is the records of its blobs, one after another:
+
+    <sha256 in 64 lowercase hex> SP <size in decimal> LF <size bytes>
+
+Rules:
+1. Nothing comes between records; a bundle may be empty. A header is at most
+   ``MAX_HEADER`` bytes including the LF; a size has no sign, no leading zeros (but
+   ``0``) and at most 19 digits.
+2. ``BundleReader`` is sans-IO: ``feed(data)`` returns the events the bytes complete
+   (``BlobStart(sha256, size)``, ``BlobData(bytes)``, ``BlobEnd(sha256)``), in order;
+   a blob's data may arrive in any number of pieces. ``end()`` says whether the
+   bundle ended cleanly; ``close()`` raises if it stopped inside a record.
+3. A malformed header raises ``BundleError`` naming the offset; nothing after it is
+   read. The reader never checks hashes: the blob store does (``owncdn.control.blobs``),
+   as it does for single uploads.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["MAX_HEADER", "BlobData", "BlobEnd", "BlobStart", "BundleError", "BundleReader", "header"]
+
+MAX_HEADER = 85  # 64 + 1 + 19 + 1
+_HEADER = re.compile(rb"([0-9a-f]{64}) (0|[1-9][0-9]{0,18})\n")
+
+
+class BundleError(ValueError):
+    """A bundle that does not follow the format."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlobStart:
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlobData:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BlobEnd:
+    sha256: str
+
+
+def header(sha256: str, size: int) -> bytes:
+    """The header of one record."""
+    return f"{sha256} {size}\n".encode("ascii")
+
+
+class BundleReader:
+    """Rule 2: bytes in, events out."""
+
+    def __init__(self) -> None:
+        self._head = bytearray()
+        self._sha: str | None = None
+        self._left = 0
+        self.offset = 0  # bytes consumed so far
+
+    def __repr__(self) -> str:
+        inside = f"in {self._sha[:12]} ({self._left} left)" if self._sha else "between records"
+        return f"<BundleReader {inside} at {self.offset}>"
+
+    def feed(self, data: bytes) -> list[BlobStart | BlobData | BlobEnd]:
+        events: list[BlobStart | BlobData | BlobEnd] = []
+        view = memoryview(data)
+        while view:
+            if self._sha is None:
+                view = self._read_header(view, events)
+            else:
+                take = min(self._left, len(view))
+                events.append(BlobData(bytes(view[:take])))
+                view = view[take:]
+                self._left -= take
+                self.offset += take
+                self._finish(events)
+        return events
+
+    def end(self) -> bool:
+        """True when the bytes so far are whole records (Rule 2)."""
+        return self._sha is None and not self._head
+
+    def close(self) -> None:
+        if not self.end():
+            raise BundleError(f"the bundle ends inside a record at byte {self.offset}")
+
+    def _read_header(self, view: memoryview, events: list) -> memoryview:
+        room = MAX_HEADER - len(self._head)
+        chunk = bytes(view[:room])
+        newline = chunk.find(b"\n")
+        if newline < 0:
+            if len(chunk) >= room:
+                raise BundleError(f"no record header at byte {self.offset}: expected '<sha256> <size>\\n' "
+                                  f"within {MAX_HEADER} bytes")
+            self._head += chunk
+            return view[len(view):]
+        self._head += chunk[:newline + 1]
+        match = _HEADER.fullmatch(bytes(self._head))
+        if match is None:
+            raise BundleError(f"bad record header at byte {self.offset}: expected '<sha256> <size>\\n', "
+                              f"got {bytes(self._head[:MAX_HEADER])!r}")
+        self.offset += len(self._head)
+        self._head.clear()
+        self._sha, self._left = match.group(1).decode(), int(match.group(2))
+        events.append(BlobStart(self._sha, self._left))
+        self._finish(events)
+        return view[newline + 1:]
+
+    def _finish(self, events: list) -> None:
+        if self._sha is not None and self._left == 0:
+            events.append(BlobEnd(self._sha))
+            self._sha = None

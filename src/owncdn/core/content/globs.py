@@ -1,0 +1,64 @@
+"""Path patterns of a pushed site's header rules.
+
+Rules:
+1. A pattern is an absolute path; ``*`` matches any run of characters within one
+   segment (no ``/``), ``**`` any run including ``/``, ``?`` one character other
+   than ``/``; everything else matches itself. ``/**/`` also matches a single ``/``. ``/assets/**`` matches every path
+   below ``/assets/``; ``/**/*.css`` every stylesheet below the root, ``/*.css`` only
+   the ones at the root.
+2. A pattern matches the whole decoded request path.
+3. A header rule sets its fields on every response whose path matches; rules apply
+   in the order written, so a later rule replaces a field an earlier one set.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["HeaderRule", "compile_glob", "header_rule", "headers_for"]
+
+
+def compile_glob(pattern: str) -> re.Pattern[str]:
+    """The regular expression of a pattern (Rule 1); ``ValueError`` if it is not one."""
+    if not pattern.startswith("/"):
+        raise ValueError(f"a path pattern starts with '/', got {pattern!r}")
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i) and pattern[i - 1] == "/":
+            out.append("(?:.*/)?")  # "/a/**/b" also matches "/a/b"
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out))
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderRule:
+    pattern: str
+    fields: tuple[tuple[str, str], ...]
+    regex: re.Pattern[str]
+
+
+def header_rule(pattern: str, fields: dict[str, str]) -> HeaderRule:
+    """A compiled rule; field names are lowercased."""
+    return HeaderRule(pattern, tuple((k.lower(), v) for k, v in fields.items()), compile_glob(pattern))
+
+
+def headers_for(rules: tuple[HeaderRule, ...], path: str) -> dict[str, str]:
+    """The fields every matching rule sets, later rules winning (Rules 2, 3)."""
+    out: dict[str, str] = {}
+    for rule in rules:
+        if rule.regex.fullmatch(path):
+            out.update(rule.fields)
+    return out

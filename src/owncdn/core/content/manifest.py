@@ -1,0 +1,166 @@
+"""Release manifests: which file of a pushed site has which content.
+
+A manifest is ``{"files": {"<path>": {"sha256": "<hex>", "size": <int>}}}``: every file
+of a release by its relative path, with the SHA-256 of its bytes (the name of its blob
+in the content-addressed store) and its size.
+
+Rules:
+1. A path is relative and POSIX: segments joined by ``/``, none empty, none ``.`` or
+   ``..``, no backslash, no NUL or other control character, no leading ``/``, at most
+   ``MAX_PATH`` bytes in UTF-8. A path that could step outside the release directory
+   is refused, never normalised.
+2. A hash is 64 lowercase hex digits; a size is an integer >= 0.
+3. No path is both a file and a directory (``a`` and ``a/b`` cannot both be files).
+4. The canonical encoding is compact JSON with sorted keys, UTF-8; the manifest id is
+   the SHA-256 of it. Two manifests with the same files have the same id, whatever
+   order they were built in.
+5. ``parse_manifest`` checks everything and raises ``ManifestError`` listing every
+   problem (up to ``MAX_PROBLEMS``); a ``Manifest`` is valid once built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "MAX_PATH", "FileEntry", "Manifest", "ManifestError", "check_path", "is_sha256", "parse_manifest",
+]
+
+MAX_PATH = 1024
+MAX_PROBLEMS = 20
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class ManifestError(ValueError):
+    """A manifest that is not valid; ``problems`` names each thing wrong."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"invalid manifest: {problems[0]}{more}")
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    sha256: str
+    size: int
+
+
+def is_sha256(value: object) -> bool:
+    """True for 64 lowercase hex digits (Rule 2)."""
+    return isinstance(value, str) and _SHA256.fullmatch(value) is not None
+
+
+def check_path(path: object) -> str | None:
+    """Why ``path`` is not a valid release path (Rule 1), or None if it is."""
+    if not isinstance(path, str):
+        return f"{path!r}: a path must be a string"
+    if not path:
+        return "'': a path must not be empty"
+    if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH:
+        return f"{path[:40]!r}...: longer than {MAX_PATH} bytes"
+    if "\\" in path:
+        return f"{path!r}: backslashes are not allowed (use '/')"
+    if _CONTROL.search(path):
+        return f"{path!r}: control characters are not allowed"
+    if path.startswith("/"):
+        return f"{path!r}: must be relative (no leading '/')"
+    for segment in path.split("/"):
+        if segment == "":
+            return f"{path!r}: empty segment ('//' or a trailing '/')"
+        if segment in (".", ".."):
+            return f"{path!r}: '{segment}' segments are not allowed"
+    return None
+
+
+class Manifest:
+    """The files of one release (Rule 5: valid once built)."""
+
+    __slots__ = ("files", "_id")
+
+    def __init__(self, files: Mapping[str, FileEntry]) -> None:
+        self.files: dict[str, FileEntry] = dict(sorted(files.items()))
+        self._id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<Manifest {self.id[:12]} files={len(self.files)} bytes={self.total_bytes}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Manifest) and other.files == self.files
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @classmethod
+    def build(cls, entries: Iterable[tuple[str, str, int]]) -> Manifest:
+        """A manifest from ``(path, sha256, size)`` rows, checked like a parsed one."""
+        files = {path: {"sha256": sha, "size": size} for path, sha, size in entries}
+        return parse_manifest({"files": files})
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(entry.size for entry in self.files.values())
+
+    @property
+    def blobs(self) -> dict[str, int]:
+        """Every distinct blob: sha256 -> size."""
+        return {entry.sha256: entry.size for entry in self.files.values()}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"files": {p: {"sha256": e.sha256, "size": e.size} for p, e in self.files.items()}}
+
+    def canonical(self) -> bytes:
+        """Rule 4's encoding."""
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @property
+    def id(self) -> str:
+        if self._id is None:
+            self._id = hashlib.sha256(self.canonical()).hexdigest()
+        return self._id
+
+
+def parse_manifest(data: object) -> Manifest:
+    """A ``Manifest`` from its JSON form; ``ManifestError`` with every problem."""
+    if not isinstance(data, dict) or set(data) != {"files"} or not isinstance(data["files"], dict):
+        raise ManifestError(['a manifest is {"files": {"<path>": {"sha256": "<hex>", "size": <int>}}}'])
+    problems: list[str] = []
+    files: dict[str, FileEntry] = {}
+    for path, entry in data["files"].items():
+        problem = check_path(path) or _check_entry(path, entry)
+        if problem:
+            problems.append(problem)
+        else:
+            files[path] = FileEntry(entry["sha256"], entry["size"])
+        if len(problems) >= MAX_PROBLEMS:
+            break
+    problems += _file_and_directory(files)
+    if problems:
+        raise ManifestError(problems[:MAX_PROBLEMS])
+    return Manifest(files)
+
+
+def _check_entry(path: str, entry: object) -> str | None:
+    if not isinstance(entry, dict) or set(entry) != {"sha256", "size"}:
+        return f"{path!r}: an entry is {{\"sha256\": \"<hex>\", \"size\": <int>}}"
+    if not is_sha256(entry["sha256"]):
+        return f"{path!r}: sha256 must be 64 lowercase hex digits"
+    size = entry["size"]
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        return f"{path!r}: size must be an integer >= 0"
+    return None
+
+
+def _file_and_directory(files: Mapping[str, FileEntry]) -> list[str]:
+    """Rule 3: no file is also a directory of another file."""
+    dirs: set[str] = set()
+    for path in files:
+        parts = path.split("/")
+        dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    return [f"{path!r}: is a file and also a directory of other files" for path in sorted(dirs & files.keys())]

@@ -1,0 +1,139 @@
+"""What a pushed site answers for a request: a file, a redirect, or a plain error.
+
+The edge (``owncdn.edge.static``) turns the answer into bytes on the wire, with the
+conditional-request and range rules of ``owncdn.core.http``.
+
+Rules:
+1. In order: decode the target (``paths``; a bad one is 400), the redirect rules
+   (``redirects``), the release's files with pretty URLs (``paths.resolve``), then the
+   not-found page with status 404 if the release has it, else a plain 404.
+2. A file with precompressed siblings (``app.js.br``, ``app.js.gz``) is sent in the
+   coding Accept-Encoding prefers (``negotiate``); every response for such a file says
+   ``Vary: Accept-Encoding``, and a sibling goes out with ``Content-Encoding``. The
+   Content-Type is the one of the file asked for, not of its sibling.
+3. Fields: Content-Type, ETag (strong: the first 32 hex digits of the SHA-256 of the
+   bytes sent, so each representation has its own), Last-Modified (the release's
+   time), Cache-Control (``DEFAULT_CACHE_CONTROL``: browsers keep a copy and revalidate
+   it, which an ETag turns into a 304), Accept-Ranges; then the header rules for the
+   request path (``globs``), which replace fields of the same name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from owncdn.core.http.headers import format_http_date
+
+from .globs import HeaderRule, header_rule, headers_for
+from .mediatypes import content_type
+from .negotiate import CODINGS, IDENTITY, choose_coding, sibling
+from .paths import BAD, Redirect, Serve, decode_target, resolve
+from .redirects import RedirectRule, find_redirect, redirect_rule
+
+__all__ = ["DEFAULT_CACHE_CONTROL", "FileAnswer", "PlainAnswer", "RedirectAnswer", "SiteRules", "answer", "etag", "site_rules"]
+
+DEFAULT_CACHE_CONTROL = "public, max-age=0, must-revalidate"
+
+
+class Entry(Protocol):
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class SiteRules:
+    """A push service's ``site`` settings, compiled."""
+
+    pretty_urls: bool = True
+    index: str = "index.html"
+    not_found: str | None = "404.html"
+    redirects: tuple[RedirectRule, ...] = ()
+    headers: tuple[HeaderRule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FileAnswer:
+    status: int  # 200, or 404 for the not-found page
+    file: str  # manifest path of the bytes to send
+    sha256: str
+    size: int
+    fields: tuple[tuple[str, str], ...]  # lowercase names, without Content-Length and Date
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectAnswer:
+    status: int
+    location: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlainAnswer:
+    status: int  # 400 or 404
+    reason: str
+
+
+def site_rules(settings) -> SiteRules:
+    """Compile a service's ``site`` settings (``owncdn.core.config.site.SiteSettings``)."""
+    return SiteRules(
+        pretty_urls=settings.pretty_urls,
+        index=settings.index,
+        not_found=settings.not_found,
+        redirects=tuple(redirect_rule(r.from_, r.to, r.status) for r in settings.redirects),
+        headers=tuple(header_rule(h.path, {str(k): _reveal(v) for k, v in h.set.items()}) for h in settings.headers),
+    )
+
+
+def _reveal(value) -> str:
+    get = getattr(value, "get_secret_value", None)
+    return get() if get is not None else str(value)
+
+
+def etag(sha256: str) -> str:
+    return f'"{sha256[:32]}"'
+
+
+def answer(rules: SiteRules, files: Mapping[str, Entry], target: str, accept_encoding: str | None,
+           released_at: float) -> FileAnswer | RedirectAnswer | PlainAnswer:
+    """Rule 1."""
+    decoded = decode_target(target)
+    if decoded is None:
+        return PlainAnswer(400, "the request path is not a valid path")
+    path, query = decoded
+    moved = find_redirect(rules.redirects, path, query) if rules.redirects else None
+    if moved is not None:
+        return RedirectAnswer(*moved)
+    found = resolve(path, query, files, pretty=rules.pretty_urls, index=rules.index)
+    if type(found) is Redirect:
+        return RedirectAnswer(found.status, found.location)
+    if type(found) is Serve:
+        return _file(rules, files, found.file, 200, path, accept_encoding, released_at)
+    if found is BAD:  # pragma: no cover - resolve never answers BAD for a decoded path
+        return PlainAnswer(400, "the request path is not a valid path")
+    if rules.not_found is not None and rules.not_found in files:
+        return _file(rules, files, rules.not_found, 404, path, accept_encoding, released_at)
+    return PlainAnswer(404, f"{path} is not part of this site's current release")
+
+
+def _file(rules: SiteRules, files: Mapping[str, Entry], name: str, status: int, path: str,
+          accept_encoding: str | None, released_at: float) -> FileAnswer:
+    """Rules 2 and 3."""
+    present = [coding for coding, suffix in CODINGS.items() if name + suffix in files]
+    coding = choose_coding(accept_encoding, present) if present else IDENTITY
+    sent = sibling(name, coding)
+    entry = files[sent]
+    fields = {
+        "content-type": content_type(name),
+        "etag": etag(entry.sha256),
+        "last-modified": format_http_date(released_at),
+        "cache-control": DEFAULT_CACHE_CONTROL,
+        "accept-ranges": "bytes",
+    }
+    if present:
+        fields["vary"] = "Accept-Encoding"
+    if coding != IDENTITY:
+        fields["content-encoding"] = coding
+    if rules.headers:
+        fields.update(headers_for(rules.headers, path))
+    return FileAnswer(status, sent, entry.sha256, entry.size, tuple(fields.items()))

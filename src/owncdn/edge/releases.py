@@ -1,0 +1,360 @@
+"""Pushed releases at the edge, on disk: content-addressed blobs and switched releases.
+
+Layout under the edge's state directory (``<state>/push``):
+
+    blobs/ab/abcdef...        one file per blob, named by its SHA-256
+    partial/<sha256>.part     a blob being fetched (kept across restarts for resuming)
+    releases/<service>.json   the release served: number, id, time, manifest, and the
+                              previous release (kept for instant rollback)
+    releases/<service>.pending.json   the release being fetched
+
+Rules:
+1. A blob file appears under ``blobs/`` only complete, verified and fsynced (written
+   as ``partial/<sha>.part``, renamed into place): a blob's name is its content.
+2. A release is switched only when every blob it names is present; the switch writes
+   ``releases/<service>.json`` atomically (temp file, fsync, rename, directory fsync)
+   and only then replaces the live release, so an edge never serves a half-synced
+   release, before or after a restart.
+3. At start the switched releases are loaded at once: the edge serves the last one it
+   switched to even while the control plane is unreachable. A pending target stays
+   pending until its fetch ends (``releasesync``); a switched release whose blobs are
+   no longer all on disk becomes pending again, so they are fetched again.
+4. After a switch, blobs that no current, previous or pending release of any service
+   names are deleted, and so are partial files nobody wants; rolling back to the
+   previous release needs no fetch.
+5. The live release of a service is one object (``Live``) replaced whole; a request
+   that already holds one keeps a consistent view (open blob files stay readable after
+   their names are deleted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+from owncdn.core.content.manifest import Manifest, is_sha256, parse_manifest
+
+__all__ = ["Live", "ReleaseStore", "Target"]
+
+SYNC_THREADS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A release this edge should serve: what the control plane sent for a service."""
+
+    service: str
+    number: int
+    id: str
+    manifest: Manifest
+    released_at: float | None = None  # when the release was made, if the control plane said
+
+    @classmethod
+    def from_event(cls, data: dict) -> "Target":
+        """From a ``release`` channel event; ValueError / ManifestError when malformed."""
+        created = data.get("created_at", data.get("created"))
+        return cls(str(data["service"]), int(data["number"]), str(data["id"]), parse_manifest(data["manifest"]),
+                   _timestamp(created))
+
+    def to_json(self) -> dict:
+        return {"service": self.service, "number": self.number, "id": self.id,
+                "released_at": self.released_at, "manifest": self.manifest.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Target":
+        return cls(data["service"], int(data["number"]), data["id"], parse_manifest(data["manifest"]),
+                   data.get("released_at"))
+
+
+@dataclass(slots=True, eq=False)
+class Live:
+    """The release a service serves now (Rule 5)."""
+
+    target: Target
+    released_at: float  # Last-Modified of every file
+    previous: Target | None = None
+    memo: dict = field(default_factory=dict)  # for edge/static.py: answers by (target, accept-encoding)
+    bodies: dict = field(default_factory=dict)  # edge/static.py rule 4: sha256 -> bytes | DiskBody
+    small_bytes: int = 0
+    open_blobs: int = 0
+
+    @property
+    def files(self):
+        return self.target.manifest.files
+
+    def __repr__(self) -> str:
+        return f"<Live {self.target.service} #{self.target.number} files={len(self.files)}>"
+
+
+def _timestamp(value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Temp file, fsync, rename, directory fsync (Rule 2)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(orjson.dumps(data))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+class ReleaseStore:
+    def __init__(self, root: Path, clock=time.time) -> None:
+        self.root = Path(root)
+        self.blobs = self.root / "blobs"
+        self.partial = self.root / "partial"
+        self.releases = self.root / "releases"
+        for d in (self.blobs, self.partial, self.releases):
+            d.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
+        self.live: dict[str, Live] = {}
+        self.pending: dict[str, Target] = {}
+        self.held: set[str] = self._scan_blobs()  # names under blobs/: what has_blob answers from
+        self.unsynced_dirs: set[Path] = set()  # blob directories with renames not yet fsynced
+        self.fetched_bytes = 0  # blob bytes received from the control plane (releasesync.py)
+        self.fetched_blobs = 0
+        self.load()
+
+    def __repr__(self) -> str:
+        return f"<ReleaseStore {self.root} live={sorted(self.live)} pending={sorted(self.pending)}>"
+
+    # -- loading (Rule 3) ----------------------------------------------------------
+    def load(self) -> None:
+        for path in sorted(self.releases.glob("*.json")):
+            try:
+                data = json.loads(path.read_text())
+                if path.name.endswith(".pending.json"):
+                    target = Target.from_json(data)
+                    self.pending[target.service] = target
+                else:
+                    target = Target.from_json(data)
+                    prev = Target.from_json(data["previous"]) if data.get("previous") else None
+                    self.live[target.service] = Live(target, float(data["switched_at"]), prev)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                print(f"owncdn edge: ignoring {path}: {exc}", flush=True)
+        for live in self.live.values():
+            if live.target.released_at is not None:
+                live.released_at = live.target.released_at
+            if self.missing(live.target) and live.target.service not in self.pending:
+                self.pending[live.target.service] = live.target  # blobs lost on disk: fetch them again
+
+    # -- blobs (Rule 1) ----------------------------------------------------------------
+    def blob_path(self, sha: str) -> Path:
+        return self.blobs / sha[:2] / sha
+
+    def part_path(self, sha: str) -> Path:
+        return self.partial / f"{sha}.part"
+
+    def _scan_blobs(self) -> set[str]:
+        held = set()
+        for sub in os.scandir(self.blobs):
+            if sub.is_dir():
+                held.update(entry.name for entry in os.scandir(sub.path) if is_sha256(entry.name))
+        return held
+
+    def has_blob(self, sha: str) -> bool:
+        return sha in self.held
+
+    def missing(self, target: Target) -> dict[str, int]:
+        """Blobs of ``target`` not held here: sha256 -> size."""
+        return {sha: size for sha, size in target.manifest.blobs.items() if not self.has_blob(sha)}
+
+    def keep_part(self, sha: str) -> Path:
+        """A verified partial file: fsync it, then move it into place (Rule 1)."""
+        fd = os.open(self.part_path(sha), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return self.adopt_part(sha)
+
+    def keep_bytes(self, sha: str, data: bytes) -> tuple[str, bool]:
+        """A blob received whole (from a bundle): kept as in Rule 1 if ``data`` hashes to
+        ``sha``; ``(sha, whether it did)``. Runs in a writer thread (hashlib and the
+        writes release the GIL)."""
+        if hashlib.sha256(data).hexdigest() != sha:
+            return sha, False
+        if not self.has_blob(sha):
+            with open(self.part_path(sha), "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            self.adopt_part(sha)
+        return sha, True
+
+    def adopt_part(self, sha: str) -> Path:
+        """Move a verified and fsynced partial file into place."""
+        dest = self.blob_path(sha)
+        dest.parent.mkdir(exist_ok=True)
+        os.replace(self.part_path(sha), dest)
+        self.unsynced_dirs.add(dest.parent)
+        self.held.add(sha)
+        return dest
+
+    def put_blob(self, data: bytes) -> str:
+        """Store bytes as a blob (tests, and tools that install releases directly)."""
+        sha = hashlib.sha256(data).hexdigest()
+        if not self.has_blob(sha):
+            part = self.part_path(sha)
+            with open(part, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            self.adopt_part(sha)
+        return sha
+
+    def install(self, service: str, number: int, files: dict[str, bytes], released_at: float | None = None) -> Live:
+        """Store ``files`` (path -> bytes) as blobs and switch to them as release ``number``
+        (tests, and tools that install a release without a control plane)."""
+        rows = [(path, self.put_blob(data), len(data)) for path, data in files.items()]
+        manifest = Manifest.build(rows)
+        return self.switch(Target(service, number, manifest.id, manifest, released_at))
+
+    # -- switching (Rule 2) -------------------------------------------------------------
+    def set_pending(self, target: Target) -> None:
+        write_json(self.releases / f"{target.service}.pending.json", target.to_json())
+        self.pending[target.service] = target
+
+    def clear_pending(self, service: str) -> None:
+        self.pending.pop(service, None)
+        try:
+            os.unlink(self.releases / f"{service}.pending.json")
+        except FileNotFoundError:
+            pass
+
+    def switch(self, target: Target) -> Live:
+        """Serve ``target`` from now on; the old release becomes the previous one."""
+        missing = self.missing(target)
+        if missing:
+            raise ValueError(f"release {target.number} of {target.service} lacks {len(missing)} blobs here")
+        old = self.live.get(target.service)
+        previous = old.target if old is not None and old.target.id != target.id else (old.previous if old else None)
+        switched_at = self.clock()
+        data = target.to_json() | {"switched_at": switched_at,
+                                   "previous": previous.to_json() if previous is not None else None}
+        self.sync_dirs()
+        write_json(self.releases / f"{target.service}.json", data)
+        live = Live(target, target.released_at if target.released_at is not None else switched_at, previous)
+        self.live[target.service] = live
+        pending = self.pending.get(target.service)
+        if pending is not None and pending.id == target.id:
+            self.clear_pending(target.service)
+        return live
+
+    def sync_dirs(self) -> None:
+        """Make the names of new blobs durable before a release that needs them is; the
+        directories are fsynced ``SYNC_THREADS`` at a time (the file system commits
+        concurrent fsyncs together, one by one each costs a journal commit)."""
+        dirs, self.unsynced_dirs = self.unsynced_dirs, set()
+        if len(dirs) > 1:
+            with ThreadPoolExecutor(min(SYNC_THREADS, len(dirs)), thread_name_prefix="owncdn-dir-sync") as pool:
+                list(pool.map(_fsync_dir, sorted(dirs)))
+        else:
+            for path in dirs:
+                _fsync_dir(path)
+        _fsync_dir(self.blobs)
+
+    def drop(self, service: str) -> None:
+        """The control plane holds no release of ``service`` for this edge any more."""
+        self.live.pop(service, None)
+        self.clear_pending(service)
+        try:
+            os.unlink(self.releases / f"{service}.json")
+        except FileNotFoundError:
+            pass
+
+    def stats(self) -> dict:
+        """Per service: the release served, the previous one and the one being fetched."""
+        out: dict[str, dict] = {}
+        for service, live in self.live.items():
+            out[service] = {"serving": live.target.number, "id": live.target.id, "files": len(live.files),
+                            "previous": live.previous.number if live.previous is not None else None}
+        for service, target in self.pending.items():
+            out.setdefault(service, {"serving": None})["fetching"] = target.number
+        return out
+
+    def metric_families(self, prefix: str):
+        """Prometheus families for the edge's /metrics (metrics.py builds them at scrape time)."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        serving = GaugeMetricFamily(prefix + "release", "Number of the release each push service serves.",
+                                    labels=["service"])
+        for service, live in sorted(self.live.items()):
+            serving.add_metric([service], live.target.number)
+        yield serving
+        yield GaugeMetricFamily(prefix + "releases_fetching", "Push services whose next release is being fetched.",
+                                value=len(self.pending))
+        yield GaugeMetricFamily(prefix + "release_blobs", "Blobs of pushed releases held on this edge.",
+                                value=len(self.held))
+        yield CounterMetricFamily(prefix + "release_fetched_bytes", "Blob bytes fetched from the control plane.",
+                                  value=self.fetched_bytes)
+        yield CounterMetricFamily(prefix + "release_fetched_blobs", "Blobs fetched and verified.",
+                                  value=self.fetched_blobs)
+
+    # -- garbage (Rule 4) -------------------------------------------------------------
+    def wanted(self, extra: set[str] = frozenset()) -> set[str]:
+        keep = set(extra)
+        for live in self.live.values():
+            keep.update(live.target.manifest.blobs)
+            if live.previous is not None:
+                keep.update(live.previous.manifest.blobs)
+        for target in self.pending.values():
+            keep.update(target.manifest.blobs)
+        return keep
+
+    def collect(self, keep: set[str] | None = None) -> tuple[int, int]:
+        """Delete blobs and partial files not in ``keep`` (default: ``wanted()``; compute
+        it on the event loop's thread when this runs in another); (files, bytes) removed."""
+        keep = self.wanted() if keep is None else keep
+        files = size = 0
+        for path in list(self.blobs.glob("*/*")) + list(self.partial.glob("*.part")):
+            sha = path.name.removesuffix(".part")
+            if sha in keep and is_sha256(sha):
+                continue
+            try:
+                n = path.stat().st_size
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            if path.parent != self.partial:
+                self.held.discard(sha)
+            files += 1
+            size += n
+        return files, size
+
+
+def open_releases(state_dir: Path | None, config=None, control: str | None = None) -> ReleaseStore | None:
+    """The release store under an edge's state directory: for an edge that follows a
+    control plane (releases arrive there), or whose config has push services; none
+    for a pull-only edge on its own, which never writes there."""
+    if state_dir is None:
+        return None
+    if control is None and not any(svc.mode == "push" for svc in getattr(config, "services", ())):
+        return None
+    return ReleaseStore(Path(state_dir) / "push")

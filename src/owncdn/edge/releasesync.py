@@ -1,0 +1,423 @@
+"""Following pushed releases: fetch the blobs an edge lacks, verify, switch, acknowledge.
+
+The control plane sends a ``release`` event per push service on the node's event
+stream (a state channel, ``edge/sync.py`` rule 7): ``{"key", "service", "number",
+"id", "manifest"}``, or ``{"key", "deleted": true}``.
+
+Rules:
+1. The event handler only records the target (``releases/<service>.pending.json``)
+   and starts a background task for the service; the event stream never waits for
+   blobs. A newer target for the same service cancels an unfinished task; the same
+   target again (events are resent on every reconnect) changes nothing.
+2. A task fetches the missing blobs with the node token, over keep-alive connections
+   of the edge's own HTTP/1.1 client (``upstream.py``), at most ``PARALLEL`` requests
+   at a time across all services. Blobs up to ``BUNDLE_BLOB`` come in bundles
+   (``POST /v1/blobs/fetch``, up to ``BUNDLE_BYTES`` / ``BUNDLE_BLOBS`` per request,
+   ``owncdn.core.content.bundle``): each blob of a bundle is hashed and kept
+   (fsynced, renamed) by a writer thread as soon as its record ends, so a bundle cut
+   off midway keeps the blobs before the cut and the next round asks only for the
+   rest. Larger blobs (and every blob when the control plane has no bundle
+   endpoint) come one ``GET /v1/blobs/{sha256}`` each, written to
+   ``partial/<sha>.part``; after an interruption (a dropped connection, a restart)
+   such a fetch resumes with ``Range: bytes=N-`` and a 206. Every blob's SHA-256 is
+   computed over all its bytes and compared before the blob is kept (releases.py
+   rule 1).
+3. Network trouble is retried with backoff (0.5 s doubling to 10 s) as long as the
+   target is wanted. A blob whose bytes do not match its hash is refetched from the
+   start, up to ``VERIFY_ATTEMPTS`` times; a blob the control plane does not have
+   (404) or keeps sending wrong fails the release: it is acknowledged ``failed`` with
+   the reason and the previous release keeps serving.
+4. With every blob present the release is switched (releases.py rule 2), then
+   acknowledged ``serving`` with ``POST /v1/nodes/{id}/releases``; unused blobs are
+   collected. An acknowledgement that cannot be sent is queued by the agent and sent
+   after the next connect.
+5. At start, every pending target is resumed (partial files are kept), so a fetch
+   killed midway finishes after a restart while the old release keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import httpx
+import orjson
+
+from owncdn.core.content.bundle import BlobData, BlobEnd, BlobStart, BundleError, BundleReader
+from owncdn.core.content.manifest import ManifestError
+from owncdn.edge.releases import ReleaseStore, Target
+from owncdn.edge.upstream import OriginAddress, OriginError, OriginPool, OriginProtocolError, Timeouts, send_request
+
+if TYPE_CHECKING:
+    from owncdn.edge.sync import SyncAgent
+
+__all__ = ["ReleaseFailed", "ReleaseSync"]
+
+PARALLEL = 16  # measured: 16 fetches at once sync 300 small blobs about 1.5x faster than 8
+VERIFY_ATTEMPTS = 3
+CHUNK = 256 << 10
+BUNDLE_BLOB = 1 << 20  # blobs up to this size come in bundles (Rule 2)
+BUNDLE_BYTES = 16 << 20
+BUNDLE_BLOBS = 2000
+
+
+class ReleaseFailed(Exception):
+    """A release that cannot be served here (Rule 3); the message is the reason."""
+
+
+class _Mismatch(Exception):
+    pass
+
+
+class _NoBundles(Exception):
+    """The control plane has no ``POST /v1/blobs/fetch``: fetch blob by blob."""
+
+
+class ReleaseSync:
+    def __init__(self, store: ReleaseStore, agent: "SyncAgent", parallel: int = PARALLEL) -> None:
+        self.store = store
+        self.agent = agent
+        self.slots = asyncio.Semaphore(parallel)
+        self.gc_lock = asyncio.Lock()  # garbage collection vs. the check before a switch
+        self.tasks: dict[str, tuple[str, asyncio.Task]] = {}
+        self.http: httpx.AsyncClient | None = None  # for acknowledgements (the agent's _send)
+        self.pool: OriginPool | None = None  # for blobs
+        self.pool_for = ""
+        self.acked: dict[str, tuple[int, str]] = {}  # service -> (number, status) last acknowledged
+        self.bundles = True  # False once the control plane answered that it has no bundle endpoint
+        self.mismatches: Counter[str] = Counter()  # sha -> bundled fetches that hashed wrong
+        self.writers: ThreadPoolExecutor | None = None  # hash + write + fsync bundled blobs
+
+    @property
+    def fetched_bytes(self) -> int:
+        """Blob body bytes received from the control plane since the edge started."""
+        return self.store.fetched_bytes
+
+    @property
+    def fetched_blobs(self) -> int:
+        return self.store.fetched_blobs
+
+    def __repr__(self) -> str:
+        running = {s: t[0][:12] for s, t in self.tasks.items() if not t[1].done()}
+        return f"<ReleaseSync running={running} fetched={self.fetched_blobs} blobs/{self.fetched_bytes}B>"
+
+    def _client(self) -> httpx.AsyncClient:
+        if self.http is None:
+            self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
+        return self.http
+
+    # -- events (Rule 1) --------------------------------------------------------------
+    async def on_event(self, agent: "SyncAgent", http: httpx.AsyncClient, data: dict) -> None:
+        service = str(data.get("service") or data["key"])
+        if data.get("deleted"):
+            self._cancel(service)
+            self.store.drop(service)
+            return
+        try:
+            target = Target.from_event(data)
+        except (ManifestError, ValueError, KeyError, TypeError) as exc:
+            _warn(f"release event for {service} is malformed: {exc}")
+            return
+        live = self.store.live.get(service)
+        if live is not None and live.target.id == target.id and live.target.number == target.number:
+            self._cancel(service)
+            self.store.clear_pending(service)
+            await self._ack(target, "serving", "")
+            return
+        running = self.tasks.get(service)
+        if running is not None and running[0] == _task_key(target) and not running[1].done():
+            return
+        self.store.set_pending(target)
+        self.start(target)
+
+    def start(self, target: Target) -> None:
+        self._cancel(target.service)
+        task = asyncio.get_running_loop().create_task(self._run(target))
+        self.tasks[target.service] = (_task_key(target), task)
+
+    def resume(self) -> None:
+        """Rule 5: restart every fetch that was pending when the edge stopped."""
+        for target in list(self.store.pending.values()):
+            self.start(target)
+
+    def _cancel(self, service: str) -> None:
+        running = self.tasks.pop(service, None)
+        if running is not None and not running[1].done():
+            running[1].cancel()
+
+    async def close(self) -> None:
+        tasks = [t for _, t in self.tasks.values() if not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.tasks.clear()
+        if self.http is not None:
+            await self.http.aclose()
+            self.http = None
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+        if self.writers is not None:
+            self.writers.shutdown(wait=True)
+            self.writers = None
+
+    async def wait(self, service: str) -> None:
+        """Until the current task of ``service`` (if any) ends; for tests and tools."""
+        running = self.tasks.get(service)
+        if running is not None:
+            await asyncio.gather(running[1], return_exceptions=True)
+
+    # -- one release (Rules 2-4) --------------------------------------------------------
+    async def _run(self, target: Target) -> None:
+        try:
+            while True:
+                await self._fetch_all(target)
+                async with self.gc_lock:  # no blob can go between this check and the switch
+                    if not self.store.missing(target):
+                        await asyncio.to_thread(self.store.sync_dirs)  # the slow part of switch(), off the loop
+                        self.store.switch(target)
+                        break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever broke: say so, keep the old release
+            reason = str(exc) if isinstance(exc, ReleaseFailed) else f"{type(exc).__name__}: {exc}"
+            _warn(f"release {target.number} of {target.service} failed: {reason}")
+            self.store.clear_pending(target.service)
+            await self._ack(target, "failed", reason)
+            return
+        await self._ack(target, "serving", "")
+        # Partial files of other services' running fetches belong to pending targets: kept;
+        # a blob a newer target wants again after `wanted()` is fetched again before its switch.
+        async with self.gc_lock:
+            await asyncio.to_thread(self.store.collect, self.store.wanted())
+
+    async def _fetch_all(self, target: Target) -> None:
+        delay = 0.5
+        while True:
+            missing = self.store.missing(target)
+            if not missing:
+                return
+            small = {sha: size for sha, size in missing.items() if size <= BUNDLE_BLOB} if self.bundles else {}
+            jobs = [self._fetch_bundle(batch) for batch in _bundles(small)]
+            jobs += [self._fetch_blob(sha, size) for sha, size in missing.items() if sha not in small]
+            results = await asyncio.gather(*jobs, return_exceptions=True)
+            if any(isinstance(r, _NoBundles) for r in results):
+                self.bundles = False
+                continue
+            for result in results:
+                if isinstance(result, (ReleaseFailed, asyncio.CancelledError)):
+                    raise result
+                if isinstance(result, BaseException) and not isinstance(result, (OriginError, OSError)):
+                    raise result
+            if all(r is None for r in results):
+                continue
+            errors = [r for r in results if isinstance(r, BaseException)]
+            _warn(f"release {target.number} of {target.service}: {len(errors)} blobs not fetched "
+                  f"({errors[0] or type(errors[0]).__name__}); retrying in {delay:.1f}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def _fetch_blob(self, sha: str, size: int) -> None:
+        async with self.slots:
+            if self.store.has_blob(sha):
+                return
+            for _ in range(VERIFY_ATTEMPTS):
+                try:
+                    await self._download(sha, size)
+                except _Mismatch:
+                    os.unlink(self.store.part_path(sha))
+                    continue
+                await asyncio.to_thread(self.store.keep_part, sha)  # fsync, then the blob's name
+                self.store.fetched_blobs += 1
+                return
+            raise ReleaseFailed(f"blob {sha[:12]} did not match its SHA-256 after {VERIFY_ATTEMPTS} fetches")
+
+    async def _fetch_bundle(self, batch: dict[str, int]) -> None:
+        """Fetch these small blobs in one bundle; keep each as its record ends (Rule 2)."""
+        async with self.slots:
+            batch = {sha: size for sha, size in batch.items() if not self.store.has_blob(sha)}
+            if not batch:
+                return
+            pool = self._blob_pool()
+            body = orjson.dumps({"hashes": list(batch)})
+            fields = [("Host", pool.address.host_header), *self.agent._auth().items(),
+                      ("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            resp = await send_request(pool, "POST", "/v1/blobs/fetch", fields, _once(body))
+            loop = asyncio.get_running_loop()
+            kept: list[asyncio.Future] = []
+            try:
+                if resp.status != 200:
+                    await self._bundle_refused(resp)
+                reader, got, parts = BundleReader(), set(), []
+                async for chunk in resp.body():
+                    for ev in reader.feed(chunk):
+                        if isinstance(ev, BlobData):
+                            parts.append(ev.data)
+                            self.store.fetched_bytes += len(ev.data)
+                        elif isinstance(ev, BlobStart):
+                            if batch.get(ev.sha256) != ev.size or ev.sha256 in got:
+                                raise OriginProtocolError(f"the bundle holds blob {ev.sha256[:12]} ({ev.size} bytes), "
+                                                          "which was not asked for with that size")
+                            got.add(ev.sha256)
+                            parts = []
+                        elif isinstance(ev, BlobEnd):
+                            data, parts = b"".join(parts), []
+                            kept.append(loop.run_in_executor(self._writers(), self.store.keep_bytes, ev.sha256, data))
+                reader.close()
+                if got != set(batch):
+                    raise OriginProtocolError(f"the bundle lacks {len(set(batch) - got)} of the blobs asked for")
+            except BundleError as exc:
+                raise OriginProtocolError(f"bad bundle from the control plane: {exc}") from None
+            finally:
+                resp.close()  # a no-op once the body was read to its end
+                await self._count_kept(kept)
+
+    async def _count_kept(self, kept: list[asyncio.Future]) -> None:
+        """Wait for the writer threads; a blob that hashed wrong is fetched again, up to
+        ``VERIFY_ATTEMPTS`` times (Rule 3)."""
+        for sha, ok in await asyncio.gather(*kept):
+            if ok:
+                self.store.fetched_blobs += 1
+                self.mismatches.pop(sha, None)
+                continue
+            self.mismatches[sha] += 1
+            if self.mismatches[sha] >= VERIFY_ATTEMPTS:
+                del self.mismatches[sha]
+                raise ReleaseFailed(f"blob {sha[:12]} did not match its SHA-256 after {VERIFY_ATTEMPTS} fetches")
+
+    async def _bundle_refused(self, resp) -> None:
+        """A bundle answered with an error: the reason, as an exception (Rules 2, 3)."""
+        text = b"".join([chunk async for chunk in resp.body()])[:1 << 20]
+        try:
+            error = orjson.loads(text).get("error") or {}
+        except (orjson.JSONDecodeError, AttributeError):
+            error = {}
+        if resp.status == 404 and error.get("code") == "missing_blobs":
+            lacking = error.get("problems") or ["?"]
+            raise ReleaseFailed(f"the control plane has no blob {str(lacking[0])[:12]}")
+        if resp.status in (404, 405) and error.get("code") != "missing_blobs":
+            raise _NoBundles()
+        raise OriginProtocolError(f"status {resp.status} for a bundle of blobs")
+
+    def _writers(self) -> ThreadPoolExecutor:
+        if self.writers is None:
+            self.writers = ThreadPoolExecutor(PARALLEL, thread_name_prefix="owncdn-blob-write")
+        return self.writers
+
+    async def _download(self, sha: str, size: int) -> None:
+        """Fetch into the partial file, resuming it, and verify it (Rule 2)."""
+        part = self.store.part_path(sha)
+        have = part.stat().st_size if part.exists() else 0
+        if have > size:
+            os.unlink(part)
+            have = 0
+        digest = hashlib.sha256()
+        pool = self._blob_pool()
+        fields = [("Host", pool.address.host_header), *self.agent._auth().items()]
+        if 0 < have < size:
+            fields.append(("Range", f"bytes={have}-"))
+        with open(part, "ab" if have else "wb") as f:
+            if have:
+                await asyncio.to_thread(_hash_file, part, have, digest)
+            if have < size or size == 0:
+                resp = await send_request(pool, "GET", f"/v1/blobs/{sha}", fields)
+                try:
+                    if resp.status == 404:
+                        raise ReleaseFailed(f"the control plane has no blob {sha[:12]}")
+                    if resp.status == 200 and have:
+                        f.seek(0)
+                        f.truncate()
+                        digest, have = hashlib.sha256(), 0  # the server ignored Range: start over
+                    elif resp.status not in (200, 206):
+                        raise OriginProtocolError(f"status {resp.status} for blob {sha[:12]}")
+                    async for chunk in resp.body():
+                        f.write(chunk)
+                        digest.update(chunk)
+                        have += len(chunk)
+                        self.store.fetched_bytes += len(chunk)
+                        if have > size:
+                            raise _Mismatch()
+                finally:
+                    resp.close()  # a no-op once the body was read to its end
+            f.flush()
+            if have != size:
+                raise OriginProtocolError(f"blob {sha[:12]} ended at {have} of {size} bytes")
+            if digest.hexdigest() != sha:
+                raise _Mismatch()
+
+    def _blob_pool(self) -> OriginPool:
+        """Keep-alive connections to the control plane for blobs: the edge's own HTTP/1.1
+        client (upstream.py), measured at about a tenth of httpx's CPU per request."""
+        if self.pool is None or self.pool_for != self.agent.control:
+            if self.pool is not None:
+                self.pool.close()
+            self.pool = OriginPool(OriginAddress.from_url(self.agent.control),
+                                   Timeouts(connect=5.0, first_byte=30.0, idle=30.0), max_idle=PARALLEL)
+            self.pool_for = self.agent.control
+        return self.pool
+
+    # -- acknowledgements -----------------------------------------------------------------
+    async def _ack(self, target: Target, status: str, reason: str) -> None:
+        agent = self.agent
+        if agent.node_id is None:
+            return
+        body = {"service": target.service, "number": target.number, "status": status, "reason": reason}
+        try:
+            await agent._send(self._client(), f"/v1/nodes/{agent.node_id}/releases", body)
+        except httpx.HTTPError as exc:
+            _warn(f"acknowledging release {target.number} of {target.service}: {exc}; will resend")
+        self.acked[target.service] = (target.number, status)
+
+
+def _bundles(small: dict[str, int]) -> list[dict[str, int]]:
+    """Small blobs in bundles of at most ``BUNDLE_BYTES`` / ``BUNDLE_BLOBS``."""
+    out: list[dict[str, int]] = []
+    batch: dict[str, int] = {}
+    room = BUNDLE_BYTES
+    for sha, size in small.items():
+        if batch and (size > room or len(batch) >= BUNDLE_BLOBS):
+            out.append(batch)
+            batch, room = {}, BUNDLE_BYTES
+        batch[sha] = size
+        room -= size
+    if batch:
+        out.append(batch)
+    return out
+
+
+async def _once(body: bytes):
+    yield body
+
+
+def _task_key(target: Target) -> str:
+    return f"{target.number}:{target.id}"
+
+
+def _hash_file(path, length: int, digest) -> None:
+    with open(path, "rb") as f:
+        left = length
+        while left:
+            chunk = f.read(min(CHUNK, left))
+            if not chunk:
+                break
+            digest.update(chunk)
+            left -= len(chunk)
+
+
+def _warn(message: str) -> None:
+    print(f"owncdn edge: {message}", file=sys.stderr, flush=True)
+
+
+def follow_releases(edge, agent: "SyncAgent") -> ReleaseSync | None:
+    """Handle the agent's ``release`` events and resume pending fetches (Rule 5)."""
+    if edge.releases is None:
+        return None
+    sync = ReleaseSync(edge.releases, agent)
+    agent.handlers["release"] = sync.on_event
+    sync.resume()
+    return sync

@@ -1,0 +1,199 @@
+"""Serving a push service from its live release (``Service.mode == "push"``).
+
+What to answer is decided by ``owncdn.core.content.site`` (paths, redirects, 404
+page, precompressed siblings, fields); this module sends it, like a cache hit.
+
+Rules:
+1. Only GET and HEAD (405 with ``Allow`` otherwise). A push service whose first
+   release has not reached this edge answers 503 saying so; nothing goes to an origin.
+2. A file's response head (without Date) is built once per request target and
+   Accept-Encoding value, and kept with the live release (``Live.memo``, bounded); a
+   new release starts with an empty memo, and a new config (new service rules)
+   builds heads anew.
+3. Conditional requests, ranges (one part, or multipart/byteranges), HEAD and 416
+   follow ``core.http.conditional`` and ``core.http.ranges``, as for cached objects;
+   ETag and Last-Modified come from the release (site rule 3). A request with Range
+   gets the plain file, never a compressed sibling (its Vary still names
+   Accept-Encoding).
+4. Bodies below ``FILE_THRESHOLD`` are read into memory once; larger blobs are mapped
+   (``DiskBody``) and go out with ``sendfile``. Open blobs are kept per release, at
+   most ``OPEN_BLOBS`` (an old one closes when its last response is sent).
+5. Every response says ``X-Cache: PUSH`` and ends with an access-log line and the
+   metrics, as other responses do.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from owncdn.core.content.site import FileAnswer, RedirectAnswer, answer
+from owncdn.core.http.conditional import evaluate_conditionals, not_modified_headers
+from owncdn.core.http.headers import Headers, format_http_date
+from owncdn.core.http.ranges import (
+    content_range,
+    if_range_allows,
+    multipart_body,
+    multipart_plan,
+    parse_range,
+    unsatisfied_range,
+)
+from owncdn.edge.bodies import FILE_THRESHOLD, DiskBody, part, whole
+from owncdn.edge.responses import header_block, status_line
+
+if TYPE_CHECKING:
+    from owncdn.edge.app import Edge
+    from owncdn.edge.protocol import Request
+    from owncdn.edge.releases import Live
+    from owncdn.edge.service import ServiceRuntime
+
+__all__ = ["serve_push"]
+
+CACHE = "PUSH"
+MEMO_ENTRIES = 4096
+OPEN_BLOBS = 256
+SMALL_BYTES = 32 << 20  # small bodies kept in memory per release
+CONDITIONAL_FIELDS = ("if-none-match", "if-modified-since", "if-match", "if-unmodified-since")
+
+
+class Prepared:
+    """A file answer with its head bytes (Rule 2)."""
+
+    __slots__ = ("ans", "head", "fields", "svc")
+
+    def __init__(self, ans: FileAnswer, head: bytes, fields: Headers, svc: "ServiceRuntime") -> None:
+        self.ans = ans
+        self.head = head
+        self.fields = fields
+        self.svc = svc  # built with this service's rules; a new config builds anew
+
+
+def serve_push(edge: "Edge", req: "Request", svc: "ServiceRuntime"):
+    """Answer ``req`` for push service ``svc``; returns None or what is left to await."""
+    req.cache = CACHE
+    if req.method not in ("GET", "HEAD"):
+        edge.reply(req, 405, f"{req.method} is not allowed on a pushed site", b"Allow: GET, HEAD\r\n")
+        return None
+    store = edge.releases
+    live = store.live.get(svc.name) if store is not None else None
+    if live is None:
+        edge.reply(req, 503, f"no release of service {svc.name!r} has reached this edge yet "
+                             f"(push one with `owncdn push --service {svc.name}`)", b"Retry-After: 5\r\n")
+        return None
+    first = req.headers.first
+    # A range request gets the plain file: ranges of a compressed sibling are of little use.
+    accept = None if "range" in first else first.get("accept-encoding")
+    key = (req.target, accept)
+    prepared = live.memo.get(key)
+    if prepared is None or prepared.svc is not svc:
+        found = answer(svc.site, live.files, req.target, accept, live.released_at)
+        if type(found) is not FileAnswer:
+            if type(found) is RedirectAnswer:
+                location = found.location.encode("latin-1", "replace")
+                edge.reply(req, found.status, f"moved to {found.location}", b"Location: %s\r\n" % location)
+            else:
+                edge.reply(req, found.status, found.reason)
+            return None
+        prepared = _prepare(edge, svc, found)
+        if len(live.memo) >= MEMO_ENTRIES:
+            live.memo.clear()
+        live.memo[key] = prepared
+    try:
+        body = _body(store, live, prepared.ans)
+    except OSError as exc:
+        edge.reply(req, 503, f"file {prepared.ans.file} of the release cannot be read here ({exc.strerror})")
+        return None
+    return _send_file(edge, req, prepared, body)
+
+
+def _prepare(edge: "Edge", svc: "ServiceRuntime", ans: FileAnswer) -> Prepared:
+    fields = Headers(ans.fields)
+    fields.set("content-length", str(ans.size))
+    fields.set("via", f"1.1 {edge.via_name}")
+    svc.response_rules.apply(fields)
+    head = status_line(ans.status) + header_block(fields) + edge.static_fields
+    return Prepared(ans, head, fields, svc)
+
+
+def _body(store, live: "Live", ans: FileAnswer):
+    """Rule 4."""
+    bodies = live.bodies
+    body = bodies.get(ans.sha256)
+    if body is not None:
+        return body
+    path = store.blob_path(ans.sha256)
+    if ans.size < FILE_THRESHOLD:
+        with open(path, "rb") as f:
+            body = f.read()
+        if live.small_bytes + len(body) <= SMALL_BYTES:
+            live.small_bytes += len(body)
+            bodies[ans.sha256] = body
+        return body
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    body = DiskBody(fd, 0, ans.size)
+    if live.open_blobs >= OPEN_BLOBS:
+        for sha in [s for s, b in bodies.items() if type(b) is DiskBody][:OPEN_BLOBS // 4]:
+            del bodies[sha]
+            live.open_blobs -= 1
+    bodies[ans.sha256] = body
+    live.open_blobs += 1
+    return body
+
+
+_DATE = [-1, b""]  # the Date field of the current second
+
+
+def _date_field(now: float) -> bytes:
+    second = int(now)
+    if _DATE[0] != second:
+        _DATE[0], _DATE[1] = second, b"Date: %s\r\n" % format_http_date(second).encode()
+    return _DATE[1]
+
+
+def _send_file(edge: "Edge", req: "Request", prepared: Prepared, body):
+    """Rule 3: 200 / 404 page, 304, 412, 206, 416."""
+    ans = prepared.ans
+    fields = prepared.fields
+    headers = req.headers
+    first = headers.first
+    date = _date_field(edge.clock.time())
+    if ans.status == 200:
+        for name in CONDITIONAL_FIELDS:
+            if name in first:
+                code = evaluate_conditionals(req.method, headers, 200, fields)
+                if code == 304:
+                    head = status_line(304) + header_block(Headers(not_modified_headers(fields))) + edge.static_fields
+                    return edge._send(req, 304, head, date, b"")
+                if code == 412:
+                    edge.reply(req, 412, "a precondition in the request failed")
+                    return None
+                break
+        if "range" in first and req.method == "GET":
+            return _ranges(edge, req, prepared, body, date)
+    return edge._send(req, ans.status, prepared.head, date, whole(body))
+
+
+def _ranges(edge: "Edge", req: "Request", prepared: Prepared, body, date: bytes):
+    fields, size = prepared.fields, prepared.ans.size
+    dated = fields.copy()
+    dated.set("date", date[6:-2].decode())
+    if not if_range_allows(req.headers, dated):
+        return edge._send(req, 200, prepared.head, date, whole(body))
+    ranges = parse_range(req.headers.first["range"], size)
+    if ranges is None:
+        return edge._send(req, 200, prepared.head, date, whole(body))
+    if ranges == "unsatisfiable":
+        edge.reply(req, 416, "range not satisfiable", f"Content-Range: {unsatisfied_range(size)}\r\n".encode())
+        return None
+    out = fields.copy()
+    if len(ranges) == 1:
+        r = ranges[0]
+        out.set("content-length", str(r.length))
+        out.set("content-range", content_range(r, size))
+        head = status_line(206) + header_block(out) + edge.static_fields
+        return edge._send(req, 206, head, date, part(body, r.start, r.end + 1))
+    plan = multipart_plan(ranges, size, fields.get("content-type"), f"owncdn-{req.id}")
+    out.set("content-type", plan.content_type)
+    out.set("content-length", str(plan.content_length))
+    head = status_line(206) + header_block(out) + edge.static_fields
+    return edge._send(req, 206, head, date, multipart_body(plan, body))

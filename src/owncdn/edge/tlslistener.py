@@ -1,0 +1,71 @@
+"""The edge's TLS listener: one protocol per connection, chosen by ALPN.
+
+Rules:
+1. The TLS handshake (edge/tls.py: certificate by SNI, TLS 1.2/1.3) completes before
+   any protocol sees the connection; then ALPN decides: `h2` -> `H2Connection`
+   (edge/h2.py), anything else (`http/1.1`, or no ALPN) -> `HttpConnection`
+   (edge/protocol.py), the same one that serves plain HTTP, with scheme `https`.
+2. The chosen protocol replaces this one on the transport and takes its
+   `connection_made`; nothing was read before, so nothing is lost.
+3. A handshake not finished within `header_timeout` is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from owncdn.edge.h2 import H2Connection
+from owncdn.edge.protocol import HttpConnection, Limits
+from owncdn.edge.tls import CertError, CertStore
+
+STANDALONE_ID = "standalone"  # the certificate given with --cert / --key
+
+
+class AlpnSwitch(asyncio.Protocol):
+    def __init__(self, app, limits: Limits, loop: asyncio.AbstractEventLoop) -> None:
+        self.app = app
+        self.limits = limits
+        self.loop = loop
+
+    def connection_made(self, transport) -> None:
+        ssl_object = transport.get_extra_info("ssl_object")
+        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        cls = H2Connection if alpn == "h2" else HttpConnection
+        proto = cls(self.app, self.limits, self.loop)
+        transport.set_protocol(proto)
+        proto.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:  # never: the switch happens first
+        raise RuntimeError("AlpnSwitch received data before choosing a protocol")
+
+    def connection_lost(self, exc) -> None:
+        pass
+
+
+def open_cert_store(state_dir: Path | None, cert_files: tuple[str, str] | None = None) -> CertStore:
+    """The edge's certificates: those kept in `<state_dir>/certs` (none without a
+    state directory), plus the `--cert/--key` pair, which becomes the default
+    certificate and is read from its files at every start (never copied)."""
+    store = CertStore(Path(state_dir) / "certs" if state_dir is not None else None)
+    if cert_files is not None:
+        cert_file, key_file = cert_files
+        try:
+            cert_pem, key_pem = Path(cert_file).read_text(), Path(key_file).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CertError(f"cannot read the certificate or key file ({exc.__class__.__name__})") from None
+        store.install(STANDALONE_ID, [], cert_pem, key_pem, default=True, persist=False)
+    return store
+
+
+async def listen_tls(app, store: CertStore, limits: Limits, listen: str, *,
+                     reuse_port: bool = False) -> asyncio.AbstractServer:
+    """Bind the HTTPS listener: TLS with `store`'s SNI switch, then ALPN (Rule 1)."""
+    loop = asyncio.get_running_loop()
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {listen!r}")
+    return await loop.create_server(
+        lambda: AlpnSwitch(app, limits, loop), host.strip("[]"), int(port), ssl=store.listener_context(),
+        reuse_address=True, reuse_port=reuse_port or None, backlog=1024, ssl_handshake_timeout=limits.header_timeout,
+    )

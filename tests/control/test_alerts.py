@@ -1,0 +1,156 @@
+"""Alerts: an origin going down raises one alert and one recovery, delivered to a webhook;
+the rules that decide them, as tables."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from owncdn.control.acme.notify import Webhook
+from owncdn.control.alerts import Alerts, payload
+from owncdn.control.health import HealthSettings
+from owncdn.core.alerts import Alert, ErrorRateWatch, counter_delta, health_alert
+from owncdn.testing.fleet import Fleet
+from owncdn.testing.origin import FakeOrigin
+
+SITE = """\
+version: 1
+services:
+  - name: site
+    hostnames: [www.example.com]
+    origins: ["{origin}"]
+    health_check: {{path: /health, method: GET}}
+"""
+
+
+async def wait_for(predicate, timeout: float = 15.0) -> None:
+    """Until `predicate` (sync; run in a thread, since it may call the API) is true."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await asyncio.to_thread(predicate):
+        if loop.time() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.05)
+
+
+def hooks_seen(receiver: FakeOrigin) -> list[dict]:
+    return [json.loads(r.body) for r in receiver.requests if r.path.startswith("/hook")]
+
+
+async def test_an_origin_going_down_raises_one_alert_and_one_recovery(tmp_path):
+    receiver = FakeOrigin()
+    receiver.route("/hook", body=b"ok")
+    receiver.route("/slack", body=b"ok")
+    await receiver.start()
+    origin = FakeOrigin()
+    origin.route("/health", body=b"fine")
+    await origin.start()
+    port = origin.port
+    hooks = (Webhook(f"{receiver.url}/hook"), Webhook(f"{receiver.url}/slack", "slack"))
+    fleet = Fleet(tmp_path, edges=0, health=HealthSettings(interval=0.05, timeout=0.5, fall=2, rise=2,
+                                                           alert_webhooks=hooks))
+    try:
+        async with fleet:
+            await fleet.apply(SITE.format(origin=origin.url))
+            api = fleet.api
+            await wait_for(lambda: any(h["healthy"] and h["last_check"] for h in api.origin_health()))
+            await origin.close()  # the origin dies
+            await wait_for(lambda: len(hooks_seen(receiver)) >= 1)
+            monitor_rounds = lambda: api.origin_health()[0]["failures"]  # noqa: E731
+            await wait_for(lambda: monitor_rounds() >= 6)  # several more failed rounds: no more alerts
+            await origin.start(port)  # it comes back on the same address
+            await wait_for(lambda: len(hooks_seen(receiver)) >= 2)
+            await wait_for(lambda: api.origin_health()[0]["successes"] >= 6)
+            health = await asyncio.to_thread(api.origin_health)
+            alerts = await asyncio.to_thread(api.alerts)
+    finally:
+        await origin.close()
+        await receiver.close()
+    seen = hooks_seen(receiver)
+    assert [(a["alert"], a["severity"], a["env"]) for a in seen] == [
+        ("origin_down", "critical", "production"), ("origin_up", "resolved", "production")]
+    assert seen[0]["subject"] == f"http://127.0.0.1:{port} of service site"
+    assert "cannot connect" in seen[0]["message"] and seen[0]["source"] == "owncdn"
+    slack = [json.loads(r.body) for r in receiver.requests if r.path == "/slack"]
+    assert len(slack) == 2 and set(slack[0]) == {"text"} and "DOWN" in slack[0]["text"]
+    assert [a["alert"] for a in alerts] == ["origin_down", "origin_up"]
+    assert health[0]["healthy"] and health[0]["url"] == f"http://127.0.0.1:{port}/health"
+    assert health[0]["status"] == 200 and health[0]["service"] == "site"
+    assert [r.method for r in origin.requests][:1] == ["GET"]
+    assert origin.requests[0].headers["host"] == "www.example.com"
+
+
+# -- the rules ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("before, after, delta", [(None, 10, 0), (10, 15, 5), (15, 15, 0), (15, 3, 3)])
+def test_counter_delta(before, after, delta):
+    assert counter_delta(before, after) == delta
+
+
+# rounds of (responses, errors) -> alert kinds raised; threshold 10%, min 20 responses, 3 rounds window
+ROWS = [
+    ([(100, 0), (100, 1), (100, 2)], [None, None, None]),
+    ([(100, 20), (100, 20), (100, 20)], ["error_rate_high", None, None]),   # once, not every round
+    ([(100, 20), (100, 0), (100, 0), (100, 0)], ["error_rate_high", None, None, "error_rate_normal"]),
+    ([(10, 10), (5, 5)], [None, None]),                                       # too few responses to tell
+    ([(100, 12), (100, 8), (100, 7)], ["error_rate_high", None, None]),     # 7-9%: above half: still high
+    ([(100, 12), (0, 0), (0, 0), (0, 0)], ["error_rate_high", None, None, "error_rate_normal"]),  # traffic gone
+]
+
+
+@pytest.mark.parametrize("rounds, kinds", ROWS)
+def test_error_rate_alerts_once_per_transition(rounds, kinds):
+    watch = ErrorRateWatch("prod", threshold=0.10, window=3.0, min_requests=20)
+    seen = []
+    for now, (responses, errors) in enumerate(rounds):
+        alert = watch.observe(float(now), responses, errors)
+        seen.append(alert.kind if alert else None)
+    assert seen == kinds
+
+
+def test_health_alerts_and_payloads():
+    down = health_alert("edge", "prod", "edge-1", False, "timeout after 1s")
+    up = health_alert("edge", "prod", "edge-1", True)
+    assert (down.kind, down.severity, up.kind, up.severity) == ("edge_down", "critical", "edge_up", "resolved")
+    assert Alert("certificate", "-", "c1", "x").severity == "warning"
+    body = payload(Webhook("https://hooks.example/x"), down, 0.0)
+    assert body["alert"] == "edge_down" and body["time"].startswith("1970-01-01T00:00:00")
+    assert payload(Webhook("https://hooks.example/x", "slack"), up, 0.0) == {
+        "text": ":large_green_circle: owncdn: edge edge-1 (prod) is back up"}
+
+
+async def test_certificate_trouble_is_one_alert():
+    from types import SimpleNamespace
+
+    from owncdn.control.alerts import certificate_trouble
+
+    alerts = Alerts()
+    app = SimpleNamespace(state=SimpleNamespace(alerts=alerts))
+    certificate_trouble(app, "www", ["www.example.com"], "renewal failed: rate limited")
+    ((_, alert),) = alerts.recent
+    assert (alert.kind, alert.subject) == ("certificate", "www") and "rate limited" in alert.message
+
+
+async def test_a_high_error_rate_on_the_edges_raises_one_alert(tmp_path):
+    origin = FakeOrigin()
+    origin.route("/ok", body=b"ok")
+    origin.route("/broken", status=500, body=b"no")
+    await origin.start()
+    fleet = Fleet(tmp_path, edges=1, health=HealthSettings(interval=0.05, timeout=2.0, origins=False,
+                                                           alert_error_rate=0.5))
+    try:
+        async with fleet:
+            await fleet.wait_applied(await fleet.apply(SITE.format(origin=origin.url)))
+            api = fleet.api
+            for path in ["/ok"] * 5 + ["/broken"] * 25:  # 25 of 30 responses are 5xx
+                await fleet.get(0, path, host="www.example.com")
+            await wait_for(lambda: any(a["alert"] == "error_rate_high" for a in api.alerts()))
+            for _ in range(3):  # more rounds, no more traffic: still one alert
+                await asyncio.sleep(0.1)
+            alerts = await asyncio.to_thread(api.alerts)
+    finally:
+        await origin.close()
+    high = [a for a in alerts if a["alert"] == "error_rate_high"]
+    assert len(high) == 1 and high[0]["env"] == "production" and "error rate in production" in high[0]["message"]

@@ -1,0 +1,220 @@
+"""The analytics store and its API: ingest with de-duplication, stats buckets from a
+known set of lines, top lists, tail, and the read-only query endpoint (admin only)."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, datetime
+
+import httpx
+import orjson
+import pytest
+
+from owncdn.client import Client
+from owncdn.client.errors import ApiError
+from owncdn.control.analytics import Analytics
+from owncdn.control.api import ApiServer, create_app
+from owncdn.control.store import Store, sqlite_url
+
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC).timestamp()
+
+
+def line(n: int, at: float, *, service: str = "www", status: int = 200, cache: str = "HIT", sent: int = 100,
+         origin: int = 0, ttfb: float | None = 1.0, path: str = "/", referrer: str | None = None,
+         location: str = "fra", client: str = "192.0.2.1") -> dict:
+    stamp = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return {"schema_version": 1, "time": stamp, "request_id": f"r-{n}", "service": service, "client": client,
+            "scheme": "http", "protocol": "1.1", "method": "GET", "host": f"{service}.test", "path": path,
+            "status": status, "bytes": sent, "cache": cache, "edge": f"edge-{location}", "location": location,
+            "user_agent": "t", "referrer": referrer, "range": None, "ttfb_ms": ttfb, "duration_ms": 2.0,
+            "origin_ms": None, "origin_bytes": origin}
+
+
+def jsonl(records: list[dict]) -> bytes:
+    return b"".join(orjson.dumps(r) + b"\n" for r in records)
+
+
+@pytest.fixture
+def analytics(tmp_path):
+    a = Analytics(tmp_path / "analytics.duckdb")
+    yield a
+    a.close()
+
+
+# Lines: (second after T0, status, cache, bytes sent, origin bytes, ttfb ms)
+LINES = [
+    (0, 200, "MISS", 1000, 1000, 50.0),
+    (10, 200, "HIT", 1000, 0, 1.0),
+    (20, 200, "HIT", 1000, 0, 2.0),
+    (30, 404, "MISS", 10, 10, 40.0),
+    (70, 200, "STALE", 500, 0, 3.0),
+    (80, 503, "PASS", 20, 20, None),
+    (3700, 304, "REVALIDATED", 0, 0, 5.0),
+]
+
+
+@pytest.mark.parametrize("bucket,expected", [
+    ("1m", [
+        # bucket, requests, bytes, origin_bytes, cached, 2xx, 3xx, 4xx, 5xx, hit_ratio, offload, p50
+        ("2026-11-20T10:00:00Z", 4, 3010, 1010, 2, 3, 0, 1, 0, 0.5, 0.6645, 21.0),
+        ("2026-11-20T10:01:00Z", 2, 520, 20, 1, 1, 0, 0, 1, 0.5, 0.9615, 3.0),
+        ("2026-11-20T11:01:00Z", 1, 0, 0, 1, 0, 1, 0, 0, 1.0, None, 5.0),
+    ]),
+    ("1h", [
+        ("2026-11-20T10:00:00Z", 6, 3530, 1030, 3, 4, 0, 1, 1, 0.5, 0.7082, 3.0),
+        ("2026-11-20T11:00:00Z", 1, 0, 0, 1, 0, 1, 0, 0, 1.0, None, 5.0),
+    ]),
+    ("1d", [
+        ("2026-11-20T00:00:00Z", 7, 3530, 1030, 4, 4, 1, 1, 1, 0.5714, 0.7082, 4.0),
+    ]),
+])
+def test_stats_buckets_from_a_known_set_of_lines(analytics, bucket, expected):
+    records = [line(i, T0 + s, status=st, cache=c, sent=b, origin=o, ttfb=t)
+               for i, (s, st, c, b, o, t) in enumerate(LINES)]
+    assert analytics.ingest(records).result() == (7, 0, 0, [])
+    got = analytics.stats(T0 - 60, T0 + 86400, bucket, service="www")
+    assert [(r["bucket"], r["requests"], r["bytes"], r["origin_bytes"], r["cached"], r["status"]["2xx"],
+             r["status"]["3xx"], r["status"]["4xx"], r["status"]["5xx"], r["hit_ratio"], r["origin_offload"],
+             r["ttfb_p50"]) for r in got] == expected
+
+
+def test_stats_filter_by_service_location_and_time(analytics):
+    analytics.ingest([line(1, T0, service="a", location="fra"), line(2, T0, service="b", location="fra"),
+                      line(3, T0, service="a", location="nyc"), line(4, T0 + 7200, service="a")]).result()
+    count = lambda **kw: sum(r["requests"] for r in analytics.stats(T0 - 1, T0 + 60, "1m", **kw))  # noqa: E731
+    assert (count(), count(service="a"), count(location="fra"), count(service="a", location="nyc")) == (3, 2, 2, 1)
+
+
+def test_top_urls_referrers_and_countries(analytics):
+    analytics.ingest([line(1, T0, path="/a", referrer="https://r.test/"), line(2, T0, path="/a"),
+                      line(3, T0, path="/b", referrer="https://r.test/", sent=5)]).result()
+    assert analytics.top("url", T0 - 1, T0 + 1) == [{"value": "www.test/a", "requests": 2, "bytes": 200},
+                                                     {"value": "www.test/b", "requests": 1, "bytes": 5}]
+    assert analytics.top("referrer", T0 - 1, T0 + 1, limit=1) == [{"value": "https://r.test/", "requests": 2, "bytes": 105}]
+    assert analytics.top("country", T0 - 1, T0 + 1) == [{"value": None, "requests": 3, "bytes": 205}]  # no GeoIP here
+    with pytest.raises(ValueError, match="by must be one of"):
+        analytics.top("password", T0, T0 + 1)
+
+
+def test_country_comes_from_the_geo_database_at_ingest(tmp_path):
+    class Geo:
+        def place(self, address: str) -> dict:
+            return {"country": "DE"} if address.startswith("192.0.2.") else {}
+
+    a = Analytics(tmp_path / "geo.duckdb", Geo())
+    try:
+        a.ingest([line(1, T0, client="192.0.2.7"), line(2, T0, client="198.51.100.1")]).result()
+        assert a.query("SELECT client, country FROM logs ORDER BY client")["rows"] == [
+            ["192.0.2.7", "DE"], ["198.51.100.1", None]]
+    finally:
+        a.close()
+
+
+def test_tail_returns_the_newest_lines_and_follows(analytics):
+    analytics.ingest([line(i, T0 + i) for i in range(5)]).result()
+    lines, last = analytics.tail(limit=2)
+    assert [x["request_id"] for x in lines] == ["r-3", "r-4"]
+    analytics.ingest([line(9, T0 + 9, service="other"), line(10, T0 + 10)]).result()
+    lines, last = analytics.tail(after=last, service="www")
+    assert [x["request_id"] for x in lines] == ["r-10"]
+
+
+# -- through the API ---------------------------------------------------------------------
+@pytest.fixture
+def api(tmp_path, analytics):
+    store = Store(sqlite_url(tmp_path))
+    store.migrate()
+    tokens = {name: store.create_token(name, scopes)[1]
+              for name, scopes in [("admin", {"admin"}), ("read", {"read"}), ("bootstrap", {"node"})]}
+    with ApiServer(create_app(store, analytics=analytics)) as server:
+        node = Client(server.url, tokens["bootstrap"]).register_node("e1", "edge", "fra", "production", "192.0.2.1")
+        tokens["node"] = node["token"]
+        clients = {name: Client(server.url, token) for name, token in tokens.items()}
+        yield clients
+        for c in clients.values():
+            c.close()
+    store.close()
+
+
+def test_a_resent_batch_adds_no_duplicates(api, analytics):
+    batch = jsonl([line(i, T0 + i) for i in range(10)])
+    assert api["node"].send_logs(batch) == {"accepted": 10, "duplicates": 0, "invalid": 0, "problems": []}
+    again = api["node"].send_logs(batch + jsonl([line(10, T0 + 10)]))  # resent after a lost ack, plus one new
+    assert (again["accepted"], again["duplicates"]) == (1, 10)
+    assert analytics.query("SELECT count(*), count(DISTINCT request_id) FROM logs")["rows"] == [[11, 11]]
+
+
+def test_invalid_lines_are_counted_and_the_rest_kept(api, analytics):
+    bad = line(2, T0)
+    del bad["status"]
+    got = api["node"].send_logs(jsonl([line(1, T0), bad]) + b"not json\n")
+    assert (got["accepted"], got["invalid"]) == (1, 2) and "status" in got["problems"][0]
+
+
+def test_log_batches_need_a_registered_nodes_token(api):
+    for name, status in (("bootstrap", 403), ("read", 403)):
+        with pytest.raises(ApiError) as err:
+            api[name].send_logs(jsonl([line(1, T0)]))
+        assert err.value.status == status
+
+
+def test_stats_and_top_through_the_api(api):
+    api["node"].send_logs(jsonl([line(i, T0 + i, path=f"/{i % 2}") for i in range(4)]))
+    stats = api["read"].stats(start=str(T0 - 60), end=str(T0 + 60), bucket="1m")
+    assert stats["total"]["requests"] == 4 and len(stats["buckets"]) == 1
+    assert [t["value"] for t in api["read"].top("path", start=str(T0 - 60), end=str(T0 + 60))] == ["/0", "/1"]
+    with pytest.raises(ApiError) as err:
+        api["read"].stats(bucket="5m")
+    assert err.value.status == 422
+
+
+@pytest.mark.parametrize("sql", [
+    "DELETE FROM logs",
+    "DROP VIEW logs",
+    "INSERT INTO log_lines SELECT * FROM log_lines",
+    "UPDATE log_lines SET status = 1",
+    "CREATE TABLE x AS SELECT 1",
+    "COPY log_lines TO 'out.csv'",
+    "ATTACH 'other.duckdb'",
+    "SET enable_external_access = true",
+    "SELECT 1; DELETE FROM logs",
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "PRAGMA database_list",
+])
+def test_the_query_endpoint_refuses_anything_but_a_single_select(api, sql):
+    api["node"].send_logs(jsonl([line(1, T0)]))
+    with pytest.raises(ApiError) as err:
+        api["admin"].logs_query(sql)
+    assert err.value.status == 400 and err.value.code == "query_refused"
+    assert api["admin"].logs_query("SELECT count(*) AS n FROM logs") == {"columns": ["n"], "rows": [[1]],
+                                                                          "truncated": False}
+
+
+def test_the_query_endpoint_needs_admin_and_limits_rows(api):
+    api["node"].send_logs(jsonl([line(i, T0 + i) for i in range(5)]))
+    for name in ("read", "node"):
+        with pytest.raises(ApiError) as err:
+            api[name].logs_query("SELECT * FROM logs")
+        assert err.value.status == 403
+    got = api["admin"].logs_query("WITH x AS (SELECT request_id FROM logs) SELECT * FROM x ORDER BY 1", limit=3)
+    assert got["rows"] == [["r-0"], ["r-1"], ["r-2"]] and got["truncated"]
+
+
+def test_tail_through_the_api_waits_for_new_lines(api):
+    first = api["read"].logs_tail()
+    assert first == {"lines": [], "next": 0}
+    api["node"].send_logs(jsonl([line(1, T0)]))
+    got = api["read"].logs_tail(after=first["next"], wait=5)
+    assert [x["request_id"] for x in got["lines"]] == ["r-1"] and got["next"] == 1
+
+
+def test_gzip_and_plain_bodies(api, analytics):
+    url = api["node"].base_url
+    token = api["node"]._http.headers["Authorization"]
+    r = httpx.post(f"{url}/v1/logs", content=jsonl([line(1, T0)]), headers={"Authorization": token})
+    assert r.status_code == 200 and r.json()["accepted"] == 1
+    r = httpx.post(f"{url}/v1/logs", content=gzip.compress(jsonl([line(2, T0)])),
+                   headers={"Authorization": token, "Content-Encoding": "gzip"})
+    assert r.status_code == 200 and r.json()["accepted"] == 1
+    r = httpx.post(f"{url}/v1/logs", content=b"\x1f\x8bnot gzip", headers={"Authorization": token, "Content-Encoding": "gzip"})
+    assert r.status_code == 400

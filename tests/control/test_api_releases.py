@@ -1,0 +1,287 @@
+"""Blobs and releases through the REST API (uvicorn on loopback, a real SQLite store)."""
+
+from __future__ import annotations
+
+import hashlib
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from owncdn.control.api import ApiServer, create_app
+from owncdn.control.api.releasechannels import ReleaseChannel, ReleaseReadyChannel
+from owncdn.control.blobs import DirBlobStore
+from owncdn.control.store import Store, sqlite_url
+
+SITE = """\
+version: 1
+services:
+  - name: blog
+    hostnames: [blog.example.com]
+    mode: push
+  - name: pulled
+    hostnames: [pulled.example.com]
+    origins: [https://origin.example.com]
+"""
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def manifest(**files: bytes) -> dict:
+    return {"files": {path.replace("__", "/"): {"sha256": sha(data), "size": len(data)} for path, data in files.items()}}
+
+
+class Api:
+    def __init__(self, url: str, store: Store, blobs: DirBlobStore) -> None:
+        self.http = httpx.Client(base_url=url, timeout=10)
+        self.store, self.blobs = store, blobs
+        self.tokens = {name: store.create_token(name, scopes)[1] for name, scopes in [
+            ("admin", {"admin"}), ("read", {"read"}), ("deploy", {"deploy"}), ("purge", {"purge"}),
+            ("bootstrap", {"node"})]}
+
+    def call(self, method: str, path: str, token: str | None = "deploy", **kw) -> httpx.Response:
+        headers = kw.pop("headers", {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {self.tokens.get(token, token)}"
+        return self.http.request(method, path, headers=headers, **kw)
+
+    def ok(self, method: str, path: str, token: str | None = "deploy", **kw):
+        r = self.call(method, path, token, **kw)
+        assert r.status_code < 300, r.text
+        return r.json()
+
+    def put(self, data: bytes) -> str:
+        self.ok("PUT", f"/v1/blobs/{sha(data)}", content=data)
+        return sha(data)
+
+    def register(self, name: str, kind: str = "edge", location: str = "fra") -> str:
+        body = {"name": name, "kind": kind, "location": location, "env": "production", "address": "192.0.2.1"}
+        got = self.ok("POST", "/v1/nodes/register", "bootstrap", json=body)
+        self.tokens[name] = got["token"]
+        return got["node_id"]
+
+
+@pytest.fixture
+def api(tmp_path):
+    store = Store(sqlite_url(tmp_path))
+    store.migrate()
+    blobs = DirBlobStore(tmp_path / "blobs")
+    app = create_app(store, blobs=blobs)
+    with ApiServer(app) as server:
+        a = Api(server.url, store, blobs)
+        a.ctx = app.state.owncdn
+        a.ok("POST", "/v1/envs/production/versions", json={"source": SITE})
+        yield a
+        a.http.close()
+    store.close()
+
+
+# -- auth ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method, path", [
+    ("POST", "/v1/blobs/missing"),
+    ("POST", "/v1/blobs/bundle"),
+    ("POST", "/v1/blobs/fetch"),
+    ("PUT", f"/v1/blobs/{'a' * 64}"),
+    ("GET", f"/v1/blobs/{'a' * 64}"),
+    ("POST", "/v1/services/blog/releases"),
+    ("GET", "/v1/services/blog/releases"),
+    ("POST", "/v1/services/blog/releases/1/activate"),
+    ("POST", "/v1/nodes/n-1/releases"),
+])
+def test_no_token_is_401(api, method, path):
+    r = api.call(method, path, token=None, json={})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize("token, method, path", [
+    ("read", "POST", "/v1/blobs/missing"),
+    ("read", "POST", "/v1/blobs/bundle"),
+    ("deploy", "POST", "/v1/blobs/fetch"),
+    ("bootstrap", "POST", "/v1/blobs/fetch"),
+    ("purge", "PUT", f"/v1/blobs/{sha(b'x')}"),
+    ("deploy", "GET", f"/v1/blobs/{sha(b'x')}"),
+    ("bootstrap", "GET", f"/v1/blobs/{sha(b'x')}"),
+    ("read", "POST", "/v1/services/blog/releases"),
+    ("purge", "GET", "/v1/services/blog/releases"),
+    ("read", "POST", "/v1/services/blog/releases/1/activate"),
+    ("deploy", "POST", "/v1/nodes/n-1/releases"),
+])
+def test_missing_scope_is_403(api, token, method, path):
+    body = {"hashes": []} if path.endswith(("missing", "fetch", "bundle")) else {"manifest": {"files": {}}}
+    r = api.call(method, path, token=token, json=body) if method == "POST" else api.call(method, path, token=token, content=b"x")
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["code"] == "forbidden"
+
+
+# -- blobs ----------------------------------------------------------------------------------
+
+def test_missing_then_put_then_get_with_ranges(api):
+    data = bytes(range(256)) * 4000
+    assert api.ok("POST", "/v1/blobs/missing", json={"hashes": [sha(data), sha(data)]}) == {"missing": [sha(data)]}
+    assert api.put(data) == sha(data)
+    assert api.put(data) == sha(data)  # idempotent
+    assert api.ok("POST", "/v1/blobs/missing", json={"hashes": [sha(data)]}) == {"missing": []}
+    whole = api.call("GET", f"/v1/blobs/{sha(data)}", "read")
+    assert whole.status_code == 200 and whole.content == data and whole.headers["etag"] == f'"{sha(data)}"'
+    part = api.call("GET", f"/v1/blobs/{sha(data)}", "read", headers={"Range": "bytes=1000-"})
+    assert part.status_code == 206 and part.content == data[1000:]
+    assert part.headers["content-range"] == f"bytes 1000-{len(data) - 1}/{len(data)}"
+    middle = api.call("GET", f"/v1/blobs/{sha(data)}", "read", headers={"Range": "bytes=10-19"})
+    assert middle.status_code == 206 and middle.content == data[10:20]
+    past = api.call("GET", f"/v1/blobs/{sha(data)}", "read", headers={"Range": f"bytes={len(data)}-"})
+    assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{len(data)}"
+    ignored = api.call("GET", f"/v1/blobs/{sha(data)}", "read", headers={"Range": "bytes=0-1,5-6"})
+    assert ignored.status_code == 200 and ignored.content == data
+
+
+def test_a_node_reads_blobs_with_its_own_token(api):
+    api.register("edge-1")
+    data = b"for the edge"
+    api.put(data)
+    assert api.call("GET", f"/v1/blobs/{sha(data)}", "edge-1").content == data
+    assert api.call("GET", f"/v1/blobs/{sha(b'nope')}", "edge-1").status_code == 404
+
+
+def test_hash_mismatch_is_400_and_stores_nothing(api):
+    r = api.call("PUT", f"/v1/blobs/{sha(b'claimed')}", content=b"actual")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "hash_mismatch"
+    assert api.blobs.missing([sha(b"claimed")]) == [sha(b"claimed")]
+    assert list((api.blobs.root / "tmp").iterdir()) == []
+
+
+def bundle(*blobs: bytes) -> bytes:
+    return b"".join(f"{sha(b)} {len(b)}\n".encode() + b for b in blobs)
+
+
+def test_a_bundle_stores_each_blob_and_fetch_returns_them(api):
+    big = bytes(range(256)) * 8000  # over the size stored in one step
+    r = api.ok("POST", "/v1/blobs/bundle", content=bundle(b"one", b"", big, b"one"))
+    assert [b["size"] for b in r["stored"]] == [3, 0, len(big), 3] and r["bytes"] == 2 * 3 + len(big)
+    assert api.blobs.missing([sha(b"one"), sha(b""), sha(big)]) == []
+    api.register("edge-1")
+    got = api.call("POST", "/v1/blobs/fetch", "edge-1", json={"hashes": [sha(big), sha(b"one"), sha(big)]})
+    assert got.status_code == 200 and got.headers["content-type"] == "application/x-owncdn-bundle"
+    assert got.content == bundle(big, b"one")
+    r = api.call("POST", "/v1/blobs/fetch", "read", json={"hashes": [sha(b"one"), sha(b"nope")]})
+    assert r.status_code == 404 and r.json()["error"]["problems"] == [sha(b"nope")]
+    assert api.call("POST", "/v1/blobs/fetch", "read", json={"hashes": ["../x"]}).status_code == 422
+
+
+@pytest.mark.parametrize("body, code, why", [
+    (bundle(b"good") + f"{sha(b'claimed')} 3\n".encode() + b"bad", "hash_mismatch", "the 1 blob(s) before it were stored"),
+    (b"not a bundle\n", "bad_bundle", "nothing was stored"),
+    (bundle(b"good") + f"{sha(b'cut')} 3\n".encode() + b"cu", "bad_bundle", "ends inside a record"),
+])
+def test_a_bad_bundle_is_400_and_keeps_what_came_before(api, body, code, why):
+    r = api.call("POST", "/v1/blobs/bundle", content=body)
+    assert r.status_code == 400 and r.json()["error"]["code"] == code and why in r.json()["error"]["message"]
+    assert api.blobs.missing([sha(b"claimed"), sha(b"cut")]) == [sha(b"claimed"), sha(b"cut")]
+    assert list((api.blobs.root / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["A" * 64, "a" * 63, "../x"])
+def test_bad_blob_names(api, name):
+    assert api.call("PUT", f"/v1/blobs/{name}", content=b"x").status_code in (404, 422)
+    r = api.call("POST", "/v1/blobs/missing", json={"hashes": [name]})
+    assert r.status_code == 422
+
+
+def test_without_a_blob_store_it_says_so(tmp_path):
+    store = Store(sqlite_url(tmp_path))
+    store.migrate()
+    _, token = store.create_token("d", {"deploy"})
+    with ApiServer(create_app(store)) as server:
+        r = httpx.post(f"{server.url}/v1/blobs/missing", json={"hashes": []}, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "no_blob_store"
+    store.close()
+
+
+# -- releases ---------------------------------------------------------------------------------
+
+def test_409_lists_missing_blobs_then_create_list_and_rollback(api):
+    m1 = manifest(index__html=b"<h1>one</h1>", about__index__html=b"about")
+    r = api.call("POST", "/v1/services/blog/releases?env=production", json={"manifest": m1})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "missing_blobs"
+    assert sorted(r.json()["error"]["problems"]) == sorted({sha(b"<h1>one</h1>"), sha(b"about")})
+    assert api.ok("GET", "/v1/services/blog/releases", "read") == []  # nothing was stored
+    api.put(b"<h1>one</h1>")
+    api.put(b"about")
+    first = api.ok("POST", "/v1/services/blog/releases?env=production", json={"manifest": m1})
+    assert first["number"] == 1 and first["files"] == 2 and first["bytes"] == 17
+    api.put(b"<h1>two</h1>")
+    m2 = manifest(index__html=b"<h1>two</h1>", about__index__html=b"about")
+    second = api.ok("POST", "/v1/services/blog/releases", json={"manifest": m2})
+    assert second["number"] == 2 and second["id"] != first["id"]
+    listed = api.ok("GET", "/v1/services/blog/releases?env=production", "read")
+    assert [(r["number"], r["current"], r["files"]) for r in listed] == [(2, True, 2), (1, False, 2)]
+    back = api.ok("POST", "/v1/services/blog/releases/1/activate?env=production")
+    assert back["number"] == 1 and back["current"]
+    assert [r["current"] for r in api.ok("GET", "/v1/services/blog/releases", "read")] == [False, True]
+    r = api.call("POST", "/v1/services/blog/releases/7/activate")
+    assert r.status_code == 404 and "newest is 2" in r.json()["error"]["message"]
+
+
+def test_only_push_services_of_the_latest_version(api):
+    api.put(b"x")
+    body = {"manifest": manifest(a=b"x")}
+    r = api.call("POST", "/v1/services/pulled/releases", json=body)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "not_a_push_service"
+    r = api.call("POST", "/v1/services/nope/releases", json=body)
+    assert r.status_code == 404 and "blog, pulled" in r.json()["error"]["message"]
+    r = api.call("POST", "/v1/services/blog/releases?env=staging", json=body)
+    assert r.status_code == 404 and "no services yet" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["../etc/passwd", "/abs", "a\\b", "a//b"])
+def test_paths_outside_the_release_are_422(api, path):
+    body = {"manifest": {"files": {path: {"sha256": sha(b"x"), "size": 1}}}}
+    r = api.call("POST", "/v1/services/blog/releases", json=body)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_manifest"
+    assert r.json()["error"]["problems"]
+
+
+# -- nodes and channels -----------------------------------------------------------------------
+
+def test_nodes_report_and_channels_follow(api):
+    edge = api.register("edge-1", location="fra")
+    other = api.register("edge-2", location="nyc")
+    dns = api.register("dns-1", kind="dns")
+    api.put(b"x")
+    m = manifest(index__html=b"x")
+    made = api.ok("POST", "/v1/services/blog/releases", json={"manifest": m})
+    ctx = api.ctx
+    edge_node, dns_node = api.store.get_node(edge), api.store.get_node(dns)
+    state = ReleaseChannel().read(ctx, edge_node)
+    assert state == {"blog": (1, {"service": "blog", "number": 1, "id": made["id"], "manifest": m})}
+    assert ReleaseChannel().read(ctx, dns_node) == {}
+    ready = ReleaseReadyChannel()
+    assert ready.read(ctx, dns_node)["blog"][1] == {"service": "blog", "number": 1, "locations": []}
+    assert ready.read(ctx, edge_node) == {}
+
+    out = api.ok("POST", f"/v1/nodes/{edge}/releases", "edge-1", json={"service": "blog", "number": 1, "status": "serving"})
+    assert out["serving"] == 1
+    failed = api.ok("POST", f"/v1/nodes/{other}/releases", "edge-2",
+                    json={"service": "blog", "number": 1, "status": "failed", "reason": "disk full"})
+    assert failed["serving"] is None
+    assert ready.read(ctx, dns_node)["blog"][1]["locations"] == ["fra"]
+    [listed] = api.ok("GET", "/v1/services/blog/releases", "read")
+    assert [n["name"] for n in listed["nodes"]] == ["edge-1"]
+    r = api.call("POST", f"/v1/nodes/{edge}/releases", "edge-2", json={"service": "blog", "number": 1, "status": "serving"})
+    assert r.status_code == 403
+    r = api.call("POST", f"/v1/nodes/{edge}/releases", "edge-1", json={"service": "blog", "number": 1, "status": "maybe"})
+    assert r.status_code == 422
+
+
+def test_the_channel_caches_manifests_but_follows_rollbacks(api):
+    api.put(b"1")
+    api.put(b"2")
+    api.ok("POST", "/v1/services/blog/releases", json={"manifest": manifest(a=b"1")})
+    api.ok("POST", "/v1/services/blog/releases", json={"manifest": manifest(a=b"2")})
+    node = SimpleNamespace(kind="edge", env="production")
+    channel = ReleaseChannel()
+    assert channel.read(api.ctx, node)["blog"][0] == 2
+    api.ok("POST", "/v1/services/blog/releases/1/activate")
+    assert channel.read(api.ctx, node)["blog"][1]["manifest"] == manifest(a=b"1")

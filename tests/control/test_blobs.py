@@ -1,0 +1,156 @@
+"""The blob store: a directory, and S3 on a real SeaweedFS server (same tests, both)."""
+
+import hashlib
+import os
+import secrets
+
+import pytest
+
+from owncdn.control.blobs import (
+    BlobMismatch, BlobNotFound, BlobTooLarge, DirBlobStore, S3BlobStore, open_blob_store,
+)
+from owncdn.testing.seaweedfs import SeaweedServer
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def seaweed():
+    with SeaweedServer() as server:
+        server.create_bucket("owncdn-blobs")
+        yield server
+
+
+@pytest.fixture(params=["dir", "s3"])
+def blobs(request, tmp_path):
+    if request.param == "dir":
+        return DirBlobStore(tmp_path / "blobs", max_bytes=1 << 20)
+    server = request.getfixturevalue("seaweed")
+    return S3BlobStore("owncdn-blobs", f"t-{secrets.token_hex(4)}/", client=server.client(), max_bytes=1 << 20)
+
+
+def put(blobs, data: bytes, name: str | None = None, chunk: int = 7000) -> int:
+    writer = blobs.writer(name or sha(data))
+    for i in range(0, len(data), chunk):
+        writer.write(data[i:i + chunk])
+    return writer.commit()
+
+
+def test_store_read_and_resume(blobs):
+    data = os.urandom(600_000)
+    assert blobs.missing([sha(data)]) == [sha(data)]
+    assert put(blobs, data) == len(data)
+    blobs.sync([sha(data)])  # what the control plane does before a release names the blob
+    assert blobs.missing([sha(data)]) == []
+    assert blobs.sizes([sha(data), sha(b"none"), sha(data)]) == {sha(data): len(data), sha(b"none"): None}
+    assert blobs.size(sha(data)) == len(data)
+    assert b"".join(blobs.read(sha(data))) == data
+    assert b"".join(blobs.read(sha(data), 123_456)) == data[123_456:]
+
+
+def test_storing_twice_is_harmless(blobs):
+    data = b"same bytes"
+    put(blobs, data)
+    put(blobs, data)
+    assert b"".join(blobs.read(sha(data))) == data
+
+
+def test_an_empty_blob(blobs):
+    assert put(blobs, b"") == 0
+    assert blobs.size(sha(b"")) == 0
+    assert b"".join(blobs.read(sha(b""))) == b""
+
+
+def test_a_mismatch_stores_nothing(blobs):
+    wrong = sha(b"something else")
+    with pytest.raises(BlobMismatch, match="hash to"):
+        put(blobs, b"these bytes", wrong)
+    assert blobs.missing([wrong]) == [wrong]
+    with pytest.raises(BlobNotFound):
+        list(blobs.read(wrong))
+
+
+def test_too_large_is_refused(blobs):
+    data = b"x" * ((1 << 20) + 1)
+    with pytest.raises(BlobTooLarge):
+        put(blobs, data, chunk=1 << 16)
+    assert blobs.missing([sha(data)]) == [sha(data)]
+
+
+def test_missing_keeps_order_and_drops_repeats(blobs):
+    have, a, b = b"have", b"a-missing", b"b-missing"
+    put(blobs, have)
+    assert blobs.missing([sha(b), sha(have), sha(a), sha(b)]) == [sha(b), sha(a)]
+
+
+@pytest.mark.parametrize("name", ["", "../../etc/passwd", "A" * 64, "a" * 63, "g" * 64])
+def test_names_must_be_sha256(blobs, name):
+    with pytest.raises(ValueError, match="sha256"):
+        blobs.writer(name)
+
+
+def test_dir_store_layout_and_leftovers(tmp_path):
+    store = DirBlobStore(tmp_path)
+    put(store, b"hello")
+    assert (tmp_path / sha(b"hello")[:2] / sha(b"hello")).read_bytes() == b"hello"
+    (tmp_path / "tmp" / "half-written").write_bytes(b"x")
+    DirBlobStore(tmp_path)  # a restart removes what a crash left
+    assert list((tmp_path / "tmp").iterdir()) == []
+    writer = store.writer(sha(b"abandoned"))
+    writer.write(b"aband")
+    writer.abort()
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_open_blob_store(tmp_path, monkeypatch, seaweed):
+    assert isinstance(open_blob_store(tmp_path / "b"), DirBlobStore)
+    for key, value in seaweed.env().items():
+        monkeypatch.setenv(key, value)
+    store = open_blob_store("s3://owncdn-blobs/from-env")
+    assert repr(store) == "<S3BlobStore s3://owncdn-blobs/from-env>"
+    put(store, b"through the environment")
+    assert store.key(sha(b"x")) == "from-env/" + sha(b"x")
+    with pytest.raises(ValueError, match="s3://bucket"):
+        open_blob_store("s3:///nobucket")
+    assert seaweed.secret_key not in repr(seaweed)
+
+
+def test_a_push_through_the_api_into_s3(tmp_path, seaweed):
+    from owncdn.client import Client
+    from owncdn.client.push import push_site
+    from owncdn.control.api import ApiServer, create_app
+    from owncdn.control.store import Store, sqlite_url
+
+    site = tmp_path / "public"
+    site.mkdir()
+    (site / "index.html").write_bytes(b"<h1>from s3</h1>")
+    (site / "big.bin").write_bytes(os.urandom(2 << 20))
+    blobs = S3BlobStore("owncdn-blobs", "site", client=seaweed.client())
+    with Store(sqlite_url(tmp_path)) as store:
+        store.migrate()
+        _, token = store.create_token("ci", {"deploy", "read"})
+        with ApiServer(create_app(store, blobs=blobs)) as server, Client(server.url, token) as client:
+            client.add_version("production", "version: 1\nservices:\n  - name: blog\n    hostnames: [b.example]\n    mode: push\n")
+            result = push_site(client, site, service="blog")
+            assert result.release["number"] == 1 and result.blobs_uploaded == 2
+            big = (site / "big.bin").read_bytes()
+            assert client.get_blob(sha(big), start=1000) == big[1000:]
+            assert push_site(client, site, service="blog").blobs_uploaded == 0
+
+
+def test_dir_store_syncs_each_directory_once_after_renames(tmp_path, monkeypatch):
+    synced = []
+    monkeypatch.setattr("owncdn.control.blobs._fsync_dir", synced.append)
+    store = DirBlobStore(tmp_path)
+    put(store, b"one")
+    store.sync([sha(b"one")])
+    store.sync([sha(b"one")])  # nothing renamed since
+    assert synced == [tmp_path / sha(b"one")[:2]]
+    put(store, b"one")
+    store.sync([sha(b"one"), sha(b"other")])
+    assert synced == [tmp_path / sha(b"one")[:2]] * 2
+    synced.clear()
+    DirBlobStore(tmp_path).sync([sha(b"one")])  # after a restart: unknown, so synced once
+    assert synced == [tmp_path / sha(b"one")[:2]]

@@ -1,0 +1,54 @@
+"""Pushed releases in the store, on SQLite and on a real PostgreSQL (see conftest.py)."""
+
+import pytest
+
+from owncdn.control.store import NotFound
+
+M1 = {"files": {"index.html": {"sha256": "a" * 64, "size": 3}}}
+M2 = {"files": {"index.html": {"sha256": "b" * 64, "size": 4}}}
+
+
+def add(store, manifest, service="blog", env="production", mid="1" * 64):
+    return store.add_release(env, service, manifest, mid, len(manifest["files"]), 7, author="ci")
+
+
+def test_numbers_per_service_and_the_newest_is_current(store):
+    assert add(store, M1).number == 1
+    assert add(store, M2, mid="2" * 64).number == 2
+    assert add(store, M1, service="docs").number == 1
+    assert add(store, M1, env="staging").number == 1
+    assert store.current_release_number("production", "blog") == 2
+    current = store.current_releases("production")
+    assert [(c.service, c.number, c.id) for c in current] == [("blog", 2, "2" * 64), ("docs", 1, "1" * 64)]
+    listed = store.list_releases("production", "blog")
+    assert [r.number for r in listed] == [2, 1] and listed[0].manifest is None and listed[0].author == "ci"
+    assert store.get_release("production", "blog", 1).manifest == M1
+    assert store.get_release("production", "blog", 3) is None
+
+
+def test_activate_moves_the_pointer(store):
+    add(store, M1)
+    add(store, M2)
+    assert store.activate_release("production", "blog", 1).number == 1
+    assert store.current_release_number("production", "blog") == 1
+    assert add(store, M2).number == 3  # numbers keep growing after a rollback
+    with pytest.raises(NotFound):
+        store.activate_release("production", "blog", 9)
+
+
+def test_node_reports(store, clock):
+    node = store.register_node("edge-1", "edge", "fra", "production", "127.0.1.1")
+    add(store, M1)
+    assert store.report_node_release(node.id, "blog", 1, "serving").serving == 1
+    failed = store.report_node_release(node.id, "blog", 2, "failed", "disk full")
+    assert (failed.number, failed.status, failed.serving, failed.reason) == (2, "failed", 1, "disk full")
+    [row] = store.node_releases("production", "blog")
+    assert (row.name, row.location, row.serving) == ("edge-1", "fra", 1)
+    assert store.node_releases("staging") == []
+    assert store.get_node(node.id).last_contact == clock.time()
+    with pytest.raises(ValueError):
+        store.report_node_release(node.id, "blog", 1, "weird")
+    with pytest.raises(NotFound):
+        store.report_node_release("n-nope", "blog", 1, "serving")
+    store.delete_node(node.id)
+    assert store.node_releases("production") == []

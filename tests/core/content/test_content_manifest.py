@@ -1,0 +1,106 @@
+"""Release manifests: path rules (table), canonical id, diff."""
+
+import pytest
+
+from owncdn.core.content import Manifest, ManifestError, check_path, diff, parse_manifest
+
+A = "a" * 64
+B = "b" * 64
+C = "c" * 64
+
+
+@pytest.mark.parametrize("path", [
+    "index.html", "about/index.html", "a/b/c/d.txt", "..hidden", "a..b", ".well-known/x", "ünïcode/ß.html",
+    "with space.txt", "x" * 1024,
+])
+def test_valid_paths(path):
+    assert check_path(path) is None
+
+
+@pytest.mark.parametrize("path, why", [
+    ("", "empty"),
+    ("..", "'..'"),
+    ("../etc/passwd", "'..'"),
+    ("a/../../b", "'..'"),
+    ("a/..", "'..'"),
+    ("./a", "'.'"),
+    ("a/./b", "'.'"),
+    ("/etc/passwd", "relative"),
+    ("/", "relative"),
+    ("a\\b", "backslash"),
+    ("..\\..\\windows", "backslash"),
+    ("a//b", "empty segment"),
+    ("a/", "empty segment"),
+    ("a\x00b", "control"),
+    ("a\nb", "control"),
+    ("x" * 1025, "longer than"),
+    (None, "string"),
+    (7, "string"),
+])
+def test_invalid_paths(path, why):
+    assert why in check_path(path)
+
+
+@pytest.mark.parametrize("files, why", [
+    ({"a": {"sha256": "A" * 64, "size": 1}}, "lowercase hex"),
+    ({"a": {"sha256": A[:63], "size": 1}}, "lowercase hex"),
+    ({"a": {"sha256": A, "size": -1}}, "size"),
+    ({"a": {"sha256": A, "size": 1.5}}, "size"),
+    ({"a": {"sha256": A, "size": True}}, "size"),
+    ({"a": {"sha256": A}}, "an entry is"),
+    ({"a": {"sha256": A, "size": 1, "x": 1}}, "an entry is"),
+    ({"a": A}, "an entry is"),
+    ({"a": {"sha256": A, "size": 1}, "a/b": {"sha256": B, "size": 1}}, "also a directory"),
+    ({"../x": {"sha256": A, "size": 1}}, "'..'"),
+])
+def test_invalid_entries(files, why):
+    with pytest.raises(ManifestError) as err:
+        parse_manifest({"files": files})
+    assert why in str(err.value)
+
+
+@pytest.mark.parametrize("data", [None, [], {}, {"files": []}, {"files": {}, "x": 1}])
+def test_invalid_shapes(data):
+    with pytest.raises(ManifestError, match="a manifest is"):
+        parse_manifest(data)
+
+
+def test_every_problem_is_listed():
+    with pytest.raises(ManifestError) as err:
+        parse_manifest({"files": {"../a": {"sha256": A, "size": 1}, "/b": {"sha256": A, "size": 1}}})
+    assert len(err.value.problems) == 2
+
+
+def test_the_id_is_the_sha256_of_the_canonical_encoding_whatever_the_order():
+    one = Manifest.build([("b.txt", B, 2), ("a.txt", A, 1)])
+    two = parse_manifest({"files": {"a.txt": {"sha256": A, "size": 1}, "b.txt": {"sha256": B, "size": 2}}})
+    assert one == two and one.id == two.id
+    assert one.canonical() == b'{"files":{"a.txt":{"sha256":"' + A.encode() + b'","size":1},"b.txt":{"sha256":"' + B.encode() + b'","size":2}}}'
+    assert parse_manifest(one.to_json()) == one
+    assert list(one.files) == ["a.txt", "b.txt"]
+    assert Manifest.build([("a.txt", A, 2)]).id != Manifest.build([("a.txt", A, 1)]).id
+
+
+def test_blobs_and_bytes():
+    m = Manifest.build([("a", A, 5), ("copy/a", A, 5), ("b", B, 3)])
+    assert m.blobs == {A: 5, B: 3}
+    assert m.total_bytes == 13
+
+
+def test_diff_rows():
+    old = Manifest.build([("keep", A, 1), ("change", B, 2), ("gone", C, 3)])
+    new = Manifest.build([("keep", A, 1), ("change", C, 3), ("new", B, 2), ("renamed", A, 1)])
+    d = diff(old, new)
+    assert d.added == ("new", "renamed")
+    assert d.changed == ("change",)
+    assert d.removed == ("gone",)
+    assert d.blobs_needed == {}  # every blob of new is held by old, under some path
+    assert not d.unchanged
+
+
+def test_diff_needs_only_new_content():
+    old = Manifest.build([("a", A, 1)])
+    new = Manifest.build([("a", B, 7)])
+    assert diff(old, new).blobs_needed == {B: 7}
+    assert diff(None, new).blobs_needed == {B: 7}
+    assert diff(new, new).unchanged and diff(new, new).bytes_needed == 0

@@ -1,0 +1,117 @@
+"""owncdn.core.content.paths: request targets to release files, pretty URLs (rules 1-5)."""
+
+from __future__ import annotations
+
+import pytest
+
+from owncdn.core.content.paths import BAD, NOT_FOUND, Redirect, Serve, decode_target, resolve
+
+FILES = {
+    "index.html", "about.html", "docs/index.html", "docs/intro.html", "blog/index.html", "blog.html",
+    "style.css", "img/logo.png", "notes", "notes.html", "caf\u00e9.html", "a b/index.html",
+}
+
+
+@pytest.mark.parametrize("target, expected", [
+    ("/", ("/", "")),
+    ("/a/b?x=1&y", ("/a/b", "?x=1&y")),
+    ("/caf%C3%A9", ("/caf\u00e9", "")),
+    ("/a%20b/", ("/a b/", "")),
+    # RFC 3986 §5.2.4: dot segments are removed
+    ("/a/./b", ("/a/b", "")),
+    ("/a/../b", ("/b", "")),
+    ("/a/b/..", ("/a/", "")),
+    ("/a/.", ("/a/", "")),
+    ("/%2e%2e/etc/passwd", None),      # climbs above the root, encoded
+    ("/../etc/passwd", None),
+    ("/a/../../b", None),
+    ("/%ff", None),                     # not UTF-8
+    ("/a%00b", None),                   # NUL
+    ("/a%0d%0ab", None),                # CR LF
+    ("/a%5cb", None),                   # backslash
+    ("*", None),
+    ("http://x/", None),
+])
+def test_decode_target(target, expected):
+    assert decode_target(target) == expected
+
+
+@pytest.mark.parametrize("path, expected", [
+    # Rule 3: canonical URLs are served
+    ("/", Serve("index.html")),
+    ("/about", Serve("about.html")),
+    ("/docs/", Serve("docs/index.html")),
+    ("/docs/intro", Serve("docs/intro.html")),
+    ("/style.css", Serve("style.css")),
+    ("/img/logo.png", Serve("img/logo.png")),
+    ("/caf\u00e9", Serve("caf\u00e9.html")),
+    # ... other spellings redirect to them with 308
+    ("/index.html", Redirect("/")),
+    ("/about.html", Redirect("/about")),
+    ("/about/", Redirect("/about")),
+    ("/docs", Redirect("/docs/")),
+    ("/docs/index.html", Redirect("/docs/")),
+    ("/docs/intro.html", Redirect("/docs/intro")),
+    ("/a b", Redirect("/a%20b/")),
+    # a file of the exact name wins over name.html; then name.html is canonical as itself
+    ("/notes", Serve("notes")),
+    ("/notes.html", Serve("notes.html")),
+    # a page and a directory of the same name: /blog is the page, /blog/ the directory
+    ("/blog", Serve("blog.html")),
+    ("/blog/", Serve("blog/index.html")),
+    ("/blog.html", Redirect("/blog")),
+    # Rule 5
+    ("/nope", NOT_FOUND),
+    ("/nope/", NOT_FOUND),
+    ("/img/", NOT_FOUND),
+    ("/img", NOT_FOUND),
+    ("//about", NOT_FOUND),
+])
+def test_pretty_urls(path, expected):
+    assert resolve(path, "", FILES) == expected
+
+
+@pytest.mark.parametrize("path, expected", [
+    # Rule 2: without pretty URLs, names are exact; directories get their index
+    ("/", Serve("index.html")),
+    ("/about", NOT_FOUND),
+    ("/about.html", Serve("about.html")),
+    ("/docs/", Serve("docs/index.html")),
+    ("/docs", Redirect("/docs/")),
+    ("/docs/index.html", Serve("docs/index.html")),
+    ("/about/", NOT_FOUND),
+])
+def test_plain_urls(path, expected):
+    assert resolve(path, "", FILES, pretty=False) == expected
+
+
+def test_redirects_keep_the_query_string():
+    assert resolve("/docs", "?page=2", FILES) == Redirect("/docs/?page=2")
+    assert resolve("/about.html", "?a=b", FILES) == Redirect("/about?a=b")
+
+
+def test_custom_index_name():
+    files = {"index.htm", "d/index.htm"}
+    assert resolve("/", "", files, index="index.htm") == Serve("index.htm")
+    assert resolve("/d", "", files, index="index.htm") == Redirect("/d/")
+    assert resolve("/d/index.htm", "", files, index="index.htm") == Redirect("/d/")
+
+
+@pytest.mark.parametrize("pretty", [True, False])
+def test_every_redirect_lands_on_a_file(pretty):
+    """Rule 4: no chains, no loops, whatever the request."""
+    from urllib.parse import unquote
+
+    paths = {"/"} | {"/" + f for f in FILES}
+    for f in FILES:
+        paths |= {"/" + f.removesuffix(".html"), "/" + f.removesuffix("index.html"),
+                  "/" + f.removesuffix("/index.html"), "/" + f + "/"}
+    for path in paths:
+        found = resolve(path, "", FILES, pretty=pretty)
+        if type(found) is Redirect:
+            again = resolve(unquote(found.location), "", FILES, pretty=pretty)
+            assert type(again) is Serve, (path, found, again)
+
+
+def test_bad_is_distinct_from_not_found():
+    assert BAD is not NOT_FOUND and repr(BAD) == "BAD"

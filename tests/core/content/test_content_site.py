@@ -1,0 +1,158 @@
+"""owncdn.core.content.site: what a pushed site answers, and conditional requests against
+those answers (RFC 9110 §13) with ETags from the content hash and the release time."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from owncdn.core.content.globs import header_rule
+from owncdn.core.content.manifest import FileEntry
+from owncdn.core.content.mediatypes import content_type
+from owncdn.core.content.redirects import redirect_rule
+from owncdn.core.content.site import (
+    DEFAULT_CACHE_CONTROL, FileAnswer, PlainAnswer, RedirectAnswer, SiteRules, answer, etag,
+)
+from owncdn.core.http.conditional import evaluate_conditionals
+from owncdn.core.http.headers import Headers, format_http_date
+
+RELEASED = 1_700_000_000.0
+
+
+def entry(text: str) -> FileEntry:
+    data = text.encode()
+    return FileEntry(hashlib.sha256(data).hexdigest(), len(data))
+
+
+FILES = {
+    "index.html": entry("home"),
+    "about.html": entry("about"),
+    "404.html": entry("not here"),
+    "app.js": entry("js" * 100),
+    "app.js.br": entry("brotli"),
+    "app.js.gz": entry("gzip"),
+    "assets/logo.3f2a.svg": entry("<svg/>"),
+}
+RULES = SiteRules(
+    redirects=(redirect_rule("/old/*", "/new/:splat"), redirect_rule("/app.js", "/never")),
+    headers=(header_rule("/assets/**", {"Cache-Control": "public, max-age=31536000, immutable"}),
+             header_rule("/**", {"X-Frame-Options": "DENY"})),
+)
+
+
+def ask(target: str, accept: str | None = None, rules: SiteRules = RULES, files=FILES):
+    return answer(rules, files, target, accept, RELEASED)
+
+
+def test_a_page_with_its_fields():
+    got = ask("/about")
+    assert isinstance(got, FileAnswer)
+    assert (got.status, got.file, got.size) == (200, "about.html", 5)
+    fields = dict(got.fields)
+    assert fields == {
+        "content-type": "text/html; charset=utf-8",
+        "etag": etag(FILES["about.html"].sha256),
+        "last-modified": format_http_date(RELEASED),
+        "cache-control": DEFAULT_CACHE_CONTROL,
+        "accept-ranges": "bytes",
+        "x-frame-options": "DENY",
+    }
+    assert fields["etag"] == '"%s"' % FILES["about.html"].sha256[:32]
+
+
+def test_order_redirect_rules_before_files():
+    assert ask("/old/x?y=1") == RedirectAnswer(301, "/new/x?y=1")
+    assert ask("/app.js") == RedirectAnswer(301, "/never")     # Rule 1: rules before files
+
+
+def test_pretty_redirects_and_errors():
+    assert ask("/about.html") == RedirectAnswer(308, "/about")
+    assert ask("/../x") == PlainAnswer(400, "the request path is not a valid path")
+    got = ask("/missing")
+    assert (got.status, got.file) == (404, "404.html")
+    plain = ask("/missing", rules=SiteRules(not_found=None))
+    assert isinstance(plain, PlainAnswer) and plain.status == 404 and "/missing" in plain.reason
+    no_page = ask("/missing", files={"index.html": FILES["index.html"]})
+    assert isinstance(no_page, PlainAnswer) and no_page.status == 404
+
+
+@pytest.mark.parametrize("accept, file, encoding", [
+    (None, "app.js", None),
+    ("gzip", "app.js.gz", "gzip"),
+    ("gzip, br", "app.js.br", "br"),
+    ("br;q=0, gzip;q=0", "app.js", None),
+])
+def test_precompressed_siblings(accept, file, encoding):
+    rules = SiteRules()
+    got = ask("/app.js", accept, rules=rules)
+    fields = dict(got.fields)
+    assert got.file == file and fields.get("content-encoding") == encoding
+    assert fields["vary"] == "Accept-Encoding"                    # on every representation
+    assert fields["content-type"] == "text/javascript; charset=utf-8"
+    assert fields["etag"] == etag(FILES[file].sha256)              # each its own strong ETag
+
+
+def test_no_vary_without_siblings_and_header_rules_by_path():
+    got = ask("/assets/logo.3f2a.svg", "br")
+    fields = dict(got.fields)
+    assert "vary" not in fields and "content-encoding" not in fields
+    assert fields["cache-control"] == "public, max-age=31536000, immutable"
+    assert fields["content-type"] == "image/svg+xml; charset=utf-8"
+
+
+def d(t: float) -> str:
+    return format_http_date(t)
+
+
+TAG = etag(FILES["about.html"].sha256)
+
+
+@pytest.mark.parametrize("method, request_fields, expected", [
+    # §13.1.2 If-None-Match, weak comparison: a match is 304 for GET and HEAD
+    ("GET", [("If-None-Match", TAG)], 304),
+    ("HEAD", [("If-None-Match", TAG)], 304),
+    ("GET", [("If-None-Match", "W/" + TAG)], 304),
+    ("GET", [("If-None-Match", '"other", ' + TAG)], 304),
+    ("GET", [("If-None-Match", "*")], 304),
+    ("GET", [("If-None-Match", '"other"')], None),
+    # §13.1.3 If-Modified-Since against the release time
+    ("GET", [("If-Modified-Since", d(RELEASED))], 304),
+    ("GET", [("If-Modified-Since", d(RELEASED + 60))], 304),
+    ("GET", [("If-Modified-Since", d(RELEASED - 1))], None),
+    ("GET", [("If-Modified-Since", "yesterday")], None),            # invalid date: ignored
+    # "A recipient MUST ignore If-Modified-Since if the request contains an If-None-Match"
+    ("GET", [("If-None-Match", '"other"'), ("If-Modified-Since", d(RELEASED))], None),
+    # §13.1.1 If-Match, strong comparison
+    ("GET", [("If-Match", TAG)], None),
+    ("GET", [("If-Match", "W/" + TAG)], 412),
+    ("GET", [("If-Match", '"other"')], 412),
+    # §13.1.4 If-Unmodified-Since
+    ("GET", [("If-Unmodified-Since", d(RELEASED - 1))], 412),
+    ("GET", [("If-Unmodified-Since", d(RELEASED))], None),
+])
+def test_conditional_requests_against_a_release(method, request_fields, expected):
+    got = ask("/about")
+    fields = Headers(list(got.fields) + [("date", d(RELEASED + 3600))])
+    assert evaluate_conditionals(method, Headers(request_fields), got.status, fields) == expected
+
+
+def test_a_new_release_of_the_same_bytes_keeps_its_etag():
+    """Strong ETags come from content: an unchanged file revalidates across releases."""
+    first = dict(ask("/about").fields)["etag"]
+    later = dict(answer(RULES, FILES, "/about", None, RELEASED + 86400).fields)["etag"]
+    assert first == later
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("index.html", "text/html; charset=utf-8"),
+    ("a/b/STYLE.CSS", "text/css; charset=utf-8"),
+    ("app.mjs", "text/javascript; charset=utf-8"),
+    ("font.woff2", "font/woff2"),
+    ("release.tar.gz", "application/gzip"),
+    ("Makefile", "application/octet-stream"),
+    (".bashrc", "application/octet-stream"),
+    ("x.unknown", "application/octet-stream"),
+])
+def test_content_type(name, expected):
+    assert content_type(name) == expected

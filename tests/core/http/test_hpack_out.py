@@ -1,0 +1,39 @@
+"""The response-head HPACK encoder (core/http/hpack_out.py), against RFC 7541's
+examples and the hpack package's decoder as the reference."""
+
+import pytest
+from hpack import Decoder
+
+from owncdn.core.http.hpack_out import _integer, encode_block
+
+
+@pytest.mark.parametrize(("value", "bits", "encoded"), [
+    (10, 5, bytes([0b01010])),                 # C.1.1
+    (1337, 5, bytes([0b11111, 0b10011010, 0b00001010])),  # C.1.2
+    (42, 8, bytes([0b00101010])),              # C.1.3
+    (15, 4, bytes([0x0F, 0x00])),              # exactly the prefix limit takes a second byte
+])
+def test_integer_representation(value, bits, encoded):
+    assert _integer(value, bits) == encoded
+
+
+BLOCKS = [
+    [(b":status", b"200")],                                       # static entry 8: one byte
+    [(b":status", b"206"), (b"content-length", b"5")],            # static names, literal values
+    [(b"x-cache", b"HIT"), (b"x-served-by", b"edge-1 (fra)")],    # new names
+    [(b"server-timing", b"cdn-cache;desc=HIT, edge;dur=0.02" * 10)],  # a long value (multi-byte length)
+    [(b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")],           # repeated fields stay separate
+    [(b"content-type", b"")],                                     # empty value
+]
+
+
+@pytest.mark.parametrize("fields", BLOCKS)
+def test_blocks_decode_to_the_same_fields(fields):
+    decoder = Decoder()
+    for _ in range(2):  # no state carried between blocks
+        assert decoder.decode(encode_block(fields), raw=True) == fields
+    assert decoder.header_table_size == 0  # Rule 1: the peer's table for us is empty
+
+
+def test_static_full_match_is_one_byte():
+    assert encode_block([(b":status", b"200")]) == b"\x20\x88"  # size update 0, then index 8

@@ -1,0 +1,242 @@
+"""Serving a push service through a real edge, with releases installed directly into its
+release store (no control plane): pretty URLs, redirects, the 404 page, header rules,
+precompressed siblings, ETag / 304, ranges, HEAD, sendfile, switching, restarts."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+
+import pytest
+
+from owncdn.core.config import parse_config
+from owncdn.edge.bodies import DiskBody
+from owncdn.edge.server import AdminApp, EdgeServer
+from owncdn.testing.client import HttpClient
+
+CONFIG = """
+version: 1
+edge: {id: edge-p, location: test}
+services:
+  - name: blog
+    hostnames: [blog.test]
+    mode: push
+    site:
+      redirects:
+        - {from: /old, to: /about}
+        - {from: /feed/*, to: "https://feeds.example/:splat", status: 302}
+      headers:
+        - path: /assets/**
+          set: {Cache-Control: "public, max-age=31536000, immutable"}
+  - name: plain
+    hostnames: [plain.test]
+    mode: push
+    site: {pretty_urls: false, not_found: null}
+"""
+RELEASED = 1_700_000_000.0
+BIG = os.urandom(3 << 20)  # 3 MiB: a mapped blob sent with sendfile
+JS = b"console.log('hello');\n" * 500
+SITE = {
+    "index.html": b"<h1>home</h1>",
+    "about.html": b"<h1>about</h1>",
+    "docs/index.html": b"<h1>docs</h1>",
+    "404.html": b"<h1>not found</h1>",
+    "assets/app.js": JS,
+    "assets/app.js.gz": gzip.compress(JS),
+    "assets/app.js.br": b"pretend-brotli",
+    "downloads/big.bin": BIG,
+}
+
+
+class PushEdge:
+    def __init__(self, state, access_log="off"):
+        self.state = state
+        self.access_log = access_log
+
+    async def __aenter__(self):
+        config = parse_config(CONFIG, "push.yaml", lambda kind, name: None)
+        self.server = await EdgeServer.start(config, access_log=self.access_log, state_dir=self.state)
+        self.store = self.server.edge.releases
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.server.close()
+
+    def client(self, host="blog.test"):
+        return HttpClient("127.0.0.1", self.server.port, default_host=host)
+
+    async def get(self, path, host="blog.test", method="GET", **kw):
+        async with self.client(host) as c:
+            return await c.request(method, path, **kw)
+
+
+@pytest.fixture
+def state(tmp_path):
+    return tmp_path / "edge"
+
+
+async def test_before_the_first_release_the_edge_says_503(state):
+    async with PushEdge(state) as t:
+        r = await t.get("/")
+    assert r.status == 503 and r.cache == "PUSH"
+    assert b"no release of service 'blog' has reached this edge yet" in r.body
+    assert r.headers["retry-after"] == "5"
+
+
+async def test_pretty_urls_redirects_and_the_404_page(state):
+    async with PushEdge(state) as t:
+        t.store.install("blog", 1, SITE, released_at=RELEASED)
+        home, about, docs, docs_slash, about_html, old, feed, missing = [
+            await t.get(p) for p in ("/", "/about", "/docs", "/docs/", "/about.html", "/old?x=1", "/feed/a/b",
+                                     "/nope")]
+    assert (home.status, home.body, home.cache) == (200, b"<h1>home</h1>", "PUSH")
+    assert (about.status, about.body) == (200, b"<h1>about</h1>")
+    assert (docs.status, docs.headers["location"]) == (308, "/docs/")
+    assert docs_slash.body == b"<h1>docs</h1>"
+    assert (about_html.status, about_html.headers["location"]) == (308, "/about")
+    assert (old.status, old.headers["location"]) == (301, "/about?x=1")
+    assert (feed.status, feed.headers["location"]) == (302, "https://feeds.example/a/b")
+    assert (missing.status, missing.body) == (404, b"<h1>not found</h1>")
+    assert missing.headers["content-type"] == "text/html; charset=utf-8"
+    for r in (home, about, docs, missing):
+        assert r.headers["x-served-by"] == "edge-p (test)" and r.headers["x-request-id"]
+
+
+async def test_plain_urls_and_a_plain_404(state):
+    async with PushEdge(state) as t:
+        t.store.install("plain", 1, {"index.html": b"i", "a.html": b"a", "404.html": b"x"})
+        a, pretty, missing = [await t.get(p, host="plain.test") for p in ("/a.html", "/a", "/zzz")]
+    assert (a.status, a.body) == (200, b"a")
+    assert pretty.status == 404 and missing.status == 404
+    assert b"/zzz is not part of this site's current release" in missing.body
+
+
+async def test_fields_etag_and_conditional_requests(state):
+    async with PushEdge(state) as t:
+        t.store.install("blog", 1, SITE, released_at=RELEASED)
+        r = await t.get("/about")
+        same = await t.get("/about", headers={"If-None-Match": r.headers["etag"]})
+        since = await t.get("/about", headers={"If-Modified-Since": r.headers["last-modified"]})
+        changed = await t.get("/about", headers={"If-None-Match": '"something-else"'})
+        failed = await t.get("/about", headers={"If-Match": '"something-else"'})
+    assert r.headers["etag"].startswith('"') and len(r.headers["etag"]) == 34
+    assert r.headers["last-modified"] == "Tue, 14 Nov 2023 22:13:20 GMT"
+    assert r.headers["cache-control"] == "public, max-age=0, must-revalidate"
+    assert r.headers["accept-ranges"] == "bytes" and "date" in r.headers
+    assert (same.status, same.body, same.headers["etag"]) == (304, b"", r.headers["etag"])
+    assert since.status == 304
+    assert changed.status == 200 and failed.status == 412
+
+
+async def test_precompressed_siblings_by_accept_encoding(state):
+    async with PushEdge(state) as t:
+        t.store.install("blog", 1, SITE, released_at=RELEASED)
+        plain = await t.get("/assets/app.js")
+        gz = await t.get("/assets/app.js", headers={"Accept-Encoding": "gzip"})
+        br = await t.get("/assets/app.js", headers={"Accept-Encoding": "gzip, deflate, br"})
+        refused = await t.get("/assets/app.js", headers={"Accept-Encoding": "br;q=0, gzip;q=0"})
+        again = await t.get("/assets/app.js", headers={"Accept-Encoding": "gzip", "If-None-Match": gz.headers["etag"]})
+    assert plain.body == JS and "content-encoding" not in plain.headers
+    assert gz.headers["content-encoding"] == "gzip" and gzip.decompress(gz.body) == JS
+    assert br.headers["content-encoding"] == "br" and br.body == b"pretend-brotli"
+    assert refused.body == JS
+    for r in (plain, gz, br, refused):
+        assert r.headers["vary"] == "Accept-Encoding"
+        assert r.headers["content-type"] == "text/javascript; charset=utf-8"
+        assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert len({plain.headers["etag"], gz.headers["etag"], br.headers["etag"]}) == 3
+    assert again.status == 304 and again.headers["vary"] == "Accept-Encoding"
+
+
+async def test_ranges_head_and_sendfile(state):
+    async with PushEdge(state) as t:
+        t.store.install("blog", 1, SITE, released_at=RELEASED)
+        whole = await t.get("/downloads/big.bin")
+        one = await t.get("/downloads/big.bin", headers={"Range": "bytes=1000-1999"})
+        tail = await t.get("/downloads/big.bin", headers={"Range": "bytes=-10"})
+        two = await t.get("/downloads/big.bin", headers={"Range": "bytes=0-9, 100-109"})
+        beyond = await t.get("/downloads/big.bin", headers={"Range": f"bytes={len(BIG)}-"})
+        if_range = await t.get("/downloads/big.bin", headers={"Range": "bytes=0-9", "If-Range": '"stale"'})
+        head = await t.get("/downloads/big.bin", method="HEAD")
+        js_range = await t.get("/assets/app.js", headers={"Range": "bytes=0-6", "Accept-Encoding": "gzip"})
+        live = t.store.live["blog"]
+        mapped = [b for b in live.bodies.values() if type(b) is DiskBody]
+    assert whole.status == 200 and whole.body == BIG
+    assert whole.headers["content-type"] == "application/octet-stream"
+    assert (one.status, one.body, one.headers["content-range"]) == (206, BIG[1000:2000], f"bytes 1000-1999/{len(BIG)}")
+    assert tail.body == BIG[-10:]
+    assert two.status == 206 and two.headers["content-type"].startswith("multipart/byteranges; boundary=")
+    assert BIG[0:10] in two.body and BIG[100:110] in two.body
+    assert (beyond.status, beyond.headers["content-range"]) == (416, f"bytes */{len(BIG)}")
+    assert if_range.status == 200 and len(if_range.body) == len(BIG)
+    assert (head.status, head.body, head.headers["content-length"]) == (200, b"", str(len(BIG)))
+    # a range request gets the plain file, not a compressed sibling
+    assert (js_range.status, js_range.body) == (206, JS[:7]) and "content-encoding" not in js_range.headers
+    assert len(mapped) == 1 and mapped[0].size == len(BIG)
+
+
+async def test_only_get_and_head(state):
+    async with PushEdge(state) as t:
+        t.store.install("blog", 1, SITE)
+        r = await t.get("/", method="POST", body=b"x")
+    assert (r.status, r.headers["allow"]) == (405, "GET, HEAD")
+
+
+async def test_a_switch_serves_the_new_release_at_once_and_survives_a_restart(state):
+    async with PushEdge(state) as t:
+        t.store.install("blog", 1, {"index.html": b"one", "keep.txt": b"same"})
+        first = await t.get("/")
+        kept = await t.get("/keep.txt")
+        t.store.install("blog", 2, {"index.html": b"two", "keep.txt": b"same"})
+        second = await t.get("/")
+        kept2 = await t.get("/keep.txt")
+    assert (first.body, second.body) == (b"one", b"two")
+    assert first.headers["etag"] != second.headers["etag"]
+    assert kept.headers["etag"] == kept2.headers["etag"]
+    saved = json.loads((state / "push" / "releases" / "blog.json").read_text())
+    assert saved["number"] == 2 and saved["previous"]["number"] == 1
+    async with PushEdge(state) as t:
+        again = await t.get("/")
+        stats = AdminApp(t.server.edge).stats()["releases"]
+    assert again.body == b"two"
+    assert stats["blog"] == {"serving": 2, "id": saved["id"], "files": 2, "previous": 1}
+
+
+async def test_access_log_and_metrics_count_push_responses(state, tmp_path):
+    log = tmp_path / "access.log"
+    async with PushEdge(state, access_log=str(log)) as t:
+        t.store.install("blog", 1, SITE)
+        await t.get("/")
+        await t.get("/nope")
+        t.server.edge.log.flush()
+        counts = t.server.edge.counts
+        exposition = t.server.edge.metrics.exposition().decode()
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(x["path"], x["status"], x["cache"], x["service"]) for x in lines] == [
+        ("/", 200, "PUSH", "blog"), ("/nope", 404, "PUSH", "blog")]
+    assert counts["PUSH"] == 2
+    assert 'cache="PUSH"' in exposition and 'service="blog"' in exposition
+    assert 'owncdn_edge_release{service="blog"} 1.0' in exposition
+    assert f"owncdn_edge_release_blobs {len(set(SITE.values()))}.0" in exposition
+
+
+async def test_a_pull_only_edge_on_its_own_writes_no_release_store(tmp_path):
+    config = parse_config("version: 1\nservices:\n  - {name: web, hostnames: [web.test], origins: ['http://127.0.0.1:9']}\n",
+                          "pull.yaml", lambda kind, name: None)
+    server = await EdgeServer.start(config, access_log="off", state_dir=tmp_path / "edge")
+    try:
+        assert server.edge.releases is None and not (tmp_path / "edge" / "push").exists()
+    finally:
+        await server.close()
+
+
+async def test_a_new_config_changes_the_headers_of_the_same_release(state):
+    async with PushEdge(state) as t:
+        t.store.install("blog", 1, SITE)
+        before = await t.get("/assets/app.js")
+        text = CONFIG.replace('Cache-Control: "public, max-age=31536000, immutable"', "Cache-Control: no-cache")
+        t.server.edge.apply_config(parse_config(text, "push.yaml", lambda kind, name: None))
+        after = await t.get("/assets/app.js")
+    assert before.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert after.headers["cache-control"] == "no-cache" and after.body == JS

@@ -1,0 +1,293 @@
+"""The edge's release store and release sync (edge/releases.py, edge/releasesync.py),
+against a scripted control plane on loopback (FakeOrigin): verification, resuming,
+superseding, failures that keep the previous release, garbage collection."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+
+import pytest
+
+from owncdn.core.content.manifest import Manifest
+from owncdn.edge.releases import ReleaseStore, Target
+from owncdn.edge.releasesync import ReleaseSync
+from owncdn.testing.origin import FakeOrigin, Reply
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def event(number: int, files: dict[str, bytes], service: str = "blog") -> dict:
+    manifest = Manifest.build([(p, sha(d), len(d)) for p, d in files.items()])
+    return {"key": service, "service": service, "number": number, "id": manifest.id,
+            "manifest": manifest.to_json()}
+
+
+class FakeAgent:
+    """What ReleaseSync uses of the sync agent: control URL, node id, token, _send."""
+
+    control = ""
+    node_id = "n1"
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    def _auth(self) -> dict:
+        return {"Authorization": "Bearer node-token"}
+
+    async def _send(self, http, path: str, body: dict) -> None:
+        assert path == "/v1/nodes/n1/releases"
+        self.sent.append(body)
+
+
+class FakeControl:
+    """GET /v1/blobs/{sha}: a scripted control plane on loopback (FakeOrigin) holding these
+    blobs, honouring Range unless told not to."""
+
+    def __init__(self, blobs: dict[str, bytes]) -> None:
+        self.origin = FakeOrigin()
+        self.blobs = {sha(d): d for d in blobs.values()}
+        self.requests: list[tuple[str, str | None]] = []
+        self.corrupt: set[str] = set()
+        self.ignore_range = False
+        self.fail_next = 0
+        self.hold: asyncio.Event | None = None
+
+    async def start(self) -> "FakeControl":
+        await self.origin.start()
+        for digest in self.blobs:
+            self.origin.route(f"/v1/blobs/{digest}", handler=self._reply)
+        return self
+
+    def _reply(self, req) -> Reply:
+        assert req.headers["authorization"] == "Bearer node-token"
+        digest = req.path.rsplit("/", 1)[1]
+        self.requests.append((digest, req.headers.get("range")))
+        if self.fail_next:
+            self.fail_next -= 1
+            return Reply(503, b"busy", hold=self.hold)
+        data = self.blobs[digest]
+        if digest in self.corrupt:
+            data = b"X" + data[1:]
+        rng = req.headers.get("range")
+        if rng and not self.ignore_range:
+            start = int(rng.removeprefix("bytes=").rstrip("-"))
+            return Reply(206, data[start:], hold=self.hold, conditional=False)
+        return Reply(200, data, hold=self.hold, conditional=False)
+
+
+async def make_sync(tmp_path, control: FakeControl) -> tuple[ReleaseStore, ReleaseSync, FakeAgent]:
+    if control.origin.server is None:
+        await control.start()
+    store = ReleaseStore(tmp_path / "push")
+    agent = FakeAgent()
+    agent.control = control.origin.url
+    sync = ReleaseSync(store, agent)
+    return store, sync, agent
+
+
+SITE1 = {"index.html": b"one", "style.css": b"body{}", "big.bin": bytes(range(256)) * 4000}
+SITE2 = {"index.html": b"two", "style.css": b"body{}", "big.bin": bytes(range(256)) * 4000}
+
+
+async def test_fetch_verify_switch_and_acknowledge(tmp_path):
+    control = FakeControl(SITE1 | {"x": SITE2["index.html"]})
+    store, sync, agent = await make_sync(tmp_path, control)
+    await sync.on_event(None, None, event(1, SITE1))
+    await sync.wait("blog")
+    assert store.live["blog"].target.number == 1 and not store.pending
+    assert agent.sent == [{"service": "blog", "number": 1, "status": "serving", "reason": ""}]
+    assert sync.fetched_blobs == 3 and sync.fetched_bytes == sum(map(len, SITE1.values()))
+    for data in SITE1.values():
+        assert store.blob_path(sha(data)).read_bytes() == data
+    saved = json.loads((store.releases / "blog.json").read_text())
+    assert saved["number"] == 1 and saved["manifest"] == event(1, SITE1)["manifest"]
+
+    control.requests.clear()
+    await sync.on_event(None, None, event(2, SITE2))
+    await sync.wait("blog")
+    assert [r[0] for r in control.requests] == [sha(b"two")]  # only the changed blob
+    assert store.live["blog"].target.number == 2 and store.live["blog"].previous.number == 1
+    await sync.close()
+    await control.origin.close()
+
+
+async def test_the_same_release_again_is_only_acknowledged(tmp_path):
+    control = FakeControl(SITE1)
+    store, sync, agent = await make_sync(tmp_path, control)
+    await sync.on_event(None, None, event(1, SITE1))
+    await sync.wait("blog")
+    control.requests.clear()
+    await sync.on_event(None, None, event(1, SITE1))   # resent after a reconnect
+    await sync.wait("blog")
+    assert control.requests == [] and [a["status"] for a in agent.sent] == ["serving", "serving"]
+    await sync.close()
+    await control.origin.close()
+
+
+async def test_a_partial_blob_is_resumed_with_range(tmp_path):
+    control = FakeControl(SITE1)
+    store, sync, agent = await make_sync(tmp_path, control)
+    big = SITE1["big.bin"]
+    store.part_path(sha(big)).write_bytes(big[:300_000])   # left by an interrupted fetch
+    await sync.on_event(None, None, event(1, SITE1))
+    await sync.wait("blog")
+    assert (sha(big), "bytes=300000-") in control.requests
+    assert store.blob_path(sha(big)).read_bytes() == big
+    assert sync.fetched_bytes == len(big) - 300_000 + len(b"one") + len(b"body{}")
+    await sync.close()
+    await control.origin.close()
+
+
+async def test_a_server_ignoring_range_starts_the_blob_over(tmp_path):
+    control = FakeControl(SITE1)
+    control.ignore_range = True
+    store, sync, agent = await make_sync(tmp_path, control)
+    big = SITE1["big.bin"]
+    store.part_path(sha(big)).write_bytes(big[:1000])
+    await sync.on_event(None, None, event(1, SITE1))
+    await sync.wait("blog")
+    assert store.blob_path(sha(big)).read_bytes() == big
+    await sync.close()
+    await control.origin.close()
+
+
+async def test_a_corrupt_partial_file_is_detected_and_refetched(tmp_path):
+    control = FakeControl(SITE1)
+    store, sync, agent = await make_sync(tmp_path, control)
+    big = SITE1["big.bin"]
+    store.part_path(sha(big)).write_bytes(b"garbage" * 100)
+    await sync.on_event(None, None, event(1, SITE1))
+    await sync.wait("blog")
+    assert store.blob_path(sha(big)).read_bytes() == big
+    assert agent.sent[-1]["status"] == "serving"
+    await sync.close()
+    await control.origin.close()
+
+
+async def test_wrong_bytes_fail_the_release_and_the_previous_keeps_serving(tmp_path):
+    control = FakeControl(SITE1 | {"i2": b"two"})
+    store, sync, agent = await make_sync(tmp_path, control)
+    await sync.on_event(None, None, event(1, SITE1))
+    await sync.wait("blog")
+    control.corrupt.add(sha(b"two"))
+    await sync.on_event(None, None, event(2, SITE2))
+    await sync.wait("blog")
+    assert store.live["blog"].target.number == 1 and "blog" not in store.pending
+    assert agent.sent[-1]["status"] == "failed" and "did not match its SHA-256" in agent.sent[-1]["reason"]
+    assert [r[0] for r in control.requests].count(sha(b"two")) == 3
+    assert not store.has_blob(sha(b"two"))
+    await sync.close()
+    await control.origin.close()
+
+
+async def test_a_blob_the_control_plane_lacks_fails_the_release(tmp_path):
+    control = FakeControl({"index.html": b"one"})
+    store, sync, agent = await make_sync(tmp_path, control)
+    await sync.on_event(None, None, event(1, SITE1))
+    await sync.wait("blog")
+    assert "blog" not in store.live
+    assert agent.sent[-1]["status"] == "failed" and "has no blob" in agent.sent[-1]["reason"]
+    await sync.close()
+    await control.origin.close()
+
+
+async def test_network_errors_are_retried(tmp_path):
+    control = FakeControl(SITE1)
+    control.fail_next = 2
+    store, sync, agent = await make_sync(tmp_path, control)
+    await sync.on_event(None, None, event(1, SITE1))
+    await sync.wait("blog")
+    assert store.live["blog"].target.number == 1 and agent.sent[-1]["status"] == "serving"
+    await sync.close()
+    await control.origin.close()
+
+
+async def test_a_newer_release_supersedes_an_unfinished_one(tmp_path):
+    control = FakeControl(SITE1 | {"i2": b"two"})
+    control.hold = asyncio.Event()
+    store, sync, agent = await make_sync(tmp_path, control)
+    await sync.on_event(None, None, event(1, SITE1))
+    first = sync.tasks["blog"][1]
+    await sync.on_event(None, None, event(2, SITE2))
+    assert first.cancelled() or first.done() or first.cancelling()
+    assert store.pending["blog"].number == 2
+    control.hold.set()
+    await sync.wait("blog")
+    assert store.live["blog"].target.number == 2
+    assert [a["number"] for a in agent.sent] == [2]
+    await sync.close()
+    await control.origin.close()
+
+
+async def test_pending_targets_resume_after_a_restart(tmp_path):
+    control = FakeControl(SITE1)
+    control.hold = asyncio.Event()
+    store, sync, agent = await make_sync(tmp_path, control)
+    await sync.on_event(None, None, event(1, SITE1))
+    await sync.close()                                     # the edge stops midway
+    assert "blog" not in store.live
+    store2, sync2, agent2 = await make_sync(tmp_path, control)  # and starts again
+    assert store2.pending["blog"].number == 1
+    control.hold.set()
+    sync2.resume()
+    await sync2.wait("blog")
+    assert store2.live["blog"].target.number == 1 and not (store2.releases / "blog.pending.json").exists()
+    await sync2.close()
+    await control.origin.close()
+
+
+async def test_a_deleted_release_stops_serving(tmp_path):
+    control = FakeControl(SITE1)
+    store, sync, agent = await make_sync(tmp_path, control)
+    await sync.on_event(None, None, event(1, SITE1))
+    await sync.wait("blog")
+    await sync.on_event(None, None, {"key": "blog", "deleted": True})
+    assert "blog" not in store.live and not (store.releases / "blog.json").exists()
+    await sync.close()
+    await control.origin.close()
+
+
+async def test_blobs_lost_on_disk_are_fetched_again_at_start(tmp_path):
+    control = FakeControl(SITE1)
+    store, sync, agent = await make_sync(tmp_path, control)
+    await sync.on_event(None, None, event(1, SITE1))
+    await sync.wait("blog")
+    await sync.close()
+    store.blob_path(sha(b"one")).unlink()
+    store2, sync2, agent2 = await make_sync(tmp_path, control)
+    assert store2.pending["blog"].number == 1 and store2.live["blog"].target.number == 1
+    sync2.resume()
+    await sync2.wait("blog")
+    assert store2.has_blob(sha(b"one")) and not store2.pending and store2.fetched_blobs == 1
+    await sync2.close()
+    await control.origin.close()
+
+
+def test_switch_refuses_a_release_with_missing_blobs(tmp_path):
+    store = ReleaseStore(tmp_path / "push")
+    store.install("blog", 1, {"index.html": b"one"})
+    manifest = Manifest.build([("index.html", sha(b"two"), 3)])
+    with pytest.raises(ValueError, match="lacks 1 blobs"):
+        store.switch(Target("blog", 2, manifest.id, manifest))
+    assert store.live["blog"].target.number == 1
+    assert ReleaseStore(tmp_path / "push").live["blog"].target.number == 1
+
+
+def test_garbage_collection_keeps_current_previous_and_pending(tmp_path):
+    store = ReleaseStore(tmp_path / "push")
+    store.install("blog", 1, {"index.html": b"one", "same.txt": b"same"})
+    store.install("blog", 2, {"index.html": b"two", "same.txt": b"same"})
+    store.install("blog", 3, {"index.html": b"three", "same.txt": b"same"})
+    store.install("docs", 1, {"index.html": b"docs"})
+    store.part_path(sha(b"stray")).write_bytes(b"str")
+    pending = Manifest.build([("a", sha(b"pending"), 7)])
+    store.set_pending(Target("blog", 4, pending.id, pending))
+    store.part_path(sha(b"pending")).write_bytes(b"pen")
+    files, size = store.collect()
+    assert (files, size) == (2, len(b"one") + 3)
+    assert {p.name for p in store.blobs.glob("*/*")} == {sha(b"two"), sha(b"three"), sha(b"same"), sha(b"docs")}
+    assert [p.name for p in store.partial.glob("*.part")] == [f"{sha(b'pending')}.part"]

@@ -1,0 +1,197 @@
+"""TLS at the edge: certificates by SNI through real handshakes, installing, replacing
+and removing them on a live listener, persistence, protocol versions and ALPN."""
+
+import json
+import os
+import ssl
+import stat
+
+import pytest
+
+from owncdn.edge.tls import CertError, CertStore
+from owncdn.testing.certs import TestCA
+from owncdn.testing.https import HttpsEdge
+from owncdn.testing.origin import FakeOrigin
+
+CACHEABLE = {"Cache-Control": "max-age=60"}
+BROKEN_KEY = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return TestCA()
+
+
+@pytest.fixture(scope="module")
+def leaves(ca):
+    return {
+        "apex": ca.issue(["example.test", "www.example.test"]),
+        "wild": ca.issue(["*.example.test"]),
+        "other": ca.issue(["other.test"]),
+        "fallback": ca.issue(["fallback.test"]),
+    }
+
+
+# (server name sent as SNI) -> the certificate the edge must answer with; None: refused.
+SNI_TABLE = [
+    ("example.test", "apex"),
+    ("www.example.test", "apex"),        # exact beats the wildcard
+    ("img.example.test", "wild"),        # one label
+    ("a.b.example.test", "fallback"),    # a wildcard covers one label only
+    ("other.test", "other"),
+    ("unknown.test", "fallback"),
+    (None, "fallback"),                  # no SNI at all
+]
+
+
+async def _edge_with(ca, leaves, *, default: bool):
+    t = HttpsEdge(FakeOrigin(), ca=ca, names=())
+    await t.__aenter__()
+    for name in ("apex", "wild", "other"):
+        t.certs.install(name, [], leaves[name].cert_pem, leaves[name].key_pem)
+    if default:
+        t.certs.install("fallback", [], leaves["fallback"].cert_pem, leaves["fallback"].key_pem, default=True)
+    return t
+
+
+async def test_sni_selection_table_with_a_default(ca, leaves):
+    t = await _edge_with(ca, leaves, default=True)
+    try:
+        for server_name, expected in SNI_TABLE:
+            ctx = ca.client_context()
+            ctx.check_hostname = False  # the fallback answers names it does not hold
+            got = await t.handshake(server_name, ctx=ctx)
+            assert got.fingerprint == leaves[expected].fingerprint, server_name
+    finally:
+        await t.__aexit__(None, None, None)
+
+
+async def test_sni_without_a_default_refuses_unknown_names(ca, leaves):
+    t = await _edge_with(ca, leaves, default=False)
+    try:
+        for server_name, expected in SNI_TABLE:
+            if expected == "fallback":
+                ctx = ca.client_context()
+                ctx.check_hostname = False
+                with pytest.raises(ssl.SSLError, match="UNRECOGNIZED_NAME|unrecognized name"):
+                    await t.handshake(server_name, ctx=ctx)
+            else:
+                got = await t.handshake(server_name)  # hostname verified by the client too
+                assert got.fingerprint == leaves[expected].fingerprint, server_name
+        assert t.certs.handshakes_refused == 3
+    finally:
+        await t.__aexit__(None, None, None)
+
+
+async def test_install_replace_remove_on_a_live_listener(ca):
+    origin = FakeOrigin()
+    origin.route("/a", body=b"ok", headers=CACHEABLE)
+    async with HttpsEdge(origin, ca=ca, names=()) as t:
+        with pytest.raises(ssl.SSLError):
+            await t.handshake("example.test")  # nothing installed yet
+        first = ca.issue(["example.test"])
+        t.certs.install("site", ["example.test"], first.cert_pem, first.key_pem)
+        assert (await t.handshake("example.test")).fingerprint == first.fingerprint
+        client = t.httpx()
+        r = await t.fetch("/a", client=client)  # a connection that stays open
+        assert r.status_code == 200
+
+        renewed = ca.issue(["example.test"])
+        t.certs.install("site", ["example.test"], renewed.cert_pem, renewed.key_pem)
+        assert t.certs.ids() == {"site": renewed.fingerprint}
+        assert (await t.handshake("example.test")).fingerprint == renewed.fingerprint
+        assert (await t.fetch("/a", client=client)).status_code == 200  # the open one goes on
+
+        t.certs.remove("site")
+        assert t.certs.ids() == {}
+        with pytest.raises(ssl.SSLError):
+            await t.handshake("example.test")
+        t.certs.remove("site")  # unknown ids are ignored
+
+
+async def test_a_bad_certificate_changes_nothing(ca):
+    async with HttpsEdge(FakeOrigin(), ca=ca) as t:
+        before = t.certs.ids()
+        other = ca.issue(["example.test"])
+        with pytest.raises(CertError, match="does not belong"):
+            t.certs.install("site", [], t.leaf.cert_pem, other.key_pem)
+        with pytest.raises(CertError, match="does not cover nope.test"):
+            t.certs.install("site", ["nope.test"], other.cert_pem, other.key_pem)
+        with pytest.raises(CertError, match="not a PEM"):
+            t.certs.install("site", [], "garbage", other.key_pem)
+        with pytest.raises(CertError, match="private key") as err:
+            t.certs.install("site", [], other.cert_pem, BROKEN_KEY)
+        assert "AAAA" not in str(err.value)
+        assert t.certs.ids() == before
+        assert (await t.handshake("img.example.test")).fingerprint == t.leaf.fingerprint
+
+
+def test_persisted_owner_only_and_loaded_at_start(ca, tmp_path):
+    a, b = ca.issue(["a.test"]), ca.issue(["*.b.test"], rsa=True)
+    store = CertStore(tmp_path / "certs")
+    store.install("a", [], a.cert_pem, a.key_pem)
+    store.install("tenant/b", [], b.cert_pem, b.key_pem, default=True)
+    store.install("cli", [], a.cert_pem, a.key_pem, persist=False)
+    assert stat.S_IMODE(os.stat(tmp_path / "certs").st_mode) == 0o700
+    files = sorted(os.listdir(tmp_path / "certs"))
+    assert len(files) == 2 and not any(f.endswith(".tmp") for f in files)
+    for name in files:
+        assert stat.S_IMODE(os.stat(tmp_path / "certs" / name).st_mode) == 0o600
+    assert json.loads((tmp_path / "certs" / "a.json").read_text())["names"] == ["a.test"]
+
+    again = CertStore(tmp_path / "certs")
+    assert again.ids() == {"a": a.fingerprint, "tenant/b": b.fingerprint}
+    assert again.select("x.b.test").cert_id == "tenant/b"
+    assert again.select("nothing.test").cert_id == "tenant/b"  # still the default
+    again.remove("tenant/b")
+    assert sorted(CertStore(tmp_path / "certs").ids()) == ["a"]
+
+
+def test_a_broken_file_is_skipped_with_a_message(ca, tmp_path, capsys):
+    good = ca.issue(["a.test"])
+    CertStore(tmp_path).install("a", [], good.cert_pem, good.key_pem)
+    (tmp_path / "b.json").write_text(json.dumps({"id": "b", "names": [], "cert": good.cert_pem,
+                                                  "key": "SECRET-KEY-MATERIAL"}))
+    (tmp_path / "c.json").write_text("not json")
+    store = CertStore(tmp_path)
+    assert list(store.ids()) == ["a"]
+    err = capsys.readouterr().err
+    assert "b.json" in err and "c.json" in err
+    assert "SECRET" not in err
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+async def test_tls_1_1_is_refused_and_1_2_and_1_3_are_served(ca):
+    async with HttpsEdge(FakeOrigin(), ca=ca) as t:
+        old = ca.client_context()
+        old.set_ciphers("DEFAULT:@SECLEVEL=0")  # let this client offer TLS 1.1 at all
+        old.minimum_version = ssl.TLSVersion.TLSv1_1
+        old.maximum_version = ssl.TLSVersion.TLSv1_1
+        with pytest.raises(ssl.SSLError, match="ALERT_PROTOCOL_VERSION"):  # the server's alert, not a reset
+            await t.handshake("example.test", ctx=old)
+        for version, text in ((ssl.TLSVersion.TLSv1_2, "TLSv1.2"), (ssl.TLSVersion.TLSv1_3, "TLSv1.3")):
+            ctx = ca.client_context()
+            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+            ctx.minimum_version = ctx.maximum_version = version
+            assert (await t.handshake("example.test", ctx=ctx)).version == text
+
+
+async def test_tls_1_2_without_forward_secrecy_is_refused(ca):
+    async with HttpsEdge(FakeOrigin(), ca=ca) as t:
+        ctx = ca.client_context()
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers("AES128-SHA:AES256-SHA:AES128-GCM-SHA256")  # RSA key exchange only
+        with pytest.raises(ssl.SSLError, match="HANDSHAKE_FAILURE"):
+            await t.handshake("example.test", ctx=ctx)
+
+
+@pytest.mark.parametrize(("offered", "chosen"), [
+    (["h2", "http/1.1"], "h2"),
+    (["http/1.1", "h2"], "h2"),          # the server's preference decides
+    (["http/1.1"], "http/1.1"),
+    (["spdy/3", "http/1.1"], "http/1.1"),
+    (None, None),                        # no ALPN: HTTP/1.1
+])
+async def test_alpn(ca, offered, chosen):
+    async with HttpsEdge(FakeOrigin(), ca=ca) as t:
+        assert (await t.handshake("example.test", alpn=offered)).alpn == chosen
