@@ -21,7 +21,8 @@ control plane's ingest that competes for the same cores here. During the `on` ph
 probe sends `--probe-rate` requests/s (round robin over the edges), notes each one's
 X-Request-Id and the wall-clock time its response was complete, and afterwards asks the
 control plane (`POST /v1/logs/query`) when each line reached the analytics store
-(column `received`, written by the writer thread just before the commit). Printed:
+(column `received`: stamped by the writer thread when it starts on the batch; the commit
+follows in the same write, so the line is queryable a little later than that). Printed:
 p50 / p99 of that delay, lines missing after a grace period, and throughput on vs off.
 
 Everything shares this machine's cores (edges, control plane, wrk, probe), so the

@@ -109,7 +109,7 @@ class Cdn:
             return py
         spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         out = self.profile / f"{name}-{self.work.name}.txt"
-        return [spy, "record", "--rate", "250", "--format", "raw", "--output", str(out), "--", *py]
+        return [spy, "record", "--rate", "250", "--threads", "--idle", "--format", "raw", "--output", str(out), "--", *py]
 
     def start(self) -> Client:
         self.procs.start(self._argv("control", ["control", "--listen", f"127.0.0.1:{self.port}", "--state-dir",

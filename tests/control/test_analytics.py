@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import httpx
 import orjson
 import pytest
+import zstandard
 
 from owncdn.client import Client
 from owncdn.client.errors import ApiError
@@ -218,3 +219,29 @@ def test_gzip_and_plain_bodies(api, analytics):
     assert r.status_code == 200 and r.json()["accepted"] == 1
     r = httpx.post(f"{url}/v1/logs", content=b"\x1f\x8bnot gzip", headers={"Authorization": token, "Content-Encoding": "gzip"})
     assert r.status_code == 400
+    r = httpx.post(f"{url}/v1/logs", content=zstandard.ZstdCompressor(level=1).compress(jsonl([line(3, T0)])),
+                   headers={"Authorization": token, "Content-Encoding": "zstd"})  # what edges send
+    assert r.status_code == 200 and r.json()["accepted"] == 1
+    r = httpx.post(f"{url}/v1/logs", content=b"not zstd", headers={"Authorization": token, "Content-Encoding": "zstd"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_zstd"
+
+
+def test_a_named_batch_sent_again_is_all_duplicates(api, analytics):
+    url = api["node"].base_url
+    headers = {"Authorization": api["node"]._http.headers["Authorization"], "X-Log-Segment": "1795168800000-000001"}
+    bad = line(9, T0)
+    del bad["status"]
+    body = jsonl([line(i, T0 + i) for i in range(4)] + [bad])
+    first = httpx.post(f"{url}/v1/logs", content=body, headers=headers).json()
+    assert (first["accepted"], first["duplicates"], first["invalid"]) == (4, 0, 1)
+    again = httpx.post(f"{url}/v1/logs", content=body, headers=headers).json()  # the ack was lost: sent again
+    assert (again["accepted"], again["duplicates"], again["invalid"]) == (0, 4, 1)
+    other = httpx.post(f"{url}/v1/logs", content=jsonl([line(7, T0)]),
+                       headers={**headers, "X-Log-Segment": "1795168800000-000002"}).json()
+    assert other["accepted"] == 1
+    assert analytics.query("SELECT count(*), count(DISTINCT request_id) FROM logs")["rows"] == [[5, 5]]
+
+
+def test_lines_repeated_inside_a_batch_are_stored_once(analytics):
+    assert analytics.ingest([line(1, T0), line(2, T0), line(1, T0)]).result()[:3] == (2, 1, 0)
+    assert analytics.ingest([line(2, T0), line(3, T0 + 1)]).result()[:3] == (1, 1, 0)

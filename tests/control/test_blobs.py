@@ -154,3 +154,19 @@ def test_dir_store_syncs_each_directory_once_after_renames(tmp_path, monkeypatch
     synced.clear()
     DirBlobStore(tmp_path).sync([sha(b"one")])  # after a restart: unknown, so synced once
     assert synced == [tmp_path / sha(b"one")[:2]]
+
+
+def test_dir_store_puts_a_whole_blob_in_one_step(tmp_path, monkeypatch):
+    synced = []
+    monkeypatch.setattr("owncdn.control.blobs._fsync_dir", synced.append)
+    store = DirBlobStore(tmp_path, max_bytes=10)
+    assert store.put(sha(b"hello"), b"hello") == 5 and store.put(sha(b"hello"), b"hello") == 5  # idempotent
+    assert b"".join(store.read(sha(b"hello"))) == b"hello"
+    with pytest.raises(BlobMismatch):
+        store.put(sha(b"hello"), b"jello")
+    with pytest.raises(BlobTooLarge):
+        store.put(sha(b"x" * 11), b"x" * 11)
+    assert store.missing([sha(b"jello"), sha(b"x" * 11)]) == [sha(b"jello"), sha(b"x" * 11)]
+    assert list((tmp_path / "tmp").iterdir()) == []
+    store.sync([sha(b"hello")])
+    assert synced == [tmp_path / sha(b"hello")[:2]]  # its rename is made durable before a release names it

@@ -202,3 +202,66 @@ async def test_rollback_edges_and_the_other_pages(fleet, page, origin):
     row = await (await page.wait_for_selector("#certs-table tbody tr")).inner_text()
     assert "site-upload\texample.test\tvalid\tCN=owncdn test CA\t" in row and "(29 days)" in row
     await shot(page, "certificates")
+
+
+async def test_pages_update_live_and_certificates_show_their_history(fleet, page, origin):
+    # polling only every 10 minutes: whatever changes on the page now came by the event stream
+    await page.goto(f"{fleet.url}/?refresh=600")
+    await sign_in(page, fleet.admin_token)
+    await page.wait_for_selector("#live[data-stream='up']")
+    await page.click("nav a[data-page='rollouts']")
+    await page.wait_for_selector("#versions-table[data-latest='1']")
+    await fleet.apply(SITE.format(origin=origin.url, ttl="2m"), comment="live")
+    await page.wait_for_selector("#versions-table[data-latest='2']")
+    assert "live" in await page.inner_text("#versions-table")
+
+    await page.click("nav a[data-page='certificates']")
+    await page.wait_for_selector("#certs[data-state='ok']")
+    leaf = TestCA().issue(["example.test"], days=20)
+    await asyncio.to_thread(fleet.api.put_cert, "site-upload", leaf.cert_pem, leaf.key_pem)
+    await asyncio.to_thread(fleet.store.cert_failed, "site-upload", "CA said no: rejectedIdentifier", 0.0)
+    await page.wait_for_selector("#certs-table tbody tr.failing .expiry.warn[data-days='19']")
+    await page.click("details[data-cert='site-upload'] summary")
+    history = await (await page.wait_for_selector("details[data-cert='site-upload'][open] table.history")).inner_text()
+    assert "failed\tCA said no: rejectedIdentifier" in history and "uploaded\tCN=owncdn test CA" in history
+    # the next failure arrives live, and the open history stays open with it
+    await asyncio.to_thread(fleet.store.cert_failed, "site-upload", "CA said no again", 0.0)
+    await page.wait_for_selector("details[data-cert='site-upload'][open] table.history tbody tr:nth-child(3)")
+    assert "failed\tCA said no again" in await page.inner_text("details[data-cert='site-upload'] table.history")
+    await shot(page, "certificates-history")
+
+    # a lone point at the right edge of a chart is drawn whole (its dot is 6 px wide)
+    edges = await page.evaluate("""async () => {
+        const { lineChart } = await import("/dashboard/charts.js");
+        const fig = lineChart({ id: "t", title: "t", format: String,
+          points: [{ t: new Date(0), v: null }, { t: new Date(60000), v: 1 }] });
+        document.getElementById("main").append(fig);
+        const svg = fig.querySelector("svg").getBoundingClientRect(), dot = fig.querySelector(".dot").getBoundingClientRect();
+        return [dot.right + 3, svg.right];
+    }""")
+    assert edges[0] <= edges[1] + 0.5, edges
+
+
+async def test_without_traffic_statistics_the_overview_shows_the_edges_own_figures(tmp_path):
+    from playwright.async_api import async_playwright
+
+    from owncdn.control.api import ApiServer, create_app
+    from owncdn.control.store import Store, sqlite_url
+
+    store = Store(sqlite_url(tmp_path))  # a control plane with no analytics store: /v1/stats answers 503
+    store.migrate()
+    admin = store.create_token("admin", {"admin"})[1]
+    store.register_node("edge-a", "edge", "fra", "production", "127.0.0.1:9")
+    with ApiServer(create_app(store, zone="cdn.test")) as server:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+            page = await browser.new_page()
+            page.set_default_timeout(15_000)
+            await page.goto(f"{server.url}/?refresh=0.5")
+            await sign_in(page, admin)
+            await page.wait_for_selector("#glance-fallback")
+            assert await page.inner_text("#tile-edges .value") == "1 of 1"
+            assert await page.get_attribute("#traffic", "data-state") == "unavailable"
+            await shot(page, "overview-without-stats")
+            await browser.close()
+    store.close()

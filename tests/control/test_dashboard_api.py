@@ -111,3 +111,75 @@ def test_route_explain_uses_the_latest_version_and_the_registered_edges(api):
     for params in ({"client": "nowhere", "name": "blog.cdn.test"}, {"client": "80.130.1.1", "name": "blog.cdn.test", "ecs": "1.2.3.4"}):
         r = api("GET", "/v1/route/explain", params=params)
         assert r.status_code == 422 and "must be" in r.json()["error"]["message"]
+
+
+@pytest.fixture
+def served(tmp_path):
+    """The API on a store the test can also write to (as the ACME manager does)."""
+    store = Store(sqlite_url(tmp_path))
+    store.migrate()
+    tokens = {name: store.create_token(name, scopes)[1] for name, scopes in [("admin", {"admin"}), ("read", {"read"})]}
+    with ApiServer(create_app(store, zone="cdn.test")) as server, httpx.Client(base_url=server.url, timeout=10) as http:
+        def call(method: str, path: str, token: str | None = "admin", **kw) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {tokens.get(token, token)}"} if token else {}
+            return http.request(method, path, headers=headers, **kw)
+        call.http, call.tokens = http, tokens
+        yield call, store
+    store.close()
+
+
+def test_a_certificates_history_lists_issuance_renewal_upload_and_failures_newest_first(served):
+    from cryptography import x509
+
+    from owncdn.testing.certs import TestCA
+
+    api, store = served
+    ca = TestCA()
+    first, second = ca.issue(["blog.example.com"], days=90), ca.issue(["blog.example.com"], days=90)
+    store.want_cert("blog@production", "production", ["blog.example.com"], "http-01", "https://ca.test/dir")
+    store.cert_failed("blog@production", "urn:ietf:params:acme:error:rateLimited: too many orders", 0.0)
+
+    def keep(leaf):
+        meta = x509.load_pem_x509_certificate(leaf.cert_pem.encode())
+        store.store_cert("blog@production", names=["blog.example.com"], cert_pem=leaf.cert_pem, key_pem=leaf.key_pem,
+                         fingerprint="f" * 64, issuer="CN=owncdn test CA", not_before=0.0,
+                         not_after=meta.not_valid_after_utc.timestamp(), renew_at=None)
+        return format(meta.serial_number, "x")
+
+    serials = [keep(first), keep(second)]
+    history = api("GET", "/v1/certs/blog@production/history", "read")
+    assert history.status_code == 200, history.text
+    events = history.json()
+    assert [e["kind"] for e in events] == ["renewed", "issued", "failed"]
+    assert [e["serial"] for e in events] == [serials[1], serials[0], ""]
+    assert events[0]["issuer"] == "CN=owncdn test CA" and events[0]["directory"] == "https://ca.test/dir"
+    assert events[0]["not_after"] is not None and events[2]["not_after"] is None
+    assert events[2]["error"].startswith("urn:ietf:params:acme:error:rateLimited")
+    assert "PRIVATE KEY" not in history.text and "key" not in events[0]
+
+    leaf = ca.issue(["www.example.com"], days=30)
+    assert api("PUT", "/v1/certs/www", json={"cert_pem": leaf.cert_pem, "key_pem": leaf.key_pem}).status_code == 200
+    assert [e["kind"] for e in api("GET", "/v1/certs/www/history").json()] == ["uploaded"]
+    assert api("GET", "/v1/certs/nothing/history").status_code == 404
+    assert api("GET", "/v1/certs/www/history", None).status_code == 401
+    assert api("DELETE", "/v1/certs/www").status_code == 204
+    assert store.cert_history("www") == []  # a deleted certificate takes its history with it
+
+
+def _next_event(lines) -> str:
+    for line in lines:
+        if line.startswith("event: "):
+            return line
+    raise AssertionError("the stream ended")
+
+
+def test_the_dashboard_event_stream_ticks_at_once_when_a_version_is_applied(served):
+    api, _ = served
+    assert api("GET", "/v1/dashboard/events", None).status_code == 401
+    headers = {"Authorization": f"Bearer {api.tokens['read']}"}
+    with api.http.stream("GET", "/v1/dashboard/events?env=production", headers=headers) as stream:
+        assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        assert _next_event(lines) == "event: changed"  # the current state, at once
+        assert api("POST", "/v1/envs/production/versions", json={"source": V1}).status_code == 201
+        assert _next_event(lines) == "event: changed"

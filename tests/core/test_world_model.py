@@ -98,11 +98,11 @@ ROWS = [
 
 def test_table_shows_milliseconds_and_ratio_to_floor():
     text = table(ROWS)
-    assert text.splitlines()[1].split() == ["Sydney", "Singapore", "101", "98", "199", "597", "193", "1.03", "HIT"]
-    assert text.splitlines()[2].split() == ["Frankfurt", "Frankfurt", "-", "3", "6", "17", "4", "1.50", "-"]
+    assert text.splitlines()[1].split() == ["Sydney", "Singapore", "101", "98", "-", "199", "597", "193", "1.03", "HIT"]
+    assert text.splitlines()[2].split() == ["Frankfurt", "Frankfurt", "-", "3", "-", "6", "17", "4", "1.50", "-"]
     md = table(ROWS, markdown=True).splitlines()
     assert md[0].startswith("| city |") and md[1].startswith("|---|")
-    assert md[2] == "| Sydney | Singapore | 101 | 98 | 199 | 597 | 193 | 1.03 | HIT |"
+    assert md[2] == "| Sydney | Singapore | 101 | 98 | - | 199 | 597 | 193 | 1.03 | HIT |"
 
 
 def test_chart_is_valid_svg_with_one_bar_per_value():

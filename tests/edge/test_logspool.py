@@ -29,6 +29,19 @@ def test_segments_are_sealed_read_and_removed_in_order(tmp_path):
     assert spool.read(spool.oldest()) == batch(3, 2)
 
 
+def test_a_segment_written_here_is_sent_from_memory_until_forgotten(tmp_path):
+    spool = LogSpool(tmp_path, 1 << 20)
+    spool.append(batch(0, 3))
+    spool.append(batch(3, 2))
+    spool.seal()
+    segment = spool.oldest()
+    assert segment.data == batch(0, 5) == segment.path.read_bytes()  # the copy is what the disk holds
+    segment.path.write_bytes(batch(0, 5) + b'{"torn')  # what read would cut, were it reading the disk
+    assert spool.read(segment) == batch(0, 5) and spool.torn_lines == 0
+    spool.forget()  # the destination is away: the backlog waits on disk only
+    assert segment.data is None and spool.read(segment) == batch(0, 5) and spool.torn_lines == 1
+
+
 def test_what_was_appended_survives_a_restart_and_names_stay_unique(tmp_path):
     spool = LogSpool(tmp_path, 1 << 20)
     spool.append(batch(0, 4))  # written and fsynced; the process "dies" without closing
@@ -159,3 +172,26 @@ def test_http_answers_that_retry_and_answers_that_refuse(status, kind):
 
     with pytest.raises(kind):
         _check(httpx.Response(status, headers={"retry-after": "3"}), "POST x")
+
+
+async def test_a_shipped_access_log_sends_a_batch_soon_without_the_sweeper(tmp_path):
+    from owncdn.edge.accesslog import AccessLog
+
+    class Req:  # what the log reads of a request
+        class conn:  # noqa: N801
+            client_addr, scheme = "192.0.2.9", "http"
+
+        class headers:  # noqa: N801
+            notes, first = None, {}
+
+        service, status, sent, cache, host, target, method, version = "www", 200, 1, "HIT", "w.test", "/", "GET", "1.1"
+        id, start, ttfb, origin_ms, origin_bytes, traceparent = "r-1", 1.0, 1.0, None, 0, None
+
+    got: list[bytes] = []
+    log = AccessLog("off", "edge-1", "fra")
+    log.add_sink(type("Sink", (), {"put": lambda self, data: got.append(data)})())
+    log.write(Req(), 1_795_168_800.25, 1.0)  # nobody calls flush: the log's own timer does (Rule 2)
+    await wait_for(lambda: got)
+    assert got[0].startswith(b'{"schema_version":1,"time":"2026-11-20T10:00:00.250Z","request_id":"r-1",')
+    assert got[0].endswith(b'"origin_ms":null,"origin_bytes":0,"traceparent":null}\n')
+    log.close()

@@ -19,6 +19,8 @@ def test_far_visitor_gets_first_byte_near_the_physical_floor(tmp_path):
         origin = world.visit(sydney, "origin")
         first = world.visit(sydney, "pull-first")
         warm = [world.visit(sydney, "pull-warm") for _ in range(2)]
+        https = [world.visit(sydney, "https-warm") for _ in range(2)]
+        dies = world.origin_dies()   # a few seconds: every city's objects once, then again after the kill
 
     assert first.server.key == "sin" and first.cache == "MISS"
     assert all(v.cache == "HIT" and v.server.key == "sin" for v in warm)
@@ -29,5 +31,14 @@ def test_far_visitor_gets_first_byte_near_the_physical_floor(tmp_path):
     # Straight to Frankfurt the same request needs 2.6x longer: at least its own floor.
     assert origin.ttfb >= world.model.floor(sydney, by_key("fra"), ("tcp", "http"))
     assert best < 0.6 * origin.ttfb, (best, origin.ttfb)
+    # Over HTTPS (TLS 1.3, a full handshake): one round trip more, nothing else.
+    assert all(v.cache == "HIT" and v.server.key == "sin" for v in https)
+    tls_floor = world.model.floor(sydney, by_key("sin"), ("tcp", "tls", "http"))
+    best_tls = min(v.ttfb for v in https)
+    assert tls_floor <= best_tls <= 1.2 * tls_floor, (best_tls, tls_floor)
+    assert min(v.tls for v in https) >= world.model.rtt(sydney, by_key("sin"))
     # A miss pays the edge's trip to the origin on top.
     assert first.ttfb > best
+    # With the origin killed, every object the edges had is still served; the others are not.
+    assert dies["objects"] == 18 and dies["share"] == 1.0, dies
+    assert dies["uncached_served"] == 0 and dies["uncached_statuses"] == [502], dies

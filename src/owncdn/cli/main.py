@@ -87,3 +87,7 @@ logs_cmds.register(app)  # stats, logs tail, logs query
 from owncdn.cli import world_cmd  # noqa: E402
 
 app.command()(world_cmd.world)  # a simulated world with real latencies (docs/world.md)
+
+from owncdn.cli import check_cmd  # noqa: E402
+
+app.command()(check_cmd.check)  # a tracer bullet through a deployment (docs/check.md)

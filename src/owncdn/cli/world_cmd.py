@@ -24,7 +24,8 @@ from owncdn.core.world.latency import FIBRE_KM_PER_S, LAST_MILE_S, ROUTING_FACTO
 from owncdn.core.world.report import table
 
 TITLES = {"origin": "origin only (Frankfurt, no CDN)", "pull-first": "pull CDN, first visit (every object a miss)",
-          "pull-warm": "pull CDN, warm (every object a hit)", "push": "push CDN (release on every edge)"}
+          "pull-warm": "pull CDN, warm (every object a hit)",
+          "https-warm": "pull CDN, warm, over HTTPS (TLS 1.3, a full handshake per connection)", "push": "push CDN (release on every edge)"}
 
 
 def _push_available() -> bool:
@@ -33,8 +34,8 @@ def _push_available() -> bool:
 
 
 def _row(v) -> dict:
-    return {"city": v.city.name, "server": v.server.name, "dns": v.dns, "connect": v.connect, "ttfb": v.ttfb,
-            "page": v.page, "floor": v.floor, "cache": v.cache, "scenario": v.scenario}
+    return {"city": v.city.name, "server": v.server.name, "dns": v.dns, "connect": v.connect, "tls": v.tls,
+            "ttfb": v.ttfb, "page": v.page, "floor": v.floor, "cache": v.cache, "scenario": v.scenario}
 
 
 def world(
@@ -48,8 +49,8 @@ def world(
                                    "(wiped at start if empty or a previous world's)."),
     repeat: int = typer.Option(1, min=1, max=9, help="Load the page this many times per city and scenario and "
                                "show the load with the median TTFB (first visits use new URLs each time)."),
-    failures: bool = typer.Option(True, help="After the scenarios, kill the edge a far visitor uses and measure "
-                                  "how long until DNS sends it elsewhere (needs 2+ locations)."),
+    failures: bool = typer.Option(True, help="After the scenarios, the failure scenarios: the origin stalls, "
+                                  "an edge dies (needs 2+ locations), the origin dies, the control plane dies."),
 ) -> None:
     """Simulate the world: visitors in far cities, edges, an origin in Frankfurt, real latencies."""
     from owncdn.testing.world import World
@@ -69,7 +70,7 @@ def world(
     results: dict[str, list[dict]] = {}
     try:
         w.start()
-        scenarios = ["origin", "pull-first", "pull-warm"]
+        scenarios = ["origin", "pull-first", "pull-warm", "https-warm"]
         if push:
             w.push_site()
             scenarios.append("push")
@@ -79,11 +80,19 @@ def world(
             typer.echo(f"\n{scenario}: {TITLES[scenario]}\n" + table(rows).rstrip())
         if not push:
             typer.echo("\npush: not available")
-        if failures and len(w.locations) > 1:
-            far = max(w.visitors, key=lambda c: w.model.one_way(c, w.origin_city))
-            f = w.edge_dies(far)
-            results["edge-dies"] = [f]
-            typer.echo(f"\nedge-dies: {_failure_text(f)}")
+        if failures:
+            f = w.origin_stalls()
+            results["origin-stalls"] = [f]
+            typer.echo(f"\norigin-stalls: {FAILURES['origin-stalls'](f)}")
+            if len(w.locations) > 1:
+                far = max(w.visitors, key=lambda c: w.model.one_way(c, w.origin_city))
+                f = w.edge_dies(far)
+                results["edge-dies"] = [f]
+                typer.echo(f"\nedge-dies: {_failure_text(f)}")
+            for name, run in (("origin-dies", w.origin_dies), ("control-dies", w.control_dies)):
+                f = run()
+                results[name] = [f]
+                typer.echo(f"\n{name}: {FAILURES[name](f)}")
     except RuntimeError as exc:
         typer.echo(f"owncdn world: {exc}; see {w.state_dir / 'logs'}", err=True)
         raise typer.Exit(1) from None
@@ -100,8 +109,38 @@ def _median(visits: list):
 def _failure_text(f: dict) -> str:
     moved = (f"DNS sent them to {f['moved_to']} after {f['dns_moved_after']:.1f} s"
              if f["dns_moved_after"] is not None else "DNS did not move them within the watch")
+    sizes = "/".join(str(n) for n in f.get("answer_sizes", [])) or "?"
     return (f"The edge in {f['edge']} killed (SIGKILL) under visitors in {f['city']}: {moved}; "
-            f"{f['failed']} of {f['requests']} requests failed meanwhile (one every 0.2 s)")
+            f"{f['failed']} of {f['requests']} requests failed meanwhile (one every 0.2 s). DNS answers held "
+            f"{sizes} address(es); a visitor retrying the next address would have seen "
+            f"{f.get('failed_with_retry', '?')} failures")
+
+
+def _stalls_text(f: dict) -> str:
+    caches = ", ".join(f"{k} {v}" for k, v in sorted(f["cache"].items()))
+    return (f"The origin stopped (SIGSTOP) {f['stop']:g} s, running {f['run']:g} s, in a loop for "
+            f"{f['seconds']:g} s; {f['cities']} cities fetched /live (fresh 1 s) and the page every 0.5 s: "
+            f"{f['errors']} errors in {f['requests']} requests (statuses {f['statuses']}); X-Cache: {caches}; "
+            f"slowest request {f['slowest'] * 1000:.0f} ms")
+
+
+def _origin_dies_text(f: dict) -> str:
+    return (f"The origin killed (SIGKILL) after every city fetched every object: {f['served']} of "
+            f"{f['objects']} cached objects still served ({f['share']:.0%}) in {f['cities']} cities; objects "
+            f"no edge had cached: {f['uncached_served']} of {f['uncached']} served "
+            f"(statuses {f['uncached_statuses']})")
+
+
+def _control_dies_text(f: dict) -> str:
+    return (f"The control plane killed (SIGKILL); {f['cities']} cities looked the name up and fetched every "
+            f"object every 0.5 s for {f['seconds']:g} s: {f['lookups_failed']} of {f['lookups']} lookups and "
+            f"{f['failed']} of {f['requests']} requests failed")
+
+
+FAILURES = {"edge-dies": _failure_text, "origin-stalls": _stalls_text, "origin-dies": _origin_dies_text,
+            "control-dies": _control_dies_text}
+FAILURE_TITLES = {"edge-dies": "an edge location dies", "origin-stalls": "the origin stalls like a starved VM",
+                  "origin-dies": "the origin dies", "control-dies": "the control plane dies"}
 
 
 def _write(out: Path, w, results: dict[str, list[dict]], scale: float) -> None:
@@ -109,8 +148,8 @@ def _write(out: Path, w, results: dict[str, list[dict]], scale: float) -> None:
     (out / "results.json").write_text(json.dumps({"scale": scale, "scenarios": results}, indent=1) + "\n")
     md = [f"# owncdn world: {len(w.visitors)} cities, {len(w.locations)} edge locations (scale {scale:g})\n"]
     for scenario, rows in results.items():
-        if scenario == "edge-dies":
-            md.append(f"## edge-dies: an edge location dies\n\n{_failure_text(rows[0])}.\n")
+        if scenario in FAILURES:
+            md.append(f"## {scenario}: {FAILURE_TITLES[scenario]}\n\n{FAILURES[scenario](rows[0])}.\n")
         else:
             md.append(f"## {scenario}: {TITLES[scenario]}\n\n{table(rows, markdown=True)}")
     (out / "results.md").write_text("\n".join(md))

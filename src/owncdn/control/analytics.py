@@ -10,9 +10,16 @@ Rules:
    as null, and a line whose required field is null is invalid, not stored. The
    API acknowledges a batch only then, so an edge removes its segment only when the
    lines are stored.
-3. De-duplication by ``request_id`` (the primary key): lines already stored, or
-   repeated inside the batch, are counted as duplicates and not stored again, so a
-   batch an edge sends twice (after a crash or a lost acknowledgement) adds nothing.
+3. De-duplication, so a batch an edge sends twice (after a crash or a lost
+   acknowledgement) adds nothing. A batch that names itself (``batch``: the sender
+   and its spool segment, which never changes once sealed, logspool.py Rule 2) is
+   stored once: its name goes into ``log_batches`` in the same transaction, a batch
+   seen before is answered as all duplicates without being parsed, and its lines are
+   not compared one by one (an edge writes each request into exactly one segment).
+   Other batches are de-duplicated by ``request_id``: lines repeated inside the batch,
+   and lines already stored with the same ``time`` range (a resent line keeps its
+   time), count as duplicates. No primary-key index: keeping one costs more per line
+   than both checks together (a store made with one still works).
 4. ``country`` is filled at ingest from the client address through the GeoIP database
    (``owncdn.dns.geo``) when there is one, else left null.
 5. Reads (stats, top, tail, query) use their own cursors, from any thread. A user's
@@ -52,7 +59,7 @@ def _create_sql() -> str:
     cols = []
     for name, kind, _nullable, _ in FIELDS:
         sql_type = _SQL_TYPES[kind]
-        cols.append(f"{name} {sql_type} PRIMARY KEY" if name == "request_id" else f"{name} {sql_type}")
+        cols.append(f"{name} {sql_type}")  # Rule 3: no primary-key index
     cols += ["seq BIGINT", "received TIMESTAMP"]
     return "CREATE TABLE IF NOT EXISTS log_lines (" + ", ".join(cols) + ")"
 
@@ -63,9 +70,10 @@ _SPEC = "{" + ",".join(f'"{name}":"{"BIGINT" if kind == "int" else "DOUBLE" if k
 _REQUIRED = [name for name, _k, nullable, _d in _INPUT if not nullable and name not in ("schema_version", "origin_bytes")]
 
 
-def _stage_sql() -> str:
-    """Lines -> the temp table ``incoming``: typed columns, ``valid``, ``seq`` offset.
-    Rule 2: DuckDB's JSON reader parses the lines."""
+def _lines_sql() -> str:
+    """The batch (``$lines``, one VARCHAR; ``$geo``: fill country) as typed columns,
+    ``n`` (line number, empty lines skipped) and ``valid``. Rule 2: DuckDB splits the
+    lines and its JSON reader parses them."""
     cols = []
     for name, kind, _n, _d in _INPUT:
         if kind == "timestamp":
@@ -76,17 +84,29 @@ def _stage_sql() -> str:
             cols.append("coalesce(r.origin_bytes, 0) AS origin_bytes")
         else:
             cols.append(f"r.{name} AS {name}")
-    cols.append("CASE WHEN ? THEN owncdn_country(r.client) END AS country")
+    cols.append("CASE WHEN $geo THEN owncdn_country(r.client) END AS country")
     valid = " AND ".join([f"r.{n} IS NOT NULL" for n in _REQUIRED if n != "time"]
                          + ["try_cast(replace(r.time, 'Z', '') AS TIMESTAMP) IS NOT NULL",
                             f"coalesce(r.schema_version, 1) BETWEEN 1 AND {SCHEMA_VERSION}"])
-    return (f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT {', '.join(cols)}, i AS n, coalesce({valid}, false) AS valid "
-            f"FROM (SELECT CASE WHEN json_valid(l) THEN json_transform(l, '{_SPEC}') END AS r, i FROM "
-            f"(SELECT unnest(?::VARCHAR[]) AS l, unnest(range(1, ? + 1)) AS i))")
+    return (f"SELECT {', '.join(cols)}, n, coalesce({valid}, false) AS valid "
+            f"FROM (SELECT try(json_transform(l, '{_SPEC}')) AS r, i AS n "
+            f"FROM (SELECT unnest(s) AS l, generate_subscripts(s, 1) AS i FROM (SELECT string_split($lines, chr(10)) AS s)) "
+            f"WHERE l <> '')")
 
 
-_INSERT = ("INSERT OR IGNORE INTO log_lines SELECT " + ", ".join(COLUMNS)
-           + ", ? + n AS seq, make_timestamp(?::BIGINT) AS received FROM incoming WHERE valid ORDER BY n")
+# The batch is staged in a temp table first: a filter on `valid` straight over the JSON
+# reader would parse each line again for every field it looks at.
+_STAGE = f"CREATE OR REPLACE TEMP TABLE incoming AS {_lines_sql()}"
+_SELECT = "SELECT " + ", ".join(COLUMNS) + ", $seq + n AS seq, make_timestamp($received::BIGINT) AS received "
+# Rule 3, a named batch: its valid lines as they are.
+_INSERT_NAMED = "INSERT INTO log_lines " + _SELECT + "FROM incoming WHERE valid"
+# Rule 3, any other batch: what is new (first of its id in the batch, not stored in its time range).
+_INSERT_NEW = ("INSERT INTO log_lines " + _SELECT + "FROM incoming i WHERE valid AND NOT EXISTS ("
+               "SELECT 1 FROM log_lines l WHERE l.time BETWEEN (SELECT min(time) FROM incoming WHERE valid) "
+               "AND (SELECT max(time) FROM incoming WHERE valid) AND l.request_id = i.request_id) "
+               "QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY n) = 1")
+_BATCHES = "CREATE TABLE IF NOT EXISTS log_batches (batch VARCHAR PRIMARY KEY, accepted BIGINT, lines BIGINT, received TIMESTAMP)"
+BATCH_DAYS = 30  # names of stored batches are kept this long (an edge resending later than that duplicates)
 
 
 class Analytics:
@@ -97,10 +117,11 @@ class Analytics:
         self.geo = geo  # a GeoDatabase (owncdn.dns.geo) or None (Rule 4)
         self.db = duckdb.connect(self.path, config={"threads": threads, "memory_limit": memory_limit})
         self.db.execute(_create_sql())
+        self.db.execute(_BATCHES)
         self.db.execute("CREATE OR REPLACE VIEW logs AS SELECT * EXCLUDE (seq) FROM log_lines")
         self.db.execute("SET enable_external_access = false")  # Rule 5
         self.seq = self.db.execute("SELECT coalesce(max(seq), 0) FROM log_lines").fetchall()[0][0]
-        self._stage = _stage_sql()
+        self._pruned = 0.0
         self._countries: dict[str, str | None] = {}
         self._jobs: queue.Queue = queue.Queue()
         self.accepted = 0
@@ -117,12 +138,13 @@ class Analytics:
         """Decoded lines; see ``ingest_lines``."""
         return self.ingest_lines(b"".join(orjson.dumps(r) + b"\n" for r in records))
 
-    def ingest_lines(self, data: bytes) -> Future:
+    def ingest_lines(self, data: bytes, batch: str | None = None) -> Future:
         """Queue a batch of JSON lines; the future gives ``(accepted, duplicates, invalid,
         problems)`` once it is committed (Rule 2); ``problems`` says why, for the first
-        few invalid lines."""
+        few invalid lines. ``batch`` names the batch for de-duplication (Rule 3): the
+        sender and its segment, the same on every resend."""
         future: Future = Future()
-        self._jobs.put((data, future))
+        self._jobs.put((data, batch, future))
         return future
 
     def _write_loop(self) -> None:
@@ -146,18 +168,18 @@ class Analytics:
         results = []
         try:
             cursor.execute("BEGIN TRANSACTION")
-            results = [self._write(cursor, data) for data, _ in jobs]
+            results = [self._write(cursor, data, batch) for data, batch, _ in jobs]
             cursor.execute("COMMIT")
         except Exception:  # noqa: BLE001 - retried one by one below, each failure to its request
             cursor.execute("ROLLBACK")
             self.seq = max(self.seq, cursor.execute("SELECT coalesce(max(seq), 0) FROM log_lines").fetchall()[0][0])
             results = []
-            for data, future in jobs:
+            for data, batch, _future in jobs:
                 try:
-                    results.append(self._write(cursor, data))
+                    results.append(self._write(cursor, data, batch))
                 except Exception as exc:  # noqa: BLE001 - handed to the waiting request
                     results.append(exc)
-        for (_, future), result in zip(jobs, results):
+        for (_, _, future), result in zip(jobs, results):
             if isinstance(result, Exception):
                 future.set_exception(result)
             else:
@@ -165,21 +187,45 @@ class Analytics:
         with self.changed:
             self.changed.notify_all()
 
-    def _write(self, cursor, data: bytes) -> tuple[int, int, int, list[str]]:
-        lines = [line for line in data.decode("utf-8", "replace").split("\n") if line.strip()]
+    def _write(self, cursor, data: bytes, batch: str | None = None) -> tuple[int, int, int, list[str]]:
+        parts = data.split(b"\n")
+        numbers = len(parts) - (parts[-1] == b"")  # the SQL numbers lines by their place; `seq` moves on as far
+        lines = len(parts) - parts.count(b"")  # empty lines are skipped
+        del parts
         if not lines:
             return 0, 0, 0, []
-        cursor.execute(self._stage, [self.geo is not None, lines, len(lines)])
-        valid = cursor.execute("SELECT count(*) FROM incoming WHERE valid").fetchall()[0][0]
         now = int(time.time() * 1_000_000)  # µs: bench/log_latency.py measures with it
-        inserted = cursor.execute(_INSERT, [self.seq, now]).fetchall()[0][0] if valid else 0
+        text = data.decode("utf-8", "replace")
+        if batch is not None:  # Rule 3: a named batch
+            seen = cursor.execute("SELECT accepted, lines FROM log_batches WHERE batch = ?", [batch]).fetchall()
+            if seen:
+                self.duplicates += seen[0][0]
+                return 0, seen[0][0], seen[0][1] - seen[0][0], []
+            cursor.execute(_STAGE, {"geo": self.geo is not None, "lines": text})
+            inserted = cursor.execute(_INSERT_NAMED, {"seq": self.seq, "received": now}).fetchall()[0][0]
+            cursor.execute("INSERT INTO log_batches VALUES (?, ?, ?, make_timestamp(?::BIGINT))",
+                           [batch, inserted, lines, now])
+            valid = inserted
+            self._prune(cursor, now)
+        else:
+            cursor.execute(_STAGE, {"geo": self.geo is not None, "lines": text})
+            valid = cursor.execute("SELECT count(*) FROM incoming WHERE valid").fetchall()[0][0]
+            inserted = cursor.execute(_INSERT_NEW, {"seq": self.seq, "received": now}).fetchall()[0][0] if valid else 0
         cursor.execute("DROP TABLE incoming")
-        self.seq += len(lines)
+        self.seq += numbers
         dupes = valid - inserted
         self.accepted += inserted
         self.duplicates += dupes
-        invalid = len(lines) - valid
-        return inserted, dupes, invalid, _problems(lines) if invalid else []
+        invalid = lines - valid
+        return inserted, dupes, invalid, _problems([x for x in text.split("\n") if x]) if invalid else []
+
+    def _prune(self, cursor, now_us: int) -> None:
+        """Forget batch names after ``BATCH_DAYS`` (Rule 3), at most once an hour."""
+        if now_us - self._pruned < 3600e6:
+            return
+        self._pruned = now_us
+        cursor.execute("DELETE FROM log_batches WHERE received < make_timestamp(?::BIGINT)",
+                       [now_us - BATCH_DAYS * 86400 * 1_000_000])
 
     def _country(self, client: str | None) -> str | None:
         if client is None:

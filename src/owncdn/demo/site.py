@@ -1,8 +1,21 @@
-"""The demo origin: a few pages with the cache headers real sites send."""
+"""The demo origin: a few pages with the cache headers real sites send.
+
+Rules:
+
+1. ``/``, ``/style.css`` and ``/download/big.bin`` are cacheable (a minute, a day,
+   an hour); ``/api/time`` is ``no-store``.
+2. ``ECHO_PATH`` (``/__owncdn/echo``, any query) answers with the request as the
+   origin received it, as JSON: ``method``, ``path`` and ``headers`` (a list of
+   ``[name, value]`` pairs in the order received), ``no-store`` so every request
+   reaches the origin. ``owncdn check`` reads it to see that ``Host`` and
+   ``X-Forwarded-For`` arrive as configured. It shows only what the visitor and
+   the edge sent; add the same path to your own origin to check a real deployment.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 
 from owncdn.testing.origin import FakeOrigin, Reply
@@ -26,6 +39,16 @@ def _time(_req) -> Reply:
     return Reply(200, body, {"Content-Type": "application/json", "Cache-Control": "no-store"})
 
 
+ECHO_PATH = "/__owncdn/echo"
+
+
+def echo(req) -> Reply:
+    """Rule 2: the request as received."""
+    body = json.dumps({"method": req.method, "path": req.path,
+                       "headers": [[k, v] for k, v in req.raw_headers]}, indent=1).encode() + b"\n"
+    return Reply(200, body, {"Content-Type": "application/json", "Cache-Control": "no-store"})
+
+
 def demo_origin() -> FakeOrigin:
     origin = FakeOrigin()
     origin.route("/", body=PAGE, headers={
@@ -39,4 +62,5 @@ def demo_origin() -> FakeOrigin:
         "Content-Type": "application/octet-stream", "Cache-Control": "public, max-age=3600",
         "ETag": _etag(big)})
     origin.route("/api/time", handler=_time)
+    origin.route(ECHO_PATH, handler=echo)
     return origin

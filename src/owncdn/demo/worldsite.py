@@ -8,6 +8,8 @@ Rules:
    visitor finds them the way a browser does.
 2. Assets are cacheable for an hour, the page for a minute; any query string is
    ignored by the origin, so ``/?v=run1`` is a fresh cache key with the same body.
+   ``/live`` (not linked) is fresh for one second only: the object a stalled origin
+   must revalidate (``owncdn world``'s origin-stalls scenario).
 3. With ``--dns``, a tiny DNS server answers every A query with the origin's own
    address: the site's DNS without a CDN, hosted next to the origin, so the
    origin-only scenario pays for a lookup as the CDN ones do.
@@ -57,6 +59,9 @@ def site(host: str = "127.0.0.1") -> FakeOrigin:
         data = rng.randbytes(size)
         origin.route(path, body=data, headers={"Content-Type": ctype, "Cache-Control": "public, max-age=3600",
                                                "ETag": '"%s"' % hashlib.sha256(data).hexdigest()[:16]})
+    live = b'{"headline": "fresh for one second"}\n'
+    origin.route("/live", body=live, headers={"Content-Type": "application/json",
+                                               "Cache-Control": "public, max-age=1"})
     return origin
 
 

@@ -3,9 +3,11 @@
 Rules:
 1. When a response is complete (or the client went away) the request itself is
    queued as the record: no copying and no formatting on the response path.
-2. A request appends one tuple; lines are formatted and written in batches, when
+2. A request appends one record; lines are formatted and written in batches, when
    2000 records wait, about once a second by the server's sweeper, and at shutdown.
-   A crash loses at most that second.
+   A crash loses at most that second. While lines are shipped (a sink is attached) a
+   batch is also flushed `SHIP_AFTER` (0.2 s) after its first record: one timer per
+   batch, not per request, so a line reaches its spool within about 0.2 s.
 3. "-" writes to standard output, "off" writes nothing, anything else is a file
    opened for appending (created with its directory).
 4. Each batch also goes to every sink in `sinks` (`put(data)`: the spools of log
@@ -22,6 +24,7 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
@@ -31,6 +34,7 @@ import orjson
 from owncdn.edge.tracing import log_traceparent
 
 FLUSH_AT = 2000  # records
+SHIP_AFTER = 0.2  # seconds from a batch's first record to its flush while lines are shipped (Rule 2)
 _HEAD = b'{"schema_version":1,"time":"%s.'  # Rule 5: schema_version first, then the time to the second
 _MS = [b"%03dZ" % ms for ms in range(1001)]  # the time's milliseconds, with the zone
 _TAIL = b'"origin_ms":%s,"origin_bytes":%d,"traceparent":%s}\n'
@@ -46,6 +50,8 @@ class AccessLog:
         self.sinks: list = []  # Rule 4: log shipping's spools (edge/logship.py)
         self.pending: list = []  # finished requests
         self.written = 0
+        self._loop = None
+        self._timer = None  # Rule 2: the flush SHIP_AFTER the first record of a batch, when shipping
         if target in ("-", "off"):
             self.fd = sys.stdout.fileno() if target == "-" else -1
         else:
@@ -59,6 +65,10 @@ class AccessLog:
         """Also hand every batch to `sink` (Rule 4); the log records from now on."""
         self.sinks.append(sink)
         self.enabled = True
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (tests): batches go at FLUSH_AT, to the sweeper and at close
+            pass
 
     def write(self, req, now: float, end: float) -> None:
         """Record one request; the JSON is made in `flush`, off the response path. The
@@ -67,9 +77,17 @@ class AccessLog:
             return
         req.wall = now
         req.end = end
-        self.pending.append(req)
-        if len(self.pending) >= FLUSH_AT:
+        pending = self.pending
+        pending.append(req)
+        if len(pending) == 1:
+            if self.sinks and self._timer is None and self._loop is not None:  # Rule 2: shipping wants it soon
+                self._timer = self._loop.call_later(SHIP_AFTER, self._ship_flush)
+        elif len(pending) >= FLUSH_AT:
             self.flush()
+
+    def _ship_flush(self) -> None:
+        self._timer = None
+        self.flush()
 
     def lines(self) -> bytes:
         """The pending records as JSON lines; clears them (Rule 6: the common case is
@@ -143,6 +161,9 @@ class AccessLog:
             data = data[n:]
 
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self.flush()
         if self.fd > 2:
             os.close(self.fd)

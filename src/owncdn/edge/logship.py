@@ -14,8 +14,9 @@ Rules:
    long as `Retry-After` says; batches keep going to the spool meanwhile. A segment
    the destination refuses outright (4xx other than 401/408/429) would block the
    rest for ever: it is dropped, counted in `rejected_lines` and warned about.
-4. Senders: `ControlSender` (gzip JSON lines, `POST /v1/logs` with the node token),
-   `HttpSender` (the same body to any URL), `S3Sender` (objects partitioned
+4. Senders: `ControlSender` (zstd JSON lines, `POST /v1/logs` with the node token; the
+   segment's name in `X-Log-Segment` lets the control plane recognise a resend),
+   `HttpSender` (gzip JSON lines to any URL), `S3Sender` (objects partitioned
    `service=/date=`), `FileSender` (append to a file) and `StdoutSender`.
 5. On close, queued batches go to the spool (nothing is sent); the next start ships them.
 """
@@ -32,6 +33,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
+import zstandard
 
 from owncdn.edge.logspool import LogSpool, Segment
 
@@ -134,6 +136,7 @@ class LogShipper:
                 retry = getattr(exc, "retry_after", None)
                 self.retry_at = loop.time() + (retry if retry is not None else self.delay)
                 self.delay = min(self.delay * 2, MAX_DELAY)
+                self.spool.forget()  # logspool.py rule 6: a backlog waits on disk only
                 return
             self.spool.remove(segment)
             self.shipped_lines += segment.lines
@@ -160,14 +163,19 @@ def _check(resp: httpx.Response, what: str) -> None:
 class HttpSender:
     """Gzip JSON lines POSTed to `url`; 2xx is an acknowledgement."""
 
+    encoding = "gzip"
+
     def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         self.url = url
         self.headers = dict(headers or {})
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
 
+    def compress(self, data: bytes) -> bytes:
+        return gzip.compress(data, 1)
+
     async def send(self, segment: Segment, data: bytes) -> None:
-        body = await asyncio.to_thread(gzip.compress, data, 1)
-        headers = {"content-type": CONTENT_TYPE, "content-encoding": "gzip",
+        body = await asyncio.to_thread(self.compress, data)
+        headers = {"content-type": CONTENT_TYPE, "content-encoding": self.encoding,
                    "x-log-segment": segment.name, **self._auth()}
         resp = await self.http.post(self.url, content=body, headers={**self.headers, **headers})
         _check(resp, f"POST {self.url}")
@@ -180,11 +188,18 @@ class HttpSender:
 
 
 class ControlSender(HttpSender):
-    """`POST /v1/logs` of the control plane the sync agent follows, with its node token."""
+    """`POST /v1/logs` of the control plane the sync agent follows, with its node token;
+    zstd (level 1) rather than gzip: a quarter of the CPU on both sides, and smaller."""
+
+    encoding = "zstd"
 
     def __init__(self, agent) -> None:
         super().__init__(f"{agent.control}/v1/logs")
         self.agent = agent
+        self._zstd = zstandard.ZstdCompressor(level=1)
+
+    def compress(self, data: bytes) -> bytes:
+        return self._zstd.compress(data)  # one thread at a time: the shipper sends one segment at once
 
     async def send(self, segment: Segment, data: bytes) -> None:
         if self.agent.token is None:

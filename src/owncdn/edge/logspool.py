@@ -19,6 +19,10 @@ Rules:
    waits for a sink, so this is where back-pressure ends (docs/logs.md).
 5. `read` returns whole lines only: a torn last line (a crash mid-write of an
    earlier version, or a full disk) is cut off and counted in `torn_lines`.
+6. What this process appends is also kept in memory (at most one segment's worth
+   while it is open) and handed to `read` from there, so a segment sent at once is
+   never read back from disk; `forget` drops those copies (the shipper does when a
+   send fails), so a spool waiting for its destination holds its lines on disk only.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class Segment:
     path: Path
     size: int
     lines: int
+    data: bytes | None = None  # Rule 6: the bytes written by this process, until sent or forgotten
 
     @property
     def name(self) -> str:
@@ -54,6 +59,7 @@ class LogSpool:
             data = path.read_bytes()
             self.sealed.append(Segment(path, len(data), data.count(b"\n")))
         self.current: Segment | None = None
+        self._chunks: list[bytes] | None = []  # Rule 6: what the open segment holds
         self._fd = -1
         # Rule 3: later than every segment already here, even within the same millisecond
         newest = max((int(seg.name.split("-")[0]) for seg in self.sealed if seg.name.split("-")[0].isdigit()), default=0)
@@ -83,11 +89,15 @@ class LogSpool:
         self._make_room(len(data))
         if self.current is None:
             self._open()
+        chunks, self._chunks = self._chunks, None  # Rule 6: no copy of a segment a write failed in
         view = memoryview(data)
         while view:
             n = os.write(self._fd, view)
             view = view[n:]
         os.fdatasync(self._fd)
+        if chunks is not None:
+            chunks.append(data)
+            self._chunks = chunks
         lines = data.count(b"\n")
         self.current.size += len(data)
         self.current.lines += lines
@@ -101,14 +111,24 @@ class LogSpool:
             return
         os.close(self._fd)
         self._fd = -1
+        self.current.data = b"".join(self._chunks) if self._chunks is not None else None  # Rule 6
+        self._chunks = []
         self.sealed.append(self.current)
         self.current = None
+
+    def forget(self) -> None:
+        """Drop the in-memory copies of sealed segments (Rule 6): the destination is
+        away, so they may wait long; they are read from disk when their turn comes."""
+        for segment in self.sealed:
+            segment.data = None
 
     def oldest(self) -> Segment | None:
         return self.sealed[0] if self.sealed else None
 
     def read(self, segment: Segment) -> bytes:
-        """The segment's whole lines (Rule 5)."""
+        """The segment's whole lines (Rule 5), from memory when this process wrote them (Rule 6)."""
+        if segment.data is not None:
+            return segment.data
         data = segment.path.read_bytes()
         end = data.rfind(b"\n") + 1
         if end < len(data):
@@ -122,6 +142,7 @@ class LogSpool:
             self.sealed.remove(segment)
         except ValueError:
             return  # dropped meanwhile (Rule 4)
+        segment.data = None
         segment.path.unlink(missing_ok=True)
 
     def close(self) -> None:
@@ -131,6 +152,7 @@ class LogSpool:
         if self.current is not None:
             self.sealed.append(self.current)
             self.current = None
+        self._chunks = []
 
     # -- inside ----------------------------------------------------------------------
     def _open(self) -> None:
@@ -138,6 +160,7 @@ class LogSpool:
         path = self.root / f"{self._epoch:013d}-{self._seq:06d}.jsonl"
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
         self.current = Segment(path, 0, 0)
+        self._chunks = []
         dir_fd = os.open(self.root, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
@@ -154,6 +177,7 @@ class LogSpool:
                 victim = self.sealed.pop(0)
             else:
                 return  # one batch larger than the spool: kept, the next batch drops it
+            victim.data = None
             victim.path.unlink(missing_ok=True)
             self.dropped_segments += 1
             self.dropped_lines += victim.lines

@@ -4,6 +4,7 @@ Layout under the edge's state directory (``<state>/push``):
 
     blobs/ab/abcdef...        one file per blob, named by its SHA-256
     partial/<sha256>.part     a blob being fetched (kept across restarts for resuming)
+    partial/<sha256>.<thread>.part   a bundled blob being written (verified already)
     releases/<service>.json   the release served: number, id, time, manifest, and the
                               previous release (kept for instant rollback)
     releases/<service>.pending.json   the release being fetched
@@ -32,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -137,6 +139,7 @@ class ReleaseStore:
         self.pending: dict[str, Target] = {}
         self.held: set[str] = self._scan_blobs()  # names under blobs/: what has_blob answers from
         self.unsynced_dirs: set[Path] = set()  # blob directories with renames not yet fsynced
+        self.made_dirs: set[Path] = set()  # blob directories known to exist (collect() never removes them)
         self.fetched_bytes = 0  # blob bytes received from the control plane (releasesync.py)
         self.fetched_blobs = 0
         self.load()
@@ -201,18 +204,29 @@ class ReleaseStore:
         if hashlib.sha256(data).hexdigest() != sha:
             return sha, False
         if not self.has_blob(sha):
-            with open(self.part_path(sha), "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            self.adopt_part(sha)
+            part = self.partial / f"{sha}.{threading.get_ident()}.part"  # this thread's own: no two writers
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self.adopt_part(sha, part)
         return sha, True
 
-    def adopt_part(self, sha: str) -> Path:
+    def keep_many(self, blobs: list[tuple[str, bytes]]) -> list[tuple[str, bool]]:
+        """``keep_bytes`` for several blobs, in one writer-thread step."""
+        return [self.keep_bytes(sha, data) for sha, data in blobs]
+
+    def adopt_part(self, sha: str, part: Path | None = None) -> Path:
         """Move a verified and fsynced partial file into place."""
         dest = self.blob_path(sha)
-        dest.parent.mkdir(exist_ok=True)
-        os.replace(self.part_path(sha), dest)
+        if dest.parent not in self.made_dirs:
+            dest.parent.mkdir(exist_ok=True)
+            self.made_dirs.add(dest.parent)
+        os.replace(part or self.part_path(sha), dest)
         self.unsynced_dirs.add(dest.parent)
         self.held.add(sha)
         return dest
@@ -334,7 +348,7 @@ class ReleaseStore:
         keep = self.wanted() if keep is None else keep
         files = size = 0
         for path in list(self.blobs.glob("*/*")) + list(self.partial.glob("*.part")):
-            sha = path.name.removesuffix(".part")
+            sha = path.name.removesuffix(".part").split(".")[0]  # <sha>.part, or a writer's <sha>.<thread>.part
             if sha in keep and is_sha256(sha):
                 continue
             try:

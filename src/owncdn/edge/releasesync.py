@@ -13,10 +13,10 @@ Rules:
    of the edge's own HTTP/1.1 client (``upstream.py``), at most ``PARALLEL`` requests
    at a time across all services. Blobs up to ``BUNDLE_BLOB`` come in bundles
    (``POST /v1/blobs/fetch``, up to ``BUNDLE_BYTES`` / ``BUNDLE_BLOBS`` per request,
-   ``owncdn.core.content.bundle``): each blob of a bundle is hashed and kept
-   (fsynced, renamed) by a writer thread as soon as its record ends, so a bundle cut
-   off midway keeps the blobs before the cut and the next round asks only for the
-   rest. Larger blobs (and every blob when the control plane has no bundle
+   ``owncdn.core.content.bundle``): the blobs of a bundle are handed to writer
+   threads in groups (up to ``WRITE_GROUP_BYTES`` / ``WRITE_GROUP_BLOBS``) as their
+   records end, each hashed and kept (fsynced, renamed), so a bundle cut off midway
+   keeps the blobs before the cut and the next round asks only for the rest. Larger blobs (and every blob when the control plane has no bundle
    endpoint) come one ``GET /v1/blobs/{sha256}`` each, written to
    ``partial/<sha>.part``; after an interruption (a dropped connection, a restart)
    such a fetch resumes with ``Range: bytes=N-`` and a 206. Every blob's SHA-256 is
@@ -41,6 +41,7 @@ import asyncio
 import hashlib
 import os
 import sys
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -64,6 +65,8 @@ CHUNK = 256 << 10
 BUNDLE_BLOB = 1 << 20  # blobs up to this size come in bundles (Rule 2)
 BUNDLE_BYTES = 16 << 20
 BUNDLE_BLOBS = 2000
+WRITE_GROUP_BYTES = 1 << 20  # bundled blobs are handed to a writer thread in groups this large
+WRITE_GROUP_BLOBS = 32
 
 
 class ReleaseFailed(Exception):
@@ -174,9 +177,11 @@ class ReleaseSync:
 
     # -- one release (Rules 2-4) --------------------------------------------------------
     async def _run(self, target: Target) -> None:
+        started, blobs, size = time.monotonic(), self.store.fetched_blobs, self.store.fetched_bytes
         try:
             while True:
                 await self._fetch_all(target)
+                fetched = time.monotonic()
                 async with self.gc_lock:  # no blob can go between this check and the switch
                     if not self.store.missing(target):
                         await asyncio.to_thread(self.store.sync_dirs)  # the slow part of switch(), off the loop
@@ -190,7 +195,11 @@ class ReleaseSync:
             self.store.clear_pending(target.service)
             await self._ack(target, "failed", reason)
             return
+        switched = time.monotonic()
         await self._ack(target, "serving", "")
+        _warn(f"release {target.number} of {target.service}: {self.store.fetched_blobs - blobs} blobs, "
+              f"{(self.store.fetched_bytes - size) / 1e6:.1f} MB fetched in {fetched - started:.2f}s, "
+              f"switched in {switched - fetched:.2f}s, acknowledged in {time.monotonic() - switched:.2f}s; serving")
         # Partial files of other services' running fetches belong to pending targets: kept;
         # a blob a newer target wants again after `wanted()` is fetched again before its switch.
         async with self.gc_lock:
@@ -250,6 +259,8 @@ class ReleaseSync:
             resp = await send_request(pool, "POST", "/v1/blobs/fetch", fields, _once(body))
             loop = asyncio.get_running_loop()
             kept: list[asyncio.Future] = []
+            group: list[tuple[str, bytes]] = []  # whole blobs for one writer step
+            group_bytes = 0
             try:
                 if resp.status != 200:
                     await self._bundle_refused(resp)
@@ -267,7 +278,11 @@ class ReleaseSync:
                             parts = []
                         elif isinstance(ev, BlobEnd):
                             data, parts = b"".join(parts), []
-                            kept.append(loop.run_in_executor(self._writers(), self.store.keep_bytes, ev.sha256, data))
+                            group.append((ev.sha256, data))
+                            group_bytes += len(data)
+                            if group_bytes >= WRITE_GROUP_BYTES or len(group) >= WRITE_GROUP_BLOBS:
+                                kept.append(loop.run_in_executor(self._writers(), self.store.keep_many, group))
+                                group, group_bytes = [], 0
                 reader.close()
                 if got != set(batch):
                     raise OriginProtocolError(f"the bundle lacks {len(set(batch) - got)} of the blobs asked for")
@@ -275,12 +290,14 @@ class ReleaseSync:
                 raise OriginProtocolError(f"bad bundle from the control plane: {exc}") from None
             finally:
                 resp.close()  # a no-op once the body was read to its end
+                if group:  # whole blobs received before the end (or before a cut): kept
+                    kept.append(loop.run_in_executor(self._writers(), self.store.keep_many, group))
                 await self._count_kept(kept)
 
     async def _count_kept(self, kept: list[asyncio.Future]) -> None:
         """Wait for the writer threads; a blob that hashed wrong is fetched again, up to
         ``VERIFY_ATTEMPTS`` times (Rule 3)."""
-        for sha, ok in await asyncio.gather(*kept):
+        for sha, ok in [one for group in await asyncio.gather(*kept) for one in group]:
             if ok:
                 self.store.fetched_blobs += 1
                 self.mismatches.pop(sha, None)

@@ -12,14 +12,23 @@ Rules:
    lookup and ``dns`` is null.
 2. ``connect`` is the TCP handshake; ``ttfb`` runs from the start of the handshake
    to the response's status line and headers (connect + request), so its floor is
-   two round trips.
+   two round trips. With ``--tls CAFILE`` (port 443 by default) every connection
+   makes a full TLS handshake (no resumption) with the name as SNI, verified
+   against that CA; ``tls`` is its time (one more round trip with TLS 1.3), and
+   ``ttfb`` includes it.
 3. ``page`` runs from the start of the lookup until the last asset's last byte:
    the page on the first connection, then every asset it links at once, each on a
    connection of its own, like a browser's six parallel connections.
 4. ``--watch`` (a failure scenario) prints ``ready``, then looks the name up and
    fetches the page every 0.2 s, each sample with its wall-clock time, the address
    DNS gave and whether the request succeeded (2 s timeouts), until DNS sends it
-   away from ``--avoid`` and a request there succeeds.
+   away from ``--avoid`` and a request there succeeds. Each sample also holds every
+   address of the answer (``addresses``) and whether a visitor that tries the next
+   address when one fails would have got the page (``ok_retry``).
+5. ``--objects`` (failure scenarios) fetches the page and every asset with the
+   given query, one GET each, and records per object its status, X-Cache and time,
+   never raising (a failed request has status 0). With ``--loop S`` it does so
+   every ``--every`` seconds for S seconds, printing ``ready`` first; without, once.
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ import argparse
 import http.client
 import json
 import re
+import socket
+import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -36,12 +47,27 @@ import dns.message
 import dns.query
 
 
-def _get(address: str, port: int, name: str, path: str) -> tuple[float, float, int, str]:
+def _open(address: str, port: int, name: str, ctx: ssl.SSLContext | None,
+          timeout: float = 30) -> tuple[http.client.HTTPConnection, float, float | None]:
+    """(connection, TCP handshake seconds, TLS handshake seconds or None) (rule 2)."""
+    t0 = time.perf_counter()
+    sock = socket.create_connection((address, port), timeout=timeout)
+    t1 = time.perf_counter()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # as browsers (and http.client) do
+    tls_s = None
+    if ctx is not None:
+        sock = ctx.wrap_socket(sock, server_hostname=name)
+        tls_s = time.perf_counter() - t1
+    conn = http.client.HTTPConnection(address, port, timeout=timeout)
+    conn.sock = sock
+    return conn, t1 - t0, tls_s
+
+
+def _get(address: str, port: int, name: str, path: str,
+         ctx: ssl.SSLContext | None = None) -> tuple[float, float, int, str]:
     """(connect seconds, ttfb seconds, body bytes, X-Cache) of one GET on a new connection."""
     start = time.perf_counter()
-    conn = http.client.HTTPConnection(address, port, timeout=30)
-    conn.connect()
-    connected = time.perf_counter()
+    conn, connect_s, _ = _open(address, port, name, ctx)
     conn.request("GET", path, headers={"Host": name, "User-Agent": "owncdn-world-visitor"})
     resp = conn.getresponse()
     first = time.perf_counter()
@@ -49,10 +75,11 @@ def _get(address: str, port: int, name: str, path: str) -> tuple[float, float, i
     conn.close()
     if resp.status != 200:
         raise RuntimeError(f"GET {path}: {resp.status}")
-    return connected - start, first - start, len(body), resp.getheader("X-Cache", "")
+    return connect_s, first - start, len(body), resp.getheader("X-Cache", "")
 
 
-def visit(name: str, dns_server: str | None, address: str | None, port: int, query: str) -> dict:
+def visit(name: str, dns_server: str | None, address: str | None, port: int, query: str,
+          ctx: ssl.SSLContext | None = None) -> dict:
     start = time.perf_counter()
     dns_s = None
     if dns_server:
@@ -63,10 +90,8 @@ def visit(name: str, dns_server: str | None, address: str | None, port: int, que
             raise RuntimeError(f"no address for {name} from {dns_server}")
         address = addresses[0]
     suffix = f"?{query}" if query else ""
-    conn = http.client.HTTPConnection(address, port, timeout=30)
     t0 = time.perf_counter()
-    conn.connect()
-    connect_s = time.perf_counter() - t0
+    conn, connect_s, tls_s = _open(address, port, name, ctx)
     conn.request("GET", "/" + suffix, headers={"Host": name, "User-Agent": "owncdn-world-visitor"})
     resp = conn.getresponse()
     ttfb_s = time.perf_counter() - t0
@@ -75,11 +100,59 @@ def visit(name: str, dns_server: str | None, address: str | None, port: int, que
     conn.close()
     assets = sorted(set(re.findall(rb'(?:href|src)="(/[^"]*)"', html)))
     with ThreadPoolExecutor(max_workers=6) as pool:
-        results = list(pool.map(lambda p: _get(address, port, name, p.decode() + suffix), assets))
+        results = list(pool.map(lambda p: _get(address, port, name, p.decode() + suffix, ctx), assets))
     page_s = time.perf_counter() - start
-    return {"dns": dns_s, "connect": connect_s, "ttfb": ttfb_s, "page": page_s, "address": address,
+    return {"dns": dns_s, "connect": connect_s, "tls": tls_s, "ttfb": ttfb_s, "page": page_s, "address": address,
             "cache": cache, "assets": [{"bytes": n, "cache": c} for _, _, n, c in results],
             "bytes": len(html) + sum(n for _, _, n, _ in results)}
+
+
+PATHS = ("/", "/style.css", "/app.js", "/logo.svg", "/font.woff2", "/photo.jpg")
+
+
+def _resolve(name: str, dns_server: str, timeout: float) -> list[str]:
+    reply = dns.query.udp(dns.message.make_query(name, "A"), dns_server, timeout=timeout)
+    return [r.address for rrset in reply.answer for r in rrset if hasattr(r, "address")]
+
+
+def _try(address: str, port: int, name: str, path: str, timeout: float) -> tuple[int, str, float]:
+    """(status, X-Cache, seconds) of one GET; status 0 when it failed (rule 5)."""
+    t = time.perf_counter()
+    try:
+        conn = http.client.HTTPConnection(address, port, timeout=timeout)
+        conn.request("GET", path, headers={"Host": name, "User-Agent": "owncdn-world-visitor"})
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        return resp.status, resp.getheader("X-Cache", ""), time.perf_counter() - t
+    except (OSError, http.client.HTTPException):
+        return 0, "", time.perf_counter() - t
+
+
+def objects(name: str, dns_server: str, port: int, query: str, paths=PATHS, timeout: float = 10.0) -> dict:
+    """Rule 5: one GET of every object, through the address DNS gives now."""
+    t = time.time()
+    try:
+        addresses = _resolve(name, dns_server, 2)
+    except dns.exception.DNSException:
+        addresses = []
+    suffix = f"?{query}" if query else ""
+    got = []
+    for path in paths:
+        status, cache, seconds = _try(addresses[0], port, name, path + suffix, timeout) if addresses else (0, "", 0.0)
+        got.append({"path": path, "status": status, "cache": cache, "seconds": seconds})
+    return {"time": t, "address": addresses[0] if addresses else None, "objects": got}
+
+
+def loop(name: str, dns_server: str, port: int, query: str, seconds: float, every: float, paths=PATHS) -> dict:
+    samples = []
+    deadline = time.time() + seconds
+    print("ready", flush=True)
+    while time.time() < deadline:
+        t = time.time()
+        samples.append(objects(name, dns_server, port, query, paths))
+        time.sleep(max(0.0, every - (time.time() - t)))
+    return {"samples": samples}
 
 
 def watch(name: str, dns_server: str, port: int, avoid: str, seconds: float, every: float = 0.2) -> dict:
@@ -90,17 +163,19 @@ def watch(name: str, dns_server: str, port: int, avoid: str, seconds: float, eve
     print("ready", flush=True)
     while time.time() < deadline:
         t = time.time()
-        target, ok = None, False
+        target, ok, retry, addresses = None, False, False, []
         try:
-            reply = dns.query.udp(dns.message.make_query(name, "A"), dns_server, timeout=2)
-            target = next(r.address for rrset in reply.answer for r in rrset if hasattr(r, "address"))
-            conn = http.client.HTTPConnection(target, port, timeout=2)
-            conn.request("GET", "/", headers={"Host": name})
-            ok = conn.getresponse().status == 200
-            conn.close()
-        except (OSError, StopIteration, dns.exception.DNSException):
+            addresses = _resolve(name, dns_server, 2)
+        except dns.exception.DNSException:
             pass
-        samples.append({"time": t, "address": target, "ok": ok})
+        for i, candidate in enumerate(addresses):
+            good = _try(candidate, port, name, "/", 2)[0] == 200
+            if i == 0:
+                target, ok = candidate, good
+            if good:
+                retry = True
+                break
+        samples.append({"time": t, "address": target, "addresses": addresses, "ok": ok, "ok_retry": retry})
         if target is not None and target != avoid and ok:
             break
         time.sleep(max(0.0, every - (time.time() - t)))
@@ -112,15 +187,28 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--dns")
     parser.add_argument("--address")
-    parser.add_argument("--port", type=int, default=80)
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--tls", metavar="CAFILE", help="Rule 2: HTTPS, trusting this CA (port 443)")
     parser.add_argument("--query", default="")
     parser.add_argument("--watch", type=float, help="Rule 4: watch for this many seconds")
     parser.add_argument("--avoid", help="With --watch: the address of the edge that died")
+    parser.add_argument("--objects", action="store_true", help="Rule 5: every object once, never raising")
+    parser.add_argument("--loop", type=float, help="With --objects: repeat for this many seconds")
+    parser.add_argument("--every", type=float, default=0.5)
+    parser.add_argument("--paths", default=",".join(PATHS), help="With --objects: comma-separated paths")
     args = parser.parse_args()
-    if args.watch:
+    ctx = ssl.create_default_context(cafile=args.tls) if args.tls else None
+    if args.port is None:
+        args.port = 443 if args.tls else 80
+    if args.objects and args.loop:
+        print(json.dumps(loop(args.name, args.dns, args.port, args.query, args.loop, args.every,
+                              args.paths.split(","))))
+    elif args.objects:
+        print(json.dumps(objects(args.name, args.dns, args.port, args.query, args.paths.split(","))))
+    elif args.watch:
         print(json.dumps(watch(args.name, args.dns, args.port, args.avoid, args.watch)))
     else:
-        print(json.dumps(visit(args.name, args.dns, args.address, args.port, args.query)))
+        print(json.dumps(visit(args.name, args.dns, args.address, args.port, args.query, ctx)))
 
 
 if __name__ == "__main__":

@@ -22,15 +22,37 @@ Rules:
 4. Scenarios: ``origin`` (straight to the origin, no CDN; the name is looked up at
    the site's own DNS server next to the origin), ``pull-first``
    (through the CDN with a query string no one asked for yet, so every object is a
-   miss), ``pull-warm`` (the same URLs again: every object is a hit) and ``push``
-   (a push service whose release is on every edge).
+   miss), ``pull-warm`` (the same URLs again: every object is a hit),
+   ``https-warm`` (the same URLs over HTTPS: the edges listen on port 443 with a
+   certificate from a test CA made at start, uploaded through the control plane;
+   visitors trust that CA, ``ca.pem`` in the state directory) and ``push`` (a push
+   service whose release is on every edge).
 5. Visits run one after another, so they never compete for the CPU.
 6. Failure ``edge_dies``: a watcher in a visitor's namespace samples DNS and the
    page every 0.2 s (``owncdn.testing.visit`` rule 4) while the edge of its nearest
    location is killed (SIGKILL; that location's DNS server keeps running); the
    result is how long until DNS sent it elsewhere and how many requests failed
    meanwhile. The control plane's health monitor (``--health-interval`` 2 s,
-   ``--health-fall`` 3) decides; the numbers measure that path end to end.
+   ``--health-fall`` 3) decides; the numbers measure that path end to end. The
+   samples also record every address of the DNS answer, and whether trying the next
+   one would have served the page.
+7. Failure ``origin_stalls``: the origin process is stopped and continued in a loop
+   (SIGSTOP for ``stop`` seconds, SIGCONT for ``run``), as a starved virtual machine
+   stalls, while every visitor city fetches ``/live`` (fresh for one second) and the
+   page every 0.5 s. The service waits ``first_byte`` 2 s for the origin, then serves
+   its stale copy (``stale_if_error``, 1 day by default) instead of retrying the one
+   origin it has (``retries: 0``); counted: requests, errors,
+   X-Cache values, the slowest request.
+8. Failure ``origin_dies``: every visitor city fetches every object once through the
+   address DNS gives it now (warming those edges), the origin is killed (SIGKILL),
+   and every city fetches every object again; the share served is the number. The
+   origin is started again afterwards.
+9. Failure ``control_dies``: the control plane is killed (SIGKILL) while every
+   visitor city looks the name up and fetches every object every 0.5 s; edges and
+   DNS servers keep their last state, so every failure counted is a real one.
+10. One world per machine: every world uses the same addresses, so ``start`` takes
+   an exclusive lock (``LOCK_FILE``) and waits for another world (another test
+   run, another ``owncdn world``) to close first, up to ``lock_wait`` seconds.
 """
 
 from __future__ import annotations
@@ -55,7 +77,8 @@ SITE = f"www.{ZONE}"
 STATIC = f"static.{ZONE}"
 CONTROL_PORT = 8400
 MARKER = ".owncdn-world"
-SCENARIOS = ("origin", "pull-first", "pull-warm", "push")
+LOCK_FILE = Path("/run/lock/owncdn-world.lock") if Path("/run/lock").is_dir() else Path("/tmp/owncdn-world.lock")
+SCENARIOS = ("origin", "pull-first", "pull-warm", "https-warm", "push")
 
 CONFIG = """\
 # Written by `owncdn world`.
@@ -67,6 +90,8 @@ services:
   - name: www
     hostnames: [{site}]
     origins: ["http://{origin}:80"]
+    timeouts: {{first_byte: 2s}}
+    retries: 0
 {push}"""
 PUSH = """\
   - name: static
@@ -90,12 +115,15 @@ class Visit:
     page: float
     floor: float
     cache: str
+    tls: float | None = None
 
 
 class World:
     def __init__(self, state_dir: Path, cities: int = 3, locations: int = 2, scale: float = 1.0,
-                 push: bool = True) -> None:
+                 push: bool = True, lock_wait: float = 900.0) -> None:
         self.state_dir = Path(state_dir).resolve()
+        self.lock_wait = lock_wait
+        self._lock = None
         self.visitors, self.locations = pick(cities, locations)
         self.model = LatencyModel(scale=scale)
         self.origin_city = by_key(ORIGIN_CITY)
@@ -132,10 +160,28 @@ class World:
     def _owncdn(self, host: str, args: list[str], log: str) -> subprocess.Popen:
         return self._spawn(host, ["-m", "owncdn.cli", *args], log)
 
+    def _take_lock(self) -> None:
+        """Rule 10."""
+        import fcntl
+
+        lock = open(LOCK_FILE, "a+")
+        deadline = time.monotonic() + self.lock_wait
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._lock = lock
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    lock.close()
+                    raise RuntimeError(f"another owncdn world has held {LOCK_FILE} for {self.lock_wait:g}s") from None
+                time.sleep(0.5)
+
     def start(self) -> None:
         from owncdn.client import Client
         from owncdn.testing.geodb import write_test_db
 
+        self._take_lock()
         if self.state_dir.exists() and any(self.state_dir.iterdir()):
             if not (self.state_dir / MARKER).exists():
                 raise RuntimeError(f"{self.state_dir} is not empty and not an owncdn world's state; not wiping it")
@@ -147,9 +193,8 @@ class World:
         write_test_db(geo, {subnet(c): (c.lat, c.lon) for c in {*self.visitors, *self.locations, self.origin_city}})
         self.wan.start()
         origin = address(self.origin_city, "origin")
-        self._spawn("origin", ["-m", "owncdn.demo.worldsite", "--listen", f"{origin}:80", "--dns", f"{origin}:53"],
-                    "origin")
-        self._owncdn("control", ["control", "--listen", f"{address(self.origin_city, 'control')}:{CONTROL_PORT}",
+        self.start_origin()
+        self.control = self._owncdn("control", ["control", "--listen", f"{address(self.origin_city, 'control')}:{CONTROL_PORT}",
                                  "--zone", ZONE, "--state-dir", str(self.state_dir / "control")], "control")
         _until(lambda: Client(self.control_url).health(), "the control plane starting", self.children)
         admin = (self.state_dir / "control" / "admin.token").read_text().strip()
@@ -163,13 +208,20 @@ class World:
                                push=PUSH.format(static=STATIC) if self.push else "")
         (self.state_dir / "cdn.yaml").write_text(source)
         version = self.api.add_version("production", source, comment="owncdn world")["number"]
+        from owncdn.testing.certs import TestCA
+
+        ca = TestCA("owncdn world CA")
+        self.ca_file = ca.write(self.state_dir)
+        leaf = ca.issue([SITE, STATIC])
+        self.api.put_cert("world", leaf.cert_pem, leaf.key_pem)
         for c in self.locations:
             ip = address(c, "edge")
             common = ["--control", self.control_url, "--token", bootstrap, "--env", "production",
                       "--location", c.key, "--geoip", str(geo)]
             self.edges[c.key] = self._owncdn(
                 f"edge-{c.key}", ["edge", *common, "--state-dir", str(self.state_dir / "edges" / c.key),
-                                  "--listen", f"{ip}:80", "--admin", f"{ip}:9080", "--id", f"edge-{c.key}"],
+                                  "--listen", f"{ip}:80", "--admin", f"{ip}:9080", "--id", f"edge-{c.key}",
+                                  "--tls-listen", f"{ip}:443"],
                 f"edge-{c.key}")
             self._owncdn(f"edge-{c.key}", ["dns", *common, "--state-dir", str(self.state_dir / "dns" / c.key),
                                            "--listen", f"{ip}:53", "--name", f"dns-{c.key}"], f"dns-{c.key}")
@@ -183,6 +235,13 @@ class World:
         for c in self.locations:
             _until(lambda c=c: _dns_answers(address(c, "edge"), SITE), f"the DNS server in {c.name} answering",
                    self.children, timeout=60)
+            _until(lambda c=c: _handshake(address(c, "edge"), SITE, self.ca_file),
+                   f"the edge in {c.name} serving the certificate", self.children, timeout=60)
+
+    def start_origin(self) -> None:
+        origin = address(self.origin_city, "origin")
+        self.origin = self._spawn("origin", ["-m", "owncdn.demo.worldsite", "--listen", f"{origin}:80",
+                                             "--dns", f"{origin}:53"], "origin")
 
     def push_site(self) -> None:
         """Push the world site's files as a release of the push service (scenario ``push``)."""
@@ -218,9 +277,11 @@ class World:
         if scenario == "origin":
             server = self.origin_city
             args += ["--name", SITE, "--dns", address(server, "origin")]
-        elif scenario in ("pull-first", "pull-warm"):
+        elif scenario in ("pull-first", "pull-warm", "https-warm"):
             server = edge
             args += ["--name", SITE, "--dns", address(edge, "edge"), "--query", f"v={run}-{city.key}"]
+            if scenario == "https-warm":
+                args += ["--tls", str(self.ca_file)]
         elif scenario == "push":
             server = edge
             args += ["--name", STATIC, "--dns", address(edge, "edge")]
@@ -234,7 +295,10 @@ class World:
         floor = self.model.floor(city, server)
         if scenario == "pull-first":   # a miss: the edge's request to the origin on top
             floor += self.model.floor(server, self.origin_city, ("http",))
-        return Visit(city, scenario, server, r["dns"], r["connect"], r["ttfb"], r["page"], floor, r["cache"])
+        if scenario == "https-warm":   # TLS 1.3: one more round trip
+            floor = self.model.floor(city, server, ("tcp", "tls", "http"))
+        return Visit(city, scenario, server, r["dns"], r["connect"], r["ttfb"], r["page"], floor, r["cache"],
+                     r.get("tls"))
 
     def edge_dies(self, city: City, watch: float = 60.0) -> dict:
         """Rule 6: kill the edge ``city``'s visitors use, and watch them move away."""
@@ -260,7 +324,118 @@ class World:
         return {"city": city.name, "edge": edge.name, "moved_to": moved and city_of_address(moved["address"]),
                 "dns_moved_after": moved and moved["time"] - killed,
                 "first_success_after": ok and ok["time"] - killed,
-                "failed": sum(1 for s in after if not s["ok"]), "requests": len(after)}
+                "failed": sum(1 for s in after if not s["ok"]), "requests": len(after),
+                "answer_sizes": sorted({len(s.get("addresses") or []) for s in samples}),
+                "failed_with_retry": sum(1 for s in after if not s.get("ok_retry"))}
+
+    def _loops(self, seconds: float, query: str, paths: tuple[str, ...] | None = None,
+               during=None) -> dict[str, list[dict]]:
+        """Every visitor city samples every object every 0.5 s for ``seconds`` (visit rule 5);
+        ``during()`` runs once they are all ready. Returns city name -> samples."""
+        from owncdn.testing.visit import PATHS
+
+        procs = {}
+        for c in self.visitors:
+            edge = self.model.nearest(c, self.locations)
+            procs[c.name] = subprocess.Popen(self.wan.exec_args(f"visitor-{c.key}") + [
+                sys.executable, "-m", "owncdn.testing.visit", "--name", SITE, "--dns", address(edge, "edge"),
+                "--objects", "--loop", str(seconds), "--query", query, "--paths", ",".join(paths or PATHS)],
+                stdout=subprocess.PIPE, text=True)
+        try:
+            for p in procs.values():
+                if p.stdout.readline().strip() != "ready":
+                    raise RuntimeError("a failure sampler did not start")
+            if during is not None:
+                during()
+            return {name: json.loads(p.stdout.read())["samples"] for name, p in procs.items()}
+        finally:
+            for p in procs.values():
+                if p.poll() is None:
+                    p.kill()
+                p.wait()
+
+    def _objects_once(self, query: str, paths: tuple[str, ...] | None = None) -> dict[str, dict]:
+        from owncdn.testing.visit import PATHS
+
+        out = {}
+        for c in self.visitors:
+            edge = self.model.nearest(c, self.locations)
+            done = subprocess.run(self.wan.exec_args(f"visitor-{c.key}") + [
+                sys.executable, "-m", "owncdn.testing.visit", "--name", SITE, "--dns", address(edge, "edge"),
+                "--objects", "--query", query, "--paths", ",".join(paths or PATHS)],
+                capture_output=True, text=True, timeout=120)
+            if done.returncode:
+                raise RuntimeError(f"visitor in {c.name}: {done.stderr.strip().splitlines()[-1:]}")
+            out[c.name] = json.loads(done.stdout)
+        return out
+
+    def origin_stalls(self, seconds: float = 20.0, stop: float = 3.0, run: float = 1.0) -> dict:
+        """Rule 7."""
+        import threading
+
+        halt = threading.Event()
+
+        def starve() -> None:
+            while not halt.is_set():
+                os.killpg(self.origin.pid, signal.SIGSTOP)
+                halt.wait(stop)
+                os.killpg(self.origin.pid, signal.SIGCONT)
+                halt.wait(run)
+
+        self._objects_once("stall", ("/live", "/"))   # every edge has /live and the page in its cache
+        thread = threading.Thread(target=starve, daemon=True)
+        try:
+            samples = self._loops(seconds, "stall", ("/live", "/"), during=thread.start)
+        finally:
+            halt.set()
+            if thread.is_alive():
+                thread.join()
+            os.killpg(self.origin.pid, signal.SIGCONT)
+        objs = [o for ss in samples.values() for s in ss for o in s["objects"]]
+        caches: dict[str, int] = {}
+        for o in objs:
+            caches[o["cache"] or "-"] = caches.get(o["cache"] or "-", 0) + 1
+        return {"seconds": seconds, "stop": stop, "run": run, "cities": len(samples), "requests": len(objs),
+                "errors": sum(1 for o in objs if o["status"] != 200),
+                "statuses": sorted({o["status"] for o in objs}), "cache": caches,
+                "slowest": max((o["seconds"] for o in objs), default=0.0)}
+
+    def origin_dies(self) -> dict:
+        """Rule 8."""
+        self._objects_once("after")
+        os.killpg(self.origin.pid, signal.SIGKILL)
+        self.origin.wait()
+        time.sleep(0.5)
+        after = self._objects_once("after")
+        objs = [o for r in after.values() for o in r["objects"]]
+        cold = self._objects_once("never-fetched")
+        misses = [o for r in cold.values() for o in r["objects"]]
+        self.children.remove(self.origin)
+        self.start_origin()
+        _until(lambda: _dns_answers(address(self.origin_city, "origin"), SITE), "the origin starting again",
+               [self.origin])
+        served = sum(1 for o in objs if o["status"] == 200)
+        return {"cities": len(after), "objects": len(objs), "served": served,
+                "share": served / len(objs) if objs else 0.0,
+                "uncached_served": sum(1 for o in misses if o["status"] == 200), "uncached": len(misses),
+                "uncached_statuses": sorted({o["status"] for o in misses}),
+                "per_city": {city: sum(1 for o in r["objects"] if o["status"] == 200) for city, r in after.items()}}
+
+    def control_dies(self, seconds: float = 10.0) -> dict:
+        """Rule 9."""
+        self._objects_once("control")
+
+        def kill() -> None:
+            os.killpg(self.control.pid, signal.SIGKILL)
+
+        samples = self._loops(seconds, "control", during=kill)
+        self.control.wait()
+        self.children.remove(self.control)
+        flat = [s for ss in samples.values() for s in ss]
+        objs = [o for s in flat for o in s["objects"]]
+        return {"seconds": seconds, "cities": len(samples), "lookups": len(flat),
+                "lookups_failed": sum(1 for s in flat if s["address"] is None),
+                "requests": len(objs), "failed": sum(1 for o in objs if o["status"] != 200)}
 
     def close(self) -> None:
         for child in self.children:
@@ -276,6 +451,9 @@ class World:
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
         self.wan.close()
+        if self._lock is not None:
+            self._lock.close()   # releases the flock (rule 10)
+            self._lock = None
 
     def __enter__(self) -> World:
         try:
@@ -294,6 +472,16 @@ def city_of_address(ip: str) -> str:
 
     city = city_of(ip)
     return city.name if city else ip
+
+
+def _handshake(server: str, name: str, ca_file: Path) -> bool:
+    import socket
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    with socket.create_connection((server, 443), timeout=2) as sock:
+        with ctx.wrap_socket(sock, server_hostname=name):
+            return True
 
 
 def _dns_answers(server: str, name: str) -> bool:

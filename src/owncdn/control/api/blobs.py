@@ -28,6 +28,7 @@ once per chunk.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Annotated
 
@@ -194,15 +195,15 @@ def _limit(chunks, remaining: int):
              responses=error_responses(400, 401, 403, 413, 422))
 async def put_bundle(request: Request, blobs: Blobs, _: Annotated[Token, Depends(require("deploy"))]) -> BundleStored:
     """The body is records ``<sha256> <size>\\n<bytes>``, one per blob (Rule 4)."""
-    reader, stored = BundleReader(), []
+    reader = BundleReader()
     upload = _BundleUpload(blobs)
+    stored = upload.stored
     try:
         async for chunk in request.stream():
             for event in reader.feed(chunk):
-                done = await upload.on(event)
-                if done is not None:
-                    stored.append(done)
+                await upload.on(event)
         reader.close()
+        await upload.drain(0)
     except BundleError as exc:
         raise ApiProblem(400, "bad_bundle", f"{exc}; {_kept(stored)}") from None
     except BlobMismatch as exc:
@@ -210,7 +211,7 @@ async def put_bundle(request: Request, blobs: Blobs, _: Annotated[Token, Depends
     except BlobTooLarge as exc:
         raise ApiProblem(413, "too_large", f"{exc}; {_kept(stored)}") from None
     finally:
-        upload.abort()
+        await upload.abort()
     return BundleStored(stored=stored, bytes=sum(b.size for b in stored))
 
 
@@ -220,15 +221,46 @@ def _kept(stored: list) -> str:
 
 class _BundleUpload:
     """Store the blobs of a bundle as their events arrive: small ones whole, in one
-    worker-thread step; large ones streamed to a writer in 1 MiB batches."""
+    worker-thread step each, up to ``STORING`` at once (their fsyncs overlap); large
+    ones streamed to a writer in 1 MiB batches. ``stored`` lists the blobs stored, in
+    bundle order, up to the first that failed."""
+
+    STORING = 8
 
     def __init__(self, blobs: BlobStore) -> None:
         self.blobs = blobs
         self.sha = ""
         self.buffer = bytearray()
         self.writer = None
+        self.stored: list[BlobStored] = []
+        self.storing: list[asyncio.Future] = []
 
-    async def on(self, event) -> BlobStored | None:
+    async def drain(self, keep: int) -> None:
+        """Wait for the oldest small blobs being stored until at most ``keep`` are left."""
+        while len(self.storing) > keep:
+            self.stored.append(await self.storing.pop(0))
+
+    async def on(self, event) -> None:
+        if isinstance(event, BlobEnd) and self.writer is None:
+            sha, data = event.sha256, bytes(self.buffer)
+            self.buffer = bytearray()
+            self.storing.append(asyncio.ensure_future(run_in_threadpool(self._whole, sha, data)))
+            await self.drain(self.STORING)
+            return
+        done = await self._on(event)
+        if done is not None:
+            await self.drain(0)
+            self.stored.append(done)
+
+    def _whole(self, sha: str, data: bytes) -> BlobStored:
+        put = getattr(self.blobs, "put", None)  # DirBlobStore: one step with plain os calls
+        if put is not None:
+            return BlobStored(sha256=sha, size=put(sha, data))
+        writer = self.blobs.writer(sha)
+        writer.write(data)
+        return BlobStored(sha256=sha, size=writer.commit())
+
+    async def _on(self, event) -> BlobStored | None:
         if isinstance(event, BlobStart):
             self.sha, self.buffer = event.sha256, bytearray()
             if event.size > WHOLE_BLOB:
@@ -250,7 +282,12 @@ class _BundleUpload:
         writer.write(rest)
         return writer.commit()
 
-    def abort(self) -> None:
+    async def abort(self) -> None:
+        """After the last event or an error: the small blobs still being stored are
+        waited for (each is whole and checked, or nothing), the large one is dropped."""
+        if self.storing:
+            await asyncio.gather(*self.storing, return_exceptions=True)
+            self.storing.clear()
         if self.writer is not None:
             self.writer.abort()
             self.writer = None

@@ -7,6 +7,9 @@ Rule 2): the chain parses, the key is the leaf's key, and every name given is on
 the certificate.
 Rule 3: ``edges`` of a certificate lists the nodes that reported it installed
 (``POST /v1/nodes/{id}/certs``), and whether they have the current one.
+Rule 4: ``GET /v1/certs/{id}/history`` is the certificate's history, newest first:
+issued, renewed, uploaded (time, CA, serial, expiry) and failed (time, error), as the
+store keeps it (``cert_events``); never key material.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import re
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -55,6 +58,17 @@ class CertOut(BaseModel):
     failures: int
     last_error: str
     edges: list[CertEdge]
+
+
+class CertEventOut(BaseModel):
+    kind: str = Field(description="`issued`, `renewed`, `uploaded` or `failed`.")
+    at: datetime
+    issuer: str = Field(description="The issuing CA's name ('' for a failure).")
+    directory: str = Field(description="The ACME directory asked ('' for uploads).")
+    serial: str = Field(description="The certificate's serial number, hex ('' for a failure).")
+    fingerprint: str
+    not_after: datetime | None
+    error: str = Field(description="Why the attempt failed ('' unless `failed`).")
 
 
 class CertUpload(BaseModel):
@@ -111,6 +125,17 @@ def list_certs(ctx: Ctx, _: Annotated[Token, Depends(require("read"))]) -> list[
             responses=error_responses(401, 403, 404))
 def get_cert(cert_id: CertId, ctx: Ctx, _: Annotated[Token, Depends(require("read"))]) -> CertOut:
     return _outs(ctx, [_existing(ctx, cert_id)])[0]
+
+
+@router.get("/v1/certs/{cert_id}/history", response_model=list[CertEventOut],
+            summary="A certificate's issuances, renewals and failures, newest first",
+            responses=error_responses(401, 403, 404))
+def cert_history(cert_id: CertId, ctx: Ctx, _: Annotated[Token, Depends(require("read"))],
+                 limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[CertEventOut]:
+    _existing(ctx, cert_id)
+    return [CertEventOut(kind=ev.kind, at=utc(ev.at), issuer=ev.issuer, directory=ev.directory, serial=ev.serial,
+                         fingerprint=ev.fingerprint, not_after=utc(ev.not_after), error=ev.error)
+            for ev in ctx.store.cert_history(cert_id, limit)]
 
 
 @router.put("/v1/certs/{cert_id}", response_model=CertOut, summary="Upload or replace a certificate and key",

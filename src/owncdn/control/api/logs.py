@@ -1,8 +1,11 @@
 """Logs and analytics: ``POST /v1/logs`` from edges, the stats API, tail and query.
 
-Rule 1: ``POST /v1/logs`` takes a batch of JSON lines (``Content-Encoding: gzip`` or
-plain, at most ``MAX_BATCH`` bytes unpacked) from a registered node's token (or admin)
-and answers only once the lines are stored: ``{"accepted", "duplicates", "invalid"}``.
+Rule 1: ``POST /v1/logs`` takes a batch of JSON lines (``Content-Encoding: zstd``,
+``gzip`` or none, at most ``MAX_BATCH`` bytes unpacked) from a registered node's token
+(or admin) and answers only once the lines are stored: ``{"accepted", "duplicates",
+"invalid"}``. ``X-Log-Segment`` names the batch (an edge's spool segment): a batch
+sent again under the same name by the same token's node is all duplicates
+(``owncdn.control.analytics`` Rule 3).
 Lines already stored (same ``request_id``) are duplicates, not errors; lines that do
 not follow the schema are counted as invalid and named in ``problems``, the others
 are kept. When the writer is behind, it answers 429 with ``Retry-After`` (edges back
@@ -21,6 +24,8 @@ import gzip
 import time
 import zlib
 from typing import Annotated
+
+import zstandard
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -67,8 +72,16 @@ class Ingested(BaseModel):
 def _unpack(body: bytes, encoding: str) -> bytes:
     if encoding in ("", "identity"):
         return body
+    if encoding == "zstd":
+        try:
+            data = zstandard.ZstdDecompressor().stream_reader(body).read(MAX_BATCH + 1)
+        except zstandard.ZstdError as exc:
+            raise ApiProblem(400, "bad_zstd", f"the body is not valid zstd: {exc}") from None
+        if len(data) > MAX_BATCH:
+            raise ApiProblem(413, "batch_too_large", f"a batch may unpack to at most {MAX_BATCH} bytes")
+        return data
     if encoding not in ("gzip", "x-gzip"):
-        raise ApiProblem(415, "unsupported_encoding", f"Content-Encoding {encoding!r}: send gzip or none")
+        raise ApiProblem(415, "unsupported_encoding", f"Content-Encoding {encoding!r}: send zstd, gzip or none")
     try:
         out = zlib.decompressobj(16 + zlib.MAX_WBITS)
         data = out.decompress(body, MAX_BATCH)
@@ -81,13 +94,15 @@ def _unpack(body: bytes, encoding: str) -> bytes:
 
 @router.post("/v1/logs", response_model=Ingested, summary="A batch of access-log lines from an edge",
              responses=error_responses(400, 401, 403, 413, 415, 429, 503))
-async def post_logs(request: Request, store: Store, _: Annotated[Token, Depends(log_sender)]):
+async def post_logs(request: Request, store: Store, token: Annotated[Token, Depends(log_sender)]):
     if store._jobs.qsize() >= MAX_QUEUED:
         return JSONResponse({"error": {"status": 429, "code": "busy", "message": "the analytics writer is behind; retry"}},
                             status_code=429, headers={"Retry-After": "1"})
     body = await request.body()
     data = await run_in_threadpool(_unpack, body, request.headers.get("content-encoding", "").strip().lower())
-    accepted, duplicates, invalid, problems = await asyncio.wrap_future(store.ingest_lines(data))
+    segment = request.headers.get("x-log-segment")  # Rule 1: names the batch (the sender's spool segment)
+    batch = f"{token.node_id or token.name}/{segment}" if segment else None
+    accepted, duplicates, invalid, problems = await asyncio.wrap_future(store.ingest_lines(data, batch))
     return Ingested(accepted=accepted, duplicates=duplicates, invalid=invalid, problems=problems)
 
 

@@ -32,6 +32,7 @@ ASSETS = {
     "charts.js": "text/javascript; charset=utf-8",
     "worldmap.js": "text/javascript; charset=utf-8",
     "pages.js": "text/javascript; charset=utf-8",
+    "live.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
 

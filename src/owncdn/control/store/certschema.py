@@ -9,13 +9,14 @@ Rules:
 3. ``acme_locks`` is a lease: a row per name with its holder and expiry; a holder that
    died loses it when it expires.
 4. ``acme_orders`` is the ledger: one row per (order, registered domain).
+5. ``cert_events`` is each certificate's history (see ``CertEventRow``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Double, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Double, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .schema import Base
@@ -99,3 +100,23 @@ class AcmeOrderRow(Base):
     names: Mapped[list[Any]] = mapped_column(JSON)
     directory: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Double)
+
+
+class CertEventRow(Base):
+    """Rule 5 (migration ``0005_cert_events``): one row per issuance, renewal, upload or
+    failed attempt of a certificate; what the dashboard shows as its history. Public
+    facts only (time, CA, serial, expiry, error text), never key material."""
+
+    __tablename__ = "cert_events"
+    __table_args__ = (Index("ix_cert_events_cert_id_id", "cert_id", "id"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cert_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # "issued" | "renewed" | "uploaded" | "failed"
+    at: Mapped[float] = mapped_column(Double)
+    issuer: Mapped[str] = mapped_column(Text)
+    directory: Mapped[str] = mapped_column(Text)
+    serial: Mapped[str] = mapped_column(String(80))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    not_after: Mapped[float | None] = mapped_column(Double)
+    error: Mapped[str] = mapped_column(Text)

@@ -7,6 +7,9 @@ Rules:
    expired, or already ours, in one transaction; ``release_lock`` gives it back.
 3. ``record_order`` and ``orders_since`` are the ledger (``owncdn.core.certs.ledger``).
 4. ``set_node_certs`` replaces what a node reports it has installed, in one transaction.
+5. ``store_cert`` and ``cert_failed`` append to the certificate's history (``cert_events``) in
+   the same transaction: ``issued`` (first ACME certificate), ``renewed``, ``uploaded`` or
+   ``failed`` with the error; ``cert_history`` reads it newest first. No key ever goes in.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from .certschema import (
-    AcmeAccountRow, AcmeChallengeRow, AcmeLockRow, AcmeOrderRow, CertificateRow, CertInstallRow,
+    AcmeAccountRow, AcmeChallengeRow, AcmeLockRow, AcmeOrderRow, CertEventRow, CertificateRow, CertInstallRow,
 )
 from .records import NotFound
 
-__all__ = ["Certificate", "CertificateStore"]
+__all__ = ["CertEvent", "Certificate", "CertificateStore"]
 
 MAX_ERROR = 2000
 
@@ -54,6 +57,32 @@ class Certificate:
     @property
     def issued(self) -> bool:
         return bool(self.cert_pem)
+
+
+@dataclass(frozen=True)
+class CertEvent:
+    """One entry of a certificate's history (Rule 5)."""
+
+    id: int
+    cert_id: str
+    kind: str
+    at: float
+    issuer: str
+    directory: str
+    serial: str
+    fingerprint: str
+    not_after: float | None
+    error: str
+
+
+def _serial(cert_pem: str) -> str:
+    """The leaf's serial number in hex ('' when it does not parse)."""
+    from cryptography import x509
+
+    try:
+        return format(x509.load_pem_x509_certificate(cert_pem.encode()).serial_number, "x")
+    except ValueError:
+        return ""
 
 
 def _cert(r: CertificateRow, with_key: bool = False) -> Certificate:
@@ -130,6 +159,7 @@ class CertificateStore:
         def work(s: Session) -> Certificate:
             row = s.get(CertificateRow, cert_id)
             now = self._now()
+            kind = "uploaded" if source == "upload" else "renewed" if row is not None and row.cert_pem else "issued"
             if row is None:
                 row = CertificateRow(id=cert_id, env=env, source=source, challenge=challenge, directory=directory,
                                      ari_next=None, warned_at=None, created_at=now)
@@ -139,6 +169,8 @@ class CertificateStore:
             row.source = source
             row.force_renew, row.failures, row.next_attempt, row.last_error = False, 0, 0.0, ""
             row.warned_at, row.ari_next, row.updated_at = None, None, now
+            s.add(CertEventRow(cert_id=cert_id, kind=kind, at=now, issuer=issuer, directory=row.directory,
+                               serial=_serial(cert_pem), fingerprint=fingerprint, not_after=not_after, error=""))
             s.flush()
             return _cert(row)
 
@@ -150,6 +182,8 @@ class CertificateStore:
             row.failures += 1
             row.last_error, row.next_attempt = error[:MAX_ERROR], next_attempt
             row.force_renew, row.updated_at = False, self._now()
+            s.add(CertEventRow(cert_id=cert_id, kind="failed", at=row.updated_at, issuer="", directory=row.directory,
+                               serial="", fingerprint="", not_after=None, error=row.last_error))
             return _cert(row)
 
         return self._write(work, f"recording a failure of certificate {cert_id!r}")
@@ -175,10 +209,22 @@ class CertificateStore:
                 return False
             s.execute(delete(CertInstallRow).where(CertInstallRow.cert_id == cert_id))
             s.execute(delete(AcmeChallengeRow).where(AcmeChallengeRow.cert_id == cert_id))
+            s.execute(delete(CertEventRow).where(CertEventRow.cert_id == cert_id))
             s.delete(row)
             return True
 
         return self._write(work, f"deleting certificate {cert_id!r}")
+
+    def cert_history(self, cert_id: str, limit: int = 100) -> list[CertEvent]:
+        """The certificate's history, newest first (Rule 5)."""
+        def work(s: Session) -> list[CertEvent]:
+            query = (select(CertEventRow).where(CertEventRow.cert_id == cert_id)
+                     .order_by(CertEventRow.id.desc()).limit(limit))
+            return [CertEvent(id=r.id, cert_id=r.cert_id, kind=r.kind, at=r.at, issuer=r.issuer, directory=r.directory,
+                              serial=r.serial, fingerprint=r.fingerprint, not_after=r.not_after, error=r.error)
+                    for r in s.scalars(query)]
+
+        return self._read(work)
 
     # -- what edges report -----------------------------------------------------------
     def set_node_certs(self, node_id: str, installed: Mapping[str, str]) -> None:

@@ -3,7 +3,8 @@
 Rules:
 
 1. A row is a mapping with ``city``, ``server`` (the city that answered), ``dns``,
-   ``connect``, ``ttfb``, ``page`` and ``floor`` in seconds (``dns`` may be None)
+   ``connect``, ``tls`` (the TLS handshake, HTTPS only), ``ttfb``, ``page`` and
+   ``floor`` in seconds (``dns`` and ``tls`` may be None or missing)
    and ``cache``; times are shown in whole milliseconds, a missing one as ``-``.
 2. ``x floor`` is ``ttfb / floor``: 1.00 is the speed of light, and the issue's
    target for cached content is at most 1.20.
@@ -13,7 +14,7 @@ Rules:
 
 from __future__ import annotations
 
-HEADERS = ("city", "served from", "DNS ms", "connect ms", "TTFB ms", "page ms", "floor ms", "x floor", "cache")
+HEADERS = ("city", "served from", "DNS ms", "connect ms", "TLS ms", "TTFB ms", "page ms", "floor ms", "x floor", "cache")
 
 
 def _ms(value: float | None) -> str:
@@ -22,7 +23,7 @@ def _ms(value: float | None) -> str:
 
 def cells(row: dict) -> list[str]:
     ratio = f"{row['ttfb'] / row['floor']:.2f}" if row.get("floor") else "-"
-    return [row["city"], row["server"], _ms(row.get("dns")), _ms(row["connect"]), _ms(row["ttfb"]),
+    return [row["city"], row["server"], _ms(row.get("dns")), _ms(row["connect"]), _ms(row.get("tls")), _ms(row["ttfb"]),
             _ms(row["page"]), _ms(row.get("floor")), ratio, row.get("cache") or "-"]
 
 

@@ -1,15 +1,26 @@
 // The dashboard shell: sign-in with an API token, the page router (#/name), and the
-// live loop that refreshes the shown page every few seconds (`?refresh=S` sets S).
+// live loop that refreshes the shown page every few seconds (`?refresh=S` sets S),
+// and at once when the control plane's event stream says something changed.
 
 import { api, clearToken, onUnauthorized, setToken, token } from "./api.js";
+import { liveEvents } from "./live.js";
 import { PAGES } from "./pages.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const REFRESH_MS = Math.max(500, 1000 * Number(params.get("refresh") || 5));
-const state = { env: sessionStorage.getItem("owncdn.env") || "production", who: null, page: null, timer: null, busy: false };
+const state = { env: sessionStorage.getItem("owncdn.env") || "production", who: null, page: null, timer: null, busy: false, again: false, live: null, streaming: false };
+
+function startLive() {
+  if (state.live) state.live();
+  state.live = liveEvents(state.env, () => { clearTimeout(state.timer); tick(); }, (up) => {
+    state.streaming = up;
+    $("live").dataset.stream = up ? "up" : "down";
+  });
+}
 
 function showLogin(message) {
+  if (state.live) { state.live(); state.live = null; }
   stopPage();
   $("shell").hidden = true;
   $("login").hidden = false;
@@ -33,6 +44,7 @@ async function signIn(text) {
   $("shell").hidden = false;
   $("who").textContent = `${state.who.name} (${state.who.scopes.join(", ")})`;
   $("env").value = state.env;
+  startLive();
   route();
   return true;
 }
@@ -63,16 +75,21 @@ function route() {
 async function tick() {
   const page = state.page;
   if (!page) return;
-  if (!state.busy) {
-    state.busy = true;
-    try {
-      await page.refresh();
-      $("live").textContent = `updated ${new Date().toISOString().slice(11, 19)}Z, every ${REFRESH_MS / 1000} s`;
-    } finally {
-      state.busy = false;
-    }
+  if (state.busy) { state.again = true; return; } // a tick during a refresh: one more refresh after it
+  state.busy = true;
+  try {
+    await page.refresh();
+    const how = state.streaming ? "live" : `every ${REFRESH_MS / 1000} s`;
+    $("live").textContent = `updated ${new Date().toISOString().slice(11, 19)}Z, ${how}`;
+  } finally {
+    state.busy = false;
   }
-  if (state.page === page) state.timer = setTimeout(tick, REFRESH_MS);
+  const again = state.again;
+  state.again = false;
+  if (state.page !== page) { if (again) tick(); return; } // the page changed meanwhile: refresh the new one
+  clearTimeout(state.timer);
+  if (again) tick();
+  else state.timer = setTimeout(tick, REFRESH_MS);
 }
 
 onUnauthorized((err) => {
@@ -88,6 +105,7 @@ $("logout").addEventListener("click", () => { clearToken(); $("token").value = "
 $("env").addEventListener("change", () => {
   state.env = $("env").value.trim() || "production";
   sessionStorage.setItem("owncdn.env", state.env);
+  startLive();
   route();
 });
 window.addEventListener("hashchange", () => { route(); $("main").focus(); });

@@ -1,16 +1,18 @@
 // Time-series charts as hand-written SVG: an area under a line, the y maximum and
 // the time range as labels. `points` are {t: Date, v: number|null}; null is a gap.
+// The plot keeps PAD_X inside both sides, so a lone point (a round dot) at either
+// end is drawn whole rather than half cut off by the viewBox.
 
 import { h, s } from "./dom.js";
 
-const W = 300, H = 100, PAD_L = 0, PAD_B = 12, PAD_T = 10;
+const W = 300, H = 100, PAD_X = 3, PAD_B = 12, PAD_T = 10;
 
 export function lineChart({ id, title, points, format, max }) {
   const values = points.map((p) => p.v).filter((v) => v !== null && v !== undefined);
   const top = max ?? Math.max(1e-9, ...values);
   const t0 = points.length ? points[0].t.getTime() : 0;
   const t1 = points.length ? points[points.length - 1].t.getTime() : 1;
-  const x = (t) => PAD_L + ((t.getTime() - t0) / Math.max(1, t1 - t0)) * (W - PAD_L);
+  const x = (t) => PAD_X + ((t.getTime() - t0) / Math.max(1, t1 - t0)) * (W - 2 * PAD_X);
   const y = (v) => PAD_T + (1 - v / top) * (H - PAD_T - PAD_B);
   const runs = [];
   let run = [];

@@ -84,6 +84,20 @@ function glance(total) {
     tile("tile-origin", "Fetched from origins", bytes(total.origin_bytes), total.origin_bytes));
 }
 
+function edgeGlance(edges, why) {
+  const loads = edges.map((x) => x.load).filter(Boolean);
+  const max = (key) => (loads.length ? Math.max(...loads.map((l) => l[key] ?? 0)) : null);
+  const mean = loads.length ? loads.reduce((a, l) => a + (l.load1 ?? 0), 0) / loads.length : null;
+  const healthy = edges.filter((x) => x.healthy).length;
+  const lag = max("loop_lag_seconds");
+  return [h("p", { class: "note", id: "glance-fallback" }, `Traffic statistics are not available (${why.message}); the edges' own figures instead.`),
+    h("div", { class: "tiles" },
+      tile("tile-edges", "Edges healthy", `${healthy} of ${edges.length}`, healthy),
+      tile("tile-load", "Mean load (1 min)", mean === null ? "–" : mean.toFixed(2), mean),
+      tile("tile-steal", "Highest CPU steal", pct(max("cpu_steal_ratio")), max("cpu_steal_ratio")),
+      tile("tile-lag", "Highest loop lag", lag === null ? "–" : `${(lag * 1000).toFixed(1)} ms`, lag))];
+}
+
 function trafficCharts(stats) {
   const series = (pick) => minuteSeries(stats.buckets, stats.from, stats.to, pick);
   const count = (key) => (b) => (b ? b[key] : 0);
@@ -109,8 +123,10 @@ function overview(main, ctx) {
       await load(tiles, () => glance(data.total));
       await load(charts, () => trafficCharts(data));
     } catch (err) {
-      problem(tiles, err);
       problem(charts, err);
+      if (!(err instanceof ApiError && err.unavailable)) { problem(tiles, err); return; }
+      // no traffic statistics here: show what the edges report about themselves instead
+      await load(tiles, async () => edgeGlance(await api(`/v1/health/edges?env=${e(ctx)}`), err));
     }
   }
   return {
@@ -316,24 +332,71 @@ function edges(main, ctx) {
 
 // -- Certificates -----------------------------------------------------------------------
 
+const EVENT_TONE = { issued: "ok", renewed: "ok", uploaded: "idle", failed: "bad" };
+
+function expiryTone(days) {
+  // red when expired or within two weeks, amber within a month, green beyond
+  if (days === null) return "idle";
+  return days < 14 ? "bad" : days < 30 ? "warn" : "ok";
+}
+
+function historyTable(events) {
+  if (!events.length) return h("p", { class: "note" }, "Nothing recorded yet.");
+  return table([{ title: "When" }, { title: "Event" }, { title: "CA or error" }, { title: "Serial" }, { title: "Expires" }],
+    events.map((ev) => [when(ev.at), badge(ev.kind, EVENT_TONE[ev.kind] || "idle"),
+      ev.kind === "failed" ? h("span", { class: "bad" }, ev.error) : ev.issuer || "–",
+      ev.serial ? h("code", {}, ev.serial) : "–", ev.not_after ? when(ev.not_after).slice(0, 10) : "–"]),
+    { class: "history" });
+}
+
 function certificates(main) {
   heading(main, "Certificates");
   const list = panel(main, "Certificates", "certs");
+  const open = new Set();      // certificate ids whose history is expanded
+  const history = new Map();   // id -> events or an Error
+  async function fetchHistory(id) {
+    try {
+      history.set(id, await api(`/v1/certs/${enc(id)}/history`));
+    } catch (err) {
+      if (err.name !== "AbortError") history.set(id, err);
+    }
+  }
+  function historyBox(c) {
+    const got = history.get(c.id);
+    const fails = c.failures ? ` (${c.failures} failing)` : "";
+    const body = got === undefined ? h("p", { class: "note" }, "Loading…")
+      : got instanceof Error ? h("p", { class: "error" }, got.message) : historyTable(got);
+    const box = h("details", { class: "history", "data-cert": c.id, open: open.has(c.id) },
+      h("summary", { id: `history-${c.id}` }, `History of ${c.id}${fails}`), h("div", { class: "history-body" }, body));
+    box.addEventListener("toggle", async () => {
+      if (!box.open) { open.delete(c.id); return; }
+      if (open.has(c.id)) return;
+      open.add(c.id);
+      await fetchHistory(c.id);
+      const fresh = history.get(c.id);
+      box.lastChild.replaceChildren(fresh instanceof Error ? h("p", { class: "error" }, fresh.message) : historyTable(fresh));
+    });
+    return box;
+  }
   return {
     refresh: () => load(list, async () => {
       const certs = await api("/v1/certs");
       if (!certs.length) return h("p", { class: "note" }, "No certificates yet: add `acme:` to a service in cdn.yaml, or upload one (owncdn certs put).");
+      await Promise.all([...open].filter((id) => certs.some((c) => c.id === id)).map(fetchHistory));
       const now = Date.now();
-      return [table([{ title: "Certificate" }, { title: "Names" }, { title: "Status" }, { title: "Issuer" }, { title: "Expires" },
+      const tbl = table([{ title: "Certificate" }, { title: "Names" }, { title: "Status" }, { title: "Issuer" }, { title: "Expires" },
         { title: "Renews" }, { title: "Failures" }, { title: "Edges with it" }],
       certs.map((c) => {
         const days = c.not_after ? Math.floor((Date.parse(c.not_after) - now) / 86400000) : null;
+        const expiry = c.not_after
+          ? h("span", { class: `expiry ${expiryTone(days)}`, "data-days": days }, `${when(c.not_after).slice(0, 10)} (${days} days)`) : "–";
         return [h("code", {}, c.id), c.names.join(", "), badge(c.status, CERT_TONE[c.status] || "idle"), c.issuer || "–",
-          c.not_after ? `${when(c.not_after).slice(0, 10)} (${days} days)` : "–", c.renew_at ? when(c.renew_at).slice(0, 16) : "–",
+          expiry, c.renew_at ? when(c.renew_at).slice(0, 16) : "–",
           c.failures ? h("span", { class: "bad" }, `${c.failures}: ${c.last_error}`) : "0",
           `${c.edges.filter((x) => x.current).length} of ${c.edges.length} current`];
-      }), { id: "certs-table" }),
-      h("p", { class: "note" }, "Renewal history is not kept by the API yet: failures show the last error.")];
+      }), { id: "certs-table" });
+      certs.forEach((c, i) => { if (c.failures || c.status === "expired") tbl.tBodies[0].rows[i].classList.add("failing"); });
+      return [tbl, h("h3", {}, "Renewal history"), ...certs.map(historyBox)];
     }),
   };
 }

@@ -1,0 +1,65 @@
+"""The push hash cache (client/hashcache.py) and its use by scan_site (sitedir rule 6)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+from owncdn.client import hashcache, sitedir
+from owncdn.client.hashcache import HashCache
+from owncdn.client.sitedir import scan_site
+
+
+def counting_hash(monkeypatch) -> list:
+    hashed = []
+    real = sitedir._hash
+
+    def spy(source):
+        hashed.append(source.name)
+        return real(source)
+
+    monkeypatch.setattr(sitedir, "_hash", spy)
+    return hashed
+
+
+def test_unchanged_files_are_not_hashed_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(hashcache, "RACY_NS", -10**12)  # trust entries at once (no 2 s wait in a test)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "a.html").write_bytes(b"a")
+    (site / "b.html").write_bytes(b"b")
+    hashed = counting_hash(monkeypatch)
+    first = scan_site(site, cache=HashCache.for_root(site, tmp_path / "cache"))
+    assert sorted(hashed) == ["a.html", "b.html"]
+
+    hashed.clear()
+    (site / "b.html").write_bytes(b"bb")  # changed: size and mtime differ
+    second = scan_site(site, cache=HashCache.for_root(site, tmp_path / "cache"))
+    assert hashed == ["b.html"]
+    assert second.manifest.files["a.html"] == first.manifest.files["a.html"]
+    assert second.manifest.files["b.html"].sha256 == hashlib.sha256(b"bb").hexdigest()
+
+
+def test_racy_entries_are_hashed_again(tmp_path):
+    f = tmp_path / "x"
+    f.write_bytes(b"x")
+    st = os.stat(f)
+    cache = HashCache(tmp_path / "c.json")
+    cache.put("x", st, "0" * 64, hashed_at=time.time_ns())  # modified within 2 s of hashing: racy
+    cache.save()
+    assert HashCache(tmp_path / "c.json").get("x", st) is None
+    cache.put("x", st, "0" * 64, hashed_at=max(st.st_mtime_ns, st.st_ctime_ns) + hashcache.RACY_NS + 1)
+    cache.save()
+    again = HashCache(tmp_path / "c.json")
+    assert again.get("x", st) == "0" * 64 and again.hits == 1
+
+
+def test_a_broken_cache_file_is_ignored(tmp_path):
+    (tmp_path / "c.json").write_bytes(b"{not json")
+    f = tmp_path / "x"
+    f.write_bytes(b"x")
+    cache = HashCache(tmp_path / "c.json")
+    assert cache.get("x", os.stat(f)) is None
+    cache.save()  # rewritten whole
+    assert HashCache(tmp_path / "c.json").old == {}
