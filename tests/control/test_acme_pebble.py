@@ -16,7 +16,6 @@ import ssl
 import subprocess
 import sys
 
-import pytest
 
 from owncdn.control.acme import Webhook
 from owncdn.control.acme.manager import ManagerSettings
