@@ -103,6 +103,19 @@ class _Hashing:
             raise BlobTooLarge(f"blob {self.sha[:12]}: larger than the store's limit of {self.limit} bytes")
         self.hash.update(data)
 
+    def write(self, data: bytes) -> None:
+        """Count and hash ``data``, then hand it to ``self.out`` (the temp file or spool);
+        too many bytes abort the write."""
+        try:
+            self._count(data)
+        except BlobTooLarge:
+            self.abort()
+            raise
+        self.out.write(data)
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
     def _verify(self) -> None:
         got = self.hash.hexdigest()
         if got != self.sha:
@@ -214,14 +227,7 @@ class _DirWriter(_Hashing):
         self.store = store
         fd, name = tempfile.mkstemp(dir=store.tmp, prefix=sha[:12] + ".")
         self.file, self.tmp_path = os.fdopen(fd, "wb"), Path(name)
-
-    def write(self, data: bytes) -> None:
-        try:
-            self._count(data)
-        except BlobTooLarge:
-            self.abort()
-            raise
-        self.file.write(data)
+        self.out = self.file
 
     def commit(self) -> int:
         """Verify, then move into place (Rule 2); the blob's size."""
@@ -328,14 +334,7 @@ class _S3Writer(_Hashing):
         super().__init__(sha, store.max_bytes)
         self.store = store
         self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - closed in commit/abort
-
-    def write(self, data: bytes) -> None:
-        try:
-            self._count(data)
-        except BlobTooLarge:
-            self.abort()
-            raise
-        self.spool.write(data)
+        self.out = self.spool
 
     def commit(self) -> int:
         from botocore.exceptions import BotoCoreError, ClientError
