@@ -1,7 +1,7 @@
 """The DNS listener: UDP and TCP (RFC 7766) on one host:port, around an ``Answerer``.
 
 All protocol decisions live in ``wire``; this module only moves bytes.  One
-datagram is one query; a TCP connection carries 2-byte length-prefixed
+datagram is one query (read and answered in batches by ``udpbatch`` on Linux); a TCP connection carries 2-byte length-prefixed
 queries, answered in order as they arrive (pipelining), and is closed after
 ``idle_timeout`` seconds without a complete query.
 """
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import Callable, Iterable
 
+from owncdn.dns import udpbatch
 from owncdn.dns.challenges import ChallengeRecords
 from owncdn.dns.wire import Answerer
 from owncdn.dns.zone import Zone
@@ -100,7 +102,7 @@ class DnsServer:
         self.idle_timeout = idle_timeout
         self.host = ""
         self.port = 0
-        self._udp: asyncio.DatagramTransport | None = None
+        self._udp: asyncio.DatagramTransport | udpbatch.BatchUdp | None = None
         self._tcp: asyncio.AbstractServer | None = None
         self._conns: set[_Tcp] = set()
 
@@ -127,9 +129,7 @@ class DnsServer:
             )
             bound = self._tcp.sockets[0].getsockname()[1]
             try:
-                self._udp, _ = await loop.create_datagram_endpoint(
-                    lambda: _Udp(self.answerer), local_addr=(host, bound)
-                )
+                self._udp = await self._listen_udp(loop, host, bound)
             except OSError:
                 self._tcp.close()
                 await self._tcp.wait_closed()
@@ -138,6 +138,22 @@ class DnsServer:
                 continue
             self.host, self.port = host, bound
             return
+
+    async def _listen_udp(self, loop, host: str, port: int):
+        if not udpbatch.available():
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Udp(self.answerer), local_addr=(host, port)
+            )
+            return transport
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        family, _, _, _, address = infos[0]
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind(address)
+        except OSError:
+            sock.close()
+            raise
+        return udpbatch.BatchUdp(sock, self.answerer, loop)
 
     @property
     def zone(self) -> Zone:

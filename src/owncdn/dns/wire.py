@@ -212,6 +212,7 @@ class Answerer:
         self._cache: dict[Hashable, bytes] = {}
         self._exact: dict[tuple, bytes] = {}
         self._last_cacheable = False
+        self.generation = 0
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
@@ -222,19 +223,35 @@ class Answerer:
     def invalidate(self) -> None:
         self._cache.clear()
         self._exact.clear()
+        self.generation += 1
+
+    def refresh(self) -> int:
+        """Pick up a new zone from the provider; the cache generation (it changes
+        whenever cached answers may be wrong: a new zone, ``invalidate()``)."""
+        zone = self._zone_provider()
+        if zone is not self._zone:
+            self._zone = zone
+            self.invalidate()
+        return self.generation
+
+    @property
+    def last_cacheable(self) -> bool:
+        """Whether the answer just given may be given again to the same bytes from
+        the same client (with the id patched) until the generation changes."""
+        return self._last_cacheable
 
     def answer(self, data: bytes, client: str, udp: bool = True) -> bytes | None:
         zone = self._zone_provider()
         if zone is not self._zone:
             self._zone = zone
-            self._cache.clear()
-            self._exact.clear()
+            self.invalidate()
         # First, the very same query bytes from the same client (resolvers repeat
         # themselves): the stored answer needs only the id patched.
         exact = (data[2:], client, udp)
         known = self._exact.get(exact)
         if known is not None:
             self.hits += 1
+            self._last_cacheable = True
             return data[:2] + known
         response = self._answer(zone, data, client, udp)
         if response is not None and self._last_cacheable:
