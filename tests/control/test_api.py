@@ -539,3 +539,17 @@ async def test_closing_the_hub_ends_event_streams_so_shutdown_is_not_held_up(api
             rest = await asyncio.wait_for(r.aread(), 2)
     assert rest == b""
     assert await api.hub.wait("prod", 5) is True  # closed: no more waiting
+
+
+async def test_a_node_that_comes_back_elsewhere_updates_its_address(api):
+    """An edge restarted on another port keeps its identity; the address it streams with is recorded."""
+    node_id, token = await asyncio.to_thread(api.register, "edge-1")
+    before = api.store.get_node(node_id).address
+    async with httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {token}"}) as http:
+        for address, expected in ((None, before), (before, before), ("127.0.0.9:8081", "127.0.0.9:8081")):
+            params = {"version": 0} if address is None else {"version": 0, "address": address}
+            async with http.stream("GET", f"/v1/nodes/{node_id}/events", params=params) as r:
+                assert r.status_code == 200
+            assert api.store.get_node(node_id).address == expected
+        async with http.stream("GET", f"/v1/nodes/{node_id}/events", params={"address": ""}) as r:
+            assert r.status_code == 422

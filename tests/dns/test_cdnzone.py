@@ -145,3 +145,40 @@ def test_route_explain_names_location_order_answer_and_scope(tmp_path):
     assert "answer A: 203.0.113.1 from sin" in result.output and "ECS scope: /16" in result.output
     assert "answer A: 192.0.2.1, 192.0.2.2 from fra" in down.output and "DOWN" in down.output
     assert "not a service name" in unknown.output
+
+
+MIRRORS = CONFIG.replace(
+    "  - {name: iad, lat: 38.95, lon: -77.45, addresses: [198.51.100.1]}",
+    "  - {name: iad, lat: 38.95, lon: -77.45, addresses: [198.51.100.1], hostname: iad.mirror.cdn.test}",
+).replace(
+    "  - {name: sin, lat: 1.35, lon: 103.82, addresses: [203.0.113.1]}",
+    "  - {name: sin, lat: 1.35, lon: 103.82, addresses: [203.0.113.1], hostname: sin.example.org}",
+)
+
+
+# rows: (name, type, registered edges as (name, location, ip, healthy), expected rdata)
+LOCATION_NAMES = [
+    ("iad.mirror.cdn.test.", "A", [], ["198.51.100.1"]),
+    ("iad.mirror.cdn.test.", "A", [("e1", "iad", "198.51.100.7:80", True)], ["198.51.100.1", "198.51.100.7"]),
+    ("iad.mirror.cdn.test.", "A", [("e1", "iad", "198.51.100.7:80", False), ("e2", "iad", "198.51.100.8:80", True)],
+     ["198.51.100.1", "198.51.100.8"]),
+    ("iad.mirror.cdn.test.", "A", [("e1", "iad", "198.51.100.7:80", False)], ["198.51.100.1", "198.51.100.7"]),
+    ("iad.mirror.cdn.test.", "AAAA", [], []),
+    ("sin.example.org.", "A", [], None),  # outside the zone: REFUSED
+]
+
+
+@pytest.mark.parametrize("name,rdtype,edges,expected", LOCATION_NAMES)
+def test_location_hostnames_in_the_zone(name, rdtype, edges, expected):
+    from owncdn.core.routing import EdgeHealth
+    from owncdn.dns.wire import answer
+
+    config = parse_config(MIRRORS, "cdn.yaml", lambda kind, ref: None)
+    health = [EdgeHealth(n, loc, ip, ok) for n, loc, ip, ok in edges]
+    zone = build_zone(config, None, edges=health)
+    reply = dns.message.from_wire(answer(zone, dns.message.make_query(name, rdtype).to_wire(), "127.0.0.1"))
+    if expected is None:
+        assert reply.rcode() == dns.rcode.REFUSED
+        return
+    assert reply.rcode() == dns.rcode.NOERROR
+    assert sorted(r.to_text() for rrset in reply.answer for r in rrset) == sorted(expected)

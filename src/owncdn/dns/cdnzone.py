@@ -19,6 +19,10 @@ Rules:
 6. A push service with release information (`ready`: service -> locations serving its
    current release, from the control plane's `release_ready` channel) is answered
    only from those locations (`owncdn.core.routing.ready`).
+7. A location's own `hostname` (the mirrors of a redirect service) inside the zone
+   answers A / AAAA with that location's addresses as rule 2 chooses them (its
+   healthy edges; all of them when none is), unless it is a service's name or a
+   declared record already uses it.
 """
 
 from __future__ import annotations
@@ -34,6 +38,22 @@ def _absolute(name: str, origin: str) -> str:
     if name in ("@", ""):
         return origin
     return name if name.endswith(".") else f"{name}.{origin}"
+
+
+def _location_records(locations, sites, origin: str, ttl: int, taken: set[str]) -> list[Record]:
+    """Rule 7."""
+    by_name = {site.name: site for site in sites}
+    out = []
+    for loc in locations:
+        host = getattr(loc, "hostname", None)
+        if not host:
+            continue
+        fqdn = str(host).rstrip(".").lower() + "."
+        if not fqdn.endswith("." + origin.lower()) or fqdn in taken or loc.name not in by_name:
+            continue
+        for address in by_name[loc.name].addresses:
+            out.append(Record(fqdn, "AAAA" if ":" in address else "A", ttl, address))
+    return out
 
 
 def build_zone(config, geo=None, healthy: Mapping[str, bool] | None = None, serial: int = 1,
@@ -72,4 +92,6 @@ def build_zone(config, geo=None, healthy: Mapping[str, bool] | None = None, seri
               rname=_absolute(settings.hostmaster, origin), serial=serial, minimum=ttl)
     records = [Record(_absolute(r.name, origin), r.type, int(r.ttl), r.value) for r in settings.records]
     routed = [f"{svc.name}.{origin}" for svc in config.services]
+    records += _location_records(config.locations, sites, origin, ttl,
+                                 {r.name.lower() for r in records} | {n.lower() for n in routed})
     return Zone(origin, soa, nameservers, records, routed, route=route, route_key=route_key)

@@ -155,6 +155,8 @@ class SyncAgent:
     async def _stream(self, http: httpx.AsyncClient) -> None:
         url = f"{self.control}/v1/nodes/{self.node_id}/events"
         params = {"version": self.version, "purge_after": self.purge_after}
+        if self.address:
+            params["address"] = self.address  # re-registered elsewhere (a new port) keeps its id
         async with http.stream("GET", url, params=params, headers=self._auth()) as resp:
             resp.raise_for_status()
             self.connected.set()

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from owncdn.control.hub import purge_topic
 from owncdn.control.store import Node, Token
 
+from .channels import state_changed
 from .auth import ApiContext, Ctx, bootstrap_token, node_token, require
 from .errors import ApiProblem, error_responses
 from .events import EventStream
@@ -104,8 +105,12 @@ async def events(
     node_id: NodeId, ctx: Ctx, _: Annotated[Token, Depends(node_token)],
     version: Annotated[int, Query(ge=0, description="The version the node runs; 0 for none.")] = 0,
     purge_after: Annotated[int, Query(ge=0, description="The last purge id the node has seen; 0 for none.")] = 0,
+    address: Annotated[str | None, Query(min_length=1, max_length=300, description="Where the node can be reached now, when it changed since it registered (a restart on another port).")] = None,
 ) -> StreamingResponse:
     node = await run_in_threadpool(existing_node, ctx, node_id)
+    if address is not None and address != node.address:
+        node = await run_in_threadpool(ctx.store.set_node_address, node_id, address)
+        state_changed(ctx)  # health checks and DNS answers follow the new address
     stream = EventStream(ctx, node, version, purge_after, ping_seconds=ctx.ping_seconds)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream.run(), media_type="text/event-stream", headers=headers)

@@ -201,6 +201,16 @@ class Store(EdgeHealthStore, CertificateStore, ReleaseStore):
 
         self._write(work, f"noting contact from node {node_id!r}")
 
+    def set_node_address(self, node_id: str, address: str) -> Node:
+        """The node is reachable at `address` now (it restarted elsewhere). NotFound for an unknown node."""
+        def work(s: Session) -> Node:
+            row = _node_row(s, node_id)
+            row.address = address
+            row.last_contact = self._now()
+            return _node(row)
+
+        return self._write(work, f"recording the address of node {node_id!r}")
+
     def node_report(self, node_id: str, version: int, status: str, reason: str = "") -> Node:
         """Record what the node did with `version`: "applied" it, or "rejected" it (keeping
         the version it ran before)."""
