@@ -65,6 +65,35 @@ async def test_uploaded_certificate_reaches_every_edge_and_its_key_never_comes_b
         await until(lambda: _gone(fleet, "shop"), "the edges dropping it")
 
 
+async def test_a_certificate_deleted_while_an_edge_was_down_is_dropped_when_it_returns(tmp_path):
+    ca = TestCA()
+    fleet = Fleet(tmp_path, edges=2)
+    fleet.tls, fleet.acme = True, ManagerSettings(enabled=False)
+    async with fleet:
+        api = fleet.api
+        for cert_id in ("shop", "blog"):
+            leaf = ca.issue([f"{cert_id}.example.com"])
+            await asyncio.to_thread(api.put_cert, cert_id, leaf.cert_pem, leaf.key_pem)
+        await until(lambda: _everywhere(fleet, {"shop", "blog"}), "both certificates on both edges")
+        await fleet.stop_edge(1)
+        await asyncio.to_thread(api.delete_cert, "shop")
+        await until(lambda: _gone(fleet, "shop", [fleet.edges[0]]), "the running edge dropping it")
+        edge = await fleet.restart_edge(1)
+        assert "shop" in edge.certs.ids()  # read back from its disk, as it was when it stopped
+        await until(lambda: _everywhere(fleet, {"blog"}), "the returning edge dropping the deleted one")
+        cert = await until(lambda: _reported_by(api, "blog", 2), "both edges reporting what they hold")
+        assert cert["status"] == "valid"
+
+
+async def _everywhere(fleet, ids: set) -> bool:
+    return all(set(edge.certs.ids()) == ids for edge in fleet.edges)
+
+
+async def _reported_by(api, cert_id: str, count: int):
+    cert = await asyncio.to_thread(api.cert, cert_id)
+    return cert if len(cert["edges"]) == count else None
+
+
 def _fp(leaf) -> str:
     from owncdn.control.acme.pem import parse_chain
 
@@ -75,8 +104,8 @@ async def _fingerprints(fleet, cert_id: str, fingerprint: str) -> bool:
     return all(edge.certs.ids().get(cert_id) == fingerprint for edge in fleet.edges)
 
 
-async def _gone(fleet, cert_id: str) -> bool:
-    return all(cert_id not in edge.certs.ids() for edge in fleet.edges)
+async def _gone(fleet, cert_id: str, edges=None) -> bool:
+    return all(cert_id not in edge.certs.ids() for edge in (edges or fleet.edges))
 
 
 async def test_checks_and_scopes(tmp_path):

@@ -19,7 +19,7 @@ def test_cursor_sends_changes_once_and_deletions():
     channel = DictChannel()
     ctx = SimpleNamespace(channels=[channel])
     cursor = ChannelCursor()
-    assert cursor.changes(ctx, None) == []
+    assert cursor.changes(ctx, None) == [("channel_keys", {"channel": "thing", "keys": []})]
     channel.state["a"] = (1, {"value": "x"})
     channel.state["b"] = (1, {"value": "y"})
     assert cursor.changes(ctx, None) == [("thing", {"key": "a", "value": "x"}), ("thing", {"key": "b", "value": "y"})]
@@ -29,4 +29,38 @@ def test_cursor_sends_changes_once_and_deletions():
     assert cursor.changes(ctx, None) == [("thing", {"key": "a", "value": "z"}), ("thing", {"key": "b", "deleted": True})]
     assert cursor.changes(ctx, None) == []
     # a new stream (a reconnect) starts from nothing and gets the whole state again
-    assert ChannelCursor().changes(ctx, None) == [("thing", {"key": "a", "value": "z"})]
+    # then lists every key, so the node can drop what was deleted meanwhile
+    assert ChannelCursor().changes(ctx, None) == [("thing", {"key": "a", "value": "z"}),
+                                                  ("channel_keys", {"channel": "thing", "keys": ["a"]})]
+
+
+class FakeCerts:
+    def __init__(self, ids):
+        self._ids = dict(ids)
+
+    def ids(self):
+        return dict(self._ids)
+
+    def remove(self, cert_id):
+        self._ids.pop(cert_id, None)
+
+
+# rows: (certificates on the edge, keys the control plane lists, what stays)
+PRUNES = [
+    ({"a": "f1", "b": "f2"}, {"a", "b"}, {"a", "b"}),
+    ({"a": "f1", "b": "f2"}, {"a"}, {"a"}),
+    ({"a": "f1"}, set(), set()),
+    ({}, {"a"}, set()),
+]
+
+
+async def test_cert_pruner_drops_what_the_control_plane_no_longer_lists(monkeypatch):
+    from owncdn.edge import certsync
+
+    for held, listed, kept in PRUNES:
+        reports = []
+        monkeypatch.setattr(certsync, "_schedule_report", lambda agent, http: reports.append(True))
+        agent = SimpleNamespace(edge=SimpleNamespace(certs=FakeCerts(held)))
+        await certsync.cert_pruner(agent, None, listed)
+        assert set(agent.edge.certs.ids()) == kept
+        assert reports == ([True] if kept != set(held) else [])

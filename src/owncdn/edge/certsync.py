@@ -8,7 +8,10 @@ Rules:
 2. After changes, the edge reports every certificate id and fingerprint it has to
    ``POST /v1/nodes/{id}/certs``; changes arriving together are reported once
    (``REPORT_DELAY``). The control plane lists them as "which edges have it".
-3. A certificate the store refuses (``CertError``: key and chain do not match, names
+3. On every (re)connect the control plane lists the certificates that exist
+   (``channel_keys``); one the edge holds that is not listed (deleted while the
+   edge was away) is removed.
+4. A certificate the store refuses (``CertError``: key and chain do not match, names
    not covered) is logged by id with the reason and not reported; the key is never
    logged.
 """
@@ -18,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-__all__ = ["cert_handler", "follow_certs"]
+__all__ = ["cert_handler", "cert_pruner", "follow_certs"]
 
 REPORT_DELAY = 0.05
 
@@ -40,6 +43,18 @@ async def cert_handler(agent, http, data: dict) -> None:
             print(f"owncdn edge: certificate {cert_id} not installed: {exc}", file=sys.stderr, flush=True)
             return
     _schedule_report(agent, http)
+
+
+async def cert_pruner(agent, http, keys: set) -> None:
+    """Rule 3."""
+    store = getattr(agent.edge, "certs", None)
+    if store is None:
+        return
+    gone = [cert_id for cert_id in store.ids() if cert_id not in keys]
+    for cert_id in gone:
+        store.remove(cert_id)
+    if gone:
+        _schedule_report(agent, http)
 
 
 def _fingerprint(chain_pem: str) -> str:
@@ -74,4 +89,5 @@ def follow_certs(agent) -> None:
     from owncdn.edge.challenges import acme_http_handler
 
     agent.handlers["cert"] = cert_handler
+    agent.pruners["cert"] = cert_pruner
     agent.handlers["acme_http"] = acme_http_handler

@@ -20,7 +20,9 @@ Rules:
 7. Every other event is a state channel (`owncdn.control.api.channels`): it goes to
    the handler registered under its name in `handlers` (`async handler(agent, http,
    data)`), whose failure is logged and does not end the stream. Channel events are
-   idempotent and resent in full on every reconnect.
+   idempotent and resent in full on every reconnect, followed by `channel_keys`
+   (every key of a channel), given to the channel's pruner in `pruners` (`async
+   pruner(agent, http, keys)`) to drop what was deleted while the node was away.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class SyncAgent:
         self.purge_seen_at: dict[int, float] = {}
         self.resolve = make_resolver(state_dir, os.environ)
         self.handlers: dict[str, Callable[["SyncAgent", httpx.AsyncClient, dict], Awaitable[None]]] = {}
+        self.pruners: dict[str, Callable[["SyncAgent", httpx.AsyncClient, set], Awaitable[None]]] = {}
         self.task: asyncio.Task | None = None
 
     def __repr__(self) -> str:
@@ -195,6 +198,12 @@ class SyncAgent:
             await self._send(http, f"/v1/nodes/{self.node_id}/purges/{data['id']}/ack",
                              {"ms": round(ms, 3), "removed": removed})
             self.purge_acked_at[int(data["id"])] = perf_counter()
+        elif event == "channel_keys":
+            if (pruner := self.pruners.get(data.get("channel"))) is not None:
+                try:
+                    await pruner(self, http, set(data.get("keys") or ()))
+                except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
+                    _warn(f"{event} {data.get('channel')}: {exc or type(exc).__name__}")
         elif (handler := self.handlers.get(event)) is not None:
             try:
                 await handler(self, http, data)

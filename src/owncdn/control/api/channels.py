@@ -10,6 +10,11 @@ for every key whose revision differs from what this stream sent before, and
 starts from nothing, so it resends the whole current state: nodes treat channel
 events as idempotent ("the current release of blog is 7"), never as increments.
 
+Rule 1b: right after the first full state of a stream, ``event: channel_keys`` with
+``{"channel": name, "keys": [...]}`` lists every key of each channel, so a node
+that missed a deletion while it was away (or restarted with state on disk) can drop
+what is no longer there (``edge/sync.py`` Rule 7, ``pruners``).
+
 Rule 2: ``read`` runs in a worker thread, on every wake-up and re-check of the
 stream (about once a second per node), so it must be one cheap store read.
 
@@ -45,15 +50,19 @@ class ChannelCursor:
 
     def __init__(self) -> None:
         self.sent: dict[tuple[str, str], Any] = {}
+        self.listed = False  # Rule 1b done
 
     def __repr__(self) -> str:
         return f"<ChannelCursor keys={len(self.sent)}>"
 
     def changes(self, ctx: "ApiContext", node: "Node") -> list[tuple[str, dict]]:
         out: list[tuple[str, dict]] = []
+        listing: list[tuple[str, dict]] = []
         for channel in ctx.channels:
             state = channel.read(ctx, node)
             name = channel.name
+            if not self.listed:
+                listing.append(("channel_keys", {"channel": name, "keys": sorted(state)}))
             for key, (revision, data) in state.items():
                 if self.sent.get((name, key), _NONE) != revision:
                     self.sent[(name, key)] = revision
@@ -61,7 +70,8 @@ class ChannelCursor:
             for gone in [k for k in self.sent if k[0] == name and k[1] not in state]:
                 del self.sent[gone]
                 out.append((name, {"key": gone[1], "deleted": True}))
-        return out
+        self.listed = True
+        return out + listing
 
 
 _NONE = object()
