@@ -134,3 +134,23 @@ def test_wrapped_answer_sees_every_query(batch):
         assert dns.message.from_wire(client.recv(65535)).id == qid
     assert len(seen) == 3
     client.close()
+
+
+def test_ipv6_clients_get_their_answers():
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.bind(("::1", 0))
+    server = udpbatch.BatchUdp(sock, Answerer(lambda: ZONE), _Loop())
+    clients = []
+    for qid in (7, 8):
+        c = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        c.settimeout(2)
+        c.sendto(_query("blog.cdn.test.", qid, "AAAA"), sock.getsockname()[:2])
+        clients.append((qid, c))
+    server.loop.callback()
+    for qid, c in clients:
+        reply = dns.message.from_wire(c.recv(65535))
+        assert reply.id == qid
+        assert [r.to_text() for rrset in reply.answer for r in rrset] == ["2001:db8::10"]
+        c.close()
+    assert server.clients and all(text == "::1" for text in server.clients.values())
+    server.close()
