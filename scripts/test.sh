@@ -2,7 +2,7 @@
 # Install everything the tests need (Debian packages when run as root) and run them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DEBIAN_PACKAGES="nginx curl postgresql dnsutils knot-dnsutils nghttp2-client pebble chromium iproute2"
+DEBIAN_PACKAGES="nginx curl openssl postgresql dnsutils knot-dnsutils nghttp2-client pebble chromium iproute2"
 if [ "$(id -u)" = 0 ]; then
   missing=""
   for pkg in $DEBIAN_PACKAGES; do

@@ -1,5 +1,6 @@
 """`dig` and `kdig` against `owncdn up`: visitors placed on three continents through
 EDNS Client Subnet (RFC 7871) get the edges of the nearest location, with a scope.
+And `curl` over HTTPS (HTTP/2) to every edge with the certificate of up's local CA.
 
 `owncdn up` runs as a user runs it (a process group of its own, free ports, state in
 a temporary directory) with its default GeoIP database, DB-IP City Lite; the ECS
@@ -30,7 +31,7 @@ ROWS = [
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory):
-    """A running `owncdn up`; yields the DNS port."""
+    """A running `owncdn up`; yields the DNS port (its output and state: ``up.home``)."""
     home = tmp_path_factory.mktemp("up")
     out = open(home / "out.txt", "wb")
     proc = subprocess.Popen(
@@ -39,6 +40,7 @@ def up(tmp_path_factory):
         cwd=home, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         port = _dns_port(proc, home / "out.txt")
+        _up.home = home
         yield port
     finally:
         if proc.poll() is None:
@@ -49,6 +51,10 @@ def up(tmp_path_factory):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         out.close()
+
+
+class _up:
+    home = None
 
 
 def _dns_port(proc, log) -> int:
@@ -90,3 +96,19 @@ def test_nearest_location_by_client_subnet(up, tool, subnet, where, edge):
     assert "status: NOERROR" in text and re.search(r"[Ff]lags: qr aa", text), text  # authoritative
     assert answer(text) == [edge], f"a visitor in {where} should get {edge}:\n{text}"
     assert 0 < scope(text, subnet) <= 32
+
+
+def test_https_on_every_edge_with_the_local_ca(up):
+    home = _up.home
+    text = (home / "out.txt").read_text()
+    edges = re.findall(r"^  edge \S+ +http://\S+  https://(127\.0\.1\.\d+):(\d+)$", text, re.M)
+    assert len(edges) == 3, text
+    ca = home / "state" / "ca" / "ca.pem"
+    assert oct((home / "state" / "ca" / "ca.key").stat().st_mode & 0o777) == "0o600"
+    assert "PRIVATE KEY" not in text
+    for ip, port in edges:
+        done = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+                               "--cacert", str(ca), "--resolve", f"demo.cdn.test:{port}:{ip}",
+                               f"https://demo.cdn.test:{port}/"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "2 200"

