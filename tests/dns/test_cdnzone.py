@@ -182,3 +182,48 @@ def test_location_hostnames_in_the_zone(name, rdtype, edges, expected):
         return
     assert reply.rcode() == dns.rcode.NOERROR
     assert sorted(r.to_text() for rrset in reply.answer for r in rrset) == sorted(expected)
+
+
+SETS = CONFIG.replace(
+    "    origins: [\"https://origin.example.com\"]\n",
+    "    origins: [\"https://origin.example.com\"]\n"
+    "  - name: eu\n    hostnames: [eu.example.com]\n    origins: [\"https://origin.example.com\"]\n"
+    "    locations: [fra]\n"
+    "  - name: far\n    hostnames: [far.example.com]\n    origins: [\"https://origin.example.com\"]\n"
+    "    locations: [iad, sin]\n",
+).replace("addresses: [203.0.113.1]}", "addresses: [203.0.113.1], weight: 3}")
+
+# rows: (name, ECS subnet, locations down, expected A answer)
+SET_ROWS = [
+    ("blog.cdn.test.", "10.2.2.0/24", [], ["198.51.100.1"]),     # New York -> iad, every location serves blog
+    ("eu.cdn.test.", "10.2.2.0/24", [], ["192.0.2.1", "192.0.2.2"]),   # eu: only fra, even from New York
+    ("eu.cdn.test.", "10.1.2.0/24", ["fra"], ["192.0.2.1", "192.0.2.2"]),  # its only location down: still fra
+    ("far.cdn.test.", "10.2.2.0/24", [], ["198.51.100.1"]),      # New York -> iad
+    ("far.cdn.test.", "10.2.2.0/24", ["iad"], ["203.0.113.1"]),  # iad down -> sin (fra is not far's)
+    ("far.cdn.test.", "10.1.2.0/24", [], ["203.0.113.1"]),       # Paris: not fra; sin 10,700 km / 3 < iad 6,200 km
+    # weights: sin (weight 3) draws Tokyo but not Paris; iad keeps New York
+    ("blog.cdn.test.", "10.3.2.0/24", [], ["203.0.113.1"]),
+    ("blog.cdn.test.", "10.1.2.0/24", [], ["192.0.2.1", "192.0.2.2"]),
+]
+
+
+@pytest.mark.parametrize("name,subnet,down,expected", SET_ROWS)
+def test_service_location_sets_and_weights(geo, name, subnet, down, expected):
+    from owncdn.dns.wire import answer
+
+    config = parse_config(SETS, "cdn.yaml", lambda kind, ref: None)
+    zone = build_zone(config, geo, healthy={n: False for n in down})
+    address, prefix = subnet.split("/")
+    query = dns.message.make_query(name, "A", use_edns=0, options=[dns.edns.ECSOption(address, int(prefix))])
+    reply = dns.message.from_wire(answer(zone, query.to_wire(), "127.0.0.1"))
+    assert sorted(r.to_text() for rrset in reply.answer for r in rrset) == sorted(expected)
+
+
+def test_service_locations_must_exist():
+    from owncdn.core.config import ConfigError
+
+    bad = SETS.replace("locations: [iad, sin]", "locations: [iad, nowhere, iad]")
+    with pytest.raises(ConfigError) as caught:
+        parse_config(bad, "cdn.yaml", lambda kind, ref: None)
+    text = " ".join(str(p) for p in caught.value.problems)
+    assert "no location is called 'nowhere'" in text and "location 'iad' is listed twice" in text

@@ -16,7 +16,8 @@ Rules:
 4. Clients at one position get one answer, so the wire fast path may share cached
    bytes between them (`route_key`).
 5. Extra records (`dns.records`) are served as declared; `@` is the zone itself.
-6. A push service with release information (`ready`: service -> locations serving its
+6. A service with `locations` is answered only from those locations (nearest
+   first, all of them when all are down). A push service with release information (`ready`: service -> locations serving its
    current release, from the control plane's `release_ready` channel) is answered
    only from those locations (`owncdn.core.routing.ready`).
 7. A location's own `hostname` (the mirrors of a redirect service) inside the zone
@@ -56,6 +57,21 @@ def _location_records(locations, sites, origin: str, ttl: int, taken: set[str]) 
     return out
 
 
+def _service_sites(services, sites, origin: str, ready: Mapping[str, Sequence[str]]) -> dict[str, list]:
+    """Rule 6: the sites answering each service that does not use them all, by name."""
+    out = {}
+    for svc in services:
+        chosen = sites
+        wanted = getattr(svc, "locations", None)
+        if wanted:
+            chosen = [site for site in sites if site.name in set(wanted)]
+        if getattr(svc, "mode", "pull") == "push":
+            chosen = ready_sites(chosen, ready.get(svc.name))
+        if chosen is not sites:
+            out[f"{svc.name}.{origin}".lower()] = chosen
+    return out
+
+
 def build_zone(config, geo=None, healthy: Mapping[str, bool] | None = None, serial: int = 1,
                edges: Sequence[EdgeHealth] = (), ready: Mapping[str, Sequence[str]] | None = None) -> Zone:
     """The zone of `config`; `geo` locates clients (an `owncdn.dns.geo.GeoDatabase`);
@@ -65,8 +81,7 @@ def build_zone(config, geo=None, healthy: Mapping[str, bool] | None = None, seri
     down = [name for name, ok in (healthy or {}).items() if not ok]
     sites = location_sites(config.locations, edges, down)
     ttl = int(settings.ttl)
-    push_sites = {f"{svc.name}.{origin}".lower(): ready_sites(sites, (ready or {}).get(svc.name))
-                  for svc in config.services if getattr(svc, "mode", "pull") == "push"}  # rule 6
+    service_sites = _service_sites(config.services, sites, origin, ready or {})  # rule 6
 
     def position(client: str, ecs: ClientSubnet | None):
         if geo is None:
@@ -79,7 +94,7 @@ def build_zone(config, geo=None, healthy: Mapping[str, bool] | None = None, seri
 
     def route(name: str, family: int, client: str, ecs: ClientSubnet | None):
         coords, prefix = position(client, ecs)
-        candidates = push_sites.get(name.lower(), sites) if push_sites else sites
+        candidates = service_sites.get(name.lower(), sites) if service_sites else sites
         _, addresses = answer_addresses(candidates, coords, "AAAA" if family == 6 else "A")
         scope = ecs_scope(ecs.source_prefix, prefix, ecs.family) if ecs is not None else None
         return addresses, ttl, scope

@@ -42,15 +42,16 @@ def world(spec: str) -> list[Site]:
     """Sites from a compact spec: "fra lon- iad:6 sin:46", in configured order.
 
     A trailing ``-`` marks the site down; ``:4`` gives it only its IPv4 address,
-    ``:6`` only IPv6, ``:46`` both (the default), ``:0`` none.
+    ``:6`` only IPv6, ``:46`` both (the default), ``:0`` none; ``*2`` a weight of 2.
     """
     sites = []
     for word in spec.split():
         healthy = not word.endswith("-")
         name, _, fams = word.rstrip("-").partition(":")
+        name, _, weight = name.partition("*")
         fams = fams or "46"
         addresses = ((V4[name],) if "4" in fams else ()) + ((V6[name],) if "6" in fams else ())
-        sites.append(Site(name, *EDGES[name], addresses=addresses, healthy=healthy))
+        sites.append(Site(name, *EDGES[name], addresses=addresses, healthy=healthy, weight=float(weight or 1)))
     return sites
 
 
@@ -96,6 +97,8 @@ ANSWER_ROWS = [
     ("fra:0 lon", "frankfurt", "A", "lon"),
     ("fra:0", "frankfurt", "A", None),
     ("", "frankfurt", "A", None),
+    ("fra lon*0", "london", "A", "fra"),
+    ("fra- lon*0-", "london", "A", "fra lon"),     # every site down: all, standby last
 ]
 
 
@@ -119,6 +122,21 @@ RANK_ROWS = [
     ("nrt- syd fra", None, "syd fra"),
     ("nrt- syd- fra-", None, "nrt syd fra"),
     ("fra:0 lon iad:0", "frankfurt", "lon"),
+]
+
+
+# Weights (Rule 4): distance / weight; weight 0 is a standby, last whatever the distance.
+# Dublin is about 464 km from London and 1,090 km from Frankfurt.
+RANK_ROWS += [
+    ("fra lon", "ireland", "lon fra"),
+    ("fra*3 lon", "ireland", "fra lon"),           # 1090 / 3 = 363 < 464
+    ("fra*2 lon", "ireland", "lon fra"),           # 545 > 464
+    ("fra lon*0.4", "ireland", "fra lon"),         # 464 / 0.4 = 1160 > 1090
+    ("fra lon*0", "london", "fra lon"),            # the standby in London comes last
+    ("fra- lon*0", "london", "lon"),               # ... and answers when fra is down
+    ("fra- iad- lon*0", "frankfurt", "lon"),
+    ("fra*0 lon*0", "frankfurt", "fra lon"),       # standbys among themselves: nearest first
+    ("fra*0 lon iad", None, "lon iad fra"),        # unknown position: configured order, standbys last
 ]
 
 

@@ -153,7 +153,8 @@ def _summary(item: dict, section: str) -> str:
     if section == "services":
         origins = [o.get("url") if isinstance(o, dict) else o for o in item.get("origins", [])]
         return f"hostnames: {', '.join(item.get('hostnames', []))}; origins: {', '.join(map(str, origins))}"
-    shown = {k: v for k, v in item.items() if v is not None and k != "name" and not isinstance(v, (dict, list))}
+    shown = {k: v for k, v in item.items() if v is not None and k != "name" and not isinstance(v, (dict, list))
+             and not (section == "locations" and k == "weight" and v == 1)}  # the default weight says nothing
     return "; ".join(f"{k}: {v}" for k, v in shown.items()) or "defaults"
 
 

@@ -185,6 +185,7 @@ class Location(_Model):
     lat: float | None = Field(None, ge=-90, le=90, description="Latitude in degrees, -90..90; needed for distance-based routing.")
     lon: float | None = Field(None, ge=-180, le=180, description="Longitude in degrees, -180..180.")
     addresses: list[IPAddress] = Field(default_factory=list, description="Public IPv4 / IPv6 addresses of this location's edges; the DNS answers with them (with a fleet, the addresses nodes register with are added).")
+    weight: float = Field(1.0, ge=0, le=100, description="How far this location reaches in GeoDNS: a visitor goes to the location with the smallest distance / weight, so 2 draws visitors from twice as far (a big site) and 0.5 from half as far; 0 takes visitors only when every location with a weight is down (a standby). Default 1: plain nearest.")
     hostname: Hostname | None = Field(None, description="This location's own hostname, e.g. `fra.mirror.example.com`: redirect services send visitors there, and requests for it are served as a pull of the redirect service that uses the location. Needed by every location a redirect service uses.")
 
     @field_validator("country")
@@ -374,7 +375,7 @@ class HeaderRules(_Model):
 class RedirectSettings(_Model):
     """Redirects of a `redirect` service (download mirrors) to its locations' own hostnames."""
 
-    locations: list[Slug] = Field(default_factory=list, description="Locations to send visitors to, by name; empty: every location. Each needs a `hostname`.")
+    locations: list[Slug] = Field(default_factory=list, description="Locations to send visitors to, by name; empty: the service's `locations`, or every location. Each needs a `hostname`.")
     fallback: Slug | None = Field(None, description="Location for visitors whose position is unknown (no entry in the geo database); null: the first of `locations`.")
     status: Literal[301, 302, 303, 307, 308] = Field(302, description="Status of the redirect.")
     scheme: Literal["request", "http", "https"] = Field("request", description="Scheme of the redirect URL; `request`: the one the visitor used (X-Forwarded-Proto from a trusted proxy counts).")
@@ -424,6 +425,7 @@ class Service(_Model):
     mode: Literal["pull", "push", "redirect"] = Field("pull", description="`pull`: fetch from the origins and cache; `push`: serve the release pushed with `owncdn push` (no origin); `redirect`: answer with a redirect to the nearest location's own hostname (download mirrors).")
     origins: list[Origin] = Field(default_factory=list, description="Origins to fetch from, tried in order; a plain URL string is accepted. Required unless `mode` is `push`.")
     origin_host: Literal["origin", "client"] = Field("origin", description="`origin`: send the origin's host[:port] as Host; `client`: pass on the visitor's Host.")
+    locations: list[Slug] = Field(default_factory=list, description="Locations whose edges serve this service in GeoDNS answers (e.g. only EU locations, for data residency); empty: every location. Nearest first within the set, and when all of them are down the answer holds all of them.")
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Origin timeouts.")
     retries: int = Field(1, ge=0, le=5, description="Retries of idempotent requests on another origin of the service, 0..5.")
     cache: CacheSettings = Field(default_factory=CacheSettings, description="Cache behaviour.")
@@ -504,7 +506,7 @@ class Config(_Model):
     def _unique(self) -> Config:
         problems = cross_problems(
             [loc.name for loc in self.locations], [(svc.name, svc.hostnames) for svc in self.services]
-        ) + redirect_problems(self.locations, self.services)
+        ) + redirect_problems(self.locations, self.services) + _service_location_problems(self.locations, self.services)
         if problems:
             _fail(problems)
         self._hosts = HostIndex([*((host, svc) for svc in self.services for host in svc.hostnames),
@@ -519,6 +521,22 @@ class Config(_Model):
     def service(self, name: str) -> Service | None:
         """The service called ``name``, or ``None``."""
         return next((svc for svc in self.services if svc.name == name), None)
+
+
+def _service_location_problems(locations, services) -> list[tuple[Path, str]]:
+    """`services[].locations` name declared locations, each once."""
+    known = {loc.name for loc in locations}
+    problems: list[tuple[Path, str]] = []
+    for i, svc in enumerate(services):
+        seen: set[str] = set()
+        for j, name in enumerate(svc.locations):
+            if name not in known:
+                problems.append((("services", i, "locations", j), f"no location is called {name!r}"
+                                 + (f" (locations: {', '.join(sorted(known))})" if known else "")))
+            elif name in seen:
+                problems.append((("services", i, "locations", j), f"location {name!r} is listed twice"))
+            seen.add(name)
+    return problems
 
 
 Overlay = Annotated[

@@ -26,7 +26,7 @@ Path = tuple[str | int, ...]
 def used_locations(service: Any, locations: Sequence[Any]) -> list[Any]:
     """The locations a redirect ``service`` sends visitors to, in its order; unknown
     names are left out (``redirect_problems`` reports them)."""
-    names = service.redirect.locations
+    names = service.redirect.locations or getattr(service, "locations", None)
     if not names:
         return list(locations)
     by_name = {loc.name: loc for loc in locations}

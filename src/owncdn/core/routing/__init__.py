@@ -25,6 +25,10 @@ Rules:
 3. A client with a known location gets candidates nearest first (great-circle
    distance; ties broken by name). A client with an unknown location gets them in
    configured order, so the first configured site is the default.
+4. Weights: "nearest" compares distance / weight, so a site of weight 2 draws
+   clients from twice as far as one of weight 1 (a larger site takes more of the
+   load between them). A site of weight 0 is a standby: it comes after every
+   site with a weight, so it answers only when all of those are down.
 """
 
 from owncdn.core.routing.ecs import ecs_scope

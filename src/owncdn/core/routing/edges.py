@@ -66,7 +66,8 @@ def location_sites(locations: Iterable, edges: Sequence[EdgeHealth] = (),
         chosen = [e for e in here if e.healthy] if healthy else here
         addresses = _unique([str(a) for a in loc.addresses] + [e.ip for e in chosen if e.ip])
         if addresses:
-            sites.append(Site(loc.name, loc.lat or 0.0, loc.lon or 0.0, tuple(addresses), healthy))
+            sites.append(Site(loc.name, loc.lat or 0.0, loc.lon or 0.0, tuple(addresses), healthy,
+                              float(getattr(loc, "weight", 1.0))))
     return sites
 
 

@@ -37,9 +37,12 @@ def explain_lines(config, geo, client: str, name: str, ecs: str | None = None,
              + (f"at {coords[0]:.2f}, {coords[1]:.2f} (database network /{prefix})" if coords
                 else "position unknown (configured order)")]
     sites = location_sites(config.locations, edges or (), down)
+    limited = config.service(service).locations
+    if limited:
+        sites = [s for s in sites if s.name in set(limited)]
     source_of_health = "edge health from the control plane" if edges is not None else "no health data: all up"
     lines.append(f"name {name}: service {service}; locations in the order tried, down ones last "
-                 f"({source_of_health}):")
+                 f"({source_of_health}" + (f"; only {', '.join(limited)}" if limited else "") + "):")
     ranked = rank_sites(sites, coords)
     everyone = rank_sites([replace(s, healthy=True) for s in sites], coords)  # by distance alone
     ordered = ranked + [s for s in everyone if s.name not in {r.name for r in ranked}]
@@ -47,7 +50,8 @@ def explain_lines(config, geo, client: str, name: str, ecs: str | None = None,
     for i, site in enumerate((by_name[s.name] for s in ordered), start=1):
         far = f"{distance_km(coords[0], coords[1], site.lat, site.lon):8,.0f} km" if coords else "        -"
         state = "healthy" if site.healthy else "DOWN"
-        lines.append(f"  {i}. {site.name:<8} {far}  {state:<7}  {', '.join(site.addresses)}")
+        weight = "" if site.weight == 1 else f"  weight {site.weight:g}" + (" (standby)" if site.weight == 0 else "")
+        lines.append(f"  {i}. {site.name:<8} {far}  {state:<7}  {', '.join(site.addresses)}{weight}")
         lines += _edge_lines(site.name, edges)
     for family in ("A", "AAAA"):
         chosen, addresses = answer_addresses(sites, coords, family)

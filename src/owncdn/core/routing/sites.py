@@ -16,11 +16,8 @@ _FAMILIES = ("A", "AAAA")
 
 @dataclass(frozen=True)
 class Site:
-    """An edge location: where it is, the addresses of its healthy edges, its health.
-
-    ``weight`` is carried for callers that share load between locations; ranking
-    does not use it (routing is nearest healthy first).
-    """
+    """An edge location: where it is, the addresses of its healthy edges, its health,
+    and its ``weight`` (Rule 4 of the package: distances are divided by it)."""
 
     name: str
     lat: float
@@ -57,15 +54,23 @@ def rank_sites(sites: Sequence[Site], client: Location | None) -> list[Site]:
     """Candidate sites, best first (see the rules in the package docstring).
 
     Only sites with at least one address are candidates; the healthy ones if any
-    is healthy, else all of them. Nearest to ``client`` first, ties by name; a
-    client with an unknown location (``None``) gets configured order.
+    is healthy, else all of them. Nearest to ``client`` first by distance / weight,
+    ties by name; a client with an unknown location (``None``) gets configured
+    order. Sites of weight 0 come after all others, nearest first (standbys).
     """
     with_addresses = [s for s in sites if s.addresses]
     candidates = [s for s in with_addresses if s.healthy] or with_addresses
     if client is None:
-        return candidates
+        return sorted(candidates, key=lambda s: s.weight == 0)  # stable: configured order
     lat, lon = client
-    return sorted(candidates, key=lambda s: (distance_km(lat, lon, s.lat, s.lon), s.name))
+    return sorted(candidates, key=lambda s: _reach(s, lat, lon))
+
+
+def _reach(site: Site, lat: float, lon: float) -> tuple[bool, float, str]:
+    distance = distance_km(lat, lon, site.lat, site.lon)
+    if site.weight == 0:
+        return True, distance, site.name
+    return False, distance / site.weight, site.name
 
 
 def answer_addresses(
