@@ -85,3 +85,31 @@ async def test_queries_and_answers_are_counted_and_served(tmp_path):
     assert got[(a, (("location", "fra"),))] == 3  # two A answers and one AAAA for Paris
     assert got[(a, (("location", "iad"),))] == 1
     assert got[("owncdn_dns_zone_serial", ())] == 1
+
+
+async def test_answers_replayed_to_a_repeating_client_are_counted(tmp_path):
+    """A resolver asking the same question from one address gets remembered answers
+    (dns/udpbatch.py Rule 5); each of them is counted, on the fast path."""
+    import socket
+
+    import dns.message
+
+    config = parse_config(CONFIG, "cdn.yaml", lambda kind, name: None)
+    server = await DnsServer.start(build_zone(config, None), "127.0.0.1", 0)
+    metrics = DnsMetrics(server, lambda: location_addresses(config)).attach()
+    loop = asyncio.get_running_loop()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, ("127.0.0.1", server.port))
+            for qid in range(1, 6):
+                query = dns.message.make_query("blog.cdn.test", "A")
+                query.id = qid
+                await loop.sock_sendall(sock, query.to_wire())
+                reply = dns.message.from_wire(await asyncio.wait_for(loop.sock_recv(sock, 4096), 5))
+                assert reply.id == qid and reply.answer
+        queries, answers = metrics.totals()
+    finally:
+        await server.close()
+    assert queries == {(1, 0, False): 1, (1, 0, True): 4}
+    assert sum(answers.values()) == 5

@@ -49,6 +49,18 @@ def location_addresses(config, edges=()) -> dict[bytes, str]:
     return out
 
 
+def count_key(data: bytes, response: bytes, fast: bool) -> tuple:
+    """The counter a response adds to (Rules 1-2)."""
+    end = data.find(0, 12)  # Rule 1
+    qtype = data[end + 1:end + 3]
+    address = None
+    if (qtype == A or qtype == AAAA) and response[7]:  # Rule 2: an answer record
+        start = end + 17  # question, then pointer, type, class, ttl, rdlength
+        if response[start - 2:start] == (FOUR if qtype == A else SIXTEEN):
+            address = response[start:start + (4 if qtype == A else 16)]
+    return qtype, response[3] & 0x0F, fast, address
+
+
 class DnsMetrics:
     """Counters around one ``DnsServer`` (Rules 1-2); ``addresses()`` gives Rule 2's map."""
 
@@ -65,7 +77,8 @@ class DnsMetrics:
         return f"<DnsMetrics queries={sum(self.counts.values())}>"
 
     def attach(self) -> "DnsMetrics":
-        """Wrap the server's answerer (its protocols call ``answerer.answer``)."""
+        """Wrap the server's answerer (its protocols call ``answerer.answer``); a
+        batch UDP reader (``udpbatch`` Rule 5) counts the answers it replays itself."""
         answerer = self.server.answerer
         inner = answerer.answer
         counts = self.counts
@@ -75,18 +88,13 @@ class DnsMetrics:
             response = inner(data, client, udp)
             if response is None:
                 return None
-            end = data.find(0, 12)  # Rule 1
-            qtype = data[end + 1:end + 3]
-            address = None
-            if (qtype == A or qtype == AAAA) and response[7]:  # Rule 2: an answer record
-                start = end + 17  # question, then pointer, type, class, ttl, rdlength
-                if response[start - 2:start] == (FOUR if qtype == A else SIXTEEN):
-                    address = response[start:start + (4 if qtype == A else 16)]
-            key = (qtype, response[3] & 0x0F, answerer.hits != hits, address)
-            counts[key] += 1
+            counts[count_key(data, response, answerer.hits != hits)] += 1
             return response
 
         answerer.answer = answer
+        udp = getattr(self.server, "_udp", None)
+        if udp is not None and hasattr(udp, "counts"):
+            udp.counts = counts
         return self
 
     def totals(self) -> tuple[dict[tuple[int, int, bool], int], dict[str, int]]:

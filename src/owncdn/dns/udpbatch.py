@@ -29,9 +29,10 @@ Rule 5: an answer the answerer says may be given again (``last_cacheable``) is
 remembered under (query bytes after the id, raw client address), so a repeated
 question costs a dictionary look-up and two integers written.  The memory is
 emptied when the answerer's generation changes (new zone, edge health) and only
-between batches, while no remembered answer is waiting to be sent.  When
-something wraps ``answer()`` (the Prometheus counters), every datagram goes
-through it and nothing is remembered here.
+between batches, while no remembered answer is waiting to be sent.  With the
+Prometheus counters on (``dns/metrics.py`` sets ``counts``), each remembered
+answer carries its counter key and a replay adds one to it; anything else that
+wraps ``answer()`` sees every datagram, as nothing is remembered then.
 
 ``available()`` is False where ``recvmmsg`` is missing; ``DnsServer`` then uses
 an asyncio datagram endpoint.
@@ -44,6 +45,8 @@ import errno
 import logging
 import socket
 import sys
+
+from owncdn.dns.metrics import count_key
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +142,8 @@ class BatchUdp:
         self.namelen = 16 if sock.family == socket.AF_INET else 28  # sockaddr_in / sockaddr_in6
         self.ring = _Ring(self.namelen)
         self.clients: dict[bytes, str] = {}
-        self.known: dict[tuple[bytes, bytes], bytes] = {}  # Rule 5
+        self.known: dict[tuple[bytes, bytes], tuple] = {}  # Rule 5
+        self.counts = None  # Rule 5: the metrics' counters, when they are on
         self.generation = -1
         self.moved: list[int] = []  # send slots pointed at another slot's address
         self.closed = False
@@ -188,8 +192,9 @@ class BatchUdp:
         if answerer.refresh() != self.generation or len(known) >= MAX_NAMES:
             self.generation = answerer.generation
             known.clear()  # between batches: no answer of the last one is still to be sent
-        if getattr(answerer.answer, "__func__", None) is not type(answerer).answer:
-            known.clear()  # Rule 5: something (metrics) wraps answer() and must see every query
+        counts = self.counts
+        if counts is None and getattr(answerer.answer, "__func__", None) is not type(answerer).answer:
+            known.clear()  # Rule 5: something wraps answer() and must see every query
             remember = False
         else:
             remember = True
@@ -204,6 +209,8 @@ class BatchUdp:
                 entry = self._slow(bytes(rdata[start:end]), raw, key, remember, count)
                 if entry is None:
                     continue
+            elif counts is not None:
+                counts[entry[3]] += 1
             if count != i:  # an earlier datagram got no answer: slot ``count`` sends i's
                 self._point(count, i)
                 iov_at = count * 4 + 2
@@ -225,10 +232,12 @@ class BatchUdp:
             return None
         if remember and self.answerer.last_cacheable and len(self.known) < MAX_NAMES:
             tail = response[2:]
-            entry = self.known[key] = (tail, ctypes.cast(ctypes.c_char_p(tail), ctypes.c_void_p).value, len(tail))
+            counted = count_key(data, response, True) if self.counts is not None else None
+            entry = self.known[key] = (tail, ctypes.cast(ctypes.c_char_p(tail), ctypes.c_void_p).value, len(tail),
+                                       counted)
             return entry
         self.ring.sdata[out * SLOT:out * SLOT + len(response)] = response
-        return (None, self.ring.sbase + out * SLOT + 2, len(response) - 2)
+        return (None, self.ring.sbase + out * SLOT + 2, len(response) - 2, None)
 
     def _point(self, j: int, i: int) -> None:
         """Send slot ``j`` answers receive slot ``i`` (its address and id)."""
