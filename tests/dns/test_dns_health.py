@@ -124,6 +124,8 @@ async def test_new_health_swaps_the_zone_and_no_pre_encoded_answer_survives(tmp_
     try:
         node.set_edges(up)
         first, again = await ask(), await ask()
+        # answered again from pre-encoded bytes: the answerer's, or the UDP reader's (udpbatch Rule 5)
+        replayed = server.answerer.hits + len(getattr(server._udp, "known", ()))
         zone = server.zone
         node.set_edges([EdgeHealth("e1", "fra", "127.0.1.1:80", healthy=False), up[1]])
         moved = await ask()
@@ -133,7 +135,7 @@ async def test_new_health_swaps_the_zone_and_no_pre_encoded_answer_survives(tmp_
     finally:
         await server.close()
         geo.close()
-    assert first == again == ["127.0.1.1"] and server.answerer.hits >= 1
+    assert first == again == ["127.0.1.1"] and replayed >= 1
     assert server.zone is not zone and server.zone.soa.serial > zone.soa.serial
     assert moved == ["127.0.1.3"]
     assert everything == ["127.0.1.1", "127.0.1.3"]  # every location down: all of them, nearest first

@@ -154,3 +154,17 @@ def test_ipv6_clients_get_their_answers():
         c.close()
     assert server.clients and all(text == "::1" for text in server.clients.values())
     server.close()
+
+
+def test_a_resolver_changing_its_source_port_still_gets_remembered_answers(batch):
+    """Rule 4: resolvers use a random source port per query; the IP is the client."""
+    server, address = batch
+    clients = _clients(4)  # four ports of 127.0.0.1
+    for round_ in range(2):
+        for n, c in enumerate(clients):
+            c.sendto(_query("blog.cdn.test.", 100 * round_ + n), address)
+            server.loop.callback()
+            assert dns.message.from_wire(c.recv(65535)).id == 100 * round_ + n
+    assert len(server.known) == 1 and list(server.clients.values()) == ["127.0.0.1"]
+    for c in clients:
+        c.close()

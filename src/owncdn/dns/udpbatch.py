@@ -23,10 +23,11 @@ router would: the client asks again.
 
 Rule 4: client addresses are given to the answerer as text (as asyncio does);
 the text of each raw address is remembered in a bounded map, because resolvers
-keep asking from the same few addresses.
+keep asking from the same few addresses.  The port is not part of it: resolvers
+pick a random source port for every query.
 
 Rule 5: an answer the answerer says may be given again (``last_cacheable``) is
-remembered under (query bytes after the id, raw client address), so a repeated
+remembered under (query bytes after the id, raw client IP address), so a repeated
 question costs a dictionary look-up and two integers written.  The memory is
 emptied when the answerer's generation changes (new zone, edge health) and only
 between batches, while no remembered answer is waiting to be sent.  With the
@@ -140,6 +141,8 @@ class BatchUdp:
         self.loop = loop
         self.fd = sock.fileno()
         self.namelen = 16 if sock.family == socket.AF_INET else 28  # sockaddr_in / sockaddr_in6
+        self.family = sock.family
+        self.ip_at = (4, 8) if sock.family == socket.AF_INET else (8, 24)  # the IP inside the sockaddr
         self.ring = _Ring(self.namelen)
         self.clients: dict[bytes, str] = {}
         self.known: dict[tuple[bytes, bytes], tuple] = {}  # Rule 5
@@ -198,11 +201,11 @@ class BatchUdp:
             remember = False
         else:
             remember = True
-        namelen = self.namelen
+        ip_from, ip_to = self.ip_at
         count = 0
         for i, length_at, start, name_at, iov_at in ring.slots[:n]:
             end = start + rhalf[length_at]
-            raw = bytes(names[name_at:name_at + namelen])
+            raw = bytes(names[name_at + ip_from:name_at + ip_to])
             key = (bytes(rdata[start + 2:end]), raw)
             entry = known.get(key)
             if entry is None:
@@ -223,7 +226,7 @@ class BatchUdp:
         """(answer after the id, its address, its length) from the answerer, or None."""
         client = self.clients.get(raw)
         if client is None:
-            client = _address_text(raw)
+            client = socket.inet_ntop(self.family, raw)
             if len(self.clients) >= MAX_NAMES:
                 self.clients.clear()
             self.clients[raw] = client
@@ -261,12 +264,3 @@ class BatchUdp:
                 return  # Rule 3: the send buffer is full; drop the rest
             log.debug("dns udp: sendmmsg: %s", errno.errorcode.get(err, err))
             first += 1  # Rule 3: skip the message the kernel refused
-
-
-def _address_text(raw: bytes) -> str:
-    family = int.from_bytes(raw[:2], sys.byteorder)
-    if family == socket.AF_INET:
-        return socket.inet_ntop(socket.AF_INET, raw[4:8])
-    if family == socket.AF_INET6:
-        return socket.inet_ntop(socket.AF_INET6, raw[8:24])
-    return ""
