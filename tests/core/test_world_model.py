@@ -99,7 +99,7 @@ ROWS = [
 def test_table_shows_milliseconds_and_ratio_to_floor():
     text = table(ROWS)
     assert text.splitlines()[1].split() == ["Sydney", "Singapore", "101", "98", "-", "199", "597", "193", "1.03", "HIT"]
-    assert text.splitlines()[2].split() == ["Frankfurt", "Frankfurt", "-", "3", "-", "6", "17", "4", "1.50", "-"]
+    assert text.splitlines()[2].split() == ["Frankfurt", "Frankfurt", "-", "3.0", "-", "6.0", "17", "4.0", "1.50", "-"]
     md = table(ROWS, markdown=True).splitlines()
     assert md[0].startswith("| city |") and md[1].startswith("|---|")
     assert md[2] == "| Sydney | Singapore | 101 | 98 | - | 199 | 597 | 193 | 1.03 | HIT |"

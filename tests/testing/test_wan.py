@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from owncdn.core.world.emulator import summary
 from owncdn.testing.wan import PREFIX, Wan, WanHost, remove_stale
 
 LISTEN = """
@@ -45,7 +46,11 @@ def test_round_trip_between_namespaces_is_twice_the_one_way_delay():
         # A packet can never arrive before its delay; the upper bound is loose (a busy machine).
         assert 0.30 <= connect < 0.30 + 1.0
         assert 0.30 <= echo < 0.30 + 1.0
+        # Precise timers (rule 5): microsecond waits, no timer slack, real-time priority.
+        assert wan.modes == ["timerslack=1ns", "SCHED_FIFO/10"]
     assert not {wan.namespace("a"), wan.namespace("b")} & _namespaces()
+    # Rule 6: every forwarded packet counted in the lateness histogram, read back on close.
+    assert summary(wan.lateness)["packets"] >= 6   # handshake, request, reply, teardown
 
 
 def test_namespaces_of_a_dead_world_are_removed():

@@ -20,6 +20,8 @@ from pathlib import Path
 import typer
 
 from owncdn.core.world.chart import bar_chart
+from owncdn.core.world.emulator import probe_text
+from owncdn.core.world.emulator import text as emulator_text
 from owncdn.core.world.latency import FIBRE_KM_PER_S, LAST_MILE_S, ROUTING_FACTOR
 from owncdn.core.world.report import table
 
@@ -35,7 +37,8 @@ def _push_available() -> bool:
 
 def _row(v) -> dict:
     return {"city": v.city.name, "server": v.server.name, "dns": v.dns, "connect": v.connect, "tls": v.tls,
-            "ttfb": v.ttfb, "page": v.page, "floor": v.floor, "cache": v.cache, "scenario": v.scenario}
+            "ttfb": v.ttfb, "headers": v.headers, "page": v.page, "floor": v.floor, "cache": v.cache,
+            "scenario": v.scenario}
 
 
 def world(
@@ -68,14 +71,17 @@ def world(
     typer.echo(f"building: {len(w.visitors)} visitor cities, {len(w.locations)} edge locations "
                f"({', '.join(c.name for c in w.locations)}), origin in Frankfurt ...")
     results: dict[str, list[dict]] = {}
+    probe = None
     try:
         w.start()
+        probe = w.probe_emulator()
+        typer.echo(f"\nemulator: {probe_text(probe)}")
         scenarios = ["origin", "pull-first", "pull-warm", "https-warm"]
         if push:
             w.push_site()
             scenarios.append("push")
         for scenario in scenarios:
-            rows = [_row(_median([w.visit(c, scenario, run=str(i)) for i in range(repeat)])) for c in w.visitors]
+            rows = [_median_row([w.visit(c, scenario, run=str(i)) for i in range(repeat)]) for c in w.visitors]
             results[scenario] = rows
             typer.echo(f"\n{scenario}: {TITLES[scenario]}\n" + table(rows).rstrip())
         if not push:
@@ -98,12 +104,18 @@ def world(
         raise typer.Exit(1) from None
     finally:
         w.close()
+    results["emulator"] = [{"probe": probe, **w.emulator()}]
+    typer.echo(f"\nemulator: forwarder {' '.join(w.wan.modes) or '(default timers)'}; "
+               f"{emulator_text(results['emulator'][0]['lateness'])}")
     _write(out, w, results, scale)
     typer.echo(f"\nwrote {out}/results.md, results.json, ttfb.svg, page.svg")
 
 
-def _median(visits: list):
-    return sorted(visits, key=lambda v: v.ttfb)[len(visits) // 2]
+def _median_row(visits: list) -> dict:
+    """The row of the load with the median TTFB, with every load's TTFB in ``ttfb_runs``."""
+    row = _row(sorted(visits, key=lambda v: v.ttfb)[len(visits) // 2])
+    row["ttfb_runs"] = [v.ttfb for v in visits]
+    return row
 
 
 def _failure_text(f: dict) -> str:
@@ -143,12 +155,25 @@ FAILURE_TITLES = {"edge-dies": "an edge location dies", "origin-stalls": "the or
                   "origin-dies": "the origin dies", "control-dies": "the control plane dies"}
 
 
+def _emulator_md(e: dict) -> str:
+    probe = e.get("probe")
+    lines = ["## emulator: the WAN emulator's own error\n",
+             f"Forwarder: {' '.join(e['modes']) or 'default timers'}. Packets left against their due time: "
+             f"{emulator_text(e['lateness'])}.\n"]
+    if probe:
+        head, *rows = probe_text(probe).splitlines()
+        lines.append(head + "\n\n" + "\n".join(f"- {r}" for r in rows) + "\n")
+    return "\n".join(lines)
+
+
 def _write(out: Path, w, results: dict[str, list[dict]], scale: float) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"scale": scale, "scenarios": results}, indent=1) + "\n")
     md = [f"# owncdn world: {len(w.visitors)} cities, {len(w.locations)} edge locations (scale {scale:g})\n"]
     for scenario, rows in results.items():
-        if scenario in FAILURES:
+        if scenario == "emulator":
+            md.append(_emulator_md(rows[0]))
+        elif scenario in FAILURES:
             md.append(f"## {scenario}: {FAILURE_TITLES[scenario]}\n\n{FAILURES[scenario](rows[0])}.\n")
         else:
             md.append(f"## {scenario}: {TITLES[scenario]}\n\n{table(rows, markdown=True)}")

@@ -25,6 +25,18 @@ Rules:
 4. Clean-up: ``close()`` kills what runs in the namespaces and removes them; the
    TUN devices vanish with the forwarder. ``start()`` first removes namespaces left
    by a world whose process no longer exists (a crash), so names never collide.
+5. The delay is added exactly, no more: the forwarder waits in ``select`` (microsecond
+   timeouts; ``epoll`` and libuv round a wait up to the next millisecond, which made a
+   1 ms hop up to 2 ms), with 1 ns timer slack, under ``SCHED_FIFO`` (when allowed) so
+   the emulated hosts' own CPU load cannot hold a packet back, waking ``SPIN_S`` early
+   and spinning the rest. A packet's due time is stamped when it is read, so a packet
+   never leaves early. What remains is the cost of the hop itself (reading the TUN,
+   writing the other one, the kernel's work on both sides), measured by
+   ``bench/wan.py`` and by every world (``owncdn.testing.wanprobe``), not hidden by
+   shortening the delay.
+6. The forwarder counts how late each packet left against its due time (a histogram
+   in microseconds); ``close()`` reads it into ``lateness`` (``core.world.emulator``
+   summarises it), so every run reports the emulator's own timer error.
 """
 
 from __future__ import annotations
@@ -35,14 +47,17 @@ import itertools
 import json
 import os
 import re
+import select
 import selectors
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 PREFIX = "ocw"
@@ -50,6 +65,7 @@ NETWORK_BITS = 8   # every host gets 10.x.y.z/8: the whole plan is on-link throu
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
+LATE_BUCKETS = 10_000   # lateness histogram: 1 us buckets up to 10 ms, then one for the rest
 
 
 @dataclass(frozen=True)
@@ -97,13 +113,18 @@ def remove_stale() -> list[str]:
 
 
 class Wan:
-    """The emulated network of one world (rules 1-4)."""
+    """The emulated network of one world (rules 1-6)."""
 
-    def __init__(self, hosts: list[WanHost], delay: Callable[[WanHost, WanHost], float]) -> None:
+    def __init__(self, hosts: list[WanHost], delay: Callable[[WanHost, WanHost], float],
+                 precise: bool = True) -> None:
         self.hosts = hosts
         self.delay = delay
+        self.precise = precise
         self.tag = f"{PREFIX}{os.getpid()}"
         self.proc: subprocess.Popen | None = None
+        self.modes: list[str] = []            # the forwarder's timer settings (rule 5)
+        self.lateness: list[int] | None = None   # rule 6, after close()
+        self._stats: Path | None = None
         self._by_name = {h.name: h for h in hosts}
 
     def __repr__(self) -> str:
@@ -127,10 +148,15 @@ class Wan:
                 _remove_namespace(ns)
                 _ip("netns", "add", ns)
                 _ip("-n", ns, "link", "set", "lo", "up")
+        fd, stats = tempfile.mkstemp(prefix=f"{self.tag}-", suffix=".json")
+        os.close(fd)
+        self._stats = Path(stats)
         spec = {
             "tag": self.tag,
             "hosts": [{"name": h.name, "address": h.address, "netns": self.namespace(h.name)} for h in self.hosts],
             "delays": [[self.delay(a, b) for b in self.hosts] for a in self.hosts],
+            "precise": self.precise,
+            "stats": stats,
         }
         self.proc = subprocess.Popen([sys.executable, "-m", "owncdn.testing.wan"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, start_new_session=True)
@@ -138,9 +164,11 @@ class Wan:
         self.proc.stdin.close()
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout, selectors.EVENT_READ)
-        if not sel.select(timeout) or self.proc.stdout.readline().strip() != b"ready":
+        line = self.proc.stdout.readline().split() if sel.select(timeout) else []
+        if not line or line[0] != b"ready":
             self.close()
             raise RuntimeError("the WAN forwarder did not start")
+        self.modes = [m.decode() for m in line[1:]]
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -150,6 +178,13 @@ class Wan:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self._stats is not None:
+            try:
+                self.lateness = json.loads(self._stats.read_text() or "{}").get("late_us")
+            except (OSError, ValueError):
+                pass
+            self._stats.unlink(missing_ok=True)
+            self._stats = None
         for h in self.hosts:
             ns = self.namespace(h.name)
             if ns:
@@ -165,11 +200,46 @@ class Wan:
 
 # --- the forwarder process ---------------------------------------------------------
 
+PR_SET_TIMERSLACK = 29
+RT_PRIORITY = 10       # SCHED_FIFO priority of the forwarder (rule 5); the emulated hosts stay normal
+SPIN_S = 0.00005       # wake this early and spin the rest (rule 5): a wake-up takes 10-50 us here
+IDLE_S = 0.5
+
 
 def _open_tun(name: str) -> int:
     fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
     fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI))
     return fd
+
+
+def _precise_timers() -> list[str]:
+    """Rule 5: 1 ns timer slack, and real-time scheduling when allowed. Returns what was set."""
+    got = []
+    try:
+        import ctypes
+
+        if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0) == 0:
+            got.append("timerslack=1ns")
+    except (OSError, AttributeError):
+        pass
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(RT_PRIORITY))
+        got.append(f"SCHED_FIFO/{RT_PRIORITY}")
+    except (OSError, AttributeError):
+        pass
+    return got
+
+
+class _Lateness:
+    """How late packets leave against their due time: a histogram in microseconds (rule 6)."""
+
+    def __init__(self, buckets: int = LATE_BUCKETS) -> None:
+        self.counts = [0] * (buckets + 1)   # the last bucket holds everything later
+        self.top = buckets
+
+    def add(self, seconds: float) -> None:
+        us = int(seconds * 1e6)
+        self.counts[us if us < self.top else self.top] += 1
 
 
 def _forward(spec: dict) -> None:
@@ -185,29 +255,39 @@ def _forward(spec: dict) -> None:
         _ip(*where, "addr", "add", f"{h['address']}/{NETWORK_BITS}", "dev", dev)
         _ip(*where, "link", "set", dev, "up")
     owner = {socket.inet_aton(h["address"]): i for i, h in enumerate(hosts)}
-    sel = selectors.DefaultSelector()
-    for i, fd in enumerate(fds):
-        sel.register(fd, selectors.EVENT_READ, i)
+    src_of = {fd: i for i, fd in enumerate(fds)}
     heap: list[tuple[float, int, int, bytes]] = []
     seq = itertools.count()
+    late = _Lateness()
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    sys.stdout.write("ready\n")
+    modes = _precise_timers() if spec.get("precise", True) else []
+    sys.stdout.write(f"ready {' '.join(modes)}\n")
     sys.stdout.flush()
+    clock = time.monotonic
     while not stop:
-        now = time.monotonic()
-        while heap and heap[0][0] <= now:
-            _, _, dst, packet = heapq.heappop(heap)
-            try:
-                os.write(fds[dst], packet)
-            except OSError:
-                pass   # a full queue or a host going down: the packet is lost, as on a WAN
-        timeout = max(0.0, heap[0][0] - now) if heap else 0.5
-        for key, _ in sel.select(timeout):
-            src = key.data
+        now = clock()
+        if heap and heap[0][0] - now < SPIN_S:
+            while heap and heap[0][0] > now:   # rule 5: the last few microseconds spun
+                now = clock()
+            while heap and heap[0][0] <= now:
+                due, _, dst, packet = heapq.heappop(heap)
+                late.add(clock() - due)
+                try:
+                    os.write(fds[dst], packet)
+                except OSError:
+                    pass   # a full queue or a host going down: the packet is lost, as on a WAN
+                now = clock()
+        timeout = max(0.0, heap[0][0] - now - SPIN_S) if heap else IDLE_S
+        try:
+            ready = select.select(fds, [], [], timeout)[0]
+        except InterruptedError:
+            continue
+        for fd in ready:
+            src = src_of[fd]
             for _ in range(64):
                 try:
-                    packet = os.read(fds[src], 65535)
+                    packet = os.read(fd, 65535)
                 except (BlockingIOError, InterruptedError):
                     break
                 if len(packet) < 20 or packet[0] >> 4 != 4:
@@ -215,7 +295,9 @@ def _forward(spec: dict) -> None:
                 dst = owner.get(packet[16:20])
                 if dst is None:
                     continue
-                heapq.heappush(heap, (time.monotonic() + delays[src][dst], next(seq), dst, packet))
+                heapq.heappush(heap, (clock() + delays[src][dst], next(seq), dst, packet))
+    if spec.get("stats"):
+        Path(spec["stats"]).write_text(json.dumps({"modes": modes, "late_us": late.counts}))
 
 
 if __name__ == "__main__":

@@ -53,6 +53,13 @@ Rules:
 10. One world per machine: every world uses the same addresses, so ``start`` takes
    an exclusive lock (``LOCK_FILE``) and waits for another world (another test
    run, another ``owncdn world``) to close first, up to ``lock_wait`` seconds.
+11. The emulator's own cost, measured in the run: ``probe_emulator`` times a TCP
+   echo (``owncdn.testing.wanprobe``) between the first visitor and the edge host
+   of its nearest location, across the emulator and, as the baseline, with both
+   ends on the edge host's loopback; the difference beyond the modelled round
+   trips, per crossing, is what the emulator adds. ``emulator()`` (after
+   ``close``) adds the forwarder's timer settings and how late its packets left
+   against their due time (``owncdn.testing.wan`` rules 5-6).
 """
 
 from __future__ import annotations
@@ -61,6 +68,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -116,6 +124,7 @@ class Visit:
     floor: float
     cache: str
     tls: float | None = None
+    headers: float | None = None   # to the parsed response headers (visit rule 2)
 
 
 class World:
@@ -298,7 +307,7 @@ class World:
         if scenario == "https-warm":   # TLS 1.3: one more round trip
             floor = self.model.floor(city, server, ("tcp", "tls", "http"))
         return Visit(city, scenario, server, r["dns"], r["connect"], r["ttfb"], r["page"], floor, r["cache"],
-                     r.get("tls"))
+                     r.get("tls"), r.get("headers"))
 
     def edge_dies(self, city: City, watch: float = 60.0) -> dict:
         """Rule 6: kill the edge ``city``'s visitors use, and watch them move away."""
@@ -436,6 +445,30 @@ class World:
         return {"seconds": seconds, "cities": len(samples), "lookups": len(flat),
                 "lookups_failed": sum(1 for s in flat if s["address"] is None),
                 "requests": len(objs), "failed": sum(1 for o in objs if o["status"] != 200)}
+
+    def probe_emulator(self, samples: int = 100) -> dict:
+        """Rule 11: the emulator's residual per crossing, from echo exchanges (medians)."""
+        from owncdn.core.world.emulator import per_hop
+        from owncdn.testing.wanprobe import EXCHANGES, measure
+
+        city = self.visitors[0]
+        edge = self.model.nearest(city, self.locations)
+        server = self.wan.exec_args(f"edge-{edge.key}")
+        ip = address(edge, "edge")
+        direct = measure(server, server, ip, samples)
+        across = measure(server, self.wan.exec_args(f"visitor-{city.key}"), ip, samples)
+        rtt = self.model.rtt(city, edge)
+        med = statistics.median
+        return {"city": city.name, "server": edge.name, "rtt": rtt, "samples": samples,
+                "exchanges": {ex: {"round_trips": rts, "median": med(across[ex]), "direct": med(direct[ex]),
+                                   "per_crossing": per_hop(across[ex], rts * rtt, direct[ex]) / rts}
+                              for ex, rts in EXCHANGES.items()}}
+
+    def emulator(self) -> dict:
+        """Rule 11: the forwarder's timer settings and lateness (after ``close``)."""
+        from owncdn.core.world.emulator import summary
+
+        return {"modes": self.wan.modes, "lateness": summary(self.wan.lateness)}
 
     def close(self) -> None:
         for child in self.children:

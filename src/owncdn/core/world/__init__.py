@@ -11,6 +11,8 @@ tested as rows.
                (the physical lower bound of a request).
 - ``addresses`` the address plan: one /24 per city, one address per host role.
 - ``chart``    a hand-written SVG bar chart of a scenario table.
+- ``emulator`` the WAN emulator's own error: lateness percentiles from the
+               forwarder's histogram, residual per crossing from an echo probe.
 """
 
 from owncdn.core.world.addresses import ROLES, address, city_of, subnet

@@ -5,7 +5,8 @@ Rules:
 1. A row is a mapping with ``city``, ``server`` (the city that answered), ``dns``,
    ``connect``, ``tls`` (the TLS handshake, HTTPS only), ``ttfb``, ``page`` and
    ``floor`` in seconds (``dns`` and ``tls`` may be None or missing)
-   and ``cache``; times are shown in whole milliseconds, a missing one as ``-``.
+   and ``cache``; times are shown in whole milliseconds, with one decimal below
+   10 ms (where a millisecond is a quarter of the floor), a missing one as ``-``.
 2. ``x floor`` is ``ttfb / floor``: 1.00 is the speed of light, and the issue's
    target for cached content is at most 1.20.
 3. ``markdown=True`` gives a GitHub table for ``docs/``; otherwise aligned columns
@@ -18,7 +19,9 @@ HEADERS = ("city", "served from", "DNS ms", "connect ms", "TLS ms", "TTFB ms", "
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value * 1000:.0f}"
+    if value is None:
+        return "-"
+    return f"{value * 1000:.1f}" if value < 0.00995 else f"{value * 1000:.0f}"
 
 
 def cells(row: dict) -> list[str]:
