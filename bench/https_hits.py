@@ -4,7 +4,9 @@
 Two measurements per peer and object, both on a cached object:
 
 * HTTP/1.1 over TLS: ``wrk`` (keep-alive connections, one handshake each);
-* HTTP/2 over TLS: ``h2load`` (Debian's nghttp2-client), several streams per connection.
+* HTTP/2 over TLS: ``h2load`` (Debian's nghttp2-client), several streams per connection;
+* ``h1new`` (with ``--protocols h1new``): HTTP/1.1 over TLS with ``Connection: close``,
+  so every request pays a full TLS 1.3 handshake: the cost a first visit sees.
 
 Both peers hold the same ECDSA P-256 certificate (made by owncdn's test CA) and run
 pinned to core 0 (``taskset -c 0``) in front of the same nginx origin; the load
@@ -44,6 +46,7 @@ PEER_CORE, LOAD_CORE = "0", "1"
 NAME = "bench.test"
 PEERS = ("owncdn", "nginx")
 PROTOCOLS = ("h1", "h2")
+ALL_PROTOCOLS = PROTOCOLS + ("h1new",)
 
 
 def log(msg: str) -> None:
@@ -195,6 +198,8 @@ def run_load(protocol: str, port: int, obj: str, connections: int, streams: int,
     seconds = max(1, round(duration))
     if protocol == "h1":
         argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    elif protocol == "h1new":
+        argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", "Connection: close", url]
     else:
         argv = ["h2load", "-t1", f"-c{connections}", f"-m{streams}", f"-D{seconds}", "--warm-up-time=1", url]
     res = subprocess.run(["taskset", "-c", LOAD_CORE, *argv], capture_output=True, text=True,
@@ -223,7 +228,7 @@ def measure(peer: Peer, protocol: str, obj: str, args) -> Result:
     before = cpu_seconds(pids)
     out = run_load(protocol, peer.port, obj, args.connections, args.streams, args.duration)
     cpu = cpu_seconds(pids) - before
-    if protocol == "h1":
+    if protocol in ("h1", "h1new"):
         requests, secs, rps, _p99, notes = edge_hits.parse_wrk(out)
     else:
         requests, secs, rps, notes = parse_h2load(out)
@@ -236,10 +241,10 @@ def measure(peer: Peer, protocol: str, obj: str, args) -> Result:
 
 def report(results: list[Result]) -> dict:
     print()
-    print(f"{'peer':<8} {'proto':<6} {'object':<7} {'requests/s':>11} {'CPU us/req':>11}  notes")
+    print(f"{'peer':<8} {'proto':<8} {'object':<7} {'requests/s':>11} {'CPU us/req':>11}  notes")
     for r in results:
-        label = "h2" if r.protocol == "h2" else "h1.1"
-        print(f"{r.peer:<8} {label:<6} {r.object:<7} {r.rps:>11,.0f} {r.cpu_us_per_req:>11.1f}  {r.notes}")
+        label = {"h2": "h2", "h1new": "h1.1 new"}.get(r.protocol, "h1.1")
+        print(f"{r.peer:<8} {label:<8} {r.object:<7} {r.rps:>11,.0f} {r.cpu_us_per_req:>11.1f}  {r.notes}")
     by = {(r.peer, r.protocol, r.object): r for r in results}
     ratios: dict[str, float] = {}
     for (peer, protocol, obj), mine in by.items():
@@ -263,7 +268,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--streams", type=int, default=10, help="h2load concurrent streams per connection (10)")
     ap.add_argument("--objects", default="1k", help="object sizes, comma separated (1k)")
     ap.add_argument("--peers", default=",".join(PEERS), help="owncdn,nginx")
-    ap.add_argument("--protocols", default=",".join(PROTOCOLS), help="h1 (HTTP/1.1 over TLS, wrk), h2 (h2load)")
+    ap.add_argument("--protocols", default=",".join(PROTOCOLS), help="h1 (HTTP/1.1 over TLS, wrk), h2 (h2load); also h1new (a new TLS connection per request)")
     ap.add_argument("--json", metavar="PATH", help="also write results as JSON")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs, logs)")
     args = ap.parse_args(argv)
@@ -272,7 +277,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.objects = [o.strip().lower() for o in args.objects.split(",") if o.strip()]
     args.sizes = {o: edge_hits.parse_size(o) for o in args.objects}
     args.peers = [p for p in args.peers.split(",") if p in PEERS]
-    args.protocols = [p for p in args.protocols.split(",") if p in PROTOCOLS]
+    args.protocols = [p for p in args.protocols.split(",") if p in ALL_PROTOCOLS]
     return args
 
 
