@@ -61,3 +61,40 @@ async def test_the_shipper_empties_its_spool_into_the_bucket(tmp_path, weed):
         await shipper.close()
     keys = [k for k in await asyncio.to_thread(objects, client) if k.startswith("shipped/")]
     assert len(keys) == 3 and shipper.spool.lines == 0
+
+
+FULL = b"\n".join(
+    b'{"schema_version":1,"time":"2026-11-21T00:00:0%dZ","request_id":"r%d","service":"%s","client":"203.0.113.7",'
+    b'"scheme":"https","protocol":"2","method":"GET","host":"www.example.com","path":"/","status":200,"bytes":5,'
+    b'"cache":"HIT","edge":"edge-1","location":"fra","user_agent":null,"referrer":null,"range":null,'
+    b'"ttfb_ms":0.1,"duration_ms":0.2,"origin_ms":null,"origin_bytes":0,"traceparent":null}' % (i, i, svc)
+    for i, svc in enumerate((b"www", b"api", b"www"))) + b"\n"
+
+
+async def test_parquet_objects_hold_the_lines_as_columns(tmp_path, weed):
+    import duckdb
+
+    client = weed.client()
+    sender = S3Sender("s3://logs/pq", "edge-1", client=client, format="parquet")
+    spool = LogSpool(tmp_path, 1 << 20)
+    spool.append(FULL)
+    spool.seal()
+    segment = spool.oldest()
+    await sender.send(segment, spool.read(segment))
+    listed = client.list_objects_v2(Bucket="logs", Prefix="pq/").get("Contents", [])
+    keys = sorted(o["Key"] for o in listed)
+    assert [k.rsplit("/", 1)[0] for k in keys] == ["pq/service=api/date=2026-11-21", "pq/service=www/date=2026-11-21"]
+    rows = []
+    for key in keys:
+        path = tmp_path / key.replace("/", "_")
+        path.write_bytes(client.get_object(Bucket="logs", Key=key)["Body"].read())
+        rows += duckdb.connect().execute(f"SELECT service, request_id, status FROM '{path}'").fetchall()
+    assert sorted(rows) == [("api", "r1", 200), ("www", "r0", 200), ("www", "r2", 200)]
+
+
+def test_only_s3_sinks_take_a_format():
+    from owncdn.core.config.logs import LogSink
+
+    assert LogSink(type="s3", url="s3://b/p", format="parquet").format == "parquet"
+    with pytest.raises(ValueError, match="for s3 sinks"):
+        LogSink(type="file", path="/tmp/x", format="parquet")

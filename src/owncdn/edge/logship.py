@@ -211,15 +211,17 @@ class ControlSender(HttpSender):
 
 
 class S3Sender:
-    """One gzip JSON-lines object per (service, date) of a segment:
-    `<prefix>/service=<s>/date=<YYYY-MM-DD>/<edge>-<segment>.jsonl.gz` (Rule 3 of logspool:
-    a resent segment overwrites its own objects)."""
+    """One object per (service, date) of a segment:
+    `<prefix>/service=<s>/date=<YYYY-MM-DD>/<edge>-<segment>.jsonl.gz`, or `.parquet` with
+    `format="parquet"` (edge/logparquet.py) (Rule 3 of logspool: a resent segment
+    overwrites its own objects)."""
 
-    def __init__(self, url: str, edge_id: str, client=None) -> None:
+    def __init__(self, url: str, edge_id: str, client=None, format: str = "jsonl") -> None:
         parts = urlsplit(url)
         self.bucket = parts.netloc
         self.prefix = parts.path.strip("/")
         self.edge_id = edge_id
+        self.format = format
         self._client = client
 
     def client(self):
@@ -239,7 +241,13 @@ class S3Sender:
                 service, date = "-", "unknown"
             groups[(_part(service), _part(date or "unknown"))].append(line)
         prefix = f"{self.prefix}/" if self.prefix else ""
-        return {f"{prefix}service={svc}/date={date}/{_part(self.edge_id)}-{segment.name}.jsonl.gz":
+        stem = f"{_part(self.edge_id)}-{segment.name}"
+        if self.format == "parquet":
+            from owncdn.edge.logparquet import to_parquet
+
+            return {f"{prefix}service={svc}/date={date}/{stem}.parquet": to_parquet(lines)
+                    for (svc, date), lines in groups.items()}
+        return {f"{prefix}service={svc}/date={date}/{stem}.jsonl.gz":
                 gzip.compress(b"\n".join(lines) + b"\n", 6) for (svc, date), lines in groups.items()}
 
     def _put_all(self, segment: Segment, data: bytes) -> None:
@@ -248,8 +256,14 @@ class S3Sender:
         client = self.client()
         try:
             for key, body in self.keys(segment, data).items():
-                client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=CONTENT_TYPE,
-                                  ContentEncoding="gzip")
+                if key.endswith(".parquet"):
+                    client.put_object(Bucket=self.bucket, Key=key, Body=body,
+                                      ContentType="application/vnd.apache.parquet")
+                else:
+                    client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=CONTENT_TYPE,
+                                      ContentEncoding="gzip")
+        except ValueError as exc:  # lines Parquet cannot hold (logparquet Rule 2)
+            raise SendError(f"s3://{self.bucket}: {exc}") from None
         except (BotoCoreError, ClientError) as exc:
             raise SendError(f"s3://{self.bucket}: {exc}") from None
 
@@ -316,7 +330,7 @@ def start_shipping(log, settings, state_dir: Path, agent=None, edge_id: str = "e
         elif sink.type == "http":
             sender = HttpSender(str(sink.url), {k: str(v) for k, v in sink.headers.items()})
         else:
-            sender = S3Sender(str(sink.url), edge_id)
+            sender = S3Sender(str(sink.url), edge_id, format=sink.format)
         shippers.append(LogShipper(name, LogSpool(state_dir / "logs" / name, sink.spool_size), sender))
     for shipper in shippers:
         log.add_sink(shipper)

@@ -7,9 +7,9 @@ waits for a log sink).
 
 Rule 2: each sink is one more destination with its own spool: ``file`` (a path,
 appended to), ``stdout``, ``http`` (batches POSTed, gzip JSON lines, to a URL) and
-``s3`` (``s3://bucket/prefix``: gzip JSON-lines objects partitioned
-``service=<s>/date=<YYYY-MM-DD>/``; endpoint and keys from the ``AWS_*`` environment,
-so any S3-compatible store works).
+``s3`` (``s3://bucket/prefix``: objects partitioned ``service=<s>/date=<YYYY-MM-DD>/``,
+gzip JSON lines or, with ``format: parquet``, Parquet files of the schema's columns;
+endpoint and keys from the ``AWS_*`` environment, so any S3-compatible store works).
 
 Rule 3: the edge reads ``edge.logs`` at start; a change takes effect when it restarts.
 """
@@ -43,6 +43,7 @@ class LogSink(_Model):
     path: _Text | None = Field(None, description="`file`: the file lines are appended to (created with its directory).")
     url: _Text | None = Field(None, description="`http`: the http(s) URL batches are POSTed to; `s3`: `s3://bucket/prefix`.")
     headers: dict[_Name, _Value] = Field(default_factory=dict, description="`http`: extra request fields, e.g. `authorization: Bearer ${env:LOG_TOKEN}`.")
+    format: Literal["jsonl", "parquet"] = Field("jsonl", description="`s3`: `jsonl` (gzip JSON lines) or `parquet` (one Parquet file per service and date of a batch, zstd, the log schema's columns).")
     spool_size: ByteSize = Field("256MiB", description="`http` and `s3`: bytes of lines kept on disk while the destination is away; when full the oldest segment is dropped.")
 
     @model_validator(mode="after")
@@ -51,6 +52,8 @@ class LogSink(_Model):
             raise ValueError("a file sink needs `path`")
         if self.type == "http" and urlsplit(self.url or "").scheme not in ("http", "https"):
             raise ValueError(f"an http sink needs `url`: an http:// or https:// URL, got {self.url!r}")
+        if self.format != "jsonl" and self.type != "s3":
+            raise ValueError(f"`format: {self.format}` is for s3 sinks; a {self.type} sink writes JSON lines")
         if self.type == "s3":
             parts = urlsplit(self.url or "")
             if parts.scheme != "s3" or not parts.netloc:
