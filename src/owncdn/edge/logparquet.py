@@ -6,8 +6,8 @@ Rules:
    timestamp -> TIMESTAMP WITH TIME ZONE (UTC). ``country`` is absent at the edge
    and written as null, so files from every edge and version share one schema.
 2. A line that is not a JSON object of that shape makes the whole batch fail
-   (``ValueError``): the shipper keeps the segment and reports it, rather than
-   writing a file that silently lost lines.
+   (``ValueError``) rather than a file that silently lost lines; the S3 sender turns
+   it into ``Rejected`` (the segment is dropped, counted and warned about).
 3. The encoding is DuckDB's Parquet writer (zstd), in a private in-memory database
    per call, through a temporary file: nothing is kept between batches.
 """

@@ -262,8 +262,8 @@ class S3Sender:
                 else:
                     client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=CONTENT_TYPE,
                                       ContentEncoding="gzip")
-        except ValueError as exc:  # lines Parquet cannot hold (logparquet Rule 2)
-            raise SendError(f"s3://{self.bucket}: {exc}") from None
+        except ValueError as exc:  # lines Parquet cannot hold (logparquet Rule 2): sending again won't help
+            raise Rejected(f"s3://{self.bucket}: {exc}") from None
         except (BotoCoreError, ClientError) as exc:
             raise SendError(f"s3://{self.bucket}: {exc}") from None
 
