@@ -1,34 +1,51 @@
 #!/usr/bin/env python3
-"""Log shipping under load: how soon a request's line is queryable in the control
-plane, and what shipping costs the edges in throughput.
+"""Log shipping: what it costs the edges at saturation, and how soon a request's line is
+queryable in the control plane under a steady load.
 
 The control plane (`owncdn control`, no health monitor) and 3 edges (`owncdn edge
 --control`, each on its own 127.0.1.N) run as processes in front of a small origin
-(`python -m http.server` serving a 1 KiB file, cached by the edges for an hour). Two
-phases, each with fresh edge state directories:
+(`python -m http.server` serving a 1 KiB file, cached by the edges for an hour).
 
-  none   `edge.logs.ship: false`, `--access-log off`: no logging work at all;
-  file   `edge.logs.ship: false`, `--access-log <file>`: the access log as before shipping;
-  on     `edge.logs.ship: true`, `--access-log off`: every line spooled (fsync per batch) and shipped.
+1. Throughput at saturation, three phases, each with fresh edges and state directories:
 
-"Shipping off" is the `file` phase: the cost of shipping is on versus file (both make
-every line); the `none` phase shows what making the lines costs at all.
+     none   `edge.logs.ship: false`, `--access-log off`: no logging work at all;
+     file   `edge.logs.ship: false`, `--access-log <file>`: every line made and written to a file;
+     on     `edge.logs.ship: true`, `--access-log off`: every line made, spooled (fsync per batch),
+            compressed and shipped, and ingested by the control plane while the load runs.
 
-In each phase one `wrk` per edge (`-t1 -c<connections>`) hammers the cached object for
-`--seconds`; the edges' summed requests/s is the throughput, and the edges' CPU time
-(from /proc) per request says what shipping costs the edge itself, apart from the
-control plane's ingest that competes for the same cores here. During the `on` phase a
-probe sends `--probe-rate` requests/s (round robin over the edges), notes each one's
-X-Request-Id and the wall-clock time its response was complete, and afterwards asks the
-control plane (`POST /v1/logs/query`) when each line reached the analytics store
-(column `received`: stamped by the writer thread when it starts on the batch; the commit
-follows in the same write, so the line is queryable a little later than that). Printed:
-p50 / p99 of that delay, lines missing after a grace period, and throughput on vs off.
+   "Shipping off" is the `file` phase: the cost of shipping is `on` versus `file` (both make
+   every line); `none` shows what making the lines costs at all. One `wrk -t1 -c<connections>`
+   per edge hammers the cached object for `--seconds`; the summed requests/s is the
+   throughput, and the edges' CPU time (user + sys from /proc) per request is the edge's own
+   cost. Everything shares the machine's cores, as in a one-machine `owncdn up`, so the `on`
+   throughput also pays for the control plane's ingest (in a fleet that runs on another
+   machine); the edges' CPU per request is what shipping costs the edge itself, roughly:
+   it also grows when an edge gets less of the CPU, because each wake-up of its event loop
+   then serves fewer requests (pinning the edges to one core and wrk and the control plane
+   to the other was tried: then wrk is the bottleneck, the edges idle part of the time, and
+   their CPU per request rose by a quarter with shipping on for that reason). After the `on` load the bench waits until the control plane holds
+   every line the edges made and prints that catch-up time and the control plane's CPU
+   per stored line.
 
-Everything shares this machine's cores (edges, control plane, wrk, probe), so the
-numbers are a sanity check, not a measurement of a production fleet.
+2. Latency under a steady load: the `on` edges stay up; one `wrk` per edge sends a fixed
+   `--rate` requests/s (default 1000 per edge, 3000 lines/s into the control plane: a busy
+   site's traffic, a few percent of what the edges serve here when saturated, so no queue
+   builds up and the figure shows the pipeline's own delays: the access log's batch
+   timer, the spool's fsync, compression, the POST and the control plane's commit). At
+   saturation the lines arrive as fast as the edges can make them, any queue grows for as
+   long as the load lasts, and a delay percentile would only say how long the run was. A
+   probe sends `--probe-rate` requests/s more (round robin over the edges), notes each one's
+   X-Request-Id and the wall-clock time its response was complete, and a watcher asks the
+   control plane (`POST /v1/logs/query`) every `--poll` seconds which of them it can find:
+   the delay is from the response to the first answer that had the line (so it includes up
+   to one poll interval). Also printed: the same delays to the `received` stamp the control
+   plane's writer puts on a batch before it commits it.
 
-    .venv/bin/python bench/log_latency.py [--seconds 10] [--connections 16] [--probe-rate 20]
+Everything shares this machine's 2 cores with whatever else runs on it, so the numbers
+are a sanity check, not a measurement of a production fleet.
+
+    .venv/bin/python bench/log_latency.py [--seconds 10] [--connections 16] [--rate 1000]
+        [--steady-seconds 10] [--probe-rate 20]
 """
 
 from __future__ import annotations
@@ -65,6 +82,7 @@ services:
     cache:
       default_ttl: 1h
 """
+PACE = "function delay()\n  return {ms}\nend\n"  # wrk: each connection waits this many ms before a request
 
 
 def wait_until(check, timeout: float, what: str) -> None:
@@ -102,7 +120,9 @@ class Bench:
         self.state = work / "control"
         self.origin_port = free_port()
         self.edges: list[tuple[str, int]] = []
+        self.admins: list[int] = []
         self.edge_procs = []
+        self.control_proc = None
 
     def start_control(self):
         from owncdn.client import Client
@@ -111,8 +131,9 @@ class Bench:
         (self.work / "origin" / "1k.bin").write_bytes(b"x" * 1024)
         self.procs.start([sys.executable, "-m", "http.server", str(self.origin_port), "--bind", "127.0.0.1",
                           "--directory", str(self.work / "origin")], self.work / "origin.log")
-        self.procs.start([*OWNCDN, "control", "--listen", f"127.0.0.1:{self.port}", "--state-dir", str(self.state),
-                          "--no-health", "--no-acme"], self.work / "control.log")
+        self.control_proc = self.procs.start(
+            [*OWNCDN, "control", "--listen", f"127.0.0.1:{self.port}", "--state-dir", str(self.state),
+             "--no-health", "--no-acme"], self.work / "control.log")
         wait_until(lambda: (self.state / "admin.token").exists(), 30, "the control plane")
         self.api = Client(self.url, (self.state / "admin.token").read_text().strip(), timeout=30)
         wait_until(lambda: self.api.health(), 30, "the control plane's API")
@@ -122,15 +143,17 @@ class Bench:
         config = self.work / f"{phase}.yaml"
         config.write_text(SERVICE.format(ship="true" if ship else "false", origin=self.origin_port))
         bootstrap = (self.state / "bootstrap.token").read_text().strip()
-        self.edges = []
+        self.edges, self.admins = [], []
         for i in range(EDGES):
-            host, port = f"127.0.1.{i + 1}", free_port()
+            host, port, admin = f"127.0.1.{i + 1}", free_port(), free_port()
+            log = access_log if access_log == "off" else f"{access_log}-{i}.log"
             self.edge_procs.append(self.procs.start(
                 [*OWNCDN, "edge", "--config", str(config), "--control", self.url, "--token", bootstrap,
-                 "--listen", f"{host}:{port}", "--admin", f"127.0.0.1:{free_port()}", "--id", f"{phase}-{i}",
-                 "--location", f"loc{i}", "--access-log", access_log if access_log == "off" else f"{access_log}-{i}.log", "--state-dir", str(self.work / f"{phase}-edge-{i}")],
+                 "--listen", f"{host}:{port}", "--admin", f"127.0.0.1:{admin}", "--id", f"{phase}-{i}",
+                 "--location", f"loc{i}", "--access-log", log, "--state-dir", str(self.work / f"{phase}-edge-{i}")],
                 self.work / f"{phase}-edge-{i}.log"))
             self.edges.append((host, port))
+            self.admins.append(admin)
         for host, port in self.edges:
             wait_until(lambda: get(host, port)[0] == 200, 30, f"edge {host}:{port} serving")
 
@@ -139,23 +162,52 @@ class Bench:
             self.procs.stop(proc)
         self.edge_procs = []
 
-    def load(self, seconds: float, connections: int) -> float:
-        """Requests/s of the 3 edges together, one wrk each."""
-        runs = [subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-H", "Host: bench.test",
-                                  f"http://{host}:{port}/1k.bin"], stdout=subprocess.PIPE, text=True)
+    def wrk(self, seconds: float, connections: int, script: Path | None = None) -> tuple[float, int]:
+        """Requests/s and requests of the 3 edges together, one wrk each."""
+        extra = ["-s", str(script)] if script else []
+        runs = [subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", *extra,
+                                  "-H", "Host: bench.test", f"http://{host}:{port}/1k.bin"],
+                                 stdout=subprocess.PIPE, text=True)
                 for host, port in self.edges]
-        total = 0.0
+        rate, count = 0.0, 0
         for run in runs:
             out, _ = run.communicate()
             m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-            total += float(m.group(1)) if m else 0.0
-        return total
+            rate += float(m.group(1)) if m else 0.0
+            m = re.search(r"(\d+) requests in", out)
+            count += int(m.group(1)) if m else 0
+        return rate, count
+
+    def edge_logs(self) -> list[dict]:
+        """The control sink's counters of each edge (admin /stats, edge/logship.py)."""
+        out = []
+        for admin in self.admins:
+            conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
+            try:
+                conn.request("GET", "/stats")
+                out.append(json.loads(conn.getresponse().read())["logs"]["control"])
+            finally:
+                conn.close()
+        return out
+
+    def stored(self, phase: str) -> int:
+        return self.api.logs_query(f"SELECT count(*) FROM logs WHERE edge LIKE '{phase}-%'")["rows"][0][0]
+
+    def caught_up(self, phase: str, expect: int, timeout: float) -> tuple[float | None, int]:
+        """Seconds until the control plane holds at least `expect` lines of the phase's edges,
+        which have nothing left in their spools (None if not within `timeout`), and the lines stored."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if (n := self.stored(phase)) >= expect and all(s["spooled_lines"] == 0 for s in self.edge_logs()):
+                return time.monotonic() - start, n
+            time.sleep(0.2)
+        return None, self.stored(phase)
 
     def probe(self, seconds: float, rate: float, done: list) -> None:
         """Requests at `rate`/s, round robin; (request id, completed at) into `done`."""
-        end = time.monotonic() + seconds
+        start = time.monotonic()
         i = 0
-        while time.monotonic() < end:
+        while (now := time.monotonic()) < start + seconds:
             host, port = self.edges[i % len(self.edges)]
             try:
                 status, rid = get(host, port)
@@ -164,9 +216,34 @@ class Bench:
             except OSError:
                 pass
             i += 1
-            time.sleep(1 / rate)
+            time.sleep(max(0.0, start + i / rate - time.monotonic()))
+        del now
 
-    def arrival(self, ids: list[str]) -> dict[str, float]:
+    def watch(self, done: list, seen: dict, stop: threading.Event, poll: float, grace: float) -> None:
+        """Ask the control plane every `poll` s which probed lines it has; first answer time into `seen`."""
+        deadline = None
+        since = int(time.time() * 1e6) - 1_000_000  # row groups stored before the steady phase are skipped
+        while True:
+            if stop.is_set() and deadline is None:
+                deadline = time.monotonic() + grace
+            waiting = [rid for rid, _ in list(done) if rid not in seen]
+            if waiting:
+                sql = (f"SELECT request_id FROM logs WHERE received > make_timestamp({since}) AND request_id IN ("
+                       + ",".join(f"'{i}'" for i in waiting[:2000]) + ")")
+                try:
+                    rows = self.api.logs_query(sql, limit=10_000)["rows"]
+                except OSError:
+                    rows = []
+                now = time.time()
+                for (rid,) in rows:
+                    seen.setdefault(rid, now)
+            elif deadline is not None:
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            time.sleep(poll)
+
+    def received(self, ids: list[str]) -> dict[str, float]:
         got = {}
         for k in range(0, len(ids), 500):
             chunk = ids[k:k + 500]
@@ -182,12 +259,103 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
+def saturate(bench: Bench, args, results: dict) -> None:
+    work = bench.work
+    for phase, ship, log in (("none", False, "off"), ("file", False, str(work / "access")), ("on", True, "off")):
+        bench.start_edges(phase, ship, log)
+        pids = [p.pid for p in bench.edge_procs]
+        cpu0, ccpu0 = cpu_seconds(pids), cpu_seconds([bench.control_proc.pid])
+        rps, requests = bench.wrk(args.seconds, args.connections)
+        cpu, ccpu = cpu_seconds(pids) - cpu0, cpu_seconds([bench.control_proc.pid]) - ccpu0
+        results[f"rps_{phase}"] = rps
+        results[f"edge_cpu_us_{phase}"] = cpu / requests * 1e6 if requests else None
+        results[f"control_cores_{phase}"] = ccpu / args.seconds
+        if ship:
+            lag, stored = bench.caught_up(phase, requests, args.catch_up)  # wrk counts completed responses
+            ccpu = cpu_seconds([bench.control_proc.pid]) - ccpu0
+            results.update(catch_up_s=lag, lines_stored=stored, requests_on=requests,
+                           control_cpu_us_per_line=ccpu / stored * 1e6 if stored else None,
+                           # all of shipping's work, also what the edges and the control plane did after the load
+                           edge_cpu_us_on_total=(cpu_seconds(pids) - cpu0) / requests * 1e6 if requests else None,
+                           control_cpu_us_on_total=ccpu / requests * 1e6 if requests else None)
+        else:
+            bench.stop_edges()
+
+
+def steady(bench: Bench, args, results: dict) -> None:
+    """The `on` edges under `args.rate` requests/s each, plus the probe and the watcher."""
+    conns = max(1, min(50, int(args.rate // 100)))
+    script = bench.work / "pace.lua"
+    script.write_text(PACE.format(ms=max(1, round(conns * 1000 / args.rate))))
+    done: list = []
+    seen: dict = {}
+    stop = threading.Event()
+    prober = threading.Thread(target=bench.probe, args=(args.steady_seconds, args.probe_rate, done))
+    watcher = threading.Thread(target=bench.watch, args=(done, seen, stop, args.poll, args.grace))
+    ccpu0 = cpu_seconds([bench.control_proc.pid])
+    prober.start()
+    watcher.start()
+    rate, _ = bench.wrk(args.steady_seconds, conns, script)
+    prober.join()
+    stop.set()
+    results["control_cores_steady"] = (cpu_seconds([bench.control_proc.pid]) - ccpu0) / args.steady_seconds
+    watcher.join()
+    results["steady_rate"] = rate
+    delays = [seen[rid] - at for rid, at in done if rid in seen]
+    stamped = bench.received([rid for rid, _ in done])
+    writer = [stamped[rid] - at for rid, at in done if rid in stamped]
+    results.update(probes=len(done), missing=len(done) - len(delays),
+                   p50=pct(delays, 50) if delays else None, p99=pct(delays, 99) if delays else None,
+                   max=max(delays) if delays else None, mean=statistics.fmean(delays) if delays else None,
+                   writer_p50=pct(writer, 50) if writer else None, writer_p99=pct(writer, 99) if writer else None)
+
+
+def report(args, results: dict) -> None:
+    off, on = results.get("rps_file", 0.0), results.get("rps_on", 0.0)
+    cpu = {k: results.get(f"edge_cpu_us_{k}") or 0.0 for k in ("none", "file", "on")}
+    print(f"\n1. saturation: {EDGES} edges, wrk -t1 -c{args.connections} per edge for {args.seconds:g}s per phase,"
+          f" 1 KiB cache hits (edges, wrk and the control plane share the cores)")
+    print(f"throughput, no access log: {results.get('rps_none', 0):10.0f} requests/s (3 edges together)")
+    print(f"throughput, log to a file: {off:10.0f} requests/s (shipping off)")
+    print(f"throughput, shipping on  : {on:10.0f} requests/s ({(on / off - 1) * 100 if off else 0:+.1f}% vs file)")
+    print(f"edge CPU per request (user+sys of the 3 edges, from /proc): none {cpu['none']:.2f} us,"
+          f" file {cpu['file']:.2f} us, on {cpu['on']:.2f} us"
+          f" ({(cpu['on'] / cpu['file'] - 1) * 100 if cpu['file'] else 0:+.1f}% vs file)")
+    lag = results.get("catch_up_s")
+    print(f"control plane while loaded: {results.get('control_cores_on', 0):.2f} cores;"
+          f" {results.get('lines_stored', 0)} lines stored, "
+          + (f"all of them {lag:.1f} s after the load ended" if lag is not None
+             else f"NOT all within {args.catch_up:g} s after the load ended")
+          + f"; {results.get('control_cpu_us_per_line') or 0:.2f} us control-plane CPU per line (HTTP, unpacking, DuckDB)")
+    if results.get("edge_cpu_us_on_total") is not None:
+        total = results["edge_cpu_us_on_total"] + results["control_cpu_us_on_total"]
+        print(f"CPU per request with shipping, until every line was stored: edges {results['edge_cpu_us_on_total']:.2f} us"
+              f" + control plane {results['control_cpu_us_on_total']:.2f} us = {total:.2f} us"
+              f" (edges with a log file: {cpu['file']:.2f} us; {(total / cpu['file'] - 1) * 100 if cpu['file'] else 0:+.1f}%)")
+    if "p50" not in results:
+        return
+    print(f"\n2. steady load: {results['steady_rate']:.0f} requests/s over the 3 edges (--rate {args.rate:g} each)"
+          f" for {args.steady_seconds:g}s, + {args.probe_rate:g} probes/s;"
+          f" control plane {results['control_cores_steady']:.2f} cores (with the watcher's queries)")
+    if results.get("p50") is not None:
+        print(f"request complete -> line queryable in the control plane ({results['probes']} probes,"
+              f" {results['missing']} missing, polled every {args.poll * 1000:.0f} ms):"
+              f" p50 {results['p50'] * 1000:.0f} ms, p99 {results['p99'] * 1000:.0f} ms, max {results['max'] * 1000:.0f} ms")
+    if results.get("writer_p50") is not None:
+        print(f"request complete -> the writer's `received` stamp (before its commit):"
+              f" p50 {results['writer_p50'] * 1000:.0f} ms, p99 {results['writer_p99'] * 1000:.0f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=10.0, help="Load per phase.")
-    parser.add_argument("--connections", type=int, default=16, help="wrk connections per edge.")
-    parser.add_argument("--probe-rate", type=float, default=20.0, help="Probe requests per second (on phase).")
-    parser.add_argument("--grace", type=float, default=10.0, help="Seconds to wait for the last lines.")
+    parser.add_argument("--seconds", type=float, default=10.0, help="Load per saturation phase.")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections per edge at saturation.")
+    parser.add_argument("--rate", type=float, default=1000.0, help="Steady requests/s per edge (latency phase).")
+    parser.add_argument("--steady-seconds", type=float, default=10.0, help="Length of the steady phase.")
+    parser.add_argument("--probe-rate", type=float, default=20.0, help="Probe requests per second (steady phase).")
+    parser.add_argument("--poll", type=float, default=0.05, help="Seconds between the watcher's queries.")
+    parser.add_argument("--grace", type=float, default=10.0, help="Seconds to wait for the last probed lines.")
+    parser.add_argument("--catch-up", type=float, default=60.0, help="Most seconds to wait for the on phase's lines.")
     parser.add_argument("--json", type=Path, help="Also write the results here.")
     parser.add_argument("--keep", action="store_true", help="Keep the work directory.")
     args = parser.parse_args()
@@ -198,54 +366,16 @@ def main() -> None:
     results: dict = {}
     try:
         bench.start_control()
-        for phase, ship, log in (("none", False, "off"), ("off", False, str(work / "access")), ("on", True, "off")):
-            bench.start_edges(phase, ship, log)
-            done: list = []
-            prober = threading.Thread(target=bench.probe, args=(args.seconds, args.probe_rate, done)) if ship else None
-            if prober:
-                prober.start()
-            pids = [p.pid for p in bench.edge_procs]
-            control_pid = [bench.procs.procs[1].pid]
-            cpu0, ccpu0 = cpu_seconds(pids), cpu_seconds(control_pid)
-            results[f"rps_{phase}"] = rps = bench.load(args.seconds, args.connections)
-            cpu, ccpu = cpu_seconds(pids) - cpu0, cpu_seconds(control_pid) - ccpu0
-            results[f"edge_cpu_us_{phase}"] = cpu / (rps * args.seconds) * 1e6 if rps else None
-            results[f"control_cpu_{phase}"] = ccpu / args.seconds
-            if prober:
-                prober.join()
-                deadline = time.monotonic() + args.grace
-                ids = [rid for rid, _ in done]
-                while len(arrived := bench.arrival(ids)) < len(ids) and time.monotonic() < deadline:
-                    time.sleep(0.5)
-                delays = [arrived[rid] - at for rid, at in done if rid in arrived]
-                results.update(probes=len(done), missing=len(done) - len(delays),
-                               p50=pct(delays, 50) if delays else None, p99=pct(delays, 99) if delays else None,
-                               max=max(delays) if delays else None,
-                               mean=statistics.fmean(delays) if delays else None)
-                total = bench.api.logs_query("SELECT count(*) FROM logs WHERE edge LIKE 'on-%'")["rows"][0][0]
-                results["lines_stored"] = total
-            bench.stop_edges()
+        saturate(bench, args, results)
+        steady(bench, args, results)
+        bench.stop_edges()
     finally:
         bench.procs.close()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"work directory: {work}")
-    off, on = results.get("rps_off", 0.0), results.get("rps_on", 0.0)
-    print(f"\n{EDGES} edges, wrk -t1 -c{args.connections} per edge for {args.seconds:g}s per phase, 1 KiB cache hits")
-    print(f"throughput, no access log: {results.get('rps_none', 0):10.0f} requests/s (3 edges together)")
-    print(f"throughput, log to a file: {off:10.0f} requests/s (shipping off)")
-    print(f"throughput, shipping on  : {on:10.0f} requests/s ({(on / off - 1) * 100 if off else 0:+.1f}%)")
-    print(f"edge CPU per request (the 3 edges' processes, from /proc): none {results['edge_cpu_us_none']:.1f} us,"
-          f" file {results['edge_cpu_us_off']:.1f} us,"
-          f" on {results['edge_cpu_us_on']:.1f} us ({(results['edge_cpu_us_on'] / results['edge_cpu_us_off'] - 1) * 100:+.1f}%)")
-    print(f"control plane CPU while loaded: off {results['control_cpu_off']:.2f} cores, on {results['control_cpu_on']:.2f} cores"
-          " (ingest shares this machine's cores with the edges and wrk)")
-    if results.get("p50") is not None:
-        print(f"request complete -> line in the control plane's analytics ({results['probes']} probes,"
-              f" {results['missing']} missing): p50 {results['p50'] * 1000:.0f} ms, p99 {results['p99'] * 1000:.0f} ms,"
-              f" max {results['max'] * 1000:.0f} ms")
-        print(f"lines stored in the on phase: {results['lines_stored']}")
+    report(args, results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -13,7 +13,7 @@ import zstandard
 
 from owncdn.client import Client
 from owncdn.client.errors import ApiError
-from owncdn.control.analytics import Analytics
+from owncdn.control.analytics import Analytics, QueryRefused, _count_lines
 from owncdn.control.api import ApiServer, create_app
 from owncdn.control.store import Store, sqlite_url
 
@@ -245,3 +245,37 @@ def test_a_named_batch_sent_again_is_all_duplicates(api, analytics):
 def test_lines_repeated_inside_a_batch_are_stored_once(analytics):
     assert analytics.ingest([line(1, T0), line(2, T0), line(1, T0)]).result()[:3] == (2, 1, 0)
     assert analytics.ingest([line(2, T0), line(3, T0 + 1)]).result()[:3] == (1, 1, 0)
+
+
+def test_a_named_batch_goes_through_the_inbox_and_leaves_nothing_there(analytics):
+    wrong_type = orjson.dumps({**line(3, T0), "status": "ok"}) + b"\n"
+    data = (jsonl([line(1, T0)]) + b"\n" + wrong_type + b"[1, 2]\n" + jsonl([line(2, T0 + 1)])[:-1]
+            + b"\n" + jsonl([line(4, T0 + 2)]).replace(b'"t"', b'"t\xff"'))  # empty line, invalid UTF-8
+    accepted, duplicates, invalid, problems = analytics.ingest_lines(data, "edge-1/0001").result()
+    assert (accepted, duplicates, invalid) == (3, 0, 2) and "status" in problems[0]
+    assert analytics.query("SELECT request_id, user_agent FROM logs ORDER BY request_id")["rows"] == [
+        ["r-1", "t"], ["r-2", "t"], ["r-4", "t\ufffd"]]
+    assert list(analytics.inbox.iterdir()) == []
+    assert analytics.ingest_lines(data, "edge-1/0001").result()[:3] == (0, 3, 2)  # sent again
+
+
+def test_seq_follows_the_order_of_arrival_across_batches(analytics):
+    analytics.ingest_lines(jsonl([line(i, T0 + i) for i in range(3)]), "e/1").result()
+    analytics.ingest_lines(jsonl([line(i, T0) for i in range(3, 5)]), "e/2").result()
+    rows, last = analytics.tail(0, limit=10)
+    assert [r["request_id"] for r in rows] == ["r-0", "r-1", "r-2", "r-3", "r-4"] and last == analytics.seq
+
+
+def test_queries_read_no_files_not_even_the_inbox_siblings(analytics, tmp_path):
+    (tmp_path / "secret.csv").write_text("a\n1\n")
+    for sql in (f"SELECT * FROM read_csv('{tmp_path / 'secret.csv'}')", "SELECT * FROM read_text('/etc/hostname')"):
+        with pytest.raises(QueryRefused):
+            analytics.query(sql)
+
+
+@pytest.mark.parametrize("data,expected", [
+    (b"", (0, 0)), (b"a", (1, 1)), (b"a\n", (1, 1)), (b"\n", (1, 0)), (b"a\n\nb", (3, 2)),
+    (b"\n\na\n", (3, 1)), (b"a\nb\n", (2, 2)),
+])
+def test_lines_are_counted_as_the_reader_sees_them(data, expected):
+    assert _count_lines(data) == expected
