@@ -2,6 +2,7 @@
 moves), list releases, roll back; what is refused, and that a refused push changes nothing."""
 
 import asyncio
+import json
 import os
 import sys
 
@@ -102,3 +103,57 @@ async def test_refused_pushes_change_nothing(tmp_path):
 
         releases = await asyncio.to_thread(fleet.api.releases, "production", "blog")
         assert [(r["number"], r["current"]) for r in releases] == [(1, True)]
+
+
+# -- the lean start of `owncdn push` (cli/entry.py, cli/push_run.py) --------------------------
+
+def test_the_lean_parser_takes_plain_pushes_and_leaves_the_rest_to_typer():
+    from pathlib import Path
+
+    from owncdn.cli import fleet_cmds
+    from owncdn.cli.push_run import DEFAULT_CONTROL, DEFAULT_STATE, parse_lean
+
+    assert (DEFAULT_CONTROL, DEFAULT_STATE) == (fleet_cmds.DEFAULT_CONTROL, fleet_cmds.DEFAULT_STATE)
+    args = parse_lean(["./public", "-s", "blog", "--env=staging", "--control", "http://c:1", "--token", "t",
+                       "--state-dir", "st", "--max-files", "7", "--parallel=3", "-q", "--no-hash-cache",
+                       "--json", "--wait", "12.5"])
+    assert (args.directory, args.service, args.env, args.control, args.token, args.state_dir) == (
+        Path("./public"), "blog", "staging", "http://c:1", "t", Path("st"))
+    assert (args.max_files, args.parallel, args.quiet, args.hash_cache, args.as_json, args.wait) == (
+        7, 3, True, False, True, 12.5)
+    assert parse_lean(["d", "--service", "blog"]).hash_cache is True
+    for argv in (["--help"], ["d", "--service", "blog", "--help"], ["d"], ["d", "e", "--service", "b"],
+                 ["d", "--service"], ["d", "--service", "b", "--max-file-size", "1MB"],
+                 ["d", "--service", "b", "--parallel", "0"], ["d", "--service", "b", "--max-files", "x"],
+                 ["d", "--service", "b", "--wait", "-1"], ["d", "--service", "b", "--bogus"],
+                 ["d", "--service", "b", "--json=yes"]):
+        assert parse_lean(argv) is None, argv
+
+
+async def test_a_plain_push_starts_without_typer_httpx_or_pydantic_and_can_wait(tmp_path):
+    site = tmp_path / "public"
+    make_site(site)
+    probe = ("import atexit, sys\n"
+             "atexit.register(lambda: sys.stderr.write('HEAVY ' + ' '.join(sorted({m.split('.')[0] for m in sys.modules} "
+             "& {'typer', 'click', 'rich', 'httpx', 'pydantic', 'fastapi'})) + '\\n'))\n"
+             "sys.argv = ['owncdn', *sys.argv[1:]]\n"
+             "from owncdn.cli.entry import main\n"
+             "sys.exit(main())\n")
+    async with Fleet(tmp_path / "fleet", edges=0) as fleet:
+        await fleet.apply(CDN)
+        env = dict(os.environ, OWNCDN_CONTROL=fleet.url, OWNCDN_TOKEN=fleet.admin_token,
+                   XDG_CACHE_HOME=str(tmp_path / "cache"))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", probe, "push", str(site), "--service", "blog", "--json", "--wait", "5", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+        assert "HEAVY \n" in err.decode()  # none of them was imported
+        result = json.loads(out)
+        assert (result["release"], result["files"], result["serving"], result["failed"], result["pending"]) == (
+            1, 4, [], [], [])
+
+        code, out, err = await owncdn(fleet, "push", "--help")  # the Typer command still documents it
+        assert code == 0 and "--wait" in out and "--max-file-size" in out
+        code, _, err = await owncdn(fleet, "push", str(site), "--service", "blog", "--parallel", "0")
+        assert code == 2 and "--parallel" in err  # Typer's own parse error

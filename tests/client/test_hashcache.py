@@ -16,7 +16,7 @@ def counting_hash(monkeypatch) -> list:
     real = sitedir._hash
 
     def spy(source):
-        hashed.append(source.name)
+        hashed.append(os.path.basename(source))
         return real(source)
 
     monkeypatch.setattr(sitedir, "_hash", spy)

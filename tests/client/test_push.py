@@ -6,7 +6,9 @@ import hashlib
 import pytest
 
 from owncdn.client import ApiError, Client
+from owncdn.client.hashcache import HashCache
 from owncdn.client.push import push_site
+from owncdn.client.pushapi import PushApi
 from owncdn.client.sitedir import SiteError
 from owncdn.control.api import ApiServer, create_app
 from owncdn.control.blobs import DirBlobStore
@@ -24,6 +26,7 @@ def api(tmp_path):
     with ApiServer(create_app(store, blobs=blobs)) as server, Client(server.url, token) as client:
         client.add_version("production", CDN)
         client.blobs = blobs
+        client.token = token
         yield client
     store.close()
 
@@ -108,3 +111,93 @@ def test_many_small_files_go_in_bundles_and_can_be_fetched_back(api, tmp_path, m
     with pytest.raises(ApiError) as err:
         list(api.fetch_blobs([wanted[0], "0" * 64]))
     assert err.value.status == 404 and err.value.problems == ["0" * 64]
+
+
+# -- a push after a push: the release and the files read again, in one request (push Rule 7) --
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.fixture
+def lean(api, monkeypatch):
+    """The same control plane through ``PushApi`` (what `owncdn push` uses), with every
+    request recorded; the hash cache trusts files written just before a push."""
+    monkeypatch.setattr("owncdn.client.hashcache.RACY_NS", 0)
+    with PushApi(api.base_url, api.token) as client:
+        calls, real = [], client._call
+
+        def recorded(method, path, *args, **kwargs):
+            calls.append((method, path.split("?")[0]))
+            return real(method, path, *args, **kwargs)
+
+        client._call = recorded
+        client.calls = calls
+        yield client
+
+
+def test_a_second_push_sends_the_changed_file_with_the_release(api, lean, tmp_path):
+    root = site(tmp_path / "s", index__html="home", about__html="about", same__txt="home")
+    cache = tmp_path / "cache"
+    first = push_site(lean, root, service="blog", cache=HashCache.for_root(root, cache))
+    assert (first.release["number"], first.blobs_uploaded) == (1, 2)  # nothing remembered yet: ask first
+    assert lean.calls[0] == ("POST", "/v1/blobs/missing")
+
+    lean.calls.clear()
+    (root / "about.html").write_text("about us")
+    second = push_site(lean, root, service="blog", cache=HashCache.for_root(root, cache))
+    assert lean.calls == [("POST", "/v1/services/blog/releases/bundle")]
+    assert (second.release["number"], second.blobs_uploaded, second.bytes_uploaded) == (2, 1, 8)
+    assert api.blobs.missing([sha("about us")]) == []
+
+    lean.calls.clear()
+    api.blobs.path(sha("home")).unlink()  # the guess is wrong: the control plane lost a blob
+    (root / "about.html").write_text("about them")
+    third = push_site(lean, root, service="blog", cache=HashCache.for_root(root, cache))
+    assert lean.calls == [("POST", "/v1/services/blog/releases/bundle"), ("POST", "/v1/blobs/bundle"),
+                          ("POST", "/v1/services/blog/releases")]
+    assert (third.release["number"], third.blobs_uploaded) == (3, 2)
+    assert api.blobs.missing([sha("home"), sha("about them")]) == []
+
+
+def test_a_control_plane_without_release_bundles_gets_ask_upload_create(api, lean, tmp_path, monkeypatch):
+    root = site(tmp_path / "s", a="1", b="2")
+    cache = tmp_path / "cache"
+    push_site(lean, root, service="blog", cache=HashCache.for_root(root, cache))
+    (root / "a").write_text("changed")
+
+    def older(*args, **kwargs):
+        raise ApiError(404, "not_found", "Not Found")
+
+    monkeypatch.setattr(lean, "create_release_with_blobs", older)
+    lean.calls.clear()
+    again = push_site(lean, root, service="blog", cache=HashCache.for_root(root, cache))
+    assert (again.release["number"], again.blobs_uploaded) == (2, 1)
+    assert lean.calls == [("POST", "/v1/blobs/missing"), ("POST", "/v1/blobs/bundle"), ("POST", "/v1/services/blog/releases")]
+
+
+def test_a_file_that_changes_before_it_goes_inline(api, lean, tmp_path):
+    root = site(tmp_path / "s", a="1", b="2")
+    cache = tmp_path / "cache"
+    push_site(lean, root, service="blog", cache=HashCache.for_root(root, cache))
+    (root / "a").write_text("3")
+
+    def change(site, missing):
+        (root / "a").write_text("4")
+
+    with pytest.raises(SiteError, match="changed while it was being pushed"):
+        push_site(lean, root, service="blog", cache=HashCache.for_root(root, cache), on_plan=change)
+    assert [r["number"] for r in api.releases("production", "blog")] == [1]
+
+
+def test_push_api_errors_are_api_errors(api):
+    with PushApi(api.base_url, "not-a-token") as client:
+        with pytest.raises(ApiError) as caught:
+            client.missing_blobs([])
+        assert caught.value.status == 401
+    with PushApi("http://127.0.0.1:9", None, timeout=2) as client:
+        with pytest.raises(ApiError) as caught:
+            client.missing_blobs([])
+        assert (caught.value.status, caught.value.code) == (0, "unreachable")
+    with pytest.raises(ApiError):
+        PushApi("ftp://example.com")

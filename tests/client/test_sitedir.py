@@ -3,6 +3,8 @@
 import hashlib
 import os
 
+from pathlib import Path
+
 import pytest
 
 from owncdn.client.sitedir import Limits, SiteError, scan_site
@@ -28,7 +30,7 @@ def test_every_file_with_its_hash(site):
     assert list(files) == ["about/index.html", "copy.html", "index.html"]
     assert files["index.html"].sha256 == sha(b"<h1>home</h1>") and files["index.html"].size == 13
     assert scanned.manifest.blobs == {sha(b"<h1>home</h1>"): 13, sha(b"about"): 5}
-    assert scanned.sources[sha(b"about")].read_bytes() == b"about"
+    assert Path(scanned.sources[sha(b"about")]).read_bytes() == b"about"
 
 
 def test_symlinks_inside_are_followed(site):

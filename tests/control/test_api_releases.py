@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import threading
+import time
 from types import SimpleNamespace
 
 import httpx
@@ -12,6 +15,7 @@ from owncdn.control.api import ApiServer, create_app
 from owncdn.control.api.releasechannels import ReleaseChannel, ReleaseReadyChannel
 from owncdn.control.blobs import DirBlobStore
 from owncdn.control.store import Store, sqlite_url
+from owncdn.core.content.bundle import header
 
 SITE = """\
 version: 1
@@ -27,6 +31,20 @@ services:
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+BUNDLE = {"Content-Type": "application/x-owncdn-bundle"}
+
+
+def canonical(m: dict) -> bytes:
+    return json.dumps(m, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def release_bundle(m: dict, *blobs: bytes, encoded: bytes | None = None, name: str | None = None) -> bytes:
+    """A manifest record (canonical unless ``encoded`` is given) and blob records."""
+    first = canonical(m) if encoded is None else encoded
+    return (header(name or sha(first), len(first)) + first
+            + b"".join(header(sha(blob), len(blob)) + blob for blob in blobs))
 
 
 def manifest(**files: bytes) -> dict:
@@ -89,6 +107,8 @@ def api(tmp_path):
     ("POST", "/v1/services/blog/releases"),
     ("GET", "/v1/services/blog/releases"),
     ("POST", "/v1/services/blog/releases/1/activate"),
+    ("POST", "/v1/services/blog/releases/bundle"),
+    ("GET", "/v1/services/blog/releases/1/status"),
     ("POST", "/v1/nodes/n-1/releases"),
 ])
 def test_no_token_is_401(api, method, path):
@@ -107,6 +127,8 @@ def test_no_token_is_401(api, method, path):
     ("read", "POST", "/v1/services/blog/releases"),
     ("purge", "GET", "/v1/services/blog/releases"),
     ("read", "POST", "/v1/services/blog/releases/1/activate"),
+    ("read", "POST", "/v1/services/blog/releases/bundle"),
+    ("purge", "GET", "/v1/services/blog/releases/1/status"),
     ("deploy", "POST", "/v1/nodes/n-1/releases"),
 ])
 def test_missing_scope_is_403(api, token, method, path):
@@ -285,3 +307,71 @@ def test_the_channel_caches_manifests_but_follows_rollbacks(api):
     assert channel.read(api.ctx, node)["blog"][0] == 2
     api.ok("POST", "/v1/services/blog/releases/1/activate")
     assert channel.read(api.ctx, node)["blog"][1]["manifest"] == manifest(a=b"1")
+
+
+# -- one request: the release and its new blobs; who serves it ---------------------------------
+
+def test_a_release_bundle_creates_the_release_and_stores_its_new_blobs(api):
+    api.put(b"old")
+    m = manifest(index__html=b"new", old__html=b"old")
+    made = api.ok("POST", "/v1/services/blog/releases/bundle", content=release_bundle(m, b"new"), headers=BUNDLE)
+    assert (made["number"], made["files"], made["id"]) == (1, 2, sha(canonical(m)))
+    assert api.blobs.missing([sha(b"new")]) == []
+    [listed] = api.ok("GET", "/v1/services/blog/releases", "read")
+    assert listed["current"] and listed["id"] == made["id"]
+
+    m2 = manifest(a=b"kept", b=b"absent")  # a blob neither inline nor uploaded before
+    r = api.call("POST", "/v1/services/blog/releases/bundle", content=release_bundle(m2, b"kept"), headers=BUNDLE)
+    assert r.status_code == 409 and r.json()["error"]["problems"] == [sha(b"absent")]
+    assert api.blobs.missing([sha(b"kept")]) == []  # the inline blob stays: the next try does not send it
+    assert [x["number"] for x in api.ok("GET", "/v1/services/blog/releases", "read")] == [1]
+
+
+@pytest.mark.parametrize("service, body, status, code", [
+    ("blog", release_bundle(manifest(a=b"1"), b"1", encoded=json.dumps(manifest(a=b"1"), indent=1).encode()),
+     422, "invalid_manifest"),  # not the canonical encoding
+    ("blog", release_bundle(manifest(a=b"1"), b"1", name=sha(b"other")), 400, "hash_mismatch"),
+    ("blog", release_bundle({"files": {"../x": {"sha256": sha(b"1"), "size": 1}}}, b"1"), 422, "invalid_manifest"),
+    ("nope", release_bundle(manifest(a=b"1"), b"1"), 404, "unknown_service"),
+    ("pulled", release_bundle(manifest(a=b"1"), b"1"), 422, "not_a_push_service"),
+    ("blog", b"", 400, "bad_bundle"),
+])
+def test_a_bad_release_bundle_stores_nothing(api, service, body, status, code):
+    r = api.call("POST", f"/v1/services/{service}/releases/bundle", content=body, headers=BUNDLE)
+    assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text
+    assert api.blobs.missing([sha(b"1")]) == [sha(b"1")]
+    assert api.ok("GET", f"/v1/services/{service}/releases", "read") == []
+
+
+def test_release_status_names_who_serves_failed_or_is_pending_and_waits_for_the_last(api):
+    nodes = [api.register(f"edge-{i}", location=loc) for i, loc in enumerate(["fra", "nyc", "sin", "syd"])]
+    dns = api.register("dns-1", kind="dns")
+    for node in [*nodes[:3], dns]:  # edge-3 was never heard from: not waited for
+        api.store.node_contact(node)
+    api.put(b"x")
+    api.ok("POST", "/v1/services/blog/releases", json={"manifest": manifest(index__html=b"x")})
+    path = "/v1/services/blog/releases/1/status"
+    st = api.ok("GET", path, "read")
+    assert (st["number"], st["current"], st["complete"]) == (1, True, False)
+    assert [n["name"] for n in st["pending"]] == ["edge-0", "edge-1", "edge-2"]
+
+    api.ok("POST", f"/v1/nodes/{nodes[0]}/releases", "edge-0", json={"service": "blog", "number": 1, "status": "serving"})
+    api.ok("POST", f"/v1/nodes/{nodes[1]}/releases", "edge-1",
+           json={"service": "blog", "number": 1, "status": "failed", "reason": "disk full"})
+    st = api.ok("GET", path, "deploy")
+    assert [n["name"] for n in st["serving"]] == ["edge-0"] and [n["name"] for n in st["pending"]] == ["edge-2"]
+    assert [(n["name"], n["reason"]) for n in st["failed"]] == [("edge-1", "disk full")]
+
+    answer: list[dict] = []
+    waiting = threading.Thread(target=lambda: answer.append(api.ok("GET", path + "?wait=60", "read")))
+    waiting.start()
+    deadline = time.monotonic() + 30
+    while api.ctx.hub.waiter_count("releases/production/blog") == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the wait is parked on the hub
+    api.ok("POST", f"/v1/nodes/{nodes[2]}/releases", "edge-2", json={"service": "blog", "number": 1, "status": "serving"})
+    waiting.join(30)
+    [st] = answer
+    assert st["complete"] and [n["name"] for n in st["serving"]] == ["edge-0", "edge-2"] and st["pending"] == []
+
+    r = api.call("GET", "/v1/services/blog/releases/7/status", "read")
+    assert r.status_code == 404

@@ -142,7 +142,7 @@ def test_a_push_through_the_api_into_s3(tmp_path, seaweed):
 
 def test_dir_store_syncs_each_directory_once_after_renames(tmp_path, monkeypatch):
     synced = []
-    monkeypatch.setattr("owncdn.control.blobs._fsync_dir", synced.append)
+    monkeypatch.setattr("owncdn.control.blobs._sync_dirs", synced.extend)
     store = DirBlobStore(tmp_path)
     put(store, b"one")
     store.sync([sha(b"one")])
@@ -158,7 +158,7 @@ def test_dir_store_syncs_each_directory_once_after_renames(tmp_path, monkeypatch
 
 def test_dir_store_puts_a_whole_blob_in_one_step(tmp_path, monkeypatch):
     synced = []
-    monkeypatch.setattr("owncdn.control.blobs._fsync_dir", synced.append)
+    monkeypatch.setattr("owncdn.control.blobs._sync_dirs", synced.extend)
     store = DirBlobStore(tmp_path, max_bytes=10)
     assert store.put(sha(b"hello"), b"hello") == 5 and store.put(sha(b"hello"), b"hello") == 5  # idempotent
     assert b"".join(store.read(sha(b"hello"))) == b"hello"
@@ -170,3 +170,15 @@ def test_dir_store_puts_a_whole_blob_in_one_step(tmp_path, monkeypatch):
     assert list((tmp_path / "tmp").iterdir()) == []
     store.sync([sha(b"hello")])
     assert synced == [tmp_path / sha(b"hello")[:2]]  # its rename is made durable before a release names it
+
+
+def test_dir_store_puts_a_batch_up_to_the_first_bad_blob(tmp_path):
+    store = DirBlobStore(tmp_path)
+    items = [(sha(b"one"), b"one"), (sha(b"two"), b"tw0"), (sha(b"three"), b"three")]
+    sizes, error = store.put_many(items)
+    assert sizes == [3] and isinstance(error, BlobMismatch)
+    assert store.missing([sha(b"one"), sha(b"two"), sha(b"three")]) == [sha(b"two"), sha(b"three")]
+    many = [(sha(bytes([i])), bytes([i])) for i in range(40)]  # one flush to disk for the batch
+    assert store.put_many(many) == ([1] * 40, None)
+    assert store.missing([h for h, _ in many]) == []
+    assert list((tmp_path / "tmp").iterdir()) == []

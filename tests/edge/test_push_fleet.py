@@ -124,7 +124,9 @@ async def wait_for(predicate, what: str, timeout: float = 20.0) -> None:
 
 
 def part_size(state: Path) -> int:
-    parts = list((state / "push" / "partial").glob("*.part"))
+    """The size of the resumable partial file (``<sha>.part``; a bundled blob's writer
+    file ``<sha>.<thread>.part`` may be there for a moment too)."""
+    parts = [p for p in (state / "push" / "partial").glob("*.part") if p.name.count(".") == 1]
     return parts[0].stat().st_size if parts else 0
 
 

@@ -291,3 +291,23 @@ def test_garbage_collection_keeps_current_previous_and_pending(tmp_path):
     assert (files, size) == (2, len(b"one") + 3)
     assert {p.name for p in store.blobs.glob("*/*")} == {sha(b"two"), sha(b"three"), sha(b"same"), sha(b"docs")}
     assert [p.name for p in store.partial.glob("*.part")] == [f"{sha(b'pending')}.part"]
+
+
+def test_a_writer_file_cut_off_by_a_crash_is_removed_at_start_and_resumable_fetches_stay(tmp_path):
+    store = ReleaseStore(tmp_path / "push")
+    resumable = store.part_path(sha(b"big"))
+    resumable.write_bytes(b"bi")
+    cut = store.partial / f"{sha(b'small')}.140234.part"
+    cut.write_bytes(b"sma")
+    ReleaseStore(tmp_path / "push")
+    assert resumable.read_bytes() == b"bi" and not cut.exists()
+
+
+def test_a_group_of_blobs_is_kept_only_where_the_bytes_match(tmp_path):
+    store = ReleaseStore(tmp_path / "push")
+    group = [(sha(bytes([i])), bytes([i])) for i in range(20)] + [(sha(b"x"), b"y")]
+    assert store.keep_many(group) == [(h, True) for h, _ in group[:20]] + [(sha(b"x"), False)]
+    assert all(store.has_blob(h) for h, _ in group[:20]) and not store.has_blob(sha(b"x"))
+    assert store.blob_path(sha(b"\x07")).read_bytes() == b"\x07"
+    assert list(store.partial.iterdir()) == []
+    store.sync_dirs()

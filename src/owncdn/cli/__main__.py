@@ -1,5 +1,7 @@
-"""`python -m owncdn.cli`: the same as the `owncdn` command."""
+"""`python -m owncdn.cli`: the same as the `owncdn` command (``cli/entry.py``)."""
 
-from owncdn.cli.main import app
+import sys
 
-app(prog_name="owncdn")
+from owncdn.cli.entry import main
+
+sys.exit(main())

@@ -1,5 +1,8 @@
 """Pushed content: `push`, `releases` (and `rollback --service --release` in fleet_cmds).
 
+`push` is carried out by ``push_run.run_push``; a plain `owncdn push` does not even
+get here (``cli/entry.py`` starts it without Typer), this command parses the rest.
+
     owncdn push ./public --service blog [--env staging]
     owncdn releases --service blog
     owncdn rollback --service blog --release 3
@@ -29,11 +32,9 @@ def _size(text: str, flag: str) -> int:
 
 
 def _human(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
+    from owncdn.cli.push_run import human
+
+    return human(n)
 
 
 def push(
@@ -49,50 +50,20 @@ def push(
                                     help="Reuse the hashes of files unchanged since the last push "
                                          "(kept in ~/.cache/owncdn/hashes)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+    wait: float = typer.Option(0.0, "--wait", min=0, max=300,
+                               help="Then wait up to this many seconds until every edge in contact serves "
+                                    "the release; exit 1 naming those that failed or did not answer."),
 ) -> None:
     """Push DIRECTORY as a new release of SERVICE: only files the CDN lacks are uploaded,
     then every edge fetches them and switches at once. A failed push changes nothing."""
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+    from owncdn.cli.push_run import PushArgs, run_push
 
-    from owncdn.client import ApiError
-    from owncdn.client.hashcache import HashCache
-    from owncdn.client.push import push_site
-    from owncdn.client.sitedir import Limits, SiteError
-
-    limits = Limits(max_files, _size(max_file_size, "--max-file-size"), _size(max_total_size, "--max-total-size"))
-    api = client(control_url, token, state_dir)
-    console = Console(stderr=True)
-    bar = Progress(TextColumn("uploading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                   console=console, disable=quiet or not console.is_terminal, transient=True)
-    task = bar.add_task("upload", total=0)
-
-    def on_plan(site, missing) -> None:
-        sizes = site.manifest.blobs
-        bar.update(task, total=sum(sizes[h] for h in missing))
-
-    try:
-        with bar:
-            result = push_site(api, directory, service=service, env=env, limits=limits, parallel=parallel,
-                               progress=lambda n: bar.advance(task, n), on_plan=on_plan,
-                               cache=HashCache.for_root(directory) if hash_cache else None)
-    except SiteError as exc:
-        _fail(str(exc))
-    except ApiError as exc:
-        lines = [str(exc)] + [f"  {p}" for p in (exc.problems or [])[:10]]
-        _fail("\n".join(lines) + "\nthe previous release is still current")
-    release = result.release
-    if as_json:
-        import json
-
-        typer.echo(json.dumps({"env": env, "service": service, "release": release["number"], "files": result.files,
-                               "bytes": result.bytes_total, "blobs_uploaded": result.blobs_uploaded,
-                               "bytes_uploaded": result.bytes_uploaded, "manifest_bytes": result.manifest_bytes,
-                               "seconds": round(result.seconds, 4)}))
-        return
-    typer.echo(f"{env}: {service} release {release['number']} ({result.files} files, {_human(result.bytes_total)}); "
-               f"uploaded {result.blobs_uploaded} blob(s), {_human(result.bytes_uploaded)} "
-               f"+ manifest {_human(result.manifest_bytes)} in {result.seconds:.2f}s")
+    args = PushArgs(directory, service, env, control_url, token, state_dir, max_files,
+                    _size(max_file_size, "--max-file-size"), _size(max_total_size, "--max-total-size"),
+                    parallel, quiet, hash_cache, as_json, wait)
+    code = run_push(args)
+    if code:
+        raise typer.Exit(code)
 
 
 def releases(

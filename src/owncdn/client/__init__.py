@@ -8,9 +8,23 @@
 
 ``client`` holds :class:`Client`, one method per REST endpoint; ``errors``
 holds :class:`ApiError`, raised for every failure with the server's message.
+``Client`` is imported on first use (it brings httpx), so ``owncdn push``, which
+talks through ``pushapi.PushApi``, starts without it.
 """
 
-from .client import Client
+from typing import TYPE_CHECKING
+
 from .errors import ApiError
 
+if TYPE_CHECKING:
+    from .client import Client
+
 __all__ = ["ApiError", "Client"]
+
+
+def __getattr__(name: str):
+    if name == "Client":
+        from .client import Client
+
+        return Client
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

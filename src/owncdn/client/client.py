@@ -234,6 +234,24 @@ class Client(LogsApi, WatchApi):  # logs and analytics: client/logs.py; health, 
         return self._call("POST", f"/v1/services/{_seg(service)}/releases", params={"env": env},
                           json={"manifest": manifest}, timeout=max(self.timeout, 60))
 
+    def create_release_with_blobs(self, env: str, service: str, content: bytes | Any,
+                                  size: int | None = None) -> dict[str, Any]:
+        """A new release and its new blobs in one body: a bundle whose first record is the
+        manifest's canonical encoding named by its id (``POST .../releases/bundle``)."""
+        headers = {"Content-Type": "application/x-owncdn-bundle"}
+        if size is not None:
+            headers["Content-Length"] = str(size)
+        return self._call("POST", f"/v1/services/{_seg(service)}/releases/bundle", params={"env": env},
+                          content=content, headers=headers, timeout=max(self.timeout, 60))
+
+    def release_status(self, env: str, service: str, number: int, wait: float | None = None) -> dict[str, Any]:
+        """``{number, current, serving, failed, pending, complete}``: which edges serve
+        release ``number``; with ``wait`` (seconds), answered once no edge in contact is
+        left to report, or when the time is up."""
+        timeout = None if wait is None else self.timeout + wait
+        return self._call("GET", f"/v1/services/{_seg(service)}/releases/{int(number)}/status",
+                          params={"env": env, "wait": wait}, timeout=timeout)
+
     def releases(self, env: str, service: str, limit: int = 50) -> list[dict[str, Any]]:
         """Releases newest first: ``[{number, id, files, bytes, created, current, nodes}]``."""
         return self._call("GET", f"/v1/services/{_seg(service)}/releases", params={"env": env, "limit": limit})

@@ -20,6 +20,14 @@ Rules:
    directory are not hashed again (``sitedir`` rule 6).
 6. ``progress(n)`` is called with the bytes of each upload chunk as it is sent, from
    the upload threads.
+7. A push from a directory pushed before (the hash cache answered for some files)
+   guesses that the blobs read again are the new ones: when they are few and small
+   (up to ``INLINE_BYTES`` / ``INLINE_BLOBS``) the release is created in one request
+   with them inline (``POST .../releases/bundle``, the manifest first). Blobs the
+   control plane still lacks after that (a wrong guess) are uploaded as in Rule 2 and
+   the release is created again; a control plane without that endpoint gets Rules 2-4.
+   A wrong guess costs bytes (a blob sent that was there), never correctness: the
+   control plane checks every blob of the manifest before it stores the release.
 """
 
 from __future__ import annotations
@@ -27,17 +35,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from owncdn.core.content.bundle import header
 
-from .client import Client
 from .errors import ApiError
 from .hashcache import HashCache
 from .sitedir import Limits, Site, SiteError, scan_site
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .pushapi import PushApi
 
 __all__ = ["PushResult", "push_site", "upload_blobs"]
 
@@ -45,6 +55,8 @@ SMALL_BLOB = 1 << 20
 BUNDLE_BYTES = 4 << 20
 BUNDLE_BLOBS = 256
 UPLOAD_CHUNK = 256 * 1024
+INLINE_BYTES = 8 << 20
+INLINE_BLOBS = 1000
 
 
 @dataclass(frozen=True)
@@ -63,15 +75,23 @@ class PushResult:
         return self.bytes_uploaded + self.manifest_bytes
 
 
-def push_site(client: Client, root: str | Path, *, service: str, env: str = "production",
+def push_site(client: Client | PushApi, root: str | Path, *, service: str, env: str = "production",
               limits: Limits = Limits(), parallel: int = 8,
               progress: Callable[[int], None] | None = None,
               on_plan: Callable[[Site, list[str]], None] | None = None,
               cache: HashCache | None = None) -> PushResult:
-    """Rules 1-5. ``on_plan(site, missing)`` is called once the upload is known."""
+    """Rules 1-7. ``on_plan(site, missing)`` is called once the upload is known."""
     started = time.perf_counter()
     site = scan_site(root, limits, cache=cache)
     manifest = site.manifest
+    inline = _inline_guess(site)
+    if inline is not None and hasattr(client, "create_release_with_blobs"):
+        done = _push_inline(client, site, inline, service, env, parallel, progress, on_plan)
+        if done is not None:
+            release, blobs, sent, manifest_bytes = done
+            return PushResult(release=release, files=len(manifest.files), bytes_total=manifest.total_bytes,
+                              blobs_uploaded=blobs, bytes_uploaded=sent, manifest_bytes=manifest_bytes,
+                              seconds=time.perf_counter() - started)
     missing = client.missing_blobs(list(manifest.blobs))
     if on_plan is not None:
         on_plan(site, missing)
@@ -90,7 +110,51 @@ def push_site(client: Client, root: str | Path, *, service: str, env: str = "pro
                       seconds=time.perf_counter() - started)
 
 
-def upload_blobs(client: Client, site: Site, hashes: list[str], parallel: int = 8,
+def _inline_guess(site: Site) -> list[str] | None:
+    """The blobs to send with the release (Rule 7), or None: ask which are missing."""
+    if site.remembered == 0:
+        return None
+    sizes = site.manifest.blobs
+    fresh = sorted(site.fresh)
+    if len(fresh) > INLINE_BLOBS or sum(sizes[sha] for sha in fresh) > INLINE_BYTES:
+        return None
+    return fresh
+
+
+def _push_inline(client, site: Site, inline: list[str], service: str, env: str, parallel: int,
+                 progress: Callable[[int], None] | None,
+                 on_plan: Callable[[Site, list[str]], None] | None) -> tuple[dict, int, int, int] | None:
+    """Rule 7: ``(release, blobs sent, their bytes, manifest bytes)``, or None when the
+    control plane has no release bundle endpoint."""
+    sizes = site.manifest.blobs
+    if on_plan is not None:
+        on_plan(site, inline)
+    canonical = site.manifest.canonical()
+    parts = [header(site.manifest.id, len(canonical)), canonical]
+    for sha in inline:
+        parts += [header(sha, sizes[sha]), _read(site.sources[sha])]
+    sent = sum(sizes[sha] for sha in inline)
+    try:
+        release = client.create_release_with_blobs(env, service, b"".join(parts))
+    except ApiError as exc:
+        if exc.code == "hash_mismatch":
+            raise SiteError(f"a file changed while it was being pushed ({exc}); push again") from None
+        if exc.code == "missing_blobs":  # the guess missed some: Rules 2 and 4
+            if progress is not None:
+                progress(sent)
+            lacking = [h for h in exc.problems if h in site.sources]
+            sent += upload_blobs(client, site, lacking, parallel, progress)
+            release = client.create_release(env, service, site.manifest.to_json())
+            return release, len(set(inline) | set(lacking)), sent, len(canonical)
+        if exc.status in (404, 405) and exc.code in ("not_found", "method_not_allowed", "http_error"):
+            return None  # an older control plane: ask, upload, create
+        raise
+    if progress is not None:
+        progress(sent)
+    return release, len(inline), sent, len(canonical)
+
+
+def upload_blobs(client: Client | PushApi, site: Site, hashes: list[str], parallel: int = 8,
                  progress: Callable[[int], None] | None = None) -> int:
     """Upload these blobs of ``site`` (Rule 2); the bytes sent."""
     sizes = site.manifest.blobs
@@ -104,7 +168,7 @@ def upload_blobs(client: Client, site: Site, hashes: list[str], parallel: int = 
                 sha = batch[0]
                 client.put_blob(sha, _chunks(site.sources[sha], progress), size=sizes[sha])
             else:
-                body = b"".join(header(sha, sizes[sha]) + site.sources[sha].read_bytes() for sha in batch)
+                body = b"".join([part for sha in batch for part in (header(sha, sizes[sha]), _read(site.sources[sha]))])
                 client.put_bundle(body)
                 if progress is not None:
                     progress(sum(sizes[sha] for sha in batch))
@@ -113,6 +177,8 @@ def upload_blobs(client: Client, site: Site, hashes: list[str], parallel: int = 
                 raise SiteError(f"a file changed while it was being pushed ({exc}); push again") from None
             raise
         return sum(sizes[sha] for sha in batch)
+
+    from concurrent.futures import ThreadPoolExecutor  # not imported by a push that uploads nothing this way
 
     with ThreadPoolExecutor(max(1, parallel)) as pool:
         return sum(pool.map(one, _batches(hashes, sizes)))
@@ -138,7 +204,12 @@ def _batches(hashes: list[str], sizes: dict[str, int]) -> list[list[str]]:
     return out
 
 
-def _chunks(source: Path, progress: Callable[[int], None] | None) -> Iterator[bytes]:
+def _read(source: str) -> bytes:
+    with open(source, "rb") as f:
+        return f.read()
+
+
+def _chunks(source: str, progress: Callable[[int], None] | None) -> Iterator[bytes]:
     with open(source, "rb") as f:
         while chunk := f.read(UPLOAD_CHUNK):
             if progress is not None:

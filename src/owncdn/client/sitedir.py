@@ -13,11 +13,14 @@ Rules:
 4. Limits (``Limits``): the number of files, the size of one file and the total size
    are checked from ``stat`` before anything is hashed, so a refused push reads
    nothing and uploads nothing.
-5. Files are hashed in ``threads`` threads (hashlib releases the GIL on large reads);
-   the size recorded is the number of bytes hashed.
+5. Files are hashed in ``threads`` threads (hashlib releases the GIL on large reads;
+   a single file in the calling thread); the size recorded is the number of bytes
+   hashed.
 6. With a ``HashCache`` (``client/hashcache.py``), a file whose stat is unchanged since
    an earlier push (and was not racy then) is not read again: its remembered hash is
-   used. The cache is saved after the scan.
+   used. The cache is saved after the scan. ``Site.fresh`` holds the blobs read this
+   time and ``Site.remembered`` how many files the cache answered for: a push uses
+   them to guess which blobs are new (``push`` rule 7).
 """
 
 from __future__ import annotations
@@ -26,11 +29,10 @@ import hashlib
 import os
 import stat
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from owncdn.core.content import Manifest, check_path
+from owncdn.core.content.manifest import Manifest, check_path
 
 from .hashcache import HashCache
 
@@ -54,7 +56,9 @@ class Limits:
 class Site:
     root: Path
     manifest: Manifest
-    sources: dict[str, Path]  # sha256 -> one file with those bytes
+    sources: dict[str, str]  # sha256 -> one file with those bytes (its path)
+    fresh: frozenset[str] = frozenset()  # blobs hashed this time that no remembered file holds
+    remembered: int = 0  # files whose hash the cache answered
 
     def __repr__(self) -> str:
         return f"<Site {self.root} files={len(self.manifest.files)} bytes={self.manifest.total_bytes}>"
@@ -77,7 +81,11 @@ def scan_site(root: str | Path, limits: Limits = Limits(), threads: int = 4, cac
         else:
             todo.append(i)
     started = time.time_ns()
-    if todo:
+    if len(todo) == 1:  # a push of one changed file: no thread pool to start (or import)
+        hashed[todo[0]] = _hash(files[todo[0]][1])
+    elif todo:
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max(1, min(threads, len(todo)))) as pool:
             for i, result in zip(todo, pool.map(_hash, [files[i][1] for i in todo]), strict=True):
                 hashed[i] = result
@@ -89,14 +97,17 @@ def scan_site(root: str | Path, limits: Limits = Limits(), threads: int = 4, cac
         cache.save()
     entries = [(path, sha, size) for (path, _, _), (sha, size) in zip(files, hashed, strict=True)]
     sources = {sha: source for (_, source, _), (sha, _) in zip(files, hashed, strict=True)}
-    return Site(root, Manifest.build(entries), sources)
+    read = set(todo)
+    fresh = frozenset(hashed[i][0] for i in read) - {sha for i, (sha, _) in enumerate(hashed) if i not in read}
+    return Site(root, Manifest.build(entries), sources, fresh, len(files) - len(todo))
 
 
-def _walk(root: Path, real_root: str, limits: Limits) -> list[tuple[str, Path, os.stat_result]]:
-    """``(release path, file, stat)`` for every file (Rules 1-3)."""
-    out: list[tuple[str, Path, os.stat_result]] = []
+def _walk(root: Path, real_root: str, limits: Limits) -> list[tuple[str, str, os.stat_result]]:
+    """``(release path, file, stat)`` for every file (Rules 1-3); paths as strings (a
+    ``Path`` per file costs as much as the rest of the walk)."""
+    out: list[tuple[str, str, os.stat_result]] = []
     seen_dirs = {real_root}
-    pending = [(root, "")]
+    pending = [(str(root), "")]
     while pending:
         directory, prefix = pending.pop()
         try:
@@ -105,7 +116,7 @@ def _walk(root: Path, real_root: str, limits: Limits) -> list[tuple[str, Path, o
             raise SiteError(f"{directory}: cannot read the directory ({exc.strerror})") from None
         for entry in entries:
             rel = prefix + entry.name
-            where = Path(entry.path)
+            where = entry.path
             problem = check_path(rel)
             if problem:
                 raise SiteError(f"{where}: this name cannot be pushed: {problem}")
@@ -125,7 +136,7 @@ def _walk(root: Path, real_root: str, limits: Limits) -> list[tuple[str, Path, o
     return sorted(out)
 
 
-def _stat(entry: os.DirEntry, where: Path, real_root: str) -> os.stat_result:
+def _stat(entry: os.DirEntry, where: str, real_root: str) -> os.stat_result:
     """The stat of what ``entry`` is or points to; symlinks must stay inside (Rule 2)."""
     if not entry.is_symlink():
         return entry.stat(follow_symlinks=False)
@@ -139,7 +150,7 @@ def _stat(entry: os.DirEntry, where: Path, real_root: str) -> os.stat_result:
         raise SiteError(f"{where}: a symlink to {os.readlink(where)!r}, which does not exist") from None
 
 
-def _check_sizes(root: Path, files: list[tuple[str, Path, os.stat_result]], limits: Limits) -> None:
+def _check_sizes(root: Path, files: list[tuple[str, str, os.stat_result]], limits: Limits) -> None:
     total = 0
     for _, source, st in files:
         size = st.st_size
@@ -152,7 +163,7 @@ def _check_sizes(root: Path, files: list[tuple[str, Path, os.stat_result]], limi
                         "raise it with --max-total-size")
 
 
-def _hash(source: Path) -> tuple[str, int]:
+def _hash(source: str) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
     with open(source, "rb") as f:

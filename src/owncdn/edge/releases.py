@@ -4,7 +4,8 @@ Layout under the edge's state directory (``<state>/push``):
 
     blobs/ab/abcdef...        one file per blob, named by its SHA-256
     partial/<sha256>.part     a blob being fetched (kept across restarts for resuming)
-    partial/<sha256>.<thread>.part   a bundled blob being written (verified already)
+    partial/<sha256>.<thread>.part   a bundled blob being written (verified already;
+                              one left by a crash is removed at start)
     releases/<service>.json   the release served: number, id, time, manifest, and the
                               previous release (kept for instant rollback)
     releases/<service>.pending.json   the release being fetched
@@ -35,7 +36,6 @@ import json
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -43,10 +43,9 @@ from pathlib import Path
 import orjson
 
 from owncdn.core.content.manifest import Manifest, is_sha256, parse_manifest
+from owncdn.durable import sync_many
 
 __all__ = ["Live", "ReleaseStore", "Target"]
-
-SYNC_THREADS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,15 +114,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Temp file, fsync, rename, directory fsync (Rule 2)."""
+def write_json(path: Path, data: dict, durable: bool = True) -> None:
+    """Temp file, fsync, rename, directory fsync (Rule 2); without ``durable`` the two
+    fsyncs are left out (the file is whole or absent after a crash of this process,
+    and may be lost with the machine)."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(orjson.dumps(data))
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 class ReleaseStore:
@@ -134,6 +137,8 @@ class ReleaseStore:
         self.releases = self.root / "releases"
         for d in (self.blobs, self.partial, self.releases):
             d.mkdir(parents=True, exist_ok=True)
+        for leftover in self.partial.glob("*.*.part"):  # a writer's <sha>.<thread>.part cut off by a crash:
+            leftover.unlink(missing_ok=True)           # never resumed (its blob comes again whole)
         self.clock = clock
         self.live: dict[str, Live] = {}
         self.pending: dict[str, Target] = {}
@@ -199,26 +204,43 @@ class ReleaseStore:
 
     def keep_bytes(self, sha: str, data: bytes) -> tuple[str, bool]:
         """A blob received whole (from a bundle): kept as in Rule 1 if ``data`` hashes to
-        ``sha``; ``(sha, whether it did)``. Runs in a writer thread (hashlib and the
-        writes release the GIL)."""
-        if hashlib.sha256(data).hexdigest() != sha:
-            return sha, False
-        if not self.has_blob(sha):
-            part = self.partial / f"{sha}.{threading.get_ident()}.part"  # this thread's own: no two writers
-            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            self.adopt_part(sha, part)
-        return sha, True
+        ``sha``; ``(sha, whether it did)``."""
+        return self.keep_many([(sha, data)])[0]
 
     def keep_many(self, blobs: list[tuple[str, bytes]]) -> list[tuple[str, bool]]:
-        """``keep_bytes`` for several blobs, in one writer-thread step."""
-        return [self.keep_bytes(sha, data) for sha, data in blobs]
+        """Blobs received whole, in one writer-thread step (hashlib and the writes
+        release the GIL): each hashed; those that match are written to partial files,
+        made durable at once (``owncdn.durable.sync_many``: one flush for the group, not
+        an fsync each) and only then moved into place (Rule 1). ``(sha, whether it
+        matched)`` for each."""
+        results: list[tuple[str, bool]] = []
+        todo: dict[str, bytes] = {}
+        for sha, data in blobs:
+            ok = hashlib.sha256(data).hexdigest() == sha
+            results.append((sha, ok))
+            if ok and not self.has_blob(sha):
+                todo[sha] = data
+        fds: list[int] = []
+        parts: list[Path] = []
+        try:
+            for sha, data in todo.items():
+                part = self.partial / f"{sha}.{threading.get_ident()}.part"  # this thread's own: no two writers
+                fds.append(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+                parts.append(part)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fds[-1], view):]
+            sync_many(fds)
+        except BaseException:
+            for part in parts:
+                part.unlink(missing_ok=True)
+            raise
+        finally:
+            for fd in fds:
+                os.close(fd)
+        for sha, part in zip(todo, parts, strict=True):
+            self.adopt_part(sha, part)
+        return results
 
     def adopt_part(self, sha: str, part: Path | None = None) -> Path:
         """Move a verified and fsynced partial file into place."""
@@ -252,7 +274,10 @@ class ReleaseStore:
 
     # -- switching (Rule 2) -------------------------------------------------------------
     def set_pending(self, target: Target) -> None:
-        write_json(self.releases / f"{target.service}.pending.json", target.to_json())
+        """Remember the release being fetched, so a restart resumes it (Rule 3). Not
+        fsynced: if the machine loses it, the control plane sends the release again
+        when the edge reconnects (state channels resend everything)."""
+        write_json(self.releases / f"{target.service}.pending.json", target.to_json(), durable=False)
         self.pending[target.service] = target
 
     def clear_pending(self, service: str) -> None:
@@ -282,17 +307,18 @@ class ReleaseStore:
         return live
 
     def sync_dirs(self) -> None:
-        """Make the names of new blobs durable before a release that needs them is; the
-        directories are fsynced ``SYNC_THREADS`` at a time (the file system commits
-        concurrent fsyncs together, one by one each costs a journal commit)."""
+        """Make the names of new blobs durable before a release that needs them is: the
+        directories renamed into and ``blobs/`` itself, all at once
+        (``owncdn.durable.sync_many``)."""
         dirs, self.unsynced_dirs = self.unsynced_dirs, set()
-        if len(dirs) > 1:
-            with ThreadPoolExecutor(min(SYNC_THREADS, len(dirs)), thread_name_prefix="owncdn-dir-sync") as pool:
-                list(pool.map(_fsync_dir, sorted(dirs)))
-        else:
-            for path in dirs:
-                _fsync_dir(path)
-        _fsync_dir(self.blobs)
+        todo = [*sorted(dirs), self.blobs]
+        for start in range(0, len(todo), 256):
+            fds = [os.open(path, os.O_RDONLY | os.O_DIRECTORY) for path in todo[start:start + 256]]
+            try:
+                sync_many(fds)
+            finally:
+                for fd in fds:
+                    os.close(fd)
 
     def drop(self, service: str) -> None:
         """The control plane holds no release of ``service`` for this edge any more."""

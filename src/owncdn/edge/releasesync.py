@@ -435,6 +435,7 @@ def follow_releases(edge, agent: "SyncAgent") -> ReleaseSync | None:
     if edge.releases is None:
         return None
     sync = ReleaseSync(edge.releases, agent)
+    sync._client()  # made now (its TLS context takes tens of ms), not on the first acknowledgement's path
     agent.handlers["release"] = sync.on_event
     sync.resume()
     return sync

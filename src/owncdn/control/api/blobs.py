@@ -36,7 +36,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from owncdn.control.blobs import BlobMismatch, BlobNotFound, BlobStore, BlobTooLarge
+from owncdn.control.blobs import BlobError, BlobMismatch, BlobNotFound, BlobStore, BlobTooLarge
 from owncdn.core.content import is_sha256
 from owncdn.core.content.bundle import BlobData, BlobEnd, BlobStart, BundleError, BundleReader, header
 from owncdn.control.store import Token
@@ -45,7 +45,7 @@ from .auth import authenticate, require
 from .errors import ApiProblem, error_responses
 from .releaseschemas import BlobStored, BundleStored, FetchIn, MissingIn, MissingOut
 
-__all__ = ["blob_store", "router"]
+__all__ = ["blob_store", "receive_bundle", "router"]
 
 router = APIRouter(tags=["push"])
 Sha = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="The blob's SHA-256, 64 lowercase hex digits.")]
@@ -195,15 +195,35 @@ def _limit(chunks, remaining: int):
              responses=error_responses(400, 401, 403, 413, 422))
 async def put_bundle(request: Request, blobs: Blobs, _: Annotated[Token, Depends(require("deploy"))]) -> BundleStored:
     """The body is records ``<sha256> <size>\\n<bytes>``, one per blob (Rule 4)."""
+    stored = await receive_bundle(request, blobs)
+    return BundleStored(stored=stored, bytes=sum(b.size for b in stored))
+
+
+async def receive_bundle(request: Request, blobs: BlobStore, first=None, first_limit: int = 0) -> list[BlobStored]:
+    """Store the blobs of a bundle body as they arrive (Rule 4); the blobs stored, in
+    order. With ``first`` (an async callable), the first record is not stored but
+    handed to ``first(sha256, data)`` whole once it ends (at most ``first_limit``
+    bytes, else 413); what it raises ends the upload before any blob is stored."""
     reader = BundleReader()
     upload = _BundleUpload(blobs)
     stored = upload.stored
+    head: bytearray | None = bytearray() if first is not None else None
     try:
         async for chunk in request.stream():
             for event in reader.feed(chunk):
-                await upload.on(event)
+                if head is None:
+                    await upload.on(event)
+                elif isinstance(event, BlobStart) and event.size > first_limit:
+                    raise ApiProblem(413, "too_large", f"the first record has {event.size} bytes, more than {first_limit}")
+                elif isinstance(event, BlobData):
+                    head += event.data
+                elif isinstance(event, BlobEnd):
+                    data, head = bytes(head), None
+                    await first(event.sha256, data)
         reader.close()
-        await upload.drain(0)
+        if head is not None:
+            raise BundleError("the bundle is empty; its first record is required")
+        await upload.flush(0)
     except BundleError as exc:
         raise ApiProblem(400, "bad_bundle", f"{exc}; {_kept(stored)}") from None
     except BlobMismatch as exc:
@@ -212,7 +232,7 @@ async def put_bundle(request: Request, blobs: Blobs, _: Annotated[Token, Depends
         raise ApiProblem(413, "too_large", f"{exc}; {_kept(stored)}") from None
     finally:
         await upload.abort()
-    return BundleStored(stored=stored, bytes=sum(b.size for b in stored))
+    return stored
 
 
 def _kept(stored: list) -> str:
@@ -220,12 +240,15 @@ def _kept(stored: list) -> str:
 
 
 class _BundleUpload:
-    """Store the blobs of a bundle as their events arrive: small ones whole, in one
-    worker-thread step each, up to ``STORING`` at once (their fsyncs overlap); large
-    ones streamed to a writer in 1 MiB batches. ``stored`` lists the blobs stored, in
-    bundle order, up to the first that failed."""
+    """Store the blobs of a bundle as their events arrive: small ones whole, in groups
+    (up to ``GROUP_BLOBS`` / ``GROUP_BYTES``) stored in one worker-thread step each
+    (``DirBlobStore.put_many``: one flush to disk per group, not one per blob), up to
+    ``STORING`` groups at once; large ones streamed to a writer in 1 MiB batches.
+    ``stored`` lists the blobs stored, in bundle order, up to the first that failed."""
 
-    STORING = 8
+    STORING = 4
+    GROUP_BLOBS = 64
+    GROUP_BYTES = 2 << 20
 
     def __init__(self, blobs: BlobStore) -> None:
         self.blobs = blobs
@@ -234,31 +257,60 @@ class _BundleUpload:
         self.writer = None
         self.stored: list[BlobStored] = []
         self.storing: list[asyncio.Future] = []
+        self.parts: list[bytes] = []  # the pieces of the small blob being received
+        self.group: list[tuple[str, bytes]] = []
+        self.group_bytes = 0
 
     async def drain(self, keep: int) -> None:
-        """Wait for the oldest small blobs being stored until at most ``keep`` are left."""
+        """Wait for the oldest groups being stored until at most ``keep`` are left."""
         while len(self.storing) > keep:
-            self.stored.append(await self.storing.pop(0))
+            stored, error = await self.storing.pop(0)
+            self.stored.extend(stored)
+            if error is not None:
+                raise error
+
+    async def flush(self, keep: int) -> None:
+        """Start storing the small blobs received so far, then ``drain(keep)``."""
+        if self.group:
+            group, self.group, self.group_bytes = self.group, [], 0
+            self.storing.append(asyncio.ensure_future(run_in_threadpool(self._store_group, group)))
+        await self.drain(keep)
 
     async def on(self, event) -> None:
-        if isinstance(event, BlobEnd) and self.writer is None:
-            sha, data = event.sha256, bytes(self.buffer)
-            self.buffer = bytearray()
-            self.storing.append(asyncio.ensure_future(run_in_threadpool(self._whole, sha, data)))
-            await self.drain(self.STORING)
-            return
+        if self.writer is None:  # a small blob: its pieces are joined once, at its end
+            if isinstance(event, BlobData):
+                self.parts.append(event.data)
+                return
+            if isinstance(event, BlobEnd):
+                data = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+                self.parts = []
+                self.group.append((event.sha256, data))
+                self.group_bytes += len(data)
+                if len(self.group) >= self.GROUP_BLOBS or self.group_bytes >= self.GROUP_BYTES:
+                    await self.flush(self.STORING)
+                return
+        if isinstance(event, BlobStart):
+            self.parts = []
+            if event.size > WHOLE_BLOB:
+                await self.flush(0)  # ``stored`` keeps bundle order
         done = await self._on(event)
         if done is not None:
-            await self.drain(0)
             self.stored.append(done)
 
-    def _whole(self, sha: str, data: bytes) -> BlobStored:
-        put = getattr(self.blobs, "put", None)  # DirBlobStore: one step with plain os calls
-        if put is not None:
-            return BlobStored(sha256=sha, size=put(sha, data))
-        writer = self.blobs.writer(sha)
-        writer.write(data)
-        return BlobStored(sha256=sha, size=writer.commit())
+    def _store_group(self, group: list[tuple[str, bytes]]) -> tuple[list[BlobStored], BlobError | None]:
+        put_many = getattr(self.blobs, "put_many", None)  # DirBlobStore: one step with plain os calls
+        if put_many is not None:
+            sizes, error = put_many(group)
+            return [BlobStored(sha256=sha, size=n) for (sha, _), n in zip(group, sizes)], error
+        out: list[BlobStored] = []
+        for sha, data in group:
+            writer = self.blobs.writer(sha)
+            try:
+                writer.write(data)
+                out.append(BlobStored(sha256=sha, size=writer.commit()))
+            except BlobError as exc:
+                return out, exc
+        return out, None
 
     async def _on(self, event) -> BlobStored | None:
         if isinstance(event, BlobStart):
@@ -283,8 +335,11 @@ class _BundleUpload:
         return writer.commit()
 
     async def abort(self) -> None:
-        """After the last event or an error: the small blobs still being stored are
-        waited for (each is whole and checked, or nothing), the large one is dropped."""
+        """After the last event or an error: the small blobs received whole are stored
+        (each checked, or nothing), the large one is dropped."""
+        if self.group:
+            group, self.group = self.group, []
+            self.storing.append(asyncio.ensure_future(run_in_threadpool(self._store_group, group)))
         if self.storing:
             await asyncio.gather(*self.storing, return_exceptions=True)
             self.storing.clear()

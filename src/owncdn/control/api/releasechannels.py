@@ -11,16 +11,27 @@ Rules:
    (and everywhere while no location serves it yet, rather than nowhere).
 3. Each read is one small store query (channels Rule 2); manifests are immutable, so
    they are loaded once per release and kept in a bounded in-process cache.
+4. The current release numbers of an environment are read once for all the streams
+   that wake together: reused for up to ``CURRENT_REUSE_SECONDS`` while the
+   environment's ``current_topic`` was not notified (creating or activating a release
+   on this replica notifies it; a change on another replica is seen after that time).
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from typing import Any
 
-__all__ = ["ReleaseChannel", "ReleaseReadyChannel", "release_channels"]
+__all__ = ["ReleaseChannel", "ReleaseReadyChannel", "current_topic", "release_channels"]
 
 MANIFEST_CACHE = 64
+CURRENT_REUSE_SECONDS = 0.5
+
+
+def current_topic(env: str) -> str:
+    """The hub topic notified when a release of ``env`` is made current (Rule 4)."""
+    return f"current-releases/{env}"
 
 
 class ReleaseChannel:
@@ -28,6 +39,7 @@ class ReleaseChannel:
 
     def __init__(self) -> None:
         self._manifests: OrderedDict[tuple[str, str, int], dict[str, Any]] = OrderedDict()
+        self._current: dict[str, tuple[int, float, list]] = {}  # env -> (generation, read at, rows)
 
     def __repr__(self) -> str:
         return f"<ReleaseChannel cached={len(self._manifests)}>"
@@ -36,11 +48,22 @@ class ReleaseChannel:
         if node.kind != "edge":
             return {}
         out = {}
-        for current in ctx.store.current_releases(node.env):
+        for current in self._current_releases(ctx, node.env):
             data = self._data(ctx, node.env, current)
             if data is not None:
                 out[current.service] = (current.number, data)
         return out
+
+    def _current_releases(self, ctx, env: str) -> list:
+        """Rule 4."""
+        generation = ctx.hub.generation(current_topic(env))  # before reading the store (hub Rule 3)
+        now = time.monotonic()
+        cached = self._current.get(env)
+        if cached is not None and cached[0] == generation and now - cached[1] < CURRENT_REUSE_SECONDS:
+            return cached[2]
+        rows = ctx.store.current_releases(env)
+        self._current[env] = (generation, now, rows)
+        return rows
 
     def _data(self, ctx, env: str, current) -> dict[str, Any] | None:
         key = (env, current.service, current.number)

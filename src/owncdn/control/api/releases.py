@@ -15,24 +15,46 @@ every edge hears of it through the ``release`` channel (``releasechannels``).
 Rule 4: nodes report the release they switched to (``serving``) or could not
 (``failed``, keeping the previous one); the listing shows which nodes serve what,
 and DNS nodes hear which locations are ready through ``release_ready``.
+
+Rule 5: ``POST .../releases/bundle`` creates a release and uploads its new blobs in
+one request (a push of a few changed files is one round trip): the body is a bundle
+(``owncdn.core.content.bundle``) whose first record is the manifest in its
+canonical encoding, named by its id (its SHA-256), and whose other records are
+blobs, stored as ``POST /v1/blobs/bundle`` stores them. The manifest and the service
+are checked before any blob is stored; then Rule 1 applies as for a JSON create.
+
+Rule 6: ``GET .../releases/{n}/status`` says which edges serve release ``n``, which
+failed it (with their reasons) and which edges in contact (heard from within
+``CONTACT_WINDOW`` seconds) have not answered yet; with ``?wait=S`` (at most 300)
+the answer comes once none is left, or after S seconds, woken by each node report
+and re-reading the store every second (reports may land on another replica).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
 
+from owncdn.control.blobs import BlobStore
+from owncdn.control.hub import RECHECK_SECONDS
 from owncdn.control.store import Release, Token
-from owncdn.core.content import ManifestError, parse_manifest
+from owncdn.core.content import Manifest, ManifestError, parse_manifest
 
 from .auth import ApiContext, Ctx, node_token, require
-from .blobs import Blobs
+from .blobs import BUNDLE_TYPE, Blobs, receive_bundle
 from .channels import state_changed
 from .errors import ApiProblem, error_responses
 from .nodes import existing_node
+from .releasechannels import current_topic
 from .releaseschemas import (
-    NodeReleaseIn, NodeReleaseOut, ReleaseCreate, ReleaseCreated, ReleaseNode, ReleaseOut,
+    NodeReleaseIn, NodeReleaseOut, ReleaseCreate, ReleaseCreated, ReleaseFailure, ReleaseNode, ReleaseOut,
+    ReleaseStatus,
 )
 from .schemas import ENV_PATTERN, utc
 
@@ -43,6 +65,9 @@ ServiceName = Annotated[str, Path(min_length=1, max_length=200, description="The
 EnvQuery = Annotated[str, Query(pattern=ENV_PATTERN, description="Environment, e.g. `staging`.")]
 Number = Annotated[int, Path(ge=1, description="Release number.")]
 MAX_LISTED_MISSING = 10_000
+MAX_MANIFEST_BYTES = 64 << 20
+MAX_WAIT = 300.0
+CONTACT_WINDOW = 60.0
 
 
 @router.post(
@@ -57,6 +82,49 @@ def create_release(name: ServiceName, body: ReleaseCreate, ctx: Ctx, blobs: Blob
     except ManifestError as exc:
         raise ApiProblem(422, "invalid_manifest", str(exc), exc.problems) from None
     _push_service(ctx, env, name)
+    return _create(ctx, env, name, manifest, blobs, token.name)
+
+
+@router.post(
+    "/v1/services/{name}/releases/bundle", status_code=201, response_model=ReleaseCreated,
+    summary="Create a release and upload its new blobs in one body (a bundle led by the manifest)",
+    openapi_extra={"requestBody": {"content": {BUNDLE_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+                                   "required": True}},
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422),
+)
+async def create_release_with_blobs(name: ServiceName, request: Request, ctx: Ctx, blobs: Blobs,
+                                    token: Annotated[Token, Depends(require("deploy"))],
+                                    env: EnvQuery = "production") -> ReleaseCreated:
+    """Rule 5: the first record is the manifest (canonical JSON, named by its id), the
+    others are blobs."""
+    got: list[Manifest] = []
+
+    async def take_manifest(sha: str, data: bytes) -> None:
+        got.append(await run_in_threadpool(_manifest_record, ctx, env, name, sha, data))
+
+    await receive_bundle(request, blobs, take_manifest, MAX_MANIFEST_BYTES)
+    return await run_in_threadpool(_create, ctx, env, name, got[0], blobs, token.name)
+
+
+def _manifest_record(ctx: ApiContext, env: str, name: str, sha: str, data: bytes) -> Manifest:
+    """The manifest of a release bundle, checked (Rule 5), and the service (Rule 2)."""
+    if hashlib.sha256(data).hexdigest() != sha:
+        raise ApiProblem(400, "hash_mismatch", f"the manifest record does not hash to its name {sha}; nothing was stored")
+    try:
+        manifest = parse_manifest(orjson.loads(data))
+    except orjson.JSONDecodeError as exc:
+        raise ApiProblem(422, "invalid_manifest", f"the manifest record is not JSON: {exc}") from None
+    except ManifestError as exc:
+        raise ApiProblem(422, "invalid_manifest", str(exc), exc.problems) from None
+    if manifest.id != sha:
+        raise ApiProblem(422, "invalid_manifest", "the manifest record is not in its canonical encoding "
+                         "(compact JSON, sorted keys, UTF-8); nothing was stored")
+    _push_service(ctx, env, name)
+    return manifest
+
+
+def _create(ctx: ApiContext, env: str, name: str, manifest: Manifest, blobs: BlobStore, author: str) -> ReleaseCreated:
+    """Rules 1 and 3, once the manifest and the service are checked."""
     missing = blobs.missing(manifest.blobs)
     if missing:
         raise ApiProblem(409, "missing_blobs",
@@ -64,10 +132,62 @@ def create_release(name: ServiceName, body: ReleaseCreate, ctx: Ctx, blobs: Blob
                          "PUT /v1/blobs/{sha256} each, then create the release again", missing[:MAX_LISTED_MISSING])
     blobs.sync(manifest.blobs)  # every blob durable before a release names it
     release = ctx.store.add_release(env, name, manifest.to_json(), manifest.id, len(manifest.files),
-                                    manifest.total_bytes, author=token.name)
-    state_changed(ctx)
+                                    manifest.total_bytes, author=author)
+    _changed(ctx, env, name, current=True)
     return ReleaseCreated(service=name, env=env, number=release.number, id=release.id,
                           files=release.files, bytes=release.bytes)
+
+
+@router.get(
+    "/v1/services/{name}/releases/{number}/status", response_model=ReleaseStatus,
+    summary="Which edges serve a release; with ?wait=S, answered once every edge in contact did (or failed)",
+    responses=error_responses(401, 403, 404, 422),
+)
+async def release_status(
+    name: ServiceName, number: Number, ctx: Ctx, _: Annotated[Token, Depends(require("read", "deploy"))],
+    env: EnvQuery = "production",
+    wait: Annotated[float | None, Query(gt=0, le=MAX_WAIT, description="Wait up to this many seconds until no edge in contact is left to answer.")] = None,
+) -> ReleaseStatus:
+    """Rule 6."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + (wait or 0)
+    topic = release_topic(env, name)
+    await run_in_threadpool(_exists, ctx, env, name, number)
+    while True:
+        since = ctx.hub.generation(topic)  # before reading the store (hub Rule 3)
+        status = await run_in_threadpool(_status, ctx, env, name, number)
+        remaining = deadline - loop.time()
+        if status.complete or remaining <= 0 or ctx.hub.closed:
+            return status
+        await ctx.hub.wait(topic, min(RECHECK_SECONDS, remaining), since)
+
+
+def _exists(ctx: ApiContext, env: str, name: str, number: int) -> None:
+    """404 for a release that does not exist (checked once per request, not per wake-up)."""
+    if ctx.store.get_release(env, name, number) is None:
+        raise ApiProblem(404, "not_found", f"service '{name}' in '{env}' has no release {number}")
+
+
+def _status(ctx: ApiContext, env: str, name: str, number: int) -> ReleaseStatus:
+    reports = {row.node_id: row for row in ctx.store.node_releases(env, name)}
+    since = datetime.now(UTC) - timedelta(seconds=CONTACT_WINDOW)
+    serving, failed, pending = [], [], []
+    for node in ctx.store.list_nodes(env):
+        if node.kind != "edge":
+            continue
+        who = ReleaseNode(node_id=str(node.id), name=node.name, location=node.location)
+        row = reports.get(str(node.id))
+        if row is not None and row.serving == number:
+            serving.append(who)
+        elif row is not None and row.number == number and row.status == "failed":
+            failed.append(ReleaseFailure(**who.model_dump(), reason=row.reason))
+        elif row is not None and row.number > number:
+            continue  # it has moved on to a newer release: nothing to wait for
+        elif node.last_contact is not None and utc(node.last_contact) >= since:
+            pending.append(who)
+    current = ctx.store.current_release_number(env, name)
+    return ReleaseStatus(number=number, current=current == number, serving=serving, failed=failed,
+                         pending=pending, complete=not pending)
 
 
 @router.get(
@@ -97,7 +217,7 @@ def activate_release(name: ServiceName, number: Number, ctx: Ctx,
         known = f"the newest is {numbers[0]}" if numbers else "it has no releases"
         raise ApiProblem(404, "not_found", f"service '{name}' in '{env}' has no release {number}; {known}")
     release = ctx.store.activate_release(env, name, number, author=token.name)
-    state_changed(ctx)
+    _changed(ctx, env, name, current=True)
     return _out(release, number, [])
 
 
@@ -106,10 +226,29 @@ def activate_release(name: ServiceName, number: Number, ctx: Ctx,
     summary="Report the release a node serves, or failed to switch to", responses=error_responses(400, 401, 403, 404, 422),
 )
 def report_release(node_id: str, body: NodeReleaseIn, ctx: Ctx, _: Annotated[Token, Depends(node_token)]) -> NodeReleaseOut:
-    existing_node(ctx, node_id)
+    node = existing_node(ctx, node_id)
     row = ctx.store.report_node_release(node_id, body.service, body.number, body.status, body.reason)
-    state_changed(ctx)  # DNS nodes follow which locations are ready (release_ready)
+    _changed(ctx, node.env, body.service)  # DNS nodes follow which locations are ready (release_ready)
     return NodeReleaseOut(node_id=node_id, service=row.service, number=row.number, status=row.status, serving=row.serving)
+
+
+def release_topic(env: str, service: str) -> str:
+    """The hub topic notified when a release of ``service`` is made current or reported on."""
+    return f"releases/{env}/{service}"
+
+
+def _changed(ctx: ApiContext, env: str, service: str, current: bool = False) -> None:
+    """Wake the event streams (``state_changed``) and the status waits of ``service``.
+    The environment's topic and the service's are notified by name as well:
+    ``notify_all`` reaches only topics with a waiter at that moment, and a stream or
+    wait between two waits would otherwise sleep until its next re-check (hub Rule 3
+    needs the generation to move). ``current``: a release was made current, so the
+    release channel reads the current releases again (releasechannels Rule 4)."""
+    if current:
+        ctx.hub.notify(current_topic(env))
+    state_changed(ctx)
+    ctx.hub.notify(env)
+    ctx.hub.notify(release_topic(env, service))
 
 
 def _push_service(ctx: ApiContext, env: str, name: str) -> None:

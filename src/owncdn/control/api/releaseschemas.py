@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["BlobStored", "BundleStored", "FetchIn", "MissingIn", "MissingOut", "NodeReleaseIn", "NodeReleaseOut", "ReleaseCreate",
-           "ReleaseCreated", "ReleaseNode", "ReleaseOut"]
+           "ReleaseCreated", "ReleaseFailure", "ReleaseNode", "ReleaseOut", "ReleaseStatus"]
 
 MAX_HASHES = 200_000
 MAX_FETCH = 10_000
@@ -84,3 +84,16 @@ class NodeReleaseOut(BaseModel):
     number: int
     status: str
     serving: int | None = Field(description="The release the node serves now.")
+
+
+class ReleaseFailure(ReleaseNode):
+    reason: str = Field(description="Why the node could not switch to the release (it serves its previous one).")
+
+
+class ReleaseStatus(BaseModel):
+    number: int
+    current: bool = Field(description="Whether this is the service's current release.")
+    serving: list[ReleaseNode] = Field(description="Edges that serve this release.")
+    failed: list[ReleaseFailure] = Field(description="Edges that could not switch to it.")
+    pending: list[ReleaseNode] = Field(description="Edges in contact that have not reported on it yet.")
+    complete: bool = Field(description="No edge in contact is left to report.")

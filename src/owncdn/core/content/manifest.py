@@ -57,8 +57,20 @@ def is_sha256(value: object) -> bool:
     return isinstance(value, str) and _SHA256.fullmatch(value) is not None
 
 
+_PLAIN_PATH = re.compile(r"[^\x00-\x1f\x7f\\/]+(?:/[^\x00-\x1f\x7f\\/]+)*")  # non-empty segments, no control, no backslash
+
+
 def check_path(path: object) -> str | None:
     """Why ``path`` is not a valid release path (Rule 1), or None if it is."""
+    if (isinstance(path, str) and _PLAIN_PATH.fullmatch(path) is not None
+            and (len(path) * 4 <= MAX_PATH or len(path.encode("utf-8", "surrogatepass")) <= MAX_PATH)):
+        padded = f"/{path}/"  # the common case, valid, in one match; the reason otherwise comes below
+        if "/./" not in padded and "/../" not in padded:
+            return None
+    return _why_not(path)
+
+
+def _why_not(path: object) -> str | None:
     if not isinstance(path, str):
         return f"{path!r}: a path must be a string"
     if not path:
@@ -147,7 +159,7 @@ def parse_manifest(data: object) -> Manifest:
 
 
 def _check_entry(path: str, entry: object) -> str | None:
-    if not isinstance(entry, dict) or set(entry) != {"sha256", "size"}:
+    if not isinstance(entry, dict) or len(entry) != 2 or "sha256" not in entry or "size" not in entry:
         return f"{path!r}: an entry is {{\"sha256\": \"<hex>\", \"size\": <int>}}"
     if not is_sha256(entry["sha256"]):
         return f"{path!r}: sha256 must be 64 lowercase hex digits"
@@ -161,6 +173,8 @@ def _file_and_directory(files: Mapping[str, FileEntry]) -> list[str]:
     """Rule 3: no file is also a directory of another file."""
     dirs: set[str] = set()
     for path in files:
-        parts = path.split("/")
-        dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        cut = path.find("/")
+        while cut != -1:
+            dirs.add(path[:cut])
+            cut = path.find("/", cut + 1)
     return [f"{path!r}: is a file and also a directory of other files" for path in sorted(dirs & files.keys())]

@@ -1,0 +1,28 @@
+"""The `owncdn` command's entry point (``[project.scripts]``, and ``python -m owncdn.cli``).
+
+Rules:
+1. `owncdn push ...` goes to ``push_run.lean_main`` first, which runs a plain push
+   without importing the Typer application (a push of one changed file takes less
+   time than that import).
+2. Everything else, and every push the lean parser leaves alone (``--help``, an
+   unknown option, a parse error), runs the Typer application of ``cli/main.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["main"]
+
+
+def main(prog_name: str = "owncdn") -> int | None:
+    argv = sys.argv[1:]
+    if argv[:1] == ["push"]:
+        from owncdn.cli.push_run import lean_main
+
+        code = lean_main(argv[1:])
+        if code is not None:
+            return code
+    from owncdn.cli.main import app
+
+    return app(prog_name=prog_name)

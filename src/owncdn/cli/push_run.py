@@ -1,0 +1,250 @@
+"""What `owncdn push` does, and its lean start (no Typer, Rich, httpx or pydantic).
+
+    owncdn push ./public --service blog [--env E] [--wait 60] [--json]
+
+`owncdn` starts in ``cli/entry.py``. For `push` it calls ``lean_main(argv)`` here
+first: importing the whole Typer application costs several times what a push of one
+changed file takes in all.
+
+Rules:
+1. ``run_push(PushArgs)`` is the push command's one implementation; the Typer command
+   (``push_cmds.push``, which gives `--help`, completion and parse errors) builds the
+   same ``PushArgs`` and calls it.
+2. ``lean_main`` parses only plain use: the directory, ``--service``/``-s``,
+   ``--env``/``-e``, ``--control``, ``--token``, ``--state-dir``, ``--max-files``,
+   ``--parallel``, ``--quiet``/``-q``, ``--hash-cache``/``--no-hash-cache``,
+   ``--json`` and ``--wait``, as ``--opt value`` or ``--opt=value``. Anything else
+   (``--help``, an unknown option, a value it cannot read, the byte-size limits, whose
+   parser lives with the config model) returns None, and the Typer command parses and
+   reports as always.
+3. Where the control plane is and which token to use: ``--control`` /
+   ``OWNCDN_CONTROL`` and ``--token`` / ``OWNCDN_TOKEN``, else the files `owncdn up`
+   and `owncdn control` leave in the state directory, as for every fleet command.
+4. The progress bar (Rich, on a terminal, without ``--quiet``) is imported only when
+   there is something to upload.
+5. With ``--wait S`` the command returns once every edge in contact serves the
+   release (or failed it), waiting at most S seconds (``GET .../status?wait=S``); it
+   exits 1 naming the edges that failed or did not answer. The release is current
+   either way.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DEFAULT_CONTROL", "DEFAULT_STATE", "PushArgs", "lean_main", "run_push"]
+
+DEFAULT_STATE = Path(".owncdn")  # as cli/fleet_cmds.py
+DEFAULT_CONTROL = "http://127.0.0.1:8400"
+MAX_WAIT = 300.0
+
+
+@dataclass
+class PushArgs:
+    directory: Path
+    service: str
+    env: str = "production"
+    control: str | None = None
+    token: str | None = None
+    state_dir: Path = DEFAULT_STATE
+    max_files: int = 100_000
+    max_file_bytes: int = 2 << 30
+    max_total_bytes: int = 20 << 30
+    parallel: int = 8
+    quiet: bool = False
+    hash_cache: bool = True
+    as_json: bool = False
+    wait: float = 0.0
+
+
+_VALUED = {"--service": "service", "-s": "service", "--env": "env", "-e": "env", "--control": "control",
+           "--token": "token", "--state-dir": "state_dir", "--max-files": "max_files", "--parallel": "parallel",
+           "--wait": "wait"}
+_FLAGS = {"--quiet": ("quiet", True), "-q": ("quiet", True), "--json": ("as_json", True),
+          "--hash-cache": ("hash_cache", True), "--no-hash-cache": ("hash_cache", False)}
+
+
+def parse_lean(argv: list[str]) -> PushArgs | None:
+    """Rule 2: the arguments after `push`, or None for the Typer command to handle."""
+    values: dict[str, object] = {}
+    positional: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if name in _FLAGS and not eq:
+            key, value = _FLAGS[name]
+            values[key] = value
+        elif name in _VALUED:
+            if eq:
+                value = inline
+            elif i + 1 < len(argv):
+                i += 1
+                value = argv[i]
+            else:
+                return None
+            values[_VALUED[name]] = value
+        elif arg.startswith("-") or positional:
+            return None
+        else:
+            positional.append(arg)
+        i += 1
+    if len(positional) != 1 or not values.get("service"):
+        return None
+    try:
+        args = PushArgs(Path(positional[0]), str(values["service"]))
+        for key in ("env", "control", "token"):
+            if key in values:
+                setattr(args, key, str(values[key]))
+        if "state_dir" in values:
+            args.state_dir = Path(str(values["state_dir"]))
+        if "max_files" in values:
+            args.max_files = int(str(values["max_files"]))
+        if "parallel" in values:
+            args.parallel = int(str(values["parallel"]))
+        if "wait" in values:
+            args.wait = float(str(values["wait"]))
+    except ValueError:
+        return None
+    for key in ("quiet", "as_json", "hash_cache"):
+        if key in values:
+            setattr(args, key, values[key])
+    if args.max_files < 1 or not 1 <= args.parallel <= 64 or not 0 <= args.wait <= MAX_WAIT:
+        return None
+    return args
+
+
+def lean_main(argv: list[str]) -> int | None:
+    """`owncdn push ...`: the exit code, or None when the Typer command must run (Rule 2)."""
+    args = parse_lean(argv)
+    if args is None:
+        return None
+    return run_push(args)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _api(args: PushArgs):
+    """Rule 3."""
+    from owncdn.client.pushapi import PushApi
+
+    control = args.control or os.environ.get("OWNCDN_CONTROL") or _read(args.state_dir / "control.url") or DEFAULT_CONTROL
+    token = (args.token or os.environ.get("OWNCDN_TOKEN") or _read(args.state_dir / "control" / "admin.token")
+             or _read(args.state_dir / "admin.token"))
+    return PushApi(control, token)
+
+
+def human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+class _Bar:
+    """Rule 4: a Rich progress bar, made when the upload's size is known."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+        self.task = None
+
+    def plan(self, site, missing: list[str]) -> None:
+        sizes = site.manifest.blobs
+        total = sum(sizes[h] for h in missing)
+        if not self.enabled or total == 0 or self.bar is not None:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+        console = Console(stderr=True)
+        if not console.is_terminal:
+            return
+        self.bar = Progress(TextColumn("uploading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                            console=console, transient=True)
+        self.task = self.bar.add_task("upload", total=total)
+        self.bar.start()
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task, n)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"owncdn: {message}\n")
+    sys.stderr.flush()
+    return 1
+
+
+def run_push(args: PushArgs) -> int:
+    """Rule 1: push, print the result, and with ``wait`` follow the edges (Rule 5)."""
+    from owncdn.client.errors import ApiError
+    from owncdn.client.hashcache import HashCache
+    from owncdn.client.push import push_site
+    from owncdn.client.sitedir import Limits, SiteError
+
+    limits = Limits(args.max_files, args.max_file_bytes, args.max_total_bytes)
+    bar = _Bar(not args.quiet and sys.stderr.isatty())
+    try:
+        api = _api(args)
+    except ApiError as exc:
+        return _fail(str(exc))
+    result = None
+    try:
+        try:
+            result = push_site(api, args.directory, service=args.service, env=args.env, limits=limits,
+                               parallel=args.parallel, progress=bar.advance, on_plan=bar.plan,
+                               cache=HashCache.for_root(args.directory) if args.hash_cache else None)
+        finally:
+            bar.stop()
+        status = api.release_status(args.env, args.service, result.release["number"], args.wait) if args.wait else None
+    except SiteError as exc:
+        return _fail(str(exc))
+    except ApiError as exc:
+        lines = [str(exc)] + [f"  {p}" for p in (exc.problems or [])[:10]]
+        if result is None:
+            lines.append("the previous release is still current")
+        return _fail("\n".join(lines))
+    finally:
+        api.close()
+    number = result.release["number"]
+    out = {"env": args.env, "service": args.service, "release": number, "files": result.files,
+           "bytes": result.bytes_total, "blobs_uploaded": result.blobs_uploaded,
+           "bytes_uploaded": result.bytes_uploaded, "manifest_bytes": result.manifest_bytes,
+           "seconds": round(result.seconds, 4)}
+    if status is not None:
+        out |= {"serving": [n["name"] for n in status["serving"]], "failed": [n["name"] for n in status["failed"]],
+                "pending": [n["name"] for n in status["pending"]]}
+    if args.as_json:
+        import json
+
+        sys.stdout.write(json.dumps(out) + "\n")
+    else:
+        sys.stdout.write(f"{args.env}: {args.service} release {number} ({result.files} files, "
+                         f"{human(result.bytes_total)}); uploaded {result.blobs_uploaded} blob(s), "
+                         f"{human(result.bytes_uploaded)} + manifest {human(result.manifest_bytes)} "
+                         f"in {result.seconds:.2f}s\n")
+        if status is not None:
+            sys.stdout.write(f"served by {len(status['serving'])} edge(s)\n")
+    sys.stdout.flush()
+    if status is not None and (status["failed"] or status["pending"]):
+        failed = "; ".join(f"{n['name']}: {n['reason']}" for n in status["failed"])
+        pending = ", ".join(n["name"] for n in status["pending"])
+        return _fail(f"release {number} is current, but "
+                     + "; ".join(x for x in (f"failed on {failed}" if failed else "",
+                                             f"not served after {args.wait:g}s by {pending}" if pending else "") if x))
+    return 0

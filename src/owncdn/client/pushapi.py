@@ -1,0 +1,173 @@
+"""``PushApi``: the control-plane calls of a push over plain keep-alive HTTP/1.1.
+
+    api = PushApi("http://127.0.0.1:8400", token)
+    api.missing_blobs(hashes); api.put_bundle(body); api.create_release(env, service, manifest)
+
+``Client`` (httpx) needs about a tenth of a second to import; a push of one changed
+file takes less than that in all, so `owncdn push` talks through this class, built
+on the standard library's ``http.client``.
+
+Rules:
+1. The methods a push needs, with ``Client``'s names, arguments and results
+   (``missing_blobs``, ``put_blob``, ``put_bundle``, ``create_release``,
+   ``create_release_with_blobs``, ``release_status``); every failure is an
+   ``ApiError`` as in ``Client`` Rule 2 (status 0 and ``"unreachable"`` /
+   ``"timeout"`` when there is no answer).
+2. One keep-alive connection per thread (uploads run in several threads). A
+   connection idle for more than ``IDLE_SECONDS`` is opened anew before it is used,
+   so a request never meets a connection the server already closed; a request that
+   finds its reused connection broken before any answer is sent again once on a new
+   one only when repeating it is harmless (every call here but creating a release:
+   blobs are content-addressed).
+3. The token goes only in the ``Authorization`` header and never into a message.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import orjson
+
+from .errors import ApiError
+
+__all__ = ["PushApi"]
+
+IDLE_SECONDS = 2.0
+BUNDLE_TYPE = "application/x-owncdn-bundle"
+
+
+class PushApi:
+    """The push endpoints of the control plane at ``base_url``."""
+
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 60) -> None:
+        self.base_url = base_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ApiError(0, "unreachable", f"{base_url!r} is not an http:// or https:// URL of a control plane")
+        self._scheme, self._host, self._port = parts.scheme, parts.hostname, parts.port
+        self._prefix = parts.path.rstrip("/")
+        self.timeout = timeout
+        self._headers = {"User-Agent": "owncdn-push", "Accept": "application/json"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._local = threading.local()
+        self._all: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<PushApi {self.base_url}>"
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+
+    def __enter__(self) -> PushApi:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the calls (Rule 1) -----------------------------------------------------------
+
+    def missing_blobs(self, hashes: list[str]) -> list[str]:
+        return self._call("POST", "/v1/blobs/missing", orjson.dumps({"hashes": list(hashes)}))["missing"]
+
+    def put_blob(self, sha256: str, content: bytes | Iterable[bytes], size: int | None = None) -> dict[str, Any]:
+        return self._call("PUT", f"/v1/blobs/{quote(sha256, safe='')}", content, "application/octet-stream", size)
+
+    def put_bundle(self, content: bytes | Iterable[bytes], size: int | None = None) -> dict[str, Any]:
+        return self._call("POST", "/v1/blobs/bundle", content, BUNDLE_TYPE, size)
+
+    def create_release(self, env: str, service: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", f"/v1/services/{quote(service, safe='')}/releases?env={quote(env, safe='')}",
+                          orjson.dumps({"manifest": manifest}), retry=False)
+
+    def create_release_with_blobs(self, env: str, service: str, body: bytes | Iterable[bytes],
+                                  size: int | None = None) -> dict[str, Any]:
+        """One request: the manifest and new blobs as a bundle (``release_bundle``)."""
+        return self._call("POST", f"/v1/services/{quote(service, safe='')}/releases/bundle?env={quote(env, safe='')}",
+                          body, BUNDLE_TYPE, size, retry=False)
+
+    def release_status(self, env: str, service: str, number: int, wait: float | None = None) -> dict[str, Any]:
+        """Which edges serve release ``number``; with ``wait``, answered once every edge in
+        contact serves it (or failed), or after ``wait`` seconds."""
+        query = f"env={quote(env, safe='')}" + (f"&wait={wait:g}" if wait else "")
+        return self._call("GET", f"/v1/services/{quote(service, safe='')}/releases/{int(number)}/status?{query}",
+                          timeout=self.timeout + (wait or 0))
+
+    # -- plumbing (Rule 2) ---------------------------------------------------------------
+
+    def _connection(self, fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's connection and whether it was used before."""
+        conn = getattr(self._local, "conn", None)
+        used_at = getattr(self._local, "used_at", 0.0)
+        if conn is not None and (fresh or time.monotonic() - used_at > IDLE_SECONDS):
+            conn.close()
+            conn = None
+        if conn is not None:
+            return conn, True
+        if self._scheme == "https":
+            conn = http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout)
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+        self._local.conn = conn
+        with self._lock:
+            self._all.append(conn)
+        return conn, False
+
+    def _call(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
+              size: int | None = None, retry: bool = True, timeout: float | None = None) -> Any:
+        headers = dict(self._headers)
+        if body is not None:
+            headers["Content-Type"] = content_type
+            headers["Content-Length"] = str(len(body) if isinstance(body, (bytes, bytearray)) else size)
+        fresh = False
+        while True:
+            conn, reused = self._connection(fresh)
+            try:
+                conn.timeout = timeout or self.timeout
+                if conn.sock is not None:
+                    conn.sock.settimeout(conn.timeout)
+                conn.request(method, self._prefix + path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+            except TimeoutError:
+                conn.close()
+                raise ApiError(0, "timeout", f"the control plane at {self.base_url} did not answer in time") from None
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                if reused and retry and not fresh and isinstance(body, (bytes, bytearray, type(None))):
+                    fresh = True  # the server closed the kept connection: once more on a new one
+                    continue
+                raise ApiError(0, "unreachable", f"cannot reach the control plane at {self.base_url}: "
+                                                 f"{exc or type(exc).__name__}") from None
+            self._local.used_at = time.monotonic()
+            if response.will_close:
+                conn.close()
+            return _result(response, data, method, self.base_url + path.split("?")[0])
+
+
+def _result(response: http.client.HTTPResponse, data: bytes, method: str, url: str) -> Any:
+    status = response.status
+    if status >= 400:
+        try:
+            error = orjson.loads(data)["error"]
+            return_error = ApiError(status, str(error["code"]), str(error["message"]), error.get("problems"))
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            text = data[:200].decode("utf-8", "replace").strip()
+            return_error = ApiError(status, "http_error", f"{method} {url} answered HTTP {status}" + (f": {text}" if text else ""))
+        raise return_error
+    if status == 204 or not data:
+        return None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise ApiError(status, "bad_response", f"{url} answered {status} with a body that is not JSON; "
+                                               "is this an owncdn control plane?") from None

@@ -1,0 +1,64 @@
+"""Making many written files durable at once (the blob stores of the control plane and
+the edges).
+
+    sync_many(fds)        # every file written through these descriptors is on disk
+    sync_many(dir_fds)    # ... and so are these directories' entries
+
+Each ``fsync`` ends in a journal commit and a disk flush of its own: a push of 1,000
+small files paid about 0.3 ms a file for it on the machine measured, in every process
+that stores the blobs. One ``syncfs`` writes back the whole file system with one
+commit, which made the same files durable in about 1 ms.
+
+Rules:
+1. ``sync_many(fds)`` returns once the data and metadata written through every
+   descriptor (files or directories) are durable, or raises ``OSError``.
+2. ``SYNCFS_MIN`` or more descriptors on one file system take one ``syncfs(2)``
+   (Linux; errors of the writeback are reported since Linux 5.8); fewer, other
+   systems, and a ``syncfs`` that fails take one ``fsync`` each. ``syncfs`` also
+   writes back whatever else is dirty on that file system (measured: 0.1 s after
+   another program wrote 200 MB there), so its cost follows the file system's dirty
+   data, not the number of files: it is kept for batches, where one fsync per file
+   costs more, and a push of a few files never waits for other programs' writes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["SYNCFS_MIN", "sync_many"]
+
+SYNCFS_MIN = 16
+
+_syncfs = None
+
+
+def _load_syncfs():
+    global _syncfs
+    if _syncfs is None:
+        _syncfs = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                libc = ctypes.CDLL(None, use_errno=True)
+                fn = libc.syncfs
+                fn.argtypes = [ctypes.c_int]
+                fn.restype = ctypes.c_int
+                _syncfs = fn
+            except (OSError, AttributeError):
+                _syncfs = False
+    return _syncfs
+
+
+def sync_many(fds: list[int]) -> None:
+    """Rules 1-2."""
+    if not fds:
+        return
+    if len(fds) >= SYNCFS_MIN:
+        syncfs = _load_syncfs()
+        if syncfs and len({os.fstat(fd).st_dev for fd in fds}) == 1:
+            if syncfs(fds[0]) == 0:
+                return
+    for fd in fds:
+        os.fsync(fd)

@@ -1,0 +1,70 @@
+"""Making many files durable at once: one syncfs for a batch, one fsync each otherwise."""
+
+import os
+
+import pytest
+
+from owncdn import durable
+
+
+def written(tmp_path, n: int) -> list[int]:
+    fds = []
+    for i in range(n):
+        fd = os.open(tmp_path / f"f{i}", os.O_WRONLY | os.O_CREAT, 0o644)
+        os.write(fd, b"x" * i)
+        fds.append(fd)
+    return fds
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    calls = {"fsync": 0, "syncfs": 0}
+    real = os.fsync
+
+    def fsync(fd):
+        calls["fsync"] += 1
+        real(fd)
+
+    monkeypatch.setattr(durable.os, "fsync", fsync)
+    return calls
+
+
+def test_a_batch_takes_one_syncfs_and_a_few_files_an_fsync_each(tmp_path, counted, monkeypatch):
+    def syncfs(fd):
+        counted["syncfs"] += 1
+        return 0
+
+    monkeypatch.setattr(durable, "_syncfs", syncfs)
+    fds = written(tmp_path, durable.SYNCFS_MIN)
+    try:
+        durable.sync_many(fds)
+        assert counted == {"fsync": 0, "syncfs": 1}
+        durable.sync_many(fds[:3])
+        assert counted == {"fsync": 3, "syncfs": 1}
+        durable.sync_many([])
+        assert counted == {"fsync": 3, "syncfs": 1}
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+@pytest.mark.parametrize("syncfs", [False, lambda fd: -1])  # none on this system, or it failed
+def test_without_a_working_syncfs_every_file_is_fsynced(tmp_path, counted, monkeypatch, syncfs):
+    monkeypatch.setattr(durable, "_syncfs", syncfs)
+    fds = written(tmp_path, durable.SYNCFS_MIN + 1)
+    try:
+        durable.sync_many(fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert counted["fsync"] == durable.SYNCFS_MIN + 1
+
+
+def test_the_real_syncfs_of_this_system_works(tmp_path):
+    fds = written(tmp_path, durable.SYNCFS_MIN)
+    try:
+        durable.sync_many(fds)  # raises if neither syncfs nor fsync worked
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert (tmp_path / "f3").read_bytes() == b"xxx"
