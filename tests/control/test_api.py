@@ -530,6 +530,27 @@ async def test_hub_wakes_waiters_from_another_thread_and_cleans_up():
     assert hub.waiter_count() == 0
 
 
+async def test_a_hub_waiter_on_several_topics_wakes_on_any_and_misses_none():
+    hub = Hub()
+    topics = ("prod", "streams/prod/edge")
+    waiter = asyncio.create_task(hub.wait(topics, 5))
+    await asyncio.sleep(0.01)
+    assert hub.waiter_count() == 1 and hub.waiter_count("prod") == 1 and hub.waiter_count("streams/prod/edge") == 1
+    hub.notify("streams/prod/dns")  # another topic: still waiting
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    await asyncio.to_thread(hub.notify, "streams/prod/edge")
+    assert await asyncio.wait_for(waiter, 1) is True
+    assert hub.waiter_count() == 0
+    for moved in topics:  # a notify of either topic between reading `since` and waiting is not missed
+        since = hub.generation(topics)
+        hub.notify(moved)
+        assert await hub.wait(topics, 5, since) is True
+    since = hub.generation(topics)
+    hub.notify("streams/prod/dns")
+    assert await hub.wait(topics, 0.01, since) is False
+
+
 async def test_closing_the_hub_ends_event_streams_so_shutdown_is_not_held_up(api):
     node_id, token = await asyncio.to_thread(api.register, "edge-1")
     async with httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {token}"}) as http:

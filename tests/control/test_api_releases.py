@@ -297,6 +297,28 @@ def test_nodes_report_and_channels_follow(api):
     assert r.status_code == 422
 
 
+def test_an_acknowledgement_wakes_dns_streams_and_waits_but_not_edge_streams(api):
+    from owncdn.control.api.channels import stream_topic
+    from owncdn.control.api.releases import release_topic
+
+    edge = api.register("edge-1", location="fra")
+    api.put(b"x")
+    hub = api.ctx.hub
+    topics = {"env": "production", "edges": stream_topic("production", "edge"),
+              "dns": stream_topic("production", "dns"), "waits": release_topic("production", "blog")}
+
+    def moved(action) -> set[str]:
+        before = {name: hub.generation(topic) for name, topic in topics.items()}
+        action()
+        return {name for name, topic in topics.items() if hub.generation(topic) != before[name]}
+
+    created = moved(lambda: api.ok("POST", "/v1/services/blog/releases", json={"manifest": manifest(a=b"x")}))
+    assert created == {"env", "waits"}  # every stream of the environment waits on "env" too
+    acked = moved(lambda: api.ok("POST", f"/v1/nodes/{edge}/releases", "edge-1",
+                                 json={"service": "blog", "number": 1, "status": "serving"}))
+    assert acked == {"dns", "waits"}
+
+
 def test_the_channel_caches_manifests_but_follows_rollbacks(api):
     api.put(b"1")
     api.put(b"2")

@@ -1,5 +1,6 @@
 """State channels on the event stream: changed keys sent once, deleted keys announced."""
 
+import json
 from types import SimpleNamespace
 
 from owncdn.control.api.channels import ChannelCursor
@@ -32,6 +33,28 @@ def test_cursor_sends_changes_once_and_deletions():
     # then lists every key, so the node can drop what was deleted meanwhile
     assert ChannelCursor().changes(ctx, None) == [("thing", {"key": "a", "value": "z"}),
                                                   ("channel_keys", {"channel": "thing", "keys": ["a"]})]
+
+
+def test_event_texts_are_made_once_per_data_and_match_the_changes():
+    from owncdn.control.api.events import format_event
+
+    big = {"service": "blog", "number": 7, "manifest": {"files": {f"p{i}": {"size": i} for i in range(100)}}}
+    channel = DictChannel()
+    channel.state["blog"] = (7, big)
+    ctx = SimpleNamespace(channels=[channel])
+    first, second = ChannelCursor().texts(ctx, None), ChannelCursor().texts(ctx, None)
+    assert first == [format_event(n, d) for n, d in ChannelCursor().changes(ctx, None)]
+    assert first[0] is second[0]  # encoded once for both streams (Rule 4)
+    assert json.loads(first[0].split("data: ", 1)[1]) == {"key": "blog", **big}
+    # the same revision with other data (another environment's release 7): encoded anew
+    channel.state["blog"] = (7, {**big, "number": 8})
+    assert json.loads(ChannelCursor().texts(ctx, None)[0].split("data: ", 1)[1])["number"] == 8
+    # an unhashable revision is encoded each time, and deletions still go out
+    channel.state = {"x": ([1, 2], {"v": 1})}
+    cursor = ChannelCursor()
+    assert cursor.texts(ctx, None)[0] == format_event("thing", {"key": "x", "v": 1})
+    channel.state = {}
+    assert cursor.texts(ctx, None) == [format_event("thing", {"key": "x", "deleted": True})]
 
 
 class FakeCerts:

@@ -29,13 +29,15 @@ class FakeAgent:
     node_id = "n1"
 
     def __init__(self) -> None:
-        self.sent: list[dict] = []
+        self.sent: list[dict] = []  # acknowledgements the control plane received
+        self.unsent: list[tuple[str, dict]] = []
 
     def _auth(self) -> dict:
         return {"Authorization": "Bearer node-token"}
 
-    async def _send(self, http, path: str, body: dict) -> None:
-        self.sent.append(body)
+    def receive(self, req) -> Reply:
+        self.sent.append(json.loads(req.body))
+        return Reply(200, b"{}", {"Content-Type": "application/json"}, conditional=False)
 
 
 class BundleControl:
@@ -86,6 +88,7 @@ async def setup(tmp_path, blobs: list[bytes]):
     store = ReleaseStore(tmp_path / "push")
     agent = FakeAgent()
     agent.control = control.origin.url
+    control.origin.route("/v1/nodes/n1/releases", handler=agent.receive)
     return control, store, ReleaseSync(store, agent), agent
 
 

@@ -27,20 +27,27 @@ def event(number: int, files: dict[str, bytes], service: str = "blog") -> dict:
 
 
 class FakeAgent:
-    """What ReleaseSync uses of the sync agent: control URL, node id, token, _send."""
+    """What ReleaseSync uses of the sync agent: control URL, node id, token, unsent
+    reports; ``sent``: the acknowledgements the control plane received."""
 
     control = ""
     node_id = "n1"
 
     def __init__(self) -> None:
         self.sent: list[dict] = []
+        self.unsent: list[tuple[str, dict]] = []
+        self.refuse = 0  # acknowledgements to answer 503
 
     def _auth(self) -> dict:
         return {"Authorization": "Bearer node-token"}
 
-    async def _send(self, http, path: str, body: dict) -> None:
-        assert path == "/v1/nodes/n1/releases"
-        self.sent.append(body)
+    def receive(self, req) -> Reply:
+        assert req.method == "POST" and req.headers["authorization"] == "Bearer node-token"
+        if self.refuse:
+            self.refuse -= 1
+            return Reply(503, b"busy")
+        self.sent.append(json.loads(req.body))
+        return Reply(200, b"{}", {"Content-Type": "application/json"}, conditional=False)
 
 
 class FakeControl:
@@ -85,6 +92,7 @@ async def make_sync(tmp_path, control: FakeControl) -> tuple[ReleaseStore, Relea
     store = ReleaseStore(tmp_path / "push")
     agent = FakeAgent()
     agent.control = control.origin.url
+    control.origin.route("/v1/nodes/n1/releases", handler=agent.receive)
     sync = ReleaseSync(store, agent)
     return store, sync, agent
 
@@ -124,6 +132,20 @@ async def test_the_same_release_again_is_only_acknowledged(tmp_path):
     await sync.on_event(None, None, event(1, SITE1))   # resent after a reconnect
     await sync.wait("blog")
     assert control.requests == [] and [a["status"] for a in agent.sent] == ["serving", "serving"]
+    await sync.close()
+    await control.origin.close()
+
+
+async def test_an_acknowledgement_that_cannot_be_sent_is_queued_for_the_agent(tmp_path):
+    control = FakeControl(SITE1)
+    store, sync, agent = await make_sync(tmp_path, control)
+    agent.refuse = 1
+    await sync.on_event(None, None, event(1, SITE1))
+    await sync.wait("blog")
+    assert store.live["blog"].target.number == 1 and agent.sent == []
+    assert agent.unsent == [("/v1/nodes/n1/releases", {"service": "blog", "number": 1, "status": "serving", "reason": ""})]
+    await sync.on_event(None, None, event(1, SITE1))  # resent after a reconnect: acknowledged again
+    assert [a["status"] for a in agent.sent] == ["serving"] and sync.acked["blog"] == (1, "serving")
     await sync.close()
     await control.origin.close()
 

@@ -3,8 +3,10 @@
 The control plane's writers (a new version, a new purge, a purge ack) store
 their change first and then call ``hub.notify(topic)``; every coroutine in
 ``await hub.wait(topic, timeout)`` for that topic wakes at once. The topics
-used by the API are an environment name (new version or purge) and
-``purge_topic(id)`` (a node acked that purge).
+used by the API are an environment name (new version or purge),
+``purge_topic(id)`` (a node acked that purge), ``channels.stream_topic(env, kind)``
+(a state channel changed for that kind of node) and the release topics
+(``releasechannels.current_topic``, ``releases.release_topic``).
 
 Rule 1: the hub carries no data. A woken waiter reads the store to learn what
 changed, so a lost or merged wake-up costs latency, never correctness.
@@ -31,6 +33,11 @@ Rule 6: generations come from one counter shared by all topics, and once more
 than ``MAX_TOPICS`` topics were notified, those without waiters are forgotten
 (purge topics pile up otherwise). A waiter whose ``since`` was read just before
 its topic was forgotten may then sleep until its next re-check (Rule 4).
+
+Rule 7: a waiter may wait on several topics at once (a tuple): it wakes when any
+of them is notified, and their generation is the largest of theirs, which moves
+whenever one of them is notified (Rule 6: one shared, growing counter), so Rule 3
+holds for the tuple as for one topic.
 """
 
 from __future__ import annotations
@@ -67,17 +74,23 @@ class Hub:
         state = " closed" if self.closed else ""
         return f"<Hub{state} topics={len(self._generations)} waiters={self.waiter_count()}>"
 
-    def generation(self, topic: str) -> int:
-        """How many times ``topic`` was notified so far."""
+    def generation(self, topic: str | tuple[str, ...]) -> int:
+        """Where ``topic`` stands: its last notify's place in the shared counter (the
+        largest of a tuple's topics, Rule 7); it moves with every notify of it."""
         with self._lock:
+            return self._generation(topic)
+
+    def _generation(self, topic: str | tuple[str, ...]) -> int:
+        if isinstance(topic, str):
             return self._generations.get(topic, 0)
+        return max((self._generations.get(t, 0) for t in topic), default=0)
 
     def waiter_count(self, topic: str | None = None) -> int:
         """Coroutines now waiting (on ``topic``, or on any topic)."""
         with self._lock:
             if topic is not None:
                 return len(self._waiters.get(topic, ()))
-            return sum(len(waiters) for waiters in self._waiters.values())
+            return len({waiter for waiters in self._waiters.values() for waiter in waiters})
 
     def notify(self, topic: str) -> None:
         """Wake every coroutine waiting on ``topic``. Safe from any thread."""
@@ -111,18 +124,21 @@ class Hub:
         for name in [name for name in self._generations if name not in self._waiters]:
             del self._generations[name]
 
-    async def wait(self, topic: str, timeout: float, since: int | None = None) -> bool:
-        """Wait until ``topic`` is notified or ``timeout`` seconds pass.
+    async def wait(self, topic: str | tuple[str, ...], timeout: float, since: int | None = None) -> bool:
+        """Wait until ``topic`` (or any topic of a tuple, Rule 7) is notified or
+        ``timeout`` seconds pass.
 
         Returns ``True`` when woken by a notify (or when the generation already
         differs from ``since``), ``False`` on timeout. Cancellation is safe: the
         waiter is always removed.
         """
+        topics = (topic,) if isinstance(topic, str) else topic
         waiter = (asyncio.get_running_loop(), asyncio.Event())
         with self._lock:
-            if self.closed or (since is not None and self._generations.get(topic, 0) != since):
+            if self.closed or (since is not None and self._generation(topic) != since):
                 return True
-            self._waiters[topic].add(waiter)
+            for name in topics:
+                self._waiters[name].add(waiter)
         try:
             await asyncio.wait_for(waiter[1].wait(), timeout)
             return True
@@ -130,8 +146,9 @@ class Hub:
             return False
         finally:
             with self._lock:
-                waiters = self._waiters.get(topic)
-                if waiters is not None:
-                    waiters.discard(waiter)
-                    if not waiters:
-                        del self._waiters[topic]
+                for name in topics:
+                    waiters = self._waiters.get(name)
+                    if waiters is not None:
+                        waiters.discard(waiter)
+                        if not waiters:
+                            del self._waiters[name]

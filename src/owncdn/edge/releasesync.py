@@ -28,9 +28,10 @@ Rules:
    (404) or keeps sending wrong fails the release: it is acknowledged ``failed`` with
    the reason and the previous release keeps serving.
 4. With every blob present the release is switched (releases.py rule 2), then
-   acknowledged ``serving`` with ``POST /v1/nodes/{id}/releases``; unused blobs are
-   collected. An acknowledgement that cannot be sent is queued by the agent and sent
-   after the next connect.
+   acknowledged ``serving`` with ``POST /v1/nodes/{id}/releases`` (over the same
+   keep-alive client as the blobs); unused blobs are collected. An acknowledgement
+   that cannot be sent is queued with the agent's unsent reports and sent after the
+   next connect.
 5. At start, every pending target is resumed (partial files are kept), so a fetch
    killed midway finishes after a restart while the old release keeps serving.
 """
@@ -52,7 +53,9 @@ import orjson
 from owncdn.core.content.bundle import BlobData, BlobEnd, BlobStart, BundleError, BundleReader
 from owncdn.core.content.manifest import ManifestError
 from owncdn.edge.releases import ReleaseStore, Target
-from owncdn.edge.upstream import OriginAddress, OriginError, OriginPool, OriginProtocolError, Timeouts, send_request
+from owncdn.edge.upstream import (
+    OriginAddress, OriginConnectError, OriginError, OriginPool, OriginProtocolError, Timeouts, send_request,
+)
 
 if TYPE_CHECKING:
     from owncdn.edge.sync import SyncAgent
@@ -88,7 +91,6 @@ class ReleaseSync:
         self.slots = asyncio.Semaphore(parallel)
         self.gc_lock = asyncio.Lock()  # garbage collection vs. the check before a switch
         self.tasks: dict[str, tuple[str, asyncio.Task]] = {}
-        self.http: httpx.AsyncClient | None = None  # for acknowledgements (the agent's _send)
         self.pool: OriginPool | None = None  # for blobs
         self.pool_for = ""
         self.acked: dict[str, tuple[int, str]] = {}  # service -> (number, status) last acknowledged
@@ -108,11 +110,6 @@ class ReleaseSync:
     def __repr__(self) -> str:
         running = {s: t[0][:12] for s, t in self.tasks.items() if not t[1].done()}
         return f"<ReleaseSync running={running} fetched={self.fetched_blobs} blobs/{self.fetched_bytes}B>"
-
-    def _client(self) -> httpx.AsyncClient:
-        if self.http is None:
-            self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
-        return self.http
 
     # -- events (Rule 1) --------------------------------------------------------------
     async def on_event(self, agent: "SyncAgent", http: httpx.AsyncClient, data: dict) -> None:
@@ -159,9 +156,6 @@ class ReleaseSync:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.tasks.clear()
-        if self.http is not None:
-            await self.http.aclose()
-            self.http = None
         if self.pool is not None:
             self.pool.close()
             self.pool = None
@@ -198,8 +192,9 @@ class ReleaseSync:
         switched = time.monotonic()
         await self._ack(target, "serving", "")
         _warn(f"release {target.number} of {target.service}: {self.store.fetched_blobs - blobs} blobs, "
-              f"{(self.store.fetched_bytes - size) / 1e6:.1f} MB fetched in {fetched - started:.2f}s, "
-              f"switched in {switched - fetched:.2f}s, acknowledged in {time.monotonic() - switched:.2f}s; serving")
+              f"{(self.store.fetched_bytes - size) / 1e6:.1f} MB fetched in {(fetched - started) * 1000:.1f} ms, "
+              f"switched in {(switched - fetched) * 1000:.1f} ms, acknowledged in "
+              f"{(time.monotonic() - switched) * 1000:.1f} ms; serving")
         # Partial files of other services' running fetches belong to pending targets: kept;
         # a blob a newer target wants again after `wanted()` is fetched again before its switch.
         async with self.gc_lock:
@@ -378,17 +373,41 @@ class ReleaseSync:
             self.pool_for = self.agent.control
         return self.pool
 
-    # -- acknowledgements -----------------------------------------------------------------
+    # -- acknowledgements (Rule 4) ---------------------------------------------------------
     async def _ack(self, target: Target, status: str, reason: str) -> None:
+        """``POST /v1/nodes/{id}/releases`` over the blob connections' keep-alive pool
+        (the edge's own HTTP/1.1 client: no httpx on the acknowledgement's path); one
+        that cannot be sent is queued with the agent's unsent reports."""
         agent = self.agent
         if agent.node_id is None:
             return
+        path = f"/v1/nodes/{agent.node_id}/releases"
         body = {"service": target.service, "number": target.number, "status": status, "reason": reason}
         try:
-            await agent._send(self._client(), f"/v1/nodes/{agent.node_id}/releases", body)
-        except httpx.HTTPError as exc:
+            await self._post(path, orjson.dumps(body))
+        except (OriginError, OSError) as exc:
+            agent.unsent.append((path, body))
             _warn(f"acknowledging release {target.number} of {target.service}: {exc}; will resend")
         self.acked[target.service] = (target.number, status)
+
+    async def _post(self, path: str, data: bytes) -> None:
+        pool = self._blob_pool()
+        fields = [("Host", pool.address.host_header), *self.agent._auth().items(),
+                  ("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        try:
+            resp = await send_request(pool, "POST", path, fields, _once(data))
+        except OriginConnectError as exc:
+            if not exc.reused:
+                raise
+            pool.close()  # a stale keep-alive (the control plane restarted?): drop the idle ones, once more
+            resp = await send_request(pool, "POST", path, fields, _once(data))
+        try:
+            async for _ in resp.body():
+                pass
+        finally:
+            resp.close()  # a no-op once the body was read to its end
+        if resp.status >= 300:
+            raise OriginProtocolError(f"status {resp.status}")
 
 
 def _bundles(small: dict[str, int]) -> list[dict[str, int]]:
@@ -435,7 +454,6 @@ def follow_releases(edge, agent: "SyncAgent") -> ReleaseSync | None:
     if edge.releases is None:
         return None
     sync = ReleaseSync(edge.releases, agent)
-    sync._client()  # made now (its TLS context takes tens of ms), not on the first acknowledgement's path
     agent.handlers["release"] = sync.on_event
     sync.resume()
     return sync

@@ -19,19 +19,35 @@ Rule 2: ``read`` runs in a worker thread, on every wake-up and re-check of the
 stream (about once a second per node), so it must be one cheap store read.
 
 Rule 3: a writer that changes a channel's state stores it first, then calls
-``state_changed(ctx)`` to wake the streams (the hub carries no data).
+``state_changed(ctx)`` to wake the streams (the hub carries no data). A writer whose
+change concerns one environment and some kinds of node (a release: edges and DNS
+nodes; an edge's acknowledgement: only DNS nodes' ``release_ready``) names them,
+``state_changed(ctx, env, kinds)``: only those streams wake (``stream_topic``), so
+three edges acknowledging a push do not make every edge stream re-read its channels.
+
+Rule 4: an event's text is made once for all the streams that send it: texts are
+kept by (channel, key, revision) for as long as the channel hands out the same data
+object (``release`` keeps one per release, with its manifest), so a push's ~128 KB
+manifest is encoded once, not once per edge.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
 
 if TYPE_CHECKING:
     from owncdn.control.store import Node
 
     from .auth import ApiContext
 
-__all__ = ["Channel", "ChannelCursor", "state_changed"]
+__all__ = ["Channel", "ChannelCursor", "encode_event", "state_changed", "stream_topic"]
+
+TEXT_CACHE = 256
+"""Event texts kept for Rule 4."""
 
 
 class Channel(Protocol):
@@ -40,9 +56,55 @@ class Channel(Protocol):
     def read(self, ctx: "ApiContext", node: "Node") -> dict[str, tuple[Any, dict]]: ...
 
 
-def state_changed(ctx: "ApiContext") -> None:
-    """Wake every event stream, so each re-reads its channels."""
-    ctx.hub.notify_all()
+def stream_topic(env: str, kind: str) -> str:
+    """The hub topic the event streams of ``kind`` nodes in ``env`` wait on, besides
+    the environment's own topic (new versions and purges)."""
+    return f"streams/{env}/{kind}"
+
+
+def state_changed(ctx: "ApiContext", env: str | None = None, kinds: tuple[str, ...] = ()) -> None:
+    """Wake the event streams so they re-read their channels: every stream, or only
+    those of ``kinds`` nodes in ``env`` (Rule 3). Notified by name, so a stream busy
+    between two waits sees the generation moved (hub Rule 3)."""
+    if env is None:
+        ctx.hub.notify_all()
+        return
+    for kind in kinds:
+        ctx.hub.notify(stream_topic(env, kind))
+
+
+def encode_event(event: str, data: object) -> str:
+    """One SSE event; ``data`` is JSON on a single line."""
+    return f"event: {event}\ndata: {orjson.dumps(data).decode()}\n\n"
+
+
+class _Texts:
+    """Rule 4: (channel, key, revision) -> (the data object, its event text)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._texts: OrderedDict[tuple, tuple[dict, str]] = OrderedDict()
+
+    def text(self, name: str, key: str, revision: Any, data: dict) -> str:
+        try:
+            slot = (name, key, revision)
+            hash(slot)
+        except TypeError:  # an unhashable revision: encoded each time
+            return encode_event(name, {"key": key, **data})
+        with self._lock:
+            hit = self._texts.get(slot)
+            if hit is not None and hit[0] is data:
+                self._texts.move_to_end(slot)
+                return hit[1]
+        text = encode_event(name, {"key": key, **data})
+        with self._lock:
+            self._texts[slot] = (data, text)
+            while len(self._texts) > TEXT_CACHE:
+                self._texts.popitem(last=False)
+        return text
+
+
+TEXTS = _Texts()
 
 
 class ChannelCursor:
@@ -56,20 +118,36 @@ class ChannelCursor:
         return f"<ChannelCursor keys={len(self.sent)}>"
 
     def changes(self, ctx: "ApiContext", node: "Node") -> list[tuple[str, dict]]:
-        out: list[tuple[str, dict]] = []
-        listing: list[tuple[str, dict]] = []
+        """The events to send now, as (event name, data)."""
+        return [(name, {"key": key, **data}) if name != "channel_keys" else (name, data)
+                for name, key, _, data in self._diff(ctx, node)]
+
+    def texts(self, ctx: "ApiContext", node: "Node") -> list[str]:
+        """The events to send now, as SSE text (Rule 4)."""
+        out = []
+        for name, key, revision, data in self._diff(ctx, node):
+            if revision is _NONE:
+                out.append(encode_event(name, data if name == "channel_keys" else {"key": key, **data}))
+            else:
+                out.append(TEXTS.text(name, key, revision, data))
+        return out
+
+    def _diff(self, ctx: "ApiContext", node: "Node") -> list[tuple[str, str, Any, dict]]:
+        """Rules 1 and 1b: (name, key, revision or _NONE, data) to send."""
+        out: list[tuple[str, str, Any, dict]] = []
+        listing: list[tuple[str, str, Any, dict]] = []
         for channel in ctx.channels:
             state = channel.read(ctx, node)
             name = channel.name
             if not self.listed:
-                listing.append(("channel_keys", {"channel": name, "keys": sorted(state)}))
+                listing.append(("channel_keys", name, _NONE, {"channel": name, "keys": sorted(state)}))
             for key, (revision, data) in state.items():
                 if self.sent.get((name, key), _NONE) != revision:
                     self.sent[(name, key)] = revision
-                    out.append((name, {"key": key, **data}))
+                    out.append((name, key, revision, data))
             for gone in [k for k in self.sent if k[0] == name and k[1] not in state]:
                 del self.sent[gone]
-                out.append((name, {"key": gone[1], "deleted": True}))
+                out.append((name, gone[1], _NONE, {"deleted": True}))
         self.listed = True
         return out + listing
 

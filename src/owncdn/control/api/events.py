@@ -12,7 +12,8 @@ The protocol, as a node sees it (``GET /v1/nodes/{id}/events?version=V&purge_aft
   connection and both sides notice a dead one.
 
 Rule 1: the stream reads the store, never the hub's notifications: a notify
-only wakes it early. Without one it re-reads the store every second
+only wakes it early. It waits on its environment's topic (versions, purges) and on
+``channels.stream_topic(env, kind)`` (channel changes that concern its kind of node). Without one it re-reads the store every second
 (``RECHECK_SECONDS``), which is how a write on another control-plane replica
 reaches it (see ``owncdn.control.hub``).
 
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -41,7 +41,7 @@ from owncdn.control.hub import RECHECK_SECONDS
 from owncdn.control.store import Node, NotFound, StoreError
 
 from .auth import ApiContext
-from .channels import ChannelCursor
+from .channels import ChannelCursor, encode_event, stream_topic
 
 __all__ = ["PING_SECONDS", "EventStream", "format_event"]
 
@@ -56,7 +56,7 @@ log = logging.getLogger("owncdn.control.api")
 
 def format_event(event: str, data: object) -> str:
     """One SSE event; ``data`` is JSON on a single line."""
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+    return encode_event(event, data)
 
 
 @dataclass
@@ -80,10 +80,11 @@ class EventStream:
         deleted or the hub is closed (server shutdown)."""
         loop = asyncio.get_running_loop()
         hub, env = self.ctx.hub, self.node.env
+        topics = (env, stream_topic(env, self.node.kind))  # channels Rule 3
         next_ping = loop.time() + self.ping_seconds
         touch = True
         while not hub.closed:
-            since = hub.generation(env)
+            since = hub.generation(topics)
             try:
                 chunk, more = await run_in_threadpool(self._poll, touch, since)
             except NotFound:  # the node was deleted
@@ -103,7 +104,7 @@ class EventStream:
                 next_ping = loop.time() + self.ping_seconds
                 touch = True
                 continue
-            touch = await hub.wait(env, min(self.recheck_seconds, remaining), since)
+            touch = await hub.wait(topics, min(self.recheck_seconds, remaining), since)
 
     def _poll(self, touch: bool, generation: int = -1) -> tuple[str, bool]:
         """Events not sent yet, at most ``BATCH`` purges (in a worker thread), and
@@ -119,8 +120,7 @@ class EventStream:
             out.append(format_event("purge", {"id": purge.id, "spec": purge.spec}))
             self.purge_after = purge.id
         if self.ctx.channels and not full:
-            for name, data in self.cursor.changes(self.ctx, self.node):
-                out.append(format_event(name, data))
+            out.extend(self.cursor.texts(self.ctx, self.node))
         if out or touch:
             self._contact()
         return "".join(out), full

@@ -238,16 +238,19 @@ def release_topic(env: str, service: str) -> str:
 
 
 def _changed(ctx: ApiContext, env: str, service: str, current: bool = False) -> None:
-    """Wake the event streams (``state_changed``) and the status waits of ``service``.
-    The environment's topic and the service's are notified by name as well:
-    ``notify_all`` reaches only topics with a waiter at that moment, and a stream or
-    wait between two waits would otherwise sleep until its next re-check (hub Rule 3
-    needs the generation to move). ``current``: a release was made current, so the
-    release channel reads the current releases again (releasechannels Rule 4)."""
+    """Wake the event streams that may see a change (channels Rule 3) and the status
+    waits of ``service``, each topic notified by name (a stream or wait between two
+    waits would otherwise sleep until its next re-check: hub Rule 3 needs the
+    generation to move). ``current``: a release was made current, so the edges'
+    ``release`` channel reads the current releases again (releasechannels Rule 4)
+    and every stream of the environment wakes (its topic; the dashboard's stream
+    waits on it too); else (a node's report) only DNS nodes' ``release_ready`` can
+    change, so edge streams sleep on."""
     if current:
         ctx.hub.notify(current_topic(env))
-    state_changed(ctx)
-    ctx.hub.notify(env)
+        ctx.hub.notify(env)
+    else:
+        state_changed(ctx, env, ("dns",))
     ctx.hub.notify(release_topic(env, service))
 
 
