@@ -195,3 +195,81 @@ async def test_tls_1_2_without_forward_secrecy_is_refused(ca):
 async def test_alpn(ca, offered, chosen):
     async with HttpsEdge(FakeOrigin(), ca=ca) as t:
         assert (await t.handshake("example.test", alpn=offered)).alpn == chosen
+
+
+# -- the listener's own context and per-connection cleanup (edge/tls.py Rule 2,
+#    edge/tlslistener.py Rule 4) ----------------------------------------------------
+
+
+def _memory_handshake(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, server_name: str | None) -> str:
+    """A TLS handshake through memory BIOs; the SHA-256 fingerprint of the certificate served."""
+    import hashlib
+
+    c_in, c_out, s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = client_ctx.wrap_bio(c_in, c_out, server_hostname=server_name)
+    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
+    done = [False, False]
+    for _ in range(10):
+        for i, (obj, out, peer_in) in enumerate(((client, c_out, s_in), (server, s_out, c_in))):
+            if not done[i]:
+                try:
+                    obj.do_handshake()
+                    done[i] = True
+                except ssl.SSLWantReadError:
+                    pass
+            peer_in.write(out.read())
+        if all(done):
+            break
+    return hashlib.sha256(client.getpeercert(binary_form=True)).hexdigest()
+
+
+def test_the_listener_holds_the_default_certificate_and_still_follows_replacements(ca, leaves):
+    store = CertStore()
+    first = ca.issue(["fallback.test"])
+    store.install("fallback", [], first.cert_pem, first.key_pem, default=True)
+    store.install("other", [], leaves["other"].cert_pem, leaves["other"].key_pem)
+    listener = store.listener_context()
+    assert listener is store.certs["fallback"].context  # the usual handshake needs no swap
+    client = ca.client_context()
+    client.check_hostname = False
+    assert _memory_handshake(listener, client, "fallback.test") == first.fingerprint
+    assert _memory_handshake(listener, client, "other.test") == leaves["other"].fingerprint
+    assert _memory_handshake(listener, client, None) == first.fingerprint
+    second = ca.issue(["fallback.test"])  # replaced without a restart: the same listener serves it
+    store.install("fallback", [], second.cert_pem, second.key_pem, default=True)
+    assert _memory_handshake(listener, client, "fallback.test") == second.fingerprint
+    assert _memory_handshake(listener, client, "unknown.test") == second.fingerprint
+    store.remove("fallback")  # no default any more: names nobody holds are refused
+    with pytest.raises(ssl.SSLError):
+        _memory_handshake(listener, client, "unknown.test")
+    assert _memory_handshake(listener, client, "other.test") == leaves["other"].fingerprint
+
+
+async def test_a_closed_https_connection_is_freed_by_reference_counting():
+    import asyncio
+    import gc
+    import weakref
+
+    origin = FakeOrigin()
+    origin.route("/a", body=b"x", headers=CACHEABLE)
+    gc_was_on = gc.isenabled()
+    gc.disable()  # a reference cycle would keep the connection until the collector ran
+    try:
+        async with HttpsEdge(origin) as t:
+            reader, writer = await asyncio.open_connection("127.0.0.1", t.tls_port, ssl=t.client_context(),
+                                                           server_hostname="example.test")
+            writer.write(b"GET /a HTTP/1.1\r\nHost: example.test\r\n\r\n")
+            await reader.readuntil(b"\r\n\r\n")
+            conns = [c for c in t.server.edge.connections if getattr(c, "scheme", "") == "https"]
+            assert len(conns) == 1
+            ref = weakref.ref(conns[0])
+            del conns
+            writer.close()
+            for _ in range(200):
+                if ref() is None:
+                    break
+                await asyncio.sleep(0.01)
+            assert ref() is None
+    finally:
+        if gc_was_on:
+            gc.enable()

@@ -6,12 +6,15 @@ Rules:
    key belongs to the leaf, and that the leaf's subjectAltNames cover every name
    (`core.tls.sni.covers`); an empty `names` means the leaf's own DNS names. A failed
    check raises `CertError` and leaves the store as it was.
-2. One `ssl.SSLContext` is built per certificate, at install time. The listener's
-   context carries only the SNI callback, which swaps the connection to the chosen
-   certificate's context: the exact name, then the one-label wildcard, then the
-   default certificate (`core.tls.sni`). No certificate: the handshake fails with
-   `unrecognized_name`. A new or replaced certificate serves the next handshake;
-   connections already open keep theirs.
+2. One `ssl.SSLContext` is built per certificate, at install time. The SNI callback
+   picks the certificate for each handshake: the exact name, then the one-label
+   wildcard, then the default certificate (`core.tls.sni`), and swaps the connection
+   to that certificate's context unless it is the listener's own. No
+   certificate: the handshake fails with `unrecognized_name`. A new or replaced
+   certificate serves the next handshake; connections already open keep theirs.
+   The listener listens with the default certificate's own context when there is
+   one (so the usual handshake needs no swap: `SSL_set_SSL_CTX` copies the
+   certificate state every time), else with a context that has no certificate.
 3. Every context allows TLS 1.2 and 1.3 only, ECDHE with AEAD ciphers for TLS 1.2
    (all of them acceptable to HTTP/2, RFC 9113 §9.2.2), no compression, no
    renegotiation, and offers ALPN `h2` then `http/1.1`.
@@ -232,19 +235,22 @@ class CertStore:
 
     # -- the listener ---------------------------------------------------------------
     def listener_context(self) -> ssl.SSLContext:
-        """The context to listen with: settings of Rule 3 and the SNI switch."""
-        ctx = server_context()
+        """The context to listen with: settings of Rule 3 and the SNI switch; the
+        default certificate's own context when there is one (Rule 2)."""
+        default = self.certs.get(self.index.default) if self.index.default is not None else None
+        ctx = default.context if default is not None else server_context()
         ctx.sni_callback = self._sni
         ctx.sslobject_class = AlertingSSLObject
         return ctx
 
-    def _sni(self, ssl_object: ssl.SSLObject, server_name: str | None, _ctx) -> int | None:
+    def _sni(self, ssl_object: ssl.SSLObject, server_name: str | None, current: ssl.SSLContext) -> int | None:
         found = self.index.lookup(server_name)
         ctx = self.contexts.get(found) if found is not None else None
         if ctx is None:
             self.handshakes_refused += 1
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
-        ssl_object.context = ctx
+        if ctx is not current:
+            ssl_object.context = ctx
         return None
 
     # -- internals -------------------------------------------------------------------

@@ -3,11 +3,18 @@
 Rules:
 1. The TLS handshake (edge/tls.py: certificate by SNI, TLS 1.2/1.3) completes before
    any protocol sees the connection; then ALPN decides: `h2` -> `H2Connection`
-   (edge/h2.py), anything else (`http/1.1`, or no ALPN) -> `HttpConnection`
-   (edge/protocol.py), the same one that serves plain HTTP, with scheme `https`.
-2. The chosen protocol replaces this one on the transport and takes its
+   (edge/h2.py), anything else (`http/1.1`, or no ALPN) -> `HttpsConnection`, the
+   `HttpConnection` (edge/protocol.py) that serves plain HTTP, with scheme `https`.
+2. Every connection starts as an `HttpsConnection` (no intermediate protocol object);
+   for `h2` it hands the transport to an `H2Connection`, which takes its
    `connection_made`; nothing was read before, so nothing is lost.
 3. A handshake not finished within `header_timeout` is dropped.
+4. Per connection work is kept small, since a new TLS connection per request is what
+   first visits cost: TCP_NODELAY is not set again (the loop's TCP transport set it
+   before TLS started, uvloop and asyncio alike), and a closed connection drops its
+   parser, whose callbacks point back at it: without that cycle the connection, its
+   transport and its SSL object are freed by reference counting when it closes, not
+   by the cyclic collector later.
 """
 
 from __future__ import annotations
@@ -22,25 +29,27 @@ from owncdn.edge.tls import CertError, CertStore
 STANDALONE_ID = "standalone"  # the certificate given with --cert / --key
 
 
-class AlpnSwitch(asyncio.Protocol):
-    def __init__(self, app, limits: Limits, loop: asyncio.AbstractEventLoop) -> None:
-        self.app = app
-        self.limits = limits
-        self.loop = loop
+class HttpsConnection(HttpConnection):
+    """HTTP/1.1 over TLS (Rule 1), or the hand-over to HTTP/2 when ALPN chose `h2` (Rule 2)."""
+
+    scheme = "https"
 
     def connection_made(self, transport) -> None:
         ssl_object = transport.get_extra_info("ssl_object")
-        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
-        cls = H2Connection if alpn == "h2" else HttpConnection
-        proto = cls(self.app, self.limits, self.loop)
-        transport.set_protocol(proto)
-        proto.connection_made(transport)
-
-    def data_received(self, data: bytes) -> None:  # never: the switch happens first
-        raise RuntimeError("AlpnSwitch received data before choosing a protocol")
+        if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+            self.parser = None  # this object is dropped: no cycle left behind (Rule 4)
+            proto = H2Connection(self.app, self.limits, self.loop)
+            transport.set_protocol(proto)
+            proto.connection_made(transport)
+            return
+        self.transport = transport  # TCP_NODELAY is already set (Rule 4)
+        peer = transport.get_extra_info("peername")
+        self.client_addr = peer[0] if isinstance(peer, tuple) else "local"
+        self.app.connections.add(self)
 
     def connection_lost(self, exc) -> None:
-        pass
+        super().connection_lost(exc)
+        self.parser = None  # break parser <-> connection (Rule 4); nothing parses after this
 
 
 def open_cert_store(state_dir: Path | None, cert_files: tuple[str, str] | None = None) -> CertStore:
@@ -66,6 +75,6 @@ async def listen_tls(app, store: CertStore, limits: Limits, listen: str, *,
     if not host or not port.isdigit():
         raise ValueError(f"expected HOST:PORT, got {listen!r}")
     return await loop.create_server(
-        lambda: AlpnSwitch(app, limits, loop), host.strip("[]"), int(port), ssl=store.listener_context(),
+        lambda: HttpsConnection(app, limits, loop), host.strip("[]"), int(port), ssl=store.listener_context(),
         reuse_address=True, reuse_port=reuse_port or None, backlog=1024, ssl_handshake_timeout=limits.header_timeout,
     )
