@@ -202,7 +202,7 @@ class HttpConnection(asyncio.Protocol):
         self._hosts = 0
         self._mid = False
         self._sndbuf = 0
-        self._fd: int | None = None  # for sendfile; None with TLS
+        self._fd: int | None = None  # for sendfile, looked up on first use; never with TLS
         self._wfd: int | None = None
         self._candidate: bytes | None = None
         self._reading_paused = False
@@ -215,17 +215,12 @@ class HttpConnection(asyncio.Protocol):
 
     # -- asyncio.Protocol ----------------------------------------------------
     def connection_made(self, transport) -> None:
+        # TCP_NODELAY is already on: uvloop and asyncio set it on every TCP transport.
+        # The socket's descriptor (for sendfile) is looked up when first needed
+        # (``_socket_fd``): uvloop builds a Python socket object for each lookup.
         self.transport = transport
-        sock = transport.get_extra_info("socket")
         if transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
-        elif sock is not None:
-            self._fd = sock.fileno()
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
         peer = transport.get_extra_info("peername")
         self.client_addr = peer[0] if isinstance(peer, tuple) else "local"
         self.app.connections.add(self)
@@ -243,6 +238,7 @@ class HttpConnection(asyncio.Protocol):
             self._drain_waiter.set_exception(ConnectionError("client went away"))
         if self.task is not None and not self.task.done():
             self.task.cancel()
+        self.parser = None  # its callbacks point back here: no cycle left for the collector
 
     def data_received(self, data: bytes) -> None:
         if self.stop_parsing:
@@ -459,7 +455,7 @@ class HttpConnection(asyncio.Protocol):
             return None
         transport = self.transport
         file, offset, count = body.file, body.offset, body.count
-        if not file.on_disk or self._fd is None:
+        if not file.on_disk or self._socket_fd() is None:
             self.grow_send_buffer(count)
             transport.writelines((head, file.view[offset:offset + count]))
             return None
@@ -475,6 +471,14 @@ class HttpConnection(asyncio.Protocol):
         if sent == count:
             return None
         return self._sendfile_rest(file, offset + sent, count - sent)
+
+    def _socket_fd(self) -> int | None:
+        """The TCP socket's descriptor for sendfile; None with TLS or without a socket."""
+        if self._fd is None and self.scheme == "http" and self.transport is not None:
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                self._fd = sock.fileno()
+        return self._fd
 
     async def _sendfile_rest(self, file, offset: int, count: int) -> None:
         while count:

@@ -12,9 +12,9 @@ Rules:
 4. Per connection work is kept small, since a new TLS connection per request is what
    first visits cost: TCP_NODELAY is not set again (the loop's TCP transport set it
    before TLS started, uvloop and asyncio alike), and a closed connection drops its
-   parser, whose callbacks point back at it: without that cycle the connection, its
-   transport and its SSL object are freed by reference counting when it closes, not
-   by the cyclic collector later.
+   parser (``HttpConnection.connection_lost``), whose callbacks point back at it:
+   without that cycle the connection, its transport and its SSL object are freed by
+   reference counting when it closes, not by the cyclic collector later.
 """
 
 from __future__ import annotations
@@ -42,14 +42,7 @@ class HttpsConnection(HttpConnection):
             transport.set_protocol(proto)
             proto.connection_made(transport)
             return
-        self.transport = transport  # TCP_NODELAY is already set (Rule 4)
-        peer = transport.get_extra_info("peername")
-        self.client_addr = peer[0] if isinstance(peer, tuple) else "local"
-        self.app.connections.add(self)
-
-    def connection_lost(self, exc) -> None:
-        super().connection_lost(exc)
-        self.parser = None  # break parser <-> connection (Rule 4); nothing parses after this
+        super().connection_made(transport)
 
 
 def open_cert_store(state_dir: Path | None, cert_files: tuple[str, str] | None = None) -> CertStore:
