@@ -68,3 +68,24 @@ def test_the_real_syncfs_of_this_system_works(tmp_path):
         for fd in fds:
             os.close(fd)
     assert (tmp_path / "f3").read_bytes() == b"xxx"
+
+
+def test_write_all_writes_every_file_or_leaves_none_it_made(tmp_path):
+    from owncdn.durable import write_all
+
+    files = [(tmp_path / f"f{i}", b"x" * i) for i in range(20)]  # enough for one syncfs
+    write_all(files, exclusive=True)
+    assert [p.read_bytes() for p, _ in files] == [d for _, d in files]
+    clash = tmp_path / "taken"
+    clash.write_bytes(b"old")
+    batch = [(tmp_path / "new1", b"a"), (clash, b"b"), (tmp_path / "new2", b"c")]
+    try:
+        write_all(batch, exclusive=True)
+    except FileExistsError:
+        pass
+    else:
+        raise AssertionError("an existing file was overwritten")
+    assert not (tmp_path / "new1").exists() and not (tmp_path / "new2").exists()
+    assert clash.read_bytes() == b"old"
+    write_all([(clash, b"new")])  # not exclusive: replaced
+    assert clash.read_bytes() == b"new"

@@ -41,7 +41,7 @@ from typing import IO, Protocol
 from urllib.parse import urlsplit
 
 from owncdn.core.content import is_sha256
-from owncdn.durable import sync_many
+from owncdn.durable import sync_many, write_all
 
 __all__ = [
     "BlobError", "BlobMismatch", "BlobNotFound", "BlobStore", "BlobTooLarge", "BlobWriter",
@@ -190,26 +190,12 @@ class DirBlobStore:
                 error = BlobMismatch(f"the {len(data)} bytes sent as blob {sha} hash to {got}; nothing was stored")
                 break
             good.append((sha, data))
-        fds: list[int] = []
         tmps: list[Path] = []
-        try:
-            for sha, data in good:
-                with self._dirty_lock:
-                    self._tmp_counter += 1
-                    tmp = self.tmp / f"{sha[:12]}.{os.getpid()}.{self._tmp_counter}"
-                fds.append(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-                tmps.append(tmp)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fds[-1], view):]
-            sync_many(fds)
-        except BaseException:
-            for tmp in tmps:
-                tmp.unlink(missing_ok=True)
-            raise
-        finally:
-            for fd in fds:
-                os.close(fd)
+        for sha, _ in good:
+            with self._dirty_lock:
+                self._tmp_counter += 1
+                tmps.append(self.tmp / f"{sha[:12]}.{os.getpid()}.{self._tmp_counter}")
+        write_all(zip(tmps, (data for _, data in good)), exclusive=True)
         for (sha, _), tmp in zip(good, tmps, strict=True):
             final = self.root / sha[:2] / sha
             if final.parent not in self._made:

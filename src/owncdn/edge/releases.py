@@ -43,7 +43,7 @@ from pathlib import Path
 import orjson
 
 from owncdn.core.content.manifest import Manifest, is_sha256, parse_manifest
-from owncdn.durable import sync_many
+from owncdn.durable import sync_many, write_all
 
 __all__ = ["Live", "ReleaseStore", "Target"]
 
@@ -220,24 +220,9 @@ class ReleaseStore:
             results.append((sha, ok))
             if ok and not self.has_blob(sha):
                 todo[sha] = data
-        fds: list[int] = []
-        parts: list[Path] = []
-        try:
-            for sha, data in todo.items():
-                part = self.partial / f"{sha}.{threading.get_ident()}.part"  # this thread's own: no two writers
-                fds.append(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
-                parts.append(part)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fds[-1], view):]
-            sync_many(fds)
-        except BaseException:
-            for part in parts:
-                part.unlink(missing_ok=True)
-            raise
-        finally:
-            for fd in fds:
-                os.close(fd)
+        ident = threading.get_ident()
+        parts = [self.partial / f"{sha}.{ident}.part" for sha in todo]  # this thread's own: no two writers
+        write_all(zip(parts, todo.values()))
         for sha, part in zip(todo, parts, strict=True):
             self.adopt_part(sha, part)
         return results
