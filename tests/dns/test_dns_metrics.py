@@ -113,3 +113,33 @@ async def test_answers_replayed_to_a_repeating_client_are_counted(tmp_path):
         await server.close()
     assert queries == {(1, 0, False): 1, (1, 0, True): 4}
     assert sum(answers.values()) == 5
+
+
+async def test_metrics_attached_after_answers_were_remembered_still_count_cleanly():
+    import socket
+
+    import dns.message
+
+    config = parse_config(CONFIG, "cdn.yaml", lambda kind, name: None)
+    server = await DnsServer.start(build_zone(config, None), "127.0.0.1", 0)
+    loop = asyncio.get_running_loop()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, ("127.0.0.1", server.port))
+
+            async def ask_once(qid):
+                query = dns.message.make_query("blog.cdn.test", "A")
+                query.id = qid
+                await loop.sock_sendall(sock, query.to_wire())
+                return dns.message.from_wire(await asyncio.wait_for(loop.sock_recv(sock, 4096), 5))
+
+            await ask_once(1)
+            await ask_once(2)  # remembered, before any metrics
+            metrics = DnsMetrics(server, lambda: location_addresses(config)).attach()
+            for qid in (3, 4):
+                assert (await ask_once(qid)).id == qid
+        queries, _ = metrics.totals()
+        assert sum(queries.values()) == 2 and metrics.exposition()
+    finally:
+        await server.close()

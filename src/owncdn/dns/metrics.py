@@ -95,6 +95,7 @@ class DnsMetrics:
         udp = getattr(self.server, "_udp", None)
         if udp is not None and hasattr(udp, "counts"):
             udp.counts = counts
+            udp.known.clear()  # answers remembered before carry no counter key
         return self
 
     def totals(self) -> tuple[dict[tuple[int, int, bool], int], dict[str, int]]:
