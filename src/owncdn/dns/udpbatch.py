@@ -6,8 +6,10 @@ wake-up of the event loop reads up to ``BATCH`` datagrams with one call, answers
 them all, and sends every answer with one more call.
 
 Rule 1: the socket is non-blocking and watched with ``loop.add_reader``; a
-wake-up reads batches until the socket is empty (``EAGAIN``), so a quiet server
-costs nothing and a busy one reads full batches.
+wake-up reads batches until the socket is empty (``EAGAIN``) or ``MAX_BATCHES``
+were read, so a quiet server costs nothing, a busy one reads full batches, and a
+flood still leaves the event loop to its other work (TCP, the control plane's
+stream) between rounds.
 
 Rule 2: the message headers, I/O vectors, address slots and buffers are
 allocated once (``_Ring``).  A slot holds the largest datagram, so nothing is
@@ -52,6 +54,7 @@ from owncdn.dns.metrics import count_key
 log = logging.getLogger(__name__)
 
 BATCH = 64
+MAX_BATCHES = 16  # per wake-up (Rule 1)
 SLOT = 65536  # the largest datagram
 NAME = 128  # sizeof(struct sockaddr_storage)
 MSG_DONTWAIT = 0x40
@@ -165,7 +168,9 @@ class BatchUdp:
     def _readable(self) -> None:
         recvmmsg = _CALLS[0]
         rhdr = self.ring.rhdr
-        while not self.closed:
+        for _ in range(MAX_BATCHES):  # Rule 1: then the loop's other work gets its turn
+            if self.closed:
+                return
             n = recvmmsg(self.fd, rhdr, BATCH, MSG_DONTWAIT, None)
             if n <= 0:
                 if n < 0 and ctypes.get_errno() not in (errno.EAGAIN, errno.EINTR):
