@@ -208,28 +208,15 @@ async def test_unknown_length_body_past_the_size_limit_streams_to_every_waiting_
 async def test_a_closed_connection_is_freed_by_reference_counting():
     """The parser's callbacks point back at the connection; closing breaks that cycle,
     so connections do not wait for the cyclic collector (many short visits)."""
-    import gc
-    import weakref
+    from owncdn.testing.refs import collector_off, freed_after
 
     origin = FakeOrigin()
     origin.route("/a", body=b"x", headers={"Cache-Control": "max-age=60"})
-    gc_was_on = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_off():
         async with EdgeUnderTest(origin) as t:
             reader, writer = await asyncio.open_connection("127.0.0.1", t.port)
             writer.write(b"GET /a HTTP/1.1\r\nHost: www.example.test\r\n\r\n")
             await reader.readuntil(b"\r\n\r\n")
             conns = list(t.server.edge.connections)
             assert len(conns) == 1
-            ref = weakref.ref(conns[0])
-            del conns
-            writer.close()
-            for _ in range(200):
-                if ref() is None:
-                    break
-                await asyncio.sleep(0.01)
-            assert ref() is None
-    finally:
-        if gc_was_on:
-            gc.enable()
+            assert await freed_after(conns.pop(), writer.close)

@@ -247,14 +247,12 @@ def test_the_listener_holds_the_default_certificate_and_still_follows_replacemen
 
 async def test_a_closed_https_connection_is_freed_by_reference_counting():
     import asyncio
-    import gc
-    import weakref
+
+    from owncdn.testing.refs import collector_off, freed_after
 
     origin = FakeOrigin()
     origin.route("/a", body=b"x", headers=CACHEABLE)
-    gc_was_on = gc.isenabled()
-    gc.disable()  # a reference cycle would keep the connection until the collector ran
-    try:
+    with collector_off():  # a reference cycle would keep the connection until the collector ran
         async with HttpsEdge(origin) as t:
             reader, writer = await asyncio.open_connection("127.0.0.1", t.tls_port, ssl=t.client_context(),
                                                            server_hostname="example.test")
@@ -262,14 +260,4 @@ async def test_a_closed_https_connection_is_freed_by_reference_counting():
             await reader.readuntil(b"\r\n\r\n")
             conns = [c for c in t.server.edge.connections if getattr(c, "scheme", "") == "https"]
             assert len(conns) == 1
-            ref = weakref.ref(conns[0])
-            del conns
-            writer.close()
-            for _ in range(200):
-                if ref() is None:
-                    break
-                await asyncio.sleep(0.01)
-            assert ref() is None
-    finally:
-        if gc_was_on:
-            gc.enable()
+            assert await freed_after(conns.pop(), writer.close)
