@@ -43,6 +43,23 @@ async def test_forwarding_headers(trusted, sent, xff, proto, xhost):
     assert seen["x-request-id"]
 
 
+@pytest.mark.parametrize("trusted, cached_for_https", [(", trusted_proxies: [127.0.0.0/8]", 2), ("", 1)])
+async def test_the_scheme_the_origin_is_told_keys_the_cache(trusted, cached_for_https):
+    """A trusted proxy's X-Forwarded-Proto reaches the origin, so it also picks the cache
+    key's scheme (core/http/cachekey.py Rule 1); an untrusted peer's is replaced by
+    "http" and so shares the plain-HTTP key."""
+    origin = FakeOrigin()
+    origin.route("/", body=b"ok", headers={"Cache-Control": "max-age=60"})
+    async with EdgeUnderTest(origin, service(edge=trusted)) as t:
+        plain = await t.get("/")
+        proxied = await t.get("/", headers={"X-Forwarded-Proto": "https"})
+        again = await t.get("/", headers={"X-Forwarded-Proto": "https"})
+    assert plain.headers["x-cache"] == "MISS"
+    assert (proxied.headers["x-cache"], again.headers["x-cache"]) == (
+        ("MISS", "HIT") if cached_for_https == 2 else ("HIT", "HIT"))
+    assert origin.hits("/") == cached_for_https
+
+
 @pytest.mark.parametrize("mode, expected", [("origin", "127.0.0.1:{port}"), ("client", "example.test")])
 async def test_host_sent_to_the_origin(mode, expected):
     origin = FakeOrigin()

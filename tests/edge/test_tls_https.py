@@ -6,7 +6,7 @@ import json
 import pytest
 
 from owncdn.testing.https import HttpsEdge
-from owncdn.testing.origin import FakeOrigin
+from owncdn.testing.origin import FakeOrigin, Reply
 
 CACHEABLE = {"Cache-Control": "max-age=60", "Content-Type": "text/plain"}
 
@@ -81,3 +81,25 @@ async def test_hsts_over_https_on_misses_hits_and_errors_only_for_that_service()
     assert (miss.headers["x-cache"], hit.headers["x-cache"]) == ("MISS", "HIT")
     assert "strict-transport-security" not in other.headers
     assert plain.status == 200  # no redirect configured for plain.test
+
+
+async def test_an_origin_redirect_to_https_is_not_served_over_https():
+    """The scheme is part of the cache key (RFC 9111 §2, core/http/cachekey.py Rule 1):
+    an origin that redirects plain-HTTP visitors by X-Forwarded-Proto, with a cacheable
+    301, must not send HTTPS visitors round in a loop."""
+    def by_proto(req):
+        if req.headers["x-forwarded-proto"] == "http":
+            return Reply(301, headers={"Location": "https://example.test/a", **CACHEABLE})
+        return Reply(200, body=b"secure", headers=CACHEABLE)
+
+    origin = FakeOrigin()
+    origin.route("/a", handler=by_proto)
+    async with HttpsEdge(origin) as t:
+        plain = await t.get("/a")
+        plain_again = await t.get("/a")
+        secure = await t.fetch("/a")
+        secure_again = await t.fetch("/a")
+    assert (plain.status, plain_again.status, plain_again.headers["x-cache"]) == (301, 301, "HIT")
+    assert (secure.status_code, secure.content, secure.headers["x-cache"]) == (200, b"secure", "MISS")
+    assert (secure_again.status_code, secure_again.headers["x-cache"]) == (200, "HIT")
+    assert origin.hits("/a") == 2

@@ -171,15 +171,21 @@ class Edge:
         return svc
 
     def key_for(self, svc: ServiceRuntime, req: Request) -> str:
-        """The primary cache key; memoised unless cookies are part of it."""
+        """The primary cache key; memoised unless cookies are part of it. Its scheme is
+        the one the origin is told (X-Forwarded-Proto from a trusted proxy, else the
+        connection's): see core/http/cachekey.py Rule 1."""
+        scheme = req.conn.scheme
+        if "x-forwarded-proto" in req.headers.first and self.trusted(req.conn.client_addr):
+            scheme = req.headers.get("x-forwarded-proto").strip().lower()
         if svc.key_policy.cookies:
-            return cache_key(svc.name, req.host, req.target, req.headers, svc.key_policy)
-        memo = (svc.name, req.host, req.target)
+            return cache_key(svc.name, req.host, req.target, req.headers, svc.key_policy, scheme)
+        memo = (svc.name, scheme, req.host, req.target)
         key = self._keys.get(memo)
         if key is None:
             if len(self._keys) >= 100_000:
                 self._keys.clear()
-            key = self._keys[memo] = cache_key(svc.name, req.host, req.target, req.headers, svc.key_policy)
+            key = self._keys[memo] = cache_key(svc.name, req.host, req.target, req.headers,
+                                               svc.key_policy, scheme)
         return key
 
     # -- entry points called by the connection -----------------------------------

@@ -37,20 +37,26 @@ NO_HEADERS = Headers()
 ])
 def test_uri_key(host, target, policy, expected):
     assert uri_key("blog", host, target, policy) == expected
-    assert cache_key("blog", host, target, NO_HEADERS, policy) == expected
+    # the primary key adds the scheme (Rule 1); uri_key has none (Rule 4)
+    assert cache_key("blog", host, target, NO_HEADERS, policy) == expected.replace(" ", " http://", 1)
 
 
 @pytest.mark.parametrize("cookies, expected", [
-    ([("Cookie", "lang=de; session=abc")], "blog h/p cookie:lang=de"),
-    ([("Cookie", "session=abc"), ("Cookie", "lang=fr")], "blog h/p cookie:lang=fr"),
-    ([], "blog h/p cookie:lang"),  # absent differs from empty
-    ([("Cookie", "lang=")], "blog h/p cookie:lang="),
+    ([("Cookie", "lang=de; session=abc")], "blog http://h/p cookie:lang=de"),
+    ([("Cookie", "session=abc"), ("Cookie", "lang=fr")], "blog http://h/p cookie:lang=fr"),
+    ([], "blog http://h/p cookie:lang"),  # absent differs from empty
+    ([("Cookie", "lang=")], "blog http://h/p cookie:lang="),
 ])
 def test_cookie_in_key(cookies, expected):
     policy = KeyPolicy(cookies=("lang",))
     assert cache_key("blog", "h", "/p", Headers(cookies), policy) == expected
     # uri_key ignores cookies: invalidation covers every variant
     assert uri_key("blog", "h", "/p", policy) == "blog h/p"
+
+
+def test_schemes_do_not_share_keys():
+    assert cache_key("blog", "h", "/p", NO_HEADERS, KeyPolicy(), "https") == "blog https://h/p"
+    assert cache_key("blog", "h", "/p", NO_HEADERS) == "blog http://h/p"
 
 
 def test_services_do_not_share_keys():

@@ -3,8 +3,11 @@ service chooses to add).
 
 Rules of this module:
 
-Rule 1: a key is readable text: "<service> <host><path>[?<query>]", then for cookie
-        policies " cookie:<name>=<value>;..." - so purge tools and logs can show it.
+Rule 1: a key is readable text: "<service> <scheme>://<host><path>[?<query>]", then for
+        cookie policies " cookie:<name>=<value>;..." - so purge tools and logs can show it.
+        The scheme is part of the target URI (RFC 9111 §2), and it matters: the edge
+        tells the origin which one the visitor used (X-Forwarded-Proto), so an origin
+        that redirects http to https must not have that redirect served over https.
 Rule 2: the host is lowercased, its port and trailing dot removed; the path is kept
         exactly as sent (no percent-decoding, no dot-segment removal), because origins
         may tell those apart.
@@ -12,8 +15,8 @@ Rule 3: the query follows the KeyPolicy: "keep" (as sent), "sort" (parameters or
         name, stable), "ignore" (dropped). include keeps only the named parameters,
         exclude drops the named ones; both match the raw parameter name. An empty query
         ("/a?") is the same as none.
-Rule 4: uri_key is the key without the cookie part: every variant of one URL on one
-        host shares it, which is what invalidation and purge-by-URL work on.
+Rule 4: uri_key is the key without the scheme and the cookie part: every variant of one
+        URL on one host shares it, which is what invalidation and purge-by-URL work on.
 """
 
 from __future__ import annotations
@@ -82,9 +85,11 @@ def request_cookies(req_headers: Headers) -> dict[str, str]:
 
 
 def cache_key(service: str, host: str, target: str, req_headers: Headers,
-              policy: KeyPolicy = DEFAULT_KEY_POLICY) -> str:
+              policy: KeyPolicy = DEFAULT_KEY_POLICY, scheme: str = "http") -> str:
     """The primary cache key of a request (Rules 1-3)."""
-    key = uri_key(service, host, target, policy)
+    path, query = split_target(target)
+    query = normalize_query(query, policy)
+    key = f"{service} {scheme}://{normalize_host(host)}{path}{'?' + query if query else ''}"
     if not policy.cookies:
         return key
     cookies = request_cookies(req_headers)
