@@ -3,6 +3,7 @@ and the `health` channel. No sleeping: rounds are run one at a time on a fake cl
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 
 import httpx
@@ -201,3 +202,61 @@ async def test_draining_says_503_while_visitors_are_still_served_until_interrupt
         await edge.close()
     assert health.status_code == 503 and "draining" in health.text
     assert visitor.status_code == 502 and "blog" not in visitor.text.splitlines()[0]  # served (origin is down)
+
+
+async def test_a_failing_edge_is_rechecked_fast_until_it_flips_and_back(tmp_path):
+    """Rule 9: between rounds only the edge whose check disagreed with its health is
+    checked again, every fast_interval, until the hysteresis flips it."""
+    clock = FakeClock()
+    store = Store(sqlite_url(tmp_path), clock=clock.time)
+    store.migrate()
+    edge = await EdgeServer.start(parse_config(SITE, "cdn.yaml", lambda kind, name: None), access_log="off")
+    other = await EdgeServer.start(parse_config(SITE, "cdn.yaml", lambda kind, name: None), access_log="off")
+    a = store.register_node("edge-a", "edge", "fra", "prod", f"127.0.0.1:{edge.port}")
+    store.register_node("edge-b", "edge", "fra", "prod", f"127.0.0.1:{other.port}")
+    monitor = HealthMonitor(store, HealthSettings(interval=10.0, fast_interval=0.5, timeout=2.0, origins=False))
+    seen = []
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as http:
+            await monitor.round(http)
+            assert monitor.unsettled == set()  # both answered, as their health says
+            edge.edge.draining = True
+            clock.advance(10.0)
+            await monitor.round(http)
+            assert monitor.unsettled == {a.id}
+            while monitor.unsettled:
+                clock.advance(0.5)
+                await monitor.round(http, only=monitor.unsettled)
+                seen.append(states(store))
+            edge.edge.draining = False
+            clock.advance(0.5)
+            await monitor.round(http, only={a.id})
+            assert monitor.unsettled == {a.id}  # a down edge answering: coming back
+            clock.advance(0.5)
+            await monitor.round(http, only=monitor.unsettled)
+    finally:
+        await edge.close()
+        await other.close()
+    assert [s["edge-a"][:3] for s in seen] == [(True, 0, 2), (False, 0, 3)]
+    assert all(s["edge-b"] == (True, 2, 0, "") for s in seen)  # two rounds; not checked in between
+    assert states(store)["edge-a"][:3] == (True, 2, 0) and monitor.unsettled == set()
+    assert (monitor.rounds, monitor.rechecks) == (2, 4)
+
+
+async def test_an_edge_whose_event_stream_ends_is_checked_at_once(tmp_path):
+    """Rule 9 and api/events.py Rule 4: with rounds an hour apart, a stopped edge still
+    leaves the answers: its closed stream starts the re-checks."""
+    from owncdn.testing.fleet import Fleet
+
+    fleet = Fleet(tmp_path, edges=2, health=HealthSettings(interval=3600, fast_interval=0.05, timeout=1.0,
+                                                           origins=False))
+    async with fleet:
+        api = fleet.api
+        await fleet.wait_applied(await fleet.apply(SITE))
+        await fleet.stop_edge(0)
+        for _ in range(300):
+            health = {e["name"]: e["healthy"] for e in await asyncio.to_thread(api.edge_health)}
+            if health.get("edge-0") is False:
+                break
+            await asyncio.sleep(0.05)
+    assert health == {"edge-0": False, "edge-1": True}

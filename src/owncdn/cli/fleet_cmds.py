@@ -78,6 +78,8 @@ def control(
                                  help="postgresql://... for several replicas (default: SQLite in the state dir)."),
     zone: str = typer.Option("cdn.test", help="DNS zone of CDN hostnames (<service>.<zone>)."),
     health_interval: float = typer.Option(2.0, min=0.05, help="Seconds between edge health checks."),
+    health_fast_interval: float = typer.Option(0.5, min=0.01, help="Seconds between re-checks of an edge whose last "
+                                               "check disagreed with its health (HAProxy's fastinter)."),
     health_timeout: float = typer.Option(1.0, min=0.01, help="Seconds an edge health check may take."),
     health_fall: int = typer.Option(3, min=1, help="Failed checks in a row that take an edge out of DNS."),
     health_rise: int = typer.Option(2, min=1, help="Good checks in a row that bring it back."),
@@ -106,7 +108,8 @@ def control(
     from owncdn.edge.server import _split
 
     host, port = _split(listen)
-    settings = HealthSettings(interval=health_interval, timeout=health_timeout, fall=health_fall,
+    settings = HealthSettings(interval=health_interval, fast_interval=health_fast_interval,
+                              timeout=health_timeout, fall=health_fall,
                               rise=health_rise, enabled=health, alert_webhooks=_alert_hooks(alert_webhook),
                               alert_error_rate=alert_error_rate)
     state_dir.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,8 @@ Rules:
 2. Results go through the hysteresis of ``owncdn.core.routing.health`` into the
    store (``Store.record_checks``): an edge goes down after ``fall`` failed checks in
    a row (default 3) and comes back after ``rise`` good ones (default 2). With the
-   defaults, a dead edge leaves the DNS answers within about 3 x 2 s + the DNS TTL.
+   defaults, a dead edge leaves the DNS answers within about 2 s + 2 x 0.5 s (Rule 9)
+   + the DNS TTL.
 3. When an edge's health flips, ``on_change`` runs (the API wakes the event
    streams, so DNS nodes get the ``health`` channel at once); other replicas' flips
    reach streams by their once-a-second re-read of the store.
@@ -36,6 +37,14 @@ Rules:
 8. Each round also checks the origins of every service (``owncdn.control.origins``),
    and every flip of an edge or an origin, and every change of an environment's
    error rate, raises one alert (``owncdn.control.alerts``).
+9. An edge whose last counted check disagrees with its health (a healthy edge that
+   failed, a down edge that answered) is re-checked every ``fast_interval`` seconds
+   (default 0.5) until it flips or the check agrees again, as HAProxy's
+   ``fastinter`` does: with the defaults a dead edge is out of DNS about 1 s after
+   the first failed check instead of about 4 s, and the same hysteresis still
+   decides. An edge whose event stream to this control plane ends (``suspect``, from
+   ``api/events.py``) is checked at once: a killed process is noticed by its
+   closed connection, and only checks ever count.
 """
 
 from __future__ import annotations
@@ -69,6 +78,8 @@ class HealthSettings:
 
     interval: float = 2.0
     """Seconds between rounds of checks."""
+    fast_interval: float = 0.5
+    """Seconds between re-checks of an edge in transition (Rule 9)."""
     timeout: float = 1.0
     """Seconds a check may take (connect + answer) before it fails."""
     fall: int = DEFAULT_FALL
@@ -84,8 +95,9 @@ class HealthSettings:
     """Share of 5xx responses over a minute that raises an alert (``--alert-error-rate``)."""
 
     def __post_init__(self) -> None:
-        if self.interval <= 0 or self.timeout <= 0:
-            raise ValueError(f"health interval and timeout must be positive, not {self.interval} / {self.timeout}")
+        if self.interval <= 0 or self.timeout <= 0 or self.fast_interval <= 0:
+            raise ValueError(f"health intervals and timeout must be positive, not {self.interval} / "
+                             f"{self.fast_interval} / {self.timeout}")
         if self.fall < 1 or self.rise < 1:
             raise ValueError(f"health fall and rise must be at least 1, not {self.fall} / {self.rise}")
 
@@ -137,16 +149,22 @@ class HealthMonitor:
         self.on_change = on_change
         self.alerts = alerts  # owncdn.control.alerts.Alerts, or None
         self.rounds = 0
+        self.rechecks = 0  # Rule 9: re-checks of a few edges between rounds
         self.meter = LoadMeter()  # this monitor's own starvation (Rule 7)
         self.edges: dict[str, EdgeInfo] = {}
         self.origins = OriginMonitor(store, settings, self._alert)
         self.error_rates: dict[str, ErrorRateWatch] = {}
         self.uncounted = 0  # checks not counted because this monitor was starved
         self.last_timeout = settings.timeout
+        self.unsettled: set[str] = set()  # Rule 9: edges whose last check disagreed with their health
+        self.suspects: set[str] = set()  # Rule 9: edges whose event stream ended
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         s = self.settings
-        return f"<HealthMonitor every {s.interval}s fall={s.fall} rise={s.rise} rounds={self.rounds}>"
+        return (f"<HealthMonitor every {s.interval}s (unsettled every {s.fast_interval}s) fall={s.fall} "
+                f"rise={s.rise} rounds={self.rounds} rechecks={self.rechecks}>")
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -154,30 +172,68 @@ class HealthMonitor:
         meter = loop.create_task(_measure(self.meter), name="health-monitor-load")
         try:
             async with httpx.AsyncClient(timeout=self.settings.timeout, limits=limits) as http:
+                self._loop, self._wake = loop, asyncio.Event()
                 while True:
-                    started = loop.time()
-                    try:
-                        await self.round(http)
-                    except StoreError as exc:  # the database is away: try again next round
-                        log.warning("edge health: %s", exc)
-                    await asyncio.sleep(max(0.0, self.settings.interval - (loop.time() - started)))
+                    due = loop.time() + self.settings.interval
+                    await self._guarded(self.round(http))
+                    await self._recheck_until(http, due)
         finally:
             meter.cancel()
+
+    async def _guarded(self, checks) -> None:
+        try:
+            await checks
+        except StoreError as exc:  # the database is away: try again next round
+            log.warning("edge health: %s", exc)
+
+    async def _recheck_until(self, http: httpx.AsyncClient, due: float) -> None:
+        """Until the next round is due, re-check unsettled edges every fast_interval
+        and suspects at once (Rule 9)."""
+        loop = asyncio.get_running_loop()
+        while (left := due - loop.time()) > 0:
+            wait = min(left, self.settings.fast_interval) if self.unsettled else left
+            if not self.suspects:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                except TimeoutError:
+                    pass
+            targets = self.unsettled | self.suspects
+            self.suspects.clear()
+            if targets and loop.time() < due:
+                await self._guarded(self.round(http, only=targets))
+
+    def suspect(self, node_id: str) -> None:
+        """The edge's event stream ended: check it now (Rule 9). Safe from any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+
+        def mark() -> None:
+            self.suspects.add(node_id)
+            if self._wake is not None:
+                self._wake.set()
+        loop.call_soon_threadsafe(mark)
 
     def starvation(self) -> Starvation:
         report = self.meter.report()
         return Starvation(report.loop_lag, report.steal)
 
-    async def round(self, http: httpx.AsyncClient) -> list[EdgeHealthRecord]:
-        """Check every edge (and origin) once; returns the edges whose health flipped."""
+    async def round(self, http: httpx.AsyncClient, only: set[str] | None = None) -> list[EdgeHealthRecord]:
+        """Check every edge (and origin) once, or only the edges in ``only`` (Rule 9);
+        returns the edges whose health flipped."""
         checker = self.starvation()
         timeout = self.last_timeout = widened_timeout(self.settings.timeout, checker)  # Rule 7
         edges = await asyncio.to_thread(self.store.edge_health)
-        origins = self._origins(timeout, checker) if self.settings.origins else _nothing()
+        if only is not None:
+            edges = [e for e in edges if e.node_id in only]
+        else:
+            for gone in set(self.edges) - {e.node_id for e in edges}:
+                del self.edges[gone]  # deleted nodes
+        origins = self._origins(timeout, checker) if self.settings.origins and only is None else _nothing()
         checks, _ = await asyncio.gather(asyncio.gather(*(self.check(http, edge, timeout) for edge in edges)),
                                          origins)
-        for gone in set(self.edges) - {e.node_id for e in edges}:
-            del self.edges[gone]  # deleted nodes
+        healthy = {e.node_id: e.healthy for e in edges}
         results = []
         for check in checks:
             if counted(check.result.ok, check.timed_out, checker):
@@ -187,9 +243,22 @@ class HealthMonitor:
             if check.info is not None:
                 self._observe(check.result.node_id, check.info)
         s = self.settings
+        gap = (s.interval if only is None else s.fast_interval) / 2
         flipped = await asyncio.to_thread(self.store.record_checks, results, fall=s.fall, rise=s.rise,
-                                          min_gap=s.interval / 2)
-        self.rounds += 1
+                                          min_gap=gap)
+        # Rule 9: what disagrees with its health and did not flip is looked at again soon
+        settled = {e.node_id for e in flipped}
+        for result in results:
+            node = result.node_id
+            if result.ok != healthy[node] and node not in settled:
+                self.unsettled.add(node)
+            else:
+                self.unsettled.discard(node)
+        if only is None:
+            self.unsettled &= set(healthy)  # deleted nodes
+            self.rounds += 1
+        else:
+            self.rechecks += 1
         for edge in flipped:
             state = "up" if edge.healthy else f"DOWN ({edge.error})"
             log.warning("edge %s (%s, %s) is %s", edge.name, edge.location, edge.address, state)

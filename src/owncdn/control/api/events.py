@@ -25,6 +25,10 @@ Rule 3: when the client goes away, Starlette cancels the generator at its
 current ``await``; ``Hub.wait`` removes its waiter on cancellation, so nothing
 is left behind. A node deleted while streaming ends its stream, and so does
 every stream when the hub is closed at shutdown (the nodes reconnect).
+
+Rule 4: an edge whose stream ends that way is reported to the health monitor
+(``HealthMonitor.suspect``), which checks it at once (``owncdn.control.health``
+Rule 9): a killed edge's closed connection is the first sign of its death.
 """
 
 from __future__ import annotations
@@ -83,6 +87,17 @@ class EventStream:
         topics = (env, stream_topic(env, self.node.kind))  # channels Rule 3
         next_ping = loop.time() + self.ping_seconds
         touch = True
+        try:
+            async for chunk in self._events(loop, hub, topics, next_ping, touch):
+                yield chunk
+        except (asyncio.CancelledError, GeneratorExit):  # Rule 3: the node went away
+            if not hub.closed and self.node.kind == "edge":
+                monitor = getattr(self.ctx, "health_monitor", None)
+                if monitor is not None:
+                    monitor.suspect(self.node.id)  # Rule 4
+            raise
+
+    async def _events(self, loop, hub, topics, next_ping: float, touch: bool) -> AsyncIterator[str]:
         while not hub.closed:
             since = hub.generation(topics)
             try:
