@@ -8,7 +8,8 @@ Two measurements per peer and object, both on a cached object:
 * ``h1new`` (with ``--protocols h1new``): HTTP/1.1 over TLS with ``Connection: close``,
   so every request pays a full TLS 1.3 handshake: the cost a first visit sees.
 
-Both peers hold the same ECDSA P-256 certificate (made by owncdn's test CA) and run
+Both peers hold the same ECDSA P-256 certificate (made by owncdn's test CA; the leaf
+alone, as the edge serves it) and run
 pinned to core 0 (``taskset -c 0``) in front of the same nginx origin; the load
 generator runs on core 1. Reported: requests/s, CPU time per request of the peer's
 process tree (read from /proc, steadier than requests/s on a shared machine), and
@@ -76,10 +77,16 @@ class Result:
 
 
 def make_certificate(tmp: Path) -> tuple[Path, Path]:
+    """The leaf alone: what the edge serves of a leaf + CA chain (edge/tls.py rule 7), so
+    both peers send the same bytes."""
     sys.path.insert(0, str(ROOT / "src"))
+    from owncdn.edge.tls import served_chain
     from owncdn.testing.certs import TestCA
 
-    return TestCA("owncdn bench CA").issue([NAME, "localhost"]).write(tmp, "bench")
+    leaf = TestCA("owncdn bench CA").issue([NAME, "localhost"])
+    cert, key = leaf.write(tmp, "bench")
+    cert.write_text(served_chain(leaf.cert_pem))
+    return cert, key
 
 
 def https_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:

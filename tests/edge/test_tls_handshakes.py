@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from owncdn.edge.tls import CertError, CertStore
+from owncdn.edge.tls import CertError, CertStore, served_chain
 from owncdn.testing.certs import TestCA
 from owncdn.testing.https import HttpsEdge
 from owncdn.testing.origin import FakeOrigin
@@ -261,3 +261,85 @@ async def test_a_closed_https_connection_is_freed_by_reference_counting():
             conns = [c for c in t.server.edge.connections if getattr(c, "scheme", "") == "https"]
             assert len(conns) == 1
             assert await freed_after(conns.pop(), writer.close)
+
+
+# -- the chain served (edge/tls.py Rule 7) --------------------------------------------
+
+
+def _chain_seen_by(server_ctx: ssl.SSLContext, ca: TestCA, server_name: str) -> list[str]:
+    """The subjects of the chain a verifying client receives (pyOpenSSL, through memory BIOs)."""
+    from OpenSSL import SSL, crypto
+
+    client_ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    store = client_ctx.get_cert_store()
+    store.add_cert(crypto.X509.from_cryptography(ca.cert))
+    client_ctx.set_verify(SSL.VERIFY_PEER)
+    client = SSL.Connection(client_ctx, None)
+    client.set_tlsext_host_name(server_name.encode())
+    client.set_connect_state()
+    s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
+    done = [False, False]
+    for _ in range(10):
+        if not done[0]:
+            try:
+                client.do_handshake()
+                done[0] = True
+            except SSL.WantReadError:
+                pass
+        try:
+            s_in.write(client.bio_read(65536))
+        except SSL.WantReadError:
+            pass
+        if not done[1]:
+            try:
+                server.do_handshake()
+                done[1] = True
+            except ssl.SSLWantReadError:
+                pass
+        if s_out.pending:
+            client.bio_write(s_out.read())
+        if all(done):
+            break
+    assert all(done), "the handshake did not finish"
+    return [c.to_cryptography().subject.rfc4514_string() for c in client.get_peer_cert_chain()]
+
+
+def test_the_self_signed_ca_at_the_end_of_the_chain_is_not_sent(ca):
+    leaf = ca.issue(["chain.test"])   # its chain: the leaf, then the CA
+    assert leaf.cert_pem.count("BEGIN CERTIFICATE") == 2
+    store = CertStore()
+    store.install("chain", [], leaf.cert_pem, leaf.key_pem, default=True)
+    # the verifying client still trusts the leaf: it holds the CA itself
+    assert _chain_seen_by(store.listener_context(), ca, "chain.test") == ["CN=chain.test"]
+    assert store.certs["chain"].fingerprint == leaf.fingerprint
+
+
+def test_served_chain_keeps_the_leaf_and_every_certificate_not_self_signed(ca):
+    leaf, middle = ca.issue(["a.test"]), ca.issue(["b.test"])
+    one = leaf.cert_pem.split("-----END CERTIFICATE-----\n")[0] + "-----END CERTIFICATE-----\n"
+    two = middle.cert_pem.split("-----END CERTIFICATE-----\n")[0] + "-----END CERTIFICATE-----\n"
+    assert served_chain(leaf.cert_pem) == one                     # leaf, CA -> leaf
+    assert served_chain(one) == one                               # nothing to drop: the same text
+    assert served_chain(one + two + ca.cert_pem) == one + two     # a certificate the CA signed stays
+    assert served_chain(ca.cert_pem) == ca.cert_pem               # a self-signed leaf is the leaf
+    assert served_chain(one + TestCA("another CA").cert_pem) == one   # any self-signed one is an anchor
+    # issuer = subject, but signed by another key: not self-signed, so it stays
+    lookalike = _signed_by_another_key(ca)
+    assert served_chain(one + lookalike) == one + lookalike
+
+
+def _signed_by_another_key(ca: TestCA) -> str:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(ca.cert.subject).issuer_name(ca.cert.subject)
+            .public_key(ec.generate_private_key(ec.SECP256R1()).public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            .sign(ca.key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()

@@ -66,4 +66,12 @@ def test_visit_over_tls_loads_the_page_and_its_assets(tmp_path):
         listener.close()
     assert r["cache"] == "HIT" and r["bytes"] == len(PAGE) + 2 * len(b"asset")
     assert r["tls"] > 0 and r["connect"] + r["tls"] <= r["ttfb"] <= r["headers"] <= r["page"]
+    assert r["tls_cpu"] is not None   # the client's own CPU in the handshake (visit rule 2)
+    # the TLS warm-up (rule 6) went to the visitor's own listener: the server saw the visit only
     assert sorted(req.split(b" ")[1] for req in seen) == [b"/?v=2", b"/a.css?v=2", b"/b.png?v=2"]
+
+
+def test_the_tls_warm_up_makes_a_handshake_on_the_visitors_own_loopback():
+    from owncdn.testing.visit import _warm_up
+
+    _warm_up("www.example.test", tls=True)   # its own CA, certificate and listener: nothing else is asked

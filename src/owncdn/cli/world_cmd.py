@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import ssl
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +40,7 @@ def _push_available() -> bool:
 def _row(v) -> dict:
     return {"city": v.city.name, "server": v.server.name, "dns": v.dns, "connect": v.connect, "tls": v.tls,
             "ttfb": v.ttfb, "headers": v.headers, "page": v.page, "floor": v.floor, "cache": v.cache,
-            "scenario": v.scenario}
+            "scenario": v.scenario, "tls_cpu": v.tls_cpu}
 
 
 def world(
@@ -84,6 +86,8 @@ def world(
             rows = [_median_row([w.visit(c, scenario, run=str(i)) for i in range(repeat)]) for c in w.visitors]
             results[scenario] = rows
             typer.echo(f"\n{scenario}: {TITLES[scenario]}\n" + table(rows).rstrip())
+            if client_tls_text(rows):
+                typer.echo(client_tls_text(rows))
         if not push:
             typer.echo("\npush: not available")
         if failures:
@@ -109,6 +113,16 @@ def world(
                f"{emulator_text(results['emulator'][0]['lateness'])}")
     _write(out, w, results, scale)
     typer.echo(f"\nwrote {out}/results.md, results.json, ttfb.svg, page.svg")
+
+
+def client_tls_text(rows: list[dict]) -> str:
+    """Over HTTPS: how much of the TLS column is the measuring client's own CPU (visit rule 2)."""
+    spent = sorted(r["tls_cpu"] for r in rows if r.get("tls_cpu") is not None)
+    if not spent:
+        return ""
+    return (f"The visitors' own CPU in the TLS handshake (Python's ssl, OpenSSL {ssl.OPENSSL_VERSION.split()[1]}): "
+            f"median {statistics.median(spent) * 1000:.2f} ms, {spent[0] * 1000:.2f}-{spent[-1] * 1000:.2f} ms; "
+            f"the TLS column holds it, the round trip and the edge's part.")
 
 
 def _median_row(visits: list) -> dict:
@@ -177,6 +191,8 @@ def _write(out: Path, w, results: dict[str, list[dict]], scale: float) -> None:
             md.append(f"## {scenario}: {FAILURE_TITLES[scenario]}\n\n{FAILURES[scenario](rows[0])}.\n")
         else:
             md.append(f"## {scenario}: {TITLES[scenario]}\n\n{table(rows, markdown=True)}")
+            if client_tls_text(rows):
+                md.append(client_tls_text(rows) + "\n")
     (out / "results.md").write_text("\n".join(md))
     names = [c.name for c in w.visitors]
     cdn = results.get("pull-warm", [])

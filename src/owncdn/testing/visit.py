@@ -2,8 +2,8 @@
 
     python -m owncdn.testing.visit --name www.world.test --dns 10.9.0.20 --query v=1
 
-Prints one JSON object: ``dns``, ``connect``, ``tls``, ``ttfb``, ``headers`` and
-``page`` in seconds, ``address`` (where the name led), ``cache`` (the page's X-Cache)
+Prints one JSON object: ``dns``, ``connect``, ``tls``, ``tls_cpu``, ``ttfb``, ``headers``
+and ``page`` in seconds, ``address`` (where the name led), ``cache`` (the page's X-Cache)
 and ``assets``.
 
 Rules:
@@ -21,7 +21,9 @@ Rules:
    one ``send``. With ``--tls CAFILE`` (port 443 by default) every connection makes a
    full TLS handshake (no resumption) with the name as SNI, verified against that
    CA; ``tls`` is its time (one more round trip with TLS 1.3), and ``ttfb`` includes
-   it (the first byte is the first decrypted byte).
+   it (the first byte is the first decrypted byte). ``tls_cpu`` is the client's own
+   CPU time (this thread's) during that handshake: what the measuring client (Python's
+   ``ssl``) adds to ``tls`` by itself, the server's part being the rest.
 3. ``page`` runs from the start of the lookup until the last asset's last byte:
    the page on the first connection, then every asset it links at once, each on a
    connection of its own, like a browser's six parallel connections.
@@ -40,25 +42,36 @@ Rules:
    the same shape to a listener on the visitor's own loopback (nothing crosses the
    emulator or reaches the CDN). The first request of a fresh Python process costs
    about 0.3 ms more than the next ones, which a 4 ms floor would count against the
-   CDN. ``--cold`` skips it.
+   CDN. With ``--tls`` the warm-up request goes over TLS 1.3 to that listener, with a
+   throwaway ECDSA P-256 certificate from a throwaway CA (``testing.certs``), trusted
+   by a context of its own: the first handshake of a fresh process costs the client
+   about 1.3 ms more than the next ones (OpenSSL 3.0 loading and caching its
+   algorithms on first use; measured on loopback, against nginx as much as against
+   an edge), which a browser already running has long paid. ``--cold`` skips it.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import http.client
 import json
 import re
 import socket
 import ssl
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import dns.exception
 import dns.message
 import dns.query
 import dns.rrset
+
+
+WARM_UP_NAME = "warm-up.invalid"   # rule 6: a name nothing outside the visitor answers
 
 
 class _Peeked:
@@ -73,19 +86,22 @@ class _Peeked:
 
 
 def _open(address: str, port: int, name: str, ctx: ssl.SSLContext | None,
-          timeout: float = 30) -> tuple[socket.socket, float, float, float | None]:
-    """(socket, handshake start, TCP handshake seconds, TLS handshake seconds or None) (rule 2)."""
+          timeout: float = 30) -> tuple[socket.socket, float, float, float | None, float | None]:
+    """(socket, handshake start, TCP handshake seconds, TLS handshake seconds or None, the
+    client's CPU seconds in the TLS handshake or None) (rule 2)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # as browsers (and http.client) do
     t0 = time.perf_counter()
     sock.connect((address, port))
     t1 = time.perf_counter()
-    tls_s = None
+    tls_s = tls_cpu = None
     if ctx is not None:
+        cpu = time.thread_time()
         sock = ctx.wrap_socket(sock, server_hostname=name)
         tls_s = time.perf_counter() - t1
-    return sock, t0, t1 - t0, tls_s
+        tls_cpu = time.thread_time() - cpu
+    return sock, t0, t1 - t0, tls_s, tls_cpu
 
 
 def _fetch(address: str, port: int, name: str, path: str,
@@ -93,7 +109,7 @@ def _fetch(address: str, port: int, name: str, path: str,
     """One GET on a new connection, timed (rule 2): ``connect``, ``tls``, ``ttfb`` (from the
     start of the handshake to the response's first byte), ``headers`` (to the parsed
     headers), ``status``, ``cache`` (X-Cache) and the ``body``."""
-    sock, t0, connect_s, tls_s = _open(address, port, name, ctx)
+    sock, t0, connect_s, tls_s, tls_cpu = _open(address, port, name, ctx)
     try:
         fp = sock.makefile("rb")
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {name}\r\nUser-Agent: owncdn-world-visitor\r\n"
@@ -107,7 +123,7 @@ def _fetch(address: str, port: int, name: str, path: str,
         fp.close()
     finally:
         sock.close()
-    return {"connect": connect_s, "tls": tls_s, "ttfb": first - t0, "headers": headers - t0,
+    return {"connect": connect_s, "tls": tls_s, "tls_cpu": tls_cpu, "ttfb": first - t0, "headers": headers - t0,
             "status": resp.status, "cache": resp.getheader("X-Cache", ""), "body": body}
 
 
@@ -120,18 +136,36 @@ def _get(address: str, port: int, name: str, path: str,
     return len(r["body"]), r["cache"]
 
 
-def _warm_up(name: str) -> None:
+def _warm_up_tls(directory: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) contexts for the TLS warm-up (rule 6); nothing the visit trusts."""
+    from owncdn.testing.certs import TestCA
+
+    ca = TestCA("owncdn world visitor warm-up CA")
+    cert, key = ca.issue([WARM_UP_NAME]).write(Path(directory), "warm-up")
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    return server, ca.client_context()
+
+
+def _warm_up(name: str, tls: bool = False) -> None:
     """Rule 6: the client's own first-use costs, paid against its own loopback."""
     query = dns.message.make_query(name, "A")
     reply = dns.message.make_response(query)
     reply.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A", "127.0.0.1"))
     dns.message.from_wire(reply.to_wire())
+    server_ctx = client_ctx = None
+    if tls:
+        with tempfile.TemporaryDirectory() as directory:   # the key is loaded, then its file goes
+            server_ctx, client_ctx = _warm_up_tls(directory)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
 
     def answer() -> None:
         conn, _ = listener.accept()
+        conn.settimeout(5)
+        if server_ctx is not None:
+            conn = server_ctx.wrap_socket(conn, server_side=True)
         with conn:
             data = b""
             while b"\r\n\r\n" not in data:
@@ -141,16 +175,17 @@ def _warm_up(name: str) -> None:
     thread = threading.Thread(target=answer, daemon=True)
     thread.start()
     try:
-        _fetch("127.0.0.1", listener.getsockname()[1], name, "/")
+        _fetch("127.0.0.1", listener.getsockname()[1], WARM_UP_NAME if tls else name, "/", client_ctx)
     finally:
         thread.join(5)
         listener.close()
+    gc.collect()   # the warm-up's garbage (certificates made for it) is not collected during the visit
 
 
 def visit(name: str, dns_server: str | None, address: str | None, port: int, query: str,
           ctx: ssl.SSLContext | None = None, warm_up: bool = True) -> dict:
     if warm_up:
-        _warm_up(name)
+        _warm_up(name, tls=ctx is not None)
     pool = ThreadPoolExecutor(max_workers=6)
     start = time.perf_counter()
     dns_s = None
@@ -168,7 +203,7 @@ def visit(name: str, dns_server: str | None, address: str | None, port: int, que
     with pool:
         results = list(pool.map(lambda p: _get(address, port, name, p.decode() + suffix, ctx), assets))
     page_s = time.perf_counter() - start
-    return {"dns": dns_s, "connect": page["connect"], "tls": page["tls"], "ttfb": page["ttfb"],
+    return {"dns": dns_s, "connect": page["connect"], "tls": page["tls"], "tls_cpu": page["tls_cpu"], "ttfb": page["ttfb"],
             "headers": page["headers"], "page": page_s, "address": address, "cache": page["cache"],
             "assets": [{"bytes": n, "cache": c} for n, c in results],
             "bytes": len(html) + sum(n for n, _ in results)}
