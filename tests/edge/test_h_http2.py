@@ -289,7 +289,7 @@ async def test_the_stream_limit_is_enforced():
         await raw.close()
 
         # A client that ignores SETTINGS_MAX_CONCURRENT_STREAMS loses the connection
-        # (h2 treats the extra stream as a connection error: GOAWAY PROTOCOL_ERROR).
+        # (core/http/h2server.py Rule 4: a connection error, GOAWAY PROTOCOL_ERROR).
         gate.clear()
         raw = await RawH2.open(t)
         for _ in range(MAX_CONCURRENT_STREAMS + 1):  # sent before the edge's SETTINGS are read
@@ -332,3 +332,24 @@ async def test_rules_purge_and_metrics_are_the_http1_ones():
     assert origin.requests[0].headers["x-from-edge"] == "yes"
     assert counts["MISS"] == 2 and counts["HIT"] == 1
     assert 'service="site"' in exposition
+
+
+async def test_a_malformed_request_is_reset_and_the_connection_goes_on():
+    origin = FakeOrigin()
+    origin.route("/a", body=b"a", headers=CACHEABLE)
+    async with HttpsEdge(origin) as t:
+        raw = await RawH2.open(t)
+        raw.conn.config.validate_outbound_headers = False  # so the client sends what RFC 9113 forbids
+        raw.conn.config.normalize_outbound_headers = False
+        bad = raw.get("/a", extra=[("connection", "close")])  # §8.2.2: malformed
+        upper = raw.get("/a", extra=[("X-Upper", "1")])       # §8.2.1: malformed
+        good = raw.get("/a")
+        raw.conn.ping(b"12345678")
+        raw.flush()
+        await raw.until(lambda ev: all(raw.ended(sid)(ev) for sid in (bad, upper, good))
+                        and any(isinstance(e, h2.events.PingAckReceived) for e in ev))
+        resets = {e.stream_id: e.error_code for e in raw.events if isinstance(e, h2.events.StreamReset)}
+        assert resets == {bad: ErrorCodes.PROTOCOL_ERROR, upper: ErrorCodes.PROTOCOL_ERROR}
+        assert raw.response(good)[1] == b"a"
+        await raw.close()
+    assert origin.hits("/a") == 1

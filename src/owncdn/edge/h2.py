@@ -1,4 +1,4 @@
-"""HTTP/2 at the edge (RFC 9113) on the h2 state machine, feeding the same `Edge`.
+"""HTTP/2 at the edge (RFC 9113) on core/http/h2server.py, feeding the same `Edge`.
 
 Rules:
 1. Spoken when TLS negotiated ALPN `h2` (edge/alpn.py); no cleartext h2c, no push.
@@ -9,6 +9,10 @@ Rules:
    lowercased, connection-specific fields dropped, RFC 9113 §8.2.2) and the body
    into DATA frames, so cache, rules, purge, access log and metrics are one code
    path for both protocols. A 1xx head goes out as an informational HEADERS frame.
+   A request without a body whose header block the connection has seen before
+   (h2server.py Rule 5) gets the same `Headers` object as last time: never mutated,
+   shared as on HTTP/1.1 (protocol.py Rule 6). The head is HPACK-encoded by
+   `core/http/hpack_out.py`'s `encode_head`, which remembers each line's encoding.
 3. Flow control: DATA goes out only within the peer's stream and connection
    windows and its maximum frame size; the rest waits in the stream's queue (bytes
    or memoryviews of stored bodies, not copied) until WINDOW_UPDATE. The
@@ -20,8 +24,10 @@ Rules:
    client's window. A body announced without Content-Length (legal in HTTP/2) is
    marked `Transfer-Encoding: chunked` on the request so it is forwarded like an
    HTTP/1.1 chunked body.
-5. At most MAX_CONCURRENT_STREAMS streams are open at once (SETTINGS); h2 treats
-   more as a protocol error.
+5. At most MAX_CONCURRENT_STREAMS streams are open at once (SETTINGS); more is a
+   connection error. Frames, stream states, flow-control windows and the checks of
+   the client's fields (RFC 9113 §8.2, §8.3) are `core/http/h2server.py`'s and
+   `h2fields.py`'s; this module does the I/O and maps streams to requests.
 6. RST_STREAM from the client cancels the stream's task and drops its output. A
    protocol error: GOAWAY with its code, then close. GOAWAY from the client: open
    streams finish, then the connection closes. No open stream for
@@ -43,25 +49,17 @@ import socket
 from collections import deque
 from time import perf_counter
 
-import h2.config
-import h2.connection
-import h2.events
-import h2.exceptions
-from h2.errors import ErrorCodes
-from h2.settings import SettingCodes, Settings
-
+from owncdn.core.http import h2frames as frames
+from owncdn.core.http.h2fields import RequestHead
+from owncdn.core.http.h2server import ServerConnection
 from owncdn.core.http.headers import Headers
-from owncdn.core.http.hpack_out import encode_block
+from owncdn.core.http.hpack_out import encode_head
 from owncdn.edge.protocol import _NO_BODY, BodyStream, Limits, Request, _Reject
 
 MAX_CONCURRENT_STREAMS = 128
 INITIAL_WINDOW = 1 << 20  # what a client may send on one stream before we acknowledge
 CONNECTION_WINDOW = 8 << 20
 STREAM_HIGH_WATER = 256 << 10
-# Fields that mean something only to one HTTP/1.1 connection (RFC 9113 §8.2.2).
-CONNECTION_SPECIFIC = frozenset({
-    b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade",
-})
 _END = b"\r\n\r\n"
 
 
@@ -69,7 +67,7 @@ class H2Stream:
     """One stream, as the application's `req.conn` (Rules 2-4)."""
 
     __slots__ = (
-        "owner", "id", "client_addr", "req", "task", "closed", "_head", "fields", "no_body",
+        "owner", "id", "client_addr", "req", "task", "closed", "_head", "block", "no_body",
         "headers_sent", "out", "queued", "ended", "_drain", "_paused", "_unacked",
     )
     scheme = "https"
@@ -82,7 +80,7 @@ class H2Stream:
         self.task: asyncio.Task | None = None
         self.closed = False  # reset, or the connection is gone: output is dropped
         self._head = b""
-        self.fields: list[tuple[bytes, bytes]] | None = None
+        self.block: bytes | None = None  # the response head, HPACK-encoded
         self.no_body = False
         self.headers_sent = False
         self.out: deque = deque()
@@ -100,7 +98,7 @@ class H2Stream:
     def write(self, data) -> None:
         if self.closed or not data:
             return
-        if self.fields is None:
+        if self.block is None:
             self._head_bytes(data)
         elif not self.no_body:
             self._queue(data)
@@ -116,11 +114,11 @@ class H2Stream:
             self._head = buf
             return
         self._head = b""
-        status, fields = _parse_head(buf[:end])
+        status, block = encode_head(buf[:end])
         if 100 <= status < 200:
-            self.owner.informational(self, fields)
+            self.owner.informational(self, block)
         else:
-            self.fields = fields
+            self.block = block
             self.no_body = status in (204, 304) or (self.req is not None and self.req.method == "HEAD")
             self.owner.schedule(self)
         rest = buf[end + 4:]
@@ -163,15 +161,15 @@ class H2Stream:
     def finish(self, req: Request) -> None:
         """The response is complete: END_STREAM goes out after the queued DATA."""
         self.ended = True
-        if self.fields is None and not self.closed:
-            self.owner.reset(self, ErrorCodes.INTERNAL_ERROR)  # no head was written
+        if self.block is None and not self.closed:
+            self.owner.reset(self, frames.INTERNAL_ERROR)  # no head was written
             return
         self.owner.schedule(self)
 
     def close(self) -> None:
         """The application gives up on the response (origin failure mid-body)."""
         if not self.closed:
-            self.owner.reset(self, ErrorCodes.INTERNAL_ERROR)
+            self.owner.reset(self, frames.INTERNAL_ERROR)
 
     # -- the request body's flow control (Rule 4) --------------------------------
     def pause_reading(self) -> None:
@@ -213,19 +211,6 @@ class H2Stream:
             self.close()
 
 
-def _parse_head(head: bytes) -> tuple[int, list[tuple[bytes, bytes]]]:
-    """An HTTP/1.1 response head (no final blank line) -> status, HTTP/2 fields."""
-    lines = head.split(b"\r\n")
-    status = int(lines[0][9:12])
-    fields = [(b":status", lines[0][9:12])]
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        name = name.lower()
-        if name and name not in CONNECTION_SPECIFIC:
-            fields.append((name, value.strip()))
-    return status, fields
-
-
 class H2Connection(asyncio.Protocol):
     """Server side of one HTTP/2 connection (Rules 1, 5-7)."""
 
@@ -237,7 +222,7 @@ class H2Connection(asyncio.Protocol):
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.client_addr = "-"
-        self.h2: h2.connection.H2Connection | None = None
+        self.h2: ServerConnection | None = None
         self.streams: dict[int, H2Stream] = {}
         self.sending: dict[int, H2Stream] = {}  # streams with output not yet framed
         self.closed = False
@@ -263,20 +248,10 @@ class H2Connection(asyncio.Protocol):
                 pass
         peer = transport.get_extra_info("peername")
         self.client_addr = peer[0] if isinstance(peer, tuple) else "local"
-        # Our own fields are lowercased and stripped by _parse_head: h2 need not check
-        # them again (what clients send is still validated).
-        config = h2.config.H2Configuration(client_side=False, header_encoding=None,
-                                           validate_outbound_headers=False, normalize_outbound_headers=False)
-        conn = self.h2 = h2.connection.H2Connection(config=config)
-        conn.local_settings = Settings(client=False, initial_values={
-            SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
-            SettingCodes.INITIAL_WINDOW_SIZE: INITIAL_WINDOW,
-            SettingCodes.MAX_HEADER_LIST_SIZE: self.limits.max_header_bytes,
-            SettingCodes.ENABLE_PUSH: 0,
-        })
-        conn.encoder.encode = encode_block  # core/http/hpack_out.py: no dynamic table, no Huffman
-        conn.initiate_connection()
-        conn.increment_flow_control_window(CONNECTION_WINDOW - 65535)
+        # Heads over max_header_bytes get a 431; up to twice that is decoded (Rule 7).
+        conn = self.h2 = ServerConnection(
+            self, max_concurrent=MAX_CONCURRENT_STREAMS, initial_window=INITIAL_WINDOW,
+            connection_window=CONNECTION_WINDOW, max_header_list=self.limits.max_header_bytes)
         transport.write(conn.data_to_send())
         self.app.connections.add(self)
 
@@ -301,27 +276,26 @@ class H2Connection(asyncio.Protocol):
         if self.closed:
             return
         self.active_at = self.loop.time()
-        try:
-            events = self.h2.receive_data(data)
-        except h2.exceptions.ProtocolError:
-            self._write_out()  # h2 queued the GOAWAY
-            self._abort()
-            return
         self._receiving = True
         try:
-            for event in events:
-                handler = _HANDLERS.get(type(event))
-                if handler is not None:
-                    handler(self, event)
+            self.h2.receive(data)  # calls the on_* methods below
+        except Exception as exc:  # a bug below: the connection ends with INTERNAL_ERROR
+            self.app.crashed(exc)
         finally:
             self._receiving = False
+        if self.h2.error is not None:
+            self._write_out()  # the GOAWAY
+            self._abort()
+            return
         self.flush()
 
-    # -- events ------------------------------------------------------------------------
-    def _on_request(self, event: h2.events.RequestReceived) -> None:
-        stream = H2Stream(self, event.stream_id)
-        self.streams[event.stream_id] = stream
-        req = self._request(stream, event.headers, event.stream_ended is not None)
+    # -- what the client did (called by ServerConnection.receive) -------------------
+    def on_request(self, stream_id: int, head: RequestHead, ended: bool) -> None:
+        if self.closed:
+            return  # closed earlier in the same read (the client's GOAWAY, say)
+        stream = H2Stream(self, stream_id)
+        self.streams[stream_id] = stream
+        req = self._request(stream, head, ended)
         stream.req = req
         if req.reject is not None:
             self.app.reject(req, req.reject.status, req.reject.reason)
@@ -331,30 +305,18 @@ class H2Connection(asyncio.Protocol):
             stream.task = self.loop.create_task(result)
             stream.task.add_done_callback(stream.task_done)
 
-    def _request(self, stream: H2Stream, raw: list, ended: bool) -> Request:
-        pseudo: dict[bytes, bytes] = {}
-        fields: list[tuple[bytes, bytes]] = []
-        cookies: list[bytes] = []
-        size = 0
-        for name, value in raw:
-            size += len(name) + len(value) + 4
-            if name[:1] == b":":
-                pseudo[name] = value
-            elif name == b"cookie":
-                cookies.append(value)
-            else:
-                fields.append((name, value))
-        if cookies:
-            fields.append((b"cookie", b"; ".join(cookies)))
-        authority = pseudo.get(b":authority")
-        if authority is not None:
-            fields = [(n, v) for n, v in fields if n != b"host"]
-            fields.insert(0, (b"host", authority))
-        if not ended and not any(n == b"content-length" for n, _ in fields):
-            fields.append((b"transfer-encoding", b"chunked"))  # Rule 4
-        method = pseudo.get(b":method", b"GET").decode("latin-1")
-        target = pseudo.get(b":path", b"*").decode("latin-1")
-        req = Request(stream, method, target, "2", Headers.from_raw(fields))
+    def _request(self, stream: H2Stream, head: RequestHead, ended: bool) -> Request:
+        if ended:
+            headers = head.memo  # a head seen again on this connection: its Headers are shared
+            if headers is None:
+                headers = head.memo = Headers.from_raw(head.fields)
+        elif head.content_length is None:
+            headers = Headers.from_raw([*head.fields, (b"transfer-encoding", b"chunked")])  # Rule 4
+        else:
+            headers = Headers.from_raw(head.fields)
+        method = head.method.decode("latin-1")
+        target = (head.path or b"*").decode("latin-1")
+        req = Request(stream, method, target, "2", headers)
         req.start = perf_counter()
         req.host = req.headers.get("host", "")
         req.body = _NO_BODY if ended else BodyStream(stream)
@@ -364,46 +326,41 @@ class H2Connection(asyncio.Protocol):
             req.reject = _Reject(405, "CONNECT is not supported by this edge")
         elif len(target) > self.limits.max_request_line:
             req.reject = _Reject(414, "request target too long")
-        elif size > self.limits.max_header_bytes:
+        elif head.size > self.limits.max_header_bytes:
             req.reject = _Reject(431, "request header fields too large")
         return req
 
-    def _on_data(self, event: h2.events.DataReceived) -> None:
-        stream = self.streams.get(event.stream_id)
+    def on_data(self, stream_id: int, data: bytes, flow_length: int) -> None:
+        stream = self.streams.get(stream_id)
         if stream is None:
-            self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            self.h2.acknowledge(stream_id, flow_length)
             return
-        stream.received(event.data, event.flow_controlled_length)
+        stream.received(data, flow_length)
 
-    def _on_end(self, event: h2.events.StreamEnded) -> None:
-        stream = self.streams.get(event.stream_id)
+    def on_end(self, stream_id: int) -> None:
+        stream = self.streams.get(stream_id)
         if stream is not None and stream.req is not None and stream.req.body is not None:
             stream.req.body.finish()
 
-    def _on_reset(self, event: h2.events.StreamReset) -> None:
-        stream = self.streams.pop(event.stream_id, None)
-        self.sending.pop(event.stream_id, None)
+    def on_reset(self, stream_id: int, code: int) -> None:
+        stream = self.streams.pop(stream_id, None)
+        self.sending.pop(stream_id, None)
         if stream is not None:
             stream.lost()
         self._maybe_close()
 
-    def _on_window(self, event) -> None:
-        if event.stream_id == 0:
+    def on_window(self, stream_id: int) -> None:
+        if stream_id == 0:
             self.sending.update(self.streams)  # every stream may send again
         else:
-            stream = self.streams.get(event.stream_id)
+            stream = self.streams.get(stream_id)
             if stream is not None:
                 self.sending[stream.id] = stream
 
-    def _on_settings(self, event) -> None:
+    def on_settings(self) -> None:
         self.sending.update(self.streams)  # a new initial window size changes every stream's window
 
-    def _on_settings_acked(self, event) -> None:
-        # h2 sets its HPACK decoder's limit to our advertised SETTINGS_MAX_HEADER_LIST_SIZE;
-        # decode up to twice that, so a head a little too large gets a 431 (Rule 7).
-        self.h2.decoder.max_header_list_size = 2 * self.limits.max_header_bytes
-
-    def _on_goaway(self, event) -> None:
+    def on_goaway(self, code: int, last_stream_id: int) -> None:
         self.goaway_received = True  # no new streams come; the open ones finish
         self._maybe_close()
 
@@ -431,10 +388,10 @@ class H2Connection(asyncio.Protocol):
             return True
         conn, sid = self.h2, stream.id
         if not stream.headers_sent:
-            if stream.fields is None:
+            if stream.block is None:
                 return True
             end = stream.ended and not stream.out
-            conn.send_headers(sid, stream.fields, end_stream=end)
+            conn.send_headers(sid, stream.block, end)
             stream.headers_sent = True
             if end:
                 self._complete(stream)
@@ -444,9 +401,9 @@ class H2Connection(asyncio.Protocol):
         while out:
             if self.write_paused:
                 return False  # resume_writing flushes again
-            window = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size)
+            window = conn.window(sid)
             if window <= 0:
-                return False  # wait for WINDOW_UPDATE (_on_window)
+                return False  # wait for WINDOW_UPDATE (on_window)
             chunk = out[0]
             if len(chunk) > window:
                 piece, out[0] = chunk[:window], chunk[window:]
@@ -454,7 +411,7 @@ class H2Connection(asyncio.Protocol):
                 piece = out.popleft()
             stream.queued -= len(piece)
             last = stream.ended and not out
-            conn.send_data(sid, piece, end_stream=last)
+            conn.send_data(sid, piece, last)
             if last:
                 self._complete(stream)
                 return True
@@ -464,7 +421,7 @@ class H2Connection(asyncio.Protocol):
                 framed = 0
         stream.wake()
         if stream.ended:
-            conn.end_stream(sid)
+            conn.send_data(sid, b"", True)
             self._complete(stream)
         return True
 
@@ -475,35 +432,29 @@ class H2Connection(asyncio.Protocol):
         stream.wake()
         req = stream.req
         if req is not None and req.body is not None and not req.body.complete:
-            try:
-                self.h2.reset_stream(stream.id, ErrorCodes.NO_ERROR)  # RFC 9113 §8.1
-            except h2.exceptions.ProtocolError:
-                pass
+            self.h2.reset_stream(stream.id, frames.NO_ERROR)  # RFC 9113 §8.1
             req.body.fail()
         if not self.streams:
             self.idle_since = self.loop.time()
         self._maybe_close()
 
-    def informational(self, stream: H2Stream, fields: list) -> None:
+    def informational(self, stream: H2Stream, block: bytes) -> None:
         if not stream.closed:
-            self.h2.send_headers(stream.id, fields)
+            self.h2.send_headers(stream.id, block)
             self.schedule(stream)
 
     def acknowledge(self, stream: H2Stream, size: int) -> None:
         if size and not self.closed:
-            self.h2.acknowledge_received_data(size, stream.id)
+            self.h2.acknowledge(stream.id, size)
             if not self._receiving:
                 self.schedule(stream)
 
-    def reset(self, stream: H2Stream, code: ErrorCodes) -> None:
+    def reset(self, stream: H2Stream, code: int) -> None:
         self.streams.pop(stream.id, None)
         self.sending.pop(stream.id, None)
         stream.lost()
         if not self.closed:
-            try:
-                self.h2.reset_stream(stream.id, code)
-            except h2.exceptions.ProtocolError:
-                pass  # already closed on h2's side
+            self.h2.reset_stream(stream.id, code)
             if not self._receiving:
                 self._write_out()
         self._maybe_close()
@@ -524,11 +475,8 @@ class H2Connection(asyncio.Protocol):
         """GOAWAY (NO_ERROR), then close (shutdown, idle, client's GOAWAY)."""
         if self.closed:
             return
-        try:
-            self.h2.close_connection()
-            self._write_out()
-        except h2.exceptions.ProtocolError:
-            pass
+        self.h2.close()
+        self._write_out()
         self._abort()
 
     def _abort(self) -> None:
@@ -547,14 +495,3 @@ class H2Connection(asyncio.Protocol):
     def _stalled(self) -> bool:
         return any(stream.out for stream in self.streams.values())
 
-
-_HANDLERS = {
-    h2.events.RequestReceived: H2Connection._on_request,
-    h2.events.DataReceived: H2Connection._on_data,
-    h2.events.StreamEnded: H2Connection._on_end,
-    h2.events.StreamReset: H2Connection._on_reset,
-    h2.events.WindowUpdated: H2Connection._on_window,
-    h2.events.RemoteSettingsChanged: H2Connection._on_settings,
-    h2.events.ConnectionTerminated: H2Connection._on_goaway,
-    h2.events.SettingsAcknowledged: H2Connection._on_settings_acked,
-}

@@ -4,7 +4,7 @@ examples and the hpack package's decoder as the reference."""
 import pytest
 from hpack import Decoder
 
-from owncdn.core.http.hpack_out import _integer, encode_block
+from owncdn.core.http.hpack_out import _integer, encode_block, encode_head
 
 
 @pytest.mark.parametrize(("value", "bits", "encoded"), [
@@ -37,3 +37,19 @@ def test_blocks_decode_to_the_same_fields(fields):
 
 def test_static_full_match_is_one_byte():
     assert encode_block([(b":status", b"200")]) == b"\x20\x88"  # size update 0, then index 8
+
+
+@pytest.mark.parametrize(("head", "status", "fields"), [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Cache: HIT", 200,
+     [(b":status", b"200"), (b"content-length", b"5"), (b"x-cache", b"HIT")]),
+    # RFC 9113 §8.2.2: connection-specific fields are not sent; names are lowercase (§8.2.1)
+    (b"HTTP/1.1 304 Not Modified\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nETag:  \"v1\" ", 304,
+     [(b":status", b"304"), (b"etag", b'"v1"')]),
+    (b"HTTP/1.1 100 Continue", 100, [(b":status", b"100")]),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nUpgrade: h2c\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2", 200,
+     [(b":status", b"200"), (b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")]),
+])
+def test_http1_heads_become_blocks(head, status, fields):
+    for _ in range(2):  # the second time from the remembered lines
+        got_status, block = encode_head(head)
+        assert got_status == status and Decoder().decode(block, raw=True) == fields

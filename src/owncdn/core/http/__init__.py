@@ -26,6 +26,12 @@ a request through the edge:
 - ``directives``  which directives apply (CDN-Cache-Control wins, RFC 9213) and how
                   their arguments read; ``policy`` holds the operator's overrides.
 
+HTTP/2's server side is here too, without I/O (edge/h2.py does the sockets):
+``h2server`` (the connection: frames, stream states, flow control, RFC 9113) on
+``h2frames`` (the wire format), ``h2fields`` (request field checks, §8.2-§8.3),
+``hpack_in`` (request header blocks, on the hpack package's Decoder) and ``hpack_out``
+(response heads as HPACK blocks, RFC 7541).
+
 Each module states its rules at its top; tests mirror the modules one to one and cite
 the RFC sentence each row checks.
 """

@@ -8,8 +8,14 @@ Rules:
 3. Any other field is a literal without indexing (§6.2.2): the name as a static-table
    index when the name is there, else as a string; the value as a plain string
    (no Huffman coding: it costs more CPU than the bytes it saves are worth here).
-4. Names must already be lowercase and values free of CR, LF and NUL: the edge builds
-   them (edge/h2.py) from heads it made itself.
+4. A field's encoding is remembered (up to 4096 fields, then forgotten at once):
+   response heads repeat most of their fields, and a repeated one is one lookup.
+5. Names must already be lowercase and values free of CR, LF and NUL: the edge builds
+   them from heads it made itself.
+6. `encode_head` turns an HTTP/1.1-shaped response head, as the edge's application
+   writes it, into the status and one block: `:status` first, names lowercased,
+   values stripped, connection-specific fields dropped (RFC 9113 §8.2.2). Each line's
+   encoding is remembered as in Rule 4, keyed by the line's bytes.
 
 Why: the hpack package searches its dynamic table linearly for every field and
 Huffman-codes every string; measured on an HTTP/2 cache hit, that was most of the
@@ -20,7 +26,12 @@ from __future__ import annotations
 
 from hpack.table import HeaderTable
 
-__all__ = ["encode_block"]
+__all__ = ["encode_block", "encode_head"]
+
+# Fields that mean something only to one HTTP/1.1 connection (RFC 9113 §8.2.2).
+CONNECTION_SPECIFIC = frozenset({
+    b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade",
+})
 
 _SIZE_ZERO = b"\x20"  # dynamic table size update, max size 0 (Rule 1)
 _FULL: dict[tuple[bytes, bytes], bytes] = {}
@@ -55,19 +66,61 @@ def _string(data: bytes) -> bytes:
 
 
 def encode_block(fields) -> bytes:
-    """Encode (name, value) byte pairs as one header block (Rules 1-3)."""
+    """Encode (name, value) byte pairs as one header block (Rules 1-4)."""
     out = [_SIZE_ZERO]
-    full, names = _FULL, _NAME
+    known = _KNOWN
     for field in fields:
-        index = full.get(field)
-        if index is not None:
-            out.append(index)
-            continue
-        name, value = field
-        prefix = names.get(name)
-        if prefix is None:
-            out.append(b"\x00" + _string(name))
-        else:
-            out.append(prefix)
-        out.append(_string(value))
+        encoded = known.get(field)
+        if encoded is None:
+            encoded = _field(field)
+            if len(known) >= 4096:
+                known.clear()
+            known[field] = encoded
+        out.append(encoded)
     return b"".join(out)
+
+
+def _field(field: tuple[bytes, bytes]) -> bytes:
+    index = _FULL.get(field)
+    if index is not None:
+        return index
+    name, value = field
+    prefix = _NAME.get(name)
+    if prefix is None:
+        return b"\x00" + _string(name) + _string(value)
+    return prefix + _string(value)
+
+
+_KNOWN: dict[tuple[bytes, bytes], bytes] = {}  # Rule 4
+
+
+def encode_head(head: bytes) -> tuple[int, bytes]:
+    """An HTTP/1.1 response head without its final blank line -> status, block (Rule 6)."""
+    lines = head.split(b"\r\n")
+    code = lines[0][9:12]
+    status = _STATUS.get(code)
+    if status is None:
+        status = _STATUS[code] = _field((b":status", code))
+    out = [_SIZE_ZERO, status]
+    known = _LINES
+    for line in lines[1:]:
+        encoded = known.get(line)
+        if encoded is None:
+            encoded = _line(line)
+            if len(known) >= 4096:
+                known.clear()
+            known[line] = encoded
+        out.append(encoded)
+    return int(code), b"".join(out)
+
+
+def _line(line: bytes) -> bytes:
+    name, _, value = line.partition(b":")
+    name = name.lower()
+    if not name or name in CONNECTION_SPECIFIC:
+        return b""
+    return _field((name, value.strip()))
+
+
+_LINES: dict[bytes, bytes] = {}  # Rule 6: a head line -> its encoding
+_STATUS: dict[bytes, bytes] = {}  # a status code -> its :status field's encoding
