@@ -506,3 +506,27 @@ def test_a_handler_that_raises_ends_the_connection():
     assert read_frames(c.server.data_to_send())[-1][3].error_code == f.INTERNAL_ERROR
     c.server.receive(c.headers(5))  # nothing more is read
     assert c.server.data_to_send() == b""
+
+
+def test_rapid_reset_ends_the_connection_but_a_cancel_now_and_then_does_not():
+    """Rule 9 (CVE-2023-44487): streams opened and reset before their responses."""
+    from owncdn.core.http.h2server import RESET_ALLOWANCE
+
+    cancel = f.CANCEL.to_bytes(4, "big")
+    flood = Client()
+    written = []
+    for i in range(RESET_ALLOWANCE + 1):
+        sid = 2 * i + 1
+        written = flood.send(flood.headers(sid), frame(f.RST_STREAM, 0, sid, cancel))
+    assert flood.goaway_code(written) == f.ENHANCE_YOUR_CALM and flood.server.error is not None
+
+    browser = Client()
+    for i in range(4 * RESET_ALLOWANCE):
+        sid = 2 * i + 1
+        browser.send(browser.headers(sid))
+        if i % 3:  # two of three answered, one cancelled
+            browser.server.send_headers(sid, encode_block([(b":status", b"200")]), end_stream=True)
+            browser.server.data_to_send()
+        else:
+            browser.send(frame(f.RST_STREAM, 0, sid, cancel))
+    assert browser.server.error is None and browser.server.early_resets > RESET_ALLOWANCE

@@ -51,6 +51,11 @@ Rules:
    (the stream's and the connection's send windows), and `send_data` spends it; the
    peer's SETTINGS_INITIAL_WINDOW_SIZE moves every open stream's window by the change.
 8. A stream is forgotten when both sides ended it, or it was reset either way.
+9. Rapid reset (CVE-2023-44487): a client that resets streams before their
+   responses end makes the server start work it never sends. Once more than
+   `RESET_ALLOWANCE` streams were reset that way and they outnumber the streams that
+   completed, the connection ends with ENHANCE_YOUR_CALM. A browser cancelling now
+   and then never gets near it.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ __all__ = ["ServerConnection", "H2ConnectionError"]
 
 _CLOSED_MEMORY = 1024  # closed stream ids remembered, and whether we reset them (Rule 4)
 _CONTINUATION_SLACK = 2  # Rule 5: undecoded block bytes allowed per decoded byte
+RESET_ALLOWANCE = 200  # Rule 9: streams the client may reset early before the ratio counts
 
 
 class H2ConnectionError(Exception):
@@ -116,6 +122,8 @@ class ServerConnection:
         self.initial_window = initial_window  # ours: what a client may send per stream
         self.streams: dict[int, _Stream] = {}
         self.last_stream_id = 0
+        self.early_resets = 0  # Rule 9: streams the client reset before our response ended
+        self.completed = 0  # streams both sides ended
         self.error: H2ConnectionError | None = None
         self.goaway_sent = False
         # The peer's settings and our send windows.
@@ -348,6 +356,11 @@ class ServerConnection:
             self._closing(stream_id, False)
             self._owe(stream.held)
             self.handler.on_reset(stream_id, int.from_bytes(payload, "big"))
+            if not stream.local_closed:
+                self.early_resets += 1
+                if self.early_resets > RESET_ALLOWANCE and self.early_resets > self.completed:  # Rule 9
+                    raise H2ConnectionError(f.ENHANCE_YOUR_CALM, "too many streams reset before their "
+                                                                 "responses (rapid reset)")
 
     def _settings(self, flags: int, stream_id: int, payload: bytes) -> None:
         if stream_id != 0:
@@ -440,6 +453,7 @@ class ServerConnection:
 
     def _forget(self, stream: _Stream) -> None:
         if self.streams.pop(stream.id, None) is not None:
+            self.completed += 1
             self._closing(stream.id, False)
             if stream.held:
                 self._owe(stream.held)
