@@ -17,7 +17,13 @@ What is measured (the same end state for both tools: the site on 3 targets):
   run in this process instead (no interpreter start-up).
   Each run starts a new control plane, new edges and an empty hash cache, so every
   first push hashes and moves everything.
-- rsync: `rsync -a --stats` from the copy to 3 directories, the 3 at once.
+- rsync: `rsync -a --stats` from the copy to 3 directories, the 3 at once. rsync
+  leaves what it wrote in the page cache, while owncdn acknowledges a release only
+  once its blobs are on disk everywhere; so the time rsync's copies then take to be
+  durable too (`sync -f` on the 3 targets, i.e. syncfs of their file system, right
+  after rsync ended) is printed as well, as "rsync + sync". The target compares with
+  plain rsync. The sync also keeps rsync's dirty pages from being written back by
+  owncdn's own syncfs when owncdn runs right after it.
 
 Both: the first push to empty targets, then a push after one file changed; `--runs`
 times (a fresh fleet and fresh rsync targets each run, the tools' order alternating).
@@ -209,8 +215,10 @@ def push_rsync(site: Path, targets: list[Path]) -> dict:
     seconds = time.perf_counter() - t0
     if any(r.returncode for r in runs):
         raise RuntimeError("rsync failed")
+    subprocess.run(["sync", "-f", *map(str, targets)], check=True)  # what owncdn does before it acknowledges
+    durable = time.perf_counter() - t0
     sent = sum(int(re.search(r"Total bytes sent: ([\d,]+)", out).group(1).replace(",", "")) for out in outs)
-    return {"seconds": seconds, "sent": sent}
+    return {"seconds": seconds, "durable_seconds": durable, "sent": sent}
 
 
 def change_one_file(site: Path) -> tuple[Path, int]:
@@ -276,7 +284,8 @@ def main() -> None:
             for case in ("first push", "one file changed"):
                 own, rs = r[case]
                 print(f"run {run + 1} {case:16}: owncdn {own['seconds']:6.2f} s (hash+upload+release {own['upload_seconds']:.2f} s)"
-                      f"  rsync {rs['seconds']:6.2f} s  ratio {own['seconds'] / rs['seconds']:5.2f}x"
+                      f"  rsync {rs['seconds']:6.2f} s (with sync {rs['durable_seconds']:.2f} s)"
+                      f"  ratio {own['seconds'] / rs['seconds']:5.2f}x"
                       + (f"  {own['note']}" if own["note"] else ""), flush=True)
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)
@@ -298,9 +307,12 @@ def main() -> None:
         print(f"  owncdn push : min {min(o_s):6.2f} s  median {statistics.median(o_s):6.2f} s; "
               f"uploaded {mb(owns[-1]['uploaded'])} ({owns[-1]['blobs']} blobs + manifest {owns[-1]['manifest']} B); "
               f"edges fetched {mb(owns[-1]['edges_fetch'])}")
+        d_s = [x["durable_seconds"] for x in rss]
         print(f"  rsync -a x3 : min {min(r_s):6.2f} s  median {statistics.median(r_s):6.2f} s; sent {mb(rss[-1]['sent'])}")
-        print(f"  owncdn / rsync: min {min(o_s) / min(r_s):5.2f}x  median {statistics.median(o_s) / statistics.median(r_s):5.2f}x")
-        summary[case] = {"owncdn_seconds": o_s, "rsync_seconds": r_s, "owncdn_uploaded": owns[-1]["uploaded"],
+        print(f"  rsync + sync: min {min(d_s):6.2f} s  median {statistics.median(d_s):6.2f} s (until its copies are on disk)")
+        print(f"  owncdn / rsync: min {min(o_s) / min(r_s):5.2f}x  median {statistics.median(o_s) / statistics.median(r_s):5.2f}x"
+              f"  (/ rsync + sync: min {min(o_s) / min(d_s):5.2f}x  median {statistics.median(o_s) / statistics.median(d_s):5.2f}x)")
+        summary[case] = {"owncdn_seconds": o_s, "rsync_seconds": r_s, "rsync_sync_seconds": d_s, "owncdn_uploaded": owns[-1]["uploaded"],
                          "owncdn_edges_fetched": owns[-1]["edges_fetch"], "rsync_sent": rss[-1]["sent"]}
     second = runs[-1]["one file changed"][0]
     size = runs[-1]["changed"][1]

@@ -89,3 +89,28 @@ def test_write_all_writes_every_file_or_leaves_none_it_made(tmp_path):
     assert clash.read_bytes() == b"old"
     write_all([(clash, b"new")])  # not exclusive: replaced
     assert clash.read_bytes() == b"new"
+
+
+def test_files_written_before_are_made_durable_by_path(tmp_path, counted, monkeypatch):
+    calls = []
+
+    def syncfs(fd):
+        calls.append(fd)
+        return 0
+
+    monkeypatch.setattr(durable, "_syncfs", syncfs)
+    paths = []
+    for i in range(durable.SYNCFS_MIN):
+        path = tmp_path / f"p{i}"
+        path.write_bytes(b"y" * i)  # written and closed
+        paths.append(path)
+    durable.sync_paths(paths)
+    assert (len(calls), counted["fsync"]) == (1, 0)
+    durable.sync_paths(paths[:2])  # a few: one fsync each
+    assert (len(calls), counted["fsync"]) == (1, 2)
+    durable.sync_paths([])
+    monkeypatch.setattr(durable, "_syncfs", lambda fd: -1)  # a syncfs that failed: fsync each
+    durable.sync_paths(paths)
+    assert counted["fsync"] == 2 + durable.SYNCFS_MIN
+    with pytest.raises(FileNotFoundError):
+        durable.sync_paths([tmp_path / "absent"])

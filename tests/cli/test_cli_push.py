@@ -131,11 +131,13 @@ def test_the_lean_parser_takes_plain_pushes_and_leaves_the_rest_to_typer():
 
 
 async def test_a_plain_push_starts_without_typer_httpx_or_pydantic_and_can_wait(tmp_path):
+    # nor http.client / email / ssl (client/http11.py), dataclasses / inspect or orjson (each a few ms)
     site = tmp_path / "public"
     make_site(site)
     probe = ("import atexit, sys\n"
              "atexit.register(lambda: sys.stderr.write('HEAVY ' + ' '.join(sorted({m.split('.')[0] for m in sys.modules} "
-             "& {'typer', 'click', 'rich', 'httpx', 'pydantic', 'fastapi'})) + '\\n'))\n"
+             "& {'typer', 'click', 'rich', 'httpx', 'pydantic', 'fastapi', 'email', 'ssl', 'dataclasses', 'orjson', "
+             "'inspect'} | ({'http.client'} & set(sys.modules)))) + '\\n'))\n"
              "sys.argv = ['owncdn', *sys.argv[1:]]\n"
              "from owncdn.cli.entry import main\n"
              "sys.exit(main())\n")

@@ -201,6 +201,23 @@ def test_a_bad_bundle_is_400_and_keeps_what_came_before(api, body, code, why):
     r = api.call("POST", "/v1/blobs/bundle", content=body)
     assert r.status_code == 400 and r.json()["error"]["code"] == code and why in r.json()["error"]["message"]
     assert api.blobs.missing([sha(b"claimed"), sha(b"cut")]) == [sha(b"claimed"), sha(b"cut")]
+    if code == "hash_mismatch" or "ends inside" in why:
+        assert api.blobs.missing([sha(b"good")]) == []  # what came before the bad record is stored
+    assert list((api.blobs.root / "tmp").iterdir()) == []
+
+
+def test_a_bundle_of_many_groups_is_made_durable_once(api, monkeypatch):
+    commits, real = [], api.blobs.commit_many
+
+    def counted(written):
+        commits.append(len(written))
+        real(written)
+
+    monkeypatch.setattr(api.blobs, "commit_many", counted)
+    blobs = [f"blob {i}".encode() * 50 for i in range(200)]  # more than 3 groups of 64
+    r = api.ok("POST", "/v1/blobs/bundle", content=bundle(*blobs))
+    assert len(r["stored"]) == 200 and commits == [200]
+    assert api.blobs.missing([sha(b) for b in blobs]) == []
     assert list((api.blobs.root / "tmp").iterdir()) == []
 
 
@@ -329,6 +346,20 @@ def test_the_channel_caches_manifests_but_follows_rollbacks(api):
     assert channel.read(api.ctx, node)["blog"][0] == 2
     api.ok("POST", "/v1/services/blog/releases/1/activate")
     assert channel.read(api.ctx, node)["blog"][1]["manifest"] == manifest(a=b"1")
+
+
+def test_a_release_made_here_reaches_the_channel_without_a_store_read(api, monkeypatch):
+    api.put(b"1")
+    node = SimpleNamespace(kind="edge", env="production")
+    channel = next(c for c in api.ctx.channels if isinstance(c, ReleaseChannel))
+    made = api.ok("POST", "/v1/services/blog/releases", json={"manifest": manifest(a=b"1")})
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("the manifest was read from the store again")
+
+    monkeypatch.setattr(api.ctx.store, "get_release", no_read)
+    data = channel.read(api.ctx, node)["blog"][1]
+    assert (data["number"], data["id"], data["manifest"]) == (made["number"], made["id"], manifest(a=b"1"))
 
 
 # -- one request: the release and its new blobs; who serves it ---------------------------------

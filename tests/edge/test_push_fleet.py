@@ -16,6 +16,7 @@ from pathlib import Path
 from owncdn.client.push import push_site
 from owncdn.core.config import parse_config
 from owncdn.edge.server import EdgeServer
+from owncdn.edge.static import ANY_CODING
 from owncdn.testing.client import HttpClient
 from owncdn.testing.fleet import Fleet, free_port
 from owncdn.testing.gate import Gate
@@ -81,6 +82,9 @@ async def test_push_serves_everywhere_moves_only_changed_blobs_and_rolls_back(tm
     try:
         one = await push(fleet, site)
         await wait_serving(fleet.edges, one)
+        for edge in fleet.edges:   # warmed after the switch (releasesync rule 4), before any request
+            await wait_for(lambda e=edge: ("/about", ANY_CODING) in e.edge.releases.live["blog"].memo,
+                           "the release warmed")
         for edge in fleet.edges:
             home, about, missing = await get(edge, "/"), await get(edge, "/about"), await get(edge, "/x")
             assert (home.status, home.body, home.cache) == (200, b"<h1>v1</h1>", "PUSH")

@@ -5,6 +5,7 @@ precompressed siblings, ETag / 304, ranges, HEAD, sendfile, switching, restarts.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 
@@ -13,6 +14,7 @@ import pytest
 from owncdn.core.config import parse_config
 from owncdn.edge.bodies import DiskBody
 from owncdn.edge.server import AdminApp, EdgeServer
+from owncdn.edge.static import ANY_CODING, warm_release
 from owncdn.testing.client import HttpClient
 
 CONFIG = """
@@ -240,3 +242,25 @@ async def test_a_new_config_changes_the_headers_of_the_same_release(state):
         after = await t.get("/assets/app.js")
     assert before.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert after.headers["cache-control"] == "no-cache" and after.body == JS
+
+
+async def test_a_live_release_is_warmed_for_its_first_visitors(state):
+    """edge/static.py rules 2 and 6: the usual URLs' heads built, small bodies read, before any request."""
+    async with PushEdge(state) as t:
+        t.store.install("blog", 1, SITE, released_at=RELEASED)
+        built = await warm_release(t.server.edge, "blog")
+        live = t.store.live["blog"]
+        warmed = sorted(target for target, coding in live.memo if coding is ANY_CODING)
+        small = {hashlib.sha256(SITE[p]).hexdigest() for p in ("index.html", "about.html", "docs/index.html", "404.html")}
+        bodies = set(live.bodies)
+        entries = len(live.memo)
+        for accept in ("gzip", "br, zstd", "identity"):   # one head serves every Accept-Encoding
+            r = await t.get("/about", headers={"Accept-Encoding": accept})
+            assert (r.status, r.body) == (200, b"<h1>about</h1>") and "vary" not in r.headers
+        unchanged = len(live.memo) == entries
+        await t.get("/assets/app.js", headers={"Accept-Encoding": "gzip"})   # has siblings: varies
+        await t.get("/assets/app.js", headers={"Accept-Encoding": "br"})
+    # app.js and its siblings vary on Accept-Encoding, so they wait for a request; big.bin is mapped, not read
+    assert built == 5 and warmed == ["/", "/404", "/about", "/docs/", "/downloads/big.bin"]
+    assert bodies == small and unchanged
+    assert {("/assets/app.js", "gzip"), ("/assets/app.js", "br")} <= set(live.memo)

@@ -184,3 +184,39 @@ async def test_without_a_bundle_endpoint_blobs_come_one_by_one(tmp_path):
     finally:
         await sync.close()
         await control.origin.close()
+
+
+async def test_a_bundle_is_made_durable_once_and_a_cancelled_fetch_still_keeps_what_was_written(tmp_path):
+    import asyncio
+    import threading
+
+    control, store, sync, agent = await setup(tmp_path, list(SMALL.values()))
+    commits, entered, release = [], threading.Event(), threading.Event()
+    real = store.commit_parts
+
+    def slow_commit(written):
+        commits.append(len(written))
+        entered.set()
+        release.wait(10)
+        real(written)
+
+    store.commit_parts = slow_commit
+    try:
+        await sync.on_event(None, None, event(1, SMALL))
+        await asyncio.to_thread(entered.wait, 10)
+        assert not any(store.has_blob(sha(d)) for d in SMALL.values())  # written, not yet blobs (rule 1)
+        assert len(list(store.partial.glob("*.*.part"))) == len(SMALL)
+        sync._cancel("blog")  # e.g. a newer release arrived
+        release.set()
+        for _ in range(200):
+            if all(store.has_blob(sha(d)) for d in SMALL.values()):
+                break
+            await asyncio.sleep(0.01)
+        assert commits == [len(SMALL)]  # one flush for the whole bundle
+        assert all(store.blob_path(sha(d)).read_bytes() == d for d in SMALL.values())
+        assert not list(store.partial.iterdir())
+        assert "blog" not in store.live and agent.sent == []
+    finally:
+        release.set()
+        await sync.close()
+        await control.origin.close()

@@ -333,3 +333,25 @@ def test_a_group_of_blobs_is_kept_only_where_the_bytes_match(tmp_path):
     assert store.blob_path(sha(b"\x07")).read_bytes() == b"\x07"
     assert list(store.partial.iterdir()) == []
     store.sync_dirs()
+
+
+def test_written_parts_are_blobs_only_once_committed_and_a_failed_commit_removes_them(tmp_path, monkeypatch):
+    store = ReleaseStore(tmp_path / "push")
+    results, written = store.write_parts([(sha(b"a"), b"a"), (sha(b"b"), b"wrong"), (sha(b"c"), b"c")])
+    assert results == [(sha(b"a"), True), (sha(b"b"), False), (sha(b"c"), True)]
+    assert [s for s, _ in written] == [sha(b"a"), sha(b"c")] and not store.has_blob(sha(b"a"))
+    assert written[0][1] != written[1][1] and all(p.parent == store.partial for _, p in written)
+    store.commit_parts(written)
+    assert store.has_blob(sha(b"a")) and store.blob_path(sha(b"c")).read_bytes() == b"c"
+    assert list(store.partial.iterdir()) == []
+
+    _, again = store.write_parts([(sha(b"a"), b"a"), (sha(b"d"), b"d")])  # a held blob is not written again
+    assert [s for s, _ in again] == [sha(b"d")]
+
+    def broken(paths):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("owncdn.edge.releases.sync_paths", broken)
+    with pytest.raises(OSError):
+        store.commit_parts(again)
+    assert not store.has_blob(sha(b"d")) and list(store.partial.iterdir()) == []

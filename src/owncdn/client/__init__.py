@@ -9,7 +9,8 @@
 ``client`` holds :class:`Client`, one method per REST endpoint; ``errors``
 holds :class:`ApiError`, raised for every failure with the server's message.
 ``Client`` is imported on first use (it brings httpx), so ``owncdn push``, which
-talks through ``pushapi.PushApi``, starts without it.
+talks through ``pushapi.PushApi`` (over ``http11.Connection``, a small HTTP/1.1
+connection), starts without it.
 """
 
 from typing import TYPE_CHECKING

@@ -20,11 +20,10 @@ Rules:
 from __future__ import annotations
 
 import hashlib
+import json  # not orjson: its import pulls in dataclasses, uuid and datetime (~10 ms a push)
 import os
 import time
 from pathlib import Path
-
-import orjson
 
 __all__ = ["HashCache", "cache_dir"]
 
@@ -48,9 +47,9 @@ class HashCache:
         self.hits = 0
         if path is not None:
             try:
-                data = orjson.loads(path.read_bytes())
+                data = json.loads(path.read_bytes())
                 self.old = data["files"] if isinstance(data.get("files"), dict) else {}
-            except (OSError, orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
+            except (OSError, ValueError, AttributeError, KeyError, TypeError):
                 self.old = {}
 
     def __repr__(self) -> str:
@@ -86,7 +85,7 @@ class HashCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(orjson.dumps({"files": self.new}))
+            tmp.write_text(json.dumps({"files": self.new}, separators=(",", ":")))
             os.replace(tmp, self.path)
         except OSError:
             pass

@@ -35,9 +35,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from owncdn.core.content.bundle import header
 
@@ -59,8 +58,7 @@ INLINE_BYTES = 8 << 20
 INLINE_BLOBS = 1000
 
 
-@dataclass(frozen=True)
-class PushResult:
+class PushResult(NamedTuple):  # not a dataclass: `owncdn push` starts faster without `dataclasses`
     release: dict[str, Any]
     files: int
     bytes_total: int

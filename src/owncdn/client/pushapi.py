@@ -5,7 +5,8 @@
 
 ``Client`` (httpx) needs about a tenth of a second to import; a push of one changed
 file takes less than that in all, so `owncdn push` talks through this class, built
-on the standard library's ``http.client``.
+on ``client/http11.py`` (a small HTTP/1.1 connection: ``http.client`` with ``email``
+and ``ssl`` took about 25 ms more to import).
 
 Rules:
 1. The methods a push needs, with ``Client``'s names, arguments and results
@@ -24,16 +25,15 @@ Rules:
 
 from __future__ import annotations
 
-import http.client
+import json  # not orjson: its import pulls in dataclasses, uuid and datetime (~10 ms a push)
 import threading
 import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import orjson
-
 from .errors import ApiError
+from .http11 import Connection, ProtocolError, Response
 
 __all__ = ["PushApi"]
 
@@ -56,7 +56,7 @@ class PushApi:
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
         self._local = threading.local()
-        self._all: list[http.client.HTTPConnection] = []
+        self._all: list[Connection] = []
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -77,7 +77,7 @@ class PushApi:
     # -- the calls (Rule 1) -----------------------------------------------------------
 
     def missing_blobs(self, hashes: list[str]) -> list[str]:
-        return self._call("POST", "/v1/blobs/missing", orjson.dumps({"hashes": list(hashes)}))["missing"]
+        return self._call("POST", "/v1/blobs/missing", _json({"hashes": list(hashes)}))["missing"]
 
     def put_blob(self, sha256: str, content: bytes | Iterable[bytes], size: int | None = None) -> dict[str, Any]:
         return self._call("PUT", f"/v1/blobs/{quote(sha256, safe='')}", content, "application/octet-stream", size)
@@ -87,7 +87,7 @@ class PushApi:
 
     def create_release(self, env: str, service: str, manifest: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", f"/v1/services/{quote(service, safe='')}/releases?env={quote(env, safe='')}",
-                          orjson.dumps({"manifest": manifest}), retry=False)
+                          _json({"manifest": manifest}), retry=False)
 
     def create_release_with_blobs(self, env: str, service: str, body: bytes | Iterable[bytes],
                                   size: int | None = None) -> dict[str, Any]:
@@ -104,7 +104,7 @@ class PushApi:
 
     # -- plumbing (Rule 2) ---------------------------------------------------------------
 
-    def _connection(self, fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
+    def _connection(self, fresh: bool = False) -> tuple[Connection, bool]:
         """This thread's connection and whether it was used before."""
         conn = getattr(self._local, "conn", None)
         used_at = getattr(self._local, "used_at", 0.0)
@@ -113,10 +113,7 @@ class PushApi:
             conn = None
         if conn is not None:
             return conn, True
-        if self._scheme == "https":
-            conn = http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout)
-        else:
-            conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+        conn = Connection(self._host, self._port, timeout=self.timeout, tls=self._scheme == "https")
         self._local.conn = conn
         with self._lock:
             self._all.append(conn)
@@ -132,16 +129,12 @@ class PushApi:
         while True:
             conn, reused = self._connection(fresh)
             try:
-                conn.timeout = timeout or self.timeout
-                if conn.sock is not None:
-                    conn.sock.settimeout(conn.timeout)
-                conn.request(method, self._prefix + path, body=body, headers=headers)
-                response = conn.getresponse()
-                data = response.read()
+                conn.settimeout(timeout or self.timeout)
+                response = conn.request(method, self._prefix + path, headers, body)
             except TimeoutError:
                 conn.close()
                 raise ApiError(0, "timeout", f"the control plane at {self.base_url} did not answer in time") from None
-            except (OSError, http.client.HTTPException) as exc:
+            except (OSError, ProtocolError) as exc:
                 conn.close()
                 if reused and retry and not fresh and isinstance(body, (bytes, bytearray, type(None))):
                     fresh = True  # the server closed the kept connection: once more on a new one
@@ -149,25 +142,27 @@ class PushApi:
                 raise ApiError(0, "unreachable", f"cannot reach the control plane at {self.base_url}: "
                                                  f"{exc or type(exc).__name__}") from None
             self._local.used_at = time.monotonic()
-            if response.will_close:
-                conn.close()
-            return _result(response, data, method, self.base_url + path.split("?")[0])
+            return _result(response, method, self.base_url + path.split("?")[0])
 
 
-def _result(response: http.client.HTTPResponse, data: bytes, method: str, url: str) -> Any:
-    status = response.status
+def _result(response: Response, method: str, url: str) -> Any:
+    status, data = response.status, response.body
     if status >= 400:
         try:
-            error = orjson.loads(data)["error"]
+            error = json.loads(data)["error"]
             return_error = ApiError(status, str(error["code"]), str(error["message"]), error.get("problems"))
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             text = data[:200].decode("utf-8", "replace").strip()
             return_error = ApiError(status, "http_error", f"{method} {url} answered HTTP {status}" + (f": {text}" if text else ""))
         raise return_error
     if status == 204 or not data:
         return None
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
+        return json.loads(data)
+    except ValueError:
         raise ApiError(status, "bad_response", f"{url} answered {status} with a body that is not JSON; "
                                                "is this an owncdn control plane?") from None
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()

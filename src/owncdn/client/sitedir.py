@@ -29,8 +29,8 @@ import hashlib
 import os
 import stat
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from owncdn.core.content.manifest import Manifest, check_path
 
@@ -45,15 +45,13 @@ class SiteError(Exception):
     """The directory cannot be pushed; the message says which file and why."""
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(NamedTuple):  # NamedTuple, not a dataclass: `owncdn push` imports no `dataclasses`
     max_files: int = 100_000
     max_file_bytes: int = 2 << 30
     max_total_bytes: int = 20 << 30
 
 
-@dataclass(frozen=True)
-class Site:
+class Site(NamedTuple):
     root: Path
     manifest: Manifest
     sources: dict[str, str]  # sha256 -> one file with those bytes (its path)

@@ -14,7 +14,9 @@ Rules:
 2. Directory store: bytes go to a temp file in ``<root>/tmp``, are fsynced and
    renamed to ``<root>/<sha[:2]>/<sha>``, so a crash leaves a whole blob or none;
    leftover temp files are removed at start (``put_many`` writes a batch of small
-   blobs first and makes them durable at once before renaming any). The renames are made durable by
+   blobs first and makes them durable at once before renaming any; ``write_many``
+   and ``commit_many`` are its two halves, so a bundle upload makes all its small
+   blobs durable with one flush at its end). The renames are made durable by
    ``sync(hashes)`` (one fsync per directory renamed into since the last sync; every
    directory after a start), which the control plane calls before it stores a release
    naming those blobs: a blob lost to a crash before that is reported missing and
@@ -41,7 +43,7 @@ from typing import IO, Protocol
 from urllib.parse import urlsplit
 
 from owncdn.core.content import is_sha256
-from owncdn.durable import sync_many, write_all
+from owncdn.durable import sync_many, sync_paths, write_all
 
 __all__ = [
     "BlobError", "BlobMismatch", "BlobNotFound", "BlobStore", "BlobTooLarge", "BlobWriter",
@@ -174,10 +176,18 @@ class DirBlobStore:
         return sizes[0]
 
     def put_many(self, items: list[tuple[str, bytes]]) -> tuple[list[int], BlobError | None]:
-        """Store whole small blobs in one step (Rules 1, 2): each checked, written to a
-        temp file, all made durable at once (``owncdn.durable.sync_many``: one
-        ``syncfs`` rather than an fsync each), then renamed. The sizes of those stored,
-        in order, up to the first that failed, and that failure (or None)."""
+        """Store whole small blobs in one step (Rules 1, 2): ``write_many`` then
+        ``commit_many``. The sizes of those stored, in order, up to the first that
+        failed, and that failure (or None)."""
+        written, sizes, error = self.write_many(items)
+        self.commit_many(written)
+        return sizes, error
+
+    def write_many(self, items: list[tuple[str, bytes]]) -> tuple[list[tuple[str, Path]], list[int], BlobError | None]:
+        """Whole small blobs, each checked (Rule 1) and written to a temp file of its
+        own, not yet durable and not yet a blob: ``(sha, temp file)`` for
+        ``commit_many``, the sizes, in order, up to the first that failed, and that
+        failure (or None)."""
         good: list[tuple[str, bytes]] = []
         error: BlobError | None = None
         for sha, data in items:
@@ -195,15 +205,26 @@ class DirBlobStore:
             with self._dirty_lock:
                 self._tmp_counter += 1
                 tmps.append(self.tmp / f"{sha[:12]}.{os.getpid()}.{self._tmp_counter}")
-        write_all(zip(tmps, (data for _, data in good)), exclusive=True)
-        for (sha, _), tmp in zip(good, tmps, strict=True):
+        write_all(zip(tmps, (data for _, data in good)), exclusive=True, sync=False)
+        return [(sha, tmp) for (sha, _), tmp in zip(good, tmps, strict=True)], [len(data) for _, data in good], error
+
+    def commit_many(self, written: list[tuple[str, Path]]) -> None:
+        """Temp files from ``write_many`` (of one call or several): made durable at once
+        (``owncdn.durable.sync_paths``: one ``syncfs`` rather than an fsync each), then
+        renamed (Rule 2). If that fails they are removed."""
+        try:
+            sync_paths([tmp for _, tmp in written])
+        except BaseException:
+            for _, tmp in written:
+                tmp.unlink(missing_ok=True)
+            raise
+        for sha, tmp in written:
             final = self.root / sha[:2] / sha
             if final.parent not in self._made:
                 final.parent.mkdir(exist_ok=True)
                 self._made.add(final.parent)
             os.replace(tmp, final)
             self._renamed_into(final.parent)
-        return [len(data) for _, data in good], error
 
     def sync(self, hashes: Iterable[str]) -> None:
         """Make the blobs' directory entries durable (Rule 2)."""

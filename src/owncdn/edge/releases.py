@@ -4,8 +4,9 @@ Layout under the edge's state directory (``<state>/push``):
 
     blobs/ab/abcdef...        one file per blob, named by its SHA-256
     partial/<sha256>.part     a blob being fetched (kept across restarts for resuming)
-    partial/<sha256>.<thread>.part   a bundled blob being written (verified already;
-                              one left by a crash is removed at start)
+    partial/<sha256>.<n>.part a bundled blob written (verified already, durable
+                              only once its bundle is committed; one left by a
+                              crash is removed at start)
     releases/<service>.json   the release served: number, id, time, manifest, and the
                               previous release (kept for instant rollback)
     releases/<service>.pending.json   the release being fetched
@@ -32,9 +33,9 @@ Rules:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,9 +44,11 @@ from pathlib import Path
 import orjson
 
 from owncdn.core.content.manifest import Manifest, is_sha256, parse_manifest
-from owncdn.durable import sync_many, write_all
+from owncdn.durable import sync_many, sync_paths, write_all
 
 __all__ = ["Live", "ReleaseStore", "Target"]
+
+_PART_IDS = itertools.count(1)  # one name per written partial file, whatever thread writes it
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +140,7 @@ class ReleaseStore:
         self.releases = self.root / "releases"
         for d in (self.blobs, self.partial, self.releases):
             d.mkdir(parents=True, exist_ok=True)
-        for leftover in self.partial.glob("*.*.part"):  # a writer's <sha>.<thread>.part cut off by a crash:
+        for leftover in self.partial.glob("*.*.part"):  # a writer's <sha>.<n>.part cut off by a crash:
             leftover.unlink(missing_ok=True)           # never resumed (its blob comes again whole)
         self.clock = clock
         self.live: dict[str, Live] = {}
@@ -208,24 +211,47 @@ class ReleaseStore:
         return self.keep_many([(sha, data)])[0]
 
     def keep_many(self, blobs: list[tuple[str, bytes]]) -> list[tuple[str, bool]]:
-        """Blobs received whole, in one writer-thread step (hashlib and the writes
-        release the GIL): each hashed; those that match are written to partial files,
-        made durable at once (``owncdn.durable.sync_many``: one flush for the group, not
-        an fsync each) and only then moved into place (Rule 1). ``(sha, whether it
-        matched)`` for each."""
+        """Blobs received whole: ``write_parts`` then ``commit_parts`` in one step;
+        ``(sha, whether it matched)`` for each."""
+        results, written = self.write_parts(blobs)
+        self.commit_parts(written)
+        return results
+
+    def write_parts(self, blobs: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bool]], list[tuple[str, Path]]]:
+        """Blobs received whole, in a writer thread (hashlib and the writes release the
+        GIL): each hashed; those that match and are not held are written to partial
+        files of their own, not yet durable and not yet blobs (Rule 1 waits for
+        ``commit_parts``). ``(sha, whether it matched)`` for each, and the ``(sha,
+        partial file)`` written; on a write error the files written here are removed."""
         results: list[tuple[str, bool]] = []
-        todo: dict[str, bytes] = {}
+        todo: list[tuple[str, bytes]] = []
         for sha, data in blobs:
             ok = hashlib.sha256(data).hexdigest() == sha
             results.append((sha, ok))
             if ok and not self.has_blob(sha):
-                todo[sha] = data
-        ident = threading.get_ident()
-        parts = [self.partial / f"{sha}.{ident}.part" for sha in todo]  # this thread's own: no two writers
-        write_all(zip(parts, todo.values()))
-        for sha, part in zip(todo, parts, strict=True):
+                todo.append((sha, data))
+        written = [(sha, self.partial / f"{sha}.{next(_PART_IDS)}.part") for sha, _ in todo]  # one file per write
+        write_all(((part, data) for (_, part), (_, data) in zip(written, todo)), exclusive=True, sync=False)
+        return results, written
+
+    def commit_parts(self, written: list[tuple[str, Path]]) -> None:
+        """Partial files from ``write_parts`` (of one bundle, or several): made durable
+        at once (``owncdn.durable.sync_paths``: one ``syncfs`` for many, not an fsync
+        each), then moved into place (Rule 1). If that fails they are removed."""
+        try:
+            sync_paths([part for _, part in written])
+        except BaseException:
+            self.drop_parts(written)
+            raise
+        for sha, part in written:
             self.adopt_part(sha, part)
-        return results
+
+    def drop_parts(self, written: list[tuple[str, Path]]) -> None:
+        for _, part in written:
+            try:
+                os.unlink(part)
+            except FileNotFoundError:
+                pass
 
     def adopt_part(self, sha: str, part: Path | None = None) -> Path:
         """Move a verified and fsynced partial file into place."""

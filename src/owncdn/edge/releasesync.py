@@ -15,8 +15,11 @@ Rules:
    (``POST /v1/blobs/fetch``, up to ``BUNDLE_BYTES`` / ``BUNDLE_BLOBS`` per request,
    ``owncdn.core.content.bundle``): the blobs of a bundle are handed to writer
    threads in groups (up to ``WRITE_GROUP_BYTES`` / ``WRITE_GROUP_BLOBS``) as their
-   records end, each hashed and kept (fsynced, renamed), so a bundle cut off midway
-   keeps the blobs before the cut and the next round asks only for the rest. Larger blobs (and every blob when the control plane has no bundle
+   records end, each hashed and written to a partial file; when the bundle ends (or
+   is cut off) the files written are made durable at once and only then renamed
+   into place (releases.py ``commit_parts``: one ``syncfs`` per bundle rather than
+   a flush per group), so a bundle cut off midway keeps the blobs before the cut and
+   the next round asks only for the rest. Larger blobs (and every blob when the control plane has no bundle
    endpoint) come one ``GET /v1/blobs/{sha256}`` each, written to
    ``partial/<sha>.part``; after an interruption (a dropped connection, a restart)
    such a fetch resumes with ``Range: bytes=N-`` and a 206. Every blob's SHA-256 is
@@ -29,7 +32,8 @@ Rules:
    the reason and the previous release keeps serving.
 4. With every blob present the release is switched (releases.py rule 2), then
    acknowledged ``serving`` with ``POST /v1/nodes/{id}/releases`` (over the same
-   keep-alive client as the blobs); unused blobs are collected. An acknowledgement
+   keep-alive client as the blobs), then warmed (``on_live``: ``edge/static.py``
+   rule 6, also for every release loaded at start); unused blobs are collected. An acknowledgement
    that cannot be sent is queued with the agent's unsent reports and sent after the
    next connect.
 5. At start, every pending target is resumed (partial files are kept), so a fetch
@@ -44,6 +48,7 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -85,9 +90,11 @@ class _NoBundles(Exception):
 
 
 class ReleaseSync:
-    def __init__(self, store: ReleaseStore, agent: "SyncAgent", parallel: int = PARALLEL) -> None:
+    def __init__(self, store: ReleaseStore, agent: "SyncAgent", parallel: int = PARALLEL,
+                 on_live: Callable[[str], Awaitable] | None = None) -> None:
         self.store = store
         self.agent = agent
+        self.on_live = on_live  # Rule 4: called with the service whose release went live
         self.slots = asyncio.Semaphore(parallel)
         self.gc_lock = asyncio.Lock()  # garbage collection vs. the check before a switch
         self.tasks: dict[str, tuple[str, asyncio.Task]] = {}
@@ -97,6 +104,7 @@ class ReleaseSync:
         self.bundles = True  # False once the control plane answered that it has no bundle endpoint
         self.mismatches: Counter[str] = Counter()  # sha -> bundled fetches that hashed wrong
         self.writers: ThreadPoolExecutor | None = None  # hash + write + fsync bundled blobs
+        self.warming: set[asyncio.Future] = set()  # warm-ups of releases loaded at start (Rule 4)
 
     @property
     def fetched_bytes(self) -> int:
@@ -150,8 +158,14 @@ class ReleaseSync:
         if running is not None and not running[1].done():
             running[1].cancel()
 
+    def warm_later(self, service: str) -> None:
+        """Rule 4 for a release loaded at start: warmed in the background."""
+        task = asyncio.get_running_loop().create_task(self._warm(service))
+        self.warming.add(task)
+        task.add_done_callback(self.warming.discard)
+
     async def close(self) -> None:
-        tasks = [t for _, t in self.tasks.values() if not t.done()]
+        tasks = [t for _, t in self.tasks.values() if not t.done()] + [t for t in self.warming if not t.done()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -195,10 +209,21 @@ class ReleaseSync:
               f"{(self.store.fetched_bytes - size) / 1e6:.1f} MB fetched in {(fetched - started) * 1000:.1f} ms, "
               f"switched in {(switched - fetched) * 1000:.1f} ms, acknowledged in "
               f"{(time.monotonic() - switched) * 1000:.1f} ms; serving")
+        await self._warm(target.service)
         # Partial files of other services' running fetches belong to pending targets: kept;
         # a blob a newer target wants again after `wanted()` is fetched again before its switch.
         async with self.gc_lock:
             await asyncio.to_thread(self.store.collect, self.store.wanted())
+
+    async def _warm(self, service: str) -> None:
+        if self.on_live is None:
+            return
+        try:
+            await self.on_live(service)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a warm-up is an optimisation: serving goes on
+            _warn(f"warming the release of {service} failed: {type(exc).__name__}: {exc}")
 
     async def _fetch_all(self, target: Target) -> None:
         delay = 0.5
@@ -276,7 +301,7 @@ class ReleaseSync:
                             group.append((ev.sha256, data))
                             group_bytes += len(data)
                             if group_bytes >= WRITE_GROUP_BYTES or len(group) >= WRITE_GROUP_BLOBS:
-                                kept.append(loop.run_in_executor(self._writers(), self.store.keep_many, group))
+                                kept.append(loop.run_in_executor(self._writers(), self.store.write_parts, group))
                                 group, group_bytes = [], 0
                 reader.close()
                 if got != set(batch):
@@ -286,13 +311,17 @@ class ReleaseSync:
             finally:
                 resp.close()  # a no-op once the body was read to its end
                 if group:  # whole blobs received before the end (or before a cut): kept
-                    kept.append(loop.run_in_executor(self._writers(), self.store.keep_many, group))
+                    kept.append(loop.run_in_executor(self._writers(), self.store.write_parts, group))
                 await self._count_kept(kept)
 
     async def _count_kept(self, kept: list[asyncio.Future]) -> None:
-        """Wait for the writer threads; a blob that hashed wrong is fetched again, up to
+        """Wait for the writer threads, then make what they wrote durable and keep it, in
+        one step (Rule 2); a blob that hashed wrong is fetched again, up to
         ``VERIFY_ATTEMPTS`` times (Rule 3)."""
-        for sha, ok in [one for group in await asyncio.gather(*kept) for one in group]:
+        commit = asyncio.ensure_future(self._commit_kept(kept))
+        commit.add_done_callback(lambda task: task.cancelled() or task.exception())  # read, if nobody waits
+        groups = await asyncio.shield(commit)  # a cancelled fetch still keeps what its writers wrote
+        for sha, ok in [one for group_results, _ in groups for one in group_results]:
             if ok:
                 self.store.fetched_blobs += 1
                 self.mismatches.pop(sha, None)
@@ -301,6 +330,17 @@ class ReleaseSync:
             if self.mismatches[sha] >= VERIFY_ATTEMPTS:
                 del self.mismatches[sha]
                 raise ReleaseFailed(f"blob {sha[:12]} did not match its SHA-256 after {VERIFY_ATTEMPTS} fetches")
+
+    async def _commit_kept(self, kept: list[asyncio.Future]) -> list:
+        done = await asyncio.gather(*kept, return_exceptions=True)
+        groups = [group for group in done if not isinstance(group, BaseException)]
+        written = [one for _, group_written in groups for one in group_written]
+        if written:
+            await asyncio.get_running_loop().run_in_executor(self._writers(), self.store.commit_parts, written)
+        failed = next((group for group in done if isinstance(group, BaseException)), None)
+        if failed is not None:
+            raise failed
+        return groups
 
     async def _bundle_refused(self, resp) -> None:
         """A bundle answered with an error: the reason, as an exception (Rules 2, 3)."""
@@ -453,7 +493,11 @@ def follow_releases(edge, agent: "SyncAgent") -> ReleaseSync | None:
     """Handle the agent's ``release`` events and resume pending fetches (Rule 5)."""
     if edge.releases is None:
         return None
-    sync = ReleaseSync(edge.releases, agent)
+    from owncdn.edge.static import warm_release
+
+    sync = ReleaseSync(edge.releases, agent, on_live=lambda service: warm_release(edge, service))
     agent.handlers["release"] = sync.on_event
     sync.resume()
+    for service in list(edge.releases.live):
+        sync.warm_later(service)
     return sync

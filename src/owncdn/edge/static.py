@@ -9,7 +9,9 @@ Rules:
 2. A file's response head (without Date) is built once per request target and
    Accept-Encoding value, and kept with the live release (``Live.memo``, bounded); a
    new release starts with an empty memo, and a new config (new service rules)
-   builds heads anew.
+   builds heads anew. An answer without Vary (a file with no precompressed sibling)
+   is the same for every Accept-Encoding: it is kept once for the target
+   (``ANY_CODING``) and serves them all.
 3. Conditional requests, ranges (one part, or multipart/byteranges), HEAD and 416
    follow ``core.http.conditional`` and ``core.http.ranges``, as for cached objects;
    ETag and Last-Modified come from the release (site rule 3). A request with Range
@@ -20,13 +22,25 @@ Rules:
    most ``OPEN_BLOBS`` (an old one closes when its last response is sent).
 5. Every response says ``X-Cache: PUSH`` and ends with an access-log line and the
    metrics, as other responses do.
+6. A release that goes live (switched by ``releasesync``, or loaded at start) is
+   warmed in the background (``warm_release``) so its first visitors do not pay what
+   later ones do not: the head of each file's usual URL (``/dir/`` for an index,
+   ``/page`` for ``page.html`` with pretty URLs, else ``/path``) is built for answers
+   without Vary (rule 2), and the small bodies are read (rule 4; files read in a
+   thread, the memo filled on the loop, a few files per turn of the loop). At most
+   ``WARM_FILES`` files per release. Measured before: the first request for a pushed
+   file on an edge took 0.3-0.7 ms more than the next one (resolving the path,
+   building the head, opening and reading the blob).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
+from owncdn.core.content.negotiate import CODINGS
 from owncdn.core.content.site import FileAnswer, RedirectAnswer, answer
 from owncdn.core.http.conditional import evaluate_conditionals, not_modified_headers
 from owncdn.core.http.headers import Headers, format_http_date
@@ -47,13 +61,16 @@ if TYPE_CHECKING:
     from owncdn.edge.releases import Live
     from owncdn.edge.service import ServiceRuntime
 
-__all__ = ["serve_push"]
+__all__ = ["serve_push", "warm_release"]
 
 CACHE = "PUSH"
 MEMO_ENTRIES = 4096
 OPEN_BLOBS = 256
 SMALL_BYTES = 32 << 20  # small bodies kept in memory per release
 CONDITIONAL_FIELDS = ("if-none-match", "if-modified-since", "if-match", "if-unmodified-since")
+ANY_CODING = object()  # rule 2: the memo key of an answer that is the same for every Accept-Encoding
+WARM_FILES = 1024      # rule 6
+WARM_BATCH = 16        # rule 6: heads built per turn of the event loop
 
 
 class Prepared:
@@ -83,8 +100,10 @@ def serve_push(edge: "Edge", req: "Request", svc: "ServiceRuntime"):
     first = req.headers.first
     # A range request gets the plain file: ranges of a compressed sibling are of little use.
     accept = None if "range" in first else first.get("accept-encoding")
-    key = (req.target, accept)
-    prepared = live.memo.get(key)
+    memo = live.memo
+    prepared = memo.get((req.target, ANY_CODING))
+    if prepared is None or prepared.svc is not svc:
+        prepared = memo.get((req.target, accept))
     if prepared is None or prepared.svc is not svc:
         found = answer(svc.site, live.files, req.target, accept, live.released_at)
         if type(found) is not FileAnswer:
@@ -94,16 +113,89 @@ def serve_push(edge: "Edge", req: "Request", svc: "ServiceRuntime"):
             else:
                 edge.reply(req, found.status, found.reason)
             return None
-        prepared = _prepare(edge, svc, found)
-        if len(live.memo) >= MEMO_ENTRIES:
-            live.memo.clear()
-        live.memo[key] = prepared
+        prepared = _remember(edge, svc, live, req.target, accept, found)
     try:
         body = _body(store, live, prepared.ans)
     except OSError as exc:
         edge.reply(req, 503, f"file {prepared.ans.file} of the release cannot be read here ({exc.strerror})")
         return None
     return _send_file(edge, req, prepared, body)
+
+
+def _remember(edge: "Edge", svc: "ServiceRuntime", live: "Live", target: str, accept: str | None,
+              found: FileAnswer) -> Prepared:
+    """Rule 2: the prepared answer, kept for this target (and this Accept-Encoding if it varies)."""
+    prepared = _prepare(edge, svc, found)
+    if len(live.memo) >= MEMO_ENTRIES:
+        live.memo.clear()
+    varies = any(name == "vary" for name, _ in found.fields)
+    live.memo[(target, accept) if varies else (target, ANY_CODING)] = prepared
+    return prepared
+
+
+def _is_sibling(path: str, files) -> bool:
+    """A precompressed sibling (``app.js.gz`` next to ``app.js``): served under its file's URL."""
+    return any(path.endswith(suffix) and path[:-len(suffix)] in files for suffix in CODINGS.values())
+
+
+def _usual_target(rules, path: str) -> str:
+    """Rule 6: the URL a link to manifest ``path`` usually takes."""
+    directory, _, name = path.rpartition("/")
+    if name == rules.index:
+        url = f"{directory}/" if directory else ""
+    elif rules.pretty_urls and name.endswith(".html"):
+        url = path[:-5]
+    else:
+        url = path
+    return "/" + quote(url, safe="/-._~!$&'()*+,;=:@")
+
+
+async def warm_release(edge: "Edge", service: str) -> int:
+    """Rule 6: build the usual heads and read the small bodies of ``service``'s live
+    release; returns how many heads were built."""
+    store = edge.releases
+    live = store.live.get(service) if store is not None else None
+    svc = edge.services.get(service)
+    if live is None or svc is None or svc.site is None:
+        return 0
+    found = []
+    files = live.files
+    for i, path in enumerate(p for p in files if not _is_sibling(p, files)):
+        if i == WARM_FILES:
+            break
+        if i % WARM_BATCH == WARM_BATCH - 1:
+            await asyncio.sleep(0)   # let requests in between
+            if store.live.get(service) is not live or edge.services.get(service) is not svc:
+                return len(found)    # a newer release (warmed on its own) or a new config: stop
+        target = _usual_target(svc.site, path)
+        if (target, ANY_CODING) in live.memo:
+            continue
+        ans = answer(svc.site, live.files, target, None, live.released_at)
+        if type(ans) is FileAnswer and ans.status == 200 and not any(n == "vary" for n, _ in ans.fields):
+            _remember(edge, svc, live, target, None, ans)
+            found.append(ans)
+    small = [a for a in found if a.size < FILE_THRESHOLD and a.sha256 not in live.bodies]
+    bodies = await asyncio.to_thread(_read_small, store, small, SMALL_BYTES - live.small_bytes)
+    for sha, body in bodies.items():
+        if sha not in live.bodies and live.small_bytes + len(body) <= SMALL_BYTES:
+            live.small_bytes += len(body)
+            live.bodies[sha] = body
+    return len(found)
+
+
+def _read_small(store, answers: list[FileAnswer], budget: int) -> dict[str, bytes]:
+    """Rule 6 (in a thread): the bodies of small files, up to ``budget`` bytes."""
+    out: dict[str, bytes] = {}
+    for ans in answers:
+        if ans.size > budget:
+            continue
+        try:
+            with open(store.blob_path(ans.sha256), "rb") as f:
+                out[ans.sha256] = f.read()
+        except OSError:
+            continue   # read at the first request, which then says why it cannot
+        budget -= ans.size
+    return out
 
 
 def _prepare(edge: "Edge", svc: "ServiceRuntime", ans: FileAnswer) -> Prepared:

@@ -241,10 +241,12 @@ def _kept(stored: list) -> str:
 
 class _BundleUpload:
     """Store the blobs of a bundle as their events arrive: small ones whole, in groups
-    (up to ``GROUP_BLOBS`` / ``GROUP_BYTES``) stored in one worker-thread step each
-    (``DirBlobStore.put_many``: one flush to disk per group, not one per blob), up to
-    ``STORING`` groups at once; large ones streamed to a writer in 1 MiB batches.
-    ``stored`` lists the blobs stored, in bundle order, up to the first that failed."""
+    (up to ``GROUP_BLOBS`` / ``GROUP_BYTES``) checked and written in one worker-thread
+    step each (``DirBlobStore.write_many``), up to ``STORING`` groups at once, and made
+    durable and renamed all together when the body ends or breaks (``abort``:
+    ``commit_many``, one flush for the bundle, not one per group); large ones streamed
+    to a writer in 1 MiB batches. ``stored`` lists the blobs stored, in bundle order,
+    up to the first that failed."""
 
     STORING = 4
     GROUP_BLOBS = 64
@@ -260,12 +262,14 @@ class _BundleUpload:
         self.parts: list[bytes] = []  # the pieces of the small blob being received
         self.group: list[tuple[str, bytes]] = []
         self.group_bytes = 0
+        self.written: list = []  # (sha, temp file) written by write_many, for one commit_many
 
     async def drain(self, keep: int) -> None:
         """Wait for the oldest groups being stored until at most ``keep`` are left."""
         while len(self.storing) > keep:
-            stored, error = await self.storing.pop(0)
+            stored, error, written = await self.storing.pop(0)
             self.stored.extend(stored)
+            self.written.extend(written)
             if error is not None:
                 raise error
 
@@ -297,11 +301,11 @@ class _BundleUpload:
         if done is not None:
             self.stored.append(done)
 
-    def _store_group(self, group: list[tuple[str, bytes]]) -> tuple[list[BlobStored], BlobError | None]:
-        put_many = getattr(self.blobs, "put_many", None)  # DirBlobStore: one step with plain os calls
-        if put_many is not None:
-            sizes, error = put_many(group)
-            return [BlobStored(sha256=sha, size=n) for (sha, _), n in zip(group, sizes)], error
+    def _store_group(self, group: list[tuple[str, bytes]]) -> tuple[list[BlobStored], BlobError | None, list]:
+        write_many = getattr(self.blobs, "write_many", None)  # DirBlobStore: one step with plain os calls
+        if write_many is not None:
+            written, sizes, error = write_many(group)
+            return [BlobStored(sha256=sha, size=n) for (sha, _), n in zip(group, sizes)], error, written
         out: list[BlobStored] = []
         for sha, data in group:
             writer = self.blobs.writer(sha)
@@ -309,8 +313,8 @@ class _BundleUpload:
                 writer.write(data)
                 out.append(BlobStored(sha256=sha, size=writer.commit()))
             except BlobError as exc:
-                return out, exc
-        return out, None
+                return out, exc, []
+        return out, None, []
 
     async def _on(self, event) -> BlobStored | None:
         if isinstance(event, BlobStart):
@@ -336,16 +340,22 @@ class _BundleUpload:
 
     async def abort(self) -> None:
         """After the last event or an error: the small blobs received whole are stored
-        (each checked, or nothing), the large one is dropped."""
+        (each checked, or nothing; all made durable at once, then renamed), the large
+        one is dropped."""
         if self.group:
             group, self.group = self.group, []
             self.storing.append(asyncio.ensure_future(run_in_threadpool(self._store_group, group)))
         if self.storing:
-            await asyncio.gather(*self.storing, return_exceptions=True)
+            for done in await asyncio.gather(*self.storing, return_exceptions=True):
+                if not isinstance(done, BaseException):
+                    self.written.extend(done[2])
             self.storing.clear()
         if self.writer is not None:
             self.writer.abort()
             self.writer = None
+        if self.written:
+            written, self.written = self.written, []
+            await asyncio.shield(run_in_threadpool(self.blobs.commit_many, written))
 
 
 @router.post("/v1/blobs/fetch", summary="Download many blobs in one body (a bundle)", response_class=StreamingResponse,

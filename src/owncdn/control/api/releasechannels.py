@@ -10,7 +10,10 @@ Rules:
    that reported serving the current release. DNS routes a push service only there
    (and everywhere while no location serves it yet, rather than nowhere).
 3. Each read is one small store query (channels Rule 2); manifests are immutable, so
-   they are loaded once per release and kept in a bounded in-process cache.
+   they are loaded once per release and kept in a bounded in-process cache. A release
+   created on this replica is put there as it is stored (``remember_manifest``), so
+   the streams it wakes send it without reading and decoding it again (about 5 ms
+   for the 1,065-file manifest of the push benchmark, between a push and its edges).
 4. The current release numbers of an environment are read once for all the streams
    that wake together: reused for up to ``CURRENT_REUSE_SECONDS`` while the
    environment's ``current_topic`` was not notified (creating or activating a release
@@ -19,11 +22,12 @@ Rules:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from typing import Any
 
-__all__ = ["ReleaseChannel", "ReleaseReadyChannel", "current_topic", "release_channels"]
+__all__ = ["ReleaseChannel", "ReleaseReadyChannel", "current_topic", "release_channels", "remember_manifest"]
 
 MANIFEST_CACHE = 64
 CURRENT_REUSE_SECONDS = 0.5
@@ -40,6 +44,7 @@ class ReleaseChannel:
     def __init__(self) -> None:
         self._manifests: OrderedDict[tuple[str, str, int], dict[str, Any]] = OrderedDict()
         self._current: dict[str, tuple[int, float, list]] = {}  # env -> (generation, read at, rows)
+        self._lock = threading.Lock()  # remember() runs in the endpoints' worker threads
 
     def __repr__(self) -> str:
         return f"<ReleaseChannel cached={len(self._manifests)}>"
@@ -65,21 +70,39 @@ class ReleaseChannel:
         self._current[env] = (generation, now, rows)
         return rows
 
+    def remember(self, env: str, service: str, number: int, release_id: str, manifest: dict[str, Any]) -> None:
+        """Rule 3: a release just stored here, with its manifest as stored."""
+        self._keep((env, service, number), {"service": service, "number": number, "id": release_id,
+                                            "manifest": manifest})
+
+    def _keep(self, key: tuple[str, str, int], data: dict[str, Any]) -> None:
+        with self._lock:
+            self._manifests[key] = data
+            self._manifests.move_to_end(key)
+            while len(self._manifests) > MANIFEST_CACHE:
+                self._manifests.popitem(last=False)
+
     def _data(self, ctx, env: str, current) -> dict[str, Any] | None:
         key = (env, current.service, current.number)
-        data = self._manifests.get(key)
+        with self._lock:
+            data = self._manifests.get(key)
+            if data is not None:
+                self._manifests.move_to_end(key)
         if data is None:
             release = ctx.store.get_release(env, current.service, current.number)
             if release is None:
                 return None
             data = {"service": current.service, "number": current.number, "id": release.id,
                     "manifest": release.manifest}
-            self._manifests[key] = data
-            while len(self._manifests) > MANIFEST_CACHE:
-                self._manifests.popitem(last=False)
-        else:
-            self._manifests.move_to_end(key)
+            self._keep(key, data)
         return data
+
+
+def remember_manifest(ctx, env: str, service: str, number: int, release_id: str, manifest: dict[str, Any]) -> None:
+    """Rule 3: tell this replica's ``release`` channel about a release it just stored."""
+    for channel in ctx.channels:
+        if isinstance(channel, ReleaseChannel):
+            channel.remember(env, service, number, release_id, manifest)
 
 
 class ReleaseReadyChannel:

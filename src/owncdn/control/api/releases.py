@@ -51,7 +51,7 @@ from .blobs import BUNDLE_TYPE, Blobs, receive_bundle
 from .channels import state_changed
 from .errors import ApiProblem, error_responses
 from .nodes import existing_node
-from .releasechannels import current_topic
+from .releasechannels import current_topic, remember_manifest
 from .releaseschemas import (
     NodeReleaseIn, NodeReleaseOut, ReleaseCreate, ReleaseCreated, ReleaseFailure, ReleaseNode, ReleaseOut,
     ReleaseStatus,
@@ -131,8 +131,10 @@ def _create(ctx: ApiContext, env: str, name: str, manifest: Manifest, blobs: Blo
                          f"{len(missing)} blob(s) of this manifest are not uploaded yet (listed in 'problems'); "
                          "PUT /v1/blobs/{sha256} each, then create the release again", missing[:MAX_LISTED_MISSING])
     blobs.sync(manifest.blobs)  # every blob durable before a release names it
-    release = ctx.store.add_release(env, name, manifest.to_json(), manifest.id, len(manifest.files),
+    body = manifest.to_json()
+    release = ctx.store.add_release(env, name, body, manifest.id, len(manifest.files),
                                     manifest.total_bytes, author=author)
+    remember_manifest(ctx, env, name, release.number, release.id, body)  # the edges' events need no store read
     _changed(ctx, env, name, current=True)
     return ReleaseCreated(service=name, env=env, number=release.number, id=release.id,
                           files=release.files, bytes=release.bytes)

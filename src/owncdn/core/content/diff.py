@@ -11,19 +11,27 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .manifest import Manifest
 
 __all__ = ["ManifestDiff", "diff"]
 
 
-@dataclass(frozen=True)
 class ManifestDiff:
-    added: tuple[str, ...]
-    changed: tuple[str, ...]
-    removed: tuple[str, ...]
-    blobs_needed: dict[str, int]
+    """Rule 1-2's answer (a value; a plain class so importing this package stays cheap)."""
+
+    __slots__ = ("added", "changed", "removed", "blobs_needed")
+
+    def __init__(self, added: tuple[str, ...], changed: tuple[str, ...], removed: tuple[str, ...],
+                 blobs_needed: dict[str, int]) -> None:
+        self.added, self.changed, self.removed, self.blobs_needed = added, changed, removed, blobs_needed
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not ManifestDiff:
+            return NotImplemented
+        return (self.added, self.changed, self.removed, self.blobs_needed) == (
+            other.added, other.changed, other.removed, other.blobs_needed)
+
+    __hash__ = None  # holds a dict, as the dataclass it replaces
 
     def __repr__(self) -> str:
         return (f"<ManifestDiff +{len(self.added)} ~{len(self.changed)} -{len(self.removed)} "

@@ -24,7 +24,6 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -46,10 +45,27 @@ class ManifestError(ValueError):
         super().__init__(f"invalid manifest: {problems[0]}{more}")
 
 
-@dataclass(frozen=True, slots=True)
 class FileEntry:
-    sha256: str
-    size: int
+    """One file of a manifest: its blob and size (a value; treated as immutable). A
+    plain class, not a dataclass: `owncdn push` starts faster without importing
+    ``dataclasses`` (and ``inspect`` with it)."""
+
+    __slots__ = ("sha256", "size")
+
+    def __init__(self, sha256: str, size: int) -> None:
+        self.sha256 = sha256
+        self.size = size
+
+    def __repr__(self) -> str:
+        return f"FileEntry(sha256={self.sha256!r}, size={self.size!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not FileEntry:
+            return NotImplemented
+        return self.sha256 == other.sha256 and self.size == other.size
+
+    def __hash__(self) -> int:
+        return hash((self.sha256, self.size))
 
 
 def is_sha256(value: object) -> bool:

@@ -1,0 +1,144 @@
+"""``owncdn.client.http11``: a scripted server on loopback answers, the connection reads."""
+
+import socket
+import threading
+
+import pytest
+
+from owncdn.client.http11 import Connection, ProtocolError
+
+
+class Scripted:
+    """A one-connection-at-a-time server that reads one request head (and a body of its
+    Content-Length) per answer in ``answers`` and sends the answer's bytes; a ``None``
+    after an answer closes the connection once it is sent."""
+
+    def __init__(self, answers: list) -> None:
+        self.answers = list(answers)
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.answers:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                buf = b""
+                while self.answers:
+                    while b"\r\n\r\n" not in buf:
+                        more = conn.recv(65536)
+                        if not more:
+                            break
+                        buf += more
+                    if b"\r\n\r\n" not in buf:
+                        break
+                    head, _, buf = buf.partition(b"\r\n\r\n")
+                    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                                   if line.lower().startswith(b"content-length:")), 0)
+                    while len(buf) < length:
+                        buf += conn.recv(65536)
+                    self.requests.append(head + b"\r\n\r\n" + buf[:length])
+                    buf = buf[length:]
+                    conn.sendall(self.answers.pop(0))
+                    if self.answers and self.answers[0] is None:
+                        self.answers.pop(0)
+                        break
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(*answers):
+        server = Scripted(list(answers))
+        servers.append(server)
+        return server, Connection("127.0.0.1", server.port, timeout=5)
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_keep_alive_content_length_then_chunked_on_one_connection(serve):
+    server, conn = serve(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+                         b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n"
+                         b"A\r\n0123456789\r\n0\r\nTrailer: t\r\n\r\n")
+    first = conn.request("POST", "/v1/x", {"Content-Length": "5", "Authorization": "Bearer t"}, b"hello")
+    assert (first.status, first.body, first.will_close, first.header("CONTENT-TYPE")) == (
+        200, b"{}", False, "application/json")
+    second = conn.request("PUT", "/v1/y", {"Content-Length": "6"}, iter([b"abc", b"def"]))
+    assert (second.status, second.reason, second.body) == (201, "Created", b"abc0123456789")
+    assert server.connections == 1
+    assert server.requests[0].startswith(b"POST /v1/x HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % server.port)
+    assert server.requests[0].endswith(b"Authorization: Bearer t\r\n\r\nhello")
+    assert server.requests[1].endswith(b"\r\n\r\nabcdef")
+    assert repr(conn).endswith("open>")
+
+
+def test_interim_answers_are_skipped_and_head_has_no_body(serve):
+    server, conn = serve(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+                         b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+    assert conn.request("DELETE", "/a", {}).status == 204
+    head = conn.request("HEAD", "/b", {})
+    assert (head.status, head.body, head.will_close) == (200, b"", False)
+
+
+def test_a_body_to_the_end_of_the_connection_or_connection_close(serve):
+    server, conn = serve(b"HTTP/1.0 200 OK\r\n\r\nuntil the end", None,
+                         b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx", None)
+    first = conn.request("GET", "/a", {})
+    assert (first.body, first.will_close, conn.sock) == (b"until the end", True, None)
+    second = conn.request("GET", "/b", {})  # a new connection
+    assert (second.body, second.will_close, server.connections) == (b"x", True, 2)
+
+
+@pytest.mark.parametrize("answer", [
+    b"SSH-2.0-OpenSSH\r\n\r\n",
+    b"HTTP/1.1 2000 OK\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nbad line\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nabc\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n",
+    b"",
+])
+def test_what_is_not_http_is_a_protocol_error_and_closes(serve, answer):
+    server, conn = serve(answer, None)
+    with pytest.raises(ProtocolError):
+        conn.request("GET", "/", {})
+    assert conn.sock is None
+
+
+def test_network_failures_are_os_errors():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nobody listens once closed
+    with pytest.raises(OSError):
+        Connection("127.0.0.1", port, timeout=2).request("GET", "/", {})
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    try:
+        conn = Connection("127.0.0.1", silent.getsockname()[1], timeout=0.2)
+        with pytest.raises(TimeoutError):
+            conn.request("GET", "/", {})
+    finally:
+        silent.close()
+
+
+def test_host_header_leaves_out_the_default_port_and_brackets_ipv6():
+    assert Connection("example.com", None).authority == "example.com"
+    assert Connection("example.com", 443, tls=True).authority == "example.com"
+    assert Connection("::1", 8400).authority == "[::1]:8400"
