@@ -4,6 +4,7 @@ precompressed siblings, ETag / 304, ranges, HEAD, sendfile, switching, restarts.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import json
@@ -264,3 +265,15 @@ async def test_a_live_release_is_warmed_for_its_first_visitors(state):
     assert built == 5 and warmed == ["/", "/404", "/about", "/docs/", "/downloads/big.bin"]
     assert bodies == small and unchanged
     assert {("/assets/app.js", "gzip"), ("/assets/app.js", "br")} <= set(live.memo)
+
+
+async def test_an_edge_on_its_own_warms_the_releases_it_finds_at_start(state):
+    """edge/static.py rule 6 without a control plane: the release on disk is warmed at start."""
+    async with PushEdge(state) as t:
+        t.store.install("blog", 1, SITE, released_at=RELEASED)
+    async with PushEdge(state) as t:
+        await asyncio.gather(*t.server.warming)
+        warmed = sorted(target for target, coding in t.store.live["blog"].memo if coding is ANY_CODING)
+        r = await t.get("/about")
+    assert warmed == ["/", "/404", "/about", "/docs/", "/downloads/big.bin"]
+    assert (r.status, r.body) == (200, b"<h1>about</h1>")

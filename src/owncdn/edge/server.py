@@ -25,6 +25,7 @@ from owncdn.edge.protocol import HttpConnection, Limits
 from owncdn.edge.tlslistener import listen_tls, open_cert_store
 from owncdn.edge.releases import open_releases
 from owncdn.edge.releasesync import follow_releases
+from owncdn.edge.static import warm_release
 
 
 class AdminApp:
@@ -100,6 +101,7 @@ class EdgeServer:
         self.certs = None  # edge/tls.py CertStore; set by start()
         self.tls_server = None
         self.push = None  # follows pushed releases (edge/releasesync.py)
+        self.warming: list[asyncio.Task] = []  # releases on disk of an edge on its own (edge/static.py rule 6)
 
     def __repr__(self) -> str:
         return f"<EdgeServer {self.edge.served_by} port={self.port} admin={self.admin_port}>"
@@ -174,6 +176,8 @@ class EdgeServer:
             agent.handlers["admin"] = admin_handler  # the probe token (edge/adminapi.py)
             agent.start()
             server.agent = agent
+        elif edge.releases is not None:  # on its own: its releases on disk are warmed here
+            server.warming = [loop.create_task(warm_release(edge, service)) for service in list(edge.releases.live)]
         return server
 
     @staticmethod
@@ -190,6 +194,9 @@ class EdgeServer:
             await self.agent.stop()
         if self.push is not None:
             await self.push.close()
+        for task in self.warming:
+            task.cancel()
+        await asyncio.gather(*self.warming, return_exceptions=True)
         self.sweeper.cancel()
         stop_load_meter(self.edge)
         servers = self.servers + ([self.tls_server] if self.tls_server is not None else [])
