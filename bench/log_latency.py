@@ -45,7 +45,12 @@ Everything shares this machine's 2 cores with whatever else runs on it, so the n
 are a sanity check, not a measurement of a production fleet.
 
     .venv/bin/python bench/log_latency.py [--seconds 10] [--connections 16] [--rate 1000]
-        [--steady-seconds 10] [--probe-rate 20]
+        [--steady-seconds 10] [--probe-rate 20] [--rounds 1]
+
+With `--rounds N` the three saturation phases run N times, one round after the other, and
+each round's figures and their medians are printed as well: on a shared machine the other
+load moves between phases, and one round's `on` versus `file` ratio moved by 10-15 points
+from run to run with the same code.
 """
 
 from __future__ import annotations
@@ -259,10 +264,11 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def saturate(bench: Bench, args, results: dict) -> None:
+def saturate(bench: Bench, args, results: dict, round_: int = 1) -> None:
     work = bench.work
+    suffix = "" if round_ == 1 else str(round_)  # each round's edges have their own ids (and state)
     for phase, ship, log in (("none", False, "off"), ("file", False, str(work / "access")), ("on", True, "off")):
-        bench.start_edges(phase, ship, log)
+        bench.start_edges(phase + suffix, ship, log if log == "off" else f"{log}{suffix}")
         pids = [p.pid for p in bench.edge_procs]
         cpu0, ccpu0 = cpu_seconds(pids), cpu_seconds([bench.control_proc.pid])
         rps, requests = bench.wrk(args.seconds, args.connections)
@@ -271,7 +277,7 @@ def saturate(bench: Bench, args, results: dict) -> None:
         results[f"edge_cpu_us_{phase}"] = cpu / requests * 1e6 if requests else None
         results[f"control_cores_{phase}"] = ccpu / args.seconds
         if ship:
-            lag, stored = bench.caught_up(phase, requests, args.catch_up)  # wrk counts completed responses
+            lag, stored = bench.caught_up(phase + suffix, requests, args.catch_up)  # wrk counts completed responses
             ccpu = cpu_seconds([bench.control_proc.pid]) - ccpu0
             results.update(catch_up_s=lag, lines_stored=stored, requests_on=requests,
                            control_cpu_us_per_line=ccpu / stored * 1e6 if stored else None,
@@ -346,6 +352,23 @@ def report(args, results: dict) -> None:
               f" p50 {results['writer_p50'] * 1000:.0f} ms, p99 {results['writer_p99'] * 1000:.0f} ms")
 
 
+def report_rounds(rounds: list[dict]) -> None:
+    """Each round's saturation figures (section 1 above shows the last round's), and the medians."""
+    if len(rounds) < 2:
+        return
+    rows = [(r.get("rps_file") or 0.0, r.get("rps_on") or 0.0, r.get("edge_cpu_us_file") or 0.0,
+             r.get("edge_cpu_us_on") or 0.0, r.get("control_cpu_us_per_line") or 0.0) for r in rounds]
+    print(f"\nsaturation, {len(rounds)} rounds (file, on requests/s; edge CPU us per request file, on;"
+          " control-plane CPU us per line):")
+    for n, (file_, on, cf, con, ctl) in enumerate(rows, 1):
+        print(f"  round {n}: {file_:8.0f} {on:8.0f} ({(on / file_ - 1) * 100 if file_ else 0:+.1f}%),"
+              f" edge {cf:.2f} {con:.2f} ({(con / cf - 1) * 100 if cf else 0:+.1f}%), control {ctl:.2f}")
+    ratio = statistics.median((on / file_ - 1) * 100 for file_, on, *_ in rows if file_)
+    edge = statistics.median((con / cf - 1) * 100 for _, _, cf, con, _ in rows if cf)
+    print(f"  median: shipping on {ratio:+.1f}% throughput vs file, edge CPU per request {edge:+.1f}%,"
+          f" control plane {statistics.median(r[4] for r in rows):.2f} us per line")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="Load per saturation phase.")
@@ -356,6 +379,10 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.05, help="Seconds between the watcher's queries.")
     parser.add_argument("--grace", type=float, default=10.0, help="Seconds to wait for the last probed lines.")
     parser.add_argument("--catch-up", type=float, default=60.0, help="Most seconds to wait for the on phase's lines.")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="Saturation rounds (none, file, on each); with more than one, each round's"
+                             " figures and their medians are printed too (the machine's other load moves"
+                             " between phases: the ratio of one round is only as steady as that load).")
     parser.add_argument("--json", type=Path, help="Also write the results here.")
     parser.add_argument("--keep", action="store_true", help="Keep the work directory.")
     args = parser.parse_args()
@@ -364,9 +391,16 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="owncdn-loglat-"))
     bench = Bench(work)
     results: dict = {}
+    rounds: list[dict] = []  # the saturation figures of each round
     try:
         bench.start_control()
-        saturate(bench, args, results)
+        for round_ in range(1, args.rounds + 1):
+            if round_ > 1:
+                bench.stop_edges()  # the last round's `on` edges stay up for the steady phase
+            results = {}
+            saturate(bench, args, results, round_)
+            rounds.append(results)
+        results = dict(results)
         steady(bench, args, results)
         bench.stop_edges()
     finally:
@@ -376,8 +410,9 @@ def main() -> None:
         else:
             print(f"work directory: {work}")
     report(args, results)
+    report_rounds(rounds)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps({**results, "rounds": rounds}, indent=2))
 
 
 if __name__ == "__main__":

@@ -279,3 +279,36 @@ def test_queries_read_no_files_not_even_the_inbox_siblings(analytics, tmp_path):
 ])
 def test_lines_are_counted_as_the_reader_sees_them(data, expected):
     assert _count_lines(data) == expected
+
+
+def test_batches_that_arrive_together_share_a_commit_and_keep_their_own_counts(tmp_path):
+    # the next commit waits: what arrives meanwhile shares it
+    a = Analytics(tmp_path / "group.duckdb", commit_every=0.5)
+    try:
+        a.ingest_lines(jsonl([line(0, T0)]), "e/0").result()
+        futures = [a.ingest_lines(jsonl([line(1, T0), line(2, T0 + 1)]), "e/1"),
+                   a.ingest_lines(jsonl([line(3, T0 + 2)]) + b"not json\n", "f/1"),
+                   a.ingest_lines(jsonl([line(1, T0), line(2, T0 + 1)]), "e/1"),  # again, before the first was stored
+                   a.ingest_lines(jsonl([line(1, T0), line(4, T0 + 3)]))]  # no name: by request_id
+        results = [f.result() for f in futures]
+        assert [r[:3] for r in results] == [(2, 0, 0), (1, 0, 1), (0, 2, 0), (1, 1, 0)]
+        assert "line 2" in results[1][3][0]
+        rows, last = a.tail(0, limit=10)
+        assert sorted(r["request_id"] for r in rows) == ["r-0", "r-1", "r-2", "r-3", "r-4"] and last == a.seq
+    finally:
+        a.close()
+
+
+def test_named_batches_of_one_commit_are_read_together_in_order(tmp_path):
+    a = Analytics(tmp_path / "group.duckdb", commit_every=0.5)
+    try:
+        a.ingest_lines(jsonl([line(0, T0)]), "e/0").result()
+        futures = [a.ingest_lines(jsonl([line(n, T0 + n) for n in range(k, k + 3)])[:-1], f"e/{k}")  # no last newline
+                   for k in (1, 4, 7)]
+        assert [f.result() for f in futures] == [(3, 0, 0, [])] * 3
+        assert a.ingest_lines(jsonl([line(4, T0 + 4)]), "e/4").result()[:3] == (0, 3, 0)
+        rows, _ = a.tail(0, limit=20)
+        assert [r["request_id"] for r in rows] == [f"r-{n}" for n in range(10)]
+        assert len({r["seq"] for r in rows}) == 10
+    finally:
+        a.close()

@@ -189,7 +189,7 @@ async def test_a_shipped_access_log_sends_a_batch_soon_without_the_sweeper(tmp_p
 
     got: list[bytes] = []
     log = AccessLog("off", "edge-1", "fra")
-    log.add_sink(type("Sink", (), {"put": lambda self, data: got.append(data)})())
+    log.add_sink(type("Sink", (), {"put": lambda self, data, lines: got.append(data)})())
     log.write(Req(), 1_795_168_800.25, 1.0)  # nobody calls flush: the log's own timer does (Rule 2)
     await wait_for(lambda: got)
     assert got[0].startswith(b'{"schema_version":1,"time":"2026-11-20T10:00:00.250Z","request_id":"r-1",')

@@ -10,7 +10,7 @@ Rules:
    batch, not per request, so a line reaches its spool within about 0.2 s.
 3. "-" writes to standard output, "off" writes nothing, anything else is a file
    opened for appending (created with its directory).
-4. Each batch also goes to every sink in `sinks` (`put(data)`: the spools of log
+4. Each batch also goes to every sink in `sinks` (`put(data, lines)`: the spools of log
    shipping, `edge/logship.py`), which only keeps it: no I/O on the caller's path.
    Requests are recorded while the target or any sink wants them.
 5. Lines follow `core/logs/schema.py` (`schema_version` first); `origin_bytes` is 0
@@ -151,9 +151,10 @@ class AccessLog:
     def flush(self) -> None:
         if not self.pending:
             return
+        count = len(self.pending)
         data = self.lines()
-        for sink in self.sinks:  # Rule 4
-            sink.put(data)
+        for sink in self.sinks:  # Rule 4: with the count, which the spool would otherwise make
+            sink.put(data, count)
         if self.fd < 0:
             return
         while data:

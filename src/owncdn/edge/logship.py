@@ -59,6 +59,7 @@ class LogShipper:
         self.spool = spool
         self.sender = sender
         self.queue: list[bytes] = []
+        self.queued_lines: int | None = 0  # lines in `queue`; None when a batch came without its count
         self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
         self.shipped_lines = 0
@@ -72,10 +73,18 @@ class LogShipper:
     def __repr__(self) -> str:
         return f"<LogShipper {self.name} shipped={self.shipped_lines} {self.spool!r}>"
 
-    def put(self, data: bytes) -> None:
-        """A batch from the access log (Rule 1)."""
+    def put(self, data: bytes, lines: int | None = None) -> None:
+        """A batch from the access log (Rule 1), with its number of lines when the
+        caller knows it (the spool then need not count them)."""
         self.queue.append(data)
+        self.queued_lines = None if lines is None or self.queued_lines is None else self.queued_lines + lines
         self.wake.set()
+
+    def _take(self) -> tuple[bytes, int | None]:
+        """What waits in the queue, as one batch with its lines, and an empty queue."""
+        data, lines = b"".join(self.queue), self.queued_lines
+        self.queue, self.queued_lines = [], 0
+        return data, lines
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self.run(), name=f"log-shipper-{self.name}")
@@ -88,12 +97,11 @@ class LogShipper:
                 await self.task
             except asyncio.CancelledError:
                 pass
-        data, self.queue = b"".join(self.queue), []
-        await asyncio.to_thread(self._spool_and_close, data)
+        await asyncio.to_thread(self._spool_and_close, *self._take())
         await _aclose(self.sender)
 
-    def _spool_and_close(self, data: bytes) -> None:
-        self.spool.append(data)
+    def _spool_and_close(self, data: bytes, lines: int | None) -> None:
+        self.spool.append(data, lines)
         self.spool.close()
 
     def stats(self) -> dict:
@@ -113,8 +121,7 @@ class LogShipper:
                 pass
             self.wake.clear()
             if self.queue:
-                data, self.queue = b"".join(self.queue), []
-                await asyncio.to_thread(self.spool.append, data)
+                await asyncio.to_thread(self.spool.append, *self._take())
             if loop.time() >= self.retry_at:
                 await self._ship(loop)
 
@@ -144,8 +151,7 @@ class LogShipper:
             self.delay = MIN_DELAY
             self.retry_at = 0.0
             if self.queue:  # keep the newest batches on disk while a backlog drains (Rule 1)
-                data, self.queue = b"".join(self.queue), []
-                await asyncio.to_thread(self.spool.append, data)
+                await asyncio.to_thread(self.spool.append, *self._take())
 
 
 # -- senders (Rule 4) ------------------------------------------------------------------

@@ -82,8 +82,9 @@ class LogSpool:
     def lines(self) -> int:
         return sum(s.lines for s in self.sealed) + (self.current.lines if self.current else 0)
 
-    def append(self, data: bytes) -> None:
-        """Write whole lines and fsync them (Rule 1)."""
+    def append(self, data: bytes, lines: int | None = None) -> None:
+        """Write whole lines and fsync them (Rule 1); ``lines``: how many, when the
+        caller knows (else they are counted)."""
         if not data:
             return
         self._make_room(len(data))
@@ -98,7 +99,8 @@ class LogSpool:
         if chunks is not None:
             chunks.append(data)
             self._chunks = chunks
-        lines = data.count(b"\n")
+        if lines is None:
+            lines = data.count(b"\n")
         self.current.size += len(data)
         self.current.lines += lines
         self.appended_lines += lines

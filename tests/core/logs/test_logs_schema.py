@@ -56,7 +56,7 @@ def test_the_edges_lines_follow_the_schema():
         id, start, ttfb, end, origin_ms, origin_bytes, traceparent = "ab-7", 1.0, 1.001, 1.002, 0.5, 10, None
 
     log = AccessLog("off", "edge-1", "fra")
-    log.add_sink(sink := type("Sink", (), {"put": lambda self, data: setattr(self, "data", data)})())
+    log.add_sink(sink := type("Sink", (), {"put": lambda self, data, lines: setattr(self, "data", data)})())
     log.write(Req(), 1_795_168_800.25, 1.002)
     log.flush()
     record = orjson.loads(sink.data)

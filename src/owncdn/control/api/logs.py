@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from owncdn.control.analytics import Analytics, QueryRefused
+from owncdn.control.analytics import MAX_GROUP, Analytics, QueryRefused
 from owncdn.control.store import Token
 from owncdn.core.logs.window import bucket_seconds, window
 
@@ -43,10 +43,10 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["logs"])
 MAX_BATCH = 256 << 20
-MAX_QUEUED = 16  # batches waiting for the writer before POST /v1/logs says 429
+MAX_QUEUED = MAX_GROUP  # batches waiting for the writer before POST /v1/logs says 429: one commit's worth
 
 
-def analytics_store(request: Request) -> Analytics:
+async def analytics_store(request: Request) -> Analytics:  # async: no I/O, so no hop to a worker thread
     store = getattr(request.app.state, "analytics", None)
     if store is None:
         raise ApiProblem(503, "no_analytics", "this control plane keeps no analytics store; start it with `owncdn control`")
@@ -56,7 +56,7 @@ def analytics_store(request: Request) -> Analytics:
 Store = Annotated[Analytics, Depends(analytics_store)]
 
 
-def log_sender(request: Request, token: Annotated[Token, Depends(require("node"))]) -> Token:
+async def log_sender(request: Request, token: Annotated[Token, Depends(require("node"))]) -> Token:
     if "admin" in token.scopes or token.node_id is not None:
         return token
     raise ApiProblem(403, "forbidden", f"token '{token.name}' is a bootstrap token: log batches need a registered node's token")
@@ -74,6 +74,9 @@ def _unpack(body: bytes, encoding: str) -> bytes:
         return body
     if encoding == "zstd":
         try:
+            size = zstandard.frame_content_size(body)
+            if 0 <= size <= MAX_BATCH:  # the frame says its size (edges' frames do): one buffer of that size
+                return zstandard.ZstdDecompressor().decompress(body)
             data = zstandard.ZstdDecompressor().stream_reader(body).read(MAX_BATCH + 1)
         except zstandard.ZstdError as exc:
             raise ApiProblem(400, "bad_zstd", f"the body is not valid zstd: {exc}") from None
