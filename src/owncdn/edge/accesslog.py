@@ -3,8 +3,11 @@
 Rules:
 1. When a response is complete (or the client went away) the request itself is
    queued as the record: no copying and no formatting on the response path.
-2. A request appends one record; lines are formatted and written in batches, when
-   2000 records wait, about once a second by the server's sweeper, and at shutdown.
+2. A request appends one record; every `FORMAT_AT` (256) records are formatted into
+   lines at once (while they are still in the processor's caches: measured in
+   bench/hit_path.py, 0.3-0.8 us less per request than formatting 2000 at a time),
+   and the lines are written in batches, when 2048 records wait, about once a
+   second by the server's sweeper, and at shutdown.
    A crash loses at most that second. While lines are shipped (a sink is attached) a
    batch is also flushed `SHIP_AFTER` (0.2 s) after its first record: one timer per
    batch, not per request, so a line reaches its spool within about 0.2 s.
@@ -33,7 +36,8 @@ import orjson
 
 from owncdn.edge.tracing import log_traceparent
 
-FLUSH_AT = 2000  # records
+FLUSH_AT = 2048  # records (8 x FORMAT_AT)
+FORMAT_AT = 256  # records formatted at once (Rule 2)
 SHIP_AFTER = 0.2  # seconds from a batch's first record to its flush while lines are shipped (Rule 2)
 _HEAD = b'{"schema_version":1,"time":"%s.'  # Rule 5: schema_version first, then the time to the second
 _MS = [b"%03dZ" % ms for ms in range(1001)]  # the time's milliseconds, with the zone
@@ -49,6 +53,8 @@ class AccessLog:
         self.enabled = target != "off"
         self.sinks: list = []  # Rule 4: log shipping's spools (edge/logship.py)
         self.pending: list = []  # finished requests
+        self.formatted: list[bytes] = []  # lines of earlier records of this batch (Rule 2)
+        self.formatted_count = 0
         self.written = 0
         self._loop = None
         self._timer = None  # Rule 2: the flush SHIP_AFTER the first record of a batch, when shipping
@@ -82,8 +88,11 @@ class AccessLog:
         if len(pending) == 1:
             if self.sinks and self._timer is None and self._loop is not None:  # Rule 2: shipping wants it soon
                 self._timer = self._loop.call_later(SHIP_AFTER, self._ship_flush)
-        elif len(pending) >= FLUSH_AT:
-            self.flush()
+        elif len(pending) >= FORMAT_AT:
+            self.formatted.append(self.lines())
+            self.formatted_count += FORMAT_AT
+            if self.formatted_count >= FLUSH_AT:
+                self.flush()
 
     def _ship_flush(self) -> None:
         self._timer = None
@@ -149,10 +158,12 @@ class AccessLog:
         return known
 
     def flush(self) -> None:
-        if not self.pending:
+        if not self.pending and not self.formatted:
             return
-        count = len(self.pending)
-        data = self.lines()
+        count = self.formatted_count + len(self.pending)
+        self.formatted.append(self.lines())
+        data = b"".join(self.formatted)
+        self.formatted, self.formatted_count = [], 0
         for sink in self.sinks:  # Rule 4: with the count, which the spool would otherwise make
             sink.put(data, count)
         if self.fd < 0:

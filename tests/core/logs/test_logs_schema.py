@@ -65,3 +65,39 @@ def test_the_edges_lines_follow_the_schema():
     assert (row["schema_version"], row["time"], row["client"], row["protocol"], row["origin_bytes"]) == (
         SCHEMA_VERSION, "2026-11-20T10:00:00.250Z", "192.0.2.9", "2", 10)
     assert {f[0] for f in FIELDS} == set(COLUMNS)
+
+
+def test_records_are_formatted_in_small_groups_but_written_in_big_batches(tmp_path):
+    """edge/accesslog.py Rule 2: every FORMAT_AT records become lines at once; the file
+    and the sinks get one batch at FLUSH_AT records (or at a flush), in order."""
+    from owncdn.edge.accesslog import FLUSH_AT, FORMAT_AT, AccessLog
+
+    class Conn:
+        client_addr, scheme = "192.0.2.9", "http"
+
+    class Headers:
+        notes = None
+        first = {}
+
+    def request(n):
+        req = type("Req", (), {})()
+        req.conn, req.headers, req.service, req.status, req.sent, req.cache = Conn(), Headers(), "www", 200, 5, "HIT"
+        req.host, req.target, req.method, req.version = "www.test", f"/{n}", "GET", "1.1"
+        req.id, req.start, req.ttfb, req.end, req.origin_ms, req.origin_bytes, req.traceparent = (
+            f"ab-{n}", 1.0, 1.001, 1.002, None, 0, None)
+        return req
+
+    path = tmp_path / "access.log"
+    log = AccessLog(str(path), "edge-1", "fra")
+    got = []
+    log.sinks.append(type("Sink", (), {"put": lambda self, data, lines: got.append((data.count(b"\n"), lines))})())
+    for n in range(FORMAT_AT + 10):
+        log.write(request(n), 1_795_168_800.0, 1.002)
+    assert (len(log.formatted), len(log.pending), path.read_bytes(), got) == (1, 10, b"", [])
+    for n in range(FORMAT_AT + 10, FLUSH_AT + 5):
+        log.write(request(n), 1_795_168_800.0, 1.002)
+    assert got == [(FLUSH_AT, FLUSH_AT)]  # written when FLUSH_AT records were formatted
+    log.close()
+    assert got[1:] == [(5, 5)]
+    paths = [orjson.loads(line)["path"] for line in path.read_bytes().splitlines()]
+    assert paths == [f"/{n}" for n in range(FLUSH_AT + 5)]
