@@ -257,14 +257,19 @@ class Edge:
             age, req.id.encode(), (t - req.start) * 1000, connection_field(req))
         body = obj.body
         conn = req.conn
+        if conn.h2:  # HTTP/2: the stored head's encoding is remembered (edge/h2.py)
+            conn.write_head(obj.head, tail)
+            head = b""
+        else:
+            head = obj.head + tail
         if req.method == "HEAD":
-            conn.writelines((obj.head, tail))
+            conn.write(head)
         elif type(body) is bytes and len(body) <= 16384:
-            conn.write(obj.head + tail + body)
+            conn.write(head + body)
             req.sent = len(body)
         else:
             req.sent = len(body)
-            pending = self._send_body(conn, obj.head + tail, whole(body))
+            pending = self._send_body(conn, head, whole(body))
             if pending is not None:
                 return self._done_after(req, pending)
         key = (req.service, req.status, "HIT")

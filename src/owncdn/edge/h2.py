@@ -53,7 +53,7 @@ from owncdn.core.http import h2frames as frames
 from owncdn.core.http.h2fields import RequestHead
 from owncdn.core.http.h2server import ServerConnection
 from owncdn.core.http.headers import Headers
-from owncdn.core.http.hpack_out import encode_head
+from owncdn.core.http.hpack_out import encode_head, encode_lines, encode_stored
 from owncdn.edge.protocol import _NO_BODY, BodyStream, Limits, Request, _Reject
 
 MAX_CONCURRENT_STREAMS = 128
@@ -71,6 +71,7 @@ class H2Stream:
         "headers_sent", "out", "queued", "ended", "_drain", "_paused", "_unacked",
     )
     scheme = "https"
+    h2 = True  # edge/app.py `_hit` hands a stored head over as it is (`write_head`)
 
     def __init__(self, owner: "H2Connection", stream_id: int) -> None:
         self.owner = owner
@@ -107,6 +108,14 @@ class H2Stream:
         for part in parts:
             self.write(part)
 
+    def write_head(self, stored: bytes, fields: bytes) -> None:
+        """A stored object's head and this response's own header lines (ending with the
+        blank line): the stored part's encoding is remembered whole (hpack_out Rule 7)."""
+        if self.closed or self.block is not None:
+            return
+        status, block = encode_stored(stored)
+        self._head_block(status, block + encode_lines(fields))
+
     def _head_bytes(self, data) -> None:
         buf = self._head + bytes(data) if self._head else bytes(data)
         end = buf.find(_END)
@@ -114,16 +123,18 @@ class H2Stream:
             self._head = buf
             return
         self._head = b""
-        status, block = encode_head(buf[:end])
+        self._head_block(*encode_head(buf[:end]))
+        rest = buf[end + 4:]
+        if rest:
+            self.write(rest)
+
+    def _head_block(self, status: int, block: bytes) -> None:
         if 100 <= status < 200:
             self.owner.informational(self, block)
         else:
             self.block = block
             self.no_body = status in (204, 304) or (self.req is not None and self.req.method == "HEAD")
             self.owner.schedule(self)
-        rest = buf[end + 4:]
-        if rest:
-            self.write(rest)
 
     def _queue(self, data) -> None:
         if len(data) > 16384 and type(data) is bytes:

@@ -180,6 +180,7 @@ class HttpConnection(asyncio.Protocol):
     """Server side of one client connection."""
 
     scheme = "http"  # "https" once connection_made sees TLS
+    h2 = False  # an HTTP/2 stream (edge/h2.py) says True
 
     def __init__(self, app: Any, limits: Limits, loop: asyncio.AbstractEventLoop) -> None:
         self.app = app

@@ -4,7 +4,7 @@ examples and the hpack package's decoder as the reference."""
 import pytest
 from hpack import Decoder
 
-from owncdn.core.http.hpack_out import _integer, encode_block, encode_head
+from owncdn.core.http.hpack_out import _integer, encode_block, encode_head, encode_lines, encode_stored
 
 
 @pytest.mark.parametrize(("value", "bits", "encoded"), [
@@ -53,3 +53,20 @@ def test_http1_heads_become_blocks(head, status, fields):
     for _ in range(2):  # the second time from the remembered lines
         got_status, block = encode_head(head)
         assert got_status == status and Decoder().decode(block, raw=True) == fields
+
+
+@pytest.mark.parametrize("stored, fields", [
+    (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nETag: \"x\"\r\n",
+     b"Age: 3\r\nX-Cache: HIT\r\nX-Request-Id: e-1f\r\nServer-Timing: edge;dur=0.02\r\n\r\n"),
+    (b"HTTP/1.1 404 Not Found\r\nVary: Accept-Encoding\r\n",
+     b"Age: 0\r\nX-Cache: HIT\r\nConnection: keep-alive\r\n\r\n"),  # connection-specific: dropped
+    (b"HTTP/1.1 204 No Content\r\n", b"\r\n"),
+])
+def test_a_stored_head_and_its_fields_encode_as_the_whole_head_does(stored, fields):
+    """Rule 7: the same block as encode_head of the head written out in one piece; the
+    stored part is remembered whole."""
+    status, block = encode_stored(stored)
+    whole = stored + fields
+    assert (status, block + encode_lines(fields)) == encode_head(whole[:whole.index(b"\r\n\r\n")])
+    assert encode_stored(stored)[1] is block
+    assert Decoder().decode(block + encode_lines(fields), raw=True)[0] == (b":status", stored[9:12])
