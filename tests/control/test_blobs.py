@@ -182,3 +182,47 @@ def test_dir_store_puts_a_batch_up_to_the_first_bad_blob(tmp_path):
     assert store.put_many(many) == ([1] * 40, None)
     assert store.missing([h for h, _ in many]) == []
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+# -- collection (Rule 6) ------------------------------------------------------------------
+
+def test_stored_lists_every_blob_with_size_and_age(blobs):
+    datas = [b"one", b"two two", os.urandom(3000)]
+    for data in datas:
+        put(blobs, data)
+    listed = dict(blobs.stored())
+    assert {name: info.size for name, info in listed.items()} == {sha(d): len(d) for d in datas}
+    assert all(info.mtime > 0 for info in listed.values())
+
+
+def test_delete_older_deletes_only_before_the_cutoff(blobs):
+    put(blobs, b"doomed")
+    mtime = dict(blobs.stored())[sha(b"doomed")].mtime
+    assert blobs.delete_older(sha(b"doomed"), cutoff=mtime - 1) is None  # not old enough: kept
+    assert blobs.missing([sha(b"doomed")]) == []
+    assert blobs.delete_older(sha(b"doomed"), cutoff=mtime + 10) == len(b"doomed")
+    assert blobs.missing([sha(b"doomed")]) == [sha(b"doomed")]
+    assert blobs.delete_older(sha(b"doomed"), cutoff=mtime + 10) is None  # gone already
+    with pytest.raises(BlobNotFound):
+        b"".join(blobs.read(sha(b"doomed")))
+
+
+def test_claim_is_missing_and_refreshes_old_blobs_in_a_directory(tmp_path):
+    blobs = DirBlobStore(tmp_path / "blobs")
+    put(blobs, b"old")
+    path = blobs.path(sha(b"old"))
+    os.utime(path, (1_000_000, 1_000_000))
+    assert blobs.claim([sha(b"old"), sha(b"absent")]) == [sha(b"absent")]
+    assert path.stat().st_mtime > 1_000_000  # claimed: a GC pass now finds it young
+    assert blobs.delete_older(sha(b"old"), cutoff=2_000_000) is None  # the claim wins: renamed back
+    assert path.read_bytes() == b"old"
+    assert not any(blobs.tmp.iterdir())
+
+
+def test_a_blob_a_crash_left_in_gc_trash_is_put_back_at_start(tmp_path):
+    blobs = DirBlobStore(tmp_path / "blobs")
+    put(blobs, b"kept")
+    os.replace(blobs.path(sha(b"kept")), blobs.tmp / f"gc.{sha(b'kept')}")  # as delete_older does first
+    again = DirBlobStore(tmp_path / "blobs")
+    assert again.missing([sha(b"kept")]) == []
+    assert not any(again.tmp.iterdir())

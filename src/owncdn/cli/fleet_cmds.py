@@ -88,6 +88,13 @@ def control(
     blob_store: str = typer.Option(None, "--blob-store", envvar="OWNCDN_BLOB_STORE",
                                    help="Where pushed files live: a directory (default: <state-dir>/blobs) or "
                                         "s3://bucket/prefix (endpoint and keys from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...)."),
+    keep_releases: int = typer.Option(10, "--keep-releases", min=1, help="Releases per service and environment whose "
+                                      "blobs blob GC keeps (besides the current one and those edges serve); older "
+                                      "ones stay listed but can no longer be rolled back to once their blobs go."),
+    blob_grace: float = typer.Option(3600.0, "--blob-grace", min=300.0, help="Seconds a blob no retained release "
+                                     "names is kept after its upload (or a push asking for it): pushes in flight."),
+    blob_gc_interval: float = typer.Option(21600.0, "--blob-gc-interval", min=0.0, help="Seconds between blob GC "
+                                           "passes (0: only `owncdn blobs gc`)."),
     acme: bool = typer.Option(True, help="Run the certificate manager here (ACME orders and renewals; replicas "
                               "coordinate through the store, so every replica may run it)."),
     webhook: list[str] = typer.Option([], "--webhook", envvar="OWNCDN_WEBHOOKS",
@@ -103,8 +110,10 @@ def control(
                                            "minute that raises an error-rate alert."),
 ) -> None:
     """Run the control plane: desired state, versions, nodes, purges, the REST API, edge health, certificates."""
+    from owncdn.control.blobgc import GcSettings
     from owncdn.control.health import HealthSettings
     from owncdn.control.server import first_start_tokens, open_store, serve
+    from owncdn.core.content.retention import Retention
     from owncdn.edge.server import _split
 
     host, port = _split(listen)
@@ -116,6 +125,7 @@ def control(
     store = open_store(state_dir, database)
     blobs = _blob_store(blob_store or state_dir / "blobs")
     analytics = _open_analytics(state_dir)  # shipped access logs (owncdn.control.analytics)
+    gc_settings = GcSettings(Retention(keep=keep_releases, grace=blob_grace), interval=blob_gc_interval)
     acme_settings = _acme_settings(acme, webhook, acme_ca_bundle, state_dir, database)
     for name, path in first_start_tokens(store, state_dir).items():
         typer.echo(f"created the {name} token: {path}")
@@ -123,7 +133,8 @@ def control(
 
     async def main() -> None:
         task = asyncio.get_running_loop().create_task(
-            serve(store, host, port, zone, health=settings, blobs=blobs, acme=acme_settings, analytics=analytics))
+            serve(store, host, port, zone, health=settings, blobs=blobs, acme=acme_settings, analytics=analytics,
+                  blob_gc=gc_settings))
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)

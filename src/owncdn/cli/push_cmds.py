@@ -6,6 +6,7 @@ get here (``cli/entry.py`` starts it without Typer), this command parses the res
     owncdn push ./public --service blog [--env staging]
     owncdn releases --service blog
     owncdn rollback --service blog --release 3
+    owncdn blobs gc [--dry-run]
 
 They talk to the control plane like the other fleet commands (`--control`,
 `--token`, or the files `owncdn up` / `owncdn control` leave in the state dir).
@@ -79,13 +80,13 @@ def releases(
         typer.echo(f"{env}: {service} has no releases yet; `owncdn push DIR --service {service}` makes one")
         return
     table = Table(title=f"{env}: releases of {service}")
-    for col in ("release", "current", "files", "size", "created", "by", "served by"):
+    for col in ("release", "current", "files", "size", "created", "by", "served by", "kept"):
         table.add_column(col)
     for r in rows:
         created = (r.get("created") or "")[:19].replace("T", " ")
         nodes = ", ".join(n["name"] for n in r["nodes"]) or "-"
         table.add_row(str(r["number"]), "*" if r["current"] else "", str(r["files"]), _human(r["bytes"]),
-                      created, r.get("author") or "", nodes)
+                      created, r.get("author") or "", nodes, "yes" if r.get("retained", True) else "no")
     Console().print(table)
 
 
@@ -96,6 +97,24 @@ def activate(service: str, number: int, env: str, control_url: str | None, token
     typer.echo(f"{env}: {service} serves release {done['number']} again")
 
 
+blobs_app = typer.Typer(help="The control plane's blob store of pushed files.", no_args_is_help=True)
+
+
+@blobs_app.command("gc")
+def blobs_gc(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be deleted."),
+    control_url: str = ControlOpt, token: str = TokenOpt, state_dir: Path = StateOpt,
+) -> None:
+    """Delete blobs no retained release needs (the control plane also does this every
+    --blob-gc-interval); needs an admin token."""
+    r = _call(client(control_url, token, state_dir).collect_blobs, dry_run)
+    verb = "would delete" if r["dry_run"] else "deleted"
+    typer.echo(f"{verb} {r['deleted']} of {r['stored']} blobs ({_human(r['freed_bytes'])}); kept {r['referenced']} "
+               f"for {r['retained_releases']} retained releases (newest {r['keep']} per service) and {r['young']} "
+               f"younger than {r['grace']:g} s")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(push)
     app.command()(releases)
+    app.add_typer(blobs_app, name="blobs")

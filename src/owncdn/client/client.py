@@ -260,6 +260,10 @@ class Client(LogsApi, WatchApi):  # logs and analytics: client/logs.py; health, 
         """Make release ``number`` current again (rollback or roll forward)."""
         return self._call("POST", f"/v1/services/{_seg(service)}/releases/{int(number)}/activate", params={"env": env})
 
+    def collect_blobs(self, dry_run: bool = False) -> dict[str, Any]:
+        """Blob GC now (``admin``): ``{deleted, freed_bytes, stored, referenced, young, ...}``."""
+        return self._call("POST", "/v1/blobs/gc", params={"dry_run": "true" if dry_run else "false"})
+
     def report_release(self, node_id: str, service: str, number: int, status: str, reason: str = "") -> dict[str, Any]:
         """A node's report: ``status`` ``"serving"`` or ``"failed"`` for release ``number``."""
         body = {"service": service, "number": number, "status": status, "reason": reason}

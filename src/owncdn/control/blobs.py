@@ -28,6 +28,17 @@ Rules:
    resumes where it stopped); ``BlobNotFound`` when there is no such blob.
 5. Blobs larger than ``max_bytes`` (5 GiB by default) are refused (``BlobTooLarge``).
    Credentials never appear in reprs, logs or messages.
+6. Collection (``owncdn.control.blobgc``): ``stored()`` lists every blob with its
+   size and age (directory: mtime; S3: LastModified); ``claim(hashes)`` is
+   ``missing`` that also marks the present blobs as wanted now (directory: their
+   mtime is refreshed when older than ``CLAIM_REFRESH`` seconds; S3: nothing, its
+   objects keep their upload time), so a push that found them present is inside the
+   grace period; ``delete_older(sha, cutoff)`` deletes a blob only if it is still
+   older than ``cutoff`` when deleted. Directory store: the blob is first renamed
+   into ``tmp`` (``gc.<sha>``), its age looked at again there and, if a claim made it
+   young meanwhile, renamed back; so a claim either lands before (the blob stays) or
+   finds it missing (the release is refused with 409 ``missing_blobs``). A
+   ``gc.`` file a crash left is renamed back at start.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ import hashlib
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,6 +55,7 @@ from typing import IO, Protocol
 from urllib.parse import urlsplit
 
 from owncdn.core.content import is_sha256
+from owncdn.core.content.retention import BlobInfo
 from owncdn.durable import sync_many, sync_paths, write_all
 
 __all__ = [
@@ -54,6 +67,8 @@ CHUNK = 256 * 1024
 MAX_BLOB_BYTES = 5 << 30
 SPOOL_BYTES = 8 << 20
 HEAD_THREADS = 16
+CLAIM_REFRESH = 60.0
+GC_PREFIX = "gc."
 
 
 class BlobError(Exception):
@@ -85,6 +100,9 @@ class BlobStore(Protocol):
     def writer(self, sha: str) -> BlobWriter: ...
     def read(self, sha: str, start: int = 0) -> Iterator[bytes]: ...
     def sync(self, hashes: Iterable[str]) -> None: ...
+    def claim(self, hashes: Iterable[str]) -> list[str]: ...
+    def stored(self) -> Iterator[tuple[str, BlobInfo]]: ...
+    def delete_older(self, sha: str, cutoff: float) -> int | None: ...
 
 
 def _check_name(sha: str) -> None:
@@ -138,7 +156,10 @@ class DirBlobStore:
         self.tmp = self.root / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
         for leftover in self.tmp.iterdir():
-            leftover.unlink(missing_ok=True)
+            if leftover.name.startswith(GC_PREFIX) and is_sha256(leftover.name[len(GC_PREFIX):]):
+                self._restore(leftover, leftover.name[len(GC_PREFIX):])  # fate unknown: back (Rule 6)
+            else:
+                leftover.unlink(missing_ok=True)
         self._dirty = {p for p in self.root.iterdir() if p.is_dir() and p != self.tmp}  # unknown: sync once
         self._dirty_lock = threading.Lock()
         self._tmp_counter = 0
@@ -167,6 +188,58 @@ class DirBlobStore:
 
     def writer(self, sha: str) -> _DirWriter:
         return _DirWriter(self, sha)
+
+    def claim(self, hashes: Iterable[str], now: float | None = None) -> list[str]:
+        """``missing``, and the present blobs' mtimes refreshed when older than
+        ``CLAIM_REFRESH`` seconds (Rule 6)."""
+        now = time.time() if now is None else now
+        missing = []
+        for sha in dict.fromkeys(hashes):
+            _check_name(sha)
+            path = os.path.join(self._root, sha[:2], sha)
+            try:
+                if os.stat(path).st_mtime < now - CLAIM_REFRESH:
+                    os.utime(path, (now, now))
+            except FileNotFoundError:
+                missing.append(sha)
+        return missing
+
+    def stored(self) -> Iterator[tuple[str, BlobInfo]]:
+        """Every blob with its size and mtime (Rule 6)."""
+        for entry in os.scandir(self._root):
+            if len(entry.name) != 2 or not entry.is_dir(follow_symlinks=False):
+                continue
+            for blob in os.scandir(entry.path):
+                if blob.name.startswith(entry.name) and is_sha256(blob.name):
+                    try:
+                        st = blob.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    yield blob.name, BlobInfo(size=st.st_size, mtime=st.st_mtime)
+
+    def delete_older(self, sha: str, cutoff: float) -> int | None:
+        """Delete the blob if its mtime is still before ``cutoff``; its size, or None
+        when it is gone already or was claimed meanwhile (Rule 6)."""
+        final = self.path(sha)
+        trash = self.tmp / f"{GC_PREFIX}{sha}"
+        try:
+            os.replace(final, trash)
+        except FileNotFoundError:
+            return None
+        st = trash.stat()
+        if st.st_mtime >= cutoff:
+            self._restore(trash, sha)
+            return None
+        trash.unlink()
+        return st.st_size
+
+    def _restore(self, trash: Path, sha: str) -> None:
+        final = self.root / sha[:2] / sha
+        final.parent.mkdir(exist_ok=True)
+        if final.exists():  # uploaded again meanwhile: the same bytes (Rule 1)
+            trash.unlink(missing_ok=True)
+        else:
+            os.replace(trash, final)
 
     def put(self, sha: str, data: bytes) -> int:
         """Store a whole small blob in one step (Rules 1, 2); its size."""
@@ -346,6 +419,41 @@ class S3BlobStore:
 
     def sync(self, hashes: Iterable[str]) -> None:
         """Nothing to do: an object S3 acknowledged is stored (Rule 3)."""
+
+    def claim(self, hashes: Iterable[str], now: float | None = None) -> list[str]:
+        """``missing``: objects keep their upload time (Rule 6)."""
+        return self.missing(hashes)
+
+    def stored(self) -> Iterator[tuple[str, BlobInfo]]:
+        """Every blob under the prefix with its size and LastModified (Rule 6)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        start = f"{self.prefix}/" if self.prefix else ""
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start):
+                for obj in page.get("Contents", ()):
+                    name = obj["Key"][len(start):]
+                    if is_sha256(name):
+                        yield name, BlobInfo(size=int(obj["Size"]), mtime=obj["LastModified"].timestamp())
+        except (ClientError, BotoCoreError) as exc:
+            raise BlobError(f"{self!r}: cannot list blobs: {_reason(exc)}") from None
+
+    def delete_older(self, sha: str, cutoff: float) -> int | None:
+        """Delete the blob if it was last modified before ``cutoff`` (Rule 6)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.key(sha))
+            if head["LastModified"].timestamp() >= cutoff:
+                return None
+            self.client.delete_object(Bucket=self.bucket, Key=self.key(sha))
+        except ClientError as exc:
+            if _status(exc) == 404:
+                return None
+            raise BlobError(f"{self!r}: cannot delete blob {sha[:12]}: {_reason(exc)}") from None
+        except BotoCoreError as exc:
+            raise BlobError(f"{self!r}: cannot delete blob {sha[:12]}: {_reason(exc)}") from None
+        return int(head["ContentLength"])
 
     def read(self, sha: str, start: int = 0) -> Iterator[bytes]:
         from botocore.exceptions import ClientError

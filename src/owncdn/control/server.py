@@ -44,11 +44,13 @@ def open_store(state_dir: Path, database: str | None) -> Store:
 
 
 async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.Event | None = None,
-                health=None, blobs=None, acme=None, analytics=None) -> None:
+                health=None, blobs=None, acme=None, analytics=None, blob_gc=None) -> None:
     """Serve the API until cancelled; then end the event streams and close the socket.
     Runs the edge health monitor (`owncdn.control.health`) with `health` settings
     (a `HealthSettings`; the defaults when None), and the certificate manager
-    (`owncdn.control.acme`) with `acme` settings (a `ManagerSettings`)."""
+    (`owncdn.control.acme`) with `acme` settings (a `ManagerSettings`), and blob GC
+    (`owncdn.control.blobgc`) with `blob_gc` settings (a `GcSettings`; the defaults
+    when None)."""
     import socket
 
     import uvicorn
@@ -63,6 +65,7 @@ async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.
     from owncdn.control.acme.manager import start_manager
 
     certificates = start_manager(store, hub, app, acme)
+    collector = start_blob_gc(store, blobs, blob_gc, app)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
@@ -84,6 +87,8 @@ async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.
             monitor.cancel()
         if certificates is not None:
             certificates.cancel()
+        if collector is not None:
+            collector.cancel()
         hub.close()
         server.should_exit = True
         try:
@@ -110,3 +115,18 @@ def start_health_monitor(store: Store, hub, settings=None, app=None) -> asyncio.
     if app is not None:
         app.state.health_monitor = app.state.owncdn.health_monitor = monitor  # API and `admin` channel
     return asyncio.get_running_loop().create_task(monitor.run(), name="edge-health")
+
+
+def start_blob_gc(store: Store, blobs, settings=None, app=None) -> asyncio.Task | None:
+    """Blob GC every `settings.interval` seconds as a task of this loop (None without
+    a blob store or with interval 0); its retention goes on `app.state` for the API
+    (`POST /v1/blobs/gc`, the releases' `retained` flag)."""
+    from owncdn.control.blobgc import GcSettings, run_periodically
+
+    settings = settings or GcSettings()
+    if app is not None:
+        app.state.blob_retention = settings.retention
+    if blobs is None or settings.interval <= 0:
+        return None
+    return asyncio.get_running_loop().create_task(
+        run_periodically(store, blobs, settings.retention, settings.interval), name="blob-gc")

@@ -50,6 +50,7 @@ class Fleet:
         self.acme = None  # ManagerSettings of the certificate manager (owncdn.control.acme); None: defaults
         self.tls = False  # edges also listen for HTTPS (EdgeServer.tls_port)
         self.admin = False  # edges also open an admin listener (/metrics, /cache, /probe) on their address
+        self.blob_gc = None  # GcSettings of blob GC (owncdn.control.blobgc); None: defaults
         self.analytics = None  # shipped access logs (owncdn.control.analytics), <state>/control/analytics.duckdb
 
     def __repr__(self) -> str:
@@ -94,7 +95,7 @@ class Fleet:
         started = asyncio.Event()
         self.control_task = asyncio.get_running_loop().create_task(
             serve(self.store, "127.0.0.1", self.port, "cdn.test", started, health=self.health,
-                  blobs=self.blobs, acme=self.acme, analytics=self.analytics))
+                  blobs=self.blobs, acme=self.acme, analytics=self.analytics, blob_gc=self.blob_gc))
         await asyncio.wait_for(started.wait(), 10)
 
     async def stop_control(self) -> None:

@@ -9,6 +9,7 @@ from owncdn.control.hub import Hub
 from owncdn.control.store import Store
 
 from . import edgehealth, nodes, purges, services, tokens, versions
+from . import blobgc
 from . import blobs as blob_api
 from . import releases
 from . import logs as log_api
@@ -51,7 +52,7 @@ def create_app(store: Store, *, zone: str = "cdn.test", hub: Hub | None = None,
     install_error_handlers(app)
     for module in (versions, services, nodes, purges, tokens, edgehealth):
         app.include_router(module.router)
-    for module in (blob_api, releases):
+    for module in (blob_api, blobgc, releases):
         app.include_router(module.router)
     app.include_router(health_router)
     app.include_router(log_api.router)  # /v1/logs, /v1/stats (api/logs.py)

@@ -1,7 +1,9 @@
 """Blobs: the content-addressed bytes of pushed files (``owncdn.control.blobs``).
 
 Rule 1: ``POST /v1/blobs/missing`` and ``PUT /v1/blobs/{sha256}`` need scope
-``deploy``: a push asks which blobs are missing and uploads only those.
+``deploy``: a push asks which blobs are missing and uploads only those. Asking
+claims the present ones (``BlobStore.claim``), so blob GC's grace period covers the
+push that is about to name them (``owncdn.control.blobgc``).
 
 Rule 2: a PUT is hashed while it streams in and stored only if the bytes hash to
 the name in the path (else 400, nothing stored); putting a blob that exists again
@@ -80,7 +82,7 @@ def blob_reader(request: Request, token: Annotated[Token, Depends(authenticate)]
              responses=error_responses(400, 401, 403, 422))
 def missing(body: MissingIn, blobs: Blobs, _: Annotated[Token, Depends(require("deploy"))]) -> MissingOut:
     _check_hashes(body.hashes)
-    return MissingOut(missing=blobs.missing(body.hashes))
+    return MissingOut(missing=blobs.claim(body.hashes))
 
 
 def _check_hashes(hashes: list[str]) -> None:

@@ -28,6 +28,11 @@ failed it (with their reasons) and which edges in contact (heard from within
 ``CONTACT_WINDOW`` seconds) have not answered yet; with ``?wait=S`` (at most 300)
 the answer comes once none is left, or after S seconds, woken by each node report
 and re-reading the store every second (reports may land on another replica).
+
+Rule 7: blob retention (``owncdn.core.content.retention``): the listing marks
+each release ``retained`` (its blobs are kept by blob GC) or not; ``activate``
+claims the release's blobs first and answers 409 ``release_pruned`` when blob GC
+deleted some, leaving the current release as it was (push that content again).
 """
 
 from __future__ import annotations
@@ -45,8 +50,10 @@ from owncdn.control.blobs import BlobStore
 from owncdn.control.hub import RECHECK_SECONDS
 from owncdn.control.store import Release, Token
 from owncdn.core.content import Manifest, ManifestError, parse_manifest
+from owncdn.core.content.retention import manifest_blobs, retained_numbers
 
 from .auth import ApiContext, Ctx, node_token, require
+from .blobgc import blob_retention
 from .blobs import BUNDLE_TYPE, Blobs, receive_bundle
 from .channels import state_changed
 from .errors import ApiProblem, error_responses
@@ -125,11 +132,12 @@ def _manifest_record(ctx: ApiContext, env: str, name: str, sha: str, data: bytes
 
 def _create(ctx: ApiContext, env: str, name: str, manifest: Manifest, blobs: BlobStore, author: str) -> ReleaseCreated:
     """Rules 1 and 3, once the manifest and the service are checked."""
-    missing = blobs.missing(manifest.blobs)
+    missing = blobs.claim(manifest.blobs)  # present ones marked wanted: blob GC keeps them (blobgc Rule 2)
     if missing:
         raise ApiProblem(409, "missing_blobs",
                          f"{len(missing)} blob(s) of this manifest are not uploaded yet (listed in 'problems'); "
-                         "PUT /v1/blobs/{sha256} each, then create the release again", missing[:MAX_LISTED_MISSING])
+                         "PUT /v1/blobs/{sha256} each, then create the release again (`owncdn push` again "
+                         "does both)", missing[:MAX_LISTED_MISSING])
     blobs.sync(manifest.blobs)  # every blob durable before a release names it
     body = manifest.to_json()
     release = ctx.store.add_release(env, name, body, manifest.id, len(manifest.files),
@@ -197,7 +205,7 @@ def _status(ctx: ApiContext, env: str, name: str, number: int) -> ReleaseStatus:
     summary="List releases, newest first, with the current one and the nodes serving each",
     responses=error_responses(401, 403, 422),
 )
-def list_releases(name: ServiceName, ctx: Ctx, _: Annotated[Token, Depends(require("read", "deploy"))],
+def list_releases(name: ServiceName, request: Request, ctx: Ctx, _: Annotated[Token, Depends(require("read", "deploy"))],
                   env: EnvQuery = "production",
                   limit: Annotated[int, Query(ge=1, le=1000, description="Most releases to return.")] = 50) -> list[ReleaseOut]:
     current = ctx.store.current_release_number(env, name)
@@ -205,22 +213,32 @@ def list_releases(name: ServiceName, ctx: Ctx, _: Annotated[Token, Depends(requi
     for row in ctx.store.node_releases(env, name):
         if row.serving is not None:
             serving.setdefault(row.serving, []).append(ReleaseNode(node_id=row.node_id, name=row.name, location=row.location))
-    return [_out(r, current, serving.get(r.number, [])) for r in ctx.store.list_releases(env, name, limit)]
+    numbers = ctx.store.release_numbers(env, name).get((env, name), [])
+    retained = retained_numbers(numbers, current, serving, blob_retention(request).keep)  # Rule 7
+    return [_out(r, current, serving.get(r.number, []), r.number in retained)
+            for r in ctx.store.list_releases(env, name, limit)]
 
 
 @router.post(
     "/v1/services/{name}/releases/{number}/activate", response_model=ReleaseOut,
-    summary="Make a release current again (rollback, roll forward)", responses=error_responses(401, 403, 404, 422),
+    summary="Make a release current again (rollback, roll forward)", responses=error_responses(401, 403, 404, 409, 422),
 )
-def activate_release(name: ServiceName, number: Number, ctx: Ctx,
+def activate_release(name: ServiceName, number: Number, ctx: Ctx, blobs: Blobs,
                      token: Annotated[Token, Depends(require("deploy"))], env: EnvQuery = "production") -> ReleaseOut:
-    if ctx.store.get_release(env, name, number) is None:
+    found = ctx.store.get_release(env, name, number)
+    if found is None:
         numbers = [r.number for r in ctx.store.list_releases(env, name, 1)]
         known = f"the newest is {numbers[0]}" if numbers else "it has no releases"
         raise ApiProblem(404, "not_found", f"service '{name}' in '{env}' has no release {number}; {known}")
+    gone = blobs.claim(manifest_blobs(found.manifest or {}))  # Rule 7
+    if gone:
+        raise ApiProblem(409, "release_pruned",
+                         f"release {number} of '{name}' in '{env}' can no longer be activated: blob GC deleted "
+                         f"{len(gone)} of its blobs (it was outside the retention); the current release is "
+                         "unchanged. Push that content again to make it a new release", gone[:MAX_LISTED_MISSING])
     release = ctx.store.activate_release(env, name, number, author=token.name)
     _changed(ctx, env, name, current=True)
-    return _out(release, number, [])
+    return _out(release, number, [], True)
 
 
 @router.post(
@@ -268,7 +286,7 @@ def _push_service(ctx: ApiContext, env: str, name: str) -> None:
         raise ApiProblem(422, "not_a_push_service", f"service '{name}' in '{env}' has mode {service.get('mode', 'pull')!r}; set mode: push (and drop its origins) to push releases to it")
 
 
-def _out(release: Release, current: int | None, nodes: list[ReleaseNode]) -> ReleaseOut:
+def _out(release: Release, current: int | None, nodes: list[ReleaseNode], retained: bool) -> ReleaseOut:
     return ReleaseOut(number=release.number, id=release.id, files=release.files, bytes=release.bytes,
                       author=release.author, created=utc(release.created_at), current=release.number == current,
-                      nodes=nodes)
+                      nodes=nodes, retained=retained)

@@ -12,6 +12,9 @@ Rules:
 4. ``current_releases(env)`` is one small query (no manifests): the state channel
    reads it for every node about once a second and loads a manifest only when a
    release is new to it.
+5. ``release_numbers`` and ``release_pointers`` are what blob retention
+   (``owncdn.core.content.retention``) needs: numbers, current pointers and the
+   numbers nodes serve, without manifests.
 """
 
 from __future__ import annotations
@@ -119,6 +122,36 @@ class ReleaseStore:
             Release(env=r.env, service=r.service, number=r.number, id=r.manifest_id, files=r.files,
                     bytes=r.bytes, author=r.author, created_at=r.created_at)
             for r in s.execute(query)])
+
+    def release_numbers(self, env: str | None = None, service: str | None = None) -> dict[tuple[str, str], list[int]]:
+        """Every release number per (env, service), ascending (blob retention, Rule 5)."""
+        query = select(ReleaseRow.env, ReleaseRow.service, ReleaseRow.number).order_by(ReleaseRow.number)
+        if env is not None:
+            query = query.where(ReleaseRow.env == env)
+        if service is not None:
+            query = query.where(ReleaseRow.service == service)
+
+        def work(s: Session) -> dict[tuple[str, str], list[int]]:
+            out: dict[tuple[str, str], list[int]] = {}
+            for e, svc, number in s.execute(query):
+                out.setdefault((e, svc), []).append(number)
+            return out
+
+        return self._read(work)
+
+    def release_pointers(self) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], set[int]]]:
+        """Every (env, service)'s current release and the releases nodes serve (Rule 5)."""
+        def work(s: Session):
+            current = {(e, svc): n for e, svc, n in s.execute(
+                select(CurrentReleaseRow.env, CurrentReleaseRow.service, CurrentReleaseRow.number))}
+            serving: dict[tuple[str, str], set[int]] = {}
+            for e, svc, n in s.execute(select(NodeRow.env, NodeReleaseRow.service, NodeReleaseRow.serving)
+                                       .join(NodeReleaseRow, NodeReleaseRow.node_id == NodeRow.id)):
+                if n is not None:
+                    serving.setdefault((e, svc), set()).add(n)
+            return current, serving
+
+        return self._read(work)
 
     def report_node_release(self, node_id: str, service: str, number: int, status: str,
                             reason: str = "") -> NodeRelease:

@@ -7,6 +7,9 @@
                 an edge holding ``old`` needs for ``new``.
 - ``bundle``    many blobs in one HTTP body (``<sha256> <size>\n<bytes>`` records)
                 and ``BundleReader``, its sans-IO reader.
+- ``retention`` which releases keep their blobs on the control plane (the newest N
+                per service, the current one, those nodes serve) and which stored
+                blobs blob GC deletes (unreferenced and older than a grace period).
 
 Serving a release (the edge's ``edge/static.py`` sends what these decide):
 

@@ -1,0 +1,148 @@
+"""Blob GC on the control plane through the API: retained releases keep their blobs,
+old unreferenced blobs go, a push in flight keeps what it uploaded or asked about."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from owncdn.control.api import ApiServer, create_app
+from owncdn.control.blobgc import collect_blobs
+from owncdn.control.blobs import DirBlobStore
+from owncdn.control.store import Store, sqlite_url
+from owncdn.core.content.retention import Retention
+from tests.control.test_api_releases import SITE, Api, manifest, sha
+
+HOURS_AGO = time.time() - 2 * 3600
+
+
+@pytest.fixture
+def api(tmp_path):
+    store = Store(sqlite_url(tmp_path))
+    store.migrate()
+    blobs = DirBlobStore(tmp_path / "blobs")
+    app = create_app(store, blobs=blobs)
+    app.state.blob_retention = Retention(keep=2, grace=3600)
+    with ApiServer(app) as server:
+        a = Api(server.url, store, blobs)
+        a.ok("POST", "/v1/envs/production/versions", json={"source": SITE})
+        yield a
+        a.http.close()
+    store.close()
+
+
+def release(api, **files: bytes) -> int:
+    for data in files.values():
+        api.put(data)
+    return api.ok("POST", "/v1/services/blog/releases", json={"manifest": manifest(**files)})["number"]
+
+
+def age(api, *datas: bytes) -> None:
+    """As if uploaded two hours ago (older than the grace period)."""
+    for data in datas:
+        os.utime(api.blobs.path(sha(data)), (HOURS_AGO, HOURS_AGO))
+
+
+def present(api, *datas: bytes) -> list[bool]:
+    return [api.blobs.size(sha(d)) is not None for d in datas]
+
+
+def gc(api, dry_run: bool = False) -> dict:
+    return api.ok("POST", f"/v1/blobs/gc?dry_run={'true' if dry_run else 'false'}", "admin")
+
+
+def test_gc_deletes_exactly_the_old_unreferenced_blobs_and_kept_releases_roll_back(api):
+    shared, one, two, three = b"shared css", b"<h1>one</h1>", b"<h1>two</h1>", b"<h1>three</h1>"
+    stray, in_flight = b"uploaded, never released", b"a push is about to name me"
+    assert [release(api, site__css=shared, index__html=page) for page in (one, two, three)] == [1, 2, 3]
+    api.put(stray)
+    age(api, shared, one, two, three, stray)
+    api.put(in_flight)  # young: a push in flight uploaded it and has not created its release yet
+
+    dry = gc(api, dry_run=True)
+    assert (dry["deleted"], dry["freed_bytes"], dry["young"]) == (2, len(one) + len(stray), 1)
+    assert present(api, one, stray) == [True, True]  # a dry run deletes nothing
+
+    done = gc(api)
+    assert (done["stored"], done["referenced"], done["young"]) == (6, 3, 1)
+    assert (done["deleted"], done["freed_bytes"], done["retained_releases"]) == (2, len(one) + len(stray), 2)
+    assert present(api, one, stray) == [False, False]
+    assert present(api, shared, two, three, in_flight) == [True, True, True, True]
+    assert gc(api)["deleted"] == 0  # nothing more to do
+
+    listed = api.ok("GET", "/v1/services/blog/releases", "read")
+    assert [(r["number"], r["retained"]) for r in listed] == [(3, True), (2, True), (1, False)]
+    back = api.ok("POST", "/v1/services/blog/releases/2/activate")  # a retained release rolls back
+    assert back["current"] and api.store.current_release_number("production", "blog") == 2
+    assert api.http.get(f"/v1/blobs/{sha(two)}", headers={"Authorization": f"Bearer {api.tokens['read']}"}).content == two
+    r = api.call("POST", "/v1/services/blog/releases/1/activate")  # its blobs are gone: refused, nothing moves
+    assert r.status_code == 409 and r.json()["error"]["code"] == "release_pruned"
+    assert "blob GC deleted 1 of its blobs" in r.json()["error"]["message"]
+    assert r.json()["error"]["problems"] == [sha(one)]
+    assert api.store.current_release_number("production", "blog") == 2
+
+
+def test_a_release_a_node_serves_and_the_current_one_keep_their_blobs(api):
+    edge = api.register("edge-1")
+    pages = [b"p1", b"p2", b"p3", b"p4"]
+    for page in pages:
+        release(api, index__html=page)
+    api.ok("POST", f"/v1/nodes/{edge}/releases", "edge-1", json={"service": "blog", "number": 1, "status": "serving"})
+    api.ok("POST", "/v1/services/blog/releases/2/activate")  # rolled back to 2
+    age(api, *pages)
+    store = api.store
+    report = collect_blobs(store, api.blobs, Retention(keep=1, grace=3600))
+    assert report.deleted == 1 and present(api, *pages) == [True, True, False, True]  # 1 served, 2 current, 4 newest
+
+
+def test_a_push_that_asked_about_an_old_blob_keeps_it(api):
+    old = b"pushed long ago, in no retained release"
+    for page in (b"a", b"b", b"c"):
+        release(api, index__html=page, extra=old if page == b"a" else page)
+    age(api, old, b"a", b"b", b"c")
+    missing = api.ok("POST", "/v1/blobs/missing", json={"hashes": [sha(old), sha(b"new")]})["missing"]
+    assert missing == [sha(b"new")]  # present: the push will not upload it, so asking claimed it
+    assert gc(api)["deleted"] == 1 and present(api, old, b"a") == [True, False]
+    api.put(b"new")
+    m = manifest(index__html=b"new", extra=old)
+    assert api.ok("POST", "/v1/services/blog/releases", json={"manifest": m})["number"] == 4
+
+
+def test_a_release_naming_a_blob_gc_deleted_is_409_push_again(api):
+    for page in (b"a", b"b", b"c"):
+        release(api, index__html=page)
+    age(api, b"a")
+    assert gc(api)["deleted"] == 1
+    r = api.call("POST", "/v1/services/blog/releases", json={"manifest": manifest(index__html=b"a")})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "missing_blobs"
+    assert "owncdn push" in r.json()["error"]["message"] and r.json()["error"]["problems"] == [sha(b"a")]
+
+
+def test_gc_needs_an_admin_token(api):
+    assert api.call("POST", "/v1/blobs/gc", token=None).status_code == 401
+    for token in ("deploy", "read", "purge"):
+        r = api.call("POST", "/v1/blobs/gc", token=token)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+
+
+async def test_the_periodic_pass_collects_and_keeps_running(tmp_path):
+    import asyncio
+
+    from owncdn.control.blobgc import run_periodically
+
+    store = Store(sqlite_url(tmp_path))
+    store.migrate()
+    blobs = DirBlobStore(tmp_path / "blobs")
+    blobs.put(sha(b"stray"), b"stray")
+    os.utime(blobs.path(sha(b"stray")), (HOURS_AGO, HOURS_AGO))
+    task = asyncio.get_running_loop().create_task(
+        run_periodically(store, blobs, Retention(keep=1, grace=3600), interval=3600, first_delay=0))
+    try:
+        while blobs.size(sha(b"stray")) is not None:
+            assert not task.done(), task
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        store.close()
