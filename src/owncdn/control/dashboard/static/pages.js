@@ -474,7 +474,9 @@ async function releaseTable(ctx, refresh) {
   return table([{ title: "Service" }, { title: "Release" }, { title: "Files", num: true }, { title: "Size", num: true }, { title: "By" },
     { title: "Created" }, { title: "Serving" }, { title: "" }],
   rows.map((r) => [r.service, `#${r.number}`, num(r.files), bytes(r.bytes), r.author, when(r.created), r.nodes.map((n) => n.name).join(", ") || "–",
-    r.current ? badge("current", "ok") : h("button", { type: "button", class: "quiet", "data-activate": `${r.service}/${r.number}`, disabled: !ctx.can("deploy"), onclick: () => activate(r) }, `Activate #${r.number}`)]),
+    r.current ? badge("current", "ok") : h("button", { type: "button", class: "quiet", "data-activate": `${r.service}/${r.number}`, disabled: !ctx.can("deploy"), onclick: () => activate(r),
+      title: r.retained === false ? "Not kept by blob GC: refused if its files were already deleted" : "" },
+    r.retained === false ? `Activate #${r.number} (not kept)` : `Activate #${r.number}`)]),
   { id: "releases-table" });
 }
 
