@@ -4,7 +4,13 @@
 Every peer runs pinned to core 0 (``taskset -c 0``) in front of the same nginx
 origin (core 1). Its cache is warmed, then ``wrk`` (core 1) hammers one cached
 object. We report requests/s, p99 latency and CPU time per request of the peer's
-process tree (read from /proc, steadier than requests/s on a shared machine).
+process tree (read from /proc, steadier than requests/s on a shared machine), and
+for owncdn which tier served the hits (its `owncdn_edge_file_bodies_total` counter).
+
+owncdn's tiers (`--tier`): `auto` (default) is a memory tier with a disk tier behind
+it, as an edge is deployed: bodies of at least `--sendfile-min` bytes are served from
+their disk-tier file with sendfile, smaller ones from memory (docs/cache-policy.md).
+`memory` has no disk tier (every hit from memory); `disk` has a 512 KiB memory tier.
 
 Stdlib only. Run from the project root with the venv's python:
 
@@ -38,7 +44,8 @@ VENV_BIN = ROOT / ".venv" / "bin"
 PEER_CORE = "0"
 LOAD_CORE = "1"  # wrk and the origin
 WORKERS = 1  # --workers: processes (owncdn, nginx) on cores 0..N-1, wrk sharing them
-TIER = "memory"  # --tier disk: owncdn serves its hits from the disk tier
+TIER = "auto"  # --tier: auto (memory + disk, sizes decide), memory (no disk tier), disk
+SENDFILE_MIN: int | None = None  # --sendfile-min: owncdn's edge.disk_cache.sendfile_min_size
 ALL_PEERS = ("owncdn", "varnish", "nginx")
 
 
@@ -173,6 +180,7 @@ class Peer:
     name: str
     port: int
     roots: list[subprocess.Popen]  # processes whose trees are charged for CPU
+    admin: int | None = None  # owncdn's admin port (/metrics says which tier served)
 
 
 def start_peer_nginx(procs: Procs, tmp: Path, origin_port: int, first_object: str) -> Peer:
@@ -249,9 +257,11 @@ def start_peer_owncdn(procs: Procs, tmp: Path, origin_port: int, first_object: s
     prefix = tmp / "owncdn"
     prefix.mkdir()
     config = prefix / "cdn.yaml"
-    # disk: the 1 MiB body cannot be in memory; it is sent from its disk-tier file
-    memory = "512MiB" if TIER == "memory" else "512KiB"
-    disk = f", disk_cache: {{path: {prefix}/disk, size: 1GiB}}" if TIER == "disk" else ""
+    # memory: no disk tier; disk: the 1 MiB body cannot be in memory; auto: both tiers,
+    # bodies of at least sendfile_min_size served from the disk tier with sendfile
+    memory = "512KiB" if TIER == "disk" else "512MiB"
+    threshold = f", sendfile_min_size: {SENDFILE_MIN}" if SENDFILE_MIN is not None else ""
+    disk = "" if TIER == "memory" else f", disk_cache: {{path: {prefix}/disk, size: 1GiB{threshold}}}"
     config.write_text(f"""version: 1
 edge: {{id: bench-edge, location: local, memory_cache: {memory}, access_log: {prefix}/owncdn-access.log{disk}}}
 services:
@@ -268,7 +278,7 @@ services:
         log_path, cwd=ROOT,
     )
     wait_http(admin, "/healthz", proc, log_path, timeout=30.0)
-    return Peer("owncdn", port, [proc])
+    return Peer("owncdn", port, [proc], admin)
 
 
 PEER_STARTERS = {
@@ -311,6 +321,7 @@ class Result:
     p99_ms: float
     cpu_us_per_req: float
     errors: str
+    served_from: str = ""  # owncdn: the tier that held the bodies sent during the run
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -338,15 +349,43 @@ def run_wrk(port: int, obj: str, connections: int, duration: float) -> str:
     return res.stdout
 
 
+def file_bodies(peer: Peer) -> dict[str, float]:
+    """owncdn's response bodies sent from a file so far, by tier (memory / disk)."""
+    if peer.admin is None:
+        return {}
+    _, _, text = http_get(peer.admin, "/metrics")
+    found = re.findall(rb'^owncdn_edge_file_bodies_total\{tier="(\w+)"\} ([\d.e+]+)$', text, re.M)
+    return {tier.decode(): float(n) for tier, n in found}
+
+
+def served_from(before: dict[str, float], after: dict[str, float], requests: int) -> str:
+    """Which tier held the bodies of the measured run, from the edge's own counter.
+    Bodies below 64 KiB are bytes in the memory tier and are not counted there."""
+    if not after:
+        return ""
+    disk = after.get("disk", 0) - before.get("disk", 0)
+    memory = after.get("memory", 0) - before.get("memory", 0)
+    if not disk and not memory:
+        return "memory"
+    share = disk / max(requests, 1)  # counted to the end of the run: in-flight requests too
+    if share >= 0.99 and not memory:
+        return "disk (sendfile)"
+    if memory / max(requests, 1) >= 0.99 and not disk:
+        return "memory"
+    return f"memory {memory / max(requests, 1):.0%}, disk {share:.0%}"
+
+
 def measure(peer: Peer, obj: str, connections: int, duration: float) -> Result:
     run_wrk(peer.port, obj, connections, 2)  # warm-up, discarded
     pids = [p.pid for p in peer.roots]
+    tiers = file_bodies(peer)
     before = cpu_seconds(pids)
     out = run_wrk(peer.port, obj, connections, duration)
     cpu = cpu_seconds(pids) - before
     requests, secs, rps, p99, errors = parse_wrk(out)
     per_req = cpu / requests * 1e6 if requests else float("nan")
-    return Result(peer.name, obj, requests, secs, rps, p99, per_req, errors)
+    return Result(peer.name, obj, requests, secs, rps, p99, per_req, errors,
+                  served_from(tiers, file_bodies(peer), requests))
 
 
 # ------------------------------------------------------------------------- report
@@ -374,7 +413,8 @@ def median_results(runs: list[Result]) -> list[Result]:
         out.append(Result(peer, obj, sum(r.requests for r in rs), sum(r.seconds for r in rs),
                           statistics.median(r.rps for r in rs),
                           statistics.median(r.p99_ms for r in rs),
-                          statistics.median(r.cpu_us_per_req for r in rs), errors))
+                          statistics.median(r.cpu_us_per_req for r in rs), errors,
+                          "; ".join(sorted({r.served_from for r in rs if r.served_from}))))
     return out
 
 
@@ -387,8 +427,9 @@ def report(runs: list[Result], objects: list[str], peers: list[str]) -> dict:
         print(f"medians over {rounds} rounds")
     print(f"{'peer':<8} {'object':<7} {'requests/s':>11} {'p99':>10} {'CPU us/req':>11}  notes")
     for r in results:
+        notes = "; ".join(x for x in (f"served from {r.served_from}" if r.served_from else "", r.errors) if x)
         print(f"{r.peer:<8} {r.object:<7} {r.rps:>11,.0f} {r.p99_ms:>8.2f}ms "
-              f"{r.cpu_us_per_req:>11.1f}  {r.errors}")
+              f"{r.cpu_us_per_req:>11.1f}  {notes}")
     rat = ratios(results, objects)
     print()
     for name, per_obj in rat.items():
@@ -453,8 +494,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (logs, configs)")
     ap.add_argument("--workers", type=int, default=1,
                     help="owncdn and nginx processes (1); with 2 every peer and wrk share both cores")
-    ap.add_argument("--tier", choices=("memory", "disk"), default="memory",
-                    help="where owncdn serves hits from: its memory tier, or its disk tier (sendfile)")
+    ap.add_argument("--tier", choices=("auto", "memory", "disk"), default="auto",
+                    help="owncdn's tiers: auto (memory + disk; bodies of at least --sendfile-min from "
+                         "disk with sendfile, the rest from memory), memory (no disk tier), disk "
+                         "(a 512 KiB memory tier)")
+    ap.add_argument("--sendfile-min", type=parse_size, default=None, metavar="SIZE",
+                    help="owncdn's edge.disk_cache.sendfile_min_size (its default when not given)")
     args = ap.parse_args(argv)
     if args.quick:
         args.duration = 3.0
@@ -502,7 +547,7 @@ def bench_peer(name: str, args: argparse.Namespace, procs: Procs, tmp: Path,
             warm(peer, obj, expected[obj])
             res = measure(peer, obj, args.connections, args.duration)
             log(f"{name} {obj}: {res.rps:,.0f} req/s, p99 {res.p99_ms:.2f} ms, "
-                f"{res.cpu_us_per_req:.1f} us CPU/req {res.errors}")
+                f"{res.cpu_us_per_req:.1f} us CPU/req {res.served_from} {res.errors}")
             results.append(res)
     finally:
         for proc in peer.roots:
@@ -511,9 +556,9 @@ def bench_peer(name: str, args: argparse.Namespace, procs: Procs, tmp: Path,
 
 
 def main(argv: list[str] | None = None) -> int:
-    global PEER_CORE, LOAD_CORE, WORKERS, TIER
+    global PEER_CORE, LOAD_CORE, WORKERS, TIER, SENDFILE_MIN
     args = parse_args(argv)
-    WORKERS, TIER = args.workers, args.tier
+    WORKERS, TIER, SENDFILE_MIN = args.workers, args.tier, args.sendfile_min
     if WORKERS > 1:
         PEER_CORE = LOAD_CORE = f"0-{min(WORKERS, os.cpu_count() or 1) - 1}"
     ensure_tools(args.peers)
@@ -536,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = report(results, args.objects, args.peers)
     summary["failed_peers"] = failed
     summary["settings"] = {"duration": args.duration, "connections": args.connections,
-                           "rounds": args.rounds,
+                           "rounds": args.rounds, "tier": args.tier, "sendfile_min": args.sendfile_min,
                            "objects": args.objects, "peers": args.peers,
                            "varnishncsa": not args.no_varnishncsa}
     if args.json:

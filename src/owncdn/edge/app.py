@@ -128,7 +128,7 @@ class Edge:
         self.store.budget = config.edge.memory_cache
         self.store.shrink()
         if self.disk is not None and config.edge.disk_cache is not None:
-            self.disk.shrink(config.edge.disk_cache.size // self.disk_share)
+            self.disk.configure(config.edge.disk_cache, self.disk_share)  # budget, sendfile_min_size
         for name in old.keys() - services.keys():
             for tier in self.tiers:
                 for key in tier.keys_for_uri_prefix(f"{name}|"):
@@ -283,15 +283,20 @@ class Edge:
     def _send_body(self, conn, head: bytes, body):
         """Returns what is left to await (a large disk body going out), or None."""
         if type(body) is FileSlice:
+            self.metrics.file_bodies[body.file.on_disk] += 1  # which tier held it (metrics.py)
             return conn.send_file(head, body)
         conn.grow_send_buffer(len(body))
         conn.writelines((head, body))
         return None
 
-    async def _done_after(self, req: Request, pending) -> None:
-        try:
-            await pending
-        except ConnectionError:
+    def _done_after(self, req: Request, pending):
+        """`pending` (a future from `send_file`) resolves once the body is out; the
+        request ends then. Returned for the connection (or `miss`) to wait for: no task."""
+        pending.add_done_callback(lambda sent: self._body_sent(req, sent))
+        return pending
+
+    def _body_sent(self, req: Request, sent) -> None:
+        if sent.cancelled() or not sent.result():  # the client went away meanwhile
             req.keep_alive = False
             req.conn.close()
         self._done(req)

@@ -16,15 +16,21 @@ Rules:
    slowest client, so memory stays bounded.
 5. A fill with a stale copy revalidates it: a 304 refreshes the stored headers;
    an origin failure falls back to the stale copy when stale-if-error allows.
-6. With a disk tier, a body too large for memory (by Content-Length, or growing
-   past the limit while its start is still kept) is written to disk as it arrives
-   and committed at the end; memory then behaves as in rule 4. A fetch that fails
-   midway aborts the write: nothing partial is ever stored.
+6. With a disk tier, a body too large for memory, or large enough to be served
+   from its file (`DiskTier.serves`, edge/tiers.py rule 5), by Content-Length or
+   growing past either size while its start is still kept, is written to disk as it
+   arrives and committed at the end; the memory tier then keeps the file, not the
+   bytes, and memory behaves as in rule 4 meanwhile. A fetch that fails midway
+   aborts the write: nothing partial is ever stored.
+7. A disk tier that cannot take a body (no space, an I/O error, over its budget)
+   never fails the response: the write is aborted and counted, the body is kept in
+   memory when all of it still is and it fits, and otherwise just not stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from time import perf_counter
 from typing import TYPE_CHECKING
 
@@ -35,6 +41,7 @@ from owncdn.core.http.stored import make_stored
 from owncdn.core.http.validation import apply_304, conditional_headers
 from owncdn.core.http.vary import vary_key
 from owncdn.edge.bodies import make_body
+from owncdn.edge.disk import DiskError
 from owncdn.edge.purge import cache_tags
 from owncdn.edge.upstream import (
     OriginConnectError,
@@ -54,6 +61,7 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 ERROR_STATUSES = frozenset({500, 502, 503, 504})
 PASS_MARK_SECONDS = 60.0
 UNSTORED_BUFFER = 4 << 20
+log = logging.getLogger(__name__)
 
 
 async def fetch_from_origin(
@@ -130,6 +138,7 @@ class Fill:
         self.obj: "CacheObject | None" = None
         self.storing = False
         self.spool = None        # a disk-tier writer, for bodies too large for memory
+        self.no_disk = False     # the disk tier failed to take this body (Rule 7)
         self.chunks: list[bytes] = []
         self.base = 0            # absolute index of chunks[0]
         self.complete = False
@@ -234,7 +243,7 @@ class Fill:
             self.storing = True
             self.outcome = "fetched"
             self._meta_times = (request_time, response_time)
-            if too_large:
+            if too_large or self._for_disk(headers.get("content-length")):
                 self._start_spool()
         else:
             self.outcome = "pass"
@@ -259,7 +268,7 @@ class Fill:
     def _fits_disk(self, content_length: str | None) -> bool:
         """Whether a body too large for memory can go to the disk tier instead."""
         disk = self.edge.disk
-        if disk is None:
+        if disk is None or self.no_disk:
             return False
         limit = disk.budget // 2
         if self.svc.max_object_size is not None:
@@ -269,6 +278,12 @@ class Fill:
         except ValueError:
             return False
 
+    def _for_disk(self, content_length: str | None) -> bool:
+        """Whether a body that fits memory is still served from its disk-tier file (Rule 6)."""
+        disk = self.edge.disk
+        return (disk is not None and content_length is not None and disk.serves(int(content_length))
+                and self._fits_disk(content_length))
+
     def _stored(self):
         request_time, response_time = self._meta_times
         return make_stored(self.status, self.resp_headers, self.req_headers, request_time,
@@ -277,24 +292,46 @@ class Fill:
     def _start_spool(self) -> None:
         """Write the body to the disk tier as it arrives (Rule 6); memory keeps only
         what readers have not passed yet."""
-        self.spool = self.edge.disk.spool(self.key, self.uri, self._stored(), cache_tags(self.resp_headers))
-        for chunk in self.chunks:
+        try:
+            self.spool = self.edge.disk.spool(self.key, self.uri, self._stored(), cache_tags(self.resp_headers))
+            for chunk in self.chunks:
+                self.spool.write(chunk)
+        except (DiskError, OSError) as exc:
+            self._disk_failed(exc)
+
+    def _spool_write(self, chunk: bytes) -> None:
+        try:
             self.spool.write(chunk)
+        except (DiskError, OSError) as exc:
+            self._disk_failed(exc)
+
+    def _disk_failed(self, exc: Exception) -> None:
+        """Rule 7: keep the body in memory if all of it is still here and fits, else pass it on."""
+        if self.spool is not None:
+            self.spool.abort()
+            self.spool = None
+        self.no_disk = True
+        self.edge.disk.errors += 1
+        log.warning("disk tier: not stored %r: %s", self.key, exc)
+        if self.base or self.received > self.size_limit() or self._too_large(self.resp_headers.get("content-length")):
+            self.storing = False
 
     async def _read_body(self, resp: OriginResponse) -> None:
         size = 0
         limit = self.size_limit()
+        disk = self.edge.disk
+        to_disk = disk.sendfile_min if disk is not None else limit + 1  # Rule 6
         async for chunk in resp.body():
             size += len(chunk)
             self.received = size  # the leading request logs it as origin_bytes (app.py miss)
             self.edge.metrics.origin_body(self.svc.name, len(chunk))
             self.chunks.append(chunk)
             if self.spool is not None:
-                self.spool.write(chunk)
-            elif self.storing and size > limit:  # a body of unknown length outgrew memory
+                self._spool_write(chunk)
+            elif self.storing and (size > limit or size >= to_disk):  # a body of unknown length grew
                 if self._fits_disk(None) and self.base == 0:
                     self._start_spool()
-                else:
+                elif size > limit:
                     self.storing = False
                     self.edge.store.mark_pass(self.key, self.edge.clock.time() + PASS_MARK_SECONDS)
             self._wake()
@@ -304,6 +341,8 @@ class Fill:
         if self.spool is not None:
             spool, self.spool = self.spool, None
             self.obj = self.edge.disk.adopt(spool, self.edge, self.svc, self.key, self.uri, self._stored())
+            if self.obj is not None:
+                self.edge.store.put(self.obj)  # the file, at a nominal cost (memstore.py)
         elif self.storing:
             self.obj = self.edge.make_object(self.svc, self.key, self.uri, self._stored(),
                                              make_body(self.chunks, size))

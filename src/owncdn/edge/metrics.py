@@ -17,6 +17,9 @@ Rules:
    origin requests. `ok` means a response head arrived, whatever its status.
    Origin bytes are body bytes, like served bytes, so origin offload is
    1 - origin_bytes_total / response_bytes_total.
+5. `file_bodies` counts response bodies sent from a file (64 KiB and more) by the
+   tier that held them: memory (written from a memory file's mapping) or disk (a
+   disk-tier or release file, sent with sendfile on plain HTTP).
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ class EdgeMetrics:
         self.origin_bytes: dict[str, int] = {}
         self.origin_latency: dict[str, Latency] = {}
         self.purges: dict[tuple[str, bool], list[int]] = {}      # (kind, soft) -> [purges, objects]
+        self.file_bodies = [0, 0]  # Rule 5: [from a memory file, from a disk file]
         self.registry = CollectorRegistry()
         self.registry.register(EdgeCollector(edge, self))
 
@@ -174,8 +178,14 @@ class EdgeCollector(Collector):
             by_cache[service, cache] = by_cache.get((service, cache), 0) + size
         for (service, cache), size in by_cache.items():
             sent.add_metric([service, cache], size)
+        files = CounterMetricFamily(PREFIX + "file_bodies", "Response bodies sent from a file (64 KiB and "
+                                    "more), by the tier that held it: memory (written from its mapping) or "
+                                    "disk (sendfile).", labels=["tier"])
+        files.add_metric(["memory"], m.file_bodies[0])
+        files.add_metric(["disk"], m.file_bodies[1])
         yield requests
         yield sent
+        yield files
 
     def _origin(self):
         m = self.metrics

@@ -12,9 +12,12 @@ Rules:
    service's current policy when the object comes back.
 4. A memory miss looks on disk before going to the origin. Files written by another
    worker are found with `refresh`, one open of the file the key would have.
-5. A small body comes back into memory as bytes; a large one as `DiskBody`, mapped
-   and sent with sendfile, which the memory tier may keep at a nominal cost (the
-   bytes stay in the page cache, not in the process).
+5. Size decides the tier that serves a body (docs/cache-policy.md, "Which tier serves
+   a body"): a body of at least `sendfile_min` bytes (`edge.disk_cache.sendfile_min_size`)
+   is not copied into memory. A fill writes it straight to disk as it arrives, and a
+   read brings it back as `DiskBody`, mapped and sent with sendfile, which the memory
+   tier keeps at a nominal cost (the bytes stay in the page cache, not in the
+   process). A smaller body comes back into memory (`make_body`).
 6. A soft purge marks the disk copies stale (the memory copy is made stale by the
    memory tier); the marks are kept in a small file beside the objects, so they hold
    after a restart; a new copy stored clears the mark.
@@ -36,7 +39,7 @@ from owncdn.core.cache import S3FIFO
 from owncdn.core.http.headers import Headers
 from owncdn.core.http.stored import StoredResponse, build_stored
 from owncdn.core.http.vary import vary_matches
-from owncdn.edge.bodies import FILE_THRESHOLD, BodyFile, DiskBody
+from owncdn.edge.bodies import FILE_THRESHOLD, BodyFile, DiskBody, make_body
 from owncdn.edge.disk import DiskError, DiskStore, ObjectUnavailable
 
 if TYPE_CHECKING:
@@ -62,7 +65,8 @@ def open_disk_tier(settings, share: int = 1) -> "DiskTier | None":
     `share` workers on one directory, each keeps its objects within size / share."""
     if settings is None:
         return None
-    tier = DiskTier(DiskStore(str(settings.path), settings.size // max(share, 1), fsync=settings.fsync))
+    tier = DiskTier(DiskStore(str(settings.path), settings.size // max(share, 1), fsync=settings.fsync),
+                    settings.sendfile_min_size)
     tier.load()
     return tier
 
@@ -78,8 +82,9 @@ def encode_stored(meta: StoredResponse) -> bytes:
 
 
 class DiskTier:
-    def __init__(self, store: DiskStore) -> None:
+    def __init__(self, store: DiskStore, sendfile_min: int = FILE_THRESHOLD) -> None:
         self.disk = store
+        self.sendfile_min = sendfile_min  # rule 5: bodies this large are served from their file
         self.policy = S3FIFO(store.budget)
         self.variants: dict[str, set[str]] = {}  # primary key -> its Vary variants' disk keys
         self.evictions = 0
@@ -88,6 +93,10 @@ class DiskTier:
 
     def __repr__(self) -> str:
         return f"<DiskTier {self.disk.root} objects={len(self.policy)} used={self.policy.used}/{self.policy.capacity}>"
+
+    def serves(self, size: int) -> bool:
+        """Rule 5: whether a body of `size` bytes is kept on disk only and sent from its file."""
+        return size >= self.sendfile_min
 
     # -- start and stop ------------------------------------------------------------------
     def load(self) -> int:
@@ -232,8 +241,8 @@ class DiskTier:
                                   meta["response_time"], svc.policy)
             if key in self.softened:
                 stored = replace(stored, freshness_lifetime=0.0)
-            if opened.size < FILE_THRESHOLD:  # small: back into memory for good
-                body = opened.read()
+            if opened.size < self.sendfile_min:  # rule 5: back into memory for good
+                body = make_body([opened.read()], opened.size)
                 opened.close()
             else:
                 fd, opened.fd = opened.fd, -1  # the body owns the descriptor from here
@@ -296,6 +305,11 @@ class DiskTier:
             self.softened.add(key)
             self._write_softened()
         return n
+
+    def configure(self, settings, share: int = 1) -> None:
+        """A new `edge.disk_cache` (same path): the budget and the size rule (rule 5)."""
+        self.sendfile_min = settings.sendfile_min_size
+        self.shrink(settings.size // max(share, 1))
 
     def shrink(self, budget: int) -> None:
         for gone in self.policy.resize(budget):

@@ -138,6 +138,7 @@ class DiskCache(_Model):
     path: Text = Field(description="Directory of the disk tier (created if missing). Workers of one edge share it.")
     size: ByteSize = Field("10GiB", description="Bytes of objects the disk tier may hold.")
     fsync: Literal["always", "batch", "never"] = Field("batch", description="`always`: every object is on disk before it is served from there; `batch`: written objects are flushed about once a second (a crash loses at most that second, never serves a corrupt object); `never`: leave it to the OS.")
+    sendfile_min_size: ByteSize = Field("64KiB", description="Bodies at least this large are not copied into the memory tier: they are written to the disk tier as they arrive and served from their file with sendfile, through the kernel's page cache (the memory tier keeps only the open file). Smaller bodies are served from memory. See docs/cache-policy.md for the measurements behind the default.")
 
 
 class DnsRecord(_Model):
