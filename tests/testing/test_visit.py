@@ -75,3 +75,22 @@ def test_the_tls_warm_up_makes_a_handshake_on_the_visitors_own_loopback():
     from owncdn.testing.visit import _warm_up
 
     _warm_up("www.example.test", tls=True)   # its own CA, certificate and listener: nothing else is asked
+
+
+def test_a_returning_visitor_resumes_its_tls_sessions(tmp_path):
+    ca = TestCA("visit test CA")
+    cert, key = ca.issue(["www.example.test"]).write(tmp_path)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    listener, seen = _server(server_ctx)
+    try:
+        client_ctx = ssl.create_default_context(cafile=str(ca.write(tmp_path)))
+        port = listener.getsockname()[1]
+        first = visit("www.example.test", None, "127.0.0.1", port, "v=3", client_ctx)
+        back = visit("www.example.test", None, "127.0.0.1", port, "v=3", client_ctx, resume=True)
+    finally:
+        listener.close()
+    assert first["resumed"] is False                  # a first visit: a full handshake (https-warm)
+    assert back["resumed"] is True and back["cache"] == "HIT"   # rule 7
+    # the returning visitor's earlier, untimed load came first: page and assets twice over
+    assert [req.split(b" ")[1] for req in seen[3:]].count(b"/?v=3") == 2 and len(seen) == 9

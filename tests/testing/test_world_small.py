@@ -20,6 +20,7 @@ def test_far_visitor_gets_first_byte_near_the_physical_floor(tmp_path):
         first = world.visit(sydney, "pull-first")
         warm = [world.visit(sydney, "pull-warm") for _ in range(2)]
         https = [world.visit(sydney, "https-warm") for _ in range(2)]
+        back = [world.visit(sydney, "https-return") for _ in range(2)]
         dies = world.origin_dies()   # a few seconds: every city's objects once, then again after the kill
 
     assert first.server.key == "sin" and first.cache == "MISS"
@@ -37,6 +38,10 @@ def test_far_visitor_gets_first_byte_near_the_physical_floor(tmp_path):
     best_tls = min(v.ttfb for v in https)
     assert tls_floor <= best_tls <= 1.2 * tls_floor, (best_tls, tls_floor)
     assert min(v.tls for v in https) >= world.model.rtt(sydney, by_key("sin"))
+    assert not any(v.resumed for v in https)   # https-warm: a full handshake every time
+    # A returning visitor resumes its TLS session: still one round trip, within 1.2x too.
+    assert all(v.resumed and v.cache == "HIT" and v.server.key == "sin" for v in back)
+    assert tls_floor <= min(v.ttfb for v in back) <= 1.2 * tls_floor
     # A miss pays the edge's trip to the origin on top.
     assert first.ttfb > best
     # With the origin killed, every object the edges had is still served; the others are not.

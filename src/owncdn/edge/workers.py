@@ -7,6 +7,9 @@ address is given, the admin port plus i, so each worker's /stats and /metrics st
 readable. With a control plane every worker is a node of its own: versions and purges
 reach all of them. Workers share the disk tier's files; each keeps its own index and
 stays within size / N. The parent forwards SIGINT/SIGTERM and exits when they have.
+Workers share one TLS session-ticket key file, `<state>/tls-tickets` (`--tls-tickets`,
+edge/tickets.py), so a returning visitor resumes its TLS session whichever worker
+accepts the connection.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ def worker_args(argv: list[str], i: int, edge_id: str, state_dir: Path, admin: s
     """The command line of worker `i`: the parent's options, adjusted (pure)."""
     out: list[str] = []
     skip = False
-    replaced = {"--workers", "--id", "--state-dir", "--admin", "--disk-share"}
+    replaced = {"--workers", "--id", "--state-dir", "--admin", "--disk-share", "--tls-tickets"}
     for arg in argv:
         if skip:
             skip = False
@@ -35,7 +38,7 @@ def worker_args(argv: list[str], i: int, edge_id: str, state_dir: Path, admin: s
             continue
         out.append(arg)
     out += ["--workers", "1", "--reuse-port", "--disk-share", str(count), "--id", f"{edge_id}-w{i}",
-            "--state-dir", str(state_dir / f"w{i}")]
+            "--state-dir", str(state_dir / f"w{i}"), "--tls-tickets", str(state_dir / "tls-tickets")]
     if admin:
         host, _, port = admin.rpartition(":")
         out += ["--admin", f"{host}:{int(port) + i}"]

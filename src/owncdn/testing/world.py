@@ -27,8 +27,11 @@ Rules:
    certificate from a test CA made at start, uploaded through the control plane;
    visitors trust that CA, ``ca.pem`` in the state directory; the scheme is part of
    the edge's cache key, so the first ``https-warm`` visit of a URL set is preceded
-   by one untimed HTTPS load of it, which fills the edge) and ``push`` (a push
-   service whose release is on every edge).
+   by one untimed HTTPS load of it, which fills the edge), ``https-return`` (the
+   same URLs over HTTPS by a returning visitor: its earlier, untimed load left it a
+   TLS session per connection, which the timed load resumes, ``visit`` rule 7; the
+   floor stays three round trips, TLS 1.3 resumption without early data still
+   taking one) and ``push`` (a push service whose release is on every edge).
 5. Visits run one after another, so they never compete for the CPU.
 6. Failure ``edge_dies``: a watcher in a visitor's namespace samples DNS and the
    page every 0.2 s (``owncdn.testing.visit`` rule 4) while the edge of its nearest
@@ -89,7 +92,8 @@ STATIC = f"static.{ZONE}"
 CONTROL_PORT = 8400
 MARKER = ".owncdn-world"
 LOCK_FILE = Path("/run/lock/owncdn-world.lock") if Path("/run/lock").is_dir() else Path("/tmp/owncdn-world.lock")
-SCENARIOS = ("origin", "pull-first", "pull-warm", "https-warm", "push")
+SCENARIOS = ("origin", "pull-first", "pull-warm", "https-warm", "https-return", "push")
+HTTPS = ("https-warm", "https-return")
 
 CONFIG = """\
 # Written by `owncdn world`.
@@ -129,6 +133,7 @@ class Visit:
     tls: float | None = None
     headers: float | None = None   # to the parsed response headers (visit rule 2)
     tls_cpu: float | None = None   # the visitor's own CPU in the TLS handshake (visit rule 2)
+    resumed: bool | None = None    # over HTTPS: the page's connection resumed a TLS session (visit rule 7)
 
 
 class World:
@@ -291,27 +296,27 @@ class World:
         if scenario == "origin":
             server = self.origin_city
             args += ["--name", SITE, "--dns", address(server, "origin")]
-        elif scenario in ("pull-first", "pull-warm", "https-warm"):
+        elif scenario in ("pull-first", "pull-warm", *HTTPS):
             server = edge
             args += ["--name", SITE, "--dns", address(edge, "edge"), "--query", f"v={run}-{city.key}"]
-            if scenario == "https-warm":
+            if scenario in HTTPS:
                 args += ["--tls", str(self.ca_file)]
         elif scenario == "push":
             server = edge
             args += ["--name", STATIC, "--dns", address(edge, "edge")]
         else:
             raise ValueError(f"unknown scenario {scenario!r}")
-        if scenario == "https-warm" and (city.key, run) not in self._https_warmed:
+        if scenario in HTTPS and (city.key, run) not in self._https_warmed:
             self._visitor(city, scenario, args)   # fills the edge's HTTPS keys (rule 4), not timed
             self._https_warmed.add((city.key, run))
-        r = self._visitor(city, scenario, args)
+        r = self._visitor(city, scenario, args + (["--resume"] if scenario == "https-return" else []))
         floor = self.model.floor(city, server)
         if scenario == "pull-first":   # a miss: the edge's request to the origin on top
             floor += self.model.floor(server, self.origin_city, ("http",))
-        if scenario == "https-warm":   # TLS 1.3: one more round trip
+        if scenario in HTTPS:   # TLS 1.3, full or resumed: one more round trip
             floor = self.model.floor(city, server, ("tcp", "tls", "http"))
         return Visit(city, scenario, server, r["dns"], r["connect"], r["ttfb"], r["page"], floor, r["cache"],
-                     r.get("tls"), r.get("headers"), r.get("tls_cpu"))
+                     r.get("tls"), r.get("headers"), r.get("tls_cpu"), r.get("resumed"))
 
     def _visitor(self, city: City, scenario: str, args: list[str]) -> dict:
         done = subprocess.run(self.wan.exec_args(f"visitor-{city.key}") + [sys.executable, *args],
