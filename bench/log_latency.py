@@ -51,6 +51,12 @@ With `--rounds N` the three saturation phases run N times, one round after the o
 each round's figures and their medians are printed as well: on a shared machine the other
 load moves between phases, and one round's `on` versus `file` ratio moved by 10-15 points
 from run to run with the same code.
+
+`--ingest-yield S` starts the control plane with `--ingest-yield S` (docs/logs.md: while
+the machine's CPUs are busy its ingest keeps to a tenth of a core, for at most S seconds in
+a row; 0: never); without it the control plane's default applies. Run it both ways to see
+what yielding moves: throughput while loaded against the catch-up time afterwards (the
+control plane's CPU per stored line and the total CPU per request are printed either way).
 """
 
 from __future__ import annotations
@@ -117,8 +123,9 @@ def get(host: str, port: int, path: str = "/1k.bin") -> tuple[int, str]:
 
 
 class Bench:
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, ingest_yield: float | None = None) -> None:
         self.work = work
+        self.ingest_yield = ingest_yield  # --ingest-yield of the control plane (None: its default)
         self.procs = Procs()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -138,7 +145,9 @@ class Bench:
                           "--directory", str(self.work / "origin")], self.work / "origin.log")
         self.control_proc = self.procs.start(
             [*OWNCDN, "control", "--listen", f"127.0.0.1:{self.port}", "--state-dir", str(self.state),
-             "--no-health", "--no-acme"], self.work / "control.log")
+             "--no-health", "--no-acme",
+             *(["--ingest-yield", f"{self.ingest_yield:g}"] if self.ingest_yield is not None else [])],
+            self.work / "control.log")
         wait_until(lambda: (self.state / "admin.token").exists(), 30, "the control plane")
         self.api = Client(self.url, (self.state / "admin.token").read_text().strip(), timeout=30)
         wait_until(lambda: self.api.health(), 30, "the control plane's API")
@@ -319,8 +328,9 @@ def steady(bench: Bench, args, results: dict) -> None:
 def report(args, results: dict) -> None:
     off, on = results.get("rps_file", 0.0), results.get("rps_on", 0.0)
     cpu = {k: results.get(f"edge_cpu_us_{k}") or 0.0 for k in ("none", "file", "on")}
+    pace = "its default" if args.ingest_yield is None else f"{args.ingest_yield:g}"
     print(f"\n1. saturation: {EDGES} edges, wrk -t1 -c{args.connections} per edge for {args.seconds:g}s per phase,"
-          f" 1 KiB cache hits (edges, wrk and the control plane share the cores)")
+          f" 1 KiB cache hits (edges, wrk and the control plane share the cores; control --ingest-yield {pace})")
     print(f"throughput, no access log: {results.get('rps_none', 0):10.0f} requests/s (3 edges together)")
     print(f"throughput, log to a file: {off:10.0f} requests/s (shipping off)")
     print(f"throughput, shipping on  : {on:10.0f} requests/s ({(on / off - 1) * 100 if off else 0:+.1f}% vs file)")
@@ -383,13 +393,16 @@ def main() -> None:
                         help="Saturation rounds (none, file, on each); with more than one, each round's"
                              " figures and their medians are printed too (the machine's other load moves"
                              " between phases: the ratio of one round is only as steady as that load).")
+    parser.add_argument("--ingest-yield", type=float, default=None,
+                        help="The control plane's --ingest-yield (seconds its ingest keeps to a tenth of a core"
+                             " while the machine is busy; 0: never); default: the control plane's default.")
     parser.add_argument("--json", type=Path, help="Also write the results here.")
     parser.add_argument("--keep", action="store_true", help="Keep the work directory.")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk (apt-get install wrk)")
     work = Path(tempfile.mkdtemp(prefix="owncdn-loglat-"))
-    bench = Bench(work)
+    bench = Bench(work, args.ingest_yield)
     results: dict = {}
     rounds: list[dict] = []  # the saturation figures of each round
     try:

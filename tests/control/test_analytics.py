@@ -312,3 +312,62 @@ def test_named_batches_of_one_commit_are_read_together_in_order(tmp_path):
         assert len({r["seq"] for r in rows}) == 10
     finally:
         a.close()
+
+
+class _PaceRecorder:
+    """Stands in for the writer's IngestPace (core/logs/pace.py): notes what it is told."""
+
+    def __init__(self) -> None:
+        self.observed: list = []
+        self.gaps: list = []
+
+    def observe(self, now, jiffies, writer_cpu) -> None:
+        self.observed.append((now, jiffies, writer_cpu))
+
+    def gap(self, now, cpu, every) -> float:
+        self.gaps.append((cpu, every))
+        return every
+
+
+def test_the_writer_reads_the_machine_before_each_commit_and_asks_the_pace_when_to_go_on(tmp_path):
+    a = Analytics(tmp_path / "analytics.duckdb", yield_for=0.0)
+    try:
+        assert a.pace.most == 0.0  # Rule 7: yield_for 0, never
+        a.pace = recorder = _PaceRecorder()
+        assert a.ingest_lines(jsonl([line(1, T0)]), "edge-a/1").result()[0] == 1
+        assert a.ingest_lines(jsonl([line(2, T0)]), "edge-a/2").result()[0] == 1
+        assert len(recorder.observed) == 2 and len(recorder.gaps) == 2
+        _, jiffies, cpu = recorder.observed[0]
+        assert jiffies is None or (len(jiffies) == 2 and jiffies[0] <= jiffies[1])  # /proc/stat (idle, all)
+        assert cpu >= 0 and all(c >= 0 and every == a.commit_every for c, every in recorder.gaps)
+    finally:
+        a.close()
+
+
+class _BusyThenQuiet(_PaceRecorder):
+    """Says the machine is busy (a 30 s gap after each commit) until it has been asked
+    `busy_looks` times while the writer waits."""
+
+    def __init__(self, busy_looks: int) -> None:
+        super().__init__()
+        self.busy_looks = busy_looks
+
+    def gap(self, now, cpu, every) -> float:
+        self.gaps.append((cpu, every))
+        return 30.0
+
+    def yielding(self, now) -> bool:
+        self.busy_looks -= 1
+        return self.busy_looks >= 0
+
+
+def test_a_yielding_writer_goes_on_as_soon_as_the_machine_is_quiet(tmp_path):
+    a = Analytics(tmp_path / "analytics.duckdb")
+    try:
+        a.pace = pace = _BusyThenQuiet(busy_looks=2)
+        assert a.ingest_lines(jsonl([line(1, T0)]), "edge-a/1").result()[0] == 1
+        # the next batch waits while the pace says busy (two looks), then goes in, long before 30 s
+        assert a.ingest_lines(jsonl([line(2, T0)]), "edge-a/2").result(timeout=20)[0] == 1
+        assert len(pace.observed) == 2 + 3  # one reading per commit, three while waiting
+    finally:
+        a.close()

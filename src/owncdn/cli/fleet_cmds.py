@@ -16,6 +16,7 @@ from pathlib import Path
 import typer
 
 from owncdn.cli.edge_cmds import _run
+from owncdn.core.logs.pace import YIELD_FOR
 
 __all__ = ["register"]
 
@@ -108,6 +109,10 @@ def control(
                                                  "`slack:URL` for a Slack-style {\"text\"} payload)."),
     alert_error_rate: float = typer.Option(0.05, min=0.001, max=1.0, help="Share of 5xx responses over the last "
                                            "minute that raises an error-rate alert."),
+    ingest_yield: float = typer.Option(YIELD_FOR, "--ingest-yield", min=0.0, envvar="OWNCDN_INGEST_YIELD",
+                                       help="Seconds in a row the access-log ingest keeps to a tenth of a core while "
+                                            "the machine's CPUs are busy (edges on the same machine serve first; "
+                                            "the lines wait in their spools); 0: never (docs/logs.md)."),
 ) -> None:
     """Run the control plane: desired state, versions, nodes, purges, the REST API, edge health, certificates."""
     from owncdn.control.blobgc import GcSettings
@@ -124,7 +129,7 @@ def control(
     state_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(state_dir, database)
     blobs = _blob_store(blob_store or state_dir / "blobs")
-    analytics = _open_analytics(state_dir)  # shipped access logs (owncdn.control.analytics)
+    analytics = _open_analytics(state_dir, ingest_yield)  # shipped access logs (owncdn.control.analytics)
     gc_settings = GcSettings(Retention(keep=keep_releases, grace=blob_grace), interval=blob_gc_interval)
     acme_settings = _acme_settings(acme, webhook, acme_ca_bundle, state_dir, database)
     for name, path in first_start_tokens(store, state_dir).items():
@@ -148,12 +153,13 @@ def control(
         analytics.close()
 
 
-def _open_analytics(state_dir: Path):
-    """<state>/analytics.duckdb, with the GeoIP database the DNS uses (if installed) for countries."""
+def _open_analytics(state_dir: Path, ingest_yield: float):
+    """<state>/analytics.duckdb, with the GeoIP database the DNS uses (if installed) for countries;
+    `ingest_yield`: owncdn.control.analytics Rule 7."""
     from owncdn.control.analytics import open_analytics
 
     try:
-        return open_analytics(state_dir)
+        return open_analytics(state_dir, yield_for=ingest_yield)
     except Exception as exc:  # noqa: BLE001 - duckdb raises its own kinds (a locked file, say)
         _fail(f"cannot open the analytics store {state_dir / 'analytics.duckdb'}: {exc}")
 

@@ -41,6 +41,11 @@ Rules:
 6. Stats and top lists leave out the fleet's own requests (paths under
    ``/.well-known/owncdn/``: the health monitor's checks through each edge's request
    path); they stay in ``logs`` for whoever wants them.
+7. Ingest is background work: while the machine's CPUs are busy with other work
+   (edges serving visitors on the same machine), the writer paces itself to a tenth of
+   a core for at most ``yield_for`` seconds in a row (``core/logs/pace.py``); the
+   batches wait (429 when the queue is full, the lines in the edges' spools) and go in
+   once the load eases. ``yield_for`` 0: never. Reads are not paced.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ import duckdb
 import numpy
 import orjson
 
+from owncdn.core.logs.pace import YIELD_FOR, IngestPace, idle_and_total
 from owncdn.core.logs.schema import CACHED, COLUMNS, FIELDS, SCHEMA_VERSION, normalize
 from owncdn.core.logs.window import bucket_seconds
 
@@ -130,12 +136,13 @@ _INSERT_NEW = ("INSERT INTO log_lines " + _SELECT + "FROM incoming i WHERE valid
 _BATCHES = "CREATE TABLE IF NOT EXISTS log_batches (batch VARCHAR PRIMARY KEY, accepted BIGINT, lines BIGINT, received TIMESTAMP)"
 COMMIT_EVERY = 0.1  # seconds at the least from the start of one commit to the start of the next (Rule 2)
 MAX_GROUP = 64  # batches in one commit at the most
+PACE_STEP = 0.1  # seconds between looks at the machine while the writer yields (Rule 7)
 BATCH_DAYS = 30  # names of stored batches are kept this long (an edge resending later than that duplicates)
 
 
 class Analytics:
     def __init__(self, path: Path | str, geo=None, *, threads: int = 1, memory_limit: str = "512MB",
-                 commit_every: float = COMMIT_EVERY) -> None:
+                 commit_every: float = COMMIT_EVERY, yield_for: float = YIELD_FOR) -> None:
         # threads=1: ingest costs about 12% less CPU a line than with 2 (no hand-offs between
         # DuckDB's workers), and the stats queries read small time ranges.
         self.path = str(path)
@@ -143,6 +150,8 @@ class Analytics:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.geo = geo  # a GeoDatabase (owncdn.dns.geo) or None (Rule 4)
         self.commit_every = commit_every  # Rule 2
+        self.pace = IngestPace(os.cpu_count() or 1, os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100,
+                               most=yield_for)  # Rule 7
         self.db = duckdb.connect(self.path, config={"threads": threads, "memory_limit": memory_limit,
                                                     "checkpoint_threshold": CHECKPOINT_WAL})
         self.db.execute(_create_sql())
@@ -162,6 +171,7 @@ class Analytics:
         self.accepted = 0
         self.duplicates = 0
         self.changed = threading.Condition()
+        self._closing = threading.Event()  # Rule 7: a yielding writer stops waiting
         self._writer = threading.Thread(target=self._write_loop, name="analytics-writer", daemon=True)
         self._writer.start()
 
@@ -198,24 +208,40 @@ class Analytics:
         cursor.create_function("owncdn_country", self._country, ["VARCHAR"], "VARCHAR",
                                null_handling="special")  # Rule 4
         held: list = []  # jobs taken but left for the next commit (a batch name repeated in a group)
-        last = float("-inf")  # when the last commit started
+        next_at = paced = float("-inf")  # when the next commit may start (Rule 2), and while yielding (Rule 7)
         while True:
             jobs, held = held or [self._jobs.get()], []
-            pause = last + self.commit_every - time.monotonic()
+            pause = next_at - time.monotonic()
             if pause > 0 and None not in jobs:  # Rule 2: batches that arrive meanwhile share the commit
                 time.sleep(pause)
+            if None not in jobs:
+                self._yield_until(paced)
             while len(jobs) < MAX_GROUP and not self._jobs.empty():  # batches that waited: one commit for all
                 jobs.append(self._jobs.get())
             stop = None in jobs
             jobs, held = _split_at_repeat([j for j in jobs if j is not None])
             if jobs:
-                last = time.monotonic()
+                start, cpu = time.monotonic(), time.thread_time()
+                self.pace.observe(start, _cpu_jiffies(), cpu)  # Rule 7
                 self._run(cursor, jobs)
+                next_at = start + self.commit_every
+                paced = start + self.pace.gap(start, time.thread_time() - cpu, self.commit_every)
             if stop and not held:
                 cursor.close()
                 return
             if stop:
                 self._jobs.put(None)
+
+    def _yield_until(self, until: float) -> None:
+        """Rule 7: wait until ``until``, looking at the machine every ``PACE_STEP``: once
+        it is no longer busy, the backlog goes in at once."""
+        while (pause := until - time.monotonic()) > 0:
+            if self._closing.wait(min(pause, PACE_STEP)):
+                return  # closing: what was taken goes in now
+            now = time.monotonic()
+            self.pace.observe(now, _cpu_jiffies(), time.thread_time())
+            if not self.pace.yielding(now):
+                return
 
     def _run(self, cursor, jobs: list) -> None:
         """Write ``jobs`` in one transaction; if that fails, each on its own."""
@@ -268,8 +294,8 @@ class Analytics:
                 fresh.append((i, data, batch, lines, numbers))
         now = int(time.time() * 1_000_000)  # µs: bench/log_latency.py measures with it
         if fresh:
-            data = b"".join(d if d.endswith(b"\n") else d + b"\n" for _, d, _, _, _ in fresh)
-            with self._inbox_file(data) as path:
+            parts = [d if d.endswith(b"\n") else d + b"\n" for _, d, _, _, _ in fresh]  # written one after the other
+            with self._inbox_file(*parts) as path:
                 inserted = cursor.execute(_INSERT_NAMED, {"geo": self.geo is not None, "path": path,
                                                           "seq": self.seq, "received": now}).fetchall()[0][0]
             if inserted != sum(f[3] for f in fresh):
@@ -322,18 +348,15 @@ class Analytics:
         return inserted, dupes, invalid, _problems([x for x in data.decode("utf-8", "replace").split("\n") if x])
 
     @contextmanager
-    def _inbox_file(self, data: bytes):
-        """The batch as a file in the inbox for DuckDB's JSON reader (Rule 2), removed
-        once read (the transaction holds the rows). Not fsynced: the batch is
-        acknowledged only after the commit, which DuckDB makes durable."""
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:  # the reader would drop such a line; with U+FFFD it is kept
-            data = data.decode("utf-8", "replace").encode()
+    def _inbox_file(self, *parts: bytes):
+        """The batch (its parts, whole lines each, one after the other: no joined copy)
+        as a file in the inbox for DuckDB's JSON reader (Rule 2), removed once read (the
+        transaction holds the rows). Not fsynced: the batch is acknowledged only after
+        the commit, which DuckDB makes durable."""
         self._files += 1
         path = self.inbox / f"{os.getpid()}-{id(self):x}-{self._files}.jsonl"
         with open(path, "wb") as out:
-            out.write(data)
+            out.writelines(_utf8(part) for part in parts)
         try:
             yield str(path)
         finally:
@@ -363,6 +386,7 @@ class Analytics:
         return country
 
     def close(self) -> None:
+        self._closing.set()
         self._jobs.put(None)
         self._writer.join(10)
         self.db.close()
@@ -501,6 +525,27 @@ def _count_lines(data: bytes) -> tuple[int, int]:
     return places, places - empty
 
 
+def _cpu_jiffies() -> tuple[int, int] | None:
+    """(idle, all) jiffies of the machine (``core/logs/pace.py``), None without ``/proc/stat``."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            return idle_and_total(f.read(4096).decode("ascii", "replace"))
+    except OSError:
+        return None
+
+
+def _utf8(data: bytes) -> bytes:
+    """``data``, or with U+FFFD for bytes that are not UTF-8: the JSON reader would drop
+    such a line, this way it is kept. ASCII (what edges send) is checked without a copy."""
+    if data.isascii():
+        return data
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "replace").encode()
+    return data
+
+
 def _split_at_repeat(jobs: list) -> tuple[list, list]:
     """``jobs`` up to the first one whose batch name an earlier one has, and the rest:
     a batch sent again while the first is still queued waits for the next commit, which
@@ -541,12 +586,13 @@ def _plain(value):
     return str(value)
 
 
-def open_analytics(state_dir: Path, geoip: str | None = None) -> Analytics:
-    """``<state_dir>/analytics.duckdb`` with the GeoIP database the DNS would use, if any."""
+def open_analytics(state_dir: Path, geoip: str | None = None, yield_for: float = YIELD_FOR) -> Analytics:
+    """``<state_dir>/analytics.duckdb`` with the GeoIP database the DNS would use, if any;
+    ``yield_for``: Rule 7."""
     from owncdn.dns.geodefault import open_geo
 
     try:
         geo = open_geo(geoip)
     except (OSError, ValueError):
         geo = None
-    return Analytics(Path(state_dir) / "analytics.duckdb", geo)
+    return Analytics(Path(state_dir) / "analytics.duckdb", geo, yield_for=yield_for)
