@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 
@@ -63,3 +64,19 @@ def test_a_broken_cache_file_is_ignored(tmp_path):
     assert cache.get("x", os.stat(f)) is None
     cache.save()  # rewritten whole
     assert HashCache(tmp_path / "c.json").old == {}
+
+
+def test_a_file_read_again_only_because_it_was_racy_is_not_fresh(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "old.html").write_bytes(b"old")
+    (site / "racy.html").write_bytes(b"same bytes")
+    cache = HashCache.for_root(site, tmp_path / "cache")
+    scan_site(site, cache=cache)
+    entries = json.loads(cache.path.read_text())["files"]
+    entries["old.html"][2] += 10**12  # hashed long after its last change: trusted
+    cache.path.write_text(json.dumps({"files": entries}))
+    (site / "new.html").write_bytes(b"new")
+    again = scan_site(site, cache=HashCache.for_root(site, tmp_path / "cache"))
+    assert again.remembered == 1  # racy.html and new.html were read
+    assert again.fresh == {hashlib.sha256(b"new").hexdigest()}  # racy.html's bytes were pushed before

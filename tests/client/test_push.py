@@ -190,6 +190,29 @@ def test_a_file_that_changes_before_it_goes_inline(api, lean, tmp_path):
     assert [r["number"] for r in api.releases("production", "blog")] == [1]
 
 
+def test_a_large_upload_is_announced_first_so_edges_fetch_while_it_runs(api, lean, tmp_path, monkeypatch):
+    monkeypatch.setattr("owncdn.client.push.ANNOUNCE_BYTES", 10)
+    root = site(tmp_path / "s", a="1" * 6, b="2" * 6, c="3")
+    push_site(lean, root, service="blog")
+    assert lean.calls == [("POST", "/v1/blobs/missing"), ("POST", "/v1/services/blog/releases/upcoming"),
+                          ("POST", "/v1/blobs/bundle"), ("POST", "/v1/services/blog/releases")]
+    lean.calls.clear()
+    (root / "c").write_text("4")  # 1 byte to upload: not worth announcing
+    push_site(lean, root, service="blog")
+    assert ("POST", "/v1/services/blog/releases/upcoming") not in lean.calls
+
+
+def test_a_control_plane_without_announcements_still_gets_the_push(api, lean, tmp_path, monkeypatch):
+    monkeypatch.setattr("owncdn.client.push.ANNOUNCE_BYTES", 1)
+
+    def older(*args, **kwargs):
+        raise ApiError(404, "not_found", "Not Found")
+
+    monkeypatch.setattr(lean, "announce_release", older)
+    pushed = push_site(lean, site(tmp_path / "s", a="1", b="2"), service="blog")
+    assert (pushed.release["number"], pushed.blobs_uploaded) == (1, 2)
+
+
 def test_push_api_errors_are_api_errors(api):
     with PushApi(api.base_url, "not-a-token") as client:
         with pytest.raises(ApiError) as caught:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from owncdn.control.api import ApiServer, create_app
-from owncdn.control.api.releasechannels import ReleaseChannel, ReleaseReadyChannel
+from owncdn.control.api.releasechannels import ReleaseChannel, ReleaseReadyChannel, UpcomingChannel
 from owncdn.control.blobs import DirBlobStore
 from owncdn.control.store import Store, sqlite_url
 from owncdn.core.content.bundle import header
@@ -109,6 +109,7 @@ def api(tmp_path):
     ("POST", "/v1/services/blog/releases/1/activate"),
     ("POST", "/v1/services/blog/releases/bundle"),
     ("GET", "/v1/services/blog/releases/1/status"),
+    ("POST", "/v1/services/blog/releases/upcoming"),
     ("POST", "/v1/nodes/n-1/releases"),
 ])
 def test_no_token_is_401(api, method, path):
@@ -129,6 +130,7 @@ def test_no_token_is_401(api, method, path):
     ("read", "POST", "/v1/services/blog/releases/1/activate"),
     ("read", "POST", "/v1/services/blog/releases/bundle"),
     ("purge", "GET", "/v1/services/blog/releases/1/status"),
+    ("read", "POST", "/v1/services/blog/releases/upcoming"),
     ("deploy", "POST", "/v1/nodes/n-1/releases"),
 ])
 def test_missing_scope_is_403(api, token, method, path):
@@ -360,6 +362,81 @@ def test_a_release_made_here_reaches_the_channel_without_a_store_read(api, monke
     monkeypatch.setattr(api.ctx.store, "get_release", no_read)
     data = channel.read(api.ctx, node)["blog"][1]
     assert (data["number"], data["id"], data["manifest"]) == (made["number"], made["id"], manifest(a=b"1"))
+
+
+# -- an upcoming release: edges fetch its blobs while they land ---------------------------------
+
+def test_an_announced_release_reaches_edges_until_it_is_created(api):
+    from owncdn.control.api.channels import stream_topic
+
+    edge_node = api.store.get_node(api.register("edge-1"))
+    dns_node = api.store.get_node(api.register("dns-1", kind="dns"))
+    channel = next(c for c in api.ctx.channels if isinstance(c, UpcomingChannel))
+    m = manifest(index__html=b"<h1>soon</h1>")
+    before = api.ctx.hub.generation(stream_topic("production", "edge"))
+    got = api.ok("POST", "/v1/services/blog/releases/upcoming", json={"manifest": m})
+    assert got == {"service": "blog", "env": "production", "id": sha(canonical(m)), "expires_in": 120.0}
+    assert api.ctx.hub.generation(stream_topic("production", "edge")) != before  # the edges' streams woke
+    assert channel.read(api.ctx, edge_node) == {"blog": (got["id"], {"service": "blog", "id": got["id"], "manifest": m})}
+    assert channel.read(api.ctx, dns_node) == {}
+    assert ReleaseChannel().read(api.ctx, edge_node) == {}  # announced is not released: nothing to switch to
+    api.put(b"<h1>soon</h1>")
+    api.ok("POST", "/v1/services/blog/releases", json={"manifest": m})
+    assert channel.read(api.ctx, edge_node) == {}
+
+
+def test_an_announcement_expires_and_is_checked_like_a_release():
+    now = [0.0]
+    channel = UpcomingChannel(clock=lambda: now[0])
+    node = SimpleNamespace(kind="edge", env="production")
+    channel.announce("production", "blog", "a" * 64, {"files": {}})
+    channel.announce("staging", "blog", "b" * 64, {"files": {}})
+    assert list(channel.read(None, node)) == ["blog"]
+    channel.forget("production", "blog", "c" * 64)  # another release: this announcement stays
+    assert list(channel.read(None, node)) == ["blog"]
+    now[0] = 121.0
+    assert channel.read(None, node) == {}
+
+
+@pytest.mark.parametrize("service, body, status, code", [
+    ("nope", {"manifest": {"files": {}}}, 404, "unknown_service"),
+    ("pulled", {"manifest": {"files": {}}}, 422, "not_a_push_service"),
+    ("blog", {"manifest": {"files": {"../x": {"sha256": "a" * 64, "size": 1}}}}, 422, "invalid_manifest"),
+])
+def test_a_bad_announcement_is_refused(api, service, body, status, code):
+    r = api.call("POST", f"/v1/services/{service}/releases/upcoming", json=body)
+    assert r.status_code == status and r.json()["error"]["code"] == code
+
+
+def test_a_waiting_fetch_sends_blobs_as_they_land_and_ends_without_the_rest(api):
+    api.register("edge-1")
+    api.put(b"here")
+    later, never = b"uploaded meanwhile", b"never uploaded"
+    landed = threading.Event()
+
+    def upload_soon():
+        while api.ctx.hub.waiter_count() == 0:  # the fetch sent what was there and waits
+            time.sleep(0.01)
+        api.ok("POST", "/v1/blobs/bundle", content=bundle(later))
+        landed.set()
+
+    uploader = threading.Thread(target=upload_soon)
+    uploader.start()
+    body = {"hashes": [sha(b"here"), sha(later), sha(never)], "wait": 2.0}
+    got = api.call("POST", "/v1/blobs/fetch", "edge-1", json=body)
+    uploader.join()
+    assert landed.is_set() and got.status_code == 200
+    assert got.content == bundle(b"here", later)  # the one never uploaded is left out, no 404
+
+
+def test_a_waiting_fetch_of_present_blobs_ends_at_once(api):
+    api.register("edge-1")
+    api.put(b"a")
+    api.put(b"b")
+    got = api.call("POST", "/v1/blobs/fetch", "edge-1", json={"hashes": [sha(b"a"), sha(b"b"), sha(b"a")], "wait": 60.0})
+    assert got.content == bundle(b"a", b"b")
+    r = api.call("POST", "/v1/blobs/fetch", "edge-1", json={"hashes": [sha(b"a")], "wait": 61.0})
+    assert r.status_code == 422
 
 
 # -- one request: the release and its new blobs; who serves it ---------------------------------

@@ -226,3 +226,18 @@ def test_a_blob_a_crash_left_in_gc_trash_is_put_back_at_start(tmp_path):
     again = DirBlobStore(tmp_path / "blobs")
     assert again.missing([sha(b"kept")]) == []
     assert not any(again.tmp.iterdir())
+
+
+def test_dir_store_reads_a_blob_into_a_buffer(tmp_path):
+    from owncdn.control.blobs import BlobError
+
+    blobs = DirBlobStore(tmp_path / "blobs")
+    data = os.urandom(70_000)
+    put(blobs, data)
+    buffer = bytearray(len(data) + 10)
+    blobs.read_into(sha(data), memoryview(buffer)[5:5 + len(data)])
+    assert bytes(buffer[5:5 + len(data)]) == data and buffer[:5] == bytes(5)
+    with pytest.raises(BlobError, match="ended after"):
+        blobs.read_into(sha(data), memoryview(bytearray(len(data) + 1)))
+    with pytest.raises(BlobNotFound):
+        blobs.read_into(sha(b"none"), memoryview(bytearray(1)))

@@ -73,6 +73,11 @@ class HashCache:
         self.new[rel] = entry
         return sha
 
+    def last(self, rel: str) -> str | None:
+        """The hash this file had at the last push, whatever its stat says now."""
+        entry = self.old.get(rel)
+        return entry[1] if isinstance(entry, list) and len(entry) == 3 else None
+
     def put(self, rel: str, st: os.stat_result, sha: str, hashed_at: int | None = None) -> None:
         """Remember ``sha`` for the file as ``st`` describes it, hashed at ``hashed_at``
         (ns since the epoch; taken before the file was opened)."""

@@ -28,6 +28,11 @@ Rules:
    the release is created again; a control plane without that endpoint gets Rules 2-4.
    A wrong guess costs bytes (a blob sent that was there), never correctness: the
    control plane checks every blob of the manifest before it stores the release.
+8. Before an upload of ``ANNOUNCE_BYTES`` or more (Rule 2), the release is announced
+   (``POST .../releases/upcoming``, with a client that has ``announce_release``): the
+   edges fetch its blobs while they are uploaded, instead of after the release is
+   created. An announcement changes nothing the edges serve; a control plane without
+   that endpoint is simply not told.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ BUNDLE_BLOBS = 256
 UPLOAD_CHUNK = 256 * 1024
 INLINE_BYTES = 8 << 20
 INLINE_BLOBS = 1000
+ANNOUNCE_BYTES = 1 << 20
 
 
 class PushResult(NamedTuple):  # not a dataclass: `owncdn push` starts faster without `dataclasses`
@@ -93,8 +99,11 @@ def push_site(client: Client | PushApi, root: str | Path, *, service: str, env: 
     missing = client.missing_blobs(list(manifest.blobs))
     if on_plan is not None:
         on_plan(site, missing)
-    uploaded = upload_blobs(client, site, missing, parallel, progress)
     body = manifest.to_json()
+    sizes = manifest.blobs  # a dict built on each use
+    if sum(sizes[sha] for sha in set(missing)) >= ANNOUNCE_BYTES:
+        _announce(client, env, service, body)
+    uploaded = upload_blobs(client, site, missing, parallel, progress)
     try:
         release = client.create_release(env, service, body)
     except ApiError as exc:
@@ -106,6 +115,17 @@ def push_site(client: Client | PushApi, root: str | Path, *, service: str, env: 
                       blobs_uploaded=len(set(missing)), bytes_uploaded=uploaded,
                       manifest_bytes=len(json.dumps({"manifest": body}, separators=(",", ":"))),
                       seconds=time.perf_counter() - started)
+
+
+def _announce(client, env: str, service: str, manifest: dict[str, Any]) -> None:
+    """Rule 8."""
+    if not hasattr(client, "announce_release"):
+        return
+    try:
+        client.announce_release(env, service, manifest)
+    except ApiError as exc:
+        if not (exc.status in (404, 405) and exc.code in ("not_found", "method_not_allowed", "http_error")):
+            raise  # e.g. an unknown service: said now, before the upload, as creating the release would
 
 
 def _inline_guess(site: Site) -> list[str] | None:

@@ -10,8 +10,8 @@ and ``ssl`` took about 25 ms more to import).
 
 Rules:
 1. The methods a push needs, with ``Client``'s names, arguments and results
-   (``missing_blobs``, ``put_blob``, ``put_bundle``, ``create_release``,
-   ``create_release_with_blobs``, ``release_status``); every failure is an
+   (``missing_blobs``, ``put_blob``, ``put_bundle``, ``announce_release``,
+   ``create_release``, ``create_release_with_blobs``, ``release_status``); every failure is an
    ``ApiError`` as in ``Client`` Rule 2 (status 0 and ``"unreachable"`` /
    ``"timeout"`` when there is no answer).
 2. One keep-alive connection per thread (uploads run in several threads). A
@@ -88,6 +88,12 @@ class PushApi:
     def create_release(self, env: str, service: str, manifest: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", f"/v1/services/{quote(service, safe='')}/releases?env={quote(env, safe='')}",
                           _json({"manifest": manifest}), retry=False)
+
+    def announce_release(self, env: str, service: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Tell the edges about the release whose blobs are about to be uploaded, so they
+        fetch them as they land (``POST .../releases/upcoming``)."""
+        return self._call("POST", f"/v1/services/{quote(service, safe='')}/releases/upcoming?env={quote(env, safe='')}",
+                          _json({"manifest": manifest}))
 
     def create_release_with_blobs(self, env: str, service: str, body: bytes | Iterable[bytes],
                                   size: int | None = None) -> dict[str, Any]:

@@ -19,7 +19,9 @@ Rules:
 6. With a ``HashCache`` (``client/hashcache.py``), a file whose stat is unchanged since
    an earlier push (and was not racy then) is not read again: its remembered hash is
    used. The cache is saved after the scan. ``Site.fresh`` holds the blobs read this
-   time and ``Site.remembered`` how many files the cache answered for: a push uses
+   time that neither a remembered file holds nor the same file held at the last push
+   (a file read again only because its entry was racy, with the same bytes, is not
+   new), and ``Site.remembered`` how many files the cache answered for: a push uses
    them to guess which blobs are new (``push`` rule 7).
 """
 
@@ -96,7 +98,10 @@ def scan_site(root: str | Path, limits: Limits = Limits(), threads: int = 4, cac
     entries = [(path, sha, size) for (path, _, _), (sha, size) in zip(files, hashed, strict=True)]
     sources = {sha: source for (_, source, _), (sha, _) in zip(files, hashed, strict=True)}
     read = set(todo)
-    fresh = frozenset(hashed[i][0] for i in read) - {sha for i, (sha, _) in enumerate(hashed) if i not in read}
+    known = {sha for i, (sha, _) in enumerate(hashed) if i not in read}
+    if cache is not None:
+        known.update(cache.last(files[i][0]) for i in read)
+    fresh = frozenset(hashed[i][0] for i in read) - known
     return Site(root, Manifest.build(entries), sources, fresh, len(files) - len(todo))
 
 

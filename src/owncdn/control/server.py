@@ -79,6 +79,7 @@ async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.
             await asyncio.sleep(0.01)
         if task.done():
             task.result()  # raises why it could not start
+        _quiet_collector()
         if started is not None:
             started.set()
         await asyncio.shield(task)
@@ -96,6 +97,24 @@ async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.
         except (asyncio.TimeoutError, asyncio.CancelledError):
             task.cancel()
         sock.close()
+
+
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def _quiet_collector() -> None:
+    """Once serving, everything loaded so far (FastAPI, pydantic, SQLAlchemy, the
+    app) is moved out of the cyclic collector's sight (``gc.freeze``), and young
+    collections run every 10,000 net allocations instead of 700 (as the edge does,
+    ``edge/server.py``): requests free their objects by reference counting, and the
+    collector's walks over that heap were about a fifth of the control plane's main
+    thread during a push of 1,065 files (perf, measured under load)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def start_health_monitor(store: Store, hub, settings=None, app=None) -> asyncio.Task | None:

@@ -22,8 +22,8 @@ Rules:
    switched to even while the control plane is unreachable. A pending target stays
    pending until its fetch ends (``releasesync``); a switched release whose blobs are
    no longer all on disk becomes pending again, so they are fetched again.
-4. After a switch, blobs that no current, previous or pending release of any service
-   names are deleted, and so are partial files nobody wants; rolling back to the
+4. After a switch, blobs that no current, previous, pending or upcoming (being
+   prefetched) release of any service names are deleted, and so are partial files nobody wants; rolling back to the
    previous release needs no fetch.
 5. The live release of a service is one object (``Live``) replaced whole; a request
    that already holds one keeps a consistent view (open blob files stay readable after
@@ -145,6 +145,7 @@ class ReleaseStore:
         self.clock = clock
         self.live: dict[str, Live] = {}
         self.pending: dict[str, Target] = {}
+        self.upcoming: dict[str, Target] = {}  # prefetched, not to be served (releasesync.py rule 6); in memory only
         self.held: set[str] = self._scan_blobs()  # names under blobs/: what has_blob answers from
         self.unsynced_dirs: set[Path] = set()  # blob directories with renames not yet fsynced
         self.made_dirs: set[Path] = set()  # blob directories known to exist (collect() never removes them)
@@ -375,7 +376,7 @@ class ReleaseStore:
             keep.update(live.target.manifest.blobs)
             if live.previous is not None:
                 keep.update(live.previous.manifest.blobs)
-        for target in self.pending.values():
+        for target in [*self.pending.values(), *self.upcoming.values()]:
             keep.update(target.manifest.blobs)
         return keep
 

@@ -38,6 +38,18 @@ Rules:
    next connect.
 5. At start, every pending target is resumed (partial files are kept), so a fetch
    killed midway finishes after a restart while the old release keeps serving.
+6. A ``release_upcoming`` event (``{"key", "service", "id", "manifest"}``: a push is
+   uploading the blobs of that manifest) starts a prefetch: the blobs this edge
+   lacks (up to ``PREFETCH_BLOB``; larger ones come as in Rule 2 after the release)
+   are asked for with ``POST /v1/blobs/fetch`` and ``"wait"`` (one bundle per
+   ``PREFETCH_BYTES``), so the control plane sends each as it lands; they are
+   verified and kept as in Rule 2 while the upload goes on. A prefetch switches nothing: only a ``release`` event does
+   (Rule 4), and its fetch first waits for the prefetch of the same manifest, then
+   fetches whatever is still missing. A prefetch ends when every blob came, when a
+   round brought nothing (the push was abandoned), or when another manifest is
+   announced or released for the service; its blobs are kept from garbage collection
+   while it runs (``ReleaseStore.upcoming``) and collected after the next switch if no
+   release names them.
 """
 
 from __future__ import annotations
@@ -56,7 +68,7 @@ import httpx
 import orjson
 
 from owncdn.core.content.bundle import BlobData, BlobEnd, BlobStart, BundleError, BundleReader
-from owncdn.core.content.manifest import ManifestError
+from owncdn.core.content.manifest import ManifestError, parse_manifest
 from owncdn.edge.releases import ReleaseStore, Target
 from owncdn.edge.upstream import (
     OriginAddress, OriginConnectError, OriginError, OriginPool, OriginProtocolError, Timeouts, send_request,
@@ -75,6 +87,9 @@ BUNDLE_BYTES = 16 << 20
 BUNDLE_BLOBS = 2000
 WRITE_GROUP_BYTES = 1 << 20  # bundled blobs are handed to a writer thread in groups this large
 WRITE_GROUP_BLOBS = 32
+PREFETCH_BLOB = 16 << 20  # a prefetch takes blobs up to this size in its bundles (held whole in memory)
+PREFETCH_BYTES = 1 << 30  # a prefetch asks in bundles this large: one waiting stream per edge for a site
+PREFETCH_WAIT = 20.0  # seconds a prefetch asks the control plane to wait for blobs to land (Rule 6)
 
 
 class ReleaseFailed(Exception):
@@ -105,6 +120,7 @@ class ReleaseSync:
         self.mismatches: Counter[str] = Counter()  # sha -> bundled fetches that hashed wrong
         self.writers: ThreadPoolExecutor | None = None  # hash + write + fsync bundled blobs
         self.warming: set[asyncio.Future] = set()  # warm-ups of releases loaded at start (Rule 4)
+        self.prefetches: dict[str, tuple[str, asyncio.Task]] = {}  # service -> (manifest id, task) (Rule 6)
 
     @property
     def fetched_bytes(self) -> int:
@@ -143,6 +159,67 @@ class ReleaseSync:
         self.store.set_pending(target)
         self.start(target)
 
+    async def on_upcoming(self, agent: "SyncAgent", http: httpx.AsyncClient, data: dict) -> None:
+        """Rule 6: a ``release_upcoming`` event."""
+        if data.get("deleted"):
+            return  # created (its release event follows) or given up: the prefetch ends by itself
+        service = str(data.get("service") or data["key"])
+        try:
+            target = Target(service, 0, str(data["id"]), parse_manifest(data["manifest"]))
+        except (ManifestError, ValueError, KeyError, TypeError) as exc:
+            _warn(f"release_upcoming event for {service} is malformed: {exc}")
+            return
+        live = self.store.live.get(service)
+        running = self.tasks.get(service)
+        prefetch = self.prefetches.get(service)
+        if ((live is not None and live.target.id == target.id)
+                or (running is not None and running[0].endswith(":" + target.id) and not running[1].done())
+                or (prefetch is not None and prefetch[0] == target.id and not prefetch[1].done())):
+            return
+        self._stop_prefetch(service)
+        self.store.upcoming[service] = target
+        task = asyncio.get_running_loop().create_task(self._prefetch(target))
+        self.prefetches[service] = (target.id, task)
+
+    def _stop_prefetch(self, service: str, unless: str = "") -> asyncio.Task | None:
+        """Cancel the prefetch of ``service`` unless it is for manifest ``unless``; that
+        one (still running) is returned."""
+        prefetch = self.prefetches.get(service)
+        if prefetch is None or prefetch[1].done():
+            return None
+        if unless and prefetch[0] == unless:
+            return prefetch[1]
+        prefetch[1].cancel()
+        return None
+
+    async def _prefetch(self, target: Target) -> None:
+        """Rule 6: rounds of waiting bundle fetches until every blob up to
+        ``PREFETCH_BLOB`` came or a round brought none."""
+        try:
+            while self.bundles:
+                small = {sha: size for sha, size in self.store.missing(target).items() if size <= PREFETCH_BLOB}
+                if not small:
+                    break
+                before = self.store.fetched_blobs
+                results = await asyncio.gather(*[self._fetch_bundle(batch, PREFETCH_WAIT)
+                                                 for batch in _bundles(small, PREFETCH_BYTES)],
+                                               return_exceptions=True)
+                if any(isinstance(r, _NoBundles) for r in results):
+                    self.bundles = False
+                    break
+                failed = next((r for r in results if isinstance(r, BaseException)), None)
+                if isinstance(failed, asyncio.CancelledError):
+                    raise failed
+                if failed is not None or self.store.fetched_blobs == before:
+                    break  # the release's own fetch (Rules 2-3) does the rest, with its retries
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a prefetch is an optimisation
+            _warn(f"prefetching the upcoming release of {target.service} stopped: {type(exc).__name__}: {exc}")
+        finally:
+            if self.store.upcoming.get(target.service) is target:
+                del self.store.upcoming[target.service]
+
     def start(self, target: Target) -> None:
         self._cancel(target.service)
         task = asyncio.get_running_loop().create_task(self._run(target))
@@ -166,6 +243,7 @@ class ReleaseSync:
 
     async def close(self) -> None:
         tasks = [t for _, t in self.tasks.values() if not t.done()] + [t for t in self.warming if not t.done()]
+        tasks += [t for _, t in self.prefetches.values() if not t.done()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -186,6 +264,9 @@ class ReleaseSync:
     # -- one release (Rules 2-4) --------------------------------------------------------
     async def _run(self, target: Target) -> None:
         started, blobs, size = time.monotonic(), self.store.fetched_blobs, self.store.fetched_bytes
+        prefetch = self._stop_prefetch(target.service, unless=target.id)
+        if prefetch is not None:  # Rule 6: its blobs are all there now, so it ends soon; no blob fetched twice
+            await asyncio.wait([prefetch])
         try:
             while True:
                 await self._fetch_all(target)
@@ -266,14 +347,16 @@ class ReleaseSync:
                 return
             raise ReleaseFailed(f"blob {sha[:12]} did not match its SHA-256 after {VERIFY_ATTEMPTS} fetches")
 
-    async def _fetch_bundle(self, batch: dict[str, int]) -> None:
-        """Fetch these small blobs in one bundle; keep each as its record ends (Rule 2)."""
+    async def _fetch_bundle(self, batch: dict[str, int], wait: float = 0.0) -> None:
+        """Fetch these small blobs in one bundle; keep each as its record ends (Rule 2).
+        With ``wait`` (a prefetch, Rule 6) the control plane sends them as they land and
+        the bundle may end without some."""
         async with self.slots:
             batch = {sha: size for sha, size in batch.items() if not self.store.has_blob(sha)}
             if not batch:
                 return
             pool = self._blob_pool()
-            body = orjson.dumps({"hashes": list(batch)})
+            body = orjson.dumps({"hashes": list(batch), "wait": wait} if wait else {"hashes": list(batch)})
             fields = [("Host", pool.address.host_header), *self.agent._auth().items(),
                       ("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
             resp = await send_request(pool, "POST", "/v1/blobs/fetch", fields, _once(body))
@@ -284,7 +367,7 @@ class ReleaseSync:
             try:
                 if resp.status != 200:
                     await self._bundle_refused(resp)
-                reader, got, parts = BundleReader(), set(), []
+                reader, got, parts = BundleReader(views=True), set(), []  # views of the bytes received
                 async for chunk in resp.body():
                     for ev in reader.feed(chunk):
                         if isinstance(ev, BlobData):
@@ -297,14 +380,14 @@ class ReleaseSync:
                             got.add(ev.sha256)
                             parts = []
                         elif isinstance(ev, BlobEnd):
-                            data, parts = b"".join(parts), []
+                            data, parts = (parts[0] if len(parts) == 1 else b"".join(parts)), []
                             group.append((ev.sha256, data))
                             group_bytes += len(data)
                             if group_bytes >= WRITE_GROUP_BYTES or len(group) >= WRITE_GROUP_BLOBS:
                                 kept.append(loop.run_in_executor(self._writers(), self.store.write_parts, group))
                                 group, group_bytes = [], 0
                 reader.close()
-                if got != set(batch):
+                if got != set(batch) and not wait:
                     raise OriginProtocolError(f"the bundle lacks {len(set(batch) - got)} of the blobs asked for")
             except BundleError as exc:
                 raise OriginProtocolError(f"bad bundle from the control plane: {exc}") from None
@@ -450,15 +533,15 @@ class ReleaseSync:
             raise OriginProtocolError(f"status {resp.status}")
 
 
-def _bundles(small: dict[str, int]) -> list[dict[str, int]]:
-    """Small blobs in bundles of at most ``BUNDLE_BYTES`` / ``BUNDLE_BLOBS``."""
+def _bundles(small: dict[str, int], limit: int = BUNDLE_BYTES) -> list[dict[str, int]]:
+    """Small blobs in bundles of at most ``limit`` bytes / ``BUNDLE_BLOBS`` blobs."""
     out: list[dict[str, int]] = []
     batch: dict[str, int] = {}
-    room = BUNDLE_BYTES
+    room = limit
     for sha, size in small.items():
         if batch and (size > room or len(batch) >= BUNDLE_BLOBS):
             out.append(batch)
-            batch, room = {}, BUNDLE_BYTES
+            batch, room = {}, limit
         batch[sha] = size
         room -= size
     if batch:
@@ -497,6 +580,7 @@ def follow_releases(edge, agent: "SyncAgent") -> ReleaseSync | None:
 
     sync = ReleaseSync(edge.releases, agent, on_live=lambda service: warm_release(edge, service))
     agent.handlers["release"] = sync.on_event
+    agent.handlers["release_upcoming"] = sync.on_upcoming
     sync.resume()
     for service in list(edge.releases.live):
         sync.warm_later(service)

@@ -16,13 +16,14 @@ def bundle(*blobs: bytes) -> bytes:
     return b"".join(header(sha(b), len(b)) + b for b in blobs)
 
 
-def read(data: bytes, piece: int) -> list[tuple[str, bytes]]:
-    reader, out, current = BundleReader(), [], None
+def read(data: bytes, piece: int, views: bool = False) -> list[tuple[str, bytes]]:
+    reader, out, current = BundleReader(views=views), [], None
     for i in range(0, len(data), piece):
         for event in reader.feed(data[i:i + piece]):
             if isinstance(event, BlobStart):
                 current = (event.sha256, bytearray())
             elif isinstance(event, BlobData):
+                assert isinstance(event.data, memoryview if views else bytes)
                 current[1].extend(event.data)
             else:
                 assert isinstance(event, BlobEnd) and event.sha256 == current[0]
@@ -31,10 +32,17 @@ def read(data: bytes, piece: int) -> list[tuple[str, bytes]]:
     return out
 
 
+@pytest.mark.parametrize("views", [False, True])
 @pytest.mark.parametrize("piece", [1, 2, 7, 64, 65, 66, 85, 1000, 1 << 20])
-def test_any_piece_size(piece):
+def test_any_piece_size(piece, views):
     blobs = [b"hello", b"", b"x" * 5000, b"\n" * 3]
-    assert read(bundle(*blobs), piece) == [(sha(b), b) for b in blobs]
+    assert read(bundle(*blobs), piece, views) == [(sha(b), b) for b in blobs]
+
+
+def test_views_are_read_only_slices_of_what_was_fed():
+    fed = bundle(b"hello world")
+    [_, data, _] = BundleReader(views=True).feed(fed)
+    assert data.data.obj is fed and data.data.readonly and data == BlobData(b"hello world")
 
 
 def test_an_empty_bundle():

@@ -19,19 +19,34 @@ small files do not cost a request each: ``POST /v1/blobs/bundle`` uploads one
 ``POST /v1/blobs/fetch`` with ``{"hashes": [...]}`` downloads one (Rule 3's tokens;
 404 listing the missing ones before anything is sent).
 
+Rule 4b: ``POST /v1/blobs/fetch`` with ``"wait": S`` (an edge prefetching an
+upcoming release, ``releases`` Rule 8) never answers 404: it sends the blobs
+present, then each blob that lands later (every upload that stores blobs adds them
+to this process's ``Landed`` log and notifies ``BLOBS_TOPIC``; on each notify the
+store is asked about the blobs the log names, and about all those still awaited at
+least every ``RECHECK_SECONDS``, for uploads to another replica), and ends once every
+blob asked was sent or after S seconds (the body is chunked, its length unknown). Every blob
+sent is complete and stored, so the edge verifies it as any other.
+
 Rule 5: without a blob store (``create_app(..., blobs=None)``) these endpoints
 answer 503 and say so.
 
 Rule 6: downloads are read from the store in a worker thread ``SEND_BATCH`` bytes at
 a time (many small blobs of a bundle in one step) and handed to the server as an
 async stream, so the event loop never reads a file and the thread pool is not asked
-once per chunk.
+once per chunk. From a directory store (``read_into``) a bundle's blobs up to
+``SEND_BATCH`` are read straight into the piece being sent (one copy, three system
+calls a blob; with Python file objects it was about seven, each a hand-over of the
+interpreter lock, and two copies more).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import threading
+import time
+from collections import deque
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -42,6 +57,8 @@ from owncdn.control.blobs import BlobError, BlobMismatch, BlobNotFound, BlobStor
 from owncdn.core.content import is_sha256
 from owncdn.core.content.bundle import BlobData, BlobEnd, BlobStart, BundleError, BundleReader, header
 from owncdn.control.store import Token
+
+from owncdn.control.hub import RECHECK_SECONDS
 
 from .auth import authenticate, require
 from .errors import ApiProblem, error_responses
@@ -58,6 +75,56 @@ BUNDLE_TYPE = "application/x-owncdn-bundle"
 _BUNDLE = {BUNDLE_TYPE: {"schema": {"type": "string", "format": "binary"}}}
 WHOLE_BLOB = 1 << 20  # bundled blobs up to this size are stored in one step
 SEND_BATCH = 1 << 20  # bytes read per worker-thread step when streaming (Rule 6)
+BLOBS_TOPIC = "blobs/stored"  # notified after an upload stored blobs (Rule 4b)
+LANDED_KEEP = 100_000  # blobs remembered as just stored, for the waiting fetches (Rule 4b)
+
+
+class Landed:
+    """The blobs this process stored lately, numbered, so a waiting fetch looks at the
+    store only for those it waits for (Rule 4b); one that fell behind the log looks at
+    all again."""
+
+    def __init__(self, keep: int = LANDED_KEEP) -> None:
+        self.keep = keep
+        self.log: deque[tuple[int, str]] = deque()
+        self.seq = 0
+        self.lock = threading.Lock()
+
+    def add(self, hashes: list[str]) -> None:
+        with self.lock:
+            for sha in hashes:
+                self.seq += 1
+                self.log.append((self.seq, sha))
+            while len(self.log) > self.keep:
+                self.log.popleft()
+
+    def since(self, seq: int) -> tuple[int, set[str] | None]:
+        """``(now, hashes stored after seq)``; None when some were forgotten already."""
+        with self.lock:
+            if self.log and self.log[0][0] > seq + 1:
+                return self.seq, None
+            out = set()
+            for n, sha in reversed(self.log):
+                if n <= seq:
+                    break
+                out.add(sha)
+            return self.seq, out
+
+
+def blobs_stored(request: Request, hashes: list[str]) -> None:
+    """Wake the fetches waiting for blobs to land (Rule 4b)."""
+    landed(request).add(hashes)
+    ctx = getattr(request.app.state, "owncdn", None)
+    if ctx is not None:
+        ctx.hub.notify(BLOBS_TOPIC)
+
+
+def landed(request: Request) -> Landed:
+    state = request.app.state
+    log = getattr(state, "landed_blobs", None)
+    if log is None:
+        log = state.landed_blobs = Landed()
+    return log
 
 
 def blob_store(request: Request) -> BlobStore:
@@ -106,6 +173,7 @@ async def put_blob(sha256: Sha, request: Request, blobs: Blobs,
                 batch.clear()
         await run_in_threadpool(writer.write, bytes(batch))
         size = await run_in_threadpool(writer.commit)
+        blobs_stored(request, [sha256])
     except BlobMismatch as exc:
         raise ApiProblem(400, "hash_mismatch", str(exc)) from None
     except BlobTooLarge as exc:
@@ -172,14 +240,14 @@ async def _batched(pieces):
             close()
 
 
-def _take(pieces, want: int) -> bytes:
+def _take(pieces, want: int) -> bytes | memoryview:
     out, size = [], 0
     for piece in pieces:
         out.append(piece)
         size += len(piece)
         if size >= want:
             break
-    return b"".join(out)
+    return out[0] if len(out) == 1 else b"".join(out)
 
 
 def _limit(chunks, remaining: int):
@@ -206,7 +274,7 @@ async def receive_bundle(request: Request, blobs: BlobStore, first=None, first_l
     order. With ``first`` (an async callable), the first record is not stored but
     handed to ``first(sha256, data)`` whole once it ends (at most ``first_limit``
     bytes, else 413); what it raises ends the upload before any blob is stored."""
-    reader = BundleReader()
+    reader = BundleReader(views=True)  # views of the received bytes: a blob is joined (or not) once
     upload = _BundleUpload(blobs)
     stored = upload.stored
     head: bytearray | None = bytearray() if first is not None else None
@@ -234,6 +302,8 @@ async def receive_bundle(request: Request, blobs: BlobStore, first=None, first_l
         raise ApiProblem(413, "too_large", f"{exc}; {_kept(stored)}") from None
     finally:
         await upload.abort()
+        if stored:
+            blobs_stored(request, [b.sha256 for b in stored])
     return stored
 
 
@@ -363,10 +433,13 @@ class _BundleUpload:
 @router.post("/v1/blobs/fetch", summary="Download many blobs in one body (a bundle)", response_class=StreamingResponse,
              responses={200: {"description": "The blobs, as a bundle, in the order asked.", "content": _BUNDLE},
                         **error_responses(401, 403, 404, 422)})
-def fetch_bundle(body: FetchIn, blobs: Blobs, _: Annotated[Token, Depends(blob_reader)]) -> Response:
+def fetch_bundle(body: FetchIn, request: Request, blobs: Blobs, _: Annotated[Token, Depends(blob_reader)]) -> Response:
     """Records ``<sha256> <size>\\n<bytes>`` for the blobs asked (repeats dropped); 404
-    listing the missing ones, before anything is sent."""
+    listing the missing ones, before anything is sent; with ``wait``, Rule 4b."""
     _check_hashes(body.hashes)
+    if body.wait > 0:
+        return StreamingResponse(_arriving(request, blobs, list(dict.fromkeys(body.hashes)), body.wait),
+                                 media_type=BUNDLE_TYPE)
     sizes = blobs.sizes(body.hashes)
     missing = [sha for sha, size in sizes.items() if size is None]
     if missing:
@@ -377,6 +450,55 @@ def fetch_bundle(body: FetchIn, blobs: Blobs, _: Annotated[Token, Depends(blob_r
 
 
 def _bundle(blobs: BlobStore, sizes: dict[str, int]):
-    for sha, size in sizes.items():
-        yield header(sha, size)
-        yield from _limit(blobs.read(sha), size)
+    """The bundle's bytes in pieces (Rule 6)."""
+    items = list(sizes.items())
+    i = 0
+    while i < len(items):
+        sha, size = items[i]
+        if size > SEND_BATCH or not hasattr(blobs, "read_into"):  # streamed in chunks
+            yield header(sha, size)
+            yield from _limit(blobs.read(sha), size)
+            i += 1
+            continue
+        batch, room = [], SEND_BATCH  # small blobs of a directory store: read into one piece
+        while i < len(items) and items[i][1] <= SEND_BATCH and (not batch or items[i][1] <= room):
+            batch.append((items[i][0], header(*items[i]), items[i][1]))
+            room -= len(batch[-1][1]) + items[i][1]
+            i += 1
+        yield _read_piece(blobs, batch)
+
+
+def _read_piece(blobs, batch: list[tuple[str, bytes, int]]) -> memoryview:
+    """Records of small blobs ``(sha, header, size)`` read into one buffer (Rule 6)."""
+    view, at = memoryview(bytearray(sum(len(head) + size for _, head, size in batch))), 0
+    for sha, head, size in batch:
+        view[at:at + len(head)] = head
+        at += len(head)
+        blobs.read_into(sha, view[at:at + size])
+        at += size
+    return view
+
+
+async def _arriving(request: Request, blobs: BlobStore, hashes: list[str], wait: float):
+    """Rule 4b: the blobs present, then those that land, until all were sent or
+    ``wait`` seconds passed. After the first look, only the blobs the log says landed
+    are looked up, and all of them again on each re-check."""
+    hub, log = request.app.state.owncdn.hub, landed(request)
+    deadline = time.monotonic() + wait
+    remaining = dict.fromkeys(hashes)
+    cursor, look = log.since(log.seq)[0], list(remaining)
+    while remaining and not hub.closed:
+        since = hub.generation(BLOBS_TOPIC)  # before looking (hub Rule 3)
+        sizes = await run_in_threadpool(blobs.sizes, look) if look else {}
+        present = {sha: size for sha, size in sizes.items() if size is not None}
+        if present:
+            async for batch in _batched(_bundle(blobs, present)):
+                yield batch
+            for sha in present:
+                del remaining[sha]
+        left = deadline - time.monotonic()
+        if not remaining or left <= 0:
+            return
+        woken = await hub.wait(BLOBS_TOPIC, min(RECHECK_SECONDS, left), since)
+        cursor, new = log.since(cursor)
+        look = list(remaining) if new is None or not woken else [sha for sha in new if sha in remaining]

@@ -18,6 +18,13 @@ Rules:
    that wake together: reused for up to ``CURRENT_REUSE_SECONDS`` while the
    environment's ``current_topic`` was not notified (creating or activating a release
    on this replica notifies it; a change on another replica is seen after that time).
+5. ``release_upcoming`` (edge nodes of the environment): key = service name, revision
+   = manifest id, data = ``{"service", "id", "manifest"}``: a release a push is
+   uploading the blobs of (``POST .../releases/upcoming``), so edges fetch those blobs
+   while they land (``edge/releasesync.py`` rule 6). It is a hint, never a release:
+   nothing switches on it. Kept in this process only (a replica that did not receive
+   it sends nothing: the edges then fetch after the release, as before), for
+   ``UPCOMING_SECONDS`` or until the release with that id is created.
 """
 
 from __future__ import annotations
@@ -27,10 +34,12 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-__all__ = ["ReleaseChannel", "ReleaseReadyChannel", "current_topic", "release_channels", "remember_manifest"]
+__all__ = ["ReleaseChannel", "ReleaseReadyChannel", "UpcomingChannel", "announce_upcoming", "current_topic",
+           "forget_upcoming", "release_channels", "remember_manifest"]
 
 MANIFEST_CACHE = 64
 CURRENT_REUSE_SECONDS = 0.5
+UPCOMING_SECONDS = 120.0
 
 
 def current_topic(env: str) -> str:
@@ -105,6 +114,62 @@ def remember_manifest(ctx, env: str, service: str, number: int, release_id: str,
             channel.remember(env, service, number, release_id, manifest)
 
 
+class UpcomingChannel:
+    """Rule 5."""
+
+    name = "release_upcoming"
+
+    def __init__(self, clock=time.monotonic) -> None:
+        self.clock = clock
+        self._upcoming: dict[tuple[str, str], tuple[str, float, dict[str, Any]]] = {}  # (env, service) -> (id, until, data)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<UpcomingChannel {sorted(self._upcoming)}>"
+
+    def announce(self, env: str, service: str, release_id: str, manifest: dict[str, Any]) -> None:
+        data = {"service": service, "id": release_id, "manifest": manifest}
+        with self._lock:
+            self._upcoming[(env, service)] = (release_id, self.clock() + UPCOMING_SECONDS, data)
+
+    def forget(self, env: str, service: str, release_id: str) -> None:
+        """The release ``release_id`` exists now (or another push took over)."""
+        with self._lock:
+            held = self._upcoming.get((env, service))
+            if held is not None and held[0] == release_id:
+                del self._upcoming[(env, service)]
+
+    def read(self, ctx, node) -> dict[str, tuple[Any, dict]]:
+        if node.kind != "edge":
+            return {}
+        now = self.clock()
+        with self._lock:
+            for key in [key for key, held in self._upcoming.items() if held[1] <= now]:
+                del self._upcoming[key]
+            return {service: (release_id, data) for (env, service), (release_id, _, data) in self._upcoming.items()
+                    if env == node.env}
+
+
+def _upcoming_channel(ctx) -> UpcomingChannel | None:
+    return next((c for c in ctx.channels if isinstance(c, UpcomingChannel)), None)
+
+
+def announce_upcoming(ctx, env: str, service: str, release_id: str, manifest: dict[str, Any]) -> bool:
+    """Rule 5: tell this replica's edges about a release being uploaded; False when
+    this control plane has no such channel."""
+    channel = _upcoming_channel(ctx)
+    if channel is None:
+        return False
+    channel.announce(env, service, release_id, manifest)
+    return True
+
+
+def forget_upcoming(ctx, env: str, service: str, release_id: str) -> None:
+    channel = _upcoming_channel(ctx)
+    if channel is not None:
+        channel.forget(env, service, release_id)
+
+
 class ReleaseReadyChannel:
     name = "release_ready"
 
@@ -125,4 +190,4 @@ class ReleaseReadyChannel:
 
 
 def release_channels() -> list:
-    return [ReleaseChannel(), ReleaseReadyChannel()]
+    return [ReleaseChannel(), ReleaseReadyChannel(), UpcomingChannel()]

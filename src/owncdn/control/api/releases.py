@@ -29,6 +29,14 @@ failed it (with their reasons) and which edges in contact (heard from within
 the answer comes once none is left, or after S seconds, woken by each node report
 and re-reading the store every second (reports may land on another replica).
 
+Rule 8: ``POST .../releases/upcoming?env=E`` (``deploy``) with ``{"manifest"}``
+announces the release a push is about to upload the blobs of: the manifest and the
+service are checked as for a create, nothing is stored, and the edges of ``env``
+hear of it on ``release_upcoming`` (``releasechannels`` Rule 5) and fetch its blobs
+as they land (``POST /v1/blobs/fetch`` with ``wait``). Creating the release with that
+id ends the announcement; the release is still created and switched as in Rules 1
+and 3, so an announcement changes when edges fetch, never what they serve.
+
 Rule 7: blob retention (``owncdn.core.content.retention``): the listing marks
 each release ``retained`` (its blobs are kept by blob GC) or not; ``activate``
 claims the release's blobs first and answers 409 ``release_pruned`` when blob GC
@@ -58,10 +66,10 @@ from .blobs import BUNDLE_TYPE, Blobs, receive_bundle
 from .channels import state_changed
 from .errors import ApiProblem, error_responses
 from .nodes import existing_node
-from .releasechannels import current_topic, remember_manifest
+from .releasechannels import UPCOMING_SECONDS, announce_upcoming, current_topic, forget_upcoming, remember_manifest
 from .releaseschemas import (
     NodeReleaseIn, NodeReleaseOut, ReleaseCreate, ReleaseCreated, ReleaseFailure, ReleaseNode, ReleaseOut,
-    ReleaseStatus,
+    ReleaseStatus, ReleaseUpcoming,
 )
 from .schemas import ENV_PATTERN, utc
 
@@ -77,6 +85,14 @@ MAX_WAIT = 300.0
 CONTACT_WINDOW = 60.0
 
 
+def _parsed(body: ReleaseCreate):
+    """The body's manifest, or a 422 that says what is wrong with it."""
+    try:
+        return parse_manifest(body.manifest)
+    except ManifestError as exc:
+        raise ApiProblem(422, "invalid_manifest", str(exc), exc.problems) from None
+
+
 @router.post(
     "/v1/services/{name}/releases", status_code=201, response_model=ReleaseCreated,
     summary="Create a release from a manifest (it becomes current)",
@@ -84,12 +100,24 @@ CONTACT_WINDOW = 60.0
 )
 def create_release(name: ServiceName, body: ReleaseCreate, ctx: Ctx, blobs: Blobs,
                    token: Annotated[Token, Depends(require("deploy"))], env: EnvQuery = "production") -> ReleaseCreated:
-    try:
-        manifest = parse_manifest(body.manifest)
-    except ManifestError as exc:
-        raise ApiProblem(422, "invalid_manifest", str(exc), exc.problems) from None
+    manifest = _parsed(body)
     _push_service(ctx, env, name)
     return _create(ctx, env, name, manifest, blobs, token.name)
+
+
+@router.post(
+    "/v1/services/{name}/releases/upcoming", status_code=202, response_model=ReleaseUpcoming,
+    summary="Announce a release whose blobs are being uploaded (edges fetch them as they land)",
+    responses=error_responses(400, 401, 403, 404, 422),
+)
+def announce_release(name: ServiceName, body: ReleaseCreate, ctx: Ctx,
+                     _: Annotated[Token, Depends(require("deploy"))], env: EnvQuery = "production") -> ReleaseUpcoming:
+    """Rule 8."""
+    manifest = _parsed(body)
+    _push_service(ctx, env, name)
+    if announce_upcoming(ctx, env, name, manifest.id, manifest.to_json()):
+        state_changed(ctx, env, ("edge",))
+    return ReleaseUpcoming(service=name, env=env, id=manifest.id, expires_in=UPCOMING_SECONDS)
 
 
 @router.post(
@@ -143,6 +171,7 @@ def _create(ctx: ApiContext, env: str, name: str, manifest: Manifest, blobs: Blo
     release = ctx.store.add_release(env, name, body, manifest.id, len(manifest.files),
                                     manifest.total_bytes, author=author)
     remember_manifest(ctx, env, name, release.number, release.id, body)  # the edges' events need no store read
+    forget_upcoming(ctx, env, name, release.id)  # Rule 8: announced, now real
     _changed(ctx, env, name, current=True)
     return ReleaseCreated(service=name, env=env, number=release.number, id=release.id,
                           files=release.files, bytes=release.bytes)

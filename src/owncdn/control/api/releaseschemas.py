@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["BlobStored", "BundleStored", "FetchIn", "MissingIn", "MissingOut", "NodeReleaseIn", "NodeReleaseOut", "ReleaseCreate",
-           "ReleaseCreated", "ReleaseFailure", "ReleaseNode", "ReleaseOut", "ReleaseStatus"]
+           "ReleaseCreated", "ReleaseFailure", "ReleaseNode", "ReleaseOut", "ReleaseStatus", "ReleaseUpcoming"]
 
 MAX_HASHES = 200_000
 MAX_FETCH = 10_000
@@ -37,8 +37,12 @@ class BundleStored(BaseModel):
     bytes: int = Field(description="Their bytes in all.")
 
 
+MAX_FETCH_WAIT = 60.0
+
+
 class FetchIn(_Request):
     hashes: list[str] = Field(max_length=MAX_FETCH, description="The blobs to download, 64 lowercase hex digits each.")
+    wait: float = Field(default=0.0, ge=0.0, le=MAX_FETCH_WAIT, description="0 (default): every blob must exist, else 404 before anything is sent. More: the blobs present are sent, then those still being uploaded as they land, for up to this many seconds; the body ends early with those that did not (an edge prefetching an upcoming release).")
 
 
 class ReleaseCreate(_Request):
@@ -52,6 +56,13 @@ class ReleaseCreated(BaseModel):
     id: str = Field(description="The manifest id: SHA-256 of its canonical encoding.")
     files: int
     bytes: int
+
+
+class ReleaseUpcoming(BaseModel):
+    service: str
+    env: str
+    id: str = Field(description="The manifest id: SHA-256 of its canonical encoding.")
+    expires_in: float = Field(description="Seconds the edges are told about it, unless the release is created first.")
 
 
 class ReleaseNode(BaseModel):

@@ -12,6 +12,10 @@ Rules:
    (``BlobStart(sha256, size)``, ``BlobData(bytes)``, ``BlobEnd(sha256)``), in order;
    a blob's data may arrive in any number of pieces. ``end()`` says whether the
    bundle ended cleanly; ``close()`` raises if it stopped inside a record.
+   With ``BundleReader(views=True)`` a ``BlobData`` holds a read-only ``memoryview``
+   of the bytes fed instead of a copy (the control plane and the edges, which feed
+   immutable ``bytes`` and join or write the pieces once: one copy of every blob
+   less).
 3. A malformed header raises ``BundleError`` naming the offset; nothing after it is
    read. The reader never checks hashes: the blob store does (``owncdn.control.blobs``),
    as it does for single uploads.
@@ -82,7 +86,8 @@ def header(sha256: str, size: int) -> bytes:
 class BundleReader:
     """Rule 2: bytes in, events out."""
 
-    def __init__(self) -> None:
+    def __init__(self, views: bool = False) -> None:
+        self.views = views
         self._head = bytearray()
         self._sha: str | None = None
         self._left = 0
@@ -94,13 +99,13 @@ class BundleReader:
 
     def feed(self, data: bytes) -> list[BlobStart | BlobData | BlobEnd]:
         events: list[BlobStart | BlobData | BlobEnd] = []
-        view = memoryview(data)
+        view = memoryview(data).toreadonly()
         while view:
             if self._sha is None:
                 view = self._read_header(view, events)
             else:
                 take = min(self._left, len(view))
-                events.append(BlobData(bytes(view[:take])))
+                events.append(BlobData(view[:take] if self.views else bytes(view[:take])))
                 view = view[take:]
                 self._left -= take
                 self.offset += take
