@@ -139,7 +139,7 @@ def control(
     async def main() -> None:
         task = asyncio.get_running_loop().create_task(
             serve(store, host, port, zone, health=settings, blobs=blobs, acme=acme_settings, analytics=analytics,
-                  blob_gc=gc_settings))
+                  blob_gc=gc_settings, own_process=True))
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)

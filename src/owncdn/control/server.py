@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from owncdn.control.store import Store
+from owncdn.gctune import quiet_collector
 
 
 def database_url(state_dir: Path, database: str | None) -> str:
@@ -44,13 +45,15 @@ def open_store(state_dir: Path, database: str | None) -> Store:
 
 
 async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.Event | None = None,
-                health=None, blobs=None, acme=None, analytics=None, blob_gc=None) -> None:
+                health=None, blobs=None, acme=None, analytics=None, blob_gc=None,
+                own_process: bool = False) -> None:
     """Serve the API until cancelled; then end the event streams and close the socket.
     Runs the edge health monitor (`owncdn.control.health`) with `health` settings
     (a `HealthSettings`; the defaults when None), and the certificate manager
     (`owncdn.control.acme`) with `acme` settings (a `ManagerSettings`), and blob GC
     (`owncdn.control.blobgc`) with `blob_gc` settings (a `GcSettings`; the defaults
-    when None)."""
+    when None). `own_process` (the `owncdn control` command): once serving, tune the
+    collector (`owncdn.gctune`)."""
     import socket
 
     import uvicorn
@@ -79,7 +82,8 @@ async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.
             await asyncio.sleep(0.01)
         if task.done():
             task.result()  # raises why it could not start
-        _quiet_collector()
+        if own_process:
+            quiet_collector()  # owncdn/gctune.py
         if started is not None:
             started.set()
         await asyncio.shield(task)
@@ -97,24 +101,6 @@ async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.
         except (asyncio.TimeoutError, asyncio.CancelledError):
             task.cancel()
         sock.close()
-
-
-GC_YOUNG_THRESHOLD = 10_000
-
-
-def _quiet_collector() -> None:
-    """Once serving, everything loaded so far (FastAPI, pydantic, SQLAlchemy, the
-    app) is moved out of the cyclic collector's sight (``gc.freeze``), and young
-    collections run every 10,000 net allocations instead of 700 (as the edge does,
-    ``edge/server.py``): requests free their objects by reference counting, and the
-    collector's walks over that heap were about a fifth of the control plane's main
-    thread during a push of 1,065 files (perf, measured under load)."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def start_health_monitor(store: Store, hub, settings=None, app=None) -> asyncio.Task | None:

@@ -26,6 +26,7 @@ from owncdn.edge.tlslistener import listen_tls, open_cert_store
 from owncdn.edge.releases import open_releases
 from owncdn.edge.releasesync import follow_releases
 from owncdn.edge.static import warm_release
+from owncdn.gctune import quiet_collector
 
 
 class AdminApp:
@@ -215,27 +216,11 @@ class EdgeServer:
             await shipper.close()
 
 
-GC_YOUNG_THRESHOLD = 10_000
-
-
-def _quiet_collector() -> None:
-    """After start-up, everything loaded so far (modules, config, the disk index) is
-    moved out of the cyclic collector's sight (``gc.freeze``), and young collections
-    run every 10,000 net allocations instead of 700: requests free their objects by
-    reference counting, and the collector's walks were about 1.5% of a hit's CPU."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
-
-
 async def serve_forever(config, drain: float = 0.0, **kwargs) -> None:
     """Run until SIGINT/SIGTERM (the `owncdn edge` command); with `drain` seconds,
     first drain (`owncdn.edge.health.drain`) before closing."""
     server = await EdgeServer.start(config, **kwargs)
-    _quiet_collector()
+    quiet_collector()  # owncdn/gctune.py
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
