@@ -21,8 +21,9 @@ Each exchange is measured three ways in the same run:
 Printed per exchange: min / median / p90 in ms, and the emulator's residual per
 crossing, ``(median - modelled - direct median) / crossings`` (``core.world.emulator``
 rule 3). Then the forwarder's own histogram of how late packets left against their
-due time. ``--imprecise`` repeats the delay run with the forwarder's precise timers
-off (no ``SCHED_FIFO``, default timer slack) for comparison.
+due time, and the forwarder's CPU time (user + system) per packet once it was ready.
+``--imprecise`` repeats the delay run with the forwarder's precise timers off (no
+``SCHED_FIFO``, default timer slack, idle CPUs may halt) for comparison.
 
 Run it as root, under the shared lock:
 
@@ -66,7 +67,8 @@ def main() -> None:
     results = {"direct": {"one_way": 0.0, "samples": direct}}
     for name, (one_way, precise) in runs.items():
         out, wan = _run(one_way, args.samples, precise=precise)
-        results[name] = {"one_way": one_way, "samples": out, "modes": wan.modes, "lateness": summary(wan.lateness)}
+        results[name] = {"one_way": one_way, "samples": out, "modes": wan.modes, "lateness": summary(wan.lateness),
+                         "forwarder_cpu_s": wan.cpu_s}
     print(f"samples per exchange: {args.samples}; direct = both ends on one host's loopback (no emulator)")
     for name, r in results.items():
         modes = " ".join(r.get("modes", [])) or "-"
@@ -83,6 +85,10 @@ def main() -> None:
             print(line)
         if name != "direct":
             print(f"  forwarder: {text(r['lateness'])}")
+            if r.get("forwarder_cpu_s") is not None:
+                packets = max(1, r["lateness"]["packets"])
+                print(f"  forwarder CPU: {r['forwarder_cpu_s']:.3f} s user+system once ready, "
+                      f"{r['forwarder_cpu_s'] / packets * 1e6:.0f} us per packet forwarded")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -46,8 +46,8 @@ def test_round_trip_between_namespaces_is_twice_the_one_way_delay():
         # A packet can never arrive before its delay; the upper bound is loose (a busy machine).
         assert 0.30 <= connect < 0.30 + 1.0
         assert 0.30 <= echo < 0.30 + 1.0
-        # Precise timers (rule 5): microsecond waits, no timer slack, real-time priority.
-        assert wan.modes == ["timerslack=1ns", "SCHED_FIFO/10"]
+        # Precise timers (rule 5): microsecond waits, no timer slack, no idle halts, real-time priority.
+        assert wan.modes == ["timerslack=1ns", "cpu_dma_latency=0", "SCHED_FIFO/10"]
     assert not {wan.namespace("a"), wan.namespace("b")} & _namespaces()
     # Rule 6: every forwarded packet counted in the lateness histogram, read back on close.
     assert summary(wan.lateness)["packets"] >= 6   # handshake, request, reply, teardown
