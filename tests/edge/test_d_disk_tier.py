@@ -456,3 +456,24 @@ def test_a_file_that_ends_before_its_body_fails_the_send_instead_of_spinning(tmp
         os.close(fd)
         a.close()
         b.close()
+
+
+async def test_a_connection_that_sent_a_disk_body_keeps_little_unsent_in_the_kernel(tmp_path):
+    from owncdn.edge.protocol import _TCP_NOTSENT_LOWAT, NOTSENT_LOWAT
+
+    origin = make_origin({"/big": 1 << 20})
+    await origin.start()
+    cfg, _ = config(origin, tmp_path)
+    server = await EdgeServer.start(cfg)
+    try:
+        async with HttpClient("127.0.0.1", server.port) as c:
+            first = await c.get("/big")
+            second = await c.get("/big")
+            lowat = [conn._sock.getsockopt(socket.IPPROTO_TCP, _TCP_NOTSENT_LOWAT)
+                     for conn in server.edge.connections if conn._sock is not None]
+    finally:
+        await server.close()
+        await origin.close()
+    assert (first.cache, second.cache) == ("MISS", "HIT")
+    assert second.body == body_for("/big", 1 << 20)
+    assert lowat == [NOTSENT_LOWAT]  # protocol.py rule 8
