@@ -5,54 +5,15 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from owncdn.testing.client import HttpClient
 from owncdn.testing.origin import FakeOrigin
+from owncdn.testing.ports import free_port, free_ports_in_a_row, wait_for_port
 
 OWNCDN = [sys.executable, "-m", "owncdn.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_ports_in_a_row(count: int) -> int:
-    """The first of `count` consecutive free ports (worker i takes the admin port + i)."""
-    for _ in range(100):
-        first = free_port()
-        socks = []
-        try:
-            for i in range(count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", first + i))
-            return first
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no run of free ports")
-
-
-async def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else "exited"
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.1)
-    raise TimeoutError(f"port {port} never opened")
 
 
 async def test_edge_command_serves_logs_and_stops_cleanly(tmp_path: Path):

@@ -12,30 +12,9 @@ from owncdn.edge.tls import CertStore
 from owncdn.testing.certs import TestCA
 from owncdn.testing.https import handshake
 from owncdn.testing.origin import FakeOrigin
+from owncdn.testing.ports import free_port, wait_for_port
 
 OWNCDN = [sys.executable, "-m", "owncdn.cli"]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else "exited"
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.1)
-    raise TimeoutError(f"port {port} never opened")
 
 
 async def _stop(proc: subprocess.Popen) -> int:

@@ -17,6 +17,7 @@ from owncdn.edge.tickets import TicketKeys
 from owncdn.testing.certs import TestCA
 from owncdn.testing.https import HttpsEdge
 from owncdn.testing.origin import FakeOrigin
+from owncdn.testing.ports import free_port, free_ports_in_a_row, wait_for_port
 
 CACHEABLE = {"Cache-Control": "max-age=60"}
 OWNCDN = [sys.executable, "-m", "owncdn.cli"]
@@ -105,41 +106,6 @@ def test_an_unreadable_key_file_is_replaced(tmp_path, capsys):
     assert "unusable" in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _free_ports_in_a_row(count: int) -> int:
-    """The first of `count` consecutive free ports (worker i takes the admin port + i)."""
-    for _ in range(100):
-        first, socks = _free_port(), []
-        try:
-            for i in range(count):
-                socks.append(socket.socket())
-                socks[-1].bind(("127.0.0.1", first + i))
-            return first
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no run of free ports")
-
-
-async def _wait_for(port: int, proc: subprocess.Popen) -> None:
-    for _ in range(150):
-        assert proc.poll() is None, "the edge exited"
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.1)
-    raise TimeoutError(f"port {port} never opened")
-
-
 async def test_workers_resume_tickets_the_other_worker_issued(tmp_path: Path):
     origin = await _origin().start()
     ca = TestCA()
@@ -147,14 +113,14 @@ async def test_workers_resume_tickets_the_other_worker_issued(tmp_path: Path):
     (tmp_path / "cdn.yaml").write_text(
         f"version: 1\nedge: {{id: multi, location: here, access_log: 'off'}}\n"
         f"services:\n  - name: s\n    hostnames: [example.test]\n    origins: ['{origin.url}']\n")
-    tls_port, admin = _free_port(), _free_ports_in_a_row(2)
+    tls_port, admin = free_port(), free_ports_in_a_row(2)
     proc = subprocess.Popen(OWNCDN + ["edge", "--config", str(tmp_path / "cdn.yaml"), "--workers", "2",
-                                      "--listen", f"127.0.0.1:{_free_port()}", "--admin", f"127.0.0.1:{admin}",
+                                      "--listen", f"127.0.0.1:{free_port()}", "--admin", f"127.0.0.1:{admin}",
                                       "--tls-listen", f"127.0.0.1:{tls_port}", "--cert", str(cert), "--key", str(key),
                                       "--state-dir", str(tmp_path / "state")])
     try:
         for port in (admin, admin + 1):   # each worker binds its admin port after its listeners
-            await _wait_for(port, proc)
+            await wait_for_port(port, proc)
         ctx = ca.client_context()
         sessions: dict[str, ssl.SSLSession] = {}
         for _ in range(100):   # a ticket from each worker
