@@ -103,10 +103,14 @@ async def test_concurrent_misses_make_one_origin_request():
     origin.route("/slow", body=b"shared", headers=CACHEABLE, hold=gate)
     async with EdgeUnderTest(origin) as t:
         tasks = [asyncio.create_task(t.get("/slow")) for _ in range(20)]
+        for _ in range(200):  # every client connected (a loaded machine is slow to), then read
+            if len(t.edge.connections) == 20 and origin.hits("/slow"):
+                break
+            await asyncio.sleep(0.05)
         await asyncio.sleep(0.2)
         gate.set()
         results = await asyncio.gather(*tasks)
-    assert origin.hits("/slow") == 1
+    assert origin.hits("/slow") == 1, [(r.headers, [x.cache for x in results]) for r in origin.requests]
     assert all(r.status == 200 and r.body == b"shared" for r in results)
     assert sorted(r.cache for r in results) == ["MISS"] * 20
 
