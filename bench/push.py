@@ -13,26 +13,42 @@ What is measured (the same end state for both tools: the site on 3 targets):
   release, then waiting on the control plane until every edge in contact serves it)
   until all 3 edges acknowledged serving the release to the control plane (the
   command's end, once the script checked that the 3 acknowledgements are stored;
-  else the script polls until they are). With `--in-process` the push and the wait
-  run in this process instead (no interpreter start-up).
+  else the script polls until they are; the check itself is not timed). With `--in-process` the push and the wait
+  run in this process instead (no interpreter start-up). An edge acknowledges once its
+  blobs are written (page cache) and its release file is durable; it writes the blobs
+  back in the background (`edge/releases.py` rule 6: after a crash of the OS, blobs not
+  known to be flushed are hashed again). The script then waits, untimed, until the
+  edges report that done (`owncdn_edge_releases_unflushed` 0), so the next tool does
+  not run during it, and prints when it was.
   Each run starts a new control plane, new edges and an empty hash cache, so every
   first push hashes and moves everything.
 - rsync: `rsync -a --stats` from the copy to 3 directories, the 3 at once. rsync
-  leaves what it wrote in the page cache, while owncdn acknowledges a release only
-  once its blobs are on disk everywhere; so the time rsync's copies then take to be
-  durable too (`sync -f` on the 3 targets, i.e. syncfs of their file system, right
-  after rsync ended) is printed as well, as "rsync + sync". The target compares with
-  plain rsync. The sync also keeps rsync's dirty pages from being written back by
-  owncdn's own syncfs when owncdn runs right after it.
+  leaves what it wrote in the page cache (as owncdn's edges do; its control plane
+  makes the blobs durable before it stores the release); the time rsync's copies then
+  take to be durable too (`sync -f` on the 3 targets, i.e. syncfs of their file
+  system, right after rsync ended) is printed as well, as "rsync + sync". The target
+  compares with plain rsync. The sync also keeps rsync's dirty pages from being
+  written back by owncdn's own syncfs when owncdn runs right after it.
 
 Both: the first push to empty targets, then a push after one file changed; `--runs`
 times (a fresh fleet and fresh rsync targets each run, the tools' order alternating).
-Printed per run and as min / median: seconds, bytes moved, and owncdn / rsync. Bytes:
+Printed per run and as min / median: seconds, bytes moved, and owncdn / rsync; per run
+also the CPU seconds (user + system) of each owncdn part until the acknowledgements
+(the client: the command, or this script with `--in-process`; the edges' background flush
+after them is not counted, a few ms) and of the 3 rsyncs. Bytes:
 for rsync the "Total bytes sent" of its 3 runs; for owncdn the upload (blobs +
 manifest) and what the 3 edges fetched (blob bytes, from their /metrics, plus the
 manifest each gets on its event stream).
 
-    .venv/bin/python bench/push.py [--runs 3] [--in-process] [--profile DIR] [--ack-timeout 120] [--keep]
+    .venv/bin/python bench/push.py [--runs 3] [--in-process] [--profile DIR] [--ack-timeout 120] [--keep] [--dir DIR]
+
+`--dir DIR` puts the work directory (the site's copy, the fleet's state, the rsync
+targets) under DIR instead of the system's temporary directory. Where it is matters
+on a file system without a journal (this machine's ext4): creating a file there scans
+past every inode of its block group freed within the last minutes (ext4
+`recently_deleted`), and /tmp, where test suites create and delete many files, made
+each creation cost about 100-150 us instead of about 7 us (in /var/tmp). Both tools
+pay it per file (rsync about 3 per site file, owncdn about 4: control plane and 3 edges).
 
 `--profile DIR` runs the control plane and the first edge under `py-spy record`
 (collapsed stacks in DIR, for flamegraph tools or sorting; py-spy from PyPI, run as root).
@@ -44,6 +60,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -55,7 +72,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from processes import Procs, free_port  # noqa: E402
+from processes import Procs, cpu_seconds, free_port  # noqa: E402
 
 from owncdn.client import Client  # noqa: E402
 from owncdn.client.hashcache import HashCache  # noqa: E402
@@ -151,12 +168,24 @@ class Cdn:
         releases = self.api.releases("production", SERVICE)
         return next((len(r["nodes"]) for r in releases if r["number"] == number), 0)
 
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds (user + system) used so far by the control plane and by the edges."""
+        control, *edges = self.procs.procs
+        return cpu_seconds([control.pid]), cpu_seconds([edge.pid for edge in edges])
+
     def fetched_bytes(self) -> int:
         """Blob bytes the edges fetched since they started (their /metrics)."""
+        return self._metric_sum("owncdn_edge_release_fetched_bytes")
+
+    def unflushed(self) -> int:
+        """Live releases whose blobs the edges have not written back yet (their /metrics)."""
+        return self._metric_sum("owncdn_edge_releases_unflushed")
+
+    def _metric_sum(self, name: str) -> int:
         total = 0
         for addr in self.admins:
             text = urllib.request.urlopen(f"http://{addr}/metrics", timeout=10).read().decode()
-            match = re.search(r"^owncdn_edge_release_fetched_bytes(?:_total)? ([0-9.e+]+)$", text, re.M)
+            match = re.search(rf"^{name}(?:_total)? ([0-9.e+]+)$", text, re.M)
             total += int(float(match.group(1))) if match else 0
         return total
 
@@ -175,6 +204,7 @@ class Cdn:
 def push_owncdn(cdn: Cdn, site: Path, ack_timeout: float, in_process: bool, cache_home: Path) -> dict:
     """Push ``site`` and wait until every edge acknowledged serving it."""
     fetched_before = cdn.fetched_bytes()
+    cpu_before, own_before = cdn.cpu(), _own_cpu(in_process)
     t0 = time.perf_counter()
     if in_process:
         api = PushApi(cdn.url, cdn.token)
@@ -184,41 +214,63 @@ def push_owncdn(cdn: Cdn, site: Path, ack_timeout: float, in_process: bool, cach
                "manifest_bytes": result.manifest_bytes}
         uploaded = time.perf_counter() - t0
         api.release_status("production", SERVICE, out["release"], wait=ack_timeout)
+        ended = time.perf_counter()
         api.close()
     else:
         owncdn = str(Path(sys.executable).parent / "owncdn")
         done = subprocess.run([owncdn, "push", str(site), "--service", SERVICE, "--control", cdn.url,
                                "--token", cdn.token, "--quiet", "--json", "--wait", f"{ack_timeout:g}"],
                               capture_output=True, text=True, env=dict(os.environ, XDG_CACHE_HOME=str(cache_home)))
+        ended = time.perf_counter()
         if done.returncode:
             raise RuntimeError(f"owncdn push failed: {done.stderr.strip()}")
         out = json.loads(done.stdout.strip().splitlines()[-1])
         uploaded = out["seconds"]
     number = out["release"]
-    try:  # the command returned once the control plane saw every edge in contact serve it: check that all 3 do
-        wait_until(lambda: cdn.acked(number) == EDGES, ack_timeout, f"all {EDGES} edges acknowledging release {number}")
-        total, note = time.perf_counter() - t0, ""
-    except TimeoutError as exc:
-        total = uploaded
-        note = f"NOTE: {exc} ({cdn.acked(number)} did); the time is the upload alone"
+    cpu_after, own_after = cdn.cpu(), _own_cpu(in_process)  # until the acknowledgements, as the time
+    note = ""
+    if cdn.acked(number) == EDGES:  # the command returned once the control plane saw every edge in contact
+        total = ended - t0          # serve it: the 3 did, so the time is the command's
+    else:
+        try:
+            wait_until(lambda: cdn.acked(number) == EDGES, ack_timeout, f"all {EDGES} edges acknowledging release {number}")
+            total = time.perf_counter() - t0
+        except TimeoutError as exc:
+            total = uploaded
+            note = f"NOTE: {exc} ({cdn.acked(number)} did); the time is the upload alone"
+    try:  # not timed: the edges write their blobs back in the background (edge/releases.py rule 6)
+        wait_until(lambda: cdn.unflushed() == 0, 30, "the edges flushing")
+        flushed = time.perf_counter() - t0
+    except TimeoutError:
+        flushed = float("nan")
     fetched = cdn.fetched_bytes() - fetched_before + EDGES * out["manifest_bytes"]
-    return {"seconds": total, "upload_seconds": uploaded, "uploaded": out["bytes_uploaded"] + out["manifest_bytes"],
+    cpu = {"client": own_after - own_before, "control": cpu_after[0] - cpu_before[0], "edges": cpu_after[1] - cpu_before[1]}
+    return {"cpu": cpu, "flushed_seconds": flushed, "seconds": total, "upload_seconds": uploaded, "uploaded": out["bytes_uploaded"] + out["manifest_bytes"],
             "edges_fetch": fetched, "blobs": out["blobs_uploaded"], "files": out["files"], "bytes_total": out["bytes"],
             "manifest": out["manifest_bytes"], "note": note}
 
 
+def _own_cpu(in_process: bool = False) -> float:
+    """CPU seconds of this process (``in_process``) or of its waited-for children (the
+    `owncdn push` command, the rsyncs)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF if in_process else resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def push_rsync(site: Path, targets: list[Path]) -> dict:
+    cpu_before = _own_cpu()
     t0 = time.perf_counter()
     runs = [subprocess.Popen(["rsync", "-a", "--stats", f"{site}/", f"{t}/"], stdout=subprocess.PIPE, text=True)
             for t in targets]
     outs = [r.communicate()[0] for r in runs]
     seconds = time.perf_counter() - t0
+    cpu = _own_cpu() - cpu_before
     if any(r.returncode for r in runs):
         raise RuntimeError("rsync failed")
     subprocess.run(["sync", "-f", *map(str, targets)], check=True)  # what owncdn does before it acknowledges
     durable = time.perf_counter() - t0
     sent = sum(int(re.search(r"Total bytes sent: ([\d,]+)", out).group(1).replace(",", "")) for out in outs)
-    return {"seconds": seconds, "durable_seconds": durable, "sent": sent}
+    return {"seconds": seconds, "durable_seconds": durable, "sent": sent, "cpu": cpu}
 
 
 def change_one_file(site: Path) -> tuple[Path, int]:
@@ -269,11 +321,12 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="Record the control plane and edge-0 with py-spy into this directory.")
     parser.add_argument("--ack-timeout", type=float, default=120.0, help="Seconds to wait for the edges' acks.")
     parser.add_argument("--keep", action="store_true", help="Keep the work directory.")
+    parser.add_argument("--dir", type=Path, help="Make the work directory under this one (default: the system's).")
     args = parser.parse_args()
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
     docs = ensure_packages()
-    base = Path(tempfile.mkdtemp(prefix="owncdn-push-bench-"))
+    base = Path(tempfile.mkdtemp(prefix="owncdn-push-bench-", dir=args.dir))
     runs = []
     try:
         for run in range(args.runs):
@@ -287,6 +340,10 @@ def main() -> None:
                       f"  rsync {rs['seconds']:6.2f} s (with sync {rs['durable_seconds']:.2f} s)"
                       f"  ratio {own['seconds'] / rs['seconds']:5.2f}x"
                       + (f"  {own['note']}" if own["note"] else ""), flush=True)
+                cpu = own["cpu"]
+                print(f"      CPU s: owncdn client {cpu['client']:.2f} + control {cpu['control']:.2f} + 3 edges "
+                      f"{cpu['edges']:.2f} = {sum(cpu.values()):.2f}; rsync {rs['cpu']:.2f}; "
+                      f"edges' blobs on disk after {own['flushed_seconds']:.2f} s", flush=True)
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)
     finally:

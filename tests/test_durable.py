@@ -114,3 +114,20 @@ def test_files_written_before_are_made_durable_by_path(tmp_path, counted, monkey
     assert counted["fsync"] == 2 + durable.SYNCFS_MIN
     with pytest.raises(FileNotFoundError):
         durable.sync_paths([tmp_path / "absent"])
+
+
+def test_boot_id_names_this_boot_and_is_none_without_the_file(monkeypatch, tmp_path):
+    first = durable.boot_id()
+    assert first is None or (len(first) >= 32 and first == durable.boot_id())
+    monkeypatch.setattr(durable, "BOOT_ID_FILE", str(tmp_path / "absent"))
+    assert durable.boot_id() is None
+
+
+def test_sync_filesystem_takes_one_syncfs_or_a_sync_without_one(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(durable, "_syncfs", lambda fd: calls.append("syncfs") or 0)
+    durable.sync_filesystem(tmp_path)
+    monkeypatch.setattr(durable, "_syncfs", False)
+    monkeypatch.setattr(durable.os, "sync", lambda: calls.append("sync"))
+    durable.sync_filesystem(tmp_path)
+    assert calls == ["syncfs", "sync"]

@@ -6,6 +6,9 @@ the edges).
     write_all([(path, data), ...], exclusive=True)   # new files, written and made durable
     write_all([(path, data), ...], sync=False)       # ... written; sync_paths later
     sync_paths([path, ...])   # files written (and closed) earlier, made durable
+    sync_filesystem(path)     # everything written on path's file system, made durable
+    boot_id()                 # this boot of the machine (Linux), to tell a crash of the
+                              # OS (page cache lost) from one of a process (kept)
 
 Each ``fsync`` ends in a journal commit and a disk flush of its own: a push of 1,000
 small files paid about 0.3 ms a file for it on the machine measured, in every process
@@ -32,6 +35,13 @@ Rules:
    this way: written as they arrive, made durable once at the bundle's end (for the
    1,065 files of the push benchmark, about 30 ``syncfs`` and 300 ``fsync`` calls per
    edge, one flush per group of 32 / 1 MiB, became 4 ``syncfs``).
+5. ``sync_filesystem(path)`` is one ``syncfs`` of the file system holding ``path``
+   (``os.sync`` where there is none): an edge flushes its blobs so, in the background
+   (``edge/releases.py`` rule 6).
+6. ``boot_id()`` is ``/proc/sys/kernel/random/boot_id`` (a new value at every boot of
+   Linux), or None elsewhere. A process that is killed leaves what it wrote in the page
+   cache, where every later reader finds it; only a crash of the operating system (or
+   a power cut) loses data not yet written back, and after one the boot id differs.
 """
 
 from __future__ import annotations
@@ -39,7 +49,9 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["SYNCFS_MIN", "sync_many", "sync_paths", "write_all"]
+__all__ = ["SYNCFS_MIN", "boot_id", "sync_filesystem", "sync_many", "sync_paths", "write_all"]
+
+BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
 
 SYNCFS_MIN = 16
 
@@ -123,3 +135,25 @@ def sync_paths(paths) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def sync_filesystem(path) -> None:
+    """Rule 5."""
+    syncfs = _load_syncfs()
+    if syncfs:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    os.sync()
+
+
+def boot_id() -> str | None:
+    """Rule 6."""
+    try:
+        with open(BOOT_ID_FILE) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None

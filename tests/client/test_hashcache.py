@@ -16,9 +16,9 @@ def counting_hash(monkeypatch) -> list:
     hashed = []
     real = sitedir._hash
 
-    def spy(source):
+    def spy(source, buffers):
         hashed.append(os.path.basename(source))
-        return real(source)
+        return real(source, buffers)
 
     monkeypatch.setattr(sitedir, "_hash", spy)
     return hashed

@@ -2,6 +2,7 @@
 push that breaks half-way changes nothing, and the next push sends only the rest."""
 
 import hashlib
+import os
 
 import pytest
 
@@ -224,3 +225,28 @@ def test_push_api_errors_are_api_errors(api):
         assert (caught.value.status, caught.value.code) == (0, "unreachable")
     with pytest.raises(ApiError):
         PushApi("ftp://example.com")
+
+
+def test_a_bundle_body_is_read_into_a_reused_buffer_and_a_file_that_changed_size_is_refused(tmp_path):
+    from owncdn.client.push import _bundle_body
+    from owncdn.core.content.bundle import BlobEnd, BlobStart, BundleReader
+
+    files = {name: os.urandom(n) for name, n in (("a", 10), ("b", 0), ("c", 3000))}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    blobs = [(hashlib.sha256(d).hexdigest(), len(d), str(tmp_path / n)) for n, d in files.items()]
+    buf, body = _bundle_body(bytearray(), blobs)
+    again, body2 = _bundle_body(buf, blobs[:1])
+    assert again is buf  # big enough: reused
+    got, data = [], b""
+    for ev in BundleReader().feed(bytes(body)):
+        if isinstance(ev, BlobStart):
+            data = b""
+        elif isinstance(ev, BlobEnd):
+            got.append((ev.sha256, data))
+        else:
+            data += ev.data
+    assert got == [(hashlib.sha256(d).hexdigest(), d) for d in files.values()]
+    (tmp_path / "a").write_bytes(b"longer now, hashed before")
+    with pytest.raises(SiteError, match="changed while it was being pushed"):
+        _bundle_body(buf, blobs[:1])

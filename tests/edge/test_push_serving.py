@@ -277,3 +277,18 @@ async def test_an_edge_on_its_own_warms_the_releases_it_finds_at_start(state):
         r = await t.get("/about")
     assert warmed == ["/", "/404", "/about", "/docs/", "/downloads/big.bin"]
     assert (r.status, r.body) == (200, b"<h1>about</h1>")
+
+
+async def test_after_a_reboot_a_corrupt_unflushed_blob_is_never_served(state, monkeypatch):
+    monkeypatch.setattr("owncdn.edge.releases.system_boot_id", lambda: "boot-a")
+    async with PushEdge(state) as t:
+        t.store.install("blog", 1, SITE, released_at=RELEASED)  # not flushed yet (releases.py rule 6)
+        about = t.store.blob_path(hashlib.sha256(SITE["about.html"]).hexdigest())
+    about.write_bytes(b"<h1>ab\0ut</h1>")  # the OS crashed before the page cache was written back
+    monkeypatch.setattr("owncdn.edge.releases.system_boot_id", lambda: "boot-b")
+    async with PushEdge(state) as t:
+        r = await t.get("/about")
+        assert r.status == 503 and b"ab\0ut" not in r.body
+        assert "blog" in t.store.pending  # fetched again once a control plane sends it
+        r = await t.get("/")
+        assert r.status == 200 and r.body == SITE["index.html"]

@@ -336,7 +336,7 @@ def test_a_group_of_blobs_is_kept_only_where_the_bytes_match(tmp_path):
 
 
 def test_written_parts_are_blobs_only_once_committed_and_a_failed_commit_removes_them(tmp_path, monkeypatch):
-    store = ReleaseStore(tmp_path / "push")
+    store = ReleaseStore(tmp_path / "push", boot_id=None)  # no boot id: every commit is flushed (rule 1)
     results, written = store.write_parts([(sha(b"a"), b"a"), (sha(b"b"), b"wrong"), (sha(b"c"), b"c")])
     assert results == [(sha(b"a"), True), (sha(b"b"), False), (sha(b"c"), True)]
     assert [s for s, _ in written] == [sha(b"a"), sha(b"c")] and not store.has_blob(sha(b"a"))
@@ -355,3 +355,102 @@ def test_written_parts_are_blobs_only_once_committed_and_a_failed_commit_removes
     with pytest.raises(OSError):
         store.commit_parts(again)
     assert not store.has_blob(sha(b"d")) and list(store.partial.iterdir()) == []
+
+
+# -- durability without waiting (releases.py rule 6, releasesync.py rule 7) --------------------
+
+def saved(store: ReleaseStore, service: str = "blog") -> dict:
+    return json.loads((store.releases / f"{service}.json").read_text())
+
+
+def test_with_a_boot_id_blobs_are_not_flushed_before_a_switch_but_in_the_background(tmp_path, monkeypatch):
+    def broken(*args):
+        raise AssertionError("flushed while fetching")
+
+    monkeypatch.setattr("owncdn.edge.releases.sync_paths", broken)
+    monkeypatch.setattr("owncdn.edge.releases.sync_many", broken)
+    store = ReleaseStore(tmp_path / "push", boot_id="boot-a")
+    assert json.loads((store.root / "boot.json").read_text()) == {"boot_id": "boot-a"}
+    _, written = store.write_parts([(sha(b"a"), b"a")])
+    store.commit_parts(written)
+    store.install("blog", 1, {"index.html": b"a", "b.html": b"b"})
+    assert saved(store)["unflushed"] is not None and store.unflushed() == 1
+    began = store.flush()
+    store.install("docs", 1, {"index.html": b"d"})  # switched after the flush began: not marked
+    assert store.mark_flushed(began) == 1
+    assert saved(store)["unflushed"] is None and saved(store, "docs")["unflushed"] is not None
+    assert store.unflushed() == 1
+
+
+def test_a_killed_process_restarts_in_the_same_boot_without_hashing_anything(tmp_path):
+    store = ReleaseStore(tmp_path / "push", boot_id="boot-a")
+    store.install("blog", 1, {"index.html": b"one"})
+    again = ReleaseStore(tmp_path / "push", boot_id="boot-a")  # the page cache kept what was written
+    assert again.reverified == 0 and again.live["blog"].target.number == 1 and not again.pending
+    assert again.unflushed() == 1  # still to be flushed by this process (releasesync.py rule 7)
+
+
+def test_after_a_reboot_blobs_of_flushed_releases_are_trusted_and_strays_removed(tmp_path):
+    store = ReleaseStore(tmp_path / "push", boot_id="boot-a")
+    store.install("blog", 1, {"index.html": b"one", "a.css": b"a"})
+    store.mark_flushed(store.flush())
+    stray = store.put_blob(b"prefetched, never switched")
+    store.part_path(sha(b"big")).write_bytes(b"bi")
+    after = ReleaseStore(tmp_path / "push", boot_id="boot-b")
+    assert after.reverified == 0 and not after.pending and after.live["blog"].target.number == 1
+    assert not after.has_blob(stray) and not after.blob_path(stray).exists()
+    assert not list(after.partial.iterdir())
+    assert json.loads((after.root / "boot.json").read_text()) == {"boot_id": "boot-b"}
+
+
+async def test_after_a_reboot_a_corrupt_unflushed_blob_is_deleted_and_fetched_again(tmp_path):
+    control = FakeControl(SITE1)
+    await control.start()
+    agent = FakeAgent()
+    agent.control = control.origin.url
+    control.origin.route("/v1/nodes/n1/releases", handler=agent.receive)
+    store = ReleaseStore(tmp_path / "push", boot_id="boot-a")
+    sync = ReleaseSync(store, agent)
+    await sync.on_event(None, None, event(1, SITE1))
+    await sync.wait("blog")
+    await sync.close()  # before its background flush: the OS crashed
+    assert saved(store)["unflushed"] is not None
+    store.blob_path(sha(b"one")).write_bytes(b"on\0")  # what the disk held after the crash
+
+    store2 = ReleaseStore(tmp_path / "push", boot_id="boot-b")
+    assert store2.reverified == len(SITE1)  # every blob of the unflushed release hashed again
+    assert not store2.blob_path(sha(b"one")).exists() and not store2.has_blob(sha(b"one"))
+    assert store2.has_blob(sha(b"body{}"))
+    assert store2.pending["blog"].number == 1  # fetched again (rule 3); the file answers 503 meanwhile
+    assert saved(store2)["unflushed"] is None  # what is left was read from disk
+    control.requests.clear()
+    sync2 = ReleaseSync(store2, agent)
+    sync2.resume()
+    await sync2.wait("blog")
+    assert [r[0] for r in control.requests] == [sha(b"one")]
+    assert store2.blob_path(sha(b"one")).read_bytes() == b"one" and not store2.pending
+    await sync2.close()
+    await control.origin.close()
+
+
+async def test_a_switch_is_flushed_in_the_background_shortly_after(tmp_path, monkeypatch):
+    monkeypatch.setattr("owncdn.edge.releasesync.FLUSH_DELAY", 0.0)
+    control = FakeControl(SITE1)
+    await control.start()
+    agent = FakeAgent()
+    agent.control = control.origin.url
+    control.origin.route("/v1/nodes/n1/releases", handler=agent.receive)
+    store = ReleaseStore(tmp_path / "push", boot_id="boot-a")
+    sync = ReleaseSync(store, agent)
+    await sync.on_event(None, None, event(1, SITE1))
+    await sync.wait("blog")
+    assert agent.sent[-1]["status"] == "serving"
+    for _ in range(200):
+        if not store.unflushed():
+            break
+        await asyncio.sleep(0.01)
+    assert saved(store)["unflushed"] is None and store.unflushed() == 0
+    after = ReleaseStore(tmp_path / "push", boot_id="boot-b")
+    assert after.reverified == 0 and not after.pending
+    await sync.close()
+    await control.origin.close()

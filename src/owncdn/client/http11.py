@@ -102,7 +102,7 @@ class Connection:
         self.sock, self._reader = sock, sock.makefile("rb")
 
     def request(self, method: str, target: str, headers: dict[str, str],
-                body: bytes | bytearray | Iterable[bytes] | None = None) -> Response:
+                body: bytes | bytearray | memoryview | Iterable[bytes] | None = None) -> Response:
         """Rules 1-3."""
         try:
             if self.sock is None:
@@ -110,7 +110,7 @@ class Connection:
             head = [f"{method} {target} HTTP/1.1\r\nHost: {self.authority}\r\n"]
             head += [f"{name}: {value}\r\n" for name, value in headers.items()]
             data = "".join(head).encode("latin-1") + b"\r\n"
-            if body is None or isinstance(body, (bytes, bytearray)):
+            if body is None or isinstance(body, (bytes, bytearray, memoryview)):
                 if body and len(body) > SMALL_BODY:
                     self.sock.sendall(data)
                     self.sock.sendall(body)

@@ -10,7 +10,8 @@ Rules:
    ``parallel`` threads: blobs up to ``SMALL_BLOB`` go in bundles (many blobs per
    request, up to ``BUNDLE_BYTES`` / ``BUNDLE_BLOBS``; ``owncdn.core.content.bundle``),
    larger ones one ``PUT`` each, streamed from the file. A blob stored by an earlier
-   push that broke half-way is not sent again.
+   push that broke half-way is not sent again. A bundle's files are read straight
+   into its body, a buffer each thread reuses (``PushApi`` sends a view of it).
 3. The release is created last. Until then nothing changes for visitors: a push
    that fails or is interrupted leaves the previous release current everywhere.
 4. If the control plane still reports missing blobs when the release is created
@@ -180,14 +181,21 @@ def upload_blobs(client: Client | PushApi, site: Site, hashes: list[str], parall
     if unknown:
         raise SiteError(f"the control plane asked for blob {unknown[0]}, which this push does not hold")
 
+    bodies: list[bytearray] = []  # bundle buffers, one per thread at a time (Rule 2)
+    views = getattr(client, "takes_views", False)
+
     def one(batch: list[str]) -> int:
         try:
             if len(batch) == 1 and sizes[batch[0]] > SMALL_BLOB:
                 sha = batch[0]
                 client.put_blob(sha, _chunks(site.sources[sha], progress), size=sizes[sha])
             else:
-                body = b"".join([part for sha in batch for part in (header(sha, sizes[sha]), _read(site.sources[sha]))])
-                client.put_bundle(body)
+                buf = bodies.pop() if bodies else bytearray()
+                try:
+                    buf, body = _bundle_body(buf, [(sha, sizes[sha], site.sources[sha]) for sha in batch])
+                    client.put_bundle(body if views else bytes(body))
+                finally:
+                    bodies.append(buf)
                 if progress is not None:
                     progress(sum(sizes[sha] for sha in batch))
         except ApiError as exc:
@@ -220,6 +228,34 @@ def _batches(hashes: list[str], sizes: dict[str, int]) -> list[list[str]]:
     if bundle:
         out.append(bundle)
     return out
+
+
+def _bundle_body(buf: bytearray, blobs: list[tuple[str, int, str]]) -> tuple[bytearray, memoryview]:
+    """The bundle of these ``(sha, size, file)`` read into ``buf`` (grown if too small):
+    the buffer and a view of the body. A file that no longer has its size is refused."""
+    heads = [header(sha, size) for sha, size, _ in blobs]
+    total = sum(map(len, heads)) + sum(size for _, size, _ in blobs)
+    if len(buf) < total:
+        buf = bytearray(max(total, BUNDLE_BYTES + (64 << 10)))
+    view, at = memoryview(buf), 0
+    for head, (sha, size, source) in zip(heads, blobs):
+        view[at:at + len(head)] = head
+        at += len(head)
+        _read_into(source, view[at:at + size])
+        at += size
+    return buf, view[:total]
+
+
+def _read_into(source: str, into: memoryview) -> None:
+    with open(source, "rb", buffering=0) as f:
+        done = 0
+        while done < len(into):
+            n = f.readinto(into[done:])
+            if not n:
+                break
+            done += n
+        if done < len(into) or f.read(1):
+            raise SiteError(f"{source} changed while it was being pushed (its size is not the one hashed); push again")
 
 
 def _read(source: str) -> bytes:

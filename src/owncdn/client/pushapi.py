@@ -44,6 +44,8 @@ BUNDLE_TYPE = "application/x-owncdn-bundle"
 class PushApi:
     """The push endpoints of the control plane at ``base_url``."""
 
+    takes_views = True  # a bundle body may be a memoryview (client/push.py Rule 2)
+
     def __init__(self, base_url: str, token: str | None = None, timeout: float = 60) -> None:
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
@@ -130,7 +132,7 @@ class PushApi:
         headers = dict(self._headers)
         if body is not None:
             headers["Content-Type"] = content_type
-            headers["Content-Length"] = str(len(body) if isinstance(body, (bytes, bytearray)) else size)
+            headers["Content-Length"] = str(len(body) if isinstance(body, (bytes, bytearray, memoryview)) else size)
         fresh = False
         while True:
             conn, reused = self._connection(fresh)
@@ -142,7 +144,7 @@ class PushApi:
                 raise ApiError(0, "timeout", f"the control plane at {self.base_url} did not answer in time") from None
             except (OSError, ProtocolError) as exc:
                 conn.close()
-                if reused and retry and not fresh and isinstance(body, (bytes, bytearray, type(None))):
+                if reused and retry and not fresh and isinstance(body, (bytes, bytearray, memoryview, type(None))):
                     fresh = True  # the server closed the kept connection: once more on a new one
                     continue
                 raise ApiError(0, "unreachable", f"cannot reach the control plane at {self.base_url}: "

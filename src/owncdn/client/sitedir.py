@@ -15,7 +15,10 @@ Rules:
    nothing and uploads nothing.
 5. Files are hashed in ``threads`` threads (hashlib releases the GIL on large reads;
    a single file in the calling thread); the size recorded is the number of bytes
-   hashed.
+   hashed. Each thread reads into a buffer of its own, reused from file to file (with
+   a new ``bytes`` per read here and per file for the upload, the first push of 1,065
+   files took about 28,000 page faults in the client; 10,800 with reused buffers, as
+   ``push.py`` also reads bundles into one).
 6. With a ``HashCache`` (``client/hashcache.py``), a file whose stat is unchanged since
    an earlier push (and was not racy then) is not read again: its remembered hash is
    used. The cache is saved after the scan. ``Site.fresh`` holds the blobs read this
@@ -82,12 +85,15 @@ def scan_site(root: str | Path, limits: Limits = Limits(), threads: int = 4, cac
             todo.append(i)
     started = time.time_ns()
     if len(todo) == 1:  # a push of one changed file: no thread pool to start (or import)
-        hashed[todo[0]] = _hash(files[todo[0]][1])
+        _, source, st = files[todo[0]]
+        hashed[todo[0]] = _hash(source, [memoryview(bytearray(min(READ_CHUNK, st.st_size + 1)))])
     elif todo:
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max(1, min(threads, len(todo)))) as pool:
-            for i, result in zip(todo, pool.map(_hash, [files[i][1] for i in todo]), strict=True):
+        workers = max(1, min(threads, len(todo)))
+        buffers = [memoryview(bytearray(READ_CHUNK)) for _ in range(workers)]  # one per thread at a time
+        with ThreadPoolExecutor(workers) as pool:
+            for i, result in zip(todo, pool.map(lambda i: _hash(files[i][1], buffers), todo), strict=True):
                 hashed[i] = result
     if cache is not None:
         for i in todo:
@@ -166,11 +172,17 @@ def _check_sizes(root: Path, files: list[tuple[str, str, os.stat_result]], limit
                         "raise it with --max-total-size")
 
 
-def _hash(source: str) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(source, "rb") as f:
-        while chunk := f.read(READ_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+def _hash(source: str, buffers: list[memoryview]) -> tuple[str, int]:
+    """Rule 5: the file's SHA-256 and size, read into a buffer taken from ``buffers``
+    (and put back; list pop and append are atomic)."""
+    buf = buffers.pop()
+    try:
+        digest = hashlib.sha256()
+        size = 0
+        with open(source, "rb", buffering=0) as f:
+            while n := f.readinto(buf):
+                digest.update(buf[:n])
+                size += n
+        return digest.hexdigest(), size
+    finally:
+        buffers.append(buf)

@@ -13,7 +13,8 @@ Rules:
    the same blob twice is harmless (idempotent).
 2. Directory store: bytes go to a temp file in ``<root>/tmp``, are fsynced and
    renamed to ``<root>/<sha[:2]>/<sha>``, so a crash leaves a whole blob or none;
-   leftover temp files are removed at start (``put_many`` writes a batch of small
+   leftover temp files are removed at start, where the 256 directories are made if
+   missing (``put_many`` writes a batch of small
    blobs first and makes them durable at once before renaming any; ``write_many``
    and ``commit_many`` are its two halves, so a bundle upload makes all its small
    blobs durable with one flush at its end). The renames are made durable by
@@ -164,9 +165,29 @@ class DirBlobStore:
         self._dirty_lock = threading.Lock()
         self._tmp_counter = 0
         self._made: set[Path] = set()  # blob directories known to exist
+        self._make_dirs()
 
     def __repr__(self) -> str:
         return f"<DirBlobStore {self.root}>"
+
+    def _make_dirs(self) -> None:
+        """The 256 ``<sha[:2]>`` directories, made at start rather than during an upload
+        (each costs an inode allocation, slow on a file system busy freeing inodes);
+        their names are made durable at once."""
+        have = {entry.name for entry in os.scandir(self._root) if entry.is_dir()}
+        made = False
+        for i in range(256):
+            directory = self.root / f"{i:02x}"
+            if directory.name not in have:
+                directory.mkdir(exist_ok=True)
+                made = True
+            self._made.add(directory)
+        if made:
+            fd = os.open(self._root, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def path(self, sha: str) -> Path:
         _check_name(sha)

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from owncdn.control.store import Store
-from owncdn.gctune import quiet_collector
+from owncdn.gctune import quiet_collector, steady_heap
 
 
 def database_url(state_dir: Path, database: str | None) -> str:
@@ -84,6 +84,7 @@ async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.
             task.result()  # raises why it could not start
         if own_process:
             quiet_collector()  # owncdn/gctune.py
+            steady_heap()
         if started is not None:
             started.set()
         await asyncio.shield(task)

@@ -10,10 +10,12 @@ Layout under the edge's state directory (``<state>/push``):
     releases/<service>.json   the release served: number, id, time, manifest, and the
                               previous release (kept for instant rollback)
     releases/<service>.pending.json   the release being fetched
+    boot.json                 the boot of the machine the store was opened in (Rule 6)
 
 Rules:
-1. A blob file appears under ``blobs/`` only complete, verified and fsynced (written
-   as ``partial/<sha>.part``, renamed into place): a blob's name is its content.
+1. A blob file appears under ``blobs/`` only complete and verified (written as
+   ``partial/<sha>.part``, renamed into place): a blob's name is its content. It is
+   fsynced first only where Rule 6 cannot hold (no boot id: not Linux).
 2. A release is switched only when every blob it names is present; the switch writes
    ``releases/<service>.json`` atomically (temp file, fsync, rename, directory fsync)
    and only then replaces the live release, so an edge never serves a half-synced
@@ -28,6 +30,28 @@ Rules:
 5. The live release of a service is one object (``Live``) replaced whole; a request
    that already holds one keeps a consistent view (open blob files stay readable after
    their names are deleted).
+6. Durability without waiting (Linux): an edge's blobs are a cache of the control
+   plane's content-addressed store, so they are not flushed while a release is fetched
+   and switched. A process that is killed leaves what it wrote in the page cache;
+   only a crash of the operating system loses data not yet written back, and after
+   one ``/proc/sys/kernel/random/boot_id`` differs (``owncdn.durable.boot_id``). So:
+   - ``boot.json`` names the boot the store was opened in; it is written durably at
+     start, before any blob of that boot is.
+   - A switched release's file is durable (Rule 2) and says ``"unflushed": <monotonic
+     time of the switch>``. A flush in the background (``flush``: one ``syncfs``;
+     ``releasesync.py`` starts it shortly after a switch) then rewrites the files of
+     the releases switched before it began with ``"unflushed": null``: their blobs,
+     and those of their previous releases, are on disk.
+   - At start in another boot than ``boot.json`` names (or in a store without one):
+     the blobs of releases whose file says ``null`` (or that predate the stamp) are
+     trusted; every other blob a loaded release (live, previous, pending) names is
+     hashed again and deleted unless it matches, and every other blob and partial
+     file is deleted. Rule 3 then makes the releases that lost blobs pending, and
+     their blobs are fetched again; until then their missing files answer 503, never
+     wrong bytes. The releases are then marked flushed (what is left was read from
+     disk) and ``boot.json`` is rewritten.
+   A store opened with ``boot_id=None`` (no boot id) fsyncs every blob and directory
+   before a switch instead, as Rule 1 says.
 """
 
 from __future__ import annotations
@@ -44,11 +68,14 @@ from pathlib import Path
 import orjson
 
 from owncdn.core.content.manifest import Manifest, is_sha256, parse_manifest
-from owncdn.durable import sync_many, sync_paths, write_all
+from owncdn.durable import boot_id as system_boot_id
+from owncdn.durable import sync_filesystem, sync_many, sync_paths, write_all
 
 __all__ = ["Live", "ReleaseStore", "Target"]
 
 _PART_IDS = itertools.count(1)  # one name per written partial file, whatever thread writes it
+_SYSTEM = "system"  # ReleaseStore(boot_id=_SYSTEM): this machine's boot id (Rule 6)
+VERIFY_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +116,8 @@ class Live:
     bodies: dict = field(default_factory=dict)  # edge/static.py rule 4: sha256 -> bytes | DiskBody
     small_bytes: int = 0
     open_blobs: int = 0
+    switched_at: float = 0.0
+    unflushed: float | None = None  # Rule 6: monotonic time of the switch, until a flush after it
 
     @property
     def files(self):
@@ -133,7 +162,7 @@ def write_json(path: Path, data: dict, durable: bool = True) -> None:
 
 
 class ReleaseStore:
-    def __init__(self, root: Path, clock=time.time) -> None:
+    def __init__(self, root: Path, clock=time.time, boot_id: str | None = _SYSTEM) -> None:
         self.root = Path(root)
         self.blobs = self.root / "blobs"
         self.partial = self.root / "partial"
@@ -143,14 +172,17 @@ class ReleaseStore:
         for leftover in self.partial.glob("*.*.part"):  # a writer's <sha>.<n>.part cut off by a crash:
             leftover.unlink(missing_ok=True)           # never resumed (its blob comes again whole)
         self.clock = clock
+        self.boot = system_boot_id() if boot_id == _SYSTEM else boot_id  # Rule 6; None: fsync everything
         self.live: dict[str, Live] = {}
         self.pending: dict[str, Target] = {}
         self.upcoming: dict[str, Target] = {}  # prefetched, not to be served (releasesync.py rule 6); in memory only
         self.held: set[str] = self._scan_blobs()  # names under blobs/: what has_blob answers from
         self.unsynced_dirs: set[Path] = set()  # blob directories with renames not yet fsynced
         self.made_dirs: set[Path] = set()  # blob directories known to exist (collect() never removes them)
+        self._make_blob_dirs()
         self.fetched_bytes = 0  # blob bytes received from the control plane (releasesync.py)
         self.fetched_blobs = 0
+        self.reverified = 0  # blobs hashed again at start after the machine rebooted (Rule 6)
         self.load()
 
     def __repr__(self) -> str:
@@ -167,14 +199,95 @@ class ReleaseStore:
                 else:
                     target = Target.from_json(data)
                     prev = Target.from_json(data["previous"]) if data.get("previous") else None
-                    self.live[target.service] = Live(target, float(data["switched_at"]), prev)
+                    switched_at = float(data["switched_at"])
+                    unflushed = data.get("unflushed")
+                    self.live[target.service] = Live(target, switched_at, prev, switched_at=switched_at,
+                                                     unflushed=None if unflushed is None else float(unflushed))
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 print(f"owncdn edge: ignoring {path}: {exc}", flush=True)
+        self._check_boot()
         for live in self.live.values():
             if live.target.released_at is not None:
                 live.released_at = live.target.released_at
             if self.missing(live.target) and live.target.service not in self.pending:
                 self.pending[live.target.service] = live.target  # blobs lost on disk: fetch them again
+
+    # -- the machine's boot (Rule 6) ----------------------------------------------------
+    @property
+    def lazy(self) -> bool:
+        """Rule 6: blobs are flushed in the background, not before a switch."""
+        return self.boot is not None
+
+    def _check_boot(self) -> None:
+        """Rule 6, at start: in another boot, blobs that may have been lost are hashed
+        again (or deleted); then ``boot.json`` names this boot."""
+        if self.boot is None:
+            return
+        marker = self.root / "boot.json"
+        try:
+            recorded = json.loads(marker.read_text()).get("boot_id")
+        except (OSError, ValueError, AttributeError):
+            recorded = None
+        if recorded == self.boot:
+            return
+        self._reverify()
+        for live in self.live.values():
+            if live.unflushed is not None:
+                live.unflushed = None
+                self._write_live(live)
+        write_json(marker, {"boot_id": self.boot})
+
+    def _reverify(self) -> None:
+        trusted: set[str] = set()
+        check: set[str] = set()
+        for live in self.live.values():
+            named = set(live.target.manifest.blobs)
+            if live.previous is not None:
+                named.update(live.previous.manifest.blobs)
+            (trusted if live.unflushed is None else check).update(named)
+        for target in self.pending.values():
+            check.update(target.manifest.blobs)
+        for sha in sorted(self.held - trusted):
+            path = self.blob_path(sha)
+            if sha in check:
+                self.reverified += 1
+                if _hashes_to(path, sha):
+                    continue
+                print(f"owncdn edge: blob {sha[:12]} does not match its SHA-256 after a reboot: fetching it again",
+                      flush=True)
+            path.unlink(missing_ok=True)
+            self.held.discard(sha)
+        for part in self.partial.glob("*.part"):
+            part.unlink(missing_ok=True)
+
+    def _write_live(self, live: Live) -> None:
+        """The release file of ``live`` (Rule 2), with its flush stamp (Rule 6)."""
+        previous = live.previous
+        data = live.target.to_json() | {"switched_at": live.switched_at, "unflushed": live.unflushed,
+                                        "previous": previous.to_json() if previous is not None else None}
+        write_json(self.releases / f"{live.target.service}.json", data)
+
+    def flush(self) -> float:
+        """Rule 6 (in a thread): write back everything written so far (one ``syncfs``);
+        the monotonic time it began, for ``mark_flushed``."""
+        began = time.monotonic()
+        sync_filesystem(self.blobs)
+        return began
+
+    def mark_flushed(self, began: float) -> int:
+        """Rule 6: the releases switched before a flush that began at ``began`` say so in
+        their files; how many."""
+        done = 0
+        for live in list(self.live.values()):
+            if live.unflushed is not None and live.unflushed <= began:
+                live.unflushed = None
+                self._write_live(live)
+                done += 1
+        return done
+
+    def unflushed(self) -> int:
+        """Live releases whose blobs may not be on disk yet (Rule 6)."""
+        return sum(1 for live in self.live.values() if live.unflushed is not None)
 
     # -- blobs (Rule 1) ----------------------------------------------------------------
     def blob_path(self, sha: str) -> Path:
@@ -182,6 +295,21 @@ class ReleaseStore:
 
     def part_path(self, sha: str) -> Path:
         return self.partial / f"{sha}.part"
+
+    def _make_blob_dirs(self) -> None:
+        """The 256 ``blobs/ab`` directories, made at start rather than while a release is
+        fetched (a new directory costs an inode allocation, which a file system busy
+        freeing inodes makes slow)."""
+        have = {entry.name for entry in os.scandir(self.blobs) if entry.is_dir()}
+        made = False
+        for i in range(256):
+            name = f"{i:02x}"
+            if name not in have:
+                (self.blobs / name).mkdir(exist_ok=True)
+                made = True
+            self.made_dirs.add(self.blobs / name)
+        if made:
+            _fsync_dir(self.blobs)
 
     def _scan_blobs(self) -> set[str]:
         held = set()
@@ -198,12 +326,14 @@ class ReleaseStore:
         return {sha: size for sha, size in target.manifest.blobs.items() if not self.has_blob(sha)}
 
     def keep_part(self, sha: str) -> Path:
-        """A verified partial file: fsync it, then move it into place (Rule 1)."""
-        fd = os.open(self.part_path(sha), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        """A verified partial file: fsynced (unless Rule 6 holds), then moved into place
+        (Rule 1)."""
+        if not self.lazy:
+            fd = os.open(self.part_path(sha), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         return self.adopt_part(sha)
 
     def keep_bytes(self, sha: str, data: bytes) -> tuple[str, bool]:
@@ -238,9 +368,11 @@ class ReleaseStore:
     def commit_parts(self, written: list[tuple[str, Path]]) -> None:
         """Partial files from ``write_parts`` (of one bundle, or several): made durable
         at once (``owncdn.durable.sync_paths``: one ``syncfs`` for many, not an fsync
-        each), then moved into place (Rule 1). If that fails they are removed."""
+        each; not at all where Rule 6 holds), then moved into place (Rule 1). If that
+        fails they are removed."""
         try:
-            sync_paths([part for _, part in written])
+            if not self.lazy:
+                sync_paths([part for _, part in written])
         except BaseException:
             self.drop_parts(written)
             raise
@@ -272,8 +404,9 @@ class ReleaseStore:
             part = self.part_path(sha)
             with open(part, "wb") as f:
                 f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+                if not self.lazy:
+                    f.flush()
+                    os.fsync(f.fileno())
             self.adopt_part(sha)
         return sha
 
@@ -307,11 +440,10 @@ class ReleaseStore:
         old = self.live.get(target.service)
         previous = old.target if old is not None and old.target.id != target.id else (old.previous if old else None)
         switched_at = self.clock()
-        data = target.to_json() | {"switched_at": switched_at,
-                                   "previous": previous.to_json() if previous is not None else None}
         self.sync_dirs()
-        write_json(self.releases / f"{target.service}.json", data)
-        live = Live(target, target.released_at if target.released_at is not None else switched_at, previous)
+        live = Live(target, target.released_at if target.released_at is not None else switched_at, previous,
+                    switched_at=switched_at, unflushed=time.monotonic() if self.lazy else None)
+        self._write_live(live)
         self.live[target.service] = live
         pending = self.pending.get(target.service)
         if pending is not None and pending.id == target.id:
@@ -321,8 +453,10 @@ class ReleaseStore:
     def sync_dirs(self) -> None:
         """Make the names of new blobs durable before a release that needs them is: the
         directories renamed into and ``blobs/`` itself, all at once
-        (``owncdn.durable.sync_many``)."""
+        (``owncdn.durable.sync_many``); where Rule 6 holds, the flush does it later."""
         dirs, self.unsynced_dirs = self.unsynced_dirs, set()
+        if self.lazy:
+            return
         todo = [*sorted(dirs), self.blobs]
         for start in range(0, len(todo), 256):
             fds = [os.open(path, os.O_RDONLY | os.O_DIRECTORY) for path in todo[start:start + 256]]
@@ -368,6 +502,9 @@ class ReleaseStore:
                                   value=self.fetched_bytes)
         yield CounterMetricFamily(prefix + "release_fetched_blobs", "Blobs fetched and verified.",
                                   value=self.fetched_blobs)
+        yield GaugeMetricFamily(prefix + "releases_unflushed",
+                                "Live releases whose blobs may not be on disk yet (written back in the background).",
+                                value=self.unflushed())
 
     # -- garbage (Rule 4) -------------------------------------------------------------
     def wanted(self, extra: set[str] = frozenset()) -> set[str]:
@@ -399,6 +536,17 @@ class ReleaseStore:
             files += 1
             size += n
         return files, size
+
+
+def _hashes_to(path: Path, sha: str) -> bool:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(VERIFY_CHUNK):
+                digest.update(chunk)
+    except OSError:
+        return False
+    return digest.hexdigest() == sha
 
 
 def open_releases(state_dir: Path | None, config=None, control: str | None = None) -> ReleaseStore | None:

@@ -18,7 +18,8 @@ Rules:
    records end, each hashed and written to a partial file; when the bundle ends (or
    is cut off) the files written are made durable at once and only then renamed
    into place (releases.py ``commit_parts``: one ``syncfs`` per bundle rather than
-   a flush per group), so a bundle cut off midway keeps the blobs before the cut and
+   a flush per group; none where releases.py rule 6 holds, see Rule 7), so a bundle
+   cut off midway keeps the blobs before the cut and
    the next round asks only for the rest. Larger blobs (and every blob when the control plane has no bundle
    endpoint) come one ``GET /v1/blobs/{sha256}`` each, written to
    ``partial/<sha>.part``; after an interruption (a dropped connection, a restart)
@@ -50,6 +51,13 @@ Rules:
    announced or released for the service; its blobs are kept from garbage collection
    while it runs (``ReleaseStore.upcoming``) and collected after the next switch if no
    release names them.
+7. Where the store flushes in the background (releases.py rule 6: Linux), nothing is
+   flushed between fetching and acknowledging: ``FLUSH_DELAY`` seconds after a switch
+   a flush writes back what was written (one ``syncfs``, in a thread, outside the
+   lock) and then marks the releases switched before it began as flushed (under the
+   lock that also guards switches and deletions, so a release file is never written
+   by both); it goes on while a release switched meanwhile is unflushed. A restart
+   with unflushed releases (a killed process) flushes them too.
 """
 
 from __future__ import annotations
@@ -90,6 +98,7 @@ WRITE_GROUP_BLOBS = 32
 PREFETCH_BLOB = 16 << 20  # a prefetch takes blobs up to this size in its bundles (held whole in memory)
 PREFETCH_BYTES = 1 << 30  # a prefetch asks in bundles this large: one waiting stream per edge for a site
 PREFETCH_WAIT = 20.0  # seconds a prefetch asks the control plane to wait for blobs to land (Rule 6)
+FLUSH_DELAY = 0.5  # seconds from a switch to the background flush of its blobs (Rule 7)
 
 
 class ReleaseFailed(Exception):
@@ -121,6 +130,7 @@ class ReleaseSync:
         self.writers: ThreadPoolExecutor | None = None  # hash + write + fsync bundled blobs
         self.warming: set[asyncio.Future] = set()  # warm-ups of releases loaded at start (Rule 4)
         self.prefetches: dict[str, tuple[str, asyncio.Task]] = {}  # service -> (manifest id, task) (Rule 6)
+        self.flushing: asyncio.Task | None = None  # Rule 7
 
     @property
     def fetched_bytes(self) -> int:
@@ -140,7 +150,8 @@ class ReleaseSync:
         service = str(data.get("service") or data["key"])
         if data.get("deleted"):
             self._cancel(service)
-            self.store.drop(service)
+            async with self.gc_lock:  # not while a flush rewrites its release file (Rule 7)
+                self.store.drop(service)
             return
         try:
             target = Target.from_event(data)
@@ -229,6 +240,25 @@ class ReleaseSync:
         """Rule 5: restart every fetch that was pending when the edge stopped."""
         for target in list(self.store.pending.values()):
             self.start(target)
+        if self.store.unflushed():
+            self.flush_soon()
+
+    def flush_soon(self) -> None:
+        """Rule 7: write back the blobs of the releases switched so far, shortly."""
+        if not self.store.lazy or (self.flushing is not None and not self.flushing.done()):
+            return
+        self.flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            while self.store.unflushed():
+                await asyncio.sleep(FLUSH_DELAY)
+                began = await asyncio.to_thread(self.store.flush)
+                async with self.gc_lock:
+                    await asyncio.to_thread(self.store.mark_flushed, began)
+        except Exception as exc:  # noqa: BLE001 - in the background: say so; the next switch tries again
+            _warn(f"writing back the blobs of pushed releases failed: {type(exc).__name__}: {exc}; "
+                  "trying again after the next switch")
 
     def _cancel(self, service: str) -> None:
         running = self.tasks.pop(service, None)
@@ -244,6 +274,8 @@ class ReleaseSync:
     async def close(self) -> None:
         tasks = [t for _, t in self.tasks.values() if not t.done()] + [t for t in self.warming if not t.done()]
         tasks += [t for _, t in self.prefetches.values() if not t.done()]
+        if self.flushing is not None and not self.flushing.done():
+            tasks.append(self.flushing)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -273,7 +305,8 @@ class ReleaseSync:
                 fetched = time.monotonic()
                 async with self.gc_lock:  # no blob can go between this check and the switch
                     if not self.store.missing(target):
-                        await asyncio.to_thread(self.store.sync_dirs)  # the slow part of switch(), off the loop
+                        if not self.store.lazy:  # Rule 7: else nothing to wait for
+                            await asyncio.to_thread(self.store.sync_dirs)  # the slow part of switch(), off the loop
                         self.store.switch(target)
                         break
         except asyncio.CancelledError:
@@ -286,6 +319,7 @@ class ReleaseSync:
             return
         switched = time.monotonic()
         await self._ack(target, "serving", "")
+        self.flush_soon()
         _warn(f"release {target.number} of {target.service}: {self.store.fetched_blobs - blobs} blobs, "
               f"{(self.store.fetched_bytes - size) / 1e6:.1f} MB fetched in {(fetched - started) * 1000:.1f} ms, "
               f"switched in {(switched - fetched) * 1000:.1f} ms, acknowledged in "
@@ -342,7 +376,7 @@ class ReleaseSync:
                 except _Mismatch:
                     os.unlink(self.store.part_path(sha))
                     continue
-                await asyncio.to_thread(self.store.keep_part, sha)  # fsync, then the blob's name
+                await asyncio.to_thread(self.store.keep_part, sha)  # fsync (rule 7: not here), then the blob's name
                 self.store.fetched_blobs += 1
                 return
             raise ReleaseFailed(f"blob {sha[:12]} did not match its SHA-256 after {VERIFY_ATTEMPTS} fetches")
