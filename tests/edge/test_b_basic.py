@@ -115,6 +115,42 @@ async def test_concurrent_misses_make_one_origin_request():
     assert sorted(r.cache for r in results) == ["MISS"] * 20
 
 
+async def test_a_miss_joins_its_fill_when_looked_up_even_if_it_runs_after_the_fill_ended():
+    """The connection runs a miss as a task, a turn of the loop (or, on a busy machine,
+    much more) after the lookup; a fill that ends in between must not be fetched again."""
+    origin = FakeOrigin()
+    gate = asyncio.Event()
+    origin.route("/slow", body=b"shared", headers=CACHEABLE, hold=gate)
+    async with EdgeUnderTest(origin) as t:
+        handle = t.edge.handle
+        looked_up, fill_over = asyncio.Event(), asyncio.Event()
+
+        def handle_late(req):  # the second request's task starts only after the fill is over
+            result = handle(req)
+            if origin.hits("/slow") and asyncio.iscoroutine(result):
+                looked_up.set()
+
+                async def after_the_fill(coro=result):
+                    await fill_over.wait()
+                    await coro
+                return after_the_fill()
+            return result
+
+        t.edge.handle = handle_late
+        first = asyncio.create_task(t.get("/slow"))
+        while not origin.hits("/slow"):
+            await asyncio.sleep(0.01)
+        second = asyncio.create_task(t.get("/slow"))
+        await looked_up.wait()  # the second request missed while the fill ran
+        gate.set()
+        r1 = await first
+        assert not t.edge.fills  # the fill is over and its object stored
+        fill_over.set()
+        r2 = await second
+    assert origin.hits("/slow") == 1
+    assert (r1.cache, r1.body, r2.cache, r2.body) == ("MISS", b"shared", "MISS", b"shared")
+
+
 async def test_uncacheable_response_releases_waiting_clients_to_the_origin():
     origin = FakeOrigin()
     gate = asyncio.Event()

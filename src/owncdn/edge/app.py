@@ -6,9 +6,11 @@ The steps of a request (DESIGN.md, data flow 3), each a method below:
 2. Look up the primary key and the variant matching the request's Vary'd fields.
    FRESH -> `serve` now (HIT). Stale inside stale-while-revalidate -> serve (STALE)
    and revalidate in the background. Otherwise -> `miss`.
-3. `miss` joins or starts a coalesced `Fill`; the client gets the fill's response as
-   it streams (MISS), the revalidated stored copy (REVALIDATED), the stale copy when
-   the origin failed (STALE), or a 502/504 naming the edge and the request id.
+3. `miss` joins or starts a coalesced `Fill` in the same turn of the loop as the
+   lookup (a fill that ended in between would otherwise be fetched again); the client
+   gets the fill's response as it streams (MISS), the revalidated stored copy
+   (REVALIDATED), the stale copy when the origin failed (STALE), or a 502/504 naming
+   the edge and the request id.
 4. Every response carries X-Cache, X-Served-By, Age, Via, Server-Timing and
    X-Request-Id, and ends with one access-log line.
 """
@@ -442,13 +444,19 @@ class Edge:
         if key not in self.fills:
             self._start_fill(req, svc, key, obj)
 
-    async def miss(self, req: Request, svc: ServiceRuntime, key: str, stale: CacheObject | None,
-                   private: bool = False) -> None:
+    def miss(self, req: Request, svc: ServiceRuntime, key: str, stale: CacheObject | None,
+             private: bool = False):
+        """Join the fill running for `key`, or start one, at once: the store was looked
+        up in this same turn of the loop, so a fill cannot end (its object stored, the
+        fill gone) in between and be fetched again. Returns what waits for it."""
         req.cache = "MISS"
         fill = None if private else self.fills.get(key)
         leader = fill is None
         if leader:
             fill = self._start_fill(req, svc, key, stale, private)
+        return self._answer_from_fill(req, svc, fill, leader)
+
+    async def _answer_from_fill(self, req: Request, svc: ServiceRuntime, fill: Fill, leader: bool) -> None:
         await asyncio.shield(fill.head_ready)
         req.origin_ms = fill.origin_ms
         outcome = fill.outcome
