@@ -86,10 +86,10 @@ class FakeControl:
         return Reply(200, data, hold=self.hold, conditional=False)
 
 
-async def make_sync(tmp_path, control: FakeControl) -> tuple[ReleaseStore, ReleaseSync, FakeAgent]:
+async def make_sync(tmp_path, control: FakeControl, **store_options) -> tuple[ReleaseStore, ReleaseSync, FakeAgent]:
     if control.origin.server is None:
         await control.start()
-    store = ReleaseStore(tmp_path / "push")
+    store = ReleaseStore(tmp_path / "push", **store_options)
     agent = FakeAgent()
     agent.control = control.origin.url
     control.origin.route("/v1/nodes/n1/releases", handler=agent.receive)
@@ -405,12 +405,7 @@ def test_after_a_reboot_blobs_of_flushed_releases_are_trusted_and_strays_removed
 
 async def test_after_a_reboot_a_corrupt_unflushed_blob_is_deleted_and_fetched_again(tmp_path):
     control = FakeControl(SITE1)
-    await control.start()
-    agent = FakeAgent()
-    agent.control = control.origin.url
-    control.origin.route("/v1/nodes/n1/releases", handler=agent.receive)
-    store = ReleaseStore(tmp_path / "push", boot_id="boot-a")
-    sync = ReleaseSync(store, agent)
+    store, sync, agent = await make_sync(tmp_path, control, boot_id="boot-a")
     await sync.on_event(None, None, event(1, SITE1))
     await sync.wait("blog")
     await sync.close()  # before its background flush: the OS crashed
@@ -436,12 +431,7 @@ async def test_after_a_reboot_a_corrupt_unflushed_blob_is_deleted_and_fetched_ag
 async def test_a_switch_is_flushed_in_the_background_shortly_after(tmp_path, monkeypatch):
     monkeypatch.setattr("owncdn.edge.releasesync.FLUSH_DELAY", 0.0)
     control = FakeControl(SITE1)
-    await control.start()
-    agent = FakeAgent()
-    agent.control = control.origin.url
-    control.origin.route("/v1/nodes/n1/releases", handler=agent.receive)
-    store = ReleaseStore(tmp_path / "push", boot_id="boot-a")
-    sync = ReleaseSync(store, agent)
+    store, sync, agent = await make_sync(tmp_path, control, boot_id="boot-a")
     await sync.on_event(None, None, event(1, SITE1))
     await sync.wait("blog")
     assert agent.sent[-1]["status"] == "serving"
