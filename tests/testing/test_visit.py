@@ -53,14 +53,20 @@ def test_fetch_times_the_first_byte_then_parses_the_response():
     assert seen[0].startswith(b"GET /?v=1 HTTP/1.1\r\nHost: www.example.test\r\n")
 
 
-def test_visit_over_tls_loads_the_page_and_its_assets(tmp_path):
+def _tls_server(tmp_path):
+    """`_server` over TLS with a certificate for www.example.test from a test CA, and a
+    client context that trusts that CA."""
     ca = TestCA("visit test CA")
     cert, key = ca.issue(["www.example.test"]).write(tmp_path)
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(cert, key)
     listener, seen = _server(server_ctx)
+    return listener, seen, ssl.create_default_context(cafile=str(ca.write(tmp_path)))
+
+
+def test_visit_over_tls_loads_the_page_and_its_assets(tmp_path):
+    listener, seen, client_ctx = _tls_server(tmp_path)
     try:
-        client_ctx = ssl.create_default_context(cafile=str(ca.write(tmp_path)))
         r = visit("www.example.test", None, "127.0.0.1", listener.getsockname()[1], "v=2", client_ctx)
     finally:
         listener.close()
@@ -78,13 +84,8 @@ def test_the_tls_warm_up_makes_a_handshake_on_the_visitors_own_loopback():
 
 
 def test_a_returning_visitor_resumes_its_tls_sessions(tmp_path):
-    ca = TestCA("visit test CA")
-    cert, key = ca.issue(["www.example.test"]).write(tmp_path)
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_ctx.load_cert_chain(cert, key)
-    listener, seen = _server(server_ctx)
+    listener, seen, client_ctx = _tls_server(tmp_path)
     try:
-        client_ctx = ssl.create_default_context(cafile=str(ca.write(tmp_path)))
         port = listener.getsockname()[1]
         first = visit("www.example.test", None, "127.0.0.1", port, "v=3", client_ctx)
         back = visit("www.example.test", None, "127.0.0.1", port, "v=3", client_ctx, resume=True)
