@@ -113,12 +113,12 @@ def test_the_lean_parser_takes_plain_pushes_and_leaves_the_rest_to_typer():
     from owncdn.cli import fleet_cmds
     from owncdn.cli.push_run import DEFAULT_CONTROL, DEFAULT_STATE, parse_lean
 
-    assert (DEFAULT_CONTROL, DEFAULT_STATE) == (fleet_cmds.DEFAULT_CONTROL, fleet_cmds.DEFAULT_STATE)
+    assert (DEFAULT_CONTROL, Path(DEFAULT_STATE)) == (fleet_cmds.DEFAULT_CONTROL, fleet_cmds.DEFAULT_STATE)
     args = parse_lean(["./public", "-s", "blog", "--env=staging", "--control", "http://c:1", "--token", "t",
                        "--state-dir", "st", "--max-files", "7", "--parallel=3", "-q", "--no-hash-cache",
                        "--json", "--wait", "12.5"])
     assert (args.directory, args.service, args.env, args.control, args.token, args.state_dir) == (
-        Path("./public"), "blog", "staging", "http://c:1", "t", Path("st"))
+        "./public", "blog", "staging", "http://c:1", "t", "st")  # strings: the lean start imports no pathlib
     assert (args.max_files, args.parallel, args.quiet, args.hash_cache, args.as_json, args.wait) == (
         7, 3, True, False, True, 12.5)
     assert parse_lean(["d", "--service", "blog"]).hash_cache is True
@@ -131,13 +131,14 @@ def test_the_lean_parser_takes_plain_pushes_and_leaves_the_rest_to_typer():
 
 
 async def test_a_plain_push_starts_without_typer_httpx_or_pydantic_and_can_wait(tmp_path):
-    # nor http.client / email / ssl (client/http11.py), dataclasses / inspect or orjson (each a few ms)
+    # nor http.client / email / ssl (client/http11.py), dataclasses / inspect, orjson, typing, pathlib, urllib
+    # or the idna codec (each a few ms)
     site = tmp_path / "public"
     make_site(site)
-    probe = ("import atexit, sys\n"
-             "atexit.register(lambda: sys.stderr.write('HEAVY ' + ' '.join(sorted({m.split('.')[0] for m in sys.modules} "
-             "& {'typer', 'click', 'rich', 'httpx', 'pydantic', 'fastapi', 'email', 'ssl', 'dataclasses', 'orjson', "
-             "'inspect'} | ({'http.client'} & set(sys.modules)))) + '\\n'))\n"
+    # the command ends with os._exit (entry.py Rule 3): what it imported is read from -X importtime
+    heavy = {"typer", "click", "rich", "httpx", "pydantic", "fastapi", "email", "ssl", "dataclasses", "orjson",
+             "inspect", "typing", "http.client", "encodings.idna", "pathlib", "urllib"}
+    probe = ("import sys\n"
              "sys.argv = ['owncdn', *sys.argv[1:]]\n"
              "from owncdn.cli.entry import main\n"
              "sys.exit(main())\n")
@@ -146,11 +147,13 @@ async def test_a_plain_push_starts_without_typer_httpx_or_pydantic_and_can_wait(
         env = dict(os.environ, OWNCDN_CONTROL=fleet.url, OWNCDN_TOKEN=fleet.admin_token,
                    XDG_CACHE_HOME=str(tmp_path / "cache"))
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", probe, "push", str(site), "--service", "blog", "--json", "--wait", "5", env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable, "-X", "importtime", "-c", probe, "push", str(site), "--service", "blog", "--json",
+            "--wait", "5", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, err.decode()
-        assert "HEAVY \n" in err.decode()  # none of them was imported
+        imported = {line.rpartition("|")[2].strip() for line in err.decode().splitlines() if line.startswith("import time:")}
+        assert "owncdn.client.pushapi" in imported
+        assert {m for m in imported if m in heavy or m.split(".")[0] in heavy} == set()  # none of them
         result = json.loads(out)
         assert (result["release"], result["files"], result["serving"], result["failed"], result["pending"]) == (
             1, 4, [], [], [])

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import time
+from pathlib import Path
 
 from owncdn.client import hashcache, sitedir
 from owncdn.client.hashcache import HashCache
@@ -73,9 +74,9 @@ def test_a_file_read_again_only_because_it_was_racy_is_not_fresh(tmp_path, monke
     (site / "racy.html").write_bytes(b"same bytes")
     cache = HashCache.for_root(site, tmp_path / "cache")
     scan_site(site, cache=cache)
-    entries = json.loads(cache.path.read_text())["files"]
+    entries = json.loads(Path(cache.path).read_text())["files"]
     entries["old.html"][2] += 10**12  # hashed long after its last change: trusted
-    cache.path.write_text(json.dumps({"files": entries}))
+    Path(cache.path).write_text(json.dumps({"files": entries}))
     (site / "new.html").write_bytes(b"new")
     again = scan_site(site, cache=HashCache.for_root(site, tmp_path / "cache"))
     assert again.remembered == 1  # racy.html and new.html were read

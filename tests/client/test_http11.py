@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from owncdn.client.http11 import Connection, ProtocolError
+from owncdn.client.http11 import Connection, FileChanged, FilePiece, ProtocolError
 
 
 class Scripted:
@@ -45,7 +45,10 @@ class Scripted:
                     length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
                                    if line.lower().startswith(b"content-length:")), 0)
                     while len(buf) < length:
-                        buf += conn.recv(65536)
+                        more = conn.recv(65536)
+                        if not more:  # the client gave up on its body
+                            return
+                        buf += more
                     self.requests.append(head + b"\r\n\r\n" + buf[:length])
                     buf = buf[length:]
                     conn.sendall(self.answers.pop(0))
@@ -142,3 +145,30 @@ def test_host_header_leaves_out_the_default_port_and_brackets_ipv6():
     assert Connection("example.com", None).authority == "example.com"
     assert Connection("example.com", 443, tls=True).authority == "example.com"
     assert Connection("::1", 8400).authority == "[::1]:8400"
+
+
+def test_file_pieces_go_out_with_sendfile_between_the_other_pieces(serve, tmp_path, monkeypatch):
+    import os
+
+    big, small = tmp_path / "big.bin", tmp_path / "small.txt"
+    big.write_bytes(bytes(range(256)) * 4096)  # 1 MiB: more than one sendfile call may take
+    small.write_bytes(b"small")
+    sent_with = []
+    real = os.sendfile
+    monkeypatch.setattr(os, "sendfile", lambda *args: sent_with.append(args[1]) or real(*args))
+    server, conn = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    body = [b"<", FilePiece(str(big), 1 << 20), b"|", FilePiece(str(small), 5), b">"]
+    size = 3 + (1 << 20) + 5
+    assert conn.request("POST", "/bundle", {"Content-Length": str(size)}, body).status == 200
+    assert server.requests[0].endswith(b"\r\n\r\n<" + big.read_bytes() + b"|small>")
+    assert len(sent_with) >= 2  # both files, never read here
+
+
+@pytest.mark.parametrize("written", [b"longer now", b"shor"])
+def test_a_file_piece_whose_size_changed_raises_and_closes(serve, tmp_path, written):
+    path = tmp_path / "f.txt"
+    path.write_bytes(written)
+    server, conn = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    with pytest.raises(FileChanged, match="f.txt"):
+        conn.request("POST", "/bundle", {"Content-Length": "5"}, [FilePiece(str(path), 5)])
+    assert repr(conn).endswith("closed>")

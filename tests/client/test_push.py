@@ -97,6 +97,19 @@ def test_a_file_that_changes_while_pushed(api, tmp_path, size):
     assert api.releases("production", "blog") == []
 
 
+@pytest.mark.parametrize("new", ["c" * 10, "longer than it was"])  # other bytes (hash_mismatch), other size
+def test_a_file_that_changes_while_sent_with_sendfile(api, lean, tmp_path, new):
+    root = site(tmp_path / "s", a="b" * 10, z="z")
+
+    def change(site, missing):
+        (root / "a").write_text(new)
+
+    with pytest.raises(SiteError, match="changed while it was being pushed"):
+        push_site(lean, root, service="blog", on_plan=change)
+    assert api.releases("production", "blog") == []
+    assert ("POST", "/v1/blobs/bundle") in lean.calls
+
+
 def test_many_small_files_go_in_bundles_and_can_be_fetched_back(api, tmp_path, monkeypatch):
     files = {f"f{i}": f"content {i}" * (i + 1) for i in range(600)}
     root = site(tmp_path / "s", **files, big="x" * (2 << 20))

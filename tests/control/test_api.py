@@ -382,6 +382,10 @@ async def test_the_event_stream_catches_up_then_sends_new_versions_and_purges_at
             first = await read_events(lines, 2)
             assert first == [("config", {"env": "prod", "number": 1, "source": SITE}),
                              ("purge", {"id": purge["id"], "spec": {"all": True, "soft": False}})]
+            for _ in range(200):  # recorded right after the send (events Rule 2)
+                if api.store.get_node(node_id).last_contact is not None:
+                    break
+                await asyncio.sleep(0.01)
             assert api.store.get_node(node_id).last_contact is not None
             t0 = time.monotonic()
             await asyncio.to_thread(api.ok, "POST", "/v1/envs/prod/versions", json={"source": "version: 1\n"})

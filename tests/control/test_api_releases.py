@@ -173,7 +173,7 @@ def test_hash_mismatch_is_400_and_stores_nothing(api):
     r = api.call("PUT", f"/v1/blobs/{sha(b'claimed')}", content=b"actual")
     assert r.status_code == 400 and r.json()["error"]["code"] == "hash_mismatch"
     assert api.blobs.missing([sha(b"claimed")]) == [sha(b"claimed")]
-    assert list((api.blobs.root / "tmp").iterdir()) == []
+    assert [p for p in (api.blobs.root / "tmp").rglob("*") if not p.is_dir()] == []
 
 
 def bundle(*blobs: bytes) -> bytes:
@@ -205,7 +205,7 @@ def test_a_bad_bundle_is_400_and_keeps_what_came_before(api, body, code, why):
     assert api.blobs.missing([sha(b"claimed"), sha(b"cut")]) == [sha(b"claimed"), sha(b"cut")]
     if code == "hash_mismatch" or "ends inside" in why:
         assert api.blobs.missing([sha(b"good")]) == []  # what came before the bad record is stored
-    assert list((api.blobs.root / "tmp").iterdir()) == []
+    assert [p for p in (api.blobs.root / "tmp").rglob("*") if not p.is_dir()] == []
 
 
 def test_a_bundle_of_many_groups_is_made_durable_once(api, monkeypatch):
@@ -220,7 +220,7 @@ def test_a_bundle_of_many_groups_is_made_durable_once(api, monkeypatch):
     r = api.ok("POST", "/v1/blobs/bundle", content=bundle(*blobs))
     assert len(r["stored"]) == 200 and commits == [200]
     assert api.blobs.missing([sha(b) for b in blobs]) == []
-    assert list((api.blobs.root / "tmp").iterdir()) == []
+    assert [p for p in (api.blobs.root / "tmp").rglob("*") if not p.is_dir()] == []
 
 
 @pytest.mark.parametrize("name", ["A" * 64, "a" * 63, "../x"])
@@ -336,6 +336,46 @@ def test_an_acknowledgement_wakes_dns_streams_and_waits_but_not_edge_streams(api
     acked = moved(lambda: api.ok("POST", f"/v1/nodes/{edge}/releases", "edge-1",
                                  json={"service": "blog", "number": 1, "status": "serving"}))
     assert acked == {"dns", "waits"}
+
+
+async def test_a_release_wakes_edge_streams_that_read_only_the_channels_following_the_environment(api):
+    import asyncio
+
+    from owncdn.control.api.channels import state_changed
+
+    class Counted:
+        name = "counted"
+
+        def __init__(self):
+            self.reads = 0
+
+        def read(self, ctx, node):
+            self.reads += 1
+            return {}
+
+    counted = Counted()
+    api.ctx.channels.append(counted)
+    edge = await asyncio.to_thread(api.register, "edge-1")
+    await asyncio.to_thread(api.put, b"x")
+    headers = {"Authorization": f"Bearer {api.tokens['edge-1']}"}
+    async with httpx.AsyncClient(base_url=str(api.http.base_url), headers=headers, timeout=10) as http:
+        async with http.stream("GET", f"/v1/nodes/{edge}/events", params={"version": 1, "purge_after": 0}) as r:
+            lines = r.aiter_lines()
+            async for line in lines:
+                if line.startswith("data:") and '"counted"' in line:
+                    break  # the first (whole) read ends with the keys of the last channel, this one
+            base = counted.reads
+            await asyncio.to_thread(api.ok, "POST", "/v1/services/blog/releases", json={"manifest": manifest(a=b"x")})
+            async for line in lines:
+                if line.startswith("event: release"):
+                    break
+            assert counted.reads == base  # channels Rule 5: not read for a release
+            state_changed(api.ctx)  # what a certificate or health change does
+            for _ in range(200):
+                if counted.reads > base:
+                    break
+                await asyncio.sleep(0.01)
+            assert counted.reads > base
 
 
 def test_the_channel_caches_manifests_but_follows_rollbacks(api):
@@ -455,6 +495,23 @@ def test_a_release_bundle_creates_the_release_and_stores_its_new_blobs(api):
     assert r.status_code == 409 and r.json()["error"]["problems"] == [sha(b"absent")]
     assert api.blobs.missing([sha(b"kept")]) == []  # the inline blob stays: the next try does not send it
     assert [x["number"] for x in api.ok("GET", "/v1/services/blog/releases", "read")] == [1]
+
+
+def test_the_next_manifest_is_checked_against_the_last_release_and_still_refused_when_wrong(api):
+    from owncdn.control.api.releases import RECENT
+
+    first = manifest(index__html=b"a", x=b"a")
+    api.ok("POST", "/v1/services/blog/releases/bundle", content=release_bundle(first, b"a"), headers=BUNDLE)
+    assert RECENT.get("production", "blog").id == sha(canonical(first))  # releases Rule 9
+    for files, why in [({**first["files"], "x/y": first["files"]["x"]}, "also a directory"),
+                       ({**first["files"], "x": {"sha256": sha(b"a"), "size": True}}, "size must be"),
+                       ({**first["files"], "../up": first["files"]["x"]}, "'..'")]:
+        r = api.call("POST", "/v1/services/blog/releases/bundle", content=release_bundle({"files": files}),
+                     headers=BUNDLE)
+        assert r.status_code == 422 and why in r.text, (why, r.text)
+    second = manifest(index__html=b"a", x=b"b")
+    made = api.ok("POST", "/v1/services/blog/releases/bundle", content=release_bundle(second, b"b"), headers=BUNDLE)
+    assert (made["number"], made["id"]) == (2, sha(canonical(second)))
 
 
 @pytest.mark.parametrize("service, body, status, code", [

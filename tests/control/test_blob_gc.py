@@ -13,7 +13,7 @@ from owncdn.control.blobgc import collect_blobs
 from owncdn.control.blobs import DirBlobStore
 from owncdn.control.store import Store, sqlite_url
 from owncdn.core.content.retention import Retention
-from tests.control.test_api_releases import SITE, Api, manifest, sha
+from tests.control.test_api_releases import BUNDLE, SITE, Api, manifest, release_bundle, sha
 
 HOURS_AGO = time.time() - 2 * 3600
 
@@ -108,6 +108,18 @@ def test_a_push_that_asked_about_an_old_blob_keeps_it(api):
     api.put(b"new")
     m = manifest(index__html=b"new", extra=old)
     assert api.ok("POST", "/v1/services/blog/releases", json={"manifest": m})["number"] == 4
+
+
+def test_a_release_bundle_claims_the_old_blobs_it_names_while_its_new_ones_arrive(api):
+    old = b"pushed long ago, in no retained release"
+    for page in (b"a", b"b", b"c"):
+        release(api, index__html=page, extra=old if page == b"a" else page)
+    age(api, old, b"a")
+    m = manifest(index__html=b"new", extra=old)
+    made = api.ok("POST", "/v1/services/blog/releases/bundle", content=release_bundle(m, b"new"), headers=BUNDLE)
+    assert made["number"] == 4
+    assert api.blobs.path(sha(old)).stat().st_mtime > HOURS_AGO + 3600  # claimed: young again
+    assert gc(api)["deleted"] == 1 and present(api, old, b"a", b"new") == [True, False, True]
 
 
 def test_a_release_naming_a_blob_gc_deleted_is_409_push_again(api):

@@ -31,6 +31,11 @@ def blobs(request, tmp_path):
     return S3BlobStore("owncdn-blobs", f"t-{secrets.token_hex(4)}/", client=server.client(), max_bytes=1 << 20)
 
 
+def temp_files(root) -> list:
+    """The files under a directory store's ``tmp`` (its writing threads' directories may stay)."""
+    return [p for p in (root / "tmp").rglob("*") if not p.is_dir()]
+
+
 def put(blobs, data: bytes, name: str | None = None, chunk: int = 7000) -> int:
     writer = blobs.writer(name or sha(data))
     for i in range(0, len(data), chunk):
@@ -97,11 +102,11 @@ def test_dir_store_layout_and_leftovers(tmp_path):
     assert (tmp_path / sha(b"hello")[:2] / sha(b"hello")).read_bytes() == b"hello"
     (tmp_path / "tmp" / "half-written").write_bytes(b"x")
     DirBlobStore(tmp_path)  # a restart removes what a crash left
-    assert list((tmp_path / "tmp").iterdir()) == []
+    assert temp_files(tmp_path) == []
     writer = store.writer(sha(b"abandoned"))
     writer.write(b"aband")
     writer.abort()
-    assert list((tmp_path / "tmp").iterdir()) == []
+    assert temp_files(tmp_path) == []
 
 
 def test_open_blob_store(tmp_path, monkeypatch, seaweed):
@@ -167,7 +172,7 @@ def test_dir_store_puts_a_whole_blob_in_one_step(tmp_path, monkeypatch):
     with pytest.raises(BlobTooLarge):
         store.put(sha(b"x" * 11), b"x" * 11)
     assert store.missing([sha(b"jello"), sha(b"x" * 11)]) == [sha(b"jello"), sha(b"x" * 11)]
-    assert list((tmp_path / "tmp").iterdir()) == []
+    assert temp_files(tmp_path) == []
     store.sync([sha(b"hello")])
     assert synced == [tmp_path / sha(b"hello")[:2]]  # its rename is made durable before a release names it
 
@@ -181,7 +186,24 @@ def test_dir_store_puts_a_batch_up_to_the_first_bad_blob(tmp_path):
     many = [(sha(bytes([i])), bytes([i])) for i in range(40)]  # one flush to disk for the batch
     assert store.put_many(many) == ([1] * 40, None)
     assert store.missing([h for h, _ in many]) == []
+    assert temp_files(tmp_path) == []
+
+
+def test_each_writing_thread_has_a_temp_directory_and_a_restart_clears_them(tmp_path):
+    import threading
+
+    store = DirBlobStore(tmp_path)
+    threads = [threading.Thread(target=store.put, args=(sha(bytes([i])), bytes([i]))) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len([p for p in (tmp_path / "tmp").iterdir() if p.is_dir()]) == 3
+    leftover = next((tmp_path / "tmp").iterdir()) / "half-written"
+    leftover.write_bytes(b"x")  # a crash while writing
+    DirBlobStore(tmp_path)
     assert list((tmp_path / "tmp").iterdir()) == []
+    assert DirBlobStore(tmp_path).missing([sha(bytes([i])) for i in range(3)]) == []
 
 
 # -- collection (Rule 6) ------------------------------------------------------------------
@@ -216,7 +238,7 @@ def test_claim_is_missing_and_refreshes_old_blobs_in_a_directory(tmp_path):
     assert path.stat().st_mtime > 1_000_000  # claimed: a GC pass now finds it young
     assert blobs.delete_older(sha(b"old"), cutoff=2_000_000) is None  # the claim wins: renamed back
     assert path.read_bytes() == b"old"
-    assert not any(blobs.tmp.iterdir())
+    assert temp_files(blobs.root) == []
 
 
 def test_a_blob_a_crash_left_in_gc_trash_is_put_back_at_start(tmp_path):
@@ -225,7 +247,7 @@ def test_a_blob_a_crash_left_in_gc_trash_is_put_back_at_start(tmp_path):
     os.replace(blobs.path(sha(b"kept")), blobs.tmp / f"gc.{sha(b'kept')}")  # as delete_older does first
     again = DirBlobStore(tmp_path / "blobs")
     assert again.missing([sha(b"kept")]) == []
-    assert not any(again.tmp.iterdir())
+    assert temp_files(again.root) == []
 
 
 def test_dir_store_reads_a_blob_into_a_buffer(tmp_path):

@@ -57,6 +57,25 @@ def test_event_texts_are_made_once_per_data_and_match_the_changes():
     assert cursor.texts(ctx, None) == [format_event("thing", {"key": "x", "deleted": True})]
 
 
+def test_a_wake_of_the_environment_alone_reads_only_the_channels_that_follow_it():
+    releases, certs = DictChannel(), DictChannel()
+    releases.name, releases.follows_env, certs.name = "release", True, "cert"
+    reads = []
+    for channel in (releases, certs):
+        plain = channel.read
+        channel.read = lambda ctx, node, plain=plain, name=channel.name: reads.append(name) or plain(ctx, node)
+    ctx = SimpleNamespace(channels=[releases, certs])
+    cursor = ChannelCursor()
+    releases.state["blog"], certs.state["a.test"] = (1, {"n": 1}), (1, {"pem": "x"})
+    first = cursor.texts(ctx, None, env_only=True)  # the first read of a stream is always whole (Rule 1b)
+    assert reads == ["release", "cert"] and len(first) == 4
+    reads.clear()
+    releases.state["blog"], certs.state["a.test"] = (2, {"n": 2}), (2, {"pem": "y"})
+    assert [t.split("\n")[0] for t in cursor.texts(ctx, None, env_only=True)] == ["event: release"]
+    assert reads == ["release"]  # channels Rule 5
+    assert [t.split("\n")[0] for t in cursor.texts(ctx, None)] == ["event: cert"]  # the next whole read
+
+
 class FakeCerts:
     def __init__(self, ids):
         self._ids = dict(ids)

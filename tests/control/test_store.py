@@ -348,3 +348,19 @@ def test_a_purge_ack_is_contact_from_the_node(store, clock):
     assert store.get_node(node.id).last_contact is None
     store.ack_purge(purge.id, node.id, 1.5, 3)
     assert store.get_node(node.id).last_contact is not None
+
+
+def test_sqlite_writers_of_one_process_take_turns_without_sqlites_busy_wait(tmp_path, monkeypatch):
+    """store Rule 5: with SQLite's busy timeout at 0, a writer that met another's
+    transaction would fail at once ("database is locked"); here they queue."""
+    from owncdn.control.store import engine, sqlite_url
+
+    monkeypatch.setattr(engine, "SQLITE_BUSY_TIMEOUT", 0.0)
+    store = Store(sqlite_url(tmp_path))
+    store.migrate()
+    nodes = [store.register_node(f"edge-{i}", "edge", f"loc{i}", "production", f"192.0.2.{i}:80").id
+             for i in range(8)]
+    for _ in range(5):
+        concurrently(*[lambda n=n: store.node_contact(n) for n in nodes])
+    assert all(node.last_contact is not None for node in store.list_nodes("production"))
+    store.close()

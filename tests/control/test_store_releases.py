@@ -24,6 +24,8 @@ def test_numbers_per_service_and_the_newest_is_current(store):
     assert [r.number for r in listed] == [2, 1] and listed[0].manifest is None and listed[0].author == "ci"
     assert store.get_release("production", "blog", 1).manifest == M1
     assert store.get_release("production", "blog", 3) is None
+    assert [store.has_release("production", "blog", n) for n in (1, 2, 3)] == [True, True, False]
+    assert not store.has_release("staging", "blog", 2) and store.has_release("production", "docs", 1)
 
 
 def test_activate_moves_the_pointer(store):

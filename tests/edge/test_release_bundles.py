@@ -187,10 +187,13 @@ async def test_without_a_bundle_endpoint_blobs_come_one_by_one(tmp_path):
 
 
 async def test_a_bundle_is_made_durable_once_and_a_cancelled_fetch_still_keeps_what_was_written(tmp_path):
+    """Without a boot id (releases.py rule 6 cannot hold): the verified partial files
+    of a bundle are made durable in one step, then renamed, also after a cancel."""
     import asyncio
     import threading
 
-    control, store, sync, agent = await setup(tmp_path, list(SMALL.values()))
+    control, _, sync, agent = await setup(tmp_path, list(SMALL.values()))
+    store = sync.store = ReleaseStore(tmp_path / "durable", boot_id=None)
     commits, entered, release = [], threading.Event(), threading.Event()
     real = store.commit_parts
 
@@ -218,5 +221,21 @@ async def test_a_bundle_is_made_durable_once_and_a_cancelled_fetch_still_keeps_w
         assert "blog" not in store.live and agent.sent == []
     finally:
         release.set()
+        await sync.close()
+        await control.origin.close()
+
+
+async def test_with_a_boot_id_each_verified_blob_is_named_at_once(tmp_path):
+    """releases.py rule 6: nothing to flush first, so no blob waits for its bundle's end."""
+    control, store, sync, agent = await setup(tmp_path, list(SMALL.values()))
+    store.commit_parts = lambda written: (_ for _ in ()).throw(AssertionError("not needed"))
+    order = list(Manifest.build([(p, sha(d), len(d)) for p, d in SMALL.items()]).blobs)
+    control.cut = sum(len(header(h, len(control.blobs[h]))) + len(control.blobs[h]) for h in order[:5]) + 3
+    try:
+        await sync.on_event(None, None, event(1, SMALL))
+        await sync.wait("blog")
+        assert control.asked[1] == order[5:] and store.live["blog"].target.number == 1
+        assert not list(store.partial.iterdir())
+    finally:
         await sync.close()
         await control.origin.close()

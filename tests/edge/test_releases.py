@@ -123,6 +123,33 @@ async def test_fetch_verify_switch_and_acknowledge(tmp_path):
     await control.origin.close()
 
 
+async def test_a_release_is_warmed_a_little_after_its_acknowledgement(tmp_path, monkeypatch):
+    from owncdn.edge import releasesync
+
+    monkeypatch.setattr(releasesync, "WARM_DELAY", 0.2)
+    control = FakeControl(SITE1)
+    store, sync, agent = await make_sync(tmp_path, control)
+    loop = asyncio.get_running_loop()
+    warmed: list[tuple[str, float, int]] = []
+
+    async def on_live(service: str) -> None:
+        warmed.append((service, loop.time(), len(agent.sent)))
+
+    sync.on_live = on_live
+    await sync.on_event(None, None, event(1, SITE1))
+    for _ in range(100):  # acknowledged first...
+        if agent.sent:
+            break
+        await asyncio.sleep(0.01)
+    acked = loop.time()
+    assert agent.sent and warmed == []
+    await sync.wait("blog")  # ...warmed WARM_DELAY later (releasesync Rule 4)
+    assert len(warmed) == 1 and warmed[0][0] == "blog" and warmed[0][2] == 1
+    assert warmed[0][1] - acked >= 0.15
+    await sync.close()
+    await control.origin.close()
+
+
 async def test_the_same_release_again_is_only_acknowledged(tmp_path):
     control = FakeControl(SITE1)
     store, sync, agent = await make_sync(tmp_path, control)
@@ -313,6 +340,29 @@ def test_garbage_collection_keeps_current_previous_and_pending(tmp_path):
     assert (files, size) == (2, len(b"one") + 3)
     assert {p.name for p in store.blobs.glob("*/*")} == {sha(b"two"), sha(b"three"), sha(b"same"), sha(b"docs")}
     assert [p.name for p in store.partial.glob("*.part")] == [f"{sha(b'pending')}.part"]
+
+
+def test_garbage_collection_finds_the_blobs_without_listing_them(tmp_path):
+    store = ReleaseStore(tmp_path / "push")
+    store.install("blog", 1, {"a": b"one"})
+    store.install("blog", 2, {"a": b"two"})
+    store.install("blog", 3, {"a": b"three"})
+    assert store.collect() == (1, 3) and not store.blob_path(sha(b"one")).exists()
+    assert store.held == {sha(b"two"), sha(b"three")}
+    again = ReleaseStore(tmp_path / "push")  # a restart reads what is on disk
+    assert again.held == {sha(b"two"), sha(b"three")} and again.collect() == (0, 0)
+
+
+def test_a_switch_hands_the_bodies_of_blobs_still_named_to_the_new_release(tmp_path):
+    store = ReleaseStore(tmp_path / "push")
+    old = store.install("blog", 1, {"same.css": b"same", "a.html": b"one", "big.bin": b"big"})
+    disk = object()  # what edge/static.py keeps for a large blob (an open, mapped file)
+    old.bodies.update({sha(b"same"): b"same", sha(b"one"): b"one", sha(b"big"): disk})
+    old.small_bytes, old.open_blobs = 7, 1
+    new = store.install("blog", 2, {"same.css": b"same", "a.html": b"two", "big.bin": b"big"})
+    assert new.bodies == {sha(b"same"): b"same", sha(b"big"): disk}
+    assert (new.small_bytes, new.open_blobs) == (4, 1)
+    assert store.install("blog", 3, {"other": b"other"}).bodies == {}
 
 
 def test_a_writer_file_cut_off_by_a_crash_is_removed_at_start_and_resumable_fetches_stay(tmp_path):

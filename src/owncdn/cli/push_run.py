@@ -1,5 +1,6 @@
 """What `owncdn push` does, and its lean start (no Typer, Rich, httpx or pydantic; nor
-http.client, dataclasses or orjson, a few milliseconds each).
+http.client, dataclasses, orjson, typing, pathlib or urllib, a few milliseconds each:
+paths are strings here).
 
     owncdn push ./public --service blog [--env E] [--wait 60] [--json]
 
@@ -27,17 +28,23 @@ Rules:
    release (or failed it), waiting at most S seconds (``GET .../status?wait=S``); it
    exits 1 naming the edges that failed or did not answer. The release is current
    either way.
+6. The hash cache is written in a thread once the release is created (or the push
+   failed after reading the directory), so not between the scan and the request;
+   the command ends after it is written.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+
+TYPE_CHECKING = False  # paths are strings on the lean start: it imports neither typing nor pathlib
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["DEFAULT_CONTROL", "DEFAULT_STATE", "PushArgs", "lean_main", "run_push"]
 
-DEFAULT_STATE = Path(".owncdn")  # as cli/fleet_cmds.py
+DEFAULT_STATE = ".owncdn"  # as cli/fleet_cmds.py
 DEFAULT_CONTROL = "http://127.0.0.1:8400"
 MAX_WAIT = 300.0
 
@@ -46,8 +53,8 @@ class PushArgs:
     """The push command's arguments (a plain class: importing ``dataclasses`` would
     cost the lean start about 10 ms)."""
 
-    def __init__(self, directory: Path, service: str, env: str = "production", control: str | None = None,
-                 token: str | None = None, state_dir: Path = DEFAULT_STATE, max_files: int = 100_000,
+    def __init__(self, directory: str | Path, service: str, env: str = "production", control: str | None = None,
+                 token: str | None = None, state_dir: str | Path = DEFAULT_STATE, max_files: int = 100_000,
                  max_file_bytes: int = 2 << 30, max_total_bytes: int = 20 << 30, parallel: int = 8,
                  quiet: bool = False, hash_cache: bool = True, as_json: bool = False, wait: float = 0.0) -> None:
         self.directory, self.service, self.env, self.control, self.token = directory, service, env, control, token
@@ -97,12 +104,12 @@ def parse_lean(argv: list[str]) -> PushArgs | None:
     if len(positional) != 1 or not values.get("service"):
         return None
     try:
-        args = PushArgs(Path(positional[0]), str(values["service"]))
+        args = PushArgs(positional[0], str(values["service"]))
         for key in ("env", "control", "token"):
             if key in values:
                 setattr(args, key, str(values[key]))
         if "state_dir" in values:
-            args.state_dir = Path(str(values["state_dir"]))
+            args.state_dir = str(values["state_dir"])
         if "max_files" in values:
             args.max_files = int(str(values["max_files"]))
         if "parallel" in values:
@@ -127,9 +134,10 @@ def lean_main(argv: list[str]) -> int | None:
     return run_push(args)
 
 
-def _read(path: Path) -> str | None:
+def _read(*path: str | Path) -> str | None:
     try:
-        return path.read_text().strip() or None
+        with open(os.path.join(*path)) as f:
+            return f.read().strip() or None
     except OSError:
         return None
 
@@ -138,9 +146,9 @@ def _api(args: PushArgs):
     """Rule 3."""
     from owncdn.client.pushapi import PushApi
 
-    control = args.control or os.environ.get("OWNCDN_CONTROL") or _read(args.state_dir / "control.url") or DEFAULT_CONTROL
-    token = (args.token or os.environ.get("OWNCDN_TOKEN") or _read(args.state_dir / "control" / "admin.token")
-             or _read(args.state_dir / "admin.token"))
+    control = args.control or os.environ.get("OWNCDN_CONTROL") or _read(args.state_dir, "control.url") or DEFAULT_CONTROL
+    token = (args.token or os.environ.get("OWNCDN_TOKEN") or _read(args.state_dir, "control", "admin.token")
+             or _read(args.state_dir, "admin.token"))
     return PushApi(control, token)
 
 
@@ -205,14 +213,19 @@ def run_push(args: PushArgs) -> int:
         api = _api(args)
     except ApiError as exc:
         return _fail(str(exc))
-    result = None
+    result = saving = None
+    cache = HashCache.for_root(args.directory) if args.hash_cache else None
     try:
         try:
             result = push_site(api, args.directory, service=args.service, env=args.env, limits=limits,
                                parallel=args.parallel, progress=bar.advance, on_plan=bar.plan,
-                               cache=HashCache.for_root(args.directory) if args.hash_cache else None)
+                               cache=cache, save_cache=False)
+        except ApiError:  # the directory was read: its hashes are right (push Rule 5)
+            saving = cache.save_soon() if cache is not None else None
+            raise
         finally:
             bar.stop()
+        saving = cache.save_soon() if cache is not None else None  # Rule 6: while the edges switch
         status = api.release_status(args.env, args.service, result.release["number"], args.wait) if args.wait else None
     except SiteError as exc:
         return _fail(str(exc))
@@ -223,6 +236,8 @@ def run_push(args: PushArgs) -> int:
         return _fail("\n".join(lines))
     finally:
         api.close()
+        if saving is not None:
+            saving.join()
     number = result.release["number"]
     out = {"env": args.env, "service": args.service, "release": number, "files": result.files,
            "bytes": result.bytes_total, "blobs_uploaded": result.blobs_uploaded,

@@ -13,7 +13,7 @@ talks through ``pushapi.PushApi`` (over ``http11.Connection``, a small HTTP/1.1
 connection), starts without it.
 """
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # not from typing: `owncdn push` starts without importing it
 
 from .errors import ApiError
 

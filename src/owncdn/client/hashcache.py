@@ -1,6 +1,6 @@
 """Remembering file hashes between pushes, so a second push does not read unchanged files.
 
-    cache = HashCache.for_root(Path("./public"))       # ~/.cache/owncdn/hashes/<id>.json
+    cache = HashCache.for_root("./public")             # ~/.cache/owncdn/hashes/<id>.json
     sha = cache.get("css/site.css", st)                 # None: hash it
     cache.put("css/site.css", st, sha); cache.save()
 
@@ -13,8 +13,10 @@ Rules:
    index).
 3. The cache lives in ``$XDG_CACHE_HOME/owncdn/hashes`` (``~/.cache/owncdn/hashes``),
    one file per pushed directory (named by the SHA-256 of its real path), written by
-   temp file + rename. A cache that cannot be read or written is ignored: it only
-   saves time, it never decides what is pushed when the file says otherwise.
+   temp file + rename (paths as strings: `owncdn push` starts without importing
+   ``pathlib``). A cache that cannot be read or written is ignored: it only
+   saves time, it never decides what is pushed when the file says otherwise (an
+   entry whose hash is not 64 lowercase hex digits is not used).
 """
 
 from __future__ import annotations
@@ -23,16 +25,17 @@ import hashlib
 import json  # not orjson: its import pulls in dataclasses, uuid and datetime (~10 ms a push)
 import os
 import time
-from pathlib import Path
+
+from owncdn.core.content.manifest import is_sha256
 
 __all__ = ["HashCache", "cache_dir"]
 
 RACY_NS = 2_000_000_000
 
 
-def cache_dir() -> Path:
+def cache_dir() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "owncdn" / "hashes"
+    return os.path.join(base, "owncdn", "hashes")
 
 
 def _key(st: os.stat_result) -> list[int]:
@@ -40,14 +43,15 @@ def _key(st: os.stat_result) -> list[int]:
 
 
 class HashCache:
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
+    def __init__(self, path: str | os.PathLike | None) -> None:
+        self.path = os.fspath(path) if path is not None else None
         self.old: dict[str, list] = {}
         self.new: dict[str, list] = {}
         self.hits = 0
-        if path is not None:
+        if self.path is not None:
             try:
-                data = json.loads(path.read_bytes())
+                with open(self.path, "rb") as f:
+                    data = json.loads(f.read())
                 self.old = data["files"] if isinstance(data.get("files"), dict) else {}
             except (OSError, ValueError, AttributeError, KeyError, TypeError):
                 self.old = {}
@@ -56,10 +60,10 @@ class HashCache:
         return f"<HashCache {self.path} entries={len(self.old)} hits={self.hits}>"
 
     @classmethod
-    def for_root(cls, root: Path, directory: Path | None = None) -> "HashCache":
+    def for_root(cls, root: str | os.PathLike, directory: str | os.PathLike | None = None) -> "HashCache":
         real = os.path.realpath(root)
         name = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:32] + ".json"
-        return cls((directory or cache_dir()) / name)
+        return cls(os.path.join(directory or cache_dir(), name))
 
     def get(self, rel: str, st: os.stat_result) -> str | None:
         """The remembered SHA-256 of this file, if its stat is unchanged and not racy."""
@@ -67,7 +71,9 @@ class HashCache:
         if not isinstance(entry, list) or len(entry) != 3:
             return None
         key, sha, hashed_at = entry
-        if key != _key(st) or max(st.st_mtime_ns, st.st_ctime_ns) > hashed_at - RACY_NS:
+        if key != _key(st) or not isinstance(hashed_at, int) or max(st.st_mtime_ns, st.st_ctime_ns) > hashed_at - RACY_NS:
+            return None
+        if not is_sha256(sha):  # a damaged cache file: hashed again
             return None
         self.hits += 1
         self.new[rel] = entry
@@ -83,14 +89,24 @@ class HashCache:
         (ns since the epoch; taken before the file was opened)."""
         self.new[rel] = [_key(st), sha, time.time_ns() if hashed_at is None else hashed_at]
 
+    def save_soon(self):
+        """``save`` in a thread (started; join it before the process ends), so a push
+        writes its cache while it waits for the edges."""
+        import threading
+
+        thread = threading.Thread(target=self.save, name="owncdn-hash-cache")
+        thread.start()
+        return thread
+
     def save(self) -> None:
         """Write the entries of this push (files gone since are dropped); errors ignored."""
         if self.path is None:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"files": self.new}, separators=(",", ":")))
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            tmp = f"{self.path}.{os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                f.write(json.dumps({"files": self.new}, separators=(",", ":")))
             os.replace(tmp, self.path)
         except OSError:
             pass

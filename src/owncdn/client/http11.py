@@ -24,14 +24,21 @@ Rules:
    new one.
 4. ``tls=True`` imports ``ssl`` only then and checks the certificate and the host
    name with the default context.
+5. An iterable body may hold ``FilePiece(path, size)`` items: the file's first ``size``
+   bytes, sent with ``sendfile`` (no copy through this process; read and sent in
+   pieces over TLS), the pieces before them held back (``MSG_MORE``) so that they leave
+   with the file's bytes rather than as small packets of their own. A file whose size
+   is not ``size`` when it is opened, or that ends early, raises ``FileChanged`` (the
+   connection is closed: the server sees a body cut short).
 """
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterable
 
-__all__ = ["Connection", "ProtocolError", "Response"]
+__all__ = ["Connection", "FileChanged", "FilePiece", "ProtocolError", "Response"]
 
 MAX_LINE = 65536
 MAX_HEAD = 256 << 10
@@ -40,6 +47,22 @@ SMALL_BODY = 64 << 10  # bodies up to this size go out with the head in one send
 
 class ProtocolError(Exception):
     """The server's answer is not HTTP/1.x (Rule 3)."""
+
+
+class FileChanged(Exception):
+    """A ``FilePiece`` whose file does not have its size (Rule 5); the message names it."""
+
+
+class FilePiece:
+    """Rule 5: part of a body, the first ``size`` bytes of the file at ``path``."""
+
+    __slots__ = ("path", "size")
+
+    def __init__(self, path: str, size: int) -> None:
+        self.path, self.size = path, size
+
+    def __repr__(self) -> str:
+        return f"<FilePiece {self.path} {self.size}>"
 
 
 class Response:
@@ -89,7 +112,8 @@ class Connection:
             sock.close()
 
     def _connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), self.timeout)
+        host = self.host.encode("ascii") if self.host.isascii() else self.host  # bytes: no "idna" codec import
+        sock = socket.create_connection((host, self.port), self.timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.tls:
@@ -117,9 +141,7 @@ class Connection:
                 else:
                     self.sock.sendall(data + bytes(body or b""))
             else:
-                self.sock.sendall(data)
-                for chunk in body:
-                    self.sock.sendall(chunk)
+                self._send_pieces(data, body)
             response = self._response(method)
         except BaseException:
             self.close()
@@ -127,6 +149,68 @@ class Connection:
         if response.will_close:
             self.close()
         return response
+
+    def _send_pieces(self, head: bytes, body: Iterable) -> None:
+        """Rules 1 and 5: the head, then each piece; bytes held back until the next
+        piece when that one is a file."""
+        sock, more = self.sock, getattr(socket, "MSG_MORE", 0)
+        held, held_bytes = [head], len(head)
+        for piece in body:
+            if isinstance(piece, FilePiece) or len(piece) > SMALL_BODY:
+                if held:
+                    sock.sendall(b"".join(held), more)
+                    held, held_bytes = [], 0
+                if isinstance(piece, FilePiece):
+                    self._send_file(piece)
+                else:
+                    sock.sendall(piece)
+                continue
+            held.append(piece)
+            held_bytes += len(piece)
+            if held_bytes > SMALL_BODY:
+                sock.sendall(b"".join(held))
+                held, held_bytes = [], 0
+        if held:
+            sock.sendall(b"".join(held))
+
+    def _send_file(self, piece: FilePiece) -> None:
+        fd = os.open(piece.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            if os.fstat(fd).st_size != piece.size:
+                raise FileChanged(f"{piece.path} no longer has the size it was hashed with")
+            if self.tls or not hasattr(os, "sendfile"):
+                self._send_read(fd, piece)
+                return
+            sent, out = 0, self.sock.fileno()
+            while sent < piece.size:
+                try:
+                    n = os.sendfile(out, fd, sent, piece.size - sent)
+                except (BlockingIOError, InterruptedError):
+                    self._wait_writable()
+                    continue
+                if not n:
+                    raise FileChanged(f"{piece.path} ended before the size it was hashed with")
+                sent += n
+        finally:
+            os.close(fd)
+
+    def _send_read(self, fd: int, piece: FilePiece) -> None:
+        left = piece.size
+        while left:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                raise FileChanged(f"{piece.path} ended before the size it was hashed with")
+            self.sock.sendall(chunk)
+            left -= len(chunk)
+
+    def _wait_writable(self) -> None:
+        """A socket with a timeout is non-blocking underneath: wait as ``sendall`` would."""
+        import select
+
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLOUT)
+        if not poller.poll(None if self.timeout is None else self.timeout * 1000):
+            raise TimeoutError("timed out sending the body")
 
     # -- reading (Rules 1-3) ------------------------------------------------------------
     def _line(self) -> bytes:

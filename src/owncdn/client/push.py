@@ -10,15 +10,19 @@ Rules:
    ``parallel`` threads: blobs up to ``SMALL_BLOB`` go in bundles (many blobs per
    request, up to ``BUNDLE_BYTES`` / ``BUNDLE_BLOBS``; ``owncdn.core.content.bundle``),
    larger ones one ``PUT`` each, streamed from the file. A blob stored by an earlier
-   push that broke half-way is not sent again. A bundle's files are read straight
-   into its body, a buffer each thread reuses (``PushApi`` sends a view of it).
+   push that broke half-way is not sent again. With ``PushApi`` a bundle's files go
+   out with ``sendfile``, never read into this process (``pushapi`` Rule 4); with
+   ``Client`` they are read straight into its body, a buffer each thread reuses.
 3. The release is created last. Until then nothing changes for visitors: a push
    that fails or is interrupted leaves the previous release current everywhere.
 4. If the control plane still reports missing blobs when the release is created
    (another client raced, or a store lost one), those are uploaded and the release
    is created once more.
 5. With ``cache`` (a ``HashCache``), files unchanged since the last push from this
-   directory are not hashed again (``sitedir`` rule 6).
+   directory are not hashed again (``sitedir`` rule 6). The cache is saved once the
+   push ended (also when it failed: the hashes are right either way); with
+   ``save_cache=False`` the caller saves it (`owncdn push --wait` does while it waits
+   for the edges).
 6. ``progress(n)`` is called with the bytes of each upload chunk as it is sent, from
    the upload threads.
 7. A push from a directory pushed before (the hash cache answered for some files)
@@ -38,11 +42,11 @@ Rules:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from collections import namedtuple
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from owncdn.core.content.bundle import header
 
@@ -50,7 +54,11 @@ from .errors import ApiError
 from .hashcache import HashCache
 from .sitedir import Limits, Site, SiteError, scan_site
 
+TYPE_CHECKING = False  # not from typing: `owncdn push` starts without importing it
 if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
     from .client import Client
     from .pushapi import PushApi
 
@@ -65,7 +73,12 @@ INLINE_BLOBS = 1000
 ANNOUNCE_BYTES = 1 << 20
 
 
-class PushResult(NamedTuple):  # not a dataclass: `owncdn push` starts faster without `dataclasses`
+class PushResult(namedtuple("PushResult", "release files bytes_total blobs_uploaded bytes_uploaded "
+                                          "manifest_bytes seconds")):
+    """A named tuple from ``collections``: `owncdn push` starts faster without
+    ``dataclasses`` or ``typing``."""
+
+    __slots__ = ()
     release: dict[str, Any]
     files: int
     bytes_total: int
@@ -84,10 +97,19 @@ def push_site(client: Client | PushApi, root: str | Path, *, service: str, env: 
               limits: Limits = Limits(), parallel: int = 8,
               progress: Callable[[int], None] | None = None,
               on_plan: Callable[[Site, list[str]], None] | None = None,
-              cache: HashCache | None = None) -> PushResult:
+              cache: HashCache | None = None, save_cache: bool = True) -> PushResult:
     """Rules 1-7. ``on_plan(site, missing)`` is called once the upload is known."""
     started = time.perf_counter()
-    site = scan_site(root, limits, cache=cache)
+    site = scan_site(root, limits, cache=cache, save=False)
+    try:
+        return _push(client, site, service, env, parallel, progress, on_plan, started)
+    finally:
+        if cache is not None and save_cache:
+            cache.save()
+
+
+def _push(client, site: Site, service: str, env: str, parallel: int, progress: Callable[[int], None] | None,
+          on_plan: Callable[[Site, list[str]], None] | None, started: float) -> PushResult:
     manifest = site.manifest
     inline = _inline_guess(site)
     if inline is not None and hasattr(client, "create_release_with_blobs"):
@@ -149,7 +171,7 @@ def _push_inline(client, site: Site, inline: list[str], service: str, env: str, 
     if on_plan is not None:
         on_plan(site, inline)
     canonical = site.manifest.canonical()
-    parts = [header(site.manifest.id, len(canonical)), canonical]
+    parts = [header(hashlib.sha256(canonical).hexdigest(), len(canonical)), canonical]  # the id, encoded once
     for sha in inline:
         parts += [header(sha, sizes[sha]), _read(site.sources[sha])]
     sent = sum(sizes[sha] for sha in inline)
@@ -183,12 +205,17 @@ def upload_blobs(client: Client | PushApi, site: Site, hashes: list[str], parall
 
     bodies: list[bytearray] = []  # bundle buffers, one per thread at a time (Rule 2)
     views = getattr(client, "takes_views", False)
+    files = getattr(client, "sends_files", False)  # PushApi: the files go out with sendfile, not read here
 
     def one(batch: list[str]) -> int:
         try:
             if len(batch) == 1 and sizes[batch[0]] > SMALL_BLOB:
                 sha = batch[0]
                 client.put_blob(sha, _chunks(site.sources[sha], progress), size=sizes[sha])
+            elif files:
+                client.put_bundle_files([(sha, sizes[sha], site.sources[sha]) for sha in batch])
+                if progress is not None:
+                    progress(sum(sizes[sha] for sha in batch))
             else:
                 buf = bodies.pop() if bodies else bytearray()
                 try:

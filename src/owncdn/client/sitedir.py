@@ -18,14 +18,19 @@ Rules:
    hashed. Each thread reads into a buffer of its own, reused from file to file (with
    a new ``bytes`` per read here and per file for the upload, the first push of 1,065
    files took about 28,000 page faults in the client; 10,800 with reused buffers, as
-   ``push.py`` also reads bundles into one).
+   ``push.py`` reads bundles into one when it cannot send the files with ``sendfile``).
 6. With a ``HashCache`` (``client/hashcache.py``), a file whose stat is unchanged since
    an earlier push (and was not racy then) is not read again: its remembered hash is
-   used. The cache is saved after the scan. ``Site.fresh`` holds the blobs read this
+   used. The cache is saved after the scan (``save=False``: by the caller, as
+   ``push_site`` does while its request is under way). ``Site.fresh`` holds the blobs read this
    time that neither a remembered file holds nor the same file held at the last push
    (a file read again only because its entry was racy, with the same bytes, is not
    new), and ``Site.remembered`` how many files the cache answered for: a push uses
    them to guess which blobs are new (``push`` rule 7).
+7. The manifest is built from what the walk checked (every path by ``check_path``;
+   one directory cannot hold a file and a directory of the same name) and hashes
+   from hashlib or the cache (which answers only with a well-formed SHA-256), so it
+   is not checked a second time.
 """
 
 from __future__ import annotations
@@ -34,10 +39,9 @@ import hashlib
 import os
 import stat
 import time
-from pathlib import Path
-from typing import NamedTuple
+from collections import namedtuple
 
-from owncdn.core.content.manifest import Manifest, check_path
+from owncdn.core.content.manifest import FileEntry, Manifest, check_path
 
 from .hashcache import HashCache
 
@@ -46,35 +50,46 @@ __all__ = ["Limits", "Site", "SiteError", "scan_site"]
 READ_CHUNK = 1 << 20
 
 
+TYPE_CHECKING = False  # paths are strings here: `owncdn push` starts without importing pathlib
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
 class SiteError(Exception):
     """The directory cannot be pushed; the message says which file and why."""
 
 
-class Limits(NamedTuple):  # NamedTuple, not a dataclass: `owncdn push` imports no `dataclasses`
-    max_files: int = 100_000
-    max_file_bytes: int = 2 << 30
-    max_total_bytes: int = 20 << 30
+# Named tuples from ``collections``: `owncdn push` imports neither ``dataclasses`` nor
+# ``typing`` (a few ms of its start each).
+class Limits(namedtuple("Limits", "max_files max_file_bytes max_total_bytes",
+                        defaults=(100_000, 2 << 30, 20 << 30))):
+    __slots__ = ()
+    max_files: int
+    max_file_bytes: int
+    max_total_bytes: int
 
 
-class Site(NamedTuple):
-    root: Path
+class Site(namedtuple("Site", "root manifest sources fresh remembered", defaults=(frozenset(), 0))):
+    __slots__ = ()
+    root: str | Path  # as given to scan_site
     manifest: Manifest
     sources: dict[str, str]  # sha256 -> one file with those bytes (its path)
-    fresh: frozenset[str] = frozenset()  # blobs hashed this time that no remembered file holds
-    remembered: int = 0  # files whose hash the cache answered
+    fresh: frozenset[str]  # blobs hashed this time that no remembered file holds
+    remembered: int  # files whose hash the cache answered
 
     def __repr__(self) -> str:
         return f"<Site {self.root} files={len(self.manifest.files)} bytes={self.manifest.total_bytes}>"
 
 
-def scan_site(root: str | Path, limits: Limits = Limits(), threads: int = 4, cache: HashCache | None = None) -> Site:
-    """Rules 1-6: the manifest of ``root`` and where each blob's bytes are."""
-    root = Path(root)
-    if not root.is_dir():
-        raise SiteError(f"{root}: not a directory")
-    real_root = os.path.realpath(root)
-    files = _walk(root, real_root, limits)
-    _check_sizes(root, files, limits)
+def scan_site(root: str | Path, limits: Limits = Limits(), threads: int = 4, cache: HashCache | None = None,
+              save: bool = True) -> Site:
+    """Rules 1-7: the manifest of ``root`` and where each blob's bytes are."""
+    top = os.fspath(root)
+    if not os.path.isdir(top):
+        raise SiteError(f"{top}: not a directory")
+    real_root = os.path.realpath(top)
+    files = _walk(top, real_root, limits)
+    _check_sizes(top, files, limits)
     hashed: list[tuple[str, int] | None] = [None] * len(files)
     todo = []
     for i, (rel, _, st) in enumerate(files):
@@ -100,18 +115,19 @@ def scan_site(root: str | Path, limits: Limits = Limits(), threads: int = 4, cac
             rel, _, st = files[i]
             if hashed[i][1] == st.st_size:
                 cache.put(rel, st, hashed[i][0], started)
-        cache.save()
-    entries = [(path, sha, size) for (path, _, _), (sha, size) in zip(files, hashed, strict=True)]
+        if save:
+            cache.save()
+    entries = {path: FileEntry(sha, size) for (path, _, _), (sha, size) in zip(files, hashed, strict=True)}
     sources = {sha: source for (_, source, _), (sha, _) in zip(files, hashed, strict=True)}
     read = set(todo)
     known = {sha for i, (sha, _) in enumerate(hashed) if i not in read}
     if cache is not None:
         known.update(cache.last(files[i][0]) for i in read)
     fresh = frozenset(hashed[i][0] for i in read) - known
-    return Site(root, Manifest.build(entries), sources, fresh, len(files) - len(todo))
+    return Site(root, Manifest(entries), sources, fresh, len(files) - len(todo))  # Rule 7
 
 
-def _walk(root: Path, real_root: str, limits: Limits) -> list[tuple[str, str, os.stat_result]]:
+def _walk(root: str, real_root: str, limits: Limits) -> list[tuple[str, str, os.stat_result]]:
     """``(release path, file, stat)`` for every file (Rules 1-3); paths as strings (a
     ``Path`` per file costs as much as the rest of the walk)."""
     out: list[tuple[str, str, os.stat_result]] = []
@@ -159,7 +175,7 @@ def _stat(entry: os.DirEntry, where: str, real_root: str) -> os.stat_result:
         raise SiteError(f"{where}: a symlink to {os.readlink(where)!r}, which does not exist") from None
 
 
-def _check_sizes(root: Path, files: list[tuple[str, str, os.stat_result]], limits: Limits) -> None:
+def _check_sizes(root: str, files: list[tuple[str, str, os.stat_result]], limits: Limits) -> None:
     total = 0
     for _, source, st in files:
         size = st.st_size

@@ -11,9 +11,11 @@ Rules:
    hashes while receiving, and ``commit()`` raises ``BlobMismatch`` (storing nothing)
    when the bytes hash to anything else. So whatever is stored is right, and storing
    the same blob twice is harmless (idempotent).
-2. Directory store: bytes go to a temp file in ``<root>/tmp``, are fsynced and
+2. Directory store: bytes go to a temp file in ``<root>/tmp`` (small blobs: in the
+   writing thread's own directory there, ``tmp/w<pid>.<n>``, so threads creating
+   files at once do not queue on one directory's lock), are fsynced and
    renamed to ``<root>/<sha[:2]>/<sha>``, so a crash leaves a whole blob or none;
-   leftover temp files are removed at start, where the 256 directories are made if
+   leftover temp files and directories are removed at start, where the 256 directories are made if
    missing (``put_many`` writes a batch of small
    blobs first and makes them durable at once before renaming any; ``write_many``
    and ``commit_many`` are its two halves, so a bundle upload makes all its small
@@ -26,7 +28,9 @@ Rules:
    uploaded as ``<prefix>/<sha>`` (boto3 switches to multipart for large blobs). An
    object appears whole or not at all, as S3 guarantees.
 4. ``read(sha, start)`` yields the bytes from offset ``start`` (so a fetch that broke
-   resumes where it stopped); ``BlobNotFound`` when there is no such blob.
+   resumes where it stopped); ``BlobNotFound`` when there is no such blob. A
+   directory store also gives ``read_into`` (a small blob into a buffer) and
+   ``open_fd`` (a descriptor, for ``sendfile``).
 5. Blobs larger than ``max_bytes`` (5 GiB by default) are refused (``BlobTooLarge``).
    Credentials never appear in reprs, logs or messages.
 6. Collection (``owncdn.control.blobgc``): ``stored()`` lists every blob with its
@@ -46,6 +50,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -70,6 +75,7 @@ SPOOL_BYTES = 8 << 20
 HEAD_THREADS = 16
 CLAIM_REFRESH = 60.0
 GC_PREFIX = "gc."
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 class BlobError(Exception):
@@ -155,16 +161,20 @@ class DirBlobStore:
         self._root = str(self.root)
         self.max_bytes = max_bytes
         self.tmp = self.root / "tmp"
+        self._tmp = str(self.tmp)
         self.tmp.mkdir(parents=True, exist_ok=True)
         for leftover in self.tmp.iterdir():
             if leftover.name.startswith(GC_PREFIX) and is_sha256(leftover.name[len(GC_PREFIX):]):
                 self._restore(leftover, leftover.name[len(GC_PREFIX):])  # fate unknown: back (Rule 6)
+            elif leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)  # a writing thread's directory (Rule 2)
             else:
                 leftover.unlink(missing_ok=True)
         self._dirty = {p for p in self.root.iterdir() if p.is_dir() and p != self.tmp}  # unknown: sync once
         self._dirty_lock = threading.Lock()
-        self._tmp_counter = 0
-        self._made: set[Path] = set()  # blob directories known to exist
+        self._threads = threading.local()  # each writing thread's temp directory and counter
+        self._tmp_dirs = 0
+        self._dirs: dict[str, Path] = {}  # the 256 blob directories, by prefix
         self._make_dirs()
 
     def __repr__(self) -> str:
@@ -181,7 +191,7 @@ class DirBlobStore:
             if directory.name not in have:
                 directory.mkdir(exist_ok=True)
                 made = True
-            self._made.add(directory)
+            self._dirs[directory.name] = directory
         if made:
             fd = os.open(self._root, os.O_RDONLY)
             try:
@@ -214,12 +224,12 @@ class DirBlobStore:
         """``missing``, and the present blobs' mtimes refreshed when older than
         ``CLAIM_REFRESH`` seconds (Rule 6)."""
         now = time.time() if now is None else now
-        missing = []
+        missing, old, root = [], now - CLAIM_REFRESH, self._root
         for sha in dict.fromkeys(hashes):
             _check_name(sha)
-            path = os.path.join(self._root, sha[:2], sha)
+            path = f"{root}/{sha[:2]}/{sha}"  # not os.path.join: a third of the time for 1,065 blobs
             try:
-                if os.stat(path).st_mtime < now - CLAIM_REFRESH:
+                if os.stat(path).st_mtime < old:
                     os.utime(path, (now, now))
             except FileNotFoundError:
                 missing.append(sha)
@@ -277,11 +287,11 @@ class DirBlobStore:
         self.commit_many(written)
         return sizes, error
 
-    def write_many(self, items: list[tuple[str, bytes]]) -> tuple[list[tuple[str, Path]], list[int], BlobError | None]:
+    def write_many(self, items: list[tuple[str, bytes]]) -> tuple[list[tuple[str, str]], list[int], BlobError | None]:
         """Whole small blobs, each checked (Rule 1) and written to a temp file of its
-        own, not yet durable and not yet a blob: ``(sha, temp file)`` for
-        ``commit_many``, the sizes, in order, up to the first that failed, and that
-        failure (or None)."""
+        own in this thread's temp directory, not yet durable and not yet a blob:
+        ``(sha, temp file)`` for ``commit_many``, the sizes, in order, up to the first
+        that failed, and that failure (or None)."""
         good: list[tuple[str, bytes]] = []
         error: BlobError | None = None
         for sha, data in items:
@@ -294,15 +304,31 @@ class DirBlobStore:
                 error = BlobMismatch(f"the {len(data)} bytes sent as blob {sha} hash to {got}; nothing was stored")
                 break
             good.append((sha, data))
-        tmps: list[Path] = []
-        for sha, _ in good:
-            with self._dirty_lock:
-                self._tmp_counter += 1
-                tmps.append(self.tmp / f"{sha[:12]}.{os.getpid()}.{self._tmp_counter}")
+        directory, first = self._temp_names(len(good))
+        tmps = [f"{directory}/{sha[:12]}.{first + i}" for i, (sha, _) in enumerate(good)]
         write_all(zip(tmps, (data for _, data in good)), exclusive=True, sync=False)
-        return [(sha, tmp) for (sha, _), tmp in zip(good, tmps, strict=True)], [len(data) for _, data in good], error
+        return list(zip((sha for sha, _ in good), tmps)), [len(data) for _, data in good], error
 
-    def commit_many(self, written: list[tuple[str, Path]]) -> None:
+    def _temp_names(self, count: int) -> tuple[str, int]:
+        """This thread's temp directory (made on its first use) and the first of
+        ``count`` numbers for names in it. A directory per thread: creating a file
+        locks its directory, and threads creating files in one directory at once
+        queue there, the kernel spinning for the lock (perf, the control plane
+        receiving a first push of 1,065 files: 7-21% of its CPU, the more the slower
+        a file's creation)."""
+        local = self._threads
+        directory = getattr(local, "directory", None)
+        if directory is None:
+            with self._dirty_lock:
+                self._tmp_dirs += 1
+                directory = f"{self._tmp}/w{os.getpid()}.{self._tmp_dirs}"
+            os.makedirs(directory, exist_ok=True)
+            local.directory, local.counter = directory, 0
+        first = local.counter
+        local.counter += count
+        return directory, first
+
+    def commit_many(self, written: list[tuple[str, str]]) -> None:
         """Temp files from ``write_many`` (of one call or several): made durable at once
         (``owncdn.durable.sync_paths``: one ``syncfs`` rather than an fsync each), then
         renamed (Rule 2). If that fails they are removed."""
@@ -310,15 +336,14 @@ class DirBlobStore:
             sync_paths([tmp for _, tmp in written])
         except BaseException:
             for _, tmp in written:
-                tmp.unlink(missing_ok=True)
+                _unlink(tmp)
             raise
+        prefixes = set()
         for sha, tmp in written:
-            final = self.root / sha[:2] / sha
-            if final.parent not in self._made:
-                final.parent.mkdir(exist_ok=True)
-                self._made.add(final.parent)
-            os.replace(tmp, final)
-            self._renamed_into(final.parent)
+            os.replace(tmp, f"{self._root}/{sha[:2]}/{sha}")  # the directories exist since the start
+            prefixes.add(sha[:2])
+        with self._dirty_lock:
+            self._dirty.update(self._dirs[prefix] for prefix in prefixes)
 
     def sync(self, hashes: Iterable[str]) -> None:
         """Make the blobs' directory entries durable (Rule 2)."""
@@ -335,6 +360,15 @@ class DirBlobStore:
     def _renamed_into(self, directory: Path) -> None:
         with self._dirty_lock:
             self._dirty.add(directory)
+
+    def open_fd(self, sha: str) -> int:
+        """A read-only descriptor of the blob, for the caller to close (``sendfile``
+        downloads, ``api/sendfile.py``); ``BlobNotFound`` when there is none."""
+        _check_name(sha)
+        try:
+            return os.open(f"{self._root}/{sha[:2]}/{sha}", os.O_RDONLY | _CLOEXEC)
+        except FileNotFoundError:
+            raise BlobNotFound(f"no blob {sha}") from None
 
     def read_into(self, sha: str, buffer: memoryview) -> None:
         """Fill ``buffer`` with the blob's first ``len(buffer)`` bytes: open, read, close
@@ -398,6 +432,13 @@ class _DirWriter(_Hashing):
     def abort(self) -> None:
         self.file.close()
         self.tmp_path.unlink(missing_ok=True)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _sync_dirs(dirs: list[Path]) -> None:

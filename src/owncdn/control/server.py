@@ -59,6 +59,7 @@ async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.
     import uvicorn
 
     from owncdn.control.api import create_app
+    from owncdn.control.api.sendfile import with_transport
     from owncdn.control.hub import Hub
 
     hub = Hub()
@@ -72,8 +73,8 @@ async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=1)
+    config = uvicorn.Config(with_transport(app), log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=1)  # with_transport: blob downloads by sendfile
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # the caller owns signals
     task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))

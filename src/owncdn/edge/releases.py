@@ -4,9 +4,10 @@ Layout under the edge's state directory (``<state>/push``):
 
     blobs/ab/abcdef...        one file per blob, named by its SHA-256
     partial/<sha256>.part     a blob being fetched (kept across restarts for resuming)
-    partial/<sha256>.<n>.part a bundled blob written (verified already, durable
-                              only once its bundle is committed; one left by a
-                              crash is removed at start)
+    partial/<sha256>.<n>.part a blob being written from a bundle (renamed into
+                              place once verified: at once where Rule 6 holds, else
+                              when its bundle is committed; one left by a crash
+                              is removed at start)
     releases/<service>.json   the release served: number, id, time, manifest, and the
                               previous release (kept for instant rollback)
     releases/<service>.pending.json   the release being fetched
@@ -26,10 +27,16 @@ Rules:
    no longer all on disk becomes pending again, so they are fetched again.
 4. After a switch, blobs that no current, previous, pending or upcoming (being
    prefetched) release of any service names are deleted, and so are partial files nobody wants; rolling back to the
-   previous release needs no fetch.
+   previous release needs no fetch. The blobs are known without listing ``blobs/``
+   (``held``: read at start, kept up to date since), so a collection lists only
+   ``partial/``.
 5. The live release of a service is one object (``Live``) replaced whole; a request
    that already holds one keeps a consistent view (open blob files stay readable after
-   their names are deleted).
+   their names are deleted). The bodies a release kept in memory or open
+   (``Live.bodies``, ``edge/static.py`` rule 4) are named by their SHA-256, so a switch
+   hands those of the blobs the new release also names to it: a push of one changed
+   file reads one file again, not every small file of the site (its warm-up read
+   about a thousand per edge for the Python docs).
 6. Durability without waiting (Linux): an edge's blobs are a cache of the control
    plane's content-addressed store, so they are not flushed while a release is fetched
    and switched. A process that is killed leaves what it wrote in the page cache;
@@ -60,6 +67,7 @@ import hashlib
 import itertools
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -89,11 +97,13 @@ class Target:
     released_at: float | None = None  # when the release was made, if the control plane said
 
     @classmethod
-    def from_event(cls, data: dict) -> "Target":
-        """From a ``release`` channel event; ValueError / ManifestError when malformed."""
+    def from_event(cls, data: dict, known: Manifest | None = None) -> "Target":
+        """From a ``release`` channel event; ValueError / ManifestError when malformed.
+        ``known``: the manifest served now, whose unchanged entries are not checked again
+        (``parse_manifest``)."""
         created = data.get("created_at", data.get("created"))
-        return cls(str(data["service"]), int(data["number"]), str(data["id"]), parse_manifest(data["manifest"]),
-                   _timestamp(created))
+        return cls(str(data["service"]), int(data["number"]), str(data["id"]),
+                   parse_manifest(data["manifest"], known), _timestamp(created))
 
     def to_json(self) -> dict:
         return {"service": self.service, "number": self.number, "id": self.id,
@@ -166,6 +176,8 @@ class ReleaseStore:
         self.root = Path(root)
         self.blobs = self.root / "blobs"
         self.partial = self.root / "partial"
+        self._partial_dir = str(self.partial)
+        self._blobs_dir = str(self.blobs)
         self.releases = self.root / "releases"
         for d in (self.blobs, self.partial, self.releases):
             d.mkdir(parents=True, exist_ok=True)
@@ -182,6 +194,7 @@ class ReleaseStore:
         self._make_blob_dirs()
         self.fetched_bytes = 0  # blob bytes received from the control plane (releasesync.py)
         self.fetched_blobs = 0
+        self._counting = threading.Lock()  # fetches count from the loop and from bundle threads
         self.reverified = 0  # blobs hashed again at start after the machine rebooted (Rule 6)
         self.load()
 
@@ -296,6 +309,11 @@ class ReleaseStore:
     def part_path(self, sha: str) -> Path:
         return self.partial / f"{sha}.part"
 
+    def part_name(self, sha: str) -> str:
+        """A new partial file's name for a blob written whole or from a bundle,
+        ``partial/<sha>.<n>.part``, never resumed (one left by a crash is removed at start)."""
+        return f"{self._partial_dir}/{sha}.{next(_PART_IDS)}.part"
+
     def _make_blob_dirs(self) -> None:
         """The 256 ``blobs/ab`` directories, made at start rather than while a release is
         fetched (a new directory costs an inode allocation, which a file system busy
@@ -317,6 +335,12 @@ class ReleaseStore:
             if sub.is_dir():
                 held.update(entry.name for entry in os.scandir(sub.path) if is_sha256(entry.name))
         return held
+
+    def count_fetched(self, blobs: int, size: int) -> None:
+        """Blobs verified and bytes received (``releasesync.py``; any thread)."""
+        with self._counting:
+            self.fetched_blobs += blobs
+            self.fetched_bytes += size
 
     def has_blob(self, sha: str) -> bool:
         return sha in self.held
@@ -397,6 +421,17 @@ class ReleaseStore:
         self.held.add(sha)
         return dest
 
+    def adopt_verified(self, sha: str, part: str) -> None:
+        """``adopt_part`` where Rule 6 holds (no directory to remember: the background
+        flush writes them back), with string paths: once per blob of a bundle."""
+        try:
+            os.replace(part, f"{self._blobs_dir}/{sha[:2]}/{sha}")
+        except FileNotFoundError:  # its directory went missing meanwhile
+            self.made_dirs.discard(self.blob_path(sha).parent)
+            self.adopt_part(sha, Path(part))
+            return
+        self.held.add(sha)
+
     def put_blob(self, data: bytes) -> str:
         """Store bytes as a blob (tests, and tools that install releases directly)."""
         sha = hashlib.sha256(data).hexdigest()
@@ -444,6 +479,8 @@ class ReleaseStore:
         live = Live(target, target.released_at if target.released_at is not None else switched_at, previous,
                     switched_at=switched_at, unflushed=time.monotonic() if self.lazy else None)
         self._write_live(live)
+        if old is not None:
+            _hand_over_bodies(old, live)
         self.live[target.service] = live
         pending = self.pending.get(target.service)
         if pending is not None and pending.id == target.id:
@@ -522,8 +559,10 @@ class ReleaseStore:
         it on the event loop's thread when this runs in another); (files, bytes) removed."""
         keep = self.wanted() if keep is None else keep
         files = size = 0
-        for path in list(self.blobs.glob("*/*")) + list(self.partial.glob("*.part")):
-            sha = path.name.removesuffix(".part").split(".")[0]  # <sha>.part, or a writer's <sha>.<thread>.part
+        unwanted = [(sha, self.blob_path(sha)) for sha in self.held - keep]  # a copy: fetches add to held meanwhile
+        for sha, path in unwanted + [(path.name.removesuffix(".part").split(".")[0], path)
+                                     for path in self.partial.glob("*.part")]:
+            # a partial file is <sha>.part, or a writer's <sha>.<n>.part
             if sha in keep and is_sha256(sha):
                 continue
             try:
@@ -536,6 +575,21 @@ class ReleaseStore:
             files += 1
             size += n
         return files, size
+
+
+def _hand_over_bodies(old: Live, new: Live) -> None:
+    """Rule 5: the bodies ``old`` kept of blobs ``new`` names, given to ``new`` (bytes
+    count against its memory budget, anything else is an open blob)."""
+    if not old.bodies:
+        return
+    named = new.target.manifest.blobs
+    for sha, body in old.bodies.items():
+        if sha in named and sha not in new.bodies:
+            new.bodies[sha] = body
+            if isinstance(body, bytes):
+                new.small_bytes += len(body)
+            else:
+                new.open_blobs += 1
 
 
 def _hashes_to(path: Path, sha: str) -> bool:

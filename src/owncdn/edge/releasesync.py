@@ -13,14 +13,14 @@ Rules:
    of the edge's own HTTP/1.1 client (``upstream.py``), at most ``PARALLEL`` requests
    at a time across all services. Blobs up to ``BUNDLE_BLOB`` come in bundles
    (``POST /v1/blobs/fetch``, up to ``BUNDLE_BYTES`` / ``BUNDLE_BLOBS`` per request,
-   ``owncdn.core.content.bundle``): the blobs of a bundle are handed to writer
-   threads in groups (up to ``WRITE_GROUP_BYTES`` / ``WRITE_GROUP_BLOBS``) as their
-   records end, each hashed and written to a partial file; when the bundle ends (or
-   is cut off) the files written are made durable at once and only then renamed
-   into place (releases.py ``commit_parts``: one ``syncfs`` per bundle rather than
-   a flush per group; none where releases.py rule 6 holds, see Rule 7), so a bundle
-   cut off midway keeps the blobs before the cut and
-   the next round asks only for the rest. Larger blobs (and every blob when the control plane has no bundle
+   ``owncdn.core.content.bundle``), each received by one worker thread on a blocking
+   keep-alive connection of its own (``bundlefetch.py``: ``recv_into`` one reused
+   buffer, every blob hashed and written to a partial file from views of it as it
+   arrives). Where releases.py rule 6 holds (see Rule 7) a verified blob is renamed
+   into place at once; elsewhere the bundle's files are made durable at once when it
+   ends (or is cut off) and only then renamed (releases.py ``commit_parts``: one
+   ``syncfs`` per bundle). Either way a bundle cut off midway, or cancelled, keeps
+   the blobs before the cut and the next round asks only for the rest. Larger blobs (and every blob when the control plane has no bundle
    endpoint) come one ``GET /v1/blobs/{sha256}`` each, written to
    ``partial/<sha>.part``; after an interruption (a dropped connection, a restart)
    such a fetch resumes with ``Range: bytes=N-`` and a 206. Every blob's SHA-256 is
@@ -33,10 +33,15 @@ Rules:
    the reason and the previous release keeps serving.
 4. With every blob present the release is switched (releases.py rule 2), then
    acknowledged ``serving`` with ``POST /v1/nodes/{id}/releases`` (over the same
-   keep-alive client as the blobs), then warmed (``on_live``: ``edge/static.py``
-   rule 6, also for every release loaded at start); unused blobs are collected. An acknowledgement
-   that cannot be sent is queued with the agent's unsent reports and sent after the
-   next connect.
+   keep-alive client as the blobs), then, ``WARM_DELAY`` seconds later, warmed
+   (``on_live``: ``edge/static.py`` rule 6, also for every release loaded at start);
+   unused blobs are collected. The delay is for machines that run several edges
+   (`owncdn up`, the push benchmark): there the warm-ups of the edges that switched
+   first (about 17 ms of CPU each for the Python docs' 1,000 heads) took the CPU the
+   others needed to fetch, switch and acknowledge (one-file push to 3 edges, median
+   94 -> 81 ms); a visitor within the delay builds the head it needs itself, as
+   before warm-ups existed. An acknowledgement that cannot be sent is queued with the
+   agent's unsent reports and sent after the next connect.
 5. At start, every pending target is resumed (partial files are kept), so a fetch
    killed midway finishes after a restart while the old release keeps serving.
 6. A ``release_upcoming`` event (``{"key", "service", "id", "manifest"}``: a push is
@@ -75,11 +80,12 @@ from typing import TYPE_CHECKING
 import httpx
 import orjson
 
-from owncdn.core.content.bundle import BlobData, BlobEnd, BlobStart, BundleError, BundleReader
 from owncdn.core.content.manifest import ManifestError, parse_manifest
+from owncdn.edge.bundlefetch import BlobConnections, BundleFetch
 from owncdn.edge.releases import ReleaseStore, Target
 from owncdn.edge.upstream import (
-    OriginAddress, OriginConnectError, OriginError, OriginPool, OriginProtocolError, Timeouts, send_request,
+    OriginAddress, OriginConnectError, OriginError, OriginPool, OriginProtocolError, Timeouts, request_head,
+    send_request,
 )
 
 if TYPE_CHECKING:
@@ -93,12 +99,11 @@ CHUNK = 256 << 10
 BUNDLE_BLOB = 1 << 20  # blobs up to this size come in bundles (Rule 2)
 BUNDLE_BYTES = 16 << 20
 BUNDLE_BLOBS = 2000
-WRITE_GROUP_BYTES = 1 << 20  # bundled blobs are handed to a writer thread in groups this large
-WRITE_GROUP_BLOBS = 32
-PREFETCH_BLOB = 16 << 20  # a prefetch takes blobs up to this size in its bundles (held whole in memory)
+PREFETCH_BLOB = 16 << 20  # a prefetch takes blobs up to this size in its bundles (larger: GET, Rule 2)
 PREFETCH_BYTES = 1 << 30  # a prefetch asks in bundles this large: one waiting stream per edge for a site
 PREFETCH_WAIT = 20.0  # seconds a prefetch asks the control plane to wait for blobs to land (Rule 6)
 FLUSH_DELAY = 0.5  # seconds from a switch to the background flush of its blobs (Rule 7)
+WARM_DELAY = 0.3  # seconds from an acknowledgement to the warm-up of the release (Rule 4)
 
 
 class ReleaseFailed(Exception):
@@ -124,10 +129,11 @@ class ReleaseSync:
         self.tasks: dict[str, tuple[str, asyncio.Task]] = {}
         self.pool: OriginPool | None = None  # for blobs
         self.pool_for = ""
+        self.bundles_over: BlobConnections | None = None  # blocking connections for bundles (bundlefetch.py)
         self.acked: dict[str, tuple[int, str]] = {}  # service -> (number, status) last acknowledged
         self.bundles = True  # False once the control plane answered that it has no bundle endpoint
         self.mismatches: Counter[str] = Counter()  # sha -> bundled fetches that hashed wrong
-        self.writers: ThreadPoolExecutor | None = None  # hash + write + fsync bundled blobs
+        self.writers: ThreadPoolExecutor | None = None  # bundle fetches: receive, hash, write (bundlefetch.py)
         self.warming: set[asyncio.Future] = set()  # warm-ups of releases loaded at start (Rule 4)
         self.prefetches: dict[str, tuple[str, asyncio.Task]] = {}  # service -> (manifest id, task) (Rule 6)
         self.flushing: asyncio.Task | None = None  # Rule 7
@@ -153,12 +159,12 @@ class ReleaseSync:
             async with self.gc_lock:  # not while a flush rewrites its release file (Rule 7)
                 self.store.drop(service)
             return
-        try:
-            target = Target.from_event(data)
+        live = self.store.live.get(service)
+        try:  # the entries the live release holds unchanged are not checked again
+            target = Target.from_event(data, live.target.manifest if live is not None else None)
         except (ManifestError, ValueError, KeyError, TypeError) as exc:
             _warn(f"release event for {service} is malformed: {exc}")
             return
-        live = self.store.live.get(service)
         if live is not None and live.target.id == target.id and live.target.number == target.number:
             self._cancel(service)
             self.store.clear_pending(service)
@@ -283,6 +289,9 @@ class ReleaseSync:
         if self.pool is not None:
             self.pool.close()
             self.pool = None
+        if self.bundles_over is not None:
+            self.bundles_over.close()
+            self.bundles_over = None
         if self.writers is not None:
             self.writers.shutdown(wait=True)
             self.writers = None
@@ -324,6 +333,7 @@ class ReleaseSync:
               f"{(self.store.fetched_bytes - size) / 1e6:.1f} MB fetched in {(fetched - started) * 1000:.1f} ms, "
               f"switched in {(switched - fetched) * 1000:.1f} ms, acknowledged in "
               f"{(time.monotonic() - switched) * 1000:.1f} ms; serving")
+        await asyncio.sleep(WARM_DELAY)  # Rule 4: after the other edges of this machine switched too
         await self._warm(target.service)
         # Partial files of other services' running fetches belong to pending targets: kept;
         # a blob a newer target wants again after `wanted()` is fetched again before its switch.
@@ -377,101 +387,65 @@ class ReleaseSync:
                     os.unlink(self.store.part_path(sha))
                     continue
                 await asyncio.to_thread(self.store.keep_part, sha)  # fsync (rule 7: not here), then the blob's name
-                self.store.fetched_blobs += 1
+                self.store.count_fetched(1, 0)
                 return
             raise ReleaseFailed(f"blob {sha[:12]} did not match its SHA-256 after {VERIFY_ATTEMPTS} fetches")
 
     async def _fetch_bundle(self, batch: dict[str, int], wait: float = 0.0) -> None:
-        """Fetch these small blobs in one bundle; keep each as its record ends (Rule 2).
-        With ``wait`` (a prefetch, Rule 6) the control plane sends them as they land and
-        the bundle may end without some."""
+        """Fetch these small blobs in one bundle, received, verified and kept by a worker
+        thread (Rule 2, ``bundlefetch.py``). With ``wait`` (a prefetch, Rule 6) the
+        control plane sends them as they land and the bundle may end without some."""
         async with self.slots:
             batch = {sha: size for sha, size in batch.items() if not self.store.has_blob(sha)}
             if not batch:
                 return
-            pool = self._blob_pool()
+            conns = self._bundle_conns()
             body = orjson.dumps({"hashes": list(batch), "wait": wait} if wait else {"hashes": list(batch)})
-            fields = [("Host", pool.address.host_header), *self.agent._auth().items(),
+            fields = [("Host", conns.address.host_header), *self.agent._auth().items(),
                       ("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-            resp = await send_request(pool, "POST", "/v1/blobs/fetch", fields, _once(body))
-            loop = asyncio.get_running_loop()
-            kept: list[asyncio.Future] = []
-            group: list[tuple[str, bytes]] = []  # whole blobs for one writer step
-            group_bytes = 0
+            fetch = BundleFetch(conns, request_head("POST", conns.address.path_prefix + "/v1/blobs/fetch", fields) + body,
+                                dict(batch), self.store)
+            done = asyncio.get_running_loop().run_in_executor(self._writers(), fetch.run)
+            done.add_done_callback(self._tally)  # counted also when this task is cancelled meanwhile
             try:
-                if resp.status != 200:
-                    await self._bundle_refused(resp)
-                reader, got, parts = BundleReader(views=True), set(), []  # views of the bytes received
-                async for chunk in resp.body():
-                    for ev in reader.feed(chunk):
-                        if isinstance(ev, BlobData):
-                            parts.append(ev.data)
-                            self.store.fetched_bytes += len(ev.data)
-                        elif isinstance(ev, BlobStart):
-                            if batch.get(ev.sha256) != ev.size or ev.sha256 in got:
-                                raise OriginProtocolError(f"the bundle holds blob {ev.sha256[:12]} ({ev.size} bytes), "
-                                                          "which was not asked for with that size")
-                            got.add(ev.sha256)
-                            parts = []
-                        elif isinstance(ev, BlobEnd):
-                            data, parts = (parts[0] if len(parts) == 1 else b"".join(parts)), []
-                            group.append((ev.sha256, data))
-                            group_bytes += len(data)
-                            if group_bytes >= WRITE_GROUP_BYTES or len(group) >= WRITE_GROUP_BLOBS:
-                                kept.append(loop.run_in_executor(self._writers(), self.store.write_parts, group))
-                                group, group_bytes = [], 0
-                reader.close()
-                if got != set(batch) and not wait:
-                    raise OriginProtocolError(f"the bundle lacks {len(set(batch) - got)} of the blobs asked for")
-            except BundleError as exc:
-                raise OriginProtocolError(f"bad bundle from the control plane: {exc}") from None
-            finally:
-                resp.close()  # a no-op once the body was read to its end
-                if group:  # whole blobs received before the end (or before a cut): kept
-                    kept.append(loop.run_in_executor(self._writers(), self.store.write_parts, group))
-                await self._count_kept(kept)
+                outcome = await asyncio.shield(done)
+            except asyncio.CancelledError:
+                fetch.abort()  # it ends soon, keeping the blobs it verified (Rule 2)
+                raise
+            if outcome.status not in (0, 200) and not isinstance(outcome.error, ReleaseFailed):
+                self._bundle_refused(outcome.status, outcome.refusal)
+            if outcome.error is not None:
+                raise outcome.error
+            if fetch.missing and not wait:
+                raise OriginProtocolError(f"the bundle lacks {len(fetch.missing)} of the blobs asked for")
 
-    async def _count_kept(self, kept: list[asyncio.Future]) -> None:
-        """Wait for the writer threads, then make what they wrote durable and keep it, in
-        one step (Rule 2); a blob that hashed wrong is fetched again, up to
-        ``VERIFY_ATTEMPTS`` times (Rule 3)."""
-        commit = asyncio.ensure_future(self._commit_kept(kept))
-        commit.add_done_callback(lambda task: task.cancelled() or task.exception())  # read, if nobody waits
-        groups = await asyncio.shield(commit)  # a cancelled fetch still keeps what its writers wrote
-        for sha, ok in [one for group_results, _ in groups for one in group_results]:
+    def _tally(self, done: asyncio.Future) -> None:
+        """A blob that hashed wrong in a bundle is fetched again, up to
+        ``VERIFY_ATTEMPTS`` times (Rule 3), then fails the fetch."""
+        if done.cancelled():
+            return
+        outcome = done.result()
+        for sha, ok in outcome.results:
             if ok:
-                self.store.fetched_blobs += 1
                 self.mismatches.pop(sha, None)
                 continue
             self.mismatches[sha] += 1
             if self.mismatches[sha] >= VERIFY_ATTEMPTS:
                 del self.mismatches[sha]
-                raise ReleaseFailed(f"blob {sha[:12]} did not match its SHA-256 after {VERIFY_ATTEMPTS} fetches")
+                outcome.error = ReleaseFailed(f"blob {sha[:12]} did not match its SHA-256 after {VERIFY_ATTEMPTS} fetches")
 
-    async def _commit_kept(self, kept: list[asyncio.Future]) -> list:
-        done = await asyncio.gather(*kept, return_exceptions=True)
-        groups = [group for group in done if not isinstance(group, BaseException)]
-        written = [one for _, group_written in groups for one in group_written]
-        if written:
-            await asyncio.get_running_loop().run_in_executor(self._writers(), self.store.commit_parts, written)
-        failed = next((group for group in done if isinstance(group, BaseException)), None)
-        if failed is not None:
-            raise failed
-        return groups
-
-    async def _bundle_refused(self, resp) -> None:
+    def _bundle_refused(self, status: int, text: bytes) -> None:
         """A bundle answered with an error: the reason, as an exception (Rules 2, 3)."""
-        text = b"".join([chunk async for chunk in resp.body()])[:1 << 20]
         try:
             error = orjson.loads(text).get("error") or {}
         except (orjson.JSONDecodeError, AttributeError):
             error = {}
-        if resp.status == 404 and error.get("code") == "missing_blobs":
+        if status == 404 and error.get("code") == "missing_blobs":
             lacking = error.get("problems") or ["?"]
             raise ReleaseFailed(f"the control plane has no blob {str(lacking[0])[:12]}")
-        if resp.status in (404, 405) and error.get("code") != "missing_blobs":
+        if status in (404, 405) and error.get("code") != "missing_blobs":
             raise _NoBundles()
-        raise OriginProtocolError(f"status {resp.status} for a bundle of blobs")
+        raise OriginProtocolError(f"status {status} for a bundle of blobs")
 
     def _writers(self) -> ThreadPoolExecutor:
         if self.writers is None:
@@ -508,7 +482,7 @@ class ReleaseSync:
                         f.write(chunk)
                         digest.update(chunk)
                         have += len(chunk)
-                        self.store.fetched_bytes += len(chunk)
+                        self.store.count_fetched(0, len(chunk))
                         if have > size:
                             raise _Mismatch()
                 finally:
@@ -529,6 +503,15 @@ class ReleaseSync:
                                    Timeouts(connect=5.0, first_byte=30.0, idle=30.0), max_idle=PARALLEL)
             self.pool_for = self.agent.control
         return self.pool
+
+    def _bundle_conns(self) -> BlobConnections:
+        """Blocking keep-alive connections to the control plane, for the bundle threads."""
+        pool = self._blob_pool()
+        if self.bundles_over is None or self.bundles_over.address != pool.address:
+            if self.bundles_over is not None:
+                self.bundles_over.close()
+            self.bundles_over = BlobConnections(pool.address, pool.timeouts)
+        return self.bundles_over
 
     # -- acknowledgements (Rule 4) ---------------------------------------------------------
     async def _ack(self, target: Target, status: str, reason: str) -> None:

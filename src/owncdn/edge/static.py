@@ -19,10 +19,13 @@ Rules:
    Accept-Encoding).
 4. Bodies below ``FILE_THRESHOLD`` are read into memory once; larger blobs are mapped
    (``DiskBody``) and go out with ``sendfile``. Open blobs are kept per release, at
-   most ``OPEN_BLOBS`` (an old one closes when its last response is sent).
+   most ``OPEN_BLOBS`` (an old one closes when its last response is sent). A switch
+   hands the bodies of blobs the new release also names to it (``releases.py`` rule
+   5), so they are not read again.
 5. Every response says ``X-Cache: PUSH`` and ends with an access-log line and the
    metrics, as other responses do.
-6. A release that goes live (switched by ``releasesync``, or loaded at start) is
+6. A release that goes live (switched by ``releasesync``, which warms it
+   ``WARM_DELAY`` after its acknowledgement, or loaded at start) is
    warmed in the background (``warm_release``) so its first visitors do not pay what
    later ones do not: the head of each file's usual URL (``/dir/`` for an index,
    ``/page`` for ``page.html`` with pretty URLs, else ``/path``) is built for answers

@@ -59,6 +59,32 @@ def test_invalid_entries(files, why):
     assert why in str(err.value)
 
 
+KNOWN = {"a": {"sha256": A, "size": 1}, "d/x": {"sha256": B, "size": 2}}
+
+
+@pytest.mark.parametrize("files, why", [
+    ({**KNOWN, "a": {"sha256": A, "size": True}}, "size"),
+    ({**KNOWN, "a": {"sha256": A.upper(), "size": 1}}, "lowercase hex"),
+    ({**KNOWN, "a": {"sha256": A, "size": 1, "x": 1}}, "an entry is"),
+    ({**KNOWN, "d": {"sha256": C, "size": 3}}, "also a directory"),
+    ({"a": KNOWN["a"], "d/x/y": {"sha256": C, "size": 3}, "d/x": KNOWN["d/x"]}, "also a directory"),
+    ({**KNOWN, "../x": {"sha256": A, "size": 1}}, "'..'"),
+])
+def test_entries_not_in_the_known_manifest_are_checked(files, why):
+    known = parse_manifest({"files": KNOWN})
+    with pytest.raises(ManifestError) as err:
+        parse_manifest({"files": files}, known)
+    assert why in str(err.value)
+
+
+def test_entries_the_known_manifest_holds_unchanged_are_taken_from_it():
+    known = parse_manifest({"files": KNOWN})
+    new = parse_manifest({"files": {**KNOWN, "d/x": {"sha256": C, "size": 3}, "e": {"sha256": A, "size": 1}}}, known)
+    assert new.files["a"] is known.files["a"] and new.files["d/x"].sha256 == C and "e" in new.files
+    assert new == parse_manifest({"files": {**KNOWN, "d/x": {"sha256": C, "size": 3}, "e": {"sha256": A, "size": 1}}})
+    assert new.id == Manifest.build([("a", A, 1), ("d/x", C, 3), ("e", A, 1)]).id
+
+
 @pytest.mark.parametrize("data", [None, [], {}, {"files": []}, {"files": {}, "x": 1}])
 def test_invalid_shapes(data):
     with pytest.raises(ManifestError, match="a manifest is"):

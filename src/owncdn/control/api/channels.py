@@ -25,6 +25,15 @@ nodes; an edge's acknowledgement: only DNS nodes' ``release_ready``) names them,
 ``state_changed(ctx, env, kinds)``: only those streams wake (``stream_topic``), so
 three edges acknowledging a push do not make every edge stream re-read its channels.
 
+Rule 5: a channel whose state changes only with writes that notify its environment's
+topic (a new or activated release) says so with ``follows_env = True``; the writers
+of every other channel wake every stream (``notify_all``, which moves each stream
+topic). So a stream woken while its stream topic stayed where it was at its last
+full read (a push's release, a version, a purge) reads only the channels that follow
+the environment; every other wake-up and every once-a-second re-check reads them
+all (a change on another replica still arrives within about a second). Three edge
+streams woken by a release read no certificates, ACME records or health.
+
 Rule 4: an event's text is made once for all the streams that send it: texts are
 kept by (channel, key, revision) for as long as the channel hands out the same data
 object (``release`` keeps one per release, with its manifest), so a push's ~128 KB
@@ -52,6 +61,7 @@ TEXT_CACHE = 256
 
 class Channel(Protocol):
     name: str
+    # follows_env: bool  (optional, default False: Rule 5)
 
     def read(self, ctx: "ApiContext", node: "Node") -> dict[str, tuple[Any, dict]]: ...
 
@@ -122,21 +132,24 @@ class ChannelCursor:
         return [(name, {"key": key, **data}) if name != "channel_keys" else (name, data)
                 for name, key, _, data in self._diff(ctx, node)]
 
-    def texts(self, ctx: "ApiContext", node: "Node") -> list[str]:
-        """The events to send now, as SSE text (Rule 4)."""
+    def texts(self, ctx: "ApiContext", node: "Node", env_only: bool = False) -> list[str]:
+        """The events to send now, as SSE text (Rule 4); with ``env_only``, of the
+        channels that follow the environment only (Rule 5)."""
         out = []
-        for name, key, revision, data in self._diff(ctx, node):
+        for name, key, revision, data in self._diff(ctx, node, env_only and self.listed):
             if revision is _NONE:
                 out.append(encode_event(name, data if name == "channel_keys" else {"key": key, **data}))
             else:
                 out.append(TEXTS.text(name, key, revision, data))
         return out
 
-    def _diff(self, ctx: "ApiContext", node: "Node") -> list[tuple[str, str, Any, dict]]:
-        """Rules 1 and 1b: (name, key, revision or _NONE, data) to send."""
+    def _diff(self, ctx: "ApiContext", node: "Node", env_only: bool = False) -> list[tuple[str, str, Any, dict]]:
+        """Rules 1, 1b and 5: (name, key, revision or _NONE, data) to send."""
         out: list[tuple[str, str, Any, dict]] = []
         listing: list[tuple[str, str, Any, dict]] = []
         for channel in ctx.channels:
+            if env_only and not getattr(channel, "follows_env", False):
+                continue
             state = channel.read(ctx, node)
             name = channel.name
             if not self.listed:

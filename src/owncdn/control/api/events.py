@@ -15,11 +15,14 @@ Rule 1: the stream reads the store, never the hub's notifications: a notify
 only wakes it early. It waits on its environment's topic (versions, purges) and on
 ``channels.stream_topic(env, kind)`` (channel changes that concern its kind of node). Without one it re-reads the store every second
 (``RECHECK_SECONDS``), which is how a write on another control-plane replica
-reaches it (see ``owncdn.control.hub``).
+reaches it (see ``owncdn.control.hub``). A wake-up by the environment's topic alone
+(its stream topic did not move) reads only the channels that follow the environment
+(``channels`` Rule 5); a re-check reads them all.
 
 Rule 2: every send and every wake-up by the hub records contact with the node
 (``store.node_contact``); the once-a-second re-checks do not (they would be a
-write per node per second).
+write per node per second). A send goes first, the write after it (a database
+write per stream stood between a push's release and its edges).
 
 Rule 3: when the client goes away, Starlette cancels the generator at its
 current ``await``; ``Hub.wait`` removes its waiter on cancellation, so nothing
@@ -98,18 +101,27 @@ class EventStream:
             raise
 
     async def _events(self, loop, hub, topics, next_ping: float, touch: bool) -> AsyncIterator[str]:
+        woken = False  # by a notify (not a re-check, a ping or a batch of purges)
+        full_at = -1  # the stream topic's generation at the last read of every channel (channels Rule 5)
         while not hub.closed:
             since = hub.generation(topics)
+            kind_at = hub.generation(topics[1])
+            env_only = woken and kind_at == full_at  # only the environment's topic moved
+            if not env_only:
+                full_at = kind_at
             try:
-                chunk, more = await run_in_threadpool(self._poll, touch, since)
+                chunk, more, contact = await run_in_threadpool(self._poll, touch, since, env_only)
+                if chunk:
+                    yield chunk
+                    next_ping = loop.time() + self.ping_seconds
+                if contact:  # Rule 2: after the send
+                    await run_in_threadpool(self._contact)
             except NotFound:  # the node was deleted
                 return
             except StoreError as exc:  # the node reconnects; its next stream catches up
                 log.warning("event stream of node %s ends: %s", self.node.id, exc)
                 return
-            if chunk:
-                yield chunk
-                next_ping = loop.time() + self.ping_seconds
+            woken = False
             if more:
                 touch = False
                 continue
@@ -119,11 +131,13 @@ class EventStream:
                 next_ping = loop.time() + self.ping_seconds
                 touch = True
                 continue
-            touch = await hub.wait(topics, min(self.recheck_seconds, remaining), since)
+            touch = woken = await hub.wait(topics, min(self.recheck_seconds, remaining), since)
 
-    def _poll(self, touch: bool, generation: int = -1) -> tuple[str, bool]:
-        """Events not sent yet, at most ``BATCH`` purges (in a worker thread), and
-        whether more are waiting; records contact if there are any, or ``touch``."""
+    def _poll(self, touch: bool, generation: int = -1, env_only: bool = False) -> tuple[str, bool, bool]:
+        """Events not sent yet, at most ``BATCH`` purges (in a worker thread), whether
+        more are waiting, and whether to record contact (Rule 2: there are events, or
+        ``touch``, and the last write is ``CONTACT_EVERY`` old). ``env_only``: only the
+        channels that follow the environment are read (channels Rule 5)."""
         store, env = self.ctx.store, self.node.env
         out: list[str] = []
         latest_number, purges, full = self._feed(generation)
@@ -135,10 +149,9 @@ class EventStream:
             out.append(format_event("purge", {"id": purge.id, "spec": purge.spec}))
             self.purge_after = purge.id
         if self.ctx.channels and not full:
-            out.extend(self.cursor.texts(self.ctx, self.node))
-        if out or touch:
-            self._contact()
-        return "".join(out), full
+            out.extend(self.cursor.texts(self.ctx, self.node, env_only))
+        due = (out or touch) and time.monotonic() - self._contacted >= CONTACT_EVERY
+        return "".join(out), full, due
 
     def _feed(self, generation: int) -> tuple[int, list, bool]:
         """The latest version number and the purges after ours, read once for all the

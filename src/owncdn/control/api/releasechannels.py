@@ -49,6 +49,7 @@ def current_topic(env: str) -> str:
 
 class ReleaseChannel:
     name = "release"
+    follows_env = True  # created and activated releases notify the environment (channels Rule 5)
 
     def __init__(self) -> None:
         self._manifests: OrderedDict[tuple[str, str, int], dict[str, Any]] = OrderedDict()
@@ -118,6 +119,7 @@ class UpcomingChannel:
     """Rule 5."""
 
     name = "release_upcoming"
+    follows_env = True  # forgotten when the release is created (channels Rule 5)
 
     def __init__(self, clock=time.monotonic) -> None:
         self.clock = clock
@@ -172,6 +174,7 @@ def forget_upcoming(ctx, env: str, service: str, release_id: str) -> None:
 
 class ReleaseReadyChannel:
     name = "release_ready"
+    follows_env = True  # follows the current releases (channels Rule 5)
 
     def read(self, ctx, node) -> dict[str, tuple[Any, dict]]:
         if node.kind != "dns":

@@ -21,7 +21,10 @@ one request (a push of a few changed files is one round trip): the body is a bun
 (``owncdn.core.content.bundle``) whose first record is the manifest in its
 canonical encoding, named by its id (its SHA-256), and whose other records are
 blobs, stored as ``POST /v1/blobs/bundle`` stores them. The manifest and the service
-are checked before any blob is stored; then Rule 1 applies as for a JSON create.
+are checked before any blob is stored; then Rule 1 applies as for a JSON create. The
+manifest's blobs are claimed (Rule 1's check) in a worker thread while the other
+records arrive and are stored, and those missing then are looked at again once the
+body ended (a push of one changed file: the 1,065 look-ups overlap its upload).
 
 Rule 6: ``GET .../releases/{n}/status`` says which edges serve release ``n``, which
 failed it (with their reasons) and which edges in contact (heard from within
@@ -37,6 +40,11 @@ as they land (``POST /v1/blobs/fetch`` with ``wait``). Creating the release with
 id ends the announcement; the release is still created and switched as in Rules 1
 and 3, so an announcement changes when edges fetch, never what they serve.
 
+Rule 9: the manifest of the release last created for a service here is kept in
+memory (``RECENT_MANIFESTS`` services), and the next manifest for it is parsed
+against it: its unchanged entries are not checked again (``parse_manifest`` with
+``known``; any valid manifest gives the same result, so a stale one costs only time).
+
 Rule 7: blob retention (``owncdn.core.content.retention``): the listing marks
 each release ``retained`` (its blobs are kept by blob GC) or not; ``activate``
 claims the release's blobs first and answers 409 ``release_pruned`` when blob GC
@@ -47,6 +55,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -83,12 +93,35 @@ MAX_LISTED_MISSING = 10_000
 MAX_MANIFEST_BYTES = 64 << 20
 MAX_WAIT = 300.0
 CONTACT_WINDOW = 60.0
+RECENT_MANIFESTS = 256
 
 
-def _parsed(body: ReleaseCreate):
+class _Recent:
+    """Rule 9: (env, service) -> the manifest of the release last created here."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._manifests: OrderedDict[tuple[str, str], Manifest] = OrderedDict()
+
+    def get(self, env: str, service: str) -> Manifest | None:
+        with self._lock:
+            return self._manifests.get((env, service))
+
+    def put(self, env: str, service: str, manifest: Manifest) -> None:
+        with self._lock:
+            self._manifests[(env, service)] = manifest
+            self._manifests.move_to_end((env, service))
+            while len(self._manifests) > RECENT_MANIFESTS:
+                self._manifests.popitem(last=False)
+
+
+RECENT = _Recent()
+
+
+def _parsed(body: ReleaseCreate, env: str, name: str):
     """The body's manifest, or a 422 that says what is wrong with it."""
     try:
-        return parse_manifest(body.manifest)
+        return parse_manifest(body.manifest, RECENT.get(env, name))
     except ManifestError as exc:
         raise ApiProblem(422, "invalid_manifest", str(exc), exc.problems) from None
 
@@ -100,7 +133,7 @@ def _parsed(body: ReleaseCreate):
 )
 def create_release(name: ServiceName, body: ReleaseCreate, ctx: Ctx, blobs: Blobs,
                    token: Annotated[Token, Depends(require("deploy"))], env: EnvQuery = "production") -> ReleaseCreated:
-    manifest = _parsed(body)
+    manifest = _parsed(body, env, name)
     _push_service(ctx, env, name)
     return _create(ctx, env, name, manifest, blobs, token.name)
 
@@ -113,7 +146,7 @@ def create_release(name: ServiceName, body: ReleaseCreate, ctx: Ctx, blobs: Blob
 def announce_release(name: ServiceName, body: ReleaseCreate, ctx: Ctx,
                      _: Annotated[Token, Depends(require("deploy"))], env: EnvQuery = "production") -> ReleaseUpcoming:
     """Rule 8."""
-    manifest = _parsed(body)
+    manifest = _parsed(body, env, name)
     _push_service(ctx, env, name)
     if announce_upcoming(ctx, env, name, manifest.id, manifest.to_json()):
         state_changed(ctx, env, ("edge",))
@@ -133,12 +166,23 @@ async def create_release_with_blobs(name: ServiceName, request: Request, ctx: Ct
     """Rule 5: the first record is the manifest (canonical JSON, named by its id), the
     others are blobs."""
     got: list[Manifest] = []
+    claims: list[asyncio.Future] = []
 
     async def take_manifest(sha: str, data: bytes) -> None:
-        got.append(await run_in_threadpool(_manifest_record, ctx, env, name, sha, data))
+        manifest = await run_in_threadpool(_manifest_record, ctx, env, name, sha, data)
+        got.append(manifest)
+        claim = asyncio.ensure_future(run_in_threadpool(blobs.claim, manifest.blobs))  # while the rest arrives
+        claim.add_done_callback(_retrieved)  # read even if the upload fails first
+        claims.append(claim)
 
     await receive_bundle(request, blobs, take_manifest, MAX_MANIFEST_BYTES)
-    return await run_in_threadpool(_create, ctx, env, name, got[0], blobs, token.name)
+    missing = await claims[0]
+    return await run_in_threadpool(_create, ctx, env, name, got[0], blobs, token.name, missing)
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _manifest_record(ctx: ApiContext, env: str, name: str, sha: str, data: bytes) -> Manifest:
@@ -146,7 +190,7 @@ def _manifest_record(ctx: ApiContext, env: str, name: str, sha: str, data: bytes
     if hashlib.sha256(data).hexdigest() != sha:
         raise ApiProblem(400, "hash_mismatch", f"the manifest record does not hash to its name {sha}; nothing was stored")
     try:
-        manifest = parse_manifest(orjson.loads(data))
+        manifest = parse_manifest(orjson.loads(data), RECENT.get(env, name))
     except orjson.JSONDecodeError as exc:
         raise ApiProblem(422, "invalid_manifest", f"the manifest record is not JSON: {exc}") from None
     except ManifestError as exc:
@@ -158,9 +202,12 @@ def _manifest_record(ctx: ApiContext, env: str, name: str, sha: str, data: bytes
     return manifest
 
 
-def _create(ctx: ApiContext, env: str, name: str, manifest: Manifest, blobs: BlobStore, author: str) -> ReleaseCreated:
-    """Rules 1 and 3, once the manifest and the service are checked."""
-    missing = blobs.claim(manifest.blobs)  # present ones marked wanted: blob GC keeps them (blobgc Rule 2)
+def _create(ctx: ApiContext, env: str, name: str, manifest: Manifest, blobs: BlobStore, author: str,
+            unclaimed: list[str] | None = None) -> ReleaseCreated:
+    """Rules 1 and 3, once the manifest and the service are checked. ``unclaimed``: the
+    blobs a claim of the whole manifest just found missing (Rule 5), looked at again."""
+    # present ones marked wanted: blob GC keeps them (blobgc Rule 2)
+    missing = blobs.claim(manifest.blobs if unclaimed is None else unclaimed)
     if missing:
         raise ApiProblem(409, "missing_blobs",
                          f"{len(missing)} blob(s) of this manifest are not uploaded yet (listed in 'problems'); "
@@ -171,6 +218,7 @@ def _create(ctx: ApiContext, env: str, name: str, manifest: Manifest, blobs: Blo
     release = ctx.store.add_release(env, name, body, manifest.id, len(manifest.files),
                                     manifest.total_bytes, author=author)
     remember_manifest(ctx, env, name, release.number, release.id, body)  # the edges' events need no store read
+    RECENT.put(env, name, manifest)  # Rule 9
     forget_upcoming(ctx, env, name, release.id)  # Rule 8: announced, now real
     _changed(ctx, env, name, current=True)
     return ReleaseCreated(service=name, env=env, number=release.number, id=release.id,
@@ -202,8 +250,9 @@ async def release_status(
 
 
 def _exists(ctx: ApiContext, env: str, name: str, number: int) -> None:
-    """404 for a release that does not exist (checked once per request, not per wake-up)."""
-    if ctx.store.get_release(env, name, number) is None:
+    """404 for a release that does not exist (checked once per request, not per wake-up;
+    its manifest is not read)."""
+    if not ctx.store.has_release(env, name, number):
         raise ApiProblem(404, "not_found", f"service '{name}' in '{env}' has no release {number}")
 
 

@@ -100,6 +100,11 @@ class ReleaseStore:
         """One release with its manifest."""
         return self._read(lambda s: _maybe_release(s.get(ReleaseRow, (env, service, number))))
 
+    def has_release(self, env: str, service: str, number: int) -> bool:
+        """Whether release ``number`` exists (its manifest is not read)."""
+        return self._read(lambda s: s.scalar(select(ReleaseRow.number).where(
+            ReleaseRow.env == env, ReleaseRow.service == service, ReleaseRow.number == number)) is not None)
+
     def current_release_number(self, env: str, service: str) -> int | None:
         return self._read(lambda s: s.scalar(select(CurrentReleaseRow.number).where(
             CurrentReleaseRow.env == env, CurrentReleaseRow.service == service)))
