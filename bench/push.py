@@ -49,6 +49,8 @@ past every inode of its block group freed within the last minutes (ext4
 `recently_deleted`), and /tmp, where test suites create and delete many files, made
 each creation cost about 100-150 us instead of about 7 us (in /var/tmp). Both tools
 pay it per file (rsync about 3 per site file, owncdn about 4: control plane and 3 edges).
+So the runs' work directories are all deleted at the end, not one after each run: a
+run would otherwise create its files among the inodes the run before freed.
 
 Before the runs the script compiles owncdn's modules to bytecode (``compileall``, as
 `pip install` does), so `owncdn push` starts as an installed command does, also where
@@ -334,7 +336,7 @@ def main() -> None:
     docs = ensure_packages()
     import owncdn
 
-    compileall.compile_dir(str(Path(owncdn.__file__).parent), quiet=1)  # as an install does (see the docstring)
+    compileall.compile_dir(list(owncdn.__path__)[0], quiet=1)  # as an install does (see the docstring)
     base = Path(tempfile.mkdtemp(prefix="owncdn-push-bench-", dir=args.dir))
     runs = []
     try:
@@ -353,8 +355,6 @@ def main() -> None:
                 print(f"      CPU s: owncdn client {cpu['client']:.2f} + control {cpu['control']:.2f} + 3 edges "
                       f"{cpu['edges']:.2f} = {sum(cpu.values()):.2f}; rsync {rs['cpu']:.2f}; "
                       f"edges' blobs on disk after {own['flushed_seconds']:.2f} s", flush=True)
-            if not args.keep:
-                shutil.rmtree(work, ignore_errors=True)
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
