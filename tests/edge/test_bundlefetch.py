@@ -168,6 +168,17 @@ def test_a_wrong_blob_is_reported_and_not_kept_the_others_are(server, tmp_path):
     assert list(store.partial.iterdir()) == []
 
 
+def test_a_blob_the_store_holds_already_is_read_past_and_not_written_again(server, tmp_path):
+    store = ReleaseStore(tmp_path / "push")
+    held = store.put_blob(BLOBS[0])
+    before = store.blob_path(held).stat().st_ino
+    server.answer(head() + chunked(bundle(BLOBS), 100))
+    _, outcome, _ = fetch(server, store, BLOBS)
+    assert outcome.error is None and all(store.has_blob(sha(b)) for b in BLOBS)
+    assert store.blob_path(held).stat().st_ino == before  # the held file was not replaced
+    assert list(store.partial.iterdir()) == []
+
+
 def test_a_blob_not_asked_for_ends_the_fetch(server, tmp_path):
     store = ReleaseStore(tmp_path / "push")
     server.answer(head() + chunked(bundle([BLOBS[0], b"surprise"]), 100))

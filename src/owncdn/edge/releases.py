@@ -77,7 +77,7 @@ import orjson
 
 from owncdn.core.content.manifest import Manifest, is_sha256, parse_manifest
 from owncdn.durable import boot_id as system_boot_id
-from owncdn.durable import sync_filesystem, sync_many, sync_paths, write_all
+from owncdn.durable import sync_filesystem, sync_many, sync_paths
 
 __all__ = ["Live", "ReleaseStore", "Target"]
 
@@ -360,37 +360,8 @@ class ReleaseStore:
                 os.close(fd)
         return self.adopt_part(sha)
 
-    def keep_bytes(self, sha: str, data: bytes) -> tuple[str, bool]:
-        """A blob received whole (from a bundle): kept as in Rule 1 if ``data`` hashes to
-        ``sha``; ``(sha, whether it did)``."""
-        return self.keep_many([(sha, data)])[0]
-
-    def keep_many(self, blobs: list[tuple[str, bytes]]) -> list[tuple[str, bool]]:
-        """Blobs received whole: ``write_parts`` then ``commit_parts`` in one step;
-        ``(sha, whether it matched)`` for each."""
-        results, written = self.write_parts(blobs)
-        self.commit_parts(written)
-        return results
-
-    def write_parts(self, blobs: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bool]], list[tuple[str, Path]]]:
-        """Blobs received whole, in a writer thread (hashlib and the writes release the
-        GIL): each hashed; those that match and are not held are written to partial
-        files of their own, not yet durable and not yet blobs (Rule 1 waits for
-        ``commit_parts``). ``(sha, whether it matched)`` for each, and the ``(sha,
-        partial file)`` written; on a write error the files written here are removed."""
-        results: list[tuple[str, bool]] = []
-        todo: list[tuple[str, bytes]] = []
-        for sha, data in blobs:
-            ok = hashlib.sha256(data).hexdigest() == sha
-            results.append((sha, ok))
-            if ok and not self.has_blob(sha):
-                todo.append((sha, data))
-        written = [(sha, self.partial / f"{sha}.{next(_PART_IDS)}.part") for sha, _ in todo]  # one file per write
-        write_all(((part, data) for (_, part), (_, data) in zip(written, todo)), exclusive=True, sync=False)
-        return results, written
-
     def commit_parts(self, written: list[tuple[str, Path]]) -> None:
-        """Partial files from ``write_parts`` (of one bundle, or several): made durable
+        """Verified partial files (``part_name``, written by ``bundlefetch.py``): made durable
         at once (``owncdn.durable.sync_paths``: one ``syncfs`` for many, not an fsync
         each; not at all where Rule 6 holds), then moved into place (Rule 1). If that
         fails they are removed."""
