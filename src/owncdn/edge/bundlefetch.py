@@ -57,7 +57,7 @@ from collections import deque
 from owncdn.core.content.bundle import BlobData, BlobEnd, BlobStart, BundleError, BundleReader
 from owncdn.core.http.chunked import ChunkedDecoder, ChunkedError
 from owncdn.edge.upstream import (
-    OriginAddress, OriginConnectError, OriginError, OriginProtocolError, OriginTimeout, Timeouts,
+    OriginAddress, OriginConnectError, OriginError, OriginProtocolError, OriginTimeout, Timeouts, tls_context,
 )
 
 __all__ = ["BUFFER", "BlobConnections", "BundleFetch", "Outcome"]
@@ -132,11 +132,7 @@ class BlobConnections:
 
     def _context(self) -> ssl.SSLContext:
         if self._tls is None:
-            ctx = ssl.create_default_context()
-            if not self.address.tls_verify:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            self._tls = ctx
+            self._tls = tls_context(self.address)
         return self._tls
 
     def buffer(self) -> bytearray:

@@ -279,13 +279,7 @@ class OriginPool:
         return f"<OriginPool {self.address} idle={len(self.idle)} opened={self.opened}>"
 
     def _ssl_context(self) -> ssl.SSLContext | None:
-        if self.address.scheme != "https":
-            return None
-        ctx = ssl.create_default_context()
-        if not self.address.tls_verify:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        return ctx
+        return tls_context(self.address) if self.address.scheme == "https" else None
 
     async def connect(self) -> OriginConnection:
         loop = asyncio.get_running_loop()
@@ -328,6 +322,16 @@ class OriginPool:
     def close(self) -> None:
         while self.idle:
             self.idle.pop().close()
+
+
+def tls_context(address: OriginAddress) -> ssl.SSLContext:
+    """The client TLS context for ``address``: the system's trust store, or no checks
+    where the origin was configured with ``tls_verify: false``."""
+    ctx = ssl.create_default_context()
+    if not address.tls_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 def request_head(method: str, target: str, headers: list[tuple[str, str]]) -> bytes:
