@@ -131,3 +131,113 @@ def test_sync_filesystem_takes_one_syncfs_or_a_sync_without_one(tmp_path, monkey
     monkeypatch.setattr(durable.os, "sync", lambda: calls.append("sync"))
     durable.sync_filesystem(tmp_path)
     assert calls == ["syncfs", "sync"]
+
+
+class GatedSyncfs:
+    """A syncfs that records when each call begins and ends, held until released."""
+
+    def __init__(self, result: int = 0) -> None:
+        import threading
+
+        self.result = result
+        self.log: list[str] = []
+        self.began = threading.Semaphore(0)
+        self.gates: list = []
+        self.lock = threading.Lock()
+        self.threading = threading
+
+    def __call__(self, fd: int) -> int:
+        gate = self.threading.Event()
+        with self.lock:
+            n = len(self.gates) + 1
+            self.gates.append(gate)
+            self.log.append(f"begin {n}")
+        self.began.release()
+        assert gate.wait(10)
+        with self.lock:
+            self.log.append(f"end {n}")
+        return self.result
+
+    def release(self, n: int) -> None:
+        self.gates[n - 1].set()
+
+
+def waiter(group, log: list, name: str, paths=None):
+    import threading
+
+    def run():
+        if paths is None:
+            log.append((name, group.wait()))
+        else:
+            group.sync_paths(paths)
+            log.append((name, True))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def settle(group, waiting: int) -> None:
+    """Until ``waiting`` threads wait for the group's sync in flight to end."""
+    import time
+
+    deadline = time.monotonic() + 5
+    while group.waiting < waiting:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+
+
+def test_a_writer_is_answered_only_by_a_sync_begun_after_it_called(tmp_path, monkeypatch):
+    """A sync that was in flight when a writer called does not answer it: it waits for
+    the next one, and the writers that came during one share the next."""
+    syncfs = GatedSyncfs()
+    monkeypatch.setattr(durable, "_syncfs", syncfs)
+    group = durable.SyncGroup(tmp_path)
+    done: list = []
+    a = waiter(group, done, "a")
+    assert syncfs.began.acquire(timeout=5)  # sync 1 runs, begun by a
+    late = [waiter(group, done, name) for name in ("b", "c", "d")]  # their writes ended during sync 1
+    settle(group, 3)
+    syncfs.release(1)
+    a.join(5)
+    assert done == [("a", True)]  # sync 1 answered a only
+    assert syncfs.began.acquire(timeout=5)  # sync 2, begun by one of b, c, d after sync 1 ended
+    assert done == [("a", True)]
+    syncfs.release(2)
+    for thread in late:
+        thread.join(5)
+    assert sorted(done) == [("a", True), ("b", True), ("c", True), ("d", True)]
+    assert syncfs.log == ["begin 1", "end 1", "begin 2", "end 2"]  # one sync for the three
+    assert (group.begun, group.ended) == (2, 2) and not group.running
+
+
+def test_a_failed_group_sync_makes_its_writers_fsync_their_own_files(tmp_path, counted, monkeypatch):
+    monkeypatch.setattr(durable, "_syncfs", lambda fd: -1)
+    group = durable.SyncGroup(tmp_path)
+    paths = []
+    for i in range(durable.SYNCFS_MIN):
+        path = tmp_path / f"g{i}"
+        path.write_bytes(b"z")
+        paths.append(path)
+    assert group.wait() is False
+    group.sync_paths(paths)
+    assert counted["fsync"] == durable.SYNCFS_MIN
+    monkeypatch.setattr(durable, "_syncfs", lambda fd: 0)
+    group.sync_paths(paths)  # it works again
+    assert counted["fsync"] == durable.SYNCFS_MIN and group.failed == {1, 2}
+
+
+def test_a_few_files_never_wait_for_a_group(tmp_path, counted, monkeypatch):
+    syncfs = GatedSyncfs()
+    monkeypatch.setattr(durable, "_syncfs", syncfs)
+    group = durable.SyncGroup(tmp_path)
+    done: list = []
+    a = waiter(group, done, "a")
+    assert syncfs.began.acquire(timeout=5)
+    path = tmp_path / "one"
+    path.write_bytes(b"1")
+    group.sync_paths([path])  # returns while the group's sync is held
+    assert counted["fsync"] == 1 and done == []
+    syncfs.release(1)
+    a.join(5)
+    assert done == [("a", True)]

@@ -42,14 +42,25 @@ Rules:
    Linux), or None elsewhere. A process that is killed leaves what it wrote in the page
    cache, where every later reader finds it; only a crash of the operating system (or
    a power cut) loses data not yet written back, and after one the boot id differs.
+7. ``SyncGroup(path).sync_paths(paths)`` is ``sync_paths`` for files on ``path``'s file
+   system (not checked) where writers that finish at
+   about the same time share one ``syncfs`` (group commit; the control plane's blob
+   store, whose concurrent bundle uploads each ended in a ``syncfs`` of their own).
+   A caller returns only after a ``syncfs`` that *began after it called* has ended: it
+   joins the one in flight only if that one began after the caller's writes were
+   done, else it waits for the next one, which it (or another waiter) begins once the
+   one in flight has ended; the waiters that came meanwhile share that next one. A
+   ``syncfs`` that failed makes its waiters fsync their own files one by one, as
+   Rule 4; fewer than ``SYNCFS_MIN`` files never wait for a group.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 
-__all__ = ["SYNCFS_MIN", "boot_id", "sync_filesystem", "sync_many", "sync_paths", "write_all"]
+__all__ = ["SYNCFS_MIN", "SyncGroup", "boot_id", "sync_filesystem", "sync_many", "sync_paths", "write_all"]
 
 BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
 
@@ -129,10 +140,76 @@ def sync_paths(paths) -> None:
                     return
             finally:
                 os.close(fd)
+    _fsync_each(paths)
+
+
+def _fsync_each(paths) -> None:
     for path in paths:
         fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class SyncGroup:
+    """Rule 7: one ``syncfs`` of ``path``'s file system for the writers that wait at once."""
+
+    def __init__(self, path) -> None:
+        self.path = str(path)
+        self.begun = 0  # syncs begun; one runs at a time, so they end in this order
+        self.ended = 0  # ... and the number of the last one that ended
+        self.running = False
+        self.waiting = 0  # callers waiting for a sync to end
+        self.failed: set[int] = set()  # numbers of syncs that failed (recent ones)
+        self.cond = threading.Condition()
+
+    def __repr__(self) -> str:
+        return (f"<SyncGroup {self.path} begun={self.begun} ended={self.ended} waiting={self.waiting}"
+                f"{' running' if self.running else ''}>")
+
+    def sync_paths(self, paths) -> None:
+        """``sync_paths(paths)``, the ``syncfs`` shared (Rule 7)."""
+        paths = list(paths)
+        if len(paths) < SYNCFS_MIN or not _load_syncfs():
+            sync_paths(paths)
+        elif not self.wait():
+            _fsync_each(paths)
+
+    def wait(self) -> bool:
+        """Return once a ``syncfs`` begun after this call has ended; whether it worked."""
+        with self.cond:
+            mine = self.begun + 1  # the first sync to begin from now on covers this caller's writes
+            while self.ended < mine:
+                if self.running:
+                    self.waiting += 1
+                    self.cond.wait()
+                    self.waiting -= 1
+                    continue
+                self.running = True
+                self.begun += 1
+                number = self.begun
+                ok = False
+                self.cond.release()
+                try:
+                    ok = self._syncfs()
+                finally:
+                    self.cond.acquire()
+                    self.running = False
+                    self.ended = number
+                    if not ok:
+                        self.failed = {n for n in self.failed if n > number - 64} | {number}
+                    self.cond.notify_all()
+            return mine not in self.failed
+
+    def _syncfs(self) -> bool:
+        syncfs = _load_syncfs()
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            return bool(syncfs) and syncfs(fd) == 0
         finally:
             os.close(fd)
 

@@ -11,6 +11,7 @@ from owncdn.client.hashcache import HashCache
 from owncdn.client.push import push_site
 from owncdn.client.pushapi import PushApi
 from owncdn.client.sitedir import SiteError
+from owncdn.core.content.digest import digest
 from owncdn.control.api import ApiServer, create_app
 from owncdn.control.blobs import DirBlobStore
 from owncdn.control.store import Store, sqlite_url
@@ -118,7 +119,7 @@ def test_many_small_files_go_in_bundles_and_can_be_fetched_back(api, tmp_path, m
     monkeypatch.setattr(api, "put_bundle", lambda content, size=None: bundles.append(1) or real(content, size))
     result = push_site(api, root, service="blog")
     assert result.blobs_uploaded == 601 and len(bundles) == 3  # 600 small ones, 256 per bundle; big alone
-    wanted = [hashlib.sha256(t.encode()).hexdigest() for t in files.values()][:300]
+    wanted = [digest(t.encode()) for t in files.values()][:300]
     fetched = dict(api.fetch_blobs(wanted + wanted[:5]))
     assert list(fetched) == wanted
     assert fetched[wanted[7]] == files["f7"].encode()
@@ -130,7 +131,7 @@ def test_many_small_files_go_in_bundles_and_can_be_fetched_back(api, tmp_path, m
 # -- a push after a push: the release and the files read again, in one request (push Rule 7) --
 
 def sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    return digest(text.encode())
 
 
 @pytest.fixture

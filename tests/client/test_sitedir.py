@@ -1,6 +1,5 @@
 """Reading a directory to push: paths, symlinks, limits."""
 
-import hashlib
 import os
 
 from pathlib import Path
@@ -8,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from owncdn.client.sitedir import Limits, SiteError, scan_site
+from owncdn.core.content.digest import digest
 
 
 def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return digest(data)  # BLAKE3, <hex>-b3
 
 
 @pytest.fixture

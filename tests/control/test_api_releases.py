@@ -16,6 +16,7 @@ from owncdn.control.api.releasechannels import ReleaseChannel, ReleaseReadyChann
 from owncdn.control.blobs import DirBlobStore
 from owncdn.control.store import Store, sqlite_url
 from owncdn.core.content.bundle import header
+from owncdn.core.content.digest import digest
 
 SITE = """\
 version: 1
@@ -178,6 +179,63 @@ def test_hash_mismatch_is_400_and_stores_nothing(api):
 
 def bundle(*blobs: bytes) -> bytes:
     return b"".join(f"{sha(b)} {len(b)}\n".encode() + b for b in blobs)
+
+
+# -- blob names: SHA-256 (pushed before BLAKE3, what this file's helpers name) and BLAKE3 ------
+
+def b3_manifest(**files: bytes) -> dict:
+    return {"files": {path: {"blob": digest(data), "size": len(data)} for path, data in files.items()}}
+
+
+def test_sha256_and_blake3_releases_side_by_side_are_served_and_rolled_back(api):
+    """A release an older client pushed (SHA-256 names) and BLAKE3 ones after it: each
+    blob is checked with the hash its name says, served by its name, and rolling back
+    to the old release needs nothing uploaded again."""
+    api.put(b"<h1>old</h1>")
+    api.put(b"css")
+    legacy = manifest(index__html=b"<h1>old</h1>", **{"a.css": b"css"})
+    old = api.ok("POST", "/v1/services/blog/releases", json={"manifest": legacy})
+    assert api.ok("POST", "/v1/blobs/missing", json={"hashes": [digest(b"css"), sha(b"css"), digest(b"new")]}) == {
+        "missing": [digest(b"css"), digest(b"new")]}
+    stored = api.ok("PUT", f"/v1/blobs/{digest(b'<h1>new</h1>')}", content=b"<h1>new</h1>")
+    assert stored == {"sha256": digest(b"<h1>new</h1>"), "size": 12}
+    mixed = {"files": {**manifest(**{"a.css": b"css"})["files"], **b3_manifest(**{"index.html": b"<h1>new</h1>"})["files"]}}
+    assert api.ok("POST", "/v1/services/blog/releases", json={"manifest": mixed})["number"] == 2  # keeps a.css's old blob
+    m3 = b3_manifest(**{"index.html": b"<h1>3</h1>", "a.css": b"css"})
+    body = release_bundle(m3) + b"".join(header(digest(d), len(d)) + d for d in (b"<h1>3</h1>", b"css"))
+    third = api.ok("POST", "/v1/services/blog/releases/bundle", content=body, headers=BUNDLE)
+    assert third["number"] == 3 and api.blobs.missing([digest(b"<h1>3</h1>"), digest(b"css")]) == []
+    api.register("edge-1")
+    for name, data in ((sha(b"<h1>old</h1>"), b"<h1>old</h1>"), (digest(b"<h1>3</h1>"), b"<h1>3</h1>")):
+        got = api.call("GET", f"/v1/blobs/{name}", "edge-1")
+        assert (got.status_code, got.content, got.headers["etag"]) == (200, data, f'"{name}"')
+    fetched = api.call("POST", "/v1/blobs/fetch", "edge-1", json={"hashes": [sha(b"css"), digest(b"css")]})
+    assert fetched.content == header(sha(b"css"), 3) + b"css" + header(digest(b"css"), 3) + b"css"
+    back = api.ok("POST", f"/v1/services/blog/releases/{old['number']}/activate")
+    assert back["current"] and back["id"] == old["id"] == sha(canonical(legacy))  # its id as before BLAKE3
+
+
+@pytest.mark.parametrize("name", [digest(b"claimed"), digest(b"actual")[:64], sha(b"actual") + "-b3"])
+def test_a_wrong_blake3_body_is_refused(api, name):
+    """A body whose BLAKE3 is not the name (or a name of the other hash's digest) is
+    refused as a single upload and inside a bundle, storing nothing."""
+    r = api.call("PUT", f"/v1/blobs/{name}", content=b"actual")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "hash_mismatch"
+    r = api.call("POST", "/v1/blobs/bundle", content=header(digest(b"fine"), 4) + b"fine" + header(name, 6) + b"actual")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "hash_mismatch"
+    assert api.blobs.missing([name, digest(b"fine")]) == [name]
+    m = b3_manifest(x=b"actual")
+    r = api.call("POST", "/v1/services/blog/releases/bundle", content=release_bundle(m) + header(name, 6) + b"actual",
+                 headers=BUNDLE)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "hash_mismatch"
+    assert api.ok("GET", "/v1/services/blog/releases", "read") == []
+
+
+@pytest.mark.parametrize("name", ["a" * 64 + "-b2", "A" * 64 + "-b3", "blake3:" + "a" * 64, "a" * 64 + "-b3x"])
+def test_names_that_are_not_blob_names_are_refused(api, name):
+    assert api.call("PUT", f"/v1/blobs/{name}", content=b"x").status_code == 422
+    r = api.call("POST", "/v1/blobs/missing", json={"hashes": [name]})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_hash"
 
 
 def test_a_bundle_stores_each_blob_and_fetch_returns_them(api):
@@ -498,11 +556,9 @@ def test_a_release_bundle_creates_the_release_and_stores_its_new_blobs(api):
 
 
 def test_the_next_manifest_is_checked_against_the_last_release_and_still_refused_when_wrong(api):
-    from owncdn.control.api.releases import RECENT
-
     first = manifest(index__html=b"a", x=b"a")
     api.ok("POST", "/v1/services/blog/releases/bundle", content=release_bundle(first, b"a"), headers=BUNDLE)
-    assert RECENT.get("production", "blog").id == sha(canonical(first))  # releases Rule 9
+    assert api.ctx.recent_manifests[("production", "blog")].id == sha(canonical(first))  # releases Rule 9
     for files, why in [({**first["files"], "x/y": first["files"]["x"]}, "also a directory"),
                        ({**first["files"], "x": {"sha256": sha(b"a"), "size": True}}, "size must be"),
                        ({**first["files"], "../up": first["files"]["x"]}, "'..'")]:

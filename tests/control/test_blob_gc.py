@@ -12,6 +12,7 @@ from owncdn.control.api import ApiServer, create_app
 from owncdn.control.blobgc import collect_blobs
 from owncdn.control.blobs import DirBlobStore
 from owncdn.control.store import Store, sqlite_url
+from owncdn.core.content.digest import digest
 from owncdn.core.content.retention import Retention
 from tests.control.test_api_releases import BUNDLE, SITE, Api, manifest, release_bundle, sha
 
@@ -82,6 +83,24 @@ def test_gc_deletes_exactly_the_old_unreferenced_blobs_and_kept_releases_roll_ba
     assert "blob GC deleted 1 of its blobs" in r.json()["error"]["message"]
     assert r.json()["error"]["problems"] == [sha(one)]
     assert api.store.current_release_number("production", "blog") == 2
+
+
+def test_blobs_named_by_sha256_and_by_blake3_are_collected_alike(api):
+    """Release 1 pushed before BLAKE3 (SHA-256 names), 2 and 3 after it (BLAKE3, still
+    naming release 1's stylesheet by its old name): retention and collection read both."""
+    page, css = b"<h1>old</h1>", b"old css"
+    assert release(api, index__html=page, site__css=css) == 1
+    for text in (b"two", b"three"):
+        api.ok("PUT", f"/v1/blobs/{digest(text)}", content=text)
+        m = {"files": {"index.html": {"blob": digest(text), "size": len(text)}, "site.css": {"sha256": sha(css), "size": 7}}}
+        api.ok("POST", "/v1/services/blog/releases", json={"manifest": m})
+    api.ok("PUT", f"/v1/blobs/{digest(b'stray')}", content=b"stray")
+    names = [sha(page), sha(css), digest(b"two"), digest(b"three"), digest(b"stray")]
+    for name in names:
+        os.utime(api.blobs.path(name), (HOURS_AGO, HOURS_AGO))
+    done = gc(api)
+    assert (done["stored"], done["referenced"], done["deleted"]) == (5, 3, 2)
+    assert api.blobs.missing(names) == [sha(page), digest(b"stray")]
 
 
 def test_a_release_a_node_serves_and_the_current_one_keep_their_blobs(api):

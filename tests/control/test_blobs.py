@@ -9,11 +9,16 @@ import pytest
 from owncdn.control.blobs import (
     BlobMismatch, BlobNotFound, BlobTooLarge, DirBlobStore, S3BlobStore, open_blob_store,
 )
+from owncdn.core.content.digest import digest
 from owncdn.testing.seaweedfs import SeaweedServer
 
 
 def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return digest(data)  # BLAKE3, <hex>-b3: what pushes name blobs with
+
+
+def old(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()  # a blob pushed before BLAKE3
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +95,27 @@ def test_missing_keeps_order_and_drops_repeats(blobs):
     assert blobs.missing([sha(b), sha(have), sha(a), sha(b)]) == [sha(b), sha(a)]
 
 
-@pytest.mark.parametrize("name", ["", "../../etc/passwd", "A" * 64, "a" * 63, "g" * 64])
-def test_names_must_be_sha256(blobs, name):
-    with pytest.raises(ValueError, match="sha256"):
+@pytest.mark.parametrize("name", ["", "../../etc/passwd", "A" * 64, "a" * 63, "g" * 64, "a" * 64 + "-b2",
+                                  "a" * 63 + "-b3", "blake3:" + "a" * 64, "gc." + "a" * 64, "a" * 64 + "-b3/x"])
+def test_names_must_be_blob_names(blobs, name):
+    with pytest.raises(ValueError, match="64 lowercase hex digits, then -b3"):
         blobs.writer(name)
+
+
+def test_sha256_blobs_stored_before_blake3_are_read_listed_and_collected(blobs):
+    """A store holding blobs of releases pushed before BLAKE3: each name is checked with
+    the hash it says, both kinds are listed for collection and deleted alike."""
+    data = os.urandom(20_000)
+    assert put(blobs, data, old(data)) == put(blobs, data) == len(data)  # the same bytes under both names
+    assert blobs.sizes([old(data), sha(data)]) == {old(data): len(data), sha(data): len(data)}
+    assert b"".join(blobs.read(old(data), 5)) == data[5:]
+    for wrong in (old(b"other"), sha(b"other"), sha(data)[:64]):  # a BLAKE3 hex is not a SHA-256 name
+        with pytest.raises(BlobMismatch, match="hash to"):
+            put(blobs, data, wrong)
+    listed = dict(blobs.stored())
+    assert set(listed) == {old(data), sha(data)}
+    assert blobs.delete_older(old(data), cutoff=listed[old(data)].mtime + 10) == len(data)
+    assert blobs.missing([old(data), sha(data)]) == [old(data)]
 
 
 def test_dir_store_layout_and_leftovers(tmp_path):
@@ -241,12 +263,13 @@ def test_claim_is_missing_and_refreshes_old_blobs_in_a_directory(tmp_path):
     assert temp_files(blobs.root) == []
 
 
-def test_a_blob_a_crash_left_in_gc_trash_is_put_back_at_start(tmp_path):
+@pytest.mark.parametrize("name", [sha, old])
+def test_a_blob_a_crash_left_in_gc_trash_is_put_back_at_start(tmp_path, name):
     blobs = DirBlobStore(tmp_path / "blobs")
-    put(blobs, b"kept")
-    os.replace(blobs.path(sha(b"kept")), blobs.tmp / f"gc.{sha(b'kept')}")  # as delete_older does first
+    put(blobs, b"kept", name(b"kept"))
+    os.replace(blobs.path(name(b"kept")), blobs.tmp / f"gc.{name(b'kept')}")  # as delete_older does first
     again = DirBlobStore(tmp_path / "blobs")
-    assert again.missing([sha(b"kept")]) == []
+    assert again.missing([name(b"kept")]) == []
     assert temp_files(again.root) == []
 
 

@@ -86,7 +86,7 @@ def test_a_waiting_fetch_sends_a_chunk_per_round(served):
 
 def test_beyond_the_senders_the_answer_goes_through_asgi(served, monkeypatch):
     http, blobs, chunks, _, _ = served
-    monkeypatch.setattr(sendfile, "SENDERS", 0)
+    monkeypatch.setattr(sendfile._POOL, "limit", 0)
     datas = [os.urandom(70_000), os.urandom(2 << 20)]
     put(blobs, *datas)
     got = http.post("/v1/blobs/fetch", json={"hashes": [sha(datas[0])]})

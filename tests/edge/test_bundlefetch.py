@@ -4,7 +4,6 @@ kept, reported and reused."""
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import threading
 import time
@@ -12,6 +11,7 @@ import time
 import pytest
 
 from owncdn.core.content.bundle import header
+from owncdn.core.content.digest import digest as blob_name
 from owncdn.edge.bundlefetch import BlobConnections, BundleFetch
 from owncdn.edge.releases import ReleaseStore
 from owncdn.edge.upstream import (
@@ -22,7 +22,7 @@ BLOBS = [b"<h1>one</h1>", b"body{}" * 50, bytes(range(256)) * 40, b""]
 
 
 def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return blob_name(data)  # BLAKE3, <hex>-b3
 
 
 def bundle(blobs: list[bytes], corrupt: bytes | None = None) -> bytes:
@@ -166,6 +166,23 @@ def test_a_wrong_blob_is_reported_and_not_kept_the_others_are(server, tmp_path):
     assert outcome.error is None and (sha(BLOBS[1]), False) in outcome.results
     assert not store.has_blob(sha(BLOBS[1])) and store.has_blob(sha(BLOBS[2]))
     assert list(store.partial.iterdir()) == []
+
+
+def test_sha256_and_blake3_names_in_one_bundle_are_each_checked_with_their_hash(server, tmp_path):
+    """Blobs of a release pushed before BLAKE3 (SHA-256 names) and newer ones in one
+    bundle: a wrong body under either kind of name is refused, the rest kept."""
+    store = ReleaseStore(tmp_path / "push")
+    old = lambda data: blob_name(data, "sha256")  # noqa: E731
+    sent = [(old(b"old"), b"old"), (old(b"bad old"), b"bad 0ld"), (sha(b"new"), b"new"), (sha(b"bad new"), b"bad n3w")]
+    server.answer(head() + chunked(b"".join(header(name, len(data)) + data for name, data in sent), 9))
+    conns = BlobConnections(server.address, Timeouts(connect=2, first_byte=2, idle=2))
+    body = b'{"hashes":[]}'
+    request = request_head("POST", "/v1/blobs/fetch", [("Host", "cp"), ("Content-Length", str(len(body)))]) + body
+    outcome = BundleFetch(conns, request, {name: len(data) for name, data in sent}, store).run()
+    assert outcome.error is None
+    assert outcome.results == [(old(b"old"), True), (old(b"bad old"), False), (sha(b"new"), True), (sha(b"bad new"), False)]
+    assert store.blob_path(old(b"old")).read_bytes() == b"old" and store.blob_path(sha(b"new")).read_bytes() == b"new"
+    assert not store.has_blob(old(b"bad old")) and not store.has_blob(sha(b"bad new"))
 
 
 def test_a_blob_the_store_holds_already_is_read_past_and_not_written_again(server, tmp_path):

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import hashlib
 import json
 import os
 
 import pytest
 
 from owncdn.core.config import parse_config
+from owncdn.core.content.digest import digest
 from owncdn.edge.bodies import DiskBody
 from owncdn.edge.server import AdminApp, EdgeServer
 from owncdn.edge.static import ANY_CODING, warm_release
@@ -252,7 +252,7 @@ async def test_a_live_release_is_warmed_for_its_first_visitors(state):
         built = await warm_release(t.server.edge, "blog")
         live = t.store.live["blog"]
         warmed = sorted(target for target, coding in live.memo if coding is ANY_CODING)
-        small = {hashlib.sha256(SITE[p]).hexdigest() for p in ("index.html", "about.html", "docs/index.html", "404.html")}
+        small = {digest(SITE[p]) for p in ("index.html", "about.html", "docs/index.html", "404.html")}
         bodies = set(live.bodies)
         entries = len(live.memo)
         for accept in ("gzip", "br, zstd", "identity"):   # one head serves every Accept-Encoding
@@ -279,11 +279,12 @@ async def test_an_edge_on_its_own_warms_the_releases_it_finds_at_start(state):
     assert (r.status, r.body) == (200, b"<h1>about</h1>")
 
 
-async def test_after_a_reboot_a_corrupt_unflushed_blob_is_never_served(state, monkeypatch):
+@pytest.mark.parametrize("algo", ["blake3", "sha256"])  # a release pushed before BLAKE3 is checked with SHA-256
+async def test_after_a_reboot_a_corrupt_unflushed_blob_is_never_served(state, monkeypatch, algo):
     monkeypatch.setattr("owncdn.edge.releases.system_boot_id", lambda: "boot-a")
     async with PushEdge(state) as t:
-        t.store.install("blog", 1, SITE, released_at=RELEASED)  # not flushed yet (releases.py rule 6)
-        about = t.store.blob_path(hashlib.sha256(SITE["about.html"]).hexdigest())
+        t.store.install("blog", 1, SITE, released_at=RELEASED, algo=algo)  # not flushed yet (releases.py rule 6)
+        about = t.store.blob_path(digest(SITE["about.html"], algo))
     about.write_bytes(b"<h1>ab\0ut</h1>")  # the OS crashed before the page cache was written back
     monkeypatch.setattr("owncdn.edge.releases.system_boot_id", lambda: "boot-b")
     async with PushEdge(state) as t:

@@ -5,10 +5,10 @@ blob the control plane lacks fails it. Against a scripted control plane on loopb
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 from owncdn.core.content.bundle import header
+from owncdn.core.content.digest import digest as blob_name
 from owncdn.core.content.manifest import Manifest
 from owncdn.edge.releases import ReleaseStore
 from owncdn.edge.releasesync import BUNDLE_BLOB, ReleaseSync
@@ -16,7 +16,7 @@ from owncdn.testing.origin import FakeOrigin, Reply
 
 
 def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return blob_name(data)  # BLAKE3, <hex>-b3
 
 
 def event(number: int, files: dict[str, bytes], service: str = "blog") -> dict:
@@ -152,7 +152,7 @@ async def test_wrong_bytes_in_a_bundle_are_refetched_then_fail_the_release(tmp_p
         await sync.on_event(None, None, event(2, two))
         await sync.wait("blog")
         assert store.live["blog"].target.number == 1 and "blog" not in store.pending
-        assert agent.sent[-1]["status"] == "failed" and "did not match its SHA-256" in agent.sent[-1]["reason"]
+        assert agent.sent[-1]["status"] == "failed" and "did not match its name" in agent.sent[-1]["reason"]
         assert sum(sha(b"two") in asked for asked in control.asked) == 3
         assert not store.has_blob(sha(b"two")) and store.has_blob(sha(b"b{}"))  # the good one was kept
     finally:

@@ -5,7 +5,6 @@ until the release exists, nothing fetched twice, a superseded prefetch stopped."
 from __future__ import annotations
 
 import asyncio
-import hashlib
 
 import httpx
 import pytest
@@ -14,6 +13,7 @@ from owncdn.control.api import ApiServer, create_app
 from owncdn.control.blobs import DirBlobStore
 from owncdn.control.store import Store, sqlite_url
 from owncdn.core.content.bundle import header
+from owncdn.core.content.digest import digest as blob_name
 from owncdn.core.content.manifest import Manifest
 from owncdn.edge.releases import ReleaseStore
 from owncdn.edge.releasesync import ReleaseSync
@@ -29,7 +29,7 @@ FILES = {"index.html": b"<h1>hello</h1>", "style.css": b"body{}", "big.bin": byt
 
 
 def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return blob_name(data)  # BLAKE3, <hex>-b3
 
 
 def manifest(files: dict[str, bytes]) -> Manifest:

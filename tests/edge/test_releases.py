@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from owncdn.core.content.digest import digest as blob_name
 from owncdn.core.content.manifest import Manifest
 from owncdn.edge.releases import ReleaseStore, Target
 from owncdn.edge.releasesync import ReleaseSync
@@ -18,11 +19,15 @@ from owncdn.testing.origin import FakeOrigin, Reply
 
 
 def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return blob_name(data)  # BLAKE3, <hex>-b3
 
 
-def event(number: int, files: dict[str, bytes], service: str = "blog") -> dict:
-    manifest = Manifest.build([(p, sha(d), len(d)) for p, d in files.items()])
+def old(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()  # a blob pushed before BLAKE3
+
+
+def event(number: int, files: dict[str, bytes], service: str = "blog", name=sha) -> dict:
+    manifest = Manifest.build([(p, name(d), len(d)) for p, d in files.items()])
     return {"key": service, "service": service, "number": number, "id": manifest.id,
             "manifest": manifest.to_json()}
 
@@ -55,9 +60,9 @@ class FakeControl:
     """GET /v1/blobs/{sha}: a scripted control plane on loopback (FakeOrigin) holding these
     blobs, honouring Range unless told not to."""
 
-    def __init__(self, blobs: dict[str, bytes]) -> None:
+    def __init__(self, blobs: dict[str, bytes], names=(sha,)) -> None:
         self.origin = FakeOrigin()
-        self.blobs = {sha(d): d for d in blobs.values()}
+        self.blobs = {name(d): d for d in blobs.values() for name in names}
         self.requests: list[tuple[str, str | None]] = []
         self.corrupt: set[str] = set()
         self.ignore_range = False
@@ -227,9 +232,38 @@ async def test_wrong_bytes_fail_the_release_and_the_previous_keeps_serving(tmp_p
     await sync.on_event(None, None, event(2, SITE2))
     await sync.wait("blog")
     assert store.live["blog"].target.number == 1 and "blog" not in store.pending
-    assert agent.sent[-1]["status"] == "failed" and "did not match its SHA-256" in agent.sent[-1]["reason"]
+    assert agent.sent[-1]["status"] == "failed" and "did not match its name" in agent.sent[-1]["reason"]
     assert [r[0] for r in control.requests].count(sha(b"two")) == 3
     assert not store.has_blob(sha(b"two"))
+    await sync.close()
+    await control.origin.close()
+
+
+async def test_a_release_pushed_before_blake3_is_fetched_served_and_rolled_back_to(tmp_path):
+    """A release named by SHA-256 next to BLAKE3 ones: each blob is verified with the hash
+    its name says (a wrong body fails either kind), and rolling back fetches nothing."""
+    control = FakeControl(SITE1 | {"i2": SITE2["index.html"], "bad": b"bad"}, names=(sha, old))
+    store, sync, agent = await make_sync(tmp_path, control)
+    await sync.on_event(None, None, event(1, SITE1, name=old))
+    await sync.wait("blog")
+    await sync.on_event(None, None, event(2, SITE2))
+    await sync.wait("blog")
+    assert [a["status"] for a in agent.sent] == ["serving", "serving"]
+    assert store.live["blog"].previous.number == 1
+    assert store.blob_path(old(b"one")).read_bytes() == b"one" and store.blob_path(sha(b"two")).read_bytes() == b"two"
+    control.requests.clear()
+    await sync.on_event(None, None, event(3, SITE1, name=old))  # a rollback: release 1's manifest again
+    await sync.wait("blog")
+    assert store.live["blog"].target.manifest == Target.from_event(event(1, SITE1, name=old)).manifest
+    assert control.requests == [] and agent.sent[-1]["status"] == "serving"
+    store.collect()
+    assert store.held == {old(d) for d in SITE1.values()} | {sha(d) for d in SITE2.values()}  # current, previous
+    for name in (old, sha):
+        control.corrupt.add(name(b"bad"))
+        await sync.on_event(None, None, event(4 if name is old else 5, {"index.html": b"bad"}, name=name))
+        await sync.wait("blog")
+        assert agent.sent[-1]["status"] == "failed" and "did not match its name" in agent.sent[-1]["reason"]
+        assert store.live["blog"].target.number == 3 and not store.has_blob(name(b"bad"))
     await sync.close()
     await control.origin.close()
 

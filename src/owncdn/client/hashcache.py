@@ -16,7 +16,10 @@ Rules:
    temp file + rename (paths as strings: `owncdn push` starts without importing
    ``pathlib``). A cache that cannot be read or written is ignored: it only
    saves time, it never decides what is pushed when the file says otherwise (an
-   entry whose hash is not 64 lowercase hex digits is not used).
+   entry whose hash is not a blob name, ``core/content/digest.py``, is not used).
+4. A file remembered by its SHA-256 name (pushed before BLAKE3) keeps that name while
+   it is unchanged: its blob is stored already, so upgrading owncdn uploads and
+   fetches nothing again and changes no ETag; bytes hashed now are named by BLAKE3.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import json  # not orjson: its import pulls in dataclasses, uuid and datetime (~
 import os
 import time
 
-from owncdn.core.content.manifest import is_sha256
+from owncdn.core.content.digest import is_blob_name
 
 __all__ = ["HashCache", "cache_dir"]
 
@@ -66,14 +69,14 @@ class HashCache:
         return cls(os.path.join(directory or cache_dir(), name))
 
     def get(self, rel: str, st: os.stat_result) -> str | None:
-        """The remembered SHA-256 of this file, if its stat is unchanged and not racy."""
+        """The remembered blob name of this file, if its stat is unchanged and not racy."""
         entry = self.old.get(rel)
         if not isinstance(entry, list) or len(entry) != 3:
             return None
         key, sha, hashed_at = entry
         if key != _key(st) or not isinstance(hashed_at, int) or max(st.st_mtime_ns, st.st_ctime_ns) > hashed_at - RACY_NS:
             return None
-        if not is_sha256(sha):  # a damaged cache file: hashed again
+        if not is_blob_name(sha):  # a damaged cache file: hashed again (Rule 3; either hash: Rule 4)
             return None
         self.hits += 1
         self.new[rel] = entry

@@ -1,14 +1,15 @@
 """The content-addressed blob store of pushed releases: a directory, or S3.
 
-A blob is the bytes of one pushed file, named by their SHA-256 (64 lowercase hex
-digits). ``open_blob_store(spec)`` gives a ``DirBlobStore`` for a path and an
+A blob is the bytes of one pushed file, named by a digest of them: ``<hex>-b3``
+(BLAKE3) or, for blobs pushed before BLAKE3, ``<hex>`` (SHA-256); the name says which
+(``owncdn.core.content.digest``). ``open_blob_store(spec)`` gives a ``DirBlobStore`` for a path and an
 ``S3BlobStore`` for ``s3://bucket/prefix`` (endpoint and credentials from the
 standard AWS environment: ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``).
 
 Rules:
 1. A blob is stored only under the hash of its bytes: ``writer(sha).write(...)``
-   hashes while receiving, and ``commit()`` raises ``BlobMismatch`` (storing nothing)
+   hashes while receiving (with the hash its name says), and ``commit()`` raises ``BlobMismatch`` (storing nothing)
    when the bytes hash to anything else. So whatever is stored is right, and storing
    the same blob twice is harmless (idempotent).
 2. Directory store: bytes go to a temp file in ``<root>/tmp`` (small blobs: in the
@@ -19,7 +20,10 @@ Rules:
    missing (``put_many`` writes a batch of small
    blobs first and makes them durable at once before renaming any; ``write_many``
    and ``commit_many`` are its two halves, so a bundle upload makes all its small
-   blobs durable with one flush at its end). The renames are made durable by
+   blobs durable with one flush at its end; ``part(sha, size)`` writes one blob
+   piece by piece for ``commit_many``, the way an upload read raw stores its blobs;
+   ``commit_many`` shares its ``syncfs`` with the uploads ending at the same time,
+   ``durable.SyncGroup``). The renames are made durable by
    ``sync(hashes)`` (one fsync per directory renamed into since the last sync; every
    directory after a start), which the control plane calls before it stores a release
    naming those blobs: a blob lost to a crash before that is reported missing and
@@ -48,7 +52,6 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -60,12 +63,12 @@ from pathlib import Path
 from typing import IO, Protocol
 from urllib.parse import urlsplit
 
-from owncdn.core.content import is_sha256
+from owncdn.core.content.digest import hasher, is_blob_name, name_of
 from owncdn.core.content.retention import BlobInfo
-from owncdn.durable import sync_many, sync_paths, write_all
+from owncdn.durable import SyncGroup, sync_many, write_all
 
 __all__ = [
-    "BlobError", "BlobMismatch", "BlobNotFound", "BlobStore", "BlobTooLarge", "BlobWriter",
+    "BlobError", "BlobMismatch", "BlobNotFound", "BlobPart", "BlobStore", "BlobTooLarge", "BlobWriter",
     "DirBlobStore", "S3BlobStore", "open_blob_store",
 ]
 
@@ -76,6 +79,7 @@ HEAD_THREADS = 16
 CLAIM_REFRESH = 60.0
 GC_PREFIX = "gc."
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC
 
 
 class BlobError(Exception):
@@ -113,8 +117,9 @@ class BlobStore(Protocol):
 
 
 def _check_name(sha: str) -> None:
-    if not is_sha256(sha):
-        raise ValueError(f"blob name {sha[:80]!r}: expected a sha256 in 64 lowercase hex digits")
+    if not is_blob_name(sha):
+        raise ValueError(f"blob name {sha[:80]!r}: expected 64 lowercase hex digits, then -b3 (BLAKE3) "
+                         "or nothing (SHA-256)")
 
 
 class _Hashing:
@@ -123,7 +128,7 @@ class _Hashing:
     def __init__(self, sha: str, limit: int) -> None:
         _check_name(sha)
         self.sha, self.limit = sha, limit
-        self.hash = hashlib.sha256()
+        self.hash = hasher(sha)
         self.size = 0
 
     def _count(self, data: bytes) -> None:
@@ -146,7 +151,7 @@ class _Hashing:
         raise NotImplementedError
 
     def _verify(self) -> None:
-        got = self.hash.hexdigest()
+        got = name_of(self.hash)
         if got != self.sha:
             raise BlobMismatch(f"the {self.size} bytes sent as blob {self.sha} hash to {got}; nothing was stored")
 
@@ -164,7 +169,7 @@ class DirBlobStore:
         self._tmp = str(self.tmp)
         self.tmp.mkdir(parents=True, exist_ok=True)
         for leftover in self.tmp.iterdir():
-            if leftover.name.startswith(GC_PREFIX) and is_sha256(leftover.name[len(GC_PREFIX):]):
+            if leftover.name.startswith(GC_PREFIX) and is_blob_name(leftover.name[len(GC_PREFIX):]):
                 self._restore(leftover, leftover.name[len(GC_PREFIX):])  # fate unknown: back (Rule 6)
             elif leftover.is_dir() and not leftover.is_symlink():
                 shutil.rmtree(leftover, ignore_errors=True)  # a writing thread's directory (Rule 2)
@@ -176,6 +181,7 @@ class DirBlobStore:
         self._tmp_dirs = 0
         self._dirs: dict[str, Path] = {}  # the 256 blob directories, by prefix
         self._make_dirs()
+        self._group = SyncGroup(self._tmp)  # commit_many's syncfs, shared by uploads ending at once
 
     def __repr__(self) -> str:
         return f"<DirBlobStore {self.root}>"
@@ -241,7 +247,7 @@ class DirBlobStore:
             if len(entry.name) != 2 or not entry.is_dir(follow_symlinks=False):
                 continue
             for blob in os.scandir(entry.path):
-                if blob.name.startswith(entry.name) and is_sha256(blob.name):
+                if blob.name.startswith(entry.name) and is_blob_name(blob.name):
                     try:
                         st = blob.stat(follow_symlinks=False)
                     except FileNotFoundError:
@@ -299,7 +305,9 @@ class DirBlobStore:
             if len(data) > self.max_bytes:
                 error = BlobTooLarge(f"blob {sha[:12]}: larger than the store's limit of {self.max_bytes} bytes")
                 break
-            got = hashlib.sha256(data).hexdigest()
+            h = hasher(sha)
+            h.update(data)
+            got = name_of(h)
             if got != sha:
                 error = BlobMismatch(f"the {len(data)} bytes sent as blob {sha} hash to {got}; nothing was stored")
                 break
@@ -328,12 +336,19 @@ class DirBlobStore:
         local.counter += count
         return directory, first
 
+    def part(self, sha: str, size: int) -> BlobPart:
+        """A blob of ``size`` bytes received piece by piece (Rules 1, 2, 5): a temp file
+        in this thread's temp directory, hashed as written; ``finish()`` checks it and
+        gives ``(sha, temp file)`` for ``commit_many``, ``abort()`` removes it."""
+        return BlobPart(self, sha, size)
+
     def commit_many(self, written: list[tuple[str, str]]) -> None:
-        """Temp files from ``write_many`` (of one call or several): made durable at once
-        (``owncdn.durable.sync_paths``: one ``syncfs`` rather than an fsync each), then
-        renamed (Rule 2). If that fails they are removed."""
+        """Temp files from ``write_many`` or ``part`` (of one call or several): made
+        durable at once (``owncdn.durable.SyncGroup``: one ``syncfs`` rather than an
+        fsync each, shared with other uploads ending at the same time), then renamed
+        (Rule 2). If that fails they are removed."""
         try:
-            sync_paths([tmp for _, tmp in written])
+            self._group.sync_paths([tmp for _, tmp in written])
         except BaseException:
             for _, tmp in written:
                 _unlink(tmp)
@@ -434,6 +449,45 @@ class _DirWriter(_Hashing):
         self.tmp_path.unlink(missing_ok=True)
 
 
+class BlobPart(_Hashing):
+    """One blob received piece by piece into a temp file (``DirBlobStore.part``)."""
+
+    def __init__(self, store: DirBlobStore, sha: str, size: int) -> None:
+        super().__init__(sha, store.max_bytes)
+        if size > self.limit:
+            raise BlobTooLarge(f"blob {sha[:12]}: {size} bytes, more than the store's limit of {self.limit} bytes")
+        directory, number = store._temp_names(1)
+        self.tmp = f"{directory}/{sha[:12]}.{number}"
+        self.fd = os.open(self.tmp, _CREATE, 0o644)
+
+    def __repr__(self) -> str:
+        return f"<BlobPart {self.sha[:12]} {self.size} bytes{'' if self.fd >= 0 else ' closed'}>"
+
+    def write(self, data) -> None:
+        """Hash and write ``data`` (bytes or a view); ``BlobTooLarge`` past the limit."""
+        self._count(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def finish(self) -> tuple[str, str]:
+        """``(sha, temp file)`` once the bytes hash to ``sha``; else removed, ``BlobMismatch``."""
+        os.close(self.fd)
+        self.fd = -1
+        try:
+            self._verify()
+        except BlobMismatch:
+            _unlink(self.tmp)
+            raise
+        return self.sha, self.tmp
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        _unlink(self.tmp)
+
+
 def _unlink(path: str) -> None:
     try:
         os.unlink(path)
@@ -514,7 +568,7 @@ class S3BlobStore:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start):
                 for obj in page.get("Contents", ()):
                     name = obj["Key"][len(start):]
-                    if is_sha256(name):
+                    if is_blob_name(name):
                         yield name, BlobInfo(size=int(obj["Size"]), mtime=obj["LastModified"].timestamp())
         except (ClientError, BotoCoreError) as exc:
             raise BlobError(f"{self!r}: cannot list blobs: {_reason(exc)}") from None

@@ -22,7 +22,9 @@ Rules:
    chunked coding (``core/http/chunked.py``), ``Content-Length`` or the connection's end.
 2. A 200 body is a bundle (``core/content/bundle.py``, views): each blob's pieces are
    hashed and written to a partial file of its own straight from the buffer as they
-   arrive; at the blob's end its SHA-256 is compared (``releases.py`` rule 1). A blob not
+   arrive, with the hash its name says (``core/content/digest.py``: BLAKE3, or SHA-256
+   for older blobs); at the blob's end the digest is compared with the name
+   (``releases.py`` rule 1). A blob not
    asked for, with another size, or twice, ends the fetch as ``OriginProtocolError``; one
    that hashes wrong is deleted and reported (``Outcome.results``); one the store
    holds already is read past.
@@ -46,7 +48,6 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import ssl
@@ -55,6 +56,7 @@ import time
 from collections import deque
 
 from owncdn.core.content.bundle import BlobData, BlobEnd, BlobStart, BundleError, BundleReader
+from owncdn.core.content.digest import hasher, name_of
 from owncdn.core.http.chunked import ChunkedDecoder, ChunkedError
 from owncdn.edge.upstream import (
     OriginAddress, OriginConnectError, OriginError, OriginProtocolError, OriginTimeout, Timeouts, tls_context,
@@ -168,7 +170,7 @@ class BundleFetch:
         self._lock = threading.Lock()
         self._written: list[tuple[str, str]] = []  # verified partial files not yet renamed (Rule 3)
         self._part: tuple[int, str] | None = None  # the blob being written: (fd, partial file)
-        self._digest = hashlib.sha256()  # ... and its hash so far
+        self._digest = None  # ... and its hash so far
         self._reader = BundleReader(views=True)
         self._blob_start = 0  # outcome.received when the current blob began
 
@@ -362,7 +364,7 @@ class BundleFetch:
             return  # fetched meanwhile by another task: read past
         path = self.store.part_name(sha)
         self._part = (os.open(path, _CREATE, 0o644), path)
-        self._digest = hashlib.sha256()
+        self._digest = hasher(sha)
 
     def _end(self, sha: str) -> None:
         part, self._part = self._part, None
@@ -373,7 +375,7 @@ class BundleFetch:
             return
         fd, path = part
         os.close(fd)
-        ok = self._digest.hexdigest() == sha
+        ok = name_of(self._digest) == sha
         if not ok:
             os.unlink(path)
         elif self.store.lazy:

@@ -2,9 +2,11 @@
 
 Layout under the edge's state directory (``<state>/push``):
 
-    blobs/ab/abcdef...        one file per blob, named by its SHA-256
-    partial/<sha256>.part     a blob being fetched (kept across restarts for resuming)
-    partial/<sha256>.<n>.part a blob being written from a bundle (renamed into
+    blobs/ab/abcdef...-b3     one file per blob, named by a digest of its bytes: BLAKE3
+                              (``-b3``), or SHA-256 for blobs pushed before BLAKE3
+                              (no suffix; ``core/content/digest.py``)
+    partial/<sha>.part        a blob being fetched (kept across restarts for resuming)
+    partial/<sha>.<n>.part    a blob being written from a bundle (renamed into
                               place once verified: at once where Rule 6 holds, else
                               when its bundle is committed; one left by a crash
                               is removed at start)
@@ -33,7 +35,7 @@ Rules:
 5. The live release of a service is one object (``Live``) replaced whole; a request
    that already holds one keeps a consistent view (open blob files stay readable after
    their names are deleted). The bodies a release kept in memory or open
-   (``Live.bodies``, ``edge/static.py`` rule 4) are named by their SHA-256, so a switch
+   (``Live.bodies``, ``edge/static.py`` rule 4) are named by their blob names, so a switch
    hands those of the blobs the new release also names to it: a push of one changed
    file reads one file again, not every small file of the site (its warm-up read
    about a thousand per edge for the Python docs).
@@ -52,7 +54,7 @@ Rules:
    - At start in another boot than ``boot.json`` names (or in a store without one):
      the blobs of releases whose file says ``null`` (or that predate the stamp) are
      trusted; every other blob a loaded release (live, previous, pending) names is
-     hashed again and deleted unless it matches, and every other blob and partial
+     hashed again (with the hash its name says) and deleted unless it matches, and every other blob and partial
      file is deleted. Rule 3 then makes the releases that lost blobs pending, and
      their blobs are fetched again; until then their missing files answer 503, never
      wrong bytes. The releases are then marked flushed (what is left was read from
@@ -63,7 +65,6 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
@@ -75,7 +76,8 @@ from pathlib import Path
 
 import orjson
 
-from owncdn.core.content.manifest import Manifest, is_sha256, parse_manifest
+from owncdn.core.content.digest import NEW, digest, hasher, is_blob_name, name_of
+from owncdn.core.content.manifest import Manifest, parse_manifest
 from owncdn.durable import boot_id as system_boot_id
 from owncdn.durable import sync_filesystem, sync_many, sync_paths
 
@@ -123,7 +125,7 @@ class Live:
     released_at: float  # Last-Modified of every file
     previous: Target | None = None
     memo: dict = field(default_factory=dict)  # for edge/static.py: answers by (target, accept-encoding)
-    bodies: dict = field(default_factory=dict)  # edge/static.py rule 4: sha256 -> bytes | DiskBody
+    bodies: dict = field(default_factory=dict)  # edge/static.py rule 4: blob name -> bytes | DiskBody
     small_bytes: int = 0
     open_blobs: int = 0
     switched_at: float = 0.0
@@ -266,7 +268,7 @@ class ReleaseStore:
                 self.reverified += 1
                 if _hashes_to(path, sha):
                     continue
-                print(f"owncdn edge: blob {sha[:12]} does not match its SHA-256 after a reboot: fetching it again",
+                print(f"owncdn edge: blob {sha[:12]} does not match its name after a reboot: fetching it again",
                       flush=True)
             path.unlink(missing_ok=True)
             self.held.discard(sha)
@@ -333,7 +335,7 @@ class ReleaseStore:
         held = set()
         for sub in os.scandir(self.blobs):
             if sub.is_dir():
-                held.update(entry.name for entry in os.scandir(sub.path) if is_sha256(entry.name))
+                held.update(entry.name for entry in os.scandir(sub.path) if is_blob_name(entry.name))
         return held
 
     def count_fetched(self, blobs: int, size: int) -> None:
@@ -346,7 +348,7 @@ class ReleaseStore:
         return sha in self.held
 
     def missing(self, target: Target) -> dict[str, int]:
-        """Blobs of ``target`` not held here: sha256 -> size."""
+        """Blobs of ``target`` not held here: blob name -> size."""
         return {sha: size for sha, size in target.manifest.blobs.items() if not self.has_blob(sha)}
 
     def keep_part(self, sha: str) -> Path:
@@ -403,23 +405,40 @@ class ReleaseStore:
             return
         self.held.add(sha)
 
-    def put_blob(self, data: bytes) -> str:
-        """Store bytes as a blob (tests, and tools that install releases directly)."""
-        sha = hashlib.sha256(data).hexdigest()
+    def keep_inline(self, sha: str, size: int, data: bytes) -> bool:
+        """A blob that came inside a release event (``releasesync.py`` Rule 8), kept as a
+        fetched one is (Rule 1): only if it has ``size`` bytes and hashes to ``sha``,
+        written as a partial file (fsynced unless Rule 6 holds), then named. False, and
+        nothing kept, when it does not match."""
+        if len(data) != size or not _names(sha, data):
+            return False
         if not self.has_blob(sha):
-            part = self.part_path(sha)
-            with open(part, "wb") as f:
-                f.write(data)
-                if not self.lazy:
-                    f.flush()
-                    os.fsync(f.fileno())
-            self.adopt_part(sha)
+            self._write_blob(sha, data)
+        return True
+
+    def put_blob(self, data: bytes, algo: str = NEW) -> str:
+        """Store bytes as a blob named with ``algo`` (tests, and tools that install
+        releases directly); its name."""
+        sha = digest(data, algo)
+        if not self.has_blob(sha):
+            self._write_blob(sha, data)
         return sha
 
-    def install(self, service: str, number: int, files: dict[str, bytes], released_at: float | None = None) -> Live:
-        """Store ``files`` (path -> bytes) as blobs and switch to them as release ``number``
-        (tests, and tools that install a release without a control plane)."""
-        rows = [(path, self.put_blob(data), len(data)) for path, data in files.items()]
+    def _write_blob(self, sha: str, data: bytes) -> None:
+        """Verified bytes written as a new partial file (fsynced unless Rule 6 holds), then named."""
+        part = self.part_name(sha)
+        with open(part, "wb") as f:
+            f.write(data)
+            if not self.lazy:
+                f.flush()
+                os.fsync(f.fileno())
+        self.adopt_part(sha, Path(part))
+
+    def install(self, service: str, number: int, files: dict[str, bytes], released_at: float | None = None,
+                algo: str = NEW) -> Live:
+        """Store ``files`` (path -> bytes) as blobs named with ``algo`` and switch to them
+        as release ``number`` (tests, and tools that install a release without a control plane)."""
+        rows = [(path, self.put_blob(data, algo), len(data)) for path, data in files.items()]
         manifest = Manifest.build(rows)
         return self.switch(Target(service, number, manifest.id, manifest, released_at))
 
@@ -534,7 +553,7 @@ class ReleaseStore:
         for sha, path in unwanted + [(path.name.removesuffix(".part").split(".")[0], path)
                                      for path in self.partial.glob("*.part")]:
             # a partial file is <sha>.part, or a writer's <sha>.<n>.part
-            if sha in keep and is_sha256(sha):
+            if sha in keep and is_blob_name(sha):
                 continue
             try:
                 n = path.stat().st_size
@@ -563,15 +582,25 @@ def _hand_over_bodies(old: Live, new: Live) -> None:
                 new.open_blobs += 1
 
 
+def _names(sha: str, data: bytes) -> bool:
+    """True when ``data`` hashes to ``sha`` (with the hash its name says)."""
+    try:
+        h = hasher(sha)
+    except ValueError:
+        return False
+    h.update(data)
+    return name_of(h) == sha
+
+
 def _hashes_to(path: Path, sha: str) -> bool:
-    digest = hashlib.sha256()
+    h = hasher(sha)
     try:
         with open(path, "rb") as f:
             while chunk := f.read(VERIFY_CHUNK):
-                digest.update(chunk)
+                h.update(chunk)
     except OSError:
         return False
-    return digest.hexdigest() == sha
+    return name_of(h) == sha
 
 
 def open_releases(state_dir: Path | None, config=None, control: str | None = None) -> ReleaseStore | None:

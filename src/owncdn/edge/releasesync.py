@@ -23,9 +23,9 @@ Rules:
    the blobs before the cut and the next round asks only for the rest. Larger blobs (and every blob when the control plane has no bundle
    endpoint) come one ``GET /v1/blobs/{sha256}`` each, written to
    ``partial/<sha>.part``; after an interruption (a dropped connection, a restart)
-   such a fetch resumes with ``Range: bytes=N-`` and a 206. Every blob's SHA-256 is
-   computed over all its bytes and compared before the blob is kept (releases.py
-   rule 1).
+   such a fetch resumes with ``Range: bytes=N-`` and a 206. Every blob's digest (BLAKE3,
+   or SHA-256 for a name without ``-b3``: ``core/content/digest.py``) is computed over
+   all its bytes and compared with its name before the blob is kept (releases.py rule 1).
 3. Network trouble is retried with backoff (0.5 s doubling to 10 s) as long as the
    target is wanted. A blob whose bytes do not match its hash is refetched from the
    start, up to ``VERIFY_ATTEMPTS`` times; a blob the control plane does not have
@@ -63,12 +63,20 @@ Rules:
    lock that also guards switches and deletions, so a release file is never written
    by both); it goes on while a release switched meanwhile is unflushed. A restart
    with unflushed releases (a killed process) flushes them too.
+8. A ``release`` event may carry the release's new blobs inline (``"blobs"``: name ->
+   base64; the control plane's ``releasechannels`` Rule 6): before fetching, each one
+   the edge lacks is decoded, verified against its name and size and kept as a
+   fetched blob (``ReleaseStore.keep_inline``); one that does not decode or match is
+   refused and fetched as in Rule 2, like every blob the event did not carry. The
+   switch still waits for every blob (Rule 4); an edge that missed the event gets it
+   again on reconnect, with or without the blobs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import base64
+import binascii
 import os
 import sys
 import time
@@ -80,6 +88,7 @@ from typing import TYPE_CHECKING
 import httpx
 import orjson
 
+from owncdn.core.content.digest import hasher, name_of
 from owncdn.core.content.manifest import ManifestError, parse_manifest
 from owncdn.edge.bundlefetch import BlobConnections, BundleFetch
 from owncdn.edge.releases import ReleaseStore, Target
@@ -137,6 +146,7 @@ class ReleaseSync:
         self.warming: set[asyncio.Future] = set()  # warm-ups of releases loaded at start (Rule 4)
         self.prefetches: dict[str, tuple[str, asyncio.Task]] = {}  # service -> (manifest id, task) (Rule 6)
         self.flushing: asyncio.Task | None = None  # Rule 7
+        self.inline_blobs = 0  # blobs kept from release events (Rule 8), also counted as fetched
 
     @property
     def fetched_bytes(self) -> int:
@@ -174,7 +184,8 @@ class ReleaseSync:
         if running is not None and running[0] == _task_key(target) and not running[1].done():
             return
         self.store.set_pending(target)
-        self.start(target)
+        inline = data.get("blobs")
+        self.start(target, inline if isinstance(inline, dict) else None)
 
     async def on_upcoming(self, agent: "SyncAgent", http: httpx.AsyncClient, data: dict) -> None:
         """Rule 6: a ``release_upcoming`` event."""
@@ -237,9 +248,9 @@ class ReleaseSync:
             if self.store.upcoming.get(target.service) is target:
                 del self.store.upcoming[target.service]
 
-    def start(self, target: Target) -> None:
+    def start(self, target: Target, inline: dict | None = None) -> None:
         self._cancel(target.service)
-        task = asyncio.get_running_loop().create_task(self._run(target))
+        task = asyncio.get_running_loop().create_task(self._run(target, inline))
         self.tasks[target.service] = (_task_key(target), task)
 
     def resume(self) -> None:
@@ -303,11 +314,13 @@ class ReleaseSync:
             await asyncio.gather(running[1], return_exceptions=True)
 
     # -- one release (Rules 2-4) --------------------------------------------------------
-    async def _run(self, target: Target) -> None:
+    async def _run(self, target: Target, inline: dict | None = None) -> None:
         started, blobs, size = time.monotonic(), self.store.fetched_blobs, self.store.fetched_bytes
         prefetch = self._stop_prefetch(target.service, unless=target.id)
         if prefetch is not None:  # Rule 6: its blobs are all there now, so it ends soon; no blob fetched twice
             await asyncio.wait([prefetch])
+        if inline:
+            await self._keep_inline(target, inline)
         try:
             while True:
                 await self._fetch_all(target)
@@ -339,6 +352,26 @@ class ReleaseSync:
         # a blob a newer target wants again after `wanted()` is fetched again before its switch.
         async with self.gc_lock:
             await asyncio.to_thread(self.store.collect, self.store.wanted())
+
+    async def _keep_inline(self, target: Target, inline: dict) -> None:
+        """Rule 8: the blobs the release event carried, verified and kept as fetched ones
+        are; one that does not decode or match is refused (and fetched, Rule 2)."""
+        missing = self.store.missing(target)
+        todo = [(sha, missing[sha], text) for sha, text in inline.items() if sha in missing and isinstance(text, str)]
+        if not todo:
+            return
+        try:
+            if self.store.lazy:  # page-cache writes of a few hundred KiB: no thread hop
+                refused = _kept_inline(self.store, todo)
+            else:
+                refused = await asyncio.to_thread(_kept_inline, self.store, todo)
+        except OSError as exc:
+            _warn(f"release {target.number} of {target.service}: keeping its inline blobs failed ({exc}); fetching them")
+            return
+        self.inline_blobs += len(todo) - len(refused)
+        if refused:
+            _warn(f"release {target.number} of {target.service}: {len(refused)} inline blob(s) did not match "
+                  f"their names (first {refused[0][:12]}); fetching them")
 
     async def _warm(self, service: str) -> None:
         if self.on_live is None:
@@ -389,7 +422,7 @@ class ReleaseSync:
                 await asyncio.to_thread(self.store.keep_part, sha)  # fsync (rule 7: not here), then the blob's name
                 self.store.count_fetched(1, 0)
                 return
-            raise ReleaseFailed(f"blob {sha[:12]} did not match its SHA-256 after {VERIFY_ATTEMPTS} fetches")
+            raise ReleaseFailed(f"blob {sha[:12]} did not match its name after {VERIFY_ATTEMPTS} fetches")
 
     async def _fetch_bundle(self, batch: dict[str, int], wait: float = 0.0) -> None:
         """Fetch these small blobs in one bundle, received, verified and kept by a worker
@@ -432,7 +465,7 @@ class ReleaseSync:
             self.mismatches[sha] += 1
             if self.mismatches[sha] >= VERIFY_ATTEMPTS:
                 del self.mismatches[sha]
-                outcome.error = ReleaseFailed(f"blob {sha[:12]} did not match its SHA-256 after {VERIFY_ATTEMPTS} fetches")
+                outcome.error = ReleaseFailed(f"blob {sha[:12]} did not match its name after {VERIFY_ATTEMPTS} fetches")
 
     def _bundle_refused(self, status: int, text: bytes) -> None:
         """A bundle answered with an error: the reason, as an exception (Rules 2, 3)."""
@@ -459,7 +492,7 @@ class ReleaseSync:
         if have > size:
             os.unlink(part)
             have = 0
-        digest = hashlib.sha256()
+        digest = hasher(sha)
         pool = self._blob_pool()
         fields = [("Host", pool.address.host_header), *self.agent._auth().items()]
         if 0 < have < size:
@@ -475,7 +508,7 @@ class ReleaseSync:
                     if resp.status == 200 and have:
                         f.seek(0)
                         f.truncate()
-                        digest, have = hashlib.sha256(), 0  # the server ignored Range: start over
+                        digest, have = hasher(sha), 0  # the server ignored Range: start over
                     elif resp.status not in (200, 206):
                         raise OriginProtocolError(f"status {resp.status} for blob {sha[:12]}")
                     async for chunk in resp.body():
@@ -490,7 +523,7 @@ class ReleaseSync:
             f.flush()
             if have != size:
                 raise OriginProtocolError(f"blob {sha[:12]} ended at {have} of {size} bytes")
-            if digest.hexdigest() != sha:
+            if name_of(digest) != sha:
                 raise _Mismatch()
 
     def _blob_pool(self) -> OriginPool:
@@ -568,6 +601,23 @@ def _bundles(small: dict[str, int], limit: int = BUNDLE_BYTES) -> list[dict[str,
 
 async def _once(body: bytes):
     yield body
+
+
+def _kept_inline(store: ReleaseStore, blobs: list[tuple[str, int, str]]) -> list[str]:
+    """Rule 8: keep these ``(name, size, base64)`` blobs (``ReleaseStore.keep_inline``
+    verifies each); the names refused."""
+    refused = []
+    for sha, size, text in blobs:
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            refused.append(sha)
+            continue
+        if store.keep_inline(sha, size, data):
+            store.count_fetched(1, size)
+        else:
+            refused.append(sha)
+    return refused
 
 
 def _task_key(target: Target) -> str:

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from owncdn.core.content.bundle import BlobData, BlobEnd, BlobStart, BundleError, BundleReader, header
+from owncdn.core.content.digest import digest
 
 
 def sha(data: bytes) -> str:
@@ -14,6 +15,11 @@ def sha(data: bytes) -> str:
 
 def bundle(*blobs: bytes) -> bytes:
     return b"".join(header(sha(b), len(b)) + b for b in blobs)
+
+
+def test_blake3_and_sha256_names_side_by_side():
+    data = header(digest(b"new"), 3) + b"new" + header(sha(b"old"), 3) + b"old"
+    assert read(data, 5) == [(digest(b"new"), b"new"), (sha(b"old"), b"old")]
 
 
 def read(data: bytes, piece: int, views: bool = False) -> list[tuple[str, bytes]]:
@@ -60,9 +66,12 @@ def test_round_trip(blobs, piece):
     (b"a" * 64 + b" -1\n", "bad record header"),
     (b"a" * 64 + b"  1\nx", "bad record header"),
     (b"a" * 64 + b" 1\r\nx", "bad record header"),
-    (b"a" * 64 + b" " + b"9" * 20 + b"\n", "within 85 bytes"),
-    (b"a" * 64 + b" " + b"9" * 19 + b"\n", None),  # the largest size is fine (then cut short)
-    (b"a" * 200, "within 85 bytes"),
+    (b"a" * 64 + b"-b3 " + b"9" * 20 + b"\n", "within 88 bytes"),
+    (b"a" * 64 + b" " + b"9" * 20 + b"\n", "bad record header"),
+    (b"a" * 64 + b"-b3 " + b"9" * 19 + b"\n", None),  # the largest header is fine (then cut short)
+    (b"a" * 64 + b"-b2 1\nx", "bad record header"),
+    (b"a" * 64 + b":b3 1\nx", "bad record header"),
+    (b"a" * 200, "within 88 bytes"),
     (b"hello\n", "bad record header"),
     (bundle(b"ok") + b"garbage\n", f"bad record header at byte {len(bundle(b'ok'))}"),
 ])

@@ -1,5 +1,7 @@
 """Release manifests: path rules (table), canonical id, diff."""
 
+import hashlib
+
 import pytest
 
 from owncdn.core.content import Manifest, ManifestError, check_path, diff, parse_manifest
@@ -44,6 +46,12 @@ def test_invalid_paths(path, why):
 @pytest.mark.parametrize("files, why", [
     ({"a": {"sha256": "A" * 64, "size": 1}}, "lowercase hex"),
     ({"a": {"sha256": A[:63], "size": 1}}, "lowercase hex"),
+    ({"a": {"sha256": A + "-b3", "size": 1}}, "lowercase hex"),
+    ({"a": {"blob": A + "-b2", "size": 1}}, "BLAKE3 blob name"),
+    ({"a": {"blob": "blake3:" + A, "size": 1}}, "BLAKE3 blob name"),
+    ({"a": {"blob": A, "size": 1}}, "BLAKE3 blob name"),
+    ({"a": {"blob": A + "-b3", "sha256": A, "size": 1}}, "an entry is"),
+    ({"a": {"blob": A + "-b3", "size": -1}}, "size"),
     ({"a": {"sha256": A, "size": -1}}, "size"),
     ({"a": {"sha256": A, "size": 1.5}}, "size"),
     ({"a": {"sha256": A, "size": True}}, "size"),
@@ -105,6 +113,19 @@ def test_the_id_is_the_sha256_of_the_canonical_encoding_whatever_the_order():
     assert parse_manifest(one.to_json()) == one
     assert list(one.files) == ["a.txt", "b.txt"]
     assert Manifest.build([("a.txt", A, 2)]).id != Manifest.build([("a.txt", A, 1)]).id
+
+
+def test_blake3_and_sha256_names_in_one_manifest():
+    """Rule 2: a push after BLAKE3 may keep blobs of an older one; a manifest stored
+    before BLAKE3 keeps its encoding and its id."""
+    legacy = Manifest.build([("a.txt", A, 1)])
+    assert legacy.id == hashlib.sha256(b'{"files":{"a.txt":{"sha256":"' + A.encode() + b'","size":1}}}').hexdigest()
+    mixed = parse_manifest({"files": {"a.txt": {"sha256": A, "size": 1}, "b.txt": {"blob": B + "-b3", "size": 2}}},
+                           legacy)
+    assert mixed.blobs == {A: 1, B + "-b3": 2} and parse_manifest(mixed.to_json()) == mixed
+    assert mixed.to_json()["files"]["b.txt"] == {"blob": B + "-b3", "size": 2}  # one encoding per entry
+    assert parse_manifest(mixed.to_json(), mixed) == mixed  # entries known unchanged, either field
+    assert mixed.id == hashlib.sha256(mixed.canonical()).hexdigest()
 
 
 def test_blobs_and_bytes():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -59,6 +60,13 @@ class ApiContext:
     feed_lock: threading.Lock = field(default_factory=threading.Lock)
     channels: list = field(default_factory=list)
     """State channels sent on every node's event stream (see ``channels``)."""
+    service_modes: dict = field(default_factory=dict)
+    """(env, version number) -> {service: mode} of that (immutable) version, for
+    ``releases._push_service``: a push reads the latest number, not the whole version."""
+    recent_manifests: OrderedDict = field(default_factory=OrderedDict)
+    """(env, service) -> the manifest of the release last created here (releases
+    Rules 9 and 10), under ``recent_lock``."""
+    recent_lock: threading.Lock = field(default_factory=threading.Lock)
     tokens: dict = field(default_factory=dict)
     """token text -> (Token, checked at): authentications reused for AUTH_CACHE_SECONDS,
     so a node's stream of acknowledgements does not read the store for each one."""

@@ -45,6 +45,14 @@ memory (``RECENT_MANIFESTS`` services), and the next manifest for it is parsed
 against it: its unchanged entries are not checked again (``parse_manifest`` with
 ``known``; any valid manifest gives the same result, so a stale one costs only time).
 
+Rule 10: the ``release`` event of a release created here carries the blobs it names
+that the release created before it here did not (base64 by name, ``"blobs"``), when
+they are ``INLINE_EVENT_BYTES`` or less in all and the blob store is a directory: an
+edge that held the previous release then switches without a fetch round trip
+(``edge/releasesync.py`` Rule 8). It is an offer, not the release: edges verify every
+inline blob as a fetched one, and an event without them (another replica, a control
+plane restarted, an activation, a larger change) is fetched as always.
+
 Rule 7: blob retention (``owncdn.core.content.retention``): the listing marks
 each release ``retained`` (its blobs are kept by blob GC) or not; ``activate``
 claims the release's blobs first and answers 409 ``release_pruned`` when blob GC
@@ -54,9 +62,8 @@ deleted some, leaving the current release as it was (push that content again).
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
-import threading
-from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -64,7 +71,7 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from owncdn.control.blobs import BlobStore
+from owncdn.control.blobs import BlobError, BlobStore, DirBlobStore
 from owncdn.control.hub import RECHECK_SECONDS
 from owncdn.control.store import Release, Token
 from owncdn.core.content import Manifest, ManifestError, parse_manifest
@@ -76,7 +83,7 @@ from .blobs import BUNDLE_TYPE, Blobs, receive_bundle
 from .channels import state_changed
 from .errors import ApiProblem, error_responses
 from .nodes import existing_node
-from .releasechannels import UPCOMING_SECONDS, announce_upcoming, current_topic, forget_upcoming, remember_manifest
+from .releasechannels import INLINE_EVENT_BYTES, UPCOMING_SECONDS, announce_upcoming, current_topic, forget_upcoming, remember_manifest
 from .releaseschemas import (
     NodeReleaseIn, NodeReleaseOut, ReleaseCreate, ReleaseCreated, ReleaseFailure, ReleaseNode, ReleaseOut,
     ReleaseStatus, ReleaseUpcoming,
@@ -96,32 +103,26 @@ CONTACT_WINDOW = 60.0
 RECENT_MANIFESTS = 256
 
 
-class _Recent:
-    """Rule 9: (env, service) -> the manifest of the release last created here."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._manifests: OrderedDict[tuple[str, str], Manifest] = OrderedDict()
-
-    def get(self, env: str, service: str) -> Manifest | None:
-        with self._lock:
-            return self._manifests.get((env, service))
-
-    def put(self, env: str, service: str, manifest: Manifest) -> None:
-        with self._lock:
-            self._manifests[(env, service)] = manifest
-            self._manifests.move_to_end((env, service))
-            while len(self._manifests) > RECENT_MANIFESTS:
-                self._manifests.popitem(last=False)
+def _recent(ctx: ApiContext, env: str, service: str) -> Manifest | None:
+    """Rule 9: the manifest of the release last created here for ``service``."""
+    with ctx.recent_lock:
+        return ctx.recent_manifests.get((env, service))
 
 
-RECENT = _Recent()
+def _remember(ctx: ApiContext, env: str, service: str, manifest: Manifest) -> None:
+    """Rule 9: keep ``manifest`` as the last created, for ``RECENT_MANIFESTS`` services."""
+    with ctx.recent_lock:
+        recent = ctx.recent_manifests
+        recent[(env, service)] = manifest
+        recent.move_to_end((env, service))
+        while len(recent) > RECENT_MANIFESTS:
+            recent.popitem(last=False)
 
 
-def _parsed(body: ReleaseCreate, env: str, name: str):
+def _parsed(ctx: ApiContext, body: ReleaseCreate, env: str, name: str):
     """The body's manifest, or a 422 that says what is wrong with it."""
     try:
-        return parse_manifest(body.manifest, RECENT.get(env, name))
+        return parse_manifest(body.manifest, _recent(ctx, env, name))
     except ManifestError as exc:
         raise ApiProblem(422, "invalid_manifest", str(exc), exc.problems) from None
 
@@ -133,7 +134,7 @@ def _parsed(body: ReleaseCreate, env: str, name: str):
 )
 def create_release(name: ServiceName, body: ReleaseCreate, ctx: Ctx, blobs: Blobs,
                    token: Annotated[Token, Depends(require("deploy"))], env: EnvQuery = "production") -> ReleaseCreated:
-    manifest = _parsed(body, env, name)
+    manifest = _parsed(ctx, body, env, name)
     _push_service(ctx, env, name)
     return _create(ctx, env, name, manifest, blobs, token.name)
 
@@ -146,7 +147,7 @@ def create_release(name: ServiceName, body: ReleaseCreate, ctx: Ctx, blobs: Blob
 def announce_release(name: ServiceName, body: ReleaseCreate, ctx: Ctx,
                      _: Annotated[Token, Depends(require("deploy"))], env: EnvQuery = "production") -> ReleaseUpcoming:
     """Rule 8."""
-    manifest = _parsed(body, env, name)
+    manifest = _parsed(ctx, body, env, name)
     _push_service(ctx, env, name)
     if announce_upcoming(ctx, env, name, manifest.id, manifest.to_json()):
         state_changed(ctx, env, ("edge",))
@@ -190,7 +191,7 @@ def _manifest_record(ctx: ApiContext, env: str, name: str, sha: str, data: bytes
     if hashlib.sha256(data).hexdigest() != sha:
         raise ApiProblem(400, "hash_mismatch", f"the manifest record does not hash to its name {sha}; nothing was stored")
     try:
-        manifest = parse_manifest(orjson.loads(data), RECENT.get(env, name))
+        manifest = parse_manifest(orjson.loads(data), _recent(ctx, env, name))
     except orjson.JSONDecodeError as exc:
         raise ApiProblem(422, "invalid_manifest", f"the manifest record is not JSON: {exc}") from None
     except ManifestError as exc:
@@ -217,8 +218,9 @@ def _create(ctx: ApiContext, env: str, name: str, manifest: Manifest, blobs: Blo
     body = manifest.to_json()
     release = ctx.store.add_release(env, name, body, manifest.id, len(manifest.files),
                                     manifest.total_bytes, author=author)
-    remember_manifest(ctx, env, name, release.number, release.id, body)  # the edges' events need no store read
-    RECENT.put(env, name, manifest)  # Rule 9
+    inline = _inline_blobs(blobs, manifest, _recent(ctx, env, name))  # Rule 10
+    remember_manifest(ctx, env, name, release.number, release.id, body, inline)  # the edges' events need no store read
+    _remember(ctx, env, name, manifest)  # Rule 9
     forget_upcoming(ctx, env, name, release.id)  # Rule 8: announced, now real
     _changed(ctx, env, name, current=True)
     return ReleaseCreated(service=name, env=env, number=release.number, id=release.id,
@@ -242,9 +244,11 @@ async def release_status(
     await run_in_threadpool(_exists, ctx, env, name, number)
     while True:
         since = ctx.hub.generation(topic)  # before reading the store (hub Rule 3)
-        status = await run_in_threadpool(_status, ctx, env, name, number)
+        status = await run_in_threadpool(_status, ctx, env, name, number, False)
         remaining = deadline - loop.time()
         if status.complete or remaining <= 0 or ctx.hub.closed:
+            if not status.complete:  # else _status read it already
+                status.current = await run_in_threadpool(_is_current, ctx, env, name, number)
             return status
         await ctx.hub.wait(topic, min(RECHECK_SECONDS, remaining), since)
 
@@ -256,7 +260,9 @@ def _exists(ctx: ApiContext, env: str, name: str, number: int) -> None:
         raise ApiProblem(404, "not_found", f"service '{name}' in '{env}' has no release {number}")
 
 
-def _status(ctx: ApiContext, env: str, name: str, number: int) -> ReleaseStatus:
+def _status(ctx: ApiContext, env: str, name: str, number: int, current: bool = True) -> ReleaseStatus:
+    """Rule 6; whether the release is current is read only when ``current`` or when no
+    edge is left to wait for (a wait's wake-ups before that do not need it)."""
     reports = {row.node_id: row for row in ctx.store.node_releases(env, name)}
     since = datetime.now(UTC) - timedelta(seconds=CONTACT_WINDOW)
     serving, failed, pending = [], [], []
@@ -273,9 +279,13 @@ def _status(ctx: ApiContext, env: str, name: str, number: int) -> ReleaseStatus:
             continue  # it has moved on to a newer release: nothing to wait for
         elif node.last_contact is not None and utc(node.last_contact) >= since:
             pending.append(who)
-    current = ctx.store.current_release_number(env, name)
-    return ReleaseStatus(number=number, current=current == number, serving=serving, failed=failed,
+    is_current = _is_current(ctx, env, name, number) if current or not pending else False
+    return ReleaseStatus(number=number, current=is_current, serving=serving, failed=failed,
                          pending=pending, complete=not pending)
+
+
+def _is_current(ctx: ApiContext, env: str, name: str, number: int) -> bool:
+    return ctx.store.current_release_number(env, name) == number
 
 
 @router.get(
@@ -330,6 +340,27 @@ def report_release(node_id: str, body: NodeReleaseIn, ctx: Ctx, _: Annotated[Tok
     return NodeReleaseOut(node_id=node_id, service=row.service, number=row.number, status=row.status, serving=row.serving)
 
 
+def _inline_blobs(blobs: BlobStore, manifest: Manifest, previous: Manifest | None) -> dict[str, str] | None:
+    """Rule 10: the blobs ``manifest`` names that ``previous`` (the release last created
+    here) did not, base64-encoded by name, when they are ``INLINE_EVENT_BYTES`` or less
+    in all and the store reads them locally; else None."""
+    if previous is None or not isinstance(blobs, DirBlobStore):
+        return None
+    old = previous.blobs
+    new = {sha: size for sha, size in manifest.blobs.items() if sha not in old}
+    if not new or sum(new.values()) > INLINE_EVENT_BYTES:
+        return None
+    out = {}
+    for sha, size in new.items():
+        data = bytearray(size)
+        try:
+            blobs.read_into(sha, memoryview(data))
+        except BlobError:  # gone meanwhile: the edges fetch (and are told) as always
+            return None
+        out[sha] = base64.b64encode(data).decode("ascii")
+    return out
+
+
 def release_topic(env: str, service: str) -> str:
     """The hub topic notified when a release of ``service`` is made current or reported on."""
     return f"releases/{env}/{service}"
@@ -353,15 +384,28 @@ def _changed(ctx: ApiContext, env: str, service: str, current: bool = False) -> 
 
 
 def _push_service(ctx: ApiContext, env: str, name: str) -> None:
-    """Rule 2."""
-    latest = ctx.store.latest_version(env)
-    services = {s.get("name"): s for s in ((latest.snapshot or {}).get("services") or [])} if latest else {}
-    service = services.get(name)
-    if service is None:
-        known = f"its services: {', '.join(sorted(services))}" if services else "it has no services yet"
+    """Rule 2. Versions never change, so the services of each are read once
+    (``ApiContext.service_modes``); a push reads only the latest version's number."""
+    modes = _service_modes(ctx, env, ctx.store.latest_number(env))
+    mode = modes.get(name)
+    if mode is None:
+        known = f"its services: {', '.join(sorted(modes))}" if modes else "it has no services yet"
         raise ApiProblem(404, "unknown_service", f"environment '{env}' has no service '{name}' in its latest version; {known}. Add it with mode: push and apply first")
-    if service.get("mode", "pull") != "push":
-        raise ApiProblem(422, "not_a_push_service", f"service '{name}' in '{env}' has mode {service.get('mode', 'pull')!r}; set mode: push (and drop its origins) to push releases to it")
+    if mode != "push":
+        raise ApiProblem(422, "not_a_push_service", f"service '{name}' in '{env}' has mode {mode!r}; set mode: push (and drop its origins) to push releases to it")
+
+
+def _service_modes(ctx: ApiContext, env: str, number: int) -> dict[str, str]:
+    """Service name -> mode in version ``number`` of ``env`` (none for 0)."""
+    modes = ctx.service_modes.get((env, number))
+    if modes is None:
+        version = ctx.store.get_version(env, number) if number else None
+        services = (version.snapshot or {}).get("services") or [] if version is not None else []
+        modes = {s.get("name"): s.get("mode", "pull") for s in services}
+        if len(ctx.service_modes) > 256:
+            ctx.service_modes.clear()
+        ctx.service_modes[(env, number)] = modes
+    return modes
 
 
 def _out(release: Release, current: int | None, nodes: list[ReleaseNode], retained: bool) -> ReleaseOut:

@@ -20,7 +20,7 @@ class _Request(BaseModel):
 
 
 class MissingIn(_Request):
-    hashes: list[str] = Field(max_length=MAX_HASHES, description="SHA-256 hashes (64 lowercase hex digits) of blobs the caller has.")
+    hashes: list[str] = Field(max_length=MAX_HASHES, description="Names of blobs the caller has: BLAKE3 in 64 lowercase hex digits and -b3, or SHA-256 in 64 lowercase hex digits.")
 
 
 class MissingOut(BaseModel):
@@ -28,7 +28,7 @@ class MissingOut(BaseModel):
 
 
 class BlobStored(BaseModel):
-    sha256: str
+    sha256: str = Field(description="The blob's name (the field keeps its old name whatever hash the name says).")
     size: int = Field(description="Bytes stored.")
 
 
@@ -46,7 +46,7 @@ class FetchIn(_Request):
 
 
 class ReleaseCreate(_Request):
-    manifest: dict[str, Any] = Field(description='`{"files": {"<relative path>": {"sha256": "<hex>", "size": <int>}}}`; every blob must be uploaded first.')
+    manifest: dict[str, Any] = Field(description='`{"files": {"<relative path>": {"blob": "<BLAKE3 hex>-b3", "size": <int>}}}` (an entry of a release pushed before BLAKE3: `{"sha256": "<SHA-256 hex>", "size": <int>}`); every blob must be uploaded first.')
 
 
 class ReleaseCreated(BaseModel):

@@ -50,9 +50,10 @@ from concurrent.futures import ThreadPoolExecutor
 from owncdn.control.blobs import BlobError
 from owncdn.core.content.bundle import header
 
-__all__ = ["SENDERS", "TRANSPORT", "RawSender", "with_transport"]
+__all__ = ["CYCLE", "SENDERS", "TRANSPORT", "RawSender", "ThreadPool", "with_transport"]
 
 TRANSPORT = "owncdn.transport"
+CYCLE = "owncdn.cycle"  # uvicorn's request cycle, for request bodies read raw (rawbody.py)
 SENDERS = 64
 STALL_SECONDS = 60.0
 POLL_SECONDS = 1.0
@@ -60,30 +61,35 @@ _MORE = getattr(socket, "MSG_MORE", 0)
 
 
 def with_transport(app):
-    """``app`` with each HTTP request's transport in its scope (Rule 1)."""
+    """``app`` with each HTTP request's transport (and uvicorn's request cycle, for
+    ``rawbody.py``) in its scope (Rule 1)."""
 
     async def asgi(scope, receive, send):
         if scope["type"] == "http":
-            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            cycle = getattr(send, "__self__", None)
+            transport = getattr(cycle, "transport", None)
             if transport is not None:
-                scope.setdefault("extensions", {})[TRANSPORT] = transport
+                extensions = scope.setdefault("extensions", {})
+                extensions[TRANSPORT], extensions[CYCLE] = transport, cycle
         await app(scope, receive, send)
 
     return asgi
 
 
-class _Pool:
-    """The sending threads (Rule 5), made on first use, and the answers using them
-    (``active``; servers in several threads of a process share them)."""
+class ThreadPool:
+    """Threads made on first use, at most ``limit`` of them, and the calls using them
+    (``active``; servers in several threads of a process share them): the sending
+    threads here (Rule 5) and the receiving ones of ``rawbody.py``."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int, name: str) -> None:
+        self.limit, self.name = limit, name
         self.executor: ThreadPoolExecutor | None = None
         self.active = 0
         self.lock = threading.Lock()
 
     def take(self) -> bool:
         with self.lock:
-            if self.active >= SENDERS:
+            if self.active >= self.limit:
                 return False
             self.active += 1
             return True
@@ -93,12 +99,13 @@ class _Pool:
             self.active -= 1
 
     def submit(self, fn, *args) -> asyncio.Future:
-        if self.executor is None:
-            self.executor = ThreadPoolExecutor(SENDERS, thread_name_prefix="blob-send")
+        with self.lock:
+            if self.executor is None:
+                self.executor = ThreadPoolExecutor(self.limit, thread_name_prefix=self.name)
         return asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
 
-_POOL = _Pool()
+_POOL = ThreadPool(SENDERS, "blob-send")
 
 
 class RawSender:

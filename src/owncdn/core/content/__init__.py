@@ -1,11 +1,13 @@
 """Pushed content, pure: release manifests and what changes between two of them.
 
-- ``manifest``  ``Manifest`` (paths -> sha256 + size), ``parse_manifest`` with path
+- ``digest``    blob names: ``<hex>-b3`` (BLAKE3, new pushes) or ``<hex>`` (SHA-256,
+                older releases), the hash a name says, ``name_of(hasher)``.
+- ``manifest``  ``Manifest`` (paths -> blob name + size), ``parse_manifest`` with path
                 checks (nothing that could leave the release directory), the
                 canonical encoding and the manifest id (its SHA-256).
 - ``diff``      ``diff(old, new)``: added / changed / removed paths and the blobs
                 an edge holding ``old`` needs for ``new``.
-- ``bundle``    many blobs in one HTTP body (``<sha256> <size>\n<bytes>`` records)
+- ``bundle``    many blobs in one HTTP body (``<blob name> <size>\n<bytes>`` records)
                 and ``BundleReader``, its sans-IO reader.
 - ``retention`` which releases keep their blobs on the control plane (the newest N
                 per service, the current one, those nodes serve) and which stored
@@ -26,7 +28,7 @@ control plane stores blobs (``owncdn.control.blobs``).
 """
 
 from .diff import ManifestDiff, diff
-from .manifest import MAX_PATH, FileEntry, Manifest, ManifestError, check_path, is_sha256, parse_manifest
+from .manifest import MAX_PATH, FileEntry, Manifest, ManifestError, check_path, is_blob_name, parse_manifest
 
 __all__ = ["MAX_PATH", "FileEntry", "Manifest", "ManifestDiff", "ManifestError", "check_path", "diff",
-           "is_sha256", "parse_manifest"]
+           "is_blob_name", "parse_manifest"]

@@ -2,7 +2,9 @@
 
 A bundle is the records of its blobs, one after another:
 
-    <sha256 in 64 lowercase hex> SP <size in decimal> LF <size bytes>
+    <blob name> SP <size in decimal> LF <size bytes>
+
+(a blob name is 64 lowercase hex digits, then ``-b3`` for BLAKE3: ``digest.py``).
 
 Rules:
 1. Nothing comes between records; a bundle may be empty. A header is at most
@@ -27,8 +29,8 @@ import re
 
 __all__ = ["MAX_HEADER", "BlobData", "BlobEnd", "BlobStart", "BundleError", "BundleReader", "header"]
 
-MAX_HEADER = 85  # 64 + 1 + 19 + 1
-_HEADER = re.compile(rb"([0-9a-f]{64}) (0|[1-9][0-9]{0,18})\n")
+MAX_HEADER = 88  # 64 + 3 + 1 + 19 + 1
+_HEADER = re.compile(rb"([0-9a-f]{64}(?:-b3)?) (0|[1-9][0-9]{0,18})\n")
 
 
 class BundleError(ValueError):
@@ -126,14 +128,14 @@ class BundleReader:
         newline = chunk.find(b"\n")
         if newline < 0:
             if len(chunk) >= room:
-                raise BundleError(f"no record header at byte {self.offset}: expected '<sha256> <size>\\n' "
+                raise BundleError(f"no record header at byte {self.offset}: expected '<blob name> <size>\\n' "
                                   f"within {MAX_HEADER} bytes")
             self._head += chunk
             return view[len(view):]
         self._head += chunk[:newline + 1]
         match = _HEADER.fullmatch(bytes(self._head))
         if match is None:
-            raise BundleError(f"bad record header at byte {self.offset}: expected '<sha256> <size>\\n', "
+            raise BundleError(f"bad record header at byte {self.offset}: expected '<blob name> <size>\\n', "
                               f"got {bytes(self._head[:MAX_HEADER])!r}")
         self.offset += len(self._head)
         self._head.clear()

@@ -1,15 +1,20 @@
 """Release manifests: which file of a pushed site has which content.
 
-A manifest is ``{"files": {"<path>": {"sha256": "<hex>", "size": <int>}}}``: every file
-of a release by its relative path, with the SHA-256 of its bytes (the name of its blob
-in the content-addressed store) and its size.
+A manifest is ``{"files": {"<path>": {"blob": "<name>", "size": <int>}}}``: every file
+of a release by its relative path, with the name of its blob in the content-addressed
+store (a digest of its bytes, ``digest.py``) and its size. An entry whose blob has a
+SHA-256 name (pushed before BLAKE3) is ``{"sha256": "<hex>", "size": <int>}``, as it
+was then, so manifests stored before BLAKE3 keep their encoding and their ids.
 
 Rules:
 1. A path is relative and POSIX: segments joined by ``/``, none empty, none ``.`` or
    ``..``, no backslash, no NUL or other control character, no leading ``/``, at most
    ``MAX_PATH`` bytes in UTF-8. A path that could step outside the release directory
    is refused, never normalised.
-2. A hash is 64 lowercase hex digits; a size is an integer >= 0.
+2. An entry has a size, an integer >= 0, and one blob name (``digest.py`` rule 1):
+   under ``blob`` a BLAKE3 one (64 lowercase hex digits and ``-b3``), under ``sha256``
+   a SHA-256 one (64 lowercase hex digits). The field follows from the name, so an
+   entry has one encoding (Rule 4); one manifest may hold both kinds.
 3. No path is both a file and a directory (``a`` and ``a/b`` cannot both be files).
 4. The canonical encoding is compact JSON with sorted keys, UTF-8; the manifest id is
    the SHA-256 of it. Two manifests with the same files have the same id, whatever
@@ -29,17 +34,18 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 
+from .digest import algorithm as digest_algorithm, is_blob_name
+
 TYPE_CHECKING = False  # not from typing: `owncdn push` starts without importing it
 if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
-    "MAX_PATH", "FileEntry", "Manifest", "ManifestError", "check_path", "is_sha256", "parse_manifest",
+    "MAX_PATH", "FileEntry", "Manifest", "ManifestError", "check_path", "is_blob_name", "parse_manifest",
 ]
 
 MAX_PATH = 1024
 MAX_PROBLEMS = 20
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -73,11 +79,6 @@ class FileEntry:
 
     def __hash__(self) -> int:
         return hash((self.sha256, self.size))
-
-
-def is_sha256(value: object) -> bool:
-    """True for 64 lowercase hex digits (Rule 2)."""
-    return isinstance(value, str) and _SHA256.fullmatch(value) is not None
 
 
 _PLAIN_PATH = re.compile(r"[^\x00-\x1f\x7f\\/]+(?:/[^\x00-\x1f\x7f\\/]+)*")  # non-empty segments, no control, no backslash
@@ -135,7 +136,7 @@ class Manifest:
     @classmethod
     def build(cls, entries: Iterable[tuple[str, str, int]]) -> Manifest:
         """A manifest from ``(path, sha256, size)`` rows, checked like a parsed one."""
-        files = {path: {"sha256": sha, "size": size} for path, sha, size in entries}
+        files = {path: {_field(sha): sha, "size": size} for path, sha, size in entries}
         return parse_manifest({"files": files})
 
     @property
@@ -148,7 +149,7 @@ class Manifest:
         return {entry.sha256: entry.size for entry in self.files.values()}
 
     def to_json(self) -> dict[str, Any]:
-        return {"files": {p: {"sha256": e.sha256, "size": e.size} for p, e in self.files.items()}}
+        return {"files": {p: {_field(e.sha256): e.sha256, "size": e.size} for p, e in self.files.items()}}
 
     def canonical(self) -> bytes:
         """Rule 4's encoding."""
@@ -165,13 +166,13 @@ def parse_manifest(data: object, known: Manifest | None = None) -> Manifest:
     """A ``Manifest`` from its JSON form; ``ManifestError`` with every problem. Entries
     ``known`` holds unchanged are not checked again (Rule 5)."""
     if not isinstance(data, dict) or set(data) != {"files"} or not isinstance(data["files"], dict):
-        raise ManifestError(['a manifest is {"files": {"<path>": {"sha256": "<hex>", "size": <int>}}}'])
+        raise ManifestError(['a manifest is {"files": {"<path>": {"blob": "<name>", "size": <int>}}}'])
     problems: list[str] = []
     files: dict[str, FileEntry] = {}
     old = known.files if known is not None else {}
     for path, entry in data["files"].items():
         was = old.get(path) if type(path) is str else None
-        if (was is not None and type(entry) is dict and len(entry) == 2 and entry.get("sha256") == was.sha256
+        if (was is not None and type(entry) is dict and len(entry) == 2 and entry.get(_field(was.sha256)) == was.sha256
                 and type(entry.get("size")) is int and entry["size"] == was.size):
             files[path] = was  # valid in ``known``: the same here
             continue
@@ -179,7 +180,7 @@ def parse_manifest(data: object, known: Manifest | None = None) -> Manifest:
         if problem:
             problems.append(problem)
         else:
-            files[path] = FileEntry(entry["sha256"], entry["size"])
+            files[path] = FileEntry(entry.get("blob") or entry["sha256"], entry["size"])
         if len(problems) >= MAX_PROBLEMS:
             break
     if not (old and len(files) == len(old) and all(path in old for path in files)):  # else Rule 3 holds as in known
@@ -189,10 +190,19 @@ def parse_manifest(data: object, known: Manifest | None = None) -> Manifest:
     return Manifest(files)
 
 
+def _field(name: str) -> str:
+    """The entry field that holds blob name ``name`` (Rule 2)."""
+    return "sha256" if len(name) == 64 else "blob"
+
+
 def _check_entry(path: str, entry: object) -> str | None:
-    if not isinstance(entry, dict) or len(entry) != 2 or "sha256" not in entry or "size" not in entry:
-        return f"{path!r}: an entry is {{\"sha256\": \"<hex>\", \"size\": <int>}}"
-    if not is_sha256(entry["sha256"]):
+    if (not isinstance(entry, dict) or len(entry) != 2 or "size" not in entry
+            or ("blob" in entry) == ("sha256" in entry)):
+        return f"{path!r}: an entry is {{\"blob\": \"<name>\", \"size\": <int>}}"
+    if "blob" in entry:
+        if digest_algorithm(entry["blob"]) != "blake3":
+            return f"{path!r}: blob must be a BLAKE3 blob name: 64 lowercase hex digits and -b3"
+    elif digest_algorithm(entry["sha256"]) != "sha256":
         return f"{path!r}: sha256 must be 64 lowercase hex digits"
     size = entry["size"]
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:

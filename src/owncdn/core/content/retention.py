@@ -83,8 +83,8 @@ def retained_releases(numbers: Mapping[tuple[str, str], Iterable[int]], current:
 
 
 def manifest_blobs(manifest: Mapping) -> set[str]:
-    """The blob hashes a stored manifest (``{"files": {path: {"sha256", "size"}}}``) names."""
-    return {entry["sha256"] for entry in (manifest.get("files") or {}).values()}
+    """The blob names a stored manifest (``{"files": {path: {"blob" or "sha256", "size"}}}``) holds."""
+    return {entry.get("blob") or entry["sha256"] for entry in (manifest.get("files") or {}).values()}
 
 
 def plan_collection(stored: Mapping[str, BlobInfo], referenced: set[str] | frozenset[str], now: float,

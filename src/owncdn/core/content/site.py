@@ -11,7 +11,7 @@ Rules:
    coding Accept-Encoding prefers (``negotiate``); every response for such a file says
    ``Vary: Accept-Encoding``, and a sibling goes out with ``Content-Encoding``. The
    Content-Type is the one of the file asked for, not of its sibling.
-3. Fields: Content-Type, ETag (strong: the first 32 hex digits of the SHA-256 of the
+3. Fields: Content-Type, ETag (strong: the first 32 hex digits of the blob name of the
    bytes sent, so each representation has its own), Last-Modified (the release's
    time), Cache-Control (``DEFAULT_CACHE_CONTROL``: browsers keep a copy and revalidate
    it, which an ETag turns into a 304), Accept-Ranges; then the header rules for the

@@ -1,0 +1,128 @@
+"""Uploads stored from views of the received bytes, in the receiving thread.
+
+    sink = BundleSink(store, first=None)     # first: fn(sha, data) for a leading record
+    await RawBody.attach(request).run(sink)  # feed(view) ..., end(), finish()
+    sink.stored                              # the blobs stored, in bundle order
+    size = await raw.run(BlobSink(store, sha, length))   # a PUT of one blob
+
+The thread-side half of ``blobs.py`` Rules 2 and 4 for a body read raw (``rawbody.py``).
+
+Rules:
+1. The bytes are parsed as they arrive (``BundleReader`` with views); each blob is
+   written to a temp file of its own (``DirBlobStore.part``) and hashed from the same
+   views, so no blob is joined, copied or handed to another thread.
+2. At a blob's end its hash is checked (``blobs`` Rule 1): a wrong one removes its
+   temp file and raises ``BlobMismatch``; nothing after it is stored. A blob larger
+   than the store takes is refused at its header (``BlobTooLarge``).
+3. ``finish()``, however the body ended, removes the temp file of a blob cut off and
+   makes the verified ones durable and renames them into place together
+   (``commit_many``: one ``syncfs``, shared with uploads ending at the same time), so
+   nothing half-written is ever a blob and what came before a refusal or a cut is
+   kept, as through ASGI. ``stored`` then lists them; if that fails, it is emptied.
+4. With ``first``, the leading record is not stored but handed whole to
+   ``first(sha, data)`` once it ended (at most ``first_limit`` bytes, else 413); what
+   it raises ends the upload before any blob was written.
+5. ``BlobSink``: the body is one blob, written and hashed as in Rule 1, checked at
+   the body's end, made durable (an fsync) and renamed by ``finish()``; cut off or
+   refused, its temp file is removed.
+"""
+
+from __future__ import annotations
+
+from owncdn.control.blobs import BlobPart, DirBlobStore
+from owncdn.core.content.bundle import BlobData, BlobEnd, BlobStart, BundleError, BundleReader
+
+from .errors import ApiProblem
+from .releaseschemas import BlobStored
+
+__all__ = ["BlobSink", "BundleSink"]
+
+
+class BundleSink:
+    """Rules 1-4, for ``RawBody.run``."""
+
+    def __init__(self, store: DirBlobStore, first=None, first_limit: int = 0) -> None:
+        self.store = store
+        self.first, self.first_limit = first, first_limit
+        self.head: bytearray | None = bytearray() if first is not None else None
+        self.reader = BundleReader(views=True)
+        self.part: BlobPart | None = None
+        self.written: list[tuple[str, str]] = []  # (sha, temp file) verified, for commit_many
+        self.sizes: list[int] = []
+        self.stored: list[BlobStored] = []
+
+    def __repr__(self) -> str:
+        return f"<BundleSink {len(self.written)} verified{' receiving' if self.part else ''} {self.reader!r}>"
+
+    def feed(self, view: memoryview) -> None:
+        for event in self.reader.feed(view):
+            if isinstance(event, BlobData):
+                if self.part is not None:
+                    self.part.write(event.data)
+                else:
+                    self.head += event.data
+            elif isinstance(event, BlobStart):
+                self._start(event)
+            else:
+                self._end(event)
+
+    def _start(self, event: BlobStart) -> None:
+        if self.head is None:
+            self.part = self.store.part(event.sha256, event.size)
+        elif event.size > self.first_limit:
+            raise ApiProblem(413, "too_large", f"the first record has {event.size} bytes, more than {self.first_limit}")
+
+    def _end(self, event: BlobEnd) -> None:
+        if self.head is not None:
+            data, self.head = bytes(self.head), None
+            self.first(event.sha256, data)
+            return
+        part, self.part = self.part, None
+        self.written.append(part.finish())
+        self.sizes.append(part.size)
+
+    def end(self) -> None:
+        """The body ended: it must end between records, after the leading one."""
+        self.reader.close()
+        if self.head is not None:
+            raise BundleError("the bundle is empty; its first record is required")
+
+    def finish(self) -> list[BlobStored]:
+        """Rule 3."""
+        if self.part is not None:
+            self.part.abort()
+            self.part = None
+        written, self.written = self.written, []
+        if written:
+            self.store.commit_many(written)
+            self.stored = [BlobStored(sha256=sha, size=size) for (sha, _), size in zip(written, self.sizes)]
+        return self.stored
+
+
+class BlobSink:
+    """Rule 5, for ``RawBody.run``: ``finish()`` gives the blob's size."""
+
+    def __init__(self, store: DirBlobStore, sha: str, size: int) -> None:
+        self.store, self.sha, self.size = store, sha, size
+        self.part: BlobPart | None = None
+        self.written: list[tuple[str, str]] = []
+
+    def __repr__(self) -> str:
+        return f"<BlobSink {self.sha[:12]} {self.size} bytes{' checked' if self.written else ''}>"
+
+    def feed(self, view: memoryview) -> None:
+        if self.part is None:
+            self.part = self.store.part(self.sha, self.size)
+        self.part.write(view)
+
+    def end(self) -> None:
+        part, self.part = self.part or self.store.part(self.sha, self.size), None
+        self.written.append(part.finish())
+
+    def finish(self) -> int:
+        if self.part is not None:
+            self.part.abort()
+            self.part = None
+        if self.written:
+            self.store.commit_many(self.written)
+        return self.size

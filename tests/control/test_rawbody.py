@@ -1,0 +1,307 @@
+"""Upload bodies read raw from the socket (control/api/rawbody.py, uploadsink.py) on
+uvicorn on loopback: the same answers as through ASGI, keep-alive after them, and
+what a refused, cut or stalled upload leaves."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+
+import httpx
+import pytest
+
+from owncdn.control.api import ApiServer, create_app, rawbody
+from owncdn.control.blobs import DirBlobStore
+from owncdn.control.store import Store, sqlite_url
+from owncdn.core.content.bundle import header
+from owncdn.core.content.digest import digest
+
+SITE = "version: 1\nservices:\n  - name: blog\n    hostnames: [blog.example.com]\n    mode: push\n"
+
+
+def record(data: bytes, name: str | None = None) -> bytes:
+    return header(name or digest(data), len(data)) + data
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection, written and read by hand."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.token, self.rest = token, b""
+
+    def head(self, method: str, path: str, length: int | None, version: str = "1.1", **fields: str) -> bytes:
+        lines = [f"{method} {path} HTTP/{version}", "Host: t", f"Authorization: Bearer {self.token}"]
+        if length is not None:
+            lines.append(f"Content-Length: {length}")
+        lines += [f"{name.replace('_', '-')}: {value}" for name, value in fields.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    def send(self, method: str, path: str, body: bytes = b"", **fields: str) -> None:
+        self.sock.sendall(self.head(method, path, len(body), **fields) + body)
+
+    def answer(self) -> tuple[int, dict, bytes]:
+        while b"\r\n\r\n" not in self.rest:
+            self._more()
+        head, self.rest = self.rest.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        fields = dict(line.lower().split(": ", 1) for line in lines[1:])
+        length = int(fields.get("content-length", 0))
+        while len(self.rest) < length:
+            self._more()
+        body, self.rest = self.rest[:length], self.rest[length:]
+        return int(lines[0].split()[1]), fields, body
+
+    def call(self, method: str, path: str, body: bytes = b"", **fields: str) -> tuple[int, dict]:
+        self.send(method, path, body, **fields)
+        status, _, data = self.answer()
+        return status, json.loads(data)
+
+    def _more(self) -> None:
+        got = self.sock.recv(1 << 16)
+        if not got:
+            raise ConnectionError("closed")
+        self.rest += got
+
+    def closed_by_server(self, within: float) -> bool:
+        self.sock.settimeout(within)
+        try:
+            return self.sock.recv(1 << 16) == b""
+        except ConnectionResetError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """A control plane on uvicorn with a directory store; ``runs`` counts raw reads."""
+    store = Store(sqlite_url(tmp_path))
+    store.migrate()
+    blobs = DirBlobStore(tmp_path / "blobs")
+    runs: list[str] = []
+    real = rawbody.RawBody.run
+
+    async def counted(self, sink):
+        runs.append(type(sink).__name__)
+        return await real(self, sink)
+
+    monkeypatch.setattr(rawbody.RawBody, "run", counted)
+    app = create_app(store, blobs=blobs)
+    with ApiServer(app) as server:
+        token = store.create_token("ci", {"deploy", "read", "admin"})[1]
+        conn = Conn(server.port, token)
+        yield conn, blobs, runs, server, token
+        conn.close()
+    store.close()
+
+
+def leftovers(blobs: DirBlobStore) -> list[str]:
+    return [os.path.join(d, f) for d, _, files in os.walk(blobs.tmp) for f in files]
+
+
+def settled(blobs: DirBlobStore) -> None:
+    """Wait until no upload is being received, then check nothing half-written is left."""
+    deadline = time.monotonic() + 5
+    while rawbody._RECEIVERS.active and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert rawbody._RECEIVERS.active == 0
+    assert leftovers(blobs) == []
+
+
+def test_bundles_are_read_raw_and_the_connection_carries_the_next_requests(served):
+    conn, blobs, runs, _, _ = served
+    small = [b"", b"one", os.urandom(5000)]
+    large = [os.urandom(n) for n in (700_000, 2 << 20, 10, 300_000)]
+    for datas in (small, large):
+        status, got = conn.call("POST", "/v1/blobs/bundle", b"".join(map(record, datas)))
+        assert status == 200 and got == {"stored": [{"sha256": digest(d), "size": len(d)} for d in datas],
+                                         "bytes": sum(map(len, datas))}
+    status, got = conn.call("POST", "/v1/blobs/missing", json.dumps({"hashes": [digest(d) for d in small + large]}).encode(),
+                            content_type="application/json")
+    assert status == 200 and got == {"missing": []}
+    assert runs == ["BundleSink", "BundleSink"]
+    for data in large:
+        assert b"".join(blobs.read(digest(data))) == data
+    settled(blobs)
+
+
+def test_a_put_is_read_raw_and_a_wrong_one_refused(served):
+    conn, blobs, runs, _, _ = served
+    data = os.urandom(3 << 20)
+    assert conn.call("PUT", f"/v1/blobs/{digest(data)}", data) == (200, {"sha256": digest(data), "size": len(data)})
+    status, got = conn.call("PUT", f"/v1/blobs/{digest(b'claimed')}", data)
+    assert status == 400 and got["error"]["code"] == "hash_mismatch"
+    assert conn.call("PUT", f"/v1/blobs/{digest(b'')}", b"") == (200, {"sha256": digest(b""), "size": 0})
+    assert runs == ["BlobSink"] * 3 and blobs.missing([digest(data), digest(b"claimed")]) == [digest(b"claimed")]
+    settled(blobs)
+
+
+def test_a_wrong_hash_mid_body_keeps_the_blobs_before_it_and_the_connection(served):
+    conn, blobs, runs, _, _ = served
+    before, after = os.urandom(400_000), os.urandom(400_000)
+    bad = os.urandom(1 << 20)
+    body = record(before) + record(bad, digest(b"something else")) + record(after)
+    status, got = conn.call("POST", "/v1/blobs/bundle", body)
+    assert status == 400 and got["error"]["code"] == "hash_mismatch"
+    assert "the 1 blob(s) before it were stored" in got["error"]["message"]
+    assert blobs.missing([digest(before), digest(after), digest(b"something else")]) == [digest(after), digest(b"something else")]
+    assert conn.call("POST", "/v1/blobs/bundle", record(after))[0] == 200  # the same connection, read past the refusal
+    assert runs == ["BundleSink", "BundleSink"]
+    settled(blobs)
+
+
+@pytest.mark.parametrize("body, kept", [
+    (record(b"fine") + b"not a header\n", False),  # in the piece that held "fine": its events never came
+    (record(b"fine") + header(digest(b"cut"), 10) + b"cut", True),  # ends inside a record
+])
+def test_a_malformed_bundle_is_refused_as_through_asgi(served, tmp_path, body, kept):
+    conn, blobs, runs, _, _ = served
+    status, got = conn.call("POST", "/v1/blobs/bundle", body)
+    asgi_status, asgi_got, asgi_blobs = through_asgi(tmp_path, "POST", "/v1/blobs/bundle", body)
+    assert (status, got["error"]["code"]) == (asgi_status, asgi_got["error"]["code"]) == (400, "bad_bundle")
+    assert blobs.missing([digest(b"fine")]) == asgi_blobs.missing([digest(b"fine")]) == ([] if kept else [digest(b"fine")])
+    assert runs == ["BundleSink"]
+    settled(blobs)
+
+
+def through_asgi(tmp_path, method: str, path: str, body: bytes) -> tuple[int, dict, DirBlobStore]:
+    """The same request to a second control plane through an ASGI transport (no socket)."""
+    import asyncio
+
+    store = Store(sqlite_url(tmp_path / "asgi"))
+    store.migrate()
+    token = store.create_token("ci", {"deploy", "read", "admin"})[1]
+    blobs = DirBlobStore(tmp_path / "asgi" / "blobs")
+    app = create_app(store, blobs=blobs)
+
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            headers = {"Authorization": f"Bearer {token}"}
+            await http.post("/v1/envs/production/versions", json={"source": SITE}, headers=headers)
+            return await http.request(method, path, content=body, headers=headers)
+
+    try:
+        got = asyncio.run(go())
+    finally:
+        store.close()
+    return got.status_code, got.json(), blobs
+
+
+def test_the_same_answers_through_asgi(served, tmp_path):
+    conn, blobs, runs, _, _ = served
+    datas = [b"a", os.urandom(200_000), os.urandom(1_500_000)]
+    for body in (b"".join(map(record, datas)), record(b"a") + record(b"b", digest(b"c")), b""):
+        assert conn.call("POST", "/v1/blobs/bundle", body) == through_asgi(tmp_path / str(len(runs)), "POST", "/v1/blobs/bundle", body)[:2]
+    assert runs == ["BundleSink"] * 3
+    settled(blobs)
+
+
+def canonical(m: dict) -> bytes:
+    return json.dumps(m, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def release_body(files: dict[str, bytes], name: str | None = None) -> bytes:
+    m = canonical({"files": {path: {"blob": digest(d), "size": len(d)} for path, d in files.items()}})
+    import hashlib
+
+    return record(m, name or hashlib.sha256(m).hexdigest()) + b"".join(record(d) for d in files.values())
+
+
+def test_a_release_bundle_is_read_raw_its_manifest_checked_first(served):
+    conn, blobs, runs, _, _ = served
+    assert conn.call("POST", "/v1/envs/production/versions", json.dumps({"source": SITE}).encode(),
+                     content_type="application/json")[0] < 300
+    big = os.urandom(2 << 20)
+    status, got = conn.call("POST", "/v1/services/blog/releases/bundle?env=production",
+                            release_body({"index.html": b"<h1>hi</h1>", "big.bin": big}))
+    assert status == 201 and got["number"] == 1
+    status, got = conn.call("POST", "/v1/services/blog/releases/bundle?env=production",
+                            release_body({"x.bin": os.urandom(1 << 20)}, name="0" * 64))
+    assert status == 400 and got["error"]["code"] == "hash_mismatch"  # the manifest's: nothing stored
+    assert conn.call("POST", "/v1/services/blog/releases/bundle?env=production", release_body({"y": b"y"}))[0] == 201
+    assert runs == ["BundleSink"] * 3 and blobs.missing([digest(big), digest(b"y")]) == []
+    settled(blobs)
+
+
+def test_a_client_that_vanishes_mid_body_leaves_only_whole_blobs(served):
+    conn, blobs, runs, _, _ = served
+    whole, cut = os.urandom(300_000), os.urandom(2 << 20)
+    body = record(whole) + record(cut)
+    conn.sock.sendall(conn.head("POST", "/v1/blobs/bundle", len(body)) + body[:len(body) // 2])
+    time.sleep(0.2)
+    conn.sock.close()
+    settled(blobs)
+    assert runs == ["BundleSink"] and blobs.missing([digest(whole), digest(cut)]) == [digest(cut)]
+
+
+def test_a_stalled_client_is_dropped(served, monkeypatch):
+    conn, blobs, runs, _, _ = served
+    monkeypatch.setattr(rawbody, "STALL_SECONDS", 0.3)
+    monkeypatch.setattr(rawbody, "POLL_SECONDS", 0.05)
+    data = os.urandom(2 << 20)
+    body = record(data)
+    conn.sock.sendall(conn.head("POST", "/v1/blobs/bundle", len(body)) + body[:1 << 20])
+    started = time.monotonic()
+    assert conn.closed_by_server(within=5)
+    assert time.monotonic() - started < 3
+    settled(blobs)
+    assert runs == ["BundleSink"] and blobs.missing([digest(data)]) == [digest(data)]
+
+
+def test_a_pipelined_request_after_a_raw_body_is_served(served):
+    conn, blobs, runs, _, _ = served
+    data = os.urandom(3 << 20)
+    body = record(data)
+    conn.sock.sendall(conn.head("POST", "/v1/blobs/bundle", len(body)) + body
+                      + conn.head("GET", f"/v1/blobs/{digest(data)}", None, Range="bytes=0-9"))
+    first, second = conn.answer(), conn.answer()
+    assert first[0] == 200 and json.loads(first[2])["bytes"] == len(data)
+    assert second[0] == 206 and second[2] == data[:10]
+    settled(blobs)
+
+
+def test_expect_100_continue_is_answered_before_the_body(served):
+    conn, blobs, runs, _, _ = served
+    data = os.urandom(1 << 20)
+    body = record(data)
+    conn.sock.sendall(conn.head("POST", "/v1/blobs/bundle", len(body), Expect="100-continue"))
+    interim = b""
+    while b"\r\n\r\n" not in interim:
+        interim += conn.sock.recv(1)
+    assert interim.startswith(b"HTTP/1.1 100")
+    conn.sock.sendall(body)
+    status, _, got = conn.answer()
+    assert status == 200 and json.loads(got)["bytes"] == len(data) and runs == ["BundleSink"]
+    settled(blobs)
+
+
+def test_http_1_0_and_chunked_bodies_go_through_asgi(served):
+    conn, blobs, runs, server, token = served
+    data = os.urandom(100_000)
+    body = record(data)
+    conn.sock.sendall(conn.head("POST", "/v1/blobs/bundle", len(body), version="1.0") + body)
+    status, _, got = conn.answer()
+    assert status == 200 and json.loads(got)["bytes"] == len(data)
+    chunked = Conn(server.port, token)
+    try:
+        other = os.urandom(70_000)
+        piece = record(other)
+        chunked.sock.sendall(chunked.head("POST", "/v1/blobs/bundle", None, Transfer_Encoding="chunked")
+                             + b"%x\r\n" % len(piece) + piece + b"\r\n0\r\n\r\n")
+        status, _, got = chunked.answer()
+        assert status == 200 and json.loads(got)["bytes"] == len(other)
+    finally:
+        chunked.close()
+    assert runs == [] and blobs.missing([digest(data), digest(other)]) == []
+
+
+def test_beyond_the_receivers_the_body_goes_through_asgi(served, monkeypatch):
+    conn, blobs, runs, _, _ = served
+    monkeypatch.setattr(rawbody._RECEIVERS, "limit", 0)
+    data = os.urandom(1 << 20)
+    assert conn.call("POST", "/v1/blobs/bundle", record(data))[0] == 200
+    assert runs == [] and blobs.missing([digest(data)]) == []

@@ -1,0 +1,122 @@
+"""The ``release`` channel: the event carrying a release's new blobs (control/api/releases.py
+Rule 10, releasechannels.py Rule 6) through the REST API (uvicorn on loopback, SQLite),
+and the streams one wake-up wakes sharing one read of the current releases (Rule 4)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+import owncdn.control.api.releases as releases_api
+from owncdn.control.api import ApiServer, create_app
+from owncdn.control.api.releasechannels import ReleaseChannel
+from owncdn.control.blobs import DirBlobStore
+from owncdn.control.store import Store, sqlite_url
+from owncdn.core.content.bundle import header
+from owncdn.core.content.digest import digest as blob_name
+
+SITE = """\
+version: 1
+services:
+  - name: inl
+    hostnames: [inl.example.com]
+    mode: push
+"""
+EDGE = SimpleNamespace(kind="edge", env="production")
+
+
+def manifest(**files: bytes) -> dict:
+    return {"files": {path: {"blob": blob_name(data), "size": len(data)} for path, data in files.items()}}
+
+
+def release_bundle(m: dict, *blobs: bytes) -> bytes:
+    first = json.dumps(m, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    from hashlib import sha256
+
+    return (header(sha256(first).hexdigest(), len(first)) + first
+            + b"".join(header(blob_name(blob), len(blob)) + blob for blob in blobs))
+
+
+@pytest.fixture
+def api(tmp_path):
+    store = Store(sqlite_url(tmp_path))
+    store.migrate()
+    blobs = DirBlobStore(tmp_path / "blobs")
+    app = create_app(store, blobs=blobs)
+    _, token = store.create_token("deploy", {"deploy"})
+    with ApiServer(app) as server, httpx.Client(base_url=server.url, timeout=10,
+                                                headers={"Authorization": f"Bearer {token}"}) as http:
+        assert http.post("/v1/envs/production/versions", json={"source": SITE}).status_code < 300
+
+        def create(m: dict, *blobs: bytes) -> dict:
+            r = http.post("/v1/services/inl/releases/bundle", content=release_bundle(m, *blobs),
+                          headers={"Content-Type": "application/x-owncdn-bundle"})
+            assert r.status_code == 201, r.text
+            return r.json()
+
+        def event() -> dict:
+            channel = next(c for c in app.state.owncdn.channels if isinstance(c, ReleaseChannel))
+            return channel.read(app.state.owncdn, EDGE)["inl"][1]
+
+        yield SimpleNamespace(create=create, event=event, ctx=app.state.owncdn, http=http)
+    store.close()
+
+
+def test_a_release_event_carries_the_blobs_new_since_the_release_before(api):
+    api.create(manifest(index=b"one", style=b"same"), b"one", b"same")
+    made = api.create(manifest(index=b"two", style=b"same", extra=b"three"), b"two", b"three")
+    data = api.event()
+    assert data["number"] == made["number"]
+    assert data["blobs"] == {blob_name(b"two"): base64.b64encode(b"two").decode(),
+                             blob_name(b"three"): base64.b64encode(b"three").decode()}
+    # the same release read back from the store (another replica, a restart): no blobs, edges fetch
+    assert "blobs" not in ReleaseChannel().read(api.ctx, EDGE)["inl"][1]
+
+
+def test_a_change_larger_than_the_limit_or_an_unchanged_one_carries_no_blobs(api, monkeypatch):
+    api.create(manifest(index=b"one"), b"one")
+    monkeypatch.setattr(releases_api, "INLINE_EVENT_BYTES", 4)
+    api.create(manifest(index=b"fives"), b"fives")  # 5 bytes new
+    assert "blobs" not in api.event()
+    api.create(manifest(index=b"four"), b"four")  # 4 bytes new: carried
+    assert api.event()["blobs"] == {blob_name(b"four"): base64.b64encode(b"four").decode()}
+    api.create(manifest(index=b"four", copy=b"four"))  # nothing new
+    assert "blobs" not in api.event()
+
+
+def test_streams_woken_together_share_one_read_of_the_current_releases():
+    reads = []
+
+    def current_releases(env):
+        reads.append(env)
+        time.sleep(0.05)  # the others arrive while this read runs
+        return [SimpleNamespace(service="inl", number=1, manifest_id="x")]
+
+    ctx = SimpleNamespace(store=SimpleNamespace(current_releases=current_releases),
+                          hub=SimpleNamespace(generation=lambda topic: 7))
+    channel = ReleaseChannel()
+    channel.remember("production", "inl", 1, "x", {"files": {}})
+    got = []
+    streams = [threading.Thread(target=lambda: got.append(channel.read(ctx, EDGE))) for _ in range(3)]
+    for t in streams:
+        t.start()
+    for t in streams:
+        t.join()
+    assert reads == ["production"] and len(got) == 3 and all(g["inl"][0] == 1 for g in got)
+
+
+def test_a_new_version_decides_at_once_whether_a_service_takes_releases(api):
+    """releases.py Rule 2 with the services of each version read once: the next version counts."""
+    api.create(manifest(index=b"one"), b"one")
+    pulled = SITE.replace("mode: push", "origins: [https://origin.example.com]")
+    assert api.http.post("/v1/envs/production/versions", json={"source": pulled}).status_code < 300
+    r = api.http.post("/v1/services/inl/releases", json={"manifest": manifest(index=b"one")})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "not_a_push_service"
+    assert api.http.post("/v1/envs/production/versions", json={"source": SITE}).status_code < 300
+    assert api.http.post("/v1/services/inl/releases", json={"manifest": manifest(index=b"one")}).status_code == 201

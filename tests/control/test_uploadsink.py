@@ -1,0 +1,107 @@
+"""Bundles and blobs stored from views of received bytes (control/api/uploadsink.py),
+fed by hand: no sockets, the pieces cut anywhere."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from owncdn.control.api.errors import ApiProblem
+from owncdn.control.api.uploadsink import BlobSink, BundleSink
+from owncdn.control.blobs import BlobMismatch, BlobTooLarge, DirBlobStore
+from owncdn.core.content.bundle import BundleError, header
+from owncdn.core.content.digest import digest
+
+
+def record(data: bytes, name: str | None = None) -> bytes:
+    return header(name or digest(data), len(data)) + data
+
+
+def feed(sink, body: bytes, cut: int) -> None:
+    """``body`` in pieces of ``cut`` bytes, each a read-only view of a reused buffer."""
+    buffer = bytearray(max(cut, 1))
+    for at in range(0, len(body), cut):
+        piece = body[at:at + cut]
+        buffer[:len(piece)] = piece
+        sink.feed(memoryview(buffer)[:len(piece)].toreadonly())
+
+
+def leftovers(store: DirBlobStore) -> list[str]:
+    return [f for _, _, files in os.walk(store.tmp) for f in files]
+
+
+@pytest.mark.parametrize("cut", [1, 7, 70, 4096, 1 << 20])
+def test_a_bundle_in_any_pieces_is_stored_whole(tmp_path, cut):
+    store = DirBlobStore(tmp_path)
+    datas = [b"", b"x", os.urandom(100), os.urandom(5000)]
+    sink = BundleSink(store)
+    feed(sink, b"".join(map(record, datas)), cut)
+    sink.end()
+    stored = sink.finish()
+    assert [(b.sha256, b.size) for b in stored] == [(digest(d), len(d)) for d in datas]
+    assert all(b"".join(store.read(digest(d))) == d for d in datas) and leftovers(store) == []
+
+
+def test_a_wrong_hash_stops_the_bundle_keeping_what_came_before(tmp_path):
+    store = DirBlobStore(tmp_path)
+    sink = BundleSink(store)
+    with pytest.raises(BlobMismatch):
+        feed(sink, record(b"good") + record(b"bad", digest(b"other")) + record(b"after"), 5)
+    assert [b.sha256 for b in sink.finish()] == [digest(b"good")]
+    assert store.missing([digest(b"good"), digest(b"other"), digest(b"after")]) == [digest(b"other"), digest(b"after")]
+    assert leftovers(store) == []
+
+
+def test_a_cut_bundle_keeps_only_whole_blobs(tmp_path):
+    store = DirBlobStore(tmp_path)
+    sink = BundleSink(store)
+    body = record(b"whole") + record(os.urandom(1000))
+    feed(sink, body[:-10], 64)
+    with pytest.raises(BundleError):
+        sink.end()
+    assert [b.sha256 for b in sink.finish()] == [digest(b"whole")] and leftovers(store) == []
+
+
+def test_a_blob_larger_than_the_store_takes_is_refused_at_its_header(tmp_path):
+    store = DirBlobStore(tmp_path, max_bytes=100)
+    sink = BundleSink(store)
+    with pytest.raises(BlobTooLarge):
+        feed(sink, record(b"small") + record(os.urandom(101)), 1000)
+    assert [b.sha256 for b in sink.finish()] == [digest(b"small")] and leftovers(store) == []
+
+
+def test_the_first_record_is_handed_over_whole_and_not_stored(tmp_path):
+    store = DirBlobStore(tmp_path)
+    got = []
+    sink = BundleSink(store, lambda sha, data: got.append((sha, data)), first_limit=100)
+    feed(sink, record(b"manifest", "a" * 64) + record(b"blob"), 3)
+    sink.end()
+    assert got == [("a" * 64, b"manifest")] and [b.sha256 for b in sink.finish()] == [digest(b"blob")]
+    assert store.missing(["a" * 64]) == ["a" * 64]
+    refused = BundleSink(store, got.append, first_limit=4)
+    with pytest.raises(ApiProblem) as caught:
+        feed(refused, record(b"too long"), 100)
+    assert caught.value.status == 413 and refused.finish() == []
+    empty = BundleSink(store, got.append, first_limit=4)
+    with pytest.raises(BundleError, match="first record is required"):
+        empty.end()
+
+
+def test_a_blob_body_is_checked_at_its_end(tmp_path):
+    store = DirBlobStore(tmp_path)
+    data = os.urandom(300_000)
+    sink = BlobSink(store, digest(data), len(data))
+    feed(sink, data, 65536)
+    sink.end()
+    assert sink.finish() == len(data) and b"".join(store.read(digest(data))) == data
+    wrong = BlobSink(store, digest(b"claimed"), len(data))
+    feed(wrong, data, 65536)
+    with pytest.raises(BlobMismatch):
+        wrong.end()
+    wrong.finish()
+    cut = BlobSink(store, digest(b"cut"), 10)
+    feed(cut, b"cut", 2)
+    cut.finish()  # never ended
+    assert store.missing([digest(b"claimed"), digest(b"cut")]) == [digest(b"claimed"), digest(b"cut")]
+    assert leftovers(store) == []
