@@ -1,6 +1,7 @@
 """Making many files durable at once: one syncfs for a batch, one fsync each otherwise."""
 
 import os
+import time
 
 import pytest
 
@@ -241,3 +242,54 @@ def test_a_few_files_never_wait_for_a_group(tmp_path, counted, monkeypatch):
     syncfs.release(1)
     a.join(5)
     assert done == [("a", True)]
+
+
+@pytest.mark.parametrize("before, after, covered", [
+    ([], [], False),        # no sync since the ticket
+    ([0], [], False),       # one ended before it: it wrote back earlier writes only
+    ([], [0], True),        # one begun after it ended well
+    ([], [-1], False),      # ... failed
+    ([], [-1, 0], True),    # a failed one, then one that worked
+    ([0], [0, -1], True),   # one worked after the ticket; a later failure does not undo it
+])
+def test_a_ticket_is_covered_once_a_sync_begun_after_it_worked(tmp_path, monkeypatch, before, after, covered):
+    results = iter(before + after)
+    monkeypatch.setattr(durable, "_syncfs", lambda fd: next(results))
+    group = durable.SyncGroup(tmp_path)
+    for _ in before:
+        group.wait()
+    ticket = group.ticket()
+    for _ in after:
+        group.wait()
+    assert group.covered(ticket) is covered
+    if covered:
+        assert group.wait(ticket) is True  # at once: no sync begun (the results are used up)
+
+
+def test_waiting_on_a_ticket_skips_a_sync_begun_before_it(tmp_path, monkeypatch):
+    syncfs = GatedSyncfs()
+    monkeypatch.setattr(durable, "_syncfs", syncfs)
+    group = durable.SyncGroup(tmp_path)
+    done: list = []
+    waiter(group, done, "a")
+    assert syncfs.began.acquire(timeout=5)  # sync 1 runs
+    ticket = group.ticket()  # writes done while sync 1 runs: it may have missed them
+    assert ticket == 1
+    group.soon()
+    syncfs.release(1)
+    assert syncfs.began.acquire(timeout=5)  # soon() begins sync 2 once 1 ended, without a caller waiting
+    assert not group.covered(ticket)
+    syncfs.release(2)
+    assert group.wait(ticket) is True and group.covered(ticket)
+    deadline = time.monotonic() + 5
+    while group.flushing:  # soon()'s thread is gone once caught up
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    assert syncfs.log == ["begin 1", "end 1", "begin 2", "end 2"] and (group.begun, group.ended) == (2, 2)
+
+
+def test_soon_does_nothing_without_syncfs(tmp_path, monkeypatch):
+    monkeypatch.setattr(durable, "_syncfs", False)
+    group = durable.SyncGroup(tmp_path)
+    group.soon()
+    assert not group.flushing and group.begun == 0

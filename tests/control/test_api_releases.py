@@ -618,3 +618,8 @@ def test_release_status_names_who_serves_failed_or_is_pending_and_waits_for_the_
 
     r = api.call("GET", "/v1/services/blog/releases/7/status", "read")
     assert r.status_code == 404
+    r = api.call("GET", "/v1/services/blog/releases/7/status?wait=5", "read")  # checked in the first read
+    assert r.status_code == 404 and "has no release 7" in r.json()["error"]["message"]
+    api.store.delete_node(nodes[3])  # a report read its node in its own transaction: still a 404
+    r = api.call("POST", f"/v1/nodes/{nodes[3]}/releases", "admin", json={"service": "blog", "number": 1, "status": "serving"})
+    assert r.status_code == 404 and "there is no node" in r.json()["error"]["message"]

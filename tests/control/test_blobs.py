@@ -286,3 +286,27 @@ def test_dir_store_reads_a_blob_into_a_buffer(tmp_path):
         blobs.read_into(sha(data), memoryview(bytearray(len(data) + 1)))
     with pytest.raises(BlobNotFound):
         blobs.read_into(sha(b"none"), memoryview(bytearray(1)))
+
+
+def test_dir_store_leaves_to_the_group_sync_the_directories_it_wrote_back(tmp_path, monkeypatch):
+    """A bundle of SYNCFS_MIN blobs or more: its renames are written back by a group
+    syncfs begun at once in the background; a release then syncs no directory of its own."""
+    import time
+
+    from owncdn import durable
+
+    synced, syncfs = [], []
+    monkeypatch.setattr("owncdn.control.blobs._sync_dirs", synced.extend)
+    monkeypatch.setattr(durable, "_syncfs", lambda fd: syncfs.append(fd) or 0)
+    store = DirBlobStore(tmp_path)
+    many = [(sha(b"%d" % i), b"%d" % i) for i in range(durable.SYNCFS_MIN)]
+    store.put_many(many)  # one group syncfs for the data, and soon() one for the renames
+    deadline = time.monotonic() + 5
+    while store._group.flushing:  # soon()'s thread, until its syncfs ended
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    store.sync([h for h, _ in many])
+    assert synced == [] and len(syncfs) == 2 and store._group.covered(0)
+    put(store, b"later")  # one blob, renamed after those syncs: fsynced by the release
+    store.sync([sha(b"later")] + [h for h, _ in many])
+    assert synced == [tmp_path / sha(b"later")[:2]]

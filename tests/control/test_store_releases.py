@@ -41,7 +41,8 @@ def test_activate_moves_the_pointer(store):
 def test_node_reports(store, clock):
     node = store.register_node("edge-1", "edge", "fra", "production", "127.0.1.1")
     add(store, M1)
-    assert store.report_node_release(node.id, "blog", 1, "serving").serving == 1
+    served = store.report_node_release(node.id, "blog", 1, "serving")
+    assert (served.serving, served.env) == (1, "production")
     failed = store.report_node_release(node.id, "blog", 2, "failed", "disk full")
     assert (failed.number, failed.status, failed.serving, failed.reason) == (2, "failed", 1, "disk full")
     [row] = store.node_releases("production", "blog")
@@ -54,3 +55,53 @@ def test_node_reports(store, clock):
         store.report_node_release("n-nope", "blog", 1, "serving")
     store.delete_node(node.id)
     assert store.node_releases("production") == []
+
+
+def test_the_reads_of_a_reading_block_share_one_transaction(store, monkeypatch):
+    """Store Rule 6: one session (one BEGIN and COMMIT) for the block's reads in this
+    thread, nested blocks included; another thread's reads keep their own."""
+    import threading
+
+    import owncdn.control.store.store as module
+
+    node = store.register_node("edge-1", "edge", "fra", "production", "127.0.1.1")
+    add(store, M1)
+    store.report_node_release(node.id, "blog", 1, "serving")
+    opened = []
+    real = module.Session
+    monkeypatch.setattr(module, "Session", lambda *a, **k: opened.append(1) or real(*a, **k))
+    with store.reading():
+        assert store.current_release_number("production", "blog") == 1
+        with store.reading():
+            assert store.has_release("production", "blog", 1)
+        assert [(r.name, r.serving) for r in store.node_releases("production", "blog")] == [("edge-1", 1)]
+        assert [n.name for n in store.list_nodes("production")] == ["edge-1"]
+        assert len(opened) == 1
+        other = threading.Thread(target=lambda: store.has_release("production", "blog", 1))
+        other.start()
+        other.join()
+        assert len(opened) == 2
+    assert store.get_release("production", "blog", 1).manifest == M1  # after the block: its own again
+    assert store.get_node(node.id).name == "edge-1"
+    assert len(opened) == 4
+    with pytest.raises(RuntimeError), store.reading():  # an error ends the block as it ends a read
+        store.has_release("production", "blog", 1)
+        raise RuntimeError("boom")
+    opened.clear()
+    assert store.has_release("production", "blog", 1) and len(opened) == 1
+
+
+def test_a_manifest_with_its_json_text_is_stored_as_that_text(store, monkeypatch):
+    """Engine Rule 4: the canonical encoding the id was made from is written as it is,
+    not encoded again; it reads back as the same document."""
+    import json
+
+    import owncdn.control.store.engine as engine
+
+    text = json.dumps(M2, sort_keys=True, separators=(",", ":"))
+    encoded = []
+    monkeypatch.setattr(engine.json, "dumps", lambda value, **kw: encoded.append(value) or json.JSONEncoder(**kw).encode(value))
+    made = store.add_release("production", "blog", M2, "2" * 64, 1, 4, author="ci", manifest_text=text)
+    assert encoded == [] and store.get_release("production", "blog", made.number).manifest == M2
+    add(store, M1)  # without a text: encoded as before
+    assert encoded == [M1] and store.get_release("production", "blog", 2).manifest == M1

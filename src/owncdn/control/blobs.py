@@ -25,7 +25,10 @@ Rules:
    ``commit_many`` shares its ``syncfs`` with the uploads ending at the same time,
    ``durable.SyncGroup``). The renames are made durable by
    ``sync(hashes)`` (one fsync per directory renamed into since the last sync; every
-   directory after a start), which the control plane calls before it stores a release
+   directory after a start; not those a group ``syncfs`` begun after their last rename
+   wrote back already, ``durable.SyncGroup`` Rule 8; a ``commit_many`` of
+   ``SYNCFS_MIN`` blobs or more asks for one in the background once renamed, Rule 9,
+   and ``sync`` waits for that one, if running, rather than fsync or begin its own), which the control plane calls before it stores a release
    naming those blobs: a blob lost to a crash before that is reported missing and
    uploaded again, and a stored release never names a lost one.
 3. S3 store: bytes are spooled (memory up to 8 MiB, then a temp file), checked, then
@@ -65,7 +68,7 @@ from urllib.parse import urlsplit
 
 from owncdn.core.content.digest import hasher, is_blob_name, name_of
 from owncdn.core.content.retention import BlobInfo
-from owncdn.durable import SyncGroup, sync_many, write_all
+from owncdn.durable import SYNCFS_MIN, SyncGroup, sync_many, write_all
 
 __all__ = [
     "BlobError", "BlobMismatch", "BlobNotFound", "BlobPart", "BlobStore", "BlobTooLarge", "BlobWriter",
@@ -175,7 +178,9 @@ class DirBlobStore:
                 shutil.rmtree(leftover, ignore_errors=True)  # a writing thread's directory (Rule 2)
             else:
                 leftover.unlink(missing_ok=True)
-        self._dirty = {p for p in self.root.iterdir() if p.is_dir() and p != self.tmp}  # unknown: sync once
+        # directories renamed into, each with the SyncGroup ticket of its last rename (Rule 2);
+        # those found at start are unknown: synced once (ticket 0: a group sync from now on covers them)
+        self._dirty: dict[Path, int] = {p: 0 for p in self.root.iterdir() if p.is_dir() and p != self.tmp}
         self._dirty_lock = threading.Lock()
         self._threads = threading.local()  # each writing thread's temp directory and counter
         self._tmp_dirs = 0
@@ -357,8 +362,9 @@ class DirBlobStore:
         for sha, tmp in written:
             os.replace(tmp, f"{self._root}/{sha[:2]}/{sha}")  # the directories exist since the start
             prefixes.add(sha[:2])
-        with self._dirty_lock:
-            self._dirty.update(self._dirs[prefix] for prefix in prefixes)
+        self._renamed_into(*(self._dirs[prefix] for prefix in prefixes))
+        if len(written) >= SYNCFS_MIN:
+            self._group.soon()  # the renames written back now, before the release asks (durable Rule 9)
 
     def sync(self, hashes: Iterable[str]) -> None:
         """Make the blobs' directory entries durable (Rule 2)."""
@@ -367,14 +373,23 @@ class DirBlobStore:
             _check_name(sha)
             prefixes.add(sha[:2])
         wanted = {self.root / prefix for prefix in prefixes}
+        covered = self._group.covered
         with self._dirty_lock:
-            todo = sorted(wanted & self._dirty)
-            self._dirty -= wanted  # before the fsyncs: a rename from now on marks it again
+            todo = sorted(d for d in wanted if d in self._dirty and not covered(self._dirty[d]))
+            ticket = max((self._dirty[d] for d in todo), default=0)
+            for directory in wanted:  # before the fsyncs: a rename from now on marks it again
+                self._dirty.pop(directory, None)
+        if todo and (len(todo) >= SYNCFS_MIN or self._group.flushing) and self._group.wait(ticket):
+            return  # one group syncfs begun after their renames (often soon()'s, in flight)
         _sync_dirs(todo)
 
-    def _renamed_into(self, directory: Path) -> None:
+    def _renamed_into(self, *directories: Path) -> None:
+        """Mark directories renamed into (after the renames): durable once a group
+        ``syncfs`` begun from now on ended, or ``sync`` flushed them (Rule 2)."""
+        ticket = self._group.ticket()
         with self._dirty_lock:
-            self._dirty.add(directory)
+            for directory in directories:
+                self._dirty[directory] = max(ticket, self._dirty.get(directory, 0))
 
     def open_fd(self, sha: str) -> int:
         """A read-only descriptor of the blob, for the caller to close (``sendfile``

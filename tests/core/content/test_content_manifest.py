@@ -1,6 +1,8 @@
 """Release manifests: path rules (table), canonical id, diff."""
 
 import hashlib
+import json
+import sys
 
 import pytest
 
@@ -113,6 +115,29 @@ def test_the_id_is_the_sha256_of_the_canonical_encoding_whatever_the_order():
     assert parse_manifest(one.to_json()) == one
     assert list(one.files) == ["a.txt", "b.txt"]
     assert Manifest.build([("a.txt", A, 2)]).id != Manifest.build([("a.txt", A, 1)]).id
+
+
+@pytest.mark.parametrize("files", [
+    {"a.txt": 1},
+    {'say "hi".html': 1, "plain": 2},  # the one character either encoder escapes (Rule 6)
+    {"ünïcode/ß.html": 1, "z": 2, "é": 3, "日本/語.txt": 4},  # UTF-8, sorted by code point
+    {"\uffff": 1, "\U0001f600": 2, "\ue000": 3, "~": 4},  # BMP above the surrogates, then astral
+    {"with space.txt": 0, "x" * 1024: 7, "a'b": 9, "$&<>": 2**63},
+    {"big": 2**64 + 1},  # beyond orjson's integers: the standard encoder
+])
+def test_the_canonical_encoding_is_the_same_with_orjson_and_json(files, monkeypatch):
+    """Rule 6: orjson where loaded, json in `owncdn push`: the same bytes, the same id."""
+    import orjson
+
+    rows = [(path, (A if i % 2 else B) + ("-b3" if i % 3 else ""), size) for i, (path, size) in enumerate(files.items())]
+    fast = Manifest.build(rows)
+    assert sys.modules.get("orjson") is orjson
+    encoded = fast.canonical()
+    monkeypatch.setitem(sys.modules, "orjson", None)  # as in `owncdn push`: not imported
+    slow = Manifest.build(rows)
+    assert slow.canonical() == encoded == json.dumps(
+        fast.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert slow.id == fast.id == hashlib.sha256(encoded).hexdigest()
 
 
 def test_blake3_and_sha256_names_in_one_manifest():

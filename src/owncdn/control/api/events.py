@@ -138,6 +138,10 @@ class EventStream:
         more are waiting, and whether to record contact (Rule 2: there are events, or
         ``touch``, and the last write is ``CONTACT_EVERY`` old). ``env_only``: only the
         channels that follow the environment are read (channels Rule 5)."""
+        with self.ctx.store.reading():  # one read transaction for all of it (store Rule 6)
+            return self._read(touch, generation, env_only)
+
+    def _read(self, touch: bool, generation: int, env_only: bool) -> tuple[str, bool, bool]:
         store, env = self.ctx.store, self.node.env
         out: list[str] = []
         latest_number, purges, full = self._feed(generation)

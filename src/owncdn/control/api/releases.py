@@ -73,7 +73,7 @@ from starlette.concurrency import run_in_threadpool
 
 from owncdn.control.blobs import BlobError, BlobStore, DirBlobStore
 from owncdn.control.hub import RECHECK_SECONDS
-from owncdn.control.store import Release, Token
+from owncdn.control.store import NotFound, Release, Token
 from owncdn.core.content import Manifest, ManifestError, parse_manifest
 from owncdn.core.content.retention import manifest_blobs, retained_numbers
 
@@ -217,7 +217,7 @@ def _create(ctx: ApiContext, env: str, name: str, manifest: Manifest, blobs: Blo
     blobs.sync(manifest.blobs)  # every blob durable before a release names it
     body = manifest.to_json()
     release = ctx.store.add_release(env, name, body, manifest.id, len(manifest.files),
-                                    manifest.total_bytes, author=author)
+                                    manifest.total_bytes, author=author, manifest_text=manifest.canonical().decode())
     inline = _inline_blobs(blobs, manifest, _recent(ctx, env, name))  # Rule 10
     remember_manifest(ctx, env, name, release.number, release.id, body, inline)  # the edges' events need no store read
     _remember(ctx, env, name, manifest)  # Rule 9
@@ -241,10 +241,11 @@ async def release_status(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + (wait or 0)
     topic = release_topic(env, name)
-    await run_in_threadpool(_exists, ctx, env, name, number)
+    exists = True  # checked by the first read
     while True:
         since = ctx.hub.generation(topic)  # before reading the store (hub Rule 3)
-        status = await run_in_threadpool(_status, ctx, env, name, number, False)
+        status = await run_in_threadpool(_status, ctx, env, name, number, False, exists)
+        exists = False
         remaining = deadline - loop.time()
         if status.complete or remaining <= 0 or ctx.hub.closed:
             if not status.complete:  # else _status read it already
@@ -260,9 +261,19 @@ def _exists(ctx: ApiContext, env: str, name: str, number: int) -> None:
         raise ApiProblem(404, "not_found", f"service '{name}' in '{env}' has no release {number}")
 
 
-def _status(ctx: ApiContext, env: str, name: str, number: int, current: bool = True) -> ReleaseStatus:
+def _status(ctx: ApiContext, env: str, name: str, number: int, current: bool = True,
+            exists: bool = False) -> ReleaseStatus:
     """Rule 6; whether the release is current is read only when ``current`` or when no
-    edge is left to wait for (a wait's wake-ups before that do not need it)."""
+    edge is left to wait for (a wait's wake-ups before that do not need it); with
+    ``exists``, first a 404 when there is no such release. One read transaction
+    (``Store.reading``)."""
+    with ctx.store.reading():
+        if exists:
+            _exists(ctx, env, name, number)
+        return _status_read(ctx, env, name, number, current)
+
+
+def _status_read(ctx: ApiContext, env: str, name: str, number: int, current: bool) -> ReleaseStatus:
     reports = {row.node_id: row for row in ctx.store.node_releases(env, name)}
     since = datetime.now(UTC) - timedelta(seconds=CONTACT_WINDOW)
     serving, failed, pending = [], [], []
@@ -334,9 +345,12 @@ def activate_release(name: ServiceName, number: Number, ctx: Ctx, blobs: Blobs,
     summary="Report the release a node serves, or failed to switch to", responses=error_responses(400, 401, 403, 404, 422),
 )
 def report_release(node_id: str, body: NodeReleaseIn, ctx: Ctx, _: Annotated[Token, Depends(node_token)]) -> NodeReleaseOut:
-    node = existing_node(ctx, node_id)
-    row = ctx.store.report_node_release(node_id, body.service, body.number, body.status, body.reason)
-    _changed(ctx, node.env, body.service)  # DNS nodes follow which locations are ready (release_ready)
+    try:  # the node is read in the report's own transaction
+        row = ctx.store.report_node_release(node_id, body.service, body.number, body.status, body.reason)
+    except NotFound:
+        existing_node(ctx, node_id)  # its 404
+        raise
+    _changed(ctx, row.env, body.service)  # DNS nodes follow which locations are ready (release_ready)
     return NodeReleaseOut(node_id=node_id, service=row.service, number=row.number, status=row.status, serving=row.serving)
 
 

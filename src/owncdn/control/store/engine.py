@@ -8,10 +8,15 @@ Rules:
    when two deferred transactions both try to upgrade to a write lock. Connections with
    the `READ_ONLY` execution option begin deferred, so readers never wait for writers.
 3. Engines hide SQL parameters from error messages and logs (a token hash is a parameter).
+4. A JSON column's value is written as ``json.dumps`` writes it, except an ``EncodedJSON``
+   (a document that carries its JSON text: a release's manifest in its canonical
+   encoding, made for its id already), written as that text: encoding a one-file push's
+   128 KB manifest again took about 0.6 ms of the control plane's CPU.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -23,6 +28,23 @@ from .records import StoreError
 
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another writer's transaction
 READ_ONLY = "owncdn_read_only"  # execution option: this transaction only reads
+
+
+class EncodedJSON(dict):
+    """Rule 4: a JSON object and ``text``, its JSON encoding (the caller's word)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, value: dict, text: str) -> None:
+        super().__init__(value)
+        self.text = text
+
+
+def _json_text(value: object) -> str:
+    """Rule 4: the engines' ``json_serializer``."""
+    if type(value) is EncodedJSON:
+        return value.text
+    return json.dumps(value)
 
 
 def sqlite_url(state_dir: str | Path) -> str:
@@ -47,17 +69,17 @@ def make_engine(url: str) -> Engine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
-    return create_engine(parsed, hide_parameters=True, pool_pre_ping=True)
+    return create_engine(parsed, hide_parameters=True, pool_pre_ping=True, json_serializer=_json_text)
 
 
 def _sqlite_engine(url: URL) -> Engine:
     in_memory = url.database in (None, "", ":memory:")
     if in_memory:  # one shared connection, or every session would see its own empty database
-        engine = create_engine(url, hide_parameters=True, poolclass=StaticPool,
+        engine = create_engine(url, hide_parameters=True, poolclass=StaticPool, json_serializer=_json_text,
                                connect_args={"check_same_thread": False})
     else:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, hide_parameters=True,
+        engine = create_engine(url, hide_parameters=True, json_serializer=_json_text,
                                connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from .engine import EncodedJSON
 from .records import NotFound
 from .releaseschema import CurrentReleaseRow, NodeReleaseRow, ReleaseRow
 from .schema import NodeRow
@@ -64,14 +65,20 @@ class NodeRelease:
     reason: str
     serving: int | None  # what the node serves now
     at: float
+    env: str = ""  # the node's environment
 
 
 class ReleaseStore:
     """Mixed into ``Store``: uses its ``_read``, ``_write`` and ``_now``."""
 
     def add_release(self, env: str, service: str, manifest: dict, manifest_id: str, files: int,
-                    size: int, author: str = "") -> Release:
-        """Store the next release of ``service`` in ``env`` and make it current (Rule 1)."""
+                    size: int, author: str = "", manifest_text: str | None = None) -> Release:
+        """Store the next release of ``service`` in ``env`` and make it current (Rule 1).
+        ``manifest_text``: ``manifest`` in JSON already (its canonical encoding), stored
+        as it is (``engine`` Rule 4)."""
+        if manifest_text is not None:
+            manifest = EncodedJSON(manifest, manifest_text)
+
         def work(s: Session) -> Release:
             last = s.scalar(select(func.max(ReleaseRow.number))
                             .where(ReleaseRow.env == env, ReleaseRow.service == service))
@@ -211,4 +218,5 @@ def _maybe_release(r: ReleaseRow | None) -> Release | None:
 
 def _node_release(node: NodeRow, r: NodeReleaseRow) -> NodeRelease:
     return NodeRelease(node_id=node.id, name=node.name, location=node.location, service=r.service,
-                       number=r.number, status=r.status, reason=r.reason, serving=r.serving, at=r.at)
+                       number=r.number, status=r.status, reason=r.reason, serving=r.serving, at=r.at,
+                       env=node.env)

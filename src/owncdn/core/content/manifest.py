@@ -25,6 +25,13 @@ Rules:
    path, hash and size) is taken from it without checking it again, and Rule 3 is
    checked only when the paths differ from its paths: a push that changed one file
    of 1,065 checks one entry (about 0.5 ms instead of 1.9 ms here).
+6. ``canonical`` encodes with orjson (``OPT_SORT_KEYS``) when the process has imported
+   it already (the control plane and the edges: 0.05 ms instead of 0.8 ms for 1,065
+   files), else with the standard ``json`` (``owncdn push`` does not import orjson,
+   about 10 ms of start-up). Both give the same bytes for every valid manifest: keys
+   sort by code point in both (UTF-8 keeps that order), non-ASCII is written as UTF-8,
+   and Rules 1-2 leave ``"`` as the only character either escapes (``\\"``); a size
+   beyond 64 bits, which orjson refuses, is encoded by ``json``.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from collections.abc import Iterable, Mapping
 
 from .digest import algorithm as digest_algorithm, is_blob_name
@@ -152,8 +160,15 @@ class Manifest:
         return {"files": {p: {_field(e.sha256): e.sha256, "size": e.size} for p, e in self.files.items()}}
 
     def canonical(self) -> bytes:
-        """Rule 4's encoding."""
-        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        """Rule 4's encoding (Rule 6: with orjson where it is loaded)."""
+        data = self.to_json()
+        orjson = sys.modules.get("orjson")
+        if orjson is not None:
+            try:
+                return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+            except TypeError:  # a size beyond 64 bits: the standard encoder's bytes
+                pass
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
     @property
     def id(self) -> str:
