@@ -53,8 +53,8 @@ from .channels import ChannelCursor, encode_event, stream_topic
 __all__ = ["PING_SECONDS", "EventStream", "format_event"]
 
 PING_SECONDS = 10.0
-CONTACT_EVERY = 1.0
-FEED_REUSE_SECONDS = 0.2  # streams woken by one notify share one read of the store  # seconds between writes of a node's last contact
+CONTACT_EVERY = 1.0  # seconds between writes of a node's last contact
+FEED_REUSE_SECONDS = 0.2  # streams woken by one notify share one read of the store
 BATCH = 1000
 """Most purges read (and sent) at once while catching up."""
 
