@@ -155,15 +155,15 @@ class EdgeServer:
         host, port = _split(listen)
         servers = [await loop.create_server(lambda: HttpConnection(edge, limits, loop), host, port,
                                             reuse_address=True, reuse_port=reuse_port or None, backlog=1024)]
-        if admin:
+        # TLS and HTTP/2 (edge/tlslistener.py): certificates by SNI, kept in <state_dir>/certs
+        certs = open_cert_store(state_dir, tls_files, tls_tickets)  # tls_tickets: the workers' shared key file
+        tls_server = await listen_tls(edge, certs, limits, tls_listen, reuse_port=reuse_port) if tls_listen else None
+        if admin:  # last: an admin port that answers means every listener is bound
             admin_app = AdminApp(edge)
             ahost, aport = _split(admin)
             servers.append(await loop.create_server(lambda: HttpConnection(admin_app, limits, loop), ahost, aport,
                                                     reuse_address=True))
             edge.admin_address = f"{ahost}:{servers[-1].sockets[0].getsockname()[1]}"  # edge/health.py Rule 4
-        # TLS and HTTP/2 (edge/tlslistener.py): certificates by SNI, kept in <state_dir>/certs
-        certs = open_cert_store(state_dir, tls_files, tls_tickets)  # tls_tickets: the workers' shared key file
-        tls_server = await listen_tls(edge, certs, limits, tls_listen, reuse_port=reuse_port) if tls_listen else None
         sweeper = loop.create_task(cls._sweep(edge, loop))
         start_load_meter(edge)  # loop lag, steal, load average (edge/load.py)
         server = cls(edge, servers, sweeper)
