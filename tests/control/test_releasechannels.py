@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+from hashlib import sha256
 import threading
 import time
 from types import SimpleNamespace
@@ -37,8 +38,6 @@ def manifest(**files: bytes) -> dict:
 
 def release_bundle(m: dict, *blobs: bytes) -> bytes:
     first = json.dumps(m, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    from hashlib import sha256
-
     return (header(sha256(first).hexdigest(), len(first)) + first
             + b"".join(header(blob_name(blob), len(blob)) + blob for blob in blobs))
 

@@ -28,7 +28,8 @@ control plane stores blobs (``owncdn.control.blobs``).
 """
 
 from .diff import ManifestDiff, diff
-from .manifest import MAX_PATH, FileEntry, Manifest, ManifestError, check_path, is_blob_name, parse_manifest
+from .digest import is_blob_name
+from .manifest import MAX_PATH, FileEntry, Manifest, ManifestError, check_path, parse_manifest
 
 __all__ = ["MAX_PATH", "FileEntry", "Manifest", "ManifestDiff", "ManifestError", "check_path", "diff",
            "is_blob_name", "parse_manifest"]

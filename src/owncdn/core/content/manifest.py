@@ -42,14 +42,14 @@ import re
 import sys
 from collections.abc import Iterable, Mapping
 
-from .digest import algorithm as digest_algorithm, is_blob_name
+from .digest import algorithm as digest_algorithm
 
 TYPE_CHECKING = False  # not from typing: `owncdn push` starts without importing it
 if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
-    "MAX_PATH", "FileEntry", "Manifest", "ManifestError", "check_path", "is_blob_name", "parse_manifest",
+    "MAX_PATH", "FileEntry", "Manifest", "ManifestError", "check_path", "parse_manifest",
 ]
 
 MAX_PATH = 1024
