@@ -5,7 +5,9 @@ import asyncio
 import json
 import os
 import sys
+import time
 
+from owncdn.client import hashcache
 from owncdn.testing.fleet import Fleet
 
 CDN = """version: 1
@@ -135,6 +137,7 @@ async def test_a_plain_push_starts_without_typer_httpx_or_pydantic_and_can_wait(
     # or the idna codec (each a few ms)
     site = tmp_path / "public"
     make_site(site)
+    written = time.monotonic()
     # the command ends with os._exit (entry.py Rule 3): what it imported is read from -X importtime
     heavy = {"typer", "click", "rich", "httpx", "pydantic", "fastapi", "email", "ssl", "dataclasses", "orjson",
              "inspect", "typing", "http.client", "encodings.idna", "pathlib", "urllib"}
@@ -146,6 +149,7 @@ async def test_a_plain_push_starts_without_typer_httpx_or_pydantic_and_can_wait(
         await fleet.apply(CDN)
         env = dict(os.environ, OWNCDN_CONTROL=fleet.url, OWNCDN_TOKEN=fleet.admin_token,
                    XDG_CACHE_HOME=str(tmp_path / "cache"))
+        await asyncio.sleep(hashcache.RACY_NS / 1e9 + 0.1 - (time.monotonic() - written))
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-X", "importtime", "-c", probe, "push", str(site), "--service", "blog", "--json",
             "--wait", "5", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -154,9 +158,24 @@ async def test_a_plain_push_starts_without_typer_httpx_or_pydantic_and_can_wait(
         imported = {line.rpartition("|")[2].strip() for line in err.decode().splitlines() if line.startswith("import time:")}
         assert "owncdn.client.pushapi" in imported
         assert {m for m in imported if m in heavy or m.split(".")[0] in heavy} == set()  # none of them
+        assert "threading" in imported and not {"concurrent.futures", "logging"} & imported  # uploads in plain threads
         result = json.loads(out)
         assert (result["release"], result["files"], result["serving"], result["failed"], result["pending"]) == (
             1, 4, [], [], [])
+
+        # one file changed (the hash cache answers for the rest: the site was written more than its racy
+        # window before the first push): the release and its blob in one request, nor threading or
+        # concurrent.futures
+        (site / "style.css").write_text("body { color: red }")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-X", "importtime", "-c", probe, "push", str(site), "--service", "blog", "--json",
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+        imported = {line.rpartition("|")[2].strip() for line in err.decode().splitlines() if line.startswith("import time:")}
+        assert "owncdn.client.pushapi" in imported
+        assert {m for m in imported if m in heavy | {"threading", "concurrent", "logging"} or m.split(".")[0] in heavy} == set()
+        assert (json.loads(out)["release"], json.loads(out)["blobs_uploaded"]) == (2, 1)
 
         code, out, err = await owncdn(fleet, "push", "--help")  # the Typer command still documents it
         assert code == 0 and "--wait" in out and "--max-file-size" in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -16,13 +17,13 @@ from owncdn.core.content.digest import digest
 
 def counting_hash(monkeypatch) -> list:
     hashed = []
-    real = sitedir._hash
+    real = sitedir._hash_files
 
-    def spy(source, buffers):
-        hashed.append(os.path.basename(source))
-        return real(source, buffers)
+    def spy(sources, sizes):
+        hashed.extend(os.path.basename(source) for source in sources)
+        return real(sources, sizes)
 
-    monkeypatch.setattr(sitedir, "_hash", spy)
+    monkeypatch.setattr(sitedir, "_hash_files", spy)
     return hashed
 
 
@@ -103,3 +104,23 @@ def test_a_file_read_again_only_because_it_was_racy_is_not_fresh(tmp_path, monke
     again = scan_site(site, cache=HashCache.for_root(site, tmp_path / "cache"))
     assert again.remembered == 1  # racy.html and new.html were read
     assert again.fresh == {digest(b"new")}  # racy.html's bytes were pushed before
+
+
+def test_save_soon_writes_in_another_thread_and_join_waits_for_it(tmp_path, monkeypatch):
+    cache = HashCache(tmp_path / "c.json")
+    cache.put("x", os.stat(tmp_path), "0" * 64 + "-b3", hashed_at=0)
+    gate, ran_in = threading.Event(), []
+    real = cache.save
+
+    def save():
+        gate.wait()
+        ran_in.append(threading.get_ident())
+        real()
+
+    monkeypatch.setattr(cache, "save", save)
+    saving = cache.save_soon()
+    assert "running" in repr(saving) and not (tmp_path / "c.json").exists()
+    gate.set()
+    saving.join()
+    assert "done" in repr(saving) and ran_in != [threading.get_ident()]
+    assert HashCache(tmp_path / "c.json").old == {"x": cache.new["x"]}

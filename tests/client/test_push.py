@@ -3,6 +3,7 @@ push that breaks half-way changes nothing, and the next push sends only the rest
 
 import hashlib
 import os
+import threading
 
 import pytest
 
@@ -264,3 +265,92 @@ def test_a_bundle_body_is_read_into_a_reused_buffer_and_a_file_that_changed_size
     (tmp_path / "a").write_bytes(b"longer now, hashed before")
     with pytest.raises(SiteError, match="changed while it was being pushed"):
         _bundle_body(buf, blobs[:1])
+
+
+def test_push_api_keeps_one_connection_per_thread_and_closes_them_all(api):
+    """pushapi Rule 2: a thread's calls reuse its connection; threads alive at once
+    each have their own; ``close`` closes every one."""
+    with PushApi(api.base_url, api.token) as client:
+        client.missing_blobs([])
+        client.missing_blobs([])
+        assert len(client._conns) == 1
+        both_called = threading.Barrier(3)
+
+        def call():
+            client.missing_blobs([])
+            both_called.wait()
+
+        threads = [threading.Thread(target=call) for _ in range(2)]
+        for t in threads:
+            t.start()
+        both_called.wait()
+        for t in threads:
+            t.join()
+        conns = [conn for conn, _ in client._conns.values()]
+        assert len(set(map(id, conns))) == 3 and all("open" in repr(c) for c in conns)
+    assert client._conns == {} and all("closed" in repr(c) for c in conns)
+
+
+@pytest.mark.parametrize("service, calls", [
+    ("blog", [("POST", "/v1/blobs/missing"), ("POST", "/v1/services/blog/releases/upcoming"),
+              ("POST", "/v1/blobs/bundle"), ("POST", "/v1/blobs/bundle"), ("POST", "/v1/services/blog/releases")]),
+    ("nope", [("POST", "/v1/blobs/missing"), ("POST", "/v1/services/nope/releases/upcoming")]),  # nothing sent
+])
+def test_the_announcement_is_the_uploads_first_task_and_a_refused_one_stops_them(api, lean, tmp_path, monkeypatch,
+                                                                                 service, calls):
+    """push Rule 8, with one upload thread (so the order is fixed) and a bundle per blob."""
+    monkeypatch.setattr("owncdn.client.push.ANNOUNCE_BYTES", 1)
+    monkeypatch.setattr("owncdn.client.push.BUNDLE_BLOBS", 1)
+    root = site(tmp_path / "s", a="1", b="2")
+    if service == "nope":
+        with pytest.raises(ApiError, match="no service 'nope'"):
+            push_site(lean, root, service=service, parallel=1)
+    else:
+        push_site(lean, root, service=service, parallel=1)
+    assert lean.calls == calls
+    assert len(list(api.blobs.root.glob("??/*"))) == (2 if service == "blog" else 0)
+
+
+@pytest.mark.parametrize("items, parallel, fail, begun, raised", [
+    (list(range(5)), 1, set(), [0, 1, 2, 3, 4], None),
+    (list(range(5)), 3, set(), [0, 1, 2, 3, 4], None),
+    (list(range(2)), 8, set(), [0, 1], None),
+    ([], 8, set(), [], None),
+    (list(range(5)), 1, {1, 3}, [0, 1], 1),  # nothing begun after a failure
+    (list(range(5)), 0, {0}, [0], 0),        # at least one thread
+])
+def test_uploads_run_in_threads_in_order_and_stop_at_a_failure(items, parallel, fail, begun, raised):
+    """push Rule 2: the upload threads (``_in_threads``) take the items in order."""
+    from owncdn.client.push import _in_threads
+
+    calls = []
+
+    def fn(item):
+        calls.append(item)
+        if item in fail:
+            raise ValueError(item)
+        return item * 10
+
+    if raised is None:
+        assert _in_threads(fn, items, parallel) == [i * 10 for i in items]
+    else:
+        with pytest.raises(ValueError) as caught:
+            _in_threads(fn, items, parallel)
+        assert caught.value.args == (raised,)
+    assert sorted(calls) == begun
+
+
+def test_the_first_failure_in_order_is_raised_whichever_came_first():
+    from owncdn.client.push import _in_threads
+
+    second_failed = threading.Event()
+
+    def fn(item):
+        if item == 1:
+            second_failed.set()
+            raise ValueError("second")
+        second_failed.wait(10)
+        raise ValueError("first")
+
+    with pytest.raises(ValueError, match="first"):
+        _in_threads(fn, [0, 1], 2)

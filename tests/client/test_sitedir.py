@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from owncdn.client import sitedir
 from owncdn.client.sitedir import Limits, SiteError, scan_site
 from owncdn.core.content.digest import digest
 
@@ -85,3 +86,50 @@ def test_limits(site, limits, why):
 def test_not_a_directory(tmp_path):
     with pytest.raises(SiteError, match="not a directory"):
         scan_site(tmp_path / "missing")
+
+
+SIZES = [0, 1, 7, 1 << 20, (1 << 20) + 1, 3, 2_500_000, 5, 0, 64]
+
+
+@pytest.mark.parametrize("ahead_files, ahead_bytes", [
+    (32, 16 << 20),  # the defaults: every file of the site announced at once
+    (2, 16 << 20),   # the window full by its count
+    (32, 1),         # ... by its bytes: one file ahead at a time
+    (0, 0),          # nothing ahead
+])
+def test_files_read_ahead_hash_as_read_one_by_one(tmp_path, monkeypatch, ahead_files, ahead_bytes):
+    """Rule 5: whatever the read-ahead window, each file is hashed whole, once, in
+    order; each file after the first is announced once, its first bytes up to the
+    window's; empty files never (a length of 0 would announce the whole file)."""
+    monkeypatch.setattr(sitedir, "AHEAD_FILES", ahead_files)
+    monkeypatch.setattr(sitedir, "AHEAD_BYTES", ahead_bytes)
+    advised = []
+    monkeypatch.setattr(sitedir, "_advise", lambda fd, size: advised.append((os.readlink(f"/proc/self/fd/{fd}"), size)))
+    root = tmp_path / "site"
+    root.mkdir()
+    contents = {f"f{i:02}": bytes([i]) * size for i, size in enumerate(SIZES)}
+    for name, data in contents.items():
+        (root / name).write_bytes(data)
+    open_before = len(os.listdir("/proc/self/fd"))
+    files = scan_site(root).manifest.files
+    assert len(os.listdir("/proc/self/fd")) == open_before
+    assert {name: (e.sha256, e.size) for name, e in files.items()} == {
+        name: (sha(data), len(data)) for name, data in contents.items()}
+    expected = [(str(root / name), min(len(data), ahead_bytes)) for name, data in list(contents.items())[1:]
+                if data and ahead_files and ahead_bytes]
+    assert sorted(advised) == expected
+
+
+def test_a_file_gone_after_the_walk_is_named_and_nothing_stays_open(site, monkeypatch):
+    walk = sitedir._walk
+
+    def walk_then_remove(*args):
+        files = walk(*args)
+        os.remove(site / "copy.html")
+        return files
+
+    monkeypatch.setattr(sitedir, "_walk", walk_then_remove)
+    open_before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(SiteError, match=r"copy\.html: cannot read the file \(No such file"):
+        scan_site(site)
+    assert len(os.listdir("/proc/self/fd")) == open_before

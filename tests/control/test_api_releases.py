@@ -527,6 +527,26 @@ def test_a_waiting_fetch_sends_blobs_as_they_land_and_ends_without_the_rest(api)
     assert got.content == bundle(b"here", later)  # the one never uploaded is left out, no 404
 
 
+def test_a_waiting_fetch_sends_a_landed_blob_as_the_upload_logged_it_without_asking_the_store(api):
+    api.register("edge-1")
+    later = b"uploaded while the fetch waits"
+    looked: list[list[str]] = []
+    sizes = api.blobs.sizes
+    api.blobs.sizes = lambda hashes: looked.append(list(hashes)) or sizes(hashes)
+
+    def upload_soon():
+        while api.ctx.hub.waiter_count() == 0:  # the fetch looked once and waits
+            time.sleep(0.01)
+        api.ok("POST", "/v1/blobs/bundle", content=bundle(later))
+
+    uploader = threading.Thread(target=upload_soon)
+    uploader.start()
+    got = api.call("POST", "/v1/blobs/fetch", "edge-1", json={"hashes": [sha(later)], "wait": 30.0})
+    uploader.join()
+    assert got.content == bundle(later)
+    assert looked == [[sha(later)]]  # the first look only: the landed blob came from the upload's log
+
+
 def test_a_waiting_fetch_of_present_blobs_ends_at_once(api):
     api.register("edge-1")
     api.put(b"a")
@@ -623,3 +643,36 @@ def test_release_status_names_who_serves_failed_or_is_pending_and_waits_for_the_
     api.store.delete_node(nodes[3])  # a report read its node in its own transaction: still a 404
     r = api.call("POST", f"/v1/nodes/{nodes[3]}/releases", "admin", json={"service": "blog", "number": 1, "status": "serving"})
     assert r.status_code == 404 and "there is no node" in r.json()["error"]["message"]
+
+
+def test_a_push_hops_to_a_worker_thread_once_per_request_at_most():
+    """auth Rule 4, releases Rule 11: FastAPI runs a plain function dependency in a
+    worker thread, and a plain function endpoint there too, its answer validated in
+    another; these are coroutines, which hop themselves only for their blocking work."""
+    import inspect
+
+    from owncdn.control.api import auth, blobs as blob_api, releases
+
+    checks = [auth.context, auth.authenticate, auth.node_token, auth.bootstrap_token, auth.require("deploy"),
+              blob_api.blob_store, blob_api.blob_reader]
+    endpoints = [blob_api.missing, releases.create_release, releases.announce_release,
+                 releases.create_release_with_blobs, releases.release_status, releases.report_release]
+    assert [f.__name__ for f in checks + endpoints if not inspect.iscoroutinefunction(f)] == []
+
+
+def test_a_create_is_parsed_against_the_manifest_announced_before_it(api, monkeypatch):
+    """releases Rule 9: the announced manifest's entries are not checked again."""
+    from owncdn.core.content import manifest as manifests
+
+    api.put(b"a")
+    api.put(b"b")
+    m = manifest(index__html=b"a", other__page=b"b")
+    api.ok("POST", "/v1/services/blog/releases/upcoming", json={"manifest": m})
+    checked = []
+    real = manifests.check_path
+    monkeypatch.setattr(manifests, "check_path", lambda path: checked.append(path) or real(path))
+    made = api.ok("POST", "/v1/services/blog/releases", json={"manifest": m})
+    assert made["number"] == 1 and checked == []  # every entry known from the announcement
+    m2 = manifest(index__html=b"b", other__page=b"b")
+    assert api.ok("POST", "/v1/services/blog/releases", json={"manifest": m2})["number"] == 2
+    assert checked == ["index/html"]  # against release 1 now: only the changed entry

@@ -183,6 +183,24 @@ def test_dir_store_syncs_each_directory_once_after_renames(tmp_path, monkeypatch
     assert synced == [tmp_path / sha(b"one")[:2]]
 
 
+def test_a_directory_sync_that_failed_is_made_again_by_the_next(tmp_path, monkeypatch):
+    synced, failing = [], [True]
+
+    def sync_dirs(dirs):
+        if failing and dirs:
+            failing.clear()
+            raise OSError(5, "I/O error")
+        synced.extend(dirs)
+
+    monkeypatch.setattr("owncdn.control.blobs._sync_dirs", sync_dirs)
+    store = DirBlobStore(tmp_path)
+    put(store, b"one")
+    with pytest.raises(OSError):
+        store.sync([sha(b"one")])
+    store.sync([sha(b"one")])  # still not durable: not skipped
+    assert synced == [tmp_path / sha(b"one")[:2]]
+
+
 def test_dir_store_puts_a_whole_blob_in_one_step(tmp_path, monkeypatch):
     synced = []
     monkeypatch.setattr("owncdn.control.blobs._sync_dirs", synced.extend)

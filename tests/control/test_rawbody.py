@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 
 import httpx
@@ -224,6 +225,25 @@ def test_a_release_bundle_is_read_raw_its_manifest_checked_first(served):
     assert status == 400 and got["error"]["code"] == "hash_mismatch"  # the manifest's: nothing stored
     assert conn.call("POST", "/v1/services/blog/releases/bundle?env=production", release_body({"y": b"y"}))[0] == 201
     assert runs == ["BundleSink"] * 3 and blobs.missing([digest(big), digest(b"y")]) == []
+    settled(blobs)
+
+
+def test_a_release_bundle_read_raw_checks_its_manifest_in_the_receiving_thread(served, monkeypatch):
+    from owncdn.control.api import releases
+
+    conn, blobs, runs, _, _ = served
+    assert conn.call("POST", "/v1/envs/production/versions", json.dumps({"source": SITE}).encode(),
+                     content_type="application/json")[0] < 300
+    threads, real = [], releases._manifest_record
+
+    def spied(*args):
+        threads.append(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(releases, "_manifest_record", spied)
+    status, got = conn.call("POST", "/v1/services/blog/releases/bundle?env=production", release_body({"a": b"a"}))
+    assert status == 201 and runs == ["BundleSink"]
+    assert len(threads) == 1 and threads[0].startswith("body-recv")  # no hop to the loop and a worker thread
     settled(blobs)
 
 

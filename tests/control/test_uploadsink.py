@@ -88,6 +88,18 @@ def test_the_first_record_is_handed_over_whole_and_not_stored(tmp_path):
         empty.end()
 
 
+@pytest.mark.parametrize("led", [True, False])
+def test_a_release_bundle_makes_its_blobs_renames_durable_before_it_is_answered(tmp_path, monkeypatch, led):
+    store = DirBlobStore(tmp_path)
+    synced = []
+    monkeypatch.setattr(store, "sync", lambda hashes: synced.append(list(hashes)))
+    sink = BundleSink(store, (lambda sha, data: None) if led else None, first_limit=100)
+    feed(sink, (record(b"manifest", "a" * 64) if led else b"") + record(b"one") + record(b"two"), 5)
+    sink.end()
+    assert [b.sha256 for b in sink.finish()] == [digest(b"one"), digest(b"two")]
+    assert synced == ([[digest(b"one"), digest(b"two")]] if led else [])  # the release finds them durable
+
+
 def test_a_blob_body_is_checked_at_its_end(tmp_path):
     store = DirBlobStore(tmp_path)
     data = os.urandom(300_000)

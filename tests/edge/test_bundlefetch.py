@@ -305,3 +305,35 @@ def test_over_tls_a_bundle_is_kept_and_abort_still_ends_the_fetch(tmp_path):
         assert store.has_blob(sha(b"later"))  # it came before the stop: kept
     finally:
         server.close()
+
+
+def test_with_every_blob_kept_on_complete_comes_before_the_body_ends(server, tmp_path):
+    store = ReleaseStore(tmp_path / "push", boot_id="boot-1")  # blobs named at once (Rule 8)
+    body = chunked(bundle(BLOBS), 1000)
+    server.answer(head() + body[:-5], then="stall")  # the last chunk never comes
+    conns = BlobConnections(server.address, Timeouts(connect=2, first_byte=10, idle=10))
+    request = request_head("POST", "/v1/blobs/fetch", [("Host", "cp"), ("Content-Length", "2")]) + b"{}"
+    complete = threading.Event()
+    job = BundleFetch(conns, request, {sha(b): len(b) for b in BLOBS}, store, on_complete=complete.set)
+    done: list = []
+    thread = threading.Thread(target=lambda: done.append(job.run()))
+    thread.start()
+    assert complete.wait(5) and not done  # run() still reads the body's end
+    assert all(store.has_blob(sha(b)) for b in BLOBS) and not job.missing
+    job.abort()
+    thread.join(5)
+    assert [ok for _, ok in done[0].results] == [True] * len(BLOBS)
+
+
+def test_on_complete_is_not_called_when_a_blob_hashed_wrong_or_one_is_lacking(server, tmp_path):
+    store = ReleaseStore(tmp_path / "push", boot_id="boot-1")
+    conns = BlobConnections(server.address, Timeouts(connect=2, first_byte=2, idle=2))
+    request = request_head("POST", "/v1/blobs/fetch", [("Host", "cp"), ("Content-Length", "2")]) + b"{}"
+    calls = []
+    server.answer(head() + chunked(bundle(BLOBS[:2], corrupt=BLOBS[1]), 1000))
+    outcome = BundleFetch(conns, request, {sha(b): len(b) for b in BLOBS[:2]}, store,
+                          on_complete=lambda: calls.append("wrong")).run()
+    server.answer(head() + chunked(bundle(BLOBS[2:3]), 1000))
+    lacking = BundleFetch(conns, request, {sha(b): len(b) for b in BLOBS[2:]}, store,
+                          on_complete=lambda: calls.append("lacking")).run()
+    assert outcome.error is None and lacking.error is None and calls == []

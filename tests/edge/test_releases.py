@@ -524,3 +524,92 @@ async def test_a_switch_is_flushed_in_the_background_shortly_after(tmp_path, mon
     assert after.reverified == 0 and not after.pending
     await sync.close()
     await control.origin.close()
+
+
+# -- the release file written ahead (releases.py rule 2, releasesync.py rule 1) ------------------
+
+def test_the_release_file_is_written_ahead_and_the_switch_only_renames_it(tmp_path, monkeypatch):
+    store = ReleaseStore(tmp_path / "push", boot_id="boot-a")
+    store.install("blog", 1, {"index.html": b"one"})
+    store.put_blob(b"two")
+    manifest = Manifest.build([("index.html", sha(b"two"), 3)])
+    target = Target("blog", 2, manifest.id, manifest)
+    prepared = store.begin_pending(target)
+    assert store.pending["blog"] is target and not (store.releases / "blog.pending.json").exists()
+    assert store.write_pending(prepared)
+    ahead = store.releases / "blog.pending.json"
+    inode = ahead.stat().st_ino
+    assert json.loads(ahead.read_text())["previous"]["number"] == 1  # the whole release file
+    assert ReleaseStore(tmp_path / "push", boot_id="boot-a").pending["blog"].number == 2  # resumed after a restart
+
+    monkeypatch.setattr("owncdn.edge.releases.write_json", None)  # nothing encoded or written now
+    live = store.switch(target)
+    assert (store.releases / "blog.json").stat().st_ino == inode and not ahead.exists()
+    assert live.previous.number == 1 and not store.pending and not store.prepared
+    assert saved(store)["number"] == 2 and saved(store)["unflushed"] is not None
+    again = ReleaseStore(tmp_path / "push", boot_id="boot-a")
+    assert again.live["blog"].target.number == 2 and again.live["blog"].previous.number == 1 and not again.pending
+
+
+def test_a_file_begun_for_a_superseded_or_cleared_target_never_becomes_the_pending_one(tmp_path):
+    store = ReleaseStore(tmp_path / "push")
+    m1 = Manifest.build([("a", sha(b"one"), 3)])
+    m2 = Manifest.build([("a", sha(b"two"), 3)])
+    first = store.begin_pending(Target("blog", 1, m1.id, m1))
+    second = store.begin_pending(Target("blog", 2, m2.id, m2))  # a newer event meanwhile
+    assert store.write_pending(second)
+    assert not store.write_pending(first)  # the cancelled fetch's thread ends later
+    assert json.loads((store.releases / "blog.pending.json").read_text())["number"] == 2
+    store.clear_pending("blog")  # e.g. the release failed
+    assert not store.write_pending(second) and not (store.releases / "blog.pending.json").exists()
+    assert list(store.releases.iterdir()) == []  # no temp file left behind
+
+
+def test_a_file_written_ahead_naming_another_previous_release_is_written_again(tmp_path):
+    store = ReleaseStore(tmp_path / "push")
+    store.install("blog", 1, {"index.html": b"one"})
+    store.put_blob(b"three")
+    manifest = Manifest.build([("index.html", sha(b"three"), 5)])
+    target = Target("blog", 3, manifest.id, manifest)
+    assert store.write_pending(store.begin_pending(target))  # names release 1 as the previous one
+    store.install("blog", 2, {"index.html": b"two"})  # the live release changed meanwhile
+    store.switch(target)
+    assert saved(store)["number"] == 3 and saved(store)["previous"]["number"] == 2
+    assert store.live["blog"].previous.number == 2 and not (store.releases / "blog.pending.json").exists()
+
+
+def test_a_leftover_temp_file_is_removed_at_start(tmp_path):
+    store = ReleaseStore(tmp_path / "push")
+    (store.releases / "blog.pending.7.tmp").write_bytes(b'{"cut off')
+    assert list(ReleaseStore(tmp_path / "push").releases.iterdir()) == []
+
+
+async def test_a_release_is_switched_without_waiting_for_the_end_of_its_bundle(tmp_path):
+    """releasesync.py rule 2 / bundlefetch.py rule 8: every blob came; the body's end never does."""
+    from owncdn.core.content.bundle import header
+
+    files = {"index.html": b"one", "style.css": b"body{}"}
+    records = b"".join(header(sha(d), len(d)) + d for d in files.values())
+    control = FakeControl({})
+    await control.start()
+    control.origin.route("/v1/blobs/fetch", handler=lambda req: Reply(
+        200, records, {"Content-Type": "application/x-owncdn-bundle", "Content-Length": str(len(records) + 10)},
+        conditional=False))
+    store, sync, agent = await make_sync(tmp_path, control, boot_id="boot-a")
+    await sync.on_event(None, None, event(1, files))
+    await asyncio.wait_for(sync.wait("blog"), 10)
+    assert store.live["blog"].target.number == 1 and agent.sent[-1]["status"] == "serving"
+    assert sync.fetched_blobs == 2 and not control.requests  # no GET: they came in the bundle
+    await control.origin.close()  # the thread still reading the body ends
+    await sync.close()
+
+
+def test_a_switch_whose_file_written_ahead_is_gone_writes_it(tmp_path):
+    store = ReleaseStore(tmp_path / "push")
+    store.put_blob(b"one")
+    manifest = Manifest.build([("index.html", sha(b"one"), 3)])
+    target = Target("blog", 1, manifest.id, manifest)
+    assert store.write_pending(store.begin_pending(target))
+    (store.releases / "blog.pending.json").unlink()
+    store.switch(target)
+    assert saved(store)["number"] == 1 and not store.pending and not store.prepared

@@ -31,6 +31,10 @@ Rules:
 6. The hash cache is written in a thread once the release is created (or the push
    failed after reading the directory), so not between the scan and the request;
    the command ends after it is written.
+7. The lean start turns the cyclic garbage collector off: a push makes next to no
+   reference cycles and its process ends with it, and the collector's passes over the
+   hash cache's and the manifest's objects took about 2 ms of the 33-35 ms a one-file
+   push of the Python docs spends in the command itself (1,065 files, median of 40).
 """
 
 from __future__ import annotations
@@ -131,6 +135,9 @@ def lean_main(argv: list[str]) -> int | None:
     args = parse_lean(argv)
     if args is None:
         return None
+    import gc
+
+    gc.disable()  # Rule 7
     return run_push(args)
 
 

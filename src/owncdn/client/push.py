@@ -7,7 +7,9 @@ Rules:
 1. The directory is read by ``sitedir.scan_site`` (paths checked, symlinks kept
    inside, limits enforced) before anything is sent.
 2. The control plane is asked which blobs it lacks; only those are uploaded, by
-   ``parallel`` threads: blobs up to ``SMALL_BLOB`` go in bundles (many blobs per
+   ``parallel`` threads (plain ones: ``concurrent.futures`` imports ``logging``, about 6
+   ms of the command's start; once an upload failed no other is begun, and the push
+   fails with the first error): blobs up to ``SMALL_BLOB`` go in bundles (many blobs per
    request, up to ``BUNDLE_BYTES`` / ``BUNDLE_BLOBS``; ``owncdn.core.content.bundle``),
    larger ones one ``PUT`` each, streamed from the file. A blob stored by an earlier
    push that broke half-way is not sent again. With ``PushApi`` a bundle's files go
@@ -33,11 +35,15 @@ Rules:
    the release is created again; a control plane without that endpoint gets Rules 2-4.
    A wrong guess costs bytes (a blob sent that was there), never correctness: the
    control plane checks every blob of the manifest before it stores the release.
-8. Before an upload of ``ANNOUNCE_BYTES`` or more (Rule 2), the release is announced
-   (``POST .../releases/upcoming``, with a client that has ``announce_release``): the
-   edges fetch its blobs while they are uploaded, instead of after the release is
-   created. An announcement changes nothing the edges serve; a control plane without
-   that endpoint is simply not told.
+8. An upload of ``ANNOUNCE_BYTES`` or more (Rule 2) announces the release (``POST
+   .../releases/upcoming``, with a client that has ``announce_release``): the edges
+   fetch its blobs while they are uploaded, instead of after the release is created.
+   The announcement is the upload threads' first task, sent while the first bundles go
+   out rather than before them (waiting for its answer, 10-20 ms in `bench/push.py`,
+   left the control plane without a bundle to receive meanwhile); if it is refused
+   (an unknown service), the bundles not yet begun are not sent and the push fails
+   with that error. An announcement changes nothing the edges serve; a control plane
+   without that endpoint is simply not told.
 """
 
 from __future__ import annotations
@@ -124,9 +130,9 @@ def _push(client, site: Site, service: str, env: str, parallel: int, progress: C
         on_plan(site, missing)
     body = manifest.to_json()
     sizes = manifest.blobs  # a dict built on each use
-    if sum(sizes[sha] for sha in set(missing)) >= ANNOUNCE_BYTES:
-        _announce(client, env, service, body)
-    uploaded = upload_blobs(client, site, missing, parallel, progress)
+    big = sum(sizes[sha] for sha in set(missing)) >= ANNOUNCE_BYTES
+    uploaded = upload_blobs(client, site, missing, parallel, progress,
+                            first=(lambda: _announce(client, env, service, body)) if big else None)
     try:
         release = client.create_release(env, service, body)
     except ApiError as exc:
@@ -141,14 +147,14 @@ def _push(client, site: Site, service: str, env: str, parallel: int, progress: C
 
 
 def _announce(client, env: str, service: str, manifest: dict[str, Any]) -> None:
-    """Rule 8."""
+    """Rule 8 (in an upload thread)."""
     if not hasattr(client, "announce_release"):
         return
     try:
         client.announce_release(env, service, manifest)
     except ApiError as exc:
         if not (exc.status in (404, 405) and exc.code in ("not_found", "method_not_allowed", "http_error")):
-            raise  # e.g. an unknown service: said now, before the upload, as creating the release would
+            raise  # e.g. an unknown service: said now, as creating the release would
 
 
 def _inline_guess(site: Site) -> list[str] | None:
@@ -196,8 +202,9 @@ def _push_inline(client, site: Site, inline: list[str], service: str, env: str, 
 
 
 def upload_blobs(client: Client | PushApi, site: Site, hashes: list[str], parallel: int = 8,
-                 progress: Callable[[int], None] | None = None) -> int:
-    """Upload these blobs of ``site`` (Rule 2); the bytes sent."""
+                 progress: Callable[[int], None] | None = None, first: Callable[[], None] | None = None) -> int:
+    """Upload these blobs of ``site`` (Rule 2); the bytes sent. ``first()`` is the upload
+    threads' first task (Rule 8)."""
     sizes = site.manifest.blobs
     unknown = [h for h in hashes if h not in site.sources]
     if unknown:
@@ -231,10 +238,49 @@ def upload_blobs(client: Client | PushApi, site: Site, hashes: list[str], parall
             raise
         return sum(sizes[sha] for sha in batch)
 
-    from concurrent.futures import ThreadPoolExecutor  # not imported by a push that uploads nothing this way
+    def task(batch: list[str] | None) -> int:
+        if batch is None:
+            first()
+            return 0
+        return one(batch)
 
-    with ThreadPoolExecutor(max(1, parallel)) as pool:
-        return sum(pool.map(one, _batches(hashes, sizes)))
+    return sum(_in_threads(task, ([None] if first is not None else []) + _batches(hashes, sizes), parallel))
+
+
+def _in_threads(fn: Callable[[Any], Any], items: list, parallel: int) -> list:
+    """``[fn(item) for item in items]`` in up to ``parallel`` threads, each taking the next
+    item in order (Rule 2): once a call raised, no item is begun, and when every thread
+    ended the first error in the items' order is raised."""
+    import threading  # not concurrent.futures: with logging, about 6 ms of the command's start
+
+    results: list = [None] * len(items)
+    errors: dict[int, BaseException] = {}
+    order = iter(range(len(items)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while not errors:
+            with lock:
+                i = next(order, None)
+            if i is None:
+                return
+            try:
+                results[i] = fn(items[i])
+            except BaseException as exc:  # raised in the calling thread, below
+                errors[i] = exc
+
+    threads = [threading.Thread(target=work, name=f"owncdn-upload-{n}") for n in range(min(max(1, parallel), len(items)))]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException as exc:  # an interrupt: the threads end the request they are in and begin none
+        errors[len(items)] = exc
+        raise
+    if errors:
+        raise errors[min(errors)]
+    return results
 
 
 def _batches(hashes: list[str], sizes: dict[str, int]) -> list[list[str]]:

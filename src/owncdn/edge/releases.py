@@ -12,7 +12,8 @@ Layout under the edge's state directory (``<state>/push``):
                               is removed at start)
     releases/<service>.json   the release served: number, id, time, manifest, and the
                               previous release (kept for instant rollback)
-    releases/<service>.pending.json   the release being fetched
+    releases/<service>.pending.json   the release being fetched: its release file as
+                              the switch will name it (Rule 2)
     boot.json                 the boot of the machine the store was opened in (Rule 6)
 
 Rules:
@@ -22,7 +23,18 @@ Rules:
 2. A release is switched only when every blob it names is present; the switch writes
    ``releases/<service>.json`` atomically (temp file, fsync, rename, directory fsync)
    and only then replaces the live release, so an edge never serves a half-synced
-   release, before or after a restart.
+   release, before or after a restart. The temp file is written ahead, while the blobs
+   are fetched: ``begin_pending`` records the target and encodes its release file
+   (on the event loop: Python work in a thread would hold the GIL the loop waits for),
+   and ``write_pending`` (in a thread) writes and fsyncs it as a temp file (one a
+   crash cuts off is removed at start) and renames it to ``<service>.pending.json``;
+   a switch then renames that file to ``<service>.json`` and fsyncs the directory (no
+   manifest encoded or written after the last blob came). ``switched_at`` in the file
+   is then when the fetch began. A switch whose pending file is not written yet, is
+   for another target, or names another previous release than the live one writes
+   the file itself, as before. Only the latest ``begin_pending`` of a service may
+   rename its file into place (under ``files``, a lock), so a fetch cancelled midway
+   never leaves its file as the pending one.
 3. At start the switched releases are loaded at once: the edge serves the last one it
    switched to even while the control plane is unreachable. A pending target stays
    pending until its fetch ends (``releasesync``); a switched release whose blobs are
@@ -47,7 +59,8 @@ Rules:
    - ``boot.json`` names the boot the store was opened in; it is written durably at
      start, before any blob of that boot is.
    - A switched release's file is durable (Rule 2) and says ``"unflushed": <monotonic
-     time of the switch>``. A flush in the background (``flush``: one ``syncfs``;
+     time>`` (when the file was written: at or before the switch; in memory the
+     switch's own time, which ``mark_flushed`` compares with). A flush in the background (``flush``: one ``syncfs``;
      ``releasesync.py`` starts it shortly after a switch) then rewrites the files of
      the releases switched before it began with ``"unflushed": null``: their blobs,
      and those of their previous releases, are on disk.
@@ -81,7 +94,7 @@ from owncdn.core.content.manifest import Manifest, parse_manifest
 from owncdn.durable import boot_id as system_boot_id
 from owncdn.durable import sync_filesystem, sync_many, sync_paths
 
-__all__ = ["Live", "ReleaseStore", "Target"]
+__all__ = ["Live", "Prepared", "ReleaseStore", "Target"]
 
 _PART_IDS = itertools.count(1)  # one name per written partial file, whatever thread writes it
 _SYSTEM = "system"  # ReleaseStore(boot_id=_SYSTEM): this machine's boot id (Rule 6)
@@ -97,6 +110,9 @@ class Target:
     id: str
     manifest: Manifest
     released_at: float | None = None  # when the release was made, if the control plane said
+    _manifest_json: bytes | None = field(default=None, init=False, compare=False, repr=False)
+    _encoded: bytes | None = field(default=None, init=False, compare=False, repr=False)
+    _blobs: dict[str, int] | None = field(default=None, init=False, compare=False, repr=False)
 
     @classmethod
     def from_event(cls, data: dict, known: Manifest | None = None) -> "Target":
@@ -104,12 +120,37 @@ class Target:
         ``known``: the manifest served now, whose unchanged entries are not checked again
         (``parse_manifest``)."""
         created = data.get("created_at", data.get("created"))
-        return cls(str(data["service"]), int(data["number"]), str(data["id"]),
-                   parse_manifest(data["manifest"], known), _timestamp(created))
+        target = cls(str(data["service"]), int(data["number"]), str(data["id"]),
+                     parse_manifest(data["manifest"], known), _timestamp(created))
+        # valid, so it holds just the manifest's entries: its encoding is the manifest's
+        object.__setattr__(target, "_manifest_json", orjson.dumps(data["manifest"]))
+        return target
+
+    @property
+    def blobs(self) -> dict[str, int]:
+        """``manifest.blobs`` (blob name -> size), computed once: asked at every fetch
+        round, switch and collection. Not to be changed."""
+        if self._blobs is None:
+            object.__setattr__(self, "_blobs", self.manifest.blobs)
+        return self._blobs
 
     def to_json(self) -> dict:
         return {"service": self.service, "number": self.number, "id": self.id,
                 "released_at": self.released_at, "manifest": self.manifest.to_json()}
+
+    def _fields(self) -> dict:
+        """``to_json`` with the manifest as its encoded JSON (computed once per target:
+        release files name it again as the previous release)."""
+        if self._manifest_json is None:
+            object.__setattr__(self, "_manifest_json", orjson.dumps(self.manifest.to_json()))
+        return {"service": self.service, "number": self.number, "id": self.id,
+                "released_at": self.released_at, "manifest": orjson.Fragment(self._manifest_json)}
+
+    def encoded(self) -> bytes:
+        """``to_json`` encoded (once per target)."""
+        if self._encoded is None:
+            object.__setattr__(self, "_encoded", orjson.dumps(self._fields()))
+        return self._encoded
 
     @classmethod
     def from_json(cls, data: dict) -> "Target":
@@ -139,6 +180,28 @@ class Live:
         return f"<Live {self.target.service} #{self.target.number} files={len(self.files)}>"
 
 
+@dataclass(slots=True, eq=False)
+class Prepared:
+    """The release file of a pending target, written ahead of its switch (Rule 2)."""
+
+    target: Target
+    previous: Target | None  # the previous release the file names: the live one when it was made
+    switched_at: float
+    unflushed: float | None  # Rule 6: what the file says (None where blobs are fsynced first)
+    written: bool = False  # renamed to <service>.pending.json, fsynced
+    data: bytes = b""  # the file's bytes, once encoded
+
+    def encode(self) -> bytes:
+        """The release file's bytes (the manifests' encodings are kept per target)."""
+        previous = self.previous
+        return orjson.dumps(self.target._fields() | {
+            "switched_at": self.switched_at, "unflushed": self.unflushed,
+            "previous": orjson.Fragment(previous.encoded()) if previous is not None else None})
+
+    def __repr__(self) -> str:
+        return f"<Prepared {self.target.service} #{self.target.number} written={self.written}>"
+
+
 def _timestamp(value) -> float | None:
     if value is None:
         return None
@@ -158,13 +221,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_json(path: Path, data: dict, durable: bool = True) -> None:
+def write_json(path: Path, data: dict | bytes, durable: bool = True) -> None:
     """Temp file, fsync, rename, directory fsync (Rule 2); without ``durable`` the two
     fsyncs are left out (the file is whole or absent after a crash of this process,
-    and may be lost with the machine)."""
+    and may be lost with the machine). ``data``: a dict, or its encoding."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
-        f.write(orjson.dumps(data))
+        f.write(data if isinstance(data, bytes) else orjson.dumps(data))
         if durable:
             f.flush()
             os.fsync(f.fileno())
@@ -185,11 +248,15 @@ class ReleaseStore:
             d.mkdir(parents=True, exist_ok=True)
         for leftover in self.partial.glob("*.*.part"):  # a writer's <sha>.<n>.part cut off by a crash:
             leftover.unlink(missing_ok=True)           # never resumed (its blob comes again whole)
+        for leftover in self.releases.glob("*.tmp"):  # a release file cut off before its rename
+            leftover.unlink(missing_ok=True)
         self.clock = clock
         self.boot = system_boot_id() if boot_id == _SYSTEM else boot_id  # Rule 6; None: fsync everything
         self.live: dict[str, Live] = {}
         self.pending: dict[str, Target] = {}
         self.upcoming: dict[str, Target] = {}  # prefetched, not to be served (releasesync.py rule 6); in memory only
+        self.prepared: dict[str, Prepared] = {}  # Rule 2: the latest release file begun per pending service
+        self.files = threading.Lock()  # Rule 2: guards `prepared` and the names of pending files
         self.held: set[str] = self._scan_blobs()  # names under blobs/: what has_blob answers from
         self.unsynced_dirs: set[Path] = set()  # blob directories with renames not yet fsynced
         self.made_dirs: set[Path] = set()  # blob directories known to exist (collect() never removes them)
@@ -256,12 +323,12 @@ class ReleaseStore:
         trusted: set[str] = set()
         check: set[str] = set()
         for live in self.live.values():
-            named = set(live.target.manifest.blobs)
+            named = set(live.target.blobs)
             if live.previous is not None:
                 named.update(live.previous.manifest.blobs)
             (trusted if live.unflushed is None else check).update(named)
         for target in self.pending.values():
-            check.update(target.manifest.blobs)
+            check.update(target.blobs)
         for sha in sorted(self.held - trusted):
             path = self.blob_path(sha)
             if sha in check:
@@ -277,9 +344,7 @@ class ReleaseStore:
 
     def _write_live(self, live: Live) -> None:
         """The release file of ``live`` (Rule 2), with its flush stamp (Rule 6)."""
-        previous = live.previous
-        data = live.target.to_json() | {"switched_at": live.switched_at, "unflushed": live.unflushed,
-                                        "previous": previous.to_json() if previous is not None else None}
+        data = Prepared(live.target, live.previous, live.switched_at, live.unflushed).encode()
         write_json(self.releases / f"{live.target.service}.json", data)
 
     def flush(self) -> float:
@@ -349,7 +414,10 @@ class ReleaseStore:
 
     def missing(self, target: Target) -> dict[str, int]:
         """Blobs of ``target`` not held here: blob name -> size."""
-        return {sha: size for sha, size in target.manifest.blobs.items() if not self.has_blob(sha)}
+        blobs, held = target.blobs, self.held
+        if blobs.keys() <= held:  # the usual answer before a switch, without a loop in Python
+            return {}
+        return {sha: size for sha, size in blobs.items() if sha not in held}
 
     def keep_part(self, sha: str) -> Path:
         """A verified partial file: fsynced (unless Rule 6 holds), then moved into place
@@ -444,37 +512,96 @@ class ReleaseStore:
 
     # -- switching (Rule 2) -------------------------------------------------------------
     def set_pending(self, target: Target) -> None:
-        """Remember the release being fetched, so a restart resumes it (Rule 3). Not
-        fsynced: if the machine loses it, the control plane sends the release again
-        when the edge reconnects (state channels resend everything)."""
-        write_json(self.releases / f"{target.service}.pending.json", target.to_json(), durable=False)
+        """Remember the release being fetched, so a restart resumes it (Rule 3), and write
+        its release file ahead (Rule 2), in the calling thread."""
+        self.write_pending(self.begin_pending(target))
+
+    def begin_pending(self, target: Target) -> Prepared:
+        """Record ``target`` as the release being fetched (in memory, at once) and begin
+        its release file (Rule 2), which ``write_pending`` writes (in any thread)."""
         self.pending[target.service] = target
+        prepared = Prepared(target, self._previous(target), self.clock(), time.monotonic() if self.lazy else None)
+        prepared.data = prepared.encode()  # here: Python work in a thread would hold the GIL the loop waits for
+        with self.files:
+            self.prepared[target.service] = prepared
+        return prepared
+
+    def write_pending(self, prepared: Prepared) -> bool:
+        """Rule 2 (any thread): the release file of ``prepared``, written and fsynced as a
+        temp file, renamed to ``<service>.pending.json`` unless another target was begun
+        or the pending one cleared meanwhile; whether it was. A restart finds it there
+        (Rule 3); without the directory's fsync a crash of the machine may lose the name,
+        and the control plane sends the release again when the edge reconnects."""
+        service = prepared.target.service
+        tmp = self.releases / f"{service}.pending.{next(_PART_IDS)}.tmp"
+        named = False
+        try:
+            with open(tmp, "wb") as f:
+                f.write(prepared.data or prepared.encode())
+                f.flush()
+                os.fsync(f.fileno())
+            with self.files:
+                if self.prepared.get(service) is prepared:
+                    os.replace(tmp, self.releases / f"{service}.pending.json")
+                    named = prepared.written = True
+        finally:
+            if not named:
+                tmp.unlink(missing_ok=True)
+        return named
 
     def clear_pending(self, service: str) -> None:
         self.pending.pop(service, None)
-        try:
-            os.unlink(self.releases / f"{service}.pending.json")
-        except FileNotFoundError:
-            pass
+        with self.files:
+            self.prepared.pop(service, None)
+            try:
+                os.unlink(self.releases / f"{service}.pending.json")
+            except FileNotFoundError:
+                pass
+
+    def _previous(self, target: Target) -> Target | None:
+        """The previous release ``target`` would have if switched now."""
+        old = self.live.get(target.service)
+        if old is None:
+            return None
+        return old.target if old.target.id != target.id else old.previous
 
     def switch(self, target: Target) -> Live:
         """Serve ``target`` from now on; the old release becomes the previous one."""
         missing = self.missing(target)
         if missing:
             raise ValueError(f"release {target.number} of {target.service} lacks {len(missing)} blobs here")
-        old = self.live.get(target.service)
-        previous = old.target if old is not None and old.target.id != target.id else (old.previous if old else None)
-        switched_at = self.clock()
+        service = target.service
+        old = self.live.get(service)
+        previous = self._previous(target)
         self.sync_dirs()
+        with self.files:
+            prepared = self.prepared.get(service)
+            ready = (prepared is not None and prepared.written and prepared.previous is previous
+                     and prepared.target.id == target.id and prepared.target.number == target.number)
+            if ready:  # Rule 2: written ahead; only its name changes now
+                try:
+                    os.replace(self.releases / f"{service}.pending.json", self.releases / f"{service}.json")
+                except OSError:  # gone meanwhile (removed by hand?): written below as it would be without
+                    ready = False
+                del self.prepared[service]
+        if ready:
+            _fsync_dir(self.releases)
+            switched_at = prepared.switched_at
+        else:
+            switched_at = self.clock()
         live = Live(target, target.released_at if target.released_at is not None else switched_at, previous,
                     switched_at=switched_at, unflushed=time.monotonic() if self.lazy else None)
-        self._write_live(live)
+        if not ready:
+            self._write_live(live)
         if old is not None:
             _hand_over_bodies(old, live)
-        self.live[target.service] = live
-        pending = self.pending.get(target.service)
+        self.live[service] = live
+        pending = self.pending.get(service)
         if pending is not None and pending.id == target.id:
-            self.clear_pending(target.service)
+            if ready:
+                del self.pending[service]
+            else:
+                self.clear_pending(service)
         return live
 
     def sync_dirs(self) -> None:
@@ -537,11 +664,11 @@ class ReleaseStore:
     def wanted(self, extra: set[str] = frozenset()) -> set[str]:
         keep = set(extra)
         for live in self.live.values():
-            keep.update(live.target.manifest.blobs)
+            keep.update(live.target.blobs)
             if live.previous is not None:
                 keep.update(live.previous.manifest.blobs)
         for target in [*self.pending.values(), *self.upcoming.values()]:
-            keep.update(target.manifest.blobs)
+            keep.update(target.blobs)
         return keep
 
     def collect(self, keep: set[str] | None = None) -> tuple[int, int]:
@@ -572,10 +699,10 @@ def _hand_over_bodies(old: Live, new: Live) -> None:
     count against its memory budget, anything else is an open blob)."""
     if not old.bodies:
         return
-    named = new.target.manifest.blobs
-    for sha, body in old.bodies.items():
-        if sha in named and sha not in new.bodies:
-            new.bodies[sha] = body
+    bodies = new.bodies
+    for sha in old.bodies.keys() & new.target.blobs.keys():
+        if sha not in bodies:
+            body = bodies[sha] = old.bodies[sha]
             if isinstance(body, bytes):
                 new.small_bytes += len(body)
             else:

@@ -5,10 +5,14 @@ stream (a state channel, ``edge/sync.py`` rule 7): ``{"key", "service", "number"
 "id", "manifest"}``, or ``{"key", "deleted": true}``.
 
 Rules:
-1. The event handler only records the target (``releases/<service>.pending.json``)
+1. The event handler only records the target (in memory: ``ReleaseStore.begin_pending``)
    and starts a background task for the service; the event stream never waits for
-   blobs. A newer target for the same service cancels an unfinished task; the same
-   target again (events are resent on every reconnect) changes nothing.
+   blobs or files. A thread writes the target's release file ahead (releases.py rule
+   2: ``releases/<service>.pending.json``, fsynced, while the blobs are fetched; an
+   edge that stops meanwhile waits for it in ``close``), and the task waits for it
+   before the switch, which is then a rename. A newer target for the same service
+   cancels an unfinished task; the same target again (events are resent on every
+   reconnect) changes nothing.
 2. A task fetches the missing blobs with the node token, over keep-alive connections
    of the edge's own HTTP/1.1 client (``upstream.py``), at most ``PARALLEL`` requests
    at a time across all services. Blobs up to ``BUNDLE_BLOB`` come in bundles
@@ -17,7 +21,9 @@ Rules:
    keep-alive connection of its own (``bundlefetch.py``: ``recv_into`` one reused
    buffer, every blob hashed and written to a partial file from views of it as it
    arrives). Where releases.py rule 6 holds (see Rule 7) a verified blob is renamed
-   into place at once; elsewhere the bundle's files are made durable at once when it
+   into place at once, and a bundle whose blobs all came and matched is done then,
+   before the end of its body is read (``bundlefetch.py`` rule 8: the thread reads it
+   and keeps the connection meanwhile); elsewhere the bundle's files are made durable at once when it
    ends (or is cut off) and only then renamed (releases.py ``commit_parts``: one
    ``syncfs`` per bundle). Either way a bundle cut off midway, or cancelled, keeps
    the blobs before the cut and the next round asks only for the rest. Larger blobs (and every blob when the control plane has no bundle
@@ -55,7 +61,9 @@ Rules:
    round brought nothing (the push was abandoned), or when another manifest is
    announced or released for the service; its blobs are kept from garbage collection
    while it runs (``ReleaseStore.upcoming``) and collected after the next switch if no
-   release names them.
+   release names them. The release event of that manifest (same id) is parsed against
+   the announced one (``parse_manifest``'s ``known``: entries equal to its entries are
+   not checked again; on a first push there is no live release to compare with).
 7. Where the store flushes in the background (releases.py rule 6: Linux), nothing is
    flushed between fetching and acknowledging: ``FLUSH_DELAY`` seconds after a switch
    a flush writes back what was written (one ``syncfs``, in a thread, outside the
@@ -91,7 +99,7 @@ import orjson
 from owncdn.core.content.digest import hasher, name_of
 from owncdn.core.content.manifest import ManifestError, parse_manifest
 from owncdn.edge.bundlefetch import BlobConnections, BundleFetch
-from owncdn.edge.releases import ReleaseStore, Target
+from owncdn.edge.releases import Prepared, ReleaseStore, Target
 from owncdn.edge.upstream import (
     OriginAddress, OriginConnectError, OriginError, OriginPool, OriginProtocolError, Timeouts, request_head,
     send_request,
@@ -145,8 +153,10 @@ class ReleaseSync:
         self.writers: ThreadPoolExecutor | None = None  # bundle fetches: receive, hash, write (bundlefetch.py)
         self.warming: set[asyncio.Future] = set()  # warm-ups of releases loaded at start (Rule 4)
         self.prefetches: dict[str, tuple[str, asyncio.Task]] = {}  # service -> (manifest id, task) (Rule 6)
+        self.announced: dict[str, Target] = {}  # service -> the last release_upcoming target (Rule 6)
         self.flushing: asyncio.Task | None = None  # Rule 7
         self.inline_blobs = 0  # blobs kept from release events (Rule 8), also counted as fetched
+        self.file_writes: set[asyncio.Future] = set()  # release files written ahead (Rule 1), awaited by close()
 
     @property
     def fetched_bytes(self) -> int:
@@ -170,8 +180,8 @@ class ReleaseSync:
                 self.store.drop(service)
             return
         live = self.store.live.get(service)
-        try:  # the entries the live release holds unchanged are not checked again
-            target = Target.from_event(data, live.target.manifest if live is not None else None)
+        try:  # the entries the live (or prefetched) release holds unchanged are not checked again
+            target = Target.from_event(data, self._known(service, data.get("id")))
         except (ManifestError, ValueError, KeyError, TypeError) as exc:
             _warn(f"release event for {service} is malformed: {exc}")
             return
@@ -183,7 +193,6 @@ class ReleaseSync:
         running = self.tasks.get(service)
         if running is not None and running[0] == _task_key(target) and not running[1].done():
             return
-        self.store.set_pending(target)
         inline = data.get("blobs")
         self.start(target, inline if isinstance(inline, dict) else None)
 
@@ -193,7 +202,7 @@ class ReleaseSync:
             return  # created (its release event follows) or given up: the prefetch ends by itself
         service = str(data.get("service") or data["key"])
         try:
-            target = Target(service, 0, str(data["id"]), parse_manifest(data["manifest"]))
+            target = Target(service, 0, str(data["id"]), parse_manifest(data["manifest"], self._known(service)))
         except (ManifestError, ValueError, KeyError, TypeError) as exc:
             _warn(f"release_upcoming event for {service} is malformed: {exc}")
             return
@@ -205,9 +214,20 @@ class ReleaseSync:
                 or (prefetch is not None and prefetch[0] == target.id and not prefetch[1].done())):
             return
         self._stop_prefetch(service)
+        self.announced[service] = target
         self.store.upcoming[service] = target
         task = asyncio.get_running_loop().create_task(self._prefetch(target))
         self.prefetches[service] = (target.id, task)
+
+    def _known(self, service: str, manifest_id: object = None):
+        """A valid manifest the next one of ``service`` likely shares most entries with
+        (``parse_manifest``'s ``known``): the one being prefetched when its id is
+        ``manifest_id`` (a first push: nothing live yet), else the live one."""
+        announced = self.announced.get(service)
+        if announced is not None and manifest_id is not None and announced.id == manifest_id:
+            return announced.manifest
+        live = self.store.live.get(service)
+        return live.target.manifest if live is not None else None
 
     def _stop_prefetch(self, service: str, unless: str = "") -> asyncio.Task | None:
         """Cancel the prefetch of ``service`` unless it is for manifest ``unless``; that
@@ -250,7 +270,12 @@ class ReleaseSync:
 
     def start(self, target: Target, inline: dict | None = None) -> None:
         self._cancel(target.service)
-        task = asyncio.get_running_loop().create_task(self._run(target, inline))
+        loop = asyncio.get_running_loop()
+        prepared = self.store.begin_pending(target)  # Rule 1: its file is written in a thread
+        written = loop.run_in_executor(None, self._write_pending, prepared)
+        self.file_writes.add(written)
+        written.add_done_callback(self.file_writes.discard)
+        task = loop.create_task(self._run(target, inline, written))
         self.tasks[target.service] = (_task_key(target), task)
 
     def resume(self) -> None:
@@ -295,7 +320,7 @@ class ReleaseSync:
             tasks.append(self.flushing)
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *self.file_writes, return_exceptions=True)
         self.tasks.clear()
         if self.pool is not None:
             self.pool.close()
@@ -314,7 +339,7 @@ class ReleaseSync:
             await asyncio.gather(running[1], return_exceptions=True)
 
     # -- one release (Rules 2-4) --------------------------------------------------------
-    async def _run(self, target: Target, inline: dict | None = None) -> None:
+    async def _run(self, target: Target, inline: dict | None = None, written: asyncio.Future | None = None) -> None:
         started, blobs, size = time.monotonic(), self.store.fetched_blobs, self.store.fetched_bytes
         prefetch = self._stop_prefetch(target.service, unless=target.id)
         if prefetch is not None:  # Rule 6: its blobs are all there now, so it ends soon; no blob fetched twice
@@ -325,6 +350,8 @@ class ReleaseSync:
             while True:
                 await self._fetch_all(target)
                 fetched = time.monotonic()
+                if written is not None:  # Rule 1: the switch renames it (a failed one: the switch writes it)
+                    await asyncio.shield(written)
                 async with self.gc_lock:  # no blob can go between this check and the switch
                     if not self.store.missing(target):
                         if not self.store.lazy:  # Rule 7: else nothing to wait for
@@ -352,6 +379,14 @@ class ReleaseSync:
         # a blob a newer target wants again after `wanted()` is fetched again before its switch.
         async with self.gc_lock:
             await asyncio.to_thread(self.store.collect, self.store.wanted())
+
+    def _write_pending(self, prepared: Prepared) -> None:
+        """Rule 1, in a thread: a failure only means the switch writes the file itself."""
+        try:
+            self.store.write_pending(prepared)
+        except Exception as exc:  # noqa: BLE001 - writing ahead is an optimisation
+            _warn(f"writing the release file of {prepared.target.service} ahead failed ({exc}); "
+                  "the switch writes it")
 
     async def _keep_inline(self, target: Target, inline: dict) -> None:
         """Rule 8: the blobs the release event carried, verified and kept as fetched ones
@@ -436,15 +471,20 @@ class ReleaseSync:
             body = orjson.dumps({"hashes": list(batch), "wait": wait} if wait else {"hashes": list(batch)})
             fields = [("Host", conns.address.host_header), *self.agent._auth().items(),
                       ("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            loop = asyncio.get_running_loop()
+            complete = loop.create_future()  # Rule 2: every blob came and was kept; the body's end may follow
             fetch = BundleFetch(conns, request_head("POST", conns.address.path_prefix + "/v1/blobs/fetch", fields) + body,
-                                dict(batch), self.store)
-            done = asyncio.get_running_loop().run_in_executor(self._writers(), fetch.run)
+                                dict(batch), self.store, on_complete=lambda: loop.call_soon_threadsafe(_settle, complete))
+            done = loop.run_in_executor(self._writers(), fetch.run)
             done.add_done_callback(self._tally)  # counted also when this task is cancelled meanwhile
             try:
-                outcome = await asyncio.shield(done)
+                await asyncio.wait([done, complete], return_when=asyncio.FIRST_COMPLETED)
             except asyncio.CancelledError:
                 fetch.abort()  # it ends soon, keeping the blobs it verified (Rule 2)
                 raise
+            if not done.done():
+                return  # the thread reads the body's end and keeps the connection
+            outcome = done.result()
             if outcome.status not in (0, 200) and not isinstance(outcome.error, ReleaseFailed):
                 self._bundle_refused(outcome.status, outcome.refusal)
             if outcome.error is not None:
@@ -601,6 +641,11 @@ def _bundles(small: dict[str, int], limit: int = BUNDLE_BYTES) -> list[dict[str,
 
 async def _once(body: bytes):
     yield body
+
+
+def _settle(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _kept_inline(store: ReleaseStore, blobs: list[tuple[str, int, str]]) -> list[str]:

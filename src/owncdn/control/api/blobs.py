@@ -23,10 +23,11 @@ small files do not cost a request each: ``POST /v1/blobs/bundle`` uploads one
 
 Rule 4b: ``POST /v1/blobs/fetch`` with ``"wait": S`` (an edge prefetching an
 upcoming release, ``releases`` Rule 8) never answers 404: it sends the blobs
-present, then each blob that lands later (every upload that stores blobs adds them
-to this process's ``Landed`` log and notifies ``BLOBS_TOPIC``; on each notify the
-store is asked about the blobs the log names, and about all those still awaited at
-least every ``RECHECK_SECONDS``, for uploads to another replica), and ends once every
+present, then each blob that lands later (every upload that stores blobs adds them,
+with their sizes, to this process's ``Landed`` log and notifies ``BLOBS_TOPIC``; on
+each notify the blobs the log names are sent as the log says, without asking the
+store, which is asked about all those still awaited at least every
+``RECHECK_SECONDS``, for uploads to another replica), and ends once every
 blob asked was sent or after S seconds (the body is chunked, its length unknown; Rule 6). Every blob
 sent is complete and stored, so the edge verifies it as any other.
 
@@ -102,40 +103,42 @@ LANDED_KEEP = 100_000  # blobs remembered as just stored, for the waiting fetche
 
 
 class Landed:
-    """The blobs this process stored lately, numbered, so a waiting fetch looks at the
-    store only for those it waits for (Rule 4b); one that fell behind the log looks at
-    all again."""
+    """The blobs this process stored lately, numbered, with their sizes, so a waiting
+    fetch sends those it waits for without looking at the store (Rule 4b); one that
+    fell behind the log looks at all again."""
 
     def __init__(self, keep: int = LANDED_KEEP) -> None:
         self.keep = keep
-        self.log: deque[tuple[int, str]] = deque()
+        self.log: deque[tuple[int, str, int]] = deque()
         self.seq = 0
         self.lock = threading.Lock()
 
-    def add(self, hashes: list[str]) -> None:
+    def add(self, stored: list[tuple[str, int]]) -> None:
+        """Blobs just stored, as ``(name, size)``."""
         with self.lock:
-            for sha in hashes:
+            for sha, size in stored:
                 self.seq += 1
-                self.log.append((self.seq, sha))
+                self.log.append((self.seq, sha, size))
             while len(self.log) > self.keep:
                 self.log.popleft()
 
-    def since(self, seq: int) -> tuple[int, set[str] | None]:
-        """``(now, hashes stored after seq)``; None when some were forgotten already."""
+    def since(self, seq: int) -> tuple[int, dict[str, int] | None]:
+        """``(now, {name: size} of the blobs stored after seq)``; None when some were
+        forgotten already."""
         with self.lock:
             if self.log and self.log[0][0] > seq + 1:
                 return self.seq, None
-            out = set()
-            for n, sha in reversed(self.log):
+            out = {}
+            for n, sha, size in reversed(self.log):
                 if n <= seq:
                     break
-                out.add(sha)
+                out[sha] = size
             return self.seq, out
 
 
-def blobs_stored(request: Request, hashes: list[str]) -> None:
-    """Wake the fetches waiting for blobs to land (Rule 4b)."""
-    landed(request).add(hashes)
+def blobs_stored(request: Request, stored: list[tuple[str, int]]) -> None:
+    """Wake the fetches waiting for blobs to land (Rule 4b): ``(name, size)`` each."""
+    landed(request).add(stored)
     ctx = getattr(request.app.state, "owncdn", None)
     if ctx is not None:
         ctx.hub.notify(BLOBS_TOPIC)
@@ -170,9 +173,15 @@ async def blob_reader(request: Request, token: Annotated[Token, Depends(authenti
 
 @router.post("/v1/blobs/missing", response_model=MissingOut, summary="Which of these blobs are missing?",
              responses=error_responses(400, 401, 403, 422))
-def missing(body: MissingIn, blobs: Blobs, _: Annotated[Token, Depends(require("deploy"))]) -> MissingOut:
-    _check_hashes(body.hashes)
-    return MissingOut(missing=blobs.claim(body.hashes))
+async def missing(body: MissingIn, blobs: Blobs, _: Annotated[Token, Depends(require("deploy"))]) -> MissingOut:
+    """Rule 1, in one worker-thread step (a coroutine: a plain function endpoint's
+    answer is validated in a second one)."""
+    return MissingOut(missing=await run_in_threadpool(_claim, blobs, body.hashes))
+
+
+def _claim(blobs: BlobStore, hashes: list[str]) -> list[str]:
+    _check_hashes(hashes)
+    return blobs.claim(hashes)
 
 
 def _check_hashes(hashes: list[str]) -> None:
@@ -195,7 +204,7 @@ async def put_blob(sha256: Sha, request: Request, blobs: Blobs,
             raise ApiProblem(400, "hash_mismatch", str(exc)) from None
         except BlobTooLarge as exc:
             raise ApiProblem(413, "too_large", str(exc)) from None
-        blobs_stored(request, [sha256])
+        blobs_stored(request, [(sha256, size)])
         return BlobStored(sha256=sha256, size=size)
     writer = await run_in_threadpool(blobs.writer, sha256)
     try:
@@ -207,7 +216,7 @@ async def put_blob(sha256: Sha, request: Request, blobs: Blobs,
                 batch.clear()
         await run_in_threadpool(writer.write, bytes(batch))
         size = await run_in_threadpool(writer.commit)
-        blobs_stored(request, [sha256])
+        blobs_stored(request, [(sha256, size)])
     except BlobMismatch as exc:
         raise ApiProblem(400, "hash_mismatch", str(exc)) from None
     except BlobTooLarge as exc:
@@ -338,23 +347,31 @@ async def put_bundle(request: Request, blobs: Blobs, _: Annotated[Token, Depends
     return BundleStored(stored=stored, bytes=sum(b.size for b in stored))
 
 
-async def receive_bundle(request: Request, blobs: BlobStore, first=None, first_limit: int = 0) -> list[BlobStored]:
+async def receive_bundle(request: Request, blobs: BlobStore, first=None, first_limit: int = 0,
+                         first_raw=None) -> list[BlobStored]:
     """Store the blobs of a bundle body as they arrive (Rule 4); the blobs stored, in
     order. With ``first`` (an async callable), the first record is not stored but
     handed to ``first(sha256, data)`` whole once it ends (at most ``first_limit``
     bytes, else 413); what it raises ends the upload before any blob is stored.
     From a directory store on a plain HTTP/1.1 connection the body is read raw
-    (Rule 4c), else through ASGI."""
+    (Rule 4c), else through ASGI; read raw, ``first_raw`` (a plain callable), if
+    given, is called instead of ``first``, in the receiving thread (``rawbody``
+    Rule 6), and the blobs' renames are made durable there too (a release is made
+    of them next: ``uploadsink`` Rule 3)."""
     raw = RawBody.attach(request) if hasattr(blobs, "part") else None
     if raw is not None:
-        sink = BundleSink(blobs, first and (lambda sha, data: raw.call(first, sha, data)), first_limit)
+        if first_raw is not None:
+            take = lambda sha, data: raw.unlocked(first_raw, sha, data)  # noqa: E731
+        else:
+            take = first and (lambda sha, data: raw.call(first, sha, data))
+        sink = BundleSink(blobs, take, first_limit)
         try:
             return await raw.run(sink)
         except (BundleError, BlobError) as exc:
             raise _refusal(exc, sink.stored) from None
         finally:
             if sink.stored:
-                blobs_stored(request, [b.sha256 for b in sink.stored])
+                blobs_stored(request, [(b.sha256, b.size) for b in sink.stored])
     reader = BundleReader(views=True)  # views of the received bytes: a blob is joined (or not) once
     upload = _BundleUpload(blobs)
     stored = upload.stored
@@ -380,7 +397,7 @@ async def receive_bundle(request: Request, blobs: BlobStore, first=None, first_l
     finally:
         await upload.abort()
         if stored:
-            blobs_stored(request, [b.sha256 for b in stored])
+            blobs_stored(request, [(b.sha256, b.size) for b in stored])
     return stored
 
 
@@ -628,16 +645,18 @@ def _read_piece(blobs, batch: list[tuple[str, bytes, int]]) -> memoryview:
 
 async def _arriving(request: Request, blobs: BlobStore, hashes: list[str], wait: float):
     """Rule 4b: ``{sha: size}`` of the blobs present, then of those that land, until
-    all were sent or ``wait`` seconds passed. After the first look, only the blobs the
-    log says landed are looked up, and all of them again on each re-check."""
+    all were sent or ``wait`` seconds passed. After the first look, the blobs the log
+    says landed are taken from it (no store look-up, no worker thread), and all of
+    them are looked up again on each re-check."""
     hub, log = request.app.state.owncdn.hub, landed(request)
     deadline = time.monotonic() + wait
     remaining = dict.fromkeys(hashes)
-    cursor, look = log.since(log.seq)[0], list(remaining)
+    cursor, look, arrived = log.since(log.seq)[0], list(remaining), {}
     while remaining and not hub.closed:
         since = hub.generation(BLOBS_TOPIC)  # before looking (hub Rule 3)
         sizes = await run_in_threadpool(blobs.sizes, look) if look else {}
         present = {sha: size for sha, size in sizes.items() if size is not None}
+        present.update(arrived)
         if present:
             yield present
             for sha in present:
@@ -647,4 +666,7 @@ async def _arriving(request: Request, blobs: BlobStore, hashes: list[str], wait:
             return
         woken = await hub.wait(BLOBS_TOPIC, min(RECHECK_SECONDS, left), since)
         cursor, new = log.since(cursor)
-        look = list(remaining) if new is None or not woken else [sha for sha in new if sha in remaining]
+        if new is None or not woken:
+            look, arrived = list(remaining), {}
+        else:
+            look, arrived = [], {sha: size for sha, size in new.items() if sha in remaining}

@@ -19,6 +19,9 @@ Rules:
    (``commit_many``: one ``syncfs``, shared with uploads ending at the same time), so
    nothing half-written is ever a blob and what came before a refusal or a cut is
    kept, as through ASGI. ``stored`` then lists them; if that fails, it is emptied.
+   With ``first`` (a release bundle, whose release is created from them next) the
+   renames are made durable there too (``DirBlobStore.sync``), while the release's
+   other checks (its manifest's claims) still run, so the release finds them done.
 4. With ``first``, the leading record is not stored but handed whole to
    ``first(sha, data)`` once it ended (at most ``first_limit`` bytes, else 413); what
    it raises ends the upload before any blob was written.
@@ -96,6 +99,8 @@ class BundleSink:
         if written:
             self.store.commit_many(written)
             self.stored = [BlobStored(sha256=sha, size=size) for (sha, _), size in zip(written, self.sizes)]
+            if self.first is not None:
+                self.store.sync([sha for sha, _ in written])  # Rule 3
         return self.stored
 
 
