@@ -144,6 +144,9 @@ async def test_a_high_error_rate_on_the_edges_raises_one_alert(tmp_path):
         async with fleet:
             await fleet.wait_applied(await fleet.apply(SITE.format(origin=origin.url)))
             api = fleet.api
+            # the monitor's first answer from the edge is the counters' baseline (growth from
+            # then on counts): traffic sent before it would never count
+            await wait_for(lambda: any(e["healthy"] and e["last_check"] for e in api.edge_health()))
             for path in ["/ok"] * 5 + ["/broken"] * 25:  # 25 of 30 responses are 5xx
                 await fleet.get(0, path, host="www.example.com")
             await wait_for(lambda: any(a["alert"] == "error_rate_high" for a in api.alerts()))
