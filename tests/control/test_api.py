@@ -427,6 +427,29 @@ async def test_a_long_purge_backlog_is_sent_in_batches(api, monkeypatch):
     assert [data["id"] for _, data in got] == ids
 
 
+@pytest.mark.parametrize("first", [True, False])
+async def test_a_stream_writes_its_first_contact_at_once_and_later_ones_in_the_batch(api, first, monkeypatch):
+    """Rule 2, through the API: the first send's contact is in the store right away."""
+    from owncdn.control.api import events
+
+    monkeypatch.setattr(events, "CONTACT_DELAY", 0.05 if first else 0.2)
+    node_id, token = await asyncio.to_thread(api.register, "edge-1")
+    async with httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as http:
+        async with http.stream("GET", f"/v1/nodes/{node_id}/events", params={"version": 0, "purge_after": 0}) as r:
+            assert r.status_code == 200
+            for _ in range(200):
+                if api.store.get_node(node_id).last_contact is not None:
+                    break
+                await asyncio.sleep(0.01)
+            assert api.store.get_node(node_id).last_contact is not None
+            if not first:  # the node deleted: the batch notices at the next contact, the stream ends
+                await asyncio.to_thread(api.store.delete_node, node_id)
+                await asyncio.sleep(1.1)  # past CONTACT_EVERY
+                await asyncio.to_thread(api.ok, "POST", "/v1/envs/prod/versions", json={"source": "version: 1\n"})
+                lines = [line async for line in r.aiter_lines()]  # ends
+                assert any(line.startswith("event: config") for line in lines)
+
+
 async def test_a_quiet_stream_sends_pings_and_records_contact(tmp_path):
     store = Store(sqlite_url(tmp_path))
     store.migrate()

@@ -261,6 +261,17 @@ def test_node_contact(store, clock):
         store.node_contact("n-00000000")
 
 
+def test_nodes_contact_writes_several_in_one_call_never_moving_one_back(store, clock):
+    a = store.register_node("ams1", "edge", "Amsterdam", "staging", "10.0.0.3")
+    b = store.register_node("ams2", "edge", "Amsterdam", "staging", "10.0.0.4")
+    store.node_contact(b.id)
+    later = clock.now
+    assert store.nodes_contact({a.id: later - 5, b.id: later - 5, "n-00000000": later}) == {"n-00000000"}
+    assert store.get_node(a.id).last_contact == later - 5  # first contact
+    assert store.get_node(b.id).last_contact == later  # not moved back
+    assert store.nodes_contact({}) == set()
+
+
 def test_list_and_delete_nodes(store):
     a = store.register_node("b-edge", "edge", "Berlin", "staging", "10.0.0.1")
     b = store.register_node("a-edge", "edge", "Paris", "production", "10.0.0.2")

@@ -49,12 +49,32 @@ def test_node_reports(store, clock):
     assert (row.name, row.location, row.serving) == ("edge-1", "fra", 1)
     assert store.node_releases("staging") == []
     assert store.get_node(node.id).last_contact == clock.time()
+    first = store.report_node_release(node.id, "docs", 1, "failed", "no space")  # a first report that failed
+    assert (first.number, first.status, first.serving, first.name, first.location) == (1, "failed", None, "edge-1", "fra")
+    again = store.report_node_release(node.id, "blog", 2, "serving")
+    assert (again.number, again.status, again.serving, again.reason) == (2, "serving", 2, "")
     with pytest.raises(ValueError):
         store.report_node_release(node.id, "blog", 1, "weird")
     with pytest.raises(NotFound):
         store.report_node_release("n-nope", "blog", 1, "serving")
     store.delete_node(node.id)
     assert store.node_releases("production") == []
+
+
+def test_release_progress_lists_every_edge_with_its_report_on_the_service(store, clock):
+    b = store.register_node("edge-b", "edge", "ams", "production", "127.0.1.2")
+    a = store.register_node("edge-a", "edge", "fra", "production", "127.0.1.1")
+    store.register_node("dns-1", "dns", "fra", "production", "127.0.1.3")
+    store.register_node("edge-s", "edge", "fra", "staging", "127.0.1.4")
+    add(store, M1)
+    store.report_node_release(a.id, "blog", 1, "serving")
+    store.report_node_release(a.id, "docs", 4, "failed", "no")
+    rows = store.release_progress("production", "blog")
+    assert [(r.name, r.location, r.number, r.status, r.serving) for r in rows] == \
+        [("edge-a", "fra", 1, "serving", 1), ("edge-b", "ams", None, None, None)]
+    assert (rows[0].node_id, rows[1].node_id) == (a.id, b.id)
+    assert rows[0].last_contact == clock.time() and rows[1].last_contact is None
+    assert store.release_progress("production", "other")[0].number is None
 
 
 def test_the_reads_of_a_reading_block_share_one_transaction(store, monkeypatch):

@@ -67,6 +67,9 @@ class ApiContext:
     """env -> (hub generation, read at, after purge id, latest number, purges): see
     events.EventStream._feed."""
     feed_lock: threading.Lock = field(default_factory=threading.Lock)
+    contacts: object = None
+    """events.ContactBatch: the event streams' contact writes put off and made together
+    (events Rule 2), made at first use."""
     channels: list = field(default_factory=list)
     """State channels sent on every node's event stream (see ``channels``)."""
     service_modes: dict = field(default_factory=dict)

@@ -22,7 +22,26 @@ reaches it (see ``owncdn.control.hub``). A wake-up by the environment's topic al
 Rule 2: every send and every wake-up by the hub records contact with the node
 (``store.node_contact``); the once-a-second re-checks do not (they would be a
 write per node per second). A send goes first, the write after it (a database
-write per stream stood between a push's release and its edges).
+write per stream stood between a push's release and its edges). A stream's first
+contact is written at once (before its next event: a new stream counts as in
+contact, and a deleted node's stream ends); later ones go to the ``ContactBatch``,
+which writes every contact it collected ``CONTACT_DELAY`` after the first of them,
+in one transaction (``store.nodes_contact``), with the time each was heard: the
+three edges woken by a push made three writes, each a worker thread and a turn of
+the write lock, while the edges fetched and reported. Contact then lags by at most
+``CONTACT_DELAY`` (0.5 s, against the 60 s that count as in contact); contact not
+yet written when the process dies is lost (the stream's next contact writes it
+again). A node the batch finds deleted ends its stream at its next wake-up.
+
+Rule 5: the polls of the streams that wake together (a notify wakes them in the
+same turn of the event loop) run in one worker-thread step, one after another
+(``PollGroup``): the first reads the store and encodes the events, the others find
+both done (``_feed``, channels Rule 4); each its own hop to a worker thread had
+made the third edge of a push hear of the release 3-7 ms after the first, each
+hop waiting for the interpreter lock. A poll's error is its own stream's. At most
+``GROUP_MAX`` polls share a step: a notify that wakes many streams (a large fleet
+on PostgreSQL, where each read waits on the network) still polls in several
+threads side by side.
 
 Rule 3: when the client goes away, Starlette cancels the generator at its
 current ``await``; ``Hub.wait`` removes its waiter on cancellation, so nothing
@@ -39,7 +58,8 @@ from __future__ import annotations
 import asyncio
 import time
 import logging
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from starlette.concurrency import run_in_threadpool
@@ -50,10 +70,12 @@ from owncdn.control.store import Node, NotFound, StoreError
 from .auth import ApiContext
 from .channels import ChannelCursor, encode_event, stream_topic
 
-__all__ = ["PING_SECONDS", "EventStream", "format_event"]
+__all__ = ["PING_SECONDS", "ContactBatch", "EventStream", "PollGroup", "contact_batch", "format_event", "poll_group"]
 
 PING_SECONDS = 10.0
 CONTACT_EVERY = 1.0  # seconds between writes of a node's last contact
+CONTACT_DELAY = 0.5  # seconds a batched contact waits for others to be written with (Rule 2)
+GROUP_MAX = 8  # polls in one worker-thread step (Rule 5); more run in steps of their own, side by side
 FEED_REUSE_SECONDS = 0.2  # streams woken by one notify share one read of the store
 BATCH = 1000
 """Most purges read (and sent) at once while catching up."""
@@ -103,19 +125,25 @@ class EventStream:
     async def _events(self, loop, hub, topics, next_ping: float, touch: bool) -> AsyncIterator[str]:
         woken = False  # by a notify (not a re-check, a ping or a batch of purges)
         full_at = -1  # the stream topic's generation at the last read of every channel (channels Rule 5)
+        contacts = contact_batch(self.ctx)
         while not hub.closed:
+            if self.node.id in contacts.gone:  # Rule 2: deleted
+                return
             since = hub.generation(topics)
             kind_at = hub.generation(topics[1])
             env_only = woken and kind_at == full_at  # only the environment's topic moved
             if not env_only:
                 full_at = kind_at
             try:
-                chunk, more, contact = await run_in_threadpool(self._poll, touch, since, env_only)
+                chunk, more, contact = await poll_group(loop).run(self._poll, touch, since, env_only)  # Rule 5
                 if chunk:
                     yield chunk
                     next_ping = loop.time() + self.ping_seconds
-                if contact:  # Rule 2: after the send
+                if contact and self._contacted == float("-inf"):  # Rule 2: after the send
                     await run_in_threadpool(self._contact)
+                elif contact:
+                    self._contacted = time.monotonic()
+                    contacts.add(loop, self.node.id)
             except NotFound:  # the node was deleted
                 return
             except StoreError as exc:  # the node reconnects; its next stream catches up
@@ -180,3 +208,110 @@ class EventStream:
         if now - self._contacted >= CONTACT_EVERY:
             self._contacted = now
             self.ctx.store.node_contact(self.node.id)  # NotFound once the node is deleted
+
+
+class ContactBatch:
+    """Rule 2: contact heard by the event streams, written together ``CONTACT_DELAY``
+    after the first of them (used on the event loop)."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.heard: dict[str, float] = {}  # node id -> when
+        self.gone: set[str] = set()  # nodes a write found deleted
+        self._scheduled = False
+        self._tasks: set[asyncio.Task] = set()
+
+    def __repr__(self) -> str:
+        return f"<ContactBatch heard={len(self.heard)} gone={len(self.gone)}>"
+
+    def add(self, loop: asyncio.AbstractEventLoop, node_id: str) -> None:
+        self.heard[node_id] = self.store.now()
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_later(CONTACT_DELAY, self._start, loop)
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        heard, self.heard, self._scheduled = self.heard, {}, False
+        task = loop.create_task(self._write(heard))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write(self, heard: dict[str, float]) -> None:
+        try:
+            gone = await run_in_threadpool(self.store.nodes_contact, heard)
+        except StoreError as exc:
+            log.warning("recording the contact of %d node(s): %s", len(heard), exc)
+            return
+        if len(self.gone) > 10_000:
+            self.gone.clear()
+        self.gone |= gone
+
+
+def contact_batch(ctx: ApiContext) -> ContactBatch:
+    """The context's ``ContactBatch`` (made on first use, on the event loop)."""
+    if ctx.contacts is None:
+        ctx.contacts = ContactBatch(ctx.store)
+    return ctx.contacts
+
+
+class PollGroup:
+    """Rule 5: the calls asked for in one turn of the event loop, run one after another
+    in one worker-thread step; each caller gets its own result or error."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Callable, tuple, asyncio.Future]] = []
+        self._tasks: set[asyncio.Task] = set()
+
+    def __repr__(self) -> str:
+        return f"<PollGroup pending={len(self._pending)}>"
+
+    def run(self, call: Callable, *args) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._start)  # after the other callers this turn woke
+        self._pending.append((call, args, future))
+        return future
+
+    def _start(self) -> None:
+        pending, self._pending = self._pending, []
+        for i in range(0, len(pending), GROUP_MAX):
+            task = asyncio.ensure_future(self._run(pending[i:i + GROUP_MAX]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: list[tuple[Callable, tuple, asyncio.Future]]) -> None:
+        try:
+            outcomes = await run_in_threadpool(_call_each, batch)
+        except BaseException:  # cancelled (the loop is closing)
+            for _, _, future in batch:
+                future.cancel()
+            raise
+        for (_, _, future), (result, exc) in zip(batch, outcomes):
+            if future.done():  # its stream went away meanwhile
+                continue
+            if exc is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+
+def _call_each(batch: list[tuple[Callable, tuple, asyncio.Future]]) -> list[tuple[object, BaseException | None]]:
+    outcomes: list[tuple[object, BaseException | None]] = []
+    for call, args, _ in batch:
+        try:
+            outcomes.append((call(*args), None))
+        except Exception as exc:  # noqa: BLE001 - the caller's own error
+            outcomes.append((None, exc))
+    return outcomes
+
+
+_GROUPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PollGroup] = weakref.WeakKeyDictionary()
+
+
+def poll_group(loop: asyncio.AbstractEventLoop) -> PollGroup:
+    """The event streams' ``PollGroup`` of ``loop`` (Rule 5)."""
+    group = _GROUPS.get(loop)
+    if group is None:
+        group = _GROUPS[loop] = PollGroup()
+    return group

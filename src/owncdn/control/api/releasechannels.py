@@ -15,7 +15,8 @@ Rules:
    the streams it wakes send it without reading and decoding it again (about 5 ms
    for the 1,065-file manifest of the push benchmark, between a push and its edges).
 4. The current release numbers of an environment are read once for all the streams
-   that wake together (they run in worker threads at once: the others wait for the
+   that wake together (those one notify wakes poll one after another in one
+   worker-thread step, ``events`` Rule 5, and the others use the
    first one's read, which three edge streams had each made, about 1 ms of the control
    plane's CPU apiece): reused for up to ``CURRENT_REUSE_SECONDS`` while the
    environment's ``current_topic`` was not notified (creating or activating a release

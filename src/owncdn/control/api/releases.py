@@ -76,7 +76,7 @@ import asyncio
 import base64
 import concurrent.futures
 import hashlib
-from datetime import UTC, datetime, timedelta
+import time
 from typing import Annotated
 
 import orjson
@@ -335,21 +335,17 @@ def _status(ctx: ApiContext, env: str, name: str, number: int, current: bool = T
 
 
 def _status_read(ctx: ApiContext, env: str, name: str, number: int, current: bool) -> ReleaseStatus:
-    reports = {row.node_id: row for row in ctx.store.node_releases(env, name)}
-    since = datetime.now(UTC) - timedelta(seconds=CONTACT_WINDOW)
+    since = time.time() - CONTACT_WINDOW
     serving, failed, pending = [], [], []
-    for node in ctx.store.list_nodes(env):
-        if node.kind != "edge":
-            continue
-        who = ReleaseNode(node_id=str(node.id), name=node.name, location=node.location)
-        row = reports.get(str(node.id))
-        if row is not None and row.serving == number:
+    for edge in ctx.store.release_progress(env, name):  # one query (releasestore Rule 7)
+        who = ReleaseNode(node_id=str(edge.node_id), name=edge.name, location=edge.location)
+        if edge.serving == number:
             serving.append(who)
-        elif row is not None and row.number == number and row.status == "failed":
-            failed.append(ReleaseFailure(**who.model_dump(), reason=row.reason))
-        elif row is not None and row.number > number:
+        elif edge.number == number and edge.status == "failed":
+            failed.append(ReleaseFailure(**who.model_dump(), reason=edge.reason))
+        elif edge.number is not None and edge.number > number:
             continue  # it has moved on to a newer release: nothing to wait for
-        elif node.last_contact is not None and utc(node.last_contact) >= since:
+        elif edge.last_contact is not None and edge.last_contact >= since:
             pending.append(who)
     is_current = _is_current(ctx, env, name, number) if current or not pending else False
     return ReleaseStatus(number=number, current=is_current, serving=serving, failed=failed,

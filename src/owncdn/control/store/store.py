@@ -214,6 +214,24 @@ class Store(EdgeHealthStore, CertificateStore, ReleaseStore):
 
         self._write(work, f"noting contact from node {node_id!r}")
 
+    def nodes_contact(self, heard: dict[str, float]) -> set[str]:
+        """Note several nodes' contact (node id -> when it was heard from) in one
+        transaction; a time never moves a node's contact back. Returns the ids of the
+        nodes that do not exist (deleted meanwhile)."""
+        def work(s: Session) -> set[str]:
+            found = set(s.scalars(select(NodeRow.id).where(NodeRow.id.in_(list(heard)))))
+            nodes = NodeRow.__table__
+            for node_id in found:
+                at = heard[node_id]
+                s.execute(update(nodes).where(nodes.c.id == node_id,
+                                              nodes.c.last_contact.is_(None) | (nodes.c.last_contact < at))
+                          .values(last_contact=at))
+            return set(heard) - found
+
+        if not heard:
+            return set()
+        return self._write(work, f"noting contact from {len(heard)} node(s)")
+
     def set_node_address(self, node_id: str, address: str) -> Node:
         """The node is reachable at `address` now (it restarted elsewhere). NotFound for an unknown node."""
         def work(s: Session) -> Node:
@@ -301,6 +319,10 @@ class Store(EdgeHealthStore, CertificateStore, ReleaseStore):
             .order_by(PurgeAckRow.at, PurgeAckRow.node_id))])
 
     # -- plumbing ----------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The store's clock (what it writes as "now")."""
+        return float(self._clock())
 
     def _now(self) -> float:
         return float(self._clock())
