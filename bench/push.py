@@ -347,8 +347,8 @@ def main() -> None:
             runs.append(r)
             for case in ("first push", "one file changed"):
                 own, rs = r[case]
-                print(f"run {run + 1} {case:16}: owncdn {own['seconds']:6.2f} s (hash+upload+release {own['upload_seconds']:.2f} s)"
-                      f"  rsync {rs['seconds']:6.2f} s (with sync {rs['durable_seconds']:.2f} s)"
+                print(f"run {run + 1} {case:16}: owncdn {own['seconds']:6.3f} s (hash+upload+release {own['upload_seconds']:.2f} s)"
+                      f"  rsync {rs['seconds']:6.3f} s (with sync {rs['durable_seconds']:.2f} s)"
                       f"  ratio {own['seconds'] / rs['seconds']:5.2f}x"
                       + (f"  {own['note']}" if own["note"] else ""), flush=True)
                 cpu = own["cpu"]
@@ -370,12 +370,12 @@ def main() -> None:
         r_s = [x["seconds"] for x in rss]
         label = case if case == "first push" else f"{case} ({runs[-1]['changed'][0]}, {runs[-1]['changed'][1]} B)"
         print(label)
-        print(f"  owncdn push : min {min(o_s):6.2f} s  median {statistics.median(o_s):6.2f} s; "
+        print(f"  owncdn push : min {min(o_s):6.3f} s  median {statistics.median(o_s):6.3f} s; "
               f"uploaded {mb(owns[-1]['uploaded'])} ({owns[-1]['blobs']} blobs + manifest {owns[-1]['manifest']} B); "
               f"edges fetched {mb(owns[-1]['edges_fetch'])}")
         d_s = [x["durable_seconds"] for x in rss]
-        print(f"  rsync -a x3 : min {min(r_s):6.2f} s  median {statistics.median(r_s):6.2f} s; sent {mb(rss[-1]['sent'])}")
-        print(f"  rsync + sync: min {min(d_s):6.2f} s  median {statistics.median(d_s):6.2f} s (until its copies are on disk)")
+        print(f"  rsync -a x3 : min {min(r_s):6.3f} s  median {statistics.median(r_s):6.3f} s; sent {mb(rss[-1]['sent'])}")
+        print(f"  rsync + sync: min {min(d_s):6.3f} s  median {statistics.median(d_s):6.3f} s (until its copies are on disk)")
         print(f"  owncdn / rsync: min {min(o_s) / min(r_s):5.2f}x  median {statistics.median(o_s) / statistics.median(r_s):5.2f}x"
               f"  (/ rsync + sync: min {min(o_s) / min(d_s):5.2f}x  median {statistics.median(o_s) / statistics.median(d_s):5.2f}x)")
         summary[case] = {"owncdn_seconds": o_s, "rsync_seconds": r_s, "rsync_sync_seconds": d_s, "owncdn_uploaded": owns[-1]["uploaded"],
