@@ -175,6 +175,10 @@ async def test_a_plain_push_starts_without_typer_httpx_or_pydantic_and_can_wait(
         imported = {line.rpartition("|")[2].strip() for line in err.decode().splitlines() if line.startswith("import time:")}
         assert "owncdn.client.pushapi" in imported
         assert {m for m in imported if m in heavy | {"threading", "concurrent", "logging"} or m.split(".")[0] in heavy} == set()
+        # nor json, re, enum, hashlib (OpenSSL), socket, selectors or collections (push_run Rule 8: ~10 ms together)
+        lean = {"json", "re", "enum", "hashlib", "_hashlib", "socket", "selectors", "collections", "functools"}
+        assert {m for m in imported if m.split(".")[0] in lean} == set()
+        assert {"_json", "_socket", "blake3"} <= imported and {"_sha256", "_sha2"} & imported  # their C parts
         assert (json.loads(out)["release"], json.loads(out)["blobs_uploaded"]) == (2, 1)
 
         code, out, err = await owncdn(fleet, "push", "--help")  # the Typer command still documents it

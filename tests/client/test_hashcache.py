@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 import os
 import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from owncdn.client import hashcache, sitedir
-from owncdn.client.hashcache import HashCache
+from owncdn.client.hashcache import FORMAT, HashCache
 from owncdn.client.sitedir import scan_site
 from owncdn.core.content.digest import digest
+
+
+def read_entries(path: str) -> dict:
+    form, files = marshal.loads(Path(path).read_bytes())
+    assert form == FORMAT
+    return files
+
+
+def write_entries(path: str, files: dict) -> None:
+    Path(path).write_bytes(marshal.dumps((FORMAT, files)))
 
 
 def counting_hash(monkeypatch) -> list:
@@ -68,10 +81,10 @@ def test_a_file_remembered_by_its_sha256_keeps_that_name_until_it_changes(tmp_pa
     (site / "a.html").write_bytes(b"a")
     cache = HashCache.for_root(site, tmp_path / "cache")
     scan_site(site, cache=cache)
-    entries = json.loads(Path(cache.path).read_text())["files"]
-    assert entries["a.html"][1] == digest(b"a")
-    entries["a.html"][1] = hashlib.sha256(b"a").hexdigest()  # as an older owncdn wrote it
-    Path(cache.path).write_text(json.dumps({"files": entries}))
+    entries = read_entries(cache.path)
+    assert entries["a.html"][5] == digest(b"a")
+    entries["a.html"] = (*entries["a.html"][:5], hashlib.sha256(b"a").hexdigest(), entries["a.html"][6])  # as before BLAKE3
+    write_entries(cache.path, entries)
     hashed = counting_hash(monkeypatch)
     again = scan_site(site, cache=HashCache.for_root(site, tmp_path / "cache"))
     assert hashed == [] and again.manifest.files["a.html"].sha256 == hashlib.sha256(b"a").hexdigest()
@@ -80,14 +93,73 @@ def test_a_file_remembered_by_its_sha256_keeps_that_name_until_it_changes(tmp_pa
     assert hashed == ["a.html"] and changed.manifest.files["a.html"].sha256 == digest(b"aa")
 
 
-def test_a_broken_cache_file_is_ignored(tmp_path):
-    (tmp_path / "c.json").write_bytes(b"{not json")
+@pytest.mark.parametrize("data", [
+    b"", b"{not json", b'{"files": {}}', b"\xff" * 100, marshal.dumps(None), marshal.dumps((FORMAT,)),
+    marshal.dumps(("owncdn-hashes-9", {})), marshal.dumps((FORMAT, [])), marshal.dumps((FORMAT, {}))[:-3],
+    marshal.dumps([FORMAT, {"x": ()}]), b"[\xff\xff\xff\x7f", b"{" * 5000,  # a huge count; too deep
+])
+def test_a_broken_cache_file_is_ignored(tmp_path, data):
+    (tmp_path / "c.hashes").write_bytes(data)
     f = tmp_path / "x"
     f.write_bytes(b"x")
-    cache = HashCache(tmp_path / "c.json")
+    cache = HashCache(tmp_path / "c.hashes")
     assert cache.get("x", os.stat(f)) is None
     cache.save()  # rewritten whole
-    assert HashCache(tmp_path / "c.json").old == {}
+    assert HashCache(tmp_path / "c.hashes").old == {}
+
+
+def entry(st: os.stat_result, sha: str, hashed_at: int) -> tuple:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, sha, hashed_at)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda e: e[:6],                                  # too short
+    lambda e: (*e, 0),                                # too long
+    lambda e: list(e),                                # not a tuple
+    lambda e: (e[0] + 1, *e[1:]),                     # another size
+    lambda e: (*e[:3], e[3] + 1, *e[4:]),             # another inode
+    lambda e: (*e[:5], "0" * 63 + "-b3", e[6]),       # not a blob name
+    lambda e: (*e[:5], "A" * 64, e[6]),               # not lowercase
+    lambda e: (*e[:5], None, e[6]),
+    lambda e: (*e[:6], float(e[6])),                  # hashed_at not an int
+    lambda e: (*e[:6], max(e[1], e[2]) + 1),          # racy
+])
+def test_an_entry_that_does_not_match_or_is_damaged_is_not_used(tmp_path, damage):
+    f = tmp_path / "x"
+    f.write_bytes(b"x")
+    st = os.stat(f)
+    good = entry(st, "0" * 64 + "-b3", max(st.st_mtime_ns, st.st_ctime_ns) + hashcache.RACY_NS + 1)
+    write_entries(tmp_path / "c.hashes", {"x": good})
+    assert HashCache(tmp_path / "c.hashes").get("x", st) == "0" * 64 + "-b3"
+    write_entries(tmp_path / "c.hashes", {"x": damage(good)})
+    assert HashCache(tmp_path / "c.hashes").get("x", st) is None
+
+
+def test_the_json_file_of_an_older_owncdn_is_read_once_then_replaced(tmp_path, monkeypatch):
+    """Rule 5: no full read of the directory after an upgrade."""
+    monkeypatch.setattr(hashcache, "RACY_NS", -10**12)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "a.html").write_bytes(b"a")
+    (site / "b.html").write_bytes(b"b")
+    st = {name: os.stat(site / name) for name in ("a.html", "b.html")}
+    cache = HashCache.for_root(site, tmp_path / "cache")
+    assert cache.path.endswith(".hashes") and cache.legacy == cache.path[:-len(".hashes")] + ".json"
+    assert os.path.basename(cache.legacy) == hashlib.sha256(os.path.realpath(site).encode()).hexdigest()[:32] + ".json"
+    os.makedirs(os.path.dirname(cache.legacy))
+    files = {name: [[s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino, s.st_dev], digest(name[:1].encode()), time.time_ns()]
+             for name, s in st.items()}
+    Path(cache.legacy).write_text(json.dumps({"files": files}, separators=(",", ":")))  # as owncdn 0ab3a07 wrote it
+    hashed = counting_hash(monkeypatch)
+    (site / "b.html").write_bytes(b"bb")
+    cache = HashCache.for_root(site, tmp_path / "cache")
+    scanned = scan_site(site, cache=cache)
+    assert hashed == ["b.html"] and cache.hits == 1 and scanned.manifest.files["a.html"].sha256 == digest(b"a")
+    assert not os.path.exists(cache.legacy) and set(read_entries(cache.path)) == {"a.html", "b.html"}
+    hashed.clear()
+    again = HashCache.for_root(site, tmp_path / "cache")
+    scan_site(site, cache=again)
+    assert hashed == [] and again.hits == 2
 
 
 def test_a_file_read_again_only_because_it_was_racy_is_not_fresh(tmp_path, monkeypatch):
@@ -97,9 +169,9 @@ def test_a_file_read_again_only_because_it_was_racy_is_not_fresh(tmp_path, monke
     (site / "racy.html").write_bytes(b"same bytes")
     cache = HashCache.for_root(site, tmp_path / "cache")
     scan_site(site, cache=cache)
-    entries = json.loads(Path(cache.path).read_text())["files"]
-    entries["old.html"][2] += 10**12  # hashed long after its last change: trusted
-    Path(cache.path).write_text(json.dumps({"files": entries}))
+    entries = read_entries(cache.path)
+    entries["old.html"] = (*entries["old.html"][:6], entries["old.html"][6] + 10**12)  # hashed long after: trusted
+    write_entries(cache.path, entries)
     (site / "new.html").write_bytes(b"new")
     again = scan_site(site, cache=HashCache.for_root(site, tmp_path / "cache"))
     assert again.remembered == 1  # racy.html and new.html were read
@@ -107,7 +179,7 @@ def test_a_file_read_again_only_because_it_was_racy_is_not_fresh(tmp_path, monke
 
 
 def test_save_soon_writes_in_another_thread_and_join_waits_for_it(tmp_path, monkeypatch):
-    cache = HashCache(tmp_path / "c.json")
+    cache = HashCache(tmp_path / "c.hashes")
     cache.put("x", os.stat(tmp_path), "0" * 64 + "-b3", hashed_at=0)
     gate, ran_in = threading.Event(), []
     real = cache.save
@@ -119,8 +191,8 @@ def test_save_soon_writes_in_another_thread_and_join_waits_for_it(tmp_path, monk
 
     monkeypatch.setattr(cache, "save", save)
     saving = cache.save_soon()
-    assert "running" in repr(saving) and not (tmp_path / "c.json").exists()
+    assert "running" in repr(saving) and not (tmp_path / "c.hashes").exists()
     gate.set()
     saving.join()
     assert "done" in repr(saving) and ran_in != [threading.get_ident()]
-    assert HashCache(tmp_path / "c.json").old == {"x": cache.new["x"]}
+    assert HashCache(tmp_path / "c.hashes").old == {"x": cache.new["x"]}

@@ -13,8 +13,9 @@ class Scripted:
     Content-Length) per answer in ``answers`` and sends the answer's bytes; a ``None``
     after an answer closes the connection once it is sent."""
 
-    def __init__(self, answers: list) -> None:
+    def __init__(self, answers: list, tls=None) -> None:
         self.answers = list(answers)
+        self.tls = tls  # an ssl.SSLContext: each connection is wrapped in it
         self.requests: list[bytes] = []
         self.connections = 0
         self.sock = socket.socket()
@@ -31,6 +32,12 @@ class Scripted:
             except OSError:
                 return
             self.connections += 1
+            if self.tls is not None:
+                try:
+                    conn = self.tls.wrap_socket(conn, server_side=True)
+                except OSError:  # a client that refused the certificate
+                    conn.close()
+                    continue
             with conn:
                 buf = b""
                 while self.answers:
@@ -172,3 +179,42 @@ def test_a_file_piece_whose_size_changed_raises_and_closes(serve, tmp_path, writ
     with pytest.raises(FileChanged, match="f.txt"):
         conn.request("POST", "/bundle", {"Content-Length": "5"}, [FilePiece(str(path), 5)])
     assert repr(conn).endswith("closed>")
+
+
+def test_https_checks_the_certificate_and_sends_file_pieces(tmp_path, monkeypatch):
+    """Rules 4-6: over TLS (``socket`` and ``ssl``, certificate and host name checked)
+    the same request with file pieces goes out (read and sent in pieces, no MSG_MORE:
+    an SSLSocket takes no flags)."""
+    import ssl
+
+    from owncdn.cli.localca import LocalCA
+
+    ca = LocalCA.load_or_create(tmp_path / "ca", permitted=[])
+    chain, key = ca.issue(["localhost"])
+    (tmp_path / "chain.pem").write_text(chain)
+    (tmp_path / "key.pem").write_text(key)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "chain.pem", tmp_path / "key.pem")
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca.cert_path))  # what create_default_context trusts
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    server = Scripted([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"] * 2, tls=context)
+    try:
+        data = tmp_path / "data.bin"
+        data.write_bytes(bytes(range(256)) * 1024)
+        conn = Connection("localhost", server.port, timeout=5, tls=True)
+        body = [b"<", FilePiece(str(data), 256 * 1024), b">"]
+        assert conn.request("POST", "/bundle", {"Content-Length": str(2 + 256 * 1024)}, body).status == 200
+        assert conn.request("GET", "/again", {}).body == b"{}"  # kept alive
+        assert server.requests[0].endswith(b"\r\n\r\n<" + data.read_bytes() + b">") and server.connections == 1
+        assert repr(conn) == f"<Connection localhost:{server.port} tls open>"
+        conn.close()
+    finally:
+        server.close()
+    untrusted = Scripted([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"], tls=context)
+    try:
+        other = LocalCA.load_or_create(tmp_path / "other", permitted=[])
+        monkeypatch.setenv("SSL_CERT_FILE", str(other.cert_path))  # another authority
+        with pytest.raises(ssl.SSLCertVerificationError):
+            Connection("localhost", untrusted.port, timeout=5, tls=True).request("GET", "/", {})
+    finally:
+        untrusted.close()

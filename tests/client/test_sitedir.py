@@ -66,10 +66,32 @@ def test_a_fifo_is_refused(site):
         scan_site(site)
 
 
-@pytest.mark.parametrize("name", ["back\\slash.html", "new\nline.html"])
+@pytest.mark.parametrize("name", ["back\\slash.html", "new\nline.html", "tab\there", "del\x7f", "about/esc\x1b.html",
+                                  "about/\\", "x" * 200 + "\\"])
 def test_names_that_cannot_be_release_paths(site, name):
     (site / name).write_text("x")
-    with pytest.raises(SiteError, match="this name cannot be pushed"):
+    with pytest.raises(SiteError, match="this name cannot be pushed") as refused:
+        scan_site(site)
+    assert str(site / name) in str(refused.value)
+
+
+@pytest.mark.parametrize("name", [
+    "nbsp\u00a0.html", "soft\u00adhyphen", "private\ue000", "c1\x85", "zero\u200bwidth", "\u2028line",  # not isprintable
+    "ünïcode ß.html", "日本語.txt", "\U0001f600", "a" * 255, "d" * 200 + "/" + "é" * 127,  # long: checked alone
+])
+def test_names_that_are_release_paths_though_not_printable_or_long(site, name):
+    """The walk checks a directory's names at once and falls back to check_path for
+    each name when that check is unsure: the same paths pass."""
+    (site / "about" / name).parent.mkdir(exist_ok=True)
+    (site / "about" / name).write_bytes(b"odd")
+    assert scan_site(site).manifest.files["about/" + name].sha256 == sha(b"odd")
+
+
+def test_a_path_over_the_limit_is_refused_though_each_name_is_short(site):
+    deep = site / "/".join(["d" * 200] * 6)
+    deep.mkdir(parents=True)
+    (deep / "x.html").write_text("x")
+    with pytest.raises(SiteError, match="longer than 1024 bytes"):
         scan_site(site)
 
 

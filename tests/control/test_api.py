@@ -605,3 +605,19 @@ async def test_a_node_that_comes_back_elsewhere_updates_its_address(api):
             assert api.store.get_node(node_id).address == expected
         async with http.stream("GET", f"/v1/nodes/{node_id}/events", params={"address": ""}) as r:
             assert r.status_code == 422
+
+
+@pytest.mark.parametrize("backend, trusted", [("sqlite", 60.0), ("postgresql", 2.0)])
+def test_a_checked_token_is_trusted_longer_when_no_other_replica_shares_the_store(backend, trusted):
+    """auth Rule 5: SQLite is one control plane's alone, and its revocations clear the
+    cache; replicas sharing PostgreSQL re-read a token after 2 s."""
+    from types import SimpleNamespace
+
+    from owncdn.control.api.auth import ApiContext
+    from owncdn.control.store import Token
+
+    ctx = ApiContext(store=SimpleNamespace(backend=backend), hub=Hub(), zone="cdn.test")
+    token = Token(id="t1", name="ci", scopes=frozenset({"deploy"}), node_id=None, created_at=0.0, revoked=False)
+    ctx.tokens["ocdn_t1_secret"] = (token, 100.0)
+    assert ctx.cached_token("ocdn_t1_secret", 100.0 + trusted - 0.01) is token
+    assert ctx.cached_token("ocdn_t1_secret", 100.0 + trusted) is None

@@ -9,6 +9,7 @@ import time
 from types import SimpleNamespace
 
 import httpx
+import orjson
 import pytest
 
 from owncdn.control.api import ApiServer, create_app
@@ -16,6 +17,7 @@ from owncdn.control.api.releasechannels import ReleaseChannel, ReleaseReadyChann
 from owncdn.control.blobs import DirBlobStore
 from owncdn.control.store import Store, sqlite_url
 from owncdn.core.content.bundle import header
+from owncdn.core.content import parse_manifest
 from owncdn.core.content.digest import digest
 
 SITE = """\
@@ -459,7 +461,10 @@ def test_a_release_made_here_reaches_the_channel_without_a_store_read(api, monke
 
     monkeypatch.setattr(api.ctx.store, "get_release", no_read)
     data = channel.read(api.ctx, node)["blog"][1]
-    assert (data["number"], data["id"], data["manifest"]) == (made["number"], made["id"], manifest(a=b"1"))
+    assert (data["number"], data["id"]) == (made["number"], made["id"])
+    sent = orjson.dumps(data)  # releasechannels Rule 7: the manifest's canonical text, as it is
+    assert orjson.loads(sent)["manifest"] == manifest(a=b"1")
+    assert sent.endswith(b',"manifest":' + parse_manifest(manifest(a=b"1")).canonical() + b"}")
 
 
 # -- an upcoming release: edges fetch its blobs while they land ---------------------------------
@@ -593,6 +598,9 @@ def test_the_next_manifest_is_checked_against_the_last_release_and_still_refused
 @pytest.mark.parametrize("service, body, status, code", [
     ("blog", release_bundle(manifest(a=b"1"), b"1", encoded=json.dumps(manifest(a=b"1"), indent=1).encode()),
      422, "invalid_manifest"),  # not the canonical encoding
+    ("blog", release_bundle(manifest(a=b"1"), b"1", encoded=json.dumps(
+        {"files": {"a": dict(reversed(manifest(a=b"1")["files"]["a"].items()))}}, separators=(",", ":")).encode()),
+     422, "invalid_manifest"),  # compact, but its keys not sorted (releases Rule 12)
     ("blog", release_bundle(manifest(a=b"1"), b"1", name=sha(b"other")), 400, "hash_mismatch"),
     ("blog", release_bundle({"files": {"../x": {"sha256": sha(b"1"), "size": 1}}}, b"1"), 422, "invalid_manifest"),
     ("nope", release_bundle(manifest(a=b"1"), b"1"), 404, "unknown_service"),

@@ -281,6 +281,50 @@ def test_claim_is_missing_and_refreshes_old_blobs_in_a_directory(tmp_path):
     assert temp_files(blobs.root) == []
 
 
+def test_a_blob_claimed_lately_is_not_looked_at_again_while_its_directory_is_unchanged(tmp_path, monkeypatch):
+    """Rule 7: one stat per directory instead of one per blob; a blob deleted since
+    changed its directory, so it is looked at again."""
+    blobs = DirBlobStore(tmp_path / "blobs")
+    for data in (b"page", b"style"):
+        put(blobs, data)
+        os.utime(blobs.path(sha(data)).parent, (1_000_000, 1_000_000))  # quiet since long ago
+    assert blobs.claim([sha(b"page"), sha(b"absent")]) == [sha(b"absent")]
+    looked = []
+    real_stat = os.stat
+    monkeypatch.setattr("owncdn.control.blobs.os.stat", lambda path, *a, **k: looked.append(path) or real_stat(path, *a, **k))
+    assert blobs.claim([sha(b"page"), sha(b"style"), sha(b"absent")]) == [sha(b"absent")]
+    assert sorted(os.path.basename(p) for p in looked if len(os.path.basename(p)) > 2) == sorted(
+        [sha(b"style"), sha(b"absent")])  # not page: claimed lately, its directory unchanged
+    blobs.path(sha(b"page")).unlink()  # lost by hand: its directory changed
+    assert blobs.claim([sha(b"page")]) == [sha(b"page")]
+
+
+def test_a_blob_claimed_lately_is_not_collected(tmp_path):
+    blobs = DirBlobStore(tmp_path / "blobs")
+    put(blobs, b"page")
+    assert blobs.claim([sha(b"page")]) == []
+    os.utime(blobs.path(sha(b"page")), (1_000_000, 1_000_000))  # set back by hand: still claimed lately
+    assert blobs.delete_older(sha(b"page"), cutoff=2_000_000) is None
+    assert blobs.claim([sha(b"page")], now=3_000_000) == []  # a given clock looks at every blob
+    os.utime(blobs.path(sha(b"page")), (1_000_000, 1_000_000))
+    blobs.forget_claims()
+    assert blobs.delete_older(sha(b"page"), cutoff=2_000_000) == len(b"page")
+    assert blobs.claim([sha(b"page")]) == [sha(b"page")]
+
+
+def test_a_sync_with_no_directory_renamed_into_looks_at_no_name(tmp_path, monkeypatch):
+    synced = []
+    monkeypatch.setattr("owncdn.control.blobs._sync_dirs", synced.extend)
+    store = DirBlobStore(tmp_path)
+    put(store, b"one")
+    store.sync([sha(b"one")])  # every directory is unknown after a start: all synced
+    store.sync([sha(b"one"), "not a blob name"])  # nothing renamed into since: nothing to do
+    assert synced == [tmp_path / sha(b"one")[:2]]
+    put(store, b"two")
+    with pytest.raises(ValueError):
+        store.sync([sha(b"two"), "not a blob name"])
+
+
 @pytest.mark.parametrize("name", [sha, old])
 def test_a_blob_a_crash_left_in_gc_trash_is_put_back_at_start(tmp_path, name):
     blobs = DirBlobStore(tmp_path / "blobs")

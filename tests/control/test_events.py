@@ -64,7 +64,7 @@ async def test_contact_is_written_together_after_the_delay_and_deleted_nodes_are
         batch = ContactBatch(store)
         writes = []
         real = store.nodes_contact
-        monkeypatch.setattr(store, "nodes_contact", lambda heard: writes.append(set(heard)) or real(heard))
+        monkeypatch.setattr(store, "nodes_contact", lambda heard, ended=None: writes.append(set(heard)) or real(heard, ended))
         loop = asyncio.get_running_loop()
         store.delete_node(gone.id)
         for node in (a, b, gone):

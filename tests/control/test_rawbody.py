@@ -228,22 +228,34 @@ def test_a_release_bundle_is_read_raw_its_manifest_checked_first(served):
     settled(blobs)
 
 
-def test_a_release_bundle_read_raw_checks_its_manifest_in_the_receiving_thread(served, monkeypatch):
+def test_a_release_bundle_read_raw_receives_its_blobs_while_its_manifest_is_checked(served, monkeypatch):
+    """releases Rule 13, uploadsink Rule 4: the check runs in a thread of its own while the
+    blobs after it arrive (into temp files); a refusal there stores none of them."""
     from owncdn.control.api import releases
 
     conn, blobs, runs, _, _ = served
     assert conn.call("POST", "/v1/envs/production/versions", json.dumps({"source": SITE}).encode(),
                      content_type="application/json")[0] < 300
-    threads, real = [], releases._manifest_record
+    threads, real, refuse = [], releases._manifest_record, []
 
     def spied(*args):
         threads.append(threading.current_thread().name)
+        deadline = time.monotonic() + 5
+        while not leftovers(blobs) and time.monotonic() < deadline:  # the blob arrives meanwhile
+            time.sleep(0.005)
+        assert leftovers(blobs), "the blob was not received while the manifest was checked"
+        if refuse:
+            raise releases.ApiProblem(422, "invalid_manifest", "refused by the test")
         return real(*args)
 
     monkeypatch.setattr(releases, "_manifest_record", spied)
     status, got = conn.call("POST", "/v1/services/blog/releases/bundle?env=production", release_body({"a": b"a"}))
     assert status == 201 and runs == ["BundleSink"]
-    assert len(threads) == 1 and threads[0].startswith("body-recv")  # no hop to the loop and a worker thread
+    assert len(threads) == 1 and threads[0].startswith("manifest-check")  # not the receiving thread
+    refuse.append(True)
+    status, got = conn.call("POST", "/v1/services/blog/releases/bundle?env=production", release_body({"b": b"b"}))
+    assert status == 422 and got["error"]["message"] == "refused by the test"
+    assert blobs.missing([digest(b"a"), digest(b"b")]) == [digest(b"b")]  # nothing stored, no temp file left
     settled(blobs)
 
 

@@ -375,3 +375,24 @@ def test_sqlite_writers_of_one_process_take_turns_without_sqlites_busy_wait(tmp_
         concurrently(*[lambda n=n: store.node_contact(n) for n in nodes])
     assert all(node.last_contact is not None for node in store.list_nodes("production"))
     store.close()
+
+
+def test_event_streams_started_and_ended(store, clock):
+    node = store.register_node("ams1", "edge", "Amsterdam", "staging", "10.0.0.3")
+    assert store.get_node(node.id).stream_ended_at is None
+    clock.advance(5)
+    store.stream_started(node.id, "s1")
+    assert store.get_node(node.id).last_contact == clock.now
+    assert store.nodes_contact({}, {node.id: ("s1", clock.now + 1)}) == set()
+    assert store.get_node(node.id).stream_ended_at == clock.now + 1
+    store.stream_started(node.id, "s2")  # a new stream clears the end
+    assert store.get_node(node.id).stream_ended_at is None
+    store.nodes_contact({}, {node.id: ("s1", clock.now + 2)})  # the old stream's end, noticed late
+    assert store.get_node(node.id).stream_ended_at is None
+    store.nodes_contact({node.id: clock.now + 3}, {node.id: ("s2", clock.now + 4), "n-00000000": ("s9", 1.0)})
+    found = store.get_node(node.id)
+    assert (found.last_contact, found.stream_ended_at) == (clock.now + 3, clock.now + 4)
+    [row] = store.release_progress("staging", "blog")
+    assert (row.last_contact, row.stream_ended_at) == (clock.now + 3, clock.now + 4)
+    with pytest.raises(NotFound):
+        store.stream_started("n-00000000", "s3")

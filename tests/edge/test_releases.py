@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from owncdn.core.content.digest import digest as blob_name
 from owncdn.core.content.manifest import Manifest
+from owncdn.edge import releases as releases_module
 from owncdn.edge.releases import ReleaseStore, Target
 from owncdn.edge.releasesync import ReleaseSync
 from owncdn.testing.origin import FakeOrigin, Reply
@@ -549,6 +551,76 @@ def test_the_release_file_is_written_ahead_and_the_switch_only_renames_it(tmp_pa
     assert saved(store)["number"] == 2 and saved(store)["unflushed"] is not None
     again = ReleaseStore(tmp_path / "push", boot_id="boot-a")
     assert again.live["blog"].target.number == 2 and again.live["blog"].previous.number == 1 and not again.pending
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("boot_id", ["boot-a", None])  # flushed in the background, or fsynced first
+def test_switched_at_is_the_time_of_the_switch_also_for_a_file_written_ahead(tmp_path, boot_id):
+    clock = Clock(1000.0)
+    store = ReleaseStore(tmp_path / "push", clock=clock, boot_id=boot_id)
+    store.put_blob(b"one")
+    manifest = Manifest.build([("index.html", sha(b"one"), 3)])
+    target = Target("blog", 1, manifest.id, manifest)
+    assert store.write_pending(store.begin_pending(target))  # the fetch begins
+    clock.now = 1042.5
+    live = store.switch(target)
+    assert live.switched_at == live.released_at == 1042.5 and live.ahead and store.ahead() == 1
+    assert saved(store)["switched_at"] == 1000.0  # the file written ahead, renamed: rewritten later
+    assert store.mark_flushed(time.monotonic()) == 1  # releasesync.py rule 7, after the acknowledgement
+    assert saved(store)["switched_at"] == 1042.5 and not live.ahead and store.ahead() == 0
+    again = ReleaseStore(tmp_path / "push", clock=clock, boot_id=boot_id)
+    assert again.live["blog"].switched_at == again.live["blog"].released_at == 1042.5
+
+
+async def test_the_sync_gives_a_file_written_ahead_its_switch_time_after_the_acknowledgement(tmp_path, monkeypatch):
+    monkeypatch.setattr("owncdn.edge.releasesync.FLUSH_DELAY", 0.0)
+    control = FakeControl(SITE1)
+    store, sync, agent = await make_sync(tmp_path, control, boot_id=None)  # no background flush
+    clock = store.clock = Clock(1000.0)
+    hold = control.hold = asyncio.Event()  # the blobs come once the clock moved on
+    await sync.on_event(None, None, event(1, SITE1))
+    for _ in range(200):
+        if (store.releases / "blog.pending.json").exists():
+            break
+        await asyncio.sleep(0.01)
+    clock.now = 1007.0
+    hold.set()
+    await sync.wait("blog")
+    assert agent.sent[-1]["status"] == "serving" and store.live["blog"].switched_at == 1007.0
+    for _ in range(200):
+        if not store.ahead():
+            break
+        await asyncio.sleep(0.01)
+    assert saved(store)["switched_at"] == 1007.0
+    await sync.close()
+    await control.origin.close()
+
+
+def switch_ahead(store: ReleaseStore, number: int, data: bytes) -> Target:
+    store.put_blob(data)
+    manifest = Manifest.build([("index.html", sha(data), len(data))])
+    target = Target("blog", number, manifest.id, manifest)
+    assert store.write_pending(store.begin_pending(target))
+    store.switch(target)
+    return target
+
+
+@pytest.mark.parametrize("boot_id", [None, "boot-a"])
+def test_the_switch_of_a_file_written_ahead_fsyncs_its_directory(tmp_path, monkeypatch, boot_id):
+    fsynced = []
+    monkeypatch.setattr(releases_module, "_fsync_dir", fsynced.append)
+    store = ReleaseStore(tmp_path / "push", boot_id=boot_id)
+    store.install("blog", 1, {"index.html": b"one"})
+    fsynced.clear()
+    switch_ahead(store, 2, b"two")
+    assert fsynced == [store.releases] and saved(store)["number"] == 2
 
 
 def test_a_file_begun_for_a_superseded_or_cleared_target_never_becomes_the_pending_one(tmp_path):

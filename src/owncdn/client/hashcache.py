@@ -1,6 +1,6 @@
 """Remembering file hashes between pushes, so a second push does not read unchanged files.
 
-    cache = HashCache.for_root("./public")             # ~/.cache/owncdn/hashes/<id>.json
+    cache = HashCache.for_root("./public")             # ~/.cache/owncdn/hashes/<id>.hashes
     sha = cache.get("css/site.css", st)                 # None: hash it
     cache.put("css/site.css", st, sha); cache.save()
 
@@ -20,21 +20,30 @@ Rules:
 4. A file remembered by its SHA-256 name (pushed before BLAKE3) keeps that name while
    it is unchanged: its blob is stored already, so upgrading owncdn uploads and
    fetches nothing again and changes no ETag; bytes hashed now are named by BLAKE3.
+5. The file is ``marshal`` data: ``(FORMAT, {path: (size, mtime_ns, ctime_ns, inode,
+   device, blob name, hashed at)})``. ``marshal`` is built into the interpreter and
+   reads 1,065 entries in about 0.25 ms (``json`` took 0.65 ms, and importing it,
+   with ``re``, about 5 ms of a push that spends about 35 ms in the command). The
+   file is this user's own, written whole by rename, and what it holds is checked
+   entry by entry as with JSON before: data that is not that shape is ignored.
+   A directory last pushed by an owncdn that wrote JSON (``<id>.json``) is read from
+   that file once (the hashes stay valid: no full read of the directory after an
+   upgrade); the first save replaces it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json  # not orjson: its import pulls in dataclasses, uuid and datetime (~10 ms a push)
+import marshal
 import os
 import time
 from _thread import allocate_lock, start_new_thread
 
-from owncdn.core.content.digest import is_blob_name
+from owncdn.core.content.digest import is_blob_name, sha256_hex
 
-__all__ = ["HashCache", "cache_dir"]
+__all__ = ["FORMAT", "HashCache", "cache_dir"]
 
 RACY_NS = 2_000_000_000
+FORMAT = "owncdn-hashes-2"  # Rule 5: the first item of the file
 
 
 def cache_dir() -> str:
@@ -42,23 +51,18 @@ def cache_dir() -> str:
     return os.path.join(base, "owncdn", "hashes")
 
 
-def _key(st: os.stat_result) -> list[int]:
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
-
-
 class HashCache:
-    def __init__(self, path: str | os.PathLike | None) -> None:
+    """``old``: path -> entry as read (Rule 5); ``new``: the entries of this push."""
+
+    def __init__(self, path: str | os.PathLike | None, legacy: str | os.PathLike | None = None) -> None:
         self.path = os.fspath(path) if path is not None else None
-        self.old: dict[str, list] = {}
-        self.new: dict[str, list] = {}
+        self.legacy = os.fspath(legacy) if legacy is not None else None  # Rule 5: an older owncdn's file
+        self.old: dict[str, tuple] = {}
+        self.new: dict[str, tuple] = {}
         self.hits = 0
+        self._read_legacy = False
         if self.path is not None:
-            try:
-                with open(self.path, "rb") as f:
-                    data = json.loads(f.read())
-                self.old = data["files"] if isinstance(data.get("files"), dict) else {}
-            except (OSError, ValueError, AttributeError, KeyError, TypeError):
-                self.old = {}
+            self.old = self._load()
 
     def __repr__(self) -> str:
         return f"<HashCache {self.path} entries={len(self.old)} hits={self.hits}>"
@@ -66,16 +70,47 @@ class HashCache:
     @classmethod
     def for_root(cls, root: str | os.PathLike, directory: str | os.PathLike | None = None) -> "HashCache":
         real = os.path.realpath(root)
-        name = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:32] + ".json"
-        return cls(os.path.join(directory or cache_dir(), name))
+        name = os.path.join(directory or cache_dir(), sha256_hex(real.encode("utf-8", "surrogateescape"))[:32])
+        return cls(name + ".hashes", name + ".json")
+
+    def _load(self) -> dict[str, tuple]:
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return self._load_legacy()
+        except OSError:
+            return {}
+        try:
+            form, files = marshal.loads(data)
+        except (ValueError, EOFError, TypeError, MemoryError):  # not marshal data (or a size it cannot hold), not a pair
+            return {}
+        return files if form == FORMAT and type(files) is dict else {}
+
+    def _load_legacy(self) -> dict[str, tuple]:
+        """Rule 5: the JSON file of an older owncdn, its entries as this one writes them."""
+        if self.legacy is None:
+            return {}
+        try:
+            with open(self.legacy, "rb") as f:
+                data = f.read()
+            import json
+
+            files = json.loads(data)["files"]
+            old = {rel: (*key, sha, hashed_at) for rel, (key, sha, hashed_at) in files.items()}
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            return {}
+        self._read_legacy = True
+        return old
 
     def get(self, rel: str, st: os.stat_result) -> str | None:
         """The remembered blob name of this file, if its stat is unchanged and not racy."""
         entry = self.old.get(rel)
-        if not isinstance(entry, list) or len(entry) != 3:
+        if (type(entry) is not tuple or len(entry) != 7 or entry[0] != st.st_size or entry[1] != st.st_mtime_ns
+                or entry[2] != st.st_ctime_ns or entry[3] != st.st_ino or entry[4] != st.st_dev):
             return None
-        key, sha, hashed_at = entry
-        if key != _key(st) or not isinstance(hashed_at, int) or max(st.st_mtime_ns, st.st_ctime_ns) > hashed_at - RACY_NS:
+        sha, hashed_at = entry[5], entry[6]
+        if type(hashed_at) is not int or max(entry[1], entry[2]) > hashed_at - RACY_NS:
             return None
         if not is_blob_name(sha):  # a damaged cache file: hashed again (Rule 3; either hash: Rule 4)
             return None
@@ -86,12 +121,13 @@ class HashCache:
     def last(self, rel: str) -> str | None:
         """The hash this file had at the last push, whatever its stat says now."""
         entry = self.old.get(rel)
-        return entry[1] if isinstance(entry, list) and len(entry) == 3 else None
+        return entry[5] if type(entry) is tuple and len(entry) == 7 else None
 
     def put(self, rel: str, st: os.stat_result, sha: str, hashed_at: int | None = None) -> None:
         """Remember ``sha`` for the file as ``st`` describes it, hashed at ``hashed_at``
         (ns since the epoch; taken before the file was opened)."""
-        self.new[rel] = [_key(st), sha, time.time_ns() if hashed_at is None else hashed_at]
+        self.new[rel] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, sha,
+                         time.time_ns() if hashed_at is None else hashed_at)
 
     def save_soon(self) -> Saving:
         """``save`` in a thread (started; ``join()`` it before the process ends), so a
@@ -105,9 +141,12 @@ class HashCache:
         try:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
             tmp = f"{self.path}.{os.getpid()}.tmp"
-            with open(tmp, "w") as f:
-                f.write(json.dumps({"files": self.new}, separators=(",", ":")))
+            with open(tmp, "wb") as f:
+                f.write(marshal.dumps((FORMAT, self.new)))
             os.replace(tmp, self.path)
+            if self._read_legacy:  # Rule 5: replaced
+                self._read_legacy = False
+                os.remove(self.legacy)
         except OSError:
             pass
 

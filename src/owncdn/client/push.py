@@ -48,13 +48,10 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from collections import namedtuple
-from collections.abc import Callable, Iterator
 
 from owncdn.core.content.bundle import header
+from owncdn.core.content.digest import sha256_hex
 
 from .errors import ApiError
 from .hashcache import HashCache
@@ -62,6 +59,7 @@ from .sitedir import Limits, Site, SiteError, scan_site
 
 TYPE_CHECKING = False  # not from typing: `owncdn push` starts without importing it
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from pathlib import Path
     from typing import Any
 
@@ -79,19 +77,23 @@ INLINE_BLOBS = 1000
 ANNOUNCE_BYTES = 1 << 20
 
 
-class PushResult(namedtuple("PushResult", "release files bytes_total blobs_uploaded bytes_uploaded "
-                                          "manifest_bytes seconds")):
-    """A named tuple from ``collections``: `owncdn push` starts faster without
-    ``dataclasses`` or ``typing``."""
+class PushResult:
+    """What a push did (a plain class: `owncdn push` starts faster without ``dataclasses``,
+    ``typing`` or ``collections``)."""
 
-    __slots__ = ()
-    release: dict[str, Any]
-    files: int
-    bytes_total: int
-    blobs_uploaded: int
-    bytes_uploaded: int
-    manifest_bytes: int
-    seconds: float
+    __slots__ = ("release", "files", "bytes_total", "blobs_uploaded", "bytes_uploaded", "manifest_bytes", "seconds")
+
+    def __init__(self, release: dict[str, Any], files: int, bytes_total: int, blobs_uploaded: int,
+                 bytes_uploaded: int, manifest_bytes: int, seconds: float) -> None:
+        self.release, self.files, self.bytes_total = release, files, bytes_total
+        self.blobs_uploaded, self.bytes_uploaded, self.manifest_bytes = blobs_uploaded, bytes_uploaded, manifest_bytes
+        self.seconds = seconds
+
+    def __repr__(self) -> str:
+        number = self.release.get("number") if isinstance(self.release, dict) else self.release
+        return (f"PushResult(release={number}, files={self.files}, "
+                f"blobs_uploaded={self.blobs_uploaded}, bytes_uploaded={self.bytes_uploaded}, "
+                f"seconds={self.seconds:.3f})")
 
     @property
     def bytes_moved(self) -> int:
@@ -117,9 +119,10 @@ def push_site(client: Client | PushApi, root: str | Path, *, service: str, env: 
 def _push(client, site: Site, service: str, env: str, parallel: int, progress: Callable[[int], None] | None,
           on_plan: Callable[[Site, list[str]], None] | None, started: float) -> PushResult:
     manifest = site.manifest
-    inline = _inline_guess(site)
+    sizes = manifest.blobs if site.remembered else {}  # a dict built on each use: once here
+    inline = _inline_guess(site, sizes)
     if inline is not None and hasattr(client, "create_release_with_blobs"):
-        done = _push_inline(client, site, inline, service, env, parallel, progress, on_plan)
+        done = _push_inline(client, site, sizes, inline, service, env, parallel, progress, on_plan)
         if done is not None:
             release, blobs, sent, manifest_bytes = done
             return PushResult(release=release, files=len(manifest.files), bytes_total=manifest.total_bytes,
@@ -140,6 +143,8 @@ def _push(client, site: Site, service: str, env: str, parallel: int, progress: C
             raise
         uploaded += upload_blobs(client, site, [h for h in exc.problems if h in site.sources], parallel, progress)
         release = client.create_release(env, service, body)
+    import json  # not on the path of a push the hash cache answered for (Rule 7)
+
     return PushResult(release=release, files=len(manifest.files), bytes_total=manifest.total_bytes,
                       blobs_uploaded=len(set(missing)), bytes_uploaded=uploaded,
                       manifest_bytes=len(json.dumps({"manifest": body}, separators=(",", ":"))),
@@ -157,27 +162,25 @@ def _announce(client, env: str, service: str, manifest: dict[str, Any]) -> None:
             raise  # e.g. an unknown service: said now, as creating the release would
 
 
-def _inline_guess(site: Site) -> list[str] | None:
+def _inline_guess(site: Site, sizes: dict[str, int]) -> list[str] | None:
     """The blobs to send with the release (Rule 7), or None: ask which are missing."""
     if site.remembered == 0:
         return None
-    sizes = site.manifest.blobs
     fresh = sorted(site.fresh)
     if len(fresh) > INLINE_BLOBS or sum(sizes[sha] for sha in fresh) > INLINE_BYTES:
         return None
     return fresh
 
 
-def _push_inline(client, site: Site, inline: list[str], service: str, env: str, parallel: int,
-                 progress: Callable[[int], None] | None,
+def _push_inline(client, site: Site, sizes: dict[str, int], inline: list[str], service: str, env: str,
+                 parallel: int, progress: Callable[[int], None] | None,
                  on_plan: Callable[[Site, list[str]], None] | None) -> tuple[dict, int, int, int] | None:
     """Rule 7: ``(release, blobs sent, their bytes, manifest bytes)``, or None when the
     control plane has no release bundle endpoint."""
-    sizes = site.manifest.blobs
     if on_plan is not None:
         on_plan(site, inline)
     canonical = site.manifest.canonical()
-    parts = [header(hashlib.sha256(canonical).hexdigest(), len(canonical)), canonical]  # the id, encoded once
+    parts = [header(sha256_hex(canonical), len(canonical)), canonical]  # the id, encoded once
     for sha in inline:
         parts += [header(sha, sizes[sha]), _read(site.sources[sha])]
     sent = sum(sizes[sha] for sha in inline)

@@ -26,23 +26,27 @@ Rules:
    record header, then the file's bytes with ``sendfile`` (``http11`` Rule 5). A file
    whose size changed since it was hashed raises ``SiteError`` (nothing of it stored:
    the body is cut short). Such a body can be sent again, so Rule 2's retry applies.
+5. Answers are read with ``client/leanjson.py`` (no ``json``, no ``re``: about 5 ms of
+   the command's start); ``json`` is imported only to write a request body of JSON
+   (asking which blobs are missing, creating a release from its manifest), which a push
+   the hash cache answered for does not send (it sends a release bundle).
 """
 
 from __future__ import annotations
 
-import json  # not orjson: its import pulls in dataclasses, uuid and datetime (~10 ms a push)
 import time
 from _thread import allocate_lock, get_ident  # not threading: about 1 ms of a one-file push's start
-from collections.abc import Iterable
 
 from owncdn.core.content.bundle import header
 
+from . import leanjson
 from .errors import ApiError
 from .http11 import Connection, FileChanged, FilePiece, ProtocolError, Response
 from .sitedir import SiteError
 
 TYPE_CHECKING = False  # not from typing: `owncdn push` starts without importing it
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
 __all__ = ["PushApi"]
@@ -177,7 +181,7 @@ def _result(response: Response, method: str, url: str) -> Any:
     status, data = response.status, response.body
     if status >= 400:
         try:
-            error = json.loads(data)["error"]
+            error = leanjson.loads(data)["error"]
             return_error = ApiError(status, str(error["code"]), str(error["message"]), error.get("problems"))
         except (ValueError, KeyError, TypeError):
             text = data[:200].decode("utf-8", "replace").strip()
@@ -186,7 +190,7 @@ def _result(response: Response, method: str, url: str) -> Any:
     if status == 204 or not data:
         return None
     try:
-        return json.loads(data)
+        return leanjson.loads(data)
     except ValueError:
         raise ApiError(status, "bad_response", f"{url} answered {status} with a body that is not JSON; "
                                                "is this an owncdn control plane?") from None
@@ -230,4 +234,7 @@ def split_url(url: str) -> tuple[str, str, int | None, str] | None:
 
 
 def _json(value: Any) -> bytes:
+    """A request body (Rule 5: ``json`` is imported for the calls of a push that uploads)."""
+    import json
+
     return json.dumps(value, separators=(",", ":")).encode()

@@ -48,10 +48,9 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections import deque, namedtuple
 
 from owncdn.core.content.digest import name_of, new_hasher
-from owncdn.core.content.manifest import FileEntry, Manifest, check_path
+from owncdn.core.content.manifest import MAX_PATH, FileEntry, Manifest, check_path
 
 from .hashcache import HashCache
 
@@ -71,23 +70,43 @@ class SiteError(Exception):
     """The directory cannot be pushed; the message says which file and why."""
 
 
-# Named tuples from ``collections``: `owncdn push` imports neither ``dataclasses`` nor
-# ``typing`` (a few ms of its start each).
-class Limits(namedtuple("Limits", "max_files max_file_bytes max_total_bytes",
-                        defaults=(100_000, 2 << 30, 20 << 30))):
-    __slots__ = ()
-    max_files: int
-    max_file_bytes: int
-    max_total_bytes: int
+# Plain classes: `owncdn push` imports neither ``dataclasses`` nor ``typing``, nor
+# ``collections`` for named tuples (about 1.5 ms of its start with three of them).
+class Limits:
+    """What a push may hold (Rule 4); a value."""
+
+    __slots__ = ("max_files", "max_file_bytes", "max_total_bytes")
+
+    def __init__(self, max_files: int = 100_000, max_file_bytes: int = 2 << 30,
+                 max_total_bytes: int = 20 << 30) -> None:
+        self.max_files, self.max_file_bytes, self.max_total_bytes = max_files, max_file_bytes, max_total_bytes
+
+    def __repr__(self) -> str:
+        return (f"Limits(max_files={self.max_files!r}, max_file_bytes={self.max_file_bytes!r}, "
+                f"max_total_bytes={self.max_total_bytes!r})")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Limits:
+            return NotImplemented
+        return (self.max_files, self.max_file_bytes, self.max_total_bytes) == (
+            other.max_files, other.max_file_bytes, other.max_total_bytes)
+
+    def __hash__(self) -> int:
+        return hash((self.max_files, self.max_file_bytes, self.max_total_bytes))
 
 
-class Site(namedtuple("Site", "root manifest sources fresh remembered", defaults=(frozenset(), 0))):
-    __slots__ = ()
-    root: str | Path  # as given to scan_site
-    manifest: Manifest
-    sources: dict[str, str]  # sha256 -> one file with those bytes (its path)
-    fresh: frozenset[str]  # blobs hashed this time that no remembered file holds
-    remembered: int  # files whose hash the cache answered
+class Site:
+    """What ``scan_site`` read: the manifest and where each blob's bytes are."""
+
+    __slots__ = ("root", "manifest", "sources", "fresh", "remembered")
+
+    def __init__(self, root: str | Path, manifest: Manifest, sources: dict[str, str],
+                 fresh: frozenset[str] = frozenset(), remembered: int = 0) -> None:
+        self.root = root  # as given to scan_site
+        self.manifest = manifest
+        self.sources = sources  # blob name -> one file with those bytes (its path)
+        self.fresh = fresh  # blobs hashed this time that no remembered file holds
+        self.remembered = remembered  # files whose hash the cache answered
 
     def __repr__(self) -> str:
         return f"<Site {self.root} files={len(self.manifest.files)} bytes={self.manifest.total_bytes}>"
@@ -102,79 +121,100 @@ def scan_site(root: str | Path, limits: Limits = Limits(), cache: HashCache | No
     real_root = os.path.realpath(top)
     files = _walk(top, real_root, limits)
     _check_sizes(top, files, limits)
-    hashed: list[tuple[str, int] | None] = [None] * len(files)
-    todo = []
-    for i, (rel, _, st) in enumerate(files):
-        sha = cache.get(rel, st) if cache is not None else None
-        if sha is not None:
-            hashed[i] = (sha, st.st_size)
+    entries: dict[str, FileEntry | None] = {}  # in the files' (sorted) order
+    sources: dict[str, str] = {}
+    known: set[str] = set()  # blobs of remembered files
+    todo: list[tuple[str, str, os.stat_result]] = []
+    get = cache.get if cache is not None else None
+    for file in files:
+        rel, source, st = file
+        sha = get(rel, st) if get is not None else None
+        if sha is None:
+            entries[rel] = None  # hashed below
+            todo.append(file)
         else:
-            todo.append(i)
+            entries[rel] = FileEntry(sha, st.st_size)
+            sources[sha] = source
+            known.add(sha)
     started = time.time_ns()
-    for i, result in zip(todo, _hash_files([files[i][1] for i in todo], [files[i][2].st_size for i in todo]),
-                         strict=True):
-        hashed[i] = result
-    if cache is not None:
-        for i in todo:
-            rel, _, st = files[i]
-            if hashed[i][1] == st.st_size:
-                cache.put(rel, st, hashed[i][0], started)
-        if save:
-            cache.save()
-    entries = {path: FileEntry(sha, size) for (path, _, _), (sha, size) in zip(files, hashed, strict=True)}
-    sources = {sha: source for (_, source, _), (sha, _) in zip(files, hashed, strict=True)}
-    read = set(todo)
-    known = {sha for i, (sha, _) in enumerate(hashed) if i not in read}
-    if cache is not None:
-        known.update(cache.last(files[i][0]) for i in read)
-    fresh = frozenset(hashed[i][0] for i in read) - known
+    hashed = _hash_files([source for _, source, _ in todo], [st.st_size for _, _, st in todo])
+    for (rel, source, st), (sha, size) in zip(todo, hashed, strict=True):
+        entries[rel] = FileEntry(sha, size)
+        sources[sha] = source
+        if cache is not None:
+            known.add(cache.last(rel))
+            if size == st.st_size:
+                cache.put(rel, st, sha, started)
+    if cache is not None and save:
+        cache.save()
+    fresh = frozenset(sha for sha, _ in hashed) - known
     return Site(root, Manifest(entries), sources, fresh, len(files) - len(todo))  # Rule 7
 
 
 def _walk(root: str, real_root: str, limits: Limits) -> list[tuple[str, str, os.stat_result]]:
     """``(release path, file, stat)`` for every file (Rules 1-3); paths as strings (a
-    ``Path`` per file costs as much as the rest of the walk)."""
+    ``Path`` per file costs as much as the rest of the walk). A directory's real path is
+    its parent's and its name unless it is a symlink (``realpath`` takes an ``lstat`` per
+    component)."""
     out: list[tuple[str, str, os.stat_result]] = []
     seen_dirs = {real_root}
-    pending = [(str(root), "")]
+    pending = [(str(root), "", real_root)]
+    is_dir, is_file, join, max_files = stat.S_ISDIR, stat.S_ISREG, os.path.join, limits.max_files
     while pending:
-        directory, prefix = pending.pop()
+        directory, prefix, real_dir = pending.pop()
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as exc:
             raise SiteError(f"{directory}: cannot read the directory ({exc.strerror})") from None
+        plain = _plain_names(prefix, entries)
         for entry in entries:
             rel = prefix + entry.name
-            where = entry.path
-            problem = check_path(rel)
-            if problem:
-                raise SiteError(f"{where}: this name cannot be pushed: {problem}")
-            st = _stat(entry, where, real_root)
+            if not plain or len(rel) > _SHORT:
+                problem = check_path(rel)
+                if problem is not None:
+                    raise SiteError(f"{entry.path}: this name cannot be pushed: {problem}")
+            if entry.is_symlink():
+                real, st = _follow(entry.path, real_root)
+            else:
+                real, st = None, entry.stat(follow_symlinks=False)
             mode = st.st_mode
-            if stat.S_ISDIR(mode):
-                real = os.path.realpath(where)
+            if is_file(mode):
+                out.append((rel, entry.path, st))
+                if len(out) > max_files:
+                    raise SiteError(f"{root}: more than {max_files} files; raise the limit with --max-files")
+            elif is_dir(mode):
+                real = real or join(real_dir, entry.name)
                 if real not in seen_dirs:
                     seen_dirs.add(real)
-                    pending.append((where, rel + "/"))
-            elif stat.S_ISREG(mode):
-                out.append((rel, where, st))
-                if len(out) > limits.max_files:
-                    raise SiteError(f"{root}: more than {limits.max_files} files; raise the limit with --max-files")
+                    pending.append((entry.path, rel + "/", real))
             else:
-                raise SiteError(f"{where}: not a regular file or directory (a socket, FIFO or device); remove it")
-    return sorted(out)
+                raise SiteError(f"{entry.path}: not a regular file or directory (a socket, FIFO or device); remove it")
+    out.sort()
+    return out
 
 
-def _stat(entry: os.DirEntry, where: str, real_root: str) -> os.stat_result:
-    """The stat of what ``entry`` is or points to; symlinks must stay inside (Rule 2)."""
-    if not entry.is_symlink():
-        return entry.stat(follow_symlinks=False)
+_SHORT = MAX_PATH // 4  # a path of at most this many characters has at most MAX_PATH bytes in UTF-8
+
+
+def _plain_names(prefix: str, entries: list[os.DirEntry]) -> bool:
+    """True when ``check_path`` passes ``prefix + name`` of every entry up to ``_SHORT``
+    characters: ``prefix`` was checked (it is "" or a checked path and "/"), and a name
+    from ``scandir`` is never empty, ``.`` or ``..`` and holds no "/", so only control
+    characters and backslashes remain, checked for the whole directory at once
+    (``isprintable`` is stricter: a name it refuses is checked alone)."""
+    names = "".join([entry.name for entry in entries])
+    return names.isprintable() and "\\" not in names
+
+
+def _follow(where: str, real_root: str) -> tuple[str, os.stat_result]:
+    """The real path and stat of what the symlink ``where`` points to; it must stay
+    inside (Rule 2)."""
     target = os.path.realpath(where)
     if target != real_root and not target.startswith(real_root + os.sep):
         raise SiteError(f"{where}: a symlink to {os.readlink(where)!r}, which leads outside the pushed directory {real_root}; "
                         "refusing to push it (copy the file in, or point the link inside the directory)")
     try:
-        return os.stat(target)
+        return target, os.stat(target)
     except FileNotFoundError:
         raise SiteError(f"{where}: a symlink to {os.readlink(where)!r}, which does not exist") from None
 
@@ -199,17 +239,18 @@ def _hash_files(sources: list[str], sizes: list[int]) -> list[tuple[str, int]]:
     if not sources:
         return out
     buf = memoryview(bytearray(min(READ_CHUNK, max(sizes) + 1)))
-    ahead: deque[tuple[int, int]] = deque()  # (fd, bytes announced) of the files after the one hashed
-    announced = nxt = 0
+    ahead: list[tuple[int, int]] = []  # (fd, bytes announced) of the files after the one hashed, from ahead[first]
+    first = announced = nxt = 0
     try:
         for k, source in enumerate(sources):
-            if ahead:
-                fd, size = ahead.popleft()
+            if first < len(ahead):
+                fd, size = ahead[first]
+                first += 1
                 announced -= size
             else:
                 fd, nxt = _open(source), k + 1
             try:
-                while nxt < len(sources) and len(ahead) < AHEAD_FILES and announced < AHEAD_BYTES:
+                while nxt < len(sources) and len(ahead) - first < AHEAD_FILES and announced < AHEAD_BYTES:
                     next_fd, next_size = _open(sources[nxt]), min(sizes[nxt], AHEAD_BYTES)
                     ahead.append((next_fd, next_size))  # closed below whatever happens next
                     if next_size:  # 0 would announce the whole file
@@ -220,7 +261,7 @@ def _hash_files(sources: list[str], sizes: list[int]) -> list[tuple[str, int]]:
             finally:
                 os.close(fd)
     finally:
-        for fd, _ in ahead:
+        for fd, _ in ahead[first:]:
             os.close(fd)
     return out
 

@@ -51,6 +51,21 @@ Rules:
    young meanwhile, renamed back; so a claim either lands before (the blob stays) or
    finds it missing (the release is refused with 409 ``missing_blobs``). A
    ``gc.`` file a crash left is renamed back at start.
+7. Directory store: a blob a claim found present is remembered (in this process) for
+   ``CLAIM_REFRESH`` seconds with the mtime its directory had just before, and a claim
+   meanwhile takes it as present without looking at it while that directory's mtime
+   is the same (one ``stat`` per directory, at most 256, rather than one per blob: a
+   one-file push of 1,065 files made 1,065, about 3 ms of the control plane's CPU,
+   for blobs its previous push had claimed). A blob deleted since (by a collection,
+   or by hand) changed its directory's mtime, so it is looked at again; a directory
+   changed within ``QUIET_SECONDS`` before a claim looked at it is not trusted so (its
+   coarse timestamp could hide a change right after). The blob's mtime was made at
+   most ``CLAIM_REFRESH`` old by that claim, so it stays within ``2 * CLAIM_REFRESH``
+   of now while remembered, well inside any grace period (``retention.MIN_GRACE``): no
+   collection deletes it, and ``delete_older`` never deletes a blob remembered so
+   (even one whose mtime was set back by hand). ``forget_claims()`` forgets them all
+   (tests that age blobs by hand: the time they skip forgets them too). A claim given
+   ``now`` looks at every blob, as before.
 """
 
 from __future__ import annotations
@@ -80,9 +95,13 @@ MAX_BLOB_BYTES = 5 << 30
 SPOOL_BYTES = 8 << 20
 HEAD_THREADS = 16
 CLAIM_REFRESH = 60.0
+CLAIMS_KEPT = 1 << 18  # blobs a directory store remembers as claimed (Rule 7)
 GC_PREFIX = "gc."
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC
+_NEVER = float("-inf")
+_UNSURE = object()  # a directory mtime equal to no other (Rule 7)
+QUIET_SECONDS = 1.0
 
 
 class BlobError(Exception):
@@ -187,6 +206,7 @@ class DirBlobStore:
         self._dirs: dict[str, Path] = {}  # the 256 blob directories, by prefix
         self._make_dirs()
         self._group = SyncGroup(self._tmp)  # commit_many's syncfs, shared by uploads ending at once
+        self._claimed: dict[str, tuple] = {}  # blob -> (when a claim found it, its directory's mtime) (Rule 7)
 
     def __repr__(self) -> str:
         return f"<DirBlobStore {self.root}>"
@@ -242,10 +262,29 @@ class DirBlobStore:
 
     def claim(self, hashes: Iterable[str], now: float | None = None) -> list[str]:
         """``missing``, and the present blobs' mtimes refreshed when older than
-        ``CLAIM_REFRESH`` seconds (Rule 6)."""
-        now = time.time() if now is None else now
-        missing, old, root = [], now - CLAIM_REFRESH, self._root
-        for sha in dict.fromkeys(hashes):
+        ``CLAIM_REFRESH`` seconds (Rule 6); those claimed lately are not looked at
+        again (Rule 7)."""
+        if now is not None:
+            return self._claim(dict.fromkeys(hashes), now, None, {})
+        at, wall = time.monotonic(), time.time()
+        wanted = dict.fromkeys(hashes)
+        dirs = self._quiet_dirs({sha[:2] for sha in wanted}, wall)  # before any blob is looked at
+        lately, since = self._claimed, at - CLAIM_REFRESH
+        todo = []
+        for sha in wanted:
+            seen = lately.get(sha)
+            if seen is None or seen[0] < since or seen[1] != dirs.get(sha[:2]):
+                todo.append(sha)
+        missing = self._claim(todo, wall, at, dirs) if todo else []
+        if len(lately) > CLAIMS_KEPT:
+            self._prune_claims(since)
+        return missing
+
+    def _claim(self, hashes: Iterable[str], now: float, at: float | None, dirs: dict) -> list[str]:
+        """Rule 6 for ``hashes``; with ``at``, those present remembered as claimed then,
+        with their directory's mtime in ``dirs`` (Rule 7)."""
+        missing, old, root, lately = [], now - CLAIM_REFRESH, self._root, self._claimed
+        for sha in hashes:
             _check_name(sha)
             path = f"{root}/{sha[:2]}/{sha}"  # not os.path.join: a third of the time for 1,065 blobs
             try:
@@ -253,7 +292,37 @@ class DirBlobStore:
                     os.utime(path, (now, now))
             except FileNotFoundError:
                 missing.append(sha)
+                continue
+            if at is not None:
+                lately[sha] = (at, dirs.get(sha[:2]) or _UNSURE)
         return missing
+
+    def _quiet_dirs(self, prefixes: Iterable[str], wall: float) -> dict[str, int | None]:
+        """Rule 7: each blob directory's mtime (ns), None for one changed within the last
+        ``QUIET_SECONDS`` (its timestamp may not tell a later change from an earlier one)."""
+        out: dict[str, int | None] = {}
+        recent = int((wall - QUIET_SECONDS) * 1e9)
+        for prefix in prefixes:
+            if prefix in self._dirs:
+                try:
+                    mtime = os.stat(f"{self._root}/{prefix}").st_mtime_ns
+                except FileNotFoundError:
+                    continue
+                out[prefix] = mtime if mtime < recent else None
+        return out
+
+    def _claimed_lately(self, sha: str) -> bool:
+        """Rule 7: a claim found ``sha`` within the last ``CLAIM_REFRESH`` seconds."""
+        return self._claimed.get(sha, (_NEVER,))[0] >= time.monotonic() - CLAIM_REFRESH
+
+    def _prune_claims(self, since: float) -> None:
+        with self._dirty_lock:
+            kept = {sha: seen for sha, seen in list(self._claimed.items()) if seen[0] >= since}
+            self._claimed = kept if len(kept) <= CLAIMS_KEPT // 2 else {}
+
+    def forget_claims(self) -> None:
+        """Rule 7: the next claims look at every blob again."""
+        self._claimed = {}
 
     def stored(self) -> Iterator[tuple[str, BlobInfo]]:
         """Every blob with its size and mtime (Rule 6)."""
@@ -272,15 +341,18 @@ class DirBlobStore:
         """Delete the blob if its mtime is still before ``cutoff``; its size, or None
         when it is gone already or was claimed meanwhile (Rule 6)."""
         final = self.path(sha)
+        if self._claimed_lately(sha):  # Rule 7
+            return None
         trash = self.tmp / f"{GC_PREFIX}{sha}"
         try:
             os.replace(final, trash)
         except FileNotFoundError:
             return None
         st = trash.stat()
-        if st.st_mtime >= cutoff:
+        if st.st_mtime >= cutoff or self._claimed_lately(sha):
             self._restore(trash, sha)
             return None
+        self._claimed.pop(sha, None)
         trash.unlink()
         return st.st_size
 
@@ -356,6 +428,11 @@ class DirBlobStore:
         gives ``(sha, temp file)`` for ``commit_many``, ``abort()`` removes it."""
         return BlobPart(self, sha, size)
 
+    def discard(self, written: list[tuple[str, str]]) -> None:
+        """Temp files from ``write_many`` or ``part``, removed rather than committed."""
+        for _, tmp in written:
+            _unlink(tmp)
+
     def commit_many(self, written: list[tuple[str, str]]) -> None:
         """Temp files from ``write_many`` or ``part`` (of one call or several): made
         durable at once (``owncdn.durable.SyncGroup``: one ``syncfs`` rather than an
@@ -376,16 +453,23 @@ class DirBlobStore:
             self._group.soon()  # the renames written back now, before the release asks (durable Rule 9)
 
     def sync(self, hashes: Iterable[str]) -> None:
-        """Make the blobs' directory entries durable (Rule 2)."""
-        prefixes = set()
-        for sha in hashes:
-            _check_name(sha)
-            prefixes.add(sha[:2])
+        """Make the blobs' directory entries durable (Rule 2). Nothing to do, and no
+        name looked at, when no directory was renamed into since the last sync (a
+        release after its bundle's own sync: checking 1,065 names took 0.7 ms)."""
+        if not self._dirty:
+            return
         dirs = self._dirs  # the directories' Paths, made once (256 made here took about 1 ms)
-        wanted = {dirs[prefix] for prefix in prefixes}
+        wanted = set()
+        for prefix, sha in {sha[:2]: sha for sha in hashes}.items():
+            directory = dirs.get(prefix)
+            if directory is None:
+                _check_name(sha)  # not a blob name: raises
+            wanted.add(directory)
         covered = self._group.covered
         with self._dirty_lock:
-            todo = sorted(d for d in wanted if d in self._dirty and not covered(self._dirty[d]))
+            for directory in [d for d, mark in self._dirty.items() if covered(mark)]:
+                del self._dirty[directory]  # durable already: the next syncs need not look (the fast path)
+            todo = sorted(d for d in wanted if d in self._dirty)
             marks = {d: self._dirty[d] for d in todo}
             ticket = max(marks.values(), default=0)
             for directory in wanted:  # before the fsyncs: a rename from now on marks it again

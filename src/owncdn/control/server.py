@@ -103,6 +103,9 @@ async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.
         except (asyncio.TimeoutError, asyncio.CancelledError):
             task.cancel()
         sock.close()
+        from owncdn.control.api.events import flush_contacts
+
+        await flush_contacts(app.state.owncdn)  # contact heard in the last 0.5 s (events.py Rule 6)
 
 
 def start_health_monitor(store: Store, hub, settings=None, app=None) -> asyncio.Task | None:

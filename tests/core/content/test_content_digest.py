@@ -6,7 +6,8 @@ from urllib.parse import quote
 import blake3
 import pytest
 
-from owncdn.core.content.digest import ALGORITHMS, NEW, algorithm, digest, hasher, is_blob_name, name_of, new_hasher
+from owncdn.core.content.digest import (ALGORITHMS, NEW, algorithm, digest, hasher, is_blob_name, name_of, new_hasher,
+                                        sha256_hex)
 
 HEX = "0123456789abcdef" * 4
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -97,3 +98,15 @@ def test_names_need_no_escaping(algo):
     assert quote(name, safe="") == name
     assert set(name) <= set("0123456789abcdef-b") and "/" not in name
     assert all(c in "0123456789abcdef" for c in name[:64])
+
+
+@pytest.mark.parametrize("data", [b"", b"abc", bytes(range(256)) * 4096, bytes(5 << 20), memoryview(b"view")])
+@pytest.mark.parametrize("hashlib_loaded", [True, False])
+def test_sha256_hex_is_the_sha256_with_or_without_openssl(data, hashlib_loaded, monkeypatch):
+    """Rule 5: manifest ids; `owncdn push` hashes small inputs without loading OpenSSL's."""
+    import sys
+
+    expected = hashlib.sha256(data).hexdigest()
+    if not hashlib_loaded:
+        monkeypatch.delitem(sys.modules, "hashlib")
+    assert sha256_hex(data) == expected

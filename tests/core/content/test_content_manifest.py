@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from owncdn.core.content import Manifest, ManifestError, check_path, diff, parse_manifest
+from owncdn.core.content import FileEntry, Manifest, ManifestError, check_path, diff, parse_manifest
+from owncdn.core.content import manifest as manifest_module
 
 A = "a" * 64
 B = "b" * 64
@@ -16,6 +17,8 @@ C = "c" * 64
 @pytest.mark.parametrize("path", [
     "index.html", "about/index.html", "a/b/c/d.txt", "..hidden", "a..b", ".well-known/x", "ünïcode/ß.html",
     "with space.txt", "x" * 1024,
+    "nbsp\u00a0x", "c1\x85", "\ue000", "line\u2028sep", "soft\u00ad", "\U0001f600/\uffff",  # not isprintable: checked slowly
+    "é" * 512,  # 1024 bytes
 ])
 def test_valid_paths(path):
     assert check_path(path) is None
@@ -37,6 +40,12 @@ def test_valid_paths(path):
     ("a/", "empty segment"),
     ("a\x00b", "control"),
     ("a\nb", "control"),
+    ("a\x7fb", "control"),
+    ("\x1f", "control"),
+    ("ü/\x00", "control"),
+    ("é" * 513, "longer than"),
+    ("a/./b\u00a0", "'.'"),
+    ("\u00a0//", "empty segment"),
     ("x" * 1025, "longer than"),
     (None, "string"),
     (7, "string"),
@@ -138,6 +147,20 @@ def test_the_canonical_encoding_is_the_same_with_orjson_and_json(files, monkeypa
     assert slow.canonical() == encoded == json.dumps(
         fast.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     assert slow.id == fast.id == hashlib.sha256(encoded).hexdigest()
+    monkeypatch.setattr(manifest_module, "_quote", None)  # a Python without _json: json itself
+    assert Manifest.build(rows).canonical() == encoded
+
+
+@pytest.mark.parametrize("files", [
+    {"a": FileEntry(A, True)}, {"a": FileEntry(A, 1.0)}, {"a": FileEntry(A, 2**64 + 1)},
+    {"a": FileEntry('quote"d\\', 1)}, {"\x00\n\\": FileEntry(A + "-b3", 0)}, {"\u2028\ud7ff": FileEntry(A, 3)},
+])
+def test_a_manifest_built_unchecked_still_encodes_as_json_would(files, monkeypatch):
+    """Rule 6's joined encoding holds for entries no check passed, too (or leaves them to json)."""
+    monkeypatch.setitem(sys.modules, "orjson", None)
+    made = Manifest(files)
+    assert made.canonical() == json.dumps(made.to_json(), sort_keys=True, separators=(",", ":"),
+                                          ensure_ascii=False).encode()
 
 
 def test_blake3_and_sha256_names_in_one_manifest():

@@ -30,6 +30,7 @@ import httpx
 
 from owncdn.core.certs import QuotaExceeded, check_quota, renew_at
 from owncdn.core.certs.ledger import WEEK
+from owncdn.core.contact import IN_CONTACT, contact_state
 
 from .client import AcmeConnection, AcmeFailure, Challenge
 from .domains import registered_domain
@@ -165,14 +166,16 @@ class Propagation:
     def wait(self, challenges: list[Challenge]) -> bool:
         """True once every node of the kind that answers (DNS nodes for DNS-01, edges
         for HTTP-01) in contact within ``CONTACT_WINDOW`` serves every record, and there
-        is at least one; False after ``timeout`` (the challenges are answered anyway)."""
+        is at least one; False after ``timeout`` (the challenges are answered anyway).
+        A node whose event stream ended and stayed gone is not waited for
+        (``owncdn.core.contact``): stopped, it answers nothing the CA could ask."""
         kind = "dns" if challenges[0].kind == "dns" else "edge"
         deadline = time.monotonic() + self.timeout
         seen: set[tuple[str, str]] = set()
         while True:
             now = time.time()
-            nodes = [n for n in self.store.list_nodes() if n.kind == kind and n.last_contact is not None
-                     and now - n.last_contact < CONTACT_WINDOW]
+            nodes = [n for n in self.store.list_nodes() if n.kind == kind
+                     and contact_state(n.last_contact, n.stream_ended_at, now, CONTACT_WINDOW) == IN_CONTACT]
             pending = [(n, c) for n in nodes for c in challenges if (n.id, c.key) not in seen]
             for n, c in pending:
                 if self._answers(n.address, c):

@@ -16,9 +16,18 @@ Rule 4: the dependencies here are coroutines: FastAPI runs a plain function
 dependency in a worker thread, and a request checked by ``context``,
 ``authenticate`` and ``require`` had hopped there and back three times before its
 endpoint began (about 2.4 ms of a one-file push's bundle request, waiting for the
-pool and the interpreter lock). A token checked within ``AUTH_CACHE_SECONDS`` is
+pool and the interpreter lock). A token checked lately (Rule 5) is
 taken from ``ApiContext.tokens`` on the event loop; only asking the store hops to a
 worker thread.
+
+Rule 5: a token is trusted for ``AUTH_CACHE_SECONDS`` (2 s) when control-plane replicas
+share the store, for ``AUTH_CACHE_ALONE_SECONDS`` (60 s) when it is SQLite, which one
+control plane uses alone: there every revocation (a token's, a node's deletion) goes
+through this replica's API, which forgets the cached tokens at once, so the time only
+bounds how long a change made to the file behind its back goes unseen. A push comes
+more than 2 s after the last request with its token, as do the edges' fetches after
+their last report: each asked the store again, a worker-thread hop apiece before
+the request could begin (1-2 ms of a one-file push's bundle, and of each fetch).
 """
 
 from __future__ import annotations
@@ -40,9 +49,12 @@ from owncdn.control.store import Store, Token
 from .errors import ApiProblem
 
 AUTH_CACHE_SECONDS = 2.0
-"""How long a checked token is trusted without asking the store again: a token revoked
-through another control-plane replica stops working within this time (at once on
-the replica that revoked it)."""
+"""How long a checked token is trusted without asking the store again when replicas
+share the store (PostgreSQL): a token revoked through another control-plane replica
+stops working within this time (at once on the replica that revoked it)."""
+AUTH_CACHE_ALONE_SECONDS = 60.0
+"""The same for a store no other replica uses (SQLite: one control plane per state
+directory), Rule 5."""
 
 __all__ = ["ApiContext", "Ctx", "bootstrap_token", "context", "node_token", "require"]
 
@@ -80,15 +92,19 @@ class ApiContext:
     Rules 9 and 10), under ``recent_lock``."""
     recent_lock: threading.Lock = field(default_factory=threading.Lock)
     tokens: dict = field(default_factory=dict)
-    """token text -> (Token, checked at): authentications reused for AUTH_CACHE_SECONDS,
+    """token text -> (Token, checked at): authentications reused for a while (Rule 5),
     so a node's stream of acknowledgements does not read the store for each one."""
 
     def cached_token(self, text: str, now: float) -> Token | None:
-        """The token ``text`` checked within ``AUTH_CACHE_SECONDS``, else None (Rule 4)."""
+        """The token ``text`` checked lately (Rules 4, 5), else None."""
         hit = self.tokens.get(text)
-        if hit is not None and now - hit[1] < AUTH_CACHE_SECONDS:
+        if hit is not None and now - hit[1] < self.auth_seconds():
             return hit[0]
         return None
+
+    def auth_seconds(self) -> float:
+        """Rule 5: how long a checked token is trusted."""
+        return AUTH_CACHE_ALONE_SECONDS if getattr(self.store, "backend", None) == "sqlite" else AUTH_CACHE_SECONDS
 
     def authenticate(self, text: str, now: float) -> Token | None:
         token = self.cached_token(text, now)

@@ -30,8 +30,9 @@ in one transaction (``store.nodes_contact``), with the time each was heard: the
 three edges woken by a push made three writes, each a worker thread and a turn of
 the write lock, while the edges fetched and reported. Contact then lags by at most
 ``CONTACT_DELAY`` (0.5 s, against the 60 s that count as in contact); contact not
-yet written when the process dies is lost (the stream's next contact writes it
-again). A node the batch finds deleted ends its stream at its next wake-up.
+yet written is written when the server stops (``flush_contacts``), and lost only
+when the process is killed (the stream's next contact writes it again). A node the
+batch finds deleted ends its stream at its next wake-up.
 
 Rule 5: the polls of the streams that wake together (a notify wakes them in the
 same turn of the event loop) run in one worker-thread step, one after another
@@ -51,11 +52,23 @@ every stream when the hub is closed at shutdown (the nodes reconnect).
 Rule 4: an edge whose stream ends that way is reported to the health monitor
 (``HealthMonitor.suspect``), which checks it at once (``owncdn.control.health``
 Rule 9): a killed edge's closed connection is the first sign of its death.
+
+Rule 6: a stream's first contact names it in the store (``store.stream_started``,
+a random ``stream_id``), and a stream that ends that way (Rule 3; not at shutdown)
+has its end written by the ``ContactBatch`` with the others, only if it is still the
+node's newest stream (store Rule 7). Whatever counts the nodes in contact (a release
+status, a purge's acks, ACME records) then leaves out a node whose stream is gone
+and that was not heard from since, once ``RECONNECT_GRACE`` is over
+(``owncdn.core.contact``), whichever replica asks: a killed edge is not waited for
+until it leaves the 60 s window, an edge reconnecting within seconds still is. The
+contact and ends waiting in the batch are written when the server stops
+(``flush_contacts``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 import logging
 import weakref
@@ -70,7 +83,8 @@ from owncdn.control.store import Node, NotFound, StoreError
 from .auth import ApiContext
 from .channels import ChannelCursor, encode_event, stream_topic
 
-__all__ = ["PING_SECONDS", "ContactBatch", "EventStream", "PollGroup", "contact_batch", "format_event", "poll_group"]
+__all__ = ["PING_SECONDS", "ContactBatch", "EventStream", "PollGroup", "contact_batch", "flush_contacts", "format_event",
+           "poll_group"]
 
 PING_SECONDS = 10.0
 CONTACT_EVERY = 1.0  # seconds between writes of a node's last contact
@@ -100,6 +114,7 @@ class EventStream:
     recheck_seconds: float = RECHECK_SECONDS
     _contacted: float = float("-inf")
     cursor: ChannelCursor = field(default_factory=ChannelCursor)
+    stream_id: str = field(default_factory=lambda: secrets.token_hex(8))  # Rule 6
 
     def __repr__(self) -> str:
         return f"<EventStream node={self.node.id} env={self.node.env} version={self.version} purge_after={self.purge_after}>"
@@ -116,6 +131,8 @@ class EventStream:
             async for chunk in self._events(loop, hub, topics, next_ping, touch):
                 yield chunk
         except (asyncio.CancelledError, GeneratorExit):  # Rule 3: the node went away
+            if not hub.closed:
+                contact_batch(self.ctx).end(loop, self.node.id, self.stream_id)  # Rule 6
             if not hub.closed and self.node.kind == "edge":
                 monitor = getattr(self.ctx, "health_monitor", None)
                 if monitor is not None:
@@ -207,7 +224,7 @@ class EventStream:
         now = time.monotonic()
         if now - self._contacted >= CONTACT_EVERY:
             self._contacted = now
-            self.ctx.store.node_contact(self.node.id)  # NotFound once the node is deleted
+            self.ctx.store.stream_started(self.node.id, self.stream_id)  # Rule 6; NotFound once the node is deleted
 
 
 class ContactBatch:
@@ -217,6 +234,7 @@ class ContactBatch:
     def __init__(self, store) -> None:
         self.store = store
         self.heard: dict[str, float] = {}  # node id -> when
+        self.ended: dict[str, tuple[str, float]] = {}  # node id -> (stream id, when) (Rule 6)
         self.gone: set[str] = set()  # nodes a write found deleted
         self._scheduled = False
         self._tasks: set[asyncio.Task] = set()
@@ -226,21 +244,39 @@ class ContactBatch:
 
     def add(self, loop: asyncio.AbstractEventLoop, node_id: str) -> None:
         self.heard[node_id] = self.store.now()
+        self._schedule(loop)
+
+    def end(self, loop: asyncio.AbstractEventLoop, node_id: str, stream_id: str) -> None:
+        """Rule 6: the node's event stream ``stream_id`` ended now."""
+        self.ended[node_id] = (stream_id, self.store.now())
+        self._schedule(loop)
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._scheduled:
             self._scheduled = True
             loop.call_later(CONTACT_DELAY, self._start, loop)
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        heard, self.heard, self._scheduled = self.heard, {}, False
-        task = loop.create_task(self._write(heard))
+        heard, ended, self.heard, self.ended, self._scheduled = self.heard, self.ended, {}, {}, False
+        task = loop.create_task(self._write(heard, ended))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _write(self, heard: dict[str, float]) -> None:
+    async def flush(self) -> None:
+        """Write what waits now, and wait for the writes under way (at shutdown)."""
+        heard, ended, self.heard, self.ended = self.heard, self.ended, {}, {}
+        if heard or ended:
+            await self._write(heard, ended)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _write(self, heard: dict[str, float], ended: dict[str, tuple[str, float]] | None = None) -> None:
+        if not heard and not ended:
+            return
         try:
-            gone = await run_in_threadpool(self.store.nodes_contact, heard)
+            gone = await run_in_threadpool(self.store.nodes_contact, heard, ended)
         except StoreError as exc:
-            log.warning("recording the contact of %d node(s): %s", len(heard), exc)
+            log.warning("recording the contact of %d node(s): %s", len(heard) + len(ended or ()), exc)
             return
         if len(self.gone) > 10_000:
             self.gone.clear()
@@ -252,6 +288,16 @@ def contact_batch(ctx: ApiContext) -> ContactBatch:
     if ctx.contacts is None:
         ctx.contacts = ContactBatch(ctx.store)
     return ctx.contacts
+
+
+async def flush_contacts(ctx: ApiContext, timeout: float = 5.0) -> None:
+    """Rule 6: at shutdown, once the streams ended, write the contact (and stream ends)
+    the ``ContactBatch`` holds, rather than lose it; at most ``timeout`` seconds."""
+    if ctx.contacts is not None:
+        try:
+            await asyncio.wait_for(ctx.contacts.flush(), timeout)
+        except asyncio.TimeoutError:
+            log.warning("recording the nodes' last contact took over %.0f s at shutdown; given up", timeout)
 
 
 class PollGroup:

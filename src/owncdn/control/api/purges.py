@@ -5,17 +5,19 @@ Rule 1: a purge names exactly one of ``url``, ``prefix``, ``tag`` or
 ``service`` limits it to one service of the latest version. The stored spec
 holds only what was given: ``{"url": ..., "soft": false}``.
 
-Rule 2: the nodes a purge waits for are the environment's nodes heard from
-within the last ``CONTACT_WINDOW`` seconds (a node that has been away gets
+Rule 2: the nodes a purge waits for are the environment's nodes in contact
+(``owncdn.core.contact``: heard from within the last ``CONTACT_WINDOW`` seconds,
+and not left out because their event stream ended; a node that has been away gets
 every purge it missed when it reconnects, before anything else). ``?wait=S``
 waits up to S seconds (at most 60) for all of them to ack, woken by each ack
-and re-checking the store every second (acks may land on another replica).
+and re-checking the store every second (acks may land on another replica); a node
+whose event stream ends meanwhile and stays gone is no longer waited for.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+import time
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -24,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from owncdn.control.hub import RECHECK_SECONDS, purge_topic
 from owncdn.control.store import Purge, Token
+from owncdn.core.contact import IN_CONTACT, contact_state
 
 from .auth import ApiContext, Ctx, require
 from .errors import ApiProblem, error_responses
@@ -113,15 +116,19 @@ def _create(ctx: ApiContext, env: str, body: PurgeCreate) -> Purge:
 
 
 def _nodes_in_contact(ctx: ApiContext, env: str) -> dict[str, str]:
-    """Node id -> name for the nodes of ``env`` heard from within the window."""
-    since = datetime.now(UTC) - timedelta(seconds=CONTACT_WINDOW)
+    """Node id -> name for the nodes of ``env`` in contact (Rule 2)."""
+    now = time.time()
     return {
         str(n.id): n.name for n in ctx.store.list_nodes(env)
-        if n.last_contact is not None and utc(n.last_contact) >= since
+        if contact_state(n.last_contact, n.stream_ended_at, now, CONTACT_WINDOW) == IN_CONTACT
     }
 
 
-def _status(ctx: ApiContext, purge: Purge, expected: dict[str, str]) -> PurgeStatus:
+def _status(ctx: ApiContext, purge: Purge, expected: dict[str, str], recheck: bool = False) -> PurgeStatus:
+    """``recheck``: leave out the expected nodes no longer in contact (Rule 2)."""
+    if recheck:
+        live = _nodes_in_contact(ctx, purge.env)
+        expected = {node_id: name for node_id, name in expected.items() if node_id in live}
     acks = ctx.store.purge_acks(purge.id)
     names = {str(n.id): n.name for n in ctx.store.list_nodes(purge.env)} if acks else {}
     acked = [
@@ -141,7 +148,7 @@ async def _wait_for_acks(ctx: ApiContext, purge: Purge, expected: dict[str, str]
     topic = purge_topic(purge.id)
     while True:
         since = ctx.hub.generation(topic)  # before reading the store (hub Rule 3)
-        status = await run_in_threadpool(_status, ctx, purge, expected)
+        status = await run_in_threadpool(_status, ctx, purge, expected, True)
         remaining = deadline - loop.time()
         if status.complete or remaining <= 0 or ctx.hub.closed:
             return status

@@ -49,9 +49,9 @@ Rules:
 6. ``call(fn, *args)`` runs the coroutine ``fn(*args)`` on the event loop from the
    sink and waits for its result, letting the turn go meanwhile; ``unlocked(fn,
    *args)`` calls the plain function ``fn(*args)`` in the receiving thread itself,
-   the turn let go meanwhile (a release bundle's manifest is checked so: two thread
-   hops fewer than through the loop and a worker thread, about 1 ms of a one-file
-   push).
+   the turn let go meanwhile (a release bundle's manifest record is handed so to the
+   thread that checks it, ``releases`` Rule 13: no hop through the loop, about 1 ms
+   of a one-file push).
 """
 
 from __future__ import annotations

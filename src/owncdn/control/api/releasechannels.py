@@ -40,6 +40,10 @@ Rules:
    base64 and the event's text cost each edge about 6 us a KB; control plane 46.2
    against 49.5 ms), hence 128 KiB. Between machines an inline blob also saves the
    edge its fetch's round trip to the control plane.
+7. A release created here is remembered with its manifest's JSON text (the canonical
+   encoding its id was made from), which its event carries as it is
+   (``orjson.Fragment``): encoding the 1,065-file manifest of the push benchmark again
+   took about 0.25 ms of the first stream's poll, between the release and its edges.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ import threading
 import time
 from collections import OrderedDict
 from typing import Any
+
+import orjson
 
 __all__ = ["ReleaseChannel", "ReleaseReadyChannel", "UpcomingChannel", "announce_upcoming", "current_topic",
            "forget_upcoming", "release_channels", "remember_manifest"]
@@ -99,10 +105,11 @@ class ReleaseChannel:
             return rows
 
     def remember(self, env: str, service: str, number: int, release_id: str, manifest: dict[str, Any],
-                 blobs: dict[str, str] | None = None) -> None:
-        """Rule 3: a release just stored here, with its manifest as stored, and Rule 6:
-        the new blobs it carries."""
-        data = {"service": service, "number": number, "id": release_id, "manifest": manifest}
+                 blobs: dict[str, str] | None = None, text: str | None = None) -> None:
+        """Rule 3: a release just stored here, with its manifest as stored, Rule 6:
+        the new blobs it carries, and Rule 7: ``text``, the manifest's JSON text."""
+        sent = manifest if text is None else orjson.Fragment(text)
+        data = {"service": service, "number": number, "id": release_id, "manifest": sent}
         if blobs:
             data["blobs"] = blobs
         self._keep((env, service, number), data)
@@ -131,12 +138,12 @@ class ReleaseChannel:
 
 
 def remember_manifest(ctx, env: str, service: str, number: int, release_id: str, manifest: dict[str, Any],
-                      blobs: dict[str, str] | None = None) -> None:
+                      blobs: dict[str, str] | None = None, text: str | None = None) -> None:
     """Rule 3: tell this replica's ``release`` channel about a release it just stored
-    (and Rule 6: the blobs its event carries)."""
+    (and Rule 6: the blobs its event carries; Rule 7: ``text``, the manifest's JSON)."""
     for channel in ctx.channels:
         if isinstance(channel, ReleaseChannel):
-            channel.remember(env, service, number, release_id, manifest, blobs)
+            channel.remember(env, service, number, release_id, manifest, blobs, text)
 
 
 class UpcomingChannel:

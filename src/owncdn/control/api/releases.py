@@ -32,7 +32,10 @@ Rule 6: ``GET .../releases/{n}/status`` says which edges serve release ``n``, wh
 failed it (with their reasons) and which edges in contact (heard from within
 ``CONTACT_WINDOW`` seconds) have not answered yet; with ``?wait=S`` (at most 300)
 the answer comes once none is left, or after S seconds, woken by each node report
-and re-reading the store every second (reports may land on another replica).
+and re-reading the store every second (reports may land on another replica). An
+edge whose event stream ended (``events`` Rule 6) and that was not heard from since
+is not waited for once ``owncdn.core.contact.RECONNECT_GRACE`` is over: it is
+listed in ``disconnected`` instead (a stopped edge catches up when it comes back).
 
 Rule 8: ``POST .../releases/upcoming?env=E`` (``deploy``) with ``{"manifest"}``
 announces the release a push is about to upload the blobs of: the manifest and the
@@ -63,6 +66,21 @@ each release ``retained`` (its blobs are kept by blob GC) or not; ``activate``
 claims the release's blobs first and answers 409 ``release_pruned`` when blob GC
 deleted some, leaving the current release as it was (push that content again).
 
+Rule 12: a release bundle's manifest record is in its canonical encoding when
+encoding the document read from it again (orjson, sorted keys) gives its bytes: a
+valid manifest's document is ``to_json()`` of the manifest parsed from it, so those
+bytes are its canonical encoding, whose SHA-256 (its id) is the record's name, checked
+first. Making the manifest's canonical encoding from the parsed entries and hashing
+it again took about 0.4 ms of a one-file push, before any blob was stored.
+
+Rule 13: read raw (``rawbody``), a release bundle's manifest record is checked, and
+its blobs claimed, in a thread of its own (``_CHECKS``), while the receiving thread
+goes on receiving the blobs after it and writing them to temp files; none is stored
+before the check passed, and a refused manifest removes them (``uploadsink`` Rule 4).
+Checking 1,065 entries (about 1.3 ms) then overlaps the new blobs' arrival and their
+fsync instead of coming before them, and the claim no longer goes through the event
+loop to a worker thread.
+
 Rule 11: the endpoints a push calls are coroutines that do their blocking work in
 one worker-thread step (``run_in_threadpool``): FastAPI runs a plain function
 endpoint in a worker thread and then, for its response model, validates the answer
@@ -86,6 +104,7 @@ from starlette.concurrency import run_in_threadpool
 from owncdn.control.blobs import BlobError, BlobStore, DirBlobStore
 from owncdn.control.hub import RECHECK_SECONDS
 from owncdn.control.store import NotFound, Release, Token
+from owncdn.core.contact import AWAY, IN_CONTACT, contact_state
 from owncdn.core.content import Manifest, ManifestError, parse_manifest
 from owncdn.core.content.retention import manifest_blobs, retained_numbers
 
@@ -109,6 +128,7 @@ ServiceName = Annotated[str, Path(min_length=1, max_length=200, description="The
 EnvQuery = Annotated[str, Query(pattern=ENV_PATTERN, description="Environment, e.g. `staging`.")]
 Number = Annotated[int, Path(ge=1, description="Release number.")]
 MAX_LISTED_MISSING = 10_000
+_CHECKS = concurrent.futures.ThreadPoolExecutor(4, "manifest-check")  # Rule 13
 MAX_MANIFEST_BYTES = 64 << 20
 MAX_WAIT = 300.0
 CONTACT_WINDOW = 60.0
@@ -201,8 +221,7 @@ async def create_release_with_blobs(name: ServiceName, request: Request, ctx: Ct
     """Rule 5: the first record is the manifest (canonical JSON, named by its id), the
     others are blobs."""
     got: list[tuple[Manifest, tuple[dict, str]]] = []
-    claims: list[asyncio.Future] = []
-    loop = asyncio.get_running_loop()
+    claims: list = []  # the claim: an asyncio future, or read raw a concurrent one (Rule 13)
     service = concurrent.futures.Future()  # Rule 2, read while the manifest arrives
 
     def check_service() -> None:
@@ -214,7 +233,7 @@ async def create_release_with_blobs(name: ServiceName, request: Request, ctx: Ct
 
     asyncio.ensure_future(run_in_threadpool(check_service)).add_done_callback(_retrieved)
 
-    def start_claim(manifest: Manifest) -> None:  # on the loop
+    def start_claim(manifest: Manifest) -> None:  # on the loop (a body read through ASGI)
         claim = asyncio.ensure_future(run_in_threadpool(blobs.claim, manifest.blobs))  # while the rest arrives
         claim.add_done_callback(_retrieved)  # read even if the upload fails first
         claims.append(claim)
@@ -225,14 +244,17 @@ async def create_release_with_blobs(name: ServiceName, request: Request, ctx: Ct
         got.append((manifest, (doc, data.decode())))
         return manifest
 
-    def check_raw(sha: str, data: bytes) -> None:  # in the receiving thread (rawbody Rule 6)
-        loop.call_soon_threadsafe(start_claim, check(sha, data))  # before the body's end reaches the loop
+    def check_raw(sha: str, data: bytes) -> concurrent.futures.Future:  # in the receiving thread (rawbody Rule 6)
+        claim = _CHECKS.submit(lambda: blobs.claim(check(sha, data).blobs))  # Rule 13
+        claims.append(claim)
+        return claim  # the blobs after it wait for it to be stored (uploadsink Rule 4)
 
     async def take_manifest(sha: str, data: bytes) -> None:
         start_claim(await run_in_threadpool(check, sha, data))
 
     await receive_bundle(request, blobs, take_manifest, MAX_MANIFEST_BYTES, check_raw)
-    missing = await claims[0]
+    claim = claims[0]  # read raw: ended, before receive_bundle did (uploadsink Rule 4)
+    missing = claim.result() if isinstance(claim, concurrent.futures.Future) else await claim
     manifest, encoded = got[0]
     return await run_in_threadpool(_create, ctx, env, name, manifest, blobs, token.name, missing, encoded)
 
@@ -255,10 +277,21 @@ def _manifest_record(ctx: ApiContext, env: str, name: str, sha: str, data: bytes
         raise ApiProblem(422, "invalid_manifest", f"the manifest record is not JSON: {exc}") from None
     except ManifestError as exc:
         raise ApiProblem(422, "invalid_manifest", str(exc), exc.problems) from None
-    if manifest.id != sha:
+    if _canonical(doc, data):  # Rule 12
+        manifest._id = sha  # its id: the SHA-256 of its canonical encoding, checked above
+    elif manifest.id != sha:
         raise ApiProblem(422, "invalid_manifest", "the manifest record is not in its canonical encoding "
                          "(compact JSON, sorted keys, UTF-8); nothing was stored")
     return manifest, doc
+
+
+def _canonical(doc: dict, data: bytes) -> bool:
+    """Rule 12: whether ``data`` is the canonical encoding of ``doc``, a valid manifest's
+    JSON as read (False also when orjson cannot encode it: the id then decides)."""
+    try:
+        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) == data
+    except TypeError:
+        return False
 
 
 def _create(ctx: ApiContext, env: str, name: str, manifest: Manifest, blobs: BlobStore, author: str,
@@ -280,7 +313,7 @@ def _create(ctx: ApiContext, env: str, name: str, manifest: Manifest, blobs: Blo
     release = ctx.store.add_release(env, name, body, manifest.id, len(manifest.files),
                                     manifest.total_bytes, author=author, manifest_text=text)
     inline = _inline_blobs(blobs, manifest, _recent(ctx, env, name))  # Rule 10
-    remember_manifest(ctx, env, name, release.number, release.id, body, inline)  # the edges' events need no store read
+    remember_manifest(ctx, env, name, release.number, release.id, body, inline, text)  # the edges' events need no store read
     _remember(ctx, env, name, manifest)  # Rule 9
     forget_upcoming(ctx, env, name, release.id)  # Rule 8: announced, now real
     _changed(ctx, env, name, current=True)
@@ -335,8 +368,8 @@ def _status(ctx: ApiContext, env: str, name: str, number: int, current: bool = T
 
 
 def _status_read(ctx: ApiContext, env: str, name: str, number: int, current: bool) -> ReleaseStatus:
-    since = time.time() - CONTACT_WINDOW
-    serving, failed, pending = [], [], []
+    now = time.time()
+    serving, failed, pending, disconnected = [], [], [], []
     for edge in ctx.store.release_progress(env, name):  # one query (releasestore Rule 7)
         who = ReleaseNode(node_id=str(edge.node_id), name=edge.name, location=edge.location)
         if edge.serving == number:
@@ -345,11 +378,13 @@ def _status_read(ctx: ApiContext, env: str, name: str, number: int, current: boo
             failed.append(ReleaseFailure(**who.model_dump(), reason=edge.reason))
         elif edge.number is not None and edge.number > number:
             continue  # it has moved on to a newer release: nothing to wait for
-        elif edge.last_contact is not None and edge.last_contact >= since:
-            pending.append(who)
+        else:  # owncdn.core.contact: in contact, its event stream gone (Rule 6), or away
+            state = contact_state(edge.last_contact, edge.stream_ended_at, now, CONTACT_WINDOW)
+            if state != AWAY:
+                (pending if state == IN_CONTACT else disconnected).append(who)
     is_current = _is_current(ctx, env, name, number) if current or not pending else False
     return ReleaseStatus(number=number, current=is_current, serving=serving, failed=failed,
-                         pending=pending, complete=not pending)
+                         pending=pending, complete=not pending, disconnected=disconnected)
 
 
 def _is_current(ctx: ApiContext, env: str, name: str, number: int) -> bool:

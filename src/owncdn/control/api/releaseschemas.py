@@ -109,3 +109,4 @@ class ReleaseStatus(BaseModel):
     failed: list[ReleaseFailure] = Field(description="Edges that could not switch to it.")
     pending: list[ReleaseNode] = Field(description="Edges in contact that have not reported on it yet.")
     complete: bool = Field(description="No edge in contact is left to report.")
+    disconnected: list[ReleaseNode] = Field(default_factory=list, description="Edges not waited for (in neither `pending` nor `serving`): their event stream ended over 5 s ago and they were not heard from since (stopped, killed, cut off); they catch up when they reconnect.")

@@ -24,7 +24,11 @@ Rules:
    other checks (its manifest's claims) still run, so the release finds them done.
 4. With ``first``, the leading record is not stored but handed whole to
    ``first(sha, data)`` once it ended (at most ``first_limit`` bytes, else 413); what
-   it raises ends the upload before any blob was written.
+   it raises ends the upload before any blob was written. It may instead return a
+   ``concurrent.futures.Future`` (its check runs in another thread: ``releases`` Rule
+   13): the blobs after it are received and written to temp files meanwhile, and
+   ``finish()`` waits for it before storing any; if it raised, they are removed and
+   its error raised, so nothing was stored.
 5. ``BlobSink``: the body is one blob, written and hashed as in Rule 1, checked at
    the body's end, made durable (an fsync) and renamed by ``finish()``; cut off or
    refused, its temp file is removed.
@@ -53,6 +57,7 @@ class BundleSink:
         self.written: list[tuple[str, str]] = []  # (sha, temp file) verified, for commit_many
         self.sizes: list[int] = []
         self.stored: list[BlobStored] = []
+        self.pending = None  # Rule 4: the leading record's check, running elsewhere
 
     def __repr__(self) -> str:
         return f"<BundleSink {len(self.written)} verified{' receiving' if self.part else ''} {self.reader!r}>"
@@ -78,7 +83,7 @@ class BundleSink:
     def _end(self, event: BlobEnd) -> None:
         if self.head is not None:
             data, self.head = bytes(self.head), None
-            self.first(event.sha256, data)
+            self.pending = self.first(event.sha256, data)
             return
         part, self.part = self.part, None
         self.written.append(part.finish())
@@ -96,6 +101,13 @@ class BundleSink:
             self.part.abort()
             self.part = None
         written, self.written = self.written, []
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            try:
+                pending.result()  # Rule 4
+            except BaseException:
+                self.store.discard(written)
+                raise
         if written:
             self.store.commit_many(written)
             self.stored = [BlobStored(sha256=sha, size=size) for (sha, _), size in zip(written, self.sizes)]

@@ -12,17 +12,25 @@ Rules:
    (a document that carries its JSON text: a release's manifest in its canonical
    encoding, made for its id already), written as that text: encoding a one-file push's
    128 KB manifest again took about 0.6 ms of the control plane's CPU.
+5. ``built(key, make)`` is the statement ``make()`` built once per process (and per
+   ``key``: name it with the backend when it differs by backend), its values bound
+   at each execution (``bindparam``): building a statement (``select(...).where(...)``,
+   an upsert) took SQLAlchemy about as long as running it on SQLite, 0.1-0.5 ms on the
+   hot paths of a push (reading the latest version, a node's report, adding a
+   release), each several times a push.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.expression import Executable
 
 from .records import StoreError
 
@@ -38,6 +46,17 @@ class EncodedJSON(dict):
     def __init__(self, value: dict, text: str) -> None:
         super().__init__(value)
         self.text = text
+
+
+_BUILT: dict = {}
+
+
+def built(key, make: Callable[[], Executable]) -> Executable:
+    """Rule 5."""
+    statement = _BUILT.get(key)
+    if statement is None:
+        statement = _BUILT[key] = make()
+    return statement
 
 
 def _json_text(value: object) -> str:

@@ -59,6 +59,7 @@ class Node:
     reported_version: int | None
     status: str  # "new" | "applied" | "rejected"
     reason: str
+    stream_ended_at: float | None = None  # its last event stream ended then (None: open, or unknown)
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,10 @@ class NodeRow(Base):
     reported_version: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text)
+    # migration 0006: the event stream last opened for the node, and when it ended
+    # (NULL: open, or no end recorded); ``owncdn.core.contact`` Rule 2
+    stream_id: Mapped[str | None] = mapped_column(String(32))
+    stream_ended_at: Mapped[float | None] = mapped_column(Double)
 
 
 class PurgeRow(Base):

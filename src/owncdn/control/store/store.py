@@ -23,6 +23,18 @@ Rules:
    and a one-file push's status wait and event streams made several in a row.
    Only reads belong in the block (an in-memory SQLite store has one connection);
    other threads' reads keep their own transactions.
+7. A node's event stream is recorded where every replica sees it: ``stream_started``
+   (its first contact) names the node's newest stream, and an end (``nodes_contact``
+   ``ended``) is written only if that stream is still the newest, so the end of an
+   old stream noticed after its replacement opened (on this replica or another)
+   changes nothing. ``owncdn.core.contact`` decides what the two times mean.
+8. The reads and writes a push repeats (the latest version number, a token, the
+   purges after an id, a node's release report, a release added, its status) are
+   statements built once (``engine.built``) run on a connection (``_read_rows``,
+   ``_write_rows``), not through an ORM session: about 0.07 ms a read of the latest
+   number instead of 0.22 (building the statement, the session, the ORM's execution
+   of a Core statement), and several times that in the control plane, whose caches
+   are cold after waiting between pushes.
 """
 
 from __future__ import annotations
@@ -38,7 +50,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import TypeVar
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import Connection, bindparam, delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -46,7 +58,7 @@ from . import migrations
 from .certstore import CertificateStore
 from .releasestore import ReleaseStore
 from .edgehealth import EdgeHealthStore
-from .engine import READ_ONLY, make_engine
+from .engine import READ_ONLY, built, make_engine
 from .records import SCOPES, Conflict, Node, NotFound, Purge, PurgeAck, StoreError, Token, Version
 from .schema import NodeRow, PurgeAckRow, PurgeRow, TokenRow, VersionRow
 
@@ -117,7 +129,9 @@ class Store(EdgeHealthStore, CertificateStore, ReleaseStore):
         if parsed is None:
             return None
         token_id, secret = parsed
-        row_token, secret_hash = self._read(lambda s: _token_and_hash(s.get(TokenRow, token_id)))
+        tokens = TokenRow.__table__
+        row = built("token", lambda: select(tokens).where(tokens.c.id == bindparam("id")))
+        row_token, secret_hash = self._read_rows(lambda c: _token_and_hash(c.execute(row, {"id": token_id}).first()))
         if not hmac.compare_digest(secret_hash, _hash_secret(secret)):
             return None
         if row_token is None or row_token.revoked:
@@ -164,9 +178,10 @@ class Store(EdgeHealthStore, CertificateStore, ReleaseStore):
             .order_by(VersionRow.number.desc()).limit(1)).first()))
 
     def latest_number(self, env: str) -> int:
-        """The newest version's number of `env` (0 if none), without loading it."""
-        return self._read(lambda s: s.scalar(
-            select(func.max(VersionRow.number)).where(VersionRow.env == env)) or 0)
+        """The newest version's number of `env` (0 if none), without loading it (Rule 8)."""
+        latest = built("latest version", lambda: select(func.max(VersionRow.number))
+                       .where(VersionRow.env == bindparam("env")))
+        return self._read_rows(lambda c: c.scalar(latest, {"env": env}) or 0)
 
     def get_version(self, env: str, number: int) -> Version | None:
         return self._read(lambda s: _maybe(_version, s.get(VersionRow, (env, number))))
@@ -214,23 +229,45 @@ class Store(EdgeHealthStore, CertificateStore, ReleaseStore):
 
         self._write(work, f"noting contact from node {node_id!r}")
 
-    def nodes_contact(self, heard: dict[str, float]) -> set[str]:
+    def nodes_contact(self, heard: dict[str, float],
+                      ended: dict[str, tuple[str, float]] | None = None) -> set[str]:
         """Note several nodes' contact (node id -> when it was heard from) in one
-        transaction; a time never moves a node's contact back. Returns the ids of the
+        transaction; a time never moves a node's contact back. ``ended``: node id ->
+        (stream id, when) of event streams that ended (Rule 7). Returns the ids of the
         nodes that do not exist (deleted meanwhile)."""
+        ended = ended or {}
+        asked = set(heard) | set(ended)
+
         def work(s: Session) -> set[str]:
-            found = set(s.scalars(select(NodeRow.id).where(NodeRow.id.in_(list(heard)))))
+            found = set(s.scalars(select(NodeRow.id).where(NodeRow.id.in_(list(asked)))))
             nodes = NodeRow.__table__
-            for node_id in found:
+            for node_id in found & set(heard):
                 at = heard[node_id]
                 s.execute(update(nodes).where(nodes.c.id == node_id,
                                               nodes.c.last_contact.is_(None) | (nodes.c.last_contact < at))
                           .values(last_contact=at))
-            return set(heard) - found
+            for node_id in found & set(ended):
+                stream_id, at = ended[node_id]
+                s.execute(update(nodes).where(nodes.c.id == node_id, nodes.c.stream_id == stream_id)
+                          .values(stream_ended_at=at))
+            return asked - found
 
-        if not heard:
+        if not asked:
             return set()
-        return self._write(work, f"noting contact from {len(heard)} node(s)")
+        return self._write(work, f"noting contact from {len(asked)} node(s)")
+
+    def stream_started(self, node_id: str, stream_id: str) -> None:
+        """Rule 7: the node's event stream ``stream_id`` is open (and the node heard
+        from now). NotFound for an unknown node."""
+        nodes = NodeRow.__table__
+
+        def work(s: Session) -> None:
+            done = s.execute(update(nodes).where(nodes.c.id == node_id)
+                             .values(last_contact=self._now(), stream_id=stream_id, stream_ended_at=None))
+            if not done.rowcount:
+                raise NotFound(f"no node {node_id!r}")
+
+        self._write(work, f"noting the event stream of node {node_id!r}")
 
     def set_node_address(self, node_id: str, address: str) -> Node:
         """The node is reachable at `address` now (it restarted elsewhere). NotFound for an unknown node."""
@@ -292,10 +329,13 @@ class Store(EdgeHealthStore, CertificateStore, ReleaseStore):
         return self._read(lambda s: _maybe(_purge, s.get(PurgeRow, purge_id)))
 
     def purges_after(self, env: str, after_id: int, limit: int = 1000) -> list[Purge]:
-        """Purges of `env` with ids above `after_id`, oldest first."""
-        return self._read(lambda s: [_purge(r) for r in s.scalars(
-            select(PurgeRow).where(PurgeRow.env == env, PurgeRow.id > after_id)
-            .order_by(PurgeRow.id).limit(max(limit, 0)))])
+        """Purges of `env` with ids above `after_id`, oldest first (Rule 8)."""
+        purges = PurgeRow.__table__
+        after = built("purges after", lambda: select(purges).where(
+            purges.c.env == bindparam("env"), purges.c.id > bindparam("after")).order_by(purges.c.id)
+            .limit(bindparam("limit")))
+        return self._read_rows(lambda c: [_purge(r) for r in c.execute(
+            after, {"env": env, "after": after_id, "limit": max(limit, 0)})])
 
     def ack_purge(self, purge_id: int, node_id: str, ms: float, removed: int) -> None:
         """Record that a node carried out a purge (which is also contact from it). The
@@ -347,6 +387,26 @@ class Store(EdgeHealthStore, CertificateStore, ReleaseStore):
                 return work(shared)
         with self._errors(), Session(self._reader) as s, s.begin():
             return work(s)
+
+    def _read_rows(self, work: Callable[[Connection], T]) -> T:
+        """Rule 8: ``_read`` for work made of Core statements only."""
+        shared = getattr(self._shared, "session", None)
+        if shared is not None:  # Rule 6
+            with self._errors():
+                return work(shared.connection())
+        with self._errors(), self._reader.begin() as conn:
+            return work(conn)
+
+    def _write_rows(self, work: Callable[[Connection], T], what: str) -> T:
+        """Rule 8: ``_write`` for work made of Core statements only."""
+        with self._errors():
+            for _ in range(WRITE_ATTEMPTS):
+                try:
+                    with self._writing, self._engine.begin() as conn:
+                        return work(conn)
+                except IntegrityError:
+                    continue
+        raise Conflict(f"{what}: still clashing with concurrent writers after {WRITE_ATTEMPTS} attempts")
 
     def _write(self, work: Callable[[Session], T], what: str) -> T:
         """Run `work` in one transaction; when a concurrent writer took the same unique key
@@ -460,7 +520,7 @@ def _node(r: NodeRow) -> Node:
     return Node(id=r.id, name=r.name, kind=r.kind, location=r.location, env=r.env,
                 address=r.address, registered_at=r.registered_at, last_contact=r.last_contact,
                 running_version=r.running_version, reported_version=r.reported_version,
-                status=r.status, reason=r.reason)
+                status=r.status, reason=r.reason, stream_ended_at=r.stream_ended_at)
 
 
 def _purge(r: PurgeRow) -> Purge:

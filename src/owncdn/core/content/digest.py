@@ -28,34 +28,39 @@ Rules:
 4. Bytes hashed now are named with ``NEW`` (BLAKE3, about 4x less CPU than SHA-256
    here: every pushed byte is hashed by the client, the control plane and each edge);
    a file the client's hash cache remembers by its SHA-256 name keeps it while it is
-   unchanged (``client/hashcache.py`` rule 4). ``blake3`` is imported on first use.
+   unchanged (``client/hashcache.py`` rule 4). ``blake3`` and ``hashlib`` are imported
+   on first use, and a name is checked with string methods rather than a regular
+   expression: `owncdn push` starts without ``re`` (with ``enum``, about 4 ms) and
+   without ``hashlib`` (OpenSSL's ``_hashlib``, about 2 ms).
 5. The manifest id (the SHA-256 of a manifest's canonical encoding, ``manifest.py``
-   rule 4) is not a blob name and stays SHA-256.
+   rule 4) is not a blob name and stays SHA-256 (``sha256_hex``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
+import sys
 
-__all__ = ["ALGORITHMS", "NEW", "algorithm", "digest", "hasher", "is_blob_name", "name_of", "new_hasher"]
+__all__ = ["ALGORITHMS", "NEW", "algorithm", "digest", "hasher", "is_blob_name", "name_of", "new_hasher", "sha256_hex"]
 
 NEW = "blake3"
 ALGORITHMS = {"blake3": "-b3", "sha256": ""}  # algorithm -> the suffix of its names (Rule 1)
-_NAME = re.compile(r"[0-9a-f]{64}(?:-b3)?")
+_HEX = b"0123456789abcdef"
+_SMALL = 1 << 20  # sha256_hex: inputs hashed without OpenSSL when hashlib is not loaded (break-even ~0.8 MB)
 _blake3 = None  # the blake3 class, once imported (Rule 4)
 
 
 def algorithm(name: object) -> str | None:
     """Which hash ``name`` was made by, or None when it is not a blob name (Rule 1)."""
-    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+    if not is_blob_name(name):
         return None
     return "sha256" if len(name) == 64 else "blake3"
 
 
 def is_blob_name(value: object) -> bool:
-    """True for a blob name of either form (Rule 1)."""
-    return isinstance(value, str) and _NAME.fullmatch(value) is not None
+    """True for a blob name of either form (Rule 1): ``[0-9a-f]{64}(-b3)?`` (ASCII, and
+    deleting the hex digits from the first 64 characters leaves nothing)."""
+    return (isinstance(value, str) and (len(value) == 64 or (len(value) == 67 and value.endswith("-b3")))
+            and value.isascii() and not value[:64].encode().translate(None, _HEX))
 
 
 def new_hasher(algo: str = NEW, max_threads: int = 1):
@@ -66,6 +71,8 @@ def new_hasher(algo: str = NEW, max_threads: int = 1):
             from blake3 import blake3 as _blake3
         return _blake3(max_threads=max_threads) if max_threads != 1 else _blake3()
     if algo == "sha256":
+        import hashlib
+
         return hashlib.sha256()
     raise ValueError(f"unknown blob hash {algo!r}: expected one of {', '.join(ALGORITHMS)}")
 
@@ -82,6 +89,25 @@ def hasher(name: str):
 def name_of(h) -> str:
     """The blob name of the bytes fed to ``h`` (a ``new_hasher`` object) so far (Rule 3)."""
     return h.hexdigest() + ALGORITHMS[h.name]
+
+
+def sha256_hex(data) -> str:
+    """The SHA-256 of ``data`` in hex (manifest ids, Rule 5): with OpenSSL's where
+    ``hashlib`` is imported already or the input is large, else with Python's own
+    ``_sha256`` (`owncdn push`: about 0.3 ms more for a manifest of 1,065 files, against
+    about 2 ms to load OpenSSL's)."""
+    if "hashlib" not in sys.modules and len(data) < _SMALL:
+        try:
+            from _sha256 import sha256
+        except ImportError:  # Python 3.12 calls it _sha2
+            try:
+                from _sha2 import sha256
+            except ImportError:  # pragma: no cover - a Python built without them
+                from hashlib import sha256
+        return sha256(data).hexdigest()
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def digest(data, algo: str = NEW) -> str:
