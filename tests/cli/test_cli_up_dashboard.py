@@ -27,7 +27,7 @@ def printed(tmp_path_factory):
     out = open(log, "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "owncdn.cli", "up", "--state-dir", str(home / "state"), "--port", "0",
-         "--dns-port", "0", "--control-port", "0", "--edges", "1"],
+         "--dns-port", "0", "--control-port", "0", "--tls-port", "0", "--edges", "1"],
         cwd=home, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield _wait_printed(proc, log)

@@ -36,7 +36,7 @@ def up(tmp_path_factory):
     out = open(home / "out.txt", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "owncdn.cli", "up", "--state-dir", str(home / "state"), "--port", "0",
-         "--dns-port", "0", "--control-port", "0", "--edges", "3"],
+         "--dns-port", "0", "--control-port", "0", "--tls-port", "0", "--edges", "3"],
         cwd=home, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         port = _dns_port(proc, home / "out.txt")
