@@ -40,7 +40,6 @@ from .sealing import Sealer
 __all__ = ["Busy", "Issuer", "IssueOptions", "Propagation"]
 
 log = logging.getLogger("owncdn.control.acme")
-CONTACT_WINDOW = 60.0
 
 
 class Busy(Exception):
@@ -165,7 +164,7 @@ class Propagation:
 
     def wait(self, challenges: list[Challenge]) -> bool:
         """True once every node of the kind that answers (DNS nodes for DNS-01, edges
-        for HTTP-01) in contact within ``CONTACT_WINDOW`` serves every record, and there
+        for HTTP-01) in contact (``owncdn.core.contact``) serves every record, and there
         is at least one; False after ``timeout`` (the challenges are answered anyway).
         A node whose event stream ended and stayed gone is not waited for
         (``owncdn.core.contact``): stopped, it answers nothing the CA could ask."""
@@ -175,7 +174,7 @@ class Propagation:
         while True:
             now = time.time()
             nodes = [n for n in self.store.list_nodes() if n.kind == kind
-                     and contact_state(n.last_contact, n.stream_ended_at, now, CONTACT_WINDOW) == IN_CONTACT]
+                     and contact_state(n.last_contact, n.stream_ended_at, now) == IN_CONTACT]
             pending = [(n, c) for n in nodes for c in challenges if (n.id, c.key) not in seen]
             for n, c in pending:
                 if self._answers(n.address, c):

@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from owncdn.control.hub import RECHECK_SECONDS, purge_topic
 from owncdn.control.store import Purge, Token
-from owncdn.core.contact import IN_CONTACT, contact_state
+from owncdn.core.contact import CONTACT_WINDOW, IN_CONTACT, contact_state
 
 from .auth import ApiContext, Ctx, require
 from .errors import ApiProblem, error_responses
@@ -37,7 +37,6 @@ __all__ = ["CONTACT_WINDOW", "MAX_WAIT", "purge_spec", "router"]
 
 router = APIRouter(tags=["purges"])
 
-CONTACT_WINDOW = 60.0
 """Nodes heard from within this many seconds are expected to ack a purge."""
 MAX_WAIT = 60.0
 
@@ -120,7 +119,7 @@ def _nodes_in_contact(ctx: ApiContext, env: str) -> dict[str, str]:
     now = time.time()
     return {
         str(n.id): n.name for n in ctx.store.list_nodes(env)
-        if contact_state(n.last_contact, n.stream_ended_at, now, CONTACT_WINDOW) == IN_CONTACT
+        if contact_state(n.last_contact, n.stream_ended_at, now) == IN_CONTACT
     }
 
 

@@ -30,7 +30,7 @@ body ended (a push of one changed file: the 1,065 look-ups overlap its upload).
 
 Rule 6: ``GET .../releases/{n}/status`` says which edges serve release ``n``, which
 failed it (with their reasons) and which edges in contact (heard from within
-``CONTACT_WINDOW`` seconds) have not answered yet; with ``?wait=S`` (at most 300)
+``owncdn.core.contact.CONTACT_WINDOW`` seconds) have not answered yet; with ``?wait=S`` (at most 300)
 the answer comes once none is left, or after S seconds, woken by each node report
 and re-reading the store every second (reports may land on another replica). An
 edge whose event stream ended (``events`` Rule 6) and that was not heard from since
@@ -131,7 +131,6 @@ MAX_LISTED_MISSING = 10_000
 _CHECKS = concurrent.futures.ThreadPoolExecutor(4, "manifest-check")  # Rule 13
 MAX_MANIFEST_BYTES = 64 << 20
 MAX_WAIT = 300.0
-CONTACT_WINDOW = 60.0
 RECENT_MANIFESTS = 256
 
 
@@ -379,7 +378,7 @@ def _status_read(ctx: ApiContext, env: str, name: str, number: int, current: boo
         elif edge.number is not None and edge.number > number:
             continue  # it has moved on to a newer release: nothing to wait for
         else:  # owncdn.core.contact: in contact, its event stream gone (Rule 6), or away
-            state = contact_state(edge.last_contact, edge.stream_ended_at, now, CONTACT_WINDOW)
+            state = contact_state(edge.last_contact, edge.stream_ended_at, now)
             if state != AWAY:
                 (pending if state == IN_CONTACT else disconnected).append(who)
     is_current = _is_current(ctx, env, name, number) if current or not pending else False
