@@ -140,10 +140,17 @@ def test_a_chunked_bundle_in_small_pieces_is_kept_and_the_connection_reused(serv
     assert outcome.error is None and outcome.status == 200 and not job.missing
     assert outcome.results == [(sha(b), True) for b in BLOBS]
     assert outcome.received == sum(map(len, BLOBS)) == store.fetched_bytes and store.fetched_blobs == len(BLOBS)
-    assert all(store.blob_path(sha(b)).read_bytes() == b for b in BLOBS)
+    assert all(store.read_blob(sha(b)) == b for b in BLOBS)
     assert list(store.partial.iterdir()) == [] and b"POST /v1/blobs/fetch HTTP/1.1" in server.requests[0]
+    assert packed_files(store) == ["1.idx", "1.pack"]  # one pack for the bundle, no file per blob
+    assert (store.packs.dir / "1.pack").read_bytes() == b"".join(BLOBS)  # back to back, as they came
     _, second, _ = fetch(server, store, [b"again"], conns)
     assert second.error is None and server.connections == 1  # kept alive
+    assert packed_files(store) == ["1.idx", "1.pack", "2.idx", "2.pack"]
+
+
+def packed_files(store: ReleaseStore) -> list[str]:
+    return sorted(p.name for p in store.packs.dir.iterdir())
 
 
 @pytest.mark.parametrize("framing", ["content-length", "connection end"])
@@ -166,6 +173,7 @@ def test_a_wrong_blob_is_reported_and_not_kept_the_others_are(server, tmp_path):
     assert outcome.error is None and (sha(BLOBS[1]), False) in outcome.results
     assert not store.has_blob(sha(BLOBS[1])) and store.has_blob(sha(BLOBS[2]))
     assert list(store.partial.iterdir()) == []
+    assert (store.packs.dir / "1.pack").read_bytes() == b"".join(b for b in BLOBS if b != BLOBS[1])  # cut off again
 
 
 def test_sha256_and_blake3_names_in_one_bundle_are_each_checked_with_their_hash(server, tmp_path):
@@ -181,7 +189,7 @@ def test_sha256_and_blake3_names_in_one_bundle_are_each_checked_with_their_hash(
     outcome = BundleFetch(conns, request, {name: len(data) for name, data in sent}, store).run()
     assert outcome.error is None
     assert outcome.results == [(old(b"old"), True), (old(b"bad old"), False), (sha(b"new"), True), (sha(b"bad new"), False)]
-    assert store.blob_path(old(b"old")).read_bytes() == b"old" and store.blob_path(sha(b"new")).read_bytes() == b"new"
+    assert store.read_blob(old(b"old")) == b"old" and store.read_blob(sha(b"new")) == b"new"
     assert not store.has_blob(old(b"bad old")) and not store.has_blob(sha(b"bad new"))
 
 
@@ -212,12 +220,21 @@ def test_a_bundle_cut_off_keeps_the_blobs_before_the_cut(server, tmp_path):
     assert isinstance(outcome.error, OriginProtocolError)
     assert store.has_blob(sha(BLOBS[0])) and not store.has_blob(sha(BLOBS[2]))
     assert list(store.partial.iterdir()) == []
+    kept = [b for b in BLOBS if store.has_blob(sha(b))]
+    assert (store.packs.dir / "1.pack").read_bytes() == b"".join(kept)  # the blob cut midway is cut off the pack
+    assert ReleaseStore(tmp_path / "push").held.keys() == {sha(b) for b in kept}  # and a restart finds them
 
 
 def test_without_a_boot_id_the_bundle_is_committed_once_at_its_end(server, tmp_path):
     store = ReleaseStore(tmp_path / "push", boot_id=None)
-    commits, real = [], store.commit_parts
-    store.commit_parts = lambda written: (commits.append(len(written)), real(written))
+    commits, real = [], store.end_pack
+
+    def end_pack(writer):
+        assert not any(store.has_blob(sha(b)) for b in BLOBS)  # held only once committed
+        commits.append(writer.kept)
+        return real(writer)
+
+    store.end_pack = end_pack
     server.answer(head() + chunked(bundle(BLOBS), 100))
     _, outcome, _ = fetch(server, store, BLOBS)
     assert outcome.error is None and commits == [len(BLOBS)] and all(store.has_blob(sha(b)) for b in BLOBS)

@@ -108,7 +108,7 @@ async def test_small_blobs_come_in_one_bundle_and_large_ones_alone(tmp_path):
         assert control.gets == [sha(BIG)]
         assert sync.fetched_blobs == len(files) and sync.fetched_bytes == sum(map(len, files.values()))
         for data in files.values():
-            assert store.blob_path(sha(data)).read_bytes() == data
+            assert store.read_blob(sha(data)) == data
 
         control.asked.clear()
         control.gets.clear()
@@ -134,8 +134,10 @@ async def test_a_bundle_cut_off_keeps_the_blobs_before_the_cut(tmp_path):
         assert control.asked[1] == order[3:]  # the three before the cut were kept
         assert store.live["blog"].target.number == 1 and agent.sent[-1]["status"] == "serving"
         for data in blobs:
-            assert store.blob_path(sha(data)).read_bytes() == data
+            assert store.read_blob(sha(data)) == data
         assert not list(store.partial.iterdir())
+        assert sorted(store.packs.packs) == [1, 2] and len(store.packs.packs[1].live) == 3  # a pack per bundle
+        assert {store.held[h].pack.number for h in order[3:]} == {2}
     finally:
         await sync.close()
         await control.origin.close()
@@ -187,28 +189,29 @@ async def test_without_a_bundle_endpoint_blobs_come_one_by_one(tmp_path):
 
 
 async def test_a_bundle_is_made_durable_once_and_a_cancelled_fetch_still_keeps_what_was_written(tmp_path):
-    """Without a boot id (releases.py rule 6 cannot hold): the verified partial files
-    of a bundle are made durable in one step, then renamed, also after a cancel."""
+    """Without a boot id (releases.py rule 6 cannot hold): the pack of a bundle and its
+    index records are made durable in one step, then its blobs held, also after a cancel."""
     import asyncio
     import threading
 
     control, _, sync, agent = await setup(tmp_path, list(SMALL.values()))
     store = sync.store = ReleaseStore(tmp_path / "durable", boot_id=None)
     commits, entered, release = [], threading.Event(), threading.Event()
-    real = store.commit_parts
+    real = store.end_pack
 
-    def slow_commit(written):
-        commits.append(len(written))
+    def slow_commit(writer):
+        commits.append(writer.kept)
         entered.set()
         release.wait(10)
-        real(written)
+        return real(writer)
 
-    store.commit_parts = slow_commit
+    store.end_pack = slow_commit
     try:
         await sync.on_event(None, None, event(1, SMALL))
         await asyncio.to_thread(entered.wait, 10)
         assert not any(store.has_blob(sha(d)) for d in SMALL.values())  # written, not yet blobs (rule 1)
-        assert len(list(store.partial.glob("*.*.part"))) == len(SMALL)
+        assert (store.packs.dir / "1.pack").stat().st_size == sum(map(len, SMALL.values()))
+        assert not (store.packs.dir / "1.idx").exists()  # records only once the pack is fsynced
         sync._cancel("blog")  # e.g. a newer release arrived
         release.set()
         for _ in range(200):
@@ -216,7 +219,7 @@ async def test_a_bundle_is_made_durable_once_and_a_cancelled_fetch_still_keeps_w
                 break
             await asyncio.sleep(0.01)
         assert commits == [len(SMALL)]  # one flush for the whole bundle
-        assert all(store.blob_path(sha(d)).read_bytes() == d for d in SMALL.values())
+        assert all(store.read_blob(sha(d)) == d for d in SMALL.values())
         assert not list(store.partial.iterdir())
         assert "blog" not in store.live and agent.sent == []
     finally:
@@ -225,10 +228,10 @@ async def test_a_bundle_is_made_durable_once_and_a_cancelled_fetch_still_keeps_w
         await control.origin.close()
 
 
-async def test_with_a_boot_id_each_verified_blob_is_named_at_once(tmp_path):
+async def test_with_a_boot_id_each_verified_blob_is_named_at_once(tmp_path, monkeypatch):
     """releases.py rule 6: nothing to flush first, so no blob waits for its bundle's end."""
     control, store, sync, agent = await setup(tmp_path, list(SMALL.values()))
-    store.commit_parts = lambda written: (_ for _ in ()).throw(AssertionError("not needed"))
+    monkeypatch.setattr("owncdn.edge.packs.PackWriter.commit", lambda self: (_ for _ in ()).throw(AssertionError("not needed")))
     order = list(Manifest.build([(p, sha(d), len(d)) for p, d in SMALL.items()]).blobs)
     control.cut = sum(len(header(h, len(control.blobs[h]))) + len(control.blobs[h]) for h in order[:5]) + 3
     try:

@@ -107,7 +107,7 @@ async def test_blobs_come_while_they_are_uploaded_and_the_release_switches_witho
     await sync.wait("blog")
     assert releases.live["blog"].target.id == m.id and sync.fetched_bytes == fetched  # nothing fetched twice
     for data in FILES.values():
-        assert releases.blob_path(sha(data)).read_bytes() == data
+        assert releases.read_blob(sha(data)) == data
     assert sync.acked["blog"] == (created["number"], "serving")
     assert "blog" not in releases.upcoming
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import time
-from pathlib import Path
 
 import pytest
 
@@ -118,7 +118,7 @@ async def test_fetch_verify_switch_and_acknowledge(tmp_path):
     assert agent.sent == [{"service": "blog", "number": 1, "status": "serving", "reason": ""}]
     assert sync.fetched_blobs == 3 and sync.fetched_bytes == sum(map(len, SITE1.values()))
     for data in SITE1.values():
-        assert store.blob_path(sha(data)).read_bytes() == data
+        assert store.read_blob(sha(data)) == data
     saved = json.loads((store.releases / "blog.json").read_text())
     assert saved["number"] == 1 and saved["manifest"] == event(1, SITE1)["manifest"]
 
@@ -193,7 +193,7 @@ async def test_a_partial_blob_is_resumed_with_range(tmp_path):
     await sync.on_event(None, None, event(1, SITE1))
     await sync.wait("blog")
     assert (sha(big), "bytes=300000-") in control.requests
-    assert store.blob_path(sha(big)).read_bytes() == big
+    assert store.read_blob(sha(big)) == big
     assert sync.fetched_bytes == len(big) - 300_000 + len(b"one") + len(b"body{}")
     await sync.close()
     await control.origin.close()
@@ -207,7 +207,7 @@ async def test_a_server_ignoring_range_starts_the_blob_over(tmp_path):
     store.part_path(sha(big)).write_bytes(big[:1000])
     await sync.on_event(None, None, event(1, SITE1))
     await sync.wait("blog")
-    assert store.blob_path(sha(big)).read_bytes() == big
+    assert store.read_blob(sha(big)) == big
     await sync.close()
     await control.origin.close()
 
@@ -219,7 +219,7 @@ async def test_a_corrupt_partial_file_is_detected_and_refetched(tmp_path):
     store.part_path(sha(big)).write_bytes(b"garbage" * 100)
     await sync.on_event(None, None, event(1, SITE1))
     await sync.wait("blog")
-    assert store.blob_path(sha(big)).read_bytes() == big
+    assert store.read_blob(sha(big)) == big
     assert agent.sent[-1]["status"] == "serving"
     await sync.close()
     await control.origin.close()
@@ -252,14 +252,14 @@ async def test_a_release_pushed_before_blake3_is_fetched_served_and_rolled_back_
     await sync.wait("blog")
     assert [a["status"] for a in agent.sent] == ["serving", "serving"]
     assert store.live["blog"].previous.number == 1
-    assert store.blob_path(old(b"one")).read_bytes() == b"one" and store.blob_path(sha(b"two")).read_bytes() == b"two"
+    assert store.read_blob(old(b"one")) == b"one" and store.read_blob(sha(b"two")) == b"two"
     control.requests.clear()
     await sync.on_event(None, None, event(3, SITE1, name=old))  # a rollback: release 1's manifest again
     await sync.wait("blog")
     assert store.live["blog"].target.manifest == Target.from_event(event(1, SITE1, name=old)).manifest
     assert control.requests == [] and agent.sent[-1]["status"] == "serving"
     store.collect()
-    assert store.held == {old(d) for d in SITE1.values()} | {sha(d) for d in SITE2.values()}  # current, previous
+    assert store.held.keys() == {old(d) for d in SITE1.values()} | {sha(d) for d in SITE2.values()}  # current, previous
     for name in (old, sha):
         control.corrupt.add(name(b"bad"))
         await sync.on_event(None, None, event(4 if name is old else 5, {"index.html": b"bad"}, name=name))
@@ -385,9 +385,9 @@ def test_garbage_collection_finds_the_blobs_without_listing_them(tmp_path):
     store.install("blog", 2, {"a": b"two"})
     store.install("blog", 3, {"a": b"three"})
     assert store.collect() == (1, 3) and not store.blob_path(sha(b"one")).exists()
-    assert store.held == {sha(b"two"), sha(b"three")}
+    assert store.held.keys() == {sha(b"two"), sha(b"three")}
     again = ReleaseStore(tmp_path / "push")  # a restart reads what is on disk
-    assert again.held == {sha(b"two"), sha(b"three")} and again.collect() == (0, 0)
+    assert again.held.keys() == {sha(b"two"), sha(b"three")} and again.collect() == (0, 0)
 
 
 def test_a_switch_hands_the_bodies_of_blobs_still_named_to_the_new_release(tmp_path):
@@ -412,32 +412,36 @@ def test_a_writer_file_cut_off_by_a_crash_is_removed_at_start_and_resumable_fetc
     assert resumable.read_bytes() == b"bi" and not cut.exists()
 
 
-def written_parts(store: ReleaseStore, blobs: list[bytes]) -> list[tuple[str, Path]]:
-    """Verified partial files of these blobs, as a bundle fetch leaves them (bundlefetch.py)."""
-    written = []
+def packed(store: ReleaseStore, blobs: list[bytes]) -> None:
+    """These blobs in one pack, as a bundle fetch writes them (bundlefetch.py)."""
+    writer = store.pack_writer()
     for data in blobs:
-        part = Path(store.part_name(sha(data)))
-        part.write_bytes(data)
-        written.append((sha(data), part))
-    return written
+        writer.begin()
+        writer.write(memoryview(data))
+        store.keep_packed(writer, sha(data))
+    store.end_pack(writer)
 
 
-def test_written_parts_are_blobs_only_once_committed_and_a_failed_commit_removes_them(tmp_path, monkeypatch):
+def test_packed_blobs_are_held_only_once_committed_and_a_failed_commit_holds_none(tmp_path, monkeypatch):
     store = ReleaseStore(tmp_path / "push", boot_id=None)  # no boot id: every commit is flushed (rule 1)
-    written = written_parts(store, [b"a", b"c"])
-    assert written[0][1] != written[1][1] and all(p.parent == store.partial for _, p in written)
-    assert not store.has_blob(sha(b"a"))
-    store.commit_parts(written)
-    assert store.has_blob(sha(b"a")) and store.blob_path(sha(b"c")).read_bytes() == b"c"
+    writer = store.pack_writer()
+    for data in (b"a", b"c"):
+        writer.begin()
+        writer.write(memoryview(data))
+        store.keep_packed(writer, sha(data))
+    assert not store.has_blob(sha(b"a")) and not os.path.exists(writer.pack.index)
+    store.end_pack(writer)
+    assert store.has_blob(sha(b"a")) and store.read_blob(sha(b"c")) == b"c"
     assert list(store.partial.iterdir()) == []
 
-    def broken(paths):
+    def broken(path):
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr("owncdn.edge.releases.sync_paths", broken)
+    monkeypatch.setattr("owncdn.edge.packs._fsync_dir", broken)
     with pytest.raises(OSError):
-        store.commit_parts(written_parts(store, [b"d"]))
-    assert not store.has_blob(sha(b"d")) and list(store.partial.iterdir()) == []
+        packed(store, [b"d"])
+    assert not store.has_blob(sha(b"d")) and sorted(store.packs.packs) == [1]
+    assert sorted(p.name for p in store.packs.dir.iterdir()) == ["1.idx", "1.pack"]
 
 
 # -- durability without waiting (releases.py rule 6, releasesync.py rule 7) --------------------
@@ -450,11 +454,11 @@ def test_with_a_boot_id_blobs_are_not_flushed_before_a_switch_but_in_the_backgro
     def broken(*args):
         raise AssertionError("flushed while fetching")
 
-    monkeypatch.setattr("owncdn.edge.releases.sync_paths", broken)
+    monkeypatch.setattr("owncdn.edge.packs._fsync_dir", broken)
     monkeypatch.setattr("owncdn.edge.releases.sync_many", broken)
     store = ReleaseStore(tmp_path / "push", boot_id="boot-a")
     assert json.loads((store.root / "boot.json").read_text()) == {"boot_id": "boot-a"}
-    store.commit_parts(written_parts(store, [b"a"]))
+    packed(store, [b"a"])
     store.install("blog", 1, {"index.html": b"a", "b.html": b"b"})
     assert saved(store)["unflushed"] is not None and store.unflushed() == 1
     began = store.flush()
@@ -505,7 +509,7 @@ async def test_after_a_reboot_a_corrupt_unflushed_blob_is_deleted_and_fetched_ag
     sync2.resume()
     await sync2.wait("blog")
     assert [r[0] for r in control.requests] == [sha(b"one")]
-    assert store2.blob_path(sha(b"one")).read_bytes() == b"one" and not store2.pending
+    assert store2.read_blob(sha(b"one")) == b"one" and not store2.pending
     await sync2.close()
     await control.origin.close()
 

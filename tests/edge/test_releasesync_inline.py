@@ -82,7 +82,7 @@ async def test_inline_blobs_are_verified_and_kept_without_a_fetch(tmp_path, boot
         assert store.live["blog"].target.number == 2
         assert control.acks[-1] == {"service": "blog", "number": 2, "status": "serving", "reason": ""}
         for data in TWO.values():
-            assert store.blob_path(blob_name(data)).read_bytes() == data
+            assert store.read_blob(blob_name(data)) == data
         assert (sync.inline_blobs, sync.fetched_blobs - fetched) == (2, 2)
         assert not list(store.partial.iterdir())
     finally:
@@ -107,7 +107,7 @@ async def test_an_inline_blob_that_does_not_match_its_name_is_refused_and_fetche
         assert control.asked == [sorted([blob_name(b"<h1>two</h1>"), blob_name(b"a{}")])]
         assert store.live["blog"].target.number == 1 and control.acks[-1]["status"] == "serving"
         for data in TWO.values():
-            assert store.blob_path(blob_name(data)).read_bytes() == data
+            assert store.read_blob(blob_name(data)) == data
         assert not store.has_blob(blob_name(extra))
         assert sync.inline_blobs == 1
         assert "2 inline blob(s) did not match their names" in capsys.readouterr().err

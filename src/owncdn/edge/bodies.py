@@ -61,8 +61,9 @@ class BodyFile:
 
 
 class DiskBody(BodyFile):
-    """A body inside a disk-tier object file: bytes [base, base + size) of `fd`, mapped
-    read-only; sent with sendfile. Owns `fd` (closed with the last reference)."""
+    """A body inside a file (a disk-tier object file, a blob pack): bytes [base, base +
+    size) of `fd`, mapped read-only from the page they start in; sent with sendfile.
+    Owns `fd` (closed with the last reference)."""
 
     __slots__ = ("base",)
     on_disk = True
@@ -71,12 +72,13 @@ class DiskBody(BodyFile):
         self.fd = fd
         self.base = base
         self.size = size
+        skip = base % mmap.ALLOCATIONGRANULARITY  # mapped from the page the body starts in
         try:
-            self._map = mmap.mmap(fd, base + size, prot=mmap.PROT_READ) if size else None
+            self._map = mmap.mmap(fd, skip + size, prot=mmap.PROT_READ, offset=base - skip) if size else None
         except BaseException:
             os.close(fd)
             raise
-        self.view = memoryview(self._map)[base:base + size] if self._map is not None else memoryview(b"")
+        self.view = memoryview(self._map)[skip:skip + size] if self._map is not None else memoryview(b"")
 
     def __repr__(self) -> str:
         return f"<DiskBody fd={self.fd} base={self.base} size={self.size}>"

@@ -20,18 +20,20 @@ Rules:
    up to ``KEEP_BUFFERS`` reused from fetch to fetch). Its head (at
    most ``MAX_HEAD`` bytes; 1xx answers skipped) is parsed here; the body is framed by
    chunked coding (``core/http/chunked.py``), ``Content-Length`` or the connection's end.
-2. A 200 body is a bundle (``core/content/bundle.py``, views): each blob's pieces are
-   hashed and written to a partial file of its own straight from the buffer as they
-   arrive, with the hash its name says (``core/content/digest.py``: BLAKE3, or SHA-256
-   for older blobs); at the blob's end the digest is compared with the name
-   (``releases.py`` rule 1). A blob not
-   asked for, with another size, or twice, ends the fetch as ``OriginProtocolError``; one
-   that hashes wrong is deleted and reported (``Outcome.results``); one the store
-   holds already is read past.
-3. A verified blob is renamed into place at once where the store flushes in the
-   background (``releases.py`` rule 6); elsewhere the verified partial files are made
-   durable together when the fetch ends, however it ends, then renamed
-   (``ReleaseStore.commit_parts``). Either way what came before a cut is kept.
+2. A 200 body is a bundle (``core/content/bundle.py``, views): the blobs the store
+   lacks are written back to back into one new pack (``edge/packs.py``, made when the
+   first one starts: a bundle of blobs held already creates no file), each blob's
+   pieces hashed and written straight from the buffer as they arrive, with the hash
+   its name says (``core/content/digest.py``: BLAKE3, or SHA-256 for older blobs); at
+   the blob's end the digest is compared with the name (``releases.py`` rule 1). A
+   blob not asked for, with another size, or twice, ends the fetch as
+   ``OriginProtocolError``; one that hashes wrong is cut off the pack again and
+   reported (``Outcome.results``); one the store holds already is read past.
+3. A verified blob gets its index record, and is held, at once where the store
+   flushes in the background (``releases.py`` rule 6); elsewhere the pack and the
+   records are made durable together when the fetch ends, however it ends, and the
+   blobs held then (``ReleaseStore.end_pack``). Either way what was verified before a
+   cut is kept, and a blob cut off midway is cut off the pack.
 4. Any other status: the body (up to 1 MiB) is returned for the caller to read the
    reason from (``Outcome.status``, ``Outcome.refusal``).
 5. Timeouts as ``upstream.Timeouts``: connect, first byte (request sent -> head) and
@@ -44,7 +46,7 @@ Rules:
 7. A connection whose answer was read to its end, with keep-alive on both sides, goes
    back to ``BlobConnections``; one idle for more than ``IDLE_SECONDS`` is closed rather
    than used (servers close idle keep-alive connections after a few seconds).
-8. Where verified blobs are named at once (Rule 3), ``on_complete`` (if given) is called
+8. Where verified blobs are held at once (Rule 3), ``on_complete`` (if given) is called
    in the worker thread as soon as every blob asked for came, matched and is in place,
    before the end of the body is read: the caller need not wait for the last bytes
    of the framing (the control plane's last chunk came 2-3 ms after the last blob in
@@ -53,7 +55,6 @@ Rules:
 
 from __future__ import annotations
 
-import os
 import socket
 import ssl
 import threading
@@ -75,7 +76,6 @@ KEEP_BUFFERS = 4  # receive buffers kept for the next fetches; more at once are 
 MAX_HEAD = 64 << 10
 MAX_REFUSAL = 1 << 20
 IDLE_SECONDS = 4.0  # under the 5 s after which uvicorn (the control plane) closes an idle connection
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 class Outcome:
@@ -177,8 +177,8 @@ class BundleFetch:
         self._sock: socket.socket | None = None
         self._aborted = False
         self._lock = threading.Lock()
-        self._written: list[tuple[str, str]] = []  # verified partial files not yet renamed (Rule 3)
-        self._part: tuple[int, str] | None = None  # the blob being written: (fd, partial file)
+        self._pack = None  # the bundle's packs.PackWriter, once a blob is written (Rule 2)
+        self._writing = False  # a blob is being written to it
         self._digest = None  # ... and its hash so far
         self._reader = BundleReader(views=True)
         self._blob_start = 0  # outcome.received when the current blob began
@@ -205,15 +205,25 @@ class BundleFetch:
         except BaseException as exc:  # noqa: BLE001 - handed to the event loop as it is
             self.outcome.error = exc
         finally:
-            self._drop_part()
-            if self._written:
-                try:
-                    self.store.commit_parts(self._written)
-                except OSError as exc:
-                    self.outcome.results = [(sha, ok) for sha, ok in self.outcome.results
-                                            if not ok or self.store.has_blob(sha)]
-                    self.outcome.error = self.outcome.error or exc
+            self._end_pack()
         return self.outcome
+
+    def _end_pack(self) -> None:
+        """Rule 3, however the fetch ended."""
+        pack, self._pack = self._pack, None
+        if pack is None:
+            return
+        try:
+            try:
+                if self._writing:  # a blob cut off midway
+                    self._writing = False
+                    pack.cut()
+            finally:
+                self.store.end_pack(pack)
+        except OSError as exc:
+            self.outcome.results = [(sha, ok) for sha, ok in self.outcome.results
+                                    if not ok or self.store.has_blob(sha)]
+            self.outcome.error = self.outcome.error or exc
 
     def _error(self, exc: BaseException) -> BaseException:
         if self._aborted:
@@ -357,9 +367,9 @@ class BundleFetch:
         for ev in self._reader.feed(piece):
             if isinstance(ev, BlobData):
                 self.outcome.received += len(ev.data)
-                if self._part is not None:
+                if self._writing:
                     self._digest.update(ev.data)
-                    _write(self._part[0], ev.data)
+                    self._pack.write(ev.data)
             elif isinstance(ev, BlobStart):
                 self._start(ev.sha256, ev.size)
             elif isinstance(ev, BlobEnd):
@@ -371,28 +381,26 @@ class BundleFetch:
                                       "which was not asked for with that size")
         if self.store.has_blob(sha):
             return  # fetched meanwhile by another task: read past
-        path = self.store.part_name(sha)
-        self._part = (os.open(path, _CREATE, 0o644), path)
+        if self._pack is None:
+            self._pack = self.store.pack_writer()
+        self._pack.begin()
+        self._writing = True
         self._digest = hasher(sha)
 
     def _end(self, sha: str) -> None:
-        part, self._part = self._part, None
+        writing, self._writing = self._writing, False
         size, self._blob_start = self.outcome.received - self._blob_start, self.outcome.received
-        if part is None:
+        if not writing:
             self.store.count_fetched(0, size)
             self.outcome.results.append((sha, True))
             self._completed()
             return
-        fd, path = part
-        os.close(fd)
         ok = name_of(self._digest) == sha
         if not ok:
-            os.unlink(path)
+            self._pack.cut()
             self._wrong = True
-        elif self.store.lazy:
-            self.store.adopt_verified(sha, path)
         else:
-            self._written.append((sha, path))
+            self.store.keep_packed(self._pack, sha)
         self.store.count_fetched(ok, size)  # blobs kept later (not lazy) are counted now
         self.outcome.results.append((sha, ok))
         self._completed()
@@ -403,15 +411,6 @@ class BundleFetch:
             callback, self.on_complete = self.on_complete, None
             callback()
 
-    def _drop_part(self) -> None:
-        part, self._part = self._part, None
-        if part is not None:
-            os.close(part[0])
-            try:
-                os.unlink(part[1])
-            except FileNotFoundError:
-                pass
-
     def _refusal_piece(self, piece: memoryview) -> None:
         room = MAX_REFUSAL - len(self.outcome.refusal)
         if room > 0:
@@ -421,11 +420,6 @@ class BundleFetch:
     def missing(self) -> set[str]:
         """Blobs asked for that the bundle did not hold."""
         return set(self.sizes)
-
-
-def _write(fd: int, data: memoryview) -> None:
-    while data:
-        data = data[os.write(fd, data):]
 
 
 def _parse_head(head: bytes) -> tuple[int, dict[bytes, bytes]]:

@@ -2,14 +2,16 @@
 
 Layout under the edge's state directory (``<state>/push``):
 
-    blobs/ab/abcdef...-b3     one file per blob, named by a digest of its bytes: BLAKE3
+    packs/<n>.pack, <n>.idx   the blobs one bundle brought, back to back, and the
+                              index of those verified (``edge/packs.py``)
+    blobs/ab/abcdef...-b3     one file per blob that came otherwise (a single GET, a
+                              release event, ``put_blob``), or fetched by an older
+                              edge, named by a digest of its bytes: BLAKE3
                               (``-b3``), or SHA-256 for blobs pushed before BLAKE3
                               (no suffix; ``core/content/digest.py``)
     partial/<sha>.part        a blob being fetched (kept across restarts for resuming)
-    partial/<sha>.<n>.part    a blob being written from a bundle (renamed into
-                              place once verified: at once where Rule 6 holds, else
-                              when its bundle is committed; one left by a crash
-                              is removed at start)
+    partial/<sha>.<n>.part    a blob being written whole (renamed into place once
+                              verified; one left by a crash is removed at start)
     releases/<service>.json   the release served: number, id, time, manifest, and the
                               previous release (kept for instant rollback)
     releases/<service>.pending.json   the release being fetched: its release file as
@@ -17,10 +19,14 @@ Layout under the edge's state directory (``<state>/push``):
     boot.json                 the boot of the machine the store was opened in (Rule 6)
 
 Rules:
-1. A blob file appears under ``blobs/`` only complete and verified (written as
-   ``partial/<sha>.part``, renamed into place): a blob's name is its content. It is
-   fsynced first only where Rule 6 cannot hold (no boot id: not Linux).
-2. A release is switched only when every blob it names is present; the switch writes
+1. A blob is held (``held``: name -> ``None`` for a file under ``blobs/``, or its
+   ``packs.Slot``) only complete and verified: a blob's name is its content. A loose
+   file is written as ``partial/<sha>.part`` and renamed into place; a packed blob's
+   bytes are in its pack before its index record is (``packs.py`` rule 1). Either is
+   fsynced first only where Rule 6 cannot hold (no boot id: not Linux). A blob is read
+   wherever it is with ``read_blob`` / ``open_blob`` (a descriptor and the offset of
+   the blob in it).
+2. A release is switched only when every blob it names is held; the switch writes
    ``releases/<service>.json`` atomically (temp file, fsync, rename, directory fsync)
    and only then replaces the live release, so an edge never serves a half-synced
    release, before or after a restart. The temp file is written ahead, while the blobs
@@ -42,12 +48,19 @@ Rules:
 3. At start the switched releases are loaded at once: the edge serves the last one it
    switched to even while the control plane is unreachable. A pending target stays
    pending until its fetch ends (``releasesync``); a switched release whose blobs are
-   no longer all on disk becomes pending again, so they are fetched again.
+   no longer all on disk becomes pending again, so they are fetched again. ``held`` is
+   rebuilt from the names under ``blobs/`` and the pack indexes (``packs.py`` rule 3),
+   without reading blob bytes; a bundle cut off midway, or a process killed during
+   one, thus keeps the blobs whose records were written.
 4. After a switch, blobs that no current, previous, pending or upcoming (being
-   prefetched) release of any service names are deleted, and so are partial files nobody wants; rolling back to the
+   prefetched) release of any service names are dropped, and so are partial files nobody wants; rolling back to the
    previous release needs no fetch. The blobs are known without listing ``blobs/``
    (``held``: read at start, kept up to date since), so a collection lists only
-   ``partial/``.
+   ``partial/``. A loose blob is deleted; a packed one leaves its pack's live set, a
+   pack with no live blob is deleted with its index, and one whose live bytes are under
+   half of its length is compacted: its live blobs copied into a new pack, made
+   durable with its records (always: a release marked flushed, Rule 6, may name
+   them), ``held`` pointed there, then the old pack deleted. Bodies open on a deleted pack stay readable (Rule 5).
 5. The live release of a service is one object (``Live``) replaced whole; a request
    that already holds one keeps a consistent view (open blob files stay readable after
    their names are deleted). The bodies a release kept in memory or open
@@ -70,17 +83,19 @@ Rules:
    - At start in another boot than ``boot.json`` names (or in a store without one):
      the blobs of releases whose file says ``null`` (or that predate the stamp) are
      trusted; every other blob a loaded release (live, previous, pending) names is
-     hashed again (with the hash its name says) and deleted unless it matches, and every other blob and partial
-     file is deleted. Rule 3 then makes the releases that lost blobs pending, and
+     hashed again (with the hash its name says; a packed one read from its pack) and
+     dropped unless it matches, and every other blob and partial file is dropped (packs
+     left with no live blob are deleted). Rule 3 then makes the releases that lost blobs pending, and
      their blobs are fetched again; until then their missing files answer 503, never
      wrong bytes. The releases are then marked flushed (what is left was read from
      disk) and ``boot.json`` is rewritten.
    A store opened with ``boot_id=None`` (no boot id) fsyncs every blob and directory
-   before a switch instead, as Rule 1 says.
+   (packs and their indexes too) before a switch instead, as Rule 1 says.
 """
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
@@ -95,7 +110,8 @@ import orjson
 from owncdn.core.content.digest import NEW, digest, hasher, is_blob_name, name_of
 from owncdn.core.content.manifest import Manifest, parse_manifest
 from owncdn.durable import boot_id as system_boot_id
-from owncdn.durable import sync_filesystem, sync_many, sync_paths
+from owncdn.durable import sync_filesystem, sync_many
+from owncdn.edge.packs import Packs, PackWriter, Slot
 
 __all__ = ["Live", "Prepared", "ReleaseStore", "Target"]
 
@@ -246,7 +262,6 @@ class ReleaseStore:
         self.blobs = self.root / "blobs"
         self.partial = self.root / "partial"
         self._partial_dir = str(self.partial)
-        self._blobs_dir = str(self.blobs)
         self.releases = self.root / "releases"
         for d in (self.blobs, self.partial, self.releases):
             d.mkdir(parents=True, exist_ok=True)
@@ -261,7 +276,13 @@ class ReleaseStore:
         self.upcoming: dict[str, Target] = {}  # prefetched, not to be served (releasesync.py rule 6); in memory only
         self.prepared: dict[str, Prepared] = {}  # Rule 2: the latest release file begun per pending service
         self.files = threading.Lock()  # Rule 2: guards `prepared` and the names of pending files
-        self.held: set[str] = self._scan_blobs()  # names under blobs/: what has_blob answers from
+        self.packs = Packs(self.root / "packs")
+        self.held: dict[str, Slot | None] = self._scan_blobs()  # Rule 1: what has_blob answers from
+        for sha, slot in self.packs.load().items():
+            if sha in self.held:
+                Packs.forget(sha, slot)  # a loose copy is there already
+            else:
+                self.held[sha] = slot
         self.unsynced_dirs: set[Path] = set()  # blob directories with renames not yet fsynced
         self.made_dirs: set[Path] = set()  # blob directories known to exist (collect() never removes them)
         self._make_blob_dirs()
@@ -333,16 +354,16 @@ class ReleaseStore:
             (trusted if live.unflushed is None else check).update(named)
         for target in self.pending.values():
             check.update(target.blobs)
-        for sha in sorted(self.held - trusted):
-            path = self.blob_path(sha)
+        for sha in sorted(self.held.keys() - trusted):
+            slot = self.held[sha]
             if sha in check:
                 self.reverified += 1
-                if _hashes_to(path, sha):
+                if _hashes_to(self.blob_path(sha) if slot is None else slot, sha):
                     continue
                 print(f"owncdn edge: blob {sha[:12]} does not match its name after a reboot: fetching it again",
                       flush=True)
-            path.unlink(missing_ok=True)
-            self.held.discard(sha)
+            self._drop_blob(sha)
+        self.packs.sweep()
         for part in self.partial.glob("*.part"):
             part.unlink(missing_ok=True)
 
@@ -408,11 +429,11 @@ class ReleaseStore:
         if made:
             _fsync_dir(self.blobs)
 
-    def _scan_blobs(self) -> set[str]:
-        held = set()
+    def _scan_blobs(self) -> dict[str, Slot | None]:
+        held: dict[str, Slot | None] = {}
         for sub in os.scandir(self.blobs):
             if sub.is_dir():
-                held.update(entry.name for entry in os.scandir(sub.path) if is_blob_name(entry.name))
+                held.update((entry.name, None) for entry in os.scandir(sub.path) if is_blob_name(entry.name))
         return held
 
     def count_fetched(self, blobs: int, size: int) -> None:
@@ -427,7 +448,7 @@ class ReleaseStore:
     def missing(self, target: Target) -> dict[str, int]:
         """Blobs of ``target`` not held here: blob name -> size."""
         blobs, held = target.blobs, self.held
-        if blobs.keys() <= held:  # the usual answer before a switch, without a loop in Python
+        if blobs.keys() <= held.keys():  # the usual answer before a switch, without a loop in Python
             return {}
         return {sha: size for sha, size in blobs.items() if sha not in held}
 
@@ -442,27 +463,6 @@ class ReleaseStore:
                 os.close(fd)
         return self.adopt_part(sha)
 
-    def commit_parts(self, written: list[tuple[str, Path]]) -> None:
-        """Verified partial files (``part_name``, written by ``bundlefetch.py``): made durable
-        at once (``owncdn.durable.sync_paths``: one ``syncfs`` for many, not an fsync
-        each; not at all where Rule 6 holds), then moved into place (Rule 1). If that
-        fails they are removed."""
-        try:
-            if not self.lazy:
-                sync_paths([part for _, part in written])
-        except BaseException:
-            self.drop_parts(written)
-            raise
-        for sha, part in written:
-            self.adopt_part(sha, part)
-
-    def drop_parts(self, written: list[tuple[str, Path]]) -> None:
-        for _, part in written:
-            try:
-                os.unlink(part)
-            except FileNotFoundError:
-                pass
-
     def adopt_part(self, sha: str, part: Path | None = None) -> Path:
         """Move a verified and fsynced partial file into place."""
         dest = self.blob_path(sha)
@@ -471,19 +471,67 @@ class ReleaseStore:
             self.made_dirs.add(dest.parent)
         os.replace(part or self.part_path(sha), dest)
         self.unsynced_dirs.add(dest.parent)
-        self.held.add(sha)
+        self.held[sha] = None
         return dest
 
-    def adopt_verified(self, sha: str, part: str) -> None:
-        """``adopt_part`` where Rule 6 holds (no directory to remember: the background
-        flush writes them back), with string paths: once per blob of a bundle."""
+    # -- packs (Rule 1; bundlefetch.py) ---------------------------------------------------
+    def pack_writer(self) -> PackWriter:
+        """A new pack for the blobs of one bundle (``packs.py``; any thread)."""
+        return self.packs.writer(durable=not self.lazy)
+
+    def keep_packed(self, writer: PackWriter, sha: str) -> None:
+        """The blob just written by ``writer`` is verified: held at once where Rule 6
+        holds, else when the writer is committed (``end_pack``)."""
+        slot = writer.keep(sha)
+        if slot is not None:
+            self.held[sha] = slot
+
+    def end_pack(self, writer: PackWriter) -> list[str]:
+        """The bundle ended, however it ended: where Rule 6 cannot hold, its verified
+        blobs are made durable and held now (``PackWriter.commit``); the writer is
+        closed either way (a pack with no blob is deleted). The blobs held now; OSError
+        (none held) when the commit failed."""
         try:
-            os.replace(part, f"{self._blobs_dir}/{sha[:2]}/{sha}")
-        except FileNotFoundError:  # its directory went missing meanwhile
-            self.made_dirs.discard(self.blob_path(sha).parent)
-            self.adopt_part(sha, Path(part))
-            return
-        self.held.add(sha)
+            kept = writer.commit() if writer.durable else []
+            for sha, slot in kept:
+                self.held[sha] = slot
+            return [sha for sha, _ in kept]
+        finally:
+            writer.close()
+
+    def read_blob(self, sha: str) -> bytes:
+        """A held blob's bytes, wherever it is (OSError if it is not held)."""
+        for _ in range(2):
+            slot = self._where(sha)
+            try:
+                if slot is None:
+                    with open(self.blob_path(sha), "rb") as f:
+                        return f.read()
+                return Packs.read(slot)
+            except FileNotFoundError:
+                if self.held.get(sha, False) is slot:  # not moved by a compaction meanwhile
+                    raise
+        raise FileNotFoundError(errno.ENOENT, "the blob moved twice while read", sha)
+
+    def open_blob(self, sha: str) -> tuple[int, int]:
+        """A new read-only descriptor holding the blob, and the offset of its bytes in
+        it (0 for a loose file); the caller closes it."""
+        for _ in range(2):
+            slot = self._where(sha)
+            try:
+                if slot is None:
+                    return os.open(self.blob_path(sha), os.O_RDONLY | os.O_CLOEXEC), 0
+                return Packs.open(slot), slot.offset
+            except FileNotFoundError:
+                if self.held.get(sha, False) is slot:
+                    raise
+        raise FileNotFoundError(errno.ENOENT, "the blob moved twice while opened", sha)
+
+    def _where(self, sha: str) -> Slot | None:
+        try:
+            return self.held[sha]
+        except KeyError:
+            raise FileNotFoundError(errno.ENOENT, "the blob is not held here", sha) from None
 
     def keep_inline(self, sha: str, size: int, data: bytes) -> bool:
         """A blob that came inside a release event (``releasesync.py`` Rule 8), kept as a
@@ -682,14 +730,28 @@ class ReleaseStore:
         return keep
 
     def collect(self, keep: set[str] | None = None) -> tuple[int, int]:
-        """Delete blobs and partial files not in ``keep`` (default: ``wanted()``; compute
-        it on the event loop's thread when this runs in another); (files, bytes) removed."""
+        """Drop blobs and partial files not in ``keep`` (default: ``wanted()``; compute
+        it on the event loop's thread when this runs in another), delete packs with no
+        live blob and compact those mostly dead (Rule 4); (blobs and partial files
+        dropped, their bytes)."""
         keep = self.wanted() if keep is None else keep
         files = size = 0
-        unwanted = [(sha, self.blob_path(sha)) for sha in self.held - keep]  # a copy: fetches add to held meanwhile
-        for sha, path in unwanted + [(path.name.removesuffix(".part").split(".")[0], path)
-                                     for path in self.partial.glob("*.part")]:
-            # a partial file is <sha>.part, or a writer's <sha>.<n>.part
+        for sha in self.held.keys() - keep:  # a copy: fetches add to held meanwhile
+            slot = self.held.get(sha, False)
+            if slot is False:
+                continue
+            if slot is None:
+                try:
+                    n = self.blob_path(sha).stat().st_size
+                except FileNotFoundError:
+                    n = 0
+            else:
+                n = slot.size
+            self._drop_blob(sha)
+            files += 1
+            size += n
+        for path in self.partial.glob("*.part"):
+            sha = path.name.removesuffix(".part").split(".")[0]  # <sha>.part, or a writer's <sha>.<n>.part
             if sha in keep and is_blob_name(sha):
                 continue
             try:
@@ -697,11 +759,52 @@ class ReleaseStore:
                 path.unlink()
             except FileNotFoundError:
                 continue
-            if path.parent != self.partial:
-                self.held.discard(sha)
             files += 1
             size += n
+        _, compact = self.packs.sweep()
+        if compact:
+            self._compact(compact)
         return files, size
+
+    def _drop_blob(self, sha: str) -> None:
+        """Rule 4: ``sha`` is no longer held; a loose file is deleted."""
+        slot = self.held.pop(sha, None)
+        if slot is not None:
+            Packs.forget(sha, slot)
+            return
+        try:
+            os.unlink(self.blob_path(sha))
+        except FileNotFoundError:
+            pass
+
+    def _compact(self, packs: list) -> None:
+        """Rule 4: the live blobs of ``packs`` copied into one new pack, made durable
+        (also where Rule 6 holds: a release marked flushed may name them), ``held``
+        pointed there, then the packs deleted."""
+        writer = self.packs.writer(durable=True)
+        moved: list[tuple[str, Slot]] = []
+        try:
+            for pack in packs:
+                for sha, slot in list(pack.live.items()):
+                    writer.begin()
+                    writer.write(memoryview(Packs.read(slot)))
+                    writer.keep(sha)
+                    moved.append((sha, slot))
+            writer.commit()
+        except BaseException:
+            writer.records = []
+            writer.pack.live.clear()
+            writer.close()  # nothing kept: the new pack is deleted, the old ones stay
+            raise
+        for sha, old in moved:
+            new = writer.pack.live.get(sha)
+            if new is not None and self.held.get(sha) is old:
+                self.held[sha] = new
+            elif new is not None:  # dropped meanwhile
+                Packs.forget(sha, new)
+        writer.close()
+        for pack in packs:
+            self.packs.delete(pack)
 
 
 def _hand_over_bodies(old: Live, new: Live) -> None:
@@ -733,12 +836,26 @@ def _names(sha: str, data: bytes) -> bool:
     return name_of(h) == sha
 
 
-def _hashes_to(path: Path, sha: str) -> bool:
+def _hashes_to(where: Path | Slot, sha: str) -> bool:
+    """True when the loose file or packed blob ``where`` hashes to ``sha``."""
     h = hasher(sha)
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(VERIFY_CHUNK):
-                h.update(chunk)
+        if isinstance(where, Slot):
+            fd = Packs.open(where)
+            try:
+                at, end = where.offset, where.offset + where.size
+                while at < end:
+                    chunk = os.pread(fd, min(VERIFY_CHUNK, end - at), at)
+                    if not chunk:
+                        return False
+                    h.update(chunk)
+                    at += len(chunk)
+            finally:
+                os.close(fd)
+        else:
+            with open(where, "rb") as f:
+                while chunk := f.read(VERIFY_CHUNK):
+                    h.update(chunk)
     except OSError:
         return False
     return name_of(h) == sha

@@ -19,13 +19,14 @@ Rules:
    (``POST /v1/blobs/fetch``, up to ``BUNDLE_BYTES`` / ``BUNDLE_BLOBS`` per request,
    ``owncdn.core.content.bundle``), each received by one worker thread on a blocking
    keep-alive connection of its own (``bundlefetch.py``: ``recv_into`` one reused
-   buffer, every blob hashed and written to a partial file from views of it as it
-   arrives). Where releases.py rule 6 holds (see Rule 7) a verified blob is renamed
-   into place at once, and a bundle whose blobs all came and matched is done then,
-   before the end of its body is read (``bundlefetch.py`` rule 8: the thread reads it
-   and keeps the connection meanwhile); elsewhere the bundle's files are made durable at once when it
-   ends (or is cut off) and only then renamed (releases.py ``commit_parts``: one
-   ``syncfs`` per bundle). Either way a bundle cut off midway, or cancelled, keeps
+   buffer, every blob hashed and written from views of it as it arrives, the blobs
+   of a bundle back to back into one pack: ``packs.py``). Where releases.py rule 6
+   holds (see Rule 7) a verified blob gets its index record and is held at once, and
+   a bundle whose blobs all came and matched is done then, before the end of its body
+   is read (``bundlefetch.py`` rule 8: the thread reads it and keeps the connection
+   meanwhile); elsewhere the bundle's pack and records are made durable when it ends
+   (or is cut off) and only then held (releases.py ``end_pack``: two fsyncs per
+   bundle). Either way a bundle cut off midway, or cancelled, keeps
    the blobs before the cut and the next round asks only for the rest. Larger blobs (and every blob when the control plane has no bundle
    endpoint) come one ``GET /v1/blobs/{sha256}`` each, written to
    ``partial/<sha>.part``; after an interruption (a dropped connection, a restart)

@@ -18,7 +18,8 @@ Rules:
    gets the plain file, never a compressed sibling (its Vary still names
    Accept-Encoding).
 4. Bodies below ``FILE_THRESHOLD`` are read into memory once; larger blobs are mapped
-   (``DiskBody``) and go out with ``sendfile``. Open blobs are kept per release, at
+   (``DiskBody``: the blob's file, or its pack from the blob's offset, ``releases.py``
+   rule 1) and go out with ``sendfile``. Open blobs are kept per release, at
    most ``OPEN_BLOBS`` (an old one closes when its last response is sent). A switch
    hands the bodies of blobs the new release also names to it (``releases.py`` rule
    5), so they are not read again.
@@ -39,7 +40,6 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -193,8 +193,7 @@ def _read_small(store, answers: list[FileAnswer], budget: int) -> dict[str, byte
         if ans.size > budget:
             continue
         try:
-            with open(store.blob_path(ans.sha256), "rb") as f:
-                out[ans.sha256] = f.read()
+            out[ans.sha256] = store.read_blob(ans.sha256)
         except OSError:
             continue   # read at the first request, which then says why it cannot
         budget -= ans.size
@@ -216,16 +215,14 @@ def _body(store, live: "Live", ans: FileAnswer):
     body = bodies.get(ans.sha256)
     if body is not None:
         return body
-    path = store.blob_path(ans.sha256)
     if ans.size < FILE_THRESHOLD:
-        with open(path, "rb") as f:
-            body = f.read()
+        body = store.read_blob(ans.sha256)
         if live.small_bytes + len(body) <= SMALL_BYTES:
             live.small_bytes += len(body)
             bodies[ans.sha256] = body
         return body
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    body = DiskBody(fd, 0, ans.size)
+    fd, base = store.open_blob(ans.sha256)
+    body = DiskBody(fd, base, ans.size)
     if live.open_blobs >= OPEN_BLOBS:
         for sha in [s for s, b in bodies.items() if type(b) is DiskBody][:OPEN_BLOBS // 4]:
             del bodies[sha]

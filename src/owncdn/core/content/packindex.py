@@ -1,0 +1,68 @@
+"""Pack indexes: which byte ranges of an edge's blob pack are verified blobs.
+
+An edge keeps the blobs a bundle brings in one pack file (``edge/packs.py``): their
+bytes back to back, and next to it an index of fixed-size records appended as each
+blob is verified:
+
+    MAGIC (8 bytes), then per blob:
+    <blob name, ASCII, NUL-padded to 67 bytes> <offset u64 LE> <size u64 LE> <crc32 u32 LE>
+
+Rules:
+1. A record is ``RECORD`` bytes; its CRC-32 covers the 83 bytes before it. A file that
+   does not start with ``MAGIC`` holds no records.
+2. ``decode`` reads whole records in order and skips one whose CRC does not match or
+   whose name is not a blob name (``digest.is_blob_name``); bytes after the last whole
+   record (a record torn by a crash) are ignored. A record whose range ends past
+   ``pack_size`` (the pack file's length, when given) is skipped: its bytes are not
+   all there. A name recorded twice keeps its first record.
+3. ``compactable``: a pack whose live blob bytes are under half of its length.
+No files are read here.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+from .digest import is_blob_name
+
+__all__ = ["MAGIC", "RECORD", "compactable", "decode", "encode"]
+
+MAGIC = b"OCPKIDX1"
+_NAME = 67
+_BODY = struct.Struct(f"<{_NAME}sQQ")
+_CRC = struct.Struct("<I")
+RECORD = _BODY.size + _CRC.size  # 87
+
+
+def encode(name: str, offset: int, size: int) -> bytes:
+    """One index record (Rule 1)."""
+    body = _BODY.pack(name.encode("ascii"), offset, size)
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def decode(data: bytes, pack_size: int | None = None) -> dict[str, tuple[int, int]]:
+    """The records of an index file's bytes: blob name -> (offset, size) (Rule 2)."""
+    out: dict[str, tuple[int, int]] = {}
+    if not data.startswith(MAGIC):
+        return out
+    view = memoryview(data)
+    for at in range(len(MAGIC), len(data) - RECORD + 1, RECORD):
+        body = view[at:at + _BODY.size]
+        (crc,) = _CRC.unpack_from(view, at + _BODY.size)
+        if zlib.crc32(body) != crc:
+            continue
+        raw, offset, size = _BODY.unpack(body)
+        try:
+            name = raw.rstrip(b"\0").decode("ascii")
+        except UnicodeDecodeError:
+            continue
+        if not is_blob_name(name) or (pack_size is not None and offset + size > pack_size):
+            continue
+        out.setdefault(name, (offset, size))
+    return out
+
+
+def compactable(live_bytes: int, pack_size: int) -> bool:
+    """Rule 3."""
+    return live_bytes * 2 < pack_size

@@ -1,0 +1,258 @@
+"""Blob packs at the edge: the blobs of one bundle in one file, with an index.
+
+Layout under the release store (``<state>/push/packs``):
+
+    <n>.pack    blob bytes back to back, as a bundle brought them (``bundlefetch.py``
+                writes them straight from its receive buffer)
+    <n>.idx     ``core/content/packindex.py`` records: which ranges are verified blobs
+
+Rules:
+1. A blob's bytes are written to its pack before its record is appended to the index,
+   so a record always names bytes that are in the file (in the page cache at least:
+   a killed process keeps them). Where the store flushes in the background
+   (``releases.py`` rule 6) the record is appended as soon as the blob is verified;
+   elsewhere (``durable``) the records are kept in memory until the writer commits:
+   pack fsynced, records appended, index fsynced, directory fsynced, and only then
+   are the blobs held. A blob that hashed wrong, or one cut off midway, is cut off the
+   pack's end again (``ftruncate``): dead bytes are never left at the end.
+2. One writer per pack; a pack being written is neither compacted nor deleted.
+   A pack with no record when its writer ends is deleted with its index.
+3. At start the indexes are read (``packindex.decode``, records past the pack's
+   length skipped), never the blob bytes; a pack without a valid record is deleted,
+   and an index without its pack too. Pack numbers go on from the highest found.
+4. ``Pack.live`` is the pack's blobs the store holds; a blob the store drops is
+   removed from it (``forget``). ``sweep`` deletes packs with no live blob and names
+   those whose live bytes are under half of their length (``packindex.compactable``)
+   for the store to copy out. Open descriptors of a deleted pack stay readable (POSIX).
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+import threading
+from pathlib import Path
+
+from owncdn.core.content.packindex import MAGIC, compactable, decode, encode
+
+__all__ = ["Pack", "PackWriter", "Packs", "Slot"]
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+
+
+class Slot:
+    """Where a packed blob is: its pack, offset and size."""
+
+    __slots__ = ("pack", "offset", "size")
+
+    def __init__(self, pack: "Pack", offset: int, size: int) -> None:
+        self.pack, self.offset, self.size = pack, offset, size
+
+    def __repr__(self) -> str:
+        return f"<Slot {self.pack.number}.pack+{self.offset} size={self.size}>"
+
+
+class Pack:
+    __slots__ = ("number", "path", "index", "size", "live", "writing")
+
+    def __init__(self, directory: Path, number: int) -> None:
+        self.number = number
+        self.path = f"{directory}/{number}.pack"
+        self.index = f"{directory}/{number}.idx"
+        self.size = 0  # the pack file's length
+        self.live: dict[str, Slot] = {}  # Rule 4
+        self.writing = False  # Rule 2
+
+    def live_bytes(self) -> int:
+        return sum(slot.size for slot in list(self.live.values()))
+
+    def __repr__(self) -> str:
+        return f"<Pack {self.number} size={self.size} live={len(self.live)}{' writing' if self.writing else ''}>"
+
+
+class PackWriter:
+    """Writes one new pack (any one thread): ``begin``, ``write``..., ``keep`` or
+    ``cut`` per blob, then ``close`` (Rule 1)."""
+
+    def __init__(self, packs: "Packs", pack: Pack, durable: bool) -> None:
+        self.packs, self.pack, self.durable = packs, pack, durable
+        self.fd = os.open(pack.path, _CREATE, 0o644)
+        self.index_fd: int | None = None
+        self.end = 0  # bytes written
+        self.start = 0  # where the current blob began
+        self.records: list[tuple[str, Slot, bytes]] = []  # durable: kept until commit
+        self.kept = 0
+
+    def __repr__(self) -> str:
+        return f"<PackWriter {self.pack!r} end={self.end}>"
+
+    def begin(self) -> int:
+        self.start = self.end
+        return self.start
+
+    def write(self, data: memoryview) -> None:
+        fd = self.fd
+        while data:
+            n = os.write(fd, data)
+            data = data[n:]
+            self.end += n
+
+    def cut(self) -> None:
+        """The current blob is dropped: the pack ends where it began."""
+        if self.end != self.start:
+            os.ftruncate(self.fd, self.start)
+            os.lseek(self.fd, self.start, os.SEEK_SET)  # the next blob goes where this one began
+            self.end = self.start
+
+    def keep(self, sha: str) -> Slot | None:
+        """The current blob is verified: its record is appended (or kept for ``commit``
+        when durable); its slot, to hold at once, or None when durable."""
+        slot = Slot(self.pack, self.start, self.end - self.start)
+        record = encode(sha, slot.offset, slot.size)
+        self.kept += 1
+        if self.durable:
+            self.records.append((sha, slot, record))
+            return None
+        self._append(record)
+        self.pack.size = self.end
+        self.pack.live[sha] = slot
+        return slot
+
+    def _append(self, record: bytes) -> None:
+        if self.index_fd is None:
+            self.index_fd = os.open(self.pack.index, _APPEND, 0o644)
+            record = MAGIC + record
+        os.write(self.index_fd, record)
+
+    def commit(self) -> list[tuple[str, Slot]]:
+        """Durable writers: pack fsynced, records appended, index fsynced, directory
+        fsynced; the blobs to hold now (Rule 1)."""
+        records, self.records = self.records, []
+        if not records:
+            return []
+        os.fsync(self.fd)
+        self._append(b"".join(record for _, _, record in records))
+        os.fsync(self.index_fd)
+        _fsync_dir(self.packs.dir)
+        self.pack.size = self.end
+        for sha, slot, _ in records:
+            self.pack.live[sha] = slot
+        return [(sha, slot) for sha, slot, _ in records]
+
+    def close(self) -> None:
+        """Rule 2: the pack is done; one with no record is deleted."""
+        self.records = []
+        for fd in (self.fd, self.index_fd):
+            if fd is not None:
+                os.close(fd)
+        self.fd = self.index_fd = None
+        self.pack.writing = False
+        if not self.pack.live:
+            self.packs.delete(self.pack)
+
+
+class Packs:
+    """The packs of one release store (Rules 2-4)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.packs: dict[int, Pack] = {}
+        self.lock = threading.Lock()  # guards ``packs``
+        self._numbers = itertools.count(1)
+
+    def __repr__(self) -> str:
+        return f"<Packs {self.dir} packs={len(self.packs)}>"
+
+    def load(self) -> dict[str, Slot]:
+        """Rule 3: every indexed blob -> its slot."""
+        found: dict[int, set[str]] = {}
+        for entry in os.scandir(self.dir):
+            number, dot, kind = entry.name.partition(".")
+            if dot and number.isdigit() and kind in ("pack", "idx"):
+                found.setdefault(int(number), set()).add(kind)
+        held: dict[str, Slot] = {}
+        for number in sorted(found):
+            pack = Pack(self.dir, number)
+            try:
+                pack.size = os.stat(pack.path).st_size
+                with open(pack.index, "rb") as f:
+                    records = decode(f.read(), pack.size)
+            except FileNotFoundError:
+                records = {}
+            for sha, (offset, size) in records.items():
+                if sha not in held:
+                    held[sha] = pack.live[sha] = Slot(pack, offset, size)
+            if pack.live:
+                self.packs[number] = pack
+            else:
+                self.delete(pack)
+        self._numbers = itertools.count(max(found, default=0) + 1)
+        return held
+
+    def writer(self, durable: bool) -> PackWriter:
+        with self.lock:
+            pack = Pack(self.dir, next(self._numbers))
+            pack.writing = True
+            self.packs[pack.number] = pack
+        try:
+            return PackWriter(self, pack, durable)
+        except BaseException:
+            with self.lock:
+                self.packs.pop(pack.number, None)
+            raise
+
+    def delete(self, pack: Pack) -> None:
+        with self.lock:
+            self.packs.pop(pack.number, None)
+        for path in (pack.index, pack.path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    @staticmethod
+    def forget(sha: str, slot: Slot) -> None:
+        """Rule 4: the store no longer holds this blob from this pack."""
+        if slot.pack.live.get(sha) is slot:
+            del slot.pack.live[sha]
+
+    def sweep(self) -> tuple[int, list[Pack]]:
+        """Rule 4: packs with no live blob deleted (how many bytes they took), and the
+        packs to compact."""
+        freed = 0
+        compact = []
+        with self.lock:
+            done = [pack for pack in self.packs.values() if not pack.writing]
+        for pack in done:
+            if not pack.live:
+                freed += pack.size
+                self.delete(pack)
+            elif compactable(pack.live_bytes(), pack.size):
+                compact.append(pack)
+        return freed, compact
+
+    @staticmethod
+    def read(slot: Slot) -> bytes:
+        fd = os.open(slot.pack.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.pread(fd, slot.size, slot.offset)
+        finally:
+            os.close(fd)
+        if len(data) != slot.size:
+            raise OSError(errno.EIO, "the pack ends inside the blob", slot.pack.path)
+        return data
+
+    @staticmethod
+    def open(slot: Slot) -> int:
+        return os.open(slot.pack.path, os.O_RDONLY | os.O_CLOEXEC)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,47 @@
+"""Pack index records (core/content/packindex.py): each row changes the bytes of an
+index of three records and says which blobs are still read from it."""
+
+from __future__ import annotations
+
+import pytest
+
+from owncdn.core.content.digest import digest
+from owncdn.core.content.packindex import MAGIC, RECORD, compactable, decode, encode
+
+A, B, C = (digest(x) for x in (b"a", b"bb", b"ccc"))
+OLD = digest(b"old", "sha256")  # a SHA-256 name (64 hex digits, no suffix)
+RECORDS = [(A, 0, 1), (B, 1, 2), (C, 3, 3)]
+INDEX = MAGIC + b"".join(encode(*r) for r in RECORDS)
+
+
+def flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
+
+
+@pytest.mark.parametrize("name, data, pack_size, expected", [
+    ("intact", INDEX, None, {A: (0, 1), B: (1, 2), C: (3, 3)}),
+    ("torn last record", INDEX[:-1], None, {A: (0, 1), B: (1, 2)}),
+    ("torn after its name", INDEX[:-RECORD + 70], None, {A: (0, 1), B: (1, 2)}),
+    ("only the magic", MAGIC, None, {}),
+    ("torn magic", MAGIC[:5], None, {}),
+    ("empty", b"", None, {}),
+    ("another format", b"XXXXXXXX" + INDEX[8:], None, {}),
+    ("a flipped offset in the middle", flip(INDEX, len(MAGIC) + RECORD + 70), None, {A: (0, 1), C: (3, 3)}),
+    ("a flipped checksum", flip(INDEX, len(MAGIC) + RECORD - 1), None, {B: (1, 2), C: (3, 3)}),
+    ("the pack ends inside the last blob", INDEX, 5, {A: (0, 1), B: (1, 2)}),
+    ("the pack ends right after it", INDEX, 6, {A: (0, 1), B: (1, 2), C: (3, 3)}),
+    ("a name twice keeps the first", INDEX + encode(A, 6, 1), None, {A: (0, 1), B: (1, 2), C: (3, 3)}),
+    ("a SHA-256 name", MAGIC + encode(OLD, 0, 3), None, {OLD: (0, 3)}),
+    ("not a blob name", MAGIC + encode("../etc/passwd", 0, 3), None, {}),
+])
+def test_decode(name, data, pack_size, expected):
+    assert decode(data, pack_size) == expected
+
+
+def test_records_are_fixed_size():
+    assert {len(encode(n, o, s)) for n, o, s in RECORDS + [(OLD, 1 << 40, 1 << 33)]} == {RECORD}
+
+
+@pytest.mark.parametrize("live, size, expected", [(0, 10, True), (4, 10, True), (5, 10, False), (10, 10, False)])
+def test_compactable_under_half(live, size, expected):
+    assert compactable(live, size) is expected
