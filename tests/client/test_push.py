@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from owncdn.client import ApiError, Client
+from owncdn.client import ApiError, Client, sitedir
 from owncdn.client.hashcache import HashCache
 from owncdn.client.push import push_site
 from owncdn.client.pushapi import PushApi
@@ -55,7 +55,17 @@ def test_push_then_push_one_change(api, tmp_path):
     assert second.bytes_moved == 13 + second.manifest_bytes
 
 
-def test_a_push_that_breaks_changes_nothing_and_the_next_sends_the_rest(api, tmp_path, monkeypatch):
+@pytest.fixture(params=["asked first", "streamed"])
+def streamed(request, monkeypatch):
+    """Both ways of push Rules 2-4: the whole directory hashed before the question, and
+    (Rule 9) the questions and uploads while it is hashed, a blob at a time."""
+    if request.param == "streamed":
+        monkeypatch.setattr("owncdn.client.push.INLINE_BLOBS", 0)
+        monkeypatch.setattr("owncdn.client.push.STREAM_FILES", 1)
+    return request.param
+
+
+def test_a_push_that_breaks_changes_nothing_and_the_next_sends_the_rest(api, tmp_path, monkeypatch, streamed):
     root = site(tmp_path / "s", one="1", two="22", three="333")
     push_site(api, root, service="blog")
     for name in ("one", "two", "three"):
@@ -80,7 +90,7 @@ def test_a_push_that_breaks_changes_nothing_and_the_next_sends_the_rest(api, tmp
     assert again.release["number"] == 2 and again.blobs_uploaded == 3 - stored_before
 
 
-def test_blobs_lost_before_the_release_are_sent_again(api, tmp_path, monkeypatch):
+def test_blobs_lost_before_the_release_are_sent_again(api, tmp_path, monkeypatch, streamed):
     root = site(tmp_path / "s", a="a", b="b")
     monkeypatch.setattr(api, "missing_blobs", lambda hashes: [])  # a stale answer
     result = push_site(api, root, service="blog")
@@ -309,6 +319,137 @@ def test_the_announcement_is_the_uploads_first_task_and_a_refused_one_stops_them
         push_site(lean, root, service=service, parallel=1)
     assert lean.calls == calls
     assert len(list(api.blobs.root.glob("??/*"))) == (2 if service == "blog" else 0)
+
+
+def streaming(monkeypatch, inline_blobs=3):
+    """Pushes that hash more than ``inline_blobs`` files stream (Rule 9), asking about the
+    first blob alone, then 2, 4, ... (the blobs of each question recorded)."""
+    monkeypatch.setattr("owncdn.client.push.INLINE_BLOBS", inline_blobs)
+    monkeypatch.setattr("owncdn.client.push.STREAM_FILES", 1)
+
+
+def test_a_large_first_push_asks_and_uploads_while_it_hashes(api, lean, tmp_path, monkeypatch):
+    """push Rule 9: the last file is hashed only once a bundle went out (else the test
+    fails after 10 s); the questions grow 1, 2, 4; the release is created last."""
+    streaming(monkeypatch)
+    files = {f"f{i}": f"file {i}" for i in range(7)} | {"same": "file 0"}
+    root = site(tmp_path / "s", **files)
+    sent, asked, waited = threading.Event(), [], []
+    real_put, real_missing, real_hash = lean.put_bundle_files, lean.missing_blobs, sitedir._hash_fd
+
+    def put(blobs):
+        done = real_put(blobs)
+        sent.set()
+        return done
+
+    def missing(hashes):
+        asked.append(len(hashes))
+        return real_missing(hashes)
+
+    def hash_fd(fd, buf, source):
+        if source.endswith("same"):  # the last file in order
+            waited.append(sent.wait(10))
+        return real_hash(fd, buf, source)
+
+    monkeypatch.setattr(lean, "put_bundle_files", put)
+    monkeypatch.setattr(lean, "missing_blobs", missing)
+    monkeypatch.setattr(sitedir, "_hash_fd", hash_fd)
+    pushed = push_site(lean, root, service="blog", parallel=2)
+    assert waited == [True]
+    assert asked == [1, 2, 4]  # 7 blobs: "same" holds f0's bytes, asked about once
+    assert (pushed.release["number"], pushed.files, pushed.blobs_uploaded, pushed.bytes_uploaded) == (1, 8, 7, 42)
+    assert lean.calls[-1] == ("POST", "/v1/services/blog/releases")
+    assert len(list(api.blobs.root.glob("??/*"))) == 7
+
+    asked.clear()  # the same files again, no hash cache: asked about, none sent, no announcement needed
+    lean.calls.clear()
+    again = push_site(lean, root, service="blog", parallel=2)
+    assert (again.release["number"], again.blobs_uploaded, again.bytes_uploaded, asked) == (2, 0, 0, [1, 2, 4])
+    assert ("POST", "/v1/blobs/bundle") not in lean.calls
+
+
+def test_a_streamed_push_reports_progress_once_the_upload_is_known(api, lean, tmp_path, monkeypatch):
+    """push Rules 6 and 9: ``on_plan`` gets every missing blob (after all questions) before
+    any progress, and the progress adds up to the upload."""
+    streaming(monkeypatch)
+    root = site(tmp_path / "s", **{f"f{i}": "x" * (i + 1) for i in range(6)})
+    events = []
+    pushed = push_site(lean, root, service="blog", parallel=3, progress=lambda n: events.append(n),
+                       on_plan=lambda s, missing: events.append(sorted(missing)))
+    assert events[0] == sorted(pushed_site_blobs(root))
+    assert sum(events[1:]) == pushed.bytes_uploaded == 21
+
+
+def pushed_site_blobs(root) -> list[str]:
+    return [digest((root / f"f{i}").read_bytes()) for i in range(6)]
+
+
+def test_a_streamed_push_whose_directory_breaks_changes_nothing(api, lean, tmp_path, monkeypatch):
+    """push Rules 3 and 9: a file that cannot be read half-way fails the push; no release,
+    no cache written (files not hashed would lose their entries)."""
+    streaming(monkeypatch)
+    root = site(tmp_path / "s", **{f"f{i}": f"file {i}" for i in range(7)})
+    real_hash = sitedir._hash_fd
+
+    def hash_fd(fd, buf, source):
+        if source.endswith("f5"):
+            raise SiteError(f"{source}: cannot read the file (gone)")
+        return real_hash(fd, buf, source)
+
+    monkeypatch.setattr(sitedir, "_hash_fd", hash_fd)
+    cache = HashCache.for_root(root, tmp_path / "cache")
+    with pytest.raises(SiteError, match="f5: cannot read"):
+        push_site(lean, root, service="blog", parallel=2, cache=cache)
+    assert api.releases("production", "blog") == []
+    assert not os.path.exists(cache.path)
+    assert ("POST", "/v1/services/blog/releases") not in lean.calls
+
+
+@pytest.mark.parametrize("asking, missing, unasked, failed, announced", [
+    (0, 0, 0, False, False),           # every answer in, nothing to upload
+    (0, 99, 0, False, False),          # ... less than ANNOUNCE_BYTES
+    (0, 100, 0, False, True),
+    (0, 60, 40, False, True),          # the last blobs hashed, not asked about yet, may be missing too
+    (1, 0, 0, False, True),            # an answer still to come
+    (1, 100, 0, True, False),          # an upload failed: the push ends
+])
+def test_a_streamed_push_announces_unless_its_upload_is_known_to_be_small(monkeypatch, asking, missing, unasked,
+                                                                          failed, announced):
+    """push Rules 8 and 9 (``_Stream.announce``), with ANNOUNCE_BYTES at 100."""
+    from owncdn.client.push import _Stream
+    from owncdn.client.workers import Workers
+
+    class Announced:
+        calls = []
+
+        def announce_release(self, env, service, manifest):
+            self.calls.append((env, service))
+
+    monkeypatch.setattr("owncdn.client.push.ANNOUNCE_BYTES", 100)
+    workers, client = Workers(1), Announced()
+    stream = _Stream(client, workers, None)
+    stream.asking, stream.missing_bytes, stream.chunk_bytes = asking, missing, unasked
+    if failed:
+        workers.stop(KeyError("an upload failed"))
+    stream.announce("production", "blog", {})
+    assert client.calls == ([("production", "blog")] if announced else [])
+
+
+@pytest.mark.parametrize("service", ["blog", "nope"])
+def test_a_streamed_push_is_announced_and_a_refused_announcement_fails_it(api, lean, tmp_path, monkeypatch, service):
+    """push Rules 3, 8 and 9: the announcement once hashing ended; an unknown service fails
+    the push with that error and no release."""
+    streaming(monkeypatch)
+    monkeypatch.setattr("owncdn.client.push.ANNOUNCE_BYTES", 1)
+    root = site(tmp_path / "s", **{f"f{i}": f"file {i}" for i in range(6)})
+    if service == "nope":
+        with pytest.raises(ApiError, match="no service 'nope'"):
+            push_site(lean, root, service=service, parallel=2)
+        assert ("POST", "/v1/services/nope/releases") not in lean.calls
+    else:
+        assert push_site(lean, root, service=service, parallel=2).blobs_uploaded == 6
+        assert lean.calls[-1] == ("POST", "/v1/services/blog/releases")
+    assert lean.calls.count(("POST", f"/v1/services/{service}/releases/upcoming")) == 1
 
 
 @pytest.mark.parametrize("items, parallel, fail, begun, raised", [

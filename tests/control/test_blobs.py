@@ -372,3 +372,66 @@ def test_dir_store_leaves_to_the_group_sync_the_directories_it_wrote_back(tmp_pa
     put(store, b"later")  # one blob, renamed after those syncs: fsynced by the release
     store.sync([sha(b"later")] + [h for h, _ in many])
     assert synced == [tmp_path / sha(b"later")[:2]]
+
+
+def read_all_ways(store: DirBlobStore, name: str, size: int) -> list[bytes]:
+    """The blob as ``read``, ``read_into`` and ``open_fd`` give it."""
+    buffer = bytearray(size)
+    store.read_into(name, memoryview(buffer))
+    fd = store.open_fd(name)
+    try:
+        via_fd = os.pread(fd, size + 1, 0)
+    finally:
+        os.close(fd)
+    return [b"".join(store.read(name)), bytes(buffer), via_fd]
+
+
+@pytest.mark.parametrize("end", ["commit", "discard", "failed flush"])
+def test_an_offered_blob_is_read_from_its_temp_file_until_renamed_and_never_counted_stored(tmp_path, end):
+    """blobs Rule 4: offered blobs are readable by name, not stored; renamed or removed,
+    they are read from where they are then, or not found."""
+    store = DirBlobStore(tmp_path)
+    datas = [os.urandom(n) for n in (0, 10, 70_000)]
+    parts = [store.part(sha(d), len(d)) for d in datas]
+    for part, data in zip(parts, datas):
+        part.write(data)
+    written = [part.finish() for part in parts]
+    store.offer(written)
+    for data in datas:
+        assert read_all_ways(store, sha(data), len(data)) == [data] * 3
+    names = [sha(d) for d in datas]
+    assert store.missing(names) == names and store.claim(names) == names
+    assert store.sizes(names) == dict.fromkeys(names)
+    if end == "commit":
+        store.commit_many(written)
+        assert store.missing(names) == [] and temp_files(tmp_path) == []
+        for data in datas:
+            assert read_all_ways(store, sha(data), len(data)) == [data] * 3
+    else:
+        if end == "discard":
+            store.discard(written)
+        else:
+            def fail(paths):
+                raise OSError("the disk is gone")
+
+            store._group.sync_paths = fail
+            with pytest.raises(OSError):
+                store.commit_many(written)
+        assert temp_files(tmp_path) == [] and store.missing(names) == names
+        for name in names:
+            with pytest.raises(BlobNotFound):
+                store.open_fd(name)
+    assert store._offered == {}
+
+
+def test_a_blob_offered_by_two_uploads_stays_readable_until_both_ended(tmp_path):
+    """blobs Rule 4: the first upload's rename does not withdraw the second's offer."""
+    store = DirBlobStore(tmp_path)
+    data = os.urandom(5000)
+    first, second = store.write_many([(sha(data), data)])[0], store.write_many([(sha(data), data)])[0]
+    store.offer(first)
+    store.offer(second)
+    store.discard(first)
+    assert read_all_ways(store, sha(data), len(data)) == [data] * 3
+    store.commit_many(second)
+    assert store._offered == {} and read_all_ways(store, sha(data), len(data)) == [data] * 3

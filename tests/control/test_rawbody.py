@@ -270,6 +270,114 @@ def test_a_client_that_vanishes_mid_body_leaves_only_whole_blobs(served):
     assert runs == ["BundleSink"] and blobs.missing([digest(whole), digest(cut)]) == [digest(cut)]
 
 
+def test_uploads_received_at_once_share_one_buffer(served, monkeypatch):
+    """rawbody Rule 2: the buffer is taken per piece in the turn, so 4 uploads held by 4
+    receiving threads at once read into one buffer (not one per thread), and each
+    stores its own bytes."""
+    conn, blobs, runs, server, token = served
+    seen: set[int] = set()
+    real = rawbody._Receivers.buffer
+
+    def buffer(self):
+        views = real(self)
+        seen.add(id(views[0].obj))
+        return views
+
+    monkeypatch.setattr(rawbody._Receivers, "buffer", buffer)
+    conns = [conn] + [Conn(server.port, token) for _ in range(3)]
+    datas = [os.urandom(3 << 20) for _ in conns]
+    bodies = [record(data) for data in datas]
+    for c, body in zip(conns, bodies):  # every upload begun (a thread each) before any ends
+        c.sock.sendall(c.head("POST", "/v1/blobs/bundle", len(body)) + body[:1 << 20])
+    time.sleep(0.2)
+    for c, body in zip(conns, bodies):
+        c.sock.sendall(body[1 << 20:])
+    answers = [c.answer() for c in conns]
+    assert [a[0] for a in answers] == [200] * 4 and runs == ["BundleSink"] * 4
+    assert blobs.missing([digest(data) for data in datas]) == []
+    assert len(seen) == 1
+    for c in conns[1:]:
+        c.close()
+    settled(blobs)
+
+
+def test_a_waiting_fetch_gets_a_bundles_blobs_while_the_bundle_is_flushed(served):
+    """uploadsink Rule 3, blobs Rule 4b: read raw, a bundle's verified blobs land before
+    its flush; the edge waiting for them has them all before that flush ended."""
+    conn, blobs, runs, server, token = served
+    datas = [os.urandom(3000 + i) for i in range(20)]  # a group syncfs' worth (SYNCFS_MIN)
+    names = [digest(d) for d in datas]
+    looked, flushing_may_end, order, got = threading.Event(), threading.Event(), [], {}
+    sizes, flush = blobs.sizes, blobs._group.sync_paths
+    blobs.sizes = lambda hashes: looked.set() or sizes(hashes)
+
+    def slow_flush(paths):
+        flushing_may_end.wait(10)
+        order.append("flushed")
+        flush(paths)
+
+    def fetch():
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=30) as http:
+            got["answer"] = http.post("/v1/blobs/fetch", json={"hashes": names, "wait": 20},
+                                      headers={"Authorization": f"Bearer {token}"})
+        order.append("fetched")
+        flushing_may_end.set()
+
+    blobs._group.sync_paths = slow_flush
+    fetcher = threading.Thread(target=fetch)
+    fetcher.start()
+    assert looked.wait(10)  # the fetch found none and waits for them to land
+    status, stored = conn.call("POST", "/v1/blobs/bundle", b"".join(map(record, datas)))
+    fetcher.join()
+    assert status == 200 and len(stored["stored"]) == len(datas)
+    assert order == ["fetched", "flushed"]
+    body = got["answer"].content  # the records in the order they landed
+    assert got["answer"].status_code == 200 and len(body) == sum(len(record(d)) for d in datas)
+    assert all(record(d) in body for d in datas)
+    assert blobs.missing(names) == [] and blobs._offered == {}
+    settled(blobs)
+
+
+def test_a_fetch_begun_between_a_blobs_early_landing_and_its_rename_still_gets_it(served, monkeypatch):
+    """blobs Rule 4b: the fetch's look at the store misses the blob (not renamed yet) and
+    the log had it before the fetch began; it lands again once stored, so the fetch
+    gets it then from the log, not from a look at the store once its wait is over."""
+    from owncdn.control.api import blobs as blob_api
+
+    monkeypatch.setattr(blob_api, "RECHECK_SECONDS", 60.0)  # beyond the fetch's wait: no re-check saves it
+    conn, blobs, runs, server, token = served
+    data = os.urandom(5000)
+    looked, looks, got = threading.Event(), [], {}
+    sizes, flush = blobs.sizes, blobs._group.sync_paths
+
+    def look(hashes):
+        found = sizes(hashes)
+        looks.append(found)
+        looked.set()  # once looked: the blob is not renamed yet
+        return found
+
+    blobs.sizes = look
+
+    def fetch():
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=30) as http:
+            got["answer"] = http.post("/v1/blobs/fetch", json={"hashes": [digest(data)], "wait": 5},
+                                      headers={"Authorization": f"Bearer {token}"})
+
+    fetcher = threading.Thread(target=fetch)
+
+    def flush_once_the_fetch_looked(paths):  # the blob landed already; not renamed yet
+        fetcher.start()
+        assert looked.wait(10)
+        flush(paths)
+
+    blobs._group.sync_paths = flush_once_the_fetch_looked
+    assert conn.call("POST", "/v1/blobs/bundle", record(data))[0] == 200
+    fetcher.join()
+    assert got["answer"].status_code == 200 and got["answer"].content == record(data)
+    assert looks == [{digest(data): None}]  # from the log, not from a look at the store when its wait ended
+    settled(blobs)
+
+
 def test_a_stalled_client_is_dropped(served, monkeypatch):
     conn, blobs, runs, _, _ = served
     monkeypatch.setattr(rawbody, "STALL_SECONDS", 0.3)

@@ -27,8 +27,10 @@ Rules:
    at each one. ``scan_site`` of the Python docs (67 MB, 1,065 files), median of 5: in
    the page cache 29-30 ms of wall and CPU, against 55-58 ms and 60-67 ms of CPU with
    the 4 threads; evicted from it, 53-55 ms against 108-113 ms (one thread without the
-   announcements: 145-200 ms). A file that cannot be opened or read (removed since the
-   walk) is refused naming it.
+   announcements: 145-200 ms). Two threads each hashing every other file (a buffer
+   each) took 17-26 ms against 23 ms, for about a quarter more CPU, on the core a first
+   push's uploads then use (``push`` rule 9): not done either. A file that cannot be
+   opened or read (removed since the walk) is refused naming it.
 6. With a ``HashCache`` (``client/hashcache.py``), a file whose stat is unchanged since
    an earlier push (and was not racy then) is not read again: its remembered hash is
    used. The cache is saved after the scan (``save=False``: by the caller, as
@@ -41,6 +43,12 @@ Rules:
    one directory cannot hold a file and a directory of the same name) and names
    from the hasher or the cache (which answers only with a well-formed blob name), so
    it is not checked a second time.
+8. ``scan_site`` is ``walk_site`` (Rules 1-4 and the cache's answers: a ``Walk`` that
+   says how many files and bytes are left to hash) then ``Walk.hash`` (Rule 5), so a
+   push can choose how to go on before anything is read (``push`` rule 9). With
+   ``on_blob(name, size, file)``, ``hash`` tells each blob as it becomes known, in the
+   hashing thread: first those of the files the cache answered for, then each file as
+   it is hashed (the same blob once per file holding it).
 """
 
 from __future__ import annotations
@@ -54,7 +62,7 @@ from owncdn.core.content.manifest import MAX_PATH, FileEntry, Manifest, check_pa
 
 from .hashcache import HashCache
 
-__all__ = ["Limits", "Site", "SiteError", "scan_site"]
+__all__ = ["Limits", "Site", "SiteError", "Walk", "scan_site", "walk_site"]
 
 READ_CHUNK = 1 << 20
 AHEAD_FILES = 32  # Rule 5: files opened and announced to the kernel ahead of the one hashed
@@ -63,6 +71,7 @@ AHEAD_BYTES = 16 << 20  # ... and at most this many of their bytes (of a large f
 
 TYPE_CHECKING = False  # paths are strings here: `owncdn push` starts without importing pathlib
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 
@@ -115,40 +124,75 @@ class Site:
 def scan_site(root: str | Path, limits: Limits = Limits(), cache: HashCache | None = None,
               save: bool = True) -> Site:
     """Rules 1-7: the manifest of ``root`` and where each blob's bytes are."""
+    return walk_site(root, limits, cache).hash(save=save)
+
+
+def walk_site(root: str | Path, limits: Limits = Limits(), cache: HashCache | None = None) -> Walk:
+    """Rules 1-4 and 6: ``root`` walked, its limits checked and the cache asked; nothing
+    read yet. ``.hash()`` reads the rest (Rule 5)."""
     top = os.fspath(root)
     if not os.path.isdir(top):
         raise SiteError(f"{top}: not a directory")
     real_root = os.path.realpath(top)
     files = _walk(top, real_root, limits)
     _check_sizes(top, files, limits)
-    entries: dict[str, FileEntry | None] = {}  # in the files' (sorted) order
-    sources: dict[str, str] = {}
-    known: set[str] = set()  # blobs of remembered files
-    todo: list[tuple[str, str, os.stat_result]] = []
-    get = cache.get if cache is not None else None
-    for file in files:
-        rel, source, st = file
-        sha = get(rel, st) if get is not None else None
-        if sha is None:
-            entries[rel] = None  # hashed below
-            todo.append(file)
-        else:
-            entries[rel] = FileEntry(sha, st.st_size)
+    return Walk(root, files, cache)
+
+
+class Walk:
+    """A walked directory (``walk_site``): ``todo`` the files to hash, ``todo_bytes``
+    their size; ``hash()`` makes the ``Site`` (Rule 8)."""
+
+    __slots__ = ("root", "cache", "entries", "sources", "known", "remembered", "todo", "todo_bytes", "site")
+
+    def __init__(self, root: str | Path, files: list[tuple[str, str, os.stat_result]],
+                 cache: HashCache | None) -> None:
+        self.root, self.cache = root, cache
+        self.entries: dict[str, FileEntry | None] = {}  # in the files' (sorted) order
+        self.sources: dict[str, str] = {}
+        self.known: set[str] = set()  # blobs of remembered files
+        self.todo: list[tuple[str, str, os.stat_result]] = []
+        get = cache.get if cache is not None else None
+        for file in files:
+            rel, source, st = file
+            sha = get(rel, st) if get is not None else None
+            if sha is None:
+                self.entries[rel] = None  # hashed below
+                self.todo.append(file)
+            else:
+                self.entries[rel] = FileEntry(sha, st.st_size)
+                self.sources[sha] = source
+                self.known.add(sha)
+        self.remembered = len(files) - len(self.todo)
+        self.todo_bytes = sum(st.st_size for _, _, st in self.todo)
+        self.site: Site | None = None  # once hashed
+
+    def __repr__(self) -> str:
+        return f"<Walk {self.root} files={len(self.entries)} todo={len(self.todo)}>"
+
+    def hash(self, save: bool = True, on_blob: Callable[[str, int, str], None] | None = None) -> Site:
+        """Rules 5-8: the files hashed, the ``Site``; ``on_blob(name, size, file)`` as each
+        file's blob becomes known (Rule 8)."""
+        entries, sources, known, cache, todo = self.entries, self.sources, self.known, self.cache, self.todo
+        if on_blob is not None:
+            for rel, entry in entries.items():
+                if entry is not None:
+                    on_blob(entry.sha256, entry.size, sources[entry.sha256])
+        started = time.time_ns()
+        args = ([source for _, source, _ in todo], [st.st_size for _, _, st in todo])
+        hashed = _hash_files(*args) if on_blob is None else _hash_files(*args, on_blob)
+        for (rel, source, st), (sha, size) in zip(todo, hashed, strict=True):
+            entries[rel] = FileEntry(sha, size)
             sources[sha] = source
-            known.add(sha)
-    started = time.time_ns()
-    hashed = _hash_files([source for _, source, _ in todo], [st.st_size for _, _, st in todo])
-    for (rel, source, st), (sha, size) in zip(todo, hashed, strict=True):
-        entries[rel] = FileEntry(sha, size)
-        sources[sha] = source
-        if cache is not None:
-            known.add(cache.last(rel))
-            if size == st.st_size:
-                cache.put(rel, st, sha, started)
-    if cache is not None and save:
-        cache.save()
-    fresh = frozenset(sha for sha, _ in hashed) - known
-    return Site(root, Manifest(entries), sources, fresh, len(files) - len(todo))  # Rule 7
+            if cache is not None:
+                known.add(cache.last(rel))
+                if size == st.st_size:
+                    cache.put(rel, st, sha, started)
+        if cache is not None and save:
+            cache.save()
+        fresh = frozenset(sha for sha, _ in hashed) - known
+        self.site = Site(self.root, Manifest(entries), sources, fresh, self.remembered)  # Rule 7
+        return self.site
 
 
 def _walk(root: str, real_root: str, limits: Limits) -> list[tuple[str, str, os.stat_result]]:
@@ -232,9 +276,11 @@ def _check_sizes(root: str, files: list[tuple[str, str, os.stat_result]], limits
                         "raise it with --max-total-size")
 
 
-def _hash_files(sources: list[str], sizes: list[int]) -> list[tuple[str, int]]:
+def _hash_files(sources: list[str], sizes: list[int],
+                on_blob: Callable[[str, int, str], None] | None = None) -> list[tuple[str, int]]:
     """Rule 5: ``(blob name, size)`` of each file, hashed in order, the next ones opened
-    and announced ahead (``sizes``: their sizes from the walk, for the window)."""
+    and announced ahead (``sizes``: their sizes from the walk, for the window);
+    ``on_blob(name, size, file)`` after each (Rule 8)."""
     out: list[tuple[str, int]] = []
     if not sources:
         return out
@@ -257,7 +303,10 @@ def _hash_files(sources: list[str], sizes: list[int]) -> list[tuple[str, int]]:
                         _advise(next_fd, next_size)
                     announced += next_size
                     nxt += 1
-                out.append(_hash_fd(fd, buf, source))
+                sha, size = done = _hash_fd(fd, buf, source)
+                out.append(done)
+                if on_blob is not None:
+                    on_blob(sha, size, source)
             finally:
                 os.close(fd)
     finally:

@@ -37,7 +37,13 @@ Rules:
 4. ``read(sha, start)`` yields the bytes from offset ``start`` (so a fetch that broke
    resumes where it stopped); ``BlobNotFound`` when there is no such blob. A
    directory store also gives ``read_into`` (a small blob into a buffer) and
-   ``open_fd`` (a descriptor, for ``sendfile``).
+   ``open_fd`` (a descriptor, for ``sendfile``). Directory store: blobs verified and
+   waiting for their flush are ``offer``-ed (``(sha, temp file)`` from ``write_many``
+   or ``part``), and these three read an offered blob from its temp file until
+   ``commit_many`` renamed it (or ``discard`` removed it: then ``BlobNotFound``), so
+   the edges waiting for a blob get it while its upload's ``syncfs`` runs
+   (``api/blobs.py`` Rule 4b). ``size``, ``sizes``, ``missing`` and ``claim`` never
+   see an offered blob: it is not stored until durable and renamed.
 5. Blobs larger than ``max_bytes`` (5 GiB by default) are refused (``BlobTooLarge``).
    Credentials never appear in reprs, logs or messages.
 6. Collection (``owncdn.control.blobgc``): ``stored()`` lists every blob with its
@@ -207,6 +213,7 @@ class DirBlobStore:
         self._make_dirs()
         self._group = SyncGroup(self._tmp)  # commit_many's syncfs, shared by uploads ending at once
         self._claimed: dict[str, tuple] = {}  # blob -> (when a claim found it, its directory's mtime) (Rule 7)
+        self._offered: dict[str, str] = {}  # blob -> its verified temp file, until renamed or removed (Rule 4)
 
     def __repr__(self) -> str:
         return f"<DirBlobStore {self.root}>"
@@ -430,8 +437,20 @@ class DirBlobStore:
 
     def discard(self, written: list[tuple[str, str]]) -> None:
         """Temp files from ``write_many`` or ``part``, removed rather than committed."""
-        for _, tmp in written:
+        for sha, tmp in written:
             _unlink(tmp)
+            self._withdraw(sha, tmp)
+
+    def offer(self, written: list[tuple[str, str]]) -> None:
+        """Verified temp files from ``write_many`` or ``part``, readable by their blob's
+        name until ``commit_many`` or ``discard`` (Rule 4)."""
+        self._offered.update(written)
+
+    def _withdraw(self, sha: str, tmp: str) -> None:
+        if self._offered.get(sha) == tmp:  # not another upload's offer of the same blob
+            with self._dirty_lock:
+                if self._offered.get(sha) == tmp:
+                    del self._offered[sha]
 
     def commit_many(self, written: list[tuple[str, str]]) -> None:
         """Temp files from ``write_many`` or ``part`` (of one call or several): made
@@ -441,13 +460,15 @@ class DirBlobStore:
         try:
             self._group.sync_paths([tmp for _, tmp in written])
         except BaseException:
-            for _, tmp in written:
-                _unlink(tmp)
+            self.discard(written)
             raise
         prefixes = set()
+        offered = self._offered
         for sha, tmp in written:
             os.replace(tmp, f"{self._root}/{sha[:2]}/{sha}")  # the directories exist since the start
             prefixes.add(sha[:2])
+            if offered and sha in offered:
+                self._withdraw(sha, tmp)  # after the rename: a reader missing both names cannot be (Rule 4)
         self._renamed_into(*(self._dirs[prefix] for prefix in prefixes))
         if len(written) >= SYNCFS_MIN:
             self._group.soon()  # the renames written back now, before the release asks (durable Rule 9)
@@ -494,10 +515,18 @@ class DirBlobStore:
 
     def open_fd(self, sha: str) -> int:
         """A read-only descriptor of the blob, for the caller to close (``sendfile``
-        downloads, ``api/sendfile.py``); ``BlobNotFound`` when there is none."""
+        downloads, ``api/sendfile.py``); ``BlobNotFound`` when there is none (Rule 4:
+        an offered blob from its temp file)."""
         _check_name(sha)
+        path = f"{self._root}/{sha[:2]}/{sha}"
+        tmp = self._offered.get(sha)
+        if tmp is not None:
+            try:
+                return os.open(tmp, os.O_RDONLY | _CLOEXEC)
+            except FileNotFoundError:
+                pass  # renamed (or removed) meanwhile
         try:
-            return os.open(f"{self._root}/{sha[:2]}/{sha}", os.O_RDONLY | _CLOEXEC)
+            return os.open(path, os.O_RDONLY | _CLOEXEC)
         except FileNotFoundError:
             raise BlobNotFound(f"no blob {sha}") from None
 
@@ -505,11 +534,7 @@ class DirBlobStore:
         """Fill ``buffer`` with the blob's first ``len(buffer)`` bytes: open, read, close
         (three system calls for a small blob, and no copy besides the kernel's); the
         bundle downloads read small blobs so (``api/blobs.py`` Rule 6)."""
-        _check_name(sha)
-        try:
-            fd = os.open(os.path.join(self._root, sha[:2], sha), os.O_RDONLY)
-        except FileNotFoundError:
-            raise BlobNotFound(f"no blob {sha}") from None
+        fd = self.open_fd(sha)
         try:
             done = 0
             while done < len(buffer):
@@ -521,12 +546,7 @@ class DirBlobStore:
             os.close(fd)
 
     def read(self, sha: str, start: int = 0) -> Iterator[bytes]:
-        _check_name(sha)
-        try:
-            f = open(os.path.join(self._root, sha[:2], sha), "rb")  # noqa: SIM115 - closed by the generator
-        except FileNotFoundError:
-            raise BlobNotFound(f"no blob {sha}") from None
-        return _file_chunks(f, start)
+        return _file_chunks(os.fdopen(self.open_fd(sha), "rb"), start)
 
 
 def _file_chunks(f: IO[bytes], start: int) -> Iterator[bytes]:

@@ -24,12 +24,19 @@ small files do not cost a request each: ``POST /v1/blobs/bundle`` uploads one
 Rule 4b: ``POST /v1/blobs/fetch`` with ``"wait": S`` (an edge prefetching an
 upcoming release, ``releases`` Rule 8) never answers 404: it sends the blobs
 present, then each blob that lands later (every upload that stores blobs adds them,
-with their sizes, to this process's ``Landed`` log and notifies ``BLOBS_TOPIC``; on
+with their sizes, to this process's ``Landed`` log and notifies ``BLOBS_TOPIC``; a
+bundle read raw does so once its blobs are verified and nothing can refuse them,
+before its ``syncfs`` rather than after, and they are read from their temp files
+until renamed: ``uploadsink`` Rule 3, ``control/blobs.py`` Rule 4; and again once
+renamed, for a fetch that began in between: its look at the store missed them and
+the log had them before its start; on
 each notify the blobs the log names are sent as the log says, without asking the
 store, which is asked about all those still awaited at least every
 ``RECHECK_SECONDS``, for uploads to another replica), and ends once every
 blob asked was sent or after S seconds (the body is chunked, its length unknown; Rule 6). Every blob
-sent is complete and stored, so the edge verifies it as any other.
+sent is complete and verified (stored, or being flushed to be: a crash of the machine
+then may lose this copy, never the edge's right bytes, and no release names a blob
+before it is durable here, ``control/blobs.py`` Rule 2), so the edge verifies it as any other.
 
 Rule 4c: from a directory store on a plain HTTP/1.1 connection served by uvicorn, a
 bundle upload (``POST /v1/blobs/bundle``, ``POST .../releases/bundle``) and a ``PUT``
@@ -144,11 +151,19 @@ def blobs_stored(request: Request, stored: list[tuple[str, int]]) -> None:
         ctx.hub.notify(BLOBS_TOPIC)
 
 
+_LANDED_MADE = threading.Lock()
+
+
 def landed(request: Request) -> Landed:
+    """The app's ``Landed`` log, made on first use (from the event loop or a receiving
+    thread: one log, however many ask at once)."""
     state = request.app.state
     log = getattr(state, "landed_blobs", None)
     if log is None:
-        log = state.landed_blobs = Landed()
+        with _LANDED_MADE:
+            log = getattr(state, "landed_blobs", None)
+            if log is None:
+                log = state.landed_blobs = Landed()
     return log
 
 
@@ -364,14 +379,14 @@ async def receive_bundle(request: Request, blobs: BlobStore, first=None, first_l
             take = lambda sha, data: raw.unlocked(first_raw, sha, data)  # noqa: E731
         else:
             take = first and (lambda sha, data: raw.call(first, sha, data))
-        sink = BundleSink(blobs, take, first_limit)
+        sink = BundleSink(blobs, take, first_limit, landing=lambda items: blobs_stored(request, items))
         try:
             return await raw.run(sink)
         except (BundleError, BlobError) as exc:
             raise _refusal(exc, sink.stored) from None
         finally:
-            if sink.stored:
-                blobs_stored(request, [(b.sha256, b.size) for b in sink.stored])
+            if sink.stored:  # again if they landed before their flush: a fetch that began
+                blobs_stored(request, [(b.sha256, b.size) for b in sink.stored])  # meanwhile missed them (Rule 4b)
     reader = BundleReader(views=True)  # views of the received bytes: a blob is joined (or not) once
     upload = _BundleUpload(blobs)
     stored = upload.stored
