@@ -74,7 +74,7 @@ import os
 import sys
 import threading
 
-__all__ = ["SYNCFS_MIN", "SyncGroup", "boot_id", "sync_filesystem", "sync_many", "sync_paths", "write_all"]
+__all__ = ["SYNCFS_MIN", "SyncGroup", "boot_id", "fsync_dir", "sync_filesystem", "sync_many", "sync_paths", "write_all"]
 
 BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
 
@@ -266,6 +266,15 @@ class SyncGroup:
             return bool(syncfs) and syncfs(fd) == 0
         finally:
             os.close(fd)
+
+
+def fsync_dir(path) -> None:
+    """Make a directory's entries (names created, renamed, removed in it) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def sync_filesystem(path) -> None:

@@ -437,7 +437,7 @@ def test_packed_blobs_are_held_only_once_committed_and_a_failed_commit_holds_non
     def broken(path):
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr("owncdn.edge.packs._fsync_dir", broken)
+    monkeypatch.setattr("owncdn.edge.packs.fsync_dir", broken)
     with pytest.raises(OSError):
         packed(store, [b"d"])
     assert not store.has_blob(sha(b"d")) and sorted(store.packs.packs) == [1]
@@ -454,7 +454,7 @@ def test_with_a_boot_id_blobs_are_not_flushed_before_a_switch_but_in_the_backgro
     def broken(*args):
         raise AssertionError("flushed while fetching")
 
-    monkeypatch.setattr("owncdn.edge.packs._fsync_dir", broken)
+    monkeypatch.setattr("owncdn.edge.packs.fsync_dir", broken)
     monkeypatch.setattr("owncdn.edge.releases.sync_many", broken)
     store = ReleaseStore(tmp_path / "push", boot_id="boot-a")
     assert json.loads((store.root / "boot.json").read_text()) == {"boot_id": "boot-a"}
@@ -619,7 +619,7 @@ def switch_ahead(store: ReleaseStore, number: int, data: bytes) -> Target:
 @pytest.mark.parametrize("boot_id", [None, "boot-a"])
 def test_the_switch_of_a_file_written_ahead_fsyncs_its_directory(tmp_path, monkeypatch, boot_id):
     fsynced = []
-    monkeypatch.setattr(releases_module, "_fsync_dir", fsynced.append)
+    monkeypatch.setattr(releases_module, "fsync_dir", fsynced.append)
     store = ReleaseStore(tmp_path / "push", boot_id=boot_id)
     store.install("blog", 1, {"index.html": b"one"})
     fsynced.clear()

@@ -35,6 +35,7 @@ import threading
 from pathlib import Path
 
 from owncdn.core.content.packindex import MAGIC, compactable, decode, encode
+from owncdn.durable import fsync_dir
 
 __all__ = ["Pack", "PackWriter", "Packs", "Slot"]
 
@@ -135,7 +136,7 @@ class PackWriter:
         os.fsync(self.fd)
         self._append(b"".join(record for _, _, record in records))
         os.fsync(self.index_fd)
-        _fsync_dir(self.packs.dir)
+        fsync_dir(self.packs.dir)
         self.pack.size = self.end
         for sha, slot, _ in records:
             self.pack.live[sha] = slot
@@ -248,11 +249,3 @@ class Packs:
     @staticmethod
     def open(slot: Slot) -> int:
         return os.open(slot.pack.path, os.O_RDONLY | os.O_CLOEXEC)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -110,7 +110,7 @@ import orjson
 from owncdn.core.content.digest import NEW, digest, hasher, is_blob_name, name_of
 from owncdn.core.content.manifest import Manifest, parse_manifest
 from owncdn.durable import boot_id as system_boot_id
-from owncdn.durable import sync_filesystem, sync_many
+from owncdn.durable import fsync_dir, sync_filesystem, sync_many
 from owncdn.edge.packs import Packs, PackWriter, Slot
 
 __all__ = ["Live", "Prepared", "ReleaseStore", "Target"]
@@ -233,14 +233,6 @@ def _timestamp(value) -> float | None:
         return None
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_json(path: Path, data: dict | bytes, durable: bool = True) -> None:
     """Temp file, fsync, rename, directory fsync (Rule 2); without ``durable`` the two
     fsyncs are left out (the file is whole or absent after a crash of this process,
@@ -253,7 +245,7 @@ def write_json(path: Path, data: dict | bytes, durable: bool = True) -> None:
             os.fsync(f.fileno())
     os.replace(tmp, path)
     if durable:
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 class ReleaseStore:
@@ -427,7 +419,7 @@ class ReleaseStore:
                 made = True
             self.made_dirs.add(self.blobs / name)
         if made:
-            _fsync_dir(self.blobs)
+            fsync_dir(self.blobs)
 
     def _scan_blobs(self) -> dict[str, Slot | None]:
         held: dict[str, Slot | None] = {}
@@ -645,7 +637,7 @@ class ReleaseStore:
                     ready = False
                 del self.prepared[service]
         if ready:
-            _fsync_dir(self.releases)
+            fsync_dir(self.releases)
         switched_at = self.clock()
         live = Live(target, target.released_at if target.released_at is not None else switched_at, previous,
                     switched_at=switched_at, unflushed=time.monotonic() if self.lazy else None, ahead=ready)
