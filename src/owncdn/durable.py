@@ -9,6 +9,7 @@ the edges).
     sync_filesystem(path)     # everything written on path's file system, made durable
     boot_id()                 # this boot of the machine (Linux), to tell a crash of the
                               # OS (page cache lost) from one of a process (kept)
+    start_writeback(fd, offset, count)  # begin writing a range back, without waiting
 
 Each ``fsync`` ends in a journal commit and a disk flush of its own: a push of 1,000
 small files paid about 0.3 ms a file for it on the machine measured, in every process
@@ -66,6 +67,14 @@ Rules:
    (``wait(ticket)``), and on one machine the writeback of whatever else is dirty
    (measured: the 3 edges of ``bench/push.py``) is spread over the upload rather than
    all paid once it ended.
+10. ``start_writeback(fd, offset, count)`` begins writing back those bytes of the file
+   and returns without waiting for the disk (``sync_file_range(2)`` with
+   ``SYNC_FILE_RANGE_WRITE``, Linux; nothing elsewhere or when it fails). It makes
+   nothing durable: a writer that calls it as it goes makes its later ``fsync`` of the
+   file wait only for the last bytes (the control plane's blob packs: 63 MB written
+   with the writeback begun every MiB, then fsynced, waited 1-2 ms for the fsync
+   against 36-42 ms without, with 3 other writers' 190 MB dirty on the same disk).
+   Unlike ``syncfs`` it never writes back other files.
 """
 
 from __future__ import annotations
@@ -74,13 +83,15 @@ import os
 import sys
 import threading
 
-__all__ = ["SYNCFS_MIN", "SyncGroup", "boot_id", "fsync_dir", "sync_filesystem", "sync_many", "sync_paths", "write_all"]
+__all__ = ["SYNCFS_MIN", "SyncGroup", "boot_id", "fsync_dir", "sync_filesystem", "start_writeback", "sync_many", "sync_paths", "write_all"]
 
 BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
 
 SYNCFS_MIN = 16
 
 _syncfs = None
+_sync_file_range = None
+_SYNC_FILE_RANGE_WRITE = 2
 
 
 def _load_syncfs():
@@ -266,6 +277,25 @@ class SyncGroup:
             return bool(syncfs) and syncfs(fd) == 0
         finally:
             os.close(fd)
+
+
+def start_writeback(fd: int, offset: int, count: int) -> None:
+    """Rule 10."""
+    global _sync_file_range
+    if _sync_file_range is None:
+        _sync_file_range = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+                fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+                fn.restype = ctypes.c_int
+                _sync_file_range = fn
+            except (OSError, AttributeError):
+                pass
+    if _sync_file_range:
+        _sync_file_range(fd, offset, count, _SYNC_FILE_RANGE_WRITE)  # a failure: the fsync does it all
 
 
 def fsync_dir(path) -> None:

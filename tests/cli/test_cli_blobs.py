@@ -3,7 +3,6 @@ deletes what only the release outside the retention needed, the edge still serve
 and rolls back to a retained release, and rolling back to the pruned one fails in one line."""
 
 import asyncio
-import os
 import time
 
 from owncdn.client.push import push_site
@@ -11,6 +10,7 @@ from owncdn.control.blobgc import GcSettings
 from owncdn.core.content.retention import Retention
 from owncdn.testing.fleet import Fleet
 from tests.cli.test_cli_push import owncdn
+from tests.control.test_blob_gc import set_age
 from tests.edge.test_push_fleet import SOURCE, get, wait_serving, write_site
 
 
@@ -27,8 +27,8 @@ async def test_gc_then_serve_roll_back_and_refuse_the_pruned_release(tmp_path):
             numbers.append(result.release["number"])
         await wait_serving(fleet.edges, numbers[-1])
         old = time.time() - 7200
-        for path in fleet.blobs.root.glob("??/*"):
-            os.utime(path, (old, old))
+        for name, _ in list(fleet.blobs.stored()):
+            set_age(fleet.blobs, name, old)
         fleet.blobs.forget_claims()  # nor claimed since (control/blobs.py Rule 7)
 
         code, out, err = await owncdn(fleet, "blobs", "gc", "--dry-run")
@@ -36,7 +36,7 @@ async def test_gc_then_serve_roll_back_and_refuse_the_pruned_release(tmp_path):
         assert out.startswith("would delete 1 of 4 blobs (11 B); kept 3 for 2 retained releases"), out
         code, out, err = await owncdn(fleet, "blobs", "gc")
         assert code == 0 and out.startswith("deleted 1 of 4 blobs (11 B)"), (out, err)
-        assert len(list(fleet.blobs.root.glob("??/*"))) == 3
+        assert len(dict(fleet.blobs.stored())) == 3
 
         code, out, _ = await owncdn(fleet, "releases", "--service", "blog")
         assert code == 0 and out.count("│ no ") == 1  # release 1 is no longer kept

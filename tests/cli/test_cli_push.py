@@ -30,7 +30,8 @@ async def owncdn(fleet: Fleet, *args: str) -> tuple[int, str, str]:
 
 
 def blob_files(fleet: Fleet) -> set[str]:
-    return {p.name for p in fleet.blobs.root.glob("??/*")}
+    """The blobs the control plane stores (as files or in packs)."""
+    return {name for name, _ in fleet.blobs.stored()}
 
 
 def make_site(root):

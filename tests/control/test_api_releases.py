@@ -19,6 +19,7 @@ from owncdn.control.store import Store, sqlite_url
 from owncdn.core.content.bundle import header
 from owncdn.core.content import parse_manifest
 from owncdn.core.content.digest import digest
+from owncdn.packs import PackWriter
 
 SITE = """\
 version: 1
@@ -269,13 +270,21 @@ def test_a_bad_bundle_is_400_and_keeps_what_came_before(api, body, code, why):
 
 
 def test_a_bundle_of_many_groups_is_made_durable_once(api, monkeypatch):
-    commits, real = [], api.blobs.commit_many
+    """Read raw, the bundle's blobs go to one pack committed once (blobs Rule 8);
+    through ASGI, its groups are committed together (``commit_many``)."""
+    commits, real, real_pack = [], api.blobs.commit_many, PackWriter.commit
 
     def counted(written):
         commits.append(len(written))
         real(written)
 
+    def counted_pack(writer):
+        kept = real_pack(writer)
+        commits.append(len(kept))
+        return kept
+
     monkeypatch.setattr(api.blobs, "commit_many", counted)
+    monkeypatch.setattr(PackWriter, "commit", counted_pack)
     blobs = [f"blob {i}".encode() * 50 for i in range(200)]  # more than 3 groups of 64
     r = api.ok("POST", "/v1/blobs/bundle", content=bundle(*blobs))
     assert len(r["stored"]) == 200 and commits == [200]

@@ -14,13 +14,15 @@ from owncdn.control.blobs import DirBlobStore
 from owncdn.control.store import Store, sqlite_url
 from owncdn.core.content.digest import digest
 from owncdn.core.content.retention import Retention
-from tests.control.test_api_releases import BUNDLE, SITE, Api, manifest, release_bundle, sha
+from tests.control.test_api_releases import BUNDLE, SITE, Api, bundle, manifest, release_bundle, sha
 
 HOURS_AGO = time.time() - 2 * 3600
 
 
-@pytest.fixture
-def api(tmp_path):
+@pytest.fixture(params=["put", "bundle"])
+def api(tmp_path, request):
+    """Blobs uploaded one by one (files), or each in a bundle of its own (a pack each:
+    blobs Rule 8)."""
     store = Store(sqlite_url(tmp_path))
     store.migrate()
     blobs = DirBlobStore(tmp_path / "blobs")
@@ -28,6 +30,9 @@ def api(tmp_path):
     app.state.blob_retention = Retention(keep=2, grace=3600)
     with ApiServer(app) as server:
         a = Api(server.url, store, blobs)
+        a.packed = request.param == "bundle"
+        if a.packed:
+            a.put = lambda data: a.ok("POST", "/v1/blobs/bundle", content=bundle(data)) and sha(data)
         a.ok("POST", "/v1/envs/production/versions", json={"source": SITE})
         yield a
         a.http.close()
@@ -42,10 +47,29 @@ def release(api, **files: bytes) -> int:
 
 def age(api, *datas: bytes) -> None:
     """As if uploaded two hours ago (older than the grace period): and so claimed no
-    later than that either (blobs Rule 7)."""
-    for data in datas:
-        os.utime(api.blobs.path(sha(data)), (HOURS_AGO, HOURS_AGO))
+    later than that either (blobs Rule 7; packed, Rule 8: its pack written then)."""
+    age_names(api, *map(sha, datas))
+
+
+def age_names(api, *names: str) -> None:
+    for name in names:
+        set_age(api.blobs, name, HOURS_AGO)
     api.blobs.forget_claims()
+
+
+def set_age(blobs: DirBlobStore, name: str, when: float) -> None:
+    """A blob as if stored at ``when`` and not claimed since then (its file's mtime, or
+    its pack's writing and its last claim: blobs Rule 8)."""
+    slot = blobs._packed.get(name)
+    if slot is None:
+        os.utime(blobs.path(name), (when, when))
+    else:
+        os.utime(slot.pack.index, (when, when))
+        slot.pack.made, slot.claimed = when, 0.0
+
+
+def packs(api) -> int:
+    return len(list((api.blobs.root / "packs").glob("*.idx")))
 
 
 def present(api, *datas: bytes) -> list[bool]:
@@ -67,12 +91,14 @@ def test_gc_deletes_exactly_the_old_unreferenced_blobs_and_kept_releases_roll_ba
     dry = gc(api, dry_run=True)
     assert (dry["deleted"], dry["freed_bytes"], dry["young"]) == (2, len(one) + len(stray), 1)
     assert present(api, one, stray) == [True, True]  # a dry run deletes nothing
+    assert packs(api) == (6 if api.packed else 0)
 
     done = gc(api)
     assert (done["stored"], done["referenced"], done["young"]) == (6, 3, 1)
     assert (done["deleted"], done["freed_bytes"], done["retained_releases"]) == (2, len(one) + len(stray), 2)
     assert present(api, one, stray) == [False, False]
     assert present(api, shared, two, three, in_flight) == [True, True, True, True]
+    assert packs(api) == (4 if api.packed else 0)  # theirs deleted
     assert gc(api)["deleted"] == 0  # nothing more to do
 
     listed = api.ok("GET", "/v1/services/blog/releases", "read")
@@ -98,9 +124,7 @@ def test_blobs_named_by_sha256_and_by_blake3_are_collected_alike(api):
         api.ok("POST", "/v1/services/blog/releases", json={"manifest": m})
     api.ok("PUT", f"/v1/blobs/{digest(b'stray')}", content=b"stray")
     names = [sha(page), sha(css), digest(b"two"), digest(b"three"), digest(b"stray")]
-    for name in names:
-        os.utime(api.blobs.path(name), (HOURS_AGO, HOURS_AGO))
-    api.blobs.forget_claims()  # as age() does
+    age_names(api, *names)
     done = gc(api)
     assert (done["stored"], done["referenced"], done["deleted"]) == (5, 3, 2)
     assert api.blobs.missing(names) == [sha(page), digest(b"stray")]
@@ -140,7 +164,7 @@ def test_a_release_bundle_claims_the_old_blobs_it_names_while_its_new_ones_arriv
     m = manifest(index__html=b"new", extra=old)
     made = api.ok("POST", "/v1/services/blog/releases/bundle", content=release_bundle(m, b"new"), headers=BUNDLE)
     assert made["number"] == 4
-    assert api.blobs.path(sha(old)).stat().st_mtime > HOURS_AGO + 3600  # claimed: young again
+    assert dict(api.blobs.stored())[sha(old)].mtime > HOURS_AGO + 3600  # claimed: young again
     assert gc(api)["deleted"] == 1 and present(api, old, b"a", b"new") == [True, False, True]
 
 

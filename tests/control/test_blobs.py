@@ -375,12 +375,13 @@ def test_dir_store_leaves_to_the_group_sync_the_directories_it_wrote_back(tmp_pa
 
 
 def read_all_ways(store: DirBlobStore, name: str, size: int) -> list[bytes]:
-    """The blob as ``read``, ``read_into`` and ``open_fd`` give it."""
+    """The blob as ``read``, ``read_into`` and ``open_blob`` give it."""
     buffer = bytearray(size)
     store.read_into(name, memoryview(buffer))
-    fd = store.open_fd(name)
+    fd, base, length = store.open_blob(name)
     try:
-        via_fd = os.pread(fd, size + 1, 0)
+        via_fd = os.pread(fd, size if length is not None else size + 1, base)
+        assert length in (None, size)
     finally:
         os.close(fd)
     return [b"".join(store.read(name)), bytes(buffer), via_fd]
@@ -420,7 +421,7 @@ def test_an_offered_blob_is_read_from_its_temp_file_until_renamed_and_never_coun
         assert temp_files(tmp_path) == [] and store.missing(names) == names
         for name in names:
             with pytest.raises(BlobNotFound):
-                store.open_fd(name)
+                store.open_blob(name)
     assert store._offered == {}
 
 

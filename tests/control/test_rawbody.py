@@ -15,6 +15,7 @@ import pytest
 
 from owncdn.control.api import ApiServer, create_app, rawbody
 from owncdn.control.blobs import DirBlobStore
+from owncdn.packs import PackWriter
 from owncdn.control.store import Store, sqlite_url
 from owncdn.core.content.bundle import header
 from owncdn.core.content.digest import digest
@@ -101,7 +102,12 @@ def served(tmp_path, monkeypatch):
 
 
 def leftovers(blobs: DirBlobStore) -> list[str]:
-    return [os.path.join(d, f) for d, _, files in os.walk(blobs.tmp) for f in files]
+    """Files of blobs not stored (yet): temp files, and packs without an index."""
+    return [os.path.join(d, f) for d, _, files in os.walk(blobs.tmp) for f in files] + unindexed(blobs)
+
+
+def unindexed(blobs: DirBlobStore) -> list[str]:
+    return [str(p) for p in (blobs.root / "packs").glob("*.pack") if not p.with_suffix(".idx").exists()]
 
 
 def settled(blobs: DirBlobStore) -> None:
@@ -301,20 +307,20 @@ def test_uploads_received_at_once_share_one_buffer(served, monkeypatch):
     settled(blobs)
 
 
-def test_a_waiting_fetch_gets_a_bundles_blobs_while_the_bundle_is_flushed(served):
+def test_a_waiting_fetch_gets_a_bundles_blobs_while_the_bundle_is_flushed(served, monkeypatch):
     """uploadsink Rule 3, blobs Rule 4b: read raw, a bundle's verified blobs land before
     its flush; the edge waiting for them has them all before that flush ended."""
     conn, blobs, runs, server, token = served
-    datas = [os.urandom(3000 + i) for i in range(20)]  # a group syncfs' worth (SYNCFS_MIN)
+    datas = [os.urandom(3000 + i) for i in range(20)]
     names = [digest(d) for d in datas]
     looked, flushing_may_end, order, got = threading.Event(), threading.Event(), [], {}
-    sizes, flush = blobs.sizes, blobs._group.sync_paths
+    sizes, flush = blobs.sizes, PackWriter.commit
     blobs.sizes = lambda hashes: looked.set() or sizes(hashes)
 
-    def slow_flush(paths):
+    def slow_flush(writer):
         flushing_may_end.wait(10)
         order.append("flushed")
-        flush(paths)
+        return flush(writer)
 
     def fetch():
         with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=30) as http:
@@ -323,7 +329,7 @@ def test_a_waiting_fetch_gets_a_bundles_blobs_while_the_bundle_is_flushed(served
         order.append("fetched")
         flushing_may_end.set()
 
-    blobs._group.sync_paths = slow_flush
+    monkeypatch.setattr(PackWriter, "commit", slow_flush)
     fetcher = threading.Thread(target=fetch)
     fetcher.start()
     assert looked.wait(10)  # the fetch found none and waits for them to land
@@ -338,8 +344,8 @@ def test_a_waiting_fetch_gets_a_bundles_blobs_while_the_bundle_is_flushed(served
     settled(blobs)
 
 
-def test_a_fetch_begun_between_a_blobs_early_landing_and_its_rename_still_gets_it(served, monkeypatch):
-    """blobs Rule 4b: the fetch's look at the store misses the blob (not renamed yet) and
+def test_a_fetch_begun_between_a_blobs_early_landing_and_its_storing_still_gets_it(served, monkeypatch):
+    """blobs Rule 4b: the fetch's look at the store misses the blob (not stored yet) and
     the log had it before the fetch began; it lands again once stored, so the fetch
     gets it then from the log, not from a look at the store once its wait is over."""
     from owncdn.control.api import blobs as blob_api
@@ -348,12 +354,12 @@ def test_a_fetch_begun_between_a_blobs_early_landing_and_its_rename_still_gets_i
     conn, blobs, runs, server, token = served
     data = os.urandom(5000)
     looked, looks, got = threading.Event(), [], {}
-    sizes, flush = blobs.sizes, blobs._group.sync_paths
+    sizes, flush = blobs.sizes, PackWriter.commit
 
     def look(hashes):
         found = sizes(hashes)
         looks.append(found)
-        looked.set()  # once looked: the blob is not renamed yet
+        looked.set()  # once looked: the blob is not stored yet
         return found
 
     blobs.sizes = look
@@ -365,12 +371,12 @@ def test_a_fetch_begun_between_a_blobs_early_landing_and_its_rename_still_gets_i
 
     fetcher = threading.Thread(target=fetch)
 
-    def flush_once_the_fetch_looked(paths):  # the blob landed already; not renamed yet
+    def flush_once_the_fetch_looked(writer):  # the blob landed already; not stored yet
         fetcher.start()
         assert looked.wait(10)
-        flush(paths)
+        return flush(writer)
 
-    blobs._group.sync_paths = flush_once_the_fetch_looked
+    monkeypatch.setattr(PackWriter, "commit", flush_once_the_fetch_looked)
     assert conn.call("POST", "/v1/blobs/bundle", record(data))[0] == 200
     fetcher.join()
     assert got["answer"].status_code == 200 and got["answer"].content == record(data)

@@ -193,14 +193,14 @@ def test_a_blob_gone_midway_cuts_the_bundle_off(served, monkeypatch):
     http, blobs, chunks, _, _ = served
     datas = [os.urandom(100_000), os.urandom(100_000)]
     put(blobs, *datas)
-    real = blobs.open_fd
+    real = blobs.open_blob
 
     def gone(name):
         if name == sha(datas[1]):
             raise BlobNotFound(f"no blob {name}")
         return real(name)
 
-    monkeypatch.setattr(blobs, "open_fd", gone)
+    monkeypatch.setattr(blobs, "open_blob", gone)
     with pytest.raises(httpx.RemoteProtocolError):
         http.post("/v1/blobs/fetch", json={"hashes": [sha(d) for d in datas]})
     _wait_idle()

@@ -28,7 +28,9 @@ def feed(sink, body: bytes, cut: int) -> None:
 
 
 def leftovers(store: DirBlobStore) -> list[str]:
-    return [f for _, _, files in os.walk(store.tmp) for f in files]
+    """Files of blobs not stored (yet): temp files, and packs without an index."""
+    return [f for _, _, files in os.walk(store.tmp) for f in files] + [
+        p.name for p in (store.root / "packs").glob("*.pack") if not p.with_suffix(".idx").exists()]
 
 
 @pytest.mark.parametrize("cut", [1, 7, 70, 4096, 1 << 20])
@@ -89,15 +91,22 @@ def test_the_first_record_is_handed_over_whole_and_not_stored(tmp_path):
 
 
 @pytest.mark.parametrize("led", [True, False])
-def test_a_release_bundle_makes_its_blobs_renames_durable_before_it_is_answered(tmp_path, monkeypatch, led):
+def test_a_bundles_blobs_are_durable_in_one_pack_before_it_is_answered(tmp_path, monkeypatch, led):
+    """Rule 3: pack, index and their directory fsynced before ``finish`` returns; a
+    release created from them next has nothing left to flush."""
     store = DirBlobStore(tmp_path)
-    synced = []
-    monkeypatch.setattr(store, "sync", lambda hashes: synced.append(list(hashes)))
+    synced, fsync = [], os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or fsync(fd))
     sink = BundleSink(store, (lambda sha, data: None) if led else None, first_limit=100)
     feed(sink, (record(b"manifest", "a" * 64) if led else b"") + record(b"one") + record(b"two"), 5)
     sink.end()
-    assert [b.sha256 for b in sink.finish()] == [digest(b"one"), digest(b"two")]
-    assert synced == ([[digest(b"one"), digest(b"two")]] if led else [])  # the release finds them durable
+    assert synced == []
+    names = [digest(b"one"), digest(b"two")]
+    assert [b.sha256 for b in sink.finish()] == names and store.missing(names) == []
+    packs = str(tmp_path / "packs")
+    assert synced == [f"{packs}/1.pack", f"{packs}/1.idx", packs]
+    store.sync(names)
+    assert synced == [f"{packs}/1.pack", f"{packs}/1.idx", packs]  # nothing more to flush
 
 
 def test_a_blob_body_is_checked_at_its_end(tmp_path):

@@ -1,4 +1,4 @@
-"""Blob packs at the edge (edge/packs.py, releases.py rules 1, 3, 4, 6): releases whose
+"""Blob packs at the edge (owncdn/packs.py, blobhold.py rules 1-4, releases.py rule 6): releases whose
 blobs sit in packs are served, survive a killed process and a reboot, and are collected
 and compacted; stores of loose files still load."""
 
@@ -12,7 +12,7 @@ import pytest
 from owncdn.core.content.digest import digest
 from owncdn.core.content.manifest import Manifest
 from owncdn.edge.bodies import DiskBody
-from owncdn.edge.packs import Slot
+from owncdn.packs import Slot
 from owncdn.edge.releases import ReleaseStore, Target
 from tests.edge.test_push_serving import RELEASED, PushEdge
 
@@ -97,7 +97,7 @@ def test_a_restart_rebuilds_held_from_the_indexes_without_reading_blobs(tmp_path
     install_packed(store, "blog", 1, SITE)
     loose = store.put_blob(b"from a release event")  # a loose file next to the packs
     before = {sha: None if s is None else (s.pack.number, s.offset, s.size) for sha, s in store.held.items()}
-    monkeypatch.setattr("owncdn.edge.packs.Packs.read", lambda slot: pytest.fail("read a blob"))
+    monkeypatch.setattr("owncdn.packs.Packs.read", lambda slot: pytest.fail("read a blob"))
     again = ReleaseStore(tmp_path / "push", boot_id="boot-a")
     assert {sha: None if s is None else (s.pack.number, s.offset, s.size) for sha, s in again.held.items()} == before
     assert again.held[loose] is None and not again.pending and again.live["blog"].target.number == 1

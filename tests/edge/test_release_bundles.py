@@ -209,7 +209,7 @@ async def test_a_bundle_is_made_durable_once_and_a_cancelled_fetch_still_keeps_w
     try:
         await sync.on_event(None, None, event(1, SMALL))
         await asyncio.to_thread(entered.wait, 10)
-        assert not any(store.has_blob(sha(d)) for d in SMALL.values())  # written, not yet blobs (rule 1)
+        assert not any(store.has_blob(sha(d)) for d in SMALL.values())  # written, not yet blobs (blobhold.py rule 1)
         assert (store.packs.dir / "1.pack").stat().st_size == sum(map(len, SMALL.values()))
         assert not (store.packs.dir / "1.idx").exists()  # records only once the pack is fsynced
         sync._cancel("blog")  # e.g. a newer release arrived
@@ -231,7 +231,7 @@ async def test_a_bundle_is_made_durable_once_and_a_cancelled_fetch_still_keeps_w
 async def test_with_a_boot_id_each_verified_blob_is_named_at_once(tmp_path, monkeypatch):
     """releases.py rule 6: nothing to flush first, so no blob waits for its bundle's end."""
     control, store, sync, agent = await setup(tmp_path, list(SMALL.values()))
-    monkeypatch.setattr("owncdn.edge.packs.PackWriter.commit", lambda self: (_ for _ in ()).throw(AssertionError("not needed")))
+    monkeypatch.setattr("owncdn.packs.PackWriter.commit", lambda self: (_ for _ in ()).throw(AssertionError("not needed")))
     order = list(Manifest.build([(p, sha(d), len(d)) for p, d in SMALL.items()]).blobs)
     control.cut = sum(len(header(h, len(control.blobs[h]))) + len(control.blobs[h]) for h in order[:5]) + 3
     try:

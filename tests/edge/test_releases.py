@@ -1,4 +1,4 @@
-"""The edge's release store and release sync (edge/releases.py, edge/releasesync.py),
+"""The edge's release store and release sync (edge/releases.py, edge/blobhold.py, edge/releasesync.py),
 against a scripted control plane on loopback (FakeOrigin): verification, resuming,
 superseding, failures that keep the previous release, garbage collection."""
 
@@ -423,7 +423,7 @@ def packed(store: ReleaseStore, blobs: list[bytes]) -> None:
 
 
 def test_packed_blobs_are_held_only_once_committed_and_a_failed_commit_holds_none(tmp_path, monkeypatch):
-    store = ReleaseStore(tmp_path / "push", boot_id=None)  # no boot id: every commit is flushed (rule 1)
+    store = ReleaseStore(tmp_path / "push", boot_id=None)  # no boot id: every commit is flushed (blobhold.py rule 1)
     writer = store.pack_writer()
     for data in (b"a", b"c"):
         writer.begin()
@@ -437,7 +437,7 @@ def test_packed_blobs_are_held_only_once_committed_and_a_failed_commit_holds_non
     def broken(path):
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr("owncdn.edge.packs.fsync_dir", broken)
+    monkeypatch.setattr("owncdn.packs.fsync_dir", broken)
     with pytest.raises(OSError):
         packed(store, [b"d"])
     assert not store.has_blob(sha(b"d")) and sorted(store.packs.packs) == [1]
@@ -454,8 +454,8 @@ def test_with_a_boot_id_blobs_are_not_flushed_before_a_switch_but_in_the_backgro
     def broken(*args):
         raise AssertionError("flushed while fetching")
 
-    monkeypatch.setattr("owncdn.edge.packs.fsync_dir", broken)
-    monkeypatch.setattr("owncdn.edge.releases.sync_many", broken)
+    monkeypatch.setattr("owncdn.packs.fsync_dir", broken)
+    monkeypatch.setattr("owncdn.edge.blobhold.sync_many", broken)
     store = ReleaseStore(tmp_path / "push", boot_id="boot-a")
     assert json.loads((store.root / "boot.json").read_text()) == {"boot_id": "boot-a"}
     packed(store, [b"a"])

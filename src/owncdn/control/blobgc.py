@@ -98,6 +98,9 @@ def collect_blobs(store, blobs: BlobStore, retention: Retention, *, dry_run: boo
                 if size is not None:
                     deleted += 1
                     freed += size
+            compact = getattr(blobs, "compact", None)  # a directory store's packs (blobs Rule 8)
+            if compact is not None:
+                compact()
         report = GcReport(dry_run=dry_run, stored=len(stored), referenced=plan.referenced, young=plan.young,
                           deleted=deleted, freed_bytes=freed, retained_releases=count, keep=retention.keep,
                           grace=retention.grace)

@@ -21,11 +21,11 @@ Rules:
    most ``MAX_HEAD`` bytes; 1xx answers skipped) is parsed here; the body is framed by
    chunked coding (``core/http/chunked.py``), ``Content-Length`` or the connection's end.
 2. A 200 body is a bundle (``core/content/bundle.py``, views): the blobs the store
-   lacks are written back to back into one new pack (``edge/packs.py``, made when the
+   lacks are written back to back into one new pack (``owncdn/packs.py``, made when the
    first one starts: a bundle of blobs held already creates no file), each blob's
    pieces hashed and written straight from the buffer as they arrive, with the hash
    its name says (``core/content/digest.py``: BLAKE3, or SHA-256 for older blobs); at
-   the blob's end the digest is compared with the name (``releases.py`` rule 1). A
+   the blob's end the digest is compared with the name (``blobhold.py`` rule 1). A
    blob not asked for, with another size, or twice, ends the fetch as
    ``OriginProtocolError``; one that hashes wrong is cut off the pack again and
    reported (``Outcome.results``); one the store holds already is read past.

@@ -1,17 +1,8 @@
-"""Pushed releases at the edge, on disk: content-addressed blobs and switched releases.
+"""Pushed releases at the edge, on disk: the release served per service, switched whole.
 
-Layout under the edge's state directory (``<state>/push``):
+Layout under the edge's state directory (``<state>/push``, next to the blobs in
+``packs/``, ``blobs/`` and ``partial/``, held as ``blobhold.py`` says):
 
-    packs/<n>.pack, <n>.idx   the blobs one bundle brought, back to back, and the
-                              index of those verified (``edge/packs.py``)
-    blobs/ab/abcdef...-b3     one file per blob that came otherwise (a single GET, a
-                              release event, ``put_blob``), or fetched by an older
-                              edge, named by a digest of its bytes: BLAKE3
-                              (``-b3``), or SHA-256 for blobs pushed before BLAKE3
-                              (no suffix; ``core/content/digest.py``)
-    partial/<sha>.part        a blob being fetched (kept across restarts for resuming)
-    partial/<sha>.<n>.part    a blob being written whole (renamed into place once
-                              verified; one left by a crash is removed at start)
     releases/<service>.json   the release served: number, id, time, manifest, and the
                               previous release (kept for instant rollback)
     releases/<service>.pending.json   the release being fetched: its release file as
@@ -19,13 +10,11 @@ Layout under the edge's state directory (``<state>/push``):
     boot.json                 the boot of the machine the store was opened in (Rule 6)
 
 Rules:
-1. A blob is held (``held``: name -> ``None`` for a file under ``blobs/``, or its
-   ``packs.Slot``) only complete and verified: a blob's name is its content. A loose
-   file is written as ``partial/<sha>.part`` and renamed into place; a packed blob's
-   bytes are in its pack before its index record is (``packs.py`` rule 1). Either is
-   fsynced first only where Rule 6 cannot hold (no boot id: not Linux). A blob is read
-   wherever it is with ``read_blob`` / ``open_blob`` (a descriptor and the offset of
-   the blob in it).
+1. A release (``Target``) names a blob per file, and the store holds them: a
+   ``ReleaseStore`` is a ``BlobHold`` (``blobhold.py``), where a blob is held only
+   complete and verified and read wherever it is (its rule 1). What is held is
+   rebuilt at start (its rule 2), dropped (its rule 3) and hashed again after a reboot
+   (its rule 4) as the rules here say.
 2. A release is switched only when every blob it names is held; the switch writes
    ``releases/<service>.json`` atomically (temp file, fsync, rename, directory fsync)
    and only then replaces the live release, so an edge never serves a half-synced
@@ -48,19 +37,12 @@ Rules:
 3. At start the switched releases are loaded at once: the edge serves the last one it
    switched to even while the control plane is unreachable. A pending target stays
    pending until its fetch ends (``releasesync``); a switched release whose blobs are
-   no longer all on disk becomes pending again, so they are fetched again. ``held`` is
-   rebuilt from the names under ``blobs/`` and the pack indexes (``packs.py`` rule 3),
-   without reading blob bytes; a bundle cut off midway, or a process killed during
-   one, thus keeps the blobs whose records were written.
+   no longer all held (``blobhold.py`` rule 2: rebuilt from what is on disk, without
+   reading blob bytes) becomes pending again, so they are fetched again.
 4. After a switch, blobs that no current, previous, pending or upcoming (being
-   prefetched) release of any service names are dropped, and so are partial files nobody wants; rolling back to the
-   previous release needs no fetch. The blobs are known without listing ``blobs/``
-   (``held``: read at start, kept up to date since), so a collection lists only
-   ``partial/``. A loose blob is deleted; a packed one leaves its pack's live set, a
-   pack with no live blob is deleted with its index, and one whose live bytes are under
-   half of its length is compacted: its live blobs copied into a new pack, made
-   durable with its records (always: a release marked flushed, Rule 6, may name
-   them), ``held`` pointed there, then the old pack deleted. Bodies open on a deleted pack stay readable (Rule 5).
+   prefetched) release of any service names (``wanted``) are dropped, and so are
+   partial files nobody wants (``collect``: ``blobhold.py`` rule 3, which also compacts
+   packs); rolling back to the previous release needs no fetch.
 5. The live release of a service is one object (``Live``) replaced whole; a request
    that already holds one keeps a consistent view (open blob files stay readable after
    their names are deleted). The bodies a release kept in memory or open
@@ -83,19 +65,17 @@ Rules:
    - At start in another boot than ``boot.json`` names (or in a store without one):
      the blobs of releases whose file says ``null`` (or that predate the stamp) are
      trusted; every other blob a loaded release (live, previous, pending) names is
-     hashed again (with the hash its name says; a packed one read from its pack) and
-     dropped unless it matches, and every other blob and partial file is dropped (packs
-     left with no live blob are deleted). Rule 3 then makes the releases that lost blobs pending, and
-     their blobs are fetched again; until then their missing files answer 503, never
-     wrong bytes. The releases are then marked flushed (what is left was read from
-     disk) and ``boot.json`` is rewritten.
+     hashed again and dropped unless it matches, and every other blob and partial file
+     is dropped (``reverify``: ``blobhold.py`` rule 4). Rule 3 then makes the releases
+     that lost blobs pending, and their blobs are fetched again; until then their
+     missing files answer 503, never wrong bytes. The releases are then marked flushed
+     (what is left was read from disk) and ``boot.json`` is rewritten.
    A store opened with ``boot_id=None`` (no boot id) fsyncs every blob and directory
-   (packs and their indexes too) before a switch instead, as Rule 1 says.
+   (packs and their indexes too) before a switch instead (``blobhold.py`` rule 1).
 """
 
 from __future__ import annotations
 
-import errno
 import itertools
 import json
 import os
@@ -107,17 +87,16 @@ from pathlib import Path
 
 import orjson
 
-from owncdn.core.content.digest import NEW, digest, hasher, is_blob_name, name_of
+from owncdn.core.content.digest import NEW
 from owncdn.core.content.manifest import Manifest, parse_manifest
 from owncdn.durable import boot_id as system_boot_id
-from owncdn.durable import fsync_dir, sync_filesystem, sync_many
-from owncdn.edge.packs import Packs, PackWriter, Slot
+from owncdn.durable import fsync_dir, sync_filesystem
+from owncdn.edge.blobhold import BlobHold
 
 __all__ = ["Live", "Prepared", "ReleaseStore", "Target"]
 
-_PART_IDS = itertools.count(1)  # one name per written partial file, whatever thread writes it
+_TMP_IDS = itertools.count(1)  # one name per pending release file, whatever thread writes it
 _SYSTEM = "system"  # ReleaseStore(boot_id=_SYSTEM): this machine's boot id (Rule 6)
-VERIFY_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,40 +227,21 @@ def write_json(path: Path, data: dict | bytes, durable: bool = True) -> None:
         fsync_dir(path.parent)
 
 
-class ReleaseStore:
+class ReleaseStore(BlobHold):
+    """Releases over the blobs they name (a ``BlobHold``, Rule 1)."""
+
     def __init__(self, root: Path, clock=time.time, boot_id: str | None = _SYSTEM) -> None:
-        self.root = Path(root)
-        self.blobs = self.root / "blobs"
-        self.partial = self.root / "partial"
-        self._partial_dir = str(self.partial)
+        super().__init__(root, system_boot_id() if boot_id == _SYSTEM else boot_id)  # Rule 6; None: fsync everything
         self.releases = self.root / "releases"
-        for d in (self.blobs, self.partial, self.releases):
-            d.mkdir(parents=True, exist_ok=True)
-        for leftover in self.partial.glob("*.*.part"):  # a writer's <sha>.<n>.part cut off by a crash:
-            leftover.unlink(missing_ok=True)           # never resumed (its blob comes again whole)
+        self.releases.mkdir(parents=True, exist_ok=True)
         for leftover in self.releases.glob("*.tmp"):  # a release file cut off before its rename
             leftover.unlink(missing_ok=True)
         self.clock = clock
-        self.boot = system_boot_id() if boot_id == _SYSTEM else boot_id  # Rule 6; None: fsync everything
         self.live: dict[str, Live] = {}
         self.pending: dict[str, Target] = {}
         self.upcoming: dict[str, Target] = {}  # prefetched, not to be served (releasesync.py rule 6); in memory only
         self.prepared: dict[str, Prepared] = {}  # Rule 2: the latest release file begun per pending service
         self.files = threading.Lock()  # Rule 2: guards `prepared` and the names of pending files
-        self.packs = Packs(self.root / "packs")
-        self.held: dict[str, Slot | None] = self._scan_blobs()  # Rule 1: what has_blob answers from
-        for sha, slot in self.packs.load().items():
-            if sha in self.held:
-                Packs.forget(sha, slot)  # a loose copy is there already
-            else:
-                self.held[sha] = slot
-        self.unsynced_dirs: set[Path] = set()  # blob directories with renames not yet fsynced
-        self.made_dirs: set[Path] = set()  # blob directories known to exist (collect() never removes them)
-        self._make_blob_dirs()
-        self.fetched_bytes = 0  # blob bytes received from the control plane (releasesync.py)
-        self.fetched_blobs = 0
-        self._counting = threading.Lock()  # fetches count from the loop and from bundle threads
-        self.reverified = 0  # blobs hashed again at start after the machine rebooted (Rule 6)
         self.load()
 
     def __repr__(self) -> str:
@@ -312,11 +272,6 @@ class ReleaseStore:
                 self.pending[live.target.service] = live.target  # blobs lost on disk: fetch them again
 
     # -- the machine's boot (Rule 6) ----------------------------------------------------
-    @property
-    def lazy(self) -> bool:
-        """Rule 6: blobs are flushed in the background, not before a switch."""
-        return self.boot is not None
-
     def _check_boot(self) -> None:
         """Rule 6, at start: in another boot, blobs that may have been lost are hashed
         again (or deleted); then ``boot.json`` names this boot."""
@@ -337,6 +292,8 @@ class ReleaseStore:
         write_json(marker, {"boot_id": self.boot})
 
     def _reverify(self) -> None:
+        """Rule 6: the blobs of releases marked flushed trusted, those of the others
+        hashed again (``blobhold.py`` rule 4)."""
         trusted: set[str] = set()
         check: set[str] = set()
         for live in self.live.values():
@@ -346,18 +303,7 @@ class ReleaseStore:
             (trusted if live.unflushed is None else check).update(named)
         for target in self.pending.values():
             check.update(target.blobs)
-        for sha in sorted(self.held.keys() - trusted):
-            slot = self.held[sha]
-            if sha in check:
-                self.reverified += 1
-                if _hashes_to(self.blob_path(sha) if slot is None else slot, sha):
-                    continue
-                print(f"owncdn edge: blob {sha[:12]} does not match its name after a reboot: fetching it again",
-                      flush=True)
-            self._drop_blob(sha)
-        self.packs.sweep()
-        for part in self.partial.glob("*.part"):
-            part.unlink(missing_ok=True)
+        self.reverify(trusted, check)
 
     def _write_live(self, live: Live) -> None:
         """The release file of ``live`` (Rule 2), with its switch time and flush stamp (Rule 6)."""
@@ -394,165 +340,13 @@ class ReleaseStore:
         """Live releases whose files, written ahead, do not say their switch time yet (Rule 2)."""
         return sum(1 for live in self.live.values() if live.ahead)
 
-    # -- blobs (Rule 1) ----------------------------------------------------------------
-    def blob_path(self, sha: str) -> Path:
-        return self.blobs / sha[:2] / sha
-
-    def part_path(self, sha: str) -> Path:
-        return self.partial / f"{sha}.part"
-
-    def part_name(self, sha: str) -> str:
-        """A new partial file's name for a blob written whole or from a bundle,
-        ``partial/<sha>.<n>.part``, never resumed (one left by a crash is removed at start)."""
-        return f"{self._partial_dir}/{sha}.{next(_PART_IDS)}.part"
-
-    def _make_blob_dirs(self) -> None:
-        """The 256 ``blobs/ab`` directories, made at start rather than while a release is
-        fetched (a new directory costs an inode allocation, which a file system busy
-        freeing inodes makes slow)."""
-        have = {entry.name for entry in os.scandir(self.blobs) if entry.is_dir()}
-        made = False
-        for i in range(256):
-            name = f"{i:02x}"
-            if name not in have:
-                (self.blobs / name).mkdir(exist_ok=True)
-                made = True
-            self.made_dirs.add(self.blobs / name)
-        if made:
-            fsync_dir(self.blobs)
-
-    def _scan_blobs(self) -> dict[str, Slot | None]:
-        held: dict[str, Slot | None] = {}
-        for sub in os.scandir(self.blobs):
-            if sub.is_dir():
-                held.update((entry.name, None) for entry in os.scandir(sub.path) if is_blob_name(entry.name))
-        return held
-
-    def count_fetched(self, blobs: int, size: int) -> None:
-        """Blobs verified and bytes received (``releasesync.py``; any thread)."""
-        with self._counting:
-            self.fetched_blobs += blobs
-            self.fetched_bytes += size
-
-    def has_blob(self, sha: str) -> bool:
-        return sha in self.held
-
+    # -- the blobs of releases (Rule 1) ----------------------------------------------------
     def missing(self, target: Target) -> dict[str, int]:
         """Blobs of ``target`` not held here: blob name -> size."""
         blobs, held = target.blobs, self.held
         if blobs.keys() <= held.keys():  # the usual answer before a switch, without a loop in Python
             return {}
         return {sha: size for sha, size in blobs.items() if sha not in held}
-
-    def keep_part(self, sha: str) -> Path:
-        """A verified partial file: fsynced (unless Rule 6 holds), then moved into place
-        (Rule 1)."""
-        if not self.lazy:
-            fd = os.open(self.part_path(sha), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        return self.adopt_part(sha)
-
-    def adopt_part(self, sha: str, part: Path | None = None) -> Path:
-        """Move a verified and fsynced partial file into place."""
-        dest = self.blob_path(sha)
-        if dest.parent not in self.made_dirs:
-            dest.parent.mkdir(exist_ok=True)
-            self.made_dirs.add(dest.parent)
-        os.replace(part or self.part_path(sha), dest)
-        self.unsynced_dirs.add(dest.parent)
-        self.held[sha] = None
-        return dest
-
-    # -- packs (Rule 1; bundlefetch.py) ---------------------------------------------------
-    def pack_writer(self) -> PackWriter:
-        """A new pack for the blobs of one bundle (``packs.py``; any thread)."""
-        return self.packs.writer(durable=not self.lazy)
-
-    def keep_packed(self, writer: PackWriter, sha: str) -> None:
-        """The blob just written by ``writer`` is verified: held at once where Rule 6
-        holds, else when the writer is committed (``end_pack``)."""
-        slot = writer.keep(sha)
-        if slot is not None:
-            self.held[sha] = slot
-
-    def end_pack(self, writer: PackWriter) -> list[str]:
-        """The bundle ended, however it ended: where Rule 6 cannot hold, its verified
-        blobs are made durable and held now (``PackWriter.commit``); the writer is
-        closed either way (a pack with no blob is deleted). The blobs held now; OSError
-        (none held) when the commit failed."""
-        try:
-            kept = writer.commit() if writer.durable else []
-            for sha, slot in kept:
-                self.held[sha] = slot
-            return [sha for sha, _ in kept]
-        finally:
-            writer.close()
-
-    def read_blob(self, sha: str) -> bytes:
-        """A held blob's bytes, wherever it is (OSError if it is not held)."""
-        for _ in range(2):
-            slot = self._where(sha)
-            try:
-                if slot is None:
-                    with open(self.blob_path(sha), "rb") as f:
-                        return f.read()
-                return Packs.read(slot)
-            except FileNotFoundError:
-                if self.held.get(sha, False) is slot:  # not moved by a compaction meanwhile
-                    raise
-        raise FileNotFoundError(errno.ENOENT, "the blob moved twice while read", sha)
-
-    def open_blob(self, sha: str) -> tuple[int, int]:
-        """A new read-only descriptor holding the blob, and the offset of its bytes in
-        it (0 for a loose file); the caller closes it."""
-        for _ in range(2):
-            slot = self._where(sha)
-            try:
-                if slot is None:
-                    return os.open(self.blob_path(sha), os.O_RDONLY | os.O_CLOEXEC), 0
-                return Packs.open(slot), slot.offset
-            except FileNotFoundError:
-                if self.held.get(sha, False) is slot:
-                    raise
-        raise FileNotFoundError(errno.ENOENT, "the blob moved twice while opened", sha)
-
-    def _where(self, sha: str) -> Slot | None:
-        try:
-            return self.held[sha]
-        except KeyError:
-            raise FileNotFoundError(errno.ENOENT, "the blob is not held here", sha) from None
-
-    def keep_inline(self, sha: str, size: int, data: bytes) -> bool:
-        """A blob that came inside a release event (``releasesync.py`` Rule 8), kept as a
-        fetched one is (Rule 1): only if it has ``size`` bytes and hashes to ``sha``,
-        written as a partial file (fsynced unless Rule 6 holds), then named. False, and
-        nothing kept, when it does not match."""
-        if len(data) != size or not _names(sha, data):
-            return False
-        if not self.has_blob(sha):
-            self._write_blob(sha, data)
-        return True
-
-    def put_blob(self, data: bytes, algo: str = NEW) -> str:
-        """Store bytes as a blob named with ``algo`` (tests, and tools that install
-        releases directly); its name."""
-        sha = digest(data, algo)
-        if not self.has_blob(sha):
-            self._write_blob(sha, data)
-        return sha
-
-    def _write_blob(self, sha: str, data: bytes) -> None:
-        """Verified bytes written as a new partial file (fsynced unless Rule 6 holds), then named."""
-        part = self.part_name(sha)
-        with open(part, "wb") as f:
-            f.write(data)
-            if not self.lazy:
-                f.flush()
-                os.fsync(f.fileno())
-        self.adopt_part(sha, Path(part))
 
     def install(self, service: str, number: int, files: dict[str, bytes], released_at: float | None = None,
                 algo: str = NEW) -> Live:
@@ -585,7 +379,7 @@ class ReleaseStore:
         (Rule 3); without the directory's fsync a crash of the machine may lose the name,
         and the control plane sends the release again when the edge reconnects."""
         service = prepared.target.service
-        tmp = self.releases / f"{service}.pending.{next(_PART_IDS)}.tmp"
+        tmp = self.releases / f"{service}.pending.{next(_TMP_IDS)}.tmp"
         named = False
         try:
             with open(tmp, "wb") as f:
@@ -654,22 +448,6 @@ class ReleaseStore:
                 self.clear_pending(service)
         return live
 
-    def sync_dirs(self) -> None:
-        """Make the names of new blobs durable before a release that needs them is: the
-        directories renamed into and ``blobs/`` itself, all at once
-        (``owncdn.durable.sync_many``); where Rule 6 holds, the flush does it later."""
-        dirs, self.unsynced_dirs = self.unsynced_dirs, set()
-        if self.lazy:
-            return
-        todo = [*sorted(dirs), self.blobs]
-        for start in range(0, len(todo), 256):
-            fds = [os.open(path, os.O_RDONLY | os.O_DIRECTORY) for path in todo[start:start + 256]]
-            try:
-                sync_many(fds)
-            finally:
-                for fd in fds:
-                    os.close(fd)
-
     def drop(self, service: str) -> None:
         """The control plane holds no release of ``service`` for this edge any more."""
         self.live.pop(service, None)
@@ -722,81 +500,9 @@ class ReleaseStore:
         return keep
 
     def collect(self, keep: set[str] | None = None) -> tuple[int, int]:
-        """Drop blobs and partial files not in ``keep`` (default: ``wanted()``; compute
-        it on the event loop's thread when this runs in another), delete packs with no
-        live blob and compact those mostly dead (Rule 4); (blobs and partial files
-        dropped, their bytes)."""
-        keep = self.wanted() if keep is None else keep
-        files = size = 0
-        for sha in self.held.keys() - keep:  # a copy: fetches add to held meanwhile
-            slot = self.held.get(sha, False)
-            if slot is False:
-                continue
-            if slot is None:
-                try:
-                    n = self.blob_path(sha).stat().st_size
-                except FileNotFoundError:
-                    n = 0
-            else:
-                n = slot.size
-            self._drop_blob(sha)
-            files += 1
-            size += n
-        for path in self.partial.glob("*.part"):
-            sha = path.name.removesuffix(".part").split(".")[0]  # <sha>.part, or a writer's <sha>.<n>.part
-            if sha in keep and is_blob_name(sha):
-                continue
-            try:
-                n = path.stat().st_size
-                path.unlink()
-            except FileNotFoundError:
-                continue
-            files += 1
-            size += n
-        _, compact = self.packs.sweep()
-        if compact:
-            self._compact(compact)
-        return files, size
-
-    def _drop_blob(self, sha: str) -> None:
-        """Rule 4: ``sha`` is no longer held; a loose file is deleted."""
-        slot = self.held.pop(sha, None)
-        if slot is not None:
-            Packs.forget(sha, slot)
-            return
-        try:
-            os.unlink(self.blob_path(sha))
-        except FileNotFoundError:
-            pass
-
-    def _compact(self, packs: list) -> None:
-        """Rule 4: the live blobs of ``packs`` copied into one new pack, made durable
-        (also where Rule 6 holds: a release marked flushed may name them), ``held``
-        pointed there, then the packs deleted."""
-        writer = self.packs.writer(durable=True)
-        moved: list[tuple[str, Slot]] = []
-        try:
-            for pack in packs:
-                for sha, slot in list(pack.live.items()):
-                    writer.begin()
-                    writer.write(memoryview(Packs.read(slot)))
-                    writer.keep(sha)
-                    moved.append((sha, slot))
-            writer.commit()
-        except BaseException:
-            writer.records = []
-            writer.pack.live.clear()
-            writer.close()  # nothing kept: the new pack is deleted, the old ones stay
-            raise
-        for sha, old in moved:
-            new = writer.pack.live.get(sha)
-            if new is not None and self.held.get(sha) is old:
-                self.held[sha] = new
-            elif new is not None:  # dropped meanwhile
-                Packs.forget(sha, new)
-        writer.close()
-        for pack in packs:
-            self.packs.delete(pack)
+        """``BlobHold.collect`` (``blobhold.py`` rule 3) of ``keep``, by default
+        ``wanted()`` (compute it on the event loop's thread when this runs in another)."""
+        return super().collect(self.wanted() if keep is None else keep)
 
 
 def _hand_over_bodies(old: Live, new: Live) -> None:
@@ -816,41 +522,6 @@ def _hand_over_bodies(old: Live, new: Live) -> None:
         else:
             opened -= 1
     new.bodies, new.small_bytes, new.open_blobs = bodies, small, opened
-
-
-def _names(sha: str, data: bytes) -> bool:
-    """True when ``data`` hashes to ``sha`` (with the hash its name says)."""
-    try:
-        h = hasher(sha)
-    except ValueError:
-        return False
-    h.update(data)
-    return name_of(h) == sha
-
-
-def _hashes_to(where: Path | Slot, sha: str) -> bool:
-    """True when the loose file or packed blob ``where`` hashes to ``sha``."""
-    h = hasher(sha)
-    try:
-        if isinstance(where, Slot):
-            fd = Packs.open(where)
-            try:
-                at, end = where.offset, where.offset + where.size
-                while at < end:
-                    chunk = os.pread(fd, min(VERIFY_CHUNK, end - at), at)
-                    if not chunk:
-                        return False
-                    h.update(chunk)
-                    at += len(chunk)
-            finally:
-                os.close(fd)
-        else:
-            with open(where, "rb") as f:
-                while chunk := f.read(VERIFY_CHUNK):
-                    h.update(chunk)
-    except OSError:
-        return False
-    return name_of(h) == sha
 
 
 def open_releases(state_dir: Path | None, config=None, control: str | None = None) -> ReleaseStore | None:

@@ -25,14 +25,14 @@ Rules:
    a bundle whose blobs all came and matched is done then, before the end of its body
    is read (``bundlefetch.py`` rule 8: the thread reads it and keeps the connection
    meanwhile); elsewhere the bundle's pack and records are made durable when it ends
-   (or is cut off) and only then held (releases.py ``end_pack``: two fsyncs per
+   (or is cut off) and only then held (blobhold.py ``end_pack``: two fsyncs per
    bundle). Either way a bundle cut off midway, or cancelled, keeps
    the blobs before the cut and the next round asks only for the rest. Larger blobs (and every blob when the control plane has no bundle
    endpoint) come one ``GET /v1/blobs/{sha256}`` each, written to
    ``partial/<sha>.part``; after an interruption (a dropped connection, a restart)
    such a fetch resumes with ``Range: bytes=N-`` and a 206. Every blob's digest (BLAKE3,
    or SHA-256 for a name without ``-b3``: ``core/content/digest.py``) is computed over
-   all its bytes and compared with its name before the blob is kept (releases.py rule 1).
+   all its bytes and compared with its name before the blob is kept (blobhold.py rule 1).
 3. Network trouble is retried with backoff (0.5 s doubling to 10 s) as long as the
    target is wanted. A blob whose bytes do not match its hash is refetched from the
    start, up to ``VERIFY_ATTEMPTS`` times; a blob the control plane does not have

@@ -18,7 +18,7 @@ Rules:
    gets the plain file, never a compressed sibling (its Vary still names
    Accept-Encoding).
 4. Bodies below ``FILE_THRESHOLD`` are read into memory once; larger blobs are mapped
-   (``DiskBody``: the blob's file, or its pack from the blob's offset, ``releases.py``
+   (``DiskBody``: the blob's file, or its pack from the blob's offset, ``blobhold.py``
    rule 1) and go out with ``sendfile``. Open blobs are kept per release, at
    most ``OPEN_BLOBS`` (an old one closes when its last response is sent). A switch
    hands the bodies of blobs the new release also names to it (``releases.py`` rule

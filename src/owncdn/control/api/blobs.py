@@ -578,7 +578,7 @@ def _sendfile_ok(request: Request, blobs: BlobStore) -> bool:
     """Whether a download may go by ``sendfile`` (Rule 6): a directory store, a
     connection ``with_transport`` reached, and HTTP/1.1 (chunked coding)."""
     scope = request.scope
-    return hasattr(blobs, "open_fd") and scope.get("http_version") == "1.1" and TRANSPORT in scope.get("extensions", {})
+    return hasattr(blobs, "open_blob") and scope.get("http_version") == "1.1" and TRANSPORT in scope.get("extensions", {})
 
 
 class _BundleResponse(Response):

@@ -20,8 +20,9 @@ Rules:
    ``chunk()`` writes one chunk of whole records, ``<size hex>\\r\\n`` + records +
    ``\\r\\n``, from a worker thread: per blob its record header (``send`` with
    ``MSG_MORE``: it leaves in the segment of the blob's first bytes) and its bytes
-   (``os.sendfile`` from the blob file, ``DirBlobStore.open_fd``). Four system calls a
-   blob (open, send, sendfile, close), no copy through Python.
+   (``os.sendfile`` from the blob's file, or its pack from the blob's offset:
+   ``DirBlobStore.open_blob``). Four system calls a blob (open, send, sendfile,
+   close), no copy through Python.
 3. Raw writes start only when the transport has nothing buffered, and the event loop
    writes nothing on that connection until the chunk is done (one response at a time
    on an HTTP/1.1 connection).
@@ -174,11 +175,11 @@ def _send_chunk(fd: int, store, parts: list[tuple[bytes, str, int, int]], stop: 
         for head, sha, offset, count in parts:
             if stop.is_set():
                 raise TimeoutError("stopped")
-            blob = store.open_fd(sha)
+            blob, base, _ = store.open_blob(sha)
             try:
                 if prefix or head:
                     out.send(prefix + head)
-                out.sendfile(blob, offset, count, sha)
+                out.sendfile(blob, base + offset, count, sha)
             finally:
                 os.close(blob)
             prefix = b""

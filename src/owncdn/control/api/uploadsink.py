@@ -8,28 +8,25 @@
 The thread-side half of ``blobs.py`` Rules 2 and 4 for a body read raw (``rawbody.py``).
 
 Rules:
-1. The bytes are parsed as they arrive (``BundleReader`` with views); each blob is
-   written to a temp file of its own (``DirBlobStore.part``) and hashed from the same
-   views, so no blob is joined, copied or handed to another thread.
-2. At a blob's end its hash is checked (``blobs`` Rule 1): a wrong one removes its
-   temp file and raises ``BlobMismatch``; nothing after it is stored. A blob larger
-   than the store takes is refused at its header (``BlobTooLarge``).
-3. ``finish()``, however the body ended, removes the temp file of a blob cut off and
-   makes the verified ones durable and renames them into place together
-   (``commit_many``: one ``syncfs``, shared with uploads ending at the same time), so
-   nothing half-written is ever a blob and what came before a refusal or a cut is
-   kept, as through ASGI. ``stored`` then lists them; if that fails, it is emptied.
-   With ``first`` (a release bundle, whose release is created from them next) the
-   renames are made durable there too (``DirBlobStore.sync``), while the release's
-   other checks (its manifest's claims) still run, so the release finds them done.
-   With ``landing``, the verified blobs are offered (``DirBlobStore.offer``: readable
-   from their temp files) and handed to ``landing([(sha, size), ...])`` just before
-   that ``syncfs``, once nothing can refuse them any more (after Rule 4's check), so
-   the edges waiting for them fetch them meanwhile (``blobs`` Rule 4b, which lands
-   them again once stored; the push benchmark's bundles waited 4-63 ms each in that
-   ``syncfs``, which writes back the edges' own blobs too when they share the file
-   system). Whatever happens to them after (a failed flush removes them), the bytes
-   the edges got were the blobs' own.
+1. The bytes are parsed as they arrive (``BundleReader`` with views); the blobs are
+   written back to back into one new pack (``DirBlobStore.bundle``, ``blobs`` Rule 8),
+   each hashed from the same views, so no blob is joined, copied or handed to another
+   thread.
+2. At a blob's end its hash is checked (``blobs`` Rule 1): a wrong one is cut off the
+   pack and raises ``BlobMismatch``; nothing after it is stored. A blob larger than
+   the store takes is refused at its header (``BlobTooLarge``).
+3. ``finish()``, however the body ended, cuts off a blob cut off and makes the
+   verified ones durable and stored together (``BundlePack.commit``: the pack fsynced,
+   its writeback begun as it was written, then its index; no other file's writeback
+   is waited for), so nothing half-written is ever a blob and what came before a
+   refusal or a cut is kept, as through ASGI. ``stored`` then lists them; if that
+   fails, it is emptied. A release created from them next finds them durable.
+   With ``landing``, the verified blobs are offered (``BundlePack.offer``: readable
+   from the pack) and handed to ``landing([(sha, size), ...])`` just before that
+   flush, once nothing can refuse them any more (after Rule 4's check), so the edges
+   waiting for them fetch them meanwhile (``blobs`` Rule 4b, which lands them again
+   once stored). Whatever happens to them after (a failed flush drops them), the
+   bytes the edges got were the blobs' own.
 4. With ``first``, the leading record is not stored but handed whole to
    ``first(sha, data)`` once it ended (at most ``first_limit`` bytes, else 413); what
    it raises ends the upload before any blob was written. It may instead return a
@@ -44,7 +41,7 @@ Rules:
 
 from __future__ import annotations
 
-from owncdn.control.blobs import BlobPart, DirBlobStore
+from owncdn.control.blobs import BlobPart, BundlePack, DirBlobStore
 from owncdn.core.content.bundle import BlobData, BlobEnd, BlobStart, BundleError, BundleReader
 
 from .errors import ApiProblem
@@ -62,20 +59,20 @@ class BundleSink:
         self.landing = landing
         self.head: bytearray | None = bytearray() if first is not None else None
         self.reader = BundleReader(views=True)
-        self.part: BlobPart | None = None
-        self.written: list[tuple[str, str]] = []  # (sha, temp file) verified, for commit_many
-        self.sizes: list[int] = []
+        self.pack: BundlePack | None = None  # made at the first blob
+        self.receiving = False
+        self.verified: list[tuple[str, int]] = []  # (sha, size), kept in the pack
         self.stored: list[BlobStored] = []
         self.pending = None  # Rule 4: the leading record's check, running elsewhere
 
     def __repr__(self) -> str:
-        return f"<BundleSink {len(self.written)} verified{' receiving' if self.part else ''} {self.reader!r}>"
+        return f"<BundleSink {len(self.verified)} verified{' receiving' if self.receiving else ''} {self.reader!r}>"
 
     def feed(self, view: memoryview) -> None:
         for event in self.reader.feed(view):
             if isinstance(event, BlobData):
-                if self.part is not None:
-                    self.part.write(event.data)
+                if self.receiving:
+                    self.pack.write(event.data)
                 else:
                     self.head += event.data
             elif isinstance(event, BlobStart):
@@ -85,7 +82,10 @@ class BundleSink:
 
     def _start(self, event: BlobStart) -> None:
         if self.head is None:
-            self.part = self.store.part(event.sha256, event.size)
+            if self.pack is None:
+                self.pack = self.store.bundle()
+            self.pack.start(event.sha256, event.size)
+            self.receiving = True
         elif event.size > self.first_limit:
             raise ApiProblem(413, "too_large", f"the first record has {event.size} bytes, more than {self.first_limit}")
 
@@ -94,9 +94,8 @@ class BundleSink:
             data, self.head = bytes(self.head), None
             self.pending = self.first(event.sha256, data)
             return
-        part, self.part = self.part, None
-        self.written.append(part.finish())
-        self.sizes.append(part.size)
+        self.receiving = False
+        self.verified.append((event.sha256, self.pack.end()))
 
     def end(self) -> None:
         """The body ended: it must end between records, after the leading one."""
@@ -106,25 +105,22 @@ class BundleSink:
 
     def finish(self) -> list[BlobStored]:
         """Rule 3."""
-        if self.part is not None:
-            self.part.abort()
-            self.part = None
-        written, self.written = self.written, []
+        pack, self.pack = self.pack, None
+        verified, self.verified = self.verified, []
         pending, self.pending = self.pending, None
-        if pending is not None:
-            try:
-                pending.result()  # Rule 4
-            except BaseException:
-                self.store.discard(written)
-                raise
-        if written and self.landing is not None:
-            self.store.offer(written)
-            self.landing([(sha, size) for (sha, _), size in zip(written, self.sizes)])
-        if written:
-            self.store.commit_many(written)
-            self.stored = [BlobStored(sha256=sha, size=size) for (sha, _), size in zip(written, self.sizes)]
-            if self.first is not None:
-                self.store.sync([sha for sha, _ in written])  # Rule 3
+        self.receiving = False
+        try:
+            if pending is not None:
+                pending.result()  # Rule 4 (what it raises: the pack is closed unstored)
+            if verified and self.landing is not None:
+                pack.offer()
+                self.landing(verified)
+            if verified:
+                pack.commit()
+                self.stored = [BlobStored(sha256=sha, size=size) for sha, size in verified]
+        finally:
+            if pack is not None:
+                pack.close()
         return self.stored
 
 

@@ -9,7 +9,7 @@
                 an edge holding ``old`` needs for ``new``.
 - ``bundle``    many blobs in one HTTP body (``<blob name> <size>\n<bytes>`` records)
                 and ``BundleReader``, its sans-IO reader.
-- ``packindex`` the index of an edge's blob pack (``edge/packs.py``): fixed-size,
+- ``packindex`` the index of an edge's blob pack (``owncdn/packs.py``): fixed-size,
                 checksummed records of verified blobs (name, offset, size).
 - ``retention`` which releases keep their blobs on the control plane (the newest N
                 per service, the current one, those nodes serve) and which stored

@@ -1,6 +1,6 @@
 """Pack indexes: which byte ranges of an edge's blob pack are verified blobs.
 
-An edge keeps the blobs a bundle brings in one pack file (``edge/packs.py``): their
+An edge keeps the blobs a bundle brings in one pack file (``owncdn/packs.py``): their
 bytes back to back, and next to it an index of fixed-size records appended as each
 blob is verified:
 

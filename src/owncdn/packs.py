@@ -1,29 +1,41 @@
-"""Blob packs at the edge: the blobs of one bundle in one file, with an index.
+"""Blob packs: the blobs of one bundle in one file, with an index (the edges' release
+stores and the control plane's directory blob store).
 
-Layout under the release store (``<state>/push/packs``):
+Layout (edge: ``<state>/push/packs``; control plane: ``<blob dir>/packs``):
 
-    <n>.pack    blob bytes back to back, as a bundle brought them (``bundlefetch.py``
-                writes them straight from its receive buffer)
+    <n>.pack    blob bytes back to back, as a bundle brought them (written straight
+                from the receive buffer)
     <n>.idx     ``core/content/packindex.py`` records: which ranges are verified blobs
 
 Rules:
 1. A blob's bytes are written to its pack before its record is appended to the index,
    so a record always names bytes that are in the file (in the page cache at least:
-   a killed process keeps them). Where the store flushes in the background
-   (``releases.py`` rule 6) the record is appended as soon as the blob is verified;
-   elsewhere (``durable``) the records are kept in memory until the writer commits:
-   pack fsynced, records appended, index fsynced, directory fsynced, and only then
-   are the blobs held. A blob that hashed wrong, or one cut off midway, is cut off the
-   pack's end again (``ftruncate``): dead bytes are never left at the end.
+   a killed process keeps them). Where the store flushes in the background (the
+   edge: ``edge/releases.py`` rule 6) the record is appended as soon as the blob is
+   verified; elsewhere (``durable``) the records are kept in memory until the writer
+   commits: pack fsynced, records appended, index fsynced, directory fsynced, and only
+   then are the blobs held. A durable writer begins the writeback of every
+   ``WRITEBACK_STEP`` bytes as it writes them (``durable.start_writeback``), so the
+   commit's fsync waits only for the last ones. A blob that hashed wrong, or one cut
+   off midway, is cut off the pack's end again (``ftruncate``): dead bytes are never
+   left at the end.
 2. One writer per pack; a pack being written is neither compacted nor deleted.
    A pack with no record when its writer ends is deleted with its index.
 3. At start the indexes are read (``packindex.decode``, records past the pack's
    length skipped), never the blob bytes; a pack without a valid record is deleted,
    and an index without its pack too. Pack numbers go on from the highest found.
+   ``Pack.made`` is when its records were written (the index's mtime; now, for a
+   pack written in this process).
 4. ``Pack.live`` is the pack's blobs the store holds; a blob the store drops is
    removed from it (``forget``). ``sweep`` deletes packs with no live blob and names
    those whose live bytes are under half of their length (``packindex.compactable``)
    for the store to copy out. Open descriptors of a deleted pack stay readable (POSIX).
+5. ``compact(packs, swap)`` copies the live blobs of ``packs`` into one new pack, made
+   durable (a store may already have promised them durable), with ``made`` the latest
+   of theirs (the index's mtime set to it); ``swap(moved)`` (the store, under its own
+   lock) points the blobs it still holds at their new slots and returns those it
+   took; the others are forgotten, and the old packs deleted. If the copy fails,
+   the new pack is deleted and the old ones stay.
 """
 
 from __future__ import annotations
@@ -32,31 +44,35 @@ import errno
 import itertools
 import os
 import threading
+import time
 from pathlib import Path
 
 from owncdn.core.content.packindex import MAGIC, compactable, decode, encode
-from owncdn.durable import fsync_dir
+from owncdn.durable import fsync_dir, start_writeback
 
 __all__ = ["Pack", "PackWriter", "Packs", "Slot"]
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+WRITEBACK_STEP = 1 << 20  # Rule 1
 
 
 class Slot:
-    """Where a packed blob is: its pack, offset and size."""
+    """Where a packed blob is: its pack, offset and size (and, for a store that keeps
+    it, when a claim last wanted it: ``control/blobs.py`` Rule 8)."""
 
-    __slots__ = ("pack", "offset", "size")
+    __slots__ = ("pack", "offset", "size", "claimed")
 
     def __init__(self, pack: "Pack", offset: int, size: int) -> None:
         self.pack, self.offset, self.size = pack, offset, size
+        self.claimed = 0.0
 
     def __repr__(self) -> str:
         return f"<Slot {self.pack.number}.pack+{self.offset} size={self.size}>"
 
 
 class Pack:
-    __slots__ = ("number", "path", "index", "size", "live", "writing")
+    __slots__ = ("number", "path", "index", "size", "live", "writing", "made")
 
     def __init__(self, directory: Path, number: int) -> None:
         self.number = number
@@ -65,6 +81,7 @@ class Pack:
         self.size = 0  # the pack file's length
         self.live: dict[str, Slot] = {}  # Rule 4
         self.writing = False  # Rule 2
+        self.made = 0.0  # Rule 3
 
     def live_bytes(self) -> int:
         return sum(slot.size for slot in list(self.live.values()))
@@ -85,6 +102,7 @@ class PackWriter:
         self.start = 0  # where the current blob began
         self.records: list[tuple[str, Slot, bytes]] = []  # durable: kept until commit
         self.kept = 0
+        self.written_back = 0  # durable: where the writeback was begun up to (Rule 1)
 
     def __repr__(self) -> str:
         return f"<PackWriter {self.pack!r} end={self.end}>"
@@ -99,6 +117,9 @@ class PackWriter:
             n = os.write(fd, data)
             data = data[n:]
             self.end += n
+        if self.durable and self.end - self.written_back >= WRITEBACK_STEP:
+            start_writeback(fd, self.written_back, self.end - self.written_back)
+            self.written_back = self.end
 
     def cut(self) -> None:
         """The current blob is dropped: the pack ends where it began."""
@@ -106,6 +127,7 @@ class PackWriter:
             os.ftruncate(self.fd, self.start)
             os.lseek(self.fd, self.start, os.SEEK_SET)  # the next blob goes where this one began
             self.end = self.start
+            self.written_back = min(self.written_back, self.start)
 
     def keep(self, sha: str) -> Slot | None:
         """The current blob is verified: its record is appended (or kept for ``commit``
@@ -118,6 +140,7 @@ class PackWriter:
             return None
         self._append(record)
         self.pack.size = self.end
+        self.pack.made = time.time()
         self.pack.live[sha] = slot
         return slot
 
@@ -138,6 +161,7 @@ class PackWriter:
         os.fsync(self.index_fd)
         fsync_dir(self.packs.dir)
         self.pack.size = self.end
+        self.pack.made = time.time()
         for sha, slot, _ in records:
             self.pack.live[sha] = slot
         return [(sha, slot) for sha, slot, _ in records]
@@ -181,6 +205,7 @@ class Packs:
                 pack.size = os.stat(pack.path).st_size
                 with open(pack.index, "rb") as f:
                     records = decode(f.read(), pack.size)
+                    pack.made = os.fstat(f.fileno()).st_mtime
             except FileNotFoundError:
                 records = {}
             for sha, (offset, size) in records.items():
@@ -235,6 +260,37 @@ class Packs:
                 compact.append(pack)
         return freed, compact
 
+    def compact(self, packs: list[Pack], swap) -> int:
+        """Rule 5: ``swap(moved)`` gets ``[(sha, old slot, new slot), ...]`` and returns
+        the names it now holds at their new slots; the bytes freed."""
+        writer = self.writer(durable=True)
+        moved: list[tuple[str, Slot]] = []
+        try:
+            for pack in packs:
+                for sha, slot in list(pack.live.items()):
+                    writer.begin()
+                    _copy(slot, writer)
+                    writer.keep(sha)
+                    moved.append((sha, slot))
+            writer.commit()
+            if moved:
+                made = max(pack.made for pack in packs)
+                os.utime(writer.pack.index, (made, made))
+                writer.pack.made = made
+        except BaseException:
+            writer.records = []
+            writer.pack.live.clear()
+            writer.close()  # nothing kept: the new pack is deleted, the old ones stay
+            raise
+        new = writer.pack.live
+        taken = swap([(sha, old, new[sha]) for sha, old in moved if sha in new])
+        for sha in list(new.keys() - set(taken)):
+            del new[sha]  # dropped meanwhile
+        writer.close()
+        for pack in packs:
+            self.delete(pack)
+        return sum(pack.size for pack in packs) - (writer.pack.size if new else 0)
+
     @staticmethod
     def read(slot: Slot) -> bytes:
         fd = os.open(slot.pack.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -249,3 +305,24 @@ class Packs:
     @staticmethod
     def open(slot: Slot) -> int:
         return os.open(slot.pack.path, os.O_RDONLY | os.O_CLOEXEC)
+
+    @staticmethod
+    def chunks(slot: Slot, step: int = WRITEBACK_STEP):
+        """The blob's bytes, ``step`` at a time; ``OSError`` if the pack ends inside it."""
+        fd = Packs.open(slot)
+        try:
+            at, end = slot.offset, slot.offset + slot.size
+            while at < end:
+                data = os.pread(fd, min(step, end - at), at)
+                if not data:
+                    raise OSError(errno.EIO, "the pack ends inside the blob", slot.pack.path)
+                yield data
+                at += len(data)
+        finally:
+            os.close(fd)
+
+
+def _copy(slot: Slot, writer: PackWriter) -> None:
+    """A packed blob's bytes written to ``writer``, a MiB at a time."""
+    for data in Packs.chunks(slot):
+        writer.write(memoryview(data))
