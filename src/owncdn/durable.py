@@ -57,7 +57,7 @@ Rules:
    is True once a ``syncfs`` of the group begun after that ``ticket()`` call ended
    without error: those writes are durable with no flush of their own. The control
    plane's blob store so skips the directories its renames went into when a later
-   upload's ``syncfs`` already wrote them back (``control/blobs.py`` Rule 2).
+   upload's ``syncfs`` already wrote them back (``control/dirblobs.py`` Rule 1).
    ``group.wait(ticket)`` returns once a sync begun after that ticket ended (beginning
    one if none runs), and whether one such ended without error.
 9. ``group.soon()`` begins a ``syncfs`` covering the writes done before the call in a

@@ -29,7 +29,8 @@ Rules:
 4. ``Pack.live`` is the pack's blobs the store holds; a blob the store drops is
    removed from it (``forget``). ``sweep`` deletes packs with no live blob and names
    those whose live bytes are under half of their length (``packindex.compactable``)
-   for the store to copy out. Open descriptors of a deleted pack stay readable (POSIX).
+   for the store to copy out, and with them the small packs to merge into one
+   (``packindex.small_to_merge``: 16 or more under 1 MiB). Open descriptors of a deleted pack stay readable (POSIX).
 5. ``compact(packs, swap)`` copies the live blobs of ``packs`` into one new pack, made
    durable (a store may already have promised them durable), with ``made`` the latest
    of theirs (the index's mtime set to it); ``swap(moved)`` (the store, under its own
@@ -47,7 +48,7 @@ import threading
 import time
 from pathlib import Path
 
-from owncdn.core.content.packindex import MAGIC, compactable, decode, encode
+from owncdn.core.content.packindex import MAGIC, compactable, decode, encode, small_to_merge
 from owncdn.durable import fsync_dir, start_writeback
 
 __all__ = ["Pack", "PackWriter", "Packs", "Slot"]
@@ -59,7 +60,7 @@ WRITEBACK_STEP = 1 << 20  # Rule 1
 
 class Slot:
     """Where a packed blob is: its pack, offset and size (and, for a store that keeps
-    it, when a claim last wanted it: ``control/blobs.py`` Rule 8)."""
+    it, when a claim last wanted it: ``control/dirblobs.py`` Rule 5)."""
 
     __slots__ = ("pack", "offset", "size", "claimed")
 
@@ -252,12 +253,16 @@ class Packs:
         compact = []
         with self.lock:
             done = [pack for pack in self.packs.values() if not pack.writing]
+        alive = {}
         for pack in done:
             if not pack.live:
                 freed += pack.size
                 self.delete(pack)
             elif compactable(pack.live_bytes(), pack.size):
                 compact.append(pack)
+            else:
+                alive[pack.number] = pack
+        compact += [alive[number] for number in small_to_merge({n: p.size for n, p in alive.items()})]
         return freed, compact
 
     def compact(self, packs: list[Pack], swap) -> int:

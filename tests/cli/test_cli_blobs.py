@@ -29,7 +29,7 @@ async def test_gc_then_serve_roll_back_and_refuse_the_pruned_release(tmp_path):
         old = time.time() - 7200
         for name, _ in list(fleet.blobs.stored()):
             set_age(fleet.blobs, name, old)
-        fleet.blobs.forget_claims()  # nor claimed since (control/blobs.py Rule 7)
+        fleet.blobs.forget_claims()  # nor claimed since (control/dirblobs.py Rule 4)
 
         code, out, err = await owncdn(fleet, "blobs", "gc", "--dry-run")
         assert code == 0, err
@@ -68,7 +68,7 @@ async def test_a_push_whose_present_blob_a_pass_deleted_uploads_it_and_succeeds(
         def collected_meanwhile(_site, missing):
             called.append(missing)
             assert style[0] not in missing  # present when asked
-            fleet.blobs.forget_claims()  # as on S3 (a directory store keeps what it claimed lately: blobs Rule 7)
+            fleet.blobs.forget_claims()  # as on S3 (a directory store keeps what it claimed lately: dirblobs Rule 4)
             assert fleet.blobs.delete_older(style[0], cutoff=time.time() + 3600) == len(b"body {}")
 
         result = await asyncio.to_thread(push_site, fleet.api, site, service="blog", env=fleet.env,

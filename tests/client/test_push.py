@@ -14,7 +14,7 @@ from owncdn.client.pushapi import PushApi
 from owncdn.client.sitedir import SiteError
 from owncdn.core.content.digest import digest
 from owncdn.control.api import ApiServer, create_app
-from owncdn.control.blobs import DirBlobStore
+from owncdn.control.dirblobs import DirBlobStore
 from owncdn.control.store import Store, sqlite_url
 
 CDN = "version: 1\nservices:\n  - name: blog\n    hostnames: [blog.example.com]\n    mode: push\n"

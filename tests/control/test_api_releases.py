@@ -14,7 +14,7 @@ import pytest
 
 from owncdn.control.api import ApiServer, create_app
 from owncdn.control.api.releasechannels import ReleaseChannel, ReleaseReadyChannel, UpcomingChannel
-from owncdn.control.blobs import DirBlobStore
+from owncdn.control.dirblobs import DirBlobStore
 from owncdn.control.store import Store, sqlite_url
 from owncdn.core.content.bundle import header
 from owncdn.core.content import parse_manifest
@@ -270,7 +270,7 @@ def test_a_bad_bundle_is_400_and_keeps_what_came_before(api, body, code, why):
 
 
 def test_a_bundle_of_many_groups_is_made_durable_once(api, monkeypatch):
-    """Read raw, the bundle's blobs go to one pack committed once (blobs Rule 8);
+    """Read raw, the bundle's blobs go to one pack committed once (dirblobs Rule 5);
     through ASGI, its groups are committed together (``commit_many``)."""
     commits, real, real_pack = [], api.blobs.commit_many, PackWriter.commit
 

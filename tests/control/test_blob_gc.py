@@ -10,7 +10,7 @@ import pytest
 
 from owncdn.control.api import ApiServer, create_app
 from owncdn.control.blobgc import collect_blobs
-from owncdn.control.blobs import DirBlobStore
+from owncdn.control.dirblobs import DirBlobStore
 from owncdn.control.store import Store, sqlite_url
 from owncdn.core.content.digest import digest
 from owncdn.core.content.retention import Retention
@@ -22,7 +22,7 @@ HOURS_AGO = time.time() - 2 * 3600
 @pytest.fixture(params=["put", "bundle"])
 def api(tmp_path, request):
     """Blobs uploaded one by one (files), or each in a bundle of its own (a pack each:
-    blobs Rule 8)."""
+    dirblobs Rule 5)."""
     store = Store(sqlite_url(tmp_path))
     store.migrate()
     blobs = DirBlobStore(tmp_path / "blobs")
@@ -47,7 +47,7 @@ def release(api, **files: bytes) -> int:
 
 def age(api, *datas: bytes) -> None:
     """As if uploaded two hours ago (older than the grace period): and so claimed no
-    later than that either (blobs Rule 7; packed, Rule 8: its pack written then)."""
+    later than that either (dirblobs Rule 4; packed, Rule 5: its pack written then)."""
     age_names(api, *map(sha, datas))
 
 
@@ -59,7 +59,7 @@ def age_names(api, *names: str) -> None:
 
 def set_age(blobs: DirBlobStore, name: str, when: float) -> None:
     """A blob as if stored at ``when`` and not claimed since then (its file's mtime, or
-    its pack's writing and its last claim: blobs Rule 8)."""
+    its pack's writing and its last claim: dirblobs Rule 5)."""
     slot = blobs._packed.get(name)
     if slot is None:
         os.utime(blobs.path(name), (when, when))

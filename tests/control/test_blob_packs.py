@@ -1,4 +1,4 @@
-"""The directory blob store's packs (blobs Rule 8): a bundle upload's blobs in one pack
+"""The directory blob store's packs (dirblobs Rule 5): a bundle upload's blobs in one pack
 file, stored once pack and index are durable, found again at start from the index,
 collected and compacted."""
 
@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from owncdn.control.blobs import BlobMismatch, BlobNotFound, BlobTooLarge, DirBlobStore
+from owncdn.control.blobs import BlobMismatch, BlobNotFound, BlobTooLarge
+from owncdn.control.dirblobs import DirBlobStore
 from owncdn.core.content.digest import digest
 from owncdn.packs import Packs
 
@@ -105,7 +106,7 @@ def test_a_wrong_blob_is_cut_off_and_what_came_before_is_kept(tmp_path):
 
 @pytest.mark.parametrize("end", ["commit", "discard", "failed flush"])
 def test_offered_blobs_are_read_from_the_pack_but_stored_only_once_durable(tmp_path, monkeypatch, end):
-    """Rules 4, 8: readable while the flush runs, never counted before it ended."""
+    """dirblobs Rules 2, 5: readable while the flush runs, never counted before it ended."""
     store = DirBlobStore(tmp_path)
     datas = [b"one", os.urandom(5000)]
     names = [digest(d) for d in datas]
@@ -214,7 +215,7 @@ def test_compaction_that_fails_keeps_the_old_pack(tmp_path, monkeypatch):
 
 
 def test_a_packed_blob_is_durable_without_a_sync_of_the_store(tmp_path, monkeypatch):
-    """Rule 8: the release's ``sync`` has nothing to flush for packed blobs (no syncfs
+    """dirblobs Rule 5: the release's ``sync`` has nothing to flush for packed blobs (no syncfs
     that would write back every other file on the disk)."""
     store = DirBlobStore(tmp_path)
     names = packed(store, b"a", b"b")
@@ -248,3 +249,14 @@ def test_a_durable_pack_begins_its_writeback_every_mib_as_it_is_written(tmp_path
     assert begun and begun[0][0] == 0 and all(count >= 1 << 20 for _, count in begun)
     assert all(a + n == b for (a, n), (b, _) in zip(begun, begun[1:]))  # each range where the last ended
     assert sum(n for _, n in begun) > len(data) - (1 << 20)
+
+
+def test_a_collection_merges_sixteen_small_packs_into_one(tmp_path):
+    """packs Rule 4: one-file pushes make a small pack each; collected, they become one."""
+    store = DirBlobStore(tmp_path)
+    names = [packed(store, b"page %d" % i)[0] for i in range(16)]
+    assert len(pack_files(tmp_path)) == 32
+    assert store.compact() == 0
+    assert pack_files(tmp_path) == ["17.idx", "17.pack"]
+    assert [b"".join(store.read(name)) for name in names] == [b"page %d" % i for i in range(16)]
+    assert DirBlobStore(tmp_path).sizes(names) == {name: len(b"page %d" % i) for i, name in enumerate(names)}

@@ -3,12 +3,14 @@
 import hashlib
 import os
 import secrets
+import subprocess
+import sys
 
 import pytest
 
-from owncdn.control.blobs import (
-    BlobMismatch, BlobNotFound, BlobTooLarge, DirBlobStore, S3BlobStore, open_blob_store,
-)
+from owncdn.control.blobs import BlobMismatch, BlobNotFound, BlobTooLarge, open_blob_store
+from owncdn.control.dirblobs import DirBlobStore
+from owncdn.control.s3blobs import S3BlobStore
 from owncdn.core.content.digest import digest
 from owncdn.testing.seaweedfs import SeaweedServer
 
@@ -144,6 +146,18 @@ def test_open_blob_store(tmp_path, monkeypatch, seaweed):
     assert seaweed.secret_key not in repr(seaweed)
 
 
+@pytest.mark.parametrize("first", ["blobs", "dirblobs", "dirwriters", "s3blobs"])
+def test_the_store_modules_import_in_any_order(first):
+    """The stores' modules import ``blobs``, which imports them only inside
+    ``open_blob_store``; so any of them can be imported first."""
+    script = (f"import owncdn.control.{first}\n"
+              "from owncdn.control import blobs, dirblobs, dirwriters, s3blobs\n"
+              "assert dirwriters.BundlePack and s3blobs.S3BlobStore and dirblobs.DirBlobStore\n"
+              "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "ok\n", "")
+
+
 def test_a_push_through_the_api_into_s3(tmp_path, seaweed):
     from owncdn.client import Client
     from owncdn.client.push import push_site
@@ -169,7 +183,7 @@ def test_a_push_through_the_api_into_s3(tmp_path, seaweed):
 
 def test_dir_store_syncs_each_directory_once_after_renames(tmp_path, monkeypatch):
     synced = []
-    monkeypatch.setattr("owncdn.control.blobs._sync_dirs", synced.extend)
+    monkeypatch.setattr("owncdn.control.dirblobs._sync_dirs", synced.extend)
     store = DirBlobStore(tmp_path)
     put(store, b"one")
     store.sync([sha(b"one")])
@@ -192,7 +206,7 @@ def test_a_directory_sync_that_failed_is_made_again_by_the_next(tmp_path, monkey
             raise OSError(5, "I/O error")
         synced.extend(dirs)
 
-    monkeypatch.setattr("owncdn.control.blobs._sync_dirs", sync_dirs)
+    monkeypatch.setattr("owncdn.control.dirblobs._sync_dirs", sync_dirs)
     store = DirBlobStore(tmp_path)
     put(store, b"one")
     with pytest.raises(OSError):
@@ -203,7 +217,7 @@ def test_a_directory_sync_that_failed_is_made_again_by_the_next(tmp_path, monkey
 
 def test_dir_store_puts_a_whole_blob_in_one_step(tmp_path, monkeypatch):
     synced = []
-    monkeypatch.setattr("owncdn.control.blobs._sync_dirs", synced.extend)
+    monkeypatch.setattr("owncdn.control.dirblobs._sync_dirs", synced.extend)
     store = DirBlobStore(tmp_path, max_bytes=10)
     assert store.put(sha(b"hello"), b"hello") == 5 and store.put(sha(b"hello"), b"hello") == 5  # idempotent
     assert b"".join(store.read(sha(b"hello"))) == b"hello"
@@ -246,7 +260,7 @@ def test_each_writing_thread_has_a_temp_directory_and_a_restart_clears_them(tmp_
     assert DirBlobStore(tmp_path).missing([sha(bytes([i])) for i in range(3)]) == []
 
 
-# -- collection (Rule 6) ------------------------------------------------------------------
+# -- collection (blobs Rule 4) ------------------------------------------------------------
 
 def test_stored_lists_every_blob_with_size_and_age(blobs):
     datas = [b"one", b"two two", os.urandom(3000)]
@@ -282,7 +296,7 @@ def test_claim_is_missing_and_refreshes_old_blobs_in_a_directory(tmp_path):
 
 
 def test_a_blob_claimed_lately_is_not_looked_at_again_while_its_directory_is_unchanged(tmp_path, monkeypatch):
-    """Rule 7: one stat per directory instead of one per blob; a blob deleted since
+    """dirblobs Rule 4: one stat per directory instead of one per blob; a blob deleted since
     changed its directory, so it is looked at again."""
     blobs = DirBlobStore(tmp_path / "blobs")
     for data in (b"page", b"style"):
@@ -291,7 +305,7 @@ def test_a_blob_claimed_lately_is_not_looked_at_again_while_its_directory_is_unc
     assert blobs.claim([sha(b"page"), sha(b"absent")]) == [sha(b"absent")]
     looked = []
     real_stat = os.stat
-    monkeypatch.setattr("owncdn.control.blobs.os.stat", lambda path, *a, **k: looked.append(path) or real_stat(path, *a, **k))
+    monkeypatch.setattr("owncdn.control.dirblobs.os.stat", lambda path, *a, **k: looked.append(path) or real_stat(path, *a, **k))
     assert blobs.claim([sha(b"page"), sha(b"style"), sha(b"absent")]) == [sha(b"absent")]
     assert sorted(os.path.basename(p) for p in looked if len(os.path.basename(p)) > 2) == sorted(
         [sha(b"style"), sha(b"absent")])  # not page: claimed lately, its directory unchanged
@@ -314,7 +328,7 @@ def test_a_blob_claimed_lately_is_not_collected(tmp_path):
 
 def test_a_sync_with_no_directory_renamed_into_looks_at_no_name(tmp_path, monkeypatch):
     synced = []
-    monkeypatch.setattr("owncdn.control.blobs._sync_dirs", synced.extend)
+    monkeypatch.setattr("owncdn.control.dirblobs._sync_dirs", synced.extend)
     store = DirBlobStore(tmp_path)
     put(store, b"one")
     store.sync([sha(b"one")])  # every directory is unknown after a start: all synced
@@ -358,7 +372,7 @@ def test_dir_store_leaves_to_the_group_sync_the_directories_it_wrote_back(tmp_pa
     from owncdn import durable
 
     synced, syncfs = [], []
-    monkeypatch.setattr("owncdn.control.blobs._sync_dirs", synced.extend)
+    monkeypatch.setattr("owncdn.control.dirblobs._sync_dirs", synced.extend)
     monkeypatch.setattr(durable, "_syncfs", lambda fd: syncfs.append(fd) or 0)
     store = DirBlobStore(tmp_path)
     many = [(sha(b"%d" % i), b"%d" % i) for i in range(durable.SYNCFS_MIN)]
@@ -389,7 +403,7 @@ def read_all_ways(store: DirBlobStore, name: str, size: int) -> list[bytes]:
 
 @pytest.mark.parametrize("end", ["commit", "discard", "failed flush"])
 def test_an_offered_blob_is_read_from_its_temp_file_until_renamed_and_never_counted_stored(tmp_path, end):
-    """blobs Rule 4: offered blobs are readable by name, not stored; renamed or removed,
+    """dirblobs Rule 2: offered blobs are readable by name, not stored; renamed or removed,
     they are read from where they are then, or not found."""
     store = DirBlobStore(tmp_path)
     datas = [os.urandom(n) for n in (0, 10, 70_000)]
@@ -426,7 +440,7 @@ def test_an_offered_blob_is_read_from_its_temp_file_until_renamed_and_never_coun
 
 
 def test_a_blob_offered_by_two_uploads_stays_readable_until_both_ended(tmp_path):
-    """blobs Rule 4: the first upload's rename does not withdraw the second's offer."""
+    """dirblobs Rule 2: the first upload's rename does not withdraw the second's offer."""
     store = DirBlobStore(tmp_path)
     data = os.urandom(5000)
     first, second = store.write_many([(sha(data), data)])[0], store.write_many([(sha(data), data)])[0]

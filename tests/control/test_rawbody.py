@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from owncdn.control.api import ApiServer, create_app, rawbody
-from owncdn.control.blobs import DirBlobStore
+from owncdn.control.dirblobs import DirBlobStore
 from owncdn.packs import PackWriter
 from owncdn.control.store import Store, sqlite_url
 from owncdn.core.content.bundle import header

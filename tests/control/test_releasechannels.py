@@ -17,7 +17,7 @@ import pytest
 import owncdn.control.api.releases as releases_api
 from owncdn.control.api import ApiServer, create_app
 from owncdn.control.api.releasechannels import ReleaseChannel
-from owncdn.control.blobs import DirBlobStore
+from owncdn.control.dirblobs import DirBlobStore
 from owncdn.control.store import Store, sqlite_url
 from owncdn.core.content.bundle import header
 from owncdn.core.content.digest import digest as blob_name

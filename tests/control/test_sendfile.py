@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from owncdn.control.api import ApiServer, create_app, sendfile
-from owncdn.control.blobs import BlobNotFound, DirBlobStore
+from owncdn.control.blobs import BlobNotFound
+from owncdn.control.dirblobs import DirBlobStore
 from owncdn.control.store import Store, sqlite_url
 from owncdn.core.content.bundle import header
 

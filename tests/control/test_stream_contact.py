@@ -17,7 +17,7 @@ import pytest
 
 from owncdn.control.api import ApiServer, create_app
 from owncdn.control.api.events import ContactBatch, flush_contacts
-from owncdn.control.blobs import DirBlobStore
+from owncdn.control.dirblobs import DirBlobStore
 from owncdn.control.store import Store, sqlite_url
 
 SITE = """\

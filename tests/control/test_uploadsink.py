@@ -9,7 +9,8 @@ import pytest
 
 from owncdn.control.api.errors import ApiProblem
 from owncdn.control.api.uploadsink import BlobSink, BundleSink
-from owncdn.control.blobs import BlobMismatch, BlobTooLarge, DirBlobStore
+from owncdn.control.blobs import BlobMismatch, BlobTooLarge
+from owncdn.control.dirblobs import DirBlobStore
 from owncdn.core.content.bundle import BundleError, header
 from owncdn.core.content.digest import digest
 

@@ -149,3 +149,22 @@ def test_a_store_of_loose_blobs_still_loads_and_serves_them(tmp_path):
     assert base == 0 and bytes(DiskBody(fd, base, len(BIG)).view) == BIG
     with pytest.raises(FileNotFoundError):
         old.read_blob(digest(b"never held"))
+
+
+@pytest.mark.parametrize("boot_id", ["boot-a", None])
+def test_sixteen_small_packs_are_merged_into_one(tmp_path, boot_id):
+    """packs Rule 4, packindex Rule 4: a one-file push makes a small pack each time."""
+    store = ReleaseStore(tmp_path / "push", boot_id=boot_id)
+    datas = [b"page %d" % i for i in range(15)]
+    for data in datas:
+        packed(store, [data])
+    keep = {digest(d) for d in datas}
+    assert store.collect(keep) == (0, 0) and len(store.packs.packs) == 15  # 15: left alone
+    datas.append(b"the 16th")
+    packed(store, [datas[-1]])
+    keep.add(digest(datas[-1]))
+    assert store.collect(keep) == (0, 0)
+    assert sorted(p.name for p in store.packs.dir.iterdir()) == ["17.idx", "17.pack"]
+    assert [where(store, d)[0] for d in datas] == [17] * 16
+    again = ReleaseStore(tmp_path / "push", boot_id=boot_id)
+    assert [again.read_blob(digest(d)) for d in datas] == datas

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from owncdn.control.api import ApiServer, create_app
-from owncdn.control.blobs import DirBlobStore
+from owncdn.control.dirblobs import DirBlobStore
 from owncdn.control.store import Store, sqlite_url
 from owncdn.core.content.bundle import header
 from owncdn.core.content.digest import digest as blob_name

@@ -7,7 +7,7 @@ Rules:
 1. One pass: list the stored blobs with their ages, then read the releases (numbers,
    current pointers, what nodes serve) and the manifests of the retained ones, plan
    (retention Rules 1-3), and delete each planned blob with ``delete_older`` (blobs
-   Rule 6), which looks at its age again as it deletes: a push or an activation
+   Rule 4), which looks at its age again as it deletes: a push or an activation
    that claimed it since the listing keeps it.
 2. A release created during the pass names blobs that were either just uploaded or
    claimed by its creation (young), or that the pass deleted first; then creation
@@ -98,7 +98,7 @@ def collect_blobs(store, blobs: BlobStore, retention: Retention, *, dry_run: boo
                 if size is not None:
                     deleted += 1
                     freed += size
-            compact = getattr(blobs, "compact", None)  # a directory store's packs (blobs Rule 8)
+            compact = getattr(blobs, "compact", None)  # a directory store's packs (dirblobs Rule 5)
             if compact is not None:
                 compact()
         report = GcReport(dry_run=dry_run, stored=len(stored), referenced=plan.referenced, young=plan.young,

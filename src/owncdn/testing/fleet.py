@@ -67,7 +67,7 @@ class Fleet:
 
         self.store = open_store(self.state / "control", None)
         first_start_tokens(self.store, self.state / "control")
-        from owncdn.control.blobs import DirBlobStore
+        from owncdn.control.dirblobs import DirBlobStore
 
         self.blobs = DirBlobStore(self.state / "control" / "blobs")
         from owncdn.control.analytics import Analytics

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from owncdn.core.content.digest import digest
-from owncdn.core.content.packindex import MAGIC, RECORD, compactable, decode, encode
+from owncdn.core.content.packindex import MAGIC, RECORD, SMALL_PACK, compactable, decode, encode, small_to_merge
 
 A, B, C = (digest(x) for x in (b"a", b"bb", b"ccc"))
 OLD = digest(b"old", "sha256")  # a SHA-256 name (64 hex digits, no suffix)
@@ -45,3 +45,16 @@ def test_records_are_fixed_size():
 @pytest.mark.parametrize("live, size, expected", [(0, 10, True), (4, 10, True), (5, 10, False), (10, 10, False)])
 def test_compactable_under_half(live, size, expected):
     assert compactable(live, size) is expected
+
+
+@pytest.mark.parametrize("sizes, expected", [
+    ({}, []),
+    ({n: 100 for n in range(1, 16)}, []),  # 15 small packs: left alone
+    ({n: 100 for n in range(1, 17)}, list(range(1, 17))),  # the 16th: merged
+    ({n: SMALL_PACK - 1 for n in range(1, 17)}, list(range(1, 17))),
+    ({**{n: SMALL_PACK for n in range(1, 17)}, 17: 5}, []),  # 1 MiB is not small
+    ({**{n: 100 for n in range(20, 36)}, 3: 50 << 20}, list(range(20, 36))),  # big ones stay
+    ({n: 1 for n in range(100, 0, -1)}, list(range(1, 65))),  # at most 64, the oldest
+])
+def test_small_packs_are_merged_sixteen_or_more_at_a_time(sizes, expected):
+    assert small_to_merge(sizes) == expected

@@ -27,7 +27,7 @@ present, then each blob that lands later (every upload that stores blobs adds th
 with their sizes, to this process's ``Landed`` log and notifies ``BLOBS_TOPIC``; a
 bundle read raw does so once its blobs are verified and nothing can refuse them,
 before its ``syncfs`` rather than after, and they are read from their temp files
-until renamed: ``uploadsink`` Rule 3, ``control/blobs.py`` Rule 4; and again once
+until renamed: ``uploadsink`` Rule 3, ``control/dirblobs.py`` Rule 2; and again once
 renamed, for a fetch that began in between: its look at the store missed them and
 the log had them before its start; on
 each notify the blobs the log names are sent as the log says, without asking the
@@ -36,7 +36,7 @@ store, which is asked about all those still awaited at least every
 blob asked was sent or after S seconds (the body is chunked, its length unknown; Rule 6). Every blob
 sent is complete and verified (stored, or being flushed to be: a crash of the machine
 then may lose this copy, never the edge's right bytes, and no release names a blob
-before it is durable here, ``control/blobs.py`` Rule 2), so the edge verifies it as any other.
+before it is durable here, ``control/dirblobs.py`` Rule 1), so the edge verifies it as any other.
 
 Rule 4c: from a directory store on a plain HTTP/1.1 connection served by uvicorn, a
 bundle upload (``POST /v1/blobs/bundle``, ``POST .../releases/bundle``) and a ``PUT``

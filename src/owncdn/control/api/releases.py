@@ -101,7 +101,8 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from owncdn.control.blobs import BlobError, BlobStore, DirBlobStore
+from owncdn.control.blobs import BlobError, BlobStore
+from owncdn.control.dirblobs import DirBlobStore
 from owncdn.control.hub import RECHECK_SECONDS
 from owncdn.control.store import NotFound, Release, Token
 from owncdn.core.contact import AWAY, IN_CONTACT, contact_state

@@ -5,11 +5,11 @@
     sink.stored                              # the blobs stored, in bundle order
     size = await raw.run(BlobSink(store, sha, length))   # a PUT of one blob
 
-The thread-side half of ``blobs.py`` Rules 2 and 4 for a body read raw (``rawbody.py``).
+The thread-side half of ``dirblobs.py`` Rules 1 and 2 for a body read raw (``rawbody.py``).
 
 Rules:
 1. The bytes are parsed as they arrive (``BundleReader`` with views); the blobs are
-   written back to back into one new pack (``DirBlobStore.bundle``, ``blobs`` Rule 8),
+   written back to back into one new pack (``DirBlobStore.bundle``, ``dirblobs`` Rule 5),
    each hashed from the same views, so no blob is joined, copied or handed to another
    thread.
 2. At a blob's end its hash is checked (``blobs`` Rule 1): a wrong one is cut off the
@@ -41,7 +41,8 @@ Rules:
 
 from __future__ import annotations
 
-from owncdn.control.blobs import BlobPart, BundlePack, DirBlobStore
+from owncdn.control.dirblobs import DirBlobStore
+from owncdn.control.dirwriters import BlobPart, BundlePack
 from owncdn.core.content.bundle import BlobData, BlobEnd, BlobStart, BundleError, BundleReader
 
 from .errors import ApiProblem

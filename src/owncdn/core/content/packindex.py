@@ -16,6 +16,11 @@ Rules:
    ``pack_size`` (the pack file's length, when given) is skipped: its bytes are not
    all there. A name recorded twice keeps its first record.
 3. ``compactable``: a pack whose live blob bytes are under half of its length.
+4. ``small_to_merge(sizes)``: of packs ``{number: length}`` (every one alive, not
+   being written), those under ``SMALL_PACK`` bytes, when there are ``MERGE_MIN`` or
+   more of them (else none): a one-file push makes a small pack each time, and
+   merging them into one keeps the number of files in check. At most ``MERGE_MAX``
+   at a time (64 MiB copied at most), the oldest first (by number).
 No files are read here.
 """
 
@@ -26,13 +31,16 @@ import zlib
 
 from .digest import is_blob_name
 
-__all__ = ["MAGIC", "RECORD", "compactable", "decode", "encode"]
+__all__ = ["MAGIC", "MERGE_MAX", "MERGE_MIN", "RECORD", "SMALL_PACK", "compactable", "decode", "encode", "small_to_merge"]
 
 MAGIC = b"OCPKIDX1"
 _NAME = 67
 _BODY = struct.Struct(f"<{_NAME}sQQ")
 _CRC = struct.Struct("<I")
 RECORD = _BODY.size + _CRC.size  # 87
+SMALL_PACK = 1 << 20  # Rule 4
+MERGE_MIN = 16
+MERGE_MAX = 64
 
 
 def encode(name: str, offset: int, size: int) -> bytes:
@@ -66,3 +74,9 @@ def decode(data: bytes, pack_size: int | None = None) -> dict[str, tuple[int, in
 def compactable(live_bytes: int, pack_size: int) -> bool:
     """Rule 3."""
     return live_bytes * 2 < pack_size
+
+
+def small_to_merge(sizes: dict[int, int]) -> list[int]:
+    """Rule 4: the numbers of the small packs to merge into one, oldest first."""
+    small = sorted(number for number, size in sizes.items() if size < SMALL_PACK)
+    return small[:MERGE_MAX] if len(small) >= MERGE_MIN else []

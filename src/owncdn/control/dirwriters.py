@@ -1,0 +1,186 @@
+"""How bytes reach a directory blob store (``dirblobs.py``): a writer per upload.
+
+- ``DirWriter`` (``DirBlobStore.writer(sha)``, a PUT): one blob into a temp file of its
+  own, fsynced and renamed into place at ``commit`` (``dirblobs`` Rule 1).
+- ``BlobPart`` (``DirBlobStore.part(sha, size)``, an upload read raw): one blob piece by
+  piece into a temp file in the writing thread's directory, for ``commit_many``
+  (``dirblobs`` Rule 1).
+- ``BundlePack`` (``DirBlobStore.bundle()``, a bundle upload read raw): the upload's blobs
+  back to back in one new pack (``dirblobs`` Rule 5).
+
+Each hashes and counts what it receives (``blobs.Hashing``: ``blobs`` Rules 1, 3). They
+are parts of the store, split off for size: they call its underscored methods
+(``_temp_names``, ``_renamed_into``, ``_hold``, ``_withdraw``), and the store's
+docstring holds their rules.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from owncdn.control.blobs import BlobMismatch, BlobTooLarge, Hashing
+from owncdn.packs import Slot
+
+if TYPE_CHECKING:
+    from owncdn.control.dirblobs import DirBlobStore
+
+__all__ = ["BlobPart", "BundlePack", "DirWriter", "remove_temp"]
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+class DirWriter(Hashing):
+    """One blob into a temp file of its own, moved into place at ``commit``
+    (``DirBlobStore.writer``)."""
+
+    def __init__(self, store: DirBlobStore, sha: str) -> None:
+        super().__init__(sha, store.max_bytes)
+        self.store = store
+        fd, name = tempfile.mkstemp(dir=store.tmp, prefix=sha[:12] + ".")
+        self.file, self.tmp_path = os.fdopen(fd, "wb"), Path(name)
+        self.out = self.file
+
+    def commit(self) -> int:
+        """Verify, then move into place (``dirblobs`` Rule 1); the blob's size."""
+        try:
+            self.verify()
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            final = self.store.path(self.sha)
+            final.parent.mkdir(exist_ok=True)
+            os.replace(self.tmp_path, final)  # durable once sync() ran (dirblobs Rule 1)
+            self.store._renamed_into(final.parent)
+        except BaseException:
+            self.abort()
+            raise
+        return self.size
+
+    def abort(self) -> None:
+        self.file.close()
+        self.tmp_path.unlink(missing_ok=True)
+
+
+class BlobPart(Hashing):
+    """One blob received piece by piece into a temp file (``DirBlobStore.part``)."""
+
+    def __init__(self, store: DirBlobStore, sha: str, size: int) -> None:
+        super().__init__(sha, store.max_bytes)
+        if size > self.limit:
+            raise BlobTooLarge(f"blob {sha[:12]}: {size} bytes, more than the store's limit of {self.limit} bytes")
+        directory, number = store._temp_names(1)
+        self.tmp = f"{directory}/{sha[:12]}.{number}"
+        self.fd = os.open(self.tmp, _CREATE, 0o644)
+
+    def __repr__(self) -> str:
+        return f"<BlobPart {self.sha[:12]} {self.size} bytes{'' if self.fd >= 0 else ' closed'}>"
+
+    def write(self, data) -> None:
+        """Hash and write ``data`` (bytes or a view); ``BlobTooLarge`` past the limit."""
+        self.count(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def finish(self) -> tuple[str, str]:
+        """``(sha, temp file)`` once the bytes hash to ``sha``; else removed, ``BlobMismatch``."""
+        os.close(self.fd)
+        self.fd = -1
+        try:
+            self.verify()
+        except BlobMismatch:
+            remove_temp(self.tmp)
+            raise
+        return self.sha, self.tmp
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        remove_temp(self.tmp)
+
+
+class BundlePack:
+    """The blobs of one bundle upload, written back to back into one new pack
+    (``dirblobs`` Rule 5, ``DirBlobStore.bundle``): per blob ``start(sha, size)``, ``write(data)``...,
+    ``end()`` (verified: kept; else cut off again and ``BlobMismatch``); then
+    ``offer()`` (readable before they are durable), ``commit()`` (durable and stored)
+    or ``discard()``; ``close()`` in any case. One thread at a time."""
+
+    def __init__(self, store: DirBlobStore) -> None:
+        self.store = store
+        self.writer = store.packs.writer(durable=True)
+        self.blob: Hashing | None = None
+        self.offered: list[tuple[str, Slot]] = []
+
+    def __repr__(self) -> str:
+        return f"<BundlePack {self.writer.pack!r} {len(self.writer.records)} kept{' receiving' if self.blob else ''}>"
+
+    def start(self, sha: str, size: int) -> None:
+        blob = Hashing(sha, self.store.max_bytes)
+        if size > blob.limit:
+            raise BlobTooLarge(f"blob {sha[:12]}: {size} bytes, more than the store's limit of {blob.limit} bytes")
+        self.writer.begin()
+        self.blob = blob
+
+    def write(self, data) -> None:
+        """Hash and write ``data`` (bytes or a view); ``BlobTooLarge`` past the limit."""
+        self.blob.count(data)
+        self.writer.write(memoryview(data))
+
+    def end(self) -> int:
+        """The blob's size once its bytes hash to its name; else it is cut off the pack
+        and ``BlobMismatch`` raised."""
+        blob, self.blob = self.blob, None
+        try:
+            blob.verify()
+        except BlobMismatch:
+            self.writer.cut()
+            raise
+        self.writer.keep(blob.sha)
+        return blob.size
+
+    def kept(self) -> list[tuple[str, Slot]]:
+        return [(sha, slot) for sha, slot, _ in self.writer.records]
+
+    def offer(self) -> None:
+        """The verified blobs, readable from the pack before ``commit`` (``dirblobs`` Rule 2)."""
+        self.offered = self.kept()
+        self.store.offer(self.offered)
+
+    def commit(self) -> None:
+        """Pack, index and directory made durable (``packs`` Rule 1), then the blobs
+        stored; if that fails they are dropped (the pack deleted at ``close``)."""
+        try:
+            kept = self.writer.commit()
+        except BaseException:
+            self.discard()
+            raise
+        self.store._hold(kept)
+        self.offered = []
+
+    def discard(self) -> None:
+        self.writer.records = []
+        for sha, slot in self.offered:
+            self.store._withdraw(sha, slot)
+        self.offered = []
+
+    def close(self) -> None:
+        """A blob cut off midway removed; the pack closed (deleted if nothing was stored)."""
+        if self.blob is not None:
+            self.blob = None
+            self.writer.cut()
+        if self.writer.records:
+            self.discard()
+        self.writer.close()
+
+
+def remove_temp(path: str) -> None:
+    """A temp file removed; one gone already is fine."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
