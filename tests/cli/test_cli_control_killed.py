@@ -1,0 +1,116 @@
+"""A control plane killed with SIGKILL in the middle of a bundle upload, with real
+processes (`owncdn control`, `owncdn push`): the half-received bundle stores nothing
+and leaves no pack behind after the restart, bundles answered before the kill are all
+there, and the push run again completes (control/dirblobs.py Rule 5)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from owncdn.client import Client
+from owncdn.client.push import push_site
+from owncdn.core.content.bundle import header
+from owncdn.core.content.digest import digest
+from owncdn.testing.fleet import free_port
+
+SOURCE = """version: 1
+services:
+  - name: blog
+    hostnames: [blog.test]
+    mode: push
+"""
+
+
+class Control:
+    """`owncdn control` as a process of its own (its own process group)."""
+
+    def __init__(self, state: Path) -> None:
+        self.state, self.port = state, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Client:
+        log = open(self.state.parent / "control.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "owncdn.cli", "control", "--listen", f"127.0.0.1:{self.port}",
+                                      "--state-dir", str(self.state), "--no-health"],
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 60
+        while True:
+            assert self.proc.poll() is None, (self.state.parent / "control.log").read_text()[-2000:]
+            try:
+                if (self.state / "admin.token").exists() and Client(self.url, timeout=1).health()["ok"]:
+                    break
+            except Exception:  # noqa: BLE001 - not up yet
+                pass
+            assert time.monotonic() < deadline, "the control plane did not start"
+            time.sleep(0.05)
+        return Client(self.url, (self.state / "admin.token").read_text().strip(), timeout=30)
+
+    def kill(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def packs(state: Path) -> list[str]:
+    return sorted(p.name for p in (state / "blobs" / "packs").glob("*"))
+
+
+def unindexed(state: Path) -> list[str]:
+    """Packs without an index: being written (or left by a writer that died)."""
+    return [p.name for p in (state / "blobs" / "packs").glob("*.pack") if not p.with_suffix(".idx").exists()]
+
+
+def test_a_control_plane_killed_mid_upload_keeps_what_it_answered_and_the_push_completes(tmp_path):
+    site = tmp_path / "public"
+    site.mkdir()
+    files = {"index.html": b"<h1>home</h1>", "a.bin": os.urandom(600_000), "b.bin": os.urandom(700_000)}
+    for name, data in files.items():
+        (site / name).write_bytes(data)
+    early = os.urandom(300_000)  # in a bundle answered before the kill
+    control = Control(tmp_path / "control")
+    try:
+        api = control.start()
+        api.add_version("production", SOURCE)
+        token = (control.state / "admin.token").read_text().strip()
+        assert len(api.put_bundle(header(digest(early), len(early)) + early)["stored"]) == 1
+        body = b"".join(header(digest(d), len(d)) + d for d in (files["a.bin"], files["b.bin"]))
+        with socket.create_connection(("127.0.0.1", control.port)) as sock:
+            sock.sendall(b"POST /v1/blobs/bundle HTTP/1.1\r\nHost: control\r\n"
+                         b"Authorization: Bearer " + token.encode() + b"\r\n"
+                         b"Content-Type: application/x-owncdn-bundle\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body) + body[:len(body) - 100_000])
+            deadline = time.monotonic() + 20
+            while not unindexed(control.state):  # the bundle's pack, being written
+                assert time.monotonic() < deadline, packs(control.state)
+                time.sleep(0.02)
+            time.sleep(0.2)  # most of the body written into the pack, not all of it
+            control.kill()
+            assert unindexed(control.state)
+        api = control.start()  # the same state directory
+        assert packs(control.state) == ["1.idx", "1.pack"] and unindexed(control.state) == []  # the early bundle's
+        assert api.missing_blobs([digest(files["a.bin"]), digest(files["b.bin"])]) == [
+            digest(files["a.bin"]), digest(files["b.bin"])]  # the cut bundle stored nothing
+        pushed = push_site(api, site, service="blog", env="production")
+        assert pushed.release["number"] == 1 and pushed.blobs_uploaded == 3
+        control.kill()  # right after the answer: what was answered is there after a restart
+        api = control.start()
+        assert api.missing_blobs([digest(d) for d in [early, *files.values()]]) == []
+        for data in [early, *files.values()]:
+            assert api.get_blob(digest(data)) == data
+    finally:
+        control.stop()
