@@ -94,21 +94,26 @@ _sync_file_range = None
 _SYNC_FILE_RANGE_WRITE = 2
 
 
+def _libc(name: str, *argtypes: str):
+    """The C library's ``name`` with these argument types (``ctypes`` names), or False
+    where there is none (not Linux, or an older C library)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        fn = getattr(ctypes.CDLL(None, use_errno=True), name)
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [getattr(ctypes, t) for t in argtypes]
+    fn.restype = ctypes.c_int
+    return fn
+
+
 def _load_syncfs():
     global _syncfs
     if _syncfs is None:
-        _syncfs = False
-        if sys.platform.startswith("linux"):
-            try:
-                import ctypes
-
-                libc = ctypes.CDLL(None, use_errno=True)
-                fn = libc.syncfs
-                fn.argtypes = [ctypes.c_int]
-                fn.restype = ctypes.c_int
-                _syncfs = fn
-            except (OSError, AttributeError):
-                _syncfs = False
+        _syncfs = _libc("syncfs", "c_int")
     return _syncfs
 
 
@@ -283,17 +288,7 @@ def start_writeback(fd: int, offset: int, count: int) -> None:
     """Rule 10."""
     global _sync_file_range
     if _sync_file_range is None:
-        _sync_file_range = False
-        if sys.platform.startswith("linux"):
-            try:
-                import ctypes
-
-                fn = ctypes.CDLL(None, use_errno=True).sync_file_range
-                fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-                fn.restype = ctypes.c_int
-                _sync_file_range = fn
-            except (OSError, AttributeError):
-                pass
+        _sync_file_range = _libc("sync_file_range", "c_int", "c_int64", "c_int64", "c_uint")
     if _sync_file_range:
         _sync_file_range(fd, offset, count, _SYNC_FILE_RANGE_WRITE)  # a failure: the fsync does it all
 

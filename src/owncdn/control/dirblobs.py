@@ -94,7 +94,7 @@ from owncdn.control.blobs import (
 from owncdn.control.dirwriters import BlobPart, BundlePack, DirWriter, remove_temp
 from owncdn.core.content.digest import hasher, is_blob_name, name_of
 from owncdn.core.content.retention import BlobInfo
-from owncdn.durable import SYNCFS_MIN, SyncGroup, sync_many, write_all
+from owncdn.durable import SYNCFS_MIN, SyncGroup, fsync_dir, sync_many, write_all
 from owncdn.packs import Packs, Slot
 
 __all__ = ["DirBlobStore"]
@@ -156,11 +156,7 @@ class DirBlobStore:
                 made = True
             self._dirs[directory.name] = directory
         if made:
-            fd = os.open(self._root, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_dir(self._root)
 
     def path(self, sha: str) -> Path:
         check_name(sha)
