@@ -4,7 +4,8 @@ stores and the control plane's directory blob store).
 Layout (edge: ``<state>/push/packs``; control plane: ``<blob dir>/packs``):
 
     <n>.pack    blob bytes back to back, as a bundle brought them (written straight
-                from the receive buffer)
+                from the receive buffer); in a headed pack (the control plane's) each
+                blob right after its bundle record header, the upload's bytes as they came
     <n>.idx     ``core/content/packindex.py`` records: which ranges are verified blobs
 
 Rules:
@@ -17,8 +18,9 @@ Rules:
    then are the blobs held. A durable writer begins the writeback of every
    ``WRITEBACK_STEP`` bytes as it writes them (``durable.start_writeback``), so the
    commit's fsync waits only for the last ones. A blob that hashed wrong, or one cut
-   off midway, is cut off the pack's end again (``ftruncate``): dead bytes are never
-   left at the end.
+   off midway, is cut off the pack's end again (``ftruncate``), with the ``lead``
+   written before it (``begin(lead)``: a headed pack's record header, Rule 6): dead
+   bytes are never left at the end.
 2. One writer per pack; a pack being written is neither compacted nor deleted.
    A pack with no record when its writer ends is deleted with its index.
 3. At start the indexes are read (``packindex.decode``, records past the pack's
@@ -33,10 +35,16 @@ Rules:
    (``packindex.small_to_merge``: 16 or more under 1 MiB). Open descriptors of a deleted pack stay readable (POSIX).
 5. ``compact(packs, swap)`` copies the live blobs of ``packs`` into one new pack, made
    durable (a store may already have promised them durable), with ``made`` the latest
-   of theirs (the index's mtime set to it); ``swap(moved)`` (the store, under its own
+   of theirs (the index's mtime set to it), headed when the store's packs are;
+   ``swap(moved)`` (the store, under its own
    lock) points the blobs it still holds at their new slots and returns those it
    took; the others are forgotten, and the old packs deleted. If the copy fails,
    the new pack is deleted and the old ones stay.
+6. ``Packs(directory, headed=True)`` (the control plane's store) writes headed packs
+   (``packindex`` Rule 1: the index's magic says so, ``Pack.headed``): a run of blobs
+   written one after another is sent to an edge as bundle records with one
+   ``sendfile`` (``control/dirblobs.py`` Rule 6). Packs loaded keep what their index
+   says, so packs written before are read as they were.
 """
 
 from __future__ import annotations
@@ -48,7 +56,8 @@ import threading
 import time
 from pathlib import Path
 
-from owncdn.core.content.packindex import MAGIC, compactable, decode, encode, small_to_merge
+from owncdn.core.content.bundle import header
+from owncdn.core.content.packindex import HEADED, MAGIC, compactable, decode, encode, headed, small_to_merge
 from owncdn.durable import fsync_dir, start_writeback
 
 __all__ = ["Pack", "PackWriter", "Packs", "Slot"]
@@ -73,9 +82,9 @@ class Slot:
 
 
 class Pack:
-    __slots__ = ("number", "path", "index", "size", "live", "writing", "made")
+    __slots__ = ("number", "path", "index", "size", "live", "writing", "made", "headed")
 
-    def __init__(self, directory: Path, number: int) -> None:
+    def __init__(self, directory: Path, number: int, headed: bool = False) -> None:
         self.number = number
         self.path = f"{directory}/{number}.pack"
         self.index = f"{directory}/{number}.idx"
@@ -83,8 +92,12 @@ class Pack:
         self.live: dict[str, Slot] = {}  # Rule 4
         self.writing = False  # Rule 2
         self.made = 0.0  # Rule 3
+        self.headed = headed  # Rule 6
 
     def live_bytes(self) -> int:
+        """The bytes its live blobs take (with their headers in a headed pack)."""
+        if self.headed:
+            return sum(len(header(sha, slot.size)) + slot.size for sha, slot in list(self.live.items()))
         return sum(slot.size for slot in list(self.live.values()))
 
     def __repr__(self) -> str:
@@ -100,7 +113,9 @@ class PackWriter:
         self.fd = os.open(pack.path, _CREATE, 0o644)
         self.index_fd: int | None = None
         self.end = 0  # bytes written
-        self.start = 0  # where the current blob began
+        self.start = 0  # where the current blob's lead began (a cut cuts to here)
+        self.at = 0  # where the current blob's bytes begin
+        self.lead = b""  # the current blob's lead, until written with its first bytes
         self.records: list[tuple[str, Slot, bytes]] = []  # durable: kept until commit
         self.kept = 0
         self.written_back = 0  # durable: where the writeback was begun up to (Rule 1)
@@ -108,12 +123,24 @@ class PackWriter:
     def __repr__(self) -> str:
         return f"<PackWriter {self.pack!r} end={self.end}>"
 
-    def begin(self) -> int:
+    def begin(self, lead: bytes = b"") -> int:
+        """A new blob, after ``lead`` (Rule 1), which goes out with the blob's first
+        bytes (one system call); where the blob's bytes begin."""
         self.start = self.end
-        return self.start
+        self.lead = lead
+        self.at = self.end + len(lead)
+        return self.at
 
     def write(self, data: memoryview) -> None:
         fd = self.fd
+        if self.lead:
+            lead, self.lead = self.lead, b""
+            n = os.writev(fd, [lead, data])
+            self.end += n
+            if n < len(lead):
+                self.write(memoryview(lead)[n:])
+                n = len(lead)
+            data = data[n - len(lead):]
         while data:
             n = os.write(fd, data)
             data = data[n:]
@@ -123,7 +150,8 @@ class PackWriter:
             self.written_back = self.end
 
     def cut(self) -> None:
-        """The current blob is dropped: the pack ends where it began."""
+        """The current blob is dropped, with its lead: the pack ends where it began."""
+        self.lead = b""
         if self.end != self.start:
             os.ftruncate(self.fd, self.start)
             os.lseek(self.fd, self.start, os.SEEK_SET)  # the next blob goes where this one began
@@ -133,7 +161,9 @@ class PackWriter:
     def keep(self, sha: str) -> Slot | None:
         """The current blob is verified: its record is appended (or kept for ``commit``
         when durable); its slot, to hold at once, or None when durable."""
-        slot = Slot(self.pack, self.start, self.end - self.start)
+        if self.lead:  # an empty blob: its lead alone
+            self.write(memoryview(b""))
+        slot = Slot(self.pack, self.at, self.end - self.at)
         record = encode(sha, slot.offset, slot.size)
         self.kept += 1
         if self.durable:
@@ -148,7 +178,7 @@ class PackWriter:
     def _append(self, record: bytes) -> None:
         if self.index_fd is None:
             self.index_fd = os.open(self.pack.index, _APPEND, 0o644)
-            record = MAGIC + record
+            record = (HEADED if self.pack.headed else MAGIC) + record
         os.write(self.index_fd, record)
 
     def commit(self) -> list[tuple[str, Slot]]:
@@ -182,8 +212,9 @@ class PackWriter:
 class Packs:
     """The packs of one release store (Rules 2-4)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, headed: bool = False) -> None:
         self.dir = Path(directory)
+        self.headed = headed  # Rule 6
         self.dir.mkdir(parents=True, exist_ok=True)
         self.packs: dict[int, Pack] = {}
         self.lock = threading.Lock()  # guards ``packs``
@@ -205,8 +236,10 @@ class Packs:
             try:
                 pack.size = os.stat(pack.path).st_size
                 with open(pack.index, "rb") as f:
-                    records = decode(f.read(), pack.size)
+                    data = f.read()
                     pack.made = os.fstat(f.fileno()).st_mtime
+                records = decode(data, pack.size)
+                pack.headed = headed(data)
             except FileNotFoundError:
                 records = {}
             for sha, (offset, size) in records.items():
@@ -221,7 +254,7 @@ class Packs:
 
     def writer(self, durable: bool) -> PackWriter:
         with self.lock:
-            pack = Pack(self.dir, next(self._numbers))
+            pack = Pack(self.dir, next(self._numbers), self.headed)
             pack.writing = True
             self.packs[pack.number] = pack
         try:
@@ -273,7 +306,7 @@ class Packs:
         try:
             for pack in packs:
                 for sha, slot in list(pack.live.items()):
-                    writer.begin()
+                    writer.begin(header(sha, slot.size) if self.headed else b"")
                     _copy(slot, writer)
                     writer.keep(sha)
                     moved.append((sha, slot))

@@ -11,6 +11,7 @@ import pytest
 
 from owncdn.control.blobs import BlobMismatch, BlobNotFound, BlobTooLarge
 from owncdn.control.dirblobs import DirBlobStore
+from owncdn.core.content.bundle import header
 from owncdn.core.content.digest import digest
 from owncdn.packs import Packs
 
@@ -28,6 +29,11 @@ def packed(store: DirBlobStore, *datas: bytes) -> list[str]:
     finally:
         pack.close()
     return [digest(d) for d in datas]
+
+
+def record(data: bytes) -> bytes:
+    """``data``'s bundle record: how a headed pack holds it (dirblobs Rule 6)."""
+    return header(digest(data), len(data)) + data
 
 
 def read_all_ways(store: DirBlobStore, name: str, size: int) -> list[bytes]:
@@ -52,7 +58,8 @@ def test_a_bundles_blobs_are_one_pack_read_from_their_offsets_and_found_again_at
     names = packed(store, *datas)
     assert pack_files(tmp_path) == ["1.idx", "1.pack"]
     assert not [p for p in tmp_path.glob("??/*")]  # no file, no rename per blob
-    assert (tmp_path / "packs" / "1.pack").stat().st_size == sum(map(len, datas))
+    bundle = b"".join(map(record, datas))
+    assert (tmp_path / "packs" / "1.pack").read_bytes() == bundle  # headed (Rule 6): the upload as it came
     for data in datas:
         assert read_all_ways(store, digest(data), len(data)) == [data] * 3
         assert b"".join(store.read(digest(data), 1)) == data[1:]  # a fetch resumed
@@ -98,7 +105,7 @@ def test_a_wrong_blob_is_cut_off_and_what_came_before_is_kept(tmp_path):
     pack.write(b"cut off")
     pack.commit()
     pack.close()
-    assert (tmp_path / "packs" / "1.pack").read_bytes() == b"good"  # no dead bytes at its end
+    assert (tmp_path / "packs" / "1.pack").read_bytes() == record(b"good")  # no dead bytes, nor headers, at its end
     assert store.missing([digest(b"good"), digest(b"claimed"), digest(b"cut off midway")]) == [
         digest(b"claimed"), digest(b"cut off midway")]
     assert DirBlobStore(tmp_path).missing([digest(b"good")]) == []
@@ -173,7 +180,7 @@ def test_collection_ages_claims_deletions_and_compaction(tmp_path):
     assert store.delete_older(digest(big), now - 3600) == len(big)
     assert store.delete_older(digest(alone), now - 3600) == len(alone)
     assert store.claim([digest(big), digest(alone)]) == [digest(big), digest(alone)]  # a claim after finds them gone
-    assert store.compact() == len(big) + len(alone)
+    assert store.compact() == len(record(big)) + len(record(alone))  # freed: their records (Rule 6)
     assert pack_files(tmp_path) == ["3.idx", "3.pack"]  # 2 deleted, 1 copied out without its dead blob
     assert os.pread(fd, len(small), base) == small
     os.close(fd)
@@ -211,7 +218,7 @@ def test_compaction_that_fails_keeps_the_old_pack(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert pack_files(tmp_path) == ["1.idx", "1.pack"] and store.missing(names) == [names[0]]
     assert read_all_ways(store, names[1], 5) == [b"alive"] * 3
-    assert store.compact() == 20 and read_all_ways(store, names[1], 5) == [b"alive"] * 3
+    assert store.compact() == len(record(b"dead and long enough")) and read_all_ways(store, names[1], 5) == [b"alive"] * 3
 
 
 def test_a_packed_blob_is_durable_without_a_sync_of_the_store(tmp_path, monkeypatch):
@@ -229,8 +236,9 @@ def test_packs_found_at_start_keep_their_blobs_slots(tmp_path):
     first = packed(store, b"one", b"two")
     second = packed(store, b"three")
     slots = Packs(tmp_path / "packs").load()
-    assert {name: (slot.pack.number, slot.offset, slot.size) for name, slot in slots.items()} == {
-        first[0]: (1, 0, 3), first[1]: (1, 3, 3), second[0]: (2, 0, 5)}
+    head = len(header(first[0], 3))  # 70: each blob after its header (Rule 6)
+    assert {name: (slot.pack.number, slot.offset, slot.size, slot.pack.headed) for name, slot in slots.items()} == {
+        first[0]: (1, head, 3, True), first[1]: (1, 2 * head + 3, 3, True), second[0]: (2, head, 5, True)}
 
 
 def test_a_durable_pack_begins_its_writeback_every_mib_as_it_is_written(tmp_path, monkeypatch):
@@ -260,3 +268,76 @@ def test_a_collection_merges_sixteen_small_packs_into_one(tmp_path):
     assert pack_files(tmp_path) == ["17.idx", "17.pack"]
     assert [b"".join(store.read(name)) for name in names] == [b"page %d" % i for i in range(16)]
     assert DirBlobStore(tmp_path).sizes(names) == {name: len(b"page %d" % i) for i, name in enumerate(names)}
+    assert spans(store, [b"page %d" % i for i in range(16)]) == [16]  # the merged pack is headed too (packs Rule 5)
+
+
+def spans(store: DirBlobStore, datas: list[bytes]) -> list[int]:
+    """The records of ``datas`` as the sending thread takes them (``open_run``): how many
+    each span holds; the bytes sent checked to be the bundle of ``datas``."""
+    parts = [(header(digest(d), len(d)), digest(d), 0, len(d)) for d in datas]
+    sent, counts, i = [], [], 0
+    while i < len(parts):
+        fd, at, count, n = store.open_run(parts, i)
+        try:
+            sent.append(parts[i][0] + os.pread(fd, count, at))
+        finally:
+            os.close(fd)
+        counts.append(n)
+        i += n
+    assert b"".join(sent) == b"".join(map(record, datas))
+    return counts
+
+
+A, B, C, D = b"a" * 10, os.urandom(70_000), b"", b"d" * 999
+
+
+@pytest.mark.parametrize("bundles, loose, asked, counts", [
+    ("abc", "", "abc", [3]),  # a bundle's records in its order: one span
+    ("abc", "", "cba", [1, 1, 1]),  # another order: a span each
+    ("abc", "", "ac", [1, 1]),  # b between them, not asked: not sent
+    ("ab c", "", "abc", [2, 1]),  # two bundles, two packs
+    ("abc", "", "abca", [3, 1]),  # asked twice: sent twice
+    ("ab", "d", "abd", [2, 1]),  # a loose blob (a PUT): alone
+    ("abcd", "", "bcd", [3]),  # a span may begin anywhere
+], ids=lambda v: repr(v))
+def test_records_lying_one_after_another_in_a_pack_go_as_one_span(tmp_path, bundles, loose, asked, counts):
+    """dirblobs Rule 6."""
+    blobs = {"a": A, "b": B, "c": C, "d": D}
+    store = DirBlobStore(tmp_path)
+    for group in bundles.split():
+        packed(store, *(blobs[k] for k in group))
+    for k in loose:
+        store.put(digest(blobs[k]), blobs[k])
+    assert spans(store, [blobs[k] for k in asked]) == counts
+
+
+def test_a_blob_dropped_from_between_two_others_breaks_their_span(tmp_path):
+    store = DirBlobStore(tmp_path)
+    names = packed(store, A, B, D)
+    now = time.time()
+    age(store, names[1], now - 7200)
+    assert store.delete_older(names[1], now - 3600) == len(B)
+    assert spans(store, [A, D]) == [1, 1]
+
+
+def test_a_part_of_a_blob_and_a_pack_without_headers_go_a_blob_at_a_time(tmp_path):
+    """A ranged GET sends a part from an offset; a pack written before headed packs (its
+    index's magic) is read as it was, a blob at a time."""
+    old = Packs(tmp_path / "packs")  # headed=False: the layout before dirblobs Rule 6
+    writer = old.writer(durable=True)
+    between = b"x" * len(header(digest(B), len(B)))  # where B's header would be, were it headed
+    for data in (A, between, B):
+        writer.begin()
+        writer.write(memoryview(data))
+        writer.keep(digest(data))
+    writer.commit()
+    writer.close()
+    store = DirBlobStore(tmp_path)
+    assert [slot.pack.headed for slot in store._packed.values()] == [False, False, False]
+    assert spans(store, [A, B]) == [1, 1]
+    packed(store, A, B)  # stored already: this new pack is dropped
+    assert spans(store, [A, B]) == [1, 1]
+    packed(store, D, B)
+    fd, at, count, n = store.open_run([(b"", digest(D), 10, 20), (header(digest(B), len(B)), digest(B), 0, len(B))], 0)
+    os.close(fd)
+    assert (count, n) == (20, 1)

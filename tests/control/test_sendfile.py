@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from owncdn.control.api import ApiServer, create_app, sendfile
+from owncdn.control.api.blobs import Landed
 from owncdn.control.blobs import BlobNotFound
 from owncdn.control.dirblobs import DirBlobStore
 from owncdn.control.store import Store, sqlite_url
@@ -67,6 +68,46 @@ def test_a_bundle_goes_by_sendfile_in_one_chunk_and_the_connection_stays_usable(
     assert chunks == [4, 4]
     assert http.post("/v1/blobs/missing", json={"hashes": hashes}).json() == {"missing": []}
     assert sendfile._POOL.active == 0
+
+
+def test_a_bundle_uploads_records_go_back_out_with_one_sendfile(served, monkeypatch):
+    """dirblobs Rule 6: a bundle upload is read raw into a headed pack; fetched in the
+    same order, its records leave in one span: the first header, then one sendfile."""
+    http, blobs, chunks, _, _ = served
+    datas = [os.urandom(n) for n in (5000, 0, 1, 70_000, 300_000)]
+    assert http.post("/v1/blobs/bundle", content=bundle(*datas)).status_code == 200
+    spans, sent = [], []
+    real_run, real_sendfile = blobs.open_run, os.sendfile
+
+    def run(parts, i):
+        opened = real_run(parts, i)
+        spans.append(opened[3])  # how many records the span holds
+        return opened
+
+    def counted(out, blob, offset, count):
+        sent.append(count)
+        return real_sendfile(out, blob, offset, count)
+
+    monkeypatch.setattr(blobs, "open_run", run)
+    monkeypatch.setattr(os, "sendfile", counted)
+    got = http.post("/v1/blobs/fetch", json={"hashes": [sha(d) for d in datas]})
+    assert got.content == bundle(*datas) and chunks == [5]
+    assert spans == [5] and sum(sent) == len(bundle(*datas)) - len(header(sha(datas[0]), 5000))
+    got = http.post("/v1/blobs/fetch", json={"hashes": [sha(d) for d in reversed(datas)]})
+    assert got.content == bundle(*reversed(datas))
+
+
+def test_the_landed_log_gives_blobs_in_the_order_they_were_stored():
+    """A waiting fetch sends what landed in this order (api/blobs.py Rule 4b): a bundle's
+    blobs as in its pack, one span."""
+    log = Landed(keep=4)
+    log.add([("c", 3), ("a", 1)])
+    seq, new = log.since(0)
+    assert (seq, list(new.items())) == (2, [("c", 3), ("a", 1)])
+    log.add([("b", 2), ("d", 4)])
+    assert list(log.since(seq)[1].items()) == [("b", 2), ("d", 4)]
+    log.add([("e", 5)])
+    assert log.since(0) == (5, None)  # "c" forgotten: the fetch looks at the store again
 
 
 def test_a_waiting_fetch_sends_a_chunk_per_round(served):
@@ -194,14 +235,14 @@ def test_a_blob_gone_midway_cuts_the_bundle_off(served, monkeypatch):
     http, blobs, chunks, _, _ = served
     datas = [os.urandom(100_000), os.urandom(100_000)]
     put(blobs, *datas)
-    real = blobs.open_blob
+    real = blobs._open  # what open_blob and open_run open blobs with
 
     def gone(name):
         if name == sha(datas[1]):
             raise BlobNotFound(f"no blob {name}")
         return real(name)
 
-    monkeypatch.setattr(blobs, "open_blob", gone)
+    monkeypatch.setattr(blobs, "_open", gone)
     with pytest.raises(httpx.RemoteProtocolError):
         http.post("/v1/blobs/fetch", json={"hashes": [sha(d) for d in datas]})
     _wait_idle()

@@ -5,8 +5,8 @@
 - ``BlobPart`` (``DirBlobStore.part(sha, size)``, an upload read raw): one blob piece by
   piece into a temp file in the writing thread's directory, for ``commit_many``
   (``dirblobs`` Rule 1).
-- ``BundlePack`` (``DirBlobStore.bundle()``, a bundle upload read raw): the upload's blobs
-  back to back in one new pack (``dirblobs`` Rule 5).
+- ``BundlePack`` (``DirBlobStore.bundle()``, a bundle upload read raw): the upload's
+  records (header and blob) back to back in one new pack (``dirblobs`` Rules 5, 6).
 
 Each hashes and counts what it receives (``blobs.Hashing``: ``blobs`` Rules 1, 3). They
 are parts of the store, split off for size: they call its underscored methods
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from owncdn.control.blobs import BlobMismatch, BlobTooLarge, Hashing
+from owncdn.core.content.bundle import header
 from owncdn.packs import Slot
 
 if TYPE_CHECKING:
@@ -104,8 +105,8 @@ class BlobPart(Hashing):
 
 
 class BundlePack:
-    """The blobs of one bundle upload, written back to back into one new pack
-    (``dirblobs`` Rule 5, ``DirBlobStore.bundle``): per blob ``start(sha, size)``, ``write(data)``...,
+    """The records of one bundle upload, each blob after its header, written back to
+    back into one new headed pack (``dirblobs`` Rules 5, 6, ``DirBlobStore.bundle``): per blob ``start(sha, size)``, ``write(data)``...,
     ``end()`` (verified: kept; else cut off again and ``BlobMismatch``); then
     ``offer()`` (readable before they are durable), ``commit()`` (durable and stored)
     or ``discard()``; ``close()`` in any case. One thread at a time."""
@@ -123,7 +124,7 @@ class BundlePack:
         blob = Hashing(sha, self.store.max_bytes)
         if size > blob.limit:
             raise BlobTooLarge(f"blob {sha[:12]}: {size} bytes, more than the store's limit of {blob.limit} bytes")
-        self.writer.begin()
+        self.writer.begin(header(sha, size))
         self.blob = blob
 
     def write(self, data) -> None:

@@ -130,17 +130,18 @@ class Landed:
                 self.log.popleft()
 
     def since(self, seq: int) -> tuple[int, dict[str, int] | None]:
-        """``(now, {name: size} of the blobs stored after seq)``; None when some were
-        forgotten already."""
+        """``(now, {name: size} of the blobs stored after seq)``, in the order they were
+        stored (a bundle's as in its pack, so they go out as one span: ``dirblobs``
+        Rule 6); None when some were forgotten already."""
         with self.lock:
             if self.log and self.log[0][0] > seq + 1:
                 return self.seq, None
-            out = {}
+            newest = []
             for n, sha, size in reversed(self.log):
                 if n <= seq:
                     break
-                out[sha] = size
-            return self.seq, out
+                newest.append((sha, size))
+            return self.seq, dict(reversed(newest))
 
 
 def blobs_stored(request: Request, stored: list[tuple[str, int]]) -> None:

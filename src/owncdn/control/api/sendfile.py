@@ -21,8 +21,10 @@ Rules:
    ``\\r\\n``, from a worker thread: per blob its record header (``send`` with
    ``MSG_MORE``: it leaves in the segment of the blob's first bytes) and its bytes
    (``os.sendfile`` from the blob's file, or its pack from the blob's offset:
-   ``DirBlobStore.open_blob``). Four system calls a blob (open, send, sendfile,
-   close), no copy through Python.
+   ``DirBlobStore.open_run``). Four system calls a blob (open, send, sendfile,
+   close), no copy through Python; records that lie one after another in a headed
+   pack (a bundle upload's, ``control/dirblobs.py`` Rule 6) go as one span: the
+   first header sent, then one ``sendfile`` for its blob and every record after it.
 3. Raw writes start only when the transport has nothing buffered, and the event loop
    writes nothing on that connection until the chunk is done (one response at a time
    on an HTTP/1.1 connection).
@@ -172,17 +174,20 @@ def _send_chunk(fd: int, store, parts: list[tuple[bytes, str, int, int]], stop: 
     out = _Socket(fd, stop)
     try:
         prefix = b"%x\r\n" % sum(len(head) + count for head, _, _, count in parts)
-        for head, sha, offset, count in parts:
+        i = 0
+        while i < len(parts):
             if stop.is_set():
                 raise TimeoutError("stopped")
-            blob, base, _ = store.open_blob(sha)
+            head, sha = parts[i][:2]
+            blob, at, count, n = store.open_run(parts, i)
             try:
                 if prefix or head:
                     out.send(prefix + head)
-                out.sendfile(blob, base + offset, count, sha)
+                out.sendfile(blob, at, count, sha)
             finally:
                 os.close(blob)
             prefix = b""
+            i += n
         out.send(b"\r\n", more=False)
     finally:
         out.close()

@@ -4,12 +4,16 @@ An edge keeps the blobs a bundle brings in one pack file (``owncdn/packs.py``): 
 bytes back to back, and next to it an index of fixed-size records appended as each
 blob is verified:
 
-    MAGIC (8 bytes), then per blob:
+    MAGIC or HEADED (8 bytes), then per blob:
     <blob name, ASCII, NUL-padded to 67 bytes> <offset u64 LE> <size u64 LE> <crc32 u32 LE>
 
 Rules:
 1. A record is ``RECORD`` bytes; its CRC-32 covers the 83 bytes before it. A file that
-   does not start with ``MAGIC`` holds no records.
+   does not start with ``MAGIC`` or ``HEADED`` holds no records. ``HEADED`` says that
+   in the pack each blob comes right after its bundle record header
+   (``bundle.header(name, size)``): the pack's bytes from a header to a blob's end are
+   bundle records as a download sends them (the control plane's packs); ``headed(data)``
+   tells which magic an index has.
 2. ``decode`` reads whole records in order and skips one whose CRC does not match or
    whose name is not a blob name (``digest.is_blob_name``); bytes after the last whole
    record (a record torn by a crash) are ignored. A record whose range ends past
@@ -31,9 +35,11 @@ import zlib
 
 from .digest import is_blob_name
 
-__all__ = ["MAGIC", "MERGE_MAX", "MERGE_MIN", "RECORD", "SMALL_PACK", "compactable", "decode", "encode", "small_to_merge"]
+__all__ = ["HEADED", "MAGIC", "MERGE_MAX", "MERGE_MIN", "RECORD", "SMALL_PACK", "compactable", "decode", "encode",
+           "headed", "small_to_merge"]
 
 MAGIC = b"OCPKIDX1"
+HEADED = b"OCPKIDX2"  # Rule 1: each blob follows its bundle record header in the pack
 _NAME = 67
 _BODY = struct.Struct(f"<{_NAME}sQQ")
 _CRC = struct.Struct("<I")
@@ -52,7 +58,7 @@ def encode(name: str, offset: int, size: int) -> bytes:
 def decode(data: bytes, pack_size: int | None = None) -> dict[str, tuple[int, int]]:
     """The records of an index file's bytes: blob name -> (offset, size) (Rule 2)."""
     out: dict[str, tuple[int, int]] = {}
-    if not data.startswith(MAGIC):
+    if not data.startswith(MAGIC) and not headed(data):
         return out
     view = memoryview(data)
     for at in range(len(MAGIC), len(data) - RECORD + 1, RECORD):
@@ -69,6 +75,11 @@ def decode(data: bytes, pack_size: int | None = None) -> dict[str, tuple[int, in
             continue
         out.setdefault(name, (offset, size))
     return out
+
+
+def headed(data: bytes) -> bool:
+    """Whether an index's pack holds a header before each blob (Rule 1)."""
+    return data.startswith(HEADED)
 
 
 def compactable(live_bytes: int, pack_size: int) -> bool:
