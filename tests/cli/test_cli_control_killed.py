@@ -1,7 +1,9 @@
 """A control plane killed with SIGKILL in the middle of a bundle upload, with real
 processes (`owncdn control`, `owncdn push`): the half-received bundle stores nothing
 and leaves no pack behind after the restart, bundles answered before the kill are all
-there, and the push run again completes (control/dirblobs.py Rule 5)."""
+there, and the push run again completes (control/dirblobs.py Rule 5). A second control
+plane given the same blob directory is refused at start and touches nothing of the
+first one's (Rule 7)."""
 
 from __future__ import annotations
 
@@ -30,15 +32,15 @@ services:
 class Control:
     """`owncdn control` as a process of its own (its own process group)."""
 
-    def __init__(self, state: Path) -> None:
-        self.state, self.port = state, free_port()
+    def __init__(self, state: Path, *args: str) -> None:
+        self.state, self.port, self.args = state, free_port(), list(args)
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Client:
         log = open(self.state.parent / "control.log", "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "owncdn.cli", "control", "--listen", f"127.0.0.1:{self.port}",
-                                      "--state-dir", str(self.state), "--no-health"],
+                                      "--state-dir", str(self.state), "--no-health", *self.args],
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + 60
@@ -112,5 +114,36 @@ def test_a_control_plane_killed_mid_upload_keeps_what_it_answered_and_the_push_c
         assert api.missing_blobs([digest(d) for d in [early, *files.values()]]) == []
         for data in [early, *files.values()]:
             assert api.get_blob(digest(data)) == data
+    finally:
+        control.stop()
+
+
+def test_a_second_control_plane_on_the_same_blob_directory_is_refused_and_touches_nothing(tmp_path):
+    control = Control(tmp_path / "control")
+    try:
+        api = control.start()
+        token = (control.state / "admin.token").read_text().strip()
+        data = os.urandom(2_000_000)
+        body = header(digest(data), len(data)) + data
+        with socket.create_connection(("127.0.0.1", control.port)) as sock:
+            sock.sendall(b"POST /v1/blobs/bundle HTTP/1.1\r\nHost: control\r\n"
+                         b"Authorization: Bearer " + token.encode() + b"\r\n"
+                         b"Content-Type: application/x-owncdn-bundle\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body) + body[:1_000_000])
+            deadline = time.monotonic() + 20
+            while not unindexed(control.state):  # the upload's pack, being written
+                assert time.monotonic() < deadline, packs(control.state)
+                time.sleep(0.02)
+            blobs = control.state / "blobs"
+            second = subprocess.run([sys.executable, "-m", "owncdn.cli", "control", "--listen", f"127.0.0.1:{free_port()}",
+                                     "--state-dir", str(tmp_path / "other"), "--no-health", "--blob-store", str(blobs)],
+                                    capture_output=True, text=True, timeout=60)
+            assert second.returncode != 0
+            assert f"{blobs} is in use by another process (pid {control.proc.pid})" in second.stderr
+            assert unindexed(control.state) == ["1.pack"]  # the first one's upload in flight, left alone
+            sock.sendall(body[1_000_000:])
+            answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+        assert api.get_blob(digest(data)) == data
     finally:
         control.stop()

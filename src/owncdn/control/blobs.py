@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BlobError", "BlobMismatch", "BlobNotFound", "BlobStore", "BlobTooLarge", "BlobWriter", "Hashing",
-    "check_name", "open_blob_store",
+    "StoreInUse", "check_name", "open_blob_store",
 ]
 
 CHUNK = 256 * 1024  # what a read yields at a time (Rule 2)
@@ -73,6 +73,10 @@ class BlobTooLarge(BlobError, ValueError):
 
 class BlobNotFound(BlobError, LookupError):
     """No blob has this hash."""
+
+
+class StoreInUse(BlobError, OSError):
+    """A directory blob store another process holds (``dirblobs`` Rule 7)."""
 
 
 class BlobWriter(Protocol):

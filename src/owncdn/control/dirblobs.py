@@ -87,6 +87,12 @@ Rules:
    blob). Lying right behind is proof enough: a pack's bytes are never rewritten,
    a cut blob takes its header with it, and a blob dropped between two others
    leaves more than one header's bytes between them.
+7. A store belongs to one process: it locks its root (``owncdn/dirlock.py``: ``flock``
+   on ``<root>/lock``, which names the holder's pid) before it looks at anything, so
+   a second control plane given the same directory fails at start with
+   ``StoreInUse`` naming that pid, rather than deleting the first one's uploads in
+   flight as leftovers (Rule 1) and its packs being written (Rule 5). Stores of one
+   directory opened again in the same process (tests restarting one) share the lock.
 """
 
 from __future__ import annotations
@@ -96,16 +102,18 @@ import os
 import shutil
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from owncdn.control.blobs import (
-    CHUNK, MAX_BLOB_BYTES, BlobError, BlobMismatch, BlobNotFound, BlobTooLarge, check_name,
+    CHUNK, MAX_BLOB_BYTES, BlobError, BlobMismatch, BlobNotFound, BlobTooLarge, StoreInUse, check_name,
 )
 from owncdn.control.dirwriters import BlobPart, BundlePack, DirWriter, remove_temp
 from owncdn.core.content.bundle import header
 from owncdn.core.content.digest import hasher, is_blob_name, name_of
 from owncdn.core.content.retention import BlobInfo
+from owncdn.dirlock import lock, unlock
 from owncdn.durable import SYNCFS_MIN, SyncGroup, fsync_dir, sync_many, write_all
 from owncdn.packs import Packs, Slot
 
@@ -118,6 +126,7 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NEVER = float("-inf")
 _UNSURE = object()  # a directory mtime equal to no other (Rule 4)
 QUIET_SECONDS = 1.0
+_IN_USE = "a directory blob store belongs to one control plane (replicas share an S3 store)"
 
 
 class DirBlobStore:
@@ -127,6 +136,8 @@ class DirBlobStore:
         self.root = Path(root)
         self._root = str(self.root)
         self.max_bytes = max_bytes
+        self.root.mkdir(parents=True, exist_ok=True)
+        weakref.finalize(self, unlock, lock(self.root, StoreInUse, _IN_USE))  # Rule 7, before any clean-up
         self.tmp = self.root / "tmp"
         self._tmp = str(self.tmp)
         self.tmp.mkdir(parents=True, exist_ok=True)
