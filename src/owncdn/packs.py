@@ -41,10 +41,11 @@ Rules:
    took; the others are forgotten, and the old packs deleted. If the copy fails,
    the new pack is deleted and the old ones stay.
 6. ``Packs(directory, headed=True)`` (the control plane's store) writes headed packs
-   (``packindex`` Rule 1: the index's magic says so, ``Pack.headed``): a run of blobs
-   written one after another is sent to an edge as bundle records with one
-   ``sendfile`` (``control/dirblobs.py`` Rule 6). Packs loaded keep what their index
-   says, so packs written before are read as they were.
+   (``packindex`` Rule 1: a first record named ``headed`` says so, ``Pack.headed``):
+   a run of blobs written one after another is sent to an edge as bundle records with
+   one ``sendfile`` (``control/dirblobs.py`` Rule 6). Packs loaded keep what their
+   index says, so packs written before are read as they were, and an owncdn before
+   headed packs reads these as packs of blobs with gaps between them.
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ class PackWriter:
     def _append(self, record: bytes) -> None:
         if self.index_fd is None:
             self.index_fd = os.open(self.pack.index, _APPEND, 0o644)
-            record = (HEADED if self.pack.headed else MAGIC) + record
+            record = MAGIC + (HEADED if self.pack.headed else b"") + record
         os.write(self.index_fd, record)
 
     def commit(self) -> list[tuple[str, Slot]]:

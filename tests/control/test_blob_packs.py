@@ -322,7 +322,7 @@ def test_a_blob_dropped_from_between_two_others_breaks_their_span(tmp_path):
 
 def test_a_part_of_a_blob_and_a_pack_without_headers_go_a_blob_at_a_time(tmp_path):
     """A ranged GET sends a part from an offset; a pack written before headed packs (its
-    index's magic) is read as it was, a blob at a time."""
+    index has no ``headed`` record) is read as it was, a blob at a time."""
     old = Packs(tmp_path / "packs")  # headed=False: the layout before dirblobs Rule 6
     writer = old.writer(durable=True)
     between = b"x" * len(header(digest(B), len(B)))  # where B's header would be, were it headed

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from owncdn.core.content.digest import digest
-from owncdn.core.content.packindex import MAGIC, RECORD, SMALL_PACK, compactable, decode, encode, small_to_merge
+from owncdn.core.content.packindex import (
+    HEADED, MAGIC, RECORD, SMALL_PACK, compactable, decode, encode, headed, small_to_merge,
+)
 
 A, B, C = (digest(x) for x in (b"a", b"bb", b"ccc"))
 OLD = digest(b"old", "sha256")  # a SHA-256 name (64 hex digits, no suffix)
@@ -33,9 +35,24 @@ def flip(data: bytes, at: int) -> bytes:
     ("a name twice keeps the first", INDEX + encode(A, 6, 1), None, {A: (0, 1), B: (1, 2), C: (3, 3)}),
     ("a SHA-256 name", MAGIC + encode(OLD, 0, 3), None, {OLD: (0, 3)}),
     ("not a blob name", MAGIC + encode("../etc/passwd", 0, 3), None, {}),
+    ("a headed pack's: the flag is no blob", MAGIC + HEADED + INDEX[8:], None, {A: (0, 1), B: (1, 2), C: (3, 3)}),
 ])
 def test_decode(name, data, pack_size, expected):
     assert decode(data, pack_size) == expected
+
+
+@pytest.mark.parametrize("data, expected", [
+    (MAGIC + HEADED + INDEX[8:], True),
+    (MAGIC + HEADED, True),
+    (INDEX, False),
+    (MAGIC + INDEX[8:] + HEADED, False),  # only as the first record
+    (HEADED, False),  # without the magic
+    (MAGIC + HEADED[:-1], False),  # torn
+])
+def test_headed(data, expected):
+    """Rule 1: a record named ``headed`` right after the magic; any index can be read
+    without knowing it (the row of test_decode above)."""
+    assert headed(data) is expected
 
 
 def test_records_are_fixed_size():

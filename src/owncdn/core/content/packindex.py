@@ -4,16 +4,18 @@ An edge keeps the blobs a bundle brings in one pack file (``owncdn/packs.py``): 
 bytes back to back, and next to it an index of fixed-size records appended as each
 blob is verified:
 
-    MAGIC or HEADED (8 bytes), then per blob:
+    MAGIC (8 bytes), HEADED (a headed pack's, Rule 1), then per blob:
     <blob name, ASCII, NUL-padded to 67 bytes> <offset u64 LE> <size u64 LE> <crc32 u32 LE>
 
 Rules:
 1. A record is ``RECORD`` bytes; its CRC-32 covers the 83 bytes before it. A file that
-   does not start with ``MAGIC`` or ``HEADED`` holds no records. ``HEADED`` says that
-   in the pack each blob comes right after its bundle record header
-   (``bundle.header(name, size)``): the pack's bytes from a header to a blob's end are
-   bundle records as a download sends them (the control plane's packs); ``headed(data)``
-   tells which magic an index has.
+   does not start with ``MAGIC`` holds no records. ``HEADED``, a record named
+   ``headed`` (not a blob name: Rule 2 skips it, so an owncdn that does not know it
+   reads the pack's blobs as before), first after the magic says that in the pack
+   each blob comes right after its bundle record header (``bundle.header(name,
+   size)``): the bytes from a header to a blob's end are bundle records as a download
+   sends them (the control plane's packs). ``headed(data)`` tells whether an index
+   begins so.
 2. ``decode`` reads whole records in order and skips one whose CRC does not match or
    whose name is not a blob name (``digest.is_blob_name``); bytes after the last whole
    record (a record torn by a crash) are ignored. A record whose range ends past
@@ -39,7 +41,6 @@ __all__ = ["HEADED", "MAGIC", "MERGE_MAX", "MERGE_MIN", "RECORD", "SMALL_PACK", 
            "headed", "small_to_merge"]
 
 MAGIC = b"OCPKIDX1"
-HEADED = b"OCPKIDX2"  # Rule 1: each blob follows its bundle record header in the pack
 _NAME = 67
 _BODY = struct.Struct(f"<{_NAME}sQQ")
 _CRC = struct.Struct("<I")
@@ -55,10 +56,13 @@ def encode(name: str, offset: int, size: int) -> bytes:
     return body + _CRC.pack(zlib.crc32(body))
 
 
+HEADED = encode("headed", 0, 0)  # Rule 1: each blob follows its bundle record header in the pack
+
+
 def decode(data: bytes, pack_size: int | None = None) -> dict[str, tuple[int, int]]:
     """The records of an index file's bytes: blob name -> (offset, size) (Rule 2)."""
     out: dict[str, tuple[int, int]] = {}
-    if not data.startswith(MAGIC) and not headed(data):
+    if not data.startswith(MAGIC):
         return out
     view = memoryview(data)
     for at in range(len(MAGIC), len(data) - RECORD + 1, RECORD):
@@ -79,7 +83,7 @@ def decode(data: bytes, pack_size: int | None = None) -> dict[str, tuple[int, in
 
 def headed(data: bytes) -> bool:
     """Whether an index's pack holds a header before each blob (Rule 1)."""
-    return data.startswith(HEADED)
+    return data.startswith(HEADED, len(MAGIC))
 
 
 def compactable(live_bytes: int, pack_size: int) -> bool:
