@@ -341,3 +341,13 @@ def test_a_part_of_a_blob_and_a_pack_without_headers_go_a_blob_at_a_time(tmp_pat
     fd, at, count, n = store.open_run([(b"", digest(D), 10, 20), (header(digest(B), len(B)), digest(B), 0, len(B))], 0)
     os.close(fd)
     assert (count, n) == (20, 1)
+
+
+def test_a_download_is_put_in_the_order_its_blobs_lie_in_the_packs(tmp_path):
+    """dirblobs Rule 6: by pack, then offset; loose and unknown blobs after, as asked."""
+    store = DirBlobStore(tmp_path)
+    packed(store, A, B)
+    packed(store, C)
+    store.put(digest(D), D)
+    asked = [(digest(x), len(x)) for x in (D, b"none", C, B, A)]
+    assert store.in_pack_order(asked) == [(digest(x), len(x)) for x in (A, B, C, D, b"none")]

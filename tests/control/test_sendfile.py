@@ -71,8 +71,9 @@ def test_a_bundle_goes_by_sendfile_in_one_chunk_and_the_connection_stays_usable(
 
 
 def test_a_bundle_uploads_records_go_back_out_with_one_sendfile(served, monkeypatch):
-    """dirblobs Rule 6: a bundle upload is read raw into a headed pack; fetched in the
-    same order, its records leave in one span: the first header, then one sendfile."""
+    """dirblobs Rule 6: a bundle upload is read raw into a headed pack; fetched, its
+    records leave in one span (the first header, then one sendfile), whatever the
+    order asked: they go as they lie in the pack, loose blobs after them."""
     http, blobs, chunks, _, _ = served
     datas = [os.urandom(n) for n in (5000, 0, 1, 70_000, 300_000)]
     assert http.post("/v1/blobs/bundle", content=bundle(*datas)).status_code == 200
@@ -93,8 +94,13 @@ def test_a_bundle_uploads_records_go_back_out_with_one_sendfile(served, monkeypa
     got = http.post("/v1/blobs/fetch", json={"hashes": [sha(d) for d in datas]})
     assert got.content == bundle(*datas) and chunks == [5]
     assert spans == [5] and sum(sent) == len(bundle(*datas)) - len(header(sha(datas[0]), 5000))
+    spans.clear()
     got = http.post("/v1/blobs/fetch", json={"hashes": [sha(d) for d in reversed(datas)]})
-    assert got.content == bundle(*reversed(datas))
+    assert got.content == bundle(*datas) and spans == [5]  # asked in another order: sent as they lie (Rule 6)
+    put(blobs, b"loose", b"too")
+    spans.clear()
+    got = http.post("/v1/blobs/fetch", json={"hashes": [sha(b"too"), sha(datas[4]), sha(b"loose"), sha(datas[3])]})
+    assert got.content == bundle(datas[3], datas[4], b"too", b"loose") and spans == [2, 1, 1]
 
 
 def test_the_landed_log_gives_blobs_in_the_order_they_were_stored():

@@ -86,7 +86,10 @@ Rules:
    pack, header bytes included (one ``sendfile`` rather than four system calls a
    blob). Lying right behind is proof enough: a pack's bytes are never rewritten,
    a cut blob takes its header with it, and a blob dropped between two others
-   leaves more than one header's bytes between them.
+   leaves more than one header's bytes between them. ``in_pack_order(items)`` puts
+   the blobs of a download in the order they lie in the packs (by pack, then offset;
+   the others after them, as they came), so what an edge asked for in its own order
+   (a manifest's paths) still goes out in spans.
 7. A store belongs to one process: it locks its root (``owncdn/dirlock.py``: ``flock``
    on ``<root>/lock``, which names the holder's pid) before it looks at anything, so
    a second control plane given the same directory fails at start with
@@ -126,6 +129,7 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NEVER = float("-inf")
 _UNSURE = object()  # a directory mtime equal to no other (Rule 4)
 QUIET_SECONDS = 1.0
+_LAST = 1 << 62  # in_pack_order: after every pack number
 _IN_USE = "a directory blob store belongs to one control plane (replicas share an S3 store)"
 
 
@@ -592,6 +596,16 @@ class DirBlobStore:
                 n += 1
             count = end - where.offset
         return fd, base + offset, count, n
+
+    def in_pack_order(self, items: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        """``(name, size)`` items sorted as their blobs lie in the packs (Rule 6)."""
+        offered, packed = self._offered, self._packed
+
+        def place(item: tuple[str, int]) -> tuple[int, int]:
+            slot = offered.get(item[0]) or packed.get(item[0])
+            return (slot.pack.number, slot.offset) if slot.__class__ is Slot else (_LAST, 0)
+
+        return sorted(items, key=place)
 
     def read_into(self, sha: str, buffer: memoryview) -> None:
         """Fill ``buffer`` with the blob's first ``len(buffer)`` bytes: open, read, close

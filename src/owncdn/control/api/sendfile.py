@@ -141,8 +141,9 @@ class RawSender:
         return not self.transport.is_closing() and self.transport.get_write_buffer_size() == 0
 
     async def records(self, store, items: list[tuple[str, int]]) -> bool:
-        """Send the bundle records of ``items`` (sha, size) as one chunk (Rule 2)."""
-        return await self.chunk(store, [(header(sha, size), sha, 0, size) for sha, size in items])
+        """Send the bundle records of ``items`` (sha, size) as one chunk (Rule 2), in
+        the order they lie in the store's packs (``DirBlobStore.in_pack_order``)."""
+        return await self.chunk(store, [(header(sha, size), sha, 0, size) for sha, size in store.in_pack_order(items)])
 
     async def chunk(self, store, parts: list[tuple[bytes, str, int, int]]) -> bool:
         """Send one chunk of ``parts`` (bytes before, blob, offset, count); False when
