@@ -196,7 +196,8 @@ class Client(LogsApi, WatchApi):  # logs and analytics: client/logs.py; health, 
         return self._call("POST", "/v1/blobs/bundle", content=content, headers=headers)
 
     def fetch_blobs(self, hashes: list[str]) -> Iterator[tuple[str, bytes]]:
-        """``(sha256, bytes)`` of each blob asked for, from one bundle download."""
+        """``(sha256, bytes)`` of each blob asked for, once, from one bundle download, in
+        the order the control plane sends them (as they lie in its store)."""
         from owncdn.core.content.bundle import BlobData, BlobEnd, BlobStart, BundleReader
 
         reader, sha, data = BundleReader(), "", bytearray()
