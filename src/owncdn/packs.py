@@ -36,10 +36,10 @@ Rules:
 5. ``compact(packs, swap)`` copies the live blobs of ``packs`` into one new pack, made
    durable (a store may already have promised them durable), with ``made`` the latest
    of theirs (the index's mtime set to it), headed when the store's packs are;
-   ``swap(moved)`` (the store, under its own
-   lock) points the blobs it still holds at their new slots and returns those it
-   took; the others are forgotten, and the old packs deleted. If the copy fails,
-   the new pack is deleted and the old ones stay.
+   ``swap(moved)`` (the store, under its own lock) points the blobs it still holds
+   at their new slots and returns those it took; the others are forgotten, and the
+   old packs deleted. If the copy fails, the new pack is deleted and the old ones
+   stay.
 6. ``Packs(directory, headed=True)`` (the control plane's store) writes headed packs
    (``packindex`` Rule 1: a first record named ``headed`` says so, ``Pack.headed``):
    a run of blobs written one after another is sent to an edge as bundle records with

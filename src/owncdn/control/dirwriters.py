@@ -106,7 +106,8 @@ class BlobPart(Hashing):
 
 class BundlePack:
     """The records of one bundle upload, each blob after its header, written back to
-    back into one new headed pack (``dirblobs`` Rules 5, 6, ``DirBlobStore.bundle``): per blob ``start(sha, size)``, ``write(data)``...,
+    back into one new headed pack (``dirblobs`` Rules 5, 6, ``DirBlobStore.bundle``):
+    per blob ``start(sha, size)``, ``write(data)``...,
     ``end()`` (verified: kept; else cut off again and ``BlobMismatch``); then
     ``offer()`` (readable before they are durable), ``commit()`` (durable and stored)
     or ``discard()``; ``close()`` in any case. One thread at a time."""
