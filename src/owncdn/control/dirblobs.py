@@ -3,7 +3,9 @@
 ``DirBlobStore`` keeps the rules every blob store keeps (``control/blobs.py``: names,
 verification, reads, limits, collection) and these of its own. Bytes reach it through
 the writers of ``dirwriters.py``: ``DirWriter`` (one blob), ``BlobPart`` (one blob,
-piece by piece) and ``BundlePack`` (a bundle upload's blobs, into one pack).
+piece by piece) and ``BundlePack`` (a bundle upload's blobs, into one pack); it is
+read through the methods of ``dirreads.py`` (``open_blob``, ``open_run``,
+``in_pack_order``, ``read_into``, ``read``).
 
 Rules:
 1. A bundle upload's blobs go to one pack (Rule 5); other bytes go to
@@ -100,7 +102,6 @@ Rules:
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import threading
@@ -109,11 +110,9 @@ import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from owncdn.control.blobs import (
-    CHUNK, MAX_BLOB_BYTES, BlobError, BlobMismatch, BlobNotFound, BlobTooLarge, StoreInUse, check_name,
-)
+from owncdn.control.blobs import MAX_BLOB_BYTES, BlobError, BlobMismatch, BlobTooLarge, StoreInUse, check_name
+from owncdn.control.dirreads import DirReads
 from owncdn.control.dirwriters import BlobPart, BundlePack, DirWriter, remove_temp
-from owncdn.core.content.bundle import header
 from owncdn.core.content.digest import hasher, is_blob_name, name_of
 from owncdn.core.content.retention import BlobInfo
 from owncdn.dirlock import lock, unlock
@@ -125,15 +124,13 @@ __all__ = ["DirBlobStore"]
 CLAIM_REFRESH = 60.0
 CLAIMS_KEPT = 1 << 18  # blobs a directory store remembers as claimed (Rule 4)
 GC_PREFIX = "gc."
-_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NEVER = float("-inf")
 _UNSURE = object()  # a directory mtime equal to no other (Rule 4)
 QUIET_SECONDS = 1.0
-_LAST = 1 << 62  # in_pack_order: after every pack number
 _IN_USE = "a directory blob store belongs to one control plane (replicas share an S3 store)"
 
 
-class DirBlobStore:
+class DirBlobStore(DirReads):
     """Blobs as files under ``root`` (Rule 1), or in packs (Rule 5)."""
 
     def __init__(self, root: str | Path, max_bytes: int = MAX_BLOB_BYTES) -> None:
@@ -543,107 +540,6 @@ class DirBlobStore:
         with self._dirty_lock:
             for directory in directories:
                 self._dirty[directory] = max(ticket, self._dirty.get(directory, 0))
-
-    def open_blob(self, sha: str) -> tuple[int, int, int | None]:
-        """``(fd, base, size)``: a read-only descriptor holding the blob from offset
-        ``base``, for the caller to close, and its size (None: the file's length; a
-        loose blob or a temp file) (``sendfile`` downloads, ``api/sendfile.py``);
-        ``BlobNotFound`` when there is none (Rule 2: an offered blob from its temp file
-        or pack; Rule 5: a packed blob from its pack, again from its new one when a
-        compaction moved it meanwhile)."""
-        return self._open(sha)[:3]
-
-    def _open(self, sha: str) -> tuple[int, int, int | None, str | Slot | None]:
-        """``open_blob``'s answer and where it opened the blob: a temp file, a slot, or
-        None (a loose blob)."""
-        check_name(sha)
-        offered = self._offered.get(sha)
-        if offered is not None:
-            try:
-                return (*_open_at(offered), offered)
-            except FileNotFoundError:
-                pass  # stored (or removed) meanwhile
-        for _ in range(3):
-            slot = self._packed.get(sha)
-            if slot is None:
-                break
-            try:
-                return (*_open_at(slot), slot)
-            except FileNotFoundError:
-                continue  # compacted meanwhile
-        try:
-            return os.open(f"{self._root}/{sha[:2]}/{sha}", os.O_RDONLY | _CLOEXEC), 0, None, None
-        except FileNotFoundError:
-            raise BlobNotFound(f"no blob {sha}") from None
-
-    def open_run(self, parts: list[tuple[bytes, str, int, int]], i: int) -> tuple[int, int, int, int]:
-        """``(fd, at, count, n)``: the blob of ``parts[i]`` opened (``open_blob``, the
-        caller closes ``fd``), and the ``count`` bytes from ``at`` to send for it and
-        the ``n - 1`` parts after it that lie right behind it in its headed pack
-        (Rule 6). A part is ``(header, name, offset, count)``."""
-        head, sha, offset, count = parts[i]
-        fd, base, _, where = self._open(sha)
-        n = 1
-        if isinstance(where, Slot) and where.pack.headed and offset == 0 and count == where.size:
-            pack, end = where.pack, where.offset + count
-            offered, packed = self._offered, self._packed
-            for head, sha, offset, count in itertools.islice(parts, i + 1, None):
-                slot = offered.get(sha) or packed.get(sha)
-                if (slot.__class__ is not Slot or slot.pack is not pack or offset or count != slot.size
-                        or slot.offset != end + len(head) or head != header(sha, count)):
-                    break
-                end = slot.offset + count
-                n += 1
-            count = end - where.offset
-        return fd, base + offset, count, n
-
-    def in_pack_order(self, items: list[tuple[str, int]]) -> list[tuple[str, int]]:
-        """``(name, size)`` items sorted as their blobs lie in the packs (Rule 6)."""
-        offered, packed = self._offered, self._packed
-
-        def place(item: tuple[str, int]) -> tuple[int, int]:
-            slot = offered.get(item[0]) or packed.get(item[0])
-            return (slot.pack.number, slot.offset) if slot.__class__ is Slot else (_LAST, 0)
-
-        return sorted(items, key=place)
-
-    def read_into(self, sha: str, buffer: memoryview) -> None:
-        """Fill ``buffer`` with the blob's first ``len(buffer)`` bytes: open, read, close
-        (three system calls for a small blob, and no copy besides the kernel's); the
-        bundle downloads read small blobs so (``api/blobs.py`` Rule 6)."""
-        fd, base, _ = self.open_blob(sha)
-        try:
-            done = 0
-            while done < len(buffer):
-                got = os.preadv(fd, [buffer[done:]], base + done)
-                if got == 0:
-                    raise BlobError(f"blob {sha[:12]} ended after {done} of {len(buffer)} bytes")
-                done += got
-        finally:
-            os.close(fd)
-
-    def read(self, sha: str, start: int = 0) -> Iterator[bytes]:
-        return _span_chunks(*self.open_blob(sha), start)
-
-
-def _open_at(where: str | Slot) -> tuple[int, int, int | None]:
-    """``open_blob``'s answer for a temp file's path or a packed blob's slot."""
-    if isinstance(where, Slot):
-        return Packs.open(where), where.offset, where.size
-    return os.open(where, os.O_RDONLY | _CLOEXEC), 0, None
-
-
-def _span_chunks(fd: int, base: int, size: int | None, start: int) -> Iterator[bytes]:
-    """The blob's bytes from ``start``, in chunks; the descriptor closed at the end."""
-    try:
-        end = base + (os.fstat(fd).st_size if size is None else size)
-        at = base + start
-        while at < end and (chunk := os.pread(fd, min(CHUNK, end - at), at)):
-            yield chunk
-            at += len(chunk)
-    finally:
-        os.close(fd)
-
 
 
 def _sync_dirs(dirs: list[Path]) -> None:
