@@ -73,9 +73,8 @@ class DirReads:
         n = 1
         if isinstance(where, Slot) and where.pack.headed and offset == 0 and count == where.size:
             pack, end = where.pack, where.offset + count
-            offered, packed = self._offered, self._packed
             for head, sha, offset, count in itertools.islice(parts, i + 1, None):
-                slot = offered.get(sha) or packed.get(sha)
+                slot = self._slot(sha)
                 if (slot.__class__ is not Slot or slot.pack is not pack or offset or count != slot.size
                         or slot.offset != end + len(head) or head != header(sha, count)):
                     break
@@ -87,13 +86,17 @@ class DirReads:
     def in_pack_order(self, items: list[tuple[str, int]]) -> list[tuple[str, int]]:
         """``(name, size)`` items sorted as their blobs lie in the packs (``dirblobs``
         Rule 6)."""
-        offered, packed = self._offered, self._packed
 
         def place(item: tuple[str, int]) -> tuple[int, int]:
-            slot = offered.get(item[0]) or packed.get(item[0])
+            slot = self._slot(item[0])
             return (slot.pack.number, slot.offset) if slot.__class__ is Slot else (_LAST, 0)
 
         return sorted(items, key=place)
+
+    def _slot(self, sha: str) -> str | Slot | None:
+        """Where ``open_blob`` would look first, without opening anything: the offered
+        temp file or slot, else the packed slot (None: neither)."""
+        return self._offered.get(sha) or self._packed.get(sha)
 
     def read_into(self, sha: str, buffer: memoryview) -> None:
         """Fill ``buffer`` with the blob's first ``len(buffer)`` bytes: open, read, close
