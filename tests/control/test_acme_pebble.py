@@ -16,8 +16,11 @@ import ssl
 import subprocess
 import sys
 
+import pytest
+from acme import messages
 
 from owncdn.control.acme import Webhook
+from owncdn.control.acme.client import AcmeConnection, AcmeFailure
 from owncdn.control.acme.manager import ManagerSettings
 from owncdn.testing.dnsnode import DnsNodeUnderTest
 from owncdn.testing.fleet import Fleet
@@ -220,3 +223,33 @@ async def test_five_edges_and_three_names_make_exactly_three_orders(tmp_path):
                     replica.cancel()
                     await asyncio.gather(replica, return_exceptions=True)
                     replica_store.close()
+
+
+def test_registration_that_lost_a_race_asks_again_and_finds_the_account(tmp_path):
+    """Replicas and worker threads register the directory's account key together. Pebble
+    fails the loser of such a race with ``serverInternal`` ("Error saving account": its
+    store already holds the key); asking again finds the account the winner made."""
+    def losing(conn, times, meanwhile=lambda: None):
+        real, calls = conn.acme.new_account, []
+
+        def new_account(reg):
+            calls.append(reg)
+            if len(calls) <= times:
+                meanwhile()
+                raise messages.Error.with_code("serverInternal", detail="Error saving account")
+            return real(reg)
+        conn.acme.new_account = new_account
+        return calls
+
+    with ChallTestSrv(tmp_path / "dns") as dns, Pebble(tmp_path / "pebble", dns=f"127.0.0.1:{dns.dns_port}") as pebble:
+        key = AcmeConnection.new_account_key()
+        winner = AcmeConnection(pebble.directory, key, ca_bundle=pebble.ca_bundle)
+        loser = AcmeConnection(pebble.directory, key, ca_bundle=pebble.ca_bundle)
+        calls = losing(loser, 1, meanwhile=lambda: winner.register("ops@example.com"))
+        assert loser.register("ops@example.com") == winner.account_uri
+        assert len(calls) == 2 and winner.account_uri.startswith(f"https://127.0.0.1:{pebble.port}/")
+        broken = AcmeConnection(pebble.directory, AcmeConnection.new_account_key(), ca_bundle=pebble.ca_bundle)
+        calls = losing(broken, 99)
+        with pytest.raises(AcmeFailure, match="the CA refused the account: .*Error saving account"):
+            broken.register(None)
+        assert len(calls) == 3

@@ -30,6 +30,7 @@ from .pem import new_key_pem
 __all__ = ["AcmeConnection", "AcmeFailure", "Challenge", "ValidationFailed"]
 
 POLL_SECONDS = 0.2
+REGISTER_ATTEMPTS = 3
 USER_AGENT = "owncdn (acme-python)"
 
 
@@ -79,16 +80,22 @@ class AcmeConnection:
         return new_key_pem()
 
     def register(self, email: str | None) -> str:
-        """Rule 1: create (or find) the account of this key; returns its URL."""
+        """Rule 1: create (or find) the account of this key; returns its URL. Threads
+        and replicas register one key at once; a CA may then fail all but one (Pebble
+        answers ``serverInternal``), and asking again finds the account just made."""
         reg = messages.NewRegistration.from_data(email=email, terms_of_service_agreed=True)
-        try:
-            regr = self.acme.new_account(reg)
-            uri = regr.uri
-        except errors.ConflictError as exc:  # the key has an account already
-            uri = exc.location
-            self.net.account = messages.RegistrationResource(body=messages.Registration(), uri=uri)
-        except messages.Error as exc:
-            raise AcmeFailure(f"the CA refused the account: {exc}") from None
+        for attempt in range(REGISTER_ATTEMPTS):
+            try:
+                uri = self.acme.new_account(reg).uri
+                break
+            except errors.ConflictError as exc:  # the key has an account already
+                uri = exc.location
+                self.net.account = messages.RegistrationResource(body=messages.Registration(), uri=uri)
+                break
+            except messages.Error as exc:
+                if exc.code != "serverInternal" or attempt == REGISTER_ATTEMPTS - 1:
+                    raise AcmeFailure(f"the CA refused the account: {exc}") from None
+                time.sleep(POLL_SECONDS)
         self.account_uri = uri
         return uri
 
