@@ -16,9 +16,9 @@ Rules:
    leftover temp files and directories are removed at start, where the 256 directories are made if
    missing (``put_many`` writes a batch of small
    blobs first and makes them durable at once before renaming any; ``write_many``
-   and ``commit_many`` are its two halves, so a bundle upload makes all its small
-   blobs durable with one flush at its end; ``part(sha, size)`` writes one blob
-   piece by piece for ``commit_many``, the way an upload read raw stores its blobs;
+   and ``commit_many`` are its two halves, so a batch is made durable with one
+   flush; ``part(sha, size)`` writes one blob piece by piece for ``commit_many``,
+   the way a ``PUT`` read raw stores its blob;
    ``commit_many`` shares its ``syncfs`` with the uploads ending at the same time,
    ``durable.SyncGroup``). The renames are made durable by
    ``sync(hashes)`` (one fsync per directory renamed into since the last sync, one

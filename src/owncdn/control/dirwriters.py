@@ -5,7 +5,7 @@
 - ``BlobPart`` (``DirBlobStore.part(sha, size)``, an upload read raw): one blob piece by
   piece into a temp file in the writing thread's directory, for ``commit_many``
   (``dirblobs`` Rule 1).
-- ``BundlePack`` (``DirBlobStore.bundle()``, a bundle upload read raw): the upload's
+- ``BundlePack`` (``DirBlobStore.bundle()``, a bundle upload): the upload's
   records (header and blob) back to back in one new pack (``dirblobs`` Rules 5, 6).
 
 Each hashes and counts what it receives (``blobs.Hashing``: ``blobs`` Rules 1, 3). They

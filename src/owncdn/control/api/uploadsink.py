@@ -5,7 +5,8 @@
     sink.stored                              # the blobs stored, in bundle order
     size = await raw.run(BlobSink(store, sha, length))   # a PUT of one blob
 
-The thread-side half of ``dirblobs.py`` Rules 1 and 2 for a body read raw (``rawbody.py``).
+The thread-side half of ``dirblobs.py`` Rules 1 and 2 for a body read raw (``rawbody.py``)
+or fed in batches through ASGI (``asgibody.py``).
 
 Rules:
 1. The bytes are parsed as they arrive (``BundleReader`` with views); the blobs are
@@ -19,7 +20,7 @@ Rules:
    verified ones durable and stored together (``BundlePack.commit``: the pack fsynced,
    its writeback begun as it was written, then its index; no other file's writeback
    is waited for), so nothing half-written is ever a blob and what came before a
-   refusal or a cut is kept, as through ASGI. ``stored`` then lists them; if that
+   refusal or a cut is kept. ``stored`` then lists them; if that
    fails, it is emptied. A release created from them next finds them durable.
    With ``landing``, the verified blobs are offered (``BundlePack.offer``: readable
    from the pack) and handed to ``landing([(sha, size), ...])`` just before that
