@@ -123,3 +123,36 @@ def test_a_client_that_vanishes_mid_body_through_asgi_leaves_only_whole_blobs(fe
         time.sleep(0.01)
     assert blobs.missing([digest(whole), digest(cut)]) == [digest(cut)]
     settled(blobs)
+
+
+async def test_a_push_through_nginx_in_front_of_the_control_plane_lands_in_packs(fed, tmp_path):
+    """nginx's ``proxy_pass`` speaks HTTP/1.0 to the control plane by default, so every
+    upload of a push behind it goes through ASGI; the push ends as any other."""
+    import asyncio
+
+    from owncdn.client.push import push_site
+    from owncdn.client.pushapi import PushApi
+    from owncdn.testing.nginx import NginxOrigin
+
+    conn, blobs, runs, server, token, batches = fed
+    assert conn.call("POST", "/v1/envs/production/versions", json.dumps({"source": SITE}).encode(),
+                     content_type="application/json")[0] < 300
+    site = tmp_path / "site"
+    (site / "assets").mkdir(parents=True)
+    files = {"index.html": b"<h1>hi</h1>", "assets/big.bin": os.urandom(3 << 20)}
+    files.update({f"assets/{i}.css": os.urandom(5000 + i) for i in range(200)})
+    for path, data in files.items():
+        (site / path).write_bytes(data)
+    proxy = f"location /v1/ {{ proxy_pass http://127.0.0.1:{server.port}; client_max_body_size 0; }}"
+    async with NginxOrigin(tmp_path / "empty", extra_config=proxy) as nginx:
+        api = PushApi(nginx.url, token)
+        try:
+            result = await asyncio.to_thread(push_site, api, site, service="blog")
+        finally:
+            api.close()
+        assert {r.path for r in nginx.requests() if r.method == "POST"} >= {"/v1/blobs/missing"}
+    assert result.release["number"] == 1 and result.blobs_uploaded == len(files)
+    assert runs == [] and batches  # through ASGI, fed to the sink
+    assert blobs.missing([digest(d) for d in files.values()]) == [] and packs(blobs)
+    assert loose(blobs) == [digest(files["assets/big.bin"])]  # a large file goes alone, in a PUT
+    settled(blobs)
