@@ -75,6 +75,14 @@ Rules:
    with the writeback begun every MiB, then fsynced, waited 1-2 ms for the fsync
    against 36-42 ms without, with 3 other writers' 190 MB dirty on the same disk).
    Unlike ``syncfs`` it never writes back other files.
+11. ``reserve(fd, offset, count)`` allocates those bytes of the file's disk space
+   ahead of the writes that fill them, without changing its length
+   (``fallocate(2)`` with ``FALLOC_FL_KEEP_SIZE``, Linux; nothing elsewhere or when it
+   fails): the writes then find their blocks allocated instead of reserving each
+   4 KiB block as it comes (ext4: 67 MB written in 64 KiB pieces, its writeback begun
+   every MiB, fsynced, 8 runs each: 20-22 ms of the machine's CPU against 26-31 ms).
+   Space reserved past what was written stays allocated until the file is truncated:
+   ``os.ftruncate(fd, written)`` frees it.
 """
 
 from __future__ import annotations
@@ -83,7 +91,8 @@ import os
 import sys
 import threading
 
-__all__ = ["SYNCFS_MIN", "SyncGroup", "boot_id", "fsync_dir", "sync_filesystem", "start_writeback", "sync_many", "sync_paths", "write_all"]
+__all__ = ["SYNCFS_MIN", "SyncGroup", "boot_id", "fsync_dir", "reserve", "sync_filesystem", "start_writeback", "sync_many",
+           "sync_paths", "write_all"]
 
 BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
 
@@ -91,7 +100,9 @@ SYNCFS_MIN = 16
 
 _syncfs = None
 _sync_file_range = None
+_fallocate = None
 _SYNC_FILE_RANGE_WRITE = 2
+_FALLOC_FL_KEEP_SIZE = 1
 
 
 def _libc(name: str, *argtypes: str):
@@ -291,6 +302,14 @@ def start_writeback(fd: int, offset: int, count: int) -> None:
         _sync_file_range = _libc("sync_file_range", "c_int", "c_int64", "c_int64", "c_uint")
     if _sync_file_range:
         _sync_file_range(fd, offset, count, _SYNC_FILE_RANGE_WRITE)  # a failure: the fsync does it all
+
+
+def reserve(fd: int, offset: int, count: int) -> bool:
+    """Rule 11: whether the space was allocated."""
+    global _fallocate
+    if _fallocate is None:
+        _fallocate = _libc("fallocate", "c_int", "c_int", "c_int64", "c_int64")
+    return bool(_fallocate) and count > 0 and _fallocate(fd, _FALLOC_FL_KEEP_SIZE, offset, count) == 0
 
 
 def fsync_dir(path) -> None:

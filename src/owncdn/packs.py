@@ -46,6 +46,12 @@ Rules:
    one ``sendfile`` (``control/dirblobs.py`` Rule 6). Packs loaded keep what their
    index says, so packs written before are read as they were, and an owncdn before
    headed packs reads these as packs of blobs with gaps between them.
+7. ``PackWriter.reserve(count)`` allocates disk space for the bytes a writer expects
+   next (a bundle's length, ``durable.reserve``: the file's length unchanged; at most
+   ``RESERVE_MAX``, as the length is the sender's word), so its
+   writes find their blocks allocated; ``close`` (and ``cut``) frees what was not
+   filled, and at start a pack holding more than ``TRIM_SLACK`` past its end (a writer
+   that died) is truncated to its length.
 """
 
 from __future__ import annotations
@@ -59,13 +65,15 @@ from pathlib import Path
 
 from owncdn.core.content.bundle import header
 from owncdn.core.content.packindex import HEADED, MAGIC, compactable, decode, encode, headed, small_to_merge
-from owncdn.durable import fsync_dir, start_writeback
+from owncdn.durable import fsync_dir, reserve, start_writeback
 
 __all__ = ["Pack", "PackWriter", "Packs", "Slot"]
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 WRITEBACK_STEP = 1 << 20  # Rule 1
+TRIM_SLACK = 1 << 20  # Rule 7: space past a pack's end trimmed at start beyond this
+RESERVE_MAX = 64 << 20  # Rule 7: the most a writer reserves ahead (a length is the sender's word)
 
 
 class Slot:
@@ -120,6 +128,7 @@ class PackWriter:
         self.records: list[tuple[str, Slot, bytes]] = []  # durable: kept until commit
         self.kept = 0
         self.written_back = 0  # durable: where the writeback was begun up to (Rule 1)
+        self.reserved = 0  # where the disk space allocated ahead ends (Rule 7)
 
     def __repr__(self) -> str:
         return f"<PackWriter {self.pack!r} end={self.end}>"
@@ -131,6 +140,12 @@ class PackWriter:
         self.lead = lead
         self.at = self.end + len(lead)
         return self.at
+
+    def reserve(self, count: int) -> None:
+        """Rule 7: disk space for the next ``count`` bytes (at most ``RESERVE_MAX``), allocated now."""
+        count = min(count, RESERVE_MAX)
+        if self.end + count > self.reserved and reserve(self.fd, self.end, count):
+            self.reserved = self.end + count
 
     def write(self, data: memoryview) -> None:
         fd = self.fd
@@ -154,7 +169,8 @@ class PackWriter:
         """The current blob is dropped, with its lead: the pack ends where it began."""
         self.lead = b""
         if self.end != self.start:
-            os.ftruncate(self.fd, self.start)
+            os.ftruncate(self.fd, self.start)  # also frees the space reserved (Rule 7)
+            self.reserved = 0
             os.lseek(self.fd, self.start, os.SEEK_SET)  # the next blob goes where this one began
             self.end = self.start
             self.written_back = min(self.written_back, self.start)
@@ -201,6 +217,8 @@ class PackWriter:
     def close(self) -> None:
         """Rule 2: the pack is done; one with no record is deleted."""
         self.records = []
+        if self.fd is not None and self.reserved > self.end:
+            self._trim()
         for fd in (self.fd, self.index_fd):
             if fd is not None:
                 os.close(fd)
@@ -208,6 +226,15 @@ class PackWriter:
         self.pack.writing = False
         if not self.pack.live:
             self.packs.delete(self.pack)
+
+
+    def _trim(self) -> None:
+        """Rule 7: the space reserved past the pack's end freed (the length unchanged)."""
+        try:
+            os.ftruncate(self.fd, self.end)
+        except OSError:
+            pass  # the space stays reserved; the next start trims it
+        self.reserved = 0
 
 
 class Packs:
@@ -235,7 +262,10 @@ class Packs:
         for number in sorted(found):
             pack = Pack(self.dir, number)
             try:
-                pack.size = os.stat(pack.path).st_size
+                st = os.stat(pack.path)
+                pack.size = st.st_size
+                if st.st_blocks * 512 > pack.size + TRIM_SLACK:  # Rule 7: a writer died with space reserved
+                    os.truncate(pack.path, pack.size)
                 with open(pack.index, "rb") as f:
                     data = f.read()
                     pack.made = os.fstat(f.fileno()).st_mtime

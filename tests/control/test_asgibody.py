@@ -156,3 +156,29 @@ async def test_a_push_through_nginx_in_front_of_the_control_plane_lands_in_packs
     assert blobs.missing([digest(d) for d in files.values()]) == [] and packs(blobs)
     assert loose(blobs) == [digest(files["assets/big.bin"])]  # a large file goes alone, in a PUT
     settled(blobs)
+
+
+@pytest.mark.parametrize("how", ["raw", "http/1.0", "chunked"])
+def test_a_bundle_upload_reserves_the_disk_space_of_the_rest_of_its_body(fed, monkeypatch, how):
+    """uploadsink Rule 6 (packs Rule 7): a body of known length, read raw or through ASGI;
+    a chunked one has none to reserve."""
+    from tests.test_packs_reserve import allocated, spy_reserve
+
+    conn, blobs, runs, _, _, _ = fed
+    asked = spy_reserve(monkeypatch)
+    datas = [os.urandom(300_000), os.urandom(2 << 20)]
+    body = b"".join(map(record, datas))
+    if how == "raw":
+        status, got = conn.call("POST", "/v1/blobs/bundle", body)
+    elif how == "http/1.0":
+        status, got = http10(conn, "/v1/blobs/bundle", body)
+    else:
+        conn.sock.sendall(conn.head("POST", "/v1/blobs/bundle", None, Transfer_Encoding="chunked")
+                          + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
+        status, _, data = conn.answer()
+        got = json.loads(data)
+    assert status == 200 and len(got["stored"]) == 2 and runs == (["BundleSink"] if how == "raw" else [])
+    assert asked == [len(body) if how != "chunked" else 0]
+    (pack,) = (blobs.root / "packs").glob("*.pack")
+    assert os.path.getsize(pack) == len(body) and allocated(pack) < len(body) + (1 << 20)
+    settled(blobs)

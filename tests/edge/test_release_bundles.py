@@ -6,6 +6,7 @@ blob the control plane lacks fails it. Against a scripted control plane on loopb
 from __future__ import annotations
 
 import json
+import os
 
 from owncdn.core.content.bundle import header
 from owncdn.core.content.digest import digest as blob_name
@@ -239,6 +240,24 @@ async def test_with_a_boot_id_each_verified_blob_is_named_at_once(tmp_path, monk
         await sync.wait("blog")
         assert control.asked[1] == order[5:] and store.live["blog"].target.number == 1
         assert not list(store.partial.iterdir())
+    finally:
+        await sync.close()
+        await control.origin.close()
+
+
+async def test_a_bundle_fetch_reserves_the_disk_space_of_the_blobs_it_asked_for(tmp_path, monkeypatch):
+    """packs Rule 7: the pack is made at the first blob with room for every blob asked."""
+    from tests.test_packs_reserve import allocated, spy_reserve
+
+    asked = spy_reserve(monkeypatch)
+    control, store, sync, agent = await setup(tmp_path, list(SMALL.values()))
+    try:
+        await sync.on_event(None, None, event(1, SMALL))
+        await sync.wait("blog")
+        assert store.live["blog"].target.number == 1
+        assert asked == [sum(map(len, SMALL.values()))]
+        (pack,) = (tmp_path / "push" / "packs").glob("*.pack")
+        assert os.path.getsize(pack) == asked[0] and allocated(pack) < asked[0] + (1 << 20)
     finally:
         await sync.close()
         await control.origin.close()

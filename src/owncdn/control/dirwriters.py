@@ -79,6 +79,10 @@ class BlobPart(Hashing):
     def __repr__(self) -> str:
         return f"<BlobPart {self.sha[:12]} {self.size} bytes{'' if self.fd >= 0 else ' closed'}>"
 
+    def reserve(self, count: int) -> None:
+        """Disk space for the next ``count`` bytes of records (``packs`` Rule 7)."""
+        self.writer.reserve(count)
+
     def write(self, data) -> None:
         """Hash and write ``data`` (bytes or a view); ``BlobTooLarge`` past the limit."""
         self.count(data)
@@ -127,6 +131,10 @@ class BundlePack:
             raise BlobTooLarge(f"blob {sha[:12]}: {size} bytes, more than the store's limit of {blob.limit} bytes")
         self.writer.begin(header(sha, size))
         self.blob = blob
+
+    def reserve(self, count: int) -> None:
+        """Disk space for the next ``count`` bytes of records (``packs`` Rule 7)."""
+        self.writer.reserve(count)
 
     def write(self, data) -> None:
         """Hash and write ``data`` (bytes or a view); ``BlobTooLarge`` past the limit."""

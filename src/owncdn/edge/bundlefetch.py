@@ -383,6 +383,7 @@ class BundleFetch:
             return  # fetched meanwhile by another task: read past
         if self._pack is None:
             self._pack = self.store.pack_writer()
+            self._pack.reserve(size + sum(self.sizes.values()))  # the blobs still to come (packs Rule 7)
         self._pack.begin()
         self._writing = True
         self._digest = hasher(sha)

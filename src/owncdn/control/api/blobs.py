@@ -387,7 +387,8 @@ async def receive_bundle(request: Request, blobs: BlobStore, first=None, first_l
             take = lambda sha, data: raw.unlocked(first_raw, sha, data)  # noqa: E731
         else:
             take = first and (lambda sha, data: raw.call(first, sha, data))
-        sink = BundleSink(blobs, take, first_limit, landing=lambda items: blobs_stored(request, items))
+        sink = BundleSink(blobs, take, first_limit, landing=lambda items: blobs_stored(request, items),
+                          length=_length(request))
         try:
             return await raw.run(sink)
         except (BundleError, BlobError) as exc:
@@ -422,6 +423,12 @@ async def receive_bundle(request: Request, blobs: BlobStore, first=None, first_l
         if stored:
             blobs_stored(request, [(b.sha256, b.size) for b in stored])
     return stored
+
+
+def _length(request: Request) -> int:
+    """The body's ``Content-Length``; 0 when it has none (chunked) or a bad one."""
+    value = request.headers.get("content-length", "")
+    return int(value) if value.isdigit() else 0
 
 
 def _refusal(exc: Exception, stored: list) -> Exception:

@@ -38,6 +38,9 @@ Rules:
 5. ``BlobSink``: the body is one blob, written and hashed as in Rule 1, checked at
    the body's end, made durable (an fsync) and renamed by ``finish()``; cut off or
    refused, its temp file is removed.
+6. Given the body's ``length``, the pack reserves the disk space of what is left of
+   the body when it is made (``packs`` Rule 7; what is not filled is freed when it
+   is closed).
 """
 
 from __future__ import annotations
@@ -55,8 +58,10 @@ __all__ = ["BlobSink", "BundleSink"]
 class BundleSink:
     """Rules 1-4, for ``RawBody.run``."""
 
-    def __init__(self, store: DirBlobStore, first=None, first_limit: int = 0, landing=None) -> None:
+    def __init__(self, store: DirBlobStore, first=None, first_limit: int = 0, landing=None, length: int = 0) -> None:
         self.store = store
+        self.length = length  # the body's, when known (Rule 6)
+        self.fed = 0  # bytes fed before the piece being parsed
         self.first, self.first_limit = first, first_limit
         self.landing = landing
         self.head: bytearray | None = bytearray() if first is not None else None
@@ -71,6 +76,7 @@ class BundleSink:
         return f"<BundleSink {len(self.verified)} verified{' receiving' if self.receiving else ''} {self.reader!r}>"
 
     def feed(self, view: memoryview) -> None:
+        fed, self.fed = self.fed, self.fed + len(view)
         for event in self.reader.feed(view):
             if isinstance(event, BlobData):
                 if self.receiving:
@@ -78,14 +84,15 @@ class BundleSink:
                 else:
                     self.head += event.data
             elif isinstance(event, BlobStart):
-                self._start(event)
+                self._start(event, fed)
             else:
                 self._end(event)
 
-    def _start(self, event: BlobStart) -> None:
+    def _start(self, event: BlobStart, fed: int) -> None:
         if self.head is None:
             if self.pack is None:
                 self.pack = self.store.bundle()
+                self.pack.reserve(self.length - fed)  # Rule 6
             self.pack.start(event.sha256, event.size)
             self.receiving = True
         elif event.size > self.first_limit:
