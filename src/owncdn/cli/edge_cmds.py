@@ -24,6 +24,8 @@ def _load(path: Path):
 def _run(coro) -> None:
     import uvloop
 
+    from owncdn.gctune import thaw
+
     try:
         uvloop.run(coro)
     except OSError as exc:
@@ -34,6 +36,8 @@ def _run(coro) -> None:
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         pass
+    finally:
+        thaw()  # gctune Rule 4: the shutdown frees what the server froze
 
 
 def edge(
