@@ -3,7 +3,8 @@ processes (`owncdn control`, `owncdn push`): the half-received bundle stores not
 and leaves no pack behind after the restart, bundles answered before the kill are all
 there, and the push run again completes (control/dirblobs.py Rule 5). A second control
 plane given the same blob directory is refused at start and touches nothing of the
-first one's (Rule 7). One stopped with SIGINT or SIGTERM ends quietly (gctune Rule 4)."""
+first one's (Rule 7). One stopped with SIGINT or SIGTERM ends quietly (gctune Rule 4), and
+one that cannot listen says so and fails."""
 
 from __future__ import annotations
 
@@ -151,8 +152,12 @@ def test_a_second_control_plane_on_the_same_blob_directory_is_refused_and_touche
 
 def test_a_control_plane_stopped_by_a_signal_ends_with_0_and_says_nothing_more(tmp_path):
     """Once it served (and froze its start-up heap, gctune Rule 1), a stop prints no
-    shutdown noise: DuckDB's bindings reported every frozen object as leaked."""
+    shutdown noise: DuckDB's bindings reported every frozen object as leaked, and event
+    streams still open were cancelled as the process ended ("Exception in ASGI
+    application") rather than ended by the server's shutdown."""
     import signal as signals
+
+    import httpx
 
     for sig in (signals.SIGINT, signals.SIGTERM):
         control = Control(tmp_path / sig.name / "control")
@@ -160,10 +165,27 @@ def test_a_control_plane_stopped_by_a_signal_ends_with_0_and_says_nothing_more(t
         try:
             api = control.start()
             assert api.logs_query("SELECT count(*) AS n FROM logs")  # the analytics store (DuckDB) was used
-            log = control.state.parent / "control.log"
-            started = log.read_text()
-            os.killpg(control.proc.pid, sig)
-            assert control.proc.wait(30) == 0
+            token = (control.state / "admin.token").read_text().strip()
+            with httpx.stream("GET", f"{control.url}/v1/dashboard/events", headers={"Authorization": f"Bearer {token}"},
+                              timeout=30) as events:
+                lines = events.iter_lines()
+                assert next(lines).startswith("event: changed")  # the stream is open
+                log = control.state.parent / "control.log"
+                started = log.read_text()
+                os.killpg(control.proc.pid, sig)
+                assert control.proc.wait(30) == 0
+                assert list(lines)[-1:] in ([], [""])  # the stream ended, as the server shut down
             assert log.read_text() == started, log.read_text()[len(started):][:2000]
         finally:
             control.stop()
+
+
+def test_a_control_plane_that_cannot_listen_says_why_and_exits_1(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "owncdn.cli", "control", "--listen", f"127.0.0.1:{port}",
+                               "--state-dir", str(tmp_path / "control"), "--no-health"],
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "owncdn: Address already in use" in done.stderr

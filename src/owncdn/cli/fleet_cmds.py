@@ -145,6 +145,10 @@ def control(
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         await asyncio.wait([task, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
         task.cancel()
+        try:
+            await task  # its shutdown: event streams ended, requests answered (else cancelled mid-way)
+        except asyncio.CancelledError:
+            pass
 
     try:
         _run(main())
