@@ -48,8 +48,8 @@ made durable with one ``syncfs`` shared with the uploads ending at the same time
 (``BlobSink``, ``DirBlobStore.commit_many``), through ASGI to a ``DirWriter`` (fsync,
 rename). The answers are the same either way (Rules 2 and 4). A store without packs
 (S3) takes a bundle's blobs one by one as they arrive (``_BundleUpload``). The push
-benchmark's first push with every upload through ASGI (8 runs each, alternating):
-0.506 s with a temp file per blob, 0.373 s into packs (read raw: 0.31-0.32 s).
+benchmark's first push with every upload through ASGI (alternating, 8-10 runs each):
+0.475-0.506 s with a temp file per blob, 0.350-0.373 s into packs (read raw: 0.31-0.33 s).
 
 Rule 5: without a blob store (``create_app(..., blobs=None)``) these endpoints
 answer 503 and say so.
