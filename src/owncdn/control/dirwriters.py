@@ -79,10 +79,6 @@ class BlobPart(Hashing):
     def __repr__(self) -> str:
         return f"<BlobPart {self.sha[:12]} {self.size} bytes{'' if self.fd >= 0 else ' closed'}>"
 
-    def reserve(self, count: int) -> None:
-        """Disk space for the next ``count`` bytes of records (``packs`` Rule 7)."""
-        self.writer.reserve(count)
-
     def write(self, data) -> None:
         """Hash and write ``data`` (bytes or a view); ``BlobTooLarge`` past the limit."""
         self.count(data)
