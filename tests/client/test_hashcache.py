@@ -163,6 +163,7 @@ def test_the_json_file_of_an_older_owncdn_is_read_once_then_replaced(tmp_path, m
 
 
 def test_a_file_read_again_only_because_it_was_racy_is_not_fresh(tmp_path, monkeypatch):
+    monkeypatch.setattr(hashcache, "FINE_RACY_NS", hashcache.RACY_NS)  # 2 s everywhere: racy.html stays racy
     site = tmp_path / "site"
     site.mkdir()
     (site / "old.html").write_bytes(b"old")
@@ -196,3 +197,54 @@ def test_save_soon_writes_in_another_thread_and_join_waits_for_it(tmp_path, monk
     saving.join()
     assert "done" in repr(saving) and ran_in != [threading.get_ident()]
     assert HashCache(tmp_path / "c.hashes").old == {"x": cache.new["x"]}
+
+
+MOUNTINFO = """\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard
+43 27 254:0 /run/netns /run/netns rw,relatime shared:1 - ext4 /dev/vda rw
+51 27 0:45 / /srv/site rw,relatime shared:7 master:2 - nfs4 server:/export rw,vers=4.2
+60 27 8:17 / /media/stick rw,nosuid - vfat /dev/sdb1 rw,fmask=0022
+61 27 0:50 / /dev/shm rw - tmpfs tmpfs rw
+"""
+
+
+@pytest.mark.parametrize("device, kind", [
+    (os.makedev(254, 0), "ext4"),      # the first line naming it (a bind mount names it again)
+    (os.makedev(0, 45), "nfs4"),       # optional fields (shared:7 master:2) before the "-"
+    (os.makedev(8, 17), "vfat"),
+    (os.makedev(0, 50), "tmpfs"),
+    (os.makedev(0, 21), "proc"),
+    (os.makedev(9, 9), None),          # not mounted here (a btrfs subvolume's own device, say)
+])
+def test_the_file_system_of_a_device_is_read_from_mountinfo(device, kind):
+    assert hashcache.fs_type(MOUNTINFO, device) == kind
+
+
+@pytest.mark.parametrize("kind, window", [
+    ("ext4", hashcache.FINE_RACY_NS), ("xfs", hashcache.FINE_RACY_NS), ("btrfs", hashcache.FINE_RACY_NS),
+    ("tmpfs", hashcache.FINE_RACY_NS), ("nfs4", hashcache.RACY_NS), ("vfat", hashcache.RACY_NS),
+    ("cifs", hashcache.RACY_NS), ("fuse.sshfs", hashcache.RACY_NS), (None, hashcache.RACY_NS),
+])
+def test_the_racy_window_is_short_only_on_local_file_systems_with_fine_timestamps(tmp_path, monkeypatch, kind, window):
+    """Rule 2: 100 ms where the kernel stamps files from its clock, 2 s elsewhere."""
+    monkeypatch.setattr(hashcache, "fs_type", lambda text, device: kind)
+    assert HashCache(None).racy_window(os.stat(tmp_path).st_dev) == window
+
+
+def test_without_mountinfo_the_window_is_2_s(tmp_path, monkeypatch):
+    monkeypatch.setattr(hashcache, "MOUNTINFO", str(tmp_path / "no such file"))
+    assert HashCache(None).racy_window(os.stat(tmp_path).st_dev) == hashcache.RACY_NS
+
+
+def test_an_entry_hashed_past_its_file_systems_window_is_trusted(tmp_path, monkeypatch):
+    (tmp_path / "x").write_bytes(b"x")
+    st = os.stat(tmp_path / "x")
+    changed = max(st.st_mtime_ns, st.st_ctime_ns)
+    sha = "0" * 64 + "-b3"
+    for kind, hashed_after, trusted in [("ext4", 150_000_000, True), ("ext4", 50_000_000, False),
+                                        ("nfs4", 150_000_000, False), ("nfs4", 2_100_000_000, True)]:
+        monkeypatch.setattr(hashcache, "fs_type", lambda text, device: kind)
+        cache = HashCache(None)
+        cache.old = {"x": (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, sha, changed + hashed_after)}
+        assert (cache.get("x", st) == sha) is trusted, (kind, hashed_after)

@@ -7,10 +7,15 @@
 Rules:
 1. An entry is keyed by the file's release path and its ``(size, mtime_ns, ctime_ns,
    inode, device)`` from ``stat``; any difference means the file is hashed again.
-2. Racy entries are not trusted: a file whose mtime or ctime is less than
-   ``RACY_NS`` before the moment it was hashed could have been written again within
-   the same clock tick, so it is hashed again on the next push (as git does for its
-   index).
+2. Racy entries are not trusted: a file whose mtime or ctime is less than the racy
+   window before the moment it was hashed could have been written again within the
+   same timestamp tick, so it is hashed again on the next push (as git does for its
+   index). The window is ``RACY_NS`` (2 s: FAT's granularity, and network file
+   systems' clocks), or ``FINE_RACY_NS`` (100 ms) on a local Linux file system that
+   stamps files from the kernel's clock (``FINE_FS``, told by the file's device in
+   ``/proc/self/mountinfo``: ``fs_type``), whose tick is at most 10 ms. A site
+   pushed within 2 s of being built or copied was read whole again by its next push
+   (``bench/push.py``'s one-file push: 0.08 s instead of 0.045).
 3. The cache lives in ``$XDG_CACHE_HOME/owncdn/hashes`` (``~/.cache/owncdn/hashes``),
    one file per pushed directory (named by the SHA-256 of its real path), written by
    temp file + rename (paths as strings: `owncdn push` starts without importing
@@ -40,9 +45,12 @@ from _thread import allocate_lock, start_new_thread
 
 from owncdn.core.content.digest import is_blob_name, sha256_hex
 
-__all__ = ["FORMAT", "HashCache", "cache_dir"]
+__all__ = ["FORMAT", "HashCache", "cache_dir", "fs_type"]
 
 RACY_NS = 2_000_000_000
+FINE_RACY_NS = 100_000_000  # Rule 2
+FINE_FS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "f2fs"})
+MOUNTINFO = "/proc/self/mountinfo"
 FORMAT = "owncdn-hashes-2"  # Rule 5: the first item of the file
 
 
@@ -60,6 +68,7 @@ class HashCache:
         self.old: dict[str, tuple] = {}
         self.new: dict[str, tuple] = {}
         self.hits = 0
+        self._windows: dict[int, int] = {}  # device -> racy window (Rule 2)
         self._read_legacy = False
         if self.path is not None:
             self.old = self._load()
@@ -110,13 +119,25 @@ class HashCache:
                 or entry[2] != st.st_ctime_ns or entry[3] != st.st_ino or entry[4] != st.st_dev):
             return None
         sha, hashed_at = entry[5], entry[6]
-        if type(hashed_at) is not int or max(entry[1], entry[2]) > hashed_at - RACY_NS:
+        if type(hashed_at) is not int or max(entry[1], entry[2]) > hashed_at - self.racy_window(st.st_dev):
             return None
         if not is_blob_name(sha):  # a damaged cache file: hashed again (Rule 3; either hash: Rule 4)
             return None
         self.hits += 1
         self.new[rel] = entry
         return sha
+
+    def racy_window(self, device: int) -> int:
+        """Rule 2, in ns, for files on ``device``."""
+        window = self._windows.get(device)
+        if window is None:
+            try:
+                with open(MOUNTINFO) as f:
+                    kind = fs_type(f.read(), device)
+            except OSError:
+                kind = None
+            window = self._windows[device] = min(RACY_NS, FINE_RACY_NS) if kind in FINE_FS else RACY_NS
+        return window
 
     def last(self, rel: str) -> str | None:
         """The hash this file had at the last push, whatever its stat says now."""
@@ -149,6 +170,19 @@ class HashCache:
                 os.remove(self.legacy)
         except OSError:
             pass
+
+
+def fs_type(mountinfo: str, device: int) -> str | None:
+    """The type of the file system mounted from ``device`` (``major:minor``, the
+    third field of a ``/proc/self/mountinfo`` line; the type follows the ``-``), or
+    None when no line names it."""
+    wanted = f"{os.major(device)}:{os.minor(device)}"
+    for line in mountinfo.splitlines():
+        fields = line.split(" ")
+        if len(fields) > 3 and fields[2] == wanted and "-" in fields[6:]:
+            rest = fields[fields.index("-", 6) + 1:]
+            return rest[0] if rest else None
+    return None
 
 
 class Saving:
