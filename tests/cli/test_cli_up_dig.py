@@ -1,6 +1,7 @@
 """`dig` and `kdig` against `owncdn up`: visitors placed on three continents through
 EDNS Client Subnet (RFC 7871) get the edges of the nearest location, with a scope.
-And `curl` over HTTPS (HTTP/2) to every edge with the certificate of up's local CA.
+And `curl` over HTTPS (HTTP/2) to every edge with the certificate of up's local CA,
+and the push it prints run as printed: the site then comes from every edge.
 
 `owncdn up` runs as a user runs it (a process group of its own, free ports, state in
 a temporary directory) with its default GeoIP database, DB-IP City Lite; the ECS
@@ -70,16 +71,16 @@ def _dns_port(proc, log) -> int:
     raise AssertionError(f"owncdn up did not come up:\n{log.read_text()}")
 
 
-def query(tool: str, port: int, subnet: str) -> str:
+def query(tool: str, port: int, subnet: str, name: str = "demo.cdn.test") -> str:
     patience = ["+tries=3", "+time=5"] if tool == "dig" else ["+retry=2", "+time=5"]  # kdig's spelling
     done = subprocess.run([tool, "@127.0.0.1", "-p", str(port), f"+subnet={subnet}", *patience,
-                           "demo.cdn.test", "A"], capture_output=True, text=True, timeout=60)
+                           name, "A"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
-def answer(text: str) -> list[str]:
-    return re.findall(r"^demo\.cdn\.test\.\s+\d+\s+IN\s+A\s+(\S+)", text, re.M)
+def answer(text: str, name: str = "demo.cdn.test") -> list[str]:
+    return re.findall(r"^" + re.escape(name) + r"\.\s+\d+\s+IN\s+A\s+(\S+)", text, re.M)
 
 
 def scope(text: str, subnet: str) -> int:
@@ -112,3 +113,30 @@ def test_https_on_every_edge_with_the_local_ca(up):
                                f"https://demo.cdn.test:{port}/"], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert done.stdout == "2 200"
+
+
+def test_the_printed_push_puts_a_site_on_every_edge(up):
+    home = _up.home
+    text = (home / "out.txt").read_text()
+    push = re.search(r"^  (\S+ push \./public --service site .*)$", text, re.M)
+    curl = re.search(r"^  curl -si -H 'Host: (site\.cdn\.test)' http://", text, re.M)
+    assert push and curl, text
+    edges = re.findall(r"^  edge \S+ +http://(127\.0\.1\.\d+):(\d+)  ", text, re.M)
+    (home / "public" / "docs").mkdir(parents=True)
+    (home / "public" / "index.html").write_text("<h1>pushed by the test</h1>\n")
+    (home / "public" / "docs" / "index.html").write_text("docs\n")
+    done = subprocess.run(push.group(1).split(), cwd=home, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "site release 1 (2 files" in done.stdout and "served by 3 edge(s)" in done.stdout, done.stdout
+    assert len(edges) == 3, text
+    for ip, port in edges:
+        for path, body in (("/", "<h1>pushed by the test</h1>\n"), ("/docs/", "docs\n")):
+            got = subprocess.run(["curl", "-sS", "-D", "-", "-H", f"Host: {curl.group(1)}", f"http://{ip}:{port}{path}"],
+                                 capture_output=True, text=True, timeout=60)
+            assert got.returncode == 0, got.stderr
+            head, _, payload = got.stdout.partition("\n\n")  # text mode: CRLF read as LF
+            assert head.startswith("HTTP/1.1 200") and "X-Cache: PUSH" in head, got.stdout
+            assert payload == body
+    dns_port = int(re.search(r"dig @127.0.0.1 -p (\d+)", text).group(1))
+    for subnet, _, edge in ROWS[::2]:  # every location serves the release: the nearest one answers
+        assert answer(query("dig", dns_port, subnet, "site.cdn.test"), "site.cdn.test") == [edge]

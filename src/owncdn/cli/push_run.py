@@ -267,7 +267,7 @@ def run_push(args: PushArgs) -> int:
 
         sys.stdout.write(dumps(out) + "\n")
     else:
-        sys.stdout.write(f"{args.env}: {args.service} release {number} ({result.files} files, "
+        sys.stdout.write(f"{args.env}: {args.service} release {number} ({result.files} file{'' if result.files == 1 else 's'}, "
                          f"{human(result.bytes_total)}); uploaded {result.blobs_uploaded} blob(s), "
                          f"{human(result.bytes_uploaded)} + manifest {human(result.manifest_bytes)} "
                          f"in {result.seconds:.2f}s\n")

@@ -3,7 +3,8 @@
 A demo origin (in this process), the control plane, one edge per location and the
 authoritative DNS (each its own `owncdn` process following the control plane; each
 edge on its own loopback address 127.0.1.N so they look like separate hosts), an
-example cdn.yaml applied, and the URLs to try printed.
+example cdn.yaml applied (a pull service in front of the demo origin and a push
+service, "site", for `owncdn push`), and the URLs and commands to try printed.
 Ctrl-C stops everything; all state lives in one directory.
 """
 
@@ -26,7 +27,8 @@ LOCATIONS = [("fra", "Frankfurt", 50.11, 8.68), ("iad", "Ashburn", 38.95, -77.45
              ("bom", "Mumbai", 19.08, 72.88)]
 
 EXAMPLE = """\
-# Written by `owncdn up`: the demo site behind every edge. Edit and `owncdn apply` it.
+# Written by `owncdn up`: the demo site behind every edge (pulled from the demo origin),
+# and "site", served from what `owncdn push` puts on every edge. Edit and `owncdn apply` it.
 version: 1
 dns: {{zone: {zone}, nameservers: [ns1.{zone}]}}
 locations:
@@ -37,6 +39,9 @@ services:
     origins: ["{origin}"]
     cache:
       stale_while_revalidate: 30s
+  - name: site
+    mode: push
+    hostnames: [site.{zone}, site.localhost]
 environments:
   production: {{}}
   staging:
@@ -152,7 +157,7 @@ def up(
 
         await _until(all_applied, f"every edge running v{version}")
         ca = LocalCA.load_or_create(state_dir / "ca", permitted=[zone, "localhost"])
-        chain, key = ca.issue([f"demo.{zone}", f"*.{zone}", "demo.localhost"])
+        chain, key = ca.issue([f"demo.{zone}", f"*.{zone}", "demo.localhost", "site.localhost"])
         await asyncio.get_running_loop().run_in_executor(None, lambda: api.put_cert("owncdn-up", chain, key))
 
         def certificate_everywhere() -> bool:
@@ -189,6 +194,9 @@ def up(
             f"  dig @127.0.0.1 -p {dport} +subnet=80.130.1.0/24 demo.{zone} A   # a visitor in Germany (ECS)",
             f"  {cli} status --state-dir {state_dir}",
             f"  {cli} purge http://demo.{zone}/ --state-dir {state_dir}",
+            "Push a directory to every edge; each then serves it from its own disk (X-Cache: PUSH):",
+            f"  {cli} push ./public --service site --wait 30 --state-dir {state_dir}",
+            f"  curl -si -H 'Host: site.{zone}' http://{ip}:{eport}/",
         ]
         typer.echo("\n".join(lines))
         stop = asyncio.Event()
