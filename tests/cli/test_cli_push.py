@@ -7,6 +7,8 @@ import os
 import sys
 import time
 
+import pytest
+
 from owncdn.client import hashcache
 from owncdn.testing.fleet import Fleet
 
@@ -40,6 +42,23 @@ def make_site(root):
     (root / "about" / "index.html").write_text("about us")
     (root / "style.css").write_text("body { color: black }")
     (root / "big.bin").write_bytes(os.urandom(3 << 20))  # streamed in chunks
+
+
+@pytest.mark.parametrize("extra", [[], ["--max-file-size", "1MB"]])  # the lean start, and the Typer command
+async def test_an_empty_directory_is_refused_and_the_release_stays(tmp_path, extra):
+    site = tmp_path / "public"
+    make_site(site)
+    (tmp_path / "empty").mkdir()
+    async with Fleet(tmp_path / "fleet", edges=0) as fleet:
+        await fleet.apply(CDN)
+        code, _, err = await owncdn(fleet, "push", str(site), "--service", "blog", "--max-file-size", "8MB")
+        assert code == 0, err
+        code, out, err = await owncdn(fleet, "push", str(tmp_path / "empty"), "--service", "blog", *extra)
+        assert code == 1 and "no files to push" in err and "--allow-empty" in err, (out, err)
+        code, out, _ = await owncdn(fleet, "releases", "--service", "blog")
+        assert "│ 2 " not in out
+        code, out, err = await owncdn(fleet, "push", str(tmp_path / "empty"), "--service", "blog", "--allow-empty", *extra)
+        assert code == 0 and "release 2 (0 files, 0 B)" in out, (out, err)
 
 
 async def test_push_change_one_file_push_again_releases_rollback(tmp_path):
@@ -125,6 +144,8 @@ def test_the_lean_parser_takes_plain_pushes_and_leaves_the_rest_to_typer():
     assert (args.max_files, args.parallel, args.quiet, args.hash_cache, args.as_json, args.wait) == (
         7, 3, True, False, True, 12.5)
     assert parse_lean(["d", "--service", "blog"]).hash_cache is True
+    assert parse_lean(["d", "--service", "blog"]).allow_empty is False
+    assert parse_lean(["d", "--service", "blog", "--allow-empty"]).allow_empty is True
     for argv in (["--help"], ["d", "--service", "blog", "--help"], ["d"], ["d", "e", "--service", "b"],
                  ["d", "--service"], ["d", "--service", "b", "--max-file-size", "1MB"],
                  ["d", "--service", "b", "--parallel", "0"], ["d", "--service", "b", "--max-files", "x"],

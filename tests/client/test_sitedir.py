@@ -105,6 +105,14 @@ def test_limits(site, limits, why):
         scan_site(site, limits)
 
 
+def test_a_directory_with_no_file_is_refused_unless_allowed(tmp_path):
+    (tmp_path / "public" / "assets").mkdir(parents=True)  # a build that made directories only
+    with pytest.raises(SiteError, match="no files to push.*--allow-empty"):
+        scan_site(tmp_path / "public")
+    site = scan_site(tmp_path / "public", Limits(allow_empty=True))
+    assert site.manifest.files == {}
+
+
 def test_not_a_directory(tmp_path):
     with pytest.raises(SiteError, match="not a directory"):
         scan_site(tmp_path / "missing")

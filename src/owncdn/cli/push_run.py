@@ -15,7 +15,7 @@ Rules:
 2. ``lean_main`` parses only plain use: the directory, ``--service``/``-s``,
    ``--env``/``-e``, ``--control``, ``--token``, ``--state-dir``, ``--max-files``,
    ``--parallel``, ``--quiet``/``-q``, ``--hash-cache``/``--no-hash-cache``,
-   ``--json`` and ``--wait``, as ``--opt value`` or ``--opt=value``. Anything else
+   ``--allow-empty``, ``--json`` and ``--wait``, as ``--opt value`` or ``--opt=value``. Anything else
    (``--help``, an unknown option, a value it cannot read, the byte-size limits, whose
    parser lives with the config model) returns None, and the Typer command parses and
    reports as always.
@@ -66,11 +66,12 @@ class PushArgs:
     def __init__(self, directory: str | Path, service: str, env: str = "production", control: str | None = None,
                  token: str | None = None, state_dir: str | Path = DEFAULT_STATE, max_files: int = 100_000,
                  max_file_bytes: int = 2 << 30, max_total_bytes: int = 20 << 30, parallel: int = 8,
-                 quiet: bool = False, hash_cache: bool = True, as_json: bool = False, wait: float = 0.0) -> None:
+                 quiet: bool = False, hash_cache: bool = True, as_json: bool = False, wait: float = 0.0,
+                 allow_empty: bool = False) -> None:
         self.directory, self.service, self.env, self.control, self.token = directory, service, env, control, token
         self.state_dir, self.max_files, self.max_file_bytes = state_dir, max_files, max_file_bytes
         self.max_total_bytes, self.parallel, self.quiet, self.hash_cache = max_total_bytes, parallel, quiet, hash_cache
-        self.as_json, self.wait = as_json, wait
+        self.as_json, self.wait, self.allow_empty = as_json, wait, allow_empty
 
     def __repr__(self) -> str:
         return f"<PushArgs {self.directory} service={self.service} env={self.env} wait={self.wait:g}>"
@@ -83,7 +84,8 @@ _VALUED = {"--service": "service", "-s": "service", "--env": "env", "-e": "env",
            "--token": "token", "--state-dir": "state_dir", "--max-files": "max_files", "--parallel": "parallel",
            "--wait": "wait"}
 _FLAGS = {"--quiet": ("quiet", True), "-q": ("quiet", True), "--json": ("as_json", True),
-          "--hash-cache": ("hash_cache", True), "--no-hash-cache": ("hash_cache", False)}
+          "--hash-cache": ("hash_cache", True), "--no-hash-cache": ("hash_cache", False),
+          "--allow-empty": ("allow_empty", True)}
 
 
 def parse_lean(argv: list[str]) -> PushArgs | None:
@@ -128,7 +130,7 @@ def parse_lean(argv: list[str]) -> PushArgs | None:
             args.wait = float(str(values["wait"]))
     except ValueError:
         return None
-    for key in ("quiet", "as_json", "hash_cache"):
+    for key in ("quiet", "as_json", "hash_cache", "allow_empty"):
         if key in values:
             setattr(args, key, values[key])
     if args.max_files < 1 or not 1 <= args.parallel <= 64 or not 0 <= args.wait <= MAX_WAIT:
@@ -222,7 +224,7 @@ def run_push(args: PushArgs) -> int:
     from owncdn.client.push import push_site
     from owncdn.client.sitedir import Limits, SiteError
 
-    limits = Limits(args.max_files, args.max_file_bytes, args.max_total_bytes)
+    limits = Limits(args.max_files, args.max_file_bytes, args.max_total_bytes, args.allow_empty)
     bar = _Bar(not args.quiet and sys.stderr.isatty())
     try:
         api = _api(args)

@@ -12,7 +12,9 @@ Rules:
 3. Sockets, FIFOs and devices are refused.
 4. Limits (``Limits``): the number of files, the size of one file and the total size
    are checked from ``stat`` before anything is hashed, so a refused push reads
-   nothing and uploads nothing.
+   nothing and uploads nothing. A directory with no file is refused unless
+   ``allow_empty``: an empty build output pushed by mistake would replace the site
+   with 404s on every edge.
 5. Files are hashed one after the other in the calling thread, with BLAKE3,
    single-threaded (``core/content/digest.py``: the name is ``<hex>-b3``; BLAKE3's own
    threads saved a few ms of wall time for more CPU, on 2 cores the push shares with
@@ -84,24 +86,27 @@ class SiteError(Exception):
 class Limits:
     """What a push may hold (Rule 4); a value."""
 
-    __slots__ = ("max_files", "max_file_bytes", "max_total_bytes")
+    __slots__ = ("max_files", "max_file_bytes", "max_total_bytes", "allow_empty")
 
     def __init__(self, max_files: int = 100_000, max_file_bytes: int = 2 << 30,
-                 max_total_bytes: int = 20 << 30) -> None:
+                 max_total_bytes: int = 20 << 30, allow_empty: bool = False) -> None:
         self.max_files, self.max_file_bytes, self.max_total_bytes = max_files, max_file_bytes, max_total_bytes
+        self.allow_empty = allow_empty
 
     def __repr__(self) -> str:
         return (f"Limits(max_files={self.max_files!r}, max_file_bytes={self.max_file_bytes!r}, "
-                f"max_total_bytes={self.max_total_bytes!r})")
+                f"max_total_bytes={self.max_total_bytes!r}, allow_empty={self.allow_empty!r})")
+
+    def _key(self) -> tuple:
+        return (self.max_files, self.max_file_bytes, self.max_total_bytes, self.allow_empty)
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not Limits:
             return NotImplemented
-        return (self.max_files, self.max_file_bytes, self.max_total_bytes) == (
-            other.max_files, other.max_file_bytes, other.max_total_bytes)
+        return self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self.max_files, self.max_file_bytes, self.max_total_bytes))
+        return hash(self._key())
 
 
 class Site:
@@ -135,6 +140,9 @@ def walk_site(root: str | Path, limits: Limits = Limits(), cache: HashCache | No
         raise SiteError(f"{top}: not a directory")
     real_root = os.path.realpath(top)
     files = _walk(top, real_root, limits)
+    if not files and not limits.allow_empty:
+        raise SiteError(f"{top}: no files to push (was the site built?); a release of nothing would answer "
+                        "404 at every path. Push one anyway with --allow-empty")
     _check_sizes(top, files, limits)
     return Walk(root, files, cache)
 
