@@ -259,6 +259,22 @@ def test_a_durable_pack_begins_its_writeback_every_mib_as_it_is_written(tmp_path
     assert sum(n for _, n in begun) > len(data) - (1 << 20)
 
 
+def test_a_blob_received_raw_begins_its_writeback_every_mib_as_it_is_written(tmp_path, monkeypatch):
+    """dirwriters.BlobPart (a PUT read raw): as a pack's, so its flush waits for its last bytes only."""
+    begun = []
+    monkeypatch.setattr("owncdn.control.dirwriters.start_writeback", lambda fd, offset, count: begun.append((offset, count)))
+    store = DirBlobStore(tmp_path)
+    data = os.urandom(3 << 20)
+    part = store.part(digest(data), len(data))
+    for at in range(0, len(data), 300_000):
+        part.write(data[at:at + 300_000])
+    sha, tmp = part.finish()
+    assert sha == digest(data) and open(tmp, "rb").read() == data
+    assert begun and begun[0][0] == 0 and all(count >= 1 << 20 for _, count in begun)
+    assert all(a + n == b for (a, n), (b, _) in zip(begun, begun[1:]))
+    assert sum(n for _, n in begun) > len(data) - (1 << 20)
+
+
 def test_a_collection_merges_sixteen_small_packs_into_one(tmp_path):
     """packs Rule 4: one-file pushes make a small pack each; collected, they become one."""
     store = DirBlobStore(tmp_path)

@@ -88,7 +88,8 @@ class Script:
                     return
                 data += got
             head, _, data = data.partition(b"\r\n\r\n")
-            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            fields = head.lower()
+            length = int(fields.split(b"content-length:")[1].split(b"\r\n")[0]) if b"content-length:" in fields else 0
             while len(data) < length:
                 data += conn.recv(65536)
             self.requests.append(head + b"\r\n\r\n" + data[:length])

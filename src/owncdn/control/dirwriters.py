@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 from owncdn.control.blobs import BlobMismatch, BlobTooLarge, Hashing
 from owncdn.core.content.bundle import header
-from owncdn.packs import Slot
+from owncdn.durable import start_writeback
+from owncdn.packs import WRITEBACK_STEP, Slot
 
 if TYPE_CHECKING:
     from owncdn.control.dirblobs import DirBlobStore
@@ -75,16 +76,23 @@ class BlobPart(Hashing):
         directory, number = store._temp_names(1)
         self.tmp = f"{directory}/{sha[:12]}.{number}"
         self.fd = os.open(self.tmp, _CREATE, 0o644)
+        self.written_back = 0
 
     def __repr__(self) -> str:
         return f"<BlobPart {self.sha[:12]} {self.size} bytes{'' if self.fd >= 0 else ' closed'}>"
 
     def write(self, data) -> None:
-        """Hash and write ``data`` (bytes or a view); ``BlobTooLarge`` past the limit."""
+        """Hash and write ``data`` (bytes or a view); ``BlobTooLarge`` past the limit.
+        The writeback of every ``WRITEBACK_STEP`` bytes is begun as they are written
+        (as a pack's, ``packs`` Rule 1), so the flush of a large blob waits for its last
+        bytes, not for all of them."""
         self.count(data)
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view):]
+        if self.size - self.written_back >= WRITEBACK_STEP:
+            start_writeback(self.fd, self.written_back, self.size - self.written_back)
+            self.written_back = self.size
 
     def finish(self) -> tuple[str, str]:
         """``(sha, temp file)`` once the bytes hash to ``sha``; else removed, ``BlobMismatch``."""

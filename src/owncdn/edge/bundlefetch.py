@@ -316,8 +316,8 @@ class BundleFetch:
 
     def _body(self, sock: socket.socket, view: memoryview, at: int, filled: int, fields: dict, status: int) -> bool:
         """Read the body to its end, handing its pieces on; whether it ended by its framing."""
-        ok = status == 200
-        on_piece = self._bundle_piece if ok else self._refusal_piece
+        ok = self._accepts(status)
+        on_piece = self._piece if ok else self._refusal_piece
         chunked = b"chunked" in fields.get(b"transfer-encoding", b"").lower()
         length = fields.get(b"content-length")
         if chunked:
@@ -353,7 +353,7 @@ class BundleFetch:
                     break
                 filled, at = n, 0
         if ok:
-            self._reader.close()  # BundleError if it stopped inside a record
+            self._finish()
         return framed
 
     def _recv(self, sock: socket.socket, view: memoryview) -> int:
@@ -363,7 +363,15 @@ class BundleFetch:
         return n
 
     # -- the bundle (Rules 2, 3) ------------------------------------------------------------
-    def _bundle_piece(self, piece: memoryview) -> None:
+    def _accepts(self, status: int) -> bool:
+        """Whether the body is what was asked for (else a refusal, Rule 4)."""
+        return status == 200
+
+    def _finish(self) -> None:
+        """An accepted body ended."""
+        self._reader.close()  # BundleError if it stopped inside a record
+
+    def _piece(self, piece: memoryview) -> None:
         for ev in self._reader.feed(piece):
             if isinstance(ev, BlobData):
                 self.outcome.received += len(ev.data)
