@@ -262,7 +262,8 @@ def test_a_durable_pack_begins_its_writeback_every_mib_as_it_is_written(tmp_path
 def test_a_blob_received_raw_begins_its_writeback_every_mib_as_it_is_written(tmp_path, monkeypatch):
     """dirwriters.BlobPart (a PUT read raw): as a pack's, so its flush waits for its last bytes only."""
     begun = []
-    monkeypatch.setattr("owncdn.control.dirwriters.start_writeback", lambda fd, offset, count: begun.append((offset, count)))
+    monkeypatch.setattr("owncdn.control.dirwriters.start_writeback",
+                        lambda fd, offset, count: begun.append((offset, count)))
     store = DirBlobStore(tmp_path)
     data = os.urandom(3 << 20)
     part = store.part(digest(data), len(data))

@@ -87,7 +87,8 @@ def test_the_writeback_is_begun_as_the_file_is_written(tmp_path, monkeypatch):
     """Rule 5: from where a resumed file ended, in steps, each range where the last ended."""
     begun = []
     monkeypatch.setattr("owncdn.edge.blobdownload.WRITEBACK_STEP", 256 << 10)
-    monkeypatch.setattr("owncdn.edge.blobdownload.start_writeback", lambda fd, offset, count: begun.append((offset, count)))
+    monkeypatch.setattr("owncdn.edge.blobdownload.start_writeback",
+                        lambda fd, offset, count: begun.append((offset, count)))
     server = Script()
     try:
         server.answer(answer("206 Partial Content", BLOB[100_000:]), step=65536)

@@ -8,8 +8,9 @@ The blobs too large for a bundle (``releasesync.py`` Rule 2; every blob when the
 plane has no bundle endpoint) come one ``GET /v1/blobs/{sha256}`` each. Read through the
 event loop, each piece of the body (64 KiB) became a ``bytes`` object that was written
 and hashed on the loop's own thread, so a release file of hundreds of megabytes held
-up every visitor the edge served meanwhile, and cost the edge about 1.1 ms of CPU per MB; here about 0.7 ms (3 edges, one 256 MB
-file: 0.80-0.90 CPU-seconds in all before, 0.49-0.59 now).
+up every visitor the edge served meanwhile, and cost the edge about 1.1 ms of CPU per
+MB; here about 0.7 ms (3 edges, one 256 MB file: 0.80-0.90 CPU-seconds in all before,
+0.49-0.59 now).
 
 Rules:
 1. The exchange is ``BundleFetch``'s (``bundlefetch.py`` Rules 1, 4-7): one blocking
