@@ -41,6 +41,12 @@ manifest) and what the 3 edges fetched (blob bytes, from their /metrics, plus th
 manifest each gets on its event stream).
 
     .venv/bin/python bench/push.py [--runs 3] [--in-process] [--profile DIR] [--ack-timeout 120] [--keep] [--dir DIR]
+                                   [--release-file MB]
+
+`--release-file MB` pushes a download directory instead of the docs: one file of MB MiB
+of random bytes (a release's image or archive: one blob, larger than a bundle takes,
+so it goes up with one `PUT` and down to each edge with one `GET`) and a small
+`index.html`, the file changed for the second push.
 
 `--dir DIR` puts the work directory (the site's copy, the fleet's state, the rsync
 targets) under DIR instead of the system's temporary directory. Where it is matters
@@ -289,6 +295,17 @@ def change_one_file(site: Path) -> tuple[Path, int]:
     return target, target.stat().st_size
 
 
+def release_site(where: Path, mib: int) -> Path:
+    """``--release-file``: a download directory, one large file (random bytes: nothing to
+    compress or deduplicate) and a page naming it."""
+    where.mkdir()
+    with open(where / "release.bin", "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(1 << 20))
+    (where / "index.html").write_text(f"<h1>Downloads</h1><a href=release.bin>release.bin</a> ({mib} MiB)\n")
+    return where
+
+
 def mb(n: int) -> str:
     return f"{n / 1e6:9.3f} MB"
 
@@ -330,6 +347,9 @@ def main() -> None:
     parser.add_argument("--ack-timeout", type=float, default=120.0, help="Seconds to wait for the edges' acks.")
     parser.add_argument("--keep", action="store_true", help="Keep the work directory.")
     parser.add_argument("--dir", type=Path, help="Make the work directory under this one (default: the system's).")
+    parser.add_argument("--release-file", type=int, default=0, metavar="MB",
+                        help="Push a release directory instead: one file of MB MiB of random bytes and a small "
+                             "index.html (the one changed for the second push).")
     args = parser.parse_args()
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -340,6 +360,8 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="owncdn-push-bench-", dir=args.dir))
     runs = []
     try:
+        if args.release_file:
+            docs = release_site(base / "release-site", args.release_file)
         for run in range(args.runs):
             work = base / f"run{run}"
             work.mkdir()
