@@ -5,6 +5,7 @@ until the release exists, nothing fetched twice, a superseded prefetch stopped."
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from owncdn.core.content.bundle import header
 from owncdn.core.content.digest import digest as blob_name
 from owncdn.core.content.manifest import Manifest
 from owncdn.edge.releases import ReleaseStore
+from owncdn.edge import releasesync
 from owncdn.edge.releasesync import ReleaseSync
 
 SITE = """\
@@ -110,6 +112,36 @@ async def test_blobs_come_while_they_are_uploaded_and_the_release_switches_witho
         assert releases.read_blob(sha(data)) == data
     assert sync.acked["blog"] == (created["number"], "serving")
     assert "blog" not in releases.upcoming
+
+
+async def test_a_blob_too_large_for_a_bundle_comes_as_its_upload_writes_it(cdn, monkeypatch):
+    """Rule 6 and control/api/arriving.py: the edge has the first half of the blob
+    before the second half was sent, and the release then fetches nothing again."""
+    monkeypatch.setattr(releasesync, "PREFETCH_BLOB", 1 << 20)  # big.bin (2 MB) is then too large for a bundle
+    http, releases, sync = cdn
+    m = manifest(FILES)
+    await sync.on_upcoming(None, None, await announce(http, m))
+    upcoming = releases.upcoming["blog"]
+    big, half = FILES["big.bin"], len(FILES["big.bin"]) // 2
+    upload = socket.create_connection((http.base_url.host, http.base_url.port), timeout=10)
+    upload.sendall(f"PUT /v1/blobs/{sha(big)} HTTP/1.1\r\nHost: t\r\nAuthorization: {http.headers['authorization']}"
+                   f"\r\nContent-Length: {len(big)}\r\n\r\n".encode() + big[:half])
+    await until(lambda: sync.fetched_bytes >= half, "the first half reaching the edge")
+    assert not releases.has_blob(sha(big))
+    upload.sendall(big[half:])
+    answer = await asyncio.to_thread(upload.recv, 1 << 16)
+    upload.close()
+    assert answer.startswith(b"HTTP/1.1 200")
+    await until(lambda: releases.has_blob(sha(big)), "the blob kept")
+    assert sync.fetched_bytes == len(big)
+    (await http.post("/v1/blobs/bundle", content=bundle(FILES["index.html"], FILES["style.css"]))).raise_for_status()
+    await until(lambda: not releases.missing(upcoming), "every blob arriving")
+    created = (await http.post("/v1/services/blog/releases", json={"manifest": m.to_json()})).json()
+    await sync.on_event(None, None, {"key": "blog", "service": "blog", "number": created["number"], "id": m.id,
+                                     "manifest": m.to_json()})
+    await sync.wait("blog")
+    assert sync.fetched_bytes == sum(map(len, FILES.values()))  # nothing fetched twice
+    assert releases.read_blob(sha(big)) == big and sync.acked["blog"] == (created["number"], "serving")
 
 
 async def test_a_release_arriving_during_the_prefetch_waits_for_it_then_fetches_the_rest(cdn):

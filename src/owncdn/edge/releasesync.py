@@ -56,10 +56,13 @@ Rules:
    killed midway finishes after a restart while the old release keeps serving.
 6. A ``release_upcoming`` event (``{"key", "service", "id", "manifest"}``: a push is
    uploading the blobs of that manifest) starts a prefetch: the blobs this edge
-   lacks (up to ``PREFETCH_BLOB``; larger ones come as in Rule 2 after the release)
-   are asked for with ``POST /v1/blobs/fetch`` and ``"wait"`` (one bundle per
-   ``PREFETCH_BYTES``), so the control plane sends each as it lands; they are
-   verified and kept as in Rule 2 while the upload goes on. A prefetch switches nothing: only a ``release`` event does
+   lacks (up to ``PREFETCH_BLOB``) are asked for with ``POST /v1/blobs/fetch`` and
+   ``"wait"`` (one bundle per ``PREFETCH_BYTES``), so the control plane sends each as
+   it lands; each larger one with ``GET /v1/blobs/{sha256}/arriving?wait=`` at the
+   same time, so its bytes come as its upload writes them (``control/api/arriving.py``;
+   a cut answer or wrong bytes are left to the release's fetch, which resumes the
+   partial file or starts it over); they are verified and kept as in Rule 2 while
+   the upload goes on. A prefetch switches nothing: only a ``release`` event does
    (Rule 4), and its fetch first waits for the prefetch of the same manifest, then
    fetches whatever is still missing. A prefetch ends when every blob came, when a
    round brought nothing (the push was abandoned), or when another manifest is
@@ -248,7 +251,10 @@ class ReleaseSync:
 
     async def _prefetch(self, target: Target) -> None:
         """Rule 6: rounds of waiting bundle fetches until every blob up to
-        ``PREFETCH_BLOB`` came or a round brought none."""
+        ``PREFETCH_BLOB`` came or a round brought none; the larger ones each as it
+        arrives, alongside."""
+        large = [asyncio.ensure_future(self._prefetch_large(sha, size))
+                 for sha, size in self.store.missing(target).items() if size > PREFETCH_BLOB]
         try:
             while self.bundles:
                 small = {sha: size for sha, size in self.store.missing(target).items() if size <= PREFETCH_BLOB}
@@ -266,13 +272,36 @@ class ReleaseSync:
                     raise failed
                 if failed is not None or self.store.fetched_blobs == before:
                     break  # the release's own fetch (Rules 2-3) does the rest, with its retries
+            if large:
+                await asyncio.wait(large)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a prefetch is an optimisation
             _warn(f"prefetching the upcoming release of {target.service} stopped: {type(exc).__name__}: {exc}")
         finally:
+            for task in large:
+                task.cancel()  # each stops its download, keeping its partial file
+            if large:
+                await asyncio.wait(large)
             if self.store.upcoming.get(target.service) is target:
                 del self.store.upcoming[target.service]
+
+    async def _prefetch_large(self, sha: str, size: int) -> None:
+        """Rule 6: one blob too large for a bundle, as its upload writes it
+        (``GET /v1/blobs/{sha}/arriving``); whatever goes wrong is left to the
+        release's own fetch (a partial file it resumes, or starts over if wrong)."""
+        async with self.slots:
+            if self.store.has_blob(sha):
+                return
+            try:
+                await self._download(sha, size, PREFETCH_WAIT)
+            except _Mismatch:
+                os.unlink(self.store.part_path(sha))
+                return
+            except (ReleaseFailed, OriginError, OSError):
+                return
+            await asyncio.to_thread(self.store.keep_part, sha)
+            self.store.count_fetched(1, 0)
 
     def start(self, target: Target, inline: dict | None = None) -> None:
         self._cancel(target.service)
@@ -536,12 +565,14 @@ class ReleaseSync:
             self.writers = ThreadPoolExecutor(PARALLEL, thread_name_prefix="owncdn-blob-write")
         return self.writers
 
-    async def _download(self, sha: str, size: int) -> None:
+    async def _download(self, sha: str, size: int, arriving: float = 0.0) -> None:
         """Fetch into the partial file, resuming it, and verify it (Rule 2), in a worker
-        thread (``blobdownload.py``)."""
+        thread (``blobdownload.py``); with ``arriving``, as its upload writes it,
+        waiting up to that many seconds for the upload to begin (Rule 6)."""
         conns = self._bundle_conns()
         fields = [("Host", conns.address.host_header), *self.agent._auth().items()]
-        download = BlobDownload(conns, conns.address.path_prefix + f"/v1/blobs/{sha}", fields, sha, size,
+        path = f"/v1/blobs/{sha}/arriving?wait={arriving:g}" if arriving else f"/v1/blobs/{sha}"
+        download = BlobDownload(conns, conns.address.path_prefix + path, fields, sha, size,
                                 self.store.part_path(sha), lambda n: self.store.count_fetched(0, n))
         done = asyncio.get_running_loop().run_in_executor(self._writers(), download.run)
         try:

@@ -79,7 +79,7 @@ import time
 from collections import deque
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -90,10 +90,11 @@ from owncdn.control.store import Token
 
 from owncdn.control.hub import RECHECK_SECONDS
 
+from .arriving import GrowingResponse, end_growing, growing_blobs, start_growing
 from .asgibody import AsgiBody
 from .auth import authenticate, require
 from .errors import ApiProblem, error_responses
-from .releaseschemas import BlobStored, BundleStored, FetchIn, MissingIn, MissingOut
+from .releaseschemas import MAX_FETCH_WAIT, BlobStored, BundleStored, FetchIn, MissingIn, MissingOut
 from .rawbody import RawBody
 from .sendfile import TRANSPORT, RawSender
 from .uploadsink import BlobSink, BundleSink
@@ -220,12 +221,16 @@ async def put_blob(sha256: Sha, request: Request, blobs: Blobs,
     """Send the file's bytes as the body; stored only if they hash to ``sha256`` (Rule 2)."""
     raw = RawBody.attach(request) if hasattr(blobs, "part") else None
     if raw is not None:  # Rule 4c
+        length = int(request.headers["content-length"])
+        growing = start_growing(request.app, sha256, length)  # arriving.py Rule 1
         try:
-            size = await raw.run(BlobSink(blobs, sha256, int(request.headers["content-length"])))
+            size = await raw.run(BlobSink(blobs, sha256, length, growing))
         except BlobMismatch as exc:
             raise ApiProblem(400, "hash_mismatch", str(exc)) from None
         except BlobTooLarge as exc:
             raise ApiProblem(413, "too_large", str(exc)) from None
+        finally:
+            end_growing(request.app, growing)
         blobs_stored(request, [(sha256, size)])
         return BlobStored(sha256=sha256, size=size)
     writer = await run_in_threadpool(blobs.writer, sha256)
@@ -268,6 +273,31 @@ def get_blob(sha256: Sha, request: Request, blobs: Blobs, _: Annotated[Token, De
     if end - start > WHOLE_BLOB and _sendfile_ok(request, blobs):
         return _BlobResponse(blobs, sha256, start, end, status, headers)
     return _stream(blobs, sha256, start, end, status, headers)
+
+
+@router.get("/v1/blobs/{sha256}/arriving", summary="A blob as it arrives: an upload in progress streamed as it is "
+            "written (verify its hash), else the stored blob; waits up to `wait` s for either",
+            response_class=StreamingResponse,
+            responses={200: {"description": "The blob's bytes, as they are written (chunked).", "content": _BINARY},
+                       **error_responses(401, 403, 404)})
+async def get_arriving_blob(sha256: Sha, request: Request, blobs: Blobs, token: Annotated[Token, Depends(blob_reader)],
+                            wait: Annotated[float, Query(ge=0, le=MAX_FETCH_WAIT)] = 20.0) -> Response:
+    """``arriving.py`` Rules 2-4."""
+    hub = request.app.state.owncdn.hub
+    deadline = time.monotonic() + wait
+    while True:
+        since = hub.generation(BLOBS_TOPIC)  # before looking (hub Rule 3)
+        growing = growing_blobs(request.app).get(sha256)
+        if growing is not None and growing.state != "failed" and _sendfile_ok(request, blobs):
+            sender = RawSender.attach(request.scope)
+            if sender is not None:
+                return GrowingResponse(blobs, growing, sender)
+        if await run_in_threadpool(blobs.size, sha256) is not None:
+            return await run_in_threadpool(get_blob, sha256, request, blobs, token)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ApiProblem(404, "not_found", f"there is no blob {sha256}, and none arrived within {wait:g}s")
+        await hub.wait(BLOBS_TOPIC, min(RECHECK_SECONDS, left), since)
 
 
 def _range(value: str | None, size: int) -> tuple[int | None, int]:

@@ -37,7 +37,9 @@ Rules:
    its error raised, so nothing was stored.
 5. ``BlobSink``: the body is one blob, written and hashed as in Rule 1, checked at
    the body's end, made durable (an fsync) and renamed by ``finish()``; cut off or
-   refused, its temp file is removed.
+   refused, its temp file is removed. With ``growing`` (``arriving.py`` Rule 1) it
+   tells the temp file once made, the bytes written after each piece, and the end
+   (``verified`` once checked, ``failed`` if refused or cut off).
 6. Given the body's ``length``, the pack reserves the disk space of what is left of
    the body when it is made (``packs`` Rule 7; what is not filled is freed when it
    is closed).
@@ -49,6 +51,7 @@ from owncdn.control.dirblobs import DirBlobStore
 from owncdn.control.dirwriters import BlobPart, BundlePack
 from owncdn.core.content.bundle import BlobData, BlobEnd, BlobStart, BundleError, BundleReader
 
+from .arriving import Growing
 from .errors import ApiProblem
 from .releaseschemas import BlobStored
 
@@ -136,8 +139,8 @@ class BundleSink:
 class BlobSink:
     """Rule 5, for ``RawBody.run``: ``finish()`` gives the blob's size."""
 
-    def __init__(self, store: DirBlobStore, sha: str, size: int) -> None:
-        self.store, self.sha, self.size = store, sha, size
+    def __init__(self, store: DirBlobStore, sha: str, size: int, growing: Growing | None = None) -> None:
+        self.store, self.sha, self.size, self.growing = store, sha, size, growing
         self.part: BlobPart | None = None
         self.written: list[tuple[str, str]] = []
 
@@ -145,18 +148,32 @@ class BlobSink:
         return f"<BlobSink {self.sha[:12]} {self.size} bytes{' checked' if self.written else ''}>"
 
     def feed(self, view: memoryview) -> None:
+        growing = self.growing
         if self.part is None:
             self.part = self.store.part(self.sha, self.size)
+            if growing is not None:
+                growing.path = self.part.tmp
         self.part.write(view)
+        if growing is not None:
+            growing.written = self.part.size
 
     def end(self) -> None:
         part, self.part = self.part or self.store.part(self.sha, self.size), None
-        self.written.append(part.finish())
+        try:
+            self.written.append(part.finish())
+        except BaseException:
+            if self.growing is not None:
+                self.growing.state = "failed"
+            raise
+        if self.growing is not None:
+            self.growing.state = "verified"
 
     def finish(self) -> int:
         if self.part is not None:
             self.part.abort()
             self.part = None
+            if self.growing is not None:
+                self.growing.state = "failed"
         if self.written:
             self.store.commit_many(self.written)
         return self.size
