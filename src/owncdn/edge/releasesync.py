@@ -294,13 +294,14 @@ class ReleaseSync:
             if self.store.has_blob(sha):
                 return
             try:
-                await self._download(sha, size, PREFETCH_WAIT)
-            except _Mismatch:
-                os.unlink(self.store.part_path(sha))
-                return
+                try:
+                    await self._download(sha, size, PREFETCH_WAIT)
+                except _Mismatch:
+                    self.store.part_path(sha).unlink(missing_ok=True)
+                    return
+                await asyncio.to_thread(self.store.keep_part, sha)
             except (ReleaseFailed, OriginError, OSError):
                 return
-            await asyncio.to_thread(self.store.keep_part, sha)
             self.store.count_fetched(1, 0)
 
     def start(self, target: Target, inline: dict | None = None) -> None:
