@@ -40,6 +40,8 @@ import threading
 
 from starlette.responses import Response
 
+from owncdn.control.blobs import BlobError
+
 __all__ = ["Growing", "GrowingResponse", "POLL_SECONDS", "end_growing", "growing_blobs", "start_growing"]
 
 POLL_SECONDS = 0.004  # how often a stream that caught up with its upload looks again
@@ -125,20 +127,26 @@ class GrowingResponse(Response):
                 state = growing.state
                 if state == "failed":
                     sender.transport.close()  # Rule 2: cut before the body's end
+                    await asyncio.sleep(0)  # the connection's end reaches the server first (as RawSender.chunk)
                     return
-                if fd < 0 and growing.path is not None and state == "writing":
+                if fd < 0 and growing.path is not None:
                     try:
                         fd = os.open(growing.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-                    except FileNotFoundError:  # renamed into the store meanwhile: read from there below
-                        pass
+                    except FileNotFoundError:  # verified and renamed into the store meanwhile: read from there
+                        growing.path = None
                 written = growing.written
                 if fd >= 0 and written > sent:
                     if not await sender.chunk(_OpenFile(fd), [(b"", growing.sha, sent, written - sent)]):
                         return  # the client went away
                     sent = written
                     continue
-                if state == "verified" and fd < 0:
-                    if not await sender.chunk(self.blobs, [(b"", growing.sha, sent, growing.size - sent)]):
+                if state == "verified" and fd < 0 and growing.path is None:
+                    try:
+                        if not await sender.chunk(self.blobs, [(b"", growing.sha, sent, growing.size - sent)]):
+                            return
+                    except (BlobError, OSError):  # its flush failed: not stored after all
+                        sender.transport.close()
+                        await asyncio.sleep(0)
                         return
                     sent = growing.size
                     break
