@@ -17,9 +17,10 @@ Rules:
    they hash to its name) or ``failed`` (a wrong hash, a client gone, a store error).
 2. ``arriving``: a blob growing is streamed as chunked coding, each chunk what was
    written since the last, straight from the temp file to the socket (``sendfile.py``,
-   the file opened once, so its rename into the store does not matter); once its
-   writer verified it and the temp file could not be opened, what is left comes from
-   the store (``open_blob`` reads an offered blob too). A failed upload closes the
+   the file opened once, so its rename into the store does not matter); a temp file
+   gone before it could be opened was renamed into the store (the blob verified and
+   flushed), and what is left comes from there (a flush that failed cuts the stream,
+   as below). A failed upload closes the
    connection before the body's end: the reader, which checks the blob's hash anyway,
    sees a cut answer and keeps nothing it cannot verify. Otherwise the stored blob is
    answered as ``GET /v1/blobs/{sha256}`` answers; with neither, the request waits for
