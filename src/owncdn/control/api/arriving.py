@@ -127,8 +127,7 @@ class GrowingResponse(Response):
             while sent < growing.size:
                 state = growing.state
                 if state == "failed":
-                    sender.transport.close()  # Rule 2: cut before the body's end
-                    await asyncio.sleep(0)  # the connection's end reaches the server first (as RawSender.chunk)
+                    await sender.cut()  # Rule 2: before the body's end
                     return
                 if fd < 0 and growing.path is not None:
                     try:
@@ -146,8 +145,7 @@ class GrowingResponse(Response):
                         if not await sender.chunk(self.blobs, [(b"", growing.sha, sent, growing.size - sent)]):
                             return
                     except (BlobError, OSError):  # its flush failed: not stored after all
-                        sender.transport.close()
-                        await asyncio.sleep(0)
+                        await sender.cut()
                         return
                     sent = growing.size
                     break

@@ -155,14 +155,18 @@ class RawSender:
         try:
             await future
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
-            self.transport.close()
-            await asyncio.sleep(0)  # the connection's end reaches the server before the response ends
+            await self.cut()
             return False
         except BaseException:
             self.stop.set()
             self.transport.close()
             raise
         return True
+
+    async def cut(self) -> None:
+        """Close the connection before the response's end (the client sees a cut body)."""
+        self.transport.close()
+        await asyncio.sleep(0)  # the connection's end reaches the server before the response ends
 
     def close(self) -> None:
         if not self.done:
