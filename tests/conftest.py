@@ -1,15 +1,28 @@
 import asyncio
+import sys
 import threading
 
 import pytest
 import uvloop
 
-STOP_AT = 0.8  # an async test still running at this part of its timeout (pytest-timeout) is stopped
+STOP_AT = 0.8  # a test whose event loop still runs at this part of its timeout (pytest-timeout) is stopped
 
 
 def pytest_asyncio_loop_factories(config, item):
     """Every async test runs on uvloop, the loop the edge runs on in production."""
     return {"uvloop": uvloop.new_event_loop}
+
+
+def _main_thread_loop():
+    """The loop pytest-asyncio's runner runs in the main thread now (a test, or an
+    async fixture's set-up or teardown), if any."""
+    frame = sys._current_frames().get(threading.main_thread().ident)
+    while frame is not None:
+        runner = frame.f_locals.get("self") if frame.f_code.co_name == "run" else None
+        if isinstance(runner, asyncio.Runner):
+            return runner._loop
+        frame = frame.f_back
+    return None
 
 
 def _pending_tasks() -> str:
@@ -22,28 +35,26 @@ def _pending_tasks() -> str:
     return "\n".join(lines)
 
 
-def _stop_async_test(item) -> None:
-    """In a timer thread: cancel the pending tasks of the loop the test runs on, the
-    test's own among them, with the list of every pending task as the cancellation's
-    message. pytest-timeout's signal cannot end an async test: under uvloop its handler
-    runs only when the loop next runs Python code, which a test waiting forever never does."""
+def _stop_event_loop(nodeid: str) -> None:
+    """In a timer thread: cancel the pending tasks of the loop running in the main
+    thread, with the list of every pending task as the cancellation's message.
+    pytest-timeout's signal cannot end an async test: under uvloop its handler runs
+    only when the loop next runs Python code, which a test waiting forever never does."""
+    loop = _main_thread_loop()
+    if loop is None:
+        return  # a sync test: pytest-timeout's signal ends it
     report = _pending_tasks()
-    name, path = item.function.__name__, str(item.path)
     for task in list(asyncio.tasks._all_tasks):
-        code = getattr(task.get_coro(), "cr_code", None)
-        if not task.done() and code is not None and code.co_name == name and code.co_filename == path:
-            loop = task.get_loop()
-            for other in list(asyncio.tasks._all_tasks):
-                if other.get_loop() is loop and not other.done():
-                    loop.call_soon_threadsafe(other.cancel, f"{item.nodeid} timed out; {report}")
+        if task.get_loop() is loop and not task.done():
+            loop.call_soon_threadsafe(task.cancel, f"{nodeid} timed out; {report}")
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item):
+def pytest_runtest_protocol(item, nextitem):
     timeout = float(item.config.getini("timeout") or 0)
     timer = None
-    if timeout and asyncio.iscoroutinefunction(getattr(item.function, "__wrapped__", item.function)):
-        timer = threading.Timer(timeout * STOP_AT, _stop_async_test, args=(item,))
+    if timeout:
+        timer = threading.Timer(timeout * STOP_AT, _stop_event_loop, args=(item.nodeid,))
         timer.daemon = True
         timer.start()
     try:

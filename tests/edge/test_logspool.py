@@ -80,13 +80,14 @@ class Flaky:
         self.down = True
         self.got: list[bytes] = []
         self.reject_next = False
+        self.retry_after = 0.01
 
     async def send(self, segment, data: bytes) -> None:
         if self.reject_next:
             self.reject_next = False
             raise Rejected("400 bad batch")
         if self.down:
-            raise SendError("down", retry_after=0.01)
+            raise SendError("down", retry_after=self.retry_after)
         self.got.append(data)
 
 
@@ -128,6 +129,24 @@ async def test_a_refused_segment_is_dropped_and_counted_not_retried_for_ever(tmp
     finally:
         await shipper.close()
     assert "dropped 2 lines" in capsys.readouterr().err
+
+
+async def test_a_batch_put_in_the_same_turn_as_the_cancel_does_not_keep_the_shipper_running(tmp_path):
+    """The wake of a last batch and close()'s cancel in one turn of the loop: the
+    cancel is not lost (owncdn/waiting.py), the shipper ends, and close() spools the batch."""
+    dest = Flaky()
+    dest.retry_after = 60.0  # the shipper then waits with a time limit
+    shipper = LogShipper("t", LogSpool(tmp_path, 1 << 20), dest)
+    shipper.start()
+    shipper.put(batch(0, 1))
+    await wait_for(lambda: shipper.failures == 1)
+    await asyncio.sleep(0.01)  # waiting for the next batch or the retry
+    shipper.put(batch(1, 2))
+    shipper.task.cancel()  # as close() does
+    await asyncio.wait([shipper.task], timeout=10)
+    assert shipper.task.cancelled()
+    await shipper.close()
+    assert LogSpool(tmp_path, 1 << 20).lines == 3
 
 
 async def test_close_puts_queued_lines_in_the_spool_for_the_next_start(tmp_path):

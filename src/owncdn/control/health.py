@@ -64,6 +64,7 @@ from owncdn.core.alerts import ErrorRateWatch, counter_delta, health_alert
 from owncdn.core.routing import DEFAULT_FALL, DEFAULT_RISE
 from owncdn.core.routing.health import Starvation, counted, widened_timeout
 from owncdn.core.routing.load import LoadMeter, LoadReport
+from owncdn.waiting import wait_event
 
 __all__ = ["HEALTH_PATH", "HealthChannel", "HealthMonitor", "HealthSettings", "check_url"]
 
@@ -194,10 +195,7 @@ class HealthMonitor:
             wait = min(left, self.settings.fast_interval) if self.unsettled else left
             if not self.suspects:
                 self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), wait)
-                except TimeoutError:
-                    pass
+                await wait_event(self._wake, wait)
             targets = self.unsettled | self.suspects
             self.suspects.clear()
             if targets and loop.time() < due:

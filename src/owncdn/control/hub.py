@@ -46,6 +46,8 @@ import asyncio
 import threading
 from collections import defaultdict
 
+from owncdn.waiting import wait_event
+
 __all__ = ["Hub", "MAX_TOPICS", "RECHECK_SECONDS", "purge_topic"]
 
 RECHECK_SECONDS = 1.0
@@ -140,10 +142,7 @@ class Hub:
             for name in topics:
                 self._waiters[name].add(waiter)
         try:
-            await asyncio.wait_for(waiter[1].wait(), timeout)
-            return True
-        except TimeoutError:
-            return False
+            return await wait_event(waiter[1], timeout)
         finally:
             with self._lock:
                 for name in topics:

@@ -367,7 +367,8 @@ class Fill:
                 return
             self._room = self.loop.create_future()
             try:
-                await asyncio.wait_for(self._room, self.svc.pools[0].timeouts.idle)
+                async with asyncio.timeout(self.svc.pools[0].timeouts.idle):  # owncdn/waiting.py: not wait_for
+                    await self._room
             except asyncio.TimeoutError:
                 raise ConnectionError("clients stopped reading") from None
             finally:

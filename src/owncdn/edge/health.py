@@ -74,13 +74,11 @@ async def drain(edge, seconds: float, interrupt) -> None:
     """Rule 2's draining: answer 503 on the health path, keep serving visitors for
     `seconds` (so the monitor takes this edge out of DNS and resolvers' caches
     expire), or until `interrupt` (an asyncio.Event: a second signal) is set."""
-    import asyncio
     import sys
+
+    from owncdn.waiting import wait_event
 
     edge.draining = True
     print(f"owncdn edge: draining for {seconds:g}s (health path answers 503); signal again to stop now",
           file=sys.stderr, flush=True)
-    try:
-        await asyncio.wait_for(interrupt.wait(), seconds)
-    except asyncio.TimeoutError:
-        pass
+    await wait_event(interrupt, seconds)

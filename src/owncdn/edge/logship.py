@@ -36,6 +36,7 @@ import orjson
 import zstandard
 
 from owncdn.edge.logspool import LogSpool, Segment
+from owncdn.waiting import wait_event
 
 MIN_DELAY, MAX_DELAY = 0.5, 10.0
 CONTENT_TYPE = "application/x-ndjson"
@@ -115,10 +116,7 @@ class LogShipper:
         loop = asyncio.get_running_loop()
         while True:
             timeout = max(0.0, self.retry_at - loop.time()) if self.retry_at else None
-            try:
-                await asyncio.wait_for(self.wake.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self.wake, timeout)  # not wait_for: it can lose close()'s cancel
             self.wake.clear()
             if self.queue:
                 await asyncio.to_thread(self.spool.append, *self._take())

@@ -197,7 +197,8 @@ class OriginConnection(asyncio.Protocol):
     async def _wait(self, timeout: float, phase: str) -> None:
         self._waiter = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.wait_for(self._waiter, timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: it can lose a cancel (owncdn/waiting.py)
+                await self._waiter
         except asyncio.TimeoutError:
             self.close()
             raise OriginTimeout(f"{self.pool.address}: no {phase} within {timeout:g}s") from None
@@ -285,13 +286,11 @@ class OriginPool:
         loop = asyncio.get_running_loop()
         ctx = self._ssl_context()
         try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(
+            async with asyncio.timeout(self.timeouts.connect):
+                _, conn = await loop.create_connection(
                     lambda: OriginConnection(self), self.address.host, self.address.port,
                     ssl=ctx, server_hostname=self.address.host if ctx else None,
-                ),
-                self.timeouts.connect,
-            )
+                )
         except asyncio.TimeoutError:
             raise OriginTimeout(f"{self.address}: connect timed out after {self.timeouts.connect:g}s") from None
         except (OSError, ssl.SSLError) as exc:

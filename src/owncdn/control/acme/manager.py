@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from owncdn.core.certs import QuotaExceeded, backoff_seconds, is_due, wanted_certs
 from owncdn.core.config import ConfigError, parse_config
+from owncdn.waiting import wait_event
 
 from .issuer import Busy, IssueOptions, Issuer
 from .notify import Notifier
@@ -70,10 +71,7 @@ class AcmeManager:
                 await self.round()
             except Exception:  # noqa: BLE001 - a round that failed (store down...) must not end the manager
                 log.exception("certificate round failed; trying again in %.0f s", self.interval)
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.interval)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self._wake, self.interval)
             self._wake.clear()
 
     async def round(self) -> None:
