@@ -367,8 +367,10 @@ class ReleaseSync:
             self.bundles_over.close()
             self.bundles_over = None
         if self.writers is not None:
-            self.writers.shutdown(wait=True)
-            self.writers = None
+            writers, self.writers = self.writers, None
+            # Off the loop: a bundle thread may still read its body's end from a server
+            # this loop runs (a test fleet's control plane), which a blocked loop starves.
+            await asyncio.to_thread(writers.shutdown, True)
 
     async def wait(self, service: str) -> None:
         """Until the current task of ``service`` (if any) ends; for tests and tools."""
