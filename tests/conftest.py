@@ -25,9 +25,19 @@ def _main_thread_loop():
     return None
 
 
+def _all_tasks() -> list:
+    """asyncio's set of every task, read from another thread (it may change meanwhile)."""
+    for _ in range(100):
+        try:
+            return list(asyncio.tasks._all_tasks)
+        except RuntimeError:  # changed size during the iteration
+            continue
+    return []
+
+
 def _pending_tasks() -> str:
     """Each pending asyncio task (of every loop) and where it waits."""
-    pending = [task for task in list(asyncio.tasks._all_tasks) if not task.done()]
+    pending = [task for task in _all_tasks() if not task.done()]
     lines = [f"{len(pending)} pending asyncio tasks:"]
     for task in pending:
         lines.append(f"  {task!r}")
@@ -44,7 +54,7 @@ def _stop_event_loop(nodeid: str) -> None:
     if loop is None:
         return  # a sync test: pytest-timeout's signal ends it
     report = _pending_tasks()
-    for task in list(asyncio.tasks._all_tasks):
+    for task in _all_tasks():
         if task.get_loop() is loop and not task.done():
             loop.call_soon_threadsafe(task.cancel, f"{nodeid} timed out; {report}")
 
