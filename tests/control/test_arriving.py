@@ -1,13 +1,20 @@
 """A blob streamed to an edge while it is uploaded (control/api/arriving.py): a real
 control plane on uvicorn, an upload written by hand in two halves, and a reader that
-must get the first half before the second is sent."""
+must get the first half before the second is sent. The streams' safety re-check is
+set to a minute here, past the readers' 10 s socket timeout: a stream that was not
+woken by the upload's writes fails these tests."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
 
+import pytest
+
+from owncdn.control.api import arriving
+from owncdn.control.api.arriving import Growing
 from owncdn.core.content.digest import digest
 from owncdn.core.http.chunked import ChunkedDecoder
 from tests.control import test_rawbody
@@ -16,6 +23,11 @@ from tests.control.test_rawbody import Conn
 served = test_rawbody.served  # the fixture, shared
 
 BLOB = os.urandom(3 << 20)
+
+
+@pytest.fixture(autouse=True)
+def _no_recheck(monkeypatch):
+    monkeypatch.setattr(arriving, "RECHECK_SECONDS", 60.0)
 
 
 class Reader:
@@ -137,3 +149,31 @@ def test_a_stored_blob_comes_whole_and_none_arriving_is_a_404(served):
     nobody = Reader(server.port, "not-a-token", f"/v1/blobs/{name}/arriving")
     nobody.close()
     assert nobody.status == 401
+
+
+# (what the writer does from its thread, what the stream saw before it waited)
+WAKES = [
+    ("bytes written", lambda g: g.advance(10), (0, "writing")),
+    ("the upload verified", lambda g: g.end("verified"), (0, "writing")),
+    ("the upload failed", lambda g: g.end("failed"), (0, "writing")),
+]
+
+
+@pytest.mark.parametrize("what, write, seen", WAKES, ids=[w[0] for w in WAKES])
+async def test_rule_2_a_caught_up_stream_is_woken_by_its_writer(what, write, seen):
+    growing = Growing(digest(b"x"), 100)
+    waiting = asyncio.create_task(growing.changed(*seen))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # nothing changed yet, and no poll ends the wait
+    threading.Thread(target=write, args=(growing,)).start()
+    async with asyncio.timeout(5):  # the re-check is a minute away
+        await waiting
+    assert growing._waiters == []
+
+
+async def test_rule_2_a_change_before_the_wait_returns_at_once():
+    growing = Growing(digest(b"x"), 100)
+    growing.advance(40)
+    async with asyncio.timeout(5):
+        await growing.changed(0, "writing")  # the stream saw 0 bytes; 40 are there
+    assert growing._waiters == []

@@ -13,19 +13,25 @@ Rules:
    ``Growing`` record for the app (one per blob at a time: a second upload of the same
    blob meanwhile is not streamed) before it reads its body, and wakes the hub topic
    the waiting fetches follow. ``BlobSink`` tells it the temp file once made, the
-   bytes written so far, and the end: ``verified`` (all the blob's bytes written and
-   they hash to its name) or ``failed`` (a wrong hash, a client gone, a store error).
+   bytes written so far (``advance``), and the end (``end``): ``verified`` (all the
+   blob's bytes written and they hash to its name) or ``failed`` (a wrong hash, a
+   client gone, a store error).
 2. ``arriving``: a blob growing is streamed as chunked coding, each chunk what was
    written since the last, straight from the temp file to the socket (``sendfile.py``,
    the file opened once, so its rename into the store does not matter); a temp file
    gone before it could be opened was renamed into the store (the blob verified and
    flushed), and what is left comes from there (a flush that failed cuts the stream,
-   as below). A failed upload closes the
-   connection before the body's end: the reader, which checks the blob's hash anyway,
-   sees a cut answer and keeps nothing it cannot verify. Otherwise the stored blob is
+   as below). The last chunk goes only once the upload is verified; a failed upload
+   closes the connection before it, also when every byte was sent: the reader, which
+   checks the blob's hash anyway, sees a cut answer and keeps nothing it cannot verify. Otherwise the stored blob is
    answered as ``GET /v1/blobs/{sha256}`` answers; with neither, the request waits for
    one (woken by the hub, re-checked every ``RECHECK_SECONDS``) up to ``wait``
-   seconds, then 404.
+   seconds, then 404. A stream that caught up with its upload waits to be woken
+   (``Growing.changed``): each ``advance`` and the ``end`` wake the streams waiting
+   then, from the writer's thread, on each stream's loop; nothing polls (it looked
+   every 4 ms before, and the edges got what was written up to 4 ms late). A waiter
+   looks again after ``RECHECK_SECONDS`` regardless, which only a lost wake-up
+   would need.
 3. Streaming needs the raw socket (plain TCP, HTTP/1.1: ``RawSender``); elsewhere (TLS,
    ASGI transports) the request waits for the stored blob instead.
 4. The bytes streamed before the end are not verified yet (they are what the uploader
@@ -38,30 +44,75 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from contextlib import suppress
 
 from starlette.responses import Response
 
 from owncdn.control.blobs import BlobError
 
-__all__ = ["Growing", "GrowingResponse", "POLL_SECONDS", "end_growing", "growing_blobs", "start_growing"]
+__all__ = ["Growing", "GrowingResponse", "RECHECK_SECONDS", "end_growing", "growing_blobs", "start_growing"]
 
-POLL_SECONDS = 0.004  # how often a stream that caught up with its upload looks again
+RECHECK_SECONDS = 1.0  # Rule 2: a stream waiting to be woken looks again after this anyway
 _MADE = threading.Lock()
 
 
 class Growing:
     """Rule 1: one upload in progress, as its writer tells it (any thread)."""
 
-    __slots__ = ("sha", "size", "path", "written", "state")
+    __slots__ = ("sha", "size", "path", "written", "state", "_lock", "_waiters")
 
     def __init__(self, sha: str, size: int) -> None:
         self.sha, self.size = sha, size
-        self.path: str | None = None  # the temp file, once made
+        self.path: str | None = None  # the temp file, once made (before the first advance)
         self.written = 0  # bytes in it, in order
         self.state = "writing"  # then "verified" or "failed"
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
 
     def __repr__(self) -> str:
         return f"<Growing {self.sha[:12]} {self.written}/{self.size} {self.state}>"
+
+    def advance(self, written: int) -> None:
+        """The writer (any thread): ``written`` bytes are in the temp file now."""
+        self.written = written
+        self._wake()
+
+    def end(self, state: str) -> None:
+        """The writer: the upload ended ``verified`` or ``failed``."""
+        self.state = state
+        self._wake()
+
+    def _wake(self) -> None:
+        if not self._waiters:  # a waiter appends before it looks (``changed``): none missed
+            return
+        with self._lock:
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            with suppress(RuntimeError):  # its loop closed: nobody to wake
+                loop.call_soon_threadsafe(_settle, future)
+
+    async def changed(self, written: int, state: str) -> None:
+        """Rule 2: return once ``written`` or ``state`` differ from these (or after
+        ``RECHECK_SECONDS``)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        waiter = (loop, future)
+        with self._lock:
+            self._waiters.append(waiter)
+        try:
+            if self.written != written or self.state != state:
+                return
+            with suppress(TimeoutError):
+                async with asyncio.timeout(RECHECK_SECONDS):
+                    await future
+        finally:
+            with self._lock, suppress(ValueError):
+                self._waiters.remove(waiter)
+
+
+def _settle(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def growing_blobs(app) -> dict[str, Growing]:
@@ -91,7 +142,7 @@ def start_growing(app, sha: str, size: int) -> Growing:
 def end_growing(app, growing: Growing) -> None:
     """The upload is over: forgotten (a stream that has the record follows it to its end)."""
     if growing.state == "writing":
-        growing.state = "failed"
+        growing.end("failed")
     table = growing_blobs(app)
     if table.get(growing.sha) is growing:
         del table[growing.sha]
@@ -124,11 +175,16 @@ class GrowingResponse(Response):
         growing, sender, fd, sent = self.growing, self.sender, -1, 0
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            while sent < growing.size:
+            while True:
                 state = growing.state
                 if state == "failed":
                     await sender.cut()  # Rule 2: before the body's end
                     return
+                if sent >= growing.size:  # every byte sent: the body ends once the upload is verified
+                    if state == "verified":
+                        break
+                    await growing.changed(growing.written, state)
+                    continue
                 if fd < 0 and growing.path is not None:
                     try:
                         fd = os.open(growing.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -149,7 +205,7 @@ class GrowingResponse(Response):
                         return
                     sent = growing.size
                     break
-                await asyncio.sleep(POLL_SECONDS)
+                await growing.changed(written, state)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             if fd >= 0:

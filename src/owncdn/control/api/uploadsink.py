@@ -155,7 +155,7 @@ class BlobSink:
                 growing.path = self.part.tmp
         self.part.write(view)
         if growing is not None:
-            growing.written = self.part.size
+            growing.advance(self.part.size)
 
     def end(self) -> None:
         part, self.part = self.part or self.store.part(self.sha, self.size), None
@@ -163,17 +163,17 @@ class BlobSink:
             self.written.append(part.finish())
         except BaseException:
             if self.growing is not None:
-                self.growing.state = "failed"
+                self.growing.end("failed")
             raise
         if self.growing is not None:
-            self.growing.state = "verified"
+            self.growing.end("verified")
 
     def finish(self) -> int:
         if self.part is not None:
             self.part.abort()
             self.part = None
             if self.growing is not None:
-                self.growing.state = "failed"
+                self.growing.end("failed")
         if self.written:
             self.store.commit_many(self.written)
         return self.size
