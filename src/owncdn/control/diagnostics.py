@@ -26,6 +26,8 @@ import os
 
 import httpx
 
+from owncdn.tlstrust import verified
+
 __all__ = ["AdminChannel", "admin_key", "admin_token", "admin_url", "fan_out"]
 
 
@@ -105,5 +107,5 @@ async def fan_out(edges, infos: dict, key: bytes, method: str, path: str, *, jso
             return {**base, "error": f"HTTP {resp.status_code}: {why or resp.text[:200]}"}
         return {**data, **base}
 
-    async with httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0)) as http:
+    async with httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0), verify=verified()) as http:
         return list(await asyncio.gather(*(one(http, edge) for edge in edges)))

@@ -30,6 +30,7 @@ import httpx
 
 from owncdn.core.alerts import Alert, health_alert
 from owncdn.core.routing.health import Hysteresis, Starvation, counted
+from owncdn.tlstrust import unverified, verified
 
 __all__ = ["OriginHealth", "OriginMonitor", "OriginTarget"]
 
@@ -106,9 +107,9 @@ class OriginMonitor:
         for key in [k for k in self.states if k not in keys]:
             del self.states[key]
         limits = httpx.Limits(max_keepalive_connections=0)
-        async with httpx.AsyncClient(timeout=timeout, limits=limits) as verified, \
-                httpx.AsyncClient(timeout=timeout, limits=limits, verify=False) as unverified:
-            results = await asyncio.gather(*(self.check(verified if t.verify else unverified, t, timeout)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, verify=verified()) as checked, \
+                httpx.AsyncClient(timeout=timeout, limits=limits, verify=unverified()) as unchecked:
+            results = await asyncio.gather(*(self.check(checked if t.verify else unchecked, t, timeout)
                                              for t in found))
         flipped = []
         now = time.time()

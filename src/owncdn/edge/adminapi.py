@@ -76,12 +76,14 @@ async def probe(url: str, timeout: float = PROBE_TIMEOUT, host: str | None = Non
     """Rule 2 (``host``: a Host to send instead of the URL's)."""
     import httpx
 
+    from owncdn.tlstrust import verified
+
     result = {"url": url, "status": None, "ttfb_ms": None, "total_ms": None, "bytes": 0, "error": "",
               "x_cache": None, "served_by": None}
     limits = httpx.Limits(max_keepalive_connections=0)
     started = time.perf_counter()
     try:
-        async with httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False, verify=True) as http:
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False, verify=verified()) as http:
             headers = {"User-Agent": "owncdn-probe", **({"Host": host} if host else {})}
             async with http.stream("GET", url, headers=headers) as resp:
                 result["ttfb_ms"] = round((time.perf_counter() - started) * 1000, 2)

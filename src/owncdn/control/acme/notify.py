@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from owncdn.tlstrust import verified
+
 __all__ = ["Notifier", "Webhook", "EVENTS"]
 
 log = logging.getLogger("owncdn.control.acme")
@@ -85,7 +87,7 @@ class Notifier:
 
     async def _deliver(self, hook: Webhook, body: dict) -> bool:
         delay = FIRST_DELAY
-        async with httpx.AsyncClient(timeout=self.timeout) as http:
+        async with httpx.AsyncClient(timeout=self.timeout, verify=verified()) as http:
             for attempt in range(1, ATTEMPTS + 1):
                 try:
                     resp = await http.post(hook.url, json=body)
