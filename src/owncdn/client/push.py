@@ -147,7 +147,7 @@ def push_site(client: Client | PushApi, root: str | Path, *, service: str, env: 
 def _push(client, site: Site, service: str, env: str, parallel: int, progress: Callable[[int], None] | None,
           on_plan: Callable[[Site, list[str]], None] | None, started: float) -> PushResult:
     manifest = site.manifest
-    sizes = manifest.blobs if site.remembered else {}  # a dict built on each use: once here
+    sizes = manifest.blobs if site.remembered else {}
     inline = _inline_guess(site, sizes)
     if inline is not None and hasattr(client, "create_release_with_blobs"):
         done = _push_inline(client, site, sizes, inline, service, env, parallel, progress, on_plan)
@@ -160,7 +160,7 @@ def _push(client, site: Site, service: str, env: str, parallel: int, progress: C
     if on_plan is not None:
         on_plan(site, missing)
     body = manifest.to_json()
-    sizes = manifest.blobs  # a dict built on each use
+    sizes = manifest.blobs
     big = sum(sizes[sha] for sha in set(missing)) >= ANNOUNCE_BYTES
     uploaded = upload_blobs(client, site, missing, parallel, progress,
                             first=(lambda: _announce(client, env, service, body)) if big else None)

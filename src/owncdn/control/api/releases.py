@@ -59,7 +59,9 @@ they are ``INLINE_EVENT_BYTES`` or less in all and the blob store is a directory
 edge that held the previous release then switches without a fetch round trip
 (``edge/releasesync.py`` Rule 8). It is an offer, not the release: edges verify every
 inline blob as a fetched one, and an event without them (another replica, a control
-plane restarted, an activation, a larger change) is fetched as always.
+plane restarted, an activation, a larger change) is fetched as always. The blobs are
+read before the release is stored and the channel told right after, so a stream woken
+in between (which reads the store: the whole manifest, no blobs) is rare.
 
 Rule 7: blob retention (``owncdn.core.content.retention``): the listing marks
 each release ``retained`` (its blobs are kept by blob GC) or not; ``activate``
@@ -310,9 +312,9 @@ def _create(ctx: ApiContext, env: str, name: str, manifest: Manifest, blobs: Blo
                          "does both)", missing[:MAX_LISTED_MISSING])
     blobs.sync(named)  # every blob durable before a release names it
     body, text = encoded if encoded is not None else (manifest.to_json(), manifest.canonical().decode())
+    inline = _inline_blobs(blobs, manifest, _recent(ctx, env, name))  # Rule 10: read before the release is stored
     release = ctx.store.add_release(env, name, body, manifest.id, len(manifest.files),
                                     manifest.total_bytes, author=author, manifest_text=text)
-    inline = _inline_blobs(blobs, manifest, _recent(ctx, env, name))  # Rule 10
     remember_manifest(ctx, env, name, release.number, release.id, body, inline, text)  # the edges' events need no store read
     _remember(ctx, env, name, manifest)  # Rule 9
     forget_upcoming(ctx, env, name, release.id)  # Rule 8: announced, now real

@@ -130,11 +130,12 @@ def _why_not(path: object) -> str | None:
 class Manifest:
     """The files of one release (Rule 5: valid once built)."""
 
-    __slots__ = ("files", "_id")
+    __slots__ = ("files", "_id", "_blobs")
 
     def __init__(self, files: Mapping[str, FileEntry]) -> None:
         self.files: dict[str, FileEntry] = dict(sorted(files.items()))
         self._id: str | None = None
+        self._blobs: dict[str, int] | None = None
 
     def __repr__(self) -> str:
         return f"<Manifest {self.id[:12]} files={len(self.files)} bytes={self.total_bytes}>"
@@ -157,8 +158,11 @@ class Manifest:
 
     @property
     def blobs(self) -> dict[str, int]:
-        """Every distinct blob: sha256 -> size."""
-        return {entry.sha256: entry.size for entry in self.files.values()}
+        """Every distinct blob: sha256 -> size (made once, as the id is: a manifest does
+        not change once built; the caller does not change it either)."""
+        if self._blobs is None:
+            self._blobs = {entry.sha256: entry.size for entry in self.files.values()}
+        return self._blobs
 
     def to_json(self) -> dict[str, Any]:
         return {"files": {p: {_field(e.sha256): e.sha256, "size": e.size} for p, e in self.files.items()}}
