@@ -27,7 +27,7 @@ BLOB = os.urandom(3 << 20)
 
 @pytest.fixture(autouse=True)
 def _no_recheck(monkeypatch):
-    monkeypatch.setattr(arriving, "RECHECK_SECONDS", 60.0)
+    monkeypatch.setattr(arriving, "STREAM_RECHECK_SECONDS", 60.0)
 
 
 class Reader:

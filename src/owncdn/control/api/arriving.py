@@ -23,15 +23,15 @@ Rules:
    flushed), and what is left comes from there (a flush that failed cuts the stream,
    as below). The last chunk goes only once the upload is verified; a failed upload
    closes the connection before it, also when every byte was sent: the reader, which
-   checks the blob's hash anyway, sees a cut answer and keeps nothing it cannot verify. Otherwise the stored blob is
-   answered as ``GET /v1/blobs/{sha256}`` answers; with neither, the request waits for
-   one (woken by the hub, re-checked every ``RECHECK_SECONDS``) up to ``wait``
-   seconds, then 404. A stream that caught up with its upload waits to be woken
-   (``Growing.changed``): each ``advance`` and the ``end`` wake the streams waiting
-   then, from the writer's thread, on each stream's loop; nothing polls (it looked
-   every 4 ms before, and the edges got what was written up to 4 ms late). A waiter
-   looks again after ``RECHECK_SECONDS`` regardless, which only a lost wake-up
-   would need.
+   checks the blob's hash anyway, sees a cut answer and keeps nothing it cannot
+   verify. Otherwise the stored blob is answered as ``GET /v1/blobs/{sha256}``
+   answers; with neither, the request waits for one (woken by the hub, re-checked
+   every ``hub.RECHECK_SECONDS``) up to ``wait`` seconds, then 404. A stream that
+   caught up with its upload waits to be woken (``Growing.changed``): each
+   ``advance`` and the ``end`` wake the streams waiting then, from the writer's
+   thread, on each stream's loop; nothing polls (it looked every 4 ms before, and
+   the edges got what was written up to 4 ms late). A waiter looks again after
+   ``STREAM_RECHECK_SECONDS`` regardless, which only a lost wake-up would need.
 3. Streaming needs the raw socket (plain TCP, HTTP/1.1: ``RawSender``); elsewhere (TLS,
    ASGI transports) the request waits for the stored blob instead.
 4. The bytes streamed before the end are not verified yet (they are what the uploader
@@ -50,9 +50,9 @@ from starlette.responses import Response
 
 from owncdn.control.blobs import BlobError
 
-__all__ = ["Growing", "GrowingResponse", "RECHECK_SECONDS", "end_growing", "growing_blobs", "start_growing"]
+__all__ = ["Growing", "GrowingResponse", "STREAM_RECHECK_SECONDS", "end_growing", "growing_blobs", "start_growing"]
 
-RECHECK_SECONDS = 1.0  # Rule 2: a stream waiting to be woken looks again after this anyway
+STREAM_RECHECK_SECONDS = 1.0  # Rule 2: a stream waiting to be woken looks again after this anyway
 _MADE = threading.Lock()
 
 
@@ -93,7 +93,7 @@ class Growing:
 
     async def changed(self, written: int, state: str) -> None:
         """Rule 2: return once ``written`` or ``state`` differ from these (or after
-        ``RECHECK_SECONDS``)."""
+        ``STREAM_RECHECK_SECONDS``)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         waiter = (loop, future)
@@ -103,7 +103,7 @@ class Growing:
             if self.written != written or self.state != state:
                 return
             with suppress(TimeoutError):
-                async with asyncio.timeout(RECHECK_SECONDS):
+                async with asyncio.timeout(STREAM_RECHECK_SECONDS):
                     await future
         finally:
             with self._lock, suppress(ValueError):
