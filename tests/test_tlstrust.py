@@ -5,6 +5,7 @@ each time."""
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 
 import certifi
 import httpx
@@ -30,7 +31,7 @@ def test_rule_1_another_trust_setting_gets_its_own_context(monkeypatch, tmp_path
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     default = verified()
     bundle = tmp_path / "one.pem"  # one authority of certifi's bundle: not the same trust
-    pem = open(certifi.where()).read()
+    pem = Path(certifi.where()).read_text()
     start = pem.index("-----BEGIN CERTIFICATE-----")
     bundle.write_text(pem[start:pem.index("-----END CERTIFICATE-----", start) + 26])
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
