@@ -41,12 +41,15 @@ manifest) and what the 3 edges fetched (blob bytes, from their /metrics, plus th
 manifest each gets on its event stream).
 
     .venv/bin/python bench/push.py [--runs 3] [--in-process] [--profile DIR] [--ack-timeout 120] [--keep] [--dir DIR]
-                                   [--release-file MB]
+                                   [--release-file MB | --files N]
 
 `--release-file MB` pushes a download directory instead of the docs: one file of MB MiB
 of random bytes (a release's image or archive: one blob, larger than a bundle takes,
 so it goes up with one `PUT` and down to each edge with one `GET`) and a small
 `index.html`, the file changed for the second push.
+
+`--files N` pushes a generated site of N small pages (0.5-2 KB, 500 a directory)
+instead: with 100000, how a push scales with the number of files.
 
 `--dir DIR` puts the work directory (the site's copy, the fleet's state, the rsync
 targets) under DIR instead of the system's temporary directory. Where it is matters
@@ -306,6 +309,18 @@ def release_site(where: Path, mib: int) -> Path:
     return where
 
 
+def many_files_site(where: Path, count: int) -> Path:
+    """``--files``: a site of ``count`` small pages (0.5-2 KB each, 500 a directory), as
+    a large documentation site or a blog with many posts has."""
+    for i in range(count):
+        directory = where / f"d{i // 500:03d}"
+        if i % 500 == 0:
+            directory.mkdir(parents=True)
+        body = "x" * (500 + (i * 37) % 1500)
+        (directory / f"page{i % 500:03d}.html").write_text(f"<html><body><h1>Page {i}</h1><p>{body}</p></body></html>\n")
+    return where
+
+
 def mb(n: int) -> str:
     return f"{n / 1e6:9.3f} MB"
 
@@ -350,6 +365,9 @@ def main() -> None:
     parser.add_argument("--release-file", type=int, default=0, metavar="MB",
                         help="Push a release directory instead: one file of MB MiB of random bytes and a small "
                              "index.html (the one changed for the second push).")
+    parser.add_argument("--files", type=int, default=0, metavar="N",
+                        help="Push a site of N small generated pages instead (a large site: 100000 to see how "
+                             "a push scales with the number of files).")
     args = parser.parse_args()
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -362,6 +380,8 @@ def main() -> None:
     try:
         if args.release_file:
             docs = release_site(base / "release-site", args.release_file)
+        elif args.files:
+            docs = many_files_site(base / "many-files", args.files)
         for run in range(args.runs):
             work = base / f"run{run}"
             work.mkdir()
