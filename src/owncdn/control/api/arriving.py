@@ -49,6 +49,7 @@ from contextlib import suppress
 from starlette.responses import Response
 
 from owncdn.control.blobs import BlobError
+from owncdn.waiting import wait_event
 
 __all__ = ["Growing", "GrowingResponse", "STREAM_RECHECK_SECONDS", "end_growing", "growing_blobs", "start_growing"]
 
@@ -67,7 +68,7 @@ class Growing:
         self.written = 0  # bytes in it, in order
         self.state = "writing"  # then "verified" or "failed"
         self._lock = threading.Lock()
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
 
     def __repr__(self) -> str:
         return f"<Growing {self.sha[:12]} {self.written}/{self.size} {self.state}>"
@@ -87,32 +88,22 @@ class Growing:
             return
         with self._lock:
             waiters, self._waiters = self._waiters, []
-        for loop, future in waiters:
+        for loop, woken in waiters:
             with suppress(RuntimeError):  # its loop closed: nobody to wake
-                loop.call_soon_threadsafe(_settle, future)
+                loop.call_soon_threadsafe(woken.set)
 
     async def changed(self, written: int, state: str) -> None:
         """Rule 2: return once ``written`` or ``state`` differ from these (or after
         ``STREAM_RECHECK_SECONDS``)."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        waiter = (loop, future)
+        waiter = (asyncio.get_running_loop(), asyncio.Event())
         with self._lock:
             self._waiters.append(waiter)
         try:
-            if self.written != written or self.state != state:
-                return
-            with suppress(TimeoutError):
-                async with asyncio.timeout(STREAM_RECHECK_SECONDS):
-                    await future
+            if self.written == written and self.state == state:
+                await wait_event(waiter[1], STREAM_RECHECK_SECONDS)
         finally:
             with self._lock, suppress(ValueError):
                 self._waiters.remove(waiter)
-
-
-def _settle(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def growing_blobs(app) -> dict[str, Growing]:
