@@ -37,8 +37,8 @@ also the CPU seconds (user + system) of each owncdn part until the acknowledgeme
 (the client: the command, or this script with `--in-process`; the edges' background flush
 after them is not counted, a few ms) and of the 3 rsyncs. Bytes:
 for rsync the "Total bytes sent" of its 3 runs; for owncdn the upload (blobs +
-manifest) and what the 3 edges fetched (blob bytes, from their /metrics, plus the
-manifest each gets on its event stream).
+manifest) and what the 3 edges fetched (from their /metrics: blob bytes, and the
+manifest, or its changes from the release before, each gets on its event stream).
 
     .venv/bin/python bench/push.py [--runs 3] [--in-process] [--profile DIR] [--ack-timeout 120] [--keep] [--dir DIR]
                                    [--release-file MB | --files N]
@@ -191,8 +191,8 @@ class Cdn:
         return cpu_seconds([control.pid]), cpu_seconds([edge.pid for edge in edges])
 
     def fetched_bytes(self) -> int:
-        """Blob bytes the edges fetched since they started (their /metrics)."""
-        return self._metric_sum("owncdn_edge_release_fetched_bytes")
+        """Blob and manifest bytes the edges got since they started (their /metrics)."""
+        return self._metric_sum("owncdn_edge_release_fetched_bytes") + self._metric_sum("owncdn_edge_release_manifest_bytes")
 
     def unflushed(self) -> int:
         """Live releases whose blobs the edges have not written back yet (their /metrics)."""
@@ -260,7 +260,7 @@ def push_owncdn(cdn: Cdn, site: Path, ack_timeout: float, in_process: bool, cach
         flushed = time.perf_counter() - t0
     except TimeoutError:
         flushed = float("nan")
-    fetched = cdn.fetched_bytes() - fetched_before + EDGES * out["manifest_bytes"]
+    fetched = cdn.fetched_bytes() - fetched_before
     cpu = {"client": own_after - own_before, "control": cpu_after[0] - cpu_before[0], "edges": cpu_after[1] - cpu_before[1]}
     return {"cpu": cpu, "flushed_seconds": flushed, "seconds": total, "upload_seconds": uploaded, "uploaded": out["bytes_uploaded"] + out["manifest_bytes"],
             "edges_fetch": fetched, "blobs": out["blobs_uploaded"], "files": out["files"], "bytes_total": out["bytes"],

@@ -134,3 +134,60 @@ def test_a_new_version_decides_at_once_whether_a_service_takes_releases(api):
     assert r.status_code == 422 and r.json()["error"]["code"] == "not_a_push_service"
     assert api.http.post("/v1/envs/production/versions", json={"source": SITE}).status_code < 300
     assert api.http.post("/v1/services/inl/releases", json={"manifest": manifest(index=b"one")}).status_code == 201
+
+
+def _site(n: int, changed: int = 0) -> dict[str, bytes]:
+    return {f"p{i}": (b"new %d" if i < changed else b"page %d") % i for i in range(n)}
+
+
+@pytest.mark.parametrize("files_before, files_after, as_changes", [
+    (_site(8), _site(8, changed=1), True),          # one file of eight: its change alone
+    (_site(8), _site(8, changed=2), True),          # a quarter: still changes
+    (_site(8), _site(8, changed=3), False),         # more than a quarter: the whole manifest
+    (_site(8), {**_site(8), "added": b"x"}, True),  # a file added
+    ({k: v for k, v in _site(9).items() if k != "p3"} | {"p3": b"page 3"}, _site(8), True),  # a file removed
+    (None, _site(8), False),                        # the first release: nothing to change from
+])
+def test_a_release_made_right_after_another_goes_as_its_changes_when_they_are_few(api, files_before, files_after,
+                                                                                 as_changes):
+    if files_before is not None:
+        api.create(manifest(**files_before), *set(files_before.values()))
+    made = api.create(manifest(**files_after), *set(files_after.values()))
+    data = api.event()
+    assert data["id"] == made["id"]
+    if not as_changes:
+        assert "changes" not in data and "base" not in data
+        assert json.loads(orjson_text(data["manifest"])) == manifest(**files_after)
+        return
+    assert "manifest" not in data
+    assert data["base"] == sha256(canonical(manifest(**files_before))).hexdigest()
+    before, after = manifest(**files_before)["files"], manifest(**files_after)["files"]
+    assert data["changes"] == {**{p: e for p, e in after.items() if before.get(p) != e},
+                               **{p: None for p in before if p not in after}}
+    rebuilt = {p: e for p, e in {**before, **data["changes"]}.items() if e is not None}
+    assert sha256(canonical({"files": rebuilt})).hexdigest() == made["id"]
+    # read back from the store (another replica, a restart): the whole manifest
+    assert "changes" not in ReleaseChannel().read(api.ctx, EDGE)["inl"][1]
+
+
+def test_a_release_manifest_is_answered_whole_in_its_canonical_encoding(api):
+    files = _site(3)
+    made = api.create(manifest(**files), *set(files.values()))
+    r = api.http.get(f"/v1/services/inl/releases/{made['number']}/manifest")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert r.content == canonical(manifest(**files))
+    assert sha256(r.content).hexdigest() == made["id"]
+    missing = api.http.get(f"/v1/services/inl/releases/{made['number'] + 1}/manifest")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    anonymous = httpx.get(f"{str(api.http.base_url).rstrip('/')}/v1/services/inl/releases/{made['number']}/manifest", timeout=10)
+    assert anonymous.status_code == 401
+
+
+def canonical(m: dict) -> bytes:
+    return json.dumps(m, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def orjson_text(value) -> bytes:
+    import orjson
+
+    return orjson.dumps(value)

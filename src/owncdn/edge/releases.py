@@ -87,6 +87,7 @@ from pathlib import Path
 
 import orjson
 
+from owncdn.core.content.changes import apply_changes, encoded_as
 from owncdn.core.content.digest import NEW
 from owncdn.core.content.manifest import Manifest, parse_manifest
 from owncdn.durable import boot_id as system_boot_id
@@ -124,6 +125,16 @@ class Target:
         object.__setattr__(target, "_manifest_json", orjson.dumps(data["manifest"]))
         return target
 
+    @classmethod
+    def from_changes(cls, data: dict, base: Manifest) -> "Target":
+        """From a ``release`` event that carries the release's changes from ``base``
+        (``releasesync.py`` Rule 9); ManifestError when they do not give the announced id."""
+        manifest = apply_changes(base, data["changes"])
+        target = cls(str(data["service"]), int(data["number"]), str(data["id"]), manifest,
+                     _timestamp(data.get("created_at", data.get("created"))))
+        object.__setattr__(target, "_manifest_json", encoded_as(manifest, target.id))  # its release file's
+        return target
+
     @property
     def blobs(self) -> dict[str, int]:
         """``manifest.blobs`` (blob name -> size), computed once: asked at every fetch
@@ -136,13 +147,18 @@ class Target:
         return {"service": self.service, "number": self.number, "id": self.id,
                 "released_at": self.released_at, "manifest": self.manifest.to_json()}
 
-    def _fields(self) -> dict:
-        """``to_json`` with the manifest as its encoded JSON (computed once per target:
-        release files name it again as the previous release)."""
+    @property
+    def manifest_json(self) -> bytes:
+        """The manifest's JSON (computed once per target: release files name it again as
+        the previous release)."""
         if self._manifest_json is None:
             object.__setattr__(self, "_manifest_json", orjson.dumps(self.manifest.to_json()))
+        return self._manifest_json
+
+    def _fields(self) -> dict:
+        """``to_json`` with the manifest as its encoded JSON."""
         return {"service": self.service, "number": self.number, "id": self.id,
-                "released_at": self.released_at, "manifest": orjson.Fragment(self._manifest_json)}
+                "released_at": self.released_at, "manifest": orjson.Fragment(self.manifest_json)}
 
     def encoded(self) -> bytes:
         """``to_json`` encoded (once per target)."""
@@ -238,6 +254,7 @@ class ReleaseStore(BlobHold):
             leftover.unlink(missing_ok=True)
         self.clock = clock
         self.live: dict[str, Live] = {}
+        self.manifest_bytes = 0  # manifests and changes received in release events (releasesync.py rule 9)
         self.pending: dict[str, Target] = {}
         self.upcoming: dict[str, Target] = {}  # prefetched, not to be served (releasesync.py rule 6); in memory only
         self.prepared: dict[str, Prepared] = {}  # Rule 2: the latest release file begun per pending service
@@ -482,6 +499,9 @@ class ReleaseStore(BlobHold):
                                 value=len(self.held))
         yield CounterMetricFamily(prefix + "release_fetched_bytes", "Blob bytes fetched from the control plane.",
                                   value=self.fetched_bytes)
+        yield CounterMetricFamily(prefix + "release_manifest_bytes",
+                                  "Bytes of release manifests (or their changes) received from the control plane.",
+                                  value=self.manifest_bytes)
         yield CounterMetricFamily(prefix + "release_fetched_blobs", "Blobs fetched and verified.",
                                   value=self.fetched_blobs)
         yield GaugeMetricFamily(prefix + "releases_unflushed",

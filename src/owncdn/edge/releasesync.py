@@ -2,7 +2,8 @@
 
 The control plane sends a ``release`` event per push service on the node's event
 stream (a state channel, ``edge/sync.py`` rule 7): ``{"key", "service", "number",
-"id", "manifest"}``, or ``{"key", "deleted": true}``.
+"id", "manifest"}``, the same with ``"base"`` and ``"changes"`` instead of the
+manifest (Rule 9), or ``{"key", "deleted": true}``.
 
 Rules:
 1. The event handler only records the target (in memory: ``ReleaseStore.begin_pending``)
@@ -87,6 +88,15 @@ Rules:
    refused and fetched as in Rule 2, like every blob the event did not carry. The
    switch still waits for every blob (Rule 4); an edge that missed the event gets it
    again on reconnect, with or without the blobs.
+9. A ``release`` event may carry the release's changes from another release instead
+   of its manifest (``"base"``: that release's id, ``"changes"``: ``core/content/changes.py``;
+   the control plane's ``releasechannels`` Rule 8). An edge that holds the base (live,
+   previous or pending) applies them, and the result must hash to the release's id
+   (``encoded_as``: that encoding is its release file's); any other edge, or one whose
+   result does not match, fetches the whole manifest (``GET /v1/services/{s}/releases/{n}/manifest``,
+   retried with backoff while wanted, in a task a newer event cancels) and takes the
+   event as if it had carried it. An event for the release the edge serves is
+   acknowledged at once, before any of this.
 """
 
 from __future__ import annotations
@@ -97,6 +107,7 @@ import binascii
 import os
 import sys
 import time
+from urllib.parse import quote
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -189,18 +200,27 @@ class ReleaseSync:
                 self.store.drop(service)
             return
         live = self.store.live.get(service)
-        try:  # the entries the live (or prefetched) release holds unchanged are not checked again
-            target = Target.from_event(data, self._known(service, data.get("id")))
-        except (ManifestError, ValueError, KeyError, TypeError) as exc:
-            _warn(f"release event for {service} is malformed: {exc}")
-            return
-        if live is not None and live.target.id == target.id and live.target.number == target.number:
+        if live is not None and live.target.id == data.get("id") and live.target.number == data.get("number"):
             self._cancel(service)
             self.store.clear_pending(service)
-            await self._ack(target, "serving", "")
+            await self._ack(live.target, "serving", "")
             return
+        key = f"{data.get('number')}:{data.get('id')}"
         running = self.tasks.get(service)
-        if running is not None and running[0] == _task_key(target) and not running[1].done():
+        if running is not None and running[0] in (key, _MANIFEST + key) and not running[1].done():
+            return
+        try:
+            if "manifest" in data:  # the entries the live (or prefetched) release holds unchanged are not checked again
+                target = Target.from_event(data, self._known(service, data.get("id")))
+                self.store.manifest_bytes += len(target.manifest_json)
+            else:  # Rule 9
+                self.store.manifest_bytes += len(orjson.dumps(data["changes"]))
+                target = self._from_changes(service, data)
+                if target is None:
+                    self._fetch_manifest(http, service, data, key)
+                    return
+        except (ManifestError, ValueError, KeyError, TypeError) as exc:
+            _warn(f"release event for {service} is malformed: {exc}")
             return
         inline = data.get("blobs")
         self.start(target, inline if isinstance(inline, dict) else None)
@@ -227,6 +247,53 @@ class ReleaseSync:
         self.store.upcoming[service] = target
         task = asyncio.get_running_loop().create_task(self._prefetch(target))
         self.prefetches[service] = (target.id, task)
+
+    def _from_changes(self, service: str, data: dict) -> Target | None:
+        """Rule 9: the target of an event that carries its changes from release ``base``,
+        when this edge holds that one (live, previous or pending); else None."""
+        base_id = data["base"]
+        live, pending = self.store.live.get(service), self.store.pending.get(service)
+        held = [live.target, live.previous] if live is not None else []
+        base = next((t.manifest for t in (*held, pending) if t is not None and t.id == base_id), None)
+        if base is None:
+            return None
+        try:
+            return Target.from_changes(data, base)
+        except ManifestError as exc:
+            _warn(f"release {data.get('number')} of {service}: its changes from {str(base_id)[:12]} do not apply "
+                  f"here ({exc}); fetching its manifest")
+            return None
+
+    def _fetch_manifest(self, http: httpx.AsyncClient, service: str, data: dict, key: str) -> None:
+        """Rule 9: fetch the whole manifest of the release ``data`` announces, then take
+        the event as if it had carried it (a newer event cancels the fetch)."""
+        self._cancel(service)
+        task = asyncio.get_running_loop().create_task(self._with_manifest(http, service, data))
+        self.tasks[service] = (_MANIFEST + key, task)
+
+    async def _with_manifest(self, http: httpx.AsyncClient, service: str, data: dict) -> None:
+        agent, delay = self.agent, 0.5
+        url = f"{agent.control}/v1/services/{quote(service, safe='')}/releases/{int(data['number'])}/manifest"
+        while True:
+            try:
+                resp = await http.get(url, params={"env": agent.env}, headers=agent._auth())
+                if resp.status_code == 404:
+                    _warn(f"release {data['number']} of {service} is gone from the control plane; not fetched")
+                    return
+                resp.raise_for_status()
+                manifest = orjson.loads(resp.content)
+                break
+            except (httpx.HTTPError, OSError, ValueError) as exc:
+                _warn(f"fetching the manifest of release {data['number']} of {service}: "
+                      f"{exc or type(exc).__name__}; retrying in {delay:.1f}s")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        full = {k: v for k, v in data.items() if k not in ("base", "changes")}
+        full["manifest"] = manifest
+        running = self.tasks.get(service)
+        if running is not None and running[1] is asyncio.current_task():
+            del self.tasks[service]  # this fetch is done: the release's own task takes over
+        await self.on_event(agent, http, full)
 
     def _known(self, service: str, manifest_id: object = None):
         """A valid manifest the next one of ``service`` likely shares most entries with
@@ -694,6 +761,9 @@ def _kept_inline(store: ReleaseStore, blobs: list[tuple[str, int, str]]) -> list
         else:
             refused.append(sha)
     return refused
+
+
+_MANIFEST = "manifest:"  # the task key of a manifest's fetch (Rule 9), before the release's own
 
 
 def _task_key(target: Target) -> str:

@@ -44,6 +44,14 @@ Rules:
    encoding its id was made from), which its event carries as it is
    (``orjson.Fragment``): encoding the 1,065-file manifest of the push benchmark again
    took about 0.25 ms of the first stream's poll, between the release and its edges.
+8. A release created here right after another one (``releases.py`` Rule 14) is sent as
+   ``{"service", "number", "id", "base", "changes"}`` instead of with its manifest when
+   its changes are few (``changes_for``: at most a ``CHANGES_SHARE`` of its files):
+   ``base`` is the id of the release created before it here, ``changes`` its changes
+   from that one (``core/content/changes.py``). An edge serving the base applies them;
+   any other fetches the manifest (``GET .../releases/{n}/manifest``). For a site of
+   100,000 files (an 11 MB manifest) a one-file push sent about 200 bytes to each edge
+   instead of 11 MB, which each edge parsed and checked.
 """
 
 from __future__ import annotations
@@ -55,10 +63,14 @@ from typing import Any
 
 import orjson
 
+from owncdn.core.content import Manifest
+from owncdn.core.content.changes import changes_between
+
 __all__ = ["ReleaseChannel", "ReleaseReadyChannel", "UpcomingChannel", "announce_upcoming", "current_topic",
-           "forget_upcoming", "release_channels", "remember_manifest"]
+           "changes_for", "forget_upcoming", "release_channels", "remember_manifest"]
 
 MANIFEST_CACHE = 64
+CHANGES_SHARE = 0.25  # Rule 8: a release whose changes name more of its files goes whole
 INLINE_EVENT_BYTES = 128 << 10  # blob bytes a release event may carry (Rule 6, releases.py Rule 10)
 CURRENT_REUSE_SECONDS = 0.5
 UPCOMING_SECONDS = 120.0
@@ -105,11 +117,16 @@ class ReleaseChannel:
             return rows
 
     def remember(self, env: str, service: str, number: int, release_id: str, manifest: dict[str, Any],
-                 blobs: dict[str, str] | None = None, text: str | None = None) -> None:
+                 blobs: dict[str, str] | None = None, text: str | None = None,
+                 changes: tuple[str, dict] | None = None) -> None:
         """Rule 3: a release just stored here, with its manifest as stored, Rule 6:
-        the new blobs it carries, and Rule 7: ``text``, the manifest's JSON text."""
-        sent = manifest if text is None else orjson.Fragment(text)
-        data = {"service": service, "number": number, "id": release_id, "manifest": sent}
+        the new blobs it carries, Rule 7: ``text``, the manifest's JSON text, and Rule 8:
+        ``changes``, (base id, changes) to send instead of the manifest."""
+        data: dict[str, Any] = {"service": service, "number": number, "id": release_id}
+        if changes is not None:
+            data["base"], data["changes"] = changes
+        else:
+            data["manifest"] = manifest if text is None else orjson.Fragment(text)
         if blobs:
             data["blobs"] = blobs
         self._keep((env, service, number), data)
@@ -138,12 +155,25 @@ class ReleaseChannel:
 
 
 def remember_manifest(ctx, env: str, service: str, number: int, release_id: str, manifest: dict[str, Any],
-                      blobs: dict[str, str] | None = None, text: str | None = None) -> None:
+                      blobs: dict[str, str] | None = None, text: str | None = None,
+                      changes: tuple[str, dict] | None = None) -> None:
     """Rule 3: tell this replica's ``release`` channel about a release it just stored
-    (and Rule 6: the blobs its event carries; Rule 7: ``text``, the manifest's JSON)."""
+    (and Rule 6: the blobs its event carries; Rule 7: ``text``, the manifest's JSON;
+    Rule 8: ``changes`` from the release before, from ``changes_for``)."""
     for channel in ctx.channels:
         if isinstance(channel, ReleaseChannel):
-            channel.remember(env, service, number, release_id, manifest, blobs, text)
+            channel.remember(env, service, number, release_id, manifest, blobs, text, changes)
+
+
+def changes_for(previous: Manifest | None, manifest: Manifest) -> tuple[str, dict] | None:
+    """Rule 8: ``(previous.id, changes)`` when a release of ``manifest`` made right after
+    one of ``previous`` goes to edges as its changes; None when it goes whole."""
+    if previous is None or previous.id == manifest.id:
+        return None
+    changes = changes_between(previous, manifest)
+    if len(changes) > CHANGES_SHARE * len(manifest.files):
+        return None
+    return previous.id, changes
 
 
 class UpcomingChannel:

@@ -83,6 +83,12 @@ Checking 1,065 entries (about 1.3 ms) then overlaps the new blobs' arrival and t
 fsync instead of coming before them, and the claim no longer goes through the event
 loop to a worker thread.
 
+Rule 14: the ``release`` event of a release created here right after another one
+carries its changes from that one instead of its manifest when they are few
+(``releasechannels`` Rule 8); ``GET .../releases/{n}/manifest`` answers the whole
+manifest (its canonical encoding) to an edge that does not hold that one, and to any
+token that may read releases.
+
 Rule 11: the endpoints a push calls are coroutines that do their blocking work in
 one worker-thread step (``run_in_threadpool``): FastAPI runs a plain function
 endpoint in a worker thread and then, for its response model, validates the answer
@@ -100,7 +106,7 @@ import time
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from owncdn.control.blobs import BlobError, BlobStore
@@ -117,7 +123,9 @@ from .blobs import BUNDLE_TYPE, Blobs, receive_bundle
 from .channels import state_changed
 from .errors import ApiProblem, error_responses
 from .nodes import existing_node
-from .releasechannels import INLINE_EVENT_BYTES, UPCOMING_SECONDS, announce_upcoming, current_topic, forget_upcoming, remember_manifest
+from .releasechannels import (
+    INLINE_EVENT_BYTES, UPCOMING_SECONDS, announce_upcoming, changes_for, current_topic, forget_upcoming, remember_manifest,
+)
 from .releaseschemas import (
     NodeReleaseIn, NodeReleaseOut, ReleaseCreate, ReleaseCreated, ReleaseFailure, ReleaseNode, ReleaseOut,
     ReleaseStatus, ReleaseUpcoming,
@@ -312,10 +320,12 @@ def _create(ctx: ApiContext, env: str, name: str, manifest: Manifest, blobs: Blo
                          "does both)", missing[:MAX_LISTED_MISSING])
     blobs.sync(named)  # every blob durable before a release names it
     body, text = encoded if encoded is not None else (manifest.to_json(), manifest.canonical().decode())
-    inline = _inline_blobs(blobs, manifest, _recent(ctx, env, name))  # Rule 10: read before the release is stored
+    previous = _recent(ctx, env, name)
+    inline = _inline_blobs(blobs, manifest, previous)  # Rule 10: read before the release is stored
+    changes = changes_for(previous, manifest)  # Rule 14
     release = ctx.store.add_release(env, name, body, manifest.id, len(manifest.files),
                                     manifest.total_bytes, author=author, manifest_text=text)
-    remember_manifest(ctx, env, name, release.number, release.id, body, inline, text)  # the edges' events need no store read
+    remember_manifest(ctx, env, name, release.number, release.id, body, inline, text, changes)  # no store read
     _remember(ctx, env, name, manifest)  # Rule 9
     forget_upcoming(ctx, env, name, release.id)  # Rule 8: announced, now real
     _changed(ctx, env, name, current=True)
@@ -410,6 +420,22 @@ def list_releases(name: ServiceName, request: Request, ctx: Ctx, _: Annotated[To
     retained = retained_numbers(numbers, current, serving, blob_retention(request).keep)  # Rule 7
     return [_out(r, current, serving.get(r.number, []), r.number in retained)
             for r in ctx.store.list_releases(env, name, limit)]
+
+
+@router.get(
+    "/v1/services/{name}/releases/{number}/manifest",
+    summary="A release's manifest, in its canonical encoding (its SHA-256 is the release id)",
+    responses={**error_responses(401, 403, 404, 422),
+               200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
+)
+def release_manifest(name: ServiceName, number: Number, ctx: Ctx,
+                     _: Annotated[Token, Depends(require("read", "deploy", "node"))],
+                     env: EnvQuery = "production") -> Response:
+    """Rule 14."""
+    found = ctx.store.get_release(env, name, number)
+    if found is None:
+        raise ApiProblem(404, "not_found", f"service '{name}' in '{env}' has no release {number}")
+    return Response(orjson.dumps(found.manifest, option=orjson.OPT_SORT_KEYS), media_type="application/json")
 
 
 @router.post(

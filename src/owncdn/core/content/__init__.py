@@ -7,6 +7,9 @@
                 canonical encoding and the manifest id (its SHA-256).
 - ``diff``      ``diff(old, new)``: added / changed / removed paths and the blobs
                 an edge holding ``old`` needs for ``new``.
+- ``changes``   a manifest as its changes from another (``{path: entry | None}``),
+                applied with the checks of a parse, and its encoding checked
+                against an announced id.
 - ``bundle``    many blobs in one HTTP body (``<blob name> <size>\n<bytes>`` records)
                 and ``BundleReader``, its sans-IO reader.
 - ``packindex`` the index of an edge's blob pack (``owncdn/packs.py``): fixed-size,

@@ -147,6 +147,14 @@ class Manifest:
         return hash(self.id)
 
     @classmethod
+    def in_order(cls, files: dict[str, FileEntry]) -> Manifest:
+        """A manifest of ``files``, valid and already in path order, taken as it is (not
+        copied or sorted again: ``changes.py`` keeps a base's order)."""
+        manifest = cls({})
+        manifest.files = files
+        return manifest
+
+    @classmethod
     def build(cls, entries: Iterable[tuple[str, str, int]]) -> Manifest:
         """A manifest from ``(path, sha256, size)`` rows, checked like a parsed one."""
         files = {path: {_field(sha): sha, "size": size} for path, sha, size in entries}
