@@ -19,7 +19,7 @@ from owncdn.core.content.digest import digest
 
 
 def read_entries(path: str) -> dict:
-    form, files = marshal.loads(Path(path).read_bytes())
+    form, files, _released = marshal.loads(Path(path).read_bytes())
     assert form == FORMAT
     return files
 
@@ -248,3 +248,35 @@ def test_an_entry_hashed_past_its_file_systems_window_is_trusted(tmp_path, monke
         cache = HashCache(None)
         cache.old = {"x": (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, sha, changed + hashed_after)}
         assert (cache.get("x", st) == sha) is trusted, (kind, hashed_after)
+
+
+def test_the_release_a_push_created_is_remembered_for_the_same_place_only(tmp_path):
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "a.html").write_text("a")
+    cache = HashCache.for_root(root, tmp_path / "cache")
+    scan_site(root, cache=cache)
+    cache.released_as("http://cp production blog", "1" * 64)
+    cache.save()
+    again = HashCache.for_root(root, tmp_path / "cache")
+    assert again.base_for("http://cp production blog") == "1" * 64
+    assert again.base_for("http://cp staging blog") is None
+    scan_site(root, cache=again)  # a push that created no release saves no base
+    third = HashCache.for_root(root, tmp_path / "cache")
+    assert third.base_for("http://cp production blog") is None
+    assert {p: e[5] for p, e in third.old.items()} == {p: e[5] for p, e in again.old.items()}  # entries kept
+
+
+@pytest.mark.parametrize("released", [None, ("only one",), ("where", 5), (1, "id"), "where id", ("a", "b", "c")])
+def test_a_remembered_release_of_another_shape_is_not_used(tmp_path, released):
+    cache = HashCache(tmp_path / "x.hashes")
+    Path(cache.path).write_bytes(marshal.dumps((FORMAT, {"a": (1, 2, 3, 4, 5, "b" * 64, 6)}, released)))
+    read = HashCache(tmp_path / "x.hashes")
+    assert read.released is None and read.base_for("where") is None
+    assert read.old == {"a": (1, 2, 3, 4, 5, "b" * 64, 6)}
+
+
+def test_a_file_of_the_format_before_reads_without_a_release(tmp_path):
+    write_entries(tmp_path / "x.hashes", {"a": (1, 2, 3, 4, 5, "b" * 64, 6)})
+    read = HashCache(tmp_path / "x.hashes")
+    assert read.released is None and read.old == {"a": (1, 2, 3, 4, 5, "b" * 64, 6)}

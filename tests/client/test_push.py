@@ -495,3 +495,56 @@ def test_the_first_failure_in_order_is_raised_whichever_came_first():
 
     with pytest.raises(ValueError, match="first"):
         _in_threads(fn, [0, 1], 2)
+
+
+def _released_manifest(api, number: int) -> bytes:
+    r = api._http.get(f"/v1/services/blog/releases/{number}/manifest")
+    assert r.status_code == 200, r.text
+    return r.content
+
+
+def test_a_push_after_a_release_sends_the_manifest_as_its_changes(api, lean, tmp_path):
+    root = site(tmp_path / "s", **{f"p{i}__index.html": f"page {i}" for i in range(20)})
+    cache = tmp_path / "cache"
+    first = push_site(lean, root, service="blog", cache=HashCache.for_root(root, cache))
+    (root / "p3" / "index.html").write_text("page three")
+    (root / "p4" / "index.html").unlink()
+    (root / "new.html").write_text("new")
+    lean.calls.clear()
+    second = push_site(lean, root, service="blog", cache=HashCache.for_root(root, cache))
+    assert lean.calls == [("POST", "/v1/services/blog/releases/bundle")]
+    whole = sitedir.scan_site(root).manifest
+    assert second.release["id"] == whole.id
+    assert _released_manifest(api, second.release["number"]) == whole.canonical()
+    changes = ('{"new.html":{"blob":"%s","size":3},"p3/index.html":{"blob":"%s","size":10},"p4/index.html":null}'
+               % (sha("new"), sha("page three")))
+    assert second.manifest_bytes == len(changes) < first.manifest_bytes
+
+
+@pytest.mark.parametrize("spoil, bundles", [
+    ("another release since", 2),         # from another directory: the control plane's last release differs
+    ("an entry the release had not", 2),  # the changes do not give the manifest's id
+    ("no release kept", 1),               # a cache saved by a push that made no release: the whole manifest
+])
+def test_changes_the_control_plane_cannot_apply_are_followed_by_the_whole_manifest(api, lean, tmp_path, spoil,
+                                                                                   bundles):
+    root = site(tmp_path / "s", a="1", b="2", c="3", d="4", e="5")
+    cache = tmp_path / "cache"
+    push_site(lean, root, service="blog", cache=HashCache.for_root(root, cache))
+    if spoil == "another release since":
+        other = site(tmp_path / "o", a="x")
+        push_site(lean, other, service="blog", cache=HashCache.for_root(other, tmp_path / "other-cache"))
+    else:
+        held = HashCache.for_root(root, cache)
+        held.new = dict(held.old)
+        if spoil == "an entry the release had not":
+            held.new["ghost.html"] = (1, 1, 1, 1, 1, sha("ghost"), 1)
+            held.released_as(*held.released)
+        held.save()
+    (root / "a").write_text("changed")
+    lean.calls.clear()
+    again = push_site(lean, root, service="blog", cache=HashCache.for_root(root, cache))
+    assert lean.calls == [("POST", "/v1/services/blog/releases/bundle")] * bundles
+    whole = sitedir.scan_site(root).manifest
+    assert again.release["id"] == whole.id
+    assert _released_manifest(api, again.release["number"]) == whole.canonical()

@@ -191,3 +191,38 @@ def orjson_text(value) -> bytes:
     import orjson
 
     return orjson.dumps(value)
+
+
+def changes_bundle(name: str, changes: dict, *blobs: bytes) -> bytes:
+    record = json.dumps(changes, separators=(",", ":")).encode()
+    return (header(name, len(record)) + record
+            + b"".join(header(blob_name(blob), len(blob)) + blob for blob in blobs))
+
+
+@pytest.mark.parametrize("base_is, changes, status, code", [
+    ("last", {"p1": {"blob": blob_name(b"one"), "size": 3}}, 201, None),
+    ("last", {"p1": {"blob": blob_name(b"one"), "size": 3}, "p2": None}, 409, "changes_mismatch"),  # not that id
+    ("last", {"gone": None}, 409, "changes_mismatch"),
+    ("last", {"../x": {"blob": blob_name(b"one"), "size": 3}}, 409, "changes_mismatch"),
+    ("last", ["not", "changes"], 409, "changes_mismatch"),
+    ("first", {"p1": {"blob": blob_name(b"one"), "size": 3}}, 409, "unknown_base"),  # not the last created here
+])
+def test_a_release_bundle_may_carry_the_changes_from_the_last_release(api, base_is, changes, status, code):
+    first = api.create(manifest(**_site(4)), *set(_site(4).values()))
+    last = api.create(manifest(**_site(5)), *set(_site(5).values()))
+    want = {**_site(5), "p1": b"one"}
+    name = sha256(canonical(manifest(**want))).hexdigest()
+    base = {"first": first, "last": last}[base_is]["id"]
+    r = api.http.post("/v1/services/inl/releases/bundle", params={"base": base},
+                      content=changes_bundle(name, changes, b"one"),
+                      headers={"Content-Type": "application/x-owncdn-bundle"})
+    assert r.status_code == status, r.text
+    numbers = [x["number"] for x in api.http.get("/v1/services/inl/releases").json()]
+    if code is not None:
+        assert r.json()["error"]["code"] == code
+        assert numbers == [2, 1]  # nothing stored
+        return
+    assert r.json()["id"] == name and numbers == [3, 2, 1]
+    stored = api.http.get(f"/v1/services/inl/releases/{r.json()['number']}/manifest")
+    assert stored.content == canonical(manifest(**want))
+    assert api.event()["changes"] == changes and api.event()["base"] == last["id"]

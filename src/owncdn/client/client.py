@@ -236,13 +236,15 @@ class Client(LogsApi, WatchApi):  # logs and analytics: client/logs.py; health, 
                           json={"manifest": manifest}, timeout=max(self.timeout, 60))
 
     def create_release_with_blobs(self, env: str, service: str, content: bytes | Any,
-                                  size: int | None = None) -> dict[str, Any]:
+                                  size: int | None = None, base: str | None = None) -> dict[str, Any]:
         """A new release and its new blobs in one body: a bundle whose first record is the
-        manifest's canonical encoding named by its id (``POST .../releases/bundle``)."""
+        manifest's canonical encoding named by its id (``POST .../releases/bundle``), or
+        with ``base`` its changes from that manifest."""
         headers = {"Content-Type": "application/x-owncdn-bundle"}
         if size is not None:
             headers["Content-Length"] = str(size)
-        return self._call("POST", f"/v1/services/{_seg(service)}/releases/bundle", params={"env": env},
+        params = {"env": env} if base is None else {"env": env, "base": base}
+        return self._call("POST", f"/v1/services/{_seg(service)}/releases/bundle", params=params,
                           content=content, headers=headers, timeout=max(self.timeout, 60))
 
     def release_status(self, env: str, service: str, number: int, wait: float | None = None) -> dict[str, Any]:

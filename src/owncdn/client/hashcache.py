@@ -26,7 +26,7 @@ Rules:
    it is unchanged: its blob is stored already, so upgrading owncdn uploads and
    fetches nothing again and changes no ETag; bytes hashed now are named by BLAKE3.
 5. The file is ``marshal`` data: ``(FORMAT, {path: (size, mtime_ns, ctime_ns, inode,
-   device, blob name, hashed at)})``. ``marshal`` is built into the interpreter and
+   device, blob name, hashed at)}, released)``. ``marshal`` is built into the interpreter and
    reads 1,065 entries in about 0.25 ms (``json`` took 0.65 ms, and importing it,
    with ``re``, about 5 ms of a push that spends about 35 ms in the command). The
    file is this user's own, written whole by rename, and what it holds is checked
@@ -34,6 +34,14 @@ Rules:
    A directory last pushed by an owncdn that wrote JSON (``<id>.json``) is read from
    that file once (the hashes stay valid: no full read of the directory after an
    upgrade); the first save replaces it.
+6. ``released`` is ``(where, manifest id)``: the release the last push from the
+   directory created (``where`` names the control plane, environment and service), so
+   the next push there can send its manifest as the changes from that one
+   (``client/push.py`` Rule 10). It is saved only by a push that created its release
+   (``released_as``); any other save drops it. The entries are that manifest's files
+   unless a file changed while it was hashed (it has no entry): the control plane checks
+   that the changes give the new manifest's id, and the whole manifest goes otherwise.
+   A file of the format before (a pair, without ``released``) is read as one without it.
 """
 
 from __future__ import annotations
@@ -70,6 +78,8 @@ class HashCache:
         self.hits = 0
         self._windows: dict[int, int] = {}  # device -> racy window (Rule 2)
         self._read_legacy = False
+        self.released: tuple[str, str] | None = None  # Rule 6: as read
+        self._released_now: tuple[str, str] | None = None  # Rule 6: to save
         if self.path is not None:
             self.old = self._load()
 
@@ -91,10 +101,16 @@ class HashCache:
         except OSError:
             return {}
         try:
-            form, files = marshal.loads(data)
-        except (ValueError, EOFError, TypeError, MemoryError):  # not marshal data (or a size it cannot hold), not a pair
+            form, files, *rest = marshal.loads(data)
+        except (ValueError, EOFError, TypeError, MemoryError):  # not marshal data (or a size it cannot hold), not a tuple
             return {}
-        return files if form == FORMAT and type(files) is dict else {}
+        if form != FORMAT or type(files) is not dict:
+            return {}
+        released = rest[0] if rest else None
+        if (type(released) is tuple and len(released) == 2 and type(released[0]) is str
+                and type(released[1]) is str):
+            self.released = released
+        return files
 
     def _load_legacy(self) -> dict[str, tuple]:
         """Rule 5: the JSON file of an older owncdn, its entries as this one writes them."""
@@ -150,6 +166,15 @@ class HashCache:
         self.new[rel] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, sha,
                          time.time_ns() if hashed_at is None else hashed_at)
 
+    def released_as(self, where: str, manifest_id: str) -> None:
+        """Rule 6: this push created release manifest ``manifest_id`` at ``where``."""
+        self._released_now = (where, manifest_id)
+
+    def base_for(self, where: str) -> str | None:
+        """Rule 6: the id of the manifest the last push from here released at ``where``."""
+        released = self.released
+        return released[1] if released is not None and released[0] == where else None
+
     def save_soon(self) -> Saving:
         """``save`` in a thread (started; ``join()`` it before the process ends), so a
         push writes its cache while it waits for the edges."""
@@ -163,7 +188,7 @@ class HashCache:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
             tmp = f"{self.path}.{os.getpid()}.tmp"
             with open(tmp, "wb") as f:
-                f.write(marshal.dumps((FORMAT, self.new)))
+                f.write(marshal.dumps((FORMAT, self.new, self._released_now)))
             os.replace(tmp, self.path)
             if self._read_legacy:  # Rule 5: replaced
                 self._read_legacy = False

@@ -52,6 +52,15 @@ Rules:
    that error (a streamed push may have stored some blobs by then, as a push that
    broke does). An announcement changes nothing the edges serve; a control plane
    without that endpoint is simply not told.
+10. A push from a directory whose last push created a release at the same control
+   plane, environment and service (the hash cache remembers its id: ``hashcache.py``
+   Rule 6) sends, in Rule 7's bundle, the manifest as its changes from that release's
+   (``core/content/changes.py``: the files the cache remembers against the manifest),
+   named by the new manifest's id. A control plane that does not hold that manifest, or
+   whose result does not hash to that id, refuses it (409 ``unknown_base`` /
+   ``changes_mismatch``; one that takes no ``base`` reads it as a manifest and refuses
+   that) and the whole manifest goes in the same bundle, as before. For a site of
+   100,000 files a one-file push sent the changes instead of 11 MB of manifest.
 9. A push that hashes more than ``INLINE_BLOBS`` files or ``INLINE_BYTES`` (a first
    push, a cold hash cache: Rule 7 could not hold its new blobs) is streamed: the
    questions and uploads of Rule 2 run while the directory is hashed. The blobs are
@@ -137,20 +146,27 @@ def push_site(client: Client | PushApi, root: str | Path, *, service: str, env: 
     site = None if streamed else walk.hash(save=False)
     try:
         if streamed:
-            return _push_streamed(client, walk, service, env, parallel, progress, on_plan, started)
-        return _push(client, site, service, env, parallel, progress, on_plan, started)
+            result = _push_streamed(client, walk, service, env, parallel, progress, on_plan, started)
+        else:
+            result = _push(client, site, service, env, parallel, progress, on_plan, started, cache)
+        if cache is not None and isinstance(result.release, dict) and isinstance(result.release.get("id"), str):
+            cache.released_as(_where(client, env, service), result.release["id"])  # Rule 10
+        return result
     finally:
         if cache is not None and save_cache and walk.site is not None:  # a directory read to its end
             cache.save()
 
 
 def _push(client, site: Site, service: str, env: str, parallel: int, progress: Callable[[int], None] | None,
-          on_plan: Callable[[Site, list[str]], None] | None, started: float) -> PushResult:
+          on_plan: Callable[[Site, list[str]], None] | None, started: float,
+          cache: HashCache | None = None) -> PushResult:
     manifest = site.manifest
     sizes = manifest.blobs if site.remembered else {}
     inline = _inline_guess(site, sizes)
     if inline is not None and hasattr(client, "create_release_with_blobs"):
-        done = _push_inline(client, site, sizes, inline, service, env, parallel, progress, on_plan)
+        base = cache.base_for(_where(client, env, service)) if cache is not None else None
+        done = _push_inline(client, site, sizes, inline, service, env, parallel, progress, on_plan,
+                            (base, cache.old) if base is not None else None)
         if done is not None:
             release, blobs, sent, manifest_bytes = done
             return PushResult(release=release, files=len(manifest.files), bytes_total=manifest.total_bytes,
@@ -320,34 +336,88 @@ def _inline_guess(site: Site, sizes: dict[str, int]) -> list[str] | None:
 
 def _push_inline(client, site: Site, sizes: dict[str, int], inline: list[str], service: str, env: str,
                  parallel: int, progress: Callable[[int], None] | None,
-                 on_plan: Callable[[Site, list[str]], None] | None) -> tuple[dict, int, int, int] | None:
+                 on_plan: Callable[[Site, list[str]], None] | None,
+                 base: tuple[str, dict[str, tuple]] | None = None) -> tuple[dict, int, int, int] | None:
     """Rule 7: ``(release, blobs sent, their bytes, manifest bytes)``, or None when the
-    control plane has no release bundle endpoint."""
+    control plane has no release bundle endpoint. ``base``: Rule 10's (manifest id, the
+    hash cache's entries of its files)."""
     if on_plan is not None:
         on_plan(site, inline)
     canonical = site.manifest.canonical()
-    parts = [header(sha256_hex(canonical), len(canonical)), canonical]  # the id, encoded once
+    manifest_id = sha256_hex(canonical)  # the id, encoded once
+    parts = [b"", canonical]
     for sha in inline:
         parts += [header(sha, sizes[sha]), _read(site.sources[sha])]
     sent = sum(sizes[sha] for sha in inline)
+    manifest_bytes = 0
+    if base is not None and base[0] != manifest_id:  # Rule 10
+        parts[1] = _changes_record(base[1], site.manifest)
+        parts[0] = header(manifest_id, len(parts[1]))
+        try:
+            release = client.create_release_with_blobs(env, service, b"".join(parts), base=base[0])
+        except ApiError as exc:
+            if exc.code not in _NOT_CHANGES:
+                return _inline_failed(exc, client, site, inline, service, env, parallel, progress, sent,
+                                      len(parts[1]) + len(canonical))  # a create that follows sends it whole
+            manifest_bytes, parts[1] = len(parts[1]), canonical  # the whole manifest, as before
+        else:
+            if progress is not None:
+                progress(sent)
+            return release, len(inline), sent, len(parts[1])
+    parts[0] = header(manifest_id, len(canonical))
     try:
         release = client.create_release_with_blobs(env, service, b"".join(parts))
     except ApiError as exc:
-        if exc.code == "hash_mismatch":
-            raise SiteError(f"a file changed while it was being pushed ({exc}); push again") from None
-        if exc.code == "missing_blobs":  # the guess missed some: Rules 2 and 4
-            if progress is not None:
-                progress(sent)
-            lacking = [h for h in exc.problems if h in site.sources]
-            sent += upload_blobs(client, site, lacking, parallel, progress)
-            release = client.create_release(env, service, site.manifest.to_json())
-            return release, len(set(inline) | set(lacking)), sent, len(canonical)
-        if exc.status in (404, 405) and exc.code in ("not_found", "method_not_allowed", "http_error"):
-            return None  # an older control plane: ask, upload, create
-        raise
+        return _inline_failed(exc, client, site, inline, service, env, parallel, progress, sent,
+                              manifest_bytes + len(canonical))
     if progress is not None:
         progress(sent)
-    return release, len(inline), sent, len(canonical)
+    return release, len(inline), sent, manifest_bytes + len(canonical)
+
+
+_NOT_CHANGES = frozenset({  # Rule 10: the whole manifest is sent instead
+    "unknown_base", "changes_mismatch",
+    "hash_mismatch", "invalid_manifest",  # a control plane that takes no ``base`` read the changes as a manifest
+})
+
+
+def _changes_record(old: dict[str, tuple], manifest) -> bytes:
+    """Rule 10: ``{path: entry | null}`` (JSON, escaped as the canonical encoding is) from
+    the files the hash cache remembers (``old``: its entries) to ``manifest``."""
+    from _json import encode_basestring as quote  # json.dumps's own escaping, without json
+
+    files, out = manifest.files, []
+    for path, entry in files.items():
+        was = old.get(path)
+        if type(was) is not tuple or len(was) != 7 or was[5] != entry.sha256 or was[0] != entry.size:
+            field = "sha256" if len(entry.sha256) == 64 else "blob"
+            out.append(f'{quote(path)}:{{"{field}":{quote(entry.sha256)},"size":{entry.size}}}')
+    out += [f"{quote(path)}:null" for path in old.keys() - files.keys() if type(path) is str]
+    return ("{" + ",".join(out) + "}").encode()
+
+
+def _where(client, env: str, service: str) -> str:
+    """Rule 10: the control plane, environment and service a release was created at."""
+    return f"{getattr(client, 'base_url', '')} {env} {service}"
+
+
+def _inline_failed(exc: ApiError, client, site: Site, inline: list[str], service: str, env: str, parallel: int,
+                   progress: Callable[[int], None] | None, sent: int,
+                   manifest_bytes: int) -> tuple[dict, int, int, int] | None:
+    """Rule 7 when the release bundle was refused: the blobs it lacked uploaded and the
+    release created again, None for a control plane without the endpoint, or the error."""
+    if exc.code == "hash_mismatch":
+        raise SiteError(f"a file changed while it was being pushed ({exc}); push again") from None
+    if exc.code == "missing_blobs":  # the guess missed some: Rules 2 and 4
+        if progress is not None:
+            progress(sent)
+        lacking = [h for h in exc.problems if h in site.sources]
+        sent += upload_blobs(client, site, lacking, parallel, progress)
+        release = client.create_release(env, service, site.manifest.to_json())
+        return release, len(set(inline) | set(lacking)), sent, manifest_bytes
+    if exc.status in (404, 405) and exc.code in ("not_found", "method_not_allowed", "http_error"):
+        return None  # an older control plane: ask, upload, create
+    raise exc
 
 
 def upload_blobs(client: Client | PushApi, site: Site, hashes: list[str], parallel: int = 8,

@@ -123,9 +123,11 @@ class PushApi:
                           _json({"manifest": manifest}))
 
     def create_release_with_blobs(self, env: str, service: str, body: bytes | Iterable[bytes],
-                                  size: int | None = None) -> dict[str, Any]:
-        """One request: the manifest and new blobs as a bundle (``release_bundle``)."""
-        return self._call("POST", f"/v1/services/{quote(service, safe='')}/releases/bundle?env={quote(env, safe='')}",
+                                  size: int | None = None, base: str | None = None) -> dict[str, Any]:
+        """One request: the manifest (or with ``base``, its changes from that manifest) and
+        new blobs as a bundle (``release_bundle``)."""
+        query = f"env={quote(env, safe='')}" + (f"&base={quote(base, safe='')}" if base else "")
+        return self._call("POST", f"/v1/services/{quote(service, safe='')}/releases/bundle?{query}",
                           body, BUNDLE_TYPE, size, retry=False)
 
     def release_status(self, env: str, service: str, number: int, wait: float | None = None) -> dict[str, Any]:
