@@ -227,7 +227,7 @@ def test_the_file_system_of_a_device_is_read_from_mountinfo(device, kind):
     ("cifs", hashcache.RACY_NS), ("fuse.sshfs", hashcache.RACY_NS), (None, hashcache.RACY_NS),
 ])
 def test_the_racy_window_is_short_only_on_local_file_systems_with_fine_timestamps(tmp_path, monkeypatch, kind, window):
-    """Rule 2: 100 ms where the kernel stamps files from its clock, 2 s elsewhere."""
+    """Rule 2: two clock ticks where the kernel stamps files from its clock, 2 s elsewhere."""
     monkeypatch.setattr(hashcache, "fs_type", lambda text, device: kind)
     assert HashCache(None).racy_window(os.stat(tmp_path).st_dev) == window
 
@@ -242,7 +242,8 @@ def test_an_entry_hashed_past_its_file_systems_window_is_trusted(tmp_path, monke
     st = os.stat(tmp_path / "x")
     changed = max(st.st_mtime_ns, st.st_ctime_ns)
     sha = "0" * 64 + "-b3"
-    for kind, hashed_after, trusted in [("ext4", 150_000_000, True), ("ext4", 50_000_000, False),
+    fine = hashcache.FINE_RACY_NS
+    for kind, hashed_after, trusted in [("ext4", fine, True), ("ext4", fine - 1, False), ("ext4", fine // 2, False),
                                         ("nfs4", 150_000_000, False), ("nfs4", 2_100_000_000, True)]:
         monkeypatch.setattr(hashcache, "fs_type", lambda text, device: kind)
         cache = HashCache(None)
@@ -280,3 +281,34 @@ def test_a_file_of_the_format_before_reads_without_a_release(tmp_path):
     write_entries(tmp_path / "x.hashes", {"a": (1, 2, 3, 4, 5, "b" * 64, 6)})
     read = HashCache(tmp_path / "x.hashes")
     assert read.released is None and read.old == {"a": (1, 2, 3, 4, 5, "b" * 64, 6)}
+
+
+@pytest.mark.parametrize("tick, window", [
+    (0.004, 10_000_000),   # HZ=250: two ticks are 8 ms, the floor is 10
+    (0.01, 20_000_000),    # HZ=100
+    (0.001, 10_000_000),   # HZ=1000
+    (OSError(22, "Invalid argument"), 100_000_000),  # a kernel that cannot say
+])
+def test_the_fine_window_is_two_ticks_of_the_clock_files_are_stamped_with(monkeypatch, tick, window):
+    def getres(clock):
+        assert clock == hashcache.CLOCK_REALTIME_COARSE
+        if isinstance(tick, Exception):
+            raise tick
+        return tick
+
+    monkeypatch.setattr(hashcache.time, "clock_getres", getres)
+    assert hashcache._fine_window() == window
+
+
+def test_a_file_written_after_a_hash_began_is_stamped_within_the_window(tmp_path):
+    """Rule 2's premise, on this machine's file system: a write's stamp is never older
+    than the moment before it by as much as the window (then a file written again after
+    its hash began always differs from an entry older than the window)."""
+    path = tmp_path / "x"
+    worst = 0
+    for i in range(300):
+        began = time.time_ns()
+        path.write_bytes(b"%d" % i)
+        st = os.stat(path)
+        worst = max(worst, began - min(st.st_mtime_ns, st.st_ctime_ns))
+    assert worst < hashcache.FINE_RACY_NS

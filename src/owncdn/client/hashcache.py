@@ -11,11 +11,15 @@ Rules:
    window before the moment it was hashed could have been written again within the
    same timestamp tick, so it is hashed again on the next push (as git does for its
    index). The window is ``RACY_NS`` (2 s: FAT's granularity, and network file
-   systems' clocks), or ``FINE_RACY_NS`` (100 ms) on a local Linux file system that
-   stamps files from the kernel's clock (``FINE_FS``, told by the file's device in
-   ``/proc/self/mountinfo``: ``fs_type``), whose tick is at most 10 ms. A site
-   pushed within 2 s of being built or copied was read whole again by its next push
-   (``bench/push.py``'s one-file push: 0.08 s instead of 0.045).
+   systems' clocks), or ``FINE_RACY_NS`` on a local Linux file system that stamps
+   files from the kernel's clock (``FINE_FS``, told by the file's device in
+   ``/proc/self/mountinfo``: ``fs_type``): two ticks of the coarse real-time clock
+   those stamps come from (``clock_getres(CLOCK_REALTIME_COARSE)``: 4 ms here), at
+   least 10 ms. A stamp lags the time the hash began (read before any file is opened)
+   by at most a tick, so a file written again after that gets a newer stamp than one
+   older than the window. A site pushed within 2 s of being built or copied was read
+   whole again by its next push (``bench/push.py``'s one-file push: 0.08 s instead of
+   0.045); with a 100 ms window still when its last files were copied within 100 ms.
 3. The cache lives in ``$XDG_CACHE_HOME/owncdn/hashes`` (``~/.cache/owncdn/hashes``),
    one file per pushed directory (named by the SHA-256 of its real path), written by
    temp file + rename (paths as strings: `owncdn push` starts without importing
@@ -56,10 +60,23 @@ from owncdn.core.content.digest import is_blob_name, sha256_hex
 __all__ = ["FORMAT", "HashCache", "cache_dir", "fs_type"]
 
 RACY_NS = 2_000_000_000
-FINE_RACY_NS = 100_000_000  # Rule 2
+CLOCK_REALTIME_COARSE = 5  # Linux's clockid (the time module does not name it)
 FINE_FS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "f2fs"})
 MOUNTINFO = "/proc/self/mountinfo"
 FORMAT = "owncdn-hashes-2"  # Rule 5: the first item of the file
+
+
+def _fine_window() -> int:
+    """Rule 2: two ticks of the clock Linux stamps files with, at least 10 ms (100 ms
+    where its resolution cannot be read)."""
+    try:
+        tick = time.clock_getres(CLOCK_REALTIME_COARSE)
+    except (OSError, AttributeError):  # not Linux
+        return 100_000_000
+    return max(10_000_000, int(2 * tick * 1e9))
+
+
+FINE_RACY_NS = _fine_window()
 
 
 def cache_dir() -> str:

@@ -107,11 +107,11 @@ import binascii
 import os
 import sys
 import time
-from urllib.parse import quote
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import httpx
 import orjson
