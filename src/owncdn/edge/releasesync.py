@@ -256,6 +256,8 @@ class ReleaseSync:
         held = [live.target, live.previous] if live is not None else []
         base = next((t.manifest for t in (*held, pending) if t is not None and t.id == base_id), None)
         if base is None:
+            _warn(f"release {data.get('number')} of {service} comes as its changes from {str(base_id)[:12]}, "
+                  "which this edge does not hold; fetching its manifest")
             return None
         try:
             return Target.from_changes(data, base)
