@@ -60,7 +60,7 @@ Rules:
    whose result does not hash to that id, refuses it (409 ``unknown_base`` /
    ``changes_mismatch``; one that takes no ``base`` reads it as a manifest and refuses
    that) and the whole manifest goes in the same bundle, as before. For a site of
-   100,000 files a one-file push sent the changes instead of 11 MB of manifest.
+   100,000 files a one-file push sent 111 bytes of changes instead of 11 MB of manifest.
 9. A push that hashes more than ``INLINE_BLOBS`` files or ``INLINE_BYTES`` (a first
    push, a cold hash cache: Rule 7 could not hold its new blobs) is streamed: the
    questions and uploads of Rule 2 run while the directory is hashed. The blobs are
