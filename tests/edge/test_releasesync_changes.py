@@ -145,3 +145,23 @@ async def test_an_event_for_the_release_served_is_acknowledged_without_applying_
     await sync.on_event(None, http, changes_event(2, ONE, TWO))  # resent on a reconnect
     assert control.manifest_asks == []
     assert [(a["number"], a["status"]) for a in control.acks] == [(1, "serving"), (2, "serving"), (2, "serving")]
+
+
+async def test_a_rollback_sent_as_changes_takes_the_manifest_the_edge_holds(fleet):
+    """Release 2, created after 1, is sent as its changes from 1 (cached so); activated
+    again after 3, the edge holds 2 as its previous release: no fetch, no changes applied."""
+    control, store, sync, http = fleet
+    await sync.on_event(None, http, event(1, ONE))
+    await settle(sync)
+    await sync.on_event(None, http, changes_event(2, ONE, TWO))
+    await settle(sync)
+    await sync.on_event(None, http, changes_event(3, TWO, THREE))
+    await settle(sync)
+    await sync.on_event(None, http, changes_event(2, ONE, TWO))  # release 2 made current again
+    await settle(sync)
+    assert control.manifest_asks == []
+    live = store.live["blog"]
+    assert (live.target.number, live.target.id) == (2, manifest_of(TWO).id)
+    assert live.target.manifest == manifest_of(TWO) and live.previous.number == 3
+    assert [(a["number"], a["status"]) for a in control.acks] == [(1, "serving"), (2, "serving"), (3, "serving"),
+                                                                   (2, "serving")]

@@ -135,6 +135,15 @@ class Target:
         object.__setattr__(target, "_manifest_json", encoded_as(manifest, target.id))  # its release file's
         return target
 
+    @classmethod
+    def held_as(cls, data: dict, held: "Target") -> "Target":
+        """From a ``release`` event for a release whose manifest this edge holds already
+        (``held``, the same id: a rollback to the previous release), without its changes."""
+        target = cls(str(data["service"]), int(data["number"]), held.id, held.manifest,
+                     _timestamp(data.get("created_at", data.get("created"))))
+        object.__setattr__(target, "_manifest_json", held._manifest_json)
+        return target
+
     @property
     def blobs(self) -> dict[str, int]:
         """``manifest.blobs`` (blob name -> size), computed once: asked at every fetch

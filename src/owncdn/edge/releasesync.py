@@ -91,7 +91,8 @@ Rules:
 9. A ``release`` event may carry the release's changes from another release instead
    of its manifest (``"base"``: that release's id, ``"changes"``: ``core/content/changes.py``;
    the control plane's ``releasechannels`` Rule 8). An edge that holds the base (live,
-   previous or pending) applies them, and the result must hash to the release's id
+   previous or pending) applies them (or, holding the release itself, as after a
+   rollback to the previous one, takes its manifest as it is), and the result must hash to the release's id
    (``encoded_as``: that encoding is its release file's); any other edge, or one whose
    result does not match, fetches the whole manifest (``GET /v1/services/{s}/releases/{n}/manifest``,
    retried with backoff while wanted, in a task a newer event cancels) and takes the
@@ -253,8 +254,11 @@ class ReleaseSync:
         when this edge holds that one (live, previous or pending); else None."""
         base_id = data["base"]
         live, pending = self.store.live.get(service), self.store.pending.get(service)
-        held = [live.target, live.previous] if live is not None else []
-        base = next((t.manifest for t in (*held, pending) if t is not None and t.id == base_id), None)
+        held = [t for t in ((live.target, live.previous) if live is not None else ()) + (pending,) if t is not None]
+        same = next((t for t in held if t.id == data["id"]), None)
+        if same is not None:  # a rollback to the previous release: its manifest is here
+            return Target.held_as(data, same)
+        base = next((t.manifest for t in held if t.id == base_id), None)
         if base is None:
             _warn(f"release {data.get('number')} of {service} comes as its changes from {str(base_id)[:12]}, "
                   "which this edge does not hold; fetching its manifest")
