@@ -10,10 +10,11 @@ Rules:
    (``manifest.py`` Rule 2): an entry adds the path or replaces its entry, ``None``
    removes it. Paths not named keep their entries.
 2. ``apply_changes`` checks every named path and entry as ``parse_manifest`` does
-   (Rules 1-2 there), a removal of a path the base lacks, and Rule 3 there (no path both
-   a file and a directory) for the paths added (a removal or a replaced entry makes no
-   new conflict); ``ManifestError`` lists every problem. The paths not named were valid in the base
-   and are not checked again: a one-file change to 100,000 files checks one entry.
+   (Rules 1-2 there), a removal of a path the base lacks, and Rule 3 there (no path
+   both a file and a directory) for the paths added (a removal or a replaced entry
+   makes no new conflict); ``ManifestError`` lists every problem. The paths not named
+   were valid in the base and are not checked again: a one-file change to 100,000
+   files checks one entry.
 3. ``encoded_as`` gives the canonical encoding of the result, which must hash to the
    id the sender announced, or ``ManifestError``: a base that is not the one the
    changes were made from, or changes altered on the way, never pass for the release.
@@ -41,8 +42,7 @@ def changes_between(old: Manifest, new: Manifest) -> dict[str, dict | None]:
         was = before.get(path)
         if was is not entry and was != entry:
             out[path] = {_field(entry.sha256): entry.sha256, "size": entry.size}
-    if len(before) + len(out) != len(after) or any(path not in after for path in before):
-        out.update((path, None) for path in before if path not in after)
+    out.update((path, None) for path in sorted(before.keys() - after.keys()))
     return out
 
 
