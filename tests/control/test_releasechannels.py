@@ -12,6 +12,7 @@ import time
 from types import SimpleNamespace
 
 import httpx
+import orjson
 import pytest
 
 import owncdn.control.api.releases as releases_api
@@ -36,8 +37,12 @@ def manifest(**files: bytes) -> dict:
     return {"files": {path: {"blob": blob_name(data), "size": len(data)} for path, data in files.items()}}
 
 
+def canonical(m: dict) -> bytes:
+    return json.dumps(m, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def release_bundle(m: dict, *blobs: bytes) -> bytes:
-    first = json.dumps(m, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    first = canonical(m)
     return (header(sha256(first).hexdigest(), len(first)) + first
             + b"".join(header(blob_name(blob), len(blob)) + blob for blob in blobs))
 
@@ -157,7 +162,7 @@ def test_a_release_made_right_after_another_goes_as_its_changes_when_they_are_fe
     assert data["id"] == made["id"]
     if not as_changes:
         assert "changes" not in data and "base" not in data
-        assert json.loads(orjson_text(data["manifest"])) == manifest(**files_after)
+        assert json.loads(orjson.dumps(data["manifest"])) == manifest(**files_after)
         return
     assert "manifest" not in data
     assert data["base"] == sha256(canonical(manifest(**files_before))).hexdigest()
@@ -181,16 +186,6 @@ def test_a_release_manifest_is_answered_whole_in_its_canonical_encoding(api):
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     anonymous = httpx.get(f"{str(api.http.base_url).rstrip('/')}/v1/services/inl/releases/{made['number']}/manifest", timeout=10)
     assert anonymous.status_code == 401
-
-
-def canonical(m: dict) -> bytes:
-    return json.dumps(m, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def orjson_text(value) -> bytes:
-    import orjson
-
-    return orjson.dumps(value)
 
 
 def changes_bundle(name: str, changes: dict, *blobs: bytes) -> bytes:
