@@ -221,3 +221,21 @@ def test_a_release_bundle_may_carry_the_changes_from_the_last_release(api, base_
     stored = api.http.get(f"/v1/services/inl/releases/{r.json()['number']}/manifest")
     assert stored.content == canonical(manifest(**want))
     assert api.event()["changes"] == changes and api.event()["base"] == last["id"]
+
+
+def test_a_release_read_between_its_storing_and_remember_goes_as_expected_not_from_the_store():
+    """Rule 3: a stream that sees the new current release before ``remember`` sends the
+    data given to ``expect`` (here its changes), not the manifest read from the store."""
+    def from_store(*args):
+        raise AssertionError("read from the store")
+
+    ctx = SimpleNamespace(store=SimpleNamespace(
+        current_releases=lambda env: [SimpleNamespace(service="svc", number=4, id="new")], get_release=from_store),
+        hub=SimpleNamespace(generation=lambda topic: 1))
+    channel = ReleaseChannel()
+    channel.expect("production", "svc", "new", {"files": {}}, changes=("old", {"a.html": None}))
+    want = {"service": "svc", "number": 4, "id": "new", "base": "old", "changes": {"a.html": None}}
+    assert channel.read(ctx, EDGE) == {"svc": (4, want)}
+    channel.remember("production", "svc", 4, "new")
+    assert channel.read(ctx, EDGE) == {"svc": (4, want)}  # now by its number
+    assert not channel._expected

@@ -126,13 +126,16 @@ class Target:
         return target
 
     @classmethod
-    def from_changes(cls, data: dict, base: Manifest) -> "Target":
-        """From a ``release`` event that carries the release's changes from ``base``
-        (``releasesync.py`` Rule 9); ManifestError when they do not give the announced id."""
-        manifest = apply_changes(base, data["changes"])
+    def from_changes(cls, data: dict, base: "Target") -> "Target":
+        """From a ``release`` event that carries the release's changes from ``base``'s
+        manifest (``releasesync.py`` Rule 9); ManifestError when they do not give the
+        announced id. Its encoding is ``base``'s edited (``changes.py`` Rule 6)."""
+        changes = data["changes"]
+        manifest = apply_changes(base.manifest, changes)
         target = cls(str(data["service"]), int(data["number"]), str(data["id"]), manifest,
                      _timestamp(data.get("created_at", data.get("created"))))
-        object.__setattr__(target, "_manifest_json", encoded_as(manifest, target.id))  # its release file's
+        encoded = encoded_as(manifest, target.id, base.manifest, changes, base.manifest_json)
+        object.__setattr__(target, "_manifest_json", encoded)  # its release file's
         return target
 
     @classmethod

@@ -258,7 +258,7 @@ class ReleaseSync:
         same = next((t for t in held if t.id == data["id"]), None)
         if same is not None:  # a rollback to the previous release: its manifest is here
             return Target.held_as(data, same)
-        base = next((t.manifest for t in held if t.id == base_id), None)
+        base = next((t for t in held if t.id == base_id), None)
         if base is None:
             _warn(f"release {data.get('number')} of {service} comes as its changes from {str(base_id)[:12]}, "
                   "which this edge does not hold; fetching its manifest")

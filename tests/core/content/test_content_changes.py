@@ -1,10 +1,12 @@
 """A manifest as its changes from another: what changes_between gives, what apply_changes
-takes and refuses (table)."""
+takes and refuses (table); the encoding edited from the base's (Rule 6, table)."""
+
+import random
 
 import pytest
 
-from owncdn.core.content import Manifest, ManifestError, parse_manifest
-from owncdn.core.content.changes import apply_changes, changes_between, encoded_as
+from owncdn.core.content import FileEntry, Manifest, ManifestError, parse_manifest
+from owncdn.core.content.changes import apply_changes, changes_between, encoded_as, spliced
 
 A, B, C = "a" * 64 + "-b3", "b" * 64 + "-b3", "c" * 64 + "-b3"
 OLD_SHA = "d" * 64
@@ -87,3 +89,99 @@ def test_changes_name_only_what_changed_in_a_manifest_parsed_against_the_one_bef
     doc["files"]["index.html"] = entry(C, 7)
     new = parse_manifest(doc, BASE)
     assert changes_between(BASE, new) == {"index.html": entry(C, 7)}
+
+
+# -- Rule 6: the encoding of base + changes, edited from the base's ------------------------
+# Paths whose encoding could fool a search: a quote (escaped inside a key), a brace and
+# a comma in a key, names equal to the wrapper's and the entries' own keys, non-ASCII.
+TRICKY = ["a", "b", 'x"b', 'a"b', "a}b", 'c,"d":{', "files", "blob", "size", "sha256", "é/ü.html", "z"]
+
+
+def _base(paths, sizes=1):
+    return Manifest.build([(p, A if i % 2 else OLD_SHA, sizes + i) for i, p in enumerate(paths)])
+
+
+@pytest.mark.parametrize("paths, changes", [
+    (["a", "b", "z"], {"a": entry(C, 9)}),                        # the first entry replaced
+    (["a", "b", "z"], {"b": entry(C, 9)}),                        # one in the middle
+    (["a", "b", "z"], {"z": entry(C, 9)}),                        # the last
+    (["a", "b", "z"], {"a": None}),                               # the first removed
+    (["a", "b", "z"], {"b": None}),
+    (["a", "b", "z"], {"z": None}),
+    (["a"], {"a": None}),                                         # the only one: nothing left
+    (["b", "z"], {"a": entry(C, 9)}),                             # added before the first
+    (["a", "z"], {"b": entry(C, 9)}),                             # between two
+    (["a", "b"], {"z": entry(C, 9)}),                             # after the last
+    ([], {"a": entry(C, 9)}),                                     # into an empty manifest
+    (["a", "b", "z"], {"a": None, "b": entry(C, 1), "c": entry(A, 2), "z": None}),  # several at once
+    (["b", 'x"b'], {"b": entry(C, 9)}),                           # "b" also ends the key 'x"b'
+    (["b", 'x"b'], {'x"b': None}),
+    (['a"b', "b"], {"b": entry(C, 9)}),                           # '"b":{' inside the key before it
+    (["a}b", "z"], {"a}b": entry(C, 9)}),                         # a brace in the key, not the entry's end
+    (["a", 'c,"d":{', "z"], {"z": entry(C, 9)}),                  # a key that reads like the next one
+    (["a", 'c,"d":{', "z"], {'c,"d":{': None}),
+    (["blob", "files", "size", "sha256"], {"files": entry(C, 9), "size": None}),
+    (["a", "é/ü.html"], {"é/ü.html": entry(C, 9), "ä": entry(B, 3)}),
+    (["a", "b"], {"b": {"sha256": OLD_SHA, "size": 2**70}}),       # a size beyond 64 bits
+])
+def test_the_edited_encoding_is_the_canonical_one(paths, changes):
+    base = _base(paths)
+    base.canonical()
+    new = apply_changes(base, changes)
+    want = Manifest(dict(new.files)).canonical()
+    assert spliced(base, new, changes) == want
+    assert encoded_as(new, Manifest(dict(new.files)).id, base, changes) == want
+
+
+def test_random_changes_edit_the_encoding_as_a_whole_encoding_gives_it():
+    rnd = random.Random(6)
+    names = [*TRICKY, "d/e", "d/f", "0", "-", "~"]
+    for _ in range(500):
+        base = _base(sorted(rnd.sample(names, rnd.randint(0, 8))), rnd.choice([0, 7, 2**65]))
+        base.canonical()
+        changes = {}
+        for path in rnd.sample(names, rnd.randint(0, 5)):
+            if path in base.files and rnd.random() < 0.5:
+                changes[path] = None
+            else:
+                changes[path] = entry(rnd.choice([A, B, C]), rnd.randint(0, 99))
+        try:
+            new = apply_changes(base, changes)
+        except ManifestError:  # a file and a directory of the same name ("d" and "d/e")
+            continue
+        assert spliced(base, new, changes) == Manifest(dict(new.files)).canonical(), (base.files, changes)
+
+
+@pytest.mark.parametrize("text", [
+    None,                                                    # no encoding held: nothing to edit
+    b'{"files": {}}',                                        # not compact
+    b'{"other":{}}',
+])
+def test_without_the_base_encoding_the_whole_manifest_is_encoded(text):
+    base = _base(["a", "b"])
+    new = apply_changes(base, {"b": entry(C, 9)})
+    if text is not None:
+        assert spliced(base, new, ["b"], text) is None
+    want = Manifest(dict(new.files))
+    assert encoded_as(new, want.id, base, ["b"], text) == want.canonical()
+
+
+def test_a_base_encoding_of_other_entries_still_gives_the_canonical_one():
+    base, other = _base(["a", "b"]), _base(["a", "b"], sizes=5)
+    new = apply_changes(base, {"b": entry(C, 9)})
+    edited = spliced(base, new, ["b"], other.canonical())
+    want = Manifest(dict(new.files))
+    assert edited is not None and edited != want.canonical()  # edited, but from the wrong bytes
+    assert encoded_as(new, want.id, base, ["b"], other.canonical()) == want.canonical()  # Rule 3 decides
+    with pytest.raises(ManifestError, match="not " + _base(["a"]).id[:12]):
+        encoded_as(apply_changes(base, {"b": entry(C, 9)}), _base(["a"]).id, base, ["b"])
+
+
+def test_the_changed_paths_alone_are_encoded_again():
+    base = Manifest({f"d{i // 100}/p{i}.html": FileEntry(A, i) for i in range(1000)})
+    text = base.canonical()
+    new = apply_changes(base, {"d3/p300.html": entry(B, 1)})
+    edited = spliced(base, new, ["d3/p300.html"])
+    assert edited == Manifest(dict(new.files)).canonical()
+    cut = text.index(b'"d3/p300.html"')
+    assert edited[:cut] == text[:cut]  # the bytes before the change are the base's

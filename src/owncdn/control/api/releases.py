@@ -96,7 +96,9 @@ from manifest ``base`` (``core/content/changes.py``): the first record holds the
 9: held in memory), else 409 ``unknown_base``; changes that are not valid or do not
 give that id are 409 ``changes_mismatch``. Either way nothing is stored and the client
 sends the whole manifest. A one-file push to a site of 100,000 files then sends and
-checks one entry instead of 11 MB of manifest.
+checks one entry instead of 11 MB of manifest. The new manifest's encoding (its id,
+the text stored) is the base's edited at the changed paths (``changes.py`` Rule 6),
+so Rule 9 keeps each manifest with its encoding.
 
 Rule 11: the endpoints a push calls are coroutines that do their blocking work in
 one worker-thread step (``run_in_threadpool``): FastAPI runs a plain function
@@ -134,7 +136,8 @@ from .channels import state_changed
 from .errors import ApiProblem, error_responses
 from .nodes import existing_node
 from .releasechannels import (
-    INLINE_EVENT_BYTES, UPCOMING_SECONDS, announce_upcoming, changes_for, current_topic, forget_upcoming, remember_manifest,
+    INLINE_EVENT_BYTES, UPCOMING_SECONDS, announce_upcoming, changes_for, current_topic, expect_manifest, forget_upcoming,
+    remember_manifest,
 )
 from .releaseschemas import (
     NodeReleaseIn, NodeReleaseOut, ReleaseCreate, ReleaseCreated, ReleaseFailure, ReleaseNode, ReleaseOut,
@@ -309,6 +312,7 @@ def _manifest_record(ctx: ApiContext, env: str, name: str, sha: str, data: bytes
     elif manifest.id != sha:
         raise ApiProblem(422, "invalid_manifest", "the manifest record is not in its canonical encoding "
                          "(compact JSON, sorted keys, UTF-8); nothing was stored")
+    manifest._text = data  # its canonical encoding either way: the next changes edit it (Rule 15)
     return manifest, (doc, data.decode())
 
 
@@ -321,8 +325,9 @@ def _changes_record(ctx: ApiContext, env: str, name: str, sha: str, data: bytes,
         raise ApiProblem(409, "unknown_base", f"this control plane does not hold manifest {base[:12]} of '{name}' "
                          "in memory; send the whole manifest (nothing was stored)")
     try:
-        manifest = apply_changes(known, orjson.loads(data))
-        text = encoded_as(manifest, sha)
+        changes = orjson.loads(data)
+        manifest = apply_changes(known, changes)
+        text = encoded_as(manifest, sha, known, changes)  # edited from the base's encoding
     except (orjson.JSONDecodeError, ManifestError) as exc:
         raise ApiProblem(409, "changes_mismatch", f"the changes do not give manifest {sha[:12]} from {base[:12]} "
                          f"({exc}); send the whole manifest (nothing was stored)") from None
@@ -357,9 +362,10 @@ def _create(ctx: ApiContext, env: str, name: str, manifest: Manifest, blobs: Blo
     previous = _recent(ctx, env, name)
     inline = _inline_blobs(blobs, manifest, previous)  # Rule 10: read before the release is stored
     changes = changes_for(previous, manifest)  # Rule 14
+    expect_manifest(ctx, env, name, manifest.id, body, inline, text, changes)  # no store read, from now on
     release = ctx.store.add_release(env, name, body, manifest.id, len(manifest.files),
                                     manifest.total_bytes, author=author, manifest_text=text)
-    remember_manifest(ctx, env, name, release.number, release.id, body, inline, text, changes)  # no store read
+    remember_manifest(ctx, env, name, release.number, release.id)
     _remember(ctx, env, name, manifest)  # Rule 9
     forget_upcoming(ctx, env, name, release.id)  # Rule 8: announced, now real
     _changed(ctx, env, name, current=True)

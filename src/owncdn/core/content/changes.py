@@ -19,9 +19,22 @@ Rules:
    id the sender announced, or ``ManifestError``: a base that is not the one the
    changes were made from, or changes altered on the way, never pass for the release.
    The encoding is made once: the caller keeps it (an edge's release file holds it).
+   Given the base and its canonical encoding, it is made by editing that encoding at
+   the changed paths (``spliced``, Rule 6) instead of encoding every entry again.
 4. ``changes_between`` compares entries by identity first: a manifest parsed against
    the one before (``parse_manifest``'s ``known``) shares its unchanged entries.
 5. Pure: manifests and dicts in, a ``Manifest`` (or dict) out.
+6. ``spliced``: the canonical encoding (``manifest.py`` Rule 4) is ``{"files":{``, the
+   entries ``"<path>":{...}`` in path order joined by commas, and ``}}``. An entry's
+   key is found by searching for ``,"<path>":{`` (``{"files":{"<path>":{`` for the
+   first): a quote inside a key is escaped (``\\"``), so ``,"`` only opens a key, and
+   inside an entry ``":`` is followed by a quote or a digit, never ``{``; the entry
+   ends at its first ``}``. The changed paths are visited in order, each search going
+   on from the last, so the base's encoding is read once whatever the number of
+   changes; the entries of the changed paths are encoded from the new manifest, every
+   other byte is the base's. A base encoding not of that shape gives None (the whole
+   manifest is encoded then), and either way the result must still hash to the
+   announced id (Rule 3). At 100,000 files: a few milliseconds instead of about 60.
 """
 
 from __future__ import annotations
@@ -29,9 +42,15 @@ from __future__ import annotations
 from bisect import bisect_left
 
 from .digest import sha256_hex
-from .manifest import MAX_PROBLEMS, FileEntry, Manifest, ManifestError, _check_entry, _field, check_path
+from .manifest import MAX_PROBLEMS, FileEntry, Manifest, ManifestError, _check_entry, _field, _quote, check_path
 
-__all__ = ["apply_changes", "changes_between", "encoded_as"]
+__all__ = ["apply_changes", "changes_between", "encoded_as", "spliced"]
+
+TYPE_CHECKING = False  # not from typing: `owncdn push` starts without importing it
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+_HEAD, _TAIL = b'{"files":{', b"}}"
 
 
 def changes_between(old: Manifest, new: Manifest) -> dict[str, dict | None]:
@@ -74,19 +93,98 @@ def apply_changes(base: Manifest, changes: object) -> Manifest:
         problems = _file_and_directory(files, added)
     if problems:
         raise ManifestError(problems[:MAX_PROBLEMS])
-    return Manifest(files) if added else Manifest.in_order(files)
+    if added:  # in path order again: the added paths come last here
+        files = {path: files[path] for path in sorted(files)}
+    return Manifest.in_order(files)
 
 
-def encoded_as(manifest: Manifest, expected_id: str) -> bytes:
+def encoded_as(manifest: Manifest, expected_id: str, base: Manifest | None = None,
+               changed: Iterable[str] = (), base_text: bytes | None = None) -> bytes:
     """Rule 3: the canonical encoding of ``manifest``, whose SHA-256 must be ``expected_id``
-    (it is then the manifest's id, not computed again)."""
-    encoded = manifest.canonical()
-    made = sha256_hex(encoded)
+    (it is then the manifest's id, not computed again); made from ``base``'s (``base_text``,
+    else the one ``base`` holds) when ``manifest`` is ``base`` with the paths ``changed``
+    changed (Rule 6)."""
+    encoded = spliced(base, manifest, changed, base_text) if base is not None else None
+    made = sha256_hex(encoded) if encoded is not None else None
+    if made != expected_id:  # not spliced, or not as the sender encodes it: the whole manifest
+        encoded = manifest._encode()
+        made = sha256_hex(encoded)
     if made != expected_id:
         raise ManifestError([f"the changes give manifest {made[:12]}, not {str(expected_id)[:12]} as announced "
                              "(applied to another release than the one they were made from?)"])
-    manifest._id = made
+    manifest._id, manifest._text = made, encoded
     return encoded
+
+
+def spliced(base: Manifest, manifest: Manifest, changed: Iterable[str], text: bytes | None = None) -> bytes | None:
+    """Rule 6: the canonical encoding of ``manifest`` made from ``text``, ``base``'s
+    (by default the one it holds), given every path whose entry differs between them;
+    None when there is no such text or it is not of the canonical shape."""
+    text = text if text is not None else base._text
+    if text is None or _quote is None or not text.startswith(_HEAD) or not text.endswith(_TAIL):
+        return None
+    end = len(text) - len(_TAIL)
+    old, new = base.files, manifest.files
+    order: list[str] | None = None  # the base's paths, for the places of added ones
+    runs: list = []  # pieces of the result between ``_HEAD`` and ``_TAIL``, joined by commas
+    view, at = memoryview(text), len(_HEAD)  # the base's bytes before ``at`` are used up
+    for path in sorted(changed):
+        held = path in old
+        if held:
+            start, value = _key_at(text, path, at)
+        else:
+            if order is None:
+                order = list(old)
+            after = bisect_left(order, path)
+            start, value = (end, end) if after == len(order) else _key_at(text, order[after], at)
+        if start < 0:
+            return None
+        _run(runs, view, at, start)
+        entry = new.get(path)
+        if entry is not None:
+            runs.append(_entry(path, entry))
+        if held:
+            close = text.find(b"}", value)  # the entry's end: its key may hold a "}", its value none
+            if close < 0 or close >= end:
+                return None
+            at = close + 1
+        else:
+            at = start
+    _run(runs, view, at, end)
+    pieces = [_HEAD]
+    for run in runs:
+        pieces += (run, b",")
+    pieces[-1 if runs else len(pieces):] = [_TAIL]
+    return b"".join(pieces)  # one copy of the base's bytes
+
+
+def _key_at(text: bytes, path: str, at: int) -> tuple[int, int]:
+    """Where the entry of ``path`` begins in the encoding ``text`` and where its value
+    does, searched from ``at`` on (Rule 6); -1s when it is not there."""
+    key = _quoted(path) + b":"
+    if at == len(_HEAD) and text.startswith(key + b"{", at):
+        return at, at + len(key)
+    found = text.find(b"," + key + b"{", at - 1)
+    return (found + 1, found + 1 + len(key)) if found >= 0 else (-1, -1)
+
+
+def _run(runs: list, view: memoryview, start: int, stop: int) -> None:
+    """Add the base's entries between ``start`` and ``stop`` without the commas at either end."""
+    while start < stop and view[start] == 44:  # ","
+        start += 1
+    while stop > start and view[stop - 1] == 44:
+        stop -= 1
+    if start < stop:
+        runs.append(view[start:stop])
+
+
+def _quoted(path: str) -> bytes:
+    return _quote(path).encode()  # as ``manifest.py`` Rule 6 encodes it
+
+
+def _entry(path: str, entry: FileEntry) -> bytes:
+    sha = entry.sha256
+    return b"%s:{\"%s\":\"%s\",\"size\":%d}" % (_quoted(path), _field(sha).encode(), sha.encode(), entry.size)
 
 
 def _file_and_directory(files: dict[str, FileEntry], added: list[str]) -> list[str]:

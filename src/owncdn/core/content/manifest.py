@@ -34,7 +34,9 @@ Rules:
    All give the same bytes for every valid manifest: keys sort by code point
    (UTF-8 keeps that order), non-ASCII is written as UTF-8, and Rules 1-2 leave
    ``"`` as the only character any of them escapes (``\\"``); a size beyond 64 bits,
-   which orjson refuses, is encoded by the others.
+   which orjson refuses, is encoded by the others. It is made once per manifest (a
+   manifest does not change once built): ``changes.py`` edits the encoding of the
+   release before instead of encoding a large manifest again.
 7. No ``re`` and no ``hashlib`` at import (`owncdn push` starts without them): paths
    are checked with string methods, and ids hashed by ``digest.sha256_hex``.
 """
@@ -130,12 +132,13 @@ def _why_not(path: object) -> str | None:
 class Manifest:
     """The files of one release (Rule 5: valid once built)."""
 
-    __slots__ = ("files", "_id", "_blobs")
+    __slots__ = ("files", "_id", "_blobs", "_text")
 
     def __init__(self, files: Mapping[str, FileEntry]) -> None:
         self.files: dict[str, FileEntry] = dict(sorted(files.items()))
         self._id: str | None = None
         self._blobs: dict[str, int] | None = None
+        self._text: bytes | None = None  # the canonical encoding, once made or checked (Rule 6)
 
     def __repr__(self) -> str:
         return f"<Manifest {self.id[:12]} files={len(self.files)} bytes={self.total_bytes}>"
@@ -176,7 +179,12 @@ class Manifest:
         return {"files": {p: {_field(e.sha256): e.sha256, "size": e.size} for p, e in self.files.items()}}
 
     def canonical(self) -> bytes:
-        """Rule 4's encoding (Rule 6: with orjson where it is loaded)."""
+        """Rule 4's encoding (Rule 6: with orjson where it is loaded; made once)."""
+        if self._text is None:
+            self._text = self._encode()
+        return self._text
+
+    def _encode(self) -> bytes:
         orjson = sys.modules.get("orjson")
         if orjson is not None:
             try:
