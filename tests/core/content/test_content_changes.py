@@ -84,6 +84,19 @@ def test_changes_between_round_trips(files):
     assert not set(unchanged) & set(changes)
 
 
+@pytest.mark.parametrize("changes", [
+    {},
+    {"index.html": entry(B, 2)},
+    {"index.html": entry(A, 1)},                                  # named, but the same entry: no change
+    {"old.txt": None, "about.html": entry(C, 3)},
+    {"docs/a.html": None, "docs": entry(A, 1), "css/site.css": entry(B, 2)},
+])
+def test_changes_between_the_named_paths_are_the_changes_between_all(changes):
+    new = apply_changes(BASE, changes)
+    assert changes_between(BASE, new, changes) == changes_between(BASE, new)
+    assert changes_between(BASE, new, reversed(list(changes))) == changes_between(BASE, new)
+
+
 def test_changes_name_only_what_changed_in_a_manifest_parsed_against_the_one_before():
     doc = BASE.to_json()
     doc["files"]["index.html"] = entry(C, 7)

@@ -64,6 +64,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -199,12 +200,15 @@ def remember_manifest(ctx, env: str, service: str, number: int, release_id: str)
             channel.remember(env, service, number, release_id)
 
 
-def changes_for(previous: Manifest | None, manifest: Manifest) -> tuple[str, dict] | None:
+def changes_for(previous: Manifest | None, manifest: Manifest,
+                named: Iterable[str] | None = None) -> tuple[str, dict] | None:
     """Rule 8: ``(previous.id, changes)`` when a release of ``manifest`` made right after
-    one of ``previous`` goes to edges as its changes; None when it goes whole."""
+    one of ``previous`` goes to edges as its changes; None when it goes whole.
+    ``named``: the only paths whose entries may differ (changes the client sent from
+    ``previous``), else every entry is compared."""
     if previous is None or previous.id == manifest.id:
         return None
-    changes = changes_between(previous, manifest)
+    changes = changes_between(previous, manifest, named)
     if len(changes) > CHANGES_SHARE * len(manifest.files):
         return None
     return previous.id, changes

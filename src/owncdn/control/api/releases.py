@@ -114,7 +114,7 @@ import base64
 import concurrent.futures
 import hashlib
 import time
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -247,7 +247,7 @@ async def create_release_with_blobs(name: ServiceName, request: Request, ctx: Ct
                                                     "the changes from it (Rule 15)")] = None) -> ReleaseCreated:
     """Rule 5: the first record is the manifest (canonical JSON, named by its id), or
     with ``base`` its changes from that manifest (Rule 15); the others are blobs."""
-    got: list[tuple[Manifest, tuple[dict, str]]] = []
+    got: list[tuple[Manifest, Encoded]] = []
     claims: list = []  # the claim: an asyncio future, or read raw a concurrent one (Rule 13)
     service = concurrent.futures.Future()  # Rule 2, read while the manifest arrives
 
@@ -294,7 +294,7 @@ def _retrieved(future: asyncio.Future) -> None:
         future.exception()
 
 
-def _manifest_record(ctx: ApiContext, env: str, name: str, sha: str, data: bytes) -> tuple[Manifest, tuple[dict, str]]:
+def _manifest_record(ctx: ApiContext, env: str, name: str, sha: str, data: bytes) -> tuple[Manifest, Encoded]:
     """The manifest of a release bundle, checked (Rule 5; the service, Rule 2, is
     checked meanwhile by the caller), the JSON document read and its text: being the
     manifest's canonical encoding, it is ``manifest.to_json()``, keys in the same order."""
@@ -313,11 +313,11 @@ def _manifest_record(ctx: ApiContext, env: str, name: str, sha: str, data: bytes
         raise ApiProblem(422, "invalid_manifest", "the manifest record is not in its canonical encoding "
                          "(compact JSON, sorted keys, UTF-8); nothing was stored")
     manifest._text = data  # its canonical encoding either way: the next changes edit it (Rule 15)
-    return manifest, (doc, data.decode())
+    return manifest, Encoded(doc, data.decode())
 
 
 def _changes_record(ctx: ApiContext, env: str, name: str, sha: str, data: bytes,
-                    base: str) -> tuple[Manifest, tuple[dict, str]]:
+                    base: str) -> tuple[Manifest, Encoded]:
     """Rule 15: the manifest a release bundle's first record gives as its changes from
     manifest ``base``, which must hash to the record's name; its JSON and text."""
     known = _recent(ctx, env, name)
@@ -331,7 +331,17 @@ def _changes_record(ctx: ApiContext, env: str, name: str, sha: str, data: bytes,
     except (orjson.JSONDecodeError, ManifestError) as exc:
         raise ApiProblem(409, "changes_mismatch", f"the changes do not give manifest {sha[:12]} from {base[:12]} "
                          f"({exc}); send the whole manifest (nothing was stored)") from None
-    return manifest, (manifest.to_json(), text.decode())
+    return manifest, Encoded(None, text.decode(), (base, list(changes)))
+
+
+class Encoded(NamedTuple):
+    """A manifest record as read: its JSON document (None when not made: the text goes
+    to the store and the edges), its canonical text, and for changes (Rule 15) the base
+    id and the paths they name."""
+
+    doc: dict | None
+    text: str
+    came_as: tuple[str, list[str]] | None = None
 
 
 def _canonical(doc: dict, data: bytes) -> bool:
@@ -344,10 +354,10 @@ def _canonical(doc: dict, data: bytes) -> bool:
 
 
 def _create(ctx: ApiContext, env: str, name: str, manifest: Manifest, blobs: BlobStore, author: str,
-            unclaimed: list[str] | None = None, encoded: tuple[dict, str] | None = None) -> ReleaseCreated:
+            unclaimed: list[str] | None = None, encoded: Encoded | None = None) -> ReleaseCreated:
     """Rules 1 and 3, once the manifest and the service are checked. ``unclaimed``: the
     blobs a claim of the whole manifest just found missing (Rule 5), looked at again;
-    ``encoded``: ``manifest.to_json()`` and its canonical text, when the caller has them
+    ``encoded``: the manifest's JSON and its canonical text, when the caller has them
     (a release bundle's manifest record: not made again, about 0.6 ms)."""
     named = manifest.blobs
     # present ones marked wanted: blob GC keeps them (blobgc Rule 2)
@@ -358,10 +368,11 @@ def _create(ctx: ApiContext, env: str, name: str, manifest: Manifest, blobs: Blo
                          "PUT /v1/blobs/{sha256} each, then create the release again (`owncdn push` again "
                          "does both)", missing[:MAX_LISTED_MISSING])
     blobs.sync(named)  # every blob durable before a release names it
-    body, text = encoded if encoded is not None else (manifest.to_json(), manifest.canonical().decode())
+    body, text, came_as = encoded if encoded is not None else (manifest.to_json(), manifest.canonical().decode(), None)
     previous = _recent(ctx, env, name)
     inline = _inline_blobs(blobs, manifest, previous)  # Rule 10: read before the release is stored
-    changes = changes_for(previous, manifest)  # Rule 14
+    named = came_as[1] if came_as is not None and previous is not None and previous.id == came_as[0] else None
+    changes = changes_for(previous, manifest, named)  # Rule 14
     expect_manifest(ctx, env, name, manifest.id, body, inline, text, changes)  # no store read, from now on
     release = ctx.store.add_release(env, name, body, manifest.id, len(manifest.files),
                                     manifest.total_bytes, author=author, manifest_text=text)

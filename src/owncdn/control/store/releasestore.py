@@ -107,11 +107,11 @@ class ReleaseStore:
     """Mixed into ``Store``: uses its ``_read``, ``_write``, ``_read_rows``, ``_write_rows``
     and ``_now``."""
 
-    def add_release(self, env: str, service: str, manifest: dict, manifest_id: str, files: int,
+    def add_release(self, env: str, service: str, manifest: dict | None, manifest_id: str, files: int,
                     size: int, author: str = "", manifest_text: str | None = None) -> Release:
         """Store the next release of ``service`` in ``env`` and make it current (Rule 1).
         ``manifest_text``: ``manifest`` in JSON already (its canonical encoding), stored
-        as it is (``engine`` Rule 4)."""
+        as it is (``engine`` Rule 4); ``manifest`` may then be None."""
         if manifest_text is not None:
             manifest = EncodedJSON(manifest, manifest_text)
         last_number, insert, point = _adding(self.backend)

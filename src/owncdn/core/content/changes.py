@@ -22,7 +22,10 @@ Rules:
    Given the base and its canonical encoding, it is made by editing that encoding at
    the changed paths (``spliced``, Rule 6) instead of encoding every entry again.
 4. ``changes_between`` compares entries by identity first: a manifest parsed against
-   the one before (``parse_manifest``'s ``known``) shares its unchanged entries.
+   the one before (``parse_manifest``'s ``known``) shares its unchanged entries. Given
+   the paths that changes named (a manifest made by ``apply_changes``, whose other
+   entries are the base's), it compares only those: the control plane passes on a
+   client's changes that way without comparing 100,000 entries (about 25 ms).
 5. Pure: manifests and dicts in, a ``Manifest`` (or dict) out.
 6. ``spliced``: the canonical encoding (``manifest.py`` Rule 4) is ``{"files":{``, the
    entries ``"<path>":{...}`` in path order joined by commas, and ``}}``. An entry's
@@ -53,9 +56,15 @@ if TYPE_CHECKING:
 _HEAD, _TAIL = b'{"files":{', b"}}"
 
 
-def changes_between(old: Manifest, new: Manifest) -> dict[str, dict | None]:
-    """Rules 1 and 4: what turns ``old`` into ``new``."""
+def changes_between(old: Manifest, new: Manifest, named: Iterable[str] | None = None) -> dict[str, dict | None]:
+    """Rules 1 and 4: what turns ``old`` into ``new``; given ``named``, the only paths
+    whose entries may differ (changes ``new`` was made with from ``old``), only those
+    are compared."""
     before, after = old.files, new.files
+    if named is not None:
+        return {path: None if entry is None else {_field(entry.sha256): entry.sha256, "size": entry.size}
+                for path in sorted(named)
+                if (entry := after.get(path)) is not (was := before.get(path)) and entry != was}
     out: dict[str, dict | None] = {}
     for path, entry in after.items():
         was = before.get(path)
