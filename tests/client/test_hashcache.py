@@ -135,6 +135,25 @@ def test_an_entry_that_does_not_match_or_is_damaged_is_not_used(tmp_path, damage
     assert HashCache(tmp_path / "c.hashes").get("x", st) is None
 
 
+@pytest.mark.parametrize("other, used", [
+    ("0" * 63 + "-b3", False),   # damaged: the names are checked one by one, this one is refused
+    ("1" * 64, True),            # a SHA-256 name (Rule 4): one by one too, and used
+])
+def test_names_checked_one_by_one_when_not_all_are_blake3(tmp_path, other, used):
+    """Rule 3 with ``digest`` Rule 6: the other entries are used either way."""
+    site = tmp_path / "site"
+    site.mkdir()
+    entries, st = {}, {}
+    for name, sha in (("a", "a" * 64 + "-b3"), ("b", other), ("c", "c" * 64 + "-b3")):
+        (site / name).write_bytes(name.encode())
+        st[name] = os.stat(site / name)
+        entries[name] = entry(st[name], sha, max(st[name].st_mtime_ns, st[name].st_ctime_ns) + hashcache.RACY_NS + 1)
+    write_entries(tmp_path / "c.hashes", entries)
+    cache = HashCache(tmp_path / "c.hashes")
+    assert cache.get("a", st["a"]) == "a" * 64 + "-b3" and cache.get("c", st["c"]) == "c" * 64 + "-b3"
+    assert cache.get("b", st["b"]) == (other if used else None)
+
+
 def test_the_json_file_of_an_older_owncdn_is_read_once_then_replaced(tmp_path, monkeypatch):
     """Rule 5: no full read of the directory after an upgrade."""
     monkeypatch.setattr(hashcache, "RACY_NS", -10**12)

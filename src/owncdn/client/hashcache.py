@@ -55,7 +55,7 @@ import os
 import time
 from _thread import allocate_lock, start_new_thread
 
-from owncdn.core.content.digest import is_blob_name, sha256_hex
+from owncdn.core.content.digest import all_blake3_names, is_blob_name, sha256_hex
 
 __all__ = ["FORMAT", "HashCache", "cache_dir", "fs_type"]
 
@@ -99,6 +99,7 @@ class HashCache:
         self._released_now: tuple[str, str] | None = None  # Rule 6: to save
         if self.path is not None:
             self.old = self._load()
+        self._named = _names_checked(self.old)  # Rule 3: every remembered name is a blob name
 
     def __repr__(self) -> str:
         return f"<HashCache {self.path} entries={len(self.old)} hits={self.hits}>"
@@ -154,7 +155,7 @@ class HashCache:
         sha, hashed_at = entry[5], entry[6]
         if type(hashed_at) is not int or max(entry[1], entry[2]) > hashed_at - self.racy_window(st.st_dev):
             return None
-        if not is_blob_name(sha):  # a damaged cache file: hashed again (Rule 3; either hash: Rule 4)
+        if not self._named and not is_blob_name(sha):  # a damaged cache file: hashed again (Rule 3; either hash: Rule 4)
             return None
         self.hits += 1
         self.new[rel] = entry
@@ -212,6 +213,15 @@ class HashCache:
                 os.remove(self.legacy)
         except OSError:
             pass
+
+
+def _names_checked(entries: dict) -> bool:
+    """Whether every entry holds a BLAKE3 name, checked at once (``digest`` Rule 6);
+    False leaves each name to be checked as it is used."""
+    try:
+        return all_blake3_names([entry[5] for entry in entries.values()])
+    except (TypeError, IndexError, KeyError):  # an entry that is not a tuple of 7
+        return False
 
 
 def fs_type(mountinfo: str, device: int) -> str | None:

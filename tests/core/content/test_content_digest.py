@@ -6,8 +6,8 @@ from urllib.parse import quote
 import blake3
 import pytest
 
-from owncdn.core.content.digest import (ALGORITHMS, NEW, algorithm, digest, hasher, is_blob_name, name_of, new_hasher,
-                                        sha256_hex)
+from owncdn.core.content.digest import (ALGORITHMS, NEW, algorithm, all_blake3_names, digest, hasher, is_blob_name,
+                                        name_of, new_hasher, sha256_hex)
 
 HEX = "0123456789abcdef" * 4
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -110,3 +110,27 @@ def test_sha256_hex_is_the_sha256_with_or_without_openssl(data, hashlib_loaded, 
     if not hashlib_loaded:
         monkeypatch.delitem(sys.modules, "hashlib")
     assert sha256_hex(data) == expected
+
+
+B3 = "0123456789abcdef" * 4 + "-b3"
+
+
+@pytest.mark.parametrize("names, ok", [
+    ([], True),
+    ([B3], True),
+    ([B3, "f" * 64 + "-b3", "a" * 64 + "-b3"], True),
+    ([B3, "0" * 64], False),                          # a SHA-256 name: checked one by one
+    ([B3, "0" * 63 + "-b3"], False),                  # one digit short
+    ([B3, "A" * 64 + "-b3"], False),                  # not lowercase
+    ([B3, "0" * 64 + "-B3"], False),
+    ([B3, "0" * 61 + "-b3" + "-b3"], False),          # "-b3" inside: a "-" that is not hex
+    ([B3[:-1], B3 + "0"], False),                     # 66 and 68 characters: the right length in all
+    ([B3, "0" * 64 + "-b4"], False),
+    ([B3, "é" * 64 + "-b3"], False),
+    ([B3, None], False),
+    ([B3, 7], False),
+])
+def test_many_names_are_checked_at_once_as_one_by_one(names, ok):
+    """Rule 6, against Rules 1-2 one name at a time."""
+    assert all_blake3_names(names) is ok
+    assert ok == all(is_blob_name(n) and algorithm(n) == "blake3" for n in names)

