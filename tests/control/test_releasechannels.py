@@ -95,10 +95,9 @@ def test_a_change_larger_than_the_limit_or_an_unchanged_one_carries_no_blobs(api
 
 
 def test_the_new_blobs_are_read_before_the_release_is_stored(api, monkeypatch):
-    """A stream woken between the store and the channel hearing of the release reads the
-    store instead (its whole manifest, and no blobs carried): the blobs are read first,
-    so the channel hears of the release right after it is stored (a 100,000-file
-    manifest made that window about 0.1 s)."""
+    """The blobs are read before the release is stored: from then on its event data
+    holds them (``expect_manifest``), for a stream woken before the channel hears that
+    it was stored; one that read the store would send no blobs (and its whole manifest)."""
     order = []
     real_inline, real_add = releases_api._inline_blobs, api.ctx.store.add_release
     monkeypatch.setattr(releases_api, "_inline_blobs", lambda *a: order.append("blobs read") or real_inline(*a))
@@ -239,3 +238,24 @@ def test_a_release_read_between_its_storing_and_remember_goes_as_expected_not_fr
     channel.remember("production", "svc", 4, "new")
     assert channel.read(ctx, EDGE) == {"svc": (4, want)}  # now by its number
     assert not channel._expected
+
+
+def test_after_a_restart_the_newest_release_read_back_is_the_base_of_changes(api):
+    """Rule 9: a control plane that holds no manifest of the service (it restarted)
+    reads the newest release back, so the push and the edges' event go as changes."""
+    api.create(manifest(**_site(4)), *set(_site(4).values()))
+    last = api.create(manifest(**_site(5)), *set(_site(5).values()))
+    api.ctx.recent_manifests.clear()  # as after a restart
+    want = {**_site(5), "p1": b"one"}
+    changes = {"p1": {"blob": blob_name(b"one"), "size": 3}}
+    name = sha256(canonical(manifest(**want))).hexdigest()
+    r = api.http.post("/v1/services/inl/releases/bundle", params={"base": last["id"]},
+                      content=changes_bundle(name, changes, b"one"),
+                      headers={"Content-Type": "application/x-owncdn-bundle"})
+    assert r.status_code == 201, r.text
+    assert api.event()["changes"] == changes and api.event()["base"] == last["id"]
+    api.ctx.recent_manifests.clear()
+    r = api.http.post("/v1/services/inl/releases/bundle", params={"base": last["id"]},  # not the newest now
+                      content=changes_bundle(name, changes, b"one"),
+                      headers={"Content-Type": "application/x-owncdn-bundle"})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "unknown_base"

@@ -51,7 +51,10 @@ against it: its unchanged entries are not checked again (``parse_manifest`` with
 ``known``; any valid manifest gives the same result, so a stale one costs only time).
 A manifest announced (Rule 8) is kept too, until a release of the service is
 created, and is what the next one is parsed against: a first push's create, of the
-manifest it announced, checks no entry again (about 2 ms for 1,065 files).
+manifest it announced, checks no entry again (about 2 ms for 1,065 files). A
+control plane that holds none for a service (it restarted) reads the newest release
+back from the store when a push names it as the base of its changes (Rule 15), so
+that push and the edges' event go as changes too, not as the whole manifest.
 
 Rule 10: the ``release`` event of a release created here carries the blobs it names
 that the release created before it here did not (base64 by name, ``"blobs"``), when
@@ -320,7 +323,7 @@ def _changes_record(ctx: ApiContext, env: str, name: str, sha: str, data: bytes,
                     base: str) -> tuple[Manifest, Encoded]:
     """Rule 15: the manifest a release bundle's first record gives as its changes from
     manifest ``base``, which must hash to the record's name; its JSON and text."""
-    known = _recent(ctx, env, name)
+    known = _recent(ctx, env, name) or _stored(ctx, env, name, base)
     if known is None or known.id != base:
         raise ApiProblem(409, "unknown_base", f"this control plane does not hold manifest {base[:12]} of '{name}' "
                          "in memory; send the whole manifest (nothing was stored)")
@@ -342,6 +345,26 @@ class Encoded(NamedTuple):
     doc: dict | None
     text: str
     came_as: tuple[str, list[str]] | None = None
+
+
+def _stored(ctx: ApiContext, env: str, name: str, want: str) -> Manifest | None:
+    """Rule 9: the manifest of the newest release of ``name`` read back from the store,
+    when its id is ``want`` (kept in memory from then on); else None."""
+    newest = ctx.store.list_releases(env, name, limit=1)
+    if not newest or newest[0].id != want:
+        return None
+    release = ctx.store.get_release(env, name, newest[0].number)
+    try:
+        manifest = parse_manifest(release.manifest) if release is not None else None
+    except ManifestError:  # not one this control plane would store: the client sends it whole
+        return None
+    if manifest is None or manifest.id != want:  # its encoding made here, kept with it (changes.py Rule 6)
+        return None
+    with ctx.recent_lock:  # not if a release was created meanwhile
+        if (env, name) in ctx.recent_manifests:
+            return None
+    _remember(ctx, env, name, manifest)
+    return manifest
 
 
 def _canonical(doc: dict, data: bytes) -> bool:
