@@ -259,3 +259,12 @@ def test_after_a_restart_the_newest_release_read_back_is_the_base_of_changes(api
                       content=changes_bundle(name, changes, b"one"),
                       headers={"Content-Type": "application/x-owncdn-bundle"})
     assert r.status_code == 409 and r.json()["error"]["code"] == "unknown_base"
+
+
+def test_a_release_remembered_without_its_expected_data_is_read_from_the_store(api):
+    """Rule 3: never an event made up without a manifest."""
+    made = api.create(manifest(index=b"one"), b"one")
+    channel = ReleaseChannel()
+    channel.remember("production", "inl", made["number"], made["id"])  # nothing was expected
+    data = channel.read(api.ctx, EDGE)["inl"][1]
+    assert data["manifest"] == manifest(index=b"one") and data["number"] == made["number"]

@@ -145,14 +145,15 @@ class ReleaseChannel:
                  blobs: dict[str, str] | None = None, text: str | None = None,
                  changes: tuple[str, dict] | None = None) -> None:
         """Rule 3: a release just stored here as ``number``, with the data ``expect``
-        was given (else with these, as ``expect`` takes them)."""
+        was given, else with ``manifest`` and the rest as ``expect`` takes them; with
+        neither (two releases of one manifest stored at once took it), nothing is kept
+        and the release is read from the store when asked for."""
+        if manifest is not None:
+            self.expect(env, service, release_id, manifest, blobs, text, changes)
         with self._lock:
             data = self._expected.pop((env, service, release_id), None)
-        if data is None:
-            self.expect(env, service, release_id, manifest or {"files": {}}, blobs, text, changes)
-            with self._lock:
-                data = self._expected.pop((env, service, release_id))
-        self._keep((env, service, number), {**data, "number": number})
+        if data is not None:
+            self._keep((env, service, number), {**data, "number": number})
 
     def _keep(self, key: tuple[str, str, int], data: dict[str, Any]) -> None:
         with self._lock:
