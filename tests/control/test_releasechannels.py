@@ -119,7 +119,8 @@ def test_streams_woken_together_share_one_read_of_the_current_releases():
     ctx = SimpleNamespace(store=SimpleNamespace(current_releases=current_releases),
                           hub=SimpleNamespace(generation=lambda topic: 7))
     channel = ReleaseChannel()
-    channel.remember("production", "inl", 1, "x", {"files": {}})
+    channel.expect("production", "inl", "x", {"files": {}})
+    channel.remember("production", "inl", 1, "x")
     got = []
     streams = [threading.Thread(target=lambda: got.append(channel.read(ctx, EDGE))) for _ in range(3)]
     for t in streams:

@@ -83,6 +83,7 @@ import time
 
 from owncdn.core.content.bundle import header
 from owncdn.core.content.digest import sha256_hex
+from owncdn.core.content.manifest import entry_text
 
 from .errors import ApiError
 from .hashcache import HashCache
@@ -390,8 +391,7 @@ def _changes_record(old: dict[str, tuple], manifest) -> bytes:
     for path, entry in files.items():
         was = old.get(path)
         if type(was) is not tuple or len(was) != 7 or was[5] != entry.sha256 or was[0] != entry.size:
-            field = "sha256" if len(entry.sha256) == 64 else "blob"
-            out.append(f'{quote(path)}:{{"{field}":{quote(entry.sha256)},"size":{entry.size}}}')
+            out.append(entry_text(path, entry.sha256, entry.size))
     out += [f"{quote(path)}:null" for path in old.keys() - files.keys() if type(path) is str]
     return ("{" + ",".join(out) + "}").encode()
 

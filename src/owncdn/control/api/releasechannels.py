@@ -141,15 +141,10 @@ class ReleaseChannel:
             while len(self._expected) > MANIFEST_CACHE:  # stores that failed
                 del self._expected[next(iter(self._expected))]
 
-    def remember(self, env: str, service: str, number: int, release_id: str, manifest: dict[str, Any] | None = None,
-                 blobs: dict[str, str] | None = None, text: str | None = None,
-                 changes: tuple[str, dict] | None = None) -> None:
+    def remember(self, env: str, service: str, number: int, release_id: str) -> None:
         """Rule 3: a release just stored here as ``number``, with the data ``expect``
-        was given, else with ``manifest`` and the rest as ``expect`` takes them; with
-        neither (two releases of one manifest stored at once took it), nothing is kept
-        and the release is read from the store when asked for."""
-        if manifest is not None:
-            self.expect(env, service, release_id, manifest, blobs, text, changes)
+        was given; without (two releases of one manifest stored at once took it),
+        nothing is kept and the release is read from the store when asked for."""
         with self._lock:
             data = self._expected.pop((env, service, release_id), None)
         if data is not None:

@@ -45,7 +45,8 @@ from __future__ import annotations
 from bisect import bisect_left
 
 from .digest import sha256_hex
-from .manifest import MAX_PROBLEMS, FileEntry, Manifest, ManifestError, _check_entry, _field, _quote, check_path
+from .manifest import (MAX_PROBLEMS, FileEntry, Manifest, ManifestError, _check_entry, _field, _quote, check_path,
+                       entry_text)
 
 __all__ = ["apply_changes", "changes_between", "encoded_as", "spliced"]
 
@@ -62,16 +63,21 @@ def changes_between(old: Manifest, new: Manifest, named: Iterable[str] | None = 
     are compared."""
     before, after = old.files, new.files
     if named is not None:
-        return {path: None if entry is None else {_field(entry.sha256): entry.sha256, "size": entry.size}
+        return {path: None if entry is None else _json_of(entry)
                 for path in sorted(named)
                 if (entry := after.get(path)) is not (was := before.get(path)) and entry != was}
     out: dict[str, dict | None] = {}
     for path, entry in after.items():
         was = before.get(path)
         if was is not entry and was != entry:
-            out[path] = {_field(entry.sha256): entry.sha256, "size": entry.size}
+            out[path] = _json_of(entry)
     out.update((path, None) for path in sorted(before.keys() - after.keys()))
     return out
+
+
+def _json_of(entry: FileEntry) -> dict:
+    """An entry in the manifest's JSON form (``Manifest.to_json``'s)."""
+    return {_field(entry.sha256): entry.sha256, "size": entry.size}
 
 
 def apply_changes(base: Manifest, changes: object) -> Manifest:
@@ -151,7 +157,7 @@ def spliced(base: Manifest, manifest: Manifest, changed: Iterable[str], text: by
         _run(runs, view, at, start)
         entry = new.get(path)
         if entry is not None:
-            runs.append(_entry(path, entry))
+            runs.append(entry_text(path, entry.sha256, entry.size).encode())
         if held:
             close = text.find(b"}", value)  # the entry's end: its key may hold a "}", its value none
             if close < 0 or close >= end:
@@ -189,11 +195,6 @@ def _run(runs: list, view: memoryview, start: int, stop: int) -> None:
 
 def _quoted(path: str) -> bytes:
     return _quote(path).encode()  # as ``manifest.py`` Rule 6 encodes it
-
-
-def _entry(path: str, entry: FileEntry) -> bytes:
-    sha = entry.sha256
-    return b"%s:{\"%s\":\"%s\",\"size\":%d}" % (_quoted(path), _field(sha).encode(), sha.encode(), entry.size)
 
 
 def _file_and_directory(files: dict[str, FileEntry], added: list[str]) -> list[str]:

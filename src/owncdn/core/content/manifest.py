@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
-    "MAX_PATH", "FileEntry", "Manifest", "ManifestError", "check_path", "parse_manifest",
+    "MAX_PATH", "FileEntry", "Manifest", "ManifestError", "check_path", "entry_text", "parse_manifest",
 ]
 
 MAX_PATH = 1024
@@ -210,13 +210,19 @@ def _joined(files: dict[str, FileEntry]) -> bytes | None:
     """Rule 6: ``json.dumps(to_json(), sort_keys=True, separators=(",", ":"),
     ensure_ascii=False)`` for files already sorted by path, as the ``Manifest``
     keeps them; None for an entry whose types json would write otherwise."""
-    quote, out = _quote, []
+    out = []
     for path, entry in files.items():
         sha, size = entry.sha256, entry.size
         if path.__class__ is not str or sha.__class__ is not str or size.__class__ is not int:
             return None
-        out.append(f'{quote(path)}:{{"{"sha256" if len(sha) == 64 else "blob"}":{quote(sha)},"size":{size}}}')
+        out.append(entry_text(path, sha, size))
     return ('{"files":{' + ",".join(out) + "}}").encode()
+
+
+def entry_text(path: str, sha: str, size: int) -> str:
+    """One entry of the canonical encoding, ``"<path>":{"blob":"<name>","size":<n>}``, as
+    Rule 6 encodes it without orjson (``_quote`` is ``_json``'s, present in CPython)."""
+    return f'{_quote(path)}:{{"{_field(sha)}":{_quote(sha)},"size":{size}}}'
 
 
 def parse_manifest(data: object, known: Manifest | None = None) -> Manifest:
