@@ -109,6 +109,11 @@ def control(
                                                  "`slack:URL` for a Slack-style {\"text\"} payload)."),
     alert_error_rate: float = typer.Option(0.05, min=0.001, max=1.0, help="Share of 5xx responses over the last "
                                            "minute that raises an error-rate alert."),
+    tls_cert: Path = typer.Option(None, "--tls-cert", envvar="OWNCDN_TLS_CERT",
+                                  help="PEM certificate chain (leaf first): the API speaks HTTPS only, for edges and "
+                                       "commands on other machines (`--control https://...`); reloaded when it changes."),
+    tls_key: Path = typer.Option(None, "--tls-key", envvar="OWNCDN_TLS_KEY",
+                                 help="The certificate's private key (PEM, unencrypted; keep it readable by this user only)."),
     ingest_yield: float = typer.Option(YIELD_FOR, "--ingest-yield", min=0.0, envvar="OWNCDN_INGEST_YIELD",
                                        help="Seconds in a row the access-log ingest keeps to a tenth of a core while "
                                             "the machine's CPUs are busy (edges on the same machine serve first; "
@@ -122,6 +127,7 @@ def control(
     from owncdn.edge.server import _split
 
     host, port = _split(listen)
+    tls = _server_tls(tls_cert, tls_key)
     settings = HealthSettings(interval=health_interval, fast_interval=health_fast_interval,
                               timeout=health_timeout, fall=health_fall,
                               rise=health_rise, enabled=health, alert_webhooks=_alert_hooks(alert_webhook),
@@ -134,12 +140,12 @@ def control(
     acme_settings = _acme_settings(acme, webhook, acme_ca_bundle, state_dir, database)
     for name, path in first_start_tokens(store, state_dir).items():
         typer.echo(f"created the {name} token: {path}")
-    typer.echo(f"owncdn control plane on http://{host}:{port} (state: {state_dir})")
+    typer.echo(f"owncdn control plane on {'https' if tls else 'http'}://{_url_host(host)}:{port} (state: {state_dir})")
 
     async def main() -> None:
         task = asyncio.get_running_loop().create_task(
             serve(store, host, port, zone, health=settings, blobs=blobs, acme=acme_settings, analytics=analytics,
-                  blob_gc=gc_settings, own_process=True))
+                  blob_gc=gc_settings, own_process=True, tls=tls))
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
@@ -155,6 +161,25 @@ def control(
     finally:
         store.close()
         analytics.close()
+
+
+def _server_tls(cert: Path | None, key: Path | None):
+    """``--tls-cert`` and ``--tls-key``, both or neither, checked before anything starts
+    (``owncdn.control.tlslisten`` Rule 1)."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        _fail(f"--tls-cert and --tls-key go together: only {'--tls-cert' if key is None else '--tls-key'} was given")
+    from owncdn.control.tlslisten import ServerTls, TlsFilesError
+
+    try:
+        return ServerTls.load(cert, key)
+    except TlsFilesError as exc:
+        _fail(str(exc))
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _open_analytics(state_dir: Path, ingest_yield: float):

@@ -4,8 +4,9 @@ Rules:
 1. The CA lives in one directory: `ca.pem` (the certificate, to trust: `curl
    --cacert`, a browser's authorities) and `ca.key` (mode 0600, never printed). It is
    made once and reused, so a user who trusted it keeps trusting it across runs.
-2. `issue(names)` signs a leaf for the names (a fresh ECDSA P-256 key, valid 30 days,
-   server authentication only); the chain returned is the leaf, then the CA.
+2. `issue(names)` signs a leaf for the names (DNS names, or IP addresses; a fresh ECDSA
+   P-256 key, valid 30 days, server authentication only); the chain returned is the
+   leaf, then the CA.
 3. The CA may sign only names below its own constraint list when one is given
    (X.509 name constraints), so trusting it does not let it vouch for real sites.
 """
@@ -13,6 +14,7 @@ Rules:
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 from pathlib import Path
 
@@ -80,7 +82,7 @@ class LocalCA:
                 .serial_number(x509.random_serial_number())
                 .not_valid_before(now - dt.timedelta(minutes=5))
                 .not_valid_after(now + dt.timedelta(days=LEAF_DAYS))
-                .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+                .add_extension(x509.SubjectAlternativeName([_san(n) for n in names]), critical=False)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
                 .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
@@ -90,6 +92,14 @@ class LocalCA:
         key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
         return chain.decode(), key_pem.decode()
+
+
+def _san(name: str) -> x509.GeneralName:
+    """Rule 2: an IP address as such (a control plane reached as https://127.0.0.1:8400), else a DNS name."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -46,14 +46,15 @@ def open_store(state_dir: Path, database: str | None) -> Store:
 
 async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.Event | None = None,
                 health=None, blobs=None, acme=None, analytics=None, blob_gc=None,
-                own_process: bool = False) -> None:
+                own_process: bool = False, tls=None) -> None:
     """Serve the API until cancelled; then end the event streams and close the socket.
     Runs the edge health monitor (`owncdn.control.health`) with `health` settings
     (a `HealthSettings`; the defaults when None), and the certificate manager
     (`owncdn.control.acme`) with `acme` settings (a `ManagerSettings`), and blob GC
     (`owncdn.control.blobgc`) with `blob_gc` settings (a `GcSettings`; the defaults
     when None). `own_process` (the `owncdn control` command): once serving, tune the
-    collector (`owncdn.gctune`)."""
+    collector (`owncdn.gctune`). `tls` (a `ServerTls`, `owncdn.control.tlslisten`): the
+    API speaks HTTPS only, with that certificate, reloaded when its files change."""
     import socket
 
     import uvicorn
@@ -75,6 +76,11 @@ async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.
     sock.bind((host, port))
     config = uvicorn.Config(with_transport(app), log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=1)  # with_transport: blob downloads by sendfile
+    watcher = None
+    if tls is not None:
+        config.load()  # uvicorn loads a config once; its context is this one (tlslisten Rule 2: reloaded in place)
+        config.ssl = tls.context
+        watcher = asyncio.get_running_loop().create_task(tls.watch(), name="tls-reload")
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # the caller owns signals
     task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
@@ -96,6 +102,8 @@ async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.
             certificates.cancel()
         if collector is not None:
             collector.cancel()
+        if watcher is not None:
+            watcher.cancel()
         hub.close()
         server.should_exit = True
         try:

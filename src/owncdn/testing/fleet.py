@@ -31,13 +31,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 class Fleet:
     def __init__(self, state: Path, edges: int = 3, env: str = "production", spread: bool = True,
-                 health=None, locations: list[str] | None = None) -> None:
+                 health=None, locations: list[str] | None = None, control_tls=None) -> None:
         self.state = Path(state)
         self.count = edges
         self.env = env
         self.spread = spread
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.control_tls = control_tls  # a ServerTls (owncdn.control.tlslisten): the API speaks HTTPS only
+        self.url = f"{'https' if control_tls else 'http'}://127.0.0.1:{self.port}"
         self.store = None
         self.control_task: asyncio.Task | None = None
         self.edges: list[EdgeServer] = []
@@ -95,7 +96,8 @@ class Fleet:
         started = asyncio.Event()
         self.control_task = asyncio.get_running_loop().create_task(
             serve(self.store, "127.0.0.1", self.port, "cdn.test", started, health=self.health,
-                  blobs=self.blobs, acme=self.acme, analytics=self.analytics, blob_gc=self.blob_gc))
+                  blobs=self.blobs, acme=self.acme, analytics=self.analytics, blob_gc=self.blob_gc,
+                  tls=self.control_tls))
         await asyncio.wait_for(started.wait(), 10)
 
     async def stop_control(self) -> None:
