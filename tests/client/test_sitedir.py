@@ -163,3 +163,41 @@ def test_a_file_gone_after_the_walk_is_named_and_nothing_stays_open(site, monkey
     with pytest.raises(SiteError, match=r"copy\.html: cannot read the file \(No such file"):
         scan_site(site)
     assert len(os.listdir("/proc/self/fd")) == open_before
+
+
+def _tree(root: Path) -> None:
+    """Plain directories (the fast path) next to ones it leaves to the loop: a symlink,
+    a long name, a control character, an empty directory, a directory reached twice."""
+    for d in ("a", "a/b", "a/b/c", "z", "empty", "links", "long"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for i in range(30):
+        (root / "a" / f"f{i:02}.html").write_bytes(b"x" * i)
+        (root / "a" / "b" / f"g{i}.css").write_bytes(b"y" * i)
+    (root / "a" / "b" / "c" / "deep.txt").write_bytes(b"deep")
+    (root / "z" / "last").write_bytes(b"z")
+    (root / "links" / "to-b").symlink_to("../a/b")  # a/b again, under another path
+    (root / "links" / "file.html").write_bytes(b"f")
+    (root / "long" / ("n" * 200)).mkdir()
+    (root / "long" / ("n" * 200) / ("m" * 100)).write_bytes(b"long")  # a path past _SHORT: checked name by name
+
+
+def test_the_plain_directories_fast_path_walks_as_the_loop_does(tmp_path, monkeypatch):
+    root = tmp_path / "site"
+    _tree(root)
+    real = os.path.realpath(root)
+    fast = [(rel, path, st.st_ino) for rel, path, st in sitedir._walk(str(root), real, Limits())]
+    monkeypatch.setattr(sitedir, "_walk_plain", lambda *args: False)  # every directory entry by entry
+    loop = [(rel, path, st.st_ino) for rel, path, st in sitedir._walk(str(root), real, Limits())]
+    assert fast == loop
+    rels = [rel for rel, _, _ in fast]
+    assert f"long/{'n' * 200}/{'m' * 100}" in rels and "a/f29.html" in rels and "z/last" in rels
+    # a/b is walked once, by the path that reached it first (links/to-b: the walk pops the last directory first)
+    assert [rel for rel in rels if rel.endswith(("g0.css", "deep.txt"))] == ["links/to-b/c/deep.txt", "links/to-b/g0.css"]
+
+
+@pytest.mark.parametrize("limit", [1, 30, 61])
+def test_the_file_limit_holds_on_the_fast_path(tmp_path, limit):
+    root = tmp_path / "site"
+    _tree(root)
+    with pytest.raises(SiteError, match="more than .* files"):
+        sitedir._walk(str(root), os.path.realpath(root), Limits(max_files=limit))
