@@ -331,3 +331,94 @@ def test_a_file_written_after_a_hash_began_is_stamped_within_the_window(tmp_path
         st = os.stat(path)
         worst = max(worst, began - min(st.st_mtime_ns, st.st_ctime_ns))
     assert worst < hashcache.FINE_RACY_NS
+
+
+# -- Rule 8: few changes are appended to a log ---------------------------------------------------
+def _entry(n: int) -> tuple:
+    return (n, n + 1, n + 2, n + 3, 7, digest(str(n).encode()), n + 4)
+
+
+def _saved(path: Path, entries: dict, released=None, *, from_cache: HashCache | None = None) -> HashCache:
+    """A push that ends with ``entries`` (path -> entry), over what ``path`` held: the
+    entries it still holds kept as read (hits), the others new (hashed)."""
+    cache = HashCache(path) if from_cache is None else from_cache
+    cache.new = {rel: (cache.old[rel] if cache.old.get(rel) == entry else entry) for rel, entry in entries.items()}
+    if released is not None:
+        cache.released_as(*released)
+    cache.save()
+    return cache
+
+
+def test_a_few_changes_are_appended_and_read_back(tmp_path):
+    path = tmp_path / "x.hashes"
+    entries = {f"p{n}.html": _entry(n) for n in range(1000)}
+    _saved(path, entries)
+    snapshot = path.read_bytes()
+    entries["p1.html"] = _entry(5001)  # changed
+    del entries["p2.html"]  # gone
+    entries["new.html"] = _entry(6000)  # added
+    _saved(path, entries, ("where", "1" * 64))
+    assert path.read_bytes() == snapshot and (tmp_path / "x.hashes.log").exists()  # appended, not rewritten
+    read = HashCache(path)
+    assert read.old == entries and read.base_for("where") == "1" * 64
+    _saved(path, entries)  # no release this time: the remembered one is dropped (Rule 6)
+    assert HashCache(path).released is None and HashCache(path).old == entries
+
+
+def test_many_changes_or_records_write_the_file_whole_and_drop_the_log(tmp_path, monkeypatch):
+    path, log = tmp_path / "x.hashes", tmp_path / "x.hashes.log"
+    entries = {f"p{n}.html": _entry(n) for n in range(3000)}
+    _saved(path, entries)
+    for n in range(max(hashcache.LOG_MIN, 3000 // hashcache.LOG_SHARE) + 1):  # past the log's share of 3,000 entries
+        entries[f"p{n}.html"] = _entry(10_000 + n)
+    _saved(path, entries)
+    assert not log.exists() and HashCache(path).old == entries
+    monkeypatch.setattr(hashcache, "LOG_RECORDS", 3)
+    for n in range(3):
+        entries["p0.html"] = _entry(20_000 + n)
+        _saved(path, entries)
+        assert log.exists()
+    entries["p0.html"] = _entry(30_000)
+    _saved(path, entries)  # the fourth record: written whole
+    assert not log.exists() and HashCache(path).old == entries
+
+
+def test_log_records_of_another_file_or_cut_off_are_ignored(tmp_path):
+    path, log = tmp_path / "x.hashes", tmp_path / "x.hashes.log"
+    entries = {f"p{n}.html": _entry(n) for n in range(100)}
+    _saved(path, entries)
+    before = dict(entries)
+    entries["p1.html"] = _entry(1001)
+    _saved(path, entries)
+    entries["p2.html"] = _entry(1002)
+    _saved(path, entries)
+    data = log.read_bytes()
+    log.write_bytes(data[:-5])  # the last record cut off (a push killed while appending)
+    assert HashCache(path).old == dict(before, **{"p1.html": _entry(1001)})
+    log.write_bytes(data)
+    stale = HashCache(path)
+    _saved(path, entries, from_cache=HashCache(path))  # nothing changed: an empty record
+    path.write_bytes(path.read_bytes())  # the file written again (another inode or time): the log is not its own
+    os.utime(path, ns=(1, 1))
+    assert stale.old == entries and HashCache(path).old == before
+
+
+def test_random_pushes_read_back_as_the_last_one_saved(tmp_path):
+    import random
+
+    rng = random.Random(6)
+    path = tmp_path / "x.hashes"
+    entries = {f"p{n}.html": _entry(n) for n in range(400)}
+    _saved(path, entries)
+    for round_ in range(40):
+        for _ in range(rng.choice([0, 1, 3, 30, 120])):
+            rel = f"p{rng.randrange(600)}.html"
+            if rng.random() < 0.3:
+                entries.pop(rel, None)
+            else:
+                entries[rel] = _entry(rng.randrange(10**6))
+        released = ("where", f"{round_:064}") if rng.random() < 0.5 else None
+        _saved(path, entries, released)
+        read = HashCache(path)
+        assert read.old == entries, round_
+        assert read.base_for("where") == (released[1] if released else None)

@@ -49,6 +49,16 @@ Rules:
 7. ``remembered(files)`` answers ``get`` for a whole walk in one loop, each device's
    racy window looked up once: for 100,000 files 88 ms of calls to ``get`` became
    about 45 ms.
+8. A save that changes few entries appends them to a log next to the file
+   (``<id>.hashes.log``: records ``(LOG_FORMAT, snapshot, {path: entry or None},
+   released)``, ``None`` for a file gone) instead of writing every entry again;
+   ``snapshot`` is the ``(size, mtime_ns, inode)`` of the file the changes apply to, and
+   a record of another one (the file was written whole since) is ignored, as is a
+   record cut off at the end. Loading applies the records in order. The file is
+   written whole again (and the log removed) when the log would hold more than
+   ``LOG_SHARE`` of the entries or ``LOG_RECORDS`` records. A one-file push of 100,000
+   files saved its cache in 56-95 ms (14 MB written and renamed), now in one small
+   append. Older owncdns read the file alone: they hash again what changed since.
 """
 
 from __future__ import annotations
@@ -67,6 +77,10 @@ CLOCK_REALTIME_COARSE = 5  # Linux's clockid (the time module does not name it)
 FINE_FS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "f2fs"})
 MOUNTINFO = "/proc/self/mountinfo"
 FORMAT = "owncdn-hashes-2"  # Rule 5: the first item of the file
+LOG_FORMAT = "owncdn-hashes-log-1"  # Rule 8: the first item of each record of the log
+LOG_SHARE = 8  # Rule 8: the log holds at most 1/LOG_SHARE of the entries (at least LOG_MIN)
+LOG_MIN = 256
+LOG_RECORDS = 64
 
 
 def _fine_window() -> int:
@@ -100,8 +114,12 @@ class HashCache:
         self._read_legacy = False
         self.released: tuple[str, str] | None = None  # Rule 6: as read
         self._released_now: tuple[str, str] | None = None  # Rule 6: to save
+        self._snapshot: tuple[int, int, int] | None = None  # the file read, for the log (Rule 8)
+        self._logged = (0, 0)  # (records, entries) in the log read (Rule 8)
         if self.path is not None:
             self.old = self._load()
+            if self._snapshot is not None:
+                self._read_log()
         self._named = _names_checked(self.old)  # Rule 3: every remembered name is a blob name
 
     def __repr__(self) -> str:
@@ -117,6 +135,7 @@ class HashCache:
         try:
             with open(self.path, "rb") as f:
                 data = f.read()
+                st = os.fstat(f.fileno())
         except FileNotFoundError:
             return self._load_legacy()
         except OSError:
@@ -127,11 +146,36 @@ class HashCache:
             return {}
         if form != FORMAT or type(files) is not dict:
             return {}
-        released = rest[0] if rest else None
-        if (type(released) is tuple and len(released) == 2 and type(released[0]) is str
-                and type(released[1]) is str):
-            self.released = released
+        self.released = _released(rest[0] if rest else None)
+        self._snapshot = (st.st_size, st.st_mtime_ns, st.st_ino)
         return files
+
+    def _read_log(self) -> None:
+        """Rule 8: the records of the log that apply to the file read, applied in order."""
+        try:
+            with open(self.path + ".log", "rb") as f:
+                data = f.read()
+        except OSError:
+            return
+        from io import BytesIO
+
+        log, files, records, entries = BytesIO(data), self.old, 0, 0
+        while True:
+            try:
+                record = marshal.load(log)
+            except (EOFError, ValueError, TypeError, MemoryError):  # the end, or a record cut off
+                break
+            if (type(record) is not tuple or len(record) != 4 or record[0] != LOG_FORMAT
+                    or record[1] != self._snapshot or type(record[2]) is not dict):
+                continue
+            for rel, entry in record[2].items():
+                if entry is None:
+                    files.pop(rel, None)
+                else:
+                    files[rel] = entry
+            self.released = _released(record[3])
+            records, entries = records + 1, entries + len(record[2])
+        self._logged = (records, entries)
 
     def _load_legacy(self) -> dict[str, tuple]:
         """Rule 5: the JSON file of an older owncdn, its entries as this one writes them."""
@@ -222,16 +266,45 @@ class HashCache:
         if self.path is None:
             return
         try:
+            if self._append():
+                return
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
             tmp = f"{self.path}.{os.getpid()}.tmp"
             with open(tmp, "wb") as f:
                 f.write(marshal.dumps((FORMAT, self.new, self._released_now)))
             os.replace(tmp, self.path)
+            self._logged = (0, 0)
+            try:
+                os.remove(self.path + ".log")  # Rule 8: its records were for the file replaced
+            except FileNotFoundError:
+                pass
             if self._read_legacy:  # Rule 5: replaced
                 self._read_legacy = False
                 os.remove(self.legacy)
         except OSError:
             pass
+
+    def _append(self) -> bool:
+        """Rule 8: the changes since the entries read, appended to the log when they are
+        few; False when the file is to be written whole."""
+        if self._snapshot is None or self._logged[0] >= LOG_RECORDS:
+            return False
+        new, old_get = self.new, self.old.get
+        changes = {rel: entry for rel, entry in new.items() if old_get(rel) is not entry}  # a hit keeps the entry read
+        changes.update(dict.fromkeys(self.old.keys() - new.keys()))  # files gone, or no longer remembered
+        if self._logged[1] + len(changes) > max(LOG_MIN, len(new) // LOG_SHARE):
+            return False
+        with open(self.path + ".log", "ab") as f:
+            f.write(marshal.dumps((LOG_FORMAT, self._snapshot, changes, self._released_now)))
+        self._logged = (self._logged[0] + 1, self._logged[1] + len(changes))
+        return True
+
+
+def _released(value: object) -> tuple[str, str] | None:
+    """Rule 6: a remembered release, or None when it has another shape."""
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is str and type(value[1]) is str:
+        return value
+    return None
 
 
 def _names_checked(entries: dict) -> bool:
