@@ -152,6 +152,24 @@ def test_the_canonical_encoding_is_the_same_with_orjson_and_json(files, monkeypa
 
 
 @pytest.mark.parametrize("files", [
+    {"a.txt": 1},
+    {'say "hi".html': 1, "plain": 2},
+    {"ünïcode/ß.html": 1, "z": 2, "é": 3, "日本/語.txt": 4},
+    {"\uffff": 1, "\U0001f600": 2, "\ue000": 3, "~": 4},
+    {"with space.txt": 0, "x" * 1024: 7, "a'b": 9, "$&<>": 2**63},
+    {"big": 2**64 + 1},
+])
+def test_the_joined_encoding_of_blake3_names_only_is_the_same(files, monkeypatch):
+    """Rule 6, its one-comprehension form (every name BLAKE3): the bytes json writes."""
+    rows = [(path, (A if i % 2 else B) + "-b3", size) for i, (path, size) in enumerate(files.items())]
+    monkeypatch.setitem(sys.modules, "orjson", None)
+    made = Manifest.build(rows)
+    assert made.canonical() == json.dumps(made.to_json(), sort_keys=True, separators=(",", ":"),
+                                          ensure_ascii=False).encode()
+
+
+@pytest.mark.parametrize("files", [
+    {"a": FileEntry(A + "-b3", True)}, {"a": FileEntry(A + "-b3", 1.0)}, {"a": FileEntry(B + "-b3", 2**64 + 1)},
     {"a": FileEntry(A, True)}, {"a": FileEntry(A, 1.0)}, {"a": FileEntry(A, 2**64 + 1)},
     {"a": FileEntry('quote"d\\', 1)}, {"\x00\n\\": FileEntry(A + "-b3", 0)}, {"\u2028\ud7ff": FileEntry(A, 3)},
 ])
