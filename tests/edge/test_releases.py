@@ -447,7 +447,13 @@ def test_packed_blobs_are_held_only_once_committed_and_a_failed_commit_holds_non
 # -- durability without waiting (releases.py rule 6, releasesync.py rule 7) --------------------
 
 def saved(store: ReleaseStore, service: str = "blog") -> dict:
-    return json.loads((store.releases / f"{service}.json").read_text())
+    """The release file as a restart reads it: with its stamp, when the stamp is its own (Rule 7)."""
+    data = json.loads((store.releases / f"{service}.json").read_text())
+    try:
+        stamp = json.loads((store.releases / f"{service}.stamp.json").read_text())
+    except FileNotFoundError:
+        return data
+    return data | {k: stamp[k] for k in ("switched_at", "unflushed")} if stamp["file"] == data["file"] else data
 
 
 def test_with_a_boot_id_blobs_are_not_flushed_before_a_switch_but_in_the_background(tmp_path, monkeypatch):
@@ -689,3 +695,46 @@ def test_a_switch_whose_file_written_ahead_is_gone_writes_it(tmp_path):
     (store.releases / "blog.pending.json").unlink()
     store.switch(target)
     assert saved(store)["number"] == 1 and not store.pending and not store.prepared
+
+
+# -- Rule 7: a release file is written once; its stamp says what changed since ---------------------
+def test_a_flush_stamps_the_release_file_and_leaves_it_as_written(tmp_path):
+    store = ReleaseStore(tmp_path / "push", boot_id="boot-a")
+    store.install("blog", 1, {"index.html": b"one"})
+    written = (store.releases / "blog.json").read_bytes()
+    assert store.mark_flushed(store.flush()) == 1
+    assert (store.releases / "blog.json").read_bytes() == written  # not written again
+    stamp = json.loads((store.releases / "blog.stamp.json").read_text())
+    assert stamp["file"] == json.loads(written)["file"] and stamp["unflushed"] is None
+    again = ReleaseStore(tmp_path / "push", boot_id="boot-b")  # after a reboot: trusted from the stamp
+    assert again.reverified == 0 and again.live["blog"].unflushed is None
+
+
+def test_a_stamp_of_another_release_file_is_ignored(tmp_path):
+    store = ReleaseStore(tmp_path / "push", boot_id="boot-a")
+    store.install("blog", 1, {"index.html": b"one"})
+    store.mark_flushed(store.flush())
+    old_stamp = (store.releases / "blog.stamp.json").read_bytes()
+    store.install("blog", 2, {"index.html": b"two"})  # a new file, a new token; not flushed yet
+    (store.releases / "blog.stamp.json").write_bytes(old_stamp)  # as a crash between could leave it
+    again = ReleaseStore(tmp_path / "push", boot_id="boot-b")
+    assert again.live["blog"].target.number == 2
+    assert again.reverified == 2  # release 2's file says unflushed: its blobs and its previous's hashed again
+    (store.releases / "blog.stamp.json").write_text("not json")
+    assert ReleaseStore(tmp_path / "push", boot_id="boot-b").live["blog"].target.number == 2
+
+
+def test_a_release_file_without_a_token_is_written_whole_with_one(tmp_path):
+    store = ReleaseStore(tmp_path / "push", boot_id="boot-a")
+    store.install("blog", 1, {"index.html": b"one"})
+    path = store.releases / "blog.json"
+    data = json.loads(path.read_text())
+    del data["file"]  # as an older owncdn wrote it
+    path.write_text(json.dumps(data))
+    older = ReleaseStore(tmp_path / "push", boot_id="boot-a")
+    assert older.live["blog"].file is None
+    assert older.mark_flushed(older.flush()) == 1
+    assert isinstance(json.loads(path.read_text())["file"], str) and saved(older)["unflushed"] is None
+    assert not (older.releases / "blog.stamp.json").exists()
+    older.drop("blog")
+    assert not path.exists()

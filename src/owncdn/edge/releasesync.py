@@ -78,9 +78,9 @@ Rules:
    releases switched before it began as flushed (under the lock that also guards
    switches and deletions, so a release file is never written by both); it goes on
    while a release switched meanwhile is unflushed. A restart
-   with unflushed releases (a killed process) flushes them too. The same rewrite gives
-   a release file written ahead its switch time (releases.py rule 2); where there is no
-   background flush, that rewrite alone runs ``FLUSH_DELAY`` after the switch.
+   with unflushed releases (a killed process) flushes them too. The same stamp gives
+   a release file written ahead its switch time (releases.py rules 2, 7); where there is
+   no background flush, that stamp alone is written ``FLUSH_DELAY`` after the switch.
 8. A ``release`` event may carry the release's new blobs inline (``"blobs"``: name ->
    base64; the control plane's ``releasechannels`` Rule 6): before fetching, each one
    the edge lacks is decoded, verified against its name and size and kept as a
@@ -197,7 +197,7 @@ class ReleaseSync:
         service = str(data.get("service") or data["key"])
         if data.get("deleted"):
             self._cancel(service)
-            async with self.gc_lock:  # not while a flush rewrites its release file (Rule 7)
+            async with self.gc_lock:  # not while a flush stamps its release file (Rule 7)
                 self.store.drop(service)
             return
         live = self.store.live.get(service)
