@@ -738,3 +738,71 @@ def test_a_release_file_without_a_token_is_written_whole_with_one(tmp_path):
     assert not (older.releases / "blog.stamp.json").exists()
     older.drop("blog")
     assert not path.exists()
+
+
+# -- Rule 8: one manifest a release file; the previous release in its own file ---------------------
+def _files(store: ReleaseStore, service: str = "blog") -> dict:
+    return {p.name: json.loads(p.read_text()) for p in store.releases.glob(f"{service}*.json")}
+
+
+def test_a_release_file_holds_its_own_manifest_and_the_previous_one_stays_in_its_file(tmp_path):
+    store = ReleaseStore(tmp_path / "push", boot_id="boot-a")
+    store.install("blog", 1, {"index.html": b"one"})
+    store.install("blog", 2, {"index.html": b"two", "a.css": b"a"})
+    files = _files(store)
+    assert files["blog.json"]["previous"] == {"service": "blog", "number": 1, "id": store.live["blog"].previous.id,
+                                              "released_at": None}  # named, not held
+    assert files["blog.previous.json"]["number"] == 1 and files["blog.previous.json"]["manifest"] == \
+        store.live["blog"].previous.manifest.to_json()
+    again = ReleaseStore(tmp_path / "push", boot_id="boot-a")
+    live = again.live["blog"]
+    assert (live.target.number, live.previous.number) == (2, 1)
+    assert live.previous.manifest == store.live["blog"].previous.manifest
+    assert again.has_blob(sha(b"one"))  # kept for the rollback: no fetch
+    rolled = again.switch(Target("blog", 3, live.previous.id, live.previous.manifest))  # a rollback to it
+    assert rolled.previous.number == 2 and _files(again)["blog.previous.json"]["number"] == 2
+    assert ReleaseStore(tmp_path / "push", boot_id="boot-a").live["blog"].previous.number == 2
+
+
+def test_the_same_manifest_switched_again_keeps_the_previous_release(tmp_path):
+    store = ReleaseStore(tmp_path / "push", boot_id="boot-a")
+    store.install("blog", 1, {"index.html": b"one"})
+    two = store.install("blog", 2, {"index.html": b"two"})
+    store.switch(Target("blog", 3, two.target.id, two.target.manifest))  # released again, same files
+    again = ReleaseStore(tmp_path / "push", boot_id="boot-a")
+    assert (again.live["blog"].target.number, again.live["blog"].previous.number) == (3, 1)
+
+
+def test_a_switch_cut_off_between_its_renames_serves_the_release_before_it(tmp_path):
+    store = ReleaseStore(tmp_path / "push", boot_id="boot-a")
+    store.install("blog", 1, {"index.html": b"one"})
+    store.put_blob(b"two")
+    manifest = Manifest.build([("index.html", sha(b"two"), 3)])
+    target = Target("blog", 2, manifest.id, manifest)
+    assert store.write_pending(store.begin_pending(target))
+    os.replace(store.releases / "blog.json", store.releases / "blog.previous.json")  # the first rename, then a crash
+    again = ReleaseStore(tmp_path / "push", boot_id="boot-a")
+    assert again.live["blog"].target.number == 1 and again.pending["blog"].number == 2
+    live = again.switch(again.pending["blog"])
+    assert (live.target.number, live.previous.number) == (2, 1)
+    third = ReleaseStore(tmp_path / "push", boot_id="boot-a")
+    assert (third.live["blog"].target.number, third.live["blog"].previous.number) == (2, 1) and not third.pending
+
+
+def test_an_older_release_file_with_the_previous_manifest_in_it_is_read_and_converted(tmp_path):
+    store = ReleaseStore(tmp_path / "push", boot_id="boot-a")
+    store.install("blog", 1, {"index.html": b"one"})
+    store.install("blog", 2, {"index.html": b"two"})
+    live = store.live["blog"]
+    path = store.releases / "blog.json"
+    data = json.loads(path.read_text())
+    data["previous"] = json.loads(live.previous.encoded())  # as an older owncdn wrote it: the manifest inside
+    del data["file"]
+    path.write_text(json.dumps(data))
+    (store.releases / "blog.previous.json").unlink()
+    older = ReleaseStore(tmp_path / "push", boot_id="boot-a")
+    assert older.live["blog"].previous.manifest == live.previous.manifest
+    older.mark_flushed(older.flush())  # no token: written whole, in the new form
+    files = _files(older)
+    assert "manifest" not in files["blog.json"]["previous"] and files["blog.previous.json"]["number"] == 1
+    assert ReleaseStore(tmp_path / "push", boot_id="boot-a").live["blog"].previous.number == 1
