@@ -57,8 +57,9 @@ Rules:
    record cut off at the end. Loading applies the records in order. The file is
    written whole again (and the log removed) when the log would hold more than
    ``LOG_SHARE`` of the entries or ``LOG_RECORDS`` records. A one-file push of 100,000
-   files saved its cache in 56-95 ms (14 MB written and renamed), now in one small
-   append. Older owncdns read the file alone: they hash again what changed since.
+   files saved its cache in 56-95 ms (14 MB written and renamed), now in 25-30 ms (most
+   of it finding what changed) and one small append. Older owncdns read the file alone:
+   they hash again what changed since.
 """
 
 from __future__ import annotations
