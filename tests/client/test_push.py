@@ -548,3 +548,34 @@ def test_changes_the_control_plane_cannot_apply_are_followed_by_the_whole_manife
     whole = sitedir.scan_site(root).manifest
     assert again.release["id"] == whole.id
     assert _released_manifest(api, again.release["number"]) == whole.canonical()
+
+
+@pytest.mark.parametrize("edit", ["one changed", "added and removed", "touched, same bytes", "nothing", "all changed"])
+def test_the_changes_record_compares_only_the_files_hashed_again(tmp_path, monkeypatch, edit):
+    """Rule 10: the files the cache answered for are the cache's own entries, so comparing
+    the hashed ones (and listing the gone ones) gives the record a whole comparison gives."""
+    from owncdn.client import hashcache
+    from owncdn.client.push import _changes_record
+
+    monkeypatch.setattr(hashcache, "RACY_NS", -10**12)  # entries trusted at once
+    monkeypatch.setattr(hashcache, "FINE_RACY_NS", -10**12)
+    root = site(tmp_path / "s", **{f"p{i}": f"page {i}" for i in range(40)})
+    cache_dir = tmp_path / "cache"
+    first = HashCache.for_root(root, cache_dir)
+    sitedir.walk_site(root, sitedir.Limits(), first).hash()
+    if edit == "one changed":
+        (root / "p7").write_text("page seven")
+    elif edit == "added and removed":
+        (root / "p3").unlink()
+        (root / "new.html").write_text("new")
+    elif edit == "touched, same bytes":
+        os.utime(root / "p5", ns=(1, 1))  # hashed again, the same entry
+    elif edit == "all changed":
+        for i in range(40):
+            (root / f"p{i}").write_text(f"page {i}, edited")
+    cache = HashCache.for_root(root, cache_dir)
+    again = sitedir.walk_site(root, sitedir.Limits(), cache).hash(save=False)
+    assert again.hashed is not None and len(again.hashed) == 40 - again.remembered
+    assert _changes_record(cache.old, again.manifest, again.hashed) == _changes_record(cache.old, again.manifest)
+    if edit == "nothing":
+        assert again.hashed == [] and _changes_record(cache.old, again.manifest, again.hashed) == b"{}"

@@ -112,15 +112,16 @@ class Limits:
 class Site:
     """What ``scan_site`` read: the manifest and where each blob's bytes are."""
 
-    __slots__ = ("root", "manifest", "sources", "fresh", "remembered")
+    __slots__ = ("root", "manifest", "sources", "fresh", "remembered", "hashed")
 
     def __init__(self, root: str | Path, manifest: Manifest, sources: dict[str, str],
-                 fresh: frozenset[str] = frozenset(), remembered: int = 0) -> None:
+                 fresh: frozenset[str] = frozenset(), remembered: int = 0, hashed: list[str] | None = None) -> None:
         self.root = root  # as given to scan_site
         self.manifest = manifest
         self.sources = sources  # blob name -> one file with those bytes (its path)
         self.fresh = fresh  # blobs hashed this time that no remembered file holds
         self.remembered = remembered  # files whose hash the cache answered
+        self.hashed = hashed  # with a cache: the paths hashed this time (the others it answered), in path order
 
     def __repr__(self) -> str:
         return f"<Site {self.root} files={len(self.manifest.files)} bytes={self.manifest.total_bytes}>"
@@ -202,7 +203,8 @@ class Walk:
             cache.save()
         fresh = frozenset(sha for sha, _ in hashed) - known
         # Rule 7; in path order already, as the walk sorted the files (not sorted again)
-        self.site = Site(self.root, Manifest.in_order(entries), sources, fresh, self.remembered)
+        self.site = Site(self.root, Manifest.in_order(entries), sources, fresh, self.remembered,
+                         [rel for rel, _, _ in todo] if cache is not None else None)
         return self.site
 
 
