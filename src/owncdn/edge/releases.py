@@ -358,12 +358,16 @@ class ReleaseStore(BlobHold):
                                          unflushed=None if unflushed is None else float(unflushed), file=token)
         self.on_disk[target.service] = on_disk
 
+    def _files_of(self, service: str) -> dict[str, tuple[int, str] | None]:
+        """Rule 8: which release each file of ``service`` holds (``current``, ``previous``)."""
+        return self.on_disk.setdefault(service, {"current": None, "previous": None})
+
     def _keep_previous(self, service: str, previous: Target | None) -> None:
         """Rule 8, under ``files``: ``<service>.previous.json`` made to hold ``previous``
         (the current file renamed there, or the file written) before a new current file."""
         if previous is None:
             return
-        on_disk = self.on_disk.setdefault(service, {"current": None, "previous": None})
+        on_disk = self._files_of(service)
         held = (previous.number, previous.id)
         if on_disk["previous"] == held:
             return
@@ -428,8 +432,7 @@ class ReleaseStore(BlobHold):
         with self.files:
             self._keep_previous(service, live.previous)
             write_json(self.releases / f"{service}.json", prepared.encode())
-            self.on_disk.setdefault(service, {"current": None, "previous": None})["current"] = \
-                (live.target.number, live.target.id)
+            self._files_of(service)["current"] = (live.target.number, live.target.id)
         live.ahead, live.file = False, prepared.token
 
     def _write_stamp(self, live: Live) -> None:
@@ -562,8 +565,7 @@ class ReleaseStore(BlobHold):
                 try:
                     self._keep_previous(service, previous)  # Rule 8
                     os.replace(self.releases / f"{service}.pending.json", self.releases / f"{service}.json")
-                    self.on_disk.setdefault(service, {"current": None, "previous": None})["current"] = \
-                        (target.number, target.id)
+                    self._files_of(service)["current"] = (target.number, target.id)
                 except OSError:  # gone meanwhile (removed by hand?): written below as it would be without
                     ready = False
                 del self.prepared[service]
