@@ -207,3 +207,25 @@ async def test_a_plain_push_starts_without_typer_httpx_or_pydantic_and_can_wait(
         assert code == 0 and "--wait" in out and "--max-file-size" in out
         code, _, err = await owncdn(fleet, "push", str(site), "--service", "blog", "--parallel", "0")
         assert code == 2 and "--parallel" in err  # Typer's own parse error
+
+
+@pytest.mark.parametrize("extra", [[], ["--max-file-size", "10MB"]])  # the lean start, and the Typer command
+async def test_output_to_a_reader_that_went_away_ends_quietly_and_the_push_stands(tmp_path, extra):
+    """`owncdn push ... | head -1` (entry.py Rule 4): its stdout a pipe already closed."""
+    site = tmp_path / "public"
+    make_site(site)
+    async with Fleet(tmp_path / "fleet", edges=0) as fleet:
+        await fleet.apply(CDN)
+        env = dict(os.environ, OWNCDN_CONTROL=fleet.url, OWNCDN_TOKEN=fleet.admin_token,
+                   XDG_CACHE_HOME=str(tmp_path / "cache"))
+        read, write = os.pipe()
+        os.close(read)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "owncdn.cli", "push", str(site), "--service", "blog", *extra, env=env,
+                stdout=write, stderr=asyncio.subprocess.PIPE)
+        finally:
+            os.close(write)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert (proc.returncode, err.decode()) == (1, "")
+        assert fleet.store.current_release_number(fleet.env, "blog") == 1

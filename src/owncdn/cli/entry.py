@@ -10,6 +10,9 @@ Rules:
    output): the interpreter's orderly shutdown, tearing down every module and object
    of a push, took about 4 ms more, and the push has nothing left to do (its
    connections are closed and its threads joined).
+4. Output read by a command that stops early (``owncdn push ... | head -1``) ends the
+   push quietly with code 1, as Click ends the other commands: no traceback. What was
+   pushed stays pushed.
 """
 
 from __future__ import annotations
@@ -24,12 +27,25 @@ def main(prog_name: str = "owncdn") -> int | None:
     if argv[:1] == ["push"]:
         from owncdn.cli.push_run import lean_main
 
-        code = lean_main(argv[1:])
+        try:
+            code = lean_main(argv[1:])
+        except BrokenPipeError:  # Rule 4
+            _stdout_to_devnull()
+            code = 1
         if code is not None:
             _exit_now(code)
     from owncdn.cli.main import app
 
     return app(prog_name=prog_name)
+
+
+def _stdout_to_devnull() -> None:
+    """Rule 4: what is still buffered for the closed pipe goes nowhere."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _exit_now(code: int) -> None:
