@@ -34,12 +34,14 @@ async def test_gc_then_serve_roll_back_and_refuse_the_pruned_release(tmp_path):
         code, out, err = await owncdn(fleet, "blobs", "gc", "--dry-run")
         assert code == 0, err
         assert out.startswith("would delete 1 of 4 blobs (11 B); kept 3 for 2 retained releases"), out
+        assert "; 1 older releases would be pruned" in out, out
         code, out, err = await owncdn(fleet, "blobs", "gc")
         assert code == 0 and out.startswith("deleted 1 of 4 blobs (11 B)"), (out, err)
+        assert "; 1 older releases were pruned" in out, out
         assert len(dict(fleet.blobs.stored())) == 3
 
         code, out, _ = await owncdn(fleet, "releases", "--service", "blog")
-        assert code == 0 and out.count("│ no ") == 1  # release 1 is no longer kept
+        assert code == 0 and out.count("│ pruned ") == 1 and "│ no " not in out  # release 1: kept no more, pruned
 
         code, out, err = await owncdn(fleet, "rollback", "--service", "blog", "--release", "2")
         assert (code, out.strip()) == (0, "production: blog serves release 2 again"), err
@@ -47,7 +49,7 @@ async def test_gc_then_serve_roll_back_and_refuse_the_pruned_release(tmp_path):
         assert (await get(fleet.edges[0], "/")).body == b"<h1>v2</h1>"
 
         code, out, err = await owncdn(fleet, "rollback", "--service", "blog", "--release", "1")
-        assert code == 1 and "can no longer be activated: blob GC deleted 1 of its blobs" in err, err
+        assert code == 1 and "can no longer be activated: blob GC dropped its manifest" in err, err
         assert "Traceback" not in err
         assert (await get(fleet.edges[0], "/")).body == b"<h1>v2</h1>"  # still serving what it served
 

@@ -90,23 +90,42 @@ def test_gc_deletes_exactly_the_old_unreferenced_blobs_and_kept_releases_roll_ba
 
     dry = gc(api, dry_run=True)
     assert (dry["deleted"], dry["freed_bytes"], dry["young"]) == (2, len(one) + len(stray), 1)
+    assert dry["pruned_releases"] == 1
     assert present(api, one, stray) == [True, True]  # a dry run deletes nothing
+    assert api.store.get_release("production", "blog", 1).manifest is not None  # ... and prunes nothing
     assert packs(api) == (6 if api.packed else 0)
 
     done = gc(api)
     assert (done["stored"], done["referenced"], done["young"]) == (6, 3, 1)
     assert (done["deleted"], done["freed_bytes"], done["retained_releases"]) == (2, len(one) + len(stray), 2)
+    assert done["pruned_releases"] == 1  # release 1's manifest (blobgc Rule 5)
     assert present(api, one, stray) == [False, False]
     assert present(api, shared, two, three, in_flight) == [True, True, True, True]
     assert packs(api) == (4 if api.packed else 0)  # theirs deleted
-    assert gc(api)["deleted"] == 0  # nothing more to do
+    again = gc(api)
+    assert (again["deleted"], again["pruned_releases"]) == (0, 0)  # nothing more to do
 
     listed = api.ok("GET", "/v1/services/blog/releases", "read")
-    assert [(r["number"], r["retained"]) for r in listed] == [(3, True), (2, True), (1, False)]
+    assert [(r["number"], r["retained"], r["pruned"]) for r in listed] == [(3, True, False), (2, True, False),
+                                                                           (1, False, True)]
     back = api.ok("POST", "/v1/services/blog/releases/2/activate")  # a retained release rolls back
     assert back["current"] and api.store.current_release_number("production", "blog") == 2
     assert api.http.get(f"/v1/blobs/{sha(two)}", headers={"Authorization": f"Bearer {api.tokens['read']}"}).content == two
-    r = api.call("POST", "/v1/services/blog/releases/1/activate")  # its blobs are gone: refused, nothing moves
+    r = api.call("POST", "/v1/services/blog/releases/1/activate")  # pruned: refused, nothing moves
+    assert r.status_code == 409 and r.json()["error"]["code"] == "release_pruned"
+    assert "blob GC dropped its manifest" in r.json()["error"]["message"]
+    assert api.store.current_release_number("production", "blog") == 2
+    r = api.call("GET", "/v1/services/blog/releases/1/manifest", "read")
+    assert r.status_code == 410 and r.json()["error"]["code"] == "release_pruned"
+    assert api.call("GET", "/v1/services/blog/releases/3/manifest", "read").status_code == 200
+
+
+def test_a_release_whose_blobs_went_otherwise_is_409_naming_them(api):
+    one, two = b"<h1>one</h1>", b"<h1>two</h1>"
+    assert [release(api, index__html=page) for page in (one, two)] == [1, 2]
+    age(api, one)
+    assert api.blobs.delete_older(sha(one), time.time()) == len(one)  # by hand, say: its manifest stays
+    r = api.call("POST", "/v1/services/blog/releases/1/activate")
     assert r.status_code == 409 and r.json()["error"]["code"] == "release_pruned"
     assert "blob GC deleted 1 of its blobs" in r.json()["error"]["message"]
     assert r.json()["error"]["problems"] == [sha(one)]
@@ -141,6 +160,8 @@ def test_a_release_a_node_serves_and_the_current_one_keep_their_blobs(api):
     store = api.store
     report = collect_blobs(store, api.blobs, Retention(keep=1, grace=3600))
     assert report.deleted == 1 and present(api, *pages) == [True, True, False, True]  # 1 served, 2 current, 4 newest
+    assert report.pruned_releases == 1
+    assert [r.pruned_at is not None for r in store.list_releases("production", "blog")] == [False, True, False, False]
 
 
 def test_a_push_that_asked_about_an_old_blob_keeps_it(api):
@@ -204,3 +225,23 @@ async def test_the_periodic_pass_collects_and_keeps_running(tmp_path):
     finally:
         task.cancel()
         store.close()
+
+
+def test_a_release_pruned_while_being_activated_stays_inactive(api, monkeypatch):
+    """A GC pass prunes release 1 after the activation read it, before it moved the pointer
+    (releasestore Rule 10): the activation is refused, the current release keeps its manifest."""
+    for page in (b"a", b"b"):
+        release(api, index__html=page)
+    read = api.store.get_release
+
+    def then_pruned(env, service, number):
+        found = read(env, service, number)
+        assert api.store.prune_manifests({(env, service): [number]}) == 1
+        return found
+
+    monkeypatch.setattr(api.store, "get_release", then_pruned)
+    r = api.call("POST", "/v1/services/blog/releases/1/activate")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "release_pruned"
+    monkeypatch.undo()
+    assert api.store.current_release_number("production", "blog") == 2
+    assert api.store.get_release("production", "blog", 2).manifest is not None

@@ -1,8 +1,15 @@
 """Pushed releases in the store, on SQLite and on a real PostgreSQL (see conftest.py)."""
 
-import pytest
+import json
 
-from owncdn.control.store import NotFound
+import pytest
+from alembic import command
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import IntegrityError
+
+from owncdn.control.store import NotFound, ReleasePruned, Store
+from owncdn.control.store.engine import normalize_url
+from owncdn.control.store.migrations import alembic_config
 
 M1 = {"files": {"index.html": {"sha256": "a" * 64, "size": 3}}}
 M2 = {"files": {"index.html": {"sha256": "b" * 64, "size": 4}}}
@@ -125,3 +132,76 @@ def test_a_manifest_with_its_json_text_is_stored_as_that_text(store, monkeypatch
     assert encoded == [] and store.get_release("production", "blog", made.number).manifest == M2
     add(store, M1)  # without a text: encoded as before
     assert encoded == [M1] and store.get_release("production", "blog", 2).manifest == M1
+
+
+# -- pruned manifests (releasestore Rule 10) ---------------------------------------------
+
+M3 = {"files": {"index.html": {"sha256": "c" * 64, "size": 5}}}
+
+
+def manifests(store, service="blog", env="production"):
+    """Each release's number -> (its manifest, whether pruned)."""
+    return {r.number: (store.get_release(env, service, r.number).manifest, r.pruned_at is not None)
+            for r in store.list_releases(env, service)}
+
+
+def test_prune_drops_the_manifests_named_but_the_current_and_served_ones(store, clock):
+    for m, mid in ((M1, "1"), (M2, "2"), (M3, "3"), (M1, "1"), (M2, "2")):
+        add(store, m, mid=mid * 64)
+    add(store, M1, service="docs")
+    node = store.register_node("edge-1", "edge", "fra", "production", "127.0.1.1")
+    store.report_node_release(node.id, "blog", 2, "serving")
+    store.activate_release("production", "blog", 4)
+    clock.advance(5)
+    dry = store.prune_manifests({("production", "blog"): [1, 2, 3, 4]}, dry_run=True)
+    assert dry == 2 and all(not pruned for _, pruned in manifests(store).values())
+    assert store.prune_manifests({("production", "blog"): [1, 2, 3, 4]}) == 2  # 2 served, 4 current
+    assert manifests(store) == {5: (M2, False), 4: (M1, False), 3: (None, True), 2: (M2, False), 1: (None, True)}
+    [listed] = [r for r in store.list_releases("production", "blog") if r.number == 3]
+    assert listed.pruned_at == clock.time() and listed.id == "3" * 64 and listed.files == 1
+    assert store.get_release("production", "docs", 1).manifest == M1  # another service: not named
+    assert store.prune_manifests({("production", "blog"): [1, 3]}) == 0  # once only
+
+
+def test_a_pruned_release_is_not_activated(store):
+    add(store, M1)
+    add(store, M2, mid="2" * 64)
+    assert store.prune_manifests({("production", "blog"): [1]}) == 1
+    with pytest.raises(ReleasePruned, match="release 1 of 'blog'"):
+        store.activate_release("production", "blog", 1)
+    assert store.current_release_number("production", "blog") == 2
+    with pytest.raises(NotFound):
+        store.activate_release("production", "blog", 7)
+
+
+def test_prune_takes_many_numbers_at_once(store):
+    for n in range(1, 1203):
+        store.add_release("production", "big", M1, "1" * 64, 1, 7)
+    assert store.prune_manifests({("production", "big"): list(range(1, 1203))}) == 1201  # all but the current
+    assert store.get_release("production", "big", 1202).manifest == M1
+    assert store.get_release("production", "big", 600).pruned_at is not None
+
+
+def test_releases_stored_before_pruning_keep_their_manifests_and_a_downgrade_drops_the_pruned(store_url):
+    engine = create_engine(normalize_url(store_url))
+    insert = text("INSERT INTO releases (env, service, number, manifest_id, manifest, files, bytes, author, "
+                  "created_at) VALUES ('production', 'blog', :n, :id, :m, 1, 7, 'ci', 1.0)")
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0006_node_streams")
+        for n, m in ((1, M1), (2, M2)):
+            conn.execute(insert, {"n": n, "id": str(n) * 64, "m": json.dumps(m)})
+    with Store(store_url) as s:
+        s.migrate()
+        assert manifests(s) == {2: (M2, False), 1: (M1, False)}
+        assert s.prune_manifests({("production", "blog"): [1, 2]}) == 2  # no current pointer: both named
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0006_node_streams")
+        assert conn.execute(text("SELECT number FROM releases")).all() == []
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # NOT NULL again
+        conn.execute(insert, {"n": 3, "id": "3" * 64, "m": None})
+    with engine.begin() as conn:
+        conn.execute(insert, {"n": 3, "id": "3" * 64, "m": json.dumps(M3)})
+    with Store(store_url) as s:
+        s.migrate()
+        assert manifests(s) == {3: (M3, False)}
+    engine.dispose()

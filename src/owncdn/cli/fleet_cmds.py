@@ -90,8 +90,8 @@ def control(
                                    help="Where pushed files live: a directory (default: <state-dir>/blobs) or "
                                         "s3://bucket/prefix (endpoint and keys from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...)."),
     keep_releases: int = typer.Option(10, "--keep-releases", min=1, help="Releases per service and environment whose "
-                                      "blobs blob GC keeps (besides the current one and those edges serve); older "
-                                      "ones stay listed but can no longer be rolled back to once their blobs go."),
+                                      "blobs and manifests blob GC keeps (besides the current one and those edges "
+                                      "serve); older ones stay listed but can no longer be rolled back to."),
     blob_grace: float = typer.Option(3600.0, "--blob-grace", min=300.0, help="Seconds a blob no retained release "
                                      "names is kept after its upload (or a push asking for it): pushes in flight."),
     blob_gc_interval: float = typer.Option(21600.0, "--blob-gc-interval", min=0.0, help="Seconds between blob GC "

@@ -88,7 +88,8 @@ def releases(
         created = (r.get("created") or "")[:19].replace("T", " ")
         nodes = ", ".join(n["name"] for n in r["nodes"]) or "-"
         table.add_row(str(r["number"]), "*" if r["current"] else "", str(r["files"]), _human(r["bytes"]),
-                      created, r.get("author") or "", nodes, "yes" if r.get("retained", True) else "no")
+                      created, r.get("author") or "", nodes,
+                      "pruned" if r.get("pruned") else "yes" if r.get("retained", True) else "no")
     Console().print(table)
 
 
@@ -113,7 +114,8 @@ def blobs_gc(
     verb = "would delete" if r["dry_run"] else "deleted"
     typer.echo(f"{verb} {r['deleted']} of {r['stored']} blobs ({_human(r['freed_bytes'])}); kept {r['referenced']} "
                f"for {r['retained_releases']} retained releases (newest {r['keep']} per service) and {r['young']} "
-               f"younger than {r['grace']:g} s")
+               f"younger than {r['grace']:g} s; {r.get('pruned_releases', 0)} older releases "
+               f"{'would be' if r['dry_run'] else 'were'} pruned (listed, no longer activatable)")
 
 
 def register(app: typer.Typer) -> None:

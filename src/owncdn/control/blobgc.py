@@ -18,6 +18,10 @@ Rules:
    the periodic task (``run_periodically``), so the control plane keeps serving.
 4. Passes in one process never overlap (a lock); replicas sharing a blob store may
    both run one, which is safe by Rule 1 (the second finds the blobs gone).
+5. A pass also drops the manifests of the releases outside the retention that still
+   have one (``releasestore`` Rule 10; a dry run counts them): those releases stay
+   listed, pruned, and can no longer be activated, as when their blobs are gone.
+   Which they are is read with the rest (Rule 1), before any blob is deleted.
 """
 
 from __future__ import annotations
@@ -60,12 +64,16 @@ class GcReport:
     retained_releases: int
     keep: int
     grace: float
+    pruned_releases: int = 0  # releases whose manifests were dropped (dry run: would be) (Rule 5)
 
 
-def referenced_blobs(store, retention: Retention) -> tuple[set[str], int]:
-    """The blobs retained releases name, and how many releases are retained (Rule 1)."""
+def referenced_blobs(store, retention: Retention) -> tuple[set[str], int, dict[tuple[str, str], list[int]]]:
+    """The blobs retained releases name, how many releases are retained, and the others
+    per (env, service) (Rules 1, 5)."""
     current, serving = store.release_pointers()
-    kept = retained_releases(store.release_numbers(), current, serving, retention.keep)
+    numbers = store.release_numbers()
+    kept = retained_releases(numbers, current, serving, retention.keep)
+    others = {key: [n for n in found if n not in kept.get(key, ())] for key, found in numbers.items()}
     referenced: set[str] = set()
     by_id: dict[str, set[str]] = {}
     count = 0
@@ -78,7 +86,7 @@ def referenced_blobs(store, retention: Retention) -> tuple[set[str], int]:
             if release.id not in by_id:
                 by_id[release.id] = manifest_blobs(release.manifest or {})
             referenced |= by_id[release.id]
-    return referenced, count
+    return referenced, count, {key: found for key, found in others.items() if found}
 
 
 def collect_blobs(store, blobs: BlobStore, retention: Retention, *, dry_run: bool = False,
@@ -87,9 +95,10 @@ def collect_blobs(store, blobs: BlobStore, retention: Retention, *, dry_run: boo
     with _lock:
         now = time.time() if now is None else now
         stored = dict(blobs.stored())  # before the releases are read (Rule 1)
-        referenced, count = referenced_blobs(store, retention)
+        referenced, count, others = referenced_blobs(store, retention)
         plan = plan_collection(stored, referenced, now, retention.grace)
         deleted, freed = len(plan.delete), plan.delete_bytes
+        pruned = store.prune_manifests(others, dry_run=dry_run) if others else 0  # Rule 5
         if not dry_run:
             deleted = freed = 0
             cutoff = now - retention.grace
@@ -103,10 +112,11 @@ def collect_blobs(store, blobs: BlobStore, retention: Retention, *, dry_run: boo
                 compact()
         report = GcReport(dry_run=dry_run, stored=len(stored), referenced=plan.referenced, young=plan.young,
                           deleted=deleted, freed_bytes=freed, retained_releases=count, keep=retention.keep,
-                          grace=retention.grace)
-    log.info("blob gc%s: %d of %d blobs %s, %d bytes; %d kept for %d retained releases, %d younger than %g s",
-             " (dry run)" if dry_run else "", deleted, len(stored), "unneeded" if dry_run else "deleted", freed,
-             plan.referenced, count, plan.young, retention.grace)
+                          grace=retention.grace, pruned_releases=pruned)
+    log.info("blob gc%s: %d of %d blobs %s, %d bytes; %d kept for %d retained releases, %d younger than %g s; "
+             "%d releases' manifests %s", " (dry run)" if dry_run else "", deleted, len(stored),
+             "unneeded" if dry_run else "deleted", freed, plan.referenced, count, plan.young, retention.grace,
+             pruned, "to drop" if dry_run else "dropped")
     return report
 
 

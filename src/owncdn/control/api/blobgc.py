@@ -6,7 +6,8 @@ environment), and a blob store (503 without one).
 Rule 2: the pass is ``owncdn.control.blobgc.collect_blobs`` with the control plane's
 retention (``app.state.blob_retention``; ``owncdn control --keep-releases N
 --blob-grace S``); the answer says how many blobs and bytes it freed (with
-``dry_run``: would free) and how many it kept and why.
+``dry_run``: would free), how many it kept and why, and how many releases outside the
+retention had their manifests dropped (``blobgc`` Rule 5).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class GcOut(BaseModel):
     retained_releases: int = Field(description="Releases whose blobs are kept: the newest `keep` per service and environment, the current ones and those nodes serve.")
     keep: int
     grace: float = Field(description="Seconds an unreferenced blob is kept after its upload or last claim.")
+    pruned_releases: int = Field(0, description="Releases outside the retention whose manifests were dropped (dry run: would be); they stay listed, pruned, and can no longer be activated.")
 
 
 def blob_retention(request: Request) -> Retention:

@@ -34,7 +34,7 @@ log = logging.getLogger("owncdn.control.api")
 
 _CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
+    405: "method_not_allowed", 409: "conflict", 410: "gone", 413: "too_large", 415: "unsupported_media_type",
     422: "invalid", 500: "internal_error", 503: "unavailable",
 }
 
@@ -44,6 +44,7 @@ _DESCRIPTIONS = {
     403: "The token lacks the scope this endpoint needs.",
     404: "The thing named in the path does not exist.",
     409: "Conflicts with what exists (e.g. a duplicate name).",
+    410: "It existed once and was removed (e.g. a release's manifest, pruned by blob GC).",
     422: "The request is well-formed but its content is invalid; see `problems`.",
 }
 

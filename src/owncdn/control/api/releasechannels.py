@@ -169,7 +169,7 @@ class ReleaseChannel:
             if expected is not None:  # Rule 3: being stored here, not remembered yet
                 return {**expected, "number": current.number}
             release = ctx.store.get_release(env, current.service, current.number)
-            if release is None:
+            if release is None or release.manifest is None:  # pruned: never the current one (releasestore Rule 10)
                 return None
             data = {"service": current.service, "number": current.number, "id": release.id,
                     "manifest": release.manifest}

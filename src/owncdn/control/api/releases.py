@@ -69,7 +69,10 @@ in between (which reads the store: the whole manifest, no blobs) is rare.
 Rule 7: blob retention (``owncdn.core.content.retention``): the listing marks
 each release ``retained`` (its blobs are kept by blob GC) or not; ``activate``
 claims the release's blobs first and answers 409 ``release_pruned`` when blob GC
-deleted some, leaving the current release as it was (push that content again).
+deleted some, leaving the current release as it was (push that content again). A
+release whose manifest blob GC dropped (``blobgc`` Rule 5) is listed ``pruned`` (and not
+retained); activating it is the same 409, and ``GET .../manifest`` answers 410
+``release_pruned``.
 
 Rule 12: a release bundle's manifest record is in its canonical encoding when
 encoding the document read from it again (orjson, sorted keys) gives its bytes: a
@@ -126,7 +129,7 @@ from starlette.concurrency import run_in_threadpool
 from owncdn.control.blobs import BlobError, BlobStore
 from owncdn.control.dirblobs import DirBlobStore
 from owncdn.control.hub import RECHECK_SECONDS
-from owncdn.control.store import NotFound, Release, Token
+from owncdn.control.store import NotFound, Release, ReleasePruned, Token
 from owncdn.core.contact import AWAY, IN_CONTACT, contact_state
 from owncdn.core.content import Manifest, ManifestError, parse_manifest
 from owncdn.core.content.changes import apply_changes, encoded_as
@@ -355,7 +358,7 @@ def _stored(ctx: ApiContext, env: str, name: str, want: str) -> Manifest | None:
         return None
     release = ctx.store.get_release(env, name, newest[0].number)
     try:
-        manifest = parse_manifest(release.manifest) if release is not None else None
+        manifest = parse_manifest(release.manifest) if release is not None and release.manifest is not None else None
     except ManifestError:  # not one this control plane would store: the client sends it whole
         return None
     if manifest is None or manifest.id != want:  # its encoding made here, kept with it (changes.py Rule 6)
@@ -499,7 +502,7 @@ def list_releases(name: ServiceName, request: Request, ctx: Ctx, _: Annotated[To
 @router.get(
     "/v1/services/{name}/releases/{number}/manifest",
     summary="A release's manifest, in its canonical encoding (its SHA-256 is the release id)",
-    responses={**error_responses(401, 403, 404, 422),
+    responses={**error_responses(401, 403, 404, 410, 422),
                200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
 )
 def release_manifest(name: ServiceName, number: Number, ctx: Ctx,
@@ -509,6 +512,9 @@ def release_manifest(name: ServiceName, number: Number, ctx: Ctx,
     found = ctx.store.get_release(env, name, number)
     if found is None:
         raise ApiProblem(404, "not_found", f"service '{name}' in '{env}' has no release {number}")
+    if found.pruned_at is not None:  # Rule 7
+        raise ApiProblem(410, "release_pruned", f"release {number} of '{name}' in '{env}' was pruned by blob GC "
+                         "(it was outside the retention): its manifest is gone")
     return Response(orjson.dumps(found.manifest, option=orjson.OPT_SORT_KEYS), media_type="application/json")
 
 
@@ -523,13 +529,15 @@ def activate_release(name: ServiceName, number: Number, ctx: Ctx, blobs: Blobs,
         numbers = [r.number for r in ctx.store.list_releases(env, name, 1)]
         known = f"the newest is {numbers[0]}" if numbers else "it has no releases"
         raise ApiProblem(404, "not_found", f"service '{name}' in '{env}' has no release {number}; {known}")
+    if found.pruned_at is not None:  # Rule 7
+        raise _pruned(env, name, number, "blob GC dropped its manifest")
     gone = blobs.claim(manifest_blobs(found.manifest or {}))  # Rule 7
     if gone:
-        raise ApiProblem(409, "release_pruned",
-                         f"release {number} of '{name}' in '{env}' can no longer be activated: blob GC deleted "
-                         f"{len(gone)} of its blobs (it was outside the retention); the current release is "
-                         "unchanged. Push that content again to make it a new release", gone[:MAX_LISTED_MISSING])
-    release = ctx.store.activate_release(env, name, number, author=token.name)
+        raise _pruned(env, name, number, f"blob GC deleted {len(gone)} of its blobs", gone[:MAX_LISTED_MISSING])
+    try:
+        release = ctx.store.activate_release(env, name, number, author=token.name)
+    except ReleasePruned:  # by a GC pass since it was read
+        raise _pruned(env, name, number, "blob GC dropped its manifest") from None
     _changed(ctx, env, name, current=True)
     return _out(release, number, [], True)
 
@@ -621,7 +629,16 @@ def _service_modes(ctx: ApiContext, env: str, number: int) -> dict[str, str]:
     return modes
 
 
+def _pruned(env: str, name: str, number: int, what: str, problems: list[str] | None = None) -> ApiProblem:
+    """Rule 7's 409."""
+    return ApiProblem(409, "release_pruned",
+                      f"release {number} of '{name}' in '{env}' can no longer be activated: {what} (it was outside "
+                      "the retention); the current release is unchanged. Push that content again to make it a new "
+                      "release", problems)
+
+
 def _out(release: Release, current: int | None, nodes: list[ReleaseNode], retained: bool) -> ReleaseOut:
     return ReleaseOut(number=release.number, id=release.id, files=release.files, bytes=release.bytes,
                       author=release.author, created=utc(release.created_at), current=release.number == current,
-                      nodes=nodes, retained=retained)
+                      nodes=nodes, retained=retained and release.pruned_at is None,
+                      pruned=release.pruned_at is not None)

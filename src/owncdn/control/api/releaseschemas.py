@@ -81,6 +81,7 @@ class ReleaseOut(BaseModel):
     current: bool = Field(description="The release edges serve (or are switching to) now.")
     nodes: list[ReleaseNode] = Field(description="Nodes that reported serving this release.")
     retained: bool = Field(True, description="Its blobs are kept by blob GC (one of the newest releases, the current one, or served by a node), so it can be activated; otherwise blob GC may delete them once they are older than the grace period.")
+    pruned: bool = Field(False, description="Blob GC dropped its manifest (it was outside the retention): listed, but it can no longer be activated.")
 
 
 class NodeReleaseIn(_Request):

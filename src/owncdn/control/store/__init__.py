@@ -19,9 +19,9 @@ Parts:
 
 from .edgehealth import CheckResult, EdgeHealthRecord
 from .engine import sqlite_url
-from .releasestore import CurrentRelease, NodeRelease, Release
+from .releasestore import CurrentRelease, NodeRelease, Release, ReleasePruned
 from .records import SCOPES, Conflict, Node, NotFound, Purge, PurgeAck, StoreError, Token, Version
 from .store import Store
 
-__all__ = ["SCOPES", "CheckResult", "Conflict", "CurrentRelease", "EdgeHealthRecord", "NodeRelease", "Release", "Node", "NotFound", "Purge", "PurgeAck", "Store", "StoreError",
+__all__ = ["SCOPES", "CheckResult", "Conflict", "CurrentRelease", "EdgeHealthRecord", "NodeRelease", "Release", "ReleasePruned", "Node", "NotFound", "Purge", "PurgeAck", "Store", "StoreError",
            "Token", "Version", "sqlite_url"]

@@ -1,9 +1,12 @@
-"""The tables of pushed releases (migration ``0004_releases``), on the store's ``Base``.
+"""The tables of pushed releases (migrations ``0004_releases``, ``0007_release_pruning``),
+on the store's ``Base``.
 
 Rules:
 1. ``releases`` rows are immutable: (env, service, number) numbered 1, 2, 3... per
    service; the manifest (JSON) is stored whole with its id (its SHA-256), file count
-   and bytes, so listing needs no manifest.
+   and bytes, so listing needs no manifest. Blob GC drops the manifest of a release
+   outside the retention (``manifest`` NULL, ``pruned_at`` set: ``releasestore`` Rule
+   10); nothing else about a row ever changes.
 2. ``current_releases`` holds one pointer per (env, service): the release edges
    should serve. Creating a release moves it; activating an older one moves it back.
 3. ``node_releases`` holds what each node reported per service: the last release it
@@ -28,11 +31,12 @@ class ReleaseRow(Base):
     service: Mapped[str] = mapped_column(String(200), primary_key=True)
     number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     manifest_id: Mapped[str] = mapped_column(String(64))
-    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # None: pruned
     files: Mapped[int] = mapped_column(Integer)
     bytes: Mapped[int] = mapped_column(BigInteger)
     author: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[float] = mapped_column(Double)
+    pruned_at: Mapped[float | None] = mapped_column(Double)
 
 
 class CurrentReleaseRow(Base):

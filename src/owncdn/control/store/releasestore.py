@@ -33,6 +33,15 @@ Rules:
 9. What a push reads and writes here again and again (Rules 4, 6, 7, 8, and whether
    a release exists or is current) runs on a connection, not an ORM session (the
    store's Rule 8).
+10. ``prune_manifests(numbers)`` drops the manifests of the releases blob GC found
+    outside the retention (``blobgc`` Rule 5): the row stays, listed with
+    ``pruned_at``, so the database holds the manifests of the retained releases rather
+    than one more manifest with every push for ever (11 MB a push of a 100,000-file
+    site). Only the numbers given are pruned, never one created since GC read them;
+    under ``PRUNE_LOCK``, which ``activate_release`` also takes, the current release
+    and those nodes serve are read again and left alone, and an activation finds the
+    manifest there or raises ``ReleasePruned``: the current release always has its
+    manifest.
 """
 
 from __future__ import annotations
@@ -40,19 +49,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, null, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from .engine import EncodedJSON, built
-from .records import NotFound
+from .records import NotFound, StoreError
 from .releaseschema import CurrentReleaseRow, NodeReleaseRow, ReleaseRow
 from .schema import NodeRow
 
-__all__ = ["CurrentRelease", "EdgeProgress", "NodeRelease", "Release", "ReleaseStore"]
+__all__ = ["CurrentRelease", "EdgeProgress", "NodeRelease", "Release", "ReleasePruned", "ReleaseStore"]
 
 NODE_RELEASE_STATUSES = ("serving", "failed")
+PRUNE_LOCK = 0x6F63646E_0003  # the store's pg_advisory_xact_lock keys: Rule 10
+PRUNE_BATCH = 500  # release numbers in one UPDATE's IN list
+
+
+class ReleasePruned(StoreError):
+    """The release's manifest was dropped (Rule 10): it cannot be activated."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +80,8 @@ class Release:
     bytes: int
     author: str
     created_at: float
-    manifest: dict | None = None  # None when listed
+    manifest: dict | None = None  # None when listed, or pruned
+    pruned_at: float | None = None  # blob GC dropped its manifest then (Rule 10)
 
 
 @dataclass(frozen=True)
@@ -104,8 +120,8 @@ class NodeRelease:
 
 
 class ReleaseStore:
-    """Mixed into ``Store``: uses its ``_read``, ``_write``, ``_read_rows``, ``_write_rows``
-    and ``_now``."""
+    """Mixed into ``Store``: uses its ``_read``, ``_write``, ``_read_rows``, ``_write_rows``,
+    ``_lock`` and ``_now``."""
 
     def add_release(self, env: str, service: str, manifest: dict | None, manifest_id: str, files: int,
                     size: int, author: str = "", manifest_text: str | None = None) -> Release:
@@ -128,11 +144,15 @@ class ReleaseStore:
         return self._write_rows(work, f"adding a release of {service!r} in {env!r}")
 
     def activate_release(self, env: str, service: str, number: int, author: str = "") -> Release:
-        """Make release ``number`` current (Rule 2); NotFound if there is none."""
+        """Make release ``number`` current (Rule 2); NotFound if there is none,
+        ReleasePruned if its manifest is gone (Rule 10)."""
         def work(s: Session) -> Release:
+            self._lock(s.connection(), PRUNE_LOCK)
             row = s.get(ReleaseRow, (env, service, number))
             if row is None:
                 raise NotFound(f"service {service!r} in {env!r} has no release {number}")
+            if row.pruned_at is not None:
+                raise ReleasePruned(f"release {number} of {service!r} in {env!r} was pruned by blob GC")
             _point(s, env, service, number, author, self._now())
             return _release(row, with_manifest=False)
 
@@ -174,8 +194,37 @@ class ReleaseStore:
                  .order_by(ReleaseRow.number.desc()).limit(max(limit, 0)))
         return self._read(lambda s: [
             Release(env=r.env, service=r.service, number=r.number, id=r.manifest_id, files=r.files,
-                    bytes=r.bytes, author=r.author, created_at=r.created_at)
+                    bytes=r.bytes, author=r.author, created_at=r.created_at, pruned_at=r.pruned_at)
             for r in s.execute(query)])
+
+    def prune_manifests(self, numbers: dict[tuple[str, str], list[int]], dry_run: bool = False) -> int:
+        """Rule 10: drop the manifests of releases ``numbers`` (per (env, service)) but
+        the current ones and those nodes serve; how many were dropped (``dry_run``:
+        would be)."""
+        releases, current, served = ReleaseRow.__table__, CurrentReleaseRow.__table__, NodeReleaseRow.__table__
+        nodes = NodeRow.__table__
+
+        def work(s: Connection) -> int:
+            self._lock(s, PRUNE_LOCK)
+            dropped, now = 0, self._now()
+            for (env, service), wanted in sorted(numbers.items()):
+                key = (releases.c.env == env) & (releases.c.service == service)
+                spared = set(s.scalars(select(current.c.number).where(current.c.env == env,
+                                                                      current.c.service == service)))
+                spared.update(n for n in s.scalars(select(served.c.serving).join(nodes, nodes.c.id == served.c.node_id)
+                                                   .where(nodes.c.env == env, served.c.service == service))
+                              if n is not None)
+                todo = sorted(set(wanted) - spared)
+                for i in range(0, len(todo), PRUNE_BATCH):
+                    which = key & releases.c.number.in_(todo[i:i + PRUNE_BATCH]) & releases.c.pruned_at.is_(None)
+                    if dry_run:
+                        dropped += s.scalar(select(func.count()).select_from(releases).where(which)) or 0
+                    else:
+                        dropped += s.execute(update(releases).where(which)
+                                             .values(manifest=null(), pruned_at=now)).rowcount
+            return dropped
+
+        return self._write_rows(work, "pruning release manifests")
 
     def release_numbers(self, env: str | None = None, service: str | None = None) -> dict[tuple[str, str], list[int]]:
         """Every release number per (env, service), ascending (blob retention, Rule 5)."""
@@ -294,7 +343,7 @@ def _point(s: Session, env: str, service: str, number: int, author: str, now: fl
 def _release(r: ReleaseRow, with_manifest: bool = True) -> Release:
     return Release(env=r.env, service=r.service, number=r.number, id=r.manifest_id, files=r.files,
                    bytes=r.bytes, author=r.author, created_at=r.created_at,
-                   manifest=r.manifest if with_manifest else None)
+                   manifest=r.manifest if with_manifest else None, pruned_at=r.pruned_at)
 
 
 def _maybe_release(r: ReleaseRow | None) -> Release | None:

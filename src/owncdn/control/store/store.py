@@ -73,6 +73,7 @@ WRITE_ATTEMPTS = 50
 # pg_advisory_xact_lock keys ("ocdn" + a number): one per thing serialised across replicas
 MIGRATE_LOCK = 0x6F63646E_0001
 PURGE_LOCK = 0x6F63646E_0002
+# 0x6F63646E_0003: releasestore.PRUNE_LOCK
 
 
 class Store(EdgeHealthStore, CertificateStore, ReleaseStore):
