@@ -346,6 +346,17 @@ def test_only_push_services_of_the_latest_version(api):
     assert r.status_code == 404 and "no services yet" in r.json()["error"]["message"]
 
 
+def test_listing_the_releases_of_a_service_no_version_names_is_404_unless_it_has_some(api):
+    assert api.ok("GET", "/v1/services/blog/releases", "read") == []  # a push service with no release yet
+    r = api.call("GET", "/v1/services/blgo/releases", "read")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_service"
+    assert "no service 'blgo'" in r.json()["error"]["message"] and "blog, pulled" in r.json()["error"]["message"]
+    api.put(b"x")
+    api.ok("POST", "/v1/services/blog/releases", json={"manifest": manifest(a=b"x")})
+    api.ok("POST", "/v1/envs/production/versions", json={"source": SITE.split("  - name: pulled")[0].replace("blog", "journal")})
+    assert [r["number"] for r in api.ok("GET", "/v1/services/blog/releases", "read")] == [1]  # dropped since: still listed
+
+
 @pytest.mark.parametrize("path", ["../etc/passwd", "/abs", "a\\b", "a//b"])
 def test_paths_outside_the_release_are_422(api, path):
     body = {"manifest": {"files": {path: {"sha256": sha(b"x"), "size": 1}}}}

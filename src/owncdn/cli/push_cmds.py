@@ -111,11 +111,11 @@ def blobs_gc(
     """Delete blobs no retained release needs (the control plane also does this every
     --blob-gc-interval); needs an admin token."""
     r = _call(client(control_url, token, state_dir).collect_blobs, dry_run)
-    verb = "would delete" if r["dry_run"] else "deleted"
+    verb, pruned = "would delete" if r["dry_run"] else "deleted", r.get("pruned_releases", 0)
     typer.echo(f"{verb} {r['deleted']} of {r['stored']} blobs ({_human(r['freed_bytes'])}); kept {r['referenced']} "
                f"for {r['retained_releases']} retained releases (newest {r['keep']} per service) and {r['young']} "
-               f"younger than {r['grace']:g} s; {r.get('pruned_releases', 0)} older releases "
-               f"{'would be' if r['dry_run'] else 'were'} pruned (listed, no longer activatable)")
+               f"younger than {r['grace']:g} s" + (f"; {pruned} older releases {'would be' if r['dry_run'] else 'were'} "
+                                                   "pruned (still listed, no longer activatable)" if pruned else ""))
 
 
 def register(app: typer.Typer) -> None:

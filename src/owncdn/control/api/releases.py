@@ -483,7 +483,7 @@ def _is_current(ctx: ApiContext, env: str, name: str, number: int) -> bool:
 @router.get(
     "/v1/services/{name}/releases", response_model=list[ReleaseOut],
     summary="List releases, newest first, with the current one and the nodes serving each",
-    responses=error_responses(401, 403, 422),
+    responses=error_responses(401, 403, 404, 422),
 )
 def list_releases(name: ServiceName, request: Request, ctx: Ctx, _: Annotated[Token, Depends(require("read", "deploy"))],
                   env: EnvQuery = "production",
@@ -495,8 +495,12 @@ def list_releases(name: ServiceName, request: Request, ctx: Ctx, _: Annotated[To
             serving.setdefault(row.serving, []).append(ReleaseNode(node_id=row.node_id, name=row.name, location=row.location))
     numbers = ctx.store.release_numbers(env, name).get((env, name), [])
     retained = retained_numbers(numbers, current, serving, blob_retention(request).keep)  # Rule 7
-    return [_out(r, current, serving.get(r.number, []), r.number in retained)
-            for r in ctx.store.list_releases(env, name, limit)]
+    listed = ctx.store.list_releases(env, name, limit)
+    if not listed:  # a name mistyped says so; a service dropped from the config still lists its releases
+        modes = _service_modes(ctx, env, ctx.store.latest_number(env))
+        if name not in modes:
+            raise _unknown_service(env, name, modes)
+    return [_out(r, current, serving.get(r.number, []), r.number in retained) for r in listed]
 
 
 @router.get(
@@ -610,10 +614,15 @@ def _push_service(ctx: ApiContext, env: str, name: str) -> None:
     modes = _service_modes(ctx, env, ctx.store.latest_number(env))
     mode = modes.get(name)
     if mode is None:
-        known = f"its services: {', '.join(sorted(modes))}" if modes else "it has no services yet"
-        raise ApiProblem(404, "unknown_service", f"environment '{env}' has no service '{name}' in its latest version; {known}. Add it with mode: push and apply first")
+        raise _unknown_service(env, name, modes)
     if mode != "push":
         raise ApiProblem(422, "not_a_push_service", f"service '{name}' in '{env}' has mode {mode!r}; set mode: push (and drop its origins) to push releases to it")
+
+
+def _unknown_service(env: str, name: str, modes: dict[str, str]) -> ApiProblem:
+    known = f"its services: {', '.join(sorted(modes))}" if modes else "it has no services yet"
+    return ApiProblem(404, "unknown_service", f"environment '{env}' has no service '{name}' in its latest version; "
+                      f"{known}. Add it with mode: push and apply first")
 
 
 def _service_modes(ctx: ApiContext, env: str, number: int) -> dict[str, str]:
