@@ -307,10 +307,45 @@ def test_a_blob_claimed_lately_is_not_looked_at_again_while_its_directory_is_unc
     real_stat = os.stat
     monkeypatch.setattr("owncdn.control.dirblobs.os.stat", lambda path, *a, **k: looked.append(path) or real_stat(path, *a, **k))
     assert blobs.claim([sha(b"page"), sha(b"style"), sha(b"absent")]) == [sha(b"absent")]
-    assert sorted(os.path.basename(p) for p in looked if len(os.path.basename(p)) > 2) == sorted(
-        [sha(b"style"), sha(b"absent")])  # not page: claimed lately, its directory unchanged
+    assert [os.path.basename(p) for p in looked if len(os.path.basename(p)) > 2] == [sha(b"style")]
+    # not page: claimed lately, its directory unchanged; nor absent: no such file (Rule 8)
     blobs.path(sha(b"page")).unlink()  # lost by hand: its directory changed
     assert blobs.claim([sha(b"page")]) == [sha(b"page")]
+
+
+def test_an_absent_blob_is_answered_without_a_stat_and_a_file_named_is_still_looked_at(tmp_path, monkeypatch):
+    """dirblobs Rule 8."""
+    blobs = DirBlobStore(tmp_path / "blobs")
+    put(blobs, b"page")
+    looked = []
+    real_stat = os.stat
+    monkeypatch.setattr("owncdn.control.dirblobs.os.stat", lambda path, *a, **k: looked.append(path) or real_stat(path, *a, **k))
+    absent = [sha(b"absent %d" % i) for i in range(20)]
+    assert blobs.missing([sha(b"page"), *absent]) == absent
+    assert blobs.sizes(absent[:2]) == dict.fromkeys(absent[:2]) and blobs.size(absent[0]) is None
+    assert blobs.claim(absent) == absent
+    assert {os.path.basename(p) for p in looked} <= {sha(b"page"), sha(b"page")[:2]}  # only the file there
+    with pytest.raises(ValueError):
+        blobs.sizes(["not a blob name"])  # still checked
+    part = blobs.part(sha(b"raw"), 3)  # each way a blob lands is known at once
+    part.write(b"raw")
+    blobs.commit_many([part.finish()])
+    writer = blobs.writer(sha(b"written"))
+    writer.write(b"written")
+    writer.commit()
+    assert blobs.missing([sha(b"raw"), sha(b"written")]) == []
+    by_hand = blobs.path(absent[0])
+    by_hand.write_bytes(b"absent 0")  # no process but this one writes here (Rule 7): not known ...
+    assert blobs.size(absent[0]) is None
+    blobs.path(sha(b"page")).unlink()  # ... and one lost by hand is missing
+    assert blobs.missing([sha(b"page")]) == [sha(b"page")]
+    monkeypatch.undo()
+    del blobs
+    again = DirBlobStore(tmp_path / "blobs")  # listed at start
+    assert again.sizes([absent[0], sha(b"raw"), sha(b"page")]) == {absent[0]: 8, sha(b"raw"): 3, sha(b"page"): None}
+    os.utime(again.path(sha(b"raw")), (1_000_000, 1_000_000))
+    assert again.delete_older(sha(b"raw"), cutoff=2_000_000) == 3  # collected: gone from the names too
+    assert again.missing([sha(b"raw")]) == [sha(b"raw")]
 
 
 def test_a_blob_claimed_lately_is_not_collected(tmp_path):

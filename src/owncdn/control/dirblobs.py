@@ -98,6 +98,15 @@ Rules:
    ``StoreInUse`` naming that pid, rather than deleting the first one's uploads in
    flight as leftovers (Rule 1) and its packs being written (Rule 5). Stores of one
    directory opened again in the same process (tests restarting one) share the lock.
+8. The names of the blobs stored as files are kept in memory (``_loose``: listed at
+   start, added as renames put blobs in place, dropped as collection deletes them),
+   so ``size``, ``sizes``, ``missing`` and ``claim`` answer for a blob that is not
+   there without a ``stat``; a file named there is still looked at (one lost by hand
+   is missing). A first push asks about every blob it has before uploading it, and
+   each edge fetching the release while it is uploaded asks again: about 4,000
+   look-ups of absent files, 15-20 ms of the control plane's CPU, in the push of the
+   Python docs. A file put there by hand is not known until a restart: it is reported
+   missing, so the push uploads it again (Rule 7: no other process writes here).
 """
 
 from __future__ import annotations
@@ -142,6 +151,7 @@ class DirBlobStore(DirReads):
         self.tmp = self.root / "tmp"
         self._tmp = str(self.tmp)
         self.tmp.mkdir(parents=True, exist_ok=True)
+        self._loose: set[str] = set()  # Rule 8: listed below, once the directories are there
         for leftover in self.tmp.iterdir():
             if leftover.name.startswith(GC_PREFIX) and is_blob_name(leftover.name[len(GC_PREFIX):]):
                 self._restore(leftover, leftover.name[len(GC_PREFIX):])  # fate unknown: back (Rule 3)
@@ -157,6 +167,7 @@ class DirBlobStore(DirReads):
         self._tmp_dirs = 0
         self._dirs: dict[str, Path] = {}  # the 256 blob directories, by prefix
         self._make_dirs()
+        self._loose.update(self._list_loose())
         self._group = SyncGroup(self._tmp)  # commit_many's syncfs, shared by uploads ending at once
         self._claimed: dict[str, tuple] = {}  # blob -> (when a claim found it, its directory's mtime) (Rule 4)
         self._offered: dict[str, str | Slot] = {}  # blob -> its verified temp file or slot, until stored or removed (Rule 2)
@@ -182,6 +193,13 @@ class DirBlobStore(DirReads):
         if made:
             fsync_dir(self._root)
 
+    def _list_loose(self) -> set[str]:
+        """Rule 8: the blob files in the 256 directories."""
+        loose: set[str] = set()
+        for prefix, directory in self._dirs.items():
+            loose.update(name for name in os.listdir(directory) if name.startswith(prefix) and is_blob_name(name))
+        return loose
+
     def path(self, sha: str) -> Path:
         check_name(sha)
         return self.root / sha[:2] / sha
@@ -191,6 +209,8 @@ class DirBlobStore(DirReads):
         slot = self._packed.get(sha)
         if slot is not None:
             return slot.size
+        if sha not in self._loose:  # Rule 8
+            return None
         try:  # string paths: a release of 1,000 files asks 1,000 times, a Path each cost more than the stat
             return os.stat(f"{self._root}/{sha[:2]}/{sha}").st_size
         except FileNotFoundError:
@@ -200,13 +220,16 @@ class DirBlobStore(DirReads):
         """Each blob's size (None: missing), in the order asked, repeats dropped (one
         loop, not a call of ``size`` each: 1,065 blobs in 1.5 ms rather than 2.9)."""
         out: dict[str, int | None] = {}
-        root, packed = self._root, self._packed
+        root, packed, loose = self._root, self._packed, self._loose
         for sha in dict.fromkeys(hashes):
             slot = packed.get(sha)
             if slot is not None:
                 out[sha] = slot.size
                 continue
             check_name(sha)
+            if sha not in loose:  # Rule 8
+                out[sha] = None
+                continue
             try:
                 out[sha] = os.stat(f"{root}/{sha[:2]}/{sha}").st_size
             except FileNotFoundError:
@@ -227,7 +250,8 @@ class DirBlobStore(DirReads):
             return self._claim(self._claim_packed(dict.fromkeys(hashes), now), now, None, {})
         at, wall = time.monotonic(), time.time()
         wanted = self._claim_packed(dict.fromkeys(hashes), wall)
-        dirs = self._quiet_dirs({sha[:2] for sha in wanted}, wall)  # before any blob is looked at
+        loose = self._loose
+        dirs = self._quiet_dirs({sha[:2] for sha in wanted if sha in loose}, wall)  # before any blob is looked at
         lately, since = self._claimed, at - CLAIM_REFRESH
         todo = []
         for sha in wanted:
@@ -242,9 +266,12 @@ class DirBlobStore(DirReads):
     def _claim(self, hashes: Iterable[str], now: float, at: float | None, dirs: dict) -> list[str]:
         """Rule 3 for ``hashes``; with ``at``, those present remembered as claimed then,
         with their directory's mtime in ``dirs`` (Rule 4)."""
-        missing, old, root, lately = [], now - CLAIM_REFRESH, self._root, self._claimed
+        missing, old, root, lately, loose = [], now - CLAIM_REFRESH, self._root, self._claimed, self._loose
         for sha in hashes:
             check_name(sha)
+            if sha not in loose:  # Rule 8
+                missing.append(sha)
+                continue
             path = f"{root}/{sha[:2]}/{sha}"  # not os.path.join: a third of the time for 1,065 blobs
             try:
                 if os.stat(path).st_mtime < old:
@@ -337,6 +364,7 @@ class DirBlobStore(DirReads):
             self._restore(trash, sha)
             return None
         self._claimed.pop(sha, None)
+        self._loose.discard(sha)  # Rule 8
         trash.unlink()
         return st.st_size
 
@@ -348,6 +376,7 @@ class DirBlobStore(DirReads):
                 return None
             del self._packed[sha]
             Packs.forget(sha, slot)
+        self._loose.discard(sha)  # Rule 8
         try:
             os.unlink(f"{self._root}/{sha[:2]}/{sha}")
         except FileNotFoundError:
@@ -380,6 +409,7 @@ class DirBlobStore(DirReads):
             trash.unlink(missing_ok=True)
         else:
             os.replace(trash, final)
+        self._loose.add(sha)  # Rule 8
 
     def put(self, sha: str, data: bytes) -> int:
         """Store a whole small blob in one step (``blobs`` Rule 1, Rule 1); its size."""
@@ -490,9 +520,10 @@ class DirBlobStore(DirReads):
             self.discard(written)
             raise
         prefixes = set()
-        offered = self._offered
+        offered, loose = self._offered, self._loose
         for sha, tmp in written:
             os.replace(tmp, f"{self._root}/{sha[:2]}/{sha}")  # the directories exist since the start
+            loose.add(sha)  # Rule 8
             prefixes.add(sha[:2])
             if offered and sha in offered:
                 self._withdraw(sha, tmp)  # after the rename: a reader missing both names cannot be (Rule 2)

@@ -55,6 +55,7 @@ class DirWriter(Hashing):
             final = self.store.path(self.sha)
             final.parent.mkdir(exist_ok=True)
             os.replace(self.tmp_path, final)  # durable once sync() ran (dirblobs Rule 1)
+            self.store._loose.add(self.sha)  # dirblobs Rule 8
             self.store._renamed_into(final.parent)
         except BaseException:
             self.abort()
