@@ -238,8 +238,9 @@ def test_a_wrong_blake3_body_is_refused(api, name):
 @pytest.mark.parametrize("name", ["a" * 64 + "-b2", "A" * 64 + "-b3", "blake3:" + "a" * 64, "a" * 64 + "-b3x"])
 def test_names_that_are_not_blob_names_are_refused(api, name):
     assert api.call("PUT", f"/v1/blobs/{name}", content=b"x").status_code == 422
-    r = api.call("POST", "/v1/blobs/missing", json={"hashes": [name]})
-    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_hash"
+    for hashes in ([name], [digest(b"fine"), name]):  # alone, and after a BLAKE3 name (checked all at once)
+        r = api.call("POST", "/v1/blobs/missing", json={"hashes": hashes})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_hash"
 
 
 def test_a_bundle_stores_each_blob_and_fetch_returns_them(api):

@@ -325,8 +325,13 @@ def test_an_absent_blob_is_answered_without_a_stat_and_a_file_named_is_still_loo
     assert blobs.sizes(absent[:2]) == dict.fromkeys(absent[:2]) and blobs.size(absent[0]) is None
     assert blobs.claim(absent) == absent
     assert {os.path.basename(p) for p in looked} <= {sha(b"page"), sha(b"page")[:2]}  # only the file there
-    with pytest.raises(ValueError):
-        blobs.sizes(["not a blob name"])  # still checked
+    old_form = hashlib.sha256(b"x").hexdigest()
+    for bad in (["not a blob name"], [sha(b"x"), sha(b"y")[:-1] + "4"], [sha(b"x"), old_form + "Z"]):
+        with pytest.raises(ValueError):
+            blobs.sizes(bad)  # still checked: alone, and after BLAKE3 names
+        with pytest.raises(ValueError):
+            blobs.claim(bad)
+    assert blobs.missing([sha(b"x"), old_form]) == [sha(b"x"), old_form]  # both forms
     part = blobs.part(sha(b"raw"), 3)  # each way a blob lands is known at once
     part.write(b"raw")
     blobs.commit_many([part.finish()])

@@ -122,7 +122,7 @@ from pathlib import Path
 from owncdn.control.blobs import MAX_BLOB_BYTES, BlobError, BlobMismatch, BlobTooLarge, StoreInUse, check_name
 from owncdn.control.dirreads import DirReads
 from owncdn.control.dirwriters import BlobPart, BundlePack, DirWriter, remove_temp
-from owncdn.core.content.digest import hasher, is_blob_name, name_of
+from owncdn.core.content.digest import all_blake3_names, hasher, is_blob_name, name_of
 from owncdn.core.content.retention import BlobInfo
 from owncdn.dirlock import lock, unlock
 from owncdn.durable import SYNCFS_MIN, SyncGroup, fsync_dir, sync_many, write_all
@@ -221,12 +221,12 @@ class DirBlobStore(DirReads):
         loop, not a call of ``size`` each: 1,065 blobs in 1.5 ms rather than 2.9)."""
         out: dict[str, int | None] = {}
         root, packed, loose = self._root, self._packed, self._loose
-        for sha in dict.fromkeys(hashes):
+        wanted = _checked(dict.fromkeys(hashes))
+        for sha in wanted:
             slot = packed.get(sha)
             if slot is not None:
                 out[sha] = slot.size
                 continue
-            check_name(sha)
             if sha not in loose:  # Rule 8
                 out[sha] = None
                 continue
@@ -267,8 +267,7 @@ class DirBlobStore(DirReads):
         """Rule 3 for ``hashes``; with ``at``, those present remembered as claimed then,
         with their directory's mtime in ``dirs`` (Rule 4)."""
         missing, old, root, lately, loose = [], now - CLAIM_REFRESH, self._root, self._claimed, self._loose
-        for sha in hashes:
-            check_name(sha)
+        for sha in _checked(hashes):
             if sha not in loose:  # Rule 8
                 missing.append(sha)
                 continue
@@ -571,6 +570,16 @@ class DirBlobStore(DirReads):
         with self._dirty_lock:
             for directory in directories:
                 self._dirty[directory] = max(ticket, self._dirty.get(directory, 0))
+
+
+def _checked(hashes: Iterable[str]) -> list[str]:
+    """``hashes`` as a list, each a blob name (else ``ValueError``): BLAKE3 names all at
+    once (``digest`` Rule 6; a first push asks about its 1,065 blobs 4 times or more)."""
+    names = list(hashes)
+    if not all_blake3_names(names):
+        for sha in names:
+            check_name(sha)
+    return names
 
 
 def _sync_dirs(dirs: list[Path]) -> None:

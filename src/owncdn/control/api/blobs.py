@@ -84,7 +84,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from owncdn.control.blobs import BlobError, BlobMismatch, BlobNotFound, BlobStore, BlobTooLarge
-from owncdn.core.content.digest import is_blob_name
+from owncdn.core.content.digest import all_blake3_names, is_blob_name
 from owncdn.core.content.bundle import BlobData, BlobEnd, BlobStart, BundleError, BundleReader, header
 from owncdn.control.store import Token
 
@@ -208,6 +208,8 @@ def _claim(blobs: BlobStore, hashes: list[str]) -> list[str]:
 
 
 def _check_hashes(hashes: list[str]) -> None:
+    if all_blake3_names(hashes):  # all at once (digest Rule 6)
+        return
     bad = [h for h in hashes if not is_blob_name(h)]
     if bad:
         raise ApiProblem(422, "invalid_hash", f"{len(bad)} hashes are not blob names (64 lowercase hex digits, "
