@@ -249,6 +249,30 @@ async def test_pages_update_live_and_certificates_show_their_history(fleet, page
     assert edges[0] <= edges[1] + 0.5, edges
 
 
+async def test_pushed_releases_roll_back_and_a_pruned_one_offers_no_button(fleet, page, origin, tmp_path):
+    from owncdn.client.push import push_site
+    from owncdn.control.blobgc import collect_blobs
+    from owncdn.core.content.retention import Retention
+
+    v2 = await fleet.apply(SITE.format(origin=origin.url, ttl="60s") + "  - {name: blog, hostnames: [blog.test], mode: push}\n")
+    await fleet.wait_applied(v2)
+    site = tmp_path / "public"
+    site.mkdir()
+    for n in (1, 2, 3):
+        (site / "index.html").write_text(f"<h1>release {n}</h1>")
+        await asyncio.to_thread(push_site, fleet.api, site, service="blog")
+    report = await asyncio.to_thread(collect_blobs, fleet.store, fleet.blobs, Retention(keep=2, grace=3600))
+    assert report.pruned_releases == 1  # release 1 (blobgc Rule 5)
+    await sign_in(page, fleet.admin_token)
+    await page.click("nav a[data-page='rollouts']")
+    await page.wait_for_selector("#releases-table [data-pruned='blog/1']")
+    assert await page.query_selector("button[data-activate='blog/1']") is None
+    await page.click("button[data-activate='blog/2']")
+    await page.wait_for_selector("#releases-table button[data-activate='blog/3']")
+    assert await asyncio.to_thread(fleet.store.current_release_number, "production", "blog") == 2
+    await shot(page, "releases")
+
+
 async def test_without_traffic_statistics_the_overview_shows_the_edges_own_figures(tmp_path):
     from playwright.async_api import async_playwright
 

@@ -39,6 +39,8 @@ ROWS = [
     (BASE, ["No changes."]),
     (BASE.replace("cache: {", "cache: {default_ttl: 10m, "), ["~ services[blog].cache.default_ttl: null -> 600.0"]),
     (BASE + SHOP, ["+ service shop (hostnames: shop.example.com; origins: https://s.example.com, https://s2.example.com)"]),
+    (BASE + "  - {name: docs, hostnames: [docs.example.com], mode: push}\n",
+     ["+ service docs (hostnames: docs.example.com; mode: push)"]),
     (BASE.replace("blog", "news"), ["+ service news (hostnames: news.example.com, www.example.com; origins: https://o.example.com)", "- service blog"]),
     # hostnames and other unordered lists: one line per item
     (BASE.replace("[blog.example.com, www.example.com]", "[www.example.com, blog.example.com, m.example.com]"),

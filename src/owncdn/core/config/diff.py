@@ -151,8 +151,11 @@ def _line(change: Change) -> str:
 def _summary(item: dict, section: str) -> str:
     """The parts of an added item a reader looks for first."""
     if section == "services":
+        hostnames = f"hostnames: {', '.join(item.get('hostnames', []))}"
+        if item.get("mode") == "push" and not item.get("origins"):
+            return f"{hostnames}; mode: push"  # served from pushed releases: no origin to name
         origins = [o.get("url") if isinstance(o, dict) else o for o in item.get("origins", [])]
-        return f"hostnames: {', '.join(item.get('hostnames', []))}; origins: {', '.join(map(str, origins))}"
+        return f"{hostnames}; origins: {', '.join(map(str, origins))}"
     shown = {k: v for k, v in item.items() if v is not None and k != "name" and not isinstance(v, (dict, list))
              and not (section == "locations" and k == "weight" and v == 1)}  # the default weight says nothing
     return "; ".join(f"{k}: {v}" for k, v in shown.items()) or "defaults"

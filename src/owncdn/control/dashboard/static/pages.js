@@ -474,7 +474,8 @@ async function releaseTable(ctx, refresh) {
   return table([{ title: "Service" }, { title: "Release" }, { title: "Files", num: true }, { title: "Size", num: true }, { title: "By" },
     { title: "Created" }, { title: "Serving" }, { title: "" }],
   rows.map((r) => [r.service, `#${r.number}`, num(r.files), bytes(r.bytes), r.author, when(r.created), r.nodes.map((n) => n.name).join(", ") || "–",
-    r.current ? badge("current", "ok") : h("button", { type: "button", class: "quiet", "data-activate": `${r.service}/${r.number}`, disabled: !ctx.can("deploy"), onclick: () => activate(r),
+    r.current ? badge("current", "ok") : r.pruned ? h("span", { class: "note", "data-pruned": `${r.service}/${r.number}`,
+      title: "Blob GC dropped its manifest (it was outside the retention): it can no longer be activated" }, "pruned") : h("button", { type: "button", class: "quiet", "data-activate": `${r.service}/${r.number}`, disabled: !ctx.can("deploy"), onclick: () => activate(r),
       title: r.retained === false ? "Not kept by blob GC: refused if its files were already deleted" : "" },
     r.retained === false ? `Activate #${r.number} (not kept)` : `Activate #${r.number}`)]),
   { id: "releases-table" });
