@@ -229,3 +229,41 @@ async def test_output_to_a_reader_that_went_away_ends_quietly_and_the_push_stand
         _, err = await asyncio.wait_for(proc.communicate(), 60)
         assert (proc.returncode, err.decode()) == (1, "")
         assert fleet.store.current_release_number(fleet.env, "blog") == 1
+
+
+@pytest.mark.parametrize("extra", [[], ["--max-file-size", "10MB"]])  # the lean start, and the Typer command
+async def test_a_dry_run_says_what_would_change_and_upload_and_changes_nothing(tmp_path, extra):
+    site = tmp_path / "public"
+    make_site(site)
+    async with Fleet(tmp_path / "fleet", edges=0) as fleet:
+        await fleet.apply(CDN)
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", "--dry-run", "--json", *extra)
+        assert code == 0, err
+        dry = json.loads(out)
+        assert (dry["dry_run"], dry["current"], dry["changed"], dry["removed"]) == (True, None, [], [])
+        assert dry["added"] == ["about/index.html", "big.bin", "index.html", "style.css"]
+        assert (dry["blobs_to_upload"], dry["bytes_to_upload"]) == (4, dry["bytes"])
+        assert fleet.store.current_release_number(fleet.env, "blog") is None and blob_files(fleet) == set()
+
+        code, _, err = await owncdn(fleet, "push", str(site), "--service", "blog")
+        assert code == 0, err
+        stored = blob_files(fleet)
+        (site / "index.html").write_text("<h1>home, again</h1>")
+        (site / "news.html").write_text("news")
+        (site / "style.css").unlink()
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", "-n", "--json", *extra)
+        assert code == 0, err
+        dry = json.loads(out)
+        assert (dry["current"], dry["changed"], dry["added"], dry["removed"], dry["unchanged"]) == (
+            1, ["index.html"], ["news.html"], ["style.css"], 2)
+        assert (dry["blobs_to_upload"], dry["bytes_to_upload"]) == (2, len("<h1>home, again</h1>") + len("news"))
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", "--dry-run", *extra)
+        assert code == 0, err
+        assert out.splitlines()[0] == "production: blog: dry run, nothing was uploaded or changed"
+        assert "against release 1 (current): 1 changed, 1 added, 1 removed, 2 unchanged" in out
+        assert "  ~ index.html\n  + news.html\n  - style.css\n" in out
+        assert "a push would upload 2 blob(s), 24 B (of 4 files, " in out
+        assert fleet.store.current_release_number(fleet.env, "blog") == 1 and blob_files(fleet) == stored
+
+        code, _, err = await owncdn(fleet, "push", str(site), "--service", "blgo", "--dry-run", *extra)
+        assert code == 1 and "no service 'blgo'" in err and "Traceback" not in err

@@ -53,6 +53,9 @@ def push(
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
     allow_empty: bool = typer.Option(False, "--allow-empty",
                                      help="Push a directory with no file (a release answering 404 everywhere)."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n",
+                                 help="Only say which paths the push would change and what it would upload; "
+                                      "nothing is uploaded or created."),
     wait: float = typer.Option(0.0, "--wait", min=0, max=300,
                                help="Then wait up to this many seconds until every edge in contact serves "
                                     "the release; exit 1 naming those that failed or did not answer."),
@@ -63,7 +66,7 @@ def push(
 
     args = PushArgs(directory, service, env, control_url, token, state_dir, max_files,
                     _size(max_file_size, "--max-file-size"), _size(max_total_size, "--max-total-size"),
-                    parallel, quiet, hash_cache, as_json, wait, allow_empty)
+                    parallel, quiet, hash_cache, as_json, wait, allow_empty, dry_run)
     code = run_push(args)
     if code:
         raise typer.Exit(code)

@@ -15,7 +15,7 @@ Rules:
 2. ``lean_main`` parses only plain use: the directory, ``--service``/``-s``,
    ``--env``/``-e``, ``--control``, ``--token``, ``--state-dir``, ``--max-files``,
    ``--parallel``, ``--quiet``/``-q``, ``--hash-cache``/``--no-hash-cache``,
-   ``--allow-empty``, ``--json`` and ``--wait``, as ``--opt value`` or ``--opt=value``. Anything else
+   ``--allow-empty``, ``--dry-run`` (``cli/push_dry.py``), ``--json`` and ``--wait``, as ``--opt value`` or ``--opt=value``. Anything else
    (``--help``, an unknown option, a value it cannot read, the byte-size limits, whose
    parser lives with the config model) returns None, and the Typer command parses and
    reports as always.
@@ -67,11 +67,11 @@ class PushArgs:
                  token: str | None = None, state_dir: str | Path = DEFAULT_STATE, max_files: int = 100_000,
                  max_file_bytes: int = 2 << 30, max_total_bytes: int = 20 << 30, parallel: int = 8,
                  quiet: bool = False, hash_cache: bool = True, as_json: bool = False, wait: float = 0.0,
-                 allow_empty: bool = False) -> None:
+                 allow_empty: bool = False, dry_run: bool = False) -> None:
         self.directory, self.service, self.env, self.control, self.token = directory, service, env, control, token
         self.state_dir, self.max_files, self.max_file_bytes = state_dir, max_files, max_file_bytes
         self.max_total_bytes, self.parallel, self.quiet, self.hash_cache = max_total_bytes, parallel, quiet, hash_cache
-        self.as_json, self.wait, self.allow_empty = as_json, wait, allow_empty
+        self.as_json, self.wait, self.allow_empty, self.dry_run = as_json, wait, allow_empty, dry_run
 
     def __repr__(self) -> str:
         return f"<PushArgs {self.directory} service={self.service} env={self.env} wait={self.wait:g}>"
@@ -85,7 +85,8 @@ _VALUED = {"--service": "service", "-s": "service", "--env": "env", "-e": "env",
            "--wait": "wait"}
 _FLAGS = {"--quiet": ("quiet", True), "-q": ("quiet", True), "--json": ("as_json", True),
           "--hash-cache": ("hash_cache", True), "--no-hash-cache": ("hash_cache", False),
-          "--allow-empty": ("allow_empty", True)}
+          "--allow-empty": ("allow_empty", True), "--dry-run": ("dry_run", True),
+          "-n": ("dry_run", True)}
 
 
 def parse_lean(argv: list[str]) -> PushArgs | None:
@@ -130,7 +131,7 @@ def parse_lean(argv: list[str]) -> PushArgs | None:
             args.wait = float(str(values["wait"]))
     except ValueError:
         return None
-    for key in ("quiet", "as_json", "hash_cache", "allow_empty"):
+    for key in ("quiet", "as_json", "hash_cache", "allow_empty", "dry_run"):
         if key in values:
             setattr(args, key, values[key])
     if args.max_files < 1 or not 1 <= args.parallel <= 64 or not 0 <= args.wait <= MAX_WAIT:
@@ -219,6 +220,10 @@ def _fail(message: str) -> int:
 
 def run_push(args: PushArgs) -> int:
     """Rule 1: push, print the result, and with ``wait`` follow the edges (Rule 5)."""
+    if args.dry_run:
+        from owncdn.cli.push_dry import run_dry
+
+        return run_dry(args)
     from owncdn.client.errors import ApiError
     from owncdn.client.hashcache import HashCache
     from owncdn.client.push import push_site

@@ -259,6 +259,10 @@ class Client(LogsApi, WatchApi):  # logs and analytics: client/logs.py; health, 
         """Releases newest first: ``[{number, id, files, bytes, created, current, nodes}]``."""
         return self._call("GET", f"/v1/services/{_seg(service)}/releases", params={"env": env, "limit": limit})
 
+    def release_manifest(self, env: str, service: str, number: int) -> dict[str, Any]:
+        """Release ``number``'s manifest (``{"files": {path: entry}}``)."""
+        return self._call("GET", f"/v1/services/{_seg(service)}/releases/{int(number)}/manifest", params={"env": env})
+
     def activate_release(self, env: str, service: str, number: int) -> dict[str, Any]:
         """Make release ``number`` current again (rollback or roll forward)."""
         return self._call("POST", f"/v1/services/{_seg(service)}/releases/{int(number)}/activate", params={"env": env})

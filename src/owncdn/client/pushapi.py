@@ -11,7 +11,8 @@ and ``ssl`` took about 25 ms more to import).
 Rules:
 1. The methods a push needs, with ``Client``'s names, arguments and results
    (``missing_blobs``, ``put_blob``, ``put_bundle``, ``announce_release``,
-   ``create_release``, ``create_release_with_blobs``, ``release_status``); every failure is an
+   ``create_release``, ``create_release_with_blobs``, ``release_status``, and for a dry
+   run ``releases`` and ``release_manifest``); every failure is an
    ``ApiError`` as in ``Client`` Rule 2 (status 0 and ``"unreachable"`` /
    ``"timeout"`` when there is no answer).
 2. One keep-alive connection per thread (uploads run in several threads; kept by
@@ -129,6 +130,14 @@ class PushApi:
         query = f"env={quote(env, safe='')}" + (f"&base={quote(base, safe='')}" if base else "")
         return self._call("POST", f"/v1/services/{quote(service, safe='')}/releases/bundle?{query}",
                           body, BUNDLE_TYPE, size, retry=False)
+
+    def releases(self, env: str, service: str, limit: int = 50) -> list[dict[str, Any]]:
+        return self._call("GET", f"/v1/services/{quote(service, safe='')}/releases?env={quote(env, safe='')}"
+                                 f"&limit={int(limit)}")
+
+    def release_manifest(self, env: str, service: str, number: int) -> dict[str, Any]:
+        return self._call("GET", f"/v1/services/{quote(service, safe='')}/releases/{int(number)}/manifest"
+                                 f"?env={quote(env, safe='')}")
 
     def release_status(self, env: str, service: str, number: int, wait: float | None = None) -> dict[str, Any]:
         """Which edges serve release ``number``; with ``wait``, answered once every edge in

@@ -6,7 +6,7 @@ import random
 import pytest
 
 from owncdn.core.content import FileEntry, Manifest, ManifestError, parse_manifest
-from owncdn.core.content.changes import apply_changes, changes_between, encoded_as, spliced
+from owncdn.core.content.changes import apply_changes, changes_between, encoded_as, path_changes, spliced
 
 A, B, C = "a" * 64 + "-b3", "b" * 64 + "-b3", "c" * 64 + "-b3"
 OLD_SHA = "d" * 64
@@ -198,3 +198,20 @@ def test_the_changed_paths_alone_are_encoded_again():
     assert edited == Manifest(dict(new.files)).canonical()
     cut = text.index(b'"d3/p300.html"')
     assert edited[:cut] == text[:cut]  # the bytes before the change are the base's
+
+
+@pytest.mark.parametrize("changes, want", [  # Rule 7: (changed, added, removed)
+    ({}, ([], [], [])),
+    ({"index.html": entry(B, 2)}, (["index.html"], [], [])),
+    ({"old.txt": None}, ([], [], ["old.txt"])),
+    ({"about.html": entry(C, 3), "docs/a.html": None, "css/site.css": entry(A, 1)},
+     (["css/site.css"], ["about.html"], ["docs/a.html"])),
+    ({"docs/a.html": None, "docs": entry(A, 1)}, ([], ["docs"], ["docs/a.html"])),  # a directory gone, a file in its place
+    ({"old.txt": {"sha256": OLD_SHA, "size": 4}}, ([], [], [])),  # the same entry again: no change
+])
+def test_path_changes_sorts_the_paths_into_changed_added_and_removed(changes, want):
+    assert path_changes(BASE, apply_changes(BASE, changes)) == want
+
+
+def test_path_changes_from_nothing_adds_every_path():
+    assert path_changes(None, BASE) == ([], ["css/site.css", "docs/a.html", "index.html", "old.txt"], [])
