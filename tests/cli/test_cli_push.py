@@ -267,3 +267,18 @@ async def test_a_dry_run_says_what_would_change_and_upload_and_changes_nothing(t
 
         code, _, err = await owncdn(fleet, "push", str(site), "--service", "blgo", "--dry-run", *extra)
         assert code == 1 and "no service 'blgo'" in err and "Traceback" not in err
+
+
+async def test_a_dry_run_refuses_what_a_push_refuses(tmp_path):
+    site = tmp_path / "public"
+    make_site(site)
+    async with Fleet(tmp_path / "fleet", edges=0) as fleet:
+        await fleet.apply(CDN)
+        cases = (("pulled", "has mode 'pull'; set mode: push"), ("nope", "its services: blog, pulled"))
+        for service, says in cases:
+            code, _, err = await owncdn(fleet, "push", str(site), "--service", service, "--dry-run")
+            assert code == 1 and says in err, err
+        assert blob_files(fleet) == set()
+        for service, says in cases:  # the push's own words
+            code, _, err = await owncdn(fleet, "push", str(site), "--service", service)
+            assert code == 1 and says in err, err

@@ -230,7 +230,7 @@ def test_a_service_from_an_origin_url_alone_gets_a_cname(api):
     made = r.json()
     assert made["cname"] == "origin-example-com.cdn.test" and made["version"] == 1
     assert made["service"] == {"name": "origin-example-com", "hostnames": ["origin-example-com.cdn.test"],
-                               "origins": ["https://Origin.Example.com:8443/app"]}
+                               "origins": ["https://Origin.Example.com:8443/app"], "mode": "pull"}
     # appended to the latest source, which keeps its secret references
     api.ok("POST", "/v1/envs/prod/versions", json={"source": SITE})
     again = api.ok("POST", "/v1/envs/prod/services", json={"origin": "http://shop.example.com", "name": "shop"})

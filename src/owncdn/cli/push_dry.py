@@ -4,9 +4,12 @@ nothing uploaded, announced or created.
 Rules:
 1. The directory is walked and hashed as a push does (its limits and refusals, the hash
    cache, which is saved: the push that follows reads no file again).
-2. The paths are compared with the current release's manifest (``GET .../releases``
-   for which one is current, then ``GET .../releases/{n}/manifest``;
-   ``core/content/changes.py`` Rule 7); with no release yet every path is added.
+2. The service must be a push service of the environment's latest version (``GET
+   /v1/envs/{env}/services``), as a push checks, else exit 1 saying which services
+   there are or what its mode is. The paths are compared with the current release's
+   manifest (``GET .../releases`` for which one is current, then ``GET
+   .../releases/{n}/manifest``; ``core/content/changes.py`` Rule 7); with no release
+   yet every path is added.
 3. The control plane is asked which blobs it lacks, as a push asks first (``POST
    /v1/blobs/missing``; asking keeps the present ones from blob GC a while): those,
    and their bytes, are what the push would upload.
@@ -28,6 +31,18 @@ SHOWN = 50
 LISTED = 1000  # releases listed to find the current one
 
 
+def _not_pushable(services: list[dict], env: str, name: str) -> str | None:
+    """Rule 2: why ``name`` takes no push (the control plane's words for it), or None."""
+    modes = {s["name"]: s.get("mode", "pull") for s in services}
+    if name not in modes:
+        known = f"its services: {', '.join(sorted(modes))}" if modes else "it has no services yet"
+        return (f"environment '{env}' has no service '{name}' in its latest version; {known}. "
+                "Add it with mode: push and apply first")
+    if modes[name] != "push":
+        return f"service '{name}' in '{env}' has mode '{modes[name]}'; set mode: push (and drop its origins) to push releases to it"
+    return None
+
+
 def run_dry(args: PushArgs) -> int:
     """Rules 1-4."""
     from owncdn.client.errors import ApiError
@@ -42,6 +57,9 @@ def run_dry(args: PushArgs) -> int:
     except ApiError as exc:
         return _fail(str(exc))
     try:
+        refused = _not_pushable(api.services(args.env)["services"], args.env, args.service)
+        if refused is not None:
+            return _fail(refused)
         current = next((r for r in api.releases(args.env, args.service, LISTED) if r["current"]), None)
         old = (parse_manifest(api.release_manifest(args.env, args.service, current["number"]))
                if current is not None else None)

@@ -12,7 +12,7 @@ Rules:
 1. The methods a push needs, with ``Client``'s names, arguments and results
    (``missing_blobs``, ``put_blob``, ``put_bundle``, ``announce_release``,
    ``create_release``, ``create_release_with_blobs``, ``release_status``, and for a dry
-   run ``releases`` and ``release_manifest``); every failure is an
+   run ``services``, ``releases`` and ``release_manifest``); every failure is an
    ``ApiError`` as in ``Client`` Rule 2 (status 0 and ``"unreachable"`` /
    ``"timeout"`` when there is no answer).
 2. One keep-alive connection per thread (uploads run in several threads; kept by
@@ -130,6 +130,9 @@ class PushApi:
         query = f"env={quote(env, safe='')}" + (f"&base={quote(base, safe='')}" if base else "")
         return self._call("POST", f"/v1/services/{quote(service, safe='')}/releases/bundle?{query}",
                           body, BUNDLE_TYPE, size, retry=False)
+
+    def services(self, env: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/envs/{quote(env, safe='')}/services")
 
     def releases(self, env: str, service: str, limit: int = 50) -> list[dict[str, Any]]:
         return self._call("GET", f"/v1/services/{quote(service, safe='')}/releases?env={quote(env, safe='')}"

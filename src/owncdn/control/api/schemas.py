@@ -136,6 +136,7 @@ class ServiceOut(BaseModel):
     name: str
     hostnames: list[str] = Field(description="Names visitors use; point each at the CDN with a CNAME.")
     origins: list[str] = Field(description="Origin URLs, tried in order.")
+    mode: str = Field("pull", description="`pull` (from its origins) or `push` (from releases `owncdn push` made).")
 
 
 class ServiceList(BaseModel):

@@ -46,7 +46,8 @@ def services_of(snapshot: dict[str, Any] | None) -> list[ServiceOut]:
     out = []
     for svc in (snapshot or {}).get("services") or []:
         origins = [o["url"] if isinstance(o, dict) else str(o) for o in svc.get("origins") or []]
-        out.append(ServiceOut(name=svc.get("name", ""), hostnames=list(svc.get("hostnames") or []), origins=origins))
+        out.append(ServiceOut(name=svc.get("name", ""), hostnames=list(svc.get("hostnames") or []), origins=origins,
+                              mode=svc.get("mode") or "pull"))
     return out
 
 
