@@ -463,7 +463,8 @@ function rollouts(main, ctx) {
 
 async function releaseTable(ctx, refresh) {
   const svc = await api(`/v1/envs/${e(ctx)}/services`);
-  const lists = await Promise.all(svc.services.map((s) => api(`/v1/services/${enc(s.name)}/releases?env=${e(ctx)}&limit=10`)
+  const pushed = svc.services.filter((s) => s.mode === "push"); // pull services have no releases to list
+  const lists = await Promise.all(pushed.map((s) => api(`/v1/services/${enc(s.name)}/releases?env=${e(ctx)}&limit=10`)
     .then((list) => list.map((r) => ({ service: s.name, ...r })))));
   const rows = lists.flat();
   if (!rows.length) return h("p", { class: "note" }, "No pushed releases (owncdn push ./public --service NAME).");
