@@ -31,18 +31,6 @@ SHOWN = 50
 LISTED = 1000  # releases listed to find the current one
 
 
-def _not_pushable(services: list[dict], env: str, name: str) -> str | None:
-    """Rule 2: why ``name`` takes no push (the control plane's words for it), or None."""
-    modes = {s["name"]: s.get("mode", "pull") for s in services}
-    if name not in modes:
-        known = f"its services: {', '.join(sorted(modes))}" if modes else "it has no services yet"
-        return (f"environment '{env}' has no service '{name}' in its latest version; {known}. "
-                "Add it with mode: push and apply first")
-    if modes[name] != "push":
-        return f"service '{name}' in '{env}' has mode '{modes[name]}'; set mode: push (and drop its origins) to push releases to it"
-    return None
-
-
 def run_dry(args: PushArgs) -> int:
     """Rules 1-4."""
     from owncdn.client.errors import ApiError
@@ -50,6 +38,7 @@ def run_dry(args: PushArgs) -> int:
     from owncdn.client.sitedir import Limits, SiteError, walk_site
     from owncdn.core.content.changes import path_changes
     from owncdn.core.content.manifest import parse_manifest
+    from owncdn.core.content.pushable import refusal
 
     limits = Limits(args.max_files, args.max_file_bytes, args.max_total_bytes, args.allow_empty)
     try:
@@ -57,9 +46,10 @@ def run_dry(args: PushArgs) -> int:
     except ApiError as exc:
         return _fail(str(exc))
     try:
-        refused = _not_pushable(api.services(args.env)["services"], args.env, args.service)
+        modes = {s["name"]: s.get("mode", "pull") for s in api.services(args.env)["services"]}
+        refused = refusal(args.env, args.service, modes)  # the control plane's own words
         if refused is not None:
-            return _fail(refused)
+            return _fail(refused[2])
         current = next((r for r in api.releases(args.env, args.service, LISTED) if r["current"]), None)
         old = (parse_manifest(api.release_manifest(args.env, args.service, current["number"]))
                if current is not None else None)

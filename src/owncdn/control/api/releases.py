@@ -133,6 +133,7 @@ from owncdn.control.store import NotFound, Release, ReleasePruned, Token
 from owncdn.core.contact import AWAY, IN_CONTACT, contact_state
 from owncdn.core.content import Manifest, ManifestError, parse_manifest
 from owncdn.core.content.changes import apply_changes, encoded_as
+from owncdn.core.content import pushable
 from owncdn.core.content.retention import manifest_blobs, retained_numbers
 
 from .auth import ApiContext, Ctx, node_token, require
@@ -499,7 +500,7 @@ def list_releases(name: ServiceName, request: Request, ctx: Ctx, _: Annotated[To
     if not listed:  # a name mistyped says so; a service dropped from the config still lists its releases
         modes = _service_modes(ctx, env, ctx.store.latest_number(env))
         if name not in modes:
-            raise _unknown_service(env, name, modes)
+            raise ApiProblem(404, "unknown_service", pushable.unknown(env, name, modes))
     return [_out(r, current, serving.get(r.number, []), r.number in retained) for r in listed]
 
 
@@ -611,18 +612,9 @@ def _changed(ctx: ApiContext, env: str, service: str, current: bool = False) -> 
 def _push_service(ctx: ApiContext, env: str, name: str) -> None:
     """Rule 2. Versions never change, so the services of each are read once
     (``ApiContext.service_modes``); a push reads only the latest version's number."""
-    modes = _service_modes(ctx, env, ctx.store.latest_number(env))
-    mode = modes.get(name)
-    if mode is None:
-        raise _unknown_service(env, name, modes)
-    if mode != "push":
-        raise ApiProblem(422, "not_a_push_service", f"service '{name}' in '{env}' has mode {mode!r}; set mode: push (and drop its origins) to push releases to it")
-
-
-def _unknown_service(env: str, name: str, modes: dict[str, str]) -> ApiProblem:
-    known = f"its services: {', '.join(sorted(modes))}" if modes else "it has no services yet"
-    return ApiProblem(404, "unknown_service", f"environment '{env}' has no service '{name}' in its latest version; "
-                      f"{known}. Add it with mode: push and apply first")
+    refused = pushable.refusal(env, name, _service_modes(ctx, env, ctx.store.latest_number(env)))
+    if refused is not None:
+        raise ApiProblem(*refused)
 
 
 def _service_modes(ctx: ApiContext, env: str, number: int) -> dict[str, str]:

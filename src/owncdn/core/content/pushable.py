@@ -1,0 +1,29 @@
+"""Which services take a push, in the words the control plane and `owncdn push --dry-run`
+both use.
+
+Rules:
+1. ``refusal(env, name, modes)`` (``modes``: service name -> mode in the environment's
+   latest version) is None for a push service, else ``(status, code, message)``: 404
+   ``unknown_service`` naming the services there are, or 422 ``not_a_push_service``
+   naming the mode. ``unknown(env, name, modes)`` is the 404's message alone.
+2. Pure: the caller reads the modes.
+"""
+
+from __future__ import annotations
+
+__all__ = ["refusal", "unknown"]
+
+
+def unknown(env: str, name: str, modes: dict[str, str]) -> str:
+    known = f"its services: {', '.join(sorted(modes))}" if modes else "it has no services yet"
+    return f"environment '{env}' has no service '{name}' in its latest version; {known}. Add it with mode: push and apply first"
+
+
+def refusal(env: str, name: str, modes: dict[str, str]) -> tuple[int, str, str] | None:
+    mode = modes.get(name)
+    if mode is None:
+        return 404, "unknown_service", unknown(env, name, modes)
+    if mode != "push":
+        return 422, "not_a_push_service", (f"service '{name}' in '{env}' has mode {mode!r}; set mode: push "
+                                           "(and drop its origins) to push releases to it")
+    return None
