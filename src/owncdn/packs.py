@@ -52,6 +52,15 @@ Rules:
    writes find their blocks allocated; ``close`` (and ``cut``) frees what was not
    filled, and at start a pack holding more than ``TRIM_SLACK`` past its end (a writer
    that died) is truncated to its length.
+8. ``queue(data)`` is ``write`` later: the bytes of many blobs (views of one receive
+   buffer) go out in one ``writev`` at ``flush()``, which the caller calls before the
+   views go stale (before its buffer is read into again); every other call that writes
+   or commits flushes first, ``cut`` drops the current blob's queued bytes, ``close``
+   drops what was never flushed. ``ended()`` is the current blob's slot, to ``keep_all``
+   after the flush (the records appended in one write, Rule 1 kept). The Python docs'
+   1,065 blobs (67 MB) written to a new file: 20 ms of CPU one ``write`` each, 13 ms
+   in ``writev``s of about 1 MiB (a write ending mid-page made the next one begin
+   that page again).
 """
 
 from __future__ import annotations
@@ -113,6 +122,9 @@ class Pack:
         return f"<Pack {self.number} size={self.size} live={len(self.live)}{' writing' if self.writing else ''}>"
 
 
+_IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
+
+
 class PackWriter:
     """Writes one new pack (any one thread): ``begin``, ``write``..., ``keep`` or
     ``cut`` per blob, then ``close`` (Rule 1)."""
@@ -129,6 +141,9 @@ class PackWriter:
         self.kept = 0
         self.written_back = 0  # durable: where the writeback was begun up to (Rule 1)
         self.reserved = 0  # where the disk space allocated ahead ends (Rule 7)
+        self.pending: list = []  # bytes queued (Rule 8), the last ``queued`` of ``end``
+        self.queued = 0
+        self.mark = 0  # where the current blob's items begin in ``pending``
 
     def __repr__(self) -> str:
         return f"<PackWriter {self.pack!r} end={self.end}>"
@@ -139,6 +154,7 @@ class PackWriter:
         self.start = self.end
         self.lead = lead
         self.at = self.end + len(lead)
+        self.mark = len(self.pending)
         return self.at
 
     def reserve(self, count: int) -> None:
@@ -147,7 +163,41 @@ class PackWriter:
         if self.end + count > self.reserved and reserve(self.fd, self.end, count):
             self.reserved = self.end + count
 
+    def queue(self, data) -> None:
+        """Rule 8: ``data`` written at the next ``flush()``; it must stay valid until then."""
+        if self.lead:
+            lead, self.lead = self.lead, b""
+            self.pending.append(lead)
+            self.end += len(lead)
+            self.queued += len(lead)
+        self.pending.append(data)
+        self.end += len(data)
+        self.queued += len(data)
+
+    def flush(self) -> None:
+        """Rule 8: the queued bytes written, in ``writev``s of at most ``IOV_MAX`` pieces."""
+        if not self.pending:
+            return
+        pending, self.pending, self.queued, self.mark = self.pending, [], 0, 0
+        fd = self.fd
+        for first in range(0, len(pending), _IOV_MAX):
+            batch = pending[first:first + _IOV_MAX]
+            n = os.writev(fd, batch)
+            want = sum(map(len, batch))
+            if n < want:  # a short write (a full disk says so on the next): the rest one by one
+                rest = memoryview(b"".join(batch))[n:]
+                while rest:
+                    rest = rest[os.write(fd, rest):]
+        self._written()
+
+    def ended(self) -> Slot:
+        """Rule 8: the slot of the blob just queued (its lead queued if it had no bytes)."""
+        if self.lead:
+            self.queue(b"")
+        return Slot(self.pack, self.at, self.end - self.at)
+
     def write(self, data: memoryview) -> None:
+        self.flush()
         fd = self.fd
         if self.lead:
             lead, self.lead = self.lead, b""
@@ -161,13 +211,22 @@ class PackWriter:
             n = os.write(fd, data)
             data = data[n:]
             self.end += n
+        self._written()
+
+    def _written(self) -> None:
         if self.durable and self.end - self.written_back >= WRITEBACK_STEP:
-            start_writeback(fd, self.written_back, self.end - self.written_back)
+            start_writeback(self.fd, self.written_back, self.end - self.written_back)
             self.written_back = self.end
 
     def cut(self) -> None:
         """The current blob is dropped, with its lead: the pack ends where it began."""
         self.lead = b""
+        if self.end - self.queued <= self.start:  # Rule 8: its bytes are all still queued
+            del self.pending[self.mark:]
+            self.queued -= self.end - self.start
+            self.end = self.start
+            return
+        self.flush()
         if self.end != self.start:
             os.ftruncate(self.fd, self.start)  # also frees the space reserved (Rule 7)
             self.reserved = 0
@@ -178,19 +237,36 @@ class PackWriter:
     def keep(self, sha: str) -> Slot | None:
         """The current blob is verified: its record is appended (or kept for ``commit``
         when durable); its slot, to hold at once, or None when durable."""
-        if self.lead:  # an empty blob: its lead alone
-            self.write(memoryview(b""))
-        slot = Slot(self.pack, self.at, self.end - self.at)
+        slot = self.ended()
         record = encode(sha, slot.offset, slot.size)
         self.kept += 1
         if self.durable:
             self.records.append((sha, slot, record))
             return None
+        self.flush()
         self._append(record)
         self.pack.size = self.end
         self.pack.made = time.time()
         self.pack.live[sha] = slot
         return slot
+
+    def keep_all(self, ended: list[tuple[str, Slot]]) -> None:
+        """Rule 8: the blobs of ``ended`` (name, ``ended()`` slot) are verified: kept
+        for ``commit`` when durable, else the queued bytes flushed, then their records
+        appended in one write."""
+        self.flush()
+        if not ended:
+            return
+        if self.durable:
+            self.records += [(sha, slot, encode(sha, slot.offset, slot.size)) for sha, slot in ended]
+            self.kept += len(ended)
+            return
+        self._append(b"".join(encode(sha, slot.offset, slot.size) for sha, slot in ended))
+        self.kept += len(ended)
+        self.pack.size = self.end
+        self.pack.made = time.time()
+        for sha, slot in ended:
+            self.pack.live[sha] = slot
 
     def _append(self, record: bytes) -> None:
         if self.index_fd is None:
@@ -201,6 +277,7 @@ class PackWriter:
     def commit(self) -> list[tuple[str, Slot]]:
         """Durable writers: pack fsynced, records appended, index fsynced, directory
         fsynced; the blobs to hold now (Rule 1)."""
+        self.flush()
         records, self.records = self.records, []
         if not records:
             return []
@@ -217,6 +294,9 @@ class PackWriter:
     def close(self) -> None:
         """Rule 2: the pack is done; one with no record is deleted."""
         self.records = []
+        if self.pending:  # Rule 8: never flushed (views that may be stale now): dropped
+            self.end -= self.queued
+            self.pending, self.queued = [], 0
         if self.fd is not None and self.reserved > self.end:
             self._trim()
         for fd in (self.fd, self.index_fd):

@@ -117,7 +117,8 @@ class BundlePack:
     """The records of one bundle upload, each blob after its header, written back to
     back into one new headed pack (``dirblobs`` Rules 5, 6, ``DirBlobStore.bundle``):
     per blob ``start(sha, size)``, ``write(data)``...,
-    ``end()`` (verified: kept; else cut off again and ``BlobMismatch``); then
+    ``end()`` (verified: kept; else cut off again and ``BlobMismatch``), with ``flush()``
+    before the data written goes stale; then
     ``offer()`` (readable before they are durable), ``commit()`` (durable and stored)
     or ``discard()``; ``close()`` in any case. One thread at a time."""
 
@@ -142,9 +143,14 @@ class BundlePack:
         self.writer.reserve(count)
 
     def write(self, data) -> None:
-        """Hash and write ``data`` (bytes or a view); ``BlobTooLarge`` past the limit."""
+        """Hash ``data`` (bytes or a view) and queue it for the next ``flush()``, which
+        must come before ``data`` goes stale (``packs`` Rule 8); ``BlobTooLarge`` past the limit."""
         self.blob.count(data)
-        self.writer.write(memoryview(data))
+        self.writer.queue(data)
+
+    def flush(self) -> None:
+        """The bytes ``write`` queued, written (one ``writev`` for many blobs)."""
+        self.writer.flush()
 
     def end(self) -> int:
         """The blob's size once its bytes hash to its name; else it is cut off the pack
@@ -163,6 +169,7 @@ class BundlePack:
 
     def offer(self) -> None:
         """The verified blobs, readable from the pack before ``commit`` (``dirblobs`` Rule 2)."""
+        self.writer.flush()
         self.offered = self.kept()
         self.store.offer(self.offered)
 

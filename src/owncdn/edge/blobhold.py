@@ -181,6 +181,15 @@ class BlobHold:
         if slot is not None:
             self.held[sha] = slot
 
+    def keep_packed_all(self, writer: PackWriter, ended: list[tuple[str, Slot]]) -> None:
+        """``keep_packed`` for blobs written and verified one after another, each with
+        the slot ``writer.ended()`` gave at its end (``packs`` Rule 8: one flush, one
+        index write)."""
+        writer.keep_all(ended)
+        if not writer.durable:
+            for sha, slot in ended:
+                self.held[sha] = slot
+
     def end_pack(self, writer: PackWriter) -> list[str]:
         """The bundle ended, however it ended: unless ``lazy``, its verified
         blobs are made durable and held now (``PackWriter.commit``); the writer is

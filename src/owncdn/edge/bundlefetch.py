@@ -29,8 +29,9 @@ Rules:
    blob not asked for, with another size, or twice, ends the fetch as
    ``OriginProtocolError``; one that hashes wrong is cut off the pack again and
    reported (``Outcome.results``); one the store holds already is read past.
-3. A verified blob gets its index record, and is held, at once where the store
-   flushes in the background (``releases.py`` rule 6); elsewhere the pack and the
+3. A verified blob gets its index record, and is held, once the piece of the body it
+   ended in is written (the piece's blobs in one ``writev``, ``packs`` Rule 8), where
+   the store flushes in the background (``releases.py`` rule 6); elsewhere the pack and the
    records are made durable together when the fetch ends, however it ends, and the
    blobs held then (``ReleaseStore.end_pack``). Either way what was verified before a
    cut is kept, and a blob cut off midway is cut off the pack.
@@ -182,6 +183,8 @@ class BundleFetch:
         self._digest = None  # ... and its hash so far
         self._reader = BundleReader(views=True)
         self._blob_start = 0  # outcome.received when the current blob began
+        self._ended: list[tuple[str, object, int]] = []  # verified in this piece: (sha, slot, size), Rule 3
+        self._between = False  # the last record seen ended (no blob under way)
 
     def __repr__(self) -> str:
         return f"<BundleFetch {len(self.sizes)} blobs {self.outcome!r}>"
@@ -372,18 +375,36 @@ class BundleFetch:
         self._reader.close()  # BundleError if it stopped inside a record
 
     def _piece(self, piece: memoryview) -> None:
-        for ev in self._reader.feed(piece):
-            if isinstance(ev, BlobData):
-                self.outcome.received += len(ev.data)
-                if self._writing:
-                    self._digest.update(ev.data)
-                    self._pack.write(ev.data)
-            elif isinstance(ev, BlobStart):
-                self._start(ev.sha256, ev.size)
-            elif isinstance(ev, BlobEnd):
-                self._end(ev.sha256)
+        try:
+            for ev in self._reader.feed(piece):
+                if isinstance(ev, BlobData):
+                    self.outcome.received += len(ev.data)
+                    if self._writing:
+                        self._digest.update(ev.data)
+                        self._pack.queue(ev.data)
+                elif isinstance(ev, BlobStart):
+                    self._start(ev.sha256, ev.size)
+                elif isinstance(ev, BlobEnd):
+                    self._end(ev.sha256)
+        finally:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Rule 3, at a piece's end (before the buffer is read into again): what was
+        queued written, then the blobs verified in it kept."""
+        if self._pack is not None:
+            self._pack.flush()
+        if self._ended:
+            ended, self._ended = self._ended, []
+            self.store.keep_packed_all(self._pack, [(sha, slot) for sha, slot, _ in ended])
+            for sha, _, size in ended:
+                self.store.count_fetched(1, size)  # blobs kept later (not lazy) are counted now
+                self.outcome.results.append((sha, True))
+        if self._between:
+            self._completed()
 
     def _start(self, sha: str, size: int) -> None:
+        self._between = False
         if self.sizes.pop(sha, None) != size:  # popped: asked for once, so sent once
             raise OriginProtocolError(f"the bundle holds blob {sha[:12]} ({size} bytes), "
                                       "which was not asked for with that size")
@@ -398,24 +419,22 @@ class BundleFetch:
 
     def _end(self, sha: str) -> None:
         writing, self._writing = self._writing, False
+        self._between = True
         size, self._blob_start = self.outcome.received - self._blob_start, self.outcome.received
         if not writing:
             self.store.count_fetched(0, size)
             self.outcome.results.append((sha, True))
-            self._completed()
             return
-        ok = name_of(self._digest) == sha
-        if not ok:
-            self._pack.cut()
-            self._wrong = True
-        else:
-            self.store.keep_packed(self._pack, sha)
-        self.store.count_fetched(ok, size)  # blobs kept later (not lazy) are counted now
-        self.outcome.results.append((sha, ok))
-        self._completed()
+        if name_of(self._digest) == sha:
+            self._ended.append((sha, self._pack.ended(), size))  # kept at the piece's end
+            return
+        self._pack.cut()
+        self._wrong = True
+        self.store.count_fetched(0, size)
+        self.outcome.results.append((sha, False))
 
     def _completed(self) -> None:
-        """Rule 8, after a blob's end."""
+        """Rule 8, at the end of a piece that ended between two records."""
         if self.on_complete is not None and not self.sizes and not self._wrong and self.store.lazy:
             callback, self.on_complete = self.on_complete, None
             callback()

@@ -80,16 +80,20 @@ class BundleSink:
 
     def feed(self, view: memoryview) -> None:
         fed, self.fed = self.fed, self.fed + len(view)
-        for event in self.reader.feed(view):
-            if isinstance(event, BlobData):
-                if self.receiving:
-                    self.pack.write(event.data)
+        try:
+            for event in self.reader.feed(view):
+                if isinstance(event, BlobData):
+                    if self.receiving:
+                        self.pack.write(event.data)
+                    else:
+                        self.head += event.data
+                elif isinstance(event, BlobStart):
+                    self._start(event, fed)
                 else:
-                    self.head += event.data
-            elif isinstance(event, BlobStart):
-                self._start(event, fed)
-            else:
-                self._end(event)
+                    self._end(event)
+        finally:
+            if self.pack is not None:
+                self.pack.flush()  # the piece's blobs in one writev, before ``view`` goes stale
 
     def _start(self, event: BlobStart, fed: int) -> None:
         if self.head is None:
