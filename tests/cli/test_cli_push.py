@@ -265,6 +265,14 @@ async def test_a_dry_run_says_what_would_change_and_upload_and_changes_nothing(t
         assert "a push would upload 2 blob(s), 24 B (of 4 files, " in out
         assert fleet.store.current_release_number(fleet.env, "blog") == 1 and blob_files(fleet) == stored
 
+        code, _, err = await owncdn(fleet, "push", str(site), "--service", "blog")  # release 2, then back to 1
+        assert code == 0, err
+        code, _, err = await owncdn(fleet, "rollback", "--service", "blog", "--release", "1")
+        assert code == 0, err
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", "-n", "--json", *extra)
+        assert code == 0, err
+        assert (json.loads(out)["current"], json.loads(out)["changed"]) == (1, ["index.html"])  # the current, not the newest
+
         code, _, err = await owncdn(fleet, "push", str(site), "--service", "blgo", "--dry-run", *extra)
         assert code == 1 and "no service 'blgo'" in err and "Traceback" not in err
 

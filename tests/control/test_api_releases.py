@@ -706,3 +706,16 @@ def test_a_create_is_parsed_against_the_manifest_announced_before_it(api, monkey
     m2 = manifest(index__html=b"b", other__page=b"b")
     assert api.ok("POST", "/v1/services/blog/releases", json={"manifest": m2})["number"] == 2
     assert checked == ["index/html"]  # against release 1 now: only the changed entry
+
+
+def test_current_true_lists_the_current_release_alone_however_old(api):
+    assert api.ok("GET", "/v1/services/blog/releases?current=true", "read") == []  # none yet
+    for n in range(3):
+        api.put(b"v%d" % n)
+        api.ok("POST", "/v1/services/blog/releases", json={"manifest": manifest(a=b"v%d" % n)})
+    api.ok("POST", "/v1/services/blog/releases/1/activate")
+    assert [r["number"] for r in api.ok("GET", "/v1/services/blog/releases?limit=1", "read")] == [3]
+    only = api.ok("GET", "/v1/services/blog/releases?current=true&limit=1", "read")
+    assert [(r["number"], r["current"]) for r in only] == [(1, True)]
+    r = api.call("GET", "/v1/services/blgo/releases?current=true", "read")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_service"

@@ -7,9 +7,9 @@ Rules:
 2. The service must be a push service of the environment's latest version (``GET
    /v1/envs/{env}/services``), as a push checks, else exit 1 saying which services
    there are or what its mode is. The paths are compared with the current release's
-   manifest (``GET .../releases`` for which one is current, then ``GET
-   .../releases/{n}/manifest``; ``core/content/changes.py`` Rule 7); with no release
-   yet every path is added.
+   manifest (``GET .../releases?current=true`` for which one is current, however old;
+   then ``GET .../releases/{n}/manifest``; ``core/content/changes.py`` Rule 7); with no
+   current release every path is added.
 3. The control plane is asked which blobs it lacks, as a push asks first (``POST
    /v1/blobs/missing``; asking keeps the present ones from blob GC a while): those,
    and their bytes, are what the push would upload.
@@ -28,7 +28,7 @@ from owncdn.cli.push_run import PushArgs, _api, _fail, human
 __all__ = ["run_dry"]
 
 SHOWN = 50
-LISTED = 1000  # releases listed to find the current one
+LISTED = 1000  # releases listed to find the current one, from a control plane that lists no current one alone
 
 
 def run_dry(args: PushArgs) -> int:
@@ -50,7 +50,10 @@ def run_dry(args: PushArgs) -> int:
         refused = refusal(args.env, args.service, modes)  # the control plane's own words
         if refused is not None:
             return _fail(refused[2])
-        current = next((r for r in api.releases(args.env, args.service, LISTED) if r["current"]), None)
+        listed = api.releases(args.env, args.service, 1, current=True)
+        if listed and not listed[0]["current"]:  # a control plane that lists the newest instead
+            listed = api.releases(args.env, args.service, LISTED)
+        current = next((r for r in listed if r["current"]), None)
         old = (parse_manifest(api.release_manifest(args.env, args.service, current["number"]))
                if current is not None else None)
         cache = HashCache.for_root(args.directory) if args.hash_cache else None

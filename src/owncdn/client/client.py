@@ -255,9 +255,13 @@ class Client(LogsApi, WatchApi):  # logs and analytics: client/logs.py; health, 
         return self._call("GET", f"/v1/services/{_seg(service)}/releases/{int(number)}/status",
                           params={"env": env, "wait": wait}, timeout=timeout)
 
-    def releases(self, env: str, service: str, limit: int = 50) -> list[dict[str, Any]]:
-        """Releases newest first: ``[{number, id, files, bytes, created, current, nodes}]``."""
-        return self._call("GET", f"/v1/services/{_seg(service)}/releases", params={"env": env, "limit": limit})
+    def releases(self, env: str, service: str, limit: int = 50, current: bool = False) -> list[dict[str, Any]]:
+        """Releases newest first: ``[{number, id, files, bytes, created, current, nodes}]``;
+        with ``current``, the current one alone (however old), or none."""
+        params: dict[str, Any] = {"env": env, "limit": limit}
+        if current:
+            params["current"] = "true"
+        return self._call("GET", f"/v1/services/{_seg(service)}/releases", params=params)
 
     def release_manifest(self, env: str, service: str, number: int) -> dict[str, Any]:
         """Release ``number``'s manifest (``{"files": {path: entry}}``)."""

@@ -134,9 +134,9 @@ class PushApi:
     def services(self, env: str) -> dict[str, Any]:
         return self._call("GET", f"/v1/envs/{quote(env, safe='')}/services")
 
-    def releases(self, env: str, service: str, limit: int = 50) -> list[dict[str, Any]]:
+    def releases(self, env: str, service: str, limit: int = 50, current: bool = False) -> list[dict[str, Any]]:
         return self._call("GET", f"/v1/services/{quote(service, safe='')}/releases?env={quote(env, safe='')}"
-                                 f"&limit={int(limit)}")
+                                 f"&limit={int(limit)}" + ("&current=true" if current else ""))
 
     def release_manifest(self, env: str, service: str, number: int) -> dict[str, Any]:
         return self._call("GET", f"/v1/services/{quote(service, safe='')}/releases/{int(number)}/manifest"

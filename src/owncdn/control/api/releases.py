@@ -488,7 +488,9 @@ def _is_current(ctx: ApiContext, env: str, name: str, number: int) -> bool:
 )
 def list_releases(name: ServiceName, request: Request, ctx: Ctx, _: Annotated[Token, Depends(require("read", "deploy"))],
                   env: EnvQuery = "production",
-                  limit: Annotated[int, Query(ge=1, le=1000, description="Most releases to return.")] = 50) -> list[ReleaseOut]:
+                  limit: Annotated[int, Query(ge=1, le=1000, description="Most releases to return.")] = 50,
+                  only_current: Annotated[bool, Query(alias="current", description="Only the current release (none: an empty list), however old.")] = False,
+                  ) -> list[ReleaseOut]:
     current = ctx.store.current_release_number(env, name)
     serving: dict[int, list[ReleaseNode]] = {}
     for row in ctx.store.node_releases(env, name):
@@ -496,7 +498,10 @@ def list_releases(name: ServiceName, request: Request, ctx: Ctx, _: Annotated[To
             serving.setdefault(row.serving, []).append(ReleaseNode(node_id=row.node_id, name=row.name, location=row.location))
     numbers = ctx.store.release_numbers(env, name).get((env, name), [])
     retained = retained_numbers(numbers, current, serving, blob_retention(request).keep)  # Rule 7
-    listed = ctx.store.list_releases(env, name, limit)
+    if only_current:
+        listed = ctx.store.list_releases(env, name, 1, number=current) if current is not None else []
+    else:
+        listed = ctx.store.list_releases(env, name, limit)
     if not listed:  # a name mistyped says so; a service dropped from the config still lists its releases
         modes = _service_modes(ctx, env, ctx.store.latest_number(env))
         if name not in modes:

@@ -187,11 +187,14 @@ class ReleaseStore:
                       .where(current.c.env == bindparam("env")).order_by(current.c.service))
         return self._read_rows(lambda c: [CurrentRelease(*row) for row in c.execute(query, {"env": env})])
 
-    def list_releases(self, env: str, service: str, limit: int = 50) -> list[Release]:
-        """The newest ``limit`` releases, newest first, without manifests."""
+    def list_releases(self, env: str, service: str, limit: int = 50, number: int | None = None) -> list[Release]:
+        """The newest ``limit`` releases (with ``number``, that one alone), newest
+        first, without manifests."""
         columns = [c for c in ReleaseRow.__table__.columns if c.name != "manifest"]
-        query = (select(*columns).where(ReleaseRow.env == env, ReleaseRow.service == service)
-                 .order_by(ReleaseRow.number.desc()).limit(max(limit, 0)))
+        query = select(*columns).where(ReleaseRow.env == env, ReleaseRow.service == service)
+        if number is not None:
+            query = query.where(ReleaseRow.number == number)
+        query = query.order_by(ReleaseRow.number.desc()).limit(max(limit, 0))
         return self._read(lambda s: [
             Release(env=r.env, service=r.service, number=r.number, id=r.manifest_id, files=r.files,
                     bytes=r.bytes, author=r.author, created_at=r.created_at, pruned_at=r.pruned_at)
