@@ -171,6 +171,37 @@ def test_file_pieces_go_out_with_sendfile_between_the_other_pieces(serve, tmp_pa
     assert len(sent_with) >= 2  # both files, never read here
 
 
+def test_small_pieces_go_out_together_in_sendmsgs_even_when_sent_in_parts(serve, tmp_path, monkeypatch):
+    """Rule 5: 5,000 pieces of up to 2 KiB (over IOV_MAX and over GROUP_BYTES, the
+    socket taking them in parts), then a file, then more pieces: all in order."""
+    import os
+    import random
+
+    pieces = [os.urandom(random.Random(i).randrange(1, 2048)) for i in range(5000)]
+    tail = tmp_path / "tail.bin"
+    tail.write_bytes(b"T" * 100_000)
+    calls = []
+    server, conn = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    conn._connect()
+    real = conn.sock
+
+    class Counting:  # the C socket's methods cannot be patched: wrap it
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def sendmsg(self, buffers, *rest):
+            buffers = list(buffers)
+            calls.append(len(buffers))
+            return real.sendmsg(buffers[:7] if len(calls) % 3 == 0 else buffers, *rest)  # now and then in part
+
+    conn.sock = Counting()
+    body = [*pieces[:4000], FilePiece(str(tail), 100_000), *pieces[4000:]]
+    size = sum(map(len, pieces)) + 100_000
+    assert conn.request("POST", "/bundle", {"Content-Length": str(size)}, body).status == 200
+    assert server.requests[0].endswith(b"\r\n\r\n" + b"".join(pieces[:4000]) + tail.read_bytes() + b"".join(pieces[4000:]))
+    assert calls and len(calls) < 5000 // 7 + 20 and max(calls) <= 1024
+
+
 @pytest.mark.parametrize("written", [b"longer now", b"shor"])
 def test_a_file_piece_whose_size_changed_raises_and_closes(serve, tmp_path, written):
     path = tmp_path / "f.txt"

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from owncdn.client import ApiError, Client, sitedir
+from owncdn.client import ApiError, Client, http11, sitedir
 from owncdn.client.hashcache import HashCache
 from owncdn.client.push import push_site
 from owncdn.client.pushapi import PushApi
@@ -337,8 +337,8 @@ def test_a_large_first_push_asks_and_uploads_while_it_hashes(api, lean, tmp_path
     sent, asked, waited = threading.Event(), [], []
     real_put, real_missing, real_hash = lean.put_bundle_files, lean.missing_blobs, sitedir._hash_fd
 
-    def put(blobs):
-        done = real_put(blobs)
+    def put(blobs, *kept):
+        done = real_put(blobs, *kept)
         sent.set()
         return done
 
@@ -346,10 +346,10 @@ def test_a_large_first_push_asks_and_uploads_while_it_hashes(api, lean, tmp_path
         asked.append(len(hashes))
         return real_missing(hashes)
 
-    def hash_fd(fd, buf, source):
+    def hash_fd(fd, buf, source, *small):
         if source.endswith("same"):  # the last file in order
             waited.append(sent.wait(10))
-        return real_hash(fd, buf, source)
+        return real_hash(fd, buf, source, *small)
 
     monkeypatch.setattr(lean, "put_bundle_files", put)
     monkeypatch.setattr(lean, "missing_blobs", missing)
@@ -366,6 +366,30 @@ def test_a_large_first_push_asks_and_uploads_while_it_hashes(api, lean, tmp_path
     again = push_site(lean, root, service="blog", parallel=2)
     assert (again.release["number"], again.blobs_uploaded, again.bytes_uploaded, asked) == (2, 0, 0, [1, 2, 4])
     assert ("POST", "/v1/blobs/bundle") not in lean.calls
+
+
+def test_a_streamed_push_uploads_the_small_files_bytes_it_hashed(api, lean, tmp_path, monkeypatch):
+    """push Rule 11, sitedir Rule 9: a file rewritten (same size) after it was hashed is
+    uploaded as hashed, not read again; no file is opened for its upload."""
+    streaming(monkeypatch)
+    files = {f"f{i}": f"file {i}" for i in range(6)}
+    root = site(tmp_path / "s", **files)
+    real_missing, opened = lean.missing_blobs, []
+
+    def missing(hashes):
+        if not opened:  # at the first question f0 was hashed: now it changes on disk
+            opened.append(True)
+            (root / "f0").write_text("FILE 0")
+        return real_missing(hashes)
+
+    monkeypatch.setattr(lean, "missing_blobs", missing)
+    real_send_file = http11.Connection._send_file
+    sent_files = []
+    monkeypatch.setattr(http11.Connection, "_send_file", lambda self, piece: (sent_files.append(piece), real_send_file(self, piece)))
+    pushed = push_site(lean, root, service="blog", parallel=2)
+    stored = dict(api.blobs.stored())
+    assert digest(b"file 0") in stored and digest(b"FILE 0") not in stored  # the bytes hashed
+    assert pushed.release["number"] == 1 and pushed.blobs_uploaded == 6 and sent_files == []
 
 
 def test_a_streamed_push_reports_progress_once_the_upload_is_known(api, lean, tmp_path, monkeypatch):
@@ -391,10 +415,10 @@ def test_a_streamed_push_whose_directory_breaks_changes_nothing(api, lean, tmp_p
     root = site(tmp_path / "s", **{f"f{i}": f"file {i}" for i in range(7)})
     real_hash = sitedir._hash_fd
 
-    def hash_fd(fd, buf, source):
+    def hash_fd(fd, buf, source, *small):
         if source.endswith("f5"):
             raise SiteError(f"{source}: cannot read the file (gone)")
-        return real_hash(fd, buf, source)
+        return real_hash(fd, buf, source, *small)
 
     monkeypatch.setattr(sitedir, "_hash_fd", hash_fd)
     cache = HashCache.for_root(root, tmp_path / "cache")

@@ -75,6 +75,13 @@ Rules:
    ``sendfile``), so the announcement leaves at 41-83 ms instead of 40-56 ms. The
    `owncdn push` command until the 3 edges' acknowledgements, 20-21 runs each on a
    busy machine: median 0.631 s against 0.694 s, for about 10 ms more client CPU.
+11. A streamed push (Rule 9) keeps the bytes of small files as they are hashed
+   (``sitedir`` Rule 9, at most ``KEEP_BYTES`` at once): with ``PushApi`` a bundle sends
+   those from memory, many records in one ``sendmsg`` (``http11`` Rule 5), instead of
+   a ``sendfile`` each from the file opened again; the bytes of blobs the control plane
+   has already are dropped when it says so. A first push of the Python docs (1,065
+   files, 786 of them up to 64 KiB: 16 MB), sender and receiver together on this machine:
+   about 64 ms of CPU instead of 74.
 """
 
 from __future__ import annotations
@@ -87,7 +94,7 @@ from owncdn.core.content.manifest import entry_text
 
 from .errors import ApiError
 from .hashcache import HashCache
-from .sitedir import Limits, Site, SiteError, Walk, walk_site
+from .sitedir import Kept, Limits, Site, SiteError, Walk, walk_site
 
 TYPE_CHECKING = False  # not from typing: `owncdn push` starts without importing it
 if TYPE_CHECKING:
@@ -109,6 +116,7 @@ INLINE_BLOBS = 1000
 ANNOUNCE_BYTES = 1 << 20
 STREAM_FILES = BUNDLE_BLOBS  # Rule 9: the first question about blobs hashed, then twice as many each time
 STREAM_BYTES = BUNDLE_BYTES
+KEEP_BYTES = 32 << 20  # Rule 11: small files' bytes held at once, hashed and not uploaded yet
 
 
 class PushResult:
@@ -203,9 +211,10 @@ def _push_streamed(client, walk: Walk, service: str, env: str, parallel: int,
     from .workers import Workers
 
     workers = Workers(parallel)
-    stream = _Stream(client, workers, progress)
+    kept = Kept(KEEP_BYTES) if getattr(client, "sends_files", False) else None  # Rule 11
+    stream = _Stream(client, workers, progress, kept)
     try:
-        site = walk.hash(save=False, on_blob=stream.blob)
+        site = walk.hash(save=False, on_blob=stream.blob, kept=kept)
         body = site.manifest.to_json()
         stream.announce(env, service, body)  # Rule 8, from this thread while the uploads go on
         stream.flush(here=True)  # the last question too: the upload threads are busy
@@ -239,9 +248,9 @@ class _Stream:
     under way (``asking``), the blobs found missing, and progress held back until the
     upload's size is known."""
 
-    def __init__(self, client, workers, progress: Callable[[int], None] | None) -> None:
-        self.client, self.workers, self.progress = client, workers, progress
-        self.send = _sender(client, None if progress is None else self.report)
+    def __init__(self, client, workers, progress: Callable[[int], None] | None, kept: Kept | None = None) -> None:
+        self.client, self.workers, self.progress, self.kept = client, workers, progress, kept
+        self.send = _sender(client, None if progress is None else self.report, kept)
         self.seen: set[str] = set()
         self.chunk: list[tuple[str, int, str]] = []
         self.chunk_bytes = 0
@@ -257,6 +266,8 @@ class _Stream:
     def blob(self, sha: str, size: int, source: str) -> None:
         """A blob became known (in the hashing thread)."""
         if sha in self.seen:
+            if self.kept is not None:
+                self.kept.take(source)  # another file's bytes are sent for it (Rule 11)
             return
         self.seen.add(sha)
         self.chunk.append((sha, size, source))
@@ -282,6 +293,10 @@ class _Stream:
         """A task: which of these the control plane lacks; their uploads are added."""
         missing = set(self.client.missing_blobs([sha for sha, _, _ in chunk]))
         lacking = [blob for blob in chunk if blob[0] in missing]
+        if self.kept is not None and len(lacking) < len(chunk):  # Rule 11: not sent, not kept
+            for sha, _, source in chunk:
+                if sha not in missing:
+                    self.kept.take(source)
         for batch in _batches(lacking):
             self.workers.add(lambda batch=batch: self.send(batch))
         with self.workers.lock:
@@ -444,9 +459,10 @@ def upload_blobs(client: Client | PushApi, site: Site, hashes: list[str], parall
     return sum(_in_threads(task, ([None] if first is not None else []) + _batches(blobs), parallel))
 
 
-def _sender(client: Client | PushApi, progress: Callable[[int], None] | None) -> Callable[[list[tuple[str, int, str]]], int]:
+def _sender(client: Client | PushApi, progress: Callable[[int], None] | None,
+            kept: Kept | None = None) -> Callable[[list[tuple[str, int, str]]], int]:
     """The upload of one batch of ``(sha, size, file)`` (Rule 2), called in the upload
-    threads: the bytes sent."""
+    threads: the bytes sent; small files' bytes from ``kept`` (Rule 11)."""
     bodies: list[bytearray] = []  # bundle buffers, one per thread at a time (Rule 2)
     views = getattr(client, "takes_views", False)
     files = getattr(client, "sends_files", False)  # PushApi: the files go out with sendfile, not read here
@@ -459,7 +475,7 @@ def _sender(client: Client | PushApi, progress: Callable[[int], None] | None) ->
                 client.put_blob(sha, _chunks(source, progress), size=size)
                 return total
             if files:
-                client.put_bundle_files(batch)
+                client.put_bundle_files(batch, kept) if kept is not None else client.put_bundle_files(batch)
             else:
                 buf = bodies.pop() if bodies else bytearray()
                 try:

@@ -24,7 +24,8 @@ Rules:
    blobs are content-addressed).
 3. The token goes only in the ``Authorization`` header and never into a message.
 4. ``put_bundle_files`` sends a bundle of files without reading them here: each blob's
-   record header, then the file's bytes with ``sendfile`` (``http11`` Rule 5). A file
+   record header, then the file's bytes with ``sendfile`` (``http11`` Rule 5), or from
+   memory when the hashing kept them (``push`` Rule 11). A file
    whose size changed since it was hashed raises ``SiteError`` (nothing of it stored:
    the body is cut short). Such a body can be sent again, so Rule 2's retry applies.
 5. Answers are read with ``client/leanjson.py`` (no ``json``, no ``re``: about 5 ms of
@@ -102,11 +103,13 @@ class PushApi:
     def put_bundle(self, content: bytes | Iterable[bytes], size: int | None = None) -> dict[str, Any]:
         return self._call("POST", "/v1/blobs/bundle", content, BUNDLE_TYPE, size)
 
-    def put_bundle_files(self, blobs: list[tuple[str, int, str]]) -> dict[str, Any]:
-        """Rule 4: a bundle of these ``(sha256, size, file)``."""
+    def put_bundle_files(self, blobs: list[tuple[str, int, str]], kept=None) -> dict[str, Any]:
+        """Rule 4: a bundle of these ``(sha256, size, file)``; a file's bytes that
+        ``kept`` (``sitedir.Kept``) holds are sent from there."""
         pieces: list[bytes | FilePiece] = []
         for sha, size, path in blobs:
-            pieces += (header(sha, size), FilePiece(path, size))
+            data = kept.take(path) if kept is not None else None
+            pieces += (header(sha, size), data if data is not None and len(data) == size else FilePiece(path, size))
         total = sum(len(p) if isinstance(p, bytes) else p.size for p in pieces)
         try:
             return self._call("POST", "/v1/blobs/bundle", pieces, BUNDLE_TYPE, total)

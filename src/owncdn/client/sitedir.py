@@ -51,6 +51,12 @@ Rules:
    ``on_blob(name, size, file)``, ``hash`` tells each blob as it becomes known, in the
    hashing thread: first those of the files the cache answered for, then each file as
    it is hashed (the same blob once per file holding it).
+9. With ``kept`` (a ``Kept``), a file of at most ``KEEP_FILE`` bytes (by the walk's
+   ``stat``) is read into a ``bytes`` of its own as it is hashed, and those bytes are
+   offered to ``kept`` (which holds at most its ``limit`` at once) before ``on_blob``
+   tells the blob: an upload sends exactly the bytes hashed, without opening the file
+   again (``push`` Rule 11). A file that grew past its ``stat`` is hashed to its end
+   and not kept.
 """
 
 from __future__ import annotations
@@ -64,9 +70,10 @@ from owncdn.core.content.manifest import MAX_PATH, FileEntry, Manifest, check_pa
 
 from .hashcache import HashCache
 
-__all__ = ["Limits", "Site", "SiteError", "Walk", "scan_site", "walk_site"]
+__all__ = ["KEEP_FILE", "Kept", "Limits", "Site", "SiteError", "Walk", "scan_site", "walk_site"]
 
 READ_CHUNK = 1 << 20
+KEEP_FILE = 64 << 10  # Rule 9: files up to this size are kept whole as they are hashed
 AHEAD_FILES = 32  # Rule 5: files opened and announced to the kernel ahead of the one hashed
 AHEAD_BYTES = 16 << 20  # ... and at most this many of their bytes (of a large file, its first ones)
 
@@ -181,9 +188,10 @@ class Walk:
     def __repr__(self) -> str:
         return f"<Walk {self.root} files={len(self.entries)} todo={len(self.todo)}>"
 
-    def hash(self, save: bool = True, on_blob: Callable[[str, int, str], None] | None = None) -> Site:
-        """Rules 5-8: the files hashed, the ``Site``; ``on_blob(name, size, file)`` as each
-        file's blob becomes known (Rule 8)."""
+    def hash(self, save: bool = True, on_blob: Callable[[str, int, str], None] | None = None,
+             kept: Kept | None = None) -> Site:
+        """Rules 5-9: the files hashed, the ``Site``; ``on_blob(name, size, file)`` as each
+        file's blob becomes known (Rule 8); small files' bytes offered to ``kept`` (Rule 9)."""
         entries, sources, known, cache, todo = self.entries, self.sources, self.known, self.cache, self.todo
         if on_blob is not None:
             for rel, entry in entries.items():
@@ -191,7 +199,7 @@ class Walk:
                     on_blob(entry.sha256, entry.size, sources[entry.sha256])
         started = time.time_ns()
         args = ([source for _, source, _ in todo], [st.st_size for _, _, st in todo])
-        hashed = _hash_files(*args) if on_blob is None else _hash_files(*args, on_blob)
+        hashed = _hash_files(*args) if on_blob is None and kept is None else _hash_files(*args, on_blob, kept)
         for (rel, source, st), (sha, size) in zip(todo, hashed, strict=True):
             entries[rel] = FileEntry(sha, size)
             sources[sha] = source
@@ -340,11 +348,43 @@ def _check_sizes(root: str, files: list[tuple[str, str, os.stat_result]], limits
                         "raise it with --max-total-size")
 
 
+class Kept:
+    """Rule 9: the bytes of small files read as they were hashed, by file, at most
+    ``limit`` bytes at once (any thread); ``take`` hands a file's over (or None)."""
+
+    __slots__ = ("files", "room", "lock")
+
+    def __init__(self, limit: int) -> None:
+        import threading  # only a streamed push keeps bytes (push Rule 11)
+
+        self.files: dict[str, bytes] = {}
+        self.room = limit
+        self.lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<Kept files={len(self.files)} room={self.room}>"
+
+    def offer(self, source: str, data: bytes) -> None:
+        with self.lock:
+            if len(data) <= self.room and source not in self.files:
+                self.files[source] = data
+                self.room -= len(data)
+
+    def take(self, source: str) -> bytes | None:
+        with self.lock:
+            data = self.files.pop(source, None)
+            if data is not None:
+                self.room += len(data)
+        return data
+
+
 def _hash_files(sources: list[str], sizes: list[int],
-                on_blob: Callable[[str, int, str], None] | None = None) -> list[tuple[str, int]]:
+                on_blob: Callable[[str, int, str], None] | None = None,
+                kept: Kept | None = None) -> list[tuple[str, int]]:
     """Rule 5: ``(blob name, size)`` of each file, hashed in order, the next ones opened
     and announced ahead (``sizes``: their sizes from the walk, for the window);
-    ``on_blob(name, size, file)`` after each (Rule 8)."""
+    ``on_blob(name, size, file)`` after each (Rule 8), small files' bytes offered to
+    ``kept`` first (Rule 9)."""
     out: list[tuple[str, int]] = []
     if not sources:
         return out
@@ -367,8 +407,11 @@ def _hash_files(sources: list[str], sizes: list[int],
                         _advise(next_fd, next_size)
                     announced += next_size
                     nxt += 1
-                sha, size = done = _hash_fd(fd, buf, source)
-                out.append(done)
+                small = sizes[k] if kept is not None and sizes[k] <= KEEP_FILE else -1
+                sha, size, data = _hash_fd(fd, buf, source, small)
+                out.append((sha, size))
+                if data is not None:
+                    kept.offer(source, data)
                 if on_blob is not None:
                     on_blob(sha, size, source)
             finally:
@@ -398,14 +441,21 @@ def _advise(fd: int, size: int) -> None:
 _fadvise = getattr(os, "posix_fadvise", None)
 
 
-def _hash_fd(fd: int, buf: memoryview, source: str) -> tuple[str, int]:
-    """The blob name of the open file's bytes and their number."""
+def _hash_fd(fd: int, buf: memoryview, source: str, small: int = -1) -> tuple[str, int, bytes | None]:
+    """The blob name of the open file's bytes and their number; with ``small`` (its
+    size by the walk), the bytes too when that was all of them (Rule 9), else None."""
     digest = new_hasher()
     size = 0
+    data = None
     try:
+        if small >= 0:
+            data = os.read(fd, small + 1)
+            digest.update(data)
+            size = len(data)
         while n := os.readv(fd, [buf]):
             digest.update(buf[:n])
             size += n
+            data = None  # it grew: hashed to its end, not kept
     except OSError as exc:
         raise SiteError(f"{source}: cannot read the file ({exc.strerror})") from None
-    return name_of(digest), size
+    return name_of(digest), size, data
