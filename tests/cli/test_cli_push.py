@@ -181,6 +181,7 @@ async def test_a_plain_push_starts_without_typer_httpx_or_pydantic_and_can_wait(
         assert "owncdn.client.pushapi" in imported
         assert {m for m in imported if m in heavy or m.split(".")[0] in heavy} == set()  # none of them
         assert "threading" in imported and not {"concurrent.futures", "logging"} & imported  # uploads in plain threads
+        assert not {"json", "re", "enum"} & {m.split(".")[0] for m in imported}  # bodies written without json (pushapi Rule 5)
         result = json.loads(out)
         assert (result["release"], result["files"], result["serving"], result["failed"], result["pending"]) == (
             1, 4, [], [], [])

@@ -1,8 +1,9 @@
 """``client/pushapi.py``'s own URL helpers, against ``urllib.parse`` (which `owncdn push`
-does not import): table-driven."""
+does not import), and its request bodies, against ``json``: table-driven."""
 
 from __future__ import annotations
 
+import hashlib
 from urllib.parse import quote as urllib_quote
 from urllib.parse import urlsplit
 
@@ -10,6 +11,7 @@ import pytest
 
 from owncdn.client.errors import ApiError
 from owncdn.client.pushapi import PushApi, quote, split_url
+from owncdn.core.content.digest import digest
 
 
 @pytest.mark.parametrize("url", [
@@ -34,3 +36,19 @@ def test_what_is_not_an_http_url_is_none_and_an_api_error(url):
 @pytest.mark.parametrize("text", ["blog", "a b/c", "ü-ß", "x~y.z_-", "%2F", "?#&=+", "日本"])
 def test_quote_is_urllibs_with_nothing_safe(text):
     assert quote(text) == urllib_quote(text, safe="")
+
+
+@pytest.mark.parametrize("names", [
+    [digest(b"a"), digest(b"b")],                          # BLAKE3 names: joined as they are
+    [hashlib.sha256(b"a").hexdigest()],                    # SHA-256 names: json
+    [],
+])
+def test_request_bodies_written_without_json_read_back_as_json_writes_them(names):
+    import json
+
+    from owncdn.client.pushapi import _names_body, manifest_body
+    from owncdn.core.content.manifest import Manifest
+
+    assert json.loads(_names_body(names)) == {"hashes": names}
+    manifest = Manifest.build([("b/é.html", digest(b"x"), 1), ("a.txt", digest(b"y"), 1), ("c \"q\".txt", digest(b""), 0)])
+    assert json.loads(manifest_body(manifest)) == json.loads(manifest_body(manifest.to_json())) == {"manifest": manifest.to_json()}

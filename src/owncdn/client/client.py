@@ -232,6 +232,8 @@ class Client(LogsApi, WatchApi):  # logs and analytics: client/logs.py; health, 
     def create_release(self, env: str, service: str, manifest: dict[str, Any]) -> dict[str, Any]:
         """A new release (current at once): ``{service, env, number, id, files, bytes}``;
         ``ApiError`` 409 ``missing_blobs`` with the hashes in ``problems``."""
+        if hasattr(manifest, "to_json"):  # a Manifest
+            manifest = manifest.to_json()
         return self._call("POST", f"/v1/services/{_seg(service)}/releases", params={"env": env},
                           json={"manifest": manifest}, timeout=max(self.timeout, 60))
 

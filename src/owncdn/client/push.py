@@ -90,7 +90,7 @@ import time
 
 from owncdn.core.content.bundle import header
 from owncdn.core.content.digest import sha256_hex
-from owncdn.core.content.manifest import entry_text
+from owncdn.core.content.manifest import Manifest, entry_text
 
 from .errors import ApiError
 from .hashcache import HashCache
@@ -184,7 +184,7 @@ def _push(client, site: Site, service: str, env: str, parallel: int, progress: C
     missing = client.missing_blobs(list(manifest.blobs))
     if on_plan is not None:
         on_plan(site, missing)
-    body = manifest.to_json()
+    body = manifest  # the clients encode it (PushApi: its canonical encoding, without json)
     sizes = manifest.blobs
     big = sum(sizes[sha] for sha in set(missing)) >= ANNOUNCE_BYTES
     uploaded = upload_blobs(client, site, missing, parallel, progress,
@@ -196,11 +196,9 @@ def _push(client, site: Site, service: str, env: str, parallel: int, progress: C
             raise
         uploaded += upload_blobs(client, site, [h for h in exc.problems if h in site.sources], parallel, progress)
         release = client.create_release(env, service, body)
-    import json  # not on the path of a push the hash cache answered for (Rule 7)
-
     return PushResult(release=release, files=len(manifest.files), bytes_total=manifest.total_bytes,
                       blobs_uploaded=len(set(missing)), bytes_uploaded=uploaded,
-                      manifest_bytes=len(json.dumps({"manifest": body}, separators=(",", ":"))),
+                      manifest_bytes=len(body.canonical()) + len(b'{"manifest":}'),
                       seconds=time.perf_counter() - started)
 
 
@@ -215,7 +213,7 @@ def _push_streamed(client, walk: Walk, service: str, env: str, parallel: int,
     stream = _Stream(client, workers, progress, kept)
     try:
         site = walk.hash(save=False, on_blob=stream.blob, kept=kept)
-        body = site.manifest.to_json()
+        body = site.manifest
         stream.announce(env, service, body)  # Rule 8, from this thread while the uploads go on
         stream.flush(here=True)  # the last question too: the upload threads are busy
         workers.close()
@@ -234,12 +232,10 @@ def _push_streamed(client, walk: Walk, service: str, env: str, parallel: int,
             raise
         uploaded += upload_blobs(client, site, [h for h in exc.problems if h in site.sources], parallel, progress)
         release = client.create_release(env, service, body)
-    import json
-
     manifest = site.manifest
     return PushResult(release=release, files=len(manifest.files), bytes_total=manifest.total_bytes,
                       blobs_uploaded=len(stream.missing), bytes_uploaded=uploaded,
-                      manifest_bytes=len(json.dumps({"manifest": body}, separators=(",", ":"))),
+                      manifest_bytes=len(body.canonical()) + len(b'{"manifest":}'),
                       seconds=time.perf_counter() - started)
 
 
@@ -306,7 +302,7 @@ class _Stream:
             self.workers.changed()
         return 0
 
-    def announce(self, env: str, service: str, body: dict[str, Any]) -> None:
+    def announce(self, env: str, service: str, body: Manifest | dict[str, Any]) -> None:
         """Rule 8: unless every answer came and the upload is small (what was found
         missing and what is not asked about yet)."""
         with self.workers.lock:
@@ -329,7 +325,7 @@ class _Stream:
             self.progress(held)
 
 
-def _announce(client, env: str, service: str, manifest: dict[str, Any]) -> None:
+def _announce(client, env: str, service: str, manifest: Manifest | dict[str, Any]) -> None:
     """Rule 8 (in an upload thread)."""
     if not hasattr(client, "announce_release"):
         return

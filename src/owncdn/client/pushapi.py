@@ -29,9 +29,11 @@ Rules:
    whose size changed since it was hashed raises ``SiteError`` (nothing of it stored:
    the body is cut short). Such a body can be sent again, so Rule 2's retry applies.
 5. Answers are read with ``client/leanjson.py`` (no ``json``, no ``re``: about 5 ms of
-   the command's start); ``json`` is imported only to write a request body of JSON
-   (asking which blobs are missing, creating a release from its manifest), which a push
-   the hash cache answered for does not send (it sends a release bundle).
+   the command's start, which in a first push held up the hashing while an upload
+   thread imported it); request bodies are written without ``json`` too: a ``Manifest``
+   as its canonical encoding (``manifest.py`` Rule 6), BLAKE3 names as they are.
+   ``json`` writes only what those do not cover (a manifest given as a dict, SHA-256
+   names).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ import time
 from _thread import allocate_lock, get_ident  # not threading: about 1 ms of a one-file push's start
 
 from owncdn.core.content.bundle import header
+from owncdn.core.content.digest import all_blake3_names
+from owncdn.core.content.manifest import Manifest
 
 from . import leanjson
 from .errors import ApiError
@@ -95,7 +99,7 @@ class PushApi:
     # -- the calls (Rule 1) -----------------------------------------------------------
 
     def missing_blobs(self, hashes: list[str]) -> list[str]:
-        return self._call("POST", "/v1/blobs/missing", _json({"hashes": list(hashes)}))["missing"]
+        return self._call("POST", "/v1/blobs/missing", _names_body(list(hashes)))["missing"]
 
     def put_blob(self, sha256: str, content: bytes | Iterable[bytes], size: int | None = None) -> dict[str, Any]:
         return self._call("PUT", f"/v1/blobs/{quote(sha256, safe='')}", content, "application/octet-stream", size)
@@ -116,15 +120,15 @@ class PushApi:
         except FileChanged as exc:
             raise SiteError(f"{exc}: it changed while it was being pushed; push again") from None
 
-    def create_release(self, env: str, service: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    def create_release(self, env: str, service: str, manifest: dict[str, Any] | Manifest) -> dict[str, Any]:
         return self._call("POST", f"/v1/services/{quote(service, safe='')}/releases?env={quote(env, safe='')}",
-                          _json({"manifest": manifest}), retry=False)
+                          manifest_body(manifest), retry=False)
 
-    def announce_release(self, env: str, service: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    def announce_release(self, env: str, service: str, manifest: dict[str, Any] | Manifest) -> dict[str, Any]:
         """Tell the edges about the release whose blobs are about to be uploaded, so they
         fetch them as they land (``POST .../releases/upcoming``)."""
         return self._call("POST", f"/v1/services/{quote(service, safe='')}/releases/upcoming?env={quote(env, safe='')}",
-                          _json({"manifest": manifest}))
+                          manifest_body(manifest))
 
     def create_release_with_blobs(self, env: str, service: str, body: bytes | Iterable[bytes],
                                   size: int | None = None, base: str | None = None) -> dict[str, Any]:
@@ -251,7 +255,21 @@ def split_url(url: str) -> tuple[str, str, int | None, str] | None:
 
 
 def _json(value: Any) -> bytes:
-    """A request body (Rule 5: ``json`` is imported for the calls of a push that uploads)."""
+    """A request body that Rule 5's encodings below do not cover."""
     import json
 
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _names_body(names: list[str]) -> bytes:
+    """Rule 5: ``{"hashes": names}``; BLAKE3 names (hex and ``-b3``) need no escaping."""
+    if names and all_blake3_names(names):
+        return ('{"hashes":["' + '","'.join(names) + '"]}').encode()
+    return _json({"hashes": names})
+
+
+def manifest_body(manifest: dict[str, Any] | Manifest) -> bytes:
+    """Rule 5: ``{"manifest": ...}``, a ``Manifest`` as its canonical encoding."""
+    if isinstance(manifest, Manifest):
+        return b'{"manifest":' + manifest.canonical() + b"}"
+    return _json({"manifest": manifest})
