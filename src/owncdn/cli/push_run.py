@@ -37,10 +37,11 @@ Rules:
    reference cycles and its process ends with it, and the collector's passes over the
    hash cache's and the manifest's objects took about 2 ms of the 33-35 ms a one-file
    push of the Python docs spends in the command itself (1,065 files, median of 40).
-8. A push the hash cache answered for imports none of ``json``, ``re``, ``enum``,
-   ``hashlib``, ``socket`` or ``collections`` (their C parts where it needs them:
-   ``_json``, ``_sha256``, ``_socket``; together about 10 ms of the command's start);
-   ``tests/cli/test_cli_push.py`` checks it.
+8. A push imports none of ``json``, ``re`` or ``enum`` (``client/pushapi.py`` Rule 5);
+   one the hash cache answered for none of ``hashlib``, ``socket`` or ``collections``
+   either (their C parts where it needs them: ``_json``, ``_sha256``, ``_socket``;
+   together about 10 ms of the command's start); ``tests/cli/test_cli_push.py`` checks
+   it.
 """
 
 from __future__ import annotations
