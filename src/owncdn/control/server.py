@@ -90,6 +90,9 @@ async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.
         if task.done():
             task.result()  # raises why it could not start
         if own_process:
+            from owncdn.control.api.prepare import prepare
+
+            await asyncio.to_thread(prepare, app)  # FastAPI's first-request work, ahead (prepare.py)
             quiet_collector()  # owncdn/gctune.py
             steady_heap()
         if started is not None:

@@ -1,0 +1,35 @@
+"""FastAPI's first-request work done ahead (control/api/prepare.py)."""
+
+from __future__ import annotations
+
+import fastapi.routing as routing
+
+from owncdn.control.api import create_app
+from owncdn.control.api.prepare import prepare
+from owncdn.control.store import Store, sqlite_url
+
+
+def endpoints(app) -> list:
+    out, todo = [], list(app.router.routes)
+    while todo:
+        route = todo.pop()
+        if isinstance(route, routing.APIRoute):
+            out.append(route.endpoint)
+        todo += getattr(getattr(route, "original_router", None), "routes", [])
+    return out
+
+
+def test_every_endpoint_s_source_context_is_read_ahead(tmp_path, monkeypatch):
+    app = create_app(Store(sqlite_url(tmp_path / "state.db")))
+    monkeypatch.setattr(routing, "_endpoint_context_cache", {})  # as in a fresh process
+    found = endpoints(app)
+    assert len(found) > 40
+    assert prepare(app) == len(found)
+    cached = routing._endpoint_context_cache
+    assert all(id(f) in cached and cached[id(f)]["line"] > 0 for f in found)
+
+
+def test_a_fastapi_without_that_work_gets_nothing_done(tmp_path, monkeypatch):
+    app = create_app(Store(sqlite_url(tmp_path / "state.db")))
+    monkeypatch.delattr(routing, "_extract_endpoint_context")
+    assert prepare(app) == 0
