@@ -33,3 +33,12 @@ def test_a_fastapi_without_that_work_gets_nothing_done(tmp_path, monkeypatch):
     app = create_app(Store(sqlite_url(tmp_path / "state.db")))
     monkeypatch.delattr(routing, "_extract_endpoint_context")
     assert prepare(app) == 0
+
+
+def test_what_the_first_bundle_needs_is_loaded_ahead():
+    import subprocess
+    import sys
+
+    code = ("import sys; from owncdn.core.content import bundle; assert 'blake3' not in sys.modules; "
+            "bundle.prepare(); assert 'blake3' in sys.modules and bundle._HEADER is not None")
+    subprocess.run([sys.executable, "-c", code], check=True)

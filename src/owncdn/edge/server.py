@@ -220,6 +220,9 @@ async def serve_forever(config, drain: float = 0.0, **kwargs) -> None:
     """Run until SIGINT/SIGTERM (the `owncdn edge` command); with `drain` seconds,
     first drain (`owncdn.edge.health.drain`) before closing."""
     server = await EdgeServer.start(config, **kwargs)
+    from owncdn.core.content.bundle import prepare
+
+    prepare()  # what the first bundle of a push needs (bundle.py Rule 5)
     quiet_collector()  # owncdn/gctune.py
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -12,6 +12,8 @@ Rules:
    fills its own entry as before.
 2. A FastAPI without that cache (``fastapi.routing._extract_endpoint_context``) gets
    nothing done; an endpoint whose source cannot be read is left to FastAPI.
+3. Then ``core.content.bundle.prepare()`` (Rule 5 there; ``owncdn edge`` calls it too)
+   loads what the first bundle of a push needs.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ __all__ = ["prepare"]
 
 
 def prepare(app) -> int:
-    """Rule 1; how many endpoints were prepared."""
+    """Rules 1 and 3; how many endpoints were prepared."""
+    from owncdn.core.content.bundle import prepare as prepare_bundles
+
+    prepare_bundles()
     try:
         from fastapi import routing
     except ImportError:  # pragma: no cover - the API is FastAPI
