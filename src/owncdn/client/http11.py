@@ -204,7 +204,7 @@ class Connection:
         if self.tls or len(held) == 1:
             self.sock.sendall(held[0] if len(held) == 1 else b"".join(held), flags)
             return
-        views = [memoryview(piece) for piece in held]
+        views = [memoryview(piece) for piece in held if piece]  # an empty one would be sent forever
         i = 0
         while i < len(views):
             sent = self.sock.sendmsg(views[i:i + _IOV], (), flags)
