@@ -372,7 +372,7 @@ def test_a_streamed_push_uploads_the_small_files_bytes_it_hashed(api, lean, tmp_
     """push Rule 11, sitedir Rule 9: a file rewritten (same size) after it was hashed is
     uploaded as hashed, not read again; no file is opened for its upload."""
     streaming(monkeypatch)
-    files = {f"f{i}": f"file {i}" for i in range(6)}
+    files = {f"f{i}": f"file {i}" for i in range(6)} | {"zz": ""}  # an empty file, sent last
     root = site(tmp_path / "s", **files)
     real_missing, opened = lean.missing_blobs, []
 
@@ -389,7 +389,8 @@ def test_a_streamed_push_uploads_the_small_files_bytes_it_hashed(api, lean, tmp_
     pushed = push_site(lean, root, service="blog", parallel=2)
     stored = dict(api.blobs.stored())
     assert digest(b"file 0") in stored and digest(b"FILE 0") not in stored  # the bytes hashed
-    assert pushed.release["number"] == 1 and pushed.blobs_uploaded == 6 and sent_files == []
+    assert digest(b"") in stored
+    assert pushed.release["number"] == 1 and pushed.blobs_uploaded == 7 and sent_files == []
 
 
 def test_a_streamed_push_reports_progress_once_the_upload_is_known(api, lean, tmp_path, monkeypatch):
