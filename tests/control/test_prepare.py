@@ -20,7 +20,9 @@ def endpoints(app) -> list:
 
 
 def test_every_endpoint_s_source_context_is_read_ahead(tmp_path, monkeypatch):
-    app = create_app(Store(sqlite_url(tmp_path / "state.db")))
+    store = Store(sqlite_url(tmp_path / "state.db"))
+    store.migrate()
+    app = create_app(store)
     monkeypatch.setattr(routing, "_endpoint_context_cache", {})  # as in a fresh process
     found = endpoints(app)
     assert len(found) > 40
@@ -30,7 +32,7 @@ def test_every_endpoint_s_source_context_is_read_ahead(tmp_path, monkeypatch):
 
 
 def test_a_fastapi_without_that_work_gets_nothing_done(tmp_path, monkeypatch):
-    app = create_app(Store(sqlite_url(tmp_path / "state.db")))
+    app = create_app(Store(sqlite_url(tmp_path / "state.db")))  # not migrated: warming it fails quietly
     monkeypatch.delattr(routing, "_extract_endpoint_context")
     assert prepare(app) == 0
 

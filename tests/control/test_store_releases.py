@@ -205,3 +205,11 @@ def test_releases_stored_before_pruning_keep_their_manifests_and_a_downgrade_dro
         s.migrate()
         assert manifests(s) == {3: (M3, False)}
     engine.dispose()
+
+
+def test_warming_reads_what_a_push_reads_and_changes_nothing(store):
+    add(store, M1)
+    before = (store.current_releases("production"), store.list_releases("production", "blog"), store.latest_number("production"))
+    store.warm()  # releasestore Rule 11, on SQLite and on PostgreSQL
+    after = (store.current_releases("production"), store.list_releases("production", "blog"), store.latest_number("production"))
+    assert after == before and store.current_release_number("production", "blog") == 1

@@ -13,7 +13,8 @@ Rules:
 2. A FastAPI without that cache (``fastapi.routing._extract_endpoint_context``) gets
    nothing done; an endpoint whose source cannot be read is left to FastAPI.
 3. Then ``core.content.bundle.prepare()`` (Rule 5 there; ``owncdn edge`` calls it too)
-   loads what the first bundle of a push needs.
+   loads what the first bundle of a push needs, and the store compiles the statements
+   a push reads with (``Store.warm``, ``releasestore`` Rule 11).
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ def prepare(app) -> int:
     from owncdn.core.content.bundle import prepare as prepare_bundles
 
     prepare_bundles()
+    ctx = getattr(app.state, "owncdn", None)
+    if ctx is not None:
+        try:
+            ctx.store.warm()
+        except Exception:  # noqa: BLE001 - an optimisation: a store that cannot be read says so to the requests
+            pass
     try:
         from fastapi import routing
     except ImportError:  # pragma: no cover - the API is FastAPI

@@ -42,6 +42,12 @@ Rules:
     and those nodes serve are read again and left alone, and an activation finds the
     manifest there or raises ``ReleasePruned``: the current release always has its
     manifest.
+11. ``warm()`` runs the reads a push's requests make here (whether a release exists
+    or is current, its progress, what nodes report, the numbers, the latest config
+    version) for an environment and service that match nothing: SQLAlchemy compiles a
+    statement the first time it runs, which took about 9 ms for these in a fresh
+    process, inside a fresh control plane's first push (its release, its status wait
+    and its acknowledgements). ``owncdn control`` calls it once serving.
 """
 
 from __future__ import annotations
@@ -291,6 +297,17 @@ class ReleaseStore:
                                          & (table.c.service == bindparam("service"))))
             .where(nodes.c.env == bindparam("env"), nodes.c.kind == "edge").order_by(nodes.c.name))
         return self._read_rows(lambda c: [EdgeProgress(*row) for row in c.execute(query, {"env": env, "service": service})])
+
+    def warm(self) -> None:
+        """Rule 11 (``""`` is neither an environment nor a service)."""
+        self.current_release_number("", "")
+        self.has_release("", "", 0)
+        self.release_progress("", "")
+        self.node_releases("", "")
+        self.release_numbers("", "")
+        self.list_releases("", "", 1)
+        self.latest_number("")
+        self.latest_version("")
 
     def node_releases(self, env: str, service: str | None = None) -> list[NodeRelease]:
         """What every node of ``env`` reported (for ``service``), by node name."""
