@@ -44,7 +44,7 @@ Rules:
     manifest.
 11. ``warm()`` runs the reads a push's requests make here (whether a release exists
     or is current, its progress, what nodes report, the numbers, the latest config
-    version) for an environment and service that match nothing: SQLAlchemy compiles a
+    version and a version by its number) for an environment and service that match nothing: SQLAlchemy compiles a
     statement the first time it runs, which took about 9 ms for these in a fresh
     process, inside a fresh control plane's first push (its release, its status wait
     and its acknowledgements). ``owncdn control`` calls it once serving.
@@ -308,6 +308,7 @@ class ReleaseStore:
         self.list_releases("", "", 1)
         self.latest_number("")
         self.latest_version("")
+        self.get_version("", 0)
 
     def node_releases(self, env: str, service: str | None = None) -> list[NodeRelease]:
         """What every node of ``env`` reported (for ``service``), by node name."""
