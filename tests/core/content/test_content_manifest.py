@@ -70,6 +70,8 @@ def test_invalid_paths(path, why):
     ({"a": {"sha256": A, "size": 1, "x": 1}}, "an entry is"),
     ({"a": A}, "an entry is"),
     ({"a": {"sha256": A, "size": 1}, "a/b": {"sha256": B, "size": 1}}, "also a directory"),
+    ({"a/b": {"sha256": A, "size": 1}, "a/b/c/d": {"sha256": B, "size": 1}, "a/c": {"sha256": B, "size": 1}},
+     "'a/b': is a file and also a directory"),  # a grandparent, beside a sibling of its parent
     ({"../x": {"sha256": A, "size": 1}}, "'..'"),
 ])
 def test_invalid_entries(files, why):
