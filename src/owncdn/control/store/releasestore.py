@@ -44,10 +44,11 @@ Rules:
     manifest.
 11. ``warm()`` runs the reads a push's requests make here (whether a release exists
     or is current, its progress, what nodes report, the numbers, the latest config
-    version and a version by its number) for an environment and service that match nothing: SQLAlchemy compiles a
-    statement the first time it runs, which took about 9 ms for these in a fresh
-    process, inside a fresh control plane's first push (its release, its status wait
-    and its acknowledgements). ``owncdn control`` calls it once serving.
+    version and a version by its number) for an environment and service that match
+    nothing: SQLAlchemy compiles a statement the first time it runs, which took about
+    9 ms for these in a fresh process, inside a fresh control plane's first push (its
+    release, its status wait and its acknowledgements). ``owncdn control`` calls it
+    once serving.
 """
 
 from __future__ import annotations
