@@ -471,7 +471,7 @@ def _sender(client: Client | PushApi, progress: Callable[[int], None] | None,
                 client.put_blob(sha, _chunks(source, progress), size=size)
                 return total
             if files:
-                client.put_bundle_files(batch, kept) if kept is not None else client.put_bundle_files(batch)
+                client.put_bundle_files(batch, kept)
             else:
                 buf = bodies.pop() if bodies else bytearray()
                 try:

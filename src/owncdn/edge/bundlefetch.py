@@ -397,9 +397,8 @@ class BundleFetch:
         if self._ended:
             ended, self._ended = self._ended, []
             self.store.keep_packed_all(self._pack, [(sha, slot) for sha, slot, _ in ended])
-            for sha, _, size in ended:
-                self.store.count_fetched(1, size)  # blobs kept later (not lazy) are counted now
-                self.outcome.results.append((sha, True))
+            self.store.count_fetched(len(ended), sum(size for _, _, size in ended))  # kept later (not lazy): counted now
+            self.outcome.results += [(sha, True) for sha, _, _ in ended]
         if self._between:
             self._completed()
 
