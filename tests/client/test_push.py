@@ -128,6 +128,7 @@ def test_many_small_files_go_in_bundles_and_can_be_fetched_back(api, tmp_path, m
     bundles = []
     real = api.put_bundle
     monkeypatch.setattr(api, "put_bundle", lambda content, size=None: bundles.append(1) or real(content, size))
+    monkeypatch.setattr("owncdn.client.push.BUNDLE_BLOBS", 256)
     result = push_site(api, root, service="blog")
     assert result.blobs_uploaded == 601 and len(bundles) == 3  # 600 small ones, 256 per bundle; big alone
     wanted = [digest(t.encode()) for t in files.values()][:300]

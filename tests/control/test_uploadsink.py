@@ -127,3 +127,48 @@ def test_a_blob_body_is_checked_at_its_end(tmp_path):
     cut.finish()  # never ended
     assert store.missing([digest(b"claimed"), digest(b"cut")]) == [digest(b"claimed"), digest(b"cut")]
     assert leftovers(store) == []
+
+
+def test_a_plain_bundles_blobs_land_as_the_pieces_come(tmp_path, monkeypatch):
+    """Rule 3: every ``LAND_BYTES`` fed, the blobs verified since are offered (read
+    back from the pack while it is written, not stored yet) and landed; the rest at the end; each
+    blob once, in bundle order; a refusal keeps what landed before it."""
+    monkeypatch.setattr("owncdn.control.api.uploadsink.LAND_BYTES", 300)
+    store = DirBlobStore(tmp_path)
+    datas = [os.urandom(100 + i) for i in range(8)]
+    landings = []
+
+    def landing(items):
+        landings.append([(sha, size, b"".join(store.read(sha))) for sha, size in items])
+
+    sink = BundleSink(store, landing=landing)
+    feed(sink, b"".join(map(record, datas)), 128)
+    before = [item for items in landings for item in items]
+    assert len(landings) == 3 and len(before) == 6  # the last two blobs came after the last landing
+    sink.end()
+    assert [b.sha256 for b in sink.finish()] == [digest(d) for d in datas]
+    landed = [item for items in landings for item in items]
+    assert landed == [(digest(d), len(d), d) for d in datas] and store.missing([digest(d) for d in datas]) == []
+
+    landings.clear()
+    refused = BundleSink(store, landing=landing)
+    good = [os.urandom(200) for _ in range(3)]
+    with pytest.raises(BlobMismatch):
+        feed(refused, b"".join(map(record, good)) + record(b"bad", digest(b"other")), 64)
+    assert [item[0] for items in landings for item in items] == [digest(d) for d in good[:2]]  # before the refusal
+    assert [b.sha256 for b in refused.finish()] == [digest(d) for d in good]
+    assert [item[0] for items in landings for item in items] == [digest(d) for d in good]  # the last at the end
+
+
+def test_a_bundle_led_by_a_record_lands_only_at_its_end(tmp_path, monkeypatch):
+    """Rule 3 with Rule 4: nothing lands before the leading record's check is done."""
+    monkeypatch.setattr("owncdn.control.api.uploadsink.LAND_BYTES", 10)
+    store = DirBlobStore(tmp_path)
+    landings = []
+    sink = BundleSink(store, lambda sha, data: None, first_limit=100, landing=landings.append)
+    datas = [os.urandom(50) for _ in range(4)]
+    feed(sink, record(b"manifest", "a" * 64) + b"".join(map(record, datas)), 16)
+    sink.end()
+    assert landings == []
+    sink.finish()
+    assert landings == [[(digest(d), 50) for d in datas]]

@@ -168,10 +168,12 @@ class BundlePack:
         return [(sha, slot) for sha, slot, _ in self.writer.records]
 
     def offer(self) -> None:
-        """The verified blobs, readable from the pack before ``commit`` (``dirblobs`` Rule 2)."""
+        """The verified blobs not offered yet, readable from the pack before ``commit``
+        (``dirblobs`` Rule 2); called again as more are verified."""
         self.writer.flush()
-        self.offered = self.kept()
-        self.store.offer(self.offered)
+        new = [(sha, slot) for sha, slot, _ in self.writer.records[len(self.offered):]]
+        self.offered += new
+        self.store.offer(new)
 
     def commit(self) -> None:
         """Pack, index and directory made durable (``packs`` Rule 1), then the blobs

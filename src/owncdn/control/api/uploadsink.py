@@ -26,7 +26,11 @@ Rules:
    from the pack) and handed to ``landing([(sha, size), ...])`` just before that
    flush, once nothing can refuse them any more (after Rule 4's check), so the edges
    waiting for them fetch them meanwhile (``blobs`` Rule 4b, which lands them again
-   once stored). Whatever happens to them after (a failed flush drops them), the
+   once stored). A bundle without a leading record does not wait for its end: after
+   each piece that brings the bytes fed to ``LAND_BYTES`` more than at the last
+   landing, the blobs verified since are offered and landed. So a large bundle (fewer
+   requests, packs and fsyncs for the control plane) reaches the edges as early as
+   small ones did. Whatever happens to them after (a failed flush drops them), the
    bytes the edges got were the blobs' own.
 4. With ``first``, the leading record is not stored but handed whole to
    ``first(sha, data)`` once it ended (at most ``first_limit`` bytes, else 413); what
@@ -55,7 +59,9 @@ from .arriving import Growing
 from .errors import ApiProblem
 from .releaseschemas import BlobStored
 
-__all__ = ["BlobSink", "BundleSink"]
+__all__ = ["BlobSink", "BundleSink", "LAND_BYTES"]
+
+LAND_BYTES = 4 << 20  # Rule 3: a plain bundle's verified blobs landed at least this often
 
 
 class BundleSink:
@@ -72,6 +78,8 @@ class BundleSink:
         self.pack: BundlePack | None = None  # made at the first blob
         self.receiving = False
         self.verified: list[tuple[str, int]] = []  # (sha, size), kept in the pack
+        self.landed = 0  # of them, handed to ``landing`` (Rule 3)
+        self.land_at = LAND_BYTES  # bytes fed that call for the next landing
         self.stored: list[BlobStored] = []
         self.pending = None  # Rule 4: the leading record's check, running elsewhere
 
@@ -94,6 +102,16 @@ class BundleSink:
         finally:
             if self.pack is not None:
                 self.pack.flush()  # the piece's blobs in one writev, before ``view`` goes stale
+        if self.fed >= self.land_at and self.landing is not None and self.first is None:
+            self.land_at = self.fed + LAND_BYTES
+            self._land(self.pack, self.verified)
+
+    def _land(self, pack: BundlePack, verified: list[tuple[str, int]]) -> None:
+        """Rule 3: the blobs verified since the last landing, offered and landed."""
+        if len(verified) > self.landed:
+            pack.offer()
+            new, self.landed = verified[self.landed:], len(verified)
+            self.landing(new)
 
     def _start(self, event: BlobStart, fed: int) -> None:
         if self.head is None:
@@ -128,9 +146,8 @@ class BundleSink:
         try:
             if pending is not None:
                 pending.result()  # Rule 4 (what it raises: the pack is closed unstored)
-            if verified and self.landing is not None:
-                pack.offer()
-                self.landing(verified)
+            if self.landing is not None:
+                self._land(pack, verified)
             if verified:
                 pack.commit()
                 self.stored = [BlobStored(sha256=sha, size=size) for sha, size in verified]
