@@ -605,3 +605,16 @@ def test_the_changes_record_compares_only_the_files_hashed_again(tmp_path, monke
     assert _changes_record(cache.old, again.manifest, again.hashed) == _changes_record(cache.old, again.manifest)
     if edit == "nothing":
         assert again.hashed == [] and _changes_record(cache.old, again.manifest, again.hashed) == b"{}"
+
+
+def test_bundles_are_large_for_a_client_that_sends_files_and_smaller_for_one_that_reads_them():
+    """Rule 2: ``PushApi`` sends a bundle's files as they are (16 MiB bundles); ``Client``
+    reads each bundle into a buffer per upload thread (4 MiB ones)."""
+    from owncdn.client.push import _batches
+
+    class Sends:
+        sends_files = True
+
+    blobs = [(f"{i:064x}", (1 << 20) - 1, f"/f{i}") for i in range(20)] + [("b" * 64, (1 << 20) + 1, "/big")]
+    assert [len(b) for b in _batches(blobs, Sends())] == [16, 1, 4]  # the large one alone
+    assert [len(b) for b in _batches(blobs, object())] == [4, 4, 4, 4, 1, 4]

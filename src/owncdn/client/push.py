@@ -19,7 +19,7 @@ Rules:
    stored by an earlier push that broke half-way is not sent again. With ``PushApi`` a
    bundle's files go out with ``sendfile`` (or from memory, Rule 11), never read again
    into this process (``pushapi`` Rule 4); with ``Client`` they are read straight into
-   its body, a buffer each thread reuses (grown to the largest bundle it sent).
+   its body, a buffer each thread reuses, so its bundles stay at ``READ_BUNDLE_BYTES``.
 3. The release is created last, once every upload ended. Until then nothing changes
    for visitors: a push that fails or is interrupted (also while the directory is
    still being hashed, Rule 9) leaves the previous release current everywhere.
@@ -115,6 +115,7 @@ __all__ = ["PushResult", "push_site", "upload_blobs"]
 SMALL_BLOB = 1 << 20
 BUNDLE_BYTES = 16 << 20
 BUNDLE_BLOBS = 1024
+READ_BUNDLE_BYTES = 4 << 20  # Rule 2: with ``Client``, which reads a bundle into one buffer per thread
 UPLOAD_CHUNK = 256 * 1024
 INLINE_BYTES = 8 << 20
 INLINE_BLOBS = 1000
@@ -298,7 +299,7 @@ class _Stream:
             for sha, _, source in chunk:
                 if sha not in missing:
                     self.kept.take(source)
-        for batch in _batches(lacking):
+        for batch in _batches(lacking, self.client):
             self.workers.add(lambda batch=batch: self.send(batch))
         with self.workers.lock:
             self.missing += lacking
@@ -457,7 +458,7 @@ def upload_blobs(client: Client | PushApi, site: Site, hashes: list[str], parall
         return send(batch)
 
     blobs = [(sha, sizes[sha], sources[sha]) for sha in dict.fromkeys(hashes)]
-    return sum(_in_threads(task, ([None] if first is not None else []) + _batches(blobs), parallel))
+    return sum(_in_threads(task, ([None] if first is not None else []) + _batches(blobs, client), parallel))
 
 
 def _sender(client: Client | PushApi, progress: Callable[[int], None] | None,
@@ -507,11 +508,13 @@ def _in_threads(fn: Callable[[Any], Any], items: list, parallel: int) -> list:
     return workers.join()
 
 
-def _batches(blobs: list[tuple[str, int, str]]) -> list[list[tuple[str, int, str]]]:
-    """Large blobs alone; small ones in bundles (Rule 2)."""
+def _batches(blobs: list[tuple[str, int, str]], client) -> list[list[tuple[str, int, str]]]:
+    """Large blobs alone; small ones in bundles (Rule 2), smaller ones for a client that
+    reads a bundle into memory."""
     out: list[list[tuple[str, int, str]]] = []
     bundle: list[tuple[str, int, str]] = []
-    room = BUNDLE_BYTES
+    limit = BUNDLE_BYTES if getattr(client, "sends_files", False) else READ_BUNDLE_BYTES
+    room = limit
     for blob in blobs:
         size = blob[1]
         if size > SMALL_BLOB:
@@ -519,7 +522,7 @@ def _batches(blobs: list[tuple[str, int, str]]) -> list[list[tuple[str, int, str
             continue
         if bundle and (size > room or len(bundle) >= BUNDLE_BLOBS):
             out.append(bundle)
-            bundle, room = [], BUNDLE_BYTES
+            bundle, room = [], limit
         bundle.append(blob)
         room -= size
     if bundle:
@@ -533,7 +536,7 @@ def _bundle_body(buf: bytearray, blobs: list[tuple[str, int, str]]) -> tuple[byt
     heads = [header(sha, size) for sha, size, _ in blobs]
     total = sum(map(len, heads)) + sum(size for _, size, _ in blobs)
     if len(buf) < total:
-        buf = bytearray(total)
+        buf = bytearray(max(total, READ_BUNDLE_BYTES + (64 << 10)))
     view, at = memoryview(buf), 0
     for head, (sha, size, source) in zip(heads, blobs):
         view[at:at + len(head)] = head
