@@ -164,9 +164,6 @@ class BundlePack:
         self.writer.keep(blob.sha)
         return blob.size
 
-    def kept(self) -> list[tuple[str, Slot]]:
-        return [(sha, slot) for sha, slot, _ in self.writer.records]
-
     def offer(self) -> None:
         """The verified blobs not offered yet, readable from the pack before ``commit``
         (``dirblobs`` Rule 2); called again as more are verified."""
