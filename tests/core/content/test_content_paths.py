@@ -29,6 +29,12 @@ FILES = {
     ("/a%00b", None),                   # NUL
     ("/a%0d%0ab", None),                # CR LF
     ("/a%5cb", None),                   # backslash
+    ("/a%7fb", None),                   # DEL
+    ("/a%c2%85b", ("/a\u0085b", "")),  # NEL: not printable, yet no C0 control nor DEL
+    ("/a%c2%a0b", ("/a\u00a0b", "")),  # no-break space
+    ("/.well-known/x", ("/.well-known/x", "")),  # a dot at a segment's start, not a dot segment
+    ("/a/..b/.c", ("/a/..b/.c", "")),
+    ("/a/%2E/b", ("/a/b", "")),
     ("*", None),
     ("http://x/", None),
 ])

@@ -71,9 +71,10 @@ def decode_target(target: str) -> tuple[str, str] | None:
         path = unquote(raw, errors="strict")
     except UnicodeDecodeError:
         return None
-    if "\\" in path or any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
-        return None
-    path = _remove_dots(path)
+    if "\\" in path or not path.isprintable() and any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        return None  # (a printable path holds no control character: checked at C speed first)
+    if "/." in path:  # else no segment is "." or "..": nothing to remove
+        path = _remove_dots(path)
     return (path, mark + query) if path is not None else None
 
 
