@@ -363,6 +363,78 @@ def test_switch_refuses_a_release_with_missing_blobs(tmp_path):
     assert ReleaseStore(tmp_path / "push").live["blog"].target.number == 1
 
 
+def _release(number: int, files: dict[str, bytes]) -> Target:
+    manifest = Manifest.build([(p, sha(d), len(d)) for p, d in files.items()])
+    return Target("blog", number, manifest.id, manifest)
+
+
+def test_missing_remembers_and_sees_blobs_dropped_since(tmp_path):
+    """releases.py rule 9: a later question looks at what was missing and what was dropped."""
+    store = ReleaseStore(tmp_path / "push")
+    target = _release(1, {"a": b"a", "b": b"b", "c": b"c"})
+    store.put_blob(b"a")
+    assert list(store.missing(target)) == [sha(b"b"), sha(b"c")]
+    store.put_blob(b"b")
+    assert list(store.missing(target)) == [sha(b"c")]
+    store.collect(keep={sha(b"b")})  # drops a, which the target names and had
+    assert sorted(store.missing(target)) == sorted([sha(b"a"), sha(b"c")])
+    store.put_blob(b"a")
+    store.put_blob(b"c")
+    assert store.missing(target) == {}
+    store.collect(keep=set())
+    assert sorted(store.missing(target)) == sorted(sha(d) for d in (b"a", b"b", b"c"))
+
+
+def test_missing_of_a_release_made_of_changes_asks_only_about_them(tmp_path, monkeypatch):
+    store = ReleaseStore(tmp_path / "push")
+    base = store.install("blog", 1, {"a": b"a", "b": b"b"}).target
+    assert store.missing(base) == {}  # as asked at its switch
+    changed = Target.from_changes(event(2, {"a": b"a", "b": b"B", "c": b"c"}) | {
+        "changes": {"b": {"blob": sha(b"B"), "size": 1}, "c": {"blob": sha(b"c"), "size": 1}}}, base)
+    store.put_blob(b"c")
+    monkeypatch.setattr(store, "_all_missing", lambda target: pytest.fail("every blob looked at"))
+    assert store.missing(changed) == {sha(b"B"): 1}
+    assert changed._base is None  # no chain of releases kept alive
+
+
+@pytest.mark.parametrize("dropped, expected", [
+    (b"a", {sha(b"a"): 1, sha(b"B"): 1}),  # a blob of the base lost: every blob looked at
+    (b"x", {sha(b"B"): 1}),                # a blob the base does not name: only the changes
+])
+def test_missing_of_changes_after_drops(tmp_path, dropped, expected):
+    store = ReleaseStore(tmp_path / "push")
+    base = store.install("blog", 1, {"a": b"a", "b": b"b"}).target
+    store.put_blob(b"x")
+    assert store.missing(base) == {}
+    store.collect(keep={sha(d) for d in (b"a", b"b", b"x")} - {sha(dropped)})
+    changed = Target.from_changes(event(2, {"a": b"a", "b": b"B"}) | {
+        "changes": {"b": {"blob": sha(b"B"), "size": 1}}}, base)
+    assert store.missing(changed) == expected
+
+
+def test_a_rollback_takes_what_is_known_of_its_release(tmp_path):
+    store = ReleaseStore(tmp_path / "push")
+    one = store.install("blog", 1, {"a": b"a"}).target
+    assert store.missing(one) == {}
+    back = Target.held_as(event(3, {"a": b"a"}), one)
+    assert back._unheld == one._unheld and store.missing(back) == {}
+
+
+def test_the_drop_log_is_bounded_and_says_when_it_does_not_reach_back(tmp_path, monkeypatch):
+    from owncdn.edge import blobhold
+    monkeypatch.setattr(blobhold, "DROP_LOG", 2)
+    store = ReleaseStore(tmp_path / "push")
+    target = _release(1, {"a": b"a"})
+    store.put_blob(b"a")
+    assert store.missing(target) == {}
+    for data in (b"1", b"2", b"3", b"4", b"5"):
+        store.put_blob(data)
+        store.collect(keep={sha(b"a")})
+    assert store.drops == 5 and store.dropped_since(0) is None and store.dropped_since(4) == [sha(b"5")]
+    store.collect(keep=set())
+    assert store.missing(target) == {sha(b"a"): 1}  # the log no longer reaches back: every blob looked at
+
+
 def test_garbage_collection_keeps_current_previous_and_pending(tmp_path):
     store = ReleaseStore(tmp_path / "push")
     store.install("blog", 1, {"index.html": b"one", "same.txt": b"same"})
@@ -400,6 +472,19 @@ def test_a_switch_hands_the_bodies_of_blobs_still_named_to_the_new_release(tmp_p
     assert new.bodies == {sha(b"same"): b"same", sha(b"big"): disk}
     assert (new.small_bytes, new.open_blobs) == (4, 1)
     assert store.install("blog", 3, {"other": b"other"}).bodies == {}
+
+
+def test_a_release_made_of_changes_leaves_the_bodies_of_its_changed_files_behind(tmp_path):
+    store = ReleaseStore(tmp_path / "push")
+    old = store.install("blog", 1, {"same.css": b"same", "a.html": b"one", "b.html": b"b"})
+    old.bodies.update({sha(b"same"): b"same", sha(b"one"): b"one", sha(b"b"): b"b"})
+    old.small_bytes = 8
+    new = Target.from_changes(event(2, {"same.css": b"same", "a.html": b"two", "b.html": b"b"}) | {
+        "changes": {"a.html": {"blob": sha(b"two"), "size": 3}}}, old.target)
+    store.put_blob(b"two")
+    live = store.switch(new)
+    assert live.bodies == {sha(b"same"): b"same", sha(b"b"): b"b"} and live.small_bytes == 5
+    assert new._blobs is None  # no set of every blob made for it
 
 
 def test_a_writer_file_cut_off_by_a_crash_is_removed_at_start_and_resumable_fetches_stay(tmp_path):

@@ -45,6 +45,11 @@ Rules:
    its name says; a packed one read from its pack) and dropped unless it matches;
    every other blob not in ``trusted``, and every partial file, is dropped (packs left
    with no live blob are deleted).
+5. ``held`` shrinks only where a blob is dropped (Rules 3 and 4), and every drop is
+   counted and its name logged (``drops``, ``dropped_since``; the last ``DROP_LOG``
+   names at least), so a caller that knew which blobs were not held at some count
+   knows which may not be held now: those, and the ones dropped since
+   (``releases.py`` rule 9).
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ __all__ = ["BlobHold"]
 
 _PART_IDS = itertools.count(1)  # one name per written partial file, whatever thread writes it
 VERIFY_CHUNK = 1 << 20
+DROP_LOG = 1 << 16  # Rule 5: names of dropped blobs kept at least (twice that at most)
 
 
 class BlobHold:
@@ -94,6 +100,9 @@ class BlobHold:
         self.fetched_blobs = 0
         self._counting = threading.Lock()  # fetches count from the loop and from bundle threads
         self.reverified = 0  # blobs hashed again at start after the machine rebooted (Rule 4)
+        self._dropped: list[str] = []  # Rule 5: the names of the last blobs dropped, oldest first
+        self._dropped_before = 0  # blobs dropped before the first of _dropped
+        self._dropping = threading.Lock()  # drops happen in collect()'s thread, reads on the loop
 
     def __repr__(self) -> str:
         return f"<BlobHold {self.root} held={len(self.held)}>"
@@ -318,9 +327,28 @@ class BlobHold:
             self._compact(compact)
         return files, size
 
+    @property
+    def drops(self) -> int:
+        """Rule 5: how many blobs were dropped so far."""
+        with self._dropping:
+            return self._dropped_before + len(self._dropped)
+
+    def dropped_since(self, count: int) -> list[str] | None:
+        """Rule 5: the names of the blobs dropped since ``drops`` was ``count`` (the
+        drops of blobs not held then too), or None when the log no longer goes back
+        that far."""
+        with self._dropping:
+            start = count - self._dropped_before
+            return self._dropped[start:] if start >= 0 else None
+
     def _drop_blob(self, sha: str) -> None:
         """Rule 3: ``sha`` is no longer held; a loose file is deleted."""
         slot = self.held.pop(sha, None)
+        with self._dropping:  # Rule 5: logged once gone (a reader counts, then looks in held)
+            self._dropped.append(sha)
+            if len(self._dropped) > 2 * DROP_LOG:
+                del self._dropped[:DROP_LOG]
+                self._dropped_before += DROP_LOG
         if slot is not None:
             Packs.forget(sha, slot)
             return

@@ -95,6 +95,15 @@ Rules:
    before the switch. A file of an older owncdn that holds the previous manifest
    itself is read as it is, and the previous file is written from it when needed.
    A one-file push to 100,000 files wrote 22 MB an edge (two manifests) and now 11 MB.
+9. ``missing(target)`` is asked at every step of a release (its inline blobs, each
+   fetch round, before and at the switch). The answer is remembered with the store's
+   drop count (``blobhold.py`` rule 5), and the next question only looks again at the
+   blobs missing then and at those dropped since; a release made of its changes from
+   a base (``Target.from_changes``) whose blobs were all held (the release served
+   now, asked at its switch), none dropped since, is first asked about the blobs of
+   its changed files alone. A rollback to the previous release takes what is known
+   of it. A one-file push to 100,000 files asked about every blob 4 times an edge,
+   11-30 ms each.
 """
 
 from __future__ import annotations
@@ -136,6 +145,11 @@ class Target:
     _manifest_json: bytes | None = field(default=None, init=False, compare=False, repr=False)
     _encoded: bytes | None = field(default=None, init=False, compare=False, repr=False)
     _blobs: dict[str, int] | None = field(default=None, init=False, compare=False, repr=False)
+    # Rule 9: (drop count, the blobs missing then), and (base, blob -> size of the changed files)
+    _unheld: tuple[int, dict[str, int]] | None = field(default=None, init=False, compare=False, repr=False)
+    _base: tuple["Target", dict[str, int]] | None = field(default=None, init=False, compare=False, repr=False)
+    # Rule 5: (base id, the blobs of the files it changed there)
+    _replaced: tuple[str, set[str]] | None = field(default=None, init=False, compare=False, repr=False)
 
     @classmethod
     def from_event(cls, data: dict, known: Manifest | None = None) -> "Target":
@@ -160,6 +174,12 @@ class Target:
                      _timestamp(data.get("created_at", data.get("created"))))
         encoded = encoded_as(manifest, target.id, base.manifest, changes, base.manifest_json)
         object.__setattr__(target, "_manifest_json", encoded)  # its release file's
+        files = manifest.files
+        changed = {entry.sha256: entry.size for entry in (files.get(path) for path in changes) if entry is not None}
+        object.__setattr__(target, "_base", (base, changed))  # Rule 9
+        was = base.manifest.files
+        replaced = {entry.sha256 for entry in (was.get(path) for path in changes) if entry is not None}
+        object.__setattr__(target, "_replaced", (base.id, replaced))
         return target
 
     @classmethod
@@ -169,6 +189,7 @@ class Target:
         target = cls(str(data["service"]), int(data["number"]), held.id, held.manifest,
                      _timestamp(data.get("created_at", data.get("created"))))
         object.__setattr__(target, "_manifest_json", held._manifest_json)
+        object.__setattr__(target, "_unheld", held._unheld)  # Rule 9: the same blobs
         return target
 
     @property
@@ -477,8 +498,37 @@ class ReleaseStore(BlobHold):
     # -- the blobs of releases (Rule 1) ----------------------------------------------------
     def missing(self, target: Target) -> dict[str, int]:
         """Blobs of ``target`` not held here: blob name -> size, in the manifest's order,
-        or by name when they are few (found without a loop in Python: the usual answer
-        at a switch is none, and a one-file push to 100,000 files misses one)."""
+        or by name when they are few (not to be changed: Rule 9 remembers it)."""
+        count = self.drops  # before looking in held (blobhold.py rule 5)
+        held = self.held
+        unheld = {sha: size for sha, size in self._maybe_missing(target).items() if sha not in held}
+        object.__setattr__(target, "_unheld", (count, unheld))
+        object.__setattr__(target, "_base", None)  # used: no chain of releases kept alive
+        return unheld
+
+    def _maybe_missing(self, target: Target) -> dict[str, int]:
+        """Rule 9: blobs of ``target`` that may not be held (all that are not among them)."""
+        known = target._unheld
+        if known is not None:
+            since = self.dropped_since(known[0])
+            if since is not None:
+                if not since:
+                    return known[1]
+                blobs = target.blobs
+                lost = {sha: blobs[sha] for sha in since if sha in blobs}
+                return {**known[1], **lost} if lost else known[1]
+        elif target._base is not None:
+            base, changed = target._base
+            based = base._unheld
+            if based is not None and not based[1]:
+                since = self.dropped_since(based[0])
+                if since is not None and not (since and any(sha in base.blobs for sha in since)):
+                    return {sha: changed[sha] for sha in sorted(changed)}
+        return self._all_missing(target)
+
+    def _all_missing(self, target: Target) -> dict[str, int]:
+        """Every blob of ``target`` not held (found without a loop in Python: the usual
+        answer at a switch is none, and a one-file push to 100,000 files misses one)."""
         blobs = target.blobs
         gone = blobs.keys() - self.held.keys()
         if len(gone) * FEW_MISSING <= len(blobs):
@@ -655,12 +705,21 @@ def _hand_over_bodies(old: Live, new: Live) -> None:
     release that holds none yet (bytes count against its memory budget, anything else
     is an open blob). A copy of them all less the few the new release no longer names:
     a push of one file of a thousand hands over all but one (a loop over every body
-    took 0.2-0.5 ms of a switch)."""
+    took 0.2-0.5 ms of a switch). Of a release made of its changes from ``old``'s
+    (``Target.from_changes``), the bodies of the blobs its changed files had there
+    are the ones left behind, whether or not another file still names them (one is
+    then read again): no set of every blob it names is made before the switch
+    (8-10 ms for 100,000 files)."""
     if not old.bodies:
         return
     bodies = dict(old.bodies)
     small, opened = old.small_bytes, old.open_blobs
-    for sha in old.bodies.keys() - new.target.blobs.keys():
+    replaced = new.target._replaced
+    if replaced is not None and replaced[0] == old.target.id:
+        gone = old.bodies.keys() & replaced[1]
+    else:
+        gone = old.bodies.keys() - new.target.blobs.keys()
+    for sha in gone:
         body = bodies.pop(sha)
         if isinstance(body, bytes):
             small -= len(body)
