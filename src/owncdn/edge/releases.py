@@ -629,6 +629,7 @@ class ReleaseStore(BlobHold):
             self._write_live(live)
         if old is not None:
             _hand_over_bodies(old, live)
+        object.__setattr__(target, "_replaced", None)  # used (a big release's changes: a big set)
         self.live[service] = live
         pending = self.pending.get(service)
         if pending is not None and pending.id == target.id:
