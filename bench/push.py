@@ -442,7 +442,13 @@ def main() -> None:
         print(f"  rsync + sync: min {min(d_s):6.3f} s  median {statistics.median(d_s):6.3f} s (until its copies are on disk)")
         print(f"  owncdn / rsync: min {min(o_s) / min(r_s):5.2f}x  median {statistics.median(o_s) / statistics.median(r_s):5.2f}x"
               f"  (/ rsync + sync: min {min(o_s) / min(d_s):5.2f}x  median {statistics.median(o_s) / statistics.median(d_s):5.2f}x)")
+        ratios = [o / r for o, r in zip(o_s, r_s)]  # each run's pair ran minutes apart at most: the fairest match
+        o_cpu, r_cpu = [sum(o["cpu"].values()) for o in owns], [x["cpu"] for x in rss]
+        print(f"  run by run  : ratio median {statistics.median(ratios):5.2f}x, owncdn faster in "
+              f"{sum(x < 1 for x in ratios)} of {len(ratios)}; CPU s median owncdn {statistics.median(o_cpu):.2f}, "
+              f"rsync {statistics.median(r_cpu):.2f}")
         summary[case] = {"owncdn_seconds": o_s, "rsync_seconds": r_s, "rsync_sync_seconds": d_s, "owncdn_uploaded": owns[-1]["uploaded"],
+                         "owncdn_cpu": o_cpu, "rsync_cpu": r_cpu,
                          "owncdn_edges_fetched": owns[-1]["edges_fetch"], "rsync_sent": rss[-1]["sent"]}
     second = runs[-1]["one file changed"][0]
     size = runs[-1]["changed"][1]
