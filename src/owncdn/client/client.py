@@ -17,6 +17,7 @@ from urllib.parse import quote
 import httpx
 
 from .errors import ApiError
+from .unreachable import unreachable
 from .logs import LogsApi
 from .watch import WatchApi
 
@@ -62,7 +63,7 @@ class Client(LogsApi, WatchApi):  # logs and analytics: client/logs.py; health, 
         except httpx.TimeoutException as exc:
             raise ApiError(0, "timeout", f"the control plane at {self.base_url} did not answer in time ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
-            raise ApiError(0, "unreachable", f"cannot reach the control plane at {self.base_url}: {exc or type(exc).__name__}") from None
+            raise unreachable(self.base_url, exc) from None
         if response.is_error:
             raise _error_from(response)
         if response.status_code == 204 or not response.content:
@@ -215,7 +216,7 @@ class Client(LogsApi, WatchApi):  # logs and analytics: client/logs.py; health, 
                         elif isinstance(event, BlobEnd):
                             yield sha, bytes(data)
         except httpx.TransportError as exc:
-            raise ApiError(0, "unreachable", f"cannot reach the control plane at {self.base_url}: {exc or type(exc).__name__}") from None
+            raise unreachable(self.base_url, exc) from None
         reader.close()
 
     def get_blob(self, sha256: str, start: int = 0) -> bytes:
@@ -224,7 +225,7 @@ class Client(LogsApi, WatchApi):  # logs and analytics: client/logs.py; health, 
         try:
             response = self._http.get(f"/v1/blobs/{_seg(sha256)}", headers=headers)
         except httpx.TransportError as exc:
-            raise ApiError(0, "unreachable", f"cannot reach the control plane at {self.base_url}: {exc or type(exc).__name__}") from None
+            raise unreachable(self.base_url, exc) from None
         if response.is_error:
             raise _error_from(response)
         return response.content

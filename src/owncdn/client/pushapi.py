@@ -191,8 +191,9 @@ class PushApi:
                 if reused and retry and not fresh and isinstance(body, (bytes, bytearray, memoryview, list, type(None))):
                     fresh = True  # the server closed the kept connection: once more on a new one
                     continue
-                raise ApiError(0, "unreachable", f"cannot reach the control plane at {self.base_url}: "
-                                                 f"{exc or type(exc).__name__}") from None
+                from owncdn.client.unreachable import unreachable  # only when it failed
+
+                raise unreachable(self.base_url, exc) from None
             with self._lock:
                 self._conns[get_ident()] = (conn, time.monotonic())
             return _result(response, method, self.base_url + path.split("?")[0])

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import httpx
 import orjson
 
+from owncdn.client.unreachable import https_instead
 from owncdn.configfile import make_resolver
 from owncdn.core.config import ConfigError, parse_config
 from owncdn.edge.purge import PurgeError, run_purge
@@ -80,6 +81,7 @@ class SyncAgent:
         self.version = 0
         self.purge_after = 0
         self.connected = asyncio.Event()
+        self.https_hint: str | None = None  # said with a failure to connect (client/unreachable.py Rule 2)
         self.unsent: list[tuple[str, dict]] = []
         # perf_counter() when the control plane accepted each report / purge ack
         self.reported_at: dict[int, float] = {}
@@ -140,7 +142,14 @@ class SyncAgent:
                     self.connected.clear()
                     if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code == 401:
                         self.token = None  # the node token was revoked: register again
-                    _warn(f"control plane {self.control}: {exc or type(exc).__name__}; retrying in {delay:.1f}s")
+                    hint = ""
+                    if isinstance(exc, (httpx.TransportError, OSError)):  # no answer: perhaps TLS is wanted
+                        if self.https_hint is None:
+                            https = await asyncio.to_thread(https_instead, self.control, exc)  # client/unreachable.py
+                            self.https_hint = f"; it speaks HTTPS there: use {https}" if https else ""
+                        hint = self.https_hint
+                    _warn(f"control plane {self.control}: {(str(exc) or type(exc).__name__).rstrip('.')}"
+                          f"{hint}; retrying in {delay:.1f}s")
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
 
