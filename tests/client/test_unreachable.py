@@ -111,3 +111,22 @@ def test_the_push_client_says_it(tls_port):
             api.missing_blobs(["0" * 64 + "-b3"])
     finally:
         api.close()
+
+
+def test_an_edge_says_it_before_it_retries(tls_port, tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "owncdn.cli", "edge", "--control", f"http://127.0.0.1:{tls_port}",
+                             "--token", "bootstrap", "--state-dir", str(tmp_path / "edge"), "--listen", "127.0.0.1:0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not any("retrying" in line for line in lines):
+            line = proc.stderr.readline()
+            assert line, lines
+            lines.append(line)
+        assert f"it speaks HTTPS there: use https://127.0.0.1:{tls_port}; retrying" in lines[-1], lines
+    finally:
+        proc.kill()
+        proc.wait()

@@ -10,7 +10,7 @@ Rules:
    not timed out), the port is asked for a TLS handshake (certificates not checked:
    nothing is sent but the handshake, and it only decides the hint), and if it
    answers, the message says to use the ``https://`` URL (``https_instead``; an edge
-   asks once, and says it with each retry, ``edge/sync.py``).
+   asks at each such failure before it retries, ``edge/sync.py``).
 """
 
 from __future__ import annotations

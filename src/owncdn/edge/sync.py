@@ -81,7 +81,6 @@ class SyncAgent:
         self.version = 0
         self.purge_after = 0
         self.connected = asyncio.Event()
-        self.https_hint: str | None = None  # said with a failure to connect (client/unreachable.py Rule 2)
         self.unsent: list[tuple[str, dict]] = []
         # perf_counter() when the control plane accepted each report / purge ack
         self.reported_at: dict[int, float] = {}
@@ -144,10 +143,8 @@ class SyncAgent:
                         self.token = None  # the node token was revoked: register again
                     hint = ""
                     if isinstance(exc, (httpx.TransportError, OSError)):  # no answer: perhaps TLS is wanted
-                        if self.https_hint is None:
-                            https = await asyncio.to_thread(https_instead, self.control, exc)  # client/unreachable.py
-                            self.https_hint = f"; it speaks HTTPS there: use {https}" if https else ""
-                        hint = self.https_hint
+                        https = await asyncio.to_thread(https_instead, self.control, exc)  # client/unreachable.py
+                        hint = f"; it speaks HTTPS there: use {https}" if https else ""
                     _warn(f"control plane {self.control}: {(str(exc) or type(exc).__name__).rstrip('.')}"
                           f"{hint}; retrying in {delay:.1f}s")
                     await asyncio.sleep(delay)
