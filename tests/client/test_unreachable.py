@@ -120,6 +120,8 @@ def test_an_edge_says_it_before_it_retries(tls_port, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "owncdn.cli", "edge", "--control", f"http://127.0.0.1:{tls_port}",
                              "--token", "bootstrap", "--state-dir", str(tmp_path / "edge"), "--listen", "127.0.0.1:0"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    killer = threading.Timer(30, proc.kill)  # a hung edge ends the read below, and the test fails
+    killer.start()
     try:
         lines = []
         while not any("retrying" in line for line in lines):
@@ -128,5 +130,6 @@ def test_an_edge_says_it_before_it_retries(tls_port, tmp_path):
             lines.append(line)
         assert f"it speaks HTTPS there: use https://127.0.0.1:{tls_port}; retrying" in lines[-1], lines
     finally:
+        killer.cancel()
         proc.kill()
         proc.wait()
