@@ -1,11 +1,12 @@
-"""The control plane over HTTPS (``owncdn.control.tlslisten``): its certificate checked
-at start, reloaded when renewed, and a fleet whose edges and pushes reach it by
-``https://`` only (edges register, follow the state, fetch a pushed release's blobs and
+"""The control plane over HTTPS (``owncdn.control.tlslisten``, ``httpsport``): its
+certificate checked at start, reloaded when renewed, plain HTTP answered with where to
+go, and a fleet whose edges and pushes reach it by ``https://`` only (edges register, follow the state, fetch a pushed release's blobs and
 acknowledge it; `owncdn push` uploads through TLS)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import ssl
@@ -16,6 +17,7 @@ import pytest
 from cryptography import x509
 
 from owncdn.cli.localca import LocalCA
+from owncdn.client.errors import ApiError
 from owncdn.client.push import push_site
 from owncdn.client.pushapi import PushApi
 from owncdn.control.tlslisten import ServerTls, TlsFilesError
@@ -190,13 +192,21 @@ async def test_edges_and_pushes_reach_the_control_plane_over_https_only(tmp_path
         for edge in fleet.edges:
             assert await get(edge, "/docs/") == b"docs, second edition"
 
-        # the listener speaks TLS only: a plain request gets no HTTP answer
+        # the listener speaks TLS only to the app: a plain request is told where to go (httpsport.py)
         reader, writer = await asyncio.open_connection("127.0.0.1", fleet.port)
-        writer.write(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        writer.write(f"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1:{fleet.port}\r\n\r\n".encode())
         await writer.drain()
-        answer = await asyncio.wait_for(reader.read(100), 5)
+        answer = await asyncio.wait_for(reader.read(), 5)
         writer.close()
-        assert not answer.startswith(b"HTTP/")
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400 ") and json.loads(body)["error"] == {
+            "code": "https_required", "message": f"this port speaks HTTPS only: use https://127.0.0.1:{fleet.port}/"}
+        plain = PushApi(fleet.url.replace("https://", "http://"), fleet.admin_token)
+        try:
+            with pytest.raises(ApiError, match=f"use https://127.0.0.1:{fleet.port}/"):
+                await asyncio.to_thread(plain.missing_blobs, ["0" * 64 + "-b3"])  # this loop serves the fleet
+        finally:
+            plain.close()
 
         # and a client that does not trust the certificate is refused, never sent a token
         monkeypatch.delenv("SSL_CERT_FILE")
@@ -253,3 +263,20 @@ async def test_the_command_serves_https_and_says_so(tmp_path, ca):
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 30)
+
+
+@pytest.mark.parametrize("first, where", [
+    (b"GET / HTTP/1.1\r\nHost: cdn.example.org\r\n\r\n", "https://cdn.example.org/"),
+    (b"POST /v1/x HTTP/1.1\r\nUser-Agent: u\r\nhost:  10.0.0.1:8400 \r\n\r\n", "https://10.0.0.1:8400/"),
+    (b"GET / HTTP/1.1\r\nHost: [::1]:8400\r\n\r\n", "https://[::1]:8400/"),
+    (b"GET / HTTP/1.0\r\n\r\n", "the https:// URL of this address"),  # no Host
+    (b"GET / HTTP/1.1\r\nHost: a/b\"<x>\r\n\r\n", "the https:// URL of this address"),  # not a host: not echoed
+    (b"\x00\x01garbage", "the https:// URL of this address"),
+])
+def test_a_plain_request_is_answered_with_where_to_go(first, where):
+    from owncdn.control.httpsport import plain_answer
+
+    head, _, body = plain_answer(first).partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 400 Bad Request" and b"connection: close" in head
+    assert f"content-length: {len(body)}".encode() in head
+    assert json.loads(body) == {"error": {"code": "https_required", "message": f"this port speaks HTTPS only: use {where}"}}

@@ -78,8 +78,10 @@ async def serve(store: Store, host: str, port: int, zone: str, started: asyncio.
                             timeout_graceful_shutdown=1)  # with_transport: blob downloads by sendfile
     watcher = None
     if tls is not None:
+        from owncdn.control.httpsport import tls_port
+
         config.load()  # uvicorn loads a config once; its context is this one (tlslisten Rule 2: reloaded in place)
-        config.ssl = tls.context
+        config.http_protocol_class = tls_port(config.http_protocol_class, tls.context)  # plain HTTP answered too
         watcher = asyncio.get_running_loop().create_task(tls.watch(), name="tls-reload")
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # the caller owns signals

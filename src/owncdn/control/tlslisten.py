@@ -25,8 +25,9 @@ Rules:
    the same bytes. A pair that does not load (a renewal half-written: the chain new,
    the key still old) is tried again when a file changes next, and the old
    certificate stays in use meanwhile; the reason is said once per change, on stderr.
-3. The listener speaks only TLS; a plain HTTP request to it gets no answer (the
-   commands and edges then say to use the ``https://`` URL: ``client/unreachable.py``). The
+3. The listener speaks only TLS to the app; a plain HTTP request to it is answered 400
+   ``https_required``, naming the ``https://`` URL (``httpsport.py``), and a command or
+   edge that got no answer at all asks the port for TLS (``client/unreachable.py``). The
    fast paths that write a connection's socket directly (``api/rawbody.py``,
    ``api/sendfile.py``) see the TLS transport and use ASGI instead, so every endpoint
    answers the same over HTTPS.
