@@ -280,3 +280,18 @@ def test_a_plain_request_is_answered_with_where_to_go(first, where):
     assert head.split(b"\r\n")[0] == b"HTTP/1.1 400 Bad Request" and b"connection: close" in head
     assert f"content-length: {len(body)}".encode() in head
     assert json.loads(body) == {"error": {"code": "https_required", "message": f"this port speaks HTTPS only: use {where}"}}
+
+
+async def test_a_connection_that_says_nothing_is_closed(monkeypatch, tmp_path, ca):
+    from owncdn.control import httpsport
+
+    monkeypatch.setattr(httpsport, "FIRST_BYTES_SECONDS", 0.2)
+    cert, key, _ = issue(ca, tmp_path / "pair")
+    factory = httpsport.tls_port(asyncio.Protocol, ServerTls.load(cert, key).context)
+    server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
+    try:
+        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server, unanswered
+        writer.close()
+    finally:
+        server.close()
