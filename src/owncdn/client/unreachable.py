@@ -4,9 +4,11 @@
 
 Rules:
 1. The message names the URL and what went wrong, as the transport said it.
-2. A control plane started with ``--tls-cert`` speaks only TLS on its port
-   (``control/tlslisten.py`` Rule 3): an ``http://`` request to it ends with the
-   connection closed and no answer. When an ``http://`` URL failed so (not refused,
+2. A port that speaks only TLS and gives a plain request no answer (a control plane
+   of an older owncdn, a TLS proxy in front of one; this one answers 400
+   ``https_required``, ``control/httpsport.py``, unless the connection breaks before
+   the answer is read) ends an ``http://`` request with the connection closed. When
+   an ``http://`` URL failed so (not refused,
    not timed out), the port is asked for a TLS handshake (certificates not checked:
    nothing is sent but the handshake, and it only decides the hint), and if it
    answers, the message says to use the ``https://`` URL (``https_instead``; an edge
