@@ -95,6 +95,7 @@ from owncdn.client import Client  # noqa: E402
 from owncdn.client.hashcache import HashCache  # noqa: E402
 from owncdn.client.push import push_site  # noqa: E402
 from owncdn.client.pushapi import PushApi  # noqa: E402
+from owncdn.client.sitedir import Limits  # noqa: E402
 
 DOC_CANDIDATES = ["/usr/share/doc/python3/html", "/usr/share/doc/python3-doc/html"]
 EDGES = 3
@@ -225,7 +226,8 @@ def push_owncdn(cdn: Cdn, site: Path, ack_timeout: float, in_process: bool, cach
     t0 = time.perf_counter()
     if in_process:
         api = PushApi(cdn.url, cdn.token)
-        result = push_site(api, site, service=SERVICE, cache=HashCache.for_root(site, cache_home / "owncdn" / "hashes"))
+        result = push_site(api, site, service=SERVICE, limits=Limits(hidden=True),
+                           cache=HashCache.for_root(site, cache_home / "owncdn" / "hashes"))
         out = {"release": result.release["number"], "files": result.files, "bytes": result.bytes_total,
                "blobs_uploaded": result.blobs_uploaded, "bytes_uploaded": result.bytes_uploaded,
                "manifest_bytes": result.manifest_bytes}
@@ -236,7 +238,8 @@ def push_owncdn(cdn: Cdn, site: Path, ack_timeout: float, in_process: bool, cach
     else:
         owncdn = str(Path(sys.executable).parent / "owncdn")
         done = subprocess.run([owncdn, "push", str(site), "--service", SERVICE, "--control", cdn.url,
-                               "--token", cdn.token, "--quiet", "--json", "--wait", f"{ack_timeout:g}"],
+                               "--token", cdn.token, "--quiet", "--json", "--wait", f"{ack_timeout:g}",
+                               "--hidden"],  # the same files as rsync -a (the docs hold a .buildinfo)
                               capture_output=True, text=True, env=dict(os.environ, XDG_CACHE_HOME=str(cache_home)))
         ended = time.perf_counter()
         if done.returncode:

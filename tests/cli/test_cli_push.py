@@ -146,11 +146,15 @@ def test_the_lean_parser_takes_plain_pushes_and_leaves_the_rest_to_typer():
     assert parse_lean(["d", "--service", "blog"]).hash_cache is True
     assert parse_lean(["d", "--service", "blog"]).allow_empty is False
     assert parse_lean(["d", "--service", "blog", "--allow-empty"]).allow_empty is True
+    assert (parse_lean(["d", "--service", "blog"]).hidden, parse_lean(["d", "--service", "blog"]).exclude) == (False, ())
+    many = parse_lean(["d", "--service", "blog", "--hidden", "--exclude", "*.map", "--exclude=/drafts/**"])
+    assert (many.hidden, many.exclude) == (True, ("*.map", "/drafts/**"))
     for argv in (["--help"], ["d", "--service", "blog", "--help"], ["d"], ["d", "e", "--service", "b"],
                  ["d", "--service"], ["d", "--service", "b", "--max-file-size", "1MB"],
                  ["d", "--service", "b", "--parallel", "0"], ["d", "--service", "b", "--max-files", "x"],
                  ["d", "--service", "b", "--wait", "-1"], ["d", "--service", "b", "--bogus"],
-                 ["d", "--service", "b", "--json=yes"]):
+                 ["d", "--service", "b", "--json=yes"], ["d", "--service", "b", "--exclude"],
+                 ["d", "--service", "b", "--hidden=yes"]):
         assert parse_lean(argv) is None, argv
 
 
@@ -291,3 +295,40 @@ async def test_a_dry_run_refuses_what_a_push_refuses(tmp_path):
         for service, says in cases:  # the push's own words
             code, _, err = await owncdn(fleet, "push", str(site), "--service", service)
             assert code == 1 and says in err, err
+
+
+@pytest.mark.parametrize("extra", [[], ["--max-file-size", "10MB"]])  # the lean start, and the Typer command
+async def test_hidden_and_excluded_paths_are_left_out_and_said(tmp_path, extra):
+    """sitedir Rule 10, push_run Rule 9: `owncdn push .` of a project publishes neither .git nor .env."""
+    site = tmp_path / "public"
+    make_site(site)
+    (site / ".git").mkdir()
+    (site / ".git" / "config").write_text("[core]")
+    (site / ".env").write_text("SECRET=hunter2")
+    (site / ".well-known").mkdir()
+    (site / ".well-known" / "security.txt").write_text("Contact: mailto:x@example.com")
+    (site / "about" / "app.js.map").write_text("{}")
+    async with Fleet(tmp_path / "fleet", edges=0) as fleet:
+        await fleet.apply(CDN)
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", *extra)
+        assert code == 0, err
+        assert "left out 2 hidden paths: .env, .git/ (--hidden pushes them)\n" in out
+        assert "matching --exclude" not in out
+        files = set(fleet.store.get_release(fleet.env, "blog", 1).manifest["files"])
+        assert ".well-known/security.txt" in files and not {".env", ".git/config"} & files
+
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", "--exclude", "*.map",
+                                      "--exclude", "/big.bin", "--json", *extra)
+        assert code == 0, err
+        result = json.loads(out)
+        assert sorted(result["left_out"]) == [".env", ".git/", "about/app.js.map", "big.bin"]
+        files = set(fleet.store.get_release(fleet.env, "blog", 2).manifest["files"])
+        assert not {"about/app.js.map", "big.bin"} & files and "index.html" in files
+
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", "--hidden", "-n", *extra)
+        assert code == 0, err
+        assert "+ .env" in out and "+ .git/config" in out and "left out" not in out
+
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", "--exclude", "", *extra)
+        assert code == 1 and "--exclude '': an empty pattern" in err and "still current" not in out
+        assert fleet.store.current_release_number(fleet.env, "blog") == 2

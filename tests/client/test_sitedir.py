@@ -201,3 +201,64 @@ def test_the_file_limit_holds_on_the_fast_path(tmp_path, limit):
     _tree(root)
     with pytest.raises(SiteError, match="more than .* files"):
         sitedir._walk(str(root), os.path.realpath(root), Limits(max_files=limit))
+
+
+def test_hidden_names_are_left_out_and_listed_and_not_walked_into(site, tmp_path):
+    """Rule 10: a push of a project's root publishes neither its repository nor its secrets."""
+    (site / ".git" / "objects").mkdir(parents=True)
+    (site / ".git" / "config").write_text("[remote]")
+    os.mkfifo(site / ".git" / "fsmonitor")  # refused if the walk went in (Rule 3)
+    os.symlink("/etc", site / ".git" / "out")  # ... and so would this (Rule 2)
+    (site / ".env").write_text("SECRET=1")
+    (site / "about" / ".DS_Store").write_bytes(b"\0")
+    (site / ".well-known").mkdir()
+    (site / ".well-known" / "security.txt").write_text("Contact: x")
+    scanned = scan_site(site, Limits(max_files=4))  # the limit counts the files kept
+    assert sorted(scanned.manifest.files) == [".well-known/security.txt", "about/index.html", "copy.html",
+                                              "index.html"]
+    assert scanned.left_out == [(".env", "hidden"), (".git/", "hidden"), ("about/.DS_Store", "hidden")]
+
+
+def test_hidden_names_are_pushed_when_asked_for(site):
+    (site / ".env").write_text("SECRET=1")
+    (site / "about" / ".htaccess").write_text("x")
+    scanned = scan_site(site, Limits(hidden=True))
+    assert {".env", "about/.htaccess"} <= set(scanned.manifest.files) and scanned.left_out == []
+
+
+def test_excluded_paths_are_left_out_and_listed(site):
+    (site / "drafts").mkdir()
+    (site / "drafts" / "post.md").write_text("draft")
+    os.mkfifo(site / "drafts" / "pipe")  # not walked into
+    (site / "about" / "app.js.map").write_text("{}")
+    (site / "node_modules" / "x").mkdir(parents=True)
+    (site / "node_modules" / "x" / "index.js").write_text("x")
+    (site / "node_modules.html").write_text("a file: matched by no directory-only pattern")
+    scanned = scan_site(site, Limits(exclude=("/drafts", "*.map", "node_modules/")))
+    assert sorted(scanned.manifest.files) == ["about/index.html", "copy.html", "index.html", "node_modules.html"]
+    assert sorted(scanned.left_out) == [("about/app.js.map", "*.map"), ("drafts/", "/drafts"),
+                                        ("node_modules/", "node_modules/")]
+
+
+def test_a_pattern_that_cannot_be_used_is_refused_before_anything_is_read(site):
+    with pytest.raises(SiteError, match="--exclude '/a/../b'.*'\\.\\.'"):
+        scan_site(site, Limits(exclude=("/a/../b",)))
+
+
+def test_what_is_left_out_is_the_same_on_the_fast_path_and_the_loop(tmp_path, monkeypatch):
+    root = tmp_path / "site"
+    _tree(root)
+    (root / "a" / ".hidden").mkdir()
+    (root / "a" / ".hidden" / "x").write_text("x")
+    (root / "a" / "f1.map").write_text("x")
+    real = os.path.realpath(root)
+    runs = []
+    for plain in (True, False):
+        if not plain:
+            monkeypatch.setattr(sitedir, "_walk_plain", lambda *args: False)
+        left = []
+        files = [rel for rel, _, _ in sitedir._walk(str(root), real, Limits(), sitedir.LeaveOut(False, ["*.map"]), left)]
+        runs.append((files, sorted(left)))
+    assert runs[0] == runs[1]
+    assert ("a/.hidden/", "hidden") in runs[0][1] and ("a/f1.map", "*.map") in runs[0][1]
+    assert not any(rel.endswith(".map") or "/." in rel for rel in runs[0][0])

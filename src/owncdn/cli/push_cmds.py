@@ -53,6 +53,13 @@ def push(
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
     allow_empty: bool = typer.Option(False, "--allow-empty",
                                      help="Push a directory with no file (a release answering 404 everywhere)."),
+    hidden: bool = typer.Option(False, "--hidden",
+                                help="Push hidden files and directories too (names beginning with '.', "
+                                     "such as .git and .env; .well-known is always pushed)."),
+    exclude: list[str] = typer.Option([], "--exclude", metavar="PATTERN",
+                                      help="Leave out paths matching PATTERN (repeatable): '/drafts/**', "
+                                           "'*.map' (no leading / matches at any depth), 'node_modules/' "
+                                           "(a trailing / matches directories only)."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n",
                                  help="Only say which paths the push would change and what it would upload; "
                                       "nothing is uploaded or created."),
@@ -66,7 +73,7 @@ def push(
 
     args = PushArgs(directory, service, env, control_url, token, state_dir, max_files,
                     _size(max_file_size, "--max-file-size"), _size(max_total_size, "--max-total-size"),
-                    parallel, quiet, hash_cache, as_json, wait, allow_empty, dry_run)
+                    parallel, quiet, hash_cache, as_json, wait, allow_empty, dry_run, hidden, tuple(exclude))
     code = run_push(args)
     if code:
         raise typer.Exit(code)

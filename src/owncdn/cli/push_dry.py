@@ -15,7 +15,8 @@ Rules:
    and their bytes, are what the push would upload.
 4. Text: a line saying nothing was changed, the counts, the first ``SHOWN`` paths
    (``~`` changed, ``+`` added, ``-`` removed, as ``rsync -n`` lists them) and what
-   would be uploaded; ``--json``: one object with every path. Exit 0; a refused
+   would be uploaded, then what the walk left out (``push_run`` Rule 9: up to ``SHOWN``
+   paths); ``--json``: one object with every path. Exit 0; a refused
    directory, an unknown service or an unreachable control plane exit 1 as a push does.
 """
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import sys
 
-from owncdn.cli.push_run import PushArgs, _api, _fail, human
+from owncdn.cli.push_run import PushArgs, _api, _fail, human, left_out_lines
 
 __all__ = ["run_dry"]
 
@@ -35,12 +36,12 @@ def run_dry(args: PushArgs) -> int:
     """Rules 1-4."""
     from owncdn.client.errors import ApiError
     from owncdn.client.hashcache import HashCache
-    from owncdn.client.sitedir import Limits, SiteError, walk_site
+    from owncdn.client.sitedir import SiteError, walk_site
     from owncdn.core.content.changes import path_changes
     from owncdn.core.content.manifest import parse_manifest
     from owncdn.core.content.pushable import refusal
 
-    limits = Limits(args.max_files, args.max_file_bytes, args.max_total_bytes, args.allow_empty)
+    limits = args.limits()
     try:
         api = _api(args)
     except ApiError as exc:
@@ -77,7 +78,7 @@ def run_dry(args: PushArgs) -> int:
             "current": current["number"] if current is not None else None, "files": files, "bytes": total,
             "changed": changed, "added": added, "removed": removed,
             "unchanged": files - len(changed) - len(added), "blobs_to_upload": len(missing),
-            "bytes_to_upload": upload}) + "\n")
+            "bytes_to_upload": upload, "left_out": [path for path, _ in site.left_out]}) + "\n")
         return 0
     since = f"release {current['number']} (current)" if current is not None else "no release yet"
     lines = [f"{args.env}: {args.service}: dry run, nothing was uploaded or changed",
@@ -89,5 +90,5 @@ def run_dry(args: PushArgs) -> int:
         lines.append(f"  ... and {len(marked) - SHOWN} more (--json lists every path)")
     lines.append(f"  a push would upload {len(missing)} blob(s), {human(upload)} "
                  f"(of {files} file{'' if files == 1 else 's'}, {human(total)})")
-    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.write("\n".join(lines) + "\n" + left_out_lines(site.left_out, SHOWN))
     return 0

@@ -15,7 +15,8 @@ Rules:
 2. ``lean_main`` parses only plain use: the directory, ``--service``/``-s``,
    ``--env``/``-e``, ``--control``, ``--token``, ``--state-dir``, ``--max-files``,
    ``--parallel``, ``--quiet``/``-q``, ``--hash-cache``/``--no-hash-cache``,
-   ``--allow-empty``, ``--dry-run`` (``cli/push_dry.py``), ``--json`` and ``--wait``, as ``--opt value`` or ``--opt=value``. Anything else
+   ``--allow-empty``, ``--hidden``, ``--exclude`` (as often as wanted), ``--dry-run``
+   (``cli/push_dry.py``), ``--json`` and ``--wait``, as ``--opt value`` or ``--opt=value``. Anything else
    (``--help``, an unknown option, a value it cannot read, the byte-size limits, whose
    parser lives with the config model) returns None, and the Typer command parses and
    reports as always.
@@ -37,11 +38,15 @@ Rules:
    reference cycles and its process ends with it, and the collector's passes over the
    hash cache's and the manifest's objects took about 2 ms of the 33-35 ms a one-file
    push of the Python docs spends in the command itself (1,065 files, median of 40).
-8. A push imports none of ``json``, ``re`` or ``enum`` (``client/pushapi.py`` Rule 5);
+8. A push imports none of ``json``, ``re`` (but for ``--exclude`` patterns) or ``enum`` (``client/pushapi.py`` Rule 5);
    one the hash cache answered for none of ``hashlib``, ``socket`` or ``collections``
    either (their C parts where it needs them: ``_json``, ``_sha256``, ``_socket``;
    together about 10 ms of the command's start); ``tests/cli/test_cli_push.py`` checks
    it.
+9. What the push left out of the directory (``sitedir`` Rule 10) is said after the
+   result: hidden paths in one line (with the flag that pushes them), paths matching
+   ``--exclude`` in another, each naming the first ``LEFT_OUT_SHOWN``; ``--json``
+   lists every one (``left_out``). A push that leaves out nothing says nothing more.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ __all__ = ["DEFAULT_CONTROL", "DEFAULT_STATE", "PushArgs", "lean_main", "run_pus
 DEFAULT_STATE = ".owncdn"  # as cli/fleet_cmds.py
 DEFAULT_CONTROL = "http://127.0.0.1:8400"
 MAX_WAIT = 300.0
+LEFT_OUT_SHOWN = 5  # Rule 9: paths named in the line that says what was left out
 
 
 class PushArgs:
@@ -68,11 +74,20 @@ class PushArgs:
                  token: str | None = None, state_dir: str | Path = DEFAULT_STATE, max_files: int = 100_000,
                  max_file_bytes: int = 2 << 30, max_total_bytes: int = 20 << 30, parallel: int = 8,
                  quiet: bool = False, hash_cache: bool = True, as_json: bool = False, wait: float = 0.0,
-                 allow_empty: bool = False, dry_run: bool = False) -> None:
+                 allow_empty: bool = False, dry_run: bool = False, hidden: bool = False,
+                 exclude: tuple[str, ...] = ()) -> None:
         self.directory, self.service, self.env, self.control, self.token = directory, service, env, control, token
         self.state_dir, self.max_files, self.max_file_bytes = state_dir, max_files, max_file_bytes
         self.max_total_bytes, self.parallel, self.quiet, self.hash_cache = max_total_bytes, parallel, quiet, hash_cache
         self.as_json, self.wait, self.allow_empty, self.dry_run = as_json, wait, allow_empty, dry_run
+        self.hidden, self.exclude = hidden, tuple(exclude)
+
+    def limits(self):
+        """The ``sitedir.Limits`` of these arguments."""
+        from owncdn.client.sitedir import Limits
+
+        return Limits(self.max_files, self.max_file_bytes, self.max_total_bytes, self.allow_empty, self.hidden,
+                      self.exclude)
 
     def __repr__(self) -> str:
         return f"<PushArgs {self.directory} service={self.service} env={self.env} wait={self.wait:g}>"
@@ -87,7 +102,8 @@ _VALUED = {"--service": "service", "-s": "service", "--env": "env", "-e": "env",
 _FLAGS = {"--quiet": ("quiet", True), "-q": ("quiet", True), "--json": ("as_json", True),
           "--hash-cache": ("hash_cache", True), "--no-hash-cache": ("hash_cache", False),
           "--allow-empty": ("allow_empty", True), "--dry-run": ("dry_run", True),
-          "-n": ("dry_run", True)}
+          "-n": ("dry_run", True), "--hidden": ("hidden", True)}
+_REPEATED = {"--exclude": "exclude"}
 
 
 def parse_lean(argv: list[str]) -> PushArgs | None:
@@ -101,7 +117,7 @@ def parse_lean(argv: list[str]) -> PushArgs | None:
         if name in _FLAGS and not eq:
             key, value = _FLAGS[name]
             values[key] = value
-        elif name in _VALUED:
+        elif name in _VALUED or name in _REPEATED:
             if eq:
                 value = inline
             elif i + 1 < len(argv):
@@ -109,7 +125,10 @@ def parse_lean(argv: list[str]) -> PushArgs | None:
                 value = argv[i]
             else:
                 return None
-            values[_VALUED[name]] = value
+            if name in _REPEATED:
+                values.setdefault(_REPEATED[name], []).append(value)  # type: ignore[union-attr]
+            else:
+                values[_VALUED[name]] = value
         elif arg.startswith("-") or positional:
             return None
         else:
@@ -132,9 +151,10 @@ def parse_lean(argv: list[str]) -> PushArgs | None:
             args.wait = float(str(values["wait"]))
     except ValueError:
         return None
-    for key in ("quiet", "as_json", "hash_cache", "allow_empty", "dry_run"):
+    for key in ("quiet", "as_json", "hash_cache", "allow_empty", "dry_run", "hidden"):
         if key in values:
             setattr(args, key, values[key])
+    args.exclude = tuple(values.get("exclude", ()))  # type: ignore[arg-type]
     if args.max_files < 1 or not 1 <= args.parallel <= 64 or not 0 <= args.wait <= MAX_WAIT:
         return None
     return args
@@ -213,6 +233,19 @@ class _Bar:
             self.bar = None
 
 
+def left_out_lines(left_out: list[tuple[str, str]], shown: int = LEFT_OUT_SHOWN) -> str:
+    """Rule 9: the lines that say what the push left out of the directory ("" for nothing)."""
+    hidden = [path for path, why in left_out if why == "hidden"]
+    matched = [path for path, why in left_out if why != "hidden"]
+    lines = ""
+    for paths, before, after, how in ((hidden, "hidden ", "", " (--hidden pushes them)"),
+                                      (matched, "", " matching --exclude", "")):
+        if paths:
+            names = ", ".join(paths[:shown]) + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
+            lines += f"left out {len(paths)} {before}path{'' if len(paths) == 1 else 's'}{after}: {names}{how}\n"
+    return lines
+
+
 def _fail(message: str) -> int:
     sys.stderr.write(f"owncdn: {message}\n")
     sys.stderr.flush()
@@ -228,9 +261,9 @@ def run_push(args: PushArgs) -> int:
     from owncdn.client.errors import ApiError
     from owncdn.client.hashcache import HashCache
     from owncdn.client.push import push_site
-    from owncdn.client.sitedir import Limits, SiteError
+    from owncdn.client.sitedir import SiteError
 
-    limits = Limits(args.max_files, args.max_file_bytes, args.max_total_bytes, args.allow_empty)
+    limits = args.limits()
     bar = _Bar(not args.quiet and sys.stderr.isatty())
     try:
         api = _api(args)
@@ -265,7 +298,7 @@ def run_push(args: PushArgs) -> int:
     out = {"env": args.env, "service": args.service, "release": number, "files": result.files,
            "bytes": result.bytes_total, "blobs_uploaded": result.blobs_uploaded,
            "bytes_uploaded": result.bytes_uploaded, "manifest_bytes": result.manifest_bytes,
-           "seconds": round(result.seconds, 4)}
+           "seconds": round(result.seconds, 4), "left_out": [path for path, _ in result.left_out]}
     if status is not None:
         out |= {"serving": [n["name"] for n in status["serving"]], "failed": [n["name"] for n in status["failed"]],
                 "pending": [n["name"] for n in status["pending"]],
@@ -283,6 +316,7 @@ def run_push(args: PushArgs) -> int:
             gone = ", ".join(n["name"] for n in status.get("disconnected") or ())
             sys.stdout.write(f"served by {len(status['serving'])} edge(s)"
                              + (f"; not serving: {gone} (event stream ended; not waited for)" if gone else "") + "\n")
+        sys.stdout.write(left_out_lines(result.left_out))
     sys.stdout.flush()
     if status is not None and (status["failed"] or status["pending"]):
         failed = "; ".join(f"{n['name']}: {n['reason']}" for n in status["failed"])

@@ -5,7 +5,8 @@
 
 Rules:
 1. The directory is walked by ``sitedir.walk_site`` (paths checked, symlinks kept
-   inside, limits enforced) before anything is read or sent.
+   inside, limits enforced; hidden names and ``Limits.exclude`` left out, listed in
+   ``PushResult.left_out``: ``sitedir`` Rule 10) before anything is read or sent.
 2. The control plane is asked which blobs it lacks; only those are uploaded, by
    ``parallel`` threads (``client/workers.py``: plain ones, begun in order; once an
    upload failed no other is begun, and the push fails with the first error): blobs up
@@ -129,13 +130,16 @@ class PushResult:
     """What a push did (a plain class: `owncdn push` starts faster without ``dataclasses``,
     ``typing`` or ``collections``)."""
 
-    __slots__ = ("release", "files", "bytes_total", "blobs_uploaded", "bytes_uploaded", "manifest_bytes", "seconds")
+    __slots__ = ("release", "files", "bytes_total", "blobs_uploaded", "bytes_uploaded", "manifest_bytes", "seconds",
+                 "left_out")
 
     def __init__(self, release: dict[str, Any], files: int, bytes_total: int, blobs_uploaded: int,
-                 bytes_uploaded: int, manifest_bytes: int, seconds: float) -> None:
+                 bytes_uploaded: int, manifest_bytes: int, seconds: float,
+                 left_out: list[tuple[str, str]] | None = None) -> None:
         self.release, self.files, self.bytes_total = release, files, bytes_total
         self.blobs_uploaded, self.bytes_uploaded, self.manifest_bytes = blobs_uploaded, bytes_uploaded, manifest_bytes
         self.seconds = seconds
+        self.left_out = left_out or []  # what the directory held and the push left out (sitedir Rule 10)
 
     def __repr__(self) -> str:
         number = self.release.get("number") if isinstance(self.release, dict) else self.release
@@ -166,6 +170,7 @@ def push_site(client: Client | PushApi, root: str | Path, *, service: str, env: 
             result = _push(client, site, service, env, parallel, progress, on_plan, started, cache)
         if cache is not None and isinstance(result.release, dict) and isinstance(result.release.get("id"), str):
             cache.released_as(_where(client, env, service), result.release["id"])  # Rule 10
+        result.left_out = walk.left_out
         return result
     finally:
         if cache is not None and save_cache and walk.site is not None:  # a directory read to its end
