@@ -53,6 +53,8 @@ def test_push_then_push_one_change(api, tmp_path):
     second = push_site(api, root, service="blog")
     assert (second.release["number"], second.blobs_uploaded, second.bytes_uploaded) == (2, 1, 13)
     assert second.bytes_moved == 13 + second.manifest_bytes
+    assert {"index.html", "same.txt"} <= set(second.site.manifest.files) and len(second.site.manifest.files) == second.files
+    assert second.site.manifest.id == api.releases("production", "blog")[0]["id"] == second.release["id"]
 
 
 @pytest.fixture(params=["asked first", "streamed"])

@@ -131,7 +131,7 @@ class PushResult:
     ``typing`` or ``collections``)."""
 
     __slots__ = ("release", "files", "bytes_total", "blobs_uploaded", "bytes_uploaded", "manifest_bytes", "seconds",
-                 "left_out")
+                 "left_out", "site")
 
     def __init__(self, release: dict[str, Any], files: int, bytes_total: int, blobs_uploaded: int,
                  bytes_uploaded: int, manifest_bytes: int, seconds: float,
@@ -140,6 +140,7 @@ class PushResult:
         self.blobs_uploaded, self.bytes_uploaded, self.manifest_bytes = blobs_uploaded, bytes_uploaded, manifest_bytes
         self.seconds = seconds
         self.left_out = left_out or []  # what the directory held and the push left out (sitedir Rule 10)
+        self.site: Site | None = None  # what was pushed: the manifest and where each blob's bytes are
 
     def __repr__(self) -> str:
         number = self.release.get("number") if isinstance(self.release, dict) else self.release
@@ -170,7 +171,7 @@ def push_site(client: Client | PushApi, root: str | Path, *, service: str, env: 
             result = _push(client, site, service, env, parallel, progress, on_plan, started, cache)
         if cache is not None and isinstance(result.release, dict) and isinstance(result.release.get("id"), str):
             cache.released_as(_where(client, env, service), result.release["id"])  # Rule 10
-        result.left_out = walk.left_out
+        result.left_out, result.site = walk.left_out, walk.site
         return result
     finally:
         if cache is not None and save_cache and walk.site is not None:  # a directory read to its end

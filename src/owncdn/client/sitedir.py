@@ -168,6 +168,7 @@ def walk_site(root: str | Path, limits: Limits = Limits(), cache: HashCache | No
         raise SiteError(f"{top}: no files to push (was the site built?); a release of nothing would answer "
                         "404 at every path. Push one anyway with --allow-empty")
     _check_sizes(top, files, limits)
+    left.sort()  # the walk pops directories last first
     return Walk(root, files, cache, left)
 
 
