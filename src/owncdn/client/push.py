@@ -88,6 +88,10 @@ Rules:
    has already are dropped when it says so. A first push of the Python docs (1,065
    files, 786 of them up to 64 KiB: 16 MB), sender and receiver together on this machine:
    about 64 ms of CPU instead of 74.
+12. With ``keep`` (a list), the ``Walk`` of the directory (its rows, and once hashed its
+   ``Site``) is appended to it: a caller that is about to end its process without
+   freeing anything (`owncdn push`) so keeps the walk from being freed when the push
+   returns. Without it nothing of the walk outlives the push.
 """
 
 from __future__ import annotations
@@ -131,7 +135,7 @@ class PushResult:
     ``typing`` or ``collections``)."""
 
     __slots__ = ("release", "files", "bytes_total", "blobs_uploaded", "bytes_uploaded", "manifest_bytes", "seconds",
-                 "left_out", "site")
+                 "left_out")
 
     def __init__(self, release: dict[str, Any], files: int, bytes_total: int, blobs_uploaded: int,
                  bytes_uploaded: int, manifest_bytes: int, seconds: float,
@@ -140,7 +144,6 @@ class PushResult:
         self.blobs_uploaded, self.bytes_uploaded, self.manifest_bytes = blobs_uploaded, bytes_uploaded, manifest_bytes
         self.seconds = seconds
         self.left_out = left_out or []  # what the directory held and the push left out (sitedir Rule 10)
-        self.site: Site | None = None  # what was pushed: the manifest and where each blob's bytes are
 
     def __repr__(self) -> str:
         number = self.release.get("number") if isinstance(self.release, dict) else self.release
@@ -158,10 +161,13 @@ def push_site(client: Client | PushApi, root: str | Path, *, service: str, env: 
               limits: Limits = Limits(), parallel: int = 8,
               progress: Callable[[int], None] | None = None,
               on_plan: Callable[[Site, list[str]], None] | None = None,
-              cache: HashCache | None = None, save_cache: bool = True) -> PushResult:
-    """Rules 1-9. ``on_plan(site, missing)`` is called once the upload is known."""
+              cache: HashCache | None = None, save_cache: bool = True, keep: list | None = None) -> PushResult:
+    """Rules 1-9. ``on_plan(site, missing)`` is called once the upload is known; ``keep``
+    is given what the push read (Rule 12)."""
     started = time.perf_counter()
     walk = walk_site(root, limits, cache)
+    if keep is not None:
+        keep.append(walk)
     streamed = len(walk.todo) > INLINE_BLOBS or walk.todo_bytes > INLINE_BYTES  # Rule 9
     site = None if streamed else walk.hash(save=False)
     try:
@@ -171,7 +177,7 @@ def push_site(client: Client | PushApi, root: str | Path, *, service: str, env: 
             result = _push(client, site, service, env, parallel, progress, on_plan, started, cache)
         if cache is not None and isinstance(result.release, dict) and isinstance(result.release.get("id"), str):
             cache.released_as(_where(client, env, service), result.release["id"])  # Rule 10
-        result.left_out, result.site = walk.left_out, walk.site
+        result.left_out = walk.left_out
         return result
     finally:
         if cache is not None and save_cache and walk.site is not None:  # a directory read to its end

@@ -176,12 +176,13 @@ class Walk:
     """A walked directory (``walk_site``): ``todo`` the files to hash, ``todo_bytes``
     their size; ``hash()`` makes the ``Site`` (Rule 8)."""
 
-    __slots__ = ("root", "cache", "entries", "sources", "known", "remembered", "todo", "todo_bytes", "site",
-                 "left_out")
+    __slots__ = ("root", "cache", "files", "entries", "sources", "known", "remembered", "todo", "todo_bytes",
+                 "site", "left_out")
 
     def __init__(self, root: str | Path, files: list[tuple[str, str, os.stat_result]],
                  cache: HashCache | None, left_out: list[tuple[str, str]] | None = None) -> None:
         self.root, self.cache, self.left_out = root, cache, left_out or []
+        self.files = files  # (release path, file, stat), as walked
         self.entries: dict[str, FileEntry | None] = {}  # in the files' (sorted) order
         self.sources: dict[str, str] = {}
         self.known: set[str] = set()  # blobs of remembered files
