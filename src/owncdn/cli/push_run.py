@@ -38,11 +38,11 @@ Rules:
    reference cycles and its process ends with it, and the collector's passes over the
    hash cache's and the manifest's objects took about 2 ms of the 33-35 ms a one-file
    push of the Python docs spends in the command itself (1,065 files, median of 40).
-8. A push imports none of ``json``, ``re`` (but for ``--exclude`` patterns) or ``enum`` (``client/pushapi.py`` Rule 5);
-   one the hash cache answered for none of ``hashlib``, ``socket`` or ``collections``
-   either (their C parts where it needs them: ``_json``, ``_sha256``, ``_socket``;
-   together about 10 ms of the command's start); ``tests/cli/test_cli_push.py`` checks
-   it.
+8. A push imports none of ``json``, ``re`` (but for ``--exclude`` patterns) or ``enum``
+   (``client/pushapi.py`` Rule 5); one the hash cache answered for none of ``hashlib``,
+   ``socket`` or ``collections`` either (their C parts where it needs them: ``_json``,
+   ``_sha256``, ``_socket``; together about 10 ms of the command's start);
+   ``tests/cli/test_cli_push.py`` checks it.
 9. What the push left out of the directory (``sitedir`` Rule 10) is said after the
    result: hidden paths in one line (with the flag that pushes them), paths matching
    ``--exclude`` in another, each naming the first ``LEFT_OUT_SHOWN``; ``--json``
@@ -240,8 +240,10 @@ class _Bar:
 
 def left_out_lines(left_out: list[tuple[str, str]], shown: int = LEFT_OUT_SHOWN) -> str:
     """Rule 9: the lines that say what the push left out of the directory ("" for nothing)."""
-    hidden = [path for path, why in left_out if why == "hidden"]
-    matched = [path for path, why in left_out if why != "hidden"]
+    from owncdn.core.content.leftout import HIDDEN
+
+    hidden = [path for path, why in left_out if why == HIDDEN]
+    matched = [path for path, why in left_out if why != HIDDEN]
     lines = ""
     for paths, before, after, how in ((hidden, "hidden ", "", " (--hidden pushes them)"),
                                       (matched, "", " matching --exclude", "")):
