@@ -332,3 +332,45 @@ async def test_hidden_and_excluded_paths_are_left_out_and_said(tmp_path, extra):
         code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", "--exclude", "", *extra)
         assert code == 1 and "--exclude '': an empty pattern" in err and "still current" not in out
         assert fleet.store.current_release_number(fleet.env, "blog") == 2
+
+
+async def test_a_large_push_shows_a_hashing_bar_then_an_uploading_one(tmp_path, monkeypatch):
+    """push_run Rule 4: on a terminal, a bar from the walk's end (what is left to hash),
+    then one for the upload once it is known (push Rule 13)."""
+    import io
+
+    from rich.progress import Progress
+
+    from owncdn.cli import push_run
+
+    site = tmp_path / "public"
+    make_site(site)  # 3 MB in 4 files
+    monkeypatch.setattr(push_run, "HASH_BAR_BYTES", 1 << 20)
+    monkeypatch.setattr("owncdn.client.push.INLINE_BLOBS", 0)  # streamed: uploads while it hashes
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    shown = []
+    add, remove = Progress.add_task, Progress.remove_task
+
+    def add_task(self, description, *args, **kwargs):
+        shown.append(("add", description, kwargs.get("total")))
+        return add(self, description, *args, **kwargs)
+
+    def remove_task(self, task_id):
+        task = self._tasks[task_id]
+        shown.append(("done", task.description, task.completed))
+        remove(self, task_id)
+
+    monkeypatch.setattr(Progress, "add_task", add_task)
+    monkeypatch.setattr(Progress, "remove_task", remove_task)
+    monkeypatch.setattr("sys.stderr", Terminal())
+    async with Fleet(tmp_path / "fleet", edges=0) as fleet:
+        await fleet.apply(CDN)
+        args = push_run.PushArgs(str(site), "blog", control=fleet.url, token=fleet.admin_token,
+                                 state_dir=str(tmp_path), hash_cache=False)
+        assert await asyncio.to_thread(push_run.run_push, args) == 0
+    total = sum(p.stat().st_size for p in site.rglob("*") if p.is_file())
+    assert shown == [("add", "hashing", total), ("done", "hashing", total), ("add", "uploading", total)]

@@ -621,3 +621,23 @@ def test_bundles_are_large_for_a_client_that_sends_files_and_smaller_for_one_tha
     blobs = [(f"{i:064x}", (1 << 20) - 1, f"/f{i}") for i in range(20)] + [("b" * 64, (1 << 20) + 1, "/big")]
     assert [len(b) for b in _batches(blobs, Sends())] == [16, 1, 4]  # the large one alone
     assert [len(b) for b in _batches(blobs, object())] == [4, 4, 4, 4, 1, 4]
+
+
+def test_the_hashing_is_told_from_the_walk_on(api, tmp_path, monkeypatch, streamed):
+    """Rule 13: ``on_walk`` before any file is read, then ``hashed`` with the size of each
+    file read (not of those the hash cache answered for), before the upload is planned."""
+    from owncdn.client import hashcache
+
+    monkeypatch.setattr(hashcache, "RACY_NS", -10**12)  # entries trusted at once
+    monkeypatch.setattr(hashcache, "FINE_RACY_NS", -10**12)
+    root = site(tmp_path / "s", a="a" * 100, b="bb", c="c" * 7)
+    cache = HashCache(str(tmp_path / "cache.hashes"))
+    told = []
+    events = dict(on_walk=lambda walk: told.append(("walk", walk.todo_bytes)), hashed=lambda n: told.append(n),
+                  on_plan=lambda site, missing: told.append("plan"))
+    push_site(api, root, service="blog", cache=cache, **events)
+    assert told[0] == ("walk", 109) and sorted(told[1:4]) == [2, 7, 100] and told[4:] == ["plan"]
+    (root / "b").write_text("b changed")
+    told.clear()
+    push_site(api, root, service="blog", cache=HashCache(str(tmp_path / "cache.hashes")), **events)
+    assert told[:2] == [("walk", 9), 9]  # a and c: remembered, not read

@@ -24,7 +24,9 @@ Rules:
    ``OWNCDN_CONTROL`` and ``--token`` / ``OWNCDN_TOKEN``, else the files `owncdn up`
    and `owncdn control` leave in the state directory, as for every fleet command.
 4. The progress bar (Rich, on a terminal, without ``--quiet``) is imported only when
-   there is something to upload.
+   there is something to upload, or ``HASH_BAR_BYTES`` or more to read: a "hashing" bar
+   then runs from the walk's end until the upload is known (push Rule 13), and an
+   "uploading" bar from then on.
 5. With ``--wait S`` the command returns once every edge in contact serves the
    release (or failed it), waiting at most S seconds (``GET .../status?wait=S``); it
    exits 1 naming the edges that failed or did not answer. Edges whose event stream
@@ -68,6 +70,7 @@ DEFAULT_STATE = ".owncdn"  # as cli/fleet_cmds.py
 DEFAULT_CONTROL = "http://127.0.0.1:8400"
 MAX_WAIT = 300.0
 LEFT_OUT_SHOWN = 5  # Rule 9: paths named in the line that says what was left out
+HASH_BAR_BYTES = 64 << 20  # Rule 4: files to read from this size on get a hashing bar
 _KEPT: list = []  # Rule 10: what a push read, never freed before the process ends
 
 
@@ -203,33 +206,51 @@ def human(n: float) -> str:
 
 
 class _Bar:
-    """Rule 4: a Rich progress bar, made when the upload's size is known."""
+    """Rule 4: a Rich progress bar, made when the size to hash or to upload is known."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.bar = None
-        self.task = None
+        self.hashing = self.task = None
+
+    def _start(self) -> bool:
+        """The bar, made now unless it is there (False where stderr is no terminal)."""
+        if self.bar is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+            console = Console(stderr=True)
+            if not console.is_terminal:
+                self.enabled = False
+                return False
+            self.bar = Progress(TextColumn("{task.description:<9}"), BarColumn(), DownloadColumn(),
+                                TransferSpeedColumn(), console=console, transient=True)
+            self.bar.start()
+        return True
+
+    def walked(self, walk) -> None:
+        """A hashing bar when there is much to read (push Rule 13)."""
+        if self.enabled and walk.todo_bytes >= HASH_BAR_BYTES and self._start():
+            self.hashing = self.bar.add_task("hashing", total=walk.todo_bytes)
+
+    def hashed(self, n: int) -> None:
+        if self.hashing is not None:
+            self.bar.advance(self.hashing, n)
 
     def plan(self, site, missing: list[str]) -> None:
-        if not self.enabled or self.bar is not None:  # before the sizes: a dict of every blob
+        if not self.enabled or self.task is not None:  # before the sizes: a dict of every blob
             return
+        if self.hashing is not None:  # everything is hashed once the upload is known
+            self.bar.remove_task(self.hashing)
+            self.hashing = None
         sizes = site.manifest.blobs
         total = sum(sizes[h] for h in missing)
-        if total == 0:
+        if total == 0 or not self._start():
             return
-        from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
-        console = Console(stderr=True)
-        if not console.is_terminal:
-            return
-        self.bar = Progress(TextColumn("uploading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                            console=console, transient=True)
-        self.task = self.bar.add_task("upload", total=total)
-        self.bar.start()
+        self.task = self.bar.add_task("uploading", total=total)
 
     def advance(self, n: int) -> None:
-        if self.bar is not None:
+        if self.task is not None:
             self.bar.advance(self.task, n)
 
     def stop(self) -> None:
@@ -282,7 +303,8 @@ def run_push(args: PushArgs) -> int:
         try:
             result = push_site(api, args.directory, service=args.service, env=args.env, limits=limits,
                                parallel=args.parallel, progress=bar.advance, on_plan=bar.plan,
-                               cache=cache, save_cache=False, keep=_KEPT)
+                               cache=cache, save_cache=False, keep=_KEPT, on_walk=bar.walked,
+                               hashed=bar.hashed)
         except ApiError:  # the directory was read: its hashes are right (push Rule 5)
             saving = cache.save_soon() if cache is not None else None
             raise

@@ -92,6 +92,11 @@ Rules:
    ``Site``) is appended to it: a caller that is about to end its process without
    freeing anything (`owncdn push`) so keeps the walk from being freed when the push
    returns. Without it nothing of the walk outlives the push.
+13. ``on_walk(walk)`` is called once the directory is walked, before any file is read
+   (``walk.todo_bytes``: what is left to hash), and ``hashed(size)`` as each of those
+   files is hashed, in the hashing thread, whatever the push then does: a large first
+   push uploads while it hashes (Rule 9) and knows what to upload only at the end, so
+   without these a progress bar showed nothing until the whole directory was read.
 """
 
 from __future__ import annotations
@@ -161,18 +166,22 @@ def push_site(client: Client | PushApi, root: str | Path, *, service: str, env: 
               limits: Limits = Limits(), parallel: int = 8,
               progress: Callable[[int], None] | None = None,
               on_plan: Callable[[Site, list[str]], None] | None = None,
-              cache: HashCache | None = None, save_cache: bool = True, keep: list | None = None) -> PushResult:
+              cache: HashCache | None = None, save_cache: bool = True, keep: list | None = None,
+              on_walk: Callable[[Walk], None] | None = None, hashed: Callable[[int], None] | None = None) -> PushResult:
     """Rules 1-9. ``on_plan(site, missing)`` is called once the upload is known; ``keep``
-    is given what the push read (Rule 12)."""
+    is given what the push read (Rule 12); ``on_walk`` and ``hashed`` tell the hashing
+    (Rule 13)."""
     started = time.perf_counter()
     walk = walk_site(root, limits, cache)
     if keep is not None:
         keep.append(walk)
+    if on_walk is not None:
+        on_walk(walk)
     streamed = len(walk.todo) > INLINE_BLOBS or walk.todo_bytes > INLINE_BYTES  # Rule 9
-    site = None if streamed else walk.hash(save=False)
+    site = None if streamed else walk.hash(save=False, on_blob=None if hashed is None else _Hashed(walk, hashed))
     try:
         if streamed:
-            result = _push_streamed(client, walk, service, env, parallel, progress, on_plan, started)
+            result = _push_streamed(client, walk, service, env, parallel, progress, on_plan, started, hashed)
         else:
             result = _push(client, site, service, env, parallel, progress, on_plan, started, cache)
         if cache is not None and isinstance(result.release, dict) and isinstance(result.release.get("id"), str):
@@ -222,7 +231,7 @@ def _push(client, site: Site, service: str, env: str, parallel: int, progress: C
 
 def _push_streamed(client, walk: Walk, service: str, env: str, parallel: int,
                    progress: Callable[[int], None] | None, on_plan: Callable[[Site, list[str]], None] | None,
-                   started: float) -> PushResult:
+                   started: float, hashed: Callable[[int], None] | None = None) -> PushResult:
     """Rule 9: the questions and uploads run while the directory is hashed."""
     from .workers import Workers
 
@@ -230,7 +239,8 @@ def _push_streamed(client, walk: Walk, service: str, env: str, parallel: int,
     kept = Kept(KEEP_BYTES) if getattr(client, "sends_files", False) else None  # Rule 11
     stream = _Stream(client, workers, progress, kept)
     try:
-        site = walk.hash(save=False, on_blob=stream.blob, kept=kept)
+        site = walk.hash(save=False, on_blob=stream.blob if hashed is None else _Hashed(walk, hashed, stream.blob),
+                         kept=kept)
         body = site.manifest
         stream.announce(env, service, body)  # Rule 8, from this thread while the uploads go on
         stream.flush(here=True)  # the last question too: the upload threads are busy
@@ -255,6 +265,25 @@ def _push_streamed(client, walk: Walk, service: str, env: str, parallel: int,
                       blobs_uploaded=len(stream.missing), bytes_uploaded=uploaded,
                       manifest_bytes=len(body.canonical()) + len(b'{"manifest":}'),
                       seconds=time.perf_counter() - started)
+
+
+class _Hashed:
+    """Rule 13: ``on_blob`` for ``Walk.hash`` telling ``hashed(size)`` for each file read,
+    then ``then(name, size, file)``. The files the hash cache answered for are told
+    first (``sitedir`` Rule 8), ``walk.remembered`` of them: not read, not counted."""
+
+    __slots__ = ("skip", "hashed", "then")
+
+    def __init__(self, walk: Walk, hashed: Callable[[int], None], then: Callable[[str, int, str], None] | None = None):
+        self.skip, self.hashed, self.then = walk.remembered, hashed, then
+
+    def __call__(self, sha: str, size: int, source: str) -> None:
+        if self.skip:
+            self.skip -= 1
+        else:
+            self.hashed(size)
+        if self.then is not None:
+            self.then(sha, size, source)
 
 
 class _Stream:
