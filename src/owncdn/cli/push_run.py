@@ -304,7 +304,7 @@ def run_push(args: PushArgs) -> int:
             result = push_site(api, args.directory, service=args.service, env=args.env, limits=limits,
                                parallel=args.parallel, progress=bar.advance, on_plan=bar.plan,
                                cache=cache, save_cache=False, keep=_KEPT, on_walk=bar.walked,
-                               hashed=bar.hashed)
+                               hashed=bar.hashed if bar.enabled else None)  # no call per file for no bar
         except ApiError:  # the directory was read: its hashes are right (push Rule 5)
             saving = cache.save_soon() if cache is not None else None
             raise
