@@ -336,7 +336,8 @@ async def test_hidden_and_excluded_paths_are_left_out_and_said(tmp_path, extra):
 
 async def test_a_large_push_shows_a_hashing_bar_then_an_uploading_one(tmp_path, monkeypatch):
     """push_run Rule 4: on a terminal, a bar from the walk's end (what is left to hash),
-    then one for the upload once it is known (push Rule 13)."""
+    then one for the upload once it is known (push Rule 13), whose first report (what was
+    sent while hashing) is set rather than counted for the speed."""
     import io
 
     from rich.progress import Progress
@@ -352,20 +353,30 @@ async def test_a_large_push_shows_a_hashing_bar_then_an_uploading_one(tmp_path, 
         def isatty(self):
             return True
 
-    shown = []
-    add, remove = Progress.add_task, Progress.remove_task
+    events, names = [], {}
+    add, remove, reset, advance = Progress.add_task, Progress.remove_task, Progress.reset, Progress.advance
 
     def add_task(self, description, *args, **kwargs):
-        shown.append(("add", description, kwargs.get("total")))
-        return add(self, description, *args, **kwargs)
+        task_id = add(self, description, *args, **kwargs)
+        names[task_id] = description
+        events.append(("add", description, kwargs.get("total")))
+        return task_id
 
     def remove_task(self, task_id):
-        task = self._tasks[task_id]
-        shown.append(("done", task.description, task.completed))
+        events.append(("done", names[task_id], self._tasks[task_id].completed))
         remove(self, task_id)
 
-    monkeypatch.setattr(Progress, "add_task", add_task)
-    monkeypatch.setattr(Progress, "remove_task", remove_task)
+    def reset_task(self, task_id, **kwargs):
+        events.append(("set", names[task_id], kwargs["completed"]))
+        reset(self, task_id, **kwargs)
+
+    def advance_task(self, task_id, n):
+        events.append(("sample", names[task_id], n))
+        advance(self, task_id, n)
+
+    for name, fn in (("add_task", add_task), ("remove_task", remove_task), ("reset", reset_task),
+                     ("advance", advance_task)):
+        monkeypatch.setattr(Progress, name, fn)
     monkeypatch.setattr("sys.stderr", Terminal())
     async with Fleet(tmp_path / "fleet", edges=0) as fleet:
         await fleet.apply(CDN)
@@ -373,4 +384,10 @@ async def test_a_large_push_shows_a_hashing_bar_then_an_uploading_one(tmp_path, 
                                  state_dir=str(tmp_path), hash_cache=False)
         assert await asyncio.to_thread(push_run.run_push, args) == 0
     total = sum(p.stat().st_size for p in site.rglob("*") if p.is_file())
-    assert shown == [("add", "hashing", total), ("done", "hashing", total), ("add", "uploading", total)]
+    assert [e for e in events if e[0] in ("add", "done")] == [
+        ("add", "hashing", total), ("done", "hashing", total), ("add", "uploading", total)]
+    hashing = [n for kind, name, n in events if name == "hashing" and kind == "sample"]
+    assert sorted(hashing) == sorted(p.stat().st_size for p in site.rglob("*") if p.is_file())
+    uploading = [(kind, n) for kind, name, n in events if name == "uploading" and kind in ("set", "sample")]
+    assert uploading[0][0] == "set" and [kind for kind, _ in uploading[1:]] == ["sample"] * (len(uploading) - 1)
+    assert sum(n for _, n in uploading) == total
