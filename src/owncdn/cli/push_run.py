@@ -29,8 +29,8 @@ Rules:
    "uploading" bar from then on. Its first report (a streamed push's: everything sent
    while the directory was hashed, push Rule 6) sets the bar without counting for its
    speed, which Rich averages over the samples of the last 30 s: 600 MB pushed to
-   `owncdn up` from a cold disk ended showing 207 MB/s with that lump as a sample, 182
-   without, the rate of its last 150 MB.
+   `owncdn up` from a cold disk (two runs) ended showing 207 MB/s with that lump as a
+   sample, 182 without, the rate of its last 150 MB.
 5. With ``--wait S`` the command returns once every edge in contact serves the
    release (or failed it), waiting at most S seconds (``GET .../status?wait=S``); it
    exits 1 naming the edges that failed or did not answer. Edges whose event stream
