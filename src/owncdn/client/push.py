@@ -143,12 +143,11 @@ class PushResult:
                  "left_out")
 
     def __init__(self, release: dict[str, Any], files: int, bytes_total: int, blobs_uploaded: int,
-                 bytes_uploaded: int, manifest_bytes: int, seconds: float,
-                 left_out: list[tuple[str, str]] | None = None) -> None:
+                 bytes_uploaded: int, manifest_bytes: int, seconds: float) -> None:
         self.release, self.files, self.bytes_total = release, files, bytes_total
         self.blobs_uploaded, self.bytes_uploaded, self.manifest_bytes = blobs_uploaded, bytes_uploaded, manifest_bytes
         self.seconds = seconds
-        self.left_out = left_out or []  # what the directory held and the push left out (sitedir Rule 10)
+        self.left_out: list[tuple[str, str]] = []  # what the push left out of the directory (sitedir Rule 10)
 
     def __repr__(self) -> str:
         number = self.release.get("number") if isinstance(self.release, dict) else self.release
