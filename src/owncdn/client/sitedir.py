@@ -72,7 +72,7 @@ import stat
 import time
 
 from owncdn.core.content.digest import name_of, new_hasher
-from owncdn.core.content.leftout import WELL_KNOWN, LeaveOut
+from owncdn.core.content.leftout import LeaveOut
 from owncdn.core.content.manifest import MAX_PATH, FileEntry, Manifest, check_path
 
 from .hashcache import HashCache
@@ -301,7 +301,7 @@ def _leave_out(entries: list[os.DirEntry], prefix: str, leave: LeaveOut, left: l
     """Rule 10: the entries of one directory that the push keeps; those it leaves out
     are added to ``left`` as ``(path, why)``. Without patterns only the names beginning
     with "." are asked about."""
-    asked = entries if leave.patterns else [e for e in entries if e.name[:1] == "." and e.name != WELL_KNOWN]
+    asked = entries if leave.patterns else [e for e in entries if e.name[:1] == "."]  # ``why`` decides
     gone = set()
     for entry in asked:
         try:
