@@ -334,6 +334,35 @@ async def test_hidden_and_excluded_paths_are_left_out_and_said(tmp_path, extra):
         assert fleet.store.current_release_number(fleet.env, "blog") == 2
 
 
+@pytest.mark.parametrize("extra", [[], ["--max-file-size", "10MB"]])  # the lean start, and the Typer command
+async def test_the_directorys_ignore_file_is_followed_and_said(tmp_path, extra):
+    """sitedir Rules 10-11, push_run Rule 9: every push of the directory leaves out what its
+    .owncdnignore names, says so, and a line it cannot use refuses the push."""
+    site = tmp_path / "public"
+    make_site(site)
+    (site / "drafts").mkdir()
+    (site / "drafts" / "next.html").write_text("not yet")
+    (site / "about" / "app.js.map").write_text("{}")
+    (site / ".owncdnignore").write_text("# kept off the edges\n/drafts/\n*.map\n")
+    async with Fleet(tmp_path / "fleet", edges=0) as fleet:
+        await fleet.apply(CDN)
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", *extra)
+        assert code == 0, err
+        assert "left out 3 paths as .owncdnignore says: .owncdnignore, about/app.js.map, drafts/\n" in out
+        assert "hidden" not in out
+        files = set(fleet.store.get_release(fleet.env, "blog", 1).manifest["files"])
+        assert "index.html" in files and not {"drafts/next.html", "about/app.js.map", ".owncdnignore"} & files
+
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", "-n", "--json", *extra)
+        assert code == 0, err
+        assert sorted(json.loads(out)["left_out"]) == [".owncdnignore", "about/app.js.map", "drafts/"]
+
+        (site / ".owncdnignore").write_text("*.map\n!about/app.js.map\n")
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", *extra)
+        assert code == 1 and ".owncdnignore:2: '!about/app.js.map': '!'" in err, err
+        assert fleet.store.current_release_number(fleet.env, "blog") == 1
+
+
 async def test_a_large_push_shows_a_hashing_bar_then_an_uploading_one(tmp_path, monkeypatch):
     """push_run Rule 4: on a terminal, a bar from the walk's end (what is left to hash),
     then one for the upload once it is known (push Rule 13), whose first report (what was

@@ -245,6 +245,43 @@ def test_a_pattern_that_cannot_be_used_is_refused_before_anything_is_read(site):
         scan_site(site, Limits(exclude=("/a/../b",)))
 
 
+def test_the_directorys_ignore_file_leaves_its_patterns_out_and_itself(site):
+    """Rule 10: every push of the directory leaves out what its .owncdnignore names."""
+    (site / ".owncdnignore").write_text("# not for the edges\n/drafts\n*.map\n")
+    (site / "drafts").mkdir()
+    os.mkfifo(site / "drafts" / "pipe")  # not walked into
+    (site / "about" / "app.js.map").write_text("{}")
+    for limits in (Limits(), Limits(hidden=True)):  # the file itself is never pushed
+        scanned = scan_site(site, limits)
+        assert sorted(scanned.manifest.files) == ["about/index.html", "copy.html", "index.html"]
+        assert scanned.left_out == [(".owncdnignore", ".owncdnignore"), ("about/app.js.map", ".owncdnignore:3:*.map"),
+                                    ("drafts/", ".owncdnignore:2:/drafts")]
+    both = scan_site(site, Limits(exclude=("*.map",)))
+    assert ("about/app.js.map", "*.map") in both.left_out  # --exclude is asked first
+
+
+def test_an_ignore_file_of_comments_only_is_still_left_out(site):
+    (site / ".owncdnignore").write_text("# nothing yet\n")
+    scanned = scan_site(site, Limits(hidden=True))
+    assert ".owncdnignore" not in scanned.manifest.files and scanned.left_out == [(".owncdnignore", ".owncdnignore")]
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: p.write_text("*.map\n!keep.map\n"), r"\.owncdnignore:2: '!keep\.map': '!'"),
+    (lambda p: p.write_text("../x\n"), r"\.owncdnignore:1: '\.\./x': .*'\.\.'"),
+    (lambda p: p.write_bytes(b"\xff\xfe*.map\n"), "not UTF-8"),
+    (lambda p: p.write_text("a\n" * (40 << 10)), "larger than 64 KiB"),
+    (lambda p: p.mkdir(), "not a regular file"),
+    (lambda p: os.symlink("/etc/hostname", p), "not a regular file"),
+])
+def test_an_ignore_file_that_cannot_be_used_refuses_the_push_naming_it(site, make, words):
+    """Rule 11: a file meant to keep paths out is never skipped."""
+    make(site / ".owncdnignore")
+    with pytest.raises(SiteError, match=words) as exc:
+        scan_site(site)
+    assert str(exc.value).startswith(str(site / ".owncdnignore"))
+
+
 def test_what_is_left_out_is_the_same_on_the_fast_path_and_the_loop(tmp_path, monkeypatch):
     root = tmp_path / "site"
     _tree(root)

@@ -59,7 +59,8 @@ def push(
     exclude: list[str] = typer.Option([], "--exclude", metavar="PATTERN",
                                       help="Leave out paths matching PATTERN (repeatable): '/drafts/**', "
                                            "'*.map' (no leading / matches at any depth), 'node_modules/' "
-                                           "(a trailing / matches directories only)."),
+                                           "(a trailing / matches directories only). A .owncdnignore at the "
+                                           "directory's top holds such patterns for every push of it, one a line."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n",
                                  help="Only say which paths the push would change and what it would upload; "
                                       "nothing is uploaded or created."),

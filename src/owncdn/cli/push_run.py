@@ -44,14 +44,15 @@ Rules:
    reference cycles and its process ends with it, and the collector's passes over the
    hash cache's and the manifest's objects took about 2 ms of the 33-35 ms a one-file
    push of the Python docs spends in the command itself (1,065 files, median of 40).
-8. A push imports none of ``json``, ``re`` (but for ``--exclude`` patterns) or ``enum``
+8. A push imports none of ``json``, ``re`` (but for ``--exclude`` or ``.owncdnignore`` patterns) or ``enum``
    (``client/pushapi.py`` Rule 5); one the hash cache answered for none of ``hashlib``,
    ``socket`` or ``collections`` either (their C parts where it needs them: ``_json``,
    ``_sha256``, ``_socket``; together about 10 ms of the command's start);
    ``tests/cli/test_cli_push.py`` checks it.
 9. What the push left out of the directory (``sitedir`` Rule 10) is said after the
    result: hidden paths in one line (with the flag that pushes them), paths matching
-   ``--exclude`` in another, each naming the first ``LEFT_OUT_SHOWN``; ``--json``
+   ``--exclude`` in another, those the directory's ``.owncdnignore`` leaves out (and
+   that file) in a third, each naming the first ``LEFT_OUT_SHOWN``; ``--json``
    lists every one (``left_out``). A push that leaves out nothing says nothing more.
 10. What the push read (the walk, the site, the hash cache: ``push_site(keep=)``, push
    Rule 12) is kept in ``_KEPT``, so that nothing frees it before the process ends
@@ -276,13 +277,15 @@ class _Bar:
 
 def left_out_lines(left_out: list[tuple[str, str]], shown: int = LEFT_OUT_SHOWN) -> str:
     """Rule 9: the lines that say what the push left out of the directory ("" for nothing)."""
-    from owncdn.core.content.leftout import HIDDEN
+    from owncdn.core.content.leftout import HIDDEN, IGNORE_FILE
 
     hidden = [path for path, why in left_out if why == HIDDEN]
-    matched = [path for path, why in left_out if why != HIDDEN]
+    ignored = [path for path, why in left_out if why.startswith(IGNORE_FILE)]  # the file, or a line of it
+    matched = [path for path, why in left_out if why != HIDDEN and not why.startswith(IGNORE_FILE)]
     lines = ""
     for paths, before, after, how in ((hidden, "hidden ", "", " (--hidden pushes them)"),
-                                      (matched, "", " matching --exclude", "")):
+                                      (matched, "", " matching --exclude", ""),
+                                      (ignored, "", f" as {IGNORE_FILE} says", "")):
         if paths:
             names = ", ".join(paths[:shown]) + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
             lines += f"left out {len(paths)} {before}path{'' if len(paths) == 1 else 's'}{after}: {names}{how}\n"

@@ -59,10 +59,16 @@ Rules:
    and not kept.
 10. Hidden names (``.git``, ``.env``: a name beginning with "."; never ``.well-known``)
    are left out unless ``Limits.hidden``, and so is what ``Limits.exclude``'s patterns
-   match (``core/content/leftout.py``); a directory left out is not walked into. Each
-   is listed in ``Walk.left_out`` and ``Site.left_out`` as ``(path, why)`` (a
-   directory's path ends in "/"; ``why`` is ``"hidden"`` or the pattern), for the
-   command to say what it did not push. The limits count only the files kept.
+   and those of the directory's own ``.owncdnignore`` match (``core/content/leftout.py``
+   Rules 2 and 5; that file itself is never pushed); a directory left out is not walked
+   into. Each is listed in ``Walk.left_out`` and ``Site.left_out`` as ``(path, why)`` (a
+   directory's path ends in "/"; ``why`` is ``"hidden"``, the pattern, or
+   ``".owncdnignore:LINE:PATTERN"``), for the command to say what it did not push. The
+   limits count only the files kept.
+11. The ignore file is read when it is a regular file at the top of the directory, of at
+   most ``IGNORE_FILE_BYTES``, in UTF-8; one that is something else (a symlink, a
+   directory), larger, or holds a line ``parse_ignore`` refuses, refuses the push naming
+   it, before anything is read or sent: a file meant to keep paths out is not skipped.
 """
 
 from __future__ import annotations
@@ -72,7 +78,7 @@ import stat
 import time
 
 from owncdn.core.content.digest import name_of, new_hasher
-from owncdn.core.content.leftout import LeaveOut
+from owncdn.core.content.leftout import IGNORE_FILE, LeaveOut, parse_ignore
 from owncdn.core.content.manifest import MAX_PATH, FileEntry, Manifest, check_path
 
 from .hashcache import HashCache
@@ -83,6 +89,7 @@ READ_CHUNK = 1 << 20
 KEEP_FILE = 64 << 10  # Rule 9: files up to this size are kept whole as they are hashed
 AHEAD_FILES = 32  # Rule 5: files opened and announced to the kernel ahead of the one hashed
 AHEAD_BYTES = 16 << 20  # ... and at most this many of their bytes (of a large file, its first ones)
+IGNORE_FILE_BYTES = 64 << 10  # Rule 11
 
 
 TYPE_CHECKING = False  # paths are strings here: `owncdn push` starts without importing pathlib
@@ -159,7 +166,7 @@ def walk_site(root: str | Path, limits: Limits = Limits(), cache: HashCache | No
         raise SiteError(f"{top}: not a directory")
     real_root = os.path.realpath(top)
     try:
-        leave = LeaveOut(limits.hidden, limits.exclude)
+        leave = LeaveOut(limits.hidden, limits.exclude, *_ignored(top))
     except ValueError as exc:
         raise SiteError(str(exc)) from None
     left: list[tuple[str, str]] = []
@@ -170,6 +177,34 @@ def walk_site(root: str | Path, limits: Limits = Limits(), cache: HashCache | No
     _check_sizes(top, files, limits)
     left.sort()  # the walk pops directories last first
     return Walk(root, files, cache, left)
+
+
+def _ignored(top: str) -> tuple[list[tuple[int, str]], bool]:
+    """Rule 11: the patterns of ``top``'s ignore file and whether it has one."""
+    path = os.path.join(top, IGNORE_FILE)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return [], False
+    except OSError as exc:
+        raise SiteError(f"{path}: cannot read the file ({exc.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise SiteError(f"{path}: not a regular file; the patterns a push leaves out are read from a regular "
+                        "file only (a symlink or directory of that name is refused rather than skipped)")
+    if st.st_size > IGNORE_FILE_BYTES:
+        raise SiteError(f"{path}: larger than {IGNORE_FILE_BYTES // 1024} KiB; "
+                        "it holds patterns, one a line")
+    try:
+        with open(path, "rb") as f:
+            text = f.read(IGNORE_FILE_BYTES + 1).decode("utf-8")
+    except OSError as exc:
+        raise SiteError(f"{path}: cannot read the file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise SiteError(f"{path}: not UTF-8 text") from None
+    try:
+        return parse_ignore(text), True
+    except ValueError as exc:
+        raise SiteError(f"{os.path.join(top, '')}{exc}") from None
 
 
 class Walk:
@@ -301,7 +336,7 @@ def _leave_out(entries: list[os.DirEntry], prefix: str, leave: LeaveOut, left: l
     """Rule 10: the entries of one directory that the push keeps; those it leaves out
     are added to ``left`` as ``(path, why)``. Without patterns only the names beginning
     with "." are asked about."""
-    asked = entries if leave.patterns else [e for e in entries if e.name[:1] == "."]  # ``why`` decides
+    asked = entries if leave.matching else [e for e in entries if e.name[:1] == "."]  # ``why`` decides
     gone = set()
     for entry in asked:
         try:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from owncdn.core.content.leftout import HIDDEN, LeaveOut, check, is_hidden
+from owncdn.core.content.leftout import HIDDEN, IGNORE_FILE, LeaveOut, check, is_hidden, parse_ignore
 
 
 @pytest.mark.parametrize("name, hidden", [
@@ -65,6 +65,62 @@ def test_why_a_path_is_left_out(hidden, patterns, path, is_dir, why):
 
 def test_nothing_is_left_out_only_with_hidden_names_and_no_pattern():
     assert LeaveOut(True).nothing and not LeaveOut(False).nothing and not LeaveOut(True, ["*.map"]).nothing
+    assert not LeaveOut(True, ignore_file=True).nothing  # the file itself, even with no pattern in it
+    assert not LeaveOut(True, ignored=[(1, "*.map")]).nothing
+    assert not LeaveOut(False).matching and LeaveOut(False, ignored=[(1, "a")]).matching
+
+
+# Rule 5: (text, patterns with their line numbers)
+IGNORE_ROWS = [
+    ("", []),
+    ("\n\n  \n", []),
+    ("*.map\n", [(1, "*.map")]),
+    ("# drafts are not for the edges\n/drafts/**\n\nnode_modules/\n", [(2, "/drafts/**"), (4, "node_modules/")]),
+    ("  *.psd  \r\n\t/tmp/**\t\n", [(1, "*.psd"), (2, "/tmp/**")]),  # spaces around dropped; CRLF lines
+    ("a\n  # an indented comment\nb", [(1, "a"), (3, "b")]),  # the last line needs no newline
+    ("a#b\n", [(1, "a#b")]),  # '#' starts a comment only at a line's start
+]
+
+
+@pytest.mark.parametrize("text, patterns", IGNORE_ROWS)
+def test_an_ignore_file_gives_its_patterns_with_their_lines(text, patterns):
+    assert parse_ignore(text) == patterns
+
+
+@pytest.mark.parametrize("text, line, words", [
+    ("*.map\n!keep.map\n", 2, "'!'"),
+    ("a\n/\n", 2, "empty"),
+    ("../secrets\n", 1, "'..'"),
+])
+def test_an_ignore_file_line_that_cannot_be_used_is_refused_naming_it(text, line, words):
+    with pytest.raises(ValueError) as exc:
+        parse_ignore(text)
+    assert str(exc.value).startswith(f"{IGNORE_FILE}:{line}: ") and words in str(exc.value)
+
+
+# (ignored, path, is_dir, why): what Rules 2, 3 and 5 make of an ignore file's patterns
+IGNORED_ROWS = [
+    ([], "/" + IGNORE_FILE, False, IGNORE_FILE),  # the file itself, before the hidden names
+    ([], "/" + IGNORE_FILE, True, HIDDEN),  # a directory of that name is only hidden
+    ([], "/a/" + IGNORE_FILE, False, HIDDEN),  # only the top's is the push's own
+    ([(3, "*.map")], "/js/app.js.map", False, IGNORE_FILE + ":3:*.map"),
+    ([(1, "node_modules/")], "/node_modules", True, IGNORE_FILE + ":1:node_modules/"),
+    ([(1, "node_modules/")], "/node_modules", False, None),
+    ([(1, "/drafts")], "/drafts", True, IGNORE_FILE + ":1:/drafts"),
+    ([(1, "/drafts")], "/a/drafts", True, None),
+    ([(1, "*.md"), (2, "/drafts/**")], "/drafts/a.md", False, IGNORE_FILE + ":1:*.md"),
+]
+
+
+@pytest.mark.parametrize("ignored, path, is_dir, why", IGNORED_ROWS)
+def test_why_an_ignore_file_leaves_a_path_out(ignored, path, is_dir, why):
+    assert LeaveOut(False, (), ignored, ignore_file=True).why(path, is_dir) == why
+
+
+def test_exclude_patterns_are_asked_before_the_ignore_file():
+    leave = LeaveOut(True, ["*.map"], [(1, "*.map")], ignore_file=True)
+    assert leave.why("/a.map", False) == "*.map" and leave.why("/" + IGNORE_FILE, False) == IGNORE_FILE
+    assert LeaveOut(True).why("/" + IGNORE_FILE, False) is None  # a directory without the file: pushed
 
 
 @pytest.mark.parametrize("pattern, words", [
