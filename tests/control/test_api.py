@@ -340,7 +340,7 @@ def test_purge_wait_ends_at_the_deadline_with_the_pending_nodes(api):
     api.store.node_contact(node_id)
     t0 = time.monotonic()
     body = api.ok("POST", "/v1/envs/prod/purges?wait=0.3", "purge", json={"tag": "home"})
-    assert 0.3 <= time.monotonic() - t0 < 2
+    assert 0.3 <= time.monotonic() - t0 < 10  # at the 0.3 s deadline, not after 60 s
     assert body["complete"] is False and body["acked"] == []
     assert body["pending"] == [{"node_id": node_id, "name": "edge-slow"}]
     assert "less than or equal to 60" in error(api.call("POST", "/v1/envs/prod/purges?wait=61", json={"all": True}), 422)["message"]
@@ -396,10 +396,9 @@ async def test_the_event_stream_catches_up_then_sends_new_versions_and_purges_at
                     break
                 await asyncio.sleep(0.01)
             assert api.store.get_node(node_id).last_contact is not None
-            t0 = time.monotonic()
             await asyncio.to_thread(api.ok, "POST", "/v1/envs/prod/versions", json={"source": "version: 1\n"})
-            (event, data), = await read_events(lines, 1, timeout=1.0)
-            assert (event, data["number"]) == ("config", 2) and time.monotonic() - t0 < 0.5
+            (event, data), = await read_events(lines, 1, timeout=5.0)  # woken, not the 10 s ping
+            assert (event, data["number"]) == ("config", 2)
             await asyncio.to_thread(api.ok, "POST", "/v1/envs/prod/purges", json={"url": "/x"})
             (event, data), = await read_events(lines, 1, timeout=1.0)
             assert (event, data["spec"]) == ("purge", {"url": "/x", "soft": False})
