@@ -61,6 +61,29 @@ async def test_an_empty_directory_is_refused_and_the_release_stays(tmp_path, ext
         assert code == 0 and "release 2 (0 files, 0 B)" in out, (out, err)
 
 
+@pytest.mark.parametrize("extra", [[], ["--max-file-size", "10MB"]])  # the lean start, and the Typer command
+async def test_a_push_comment_is_kept_and_listed(tmp_path, extra):
+    """push Rule 14, releases Rule 16: `owncdn push -m` says why; `owncdn releases` shows it."""
+    site = tmp_path / "public"
+    make_site(site)
+    async with Fleet(tmp_path / "fleet", edges=0) as fleet:
+        await fleet.apply(CDN)
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", "-m", "[v1]", *extra)
+        assert code == 0, err
+        (site / "style.css").write_text("body { color: navy }")  # a second push: the one-request path
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", "--comment", "navy", *extra)
+        assert code == 0, err
+        (site / "index.html").write_text("<h1>again</h1>")
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", *extra)
+        assert code == 0, err
+        releases = await asyncio.to_thread(fleet.api.releases, "production", "blog")
+        assert [(r["number"], r["comment"]) for r in releases] == [(3, ""), (2, "navy"), (1, "[v1]")]
+        code, out, _ = await owncdn(fleet, "releases", "--service", "blog")
+        assert code == 0 and "[v1]" in out and "navy" in out, out  # Rich markup escaped, not eaten
+        code, _, err = await owncdn(fleet, "push", str(site), "--service", "blog", "-m", "two\nlines", *extra)
+        assert code == 1 and "comment" in err, err
+
+
 async def test_push_change_one_file_push_again_releases_rollback(tmp_path):
     site = tmp_path / "public"
     make_site(site)
@@ -149,12 +172,15 @@ def test_the_lean_parser_takes_plain_pushes_and_leaves_the_rest_to_typer():
     assert (parse_lean(["d", "--service", "blog"]).hidden, parse_lean(["d", "--service", "blog"]).exclude) == (False, ())
     many = parse_lean(["d", "--service", "blog", "--hidden", "--exclude", "*.map", "--exclude=/drafts/**"])
     assert (many.hidden, many.exclude) == (True, ("*.map", "/drafts/**"))
+    assert parse_lean(["d", "--service", "blog"]).comment == ""
+    assert parse_lean(["d", "--service", "blog", "-m", "v1.2: a fix"]).comment == "v1.2: a fix"
+    assert parse_lean(["d", "--service", "blog", "--comment=why"]).comment == "why"
     for argv in (["--help"], ["d", "--service", "blog", "--help"], ["d"], ["d", "e", "--service", "b"],
                  ["d", "--service"], ["d", "--service", "b", "--max-file-size", "1MB"],
                  ["d", "--service", "b", "--parallel", "0"], ["d", "--service", "b", "--max-files", "x"],
                  ["d", "--service", "b", "--wait", "-1"], ["d", "--service", "b", "--bogus"],
                  ["d", "--service", "b", "--json=yes"], ["d", "--service", "b", "--exclude"],
-                 ["d", "--service", "b", "--hidden=yes"]):
+                 ["d", "--service", "b", "--hidden=yes"], ["d", "--service", "b", "-m"]):
         assert parse_lean(argv) is None, argv
 
 

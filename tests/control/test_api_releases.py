@@ -336,6 +336,25 @@ def test_409_lists_missing_blobs_then_create_list_and_rollback(api):
     assert r.status_code == 404 and "newest is 2" in r.json()["error"]["message"]
 
 
+def test_a_release_keeps_the_comment_it_was_created_with(api):
+    """Rule 16: ``?comment=`` on both creates, listed with the release."""
+    api.put(b"<h1>one</h1>")
+    m1 = manifest(index__html=b"<h1>one</h1>")
+    first = api.ok("POST", "/v1/services/blog/releases", json={"manifest": m1},
+                   params={"env": "production", "comment": "v1.0: first – with ünïcode & a ?query"})
+    m2 = manifest(index__html=b"<h1>two</h1>")
+    second = api.ok("POST", "/v1/services/blog/releases/bundle", content=release_bundle(m2, b"<h1>two</h1>"),
+                    headers=BUNDLE, params={"comment": "v1.1"})
+    api.ok("POST", "/v1/services/blog/releases", json={"manifest": m1})  # none given: none kept
+    listed = api.ok("GET", "/v1/services/blog/releases", "read")
+    assert [(r["number"], r["comment"]) for r in listed] == [
+        (3, ""), (second["number"], "v1.1"), (first["number"], "v1.0: first – with ünïcode & a ?query")]
+    for bad in ("x" * 1001, "two\nlines", "a\x00b"):
+        r = api.call("POST", "/v1/services/blog/releases", json={"manifest": m1}, params={"comment": bad})
+        assert r.status_code == 422, r.text
+    assert len(api.ok("GET", "/v1/services/blog/releases", "read")) == 3  # nothing stored for those
+
+
 def test_only_push_services_of_the_latest_version(api):
     api.put(b"x")
     body = {"manifest": manifest(a=b"x")}

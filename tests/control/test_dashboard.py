@@ -260,13 +260,16 @@ async def test_pushed_releases_roll_back_and_a_pruned_one_offers_no_button(fleet
     site.mkdir()
     for n in (1, 2, 3):
         (site / "index.html").write_text(f"<h1>release {n}</h1>")
-        await asyncio.to_thread(push_site, fleet.api, site, service="blog")
+        await asyncio.to_thread(push_site, fleet.api, site, service="blog", comment=f"<b>v{n}</b>")
     report = await asyncio.to_thread(collect_blobs, fleet.store, fleet.blobs, Retention(keep=2, grace=3600))
     assert report.pruned_releases == 1  # release 1 (blobgc Rule 5)
     await sign_in(page, fleet.admin_token)
     await page.click("nav a[data-page='rollouts']")
     await page.wait_for_selector("#releases-table [data-pruned='blog/1']")
     assert await page.query_selector("button[data-activate='blog/1']") is None
+    shown = await page.inner_text("#releases-table")
+    assert all(f"<b>v{n}</b>" in shown for n in (1, 2, 3))  # each release's comment, as text
+    assert await page.query_selector("#releases-table b") is None
     await page.click("button[data-activate='blog/2']")
     await page.wait_for_selector("#releases-table button[data-activate='blog/3']")
     assert await asyncio.to_thread(fleet.store.current_release_number, "production", "blog") == 2

@@ -207,6 +207,35 @@ def test_releases_stored_before_pruning_keep_their_manifests_and_a_downgrade_dro
     engine.dispose()
 
 
+def test_a_release_keeps_its_comment(store):
+    store.add_release("production", "blog", M1, "1" * 64, 1, 7, author="ci", comment="v1.2: the new front page")
+    add(store, M2, mid="2" * 64)
+    assert [(r.number, r.comment) for r in store.list_releases("production", "blog")] == [
+        (2, ""), (1, "v1.2: the new front page")]
+    assert store.get_release("production", "blog", 1).comment == "v1.2: the new front page"
+    assert store.activate_release("production", "blog", 1).comment == "v1.2: the new front page"
+
+
+def test_releases_stored_before_comments_have_none_and_a_downgrade_drops_them(store_url):
+    engine = create_engine(normalize_url(store_url))
+    insert = text("INSERT INTO releases (env, service, number, manifest_id, manifest, files, bytes, author, "
+                  "created_at) VALUES ('production', 'blog', :n, :id, :m, 1, 7, 'ci', 1.0)")
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0007_release_pruning")
+        conn.execute(insert, {"n": 1, "id": "1" * 64, "m": json.dumps(M1)})
+    with Store(store_url) as s:
+        s.migrate()
+        s.add_release("production", "blog", M2, "2" * 64, 1, 7, comment="why")
+        assert [(r.number, r.comment) for r in s.list_releases("production", "blog")] == [(2, "why"), (1, "")]
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0007_release_pruning")
+        assert conn.execute(text("SELECT number FROM releases ORDER BY number")).scalars().all() == [1, 2]
+    with Store(store_url) as s:
+        s.migrate()
+        assert [r.comment for r in s.list_releases("production", "blog")] == ["", ""]
+    engine.dispose()
+
+
 def test_warming_reads_what_a_push_reads_and_changes_nothing(store):
     add(store, M1)
     before = (store.current_releases("production"), store.list_releases("production", "blog"), store.latest_number("production"))

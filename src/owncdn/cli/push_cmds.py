@@ -61,6 +61,8 @@ def push(
                                            "'*.map' (no leading / matches at any depth), 'node_modules/' "
                                            "(a trailing / matches directories only). A .owncdnignore at the "
                                            "directory's top holds such patterns for every push of it, one a line."),
+    comment: str = typer.Option("", "--comment", "-m",
+                                help="Why this release (kept with it, shown by `owncdn releases` and the dashboard)."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n",
                                  help="Only say which paths the push would change and what it would upload; "
                                       "nothing is uploaded or created."),
@@ -74,7 +76,8 @@ def push(
 
     args = PushArgs(directory, service, env, control_url, token, state_dir, max_files,
                     _size(max_file_size, "--max-file-size"), _size(max_total_size, "--max-total-size"),
-                    parallel, quiet, hash_cache, as_json, wait, allow_empty, dry_run, hidden, tuple(exclude))
+                    parallel, quiet, hash_cache, as_json, wait, allow_empty, dry_run, hidden, tuple(exclude),
+                    comment)
     code = run_push(args)
     if code:
         raise typer.Exit(code)
@@ -86,6 +89,7 @@ def releases(
 ) -> None:
     """The releases of SERVICE, newest first: which is current and which edges serve it."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     rows = _call(client(control_url, token, state_dir).releases, env, service)
@@ -93,13 +97,13 @@ def releases(
         typer.echo(f"{env}: {service} has no releases yet; `owncdn push DIR --service {service}` makes one")
         return
     table = Table(title=f"{env}: releases of {service}")
-    for col in ("release", "current", "files", "size", "created", "by", "served by", "kept"):
-        table.add_column(col)
+    for col in ("release", "current", "files", "size", "created", "by", "comment", "served by", "kept"):
+        table.add_column(col, overflow="fold" if col == "comment" else "ellipsis")  # a comment is shown whole
     for r in rows:
         created = (r.get("created") or "")[:19].replace("T", " ")
         nodes = ", ".join(n["name"] for n in r["nodes"]) or "-"
         table.add_row(str(r["number"]), "*" if r["current"] else "", str(r["files"]), _human(r["bytes"]),
-                      created, r.get("author") or "", nodes,
+                      created, r.get("author") or "", escape(r.get("comment") or ""), nodes,
                       "pruned" if r.get("pruned") else "yes" if r.get("retained", True) else "no")
     Console().print(table)
 

@@ -15,7 +15,7 @@ Rules:
 2. ``lean_main`` parses only plain use: the directory, ``--service``/``-s``,
    ``--env``/``-e``, ``--control``, ``--token``, ``--state-dir``, ``--max-files``,
    ``--parallel``, ``--quiet``/``-q``, ``--hash-cache``/``--no-hash-cache``,
-   ``--allow-empty``, ``--hidden``, ``--exclude`` (as often as wanted), ``--dry-run``
+   ``--allow-empty``, ``--hidden``, ``--exclude`` (as often as wanted), ``--comment``/``-m``, ``--dry-run``
    (``cli/push_dry.py``), ``--json`` and ``--wait``, as ``--opt value`` or ``--opt=value``. Anything else
    (``--help``, an unknown option, a value it cannot read, the byte-size limits, whose
    parser lives with the config model) returns None, and the Typer command parses and
@@ -88,12 +88,12 @@ class PushArgs:
                  max_file_bytes: int = 2 << 30, max_total_bytes: int = 20 << 30, parallel: int = 8,
                  quiet: bool = False, hash_cache: bool = True, as_json: bool = False, wait: float = 0.0,
                  allow_empty: bool = False, dry_run: bool = False, hidden: bool = False,
-                 exclude: tuple[str, ...] = ()) -> None:
+                 exclude: tuple[str, ...] = (), comment: str = "") -> None:
         self.directory, self.service, self.env, self.control, self.token = directory, service, env, control, token
         self.state_dir, self.max_files, self.max_file_bytes = state_dir, max_files, max_file_bytes
         self.max_total_bytes, self.parallel, self.quiet, self.hash_cache = max_total_bytes, parallel, quiet, hash_cache
         self.as_json, self.wait, self.allow_empty, self.dry_run = as_json, wait, allow_empty, dry_run
-        self.hidden, self.exclude = hidden, tuple(exclude)
+        self.hidden, self.exclude, self.comment = hidden, tuple(exclude), comment
 
     def limits(self):
         """The ``sitedir.Limits`` of these arguments."""
@@ -111,7 +111,7 @@ class PushArgs:
 
 _VALUED = {"--service": "service", "-s": "service", "--env": "env", "-e": "env", "--control": "control",
            "--token": "token", "--state-dir": "state_dir", "--max-files": "max_files", "--parallel": "parallel",
-           "--wait": "wait"}
+           "--wait": "wait", "--comment": "comment", "-m": "comment"}
 _FLAGS = {"--quiet": ("quiet", True), "-q": ("quiet", True), "--json": ("as_json", True),
           "--hash-cache": ("hash_cache", True), "--no-hash-cache": ("hash_cache", False),
           "--allow-empty": ("allow_empty", True), "--dry-run": ("dry_run", True),
@@ -151,7 +151,7 @@ def parse_lean(argv: list[str]) -> PushArgs | None:
         return None
     try:
         args = PushArgs(positional[0], str(values["service"]))
-        for key in ("env", "control", "token"):
+        for key in ("env", "control", "token", "comment"):
             if key in values:
                 setattr(args, key, str(values[key]))
         if "state_dir" in values:
@@ -322,7 +322,8 @@ def run_push(args: PushArgs) -> int:
             result = push_site(api, args.directory, service=args.service, env=args.env, limits=limits,
                                parallel=args.parallel, progress=bar.advance, on_plan=bar.plan,
                                cache=cache, save_cache=False, keep=_KEPT, on_walk=bar.walked,
-                               hashed=bar.hashed if bar.enabled else None)  # no call per file for no bar
+                               hashed=bar.hashed if bar.enabled else None,  # no call per file for no bar
+                               comment=args.comment)
         except ApiError:  # the directory was read: its hashes are right (push Rule 5)
             saving = cache.save_soon() if cache is not None else None
             raise

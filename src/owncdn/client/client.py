@@ -230,16 +230,18 @@ class Client(LogsApi, WatchApi):  # logs and analytics: client/logs.py; health, 
             raise _error_from(response)
         return response.content
 
-    def create_release(self, env: str, service: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    def create_release(self, env: str, service: str, manifest: dict[str, Any], comment: str = "") -> dict[str, Any]:
         """A new release (current at once): ``{service, env, number, id, files, bytes}``;
-        ``ApiError`` 409 ``missing_blobs`` with the hashes in ``problems``."""
+        ``ApiError`` 409 ``missing_blobs`` with the hashes in ``problems``. ``comment``: why."""
         if hasattr(manifest, "to_json"):  # a Manifest
             manifest = manifest.to_json()
-        return self._call("POST", f"/v1/services/{_seg(service)}/releases", params={"env": env},
+        params = {"env": env, "comment": comment} if comment else {"env": env}
+        return self._call("POST", f"/v1/services/{_seg(service)}/releases", params=params,
                           json={"manifest": manifest}, timeout=max(self.timeout, 60))
 
     def create_release_with_blobs(self, env: str, service: str, content: bytes | Any,
-                                  size: int | None = None, base: str | None = None) -> dict[str, Any]:
+                                  size: int | None = None, base: str | None = None,
+                                  comment: str = "") -> dict[str, Any]:
         """A new release and its new blobs in one body: a bundle whose first record is the
         manifest's canonical encoding named by its id (``POST .../releases/bundle``), or
         with ``base`` its changes from that manifest."""
@@ -247,6 +249,8 @@ class Client(LogsApi, WatchApi):  # logs and analytics: client/logs.py; health, 
         if size is not None:
             headers["Content-Length"] = str(size)
         params = {"env": env} if base is None else {"env": env, "base": base}
+        if comment:
+            params["comment"] = comment
         return self._call("POST", f"/v1/services/{_seg(service)}/releases/bundle", params=params,
                           content=content, headers=headers, timeout=max(self.timeout, 60))
 

@@ -97,6 +97,9 @@ Rules:
    files is hashed, in the hashing thread, whatever the push then does: a large first
    push uploads while it hashes (Rule 9) and knows what to upload only at the end, so
    without these a progress bar showed nothing until the whole directory was read.
+14. ``comment`` (why the release was pushed) goes with every create the push makes
+   (``?comment=``, ``releases`` Rule 16); without one, the create is called as a client
+   written before comments takes it.
 """
 
 from __future__ import annotations
@@ -166,10 +169,11 @@ def push_site(client: Client | PushApi, root: str | Path, *, service: str, env: 
               progress: Callable[[int], None] | None = None,
               on_plan: Callable[[Site, list[str]], None] | None = None,
               cache: HashCache | None = None, save_cache: bool = True, keep: list | None = None,
-              on_walk: Callable[[Walk], None] | None = None, hashed: Callable[[int], None] | None = None) -> PushResult:
+              on_walk: Callable[[Walk], None] | None = None, hashed: Callable[[int], None] | None = None,
+              comment: str = "") -> PushResult:
     """Rules 1-9. ``on_plan(site, missing)`` is called once the upload is known; ``keep``
     is given what the push read (Rule 12); ``on_walk`` and ``hashed`` tell the hashing
-    (Rule 13)."""
+    (Rule 13); ``comment`` (why) is kept with the release (Rule 14)."""
     started = time.perf_counter()
     walk = walk_site(root, limits, cache)
     if keep is not None:
@@ -180,9 +184,9 @@ def push_site(client: Client | PushApi, root: str | Path, *, service: str, env: 
     site = None if streamed else walk.hash(save=False, on_blob=None if hashed is None else _Hashed(walk, hashed))
     try:
         if streamed:
-            result = _push_streamed(client, walk, service, env, parallel, progress, on_plan, started, hashed)
+            result = _push_streamed(client, walk, service, env, parallel, progress, on_plan, started, hashed, comment)
         else:
-            result = _push(client, site, service, env, parallel, progress, on_plan, started, cache)
+            result = _push(client, site, service, env, parallel, progress, on_plan, started, cache, comment)
         if cache is not None and isinstance(result.release, dict) and isinstance(result.release.get("id"), str):
             cache.released_as(_where(client, env, service), result.release["id"])  # Rule 10
         result.left_out = walk.left_out
@@ -194,14 +198,14 @@ def push_site(client: Client | PushApi, root: str | Path, *, service: str, env: 
 
 def _push(client, site: Site, service: str, env: str, parallel: int, progress: Callable[[int], None] | None,
           on_plan: Callable[[Site, list[str]], None] | None, started: float,
-          cache: HashCache | None = None) -> PushResult:
+          cache: HashCache | None = None, comment: str = "") -> PushResult:
     manifest = site.manifest
     sizes = manifest.blobs if site.remembered else {}
     inline = _inline_guess(site, sizes)
     if inline is not None and hasattr(client, "create_release_with_blobs"):
         base = cache.base_for(_where(client, env, service)) if cache is not None else None
         done = _push_inline(client, site, sizes, inline, service, env, parallel, progress, on_plan,
-                            (base, cache.old) if base is not None else None)
+                            (base, cache.old) if base is not None else None, comment)
         if done is not None:
             release, blobs, sent, manifest_bytes = done
             return PushResult(release=release, files=len(manifest.files), bytes_total=manifest.total_bytes,
@@ -216,12 +220,12 @@ def _push(client, site: Site, service: str, env: str, parallel: int, progress: C
     uploaded = upload_blobs(client, site, missing, parallel, progress,
                             first=(lambda: _announce(client, env, service, body)) if big else None)
     try:
-        release = client.create_release(env, service, body)
+        release = _create(client, env, service, body, comment)
     except ApiError as exc:
         if exc.code != "missing_blobs":
             raise
         uploaded += upload_blobs(client, site, [h for h in exc.problems if h in site.sources], parallel, progress)
-        release = client.create_release(env, service, body)
+        release = _create(client, env, service, body, comment)
     return PushResult(release=release, files=len(manifest.files), bytes_total=manifest.total_bytes,
                       blobs_uploaded=len(set(missing)), bytes_uploaded=uploaded,
                       manifest_bytes=len(body.canonical()) + len(b'{"manifest":}'),
@@ -230,7 +234,7 @@ def _push(client, site: Site, service: str, env: str, parallel: int, progress: C
 
 def _push_streamed(client, walk: Walk, service: str, env: str, parallel: int,
                    progress: Callable[[int], None] | None, on_plan: Callable[[Site, list[str]], None] | None,
-                   started: float, hashed: Callable[[int], None] | None = None) -> PushResult:
+                   started: float, hashed: Callable[[int], None] | None = None, comment: str = "") -> PushResult:
     """Rule 9: the questions and uploads run while the directory is hashed."""
     from .workers import Workers
 
@@ -253,12 +257,12 @@ def _push_streamed(client, walk: Walk, service: str, env: str, parallel: int,
         workers.stop(exc)  # Rule 3: nothing more is sent; the threads end the request they are in
         raise
     try:
-        release = client.create_release(env, service, body)
+        release = _create(client, env, service, body, comment)
     except ApiError as exc:  # Rule 4
         if exc.code != "missing_blobs":
             raise
         uploaded += upload_blobs(client, site, [h for h in exc.problems if h in site.sources], parallel, progress)
-        release = client.create_release(env, service, body)
+        release = _create(client, env, service, body, comment)
     manifest = site.manifest
     return PushResult(release=release, files=len(manifest.files), bytes_total=manifest.total_bytes,
                       blobs_uploaded=len(stream.missing), bytes_uploaded=uploaded,
@@ -395,7 +399,8 @@ def _inline_guess(site: Site, sizes: dict[str, int]) -> list[str] | None:
 def _push_inline(client, site: Site, sizes: dict[str, int], inline: list[str], service: str, env: str,
                  parallel: int, progress: Callable[[int], None] | None,
                  on_plan: Callable[[Site, list[str]], None] | None,
-                 base: tuple[str, dict[str, tuple]] | None = None) -> tuple[dict, int, int, int] | None:
+                 base: tuple[str, dict[str, tuple]] | None = None,
+                 comment: str = "") -> tuple[dict, int, int, int] | None:
     """Rule 7: ``(release, blobs sent, their bytes, manifest bytes)``, or None when the
     control plane has no release bundle endpoint. ``base``: Rule 10's (manifest id, the
     hash cache's entries of its files)."""
@@ -412,11 +417,11 @@ def _push_inline(client, site: Site, sizes: dict[str, int], inline: list[str], s
         parts[1] = _changes_record(base[1], site.manifest, site.hashed)
         parts[0] = header(manifest_id, len(parts[1]))
         try:
-            release = client.create_release_with_blobs(env, service, b"".join(parts), base=base[0])
+            release = _create_with_blobs(client, env, service, b"".join(parts), comment, base=base[0])
         except ApiError as exc:
             if exc.code not in _NOT_CHANGES:
                 return _inline_failed(exc, client, site, inline, service, env, parallel, progress, sent,
-                                      len(parts[1]) + len(canonical))  # a create that follows sends it whole
+                                      len(parts[1]) + len(canonical), comment)  # a create that follows sends it whole
             manifest_bytes, parts[1] = len(parts[1]), canonical  # the whole manifest, as before
         else:
             if progress is not None:
@@ -424,10 +429,10 @@ def _push_inline(client, site: Site, sizes: dict[str, int], inline: list[str], s
             return release, len(inline), sent, len(parts[1])
     parts[0] = header(manifest_id, len(canonical))
     try:
-        release = client.create_release_with_blobs(env, service, b"".join(parts))
+        release = _create_with_blobs(client, env, service, b"".join(parts), comment)
     except ApiError as exc:
         return _inline_failed(exc, client, site, inline, service, env, parallel, progress, sent,
-                              manifest_bytes + len(canonical))
+                              manifest_bytes + len(canonical), comment)
     if progress is not None:
         progress(sent)
     return release, len(inline), sent, manifest_bytes + len(canonical)
@@ -457,6 +462,22 @@ def _changes_record(old: dict[str, tuple], manifest, hashed: list[str] | None = 
     return ("{" + ",".join(out) + "}").encode()
 
 
+def _create(client, env: str, service: str, manifest, comment: str) -> dict:
+    """Rule 14: the release created, with its comment when there is one (a client
+    written before comments takes none)."""
+    if comment:
+        return client.create_release(env, service, manifest, comment=comment)
+    return client.create_release(env, service, manifest)
+
+
+def _create_with_blobs(client, env: str, service: str, body: bytes, comment: str, base: str | None = None) -> dict:
+    """Rule 14, for a release bundle (Rule 7)."""
+    kwargs = {"base": base} if base is not None else {}
+    if comment:
+        kwargs["comment"] = comment
+    return client.create_release_with_blobs(env, service, body, **kwargs)
+
+
 def _where(client, env: str, service: str) -> str:
     """Rule 10: the control plane, environment and service a release was created at."""
     return f"{getattr(client, 'base_url', '')} {env} {service}"
@@ -464,7 +485,7 @@ def _where(client, env: str, service: str) -> str:
 
 def _inline_failed(exc: ApiError, client, site: Site, inline: list[str], service: str, env: str, parallel: int,
                    progress: Callable[[int], None] | None, sent: int,
-                   manifest_bytes: int) -> tuple[dict, int, int, int] | None:
+                   manifest_bytes: int, comment: str = "") -> tuple[dict, int, int, int] | None:
     """Rule 7 when the release bundle was refused: the blobs it lacked uploaded and the
     release created again, None for a control plane without the endpoint, or the error."""
     if exc.code == "hash_mismatch":
@@ -474,7 +495,7 @@ def _inline_failed(exc: ApiError, client, site: Site, inline: list[str], service
             progress(sent)
         lacking = [h for h in exc.problems if h in site.sources]
         sent += upload_blobs(client, site, lacking, parallel, progress)
-        release = client.create_release(env, service, site.manifest.to_json())
+        release = _create(client, env, service, site.manifest.to_json(), comment)
         return release, len(set(inline) | set(lacking)), sent, manifest_bytes
     if exc.status in (404, 405) and exc.code in ("not_found", "method_not_allowed", "http_error"):
         return None  # an older control plane: ask, upload, create

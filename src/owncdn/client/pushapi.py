@@ -120,9 +120,10 @@ class PushApi:
         except FileChanged as exc:
             raise SiteError(f"{exc}: it changed while it was being pushed; push again") from None
 
-    def create_release(self, env: str, service: str, manifest: dict[str, Any] | Manifest) -> dict[str, Any]:
-        return self._call("POST", f"/v1/services/{quote(service, safe='')}/releases?env={quote(env, safe='')}",
-                          manifest_body(manifest), retry=False)
+    def create_release(self, env: str, service: str, manifest: dict[str, Any] | Manifest,
+                       comment: str = "") -> dict[str, Any]:
+        return self._call("POST", f"/v1/services/{quote(service, safe='')}/releases?env={quote(env, safe='')}"
+                          + _comment_query(comment), manifest_body(manifest), retry=False)
 
     def announce_release(self, env: str, service: str, manifest: dict[str, Any] | Manifest) -> dict[str, Any]:
         """Tell the edges about the release whose blobs are about to be uploaded, so they
@@ -131,10 +132,11 @@ class PushApi:
                           manifest_body(manifest))
 
     def create_release_with_blobs(self, env: str, service: str, body: bytes | Iterable[bytes],
-                                  size: int | None = None, base: str | None = None) -> dict[str, Any]:
+                                  size: int | None = None, base: str | None = None,
+                                  comment: str = "") -> dict[str, Any]:
         """One request: the manifest (or with ``base``, its changes from that manifest) and
         new blobs as a bundle (``release_bundle``)."""
-        query = f"env={quote(env, safe='')}" + (f"&base={quote(base, safe='')}" if base else "")
+        query = f"env={quote(env, safe='')}" + (f"&base={quote(base, safe='')}" if base else "") + _comment_query(comment)
         return self._call("POST", f"/v1/services/{quote(service, safe='')}/releases/bundle?{query}",
                           body, BUNDLE_TYPE, size, retry=False)
 
@@ -253,6 +255,11 @@ def split_url(url: str) -> tuple[str, str, int | None, str] | None:
             return None
         port = int(port_text)
     return scheme, host.lower(), port, slash + path
+
+
+def _comment_query(comment: str) -> str:
+    """``&comment=...`` for a release create (``releases`` Rule 16), or nothing."""
+    return f"&comment={quote(comment, safe='')}" if comment else ""
 
 
 def _json(value: Any) -> bytes:

@@ -106,6 +106,11 @@ checks one entry instead of 11 MB of manifest. The new manifest's encoding (its 
 the text stored) is the base's edited at the changed paths (``changes.py`` Rule 6),
 so Rule 9 keeps each manifest with its encoding.
 
+Rule 16: both creates take ``?comment=`` (at most ``MAX_COMMENT`` characters, one line:
+why the release was pushed, ``owncdn push -m``), kept with the release and listed with
+it, as a config version keeps its own. A query parameter, so the JSON create and the
+bundle (whose body is records) take it the same way.
+
 Rule 11: the endpoints a push calls are coroutines that do their blocking work in
 one worker-thread step (``run_in_threadpool``): FastAPI runs a plain function
 endpoint in a worker thread and then, for its response model, validates the answer
@@ -157,6 +162,9 @@ __all__ = ["router"]
 router = APIRouter(tags=["push"])
 ServiceName = Annotated[str, Path(min_length=1, max_length=200, description="The push service's name.")]
 EnvQuery = Annotated[str, Query(pattern=ENV_PATTERN, description="Environment, e.g. `staging`.")]
+MAX_COMMENT = 1000
+CommentQuery = Annotated[str, Query(max_length=MAX_COMMENT, pattern=r"^[^\x00-\x1f\x7f]*$",
+                                    description="Why the release was pushed (Rule 16): one line, kept and listed with it.")]
 Number = Annotated[int, Path(ge=1, description="Release number.")]
 MAX_LISTED_MISSING = 10_000
 _CHECKS = concurrent.futures.ThreadPoolExecutor(4, "manifest-check")  # Rule 13
@@ -207,15 +215,16 @@ def _parsed(ctx: ApiContext, body: ReleaseCreate, env: str, name: str):
     responses=error_responses(400, 401, 403, 404, 409, 422),
 )
 async def create_release(name: ServiceName, body: ReleaseCreate, ctx: Ctx, blobs: Blobs,
-                         token: Annotated[Token, Depends(require("deploy"))], env: EnvQuery = "production") -> ReleaseCreated:
-    return await run_in_threadpool(_create_from_json, ctx, env, name, body, blobs, token.name)  # Rule 11
+                         token: Annotated[Token, Depends(require("deploy"))], env: EnvQuery = "production",
+                         comment: CommentQuery = "") -> ReleaseCreated:
+    return await run_in_threadpool(_create_from_json, ctx, env, name, body, blobs, token.name, comment)  # Rule 11
 
 
 def _create_from_json(ctx: ApiContext, env: str, name: str, body: ReleaseCreate, blobs: BlobStore,
-                      author: str) -> ReleaseCreated:
+                      author: str, comment: str = "") -> ReleaseCreated:
     manifest = _parsed(ctx, body, env, name)
     _push_service(ctx, env, name)
-    return _create(ctx, env, name, manifest, blobs, author)
+    return _create(ctx, env, name, manifest, blobs, author, comment=comment)
 
 
 @router.post(
@@ -251,7 +260,8 @@ async def create_release_with_blobs(name: ServiceName, request: Request, ctx: Ct
                                     base: Annotated[str | None, Query(
                                         pattern="^[0-9a-f]{64}$",
                                         description="The id of a release's manifest: the first record then holds "
-                                                    "the changes from it (Rule 15)")] = None) -> ReleaseCreated:
+                                                    "the changes from it (Rule 15)")] = None,
+                                    comment: CommentQuery = "") -> ReleaseCreated:
     """Rule 5: the first record is the manifest (canonical JSON, named by its id), or
     with ``base`` its changes from that manifest (Rule 15); the others are blobs."""
     got: list[tuple[Manifest, Encoded]] = []
@@ -293,7 +303,7 @@ async def create_release_with_blobs(name: ServiceName, request: Request, ctx: Ct
     claim = claims[0]  # read raw: ended, before receive_bundle did (uploadsink Rule 4)
     missing = claim.result() if isinstance(claim, concurrent.futures.Future) else await claim
     manifest, encoded = got[0]
-    return await run_in_threadpool(_create, ctx, env, name, manifest, blobs, token.name, missing, encoded)
+    return await run_in_threadpool(_create, ctx, env, name, manifest, blobs, token.name, missing, encoded, comment)
 
 
 def _retrieved(future: asyncio.Future) -> None:
@@ -381,7 +391,7 @@ def _canonical(doc: dict, data: bytes) -> bool:
 
 
 def _create(ctx: ApiContext, env: str, name: str, manifest: Manifest, blobs: BlobStore, author: str,
-            unclaimed: list[str] | None = None, encoded: Encoded | None = None) -> ReleaseCreated:
+            unclaimed: list[str] | None = None, encoded: Encoded | None = None, comment: str = "") -> ReleaseCreated:
     """Rules 1 and 3, once the manifest and the service are checked. ``unclaimed``: the
     blobs a claim of the whole manifest just found missing (Rule 5), looked at again;
     ``encoded``: the manifest's JSON and its canonical text, when the caller has them
@@ -402,7 +412,7 @@ def _create(ctx: ApiContext, env: str, name: str, manifest: Manifest, blobs: Blo
     changes = changes_for(previous, manifest, named)  # Rule 14
     expect_manifest(ctx, env, name, manifest.id, body, inline, text, changes)  # no store read, from now on
     release = ctx.store.add_release(env, name, body, manifest.id, len(manifest.files),
-                                    manifest.total_bytes, author=author, manifest_text=text)
+                                    manifest.total_bytes, author=author, manifest_text=text, comment=comment)
     remember_manifest(ctx, env, name, release.number, release.id)
     _remember(ctx, env, name, manifest)  # Rule 9
     forget_upcoming(ctx, env, name, release.id)  # Rule 8: announced, now real
@@ -645,6 +655,7 @@ def _pruned(env: str, name: str, number: int, what: str, problems: list[str] | N
 
 def _out(release: Release, current: int | None, nodes: list[ReleaseNode], retained: bool) -> ReleaseOut:
     return ReleaseOut(number=release.number, id=release.id, files=release.files, bytes=release.bytes,
-                      author=release.author, created=utc(release.created_at), current=release.number == current,
+                      author=release.author, comment=release.comment, created=utc(release.created_at),
+                      current=release.number == current,
                       nodes=nodes, retained=retained and release.pruned_at is None,
                       pruned=release.pruned_at is not None)

@@ -77,6 +77,7 @@ class ReleaseOut(BaseModel):
     files: int
     bytes: int
     author: str
+    comment: str = Field("", description="Why it was pushed (`owncdn push -m`), as given.")
     created: datetime | None
     current: bool = Field(description="The release edges serve (or are switching to) now.")
     nodes: list[ReleaseNode] = Field(description="Nodes that reported serving this release.")

@@ -1,10 +1,10 @@
-"""The tables of pushed releases (migrations ``0004_releases``, ``0007_release_pruning``),
-on the store's ``Base``.
+"""The tables of pushed releases (migrations ``0004_releases``, ``0007_release_pruning``,
+``0008_release_comments``), on the store's ``Base``.
 
 Rules:
 1. ``releases`` rows are immutable: (env, service, number) numbered 1, 2, 3... per
    service; the manifest (JSON) is stored whole with its id (its SHA-256), file count
-   and bytes, so listing needs no manifest. Blob GC drops the manifest of a release
+   and bytes, so listing needs no manifest, and with the pusher's ``comment`` (why). Blob GC drops the manifest of a release
    outside the retention (``manifest`` NULL, ``pruned_at`` set: ``releasestore`` Rule
    10); nothing else about a row ever changes.
 2. ``current_releases`` holds one pointer per (env, service): the release edges
@@ -37,6 +37,7 @@ class ReleaseRow(Base):
     author: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[float] = mapped_column(Double)
     pruned_at: Mapped[float | None] = mapped_column(Double)
+    comment: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class CurrentReleaseRow(Base):

@@ -89,6 +89,7 @@ class Release:
     created_at: float
     manifest: dict | None = None  # None when listed, or pruned
     pruned_at: float | None = None  # blob GC dropped its manifest then (Rule 10)
+    comment: str = ""  # why it was pushed (`owncdn push -m`)
 
 
 @dataclass(frozen=True)
@@ -131,10 +132,10 @@ class ReleaseStore:
     ``_lock`` and ``_now``."""
 
     def add_release(self, env: str, service: str, manifest: dict | None, manifest_id: str, files: int,
-                    size: int, author: str = "", manifest_text: str | None = None) -> Release:
+                    size: int, author: str = "", manifest_text: str | None = None, comment: str = "") -> Release:
         """Store the next release of ``service`` in ``env`` and make it current (Rule 1).
         ``manifest_text``: ``manifest`` in JSON already (its canonical encoding), stored
-        as it is (``engine`` Rule 4); ``manifest`` may then be None."""
+        as it is (``engine`` Rule 4); ``manifest`` may then be None. ``comment``: why."""
         if manifest_text is not None:
             manifest = EncodedJSON(manifest, manifest_text)
         last_number, insert, point = _adding(self.backend)
@@ -143,10 +144,11 @@ class ReleaseStore:
         def work(s: Connection) -> Release:  # Rule 8: three statements
             number, now = (s.scalar(last_number, key) or 0) + 1, self._now()
             s.execute(insert, {**key, "number": number, "manifest_id": manifest_id, "manifest": manifest,
-                               "files": files, "bytes": size, "author": author, "created_at": now})
+                               "files": files, "bytes": size, "author": author, "created_at": now,
+                               "comment": comment})
             s.execute(point, {**key, "number": number, "activated_at": now, "author": author})
             return Release(env=env, service=service, number=number, id=manifest_id, files=files, bytes=size,
-                           author=author, created_at=now)
+                           author=author, created_at=now, comment=comment)
 
         return self._write_rows(work, f"adding a release of {service!r} in {env!r}")
 
@@ -204,7 +206,7 @@ class ReleaseStore:
         query = query.order_by(ReleaseRow.number.desc()).limit(max(limit, 0))
         return self._read(lambda s: [
             Release(env=r.env, service=r.service, number=r.number, id=r.manifest_id, files=r.files,
-                    bytes=r.bytes, author=r.author, created_at=r.created_at, pruned_at=r.pruned_at)
+                    bytes=r.bytes, author=r.author, created_at=r.created_at, pruned_at=r.pruned_at, comment=r.comment)
             for r in s.execute(query)])
 
     def prune_manifests(self, numbers: dict[tuple[str, str], list[int]], dry_run: bool = False) -> int:
@@ -365,7 +367,7 @@ def _point(s: Session, env: str, service: str, number: int, author: str, now: fl
 def _release(r: ReleaseRow, with_manifest: bool = True) -> Release:
     return Release(env=r.env, service=r.service, number=r.number, id=r.manifest_id, files=r.files,
                    bytes=r.bytes, author=r.author, created_at=r.created_at,
-                   manifest=r.manifest if with_manifest else None, pruned_at=r.pruned_at)
+                   manifest=r.manifest if with_manifest else None, pruned_at=r.pruned_at, comment=r.comment)
 
 
 def _maybe_release(r: ReleaseRow | None) -> Release | None:

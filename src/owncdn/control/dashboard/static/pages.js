@@ -473,8 +473,8 @@ async function releaseTable(ctx, refresh) {
     await refresh();
   };
   return table([{ title: "Service" }, { title: "Release" }, { title: "Files", num: true }, { title: "Size", num: true }, { title: "By" },
-    { title: "Created" }, { title: "Serving" }, { title: "" }],
-  rows.map((r) => [r.service, `#${r.number}`, num(r.files), bytes(r.bytes), r.author, when(r.created), r.nodes.map((n) => n.name).join(", ") || "–",
+    { title: "Comment" }, { title: "Created" }, { title: "Serving" }, { title: "" }],
+  rows.map((r) => [r.service, `#${r.number}`, num(r.files), bytes(r.bytes), r.author, r.comment || "", when(r.created), r.nodes.map((n) => n.name).join(", ") || "–",
     r.current ? badge("current", "ok") : r.pruned ? h("span", { class: "note", "data-pruned": `${r.service}/${r.number}`,
       title: "Blob GC dropped its manifest (it was outside the retention): it can no longer be activated" }, "pruned") : h("button", { type: "button", class: "quiet", "data-activate": `${r.service}/${r.number}`, disabled: !ctx.can("deploy"), onclick: () => activate(r),
       title: r.retained === false ? "Not kept by blob GC: refused if its files were already deleted" : "" },
