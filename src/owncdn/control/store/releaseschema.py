@@ -37,7 +37,7 @@ class ReleaseRow(Base):
     author: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[float] = mapped_column(Double)
     pruned_at: Mapped[float | None] = mapped_column(Double)
-    comment: Mapped[str] = mapped_column(Text, default="", server_default="")
+    comment: Mapped[str] = mapped_column(Text, default="")
 
 
 class CurrentReleaseRow(Base):

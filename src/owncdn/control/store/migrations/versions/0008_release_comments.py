@@ -16,8 +16,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # no server default (the model has none: the store always gives one): NULL, then ''
+    op.add_column("releases", sa.Column("comment", sa.Text(), nullable=True))
+    op.execute("UPDATE releases SET comment = ''")
     with op.batch_alter_table("releases") as batch:
-        batch.add_column(sa.Column("comment", sa.Text(), nullable=False, server_default=""))
+        batch.alter_column("comment", existing_type=sa.Text(), nullable=False)
 
 
 def downgrade() -> None:
