@@ -10,6 +10,7 @@ import time
 import pytest
 
 from owncdn.client import hashcache
+from owncdn.core.content.digest import digest
 from owncdn.testing.fleet import Fleet
 
 CDN = """version: 1
@@ -80,8 +81,18 @@ async def test_a_push_comment_is_kept_and_listed(tmp_path, extra):
         assert [(r["number"], r["comment"]) for r in releases] == [(3, ""), (2, "navy"), (1, "[v1]")]
         code, out, _ = await owncdn(fleet, "releases", "--service", "blog")
         assert code == 0 and "[v1]" in out and "navy" in out, out  # Rich markup escaped, not eaten
-        code, _, err = await owncdn(fleet, "push", str(site), "--service", "blog", "-m", "two\nlines", *extra)
-        assert code == 1 and "comment" in err, err
+        (site / "new.html").write_text("not sent")
+        for bad, says in (("two\nlines", "one line"), ("x" * 1001, "at most 1000")):
+            code, _, err = await owncdn(fleet, "push", str(site), "--service", "blog", "-m", bad, *extra)
+            assert code == 1 and f"--comment: {says}" in err, err  # push_run Rule 11: before anything is sent
+        assert await asyncio.to_thread(fleet.api.missing_blobs, [digest(b"not sent")]) == [digest(b"not sent")]
+
+
+def test_the_commands_comment_limit_is_the_control_planes():
+    from owncdn.cli.push_run import MAX_COMMENT
+    from owncdn.control.api.releases import MAX_COMMENT as API_MAX_COMMENT
+
+    assert MAX_COMMENT == API_MAX_COMMENT
 
 
 async def test_push_change_one_file_push_again_releases_rollback(tmp_path):

@@ -58,6 +58,8 @@ Rules:
    Rule 12) is kept in ``_KEPT``, so that nothing frees it before the process ends
    with ``os._exit`` (``cli/entry.py`` Rule 3): a one-file push of 100,000 files spent
    about 80 ms freeing the walk's rows, the site and the cache.
+11. A ``--comment`` the control plane would refuse (``releases`` Rule 16) is refused
+   before the directory is read, rather than after the upload.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ __all__ = ["DEFAULT_CONTROL", "DEFAULT_STATE", "PushArgs", "lean_main", "run_pus
 DEFAULT_STATE = ".owncdn"  # as cli/fleet_cmds.py
 DEFAULT_CONTROL = "http://127.0.0.1:8400"
 MAX_WAIT = 300.0
+MAX_COMMENT = 1000  # as control/api/releases.py (not imported: FastAPI)
 LEFT_OUT_SHOWN = 5  # Rule 9: paths named in the line that says what was left out
 HASH_BAR_BYTES = 64 << 20  # Rule 4: files to read from this size on get a hashing bar
 _KEPT: list = []  # Rule 10: what a push read, never freed before the process ends
@@ -292,6 +295,15 @@ def left_out_lines(left_out: list[tuple[str, str]], shown: int = LEFT_OUT_SHOWN)
     return lines
 
 
+def comment_problem(comment: str) -> str | None:
+    """Rule 11: why the control plane would refuse ``comment`` (``releases`` Rule 16), or None."""
+    if len(comment) > MAX_COMMENT:
+        return f"at most {MAX_COMMENT} characters, got {len(comment)}"
+    if any(ord(c) < 32 or ord(c) == 127 for c in comment):
+        return "one line of text, without control characters (a newline, a tab)"
+    return None
+
+
 def _fail(message: str) -> int:
     sys.stderr.write(f"owncdn: {message}\n")
     sys.stderr.flush()
@@ -300,6 +312,9 @@ def _fail(message: str) -> int:
 
 def run_push(args: PushArgs) -> int:
     """Rule 1: push, print the result, and with ``wait`` follow the edges (Rule 5)."""
+    problem = comment_problem(args.comment)
+    if problem is not None:
+        return _fail(f"--comment: {problem}")
     if args.dry_run:
         from owncdn.cli.push_dry import run_dry
 
