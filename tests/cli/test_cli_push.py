@@ -88,6 +88,37 @@ async def test_a_push_comment_is_kept_and_listed(tmp_path, extra):
         assert await asyncio.to_thread(fleet.api.missing_blobs, [digest(b"not sent")]) == [digest(b"not sent")]
 
 
+async def test_releases_changes_lists_what_a_release_changed(tmp_path):
+    """push_cmds.release_changes: a release against the one before it, or another."""
+    site = tmp_path / "public"
+    make_site(site)
+    async with Fleet(tmp_path / "fleet", edges=0) as fleet:
+        await fleet.apply(CDN)
+        assert (await owncdn(fleet, "push", str(site), "--service", "blog"))[0] == 0
+        (site / "style.css").write_text("body { color: navy }")
+        (site / "new.html").write_text("new")
+        (site / "big.bin").unlink()
+        assert (await owncdn(fleet, "push", str(site), "--service", "blog"))[0] == 0
+        (site / "index.html").write_text("<h1>home, again</h1>")
+        assert (await owncdn(fleet, "push", str(site), "--service", "blog"))[0] == 0
+
+        code, out, err = await owncdn(fleet, "releases", "--service", "blog", "--changes", "2")
+        assert code == 0, err
+        assert out.splitlines() == ["production: blog release 2 against release 1: 1 changed, 1 added, 1 removed, "
+                                    "2 unchanged", "  - big.bin", "  + new.html", "  ~ style.css"]
+        code, out, _ = await owncdn(fleet, "releases", "--service", "blog", "--changes", "1")
+        assert out.startswith("production: blog release 1 against nothing (the first release): 0 changed, 4 added")
+        code, out, _ = await owncdn(fleet, "releases", "--service", "blog", "--changes", "3", "--against", "1",
+                                    "--json")
+        assert json.loads(out) == {"env": "production", "service": "blog", "release": 3, "against": 1,
+                                   "changed": ["index.html", "style.css"], "added": ["new.html"],
+                                   "removed": ["big.bin"], "unchanged": 1}
+        code, _, err = await owncdn(fleet, "releases", "--service", "blog", "--changes", "9")
+        assert code == 1 and "9" in err, err
+        code, _, err = await owncdn(fleet, "releases", "--service", "blog", "--against", "1")
+        assert code == 1 and "--changes N" in err, err
+
+
 def test_the_commands_comment_limit_is_the_control_planes():
     from owncdn.cli.push_run import MAX_COMMENT
     from owncdn.control.api.releases import MAX_COMMENT as API_MAX_COMMENT

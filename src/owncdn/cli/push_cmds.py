@@ -86,8 +86,19 @@ def push(
 def releases(
     service: str = typer.Option(..., "--service", "-s", help="The push service."),
     env: str = EnvOpt, control_url: str = ControlOpt, token: str = TokenOpt, state_dir: Path = StateOpt,
+    changes: int = typer.Option(None, "--changes", min=1, metavar="N",
+                                help="Instead: the paths release N changed, added and removed against the release "
+                                     "before it."),
+    against: int = typer.Option(None, "--against", min=1, metavar="M",
+                                help="With --changes: compare with release M instead of N-1."),
+    as_json: bool = typer.Option(False, "--json", help="With --changes: one JSON object with every path."),
 ) -> None:
     """The releases of SERVICE, newest first: which is current and which edges serve it."""
+    if changes is not None:
+        release_changes(service, env, control_url, token, state_dir, changes, against, as_json)
+        return
+    if against is not None or as_json:
+        _fail("--against and --json go with --changes N")
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -106,6 +117,33 @@ def releases(
                       created, r.get("author") or "", escape(r.get("comment") or ""), nodes,
                       "pruned" if r.get("pruned") else "yes" if r.get("retained", True) else "no")
     Console().print(table)
+
+
+def release_changes(service: str, env: str, control_url: str | None, token: str | None, state_dir: Path,
+                    number: int, against: int | None, as_json: bool) -> None:
+    """`owncdn releases --changes N`: what release N changed against release N-1 (or
+    ``against``), as `owncdn push --dry-run` lists a push's (``push_dry`` Rule 4); release
+    1 against nothing. A release whose manifest blob GC dropped cannot be compared."""
+    from owncdn.cli.push_dry import marked_lines
+    from owncdn.core.content.changes import path_changes
+    from owncdn.core.content.manifest import parse_manifest
+
+    base = against if against is not None else number - 1 or None
+    api = client(control_url, token, state_dir)
+    new = parse_manifest(_call(api.release_manifest, env, service, number))
+    old = parse_manifest(_call(api.release_manifest, env, service, base)) if base is not None else None
+    changed, added, removed = path_changes(old, new)
+    unchanged = len(new.files) - len(changed) - len(added)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps({"env": env, "service": service, "release": number, "against": base,
+                               "changed": changed, "added": added, "removed": removed, "unchanged": unchanged}))
+        return
+    since = f"release {base}" if base is not None else "nothing (the first release)"
+    typer.echo("\n".join([f"{env}: {service} release {number} against {since}: {len(changed)} changed, "
+                          f"{len(added)} added, {len(removed)} removed, {unchanged} unchanged"]
+                         + marked_lines(changed, added, removed)))
 
 
 def activate(service: str, number: int, env: str, control_url: str | None, token: str | None,

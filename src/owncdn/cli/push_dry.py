@@ -26,7 +26,7 @@ import sys
 
 from owncdn.cli.push_run import PushArgs, _api, _fail, human, left_out_lines
 
-__all__ = ["run_dry"]
+__all__ = ["marked_lines", "run_dry"]
 
 SHOWN = 50
 LISTED = 1000  # releases listed to find the current one, from a control plane that lists no current one alone
@@ -84,11 +84,18 @@ def run_dry(args: PushArgs) -> int:
     lines = [f"{args.env}: {args.service}: dry run, nothing was uploaded or changed",
              f"  against {since}: {len(changed)} changed, {len(added)} added, {len(removed)} removed, "
              f"{files - len(changed) - len(added)} unchanged"]
-    marked = sorted([(p, "~") for p in changed] + [(p, "+") for p in added] + [(p, "-") for p in removed])
-    lines += [f"  {mark} {path}" for path, mark in marked[:SHOWN]]
-    if len(marked) > SHOWN:
-        lines.append(f"  ... and {len(marked) - SHOWN} more (--json lists every path)")
+    lines += marked_lines(changed, added, removed)
     lines.append(f"  a push would upload {len(missing)} blob(s), {human(upload)} "
                  f"(of {files} file{'' if files == 1 else 's'}, {human(total)})")
     sys.stdout.write("\n".join(lines) + "\n" + left_out_lines(site.left_out, SHOWN))
     return 0
+
+
+def marked_lines(changed: list[str], added: list[str], removed: list[str], shown: int = SHOWN) -> list[str]:
+    """Rule 4's path lines: ``~`` changed, ``+`` added, ``-`` removed, in path order, the
+    first ``shown`` of them (`owncdn releases --changes` lists a release's so)."""
+    marked = sorted([(p, "~") for p in changed] + [(p, "+") for p in added] + [(p, "-") for p in removed])
+    lines = [f"  {mark} {path}" for path, mark in marked[:shown]]
+    if len(marked) > shown:
+        lines.append(f"  ... and {len(marked) - shown} more (--json lists every path)")
+    return lines
