@@ -118,6 +118,14 @@ async def test_releases_changes_lists_what_a_release_changed(tmp_path):
         code, _, err = await owncdn(fleet, "releases", "--service", "blog", "--against", "1")
         assert code == 1 and "--changes N" in err, err
 
+        from owncdn.control.blobgc import collect_blobs
+        from owncdn.core.content.retention import Retention
+
+        report = await asyncio.to_thread(collect_blobs, fleet.store, fleet.blobs, Retention(keep=2, grace=3600))
+        assert report.pruned_releases == 1  # release 1
+        code, _, err = await owncdn(fleet, "releases", "--service", "blog", "--changes", "2")
+        assert code == 1 and "release 1: blob GC dropped its manifest" in err and "cannot be compared" in err, err
+
 
 def test_the_commands_comment_limit_is_the_control_planes():
     from owncdn.cli.push_run import MAX_COMMENT

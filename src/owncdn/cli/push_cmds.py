@@ -130,8 +130,8 @@ def release_changes(service: str, env: str, control_url: str | None, token: str 
 
     base = against if against is not None else number - 1 or None
     api = client(control_url, token, state_dir)
-    new = parse_manifest(_call(api.release_manifest, env, service, number))
-    old = parse_manifest(_call(api.release_manifest, env, service, base)) if base is not None else None
+    new = parse_manifest(_manifest(api, env, service, number))
+    old = parse_manifest(_manifest(api, env, service, base)) if base is not None else None
     changed, added, removed = path_changes(old, new)
     unchanged = len(new.files) - len(changed) - len(added)
     if as_json:
@@ -144,6 +144,19 @@ def release_changes(service: str, env: str, control_url: str | None, token: str 
     typer.echo("\n".join([f"{env}: {service} release {number} against {since}: {len(changed)} changed, "
                           f"{len(added)} added, {len(removed)} removed, {unchanged} unchanged"]
                          + marked_lines(changed, added, removed)))
+
+
+def _manifest(api, env: str, service: str, number: int) -> dict:
+    """Release ``number``'s manifest, or exit 1 saying why there is none to compare."""
+    from owncdn.client import ApiError
+
+    try:
+        return api.release_manifest(env, service, number)
+    except ApiError as exc:
+        if exc.code == "release_pruned":
+            _fail(f"{env}: {service} release {number}: blob GC dropped its manifest (it was outside the "
+                  "retention), so it cannot be compared")
+        _fail("\n".join([str(exc)] + [f"  {p}" for p in (exc.problems or [])]))
 
 
 def activate(service: str, number: int, env: str, control_url: str | None, token: str | None,
