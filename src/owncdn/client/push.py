@@ -98,8 +98,7 @@ Rules:
    push uploads while it hashes (Rule 9) and knows what to upload only at the end, so
    without these a progress bar showed nothing until the whole directory was read.
 14. ``comment`` (why the release was pushed) goes with every create the push makes
-   (``?comment=``, ``releases`` Rule 16); without one, the create is called as a client
-   written before comments takes it.
+   (``?comment=``, ``releases`` Rule 16).
 """
 
 from __future__ import annotations
@@ -220,12 +219,12 @@ def _push(client, site: Site, service: str, env: str, parallel: int, progress: C
     uploaded = upload_blobs(client, site, missing, parallel, progress,
                             first=(lambda: _announce(client, env, service, body)) if big else None)
     try:
-        release = _create(client, env, service, body, comment)
+        release = client.create_release(env, service, body, comment=comment)
     except ApiError as exc:
         if exc.code != "missing_blobs":
             raise
         uploaded += upload_blobs(client, site, [h for h in exc.problems if h in site.sources], parallel, progress)
-        release = _create(client, env, service, body, comment)
+        release = client.create_release(env, service, body, comment=comment)
     return PushResult(release=release, files=len(manifest.files), bytes_total=manifest.total_bytes,
                       blobs_uploaded=len(set(missing)), bytes_uploaded=uploaded,
                       manifest_bytes=len(body.canonical()) + len(b'{"manifest":}'),
@@ -257,12 +256,12 @@ def _push_streamed(client, walk: Walk, service: str, env: str, parallel: int,
         workers.stop(exc)  # Rule 3: nothing more is sent; the threads end the request they are in
         raise
     try:
-        release = _create(client, env, service, body, comment)
+        release = client.create_release(env, service, body, comment=comment)
     except ApiError as exc:  # Rule 4
         if exc.code != "missing_blobs":
             raise
         uploaded += upload_blobs(client, site, [h for h in exc.problems if h in site.sources], parallel, progress)
-        release = _create(client, env, service, body, comment)
+        release = client.create_release(env, service, body, comment=comment)
     manifest = site.manifest
     return PushResult(release=release, files=len(manifest.files), bytes_total=manifest.total_bytes,
                       blobs_uploaded=len(stream.missing), bytes_uploaded=uploaded,
@@ -417,7 +416,7 @@ def _push_inline(client, site: Site, sizes: dict[str, int], inline: list[str], s
         parts[1] = _changes_record(base[1], site.manifest, site.hashed)
         parts[0] = header(manifest_id, len(parts[1]))
         try:
-            release = _create_with_blobs(client, env, service, b"".join(parts), comment, base=base[0])
+            release = client.create_release_with_blobs(env, service, b"".join(parts), base=base[0], comment=comment)
         except ApiError as exc:
             if exc.code not in _NOT_CHANGES:
                 return _inline_failed(exc, client, site, inline, service, env, parallel, progress, sent,
@@ -429,7 +428,7 @@ def _push_inline(client, site: Site, sizes: dict[str, int], inline: list[str], s
             return release, len(inline), sent, len(parts[1])
     parts[0] = header(manifest_id, len(canonical))
     try:
-        release = _create_with_blobs(client, env, service, b"".join(parts), comment)
+        release = client.create_release_with_blobs(env, service, b"".join(parts), comment=comment)
     except ApiError as exc:
         return _inline_failed(exc, client, site, inline, service, env, parallel, progress, sent,
                               manifest_bytes + len(canonical), comment)
@@ -462,22 +461,6 @@ def _changes_record(old: dict[str, tuple], manifest, hashed: list[str] | None = 
     return ("{" + ",".join(out) + "}").encode()
 
 
-def _create(client, env: str, service: str, manifest, comment: str) -> dict:
-    """Rule 14: the release created, with its comment when there is one (a client
-    written before comments takes none)."""
-    if comment:
-        return client.create_release(env, service, manifest, comment=comment)
-    return client.create_release(env, service, manifest)
-
-
-def _create_with_blobs(client, env: str, service: str, body: bytes, comment: str, base: str | None = None) -> dict:
-    """Rule 14, for a release bundle (Rule 7)."""
-    kwargs = {"base": base} if base is not None else {}
-    if comment:
-        kwargs["comment"] = comment
-    return client.create_release_with_blobs(env, service, body, **kwargs)
-
-
 def _where(client, env: str, service: str) -> str:
     """Rule 10: the control plane, environment and service a release was created at."""
     return f"{getattr(client, 'base_url', '')} {env} {service}"
@@ -495,7 +478,7 @@ def _inline_failed(exc: ApiError, client, site: Site, inline: list[str], service
             progress(sent)
         lacking = [h for h in exc.problems if h in site.sources]
         sent += upload_blobs(client, site, lacking, parallel, progress)
-        release = _create(client, env, service, site.manifest.to_json(), comment)
+        release = client.create_release(env, service, site.manifest.to_json(), comment=comment)
         return release, len(set(inline) | set(lacking)), sent, manifest_bytes
     if exc.status in (404, 405) and exc.code in ("not_found", "method_not_allowed", "http_error"):
         return None  # an older control plane: ask, upload, create
