@@ -130,8 +130,8 @@ def release_changes(service: str, env: str, control_url: str | None, token: str 
 
     base = against if against is not None else number - 1 or None
     api = client(control_url, token, state_dir)
-    new = parse_manifest(_manifest(api, env, service, number))
-    old = parse_manifest(_manifest(api, env, service, base)) if base is not None else None
+    new = parse_manifest(_call(_manifest, api, env, service, number))
+    old = parse_manifest(_call(_manifest, api, env, service, base)) if base is not None else None
     changed, added, removed = path_changes(old, new)
     unchanged = len(new.files) - len(changed) - len(added)
     if as_json:
@@ -147,16 +147,18 @@ def release_changes(service: str, env: str, control_url: str | None, token: str 
 
 
 def _manifest(api, env: str, service: str, number: int) -> dict:
-    """Release ``number``'s manifest, or exit 1 saying why there is none to compare."""
+    """Release ``number``'s manifest; for a pruned one, exit 1 saying it cannot be compared
+    (other errors go to ``_call``)."""
     from owncdn.client import ApiError
 
     try:
         return api.release_manifest(env, service, number)
     except ApiError as exc:
-        if exc.code == "release_pruned":
-            _fail(f"{env}: {service} release {number}: blob GC dropped its manifest (it was outside the "
-                  "retention), so it cannot be compared")
-        _fail("\n".join([str(exc)] + [f"  {p}" for p in (exc.problems or [])]))
+        if exc.code != "release_pruned":
+            raise
+        _fail(f"{env}: {service} release {number}: blob GC dropped its manifest (it was outside the "
+              "retention), so it cannot be compared")  # exits
+        raise
 
 
 def activate(service: str, number: int, env: str, control_url: str | None, token: str | None,
