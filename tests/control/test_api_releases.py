@@ -148,10 +148,10 @@ def test_missing_scope_is_403(api, token, method, path):
 
 def test_missing_then_put_then_get_with_ranges(api):
     data = bytes(range(256)) * 4000
-    assert api.ok("POST", "/v1/blobs/missing", json={"hashes": [sha(data), sha(data)]}) == {"missing": [sha(data)]}
+    assert api.ok("POST", "/v1/blobs/missing", json={"hashes": [sha(data), sha(data)]}) == {"missing": [sha(data)], "partial": {}}
     assert api.put(data) == sha(data)
     assert api.put(data) == sha(data)  # idempotent
-    assert api.ok("POST", "/v1/blobs/missing", json={"hashes": [sha(data)]}) == {"missing": []}
+    assert api.ok("POST", "/v1/blobs/missing", json={"hashes": [sha(data)]}) == {"missing": [], "partial": {}}
     whole = api.call("GET", f"/v1/blobs/{sha(data)}", "read")
     assert whole.status_code == 200 and whole.content == data and whole.headers["etag"] == f'"{sha(data)}"'
     part = api.call("GET", f"/v1/blobs/{sha(data)}", "read", headers={"Range": "bytes=1000-"})
@@ -199,7 +199,7 @@ def test_sha256_and_blake3_releases_side_by_side_are_served_and_rolled_back(api)
     legacy = manifest(index__html=b"<h1>old</h1>", **{"a.css": b"css"})
     old = api.ok("POST", "/v1/services/blog/releases", json={"manifest": legacy})
     assert api.ok("POST", "/v1/blobs/missing", json={"hashes": [digest(b"css"), sha(b"css"), digest(b"new")]}) == {
-        "missing": [digest(b"css"), digest(b"new")]}
+        "missing": [digest(b"css"), digest(b"new")], "partial": {}}
     stored = api.ok("PUT", f"/v1/blobs/{digest(b'<h1>new</h1>')}", content=b"<h1>new</h1>")
     assert stored == {"sha256": digest(b"<h1>new</h1>"), "size": 12}
     mixed = {"files": {**manifest(**{"a.css": b"css"})["files"], **b3_manifest(**{"index.html": b"<h1>new</h1>"})["files"]}}

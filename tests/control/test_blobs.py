@@ -490,3 +490,23 @@ def test_a_blob_offered_by_two_uploads_stays_readable_until_both_ended(tmp_path)
     assert read_all_ways(store, sha(data), len(data)) == [data] * 3
     store.commit_many(second)
     assert store._offered == {} and read_all_ways(store, sha(data), len(data)) == [data] * 3
+
+
+def test_an_s3_store_refuses_a_resumed_put(tmp_path, seaweed):
+    """It keeps no partial uploads (api/blobs.py Rule 7): 400, as RFC 9110 §14.5 asks."""
+    from owncdn.client import Client
+    from owncdn.client.errors import ApiError
+    from owncdn.control.api import ApiServer, create_app
+    from owncdn.control.store import Store, sqlite_url
+
+    blobs = S3BlobStore("owncdn-blobs", f"t-{secrets.token_hex(4)}/", client=seaweed.client())
+    with Store(sqlite_url(tmp_path)) as store:
+        store.migrate()
+        _, token = store.create_token("ci", {"deploy", "read"})
+        with ApiServer(create_app(store, blobs=blobs)) as server, Client(server.url, token) as client:
+            data = os.urandom(3000)
+            with pytest.raises(ApiError) as caught:
+                client.put_blob(sha(data), data[1000:], offset=1000, size=len(data))
+            assert caught.value.status == 400 and caught.value.code == "no_partial_uploads"
+            assert client.missing_blobs([sha(data)]) == [sha(data)] and client.partial == {}
+            assert client.put_blob(sha(data), data)["size"] == 3000

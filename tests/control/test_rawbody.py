@@ -129,7 +129,7 @@ def test_bundles_are_read_raw_and_the_connection_carries_the_next_requests(serve
                                          "bytes": sum(map(len, datas))}
     status, got = conn.call("POST", "/v1/blobs/missing", json.dumps({"hashes": [digest(d) for d in small + large]}).encode(),
                             content_type="application/json")
-    assert status == 200 and got == {"missing": []}
+    assert status == 200 and got == {"missing": [], "partial": {}}
     assert runs == ["BundleSink", "BundleSink"]
     for data in large:
         assert b"".join(blobs.read(digest(data))) == data
@@ -175,9 +175,12 @@ def test_a_malformed_bundle_is_refused_as_through_asgi(served, tmp_path, body, k
     settled(blobs)
 
 
-def through_asgi(tmp_path, method: str, path: str, body: bytes) -> tuple[int, dict, DirBlobStore]:
+def through_asgi(tmp_path, method: str, path: str, body: bytes,
+                 headers: dict | None = None) -> tuple[int, dict, DirBlobStore]:
     """The same request to a second control plane through an ASGI transport (no socket)."""
     import asyncio
+
+    extra = headers
 
     store = Store(sqlite_url(tmp_path / "asgi"))
     store.migrate()
@@ -189,7 +192,7 @@ def through_asgi(tmp_path, method: str, path: str, body: bytes) -> tuple[int, di
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
             headers = {"Authorization": f"Bearer {token}"}
             await http.post("/v1/envs/production/versions", json={"source": SITE}, headers=headers)
-            return await http.request(method, path, content=body, headers=headers)
+            return await http.request(method, path, content=body, headers={**headers, **(extra or {})})
 
     try:
         got = asyncio.run(go())

@@ -183,7 +183,9 @@ def blobs_gc(
     typer.echo(f"{verb} {r['deleted']} of {r['stored']} blobs ({_human(r['freed_bytes'])}); kept {r['referenced']} "
                f"for {r['retained_releases']} retained releases (newest {r['keep']} per service) and {r['young']} "
                f"younger than {r['grace']:g} s" + (f"; {pruned} older releases {'would be' if r['dry_run'] else 'were'} "
-                                                   "pruned (still listed, no longer activatable)" if pruned else ""))
+                                                   "pruned (still listed, no longer activatable)" if pruned else "")
+               + (f"; {r['partials_dropped']} partial uploads older than a day ({_human(r.get('partial_bytes', 0))}) "
+                  f"{'would be' if r['dry_run'] else 'were'} removed" if r.get("partials_dropped") else ""))
 
 
 def register(app: typer.Typer) -> None:

@@ -17,6 +17,7 @@ from urllib.parse import quote
 import httpx
 
 from .errors import ApiError
+from .pushapi import remember_partials, resumed_range
 from .unreachable import unreachable
 from .logs import LogsApi
 from .watch import WatchApi
@@ -39,6 +40,7 @@ class Client(LogsApi, WatchApi):  # logs and analytics: client/logs.py; health, 
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        self.partial: dict[str, int] = {}  # missing_blobs: bytes kept of uploads that broke
 
     def __repr__(self) -> str:
         return f"<Client {self.base_url}>"
@@ -176,15 +178,25 @@ class Client(LogsApi, WatchApi):  # logs and analytics: client/logs.py; health, 
     # -- push: blobs and releases --------------------------------------------------------
 
     def missing_blobs(self, hashes: list[str]) -> list[str]:
-        """Which of these blob hashes the control plane does not hold yet."""
-        return self._call("POST", "/v1/blobs/missing", json={"hashes": list(hashes)})["missing"]
+        """Which of these blob hashes the control plane does not hold yet; ``partial``
+        then holds ``{name: bytes}`` of those it kept a part of from an upload that
+        broke (``pushapi`` Rule 6)."""
+        hashes = list(hashes)
+        answer = self._call("POST", "/v1/blobs/missing", json={"hashes": hashes})
+        remember_partials(self.partial, hashes, answer)
+        return answer["missing"]
 
-    def put_blob(self, sha256: str, content: bytes | Any, size: int | None = None) -> dict[str, Any]:
+    def put_blob(self, sha256: str, content: bytes | Any, size: int | None = None, offset: int = 0) -> dict[str, Any]:
         """Upload one blob: ``content`` is bytes or an iterator of bytes (give ``size``
         with an iterator). ``ApiError`` 400 ``hash_mismatch`` if the bytes do not hash
-        to ``sha256``."""
+        to ``sha256``. With ``offset`` (and the blob's ``size``), ``content`` is the
+        blob's bytes from there: the rest of an upload that broke (409 ``partial_gone``
+        when the control plane holds fewer than ``offset`` bytes of it)."""
         headers = {"Content-Type": "application/octet-stream"}
-        if size is not None:
+        if offset:
+            headers["Content-Range"] = resumed_range(offset, size)
+            headers["Content-Length"] = str(size - offset)
+        elif size is not None:
             headers["Content-Length"] = str(size)
         return self._call("PUT", f"/v1/blobs/{_seg(sha256)}", content=content, headers=headers)
 

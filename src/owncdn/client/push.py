@@ -99,6 +99,17 @@ Rules:
    without these a progress bar showed nothing until the whole directory was read.
 14. ``comment`` (why the release was pushed) goes with every create the push makes
    (``?comment=``, ``releases`` Rule 16).
+15. A large blob (one ``PUT``, Rule 2) the control plane kept a part of from an upload
+   that broke (``pushapi`` Rule 6: said by the missing answer) is sent from there, the
+   kept bytes counted as sent for ``progress``. If its upload breaks (no answer: the
+   connection lost or timed out), the push waits (``RESUME_PAUSE`` times the try's
+   number: the control plane must notice the break to keep what came; one that has
+   not yet is sent the whole blob), asks again what is kept and sends the rest, up to
+   ``RESUME_TRIES`` times; a resume the control
+   plane cannot take (the partial gone, a store that keeps none, or the whole blob
+   hashing wrong: the kept bytes spoilt) is sent again from what it then says it kept,
+   or whole. Without ``partial`` on the client (an older one), nothing is resumed.
+   ``bytes_uploaded`` counts the bytes sent, over every try.
 """
 
 from __future__ import annotations
@@ -135,6 +146,8 @@ ANNOUNCE_BYTES = 1 << 20
 STREAM_FILES = 256  # Rule 9: the first question about blobs hashed, then twice as many each time
 STREAM_BYTES = 4 << 20
 KEEP_BYTES = 32 << 20  # Rule 11: small files' bytes held at once, hashed and not uploaded yet
+RESUME_TRIES = 3  # Rule 15: a large blob's upload sent again after a break
+RESUME_PAUSE = 0.5  # seconds, times the try's number, before each try again
 
 
 class PushResult:
@@ -517,9 +530,7 @@ def _sender(client: Client | PushApi, progress: Callable[[int], None] | None,
         total = sum(size for _, size, _ in batch)
         try:
             if len(batch) == 1 and batch[0][1] > SMALL_BLOB:
-                sha, size, source = batch[0]
-                client.put_blob(sha, _chunks(source, progress), size=size)
-                return total
+                return _put_large(client, *batch[0], progress)
             if files:
                 client.put_bundle_files(batch, kept)
             else:
@@ -538,6 +549,52 @@ def _sender(client: Client | PushApi, progress: Callable[[int], None] | None,
         return total
 
     return send
+
+
+def _put_large(client: Client | PushApi, sha: str, size: int, source: str,
+               progress: Callable[[int], None] | None) -> int:
+    """Rule 15: one large blob, resumed from what the control plane kept, and again
+    after a break; the bytes sent."""
+    partial = getattr(client, "partial", None)
+    offset = partial.get(sha, 0) if partial is not None else 0
+    told = _Told(progress, offset)
+    sent = 0
+    for attempt in range(RESUME_TRIES + 1):
+        chunks = _chunks(source, told, offset)
+        try:
+            client.put_blob(sha, chunks, size=size, **({"offset": offset} if offset else {}))
+            return sent + chunks.sent
+        except ApiError as exc:
+            sent += chunks.sent
+            if partial is None or attempt == RESUME_TRIES or not _resumable(exc, offset):
+                raise
+        time.sleep(RESUME_PAUSE * (attempt + 1))  # the control plane notices the break and keeps what came
+        if not client.missing_blobs([sha]):
+            return sent  # stored meanwhile (another push)
+        offset = partial.get(sha, 0)
+    return sent  # not reached
+
+
+def _resumable(exc: ApiError, offset: int) -> bool:
+    """Rule 15: a break (no answer), or a resume the control plane could not take."""
+    if exc.status == 0 and exc.code in ("unreachable", "timeout"):
+        return True
+    return offset > 0 and exc.code in ("partial_gone", "no_partial_uploads", "hash_mismatch")
+
+
+class _Told:
+    """Progress of one large blob: the bytes past the furthest told so far (Rule 15)."""
+
+    def __init__(self, progress: Callable[[int], None] | None, kept: int) -> None:
+        self.progress, self.at = progress, kept
+        if progress is not None and kept:
+            progress(kept)  # kept by the control plane: as good as sent
+
+    def __call__(self, position: int) -> None:
+        if position > self.at:
+            if self.progress is not None:
+                self.progress(position - self.at)
+            self.at = position
 
 
 def _in_threads(fn: Callable[[Any], Any], items: list, parallel: int) -> list:
@@ -607,9 +664,19 @@ def _read(source: str) -> bytes:
         return f.read()
 
 
-def _chunks(source: str, progress: Callable[[int], None] | None) -> Iterator[bytes]:
-    with open(source, "rb") as f:
-        while chunk := f.read(UPLOAD_CHUNK):
-            if progress is not None:
-                progress(len(chunk))
-            yield chunk
+class _chunks:
+    """A file's bytes from ``start``, ``UPLOAD_CHUNK`` at a time; ``told(position)`` after
+    each; ``sent``: the bytes handed out. A file whose size changed is not noticed here:
+    the control plane's hash check refuses it."""
+
+    def __init__(self, source: str, told: Callable[[int], None], start: int = 0) -> None:
+        self.source, self.told, self.start, self.sent = source, told, start, 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        with open(self.source, "rb") as f:
+            if self.start:
+                f.seek(self.start)
+            while chunk := f.read(UPLOAD_CHUNK):
+                self.sent += len(chunk)
+                self.told(self.start + self.sent)
+                yield chunk

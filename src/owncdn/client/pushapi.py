@@ -34,6 +34,10 @@ Rules:
    as its canonical encoding (``manifest.py`` Rule 6), BLAKE3 names as they are.
    ``json`` writes only what those do not cover (a manifest given as a dict, SHA-256
    names).
+6. ``missing_blobs`` remembers in ``partial`` (``{name: bytes}``) what the control plane
+   says it kept of each blob asked about from an upload that broke (``api/blobs.py``
+   Rule 7); ``put_blob(..., size=S, offset=N)`` sends the bytes from ``N`` of a blob of
+   ``S`` with ``Content-Range: bytes N-(S-1)/S``. ``Client`` does the same.
 """
 
 from __future__ import annotations
@@ -80,6 +84,7 @@ class PushApi:
             self._headers["Authorization"] = f"Bearer {token}"
         self._conns: dict[int, tuple[Connection, float]] = {}  # thread id -> (its connection, last used)
         self._lock = allocate_lock()
+        self.partial: dict[str, int] = {}  # Rule 6
 
     def __repr__(self) -> str:
         return f"<PushApi {self.base_url}>"
@@ -99,10 +104,19 @@ class PushApi:
     # -- the calls (Rule 1) -----------------------------------------------------------
 
     def missing_blobs(self, hashes: list[str]) -> list[str]:
-        return self._call("POST", "/v1/blobs/missing", _names_body(list(hashes)))["missing"]
+        """Rule 6: the answer's kept partial uploads go to ``partial``."""
+        hashes = list(hashes)
+        answer = self._call("POST", "/v1/blobs/missing", _names_body(hashes))
+        remember_partials(self.partial, hashes, answer)
+        return answer["missing"]
 
-    def put_blob(self, sha256: str, content: bytes | Iterable[bytes], size: int | None = None) -> dict[str, Any]:
-        return self._call("PUT", f"/v1/blobs/{quote(sha256, safe='')}", content, "application/octet-stream", size)
+    def put_blob(self, sha256: str, content: bytes | Iterable[bytes], size: int | None = None,
+                 offset: int = 0) -> dict[str, Any]:
+        """``size``: the blob's; from ``offset``, ``content`` is its bytes from there (Rule 6)."""
+        if not offset:
+            return self._call("PUT", f"/v1/blobs/{quote(sha256, safe='')}", content, "application/octet-stream", size)
+        return self._call("PUT", f"/v1/blobs/{quote(sha256, safe='')}", content, "application/octet-stream",
+                          size - offset, headers={"Content-Range": resumed_range(offset, size)})
 
     def put_bundle(self, content: bytes | Iterable[bytes], size: int | None = None) -> dict[str, Any]:
         return self._call("POST", "/v1/blobs/bundle", content, BUNDLE_TYPE, size)
@@ -174,8 +188,9 @@ class PushApi:
         return conn, False
 
     def _call(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
-              size: int | None = None, retry: bool = True, timeout: float | None = None) -> Any:
-        headers = dict(self._headers)
+              size: int | None = None, retry: bool = True, timeout: float | None = None,
+              headers: dict[str, str] | None = None) -> Any:
+        headers = {**self._headers, **headers} if headers else dict(self._headers)
         if body is not None:
             headers["Content-Type"] = content_type
             headers["Content-Length"] = str(len(body) if isinstance(body, (bytes, bytearray, memoryview)) else size)
@@ -255,6 +270,23 @@ def split_url(url: str) -> tuple[str, str, int | None, str] | None:
             return None
         port = int(port_text)
     return scheme, host.lower(), port, slash + path
+
+
+def remember_partials(partial: dict[str, int], asked: list[str], answer: dict[str, Any]) -> None:
+    """Rule 6: what a missing answer says is kept of the blobs asked about."""
+    if partial:
+        for sha in asked:
+            partial.pop(sha, None)
+    kept = answer.get("partial")
+    if kept:
+        partial.update(kept)
+
+
+def resumed_range(offset: int, size: int | None) -> str:
+    """The Content-Range of a blob's bytes from ``offset`` to its end (RFC 9110 §14.5)."""
+    if size is None or not 0 < offset < size:
+        raise ValueError(f"a resumed upload starts inside the blob: offset {offset}, size {size}")
+    return f"bytes {offset}-{size - 1}/{size}"
 
 
 def _comment_query(comment: str) -> str:

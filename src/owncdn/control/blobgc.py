@@ -22,6 +22,9 @@ Rules:
    have one (``releasestore`` Rule 10; a dry run counts them): those releases stay
    listed, pruned, and can no longer be activated, as when their blobs are gone.
    Which they are is read with the rest (Rule 1), before any blob is deleted.
+6. A pass also removes the partial uploads of a directory store (``dirblobs`` Rule 9)
+   untouched for ``PARTIAL_KEEP`` seconds (a day: a push that broke can be run again
+   meanwhile and send only the rest); a dry run counts them.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ __all__ = ["GcReport", "GcSettings", "collect_blobs", "referenced_blobs", "run_p
 
 log = logging.getLogger("owncdn.control.blobgc")
 DEFAULT_INTERVAL = 6 * 3600.0
+PARTIAL_KEEP = 24 * 3600.0  # Rule 6
 _lock = threading.Lock()
 
 
@@ -65,6 +69,8 @@ class GcReport:
     keep: int
     grace: float
     pruned_releases: int = 0  # releases whose manifests were dropped (dry run: would be) (Rule 5)
+    partials_dropped: int = 0  # partial uploads removed (dry run: would be) (Rule 6)
+    partial_bytes: int = 0
 
 
 def referenced_blobs(store, retention: Retention) -> tuple[set[str], int, dict[tuple[str, str], list[int]]]:
@@ -110,13 +116,17 @@ def collect_blobs(store, blobs: BlobStore, retention: Retention, *, dry_run: boo
             compact = getattr(blobs, "compact", None)  # a directory store's packs (dirblobs Rule 5)
             if compact is not None:
                 compact()
+        partials = getattr(blobs, "partials", None)  # Rule 6
+        dropped = partials.drop_older(now - PARTIAL_KEEP, dry_run=dry_run) if partials is not None else (0, 0)
         report = GcReport(dry_run=dry_run, stored=len(stored), referenced=plan.referenced, young=plan.young,
                           deleted=deleted, freed_bytes=freed, retained_releases=count, keep=retention.keep,
-                          grace=retention.grace, pruned_releases=pruned)
+                          grace=retention.grace, pruned_releases=pruned, partials_dropped=dropped[0],
+                          partial_bytes=dropped[1])
     log.info("blob gc%s: %d of %d blobs %s, %d bytes; %d kept for %d retained releases, %d younger than %g s; "
-             "%d releases' manifests %s", " (dry run)" if dry_run else "", deleted, len(stored),
-             "unneeded" if dry_run else "deleted", freed, plan.referenced, count, plan.young, retention.grace,
-             pruned, "to drop" if dry_run else "dropped")
+             "%d releases' manifests %s; %d partial uploads %s, %d bytes", " (dry run)" if dry_run else "", deleted,
+             len(stored), "unneeded" if dry_run else "deleted", freed, plan.referenced, count, plan.young,
+             retention.grace, pruned, "to drop" if dry_run else "dropped", dropped[0],
+             "to remove" if dry_run else "removed", dropped[1])
     return report
 
 

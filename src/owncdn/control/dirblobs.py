@@ -107,6 +107,22 @@ Rules:
    look-ups of absent files, 15-20 ms of the control plane's CPU, in the push of the
    Python docs. A file put there by hand is not known until a restart: it is reported
    missing, so the push uploads it again (Rule 7: no other process writes here).
+9. Partial uploads (``partials.py``): a ``PUT`` cut off (the client gone, the
+   connection broken or stalled, the control plane stopping) after at least
+   ``PARTIAL_MIN`` bytes keeps its temp file as ``<root>/partials/<sha>``, in place of
+   any earlier one (``keep()`` of ``DirWriter`` and ``BlobPart``); a refused one
+   (wrong hash, too large) keeps nothing. ``partials.held(names)`` says how many bytes
+   of each blob are kept (the missing answer, ``api/blobs.py`` Rule 7). ``part(sha,
+   size, offset)`` resumes one (``commit()`` stores it when the body is read through
+   ASGI, as a ``DirWriter`` would): the partial is moved to the part's temp file (so two uploads never resume the same one), cut to ``offset``,
+   and its bytes read back and hashed, so the blob is checked whole at its end as any
+   other (Rule 1: a partial spoilt by a crash, it is not fsynced, or by hand makes
+   that check fail, and nothing is stored); ``PartialGone`` (the partial left as it
+   was) when none holds ``offset`` bytes. A stored blob's partial is dropped by the
+   upload that stored it; ``partials.drop_older(cutoff)`` removes those untouched
+   since ``cutoff`` (blob collection: ``PARTIAL_KEEP``, ``blobgc`` Rule 6). Partials
+   are found at start; they are not blobs: ``size``, ``missing``, ``claim`` and
+   ``stored`` never see them.
 """
 
 from __future__ import annotations
@@ -122,6 +138,7 @@ from pathlib import Path
 from owncdn.control.blobs import MAX_BLOB_BYTES, BlobError, BlobMismatch, BlobTooLarge, StoreInUse, check_name
 from owncdn.control.dirreads import DirReads
 from owncdn.control.dirwriters import BlobPart, BundlePack, DirWriter, remove_temp
+from owncdn.control.partials import Partials
 from owncdn.core.content.digest import all_blake3_names, hasher, is_blob_name, name_of
 from owncdn.core.content.retention import BlobInfo
 from owncdn.dirlock import lock, unlock
@@ -174,6 +191,7 @@ class DirBlobStore(DirReads):
         self.packs = Packs(self.root / "packs", headed=True)
         self._packed: dict[str, Slot] = self.packs.load()  # Rule 5
         self._pack_lock = threading.Lock()  # claims and deletions of packed blobs (Rule 5)
+        self.partials = Partials(self.root / "partials")  # Rule 9
 
     def __repr__(self) -> str:
         return f"<DirBlobStore {self.root}>"
@@ -468,11 +486,12 @@ class DirBlobStore(DirReads):
         local.counter += count
         return directory, first
 
-    def part(self, sha: str, size: int) -> BlobPart:
+    def part(self, sha: str, size: int, offset: int = 0) -> BlobPart:
         """A blob of ``size`` bytes received piece by piece (``blobs`` Rules 1, 3; Rule 1): a temp file
         in this thread's temp directory, hashed as written; ``finish()`` checks it and
-        gives ``(sha, temp file)`` for ``commit_many``, ``abort()`` removes it."""
-        return BlobPart(self, sha, size)
+        gives ``(sha, temp file)`` for ``commit_many``, ``abort()`` removes it, ``keep()``
+        keeps it to resume from (Rule 9). From ``offset``: a resumed upload (Rule 9)."""
+        return BlobPart(self, sha, size, offset)
 
     def discard(self, written: list[tuple[str, str]]) -> None:
         """Temp files from ``write_many`` or ``part``, removed rather than committed."""

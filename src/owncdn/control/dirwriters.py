@@ -4,7 +4,11 @@
   own, fsynced and renamed into place at ``commit`` (``dirblobs`` Rule 1).
 - ``BlobPart`` (``DirBlobStore.part(sha, size)``, an upload read raw): one blob piece by
   piece into a temp file in the writing thread's directory, for ``commit_many``
-  (``dirblobs`` Rule 1).
+  (``dirblobs`` Rule 1); ``part(sha, size, offset)`` resumes a kept partial upload
+  (``resume``, ``dirblobs`` Rule 9).
+
+``DirWriter`` and ``BlobPart`` ``keep()`` what an upload cut off brought, to resume from
+(``dirblobs`` Rule 9).
 - ``BundlePack`` (``DirBlobStore.bundle()``, a bundle upload): the upload's
   records (header and blob) back to back in one new pack (``dirblobs`` Rules 5, 6).
 
@@ -29,8 +33,9 @@ from owncdn.packs import WRITEBACK_STEP, Slot
 if TYPE_CHECKING:
     from owncdn.control.dirblobs import DirBlobStore
 
-__all__ = ["BlobPart", "BundlePack", "DirWriter", "remove_temp"]
+__all__ = ["BlobPart", "BundlePack", "DirWriter", "remove_temp", "resume"]
 
+REHASH_CHUNK = 1 << 20  # a kept partial's bytes read back per step to hash them again
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -66,17 +71,30 @@ class DirWriter(Hashing):
         self.file.close()
         self.tmp_path.unlink(missing_ok=True)
 
+    def keep(self) -> None:
+        """The upload was cut off: what came is kept to resume from (``dirblobs`` Rule 9)."""
+        try:
+            self.file.close()
+        except OSError:
+            self.tmp_path.unlink(missing_ok=True)
+            return
+        if self.store.size(self.sha) is not None:  # stored meanwhile by another upload
+            self.tmp_path.unlink(missing_ok=True)
+            return
+        self.store.partials.keep(self.sha, str(self.tmp_path), self.size)
+
 
 class BlobPart(Hashing):
     """One blob received piece by piece into a temp file (``DirBlobStore.part``)."""
 
-    def __init__(self, store: DirBlobStore, sha: str, size: int) -> None:
+    def __init__(self, store: DirBlobStore, sha: str, size: int, offset: int = 0) -> None:
         super().__init__(sha, store.max_bytes)
         if size > self.limit:
             raise BlobTooLarge(f"blob {sha[:12]}: {size} bytes, more than the store's limit of {self.limit} bytes")
+        self.store = store
         directory, number = store._temp_names(1)
         self.tmp = f"{directory}/{sha[:12]}.{number}"
-        self.fd = os.open(self.tmp, _CREATE, 0o644)
+        self.fd = resume(self, store, offset, self.tmp) if offset else os.open(self.tmp, _CREATE, 0o644)
         self.written_back = 0
 
     def __repr__(self) -> str:
@@ -106,11 +124,27 @@ class BlobPart(Hashing):
             raise
         return self.sha, self.tmp
 
+    def commit(self) -> int:
+        """As ``DirWriter.commit``, for a resumed upload read through ASGI: verified,
+        made durable and stored; the blob's size."""
+        self.store.commit_many([self.finish()])
+        return self.size
+
     def abort(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
         remove_temp(self.tmp)
+
+    def keep(self) -> None:
+        """The upload was cut off: what came is kept to resume from (``dirblobs`` Rule 9)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self.store.size(self.sha) is not None:  # stored meanwhile by another upload
+            remove_temp(self.tmp)
+            return
+        self.store.partials.keep(self.sha, self.tmp, self.size)
 
 
 class BundlePack:
@@ -197,6 +231,27 @@ class BundlePack:
         if self.writer.records:
             self.discard()
         self.writer.close()
+
+
+def resume(hashing: Hashing, store: DirBlobStore, offset: int, tmp: str) -> int:
+    """The kept partial of ``hashing.sha`` moved to ``tmp`` and cut to ``offset`` bytes,
+    which are hashed and counted again (``dirblobs`` Rule 9): a descriptor at
+    ``offset``. ``PartialGone`` when there is none that long."""
+    fd = store.partials.take(hashing.sha, offset, tmp)
+    try:
+        done = 0
+        while done < offset:
+            chunk = os.pread(fd, min(REHASH_CHUNK, offset - done), done)
+            if not chunk:
+                raise OSError(f"{tmp}: ended at byte {done} of {offset}")
+            hashing.count(chunk)
+            done += len(chunk)
+        os.lseek(fd, offset, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        remove_temp(tmp)
+        raise
+    return fd
 
 
 def remove_temp(path: str) -> None:

@@ -13,6 +13,7 @@ from owncdn.core.http.ranges import (
     if_range_allows,
     multipart_body,
     multipart_plan,
+    parse_content_range,
     parse_range,
     unsatisfied_range,
 )
@@ -184,3 +185,42 @@ def test_multipart_without_content_type():
     assert multipart_body(plan, b"abc") == (
         b"--x\r\nContent-Range: bytes 0-0/3\r\n\r\na"
         b"\r\n--x\r\nContent-Range: bytes 2-2/3\r\n\r\nc\r\n--x--\r\n")
+
+
+@pytest.mark.parametrize("value, expected", [
+    # RFC 9110 §14.4, the examples: "bytes 42-1233/1234", "bytes 42-1233/*"
+    ("bytes 42-1233/1234", (42, 1233, 1234)),
+    ("bytes 42-1233/*", (42, 1233, None)),
+    # "The first 500 bytes: bytes 0-499/1234"; "The second 500 bytes: bytes 500-999/1234"
+    ("bytes 0-499/1234", (0, 499, 1234)),
+    ("bytes 500-999/1234", (500, 999, 1234)),
+    # "All except for the first 500 bytes: bytes 500-1233/1234"
+    ("bytes 500-1233/1234", (500, 1233, 1234)),
+    # "The last 500 bytes: bytes 734-1233/1234"
+    ("bytes 734-1233/1234", (734, 1233, 1234)),
+    # unsatisfied-range = "*/" complete-length: "bytes */1234"
+    ("bytes */1234", (None, None, 1234)),
+    # range-unit is case-insensitive (§14.1)
+    ("BYTES 0-0/1", (0, 0, 1)),
+    # "A Content-Range field value is invalid if it contains a range-resp that has a
+    # last-pos value less than its first-pos value, or a complete-length value less than
+    # or equal to its last-pos value."
+    ("bytes 500-499/1234", None),
+    ("bytes 0-1234/1234", None),
+    ("bytes 0-1235/1234", None),
+    # not the grammar: no unit, another unit, "*/*", a missing part, signs, spaces inside
+    ("0-499/1234", None),
+    ("items 0-499/1234", None),
+    ("bytes */*", None),
+    ("bytes 0-499", None),
+    ("bytes 0-/1234", None),
+    ("bytes -499/1234", None),
+    ("bytes +0-499/1234", None),
+    ("bytes 0 - 499/1234", None),
+    ("bytes 0-499/", None),
+    ("bytes ０-499/1234", None),  # fullwidth digit: DIGIT is ASCII (RFC 5234)
+    ("", None),
+    (None, None),
+])
+def test_parse_content_range(value, expected):
+    assert parse_content_range(value) == expected

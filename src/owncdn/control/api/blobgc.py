@@ -42,6 +42,8 @@ class GcOut(BaseModel):
     keep: int
     grace: float = Field(description="Seconds an unreferenced blob is kept after its upload or last claim.")
     pruned_releases: int = Field(0, description="Releases outside the retention whose manifests were dropped (dry run: would be); they stay listed, pruned, and can no longer be activated.")
+    partials_dropped: int = Field(0, description="Partial uploads (of PUTs that broke) untouched for a day, removed (dry run: would be).")
+    partial_bytes: int = Field(0, description="Their bytes.")
 
 
 def blob_retention(request: Request) -> Retention:

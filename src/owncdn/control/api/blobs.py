@@ -68,6 +68,21 @@ ASGI transport, TLS, more than ``sendfile.SENDERS`` at once) they are read in a 
 thread ``SEND_BATCH`` bytes at a time (many small blobs of a bundle in one step, read
 straight into the piece sent, ``read_into``) and handed to the server as an async
 stream, a bundle with its ``Content-Length`` where it is known.
+
+Rule 7: a ``PUT`` into a directory store that is cut off (the client gone, the
+connection stalled, the control plane stopping) keeps the bytes it brought when there
+are at least ``partials.PARTIAL_MIN`` (``control/dirblobs.py`` Rule 9), and the missing
+answer (Rule 1) says so: ``"partial": {name: bytes kept}``. A ``PUT`` with
+``Content-Range: bytes N-(T-1)/T`` and the blob's last ``T-N`` bytes as its body
+resumes it (RFC 9110 §14.5, partial PUT; the header's rules:
+``core/content/resume.py``): the kept bytes are read back and hashed in a worker
+thread, the body written after them, and the blob checked whole (Rule 2) and stored
+as any other, its partial then dropped. Answers: 409 ``partial_gone`` when no kept
+partial holds N bytes (nothing read; send it again from what the missing answer
+says, or whole); 400 ``bad_content_range`` for any other Content-Range; 400
+``no_partial_uploads`` from an S3 store, which keeps none (§14.5: "SHOULD respond
+with a 400"). A ``PUT`` without Content-Range stores the whole blob as before and
+drops its partial too.
 """
 
 from __future__ import annotations
@@ -81,9 +96,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.requests import ClientDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from owncdn.control.blobs import BlobError, BlobMismatch, BlobNotFound, BlobStore, BlobTooLarge
+from owncdn.control.partials import PartialGone
+from owncdn.core.content.resume import ResumeError, resumed_at
 from owncdn.core.content.digest import all_blake3_names, is_blob_name
 from owncdn.core.content.bundle import BlobData, BlobEnd, BlobStart, BundleError, BundleReader, header
 from owncdn.control.store import Token
@@ -198,8 +216,10 @@ async def blob_reader(request: Request, token: Annotated[Token, Depends(authenti
              responses=error_responses(400, 401, 403, 422))
 async def missing(body: MissingIn, blobs: Blobs, _: Annotated[Token, Depends(require("deploy"))]) -> MissingOut:
     """Rule 1, in one worker-thread step (a coroutine: a plain function endpoint's
-    answer is validated in a second one)."""
-    return MissingOut(missing=await run_in_threadpool(_claim, blobs, body.hashes))
+    answer is validated in a second one); with the bytes kept of any (Rule 7)."""
+    lacking = await run_in_threadpool(_claim, blobs, body.hashes)
+    partials = getattr(blobs, "partials", None)
+    return MissingOut(missing=lacking, partial=partials.held(lacking) if partials is not None and lacking else {})
 
 
 def _claim(blobs: BlobStore, hashes: list[str]) -> list[str]:
@@ -216,26 +236,59 @@ def _check_hashes(hashes: list[str]) -> None:
                          f"then -b3 or nothing), e.g. {bad[0][:80]!r}")
 
 
-@router.put("/v1/blobs/{sha256}", response_model=BlobStored, summary="Upload a blob (raw body)",
-            responses=error_responses(400, 401, 403, 413, 422))
+@router.put("/v1/blobs/{sha256}", response_model=BlobStored, summary="Upload a blob (raw body), or the rest "
+            "of one whose upload broke (Content-Range)", responses=error_responses(400, 401, 403, 409, 413, 422))
 async def put_blob(sha256: Sha, request: Request, blobs: Blobs,
                    _: Annotated[Token, Depends(require("deploy"))]) -> BlobStored:
-    """Send the file's bytes as the body; stored only if they hash to ``sha256`` (Rule 2)."""
+    """Send the file's bytes as the body; stored only if they hash to ``sha256`` (Rule 2).
+    With ``Content-Range: bytes N-(T-1)/T``, the rest of a blob whose first N bytes the
+    control plane kept from an upload that broke (Rule 7)."""
+    offset, total = _resumed(request, blobs)
+    try:
+        resumed = await run_in_threadpool(blobs.part, sha256, total, offset) if offset else None
+        return await _put(sha256, request, blobs, total, resumed)
+    except BlobMismatch as exc:
+        raise ApiProblem(400, "hash_mismatch", str(exc)) from None
+    except BlobTooLarge as exc:
+        raise ApiProblem(413, "too_large", str(exc)) from None
+    except PartialGone as exc:
+        raise ApiProblem(409, "partial_gone", str(exc)) from None
+
+
+def _resumed(request: Request, blobs: BlobStore) -> tuple[int, int]:
+    """Rule 7: ``(offset, blob size)`` from the request's Content-Range and length."""
+    length = request.headers.get("content-length")
+    content_range = request.headers.get("content-range")
+    if content_range is None:
+        return 0, int(length) if length is not None and length.isdigit() else 0
+    if getattr(blobs, "partials", None) is None:
+        raise ApiProblem(400, "no_partial_uploads", "this control plane's blob store keeps no partial uploads "
+                         "(S3): send the whole blob, without Content-Range")
+    if length is None or not length.isdigit():
+        raise ApiProblem(400, "bad_content_range", "a resumed upload needs a Content-Length")
+    try:
+        return resumed_at(content_range, int(length))
+    except ResumeError as exc:
+        raise ApiProblem(400, "bad_content_range", str(exc)) from None
+
+
+async def _put(sha256: str, request: Request, blobs: BlobStore, total: int, resumed) -> BlobStored:
     raw = RawBody.attach(request) if hasattr(blobs, "part") else None
     if raw is not None:  # Rule 4c
-        length = int(request.headers["content-length"])
-        growing = start_growing(request.app, sha256, length)  # arriving.py Rule 1
+        growing = start_growing(request.app, sha256, total)  # arriving.py Rule 1
         try:
-            size = await raw.run(BlobSink(blobs, sha256, length, growing))
-        except BlobMismatch as exc:
-            raise ApiProblem(400, "hash_mismatch", str(exc)) from None
-        except BlobTooLarge as exc:
-            raise ApiProblem(413, "too_large", str(exc)) from None
+            size = await raw.run(BlobSink(blobs, sha256, total, growing, resumed))
         finally:
             end_growing(request.app, growing)
-        blobs_stored(request, [(sha256, size)])
-        return BlobStored(sha256=sha256, size=size)
-    writer = await run_in_threadpool(blobs.writer, sha256)
+    else:
+        size = await _put_through_asgi(sha256, request, blobs, resumed)
+    _stored_whole(request, blobs, sha256, size)
+    return BlobStored(sha256=sha256, size=size)
+
+
+async def _put_through_asgi(sha256: str, request: Request, blobs: BlobStore, writer) -> int:
+    if writer is None:
+        writer = await run_in_threadpool(blobs.writer, sha256)
     try:
         batch = bytearray()
         async for chunk in request.stream():
@@ -244,16 +297,21 @@ async def put_blob(sha256: Sha, request: Request, blobs: Blobs,
                 await run_in_threadpool(writer.write, bytes(batch))
                 batch.clear()
         await run_in_threadpool(writer.write, bytes(batch))
-        size = await run_in_threadpool(writer.commit)
-        blobs_stored(request, [(sha256, size)])
-    except BlobMismatch as exc:
-        raise ApiProblem(400, "hash_mismatch", str(exc)) from None
-    except BlobTooLarge as exc:
-        raise ApiProblem(413, "too_large", str(exc)) from None
-    except BaseException:  # the client went away, or the store failed: keep nothing
+        return await run_in_threadpool(writer.commit)
+    except (ClientDisconnect, asyncio.CancelledError):  # cut off: kept to resume from, if it can be (Rule 7)
+        keep = getattr(writer, "keep", None)
+        (keep or writer.abort)()
+        raise
+    except BaseException:  # refused, or the store failed: keep nothing
         writer.abort()
         raise
-    return BlobStored(sha256=sha256, size=size)
+
+
+def _stored_whole(request: Request, blobs: BlobStore, sha256: str, size: int) -> None:
+    blobs_stored(request, [(sha256, size)])
+    partials = getattr(blobs, "partials", None)
+    if partials is not None:
+        partials.drop(sha256)  # Rule 7
 
 
 @router.get("/v1/blobs/{sha256}", summary="Download a blob (one Range: bytes=N- resumes)",

@@ -50,7 +50,8 @@ Rules:
    the body's end, or sends nothing for ``STALL_SECONDS``: the connection is closed
    and ``ClientDisconnect`` raised (as reading through ASGI raises it). Cancelled
    (the server stopping): the connection is closed, the thread stops at its next
-   poll (``POLL_SECONDS``).
+   poll (``POLL_SECONDS``). Either way a sink with ``cut()`` is told before its
+   ``finish()``.
 6. ``call(fn, *args)`` runs the coroutine ``fn(*args)`` on the event loop from the
    sink and waits for its result, letting the turn go meanwhile; ``unlocked(fn,
    *args)`` calls the plain function ``fn(*args)`` in the receiving thread itself,
@@ -229,6 +230,9 @@ class RawBody:
                 self._read(sock, sink.feed)
                 sink.end()
             except ClientDisconnect:
+                cut = getattr(sink, "cut", None)
+                if cut is not None:
+                    cut()  # Rule 5: the sink may keep what came (uploadsink Rule 7)
                 raise
             except Exception:
                 self._read(sock, None)  # Rule 4: the rest read and dropped; then the refusal

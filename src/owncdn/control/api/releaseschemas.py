@@ -25,6 +25,9 @@ class MissingIn(_Request):
 
 class MissingOut(BaseModel):
     missing: list[str] = Field(description="Those the control plane does not hold yet, in the order asked (repeats dropped).")
+    partial: dict[str, int] = Field(default_factory=dict, description="Of the missing ones, those whose upload broke "
+                                    "and whose first bytes the control plane kept: how many. A PUT with "
+                                    "`Content-Range: bytes N-(T-1)/T` sends the rest.")
 
 
 class BlobStored(BaseModel):

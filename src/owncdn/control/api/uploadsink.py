@@ -40,13 +40,19 @@ Rules:
    ``finish()`` waits for it before storing any; if it raised, they are removed and
    its error raised, so nothing was stored.
 5. ``BlobSink``: the body is one blob, written and hashed as in Rule 1, checked at
-   the body's end, made durable (an fsync) and renamed by ``finish()``; cut off or
-   refused, its temp file is removed. With ``growing`` (``arriving.py`` Rule 1) it
+   the body's end, made durable (an fsync) and renamed by ``finish()``; refused, its
+   temp file is removed (cut off: Rule 7). With ``growing`` (``arriving.py`` Rule 1) it
    tells the temp file once made, the bytes written after each piece, and the end
    (``verified`` once checked, ``failed`` if refused or cut off).
 6. Given the body's ``length``, the pack reserves the disk space of what is left of
    the body when it is made (``packs`` Rule 7; what is not filled is freed when it
    is closed).
+7. ``BlobSink`` keeps what a body cut off brought (``cut()``, told by ``RawBody``: the
+   client gone or stalled, the server stopping) to resume from (``dirblobs`` Rule 9);
+   a refused one keeps nothing. Given ``part`` (a resumed upload's, made by the caller
+   in a worker thread: reading back and hashing the kept bytes holds no receiving
+   thread's turn), it writes on from there, and the growing blob's temp file is that
+   part's, its kept bytes written already.
 """
 
 from __future__ import annotations
@@ -160,10 +166,15 @@ class BundleSink:
 class BlobSink:
     """Rule 5, for ``RawBody.run``: ``finish()`` gives the blob's size."""
 
-    def __init__(self, store: DirBlobStore, sha: str, size: int, growing: Growing | None = None) -> None:
+    def __init__(self, store: DirBlobStore, sha: str, size: int, growing: Growing | None = None,
+                 part: BlobPart | None = None) -> None:
         self.store, self.sha, self.size, self.growing = store, sha, size, growing
-        self.part: BlobPart | None = None
+        self.part = part  # a resumed upload's, made already (Rule 7)
         self.written: list[tuple[str, str]] = []
+        self.broken = False
+        if part is not None and growing is not None:
+            growing.path = part.tmp
+            growing.advance(part.size)
 
     def __repr__(self) -> str:
         return f"<BlobSink {self.sha[:12]} {self.size} bytes{' checked' if self.written else ''}>"
@@ -189,9 +200,16 @@ class BlobSink:
         if self.growing is not None:
             self.growing.end("verified")
 
+    def cut(self) -> None:
+        """``RawBody``: the body was cut off (Rule 7)."""
+        self.broken = True
+
     def finish(self) -> int:
         if self.part is not None:
-            self.part.abort()
+            if self.broken:
+                self.part.keep()
+            else:
+                self.part.abort()
             self.part = None
             if self.growing is not None:
                 self.growing.end("failed")

@@ -18,6 +18,12 @@ Rule 5: If-Range holds only for a strong ETag match, or an exact Last-Modified d
 Rule 6: multipart bodies are planned, not built: the plan holds each part's header bytes
         and its range, so the server can send slices of a file without copying.
         The boundary is an argument; nothing here is random.
+Rule 7: ``parse_content_range`` reads a Content-Range value (RFC 9110 §14.4) as
+        ``(first, last, complete)``: ``complete`` is None for ``/*``, ``first`` and
+        ``last`` None for an unsatisfied range (``bytes */1234``). A value that does
+        not match the grammar, is not in bytes, or is invalid (last-pos before
+        first-pos, complete-length not past last-pos: "MUST NOT attempt to recombine")
+        gives None.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ __all__ = [
     "ByteRange",
     "MultipartPlan",
     "content_range",
+    "parse_content_range",
     "if_range_allows",
     "multipart_body",
     "multipart_plan",
@@ -143,6 +150,28 @@ def _strong_date_match(date: float | None, resp_headers: Headers) -> bool:
 def content_range(r: ByteRange, size: int) -> str:
     """Content-Range for a 206 part: "bytes 0-499/10000"."""
     return f"bytes {r.start}-{r.end}/{size}"
+
+
+def parse_content_range(value: str | None) -> tuple[int | None, int | None, int | None] | None:
+    """Rule 7: ``(first, last, complete)`` of a Content-Range value, or None."""
+    if value is None:
+        return None
+    unit, sp, rest = value.strip().partition(" ")
+    if not sp or unit.lower() != "bytes":
+        return None
+    spans, slash, complete = rest.partition("/")
+    if not slash or not (complete == "*" or _digits(complete, False)):
+        return None
+    size = None if complete == "*" else int(complete)
+    if spans == "*":
+        return (None, None, size) if size is not None else None
+    first, dash, last = spans.partition("-")
+    if not dash or not _digits(first, False) or not _digits(last, False):
+        return None
+    start, end = int(first), int(last)
+    if end < start or (size is not None and size <= end):
+        return None
+    return start, end, size
 
 
 def unsatisfied_range(size: int) -> str:
