@@ -556,11 +556,11 @@ def _put_large(client: Client | PushApi, sha: str, size: int, source: str,
     """Rule 15: one large blob, resumed from what the control plane kept, and again
     after a break; the bytes sent."""
     partial = getattr(client, "partial", None)
-    offset = partial.get(sha, 0) if partial is not None else 0
+    offset = _kept(partial, sha, size)
     told = _Told(progress, offset)
     sent = 0
     for attempt in range(RESUME_TRIES + 1):
-        chunks = _chunks(source, told, offset)
+        chunks = _FileChunks(source, told, offset)
         try:
             client.put_blob(sha, chunks, size=size, **({"offset": offset} if offset else {}))
             return sent + chunks.sent
@@ -571,8 +571,15 @@ def _put_large(client: Client | PushApi, sha: str, size: int, source: str,
         time.sleep(RESUME_PAUSE * (attempt + 1))  # the control plane notices the break and keeps what came
         if not client.missing_blobs([sha]):
             return sent  # stored meanwhile (another push)
-        offset = partial.get(sha, 0)
+        offset = _kept(partial, sha, size)
     return sent  # not reached
+
+
+def _kept(partial: dict[str, int] | None, sha: str, size: int) -> int:
+    """Where a large blob's upload starts: what the control plane said it kept, if that
+    is inside the blob (Rule 15)."""
+    kept = partial.get(sha, 0) if partial is not None else 0
+    return kept if 0 < kept < size else 0
 
 
 def _resumable(exc: ApiError, offset: int) -> bool:
@@ -664,7 +671,7 @@ def _read(source: str) -> bytes:
         return f.read()
 
 
-class _chunks:
+class _FileChunks:
     """A file's bytes from ``start``, ``UPLOAD_CHUNK`` at a time; ``told(position)`` after
     each; ``sent``: the bytes handed out. A file whose size changed is not noticed here:
     the control plane's hash check refuses it."""

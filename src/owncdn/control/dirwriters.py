@@ -6,11 +6,11 @@
   piece into a temp file in the writing thread's directory, for ``commit_many``
   (``dirblobs`` Rule 1); ``part(sha, size, offset)`` resumes a kept partial upload
   (``resume``, ``dirblobs`` Rule 9).
+- ``BundlePack`` (``DirBlobStore.bundle()``, a bundle upload): the upload's
+  records (header and blob) back to back in one new pack (``dirblobs`` Rules 5, 6).
 
 ``DirWriter`` and ``BlobPart`` ``keep()`` what an upload cut off brought, to resume from
 (``dirblobs`` Rule 9).
-- ``BundlePack`` (``DirBlobStore.bundle()``, a bundle upload): the upload's
-  records (header and blob) back to back in one new pack (``dirblobs`` Rules 5, 6).
 
 Each hashes and counts what it receives (``blobs.Hashing``: ``blobs`` Rules 1, 3). They
 are parts of the store, split off for size: they call its underscored methods

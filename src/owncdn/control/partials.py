@@ -69,7 +69,8 @@ class Partials:
         held = self._held
         if not held:
             return {}
-        return {sha: held[sha] for sha in names if sha in held}
+        found = {sha: held.get(sha) for sha in names if sha in held}  # get: taken meanwhile, in another thread
+        return {sha: size for sha, size in found.items() if size is not None}
 
     def take(self, sha: str, offset: int, tmp: str) -> int:
         """The partial of ``sha`` moved to ``tmp`` (no other upload can take it then) and
