@@ -5,6 +5,7 @@ read raw and through ASGI, its refusals, restarts and collection."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 
@@ -63,12 +64,17 @@ def resume(conn: Conn, data: bytes, offset: int, body: bytes | None = None, **fi
 
 
 @pytest.mark.parametrize("version", ["1.1", "1.0"])  # 1.1 read raw, 1.0 through ASGI (rawbody Rule 1)
-def test_a_cut_put_is_kept_and_resumed_where_it_stopped(served, version):
+def test_a_cut_put_is_kept_and_resumed_where_it_stopped(served, version, caplog):
+    caplog.set_level(logging.INFO)
     conn, blobs, runs, server, token = served
     data = os.urandom(3 * MiB + 12345)
     cut_put(conn, data, 2 * MiB, version)
     have = kept(blobs, data)
     assert MiB <= have <= 2 * MiB  # what reached the store before the cut
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert (logging.INFO, f"blob {digest(data)}: kept the {have} bytes of an upload that broke, to resume from") in said
+    assert (logging.INFO, f"PUT /v1/blobs/{digest(data)}: the client went away before the body's end") in said
+    assert [m for level, m in said if level >= logging.ERROR] == []  # errors.py Rule 4: no traceback
     conn = Conn(server.port, token)
     assert missing(conn, digest(data), digest(b"other")) == {"missing": [digest(data), digest(b"other")],
                                                               "partial": {digest(data): have}}

@@ -12,6 +12,7 @@ store of one process, so what is kept is known in memory).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -22,6 +23,7 @@ from owncdn.core.content.digest import is_blob_name
 __all__ = ["PARTIAL_MIN", "PartialGone", "Partials"]
 
 PARTIAL_MIN = 1 << 20  # fewer bytes are not kept: sending them again is cheap
+log = logging.getLogger("owncdn.control.partials")
 
 
 class PartialGone(BlobError, LookupError):
@@ -62,6 +64,7 @@ class Partials:
         with self._lock:
             os.replace(tmp, f"{self.directory}/{sha}")
             self._held[sha] = size
+        log.info("blob %s: kept the %d bytes of an upload that broke, to resume from", sha, size)
         return True
 
     def held(self, names) -> dict[str, int]:
