@@ -11,6 +11,11 @@ validation errors (malformed JSON -> 400, wrong fields -> 422) and the store's
 
 Rule 3: a request that ends in an error has changed nothing: endpoints check
 everything before they write.
+
+Rule 4: a request whose client went away before its body ended (Starlette's
+``ClientDisconnect``: a push stopped with Ctrl-C, a lost connection) is logged as one
+INFO line naming it, not as an application error with a traceback; its answer (400
+``body_cut``) reaches nobody.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from owncdn.control.store import Conflict, NotFound, StoreError
 
@@ -130,6 +136,11 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{where}: {msg}" if where else msg
 
 
+async def _on_client_gone(request: Request, exc: Exception) -> JSONResponse:
+    log.info("%s %s: the client went away before the body's end", request.method, request.url.path)
+    return _json(400, "body_cut", "the request's body ended before its length")
+
+
 async def _on_not_found(request: Request, exc: Exception) -> JSONResponse:
     return _json(404, "not_found", str(exc) or "not found")
 
@@ -151,3 +162,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, _on_not_found)
     app.add_exception_handler(Conflict, _on_conflict)
     app.add_exception_handler(StoreError, _on_store_error)
+    app.add_exception_handler(ClientDisconnect, _on_client_gone)
