@@ -496,3 +496,44 @@ async def test_a_large_push_shows_a_hashing_bar_then_an_uploading_one(tmp_path, 
     uploading = [(kind, n) for kind, name, n in events if name == "uploading" and kind in ("set", "sample")]
     assert uploading[0][0] == "set" and [kind for kind, _ in uploading[1:]] == ["sample"] * (len(uploading) - 1)
     assert sum(n for _, n in uploading) == total
+
+
+async def test_a_push_stopped_with_ctrl_c_says_so_and_the_next_sends_only_the_rest(tmp_path):
+    """push_run Rule 12, push Rule 15: Ctrl-C mid-upload exits 130 with one line, the
+    control plane keeps what came of the large file, and pushing again sends the rest."""
+    import signal
+
+    from tests.client.test_push_resume import CuttingProxy
+
+    site = tmp_path / "public"
+    make_site(site)
+    big = os.urandom(24 << 20)
+    (site / "release.bin").write_bytes(big)
+    async with Fleet(tmp_path / "fleet", edges=0) as fleet:
+        await fleet.apply(CDN)
+        proxy = CuttingProxy(fleet.port, after=1 << 40, pace=0.002)  # cuts nothing; about 30 MB/s at most
+        env = dict(os.environ, OWNCDN_CONTROL=proxy.url, OWNCDN_TOKEN=fleet.admin_token)
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "owncdn.cli", "push", str(site),
+                                                    "--service", "blog", env=env, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while proxy.carried < (8 << 20) + (3 << 20) and time.monotonic() < deadline:  # big.bin and a part of it
+            await asyncio.sleep(0.005)
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        proxy.close()
+        assert proc.returncode == 130, (out, err)
+        assert err.decode().strip() == ("owncdn: stopped before the release was created: the previous release is "
+                                        "still current; what was uploaded is kept, so pushing again sends only the "
+                                        "rest"), err
+        assert await asyncio.to_thread(fleet.api.releases, "production", "blog") == []
+        deadline = time.monotonic() + 10
+        while not fleet.blobs.partials.held([digest(big)]) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        kept = fleet.blobs.partials.held([digest(big)]).get(digest(big), 0)
+        assert kept >= 1 << 20
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", "--json")
+        assert code == 0, err
+        result = json.loads(out)
+        assert result["release"] == 1 and result["bytes_uploaded"] <= len(big) + (3 << 20) + 4096 - kept
+        assert b"".join(fleet.blobs.read(digest(big))) == big

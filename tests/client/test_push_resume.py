@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 
 import pytest
 
@@ -24,11 +25,13 @@ MiB = 1 << 20
 
 class CuttingProxy:
     """TCP on loopback to ``port``; a connection that has carried ``after`` bytes
-    towards the control plane is closed both ways, ``times`` times."""
+    towards the control plane is closed both ways, ``times`` times. With ``pace``, it
+    waits that many seconds after each piece (up to 64 KiB) it carries that way;
+    ``carried``: the bytes carried that way on all connections."""
 
-    def __init__(self, port: int, after: int, times: int = 1) -> None:
-        self.port, self.after, self.times = port, after, times
-        self.cuts = 0
+    def __init__(self, port: int, after: int, times: int = 1, pace: float = 0.0) -> None:
+        self.port, self.after, self.times, self.pace = port, after, times, pace
+        self.cuts = self.carried = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.lock = threading.Lock()
@@ -60,7 +63,10 @@ class CuttingProxy:
                         sink.sendall(data[:self.after - carried])
                         break
                     carried += len(data)
+                    self.carried += len(data)
                 sink.sendall(data)
+                if counted and self.pace:
+                    time.sleep(self.pace)
         except OSError:
             pass
         for s in (source, sink):
@@ -130,8 +136,6 @@ def test_a_resume_the_control_plane_cannot_take_sends_the_whole_blob(api, tmp_pa
 
 
 def wait_for_partial(api, sha: str, within: float = 5.0) -> int:
-    import time
-
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         held = api.blobs.partials.held([sha])

@@ -60,6 +60,12 @@ Rules:
    about 80 ms freeing the walk's rows, the site and the cache.
 11. A ``--comment`` the control plane would refuse (``releases`` Rule 16) is refused
    before the directory is read, rather than after the upload.
+12. Ctrl-C (``KeyboardInterrupt``) ends the command with code 130 and one line instead
+   of a traceback: before the release was created, that nothing changed for visitors
+   and that pushing again sends only what is missing (the blobs stored so far, and the
+   kept part of a large one cut off: ``api/blobs.py`` Rule 7); while waiting
+   (``--wait``), that the release is current. The process then ends at once
+   (``cli/entry.py`` Rule 3), its upload threads with it.
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ DEFAULT_CONTROL = "http://127.0.0.1:8400"
 MAX_WAIT = 300.0
 MAX_COMMENT = 1000  # as control/api/releases.py (not imported: FastAPI)
 LEFT_OUT_SHOWN = 5  # Rule 9: paths named in the line that says what was left out
+INTERRUPTED = 130  # Rule 12: as a shell reports a command ended by SIGINT
 HASH_BAR_BYTES = 64 << 20  # Rule 4: files to read from this size on get a hashing bar
 _KEPT: list = []  # Rule 10: what a push read, never freed before the process ends
 
@@ -353,6 +360,11 @@ def run_push(args: PushArgs) -> int:
         if result is None:
             lines.append("the previous release is still current")
         return _fail("\n".join(lines))
+    except KeyboardInterrupt:  # Rule 12
+        _fail(f"stopped; release {result.release['number']} is current, and the edges go on switching to it"
+              if result is not None else "stopped before the release was created: the previous release is still "
+              "current; what was uploaded is kept, so pushing again sends only the rest")
+        return INTERRUPTED
     finally:
         api.close()
         if saving is not None:
