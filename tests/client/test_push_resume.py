@@ -103,7 +103,7 @@ def test_a_large_upload_that_breaks_is_resumed_in_the_same_push(api, tmp_path, f
     assert proxy.cuts == 1 and result.release["number"] == 1
     assert b"".join(api.blobs.read(digest(data))) == data
     # the kept bytes were not sent again: under 6 MiB sent in the resume, about 4 in the try that broke
-    assert 6 * MiB < result.bytes_uploaded < 9 * MiB
+    assert 6 * MiB < result.bytes_uploaded < 9 * MiB and MiB <= result.bytes_resumed <= 4 * MiB
     assert sum(seen) == 6 * MiB + len("home")  # progress counts each byte once
     assert api.blobs.partials.held([digest(data)]) == {}
 
@@ -122,6 +122,7 @@ def test_a_push_that_gave_up_is_resumed_by_the_next(api, tmp_path, fast_retries,
         again = push_site(client, root, service="blog")
     small = len("home") if again.blobs_uploaded == 2 else 0  # index.html may have gone before the break
     assert again.release["number"] == 1 and again.bytes_uploaded == len(data) - kept + small
+    assert again.bytes_resumed == kept
     assert b"".join(api.blobs.read(digest(data))) == data
 
 
@@ -132,6 +133,7 @@ def test_a_resume_the_control_plane_cannot_take_sends_the_whole_blob(api, tmp_pa
         client.partial[digest(data)] = 2 * MiB  # a stale answer: the control plane keeps nothing
         result = push_site(client, root, service="blog")
     assert result.release["number"] == 1 and result.bytes_uploaded == len(data) + len("home")
+    assert result.bytes_resumed == 0
     assert b"".join(api.blobs.read(digest(data))) == data
 
 

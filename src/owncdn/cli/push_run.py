@@ -373,7 +373,8 @@ def run_push(args: PushArgs) -> int:
     out = {"env": args.env, "service": args.service, "release": number, "files": result.files,
            "bytes": result.bytes_total, "blobs_uploaded": result.blobs_uploaded,
            "bytes_uploaded": result.bytes_uploaded, "manifest_bytes": result.manifest_bytes,
-           "seconds": round(result.seconds, 4), "left_out": [path for path, _ in result.left_out]}
+           "seconds": round(result.seconds, 4), "left_out": [path for path, _ in result.left_out],
+           "bytes_resumed": result.bytes_resumed}
     if status is not None:
         out |= {"serving": [n["name"] for n in status["serving"]], "failed": [n["name"] for n in status["failed"]],
                 "pending": [n["name"] for n in status["pending"]],
@@ -387,6 +388,9 @@ def run_push(args: PushArgs) -> int:
                          f"{human(result.bytes_total)}); uploaded {result.blobs_uploaded} blob(s), "
                          f"{human(result.bytes_uploaded)} + manifest {human(result.manifest_bytes)} "
                          f"in {result.seconds:.2f}s\n")
+        if result.bytes_resumed:  # push Rule 15
+            sys.stdout.write(f"resumed: {human(result.bytes_resumed)} the control plane kept from an upload that "
+                             "broke were not sent again\n")
         if status is not None:  # Rule 5: edges whose event stream ended are named, not waited for
             gone = ", ".join(n["name"] for n in status.get("disconnected") or ())
             sys.stdout.write(f"served by {len(status['serving'])} edge(s)"

@@ -41,6 +41,7 @@ class Client(LogsApi, WatchApi):  # logs and analytics: client/logs.py; health, 
             headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
         self.partial: dict[str, int] = {}  # missing_blobs: bytes kept of uploads that broke
+        self.resumed: list[int] = []  # put_blob: the bytes each resumed upload did not send again
 
     def __repr__(self) -> str:
         return f"<Client {self.base_url}>"
@@ -198,7 +199,10 @@ class Client(LogsApi, WatchApi):  # logs and analytics: client/logs.py; health, 
             headers["Content-Length"] = str(size - offset)
         elif size is not None:
             headers["Content-Length"] = str(size)
-        return self._call("PUT", f"/v1/blobs/{_seg(sha256)}", content=content, headers=headers)
+        stored = self._call("PUT", f"/v1/blobs/{_seg(sha256)}", content=content, headers=headers)
+        if offset:
+            self.resumed.append(offset)
+        return stored
 
     def put_bundle(self, content: bytes | Any, size: int | None = None) -> dict[str, Any]:
         """Upload many blobs in one body: records ``<sha256> <size>\\n<bytes>``

@@ -109,7 +109,8 @@ Rules:
    plane cannot take (the partial gone, a store that keeps none, or the whole blob
    hashing wrong: the kept bytes spoilt) is sent again from what it then says it kept,
    or whole. Without ``partial`` on the client (an older one), nothing is resumed.
-   ``bytes_uploaded`` counts the bytes sent, over every try.
+   ``bytes_uploaded`` counts the bytes sent, over every try; ``bytes_resumed`` those
+   the control plane had kept and the push did not send again.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ class PushResult:
     ``typing`` or ``collections``)."""
 
     __slots__ = ("release", "files", "bytes_total", "blobs_uploaded", "bytes_uploaded", "manifest_bytes", "seconds",
-                 "left_out")
+                 "left_out", "bytes_resumed")
 
     def __init__(self, release: dict[str, Any], files: int, bytes_total: int, blobs_uploaded: int,
                  bytes_uploaded: int, manifest_bytes: int, seconds: float) -> None:
@@ -163,6 +164,7 @@ class PushResult:
         self.blobs_uploaded, self.bytes_uploaded, self.manifest_bytes = blobs_uploaded, bytes_uploaded, manifest_bytes
         self.seconds = seconds
         self.left_out: list[tuple[str, str]] = []  # what the push left out of the directory (sitedir Rule 10)
+        self.bytes_resumed = 0  # kept by the control plane from uploads that broke, not sent again (Rule 15)
 
     def __repr__(self) -> str:
         number = self.release.get("number") if isinstance(self.release, dict) else self.release
@@ -187,6 +189,8 @@ def push_site(client: Client | PushApi, root: str | Path, *, service: str, env: 
     is given what the push read (Rule 12); ``on_walk`` and ``hashed`` tell the hashing
     (Rule 13); ``comment`` (why) is kept with the release (Rule 14)."""
     started = time.perf_counter()
+    resumed = getattr(client, "resumed", None)
+    resumed_before = len(resumed) if resumed is not None else 0
     walk = walk_site(root, limits, cache)
     if keep is not None:
         keep.append(walk)
@@ -202,6 +206,8 @@ def push_site(client: Client | PushApi, root: str | Path, *, service: str, env: 
         if cache is not None and isinstance(result.release, dict) and isinstance(result.release.get("id"), str):
             cache.released_as(_where(client, env, service), result.release["id"])  # Rule 10
         result.left_out = walk.left_out
+        if resumed is not None:
+            result.bytes_resumed = sum(resumed[resumed_before:])
         return result
     finally:
         if cache is not None and save_cache and walk.site is not None:  # a directory read to its end

@@ -37,7 +37,8 @@ Rules:
 6. ``missing_blobs`` remembers in ``partial`` (``{name: bytes}``) what the control plane
    says it kept of each blob asked about from an upload that broke (``api/blobs.py``
    Rule 7); ``put_blob(..., size=S, offset=N)`` sends the bytes from ``N`` of a blob of
-   ``S`` with ``Content-Range: bytes N-(S-1)/S``. ``Client`` does the same.
+   ``S`` with ``Content-Range: bytes N-(S-1)/S``, and once stored appends ``N`` to
+   ``resumed`` (the bytes not sent again). ``Client`` does the same.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class PushApi:
         self._conns: dict[int, tuple[Connection, float]] = {}  # thread id -> (its connection, last used)
         self._lock = allocate_lock()
         self.partial: dict[str, int] = {}  # Rule 6
+        self.resumed: list[int] = []  # Rule 6: the bytes each resumed upload did not send again
 
     def __repr__(self) -> str:
         return f"<PushApi {self.base_url}>"
@@ -115,8 +117,10 @@ class PushApi:
         """``size``: the blob's; from ``offset``, ``content`` is its bytes from there (Rule 6)."""
         if not offset:
             return self._call("PUT", f"/v1/blobs/{quote(sha256, safe='')}", content, "application/octet-stream", size)
-        return self._call("PUT", f"/v1/blobs/{quote(sha256, safe='')}", content, "application/octet-stream",
-                          size - offset, headers={"Content-Range": resumed_range(offset, size)})
+        stored = self._call("PUT", f"/v1/blobs/{quote(sha256, safe='')}", content, "application/octet-stream",
+                            size - offset, headers={"Content-Range": resumed_range(offset, size)})
+        self.resumed.append(offset)
+        return stored
 
     def put_bundle(self, content: bytes | Iterable[bytes], size: int | None = None) -> dict[str, Any]:
         return self._call("POST", "/v1/blobs/bundle", content, BUNDLE_TYPE, size)
