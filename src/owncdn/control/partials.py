@@ -78,7 +78,8 @@ class Partials:
     def take(self, sha: str, offset: int, tmp: str) -> int:
         """The partial of ``sha`` moved to ``tmp`` (no other upload can take it then) and
         cut to ``offset`` bytes: a descriptor open for reading and writing. ``PartialGone``
-        (the partial left as it was) when none holds ``offset`` bytes."""
+        when none holds ``offset`` bytes (the partial left as it was; one found shorter
+        than when it was kept is removed)."""
         path = f"{self.directory}/{sha}"
         with self._lock:
             have = self._held.get(sha, 0)
