@@ -5,6 +5,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -510,3 +511,46 @@ def test_an_s3_store_refuses_a_resumed_put(tmp_path, seaweed):
             assert caught.value.status == 400 and caught.value.code == "no_partial_uploads"
             assert client.missing_blobs([sha(data)]) == [sha(data)] and client.partial == {}
             assert client.put_blob(sha(data), data)["size"] == 3000
+
+
+def test_an_s3_store_with_a_partials_directory_resumes_a_cut_put(tmp_path, seaweed):
+    """s3blobs Rule 2: the cut upload's bytes kept locally, the rest sent with Content-Range."""
+    from owncdn.client import Client
+    from owncdn.control.api import ApiServer, create_app
+    from owncdn.control.blobgc import collect_blobs
+    from owncdn.control.store import Store, sqlite_url
+    from owncdn.core.content.retention import Retention
+    from tests.control.test_blob_resume import cut_put
+    from tests.control.test_rawbody import Conn
+
+    blobs = S3BlobStore("owncdn-blobs", f"t-{secrets.token_hex(4)}/", client=seaweed.client(),
+                        partials_dir=tmp_path / "partials")
+    data = os.urandom(12 << 20)  # past the spool's memory: on disk when cut
+    small = os.urandom(3 << 20)  # still in memory when cut
+    with Store(sqlite_url(tmp_path)) as store:
+        store.migrate()
+        _, token = store.create_token("ci", {"deploy", "read"})
+        with ApiServer(create_app(store, blobs=blobs)) as server, Client(server.url, token) as client:
+            for blob, sent in ((data, 10 << 20), (small, 2 << 20)):
+                cut_put(Conn(server.port, token), blob, sent)
+            deadline = time.monotonic() + 10
+            while len(blobs.partials.held([sha(data), sha(small)])) < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert client.missing_blobs([sha(data), sha(small)]) == [sha(data), sha(small)]
+            kept = dict(client.partial)
+            assert (8 << 20) < kept[sha(data)] <= (10 << 20) and (1 << 20) <= kept[sha(small)] <= (2 << 20)
+            for blob in (data, small):
+                got = client.put_blob(sha(blob), blob[kept[sha(blob)]:], size=len(blob), offset=kept[sha(blob)])
+                assert got == {"sha256": sha(blob), "size": len(blob)}
+                assert b"".join(blobs.read(sha(blob))) == blob
+            assert client.resumed == [kept[sha(data)], kept[sha(small)]]
+            assert blobs.partials.held([sha(data), sha(small)]) == {}
+            assert os.listdir(tmp_path / "partials" / "tmp") == []  # no spool left behind
+            other = os.urandom(3 << 20)
+            cut_put(Conn(server.port, token), other, 2 << 20)
+            deadline = time.monotonic() + 10
+            while not blobs.partials.held([sha(other)]) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        report = collect_blobs(store, blobs, Retention(), now=time.time() + 2 * 86400)  # a day and more later
+        assert report.partials_dropped == 1 and blobs.partials.held([sha(other)]) == {}
+        assert os.listdir(tmp_path / "partials") == ["tmp"]

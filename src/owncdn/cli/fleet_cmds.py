@@ -134,7 +134,7 @@ def control(
                               alert_error_rate=alert_error_rate)
     state_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(state_dir, database)
-    blobs = _blob_store(blob_store or state_dir / "blobs")
+    blobs = _blob_store(blob_store or state_dir / "blobs", state_dir / "partials")
     analytics = _open_analytics(state_dir, ingest_yield)  # shipped access logs (owncdn.control.analytics)
     gc_settings = GcSettings(Retention(keep=keep_releases, grace=blob_grace), interval=blob_gc_interval)
     acme_settings = _acme_settings(acme, webhook, acme_ca_bundle, state_dir, database)
@@ -218,11 +218,13 @@ def _acme_settings(enabled: bool, webhooks: list[str], ca_bundle: str | None, st
     return ManagerSettings(enabled=enabled, webhooks=hooks, ca_bundle=ca_bundle)
 
 
-def _blob_store(spec):
+def _blob_store(spec, partials_dir: Path):
+    """The blob store; an S3 one keeps the partial uploads of this control plane in
+    ``partials_dir`` (``s3blobs`` Rule 2; a directory store keeps them in itself)."""
     from owncdn.control.blobs import open_blob_store
 
     try:
-        return open_blob_store(spec)
+        return open_blob_store(spec, partials_dir=partials_dir)
     except (ValueError, OSError) as exc:
         _fail(f"blob store {spec}: {exc}")
 

@@ -139,8 +139,9 @@ class Hashing:
 
 # -- choosing one --------------------------------------------------------------------------
 
-def open_blob_store(spec: str | Path) -> DirBlobStore | S3BlobStore:
-    """``s3://bucket/prefix`` -> ``S3BlobStore``; anything else is a directory."""
+def open_blob_store(spec: str | Path, partials_dir: str | Path | None = None) -> DirBlobStore | S3BlobStore:
+    """``s3://bucket/prefix`` -> ``S3BlobStore`` (keeping partial uploads in
+    ``partials_dir``, if given: ``s3blobs`` Rule 2); anything else is a directory."""
     text = str(spec)
     if text.startswith("s3://"):
         from owncdn.control.s3blobs import S3BlobStore
@@ -148,7 +149,7 @@ def open_blob_store(spec: str | Path) -> DirBlobStore | S3BlobStore:
         parts = urlsplit(text)
         if not parts.netloc:
             raise ValueError(f"blob store {text!r}: expected s3://bucket/prefix")
-        return S3BlobStore(parts.netloc, parts.path)
+        return S3BlobStore(parts.netloc, parts.path, partials_dir=partials_dir)
     from owncdn.control.dirblobs import DirBlobStore
 
     return DirBlobStore(text)

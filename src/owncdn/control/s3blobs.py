@@ -9,16 +9,29 @@ Rules:
 1. Bytes are spooled (memory up to 8 MiB, then a temp file), checked, then
    uploaded as ``<prefix>/<sha>`` (boto3 switches to multipart for large blobs). An
    object appears whole or not at all, as S3 guarantees.
+2. Given ``partials_dir`` (a local directory of this control plane: `owncdn control`
+   gives ``<state>/partials``), a ``PUT`` cut off keeps what came there and resumes
+   from it as a directory store does (``dirblobs`` Rule 9, ``partials.py``): the
+   writer's spool goes to a named file in ``<partials_dir>/tmp`` once past memory
+   (``keep()`` moves it, or writes the bytes held in memory, into the partials), and
+   ``writer(sha, offset)`` takes the partial and hashes its bytes again. Partials are
+   this control plane's own: a resume that reaches another replica sharing the bucket
+   finds none (409) and the blob is sent whole. Without ``partials_dir`` nothing is
+   kept (``partials`` is None).
 """
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from owncdn.control.blobs import CHUNK, MAX_BLOB_BYTES, BlobError, BlobNotFound, Hashing, check_name
+from owncdn.control.dirwriters import resume
+from owncdn.control.partials import Partials
 from owncdn.core.content.digest import is_blob_name
 from owncdn.core.content.retention import BlobInfo
 
@@ -31,7 +44,8 @@ HEAD_THREADS = 16
 class S3BlobStore:
     """Blobs as objects ``<prefix>/<sha>`` in an S3 bucket (Rule 1)."""
 
-    def __init__(self, bucket: str, prefix: str = "", *, client=None, max_bytes: int = MAX_BLOB_BYTES) -> None:
+    def __init__(self, bucket: str, prefix: str = "", *, client=None, max_bytes: int = MAX_BLOB_BYTES,
+                 partials_dir: str | os.PathLike | None = None) -> None:
         if client is None:
             import boto3
 
@@ -40,6 +54,13 @@ class S3BlobStore:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.max_bytes = max_bytes
+        self.partials: Partials | None = None  # Rule 2
+        self.spool_dir: str | None = None
+        if partials_dir is not None:
+            self.partials = Partials(partials_dir)
+            self.spool_dir = f"{self.partials.directory}/tmp"
+            shutil.rmtree(self.spool_dir, ignore_errors=True)  # spools of uploads a stop cut off
+            os.makedirs(self.spool_dir)
 
     def __repr__(self) -> str:
         return f"<S3BlobStore s3://{self.bucket}/{self.prefix}>"
@@ -69,8 +90,9 @@ class S3BlobStore:
     def missing(self, hashes: Iterable[str]) -> list[str]:
         return [sha for sha, size in self.sizes(hashes).items() if size is None]
 
-    def writer(self, sha: str) -> _S3Writer:
-        return _S3Writer(self, sha)
+    def writer(self, sha: str, offset: int = 0) -> _S3Writer:
+        """From ``offset``: a resumed upload (Rule 2)."""
+        return _S3Writer(self, sha, offset)
 
     def sync(self, hashes: Iterable[str]) -> None:
         """Nothing to do: an object S3 acknowledged is stored (Rule 1)."""
@@ -133,10 +155,15 @@ def _body_chunks(body) -> Iterator[bytes]:
 
 
 class _S3Writer(Hashing):
-    def __init__(self, store: S3BlobStore, sha: str) -> None:
+    def __init__(self, store: S3BlobStore, sha: str, offset: int = 0) -> None:
         super().__init__(sha, store.max_bytes)
         self.store = store
-        self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - closed in commit/abort
+        if store.spool_dir is None:
+            self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - closed in commit/abort
+        else:
+            self.spool = _NamedSpool(store.spool_dir)
+            if offset:
+                self.spool.resume(lambda tmp: resume(self, store, offset, tmp))
         self.out = self.spool
 
     def commit(self) -> int:
@@ -145,8 +172,12 @@ class _S3Writer(Hashing):
         try:
             self.verify()
             if self.store.size(self.sha) is None:
-                self.spool.seek(0)
-                self.store.client.upload_fileobj(self.spool, self.store.bucket, self.store.key(self.sha))
+                if isinstance(self.spool, _NamedSpool):
+                    source = self.spool.reader()
+                else:
+                    self.spool.seek(0)
+                    source = self.spool
+                self.store.client.upload_fileobj(source, self.store.bucket, self.store.key(self.sha))
         except (ClientError, BotoCoreError) as exc:
             raise BlobError(f"{self.store!r}: cannot store blob {self.sha[:12]}: {_reason(exc)}") from None
         finally:
@@ -155,6 +186,79 @@ class _S3Writer(Hashing):
 
     def abort(self) -> None:
         self.spool.close()
+
+    def keep(self) -> None:
+        """Rule 2: the upload was cut off; what came is kept to resume from."""
+        partials = self.store.partials
+        if partials is None or self.size < partials.min_bytes or self.store.size(self.sha) is not None:
+            self.spool.close()
+            return
+        partials.keep(self.sha, self.spool.to_file(), self.size)
+
+
+class _NamedSpool:
+    """Rule 2: bytes in memory up to ``SPOOL_BYTES``, then in a named file in
+    ``directory`` (so that they can be kept); read back from the start for the upload."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.memory: bytearray | None = bytearray()
+        self.file = None
+        self.path: str | None = None
+
+    def resume(self, take) -> None:
+        """On disk from the start: ``take(path)`` fills the file and gives a descriptor at its end."""
+        self.path = self._new_path()
+        self.file = os.fdopen(take(self.path), "r+b")
+        self.memory = None
+
+    def write(self, data) -> None:
+        if self.memory is not None:
+            self.memory += data
+            if len(self.memory) <= SPOOL_BYTES:
+                return
+            data, self.memory = self.memory, None
+            self.path = self._new_path()
+            self.file = open(self.path, "w+b")  # noqa: SIM115 - closed in close or to_file
+        self.file.write(data)
+
+    def reader(self):
+        """For the upload: a file object of the bytes, at their start."""
+        if self.memory is not None:
+            self.file, self.memory = io.BytesIO(self.memory), None
+        self.file.flush()
+        self.file.seek(0)
+        return self.file
+
+    def to_file(self) -> str:
+        """The bytes in a closed file of their own: its path (no longer the spool's)."""
+        if self.memory is not None:
+            self.path = self._new_path()
+            with open(self.path, "wb") as f:
+                f.write(self.memory)
+            self.memory = None
+        else:
+            self.file.close()
+            self.file = None
+        path, self.path = self.path, None
+        return path
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        self.memory = None
+        if self.path is not None:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            self.path = None
+
+    def _new_path(self) -> str:
+        fd, path = tempfile.mkstemp(dir=self.directory, prefix="s3.")
+        os.close(fd)
+        return path
 
 
 def _status(exc) -> int:

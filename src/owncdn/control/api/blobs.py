@@ -69,9 +69,10 @@ thread ``SEND_BATCH`` bytes at a time (many small blobs of a bundle in one step,
 straight into the piece sent, ``read_into``) and handed to the server as an async
 stream, a bundle with its ``Content-Length`` where it is known.
 
-Rule 7: a ``PUT`` into a directory store that is cut off (the client gone, the
-connection stalled, the control plane stopping) keeps the bytes it brought when there
-are at least ``partials.PARTIAL_MIN`` (``control/dirblobs.py`` Rule 9), and the missing
+Rule 7: a ``PUT`` into a directory store (or an S3 store given a local directory for
+them, ``s3blobs`` Rule 2) that is cut off (the client gone, the connection stalled,
+the control plane stopping) keeps the bytes it brought when there are at least
+``partials.PARTIAL_MIN`` (``control/dirblobs.py`` Rule 9), and the missing
 answer (Rule 1) says so: ``"partial": {name: bytes kept}``. A ``PUT`` with
 ``Content-Range: bytes N-(T-1)/T`` and the blob's last ``T-N`` bytes as its body
 resumes it (RFC 9110 §14.5, partial PUT; the header's rules:
@@ -80,8 +81,8 @@ thread, the body written after them, and the blob checked whole (Rule 2) and sto
 as any other, its partial then dropped. Answers: 409 ``partial_gone`` when no kept
 partial holds N bytes (nothing read; send it again from what the missing answer
 says, or whole); 400 ``bad_content_range`` for any other Content-Range; 400
-``no_partial_uploads`` from an S3 store, which keeps none (§14.5: "SHOULD respond
-with a 400"). A ``PUT`` without Content-Range stores the whole blob as before and
+``no_partial_uploads`` from a store that keeps none (S3 without a local directory for
+them, ``s3blobs`` Rule 2; §14.5: "SHOULD respond with a 400"). A ``PUT`` without Content-Range stores the whole blob as before and
 drops its partial too.
 """
 
@@ -245,7 +246,10 @@ async def put_blob(sha256: Sha, request: Request, blobs: Blobs,
     control plane kept from an upload that broke (Rule 7)."""
     offset, total = _resumed(request, blobs)
     try:
-        resumed = await run_in_threadpool(blobs.part, sha256, total, offset) if offset else None
+        resumed = None
+        if offset:  # the kept bytes read back and hashed in a worker thread
+            resumed = await (run_in_threadpool(blobs.part, sha256, total, offset) if hasattr(blobs, "part")
+                             else run_in_threadpool(blobs.writer, sha256, offset))  # S3 (s3blobs Rule 2)
         return await _put(sha256, request, blobs, total, resumed)
     except BlobMismatch as exc:
         raise ApiProblem(400, "hash_mismatch", str(exc)) from None
@@ -262,8 +266,8 @@ def _resumed(request: Request, blobs: BlobStore) -> tuple[int, int]:
     if content_range is None:
         return 0, int(length) if length is not None and length.isdigit() else 0
     if getattr(blobs, "partials", None) is None:
-        raise ApiProblem(400, "no_partial_uploads", "this control plane's blob store keeps no partial uploads "
-                         "(S3): send the whole blob, without Content-Range")
+        raise ApiProblem(400, "no_partial_uploads", "this control plane's blob store keeps no partial uploads: "
+                         "send the whole blob, without Content-Range")
     if length is None or not length.isdigit():
         raise ApiProblem(400, "bad_content_range", "a resumed upload needs a Content-Length")
     try:
