@@ -190,7 +190,11 @@ class _S3Writer(Hashing):
     def keep(self) -> None:
         """Rule 2: the upload was cut off; what came is kept to resume from."""
         partials = self.store.partials
-        if partials is None or self.size < partials.min_bytes or self.store.size(self.sha) is not None:
+        try:
+            stored = self.store.size(self.sha) is not None
+        except BlobError:  # the bucket unreachable: keep it, a resume checks it whole anyway
+            stored = False
+        if partials is None or self.size < partials.min_bytes or stored:
             self.spool.close()
             return
         partials.keep(self.sha, self.spool.to_file(), self.size)
@@ -209,7 +213,11 @@ class _NamedSpool:
     def resume(self, take) -> None:
         """On disk from the start: ``take(path)`` fills the file and gives a descriptor at its end."""
         self.path = self._new_path()
-        self.file = os.fdopen(take(self.path), "r+b")
+        try:
+            self.file = os.fdopen(take(self.path), "r+b")
+        except BaseException:
+            self.close()
+            raise
         self.memory = None
 
     def write(self, data) -> None:
