@@ -145,3 +145,18 @@ def wait_for_partial(api, sha: str, within: float = 5.0) -> int:
             return held[sha]
         time.sleep(0.02)
     raise AssertionError(f"no partial of {sha} was kept")
+
+
+def test_a_resumed_upload_that_breaks_again_is_resumed_again(api, tmp_path, fast_retries):
+    root, data = big_site(tmp_path / "s", 10 * MiB)
+    proxy = CuttingProxy(int(api.base_url.rsplit(":", 1)[1]), after=4 * MiB, times=2)
+    try:
+        with PushApi(proxy.url, api.token) as client:
+            result = push_site(client, root, service="blog")
+    finally:
+        proxy.close()
+    assert proxy.cuts == 2 and result.release["number"] == 1
+    # the first resume (from about 4 MiB) broke too; the second sent what the two breaks left (after about 8)
+    [kept] = client.resumed
+    assert 4 * MiB < kept < 9 * MiB and result.bytes_resumed == kept
+    assert b"".join(api.blobs.read(digest(data))) == data
