@@ -194,3 +194,42 @@ def test_collection_removes_partials_untouched_for_a_day(tmp_path):
     assert (report.partials_dropped, report.partial_bytes) == (1, MiB + 1)
     assert blobs.partials.held([digest(old), digest(young)]) == {digest(young): MiB + 1}
     assert sorted(os.listdir(blobs.partials.directory)) == [digest(young)]
+
+
+def test_a_control_plane_stopping_mid_upload_keeps_what_came(tmp_path):
+    """rawbody Rule 5: the upload stops at once, not when its body ends, and is kept."""
+    import threading
+
+    from owncdn.control.api import ApiServer, create_app
+    from owncdn.control.store import Store, sqlite_url
+
+    store = Store(sqlite_url(tmp_path))
+    store.migrate()
+    token = store.create_token("ci", {"deploy"})[1]
+    blobs = DirBlobStore(tmp_path / "blobs")
+    data = os.urandom(64 * MiB)
+    server = ApiServer(create_app(store, blobs=blobs)).start()
+    conn = Conn(server.port, token)
+    sending = threading.Event()
+
+    def send() -> None:  # the head and 3 MiB, then the rest slowly, as over a long way
+        try:
+            conn.sock.sendall(conn.head("PUT", f"/v1/blobs/{digest(data)}", len(data)) + data[:3 * MiB])
+            sending.set()
+            for at in range(3 * MiB, len(data), 64 << 10):
+                conn.sock.sendall(data[at:at + (64 << 10)])
+                time.sleep(0.01)
+        except OSError:
+            pass
+
+    threading.Thread(target=send, daemon=True).start()
+    assert sending.wait(10)
+    time.sleep(0.3)
+    server.stop()
+    have = kept(blobs, data)  # while the client still sends
+    conn.close()
+    # stopped mid-body (the rest would take about 10 s at this pace), not read to its end
+    assert 3 * MiB <= have < len(data) and blobs.missing([digest(data)]) == [digest(data)]
+    store.close()
+    restarted = DirBlobStore(tmp_path / "blobs")  # a new control plane finds it
+    assert restarted.partials.held([digest(data)]) == {digest(data): have}

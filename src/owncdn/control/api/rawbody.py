@@ -49,9 +49,10 @@ Rules:
    non-blocking, waiting with ``poll``. A client that closes the connection before
    the body's end, or sends nothing for ``STALL_SECONDS``: the connection is closed
    and ``ClientDisconnect`` raised (as reading through ASGI raises it). Cancelled
-   (the server stopping): the connection is closed, the thread stops at its next
-   poll (``POLL_SECONDS``). Either way a sink with ``cut()`` is told before its
-   ``finish()``.
+   (the server stopping): the connection is closed, the thread stops before its next
+   piece (the duplicate descriptor would still deliver a body that keeps arriving),
+   or at its next poll (``POLL_SECONDS``) if none comes. Either way a sink with
+   ``cut()`` is told before its ``finish()``.
 6. ``call(fn, *args)`` runs the coroutine ``fn(*args)`` on the event loop from the
    sink and waits for its result, letting the turn go meanwhile; ``unlocked(fn,
    *args)`` calls the plain function ``fn(*args)`` in the receiving thread itself,
@@ -247,6 +248,8 @@ class RawBody:
         poller.register(sock.fileno(), select.POLLIN)
         stalled_since: float | None = None
         while self.remaining:
+            if self.stop.is_set():  # Rule 5: the server stopping, also while the bytes keep coming
+                raise ClientDisconnect()
             with _RECEIVERS.turn:  # Rule 2: one upload at a time reads, parses and writes
                 views = _RECEIVERS.buffer()
                 try:
