@@ -160,3 +160,23 @@ def test_a_resumed_upload_that_breaks_again_is_resumed_again(api, tmp_path, fast
     [kept] = client.resumed
     assert 4 * MiB < kept < 9 * MiB and result.bytes_resumed == kept
     assert b"".join(api.blobs.read(digest(data))) == data
+
+
+def test_a_push_the_hash_cache_answers_for_still_resumes(api, tmp_path, fast_retries, monkeypatch):
+    """push Rules 7 and 15: the cache knew every file, so the push created the release first;
+    the 409 named the large blob, which was asked about before it was sent."""
+    from owncdn.client.hashcache import HashCache
+
+    monkeypatch.setattr("owncdn.client.hashcache.RACY_NS", 0)
+    root, data = big_site(tmp_path / "s", 6 * MiB)
+    cache = tmp_path / "cache"
+    monkeypatch.setattr("owncdn.client.push.RESUME_TRIES", 0)
+    proxy = CuttingProxy(int(api.base_url.rsplit(":", 1)[1]), after=4 * MiB)
+    with PushApi(proxy.url, api.token) as client, pytest.raises(ApiError):
+        push_site(client, root, service="blog", cache=HashCache.for_root(root, cache))
+    proxy.close()
+    kept = wait_for_partial(api, digest(data))
+    with PushApi(api.base_url, api.token) as client:
+        again = push_site(client, root, service="blog", cache=HashCache.for_root(root, cache))
+    assert again.release["number"] == 1 and again.bytes_resumed == kept
+    assert b"".join(api.blobs.read(digest(data))) == data

@@ -100,7 +100,8 @@ Rules:
 14. ``comment`` (why the release was pushed) goes with every create the push makes
    (``?comment=``, ``releases`` Rule 16).
 15. A large blob (one ``PUT``, Rule 2) the control plane kept a part of from an upload
-   that broke (``pushapi`` Rule 6: said by the missing answer) is sent from there, the
+   that broke (``pushapi`` Rule 6: said by the missing answer; large blobs a refused
+   create names as missing, Rules 4 and 7, are asked about first) is sent from there, the
    kept bytes counted as sent for ``progress``. If its upload breaks (no answer: the
    connection lost or timed out), the push waits (``RESUME_PAUSE`` times the try's
    number: the control plane must notice the break to keep what came; one that has
@@ -148,7 +149,7 @@ STREAM_FILES = 256  # Rule 9: the first question about blobs hashed, then twice 
 STREAM_BYTES = 4 << 20
 KEEP_BYTES = 32 << 20  # Rule 11: small files' bytes held at once, hashed and not uploaded yet
 RESUME_TRIES = 3  # Rule 15: a large blob's upload sent again after a break
-RESUME_PAUSE = 0.5  # seconds, times the try's number, before each try again
+RESUME_PAUSE = 1.0  # seconds, times the try's number, before each try again (6 s in all: a control plane restarting)
 
 
 class PushResult:
@@ -242,7 +243,9 @@ def _push(client, site: Site, service: str, env: str, parallel: int, progress: C
     except ApiError as exc:
         if exc.code != "missing_blobs":
             raise
-        uploaded += upload_blobs(client, site, [h for h in exc.problems if h in site.sources], parallel, progress)
+        lacking = [h for h in exc.problems if h in site.sources]
+        _ask_partials(client, site, lacking)
+        uploaded += upload_blobs(client, site, lacking, parallel, progress)
         release = client.create_release(env, service, body, comment=comment)
     return PushResult(release=release, files=len(manifest.files), bytes_total=manifest.total_bytes,
                       blobs_uploaded=len(set(missing)), bytes_uploaded=uploaded,
@@ -279,7 +282,9 @@ def _push_streamed(client, walk: Walk, service: str, env: str, parallel: int,
     except ApiError as exc:  # Rule 4
         if exc.code != "missing_blobs":
             raise
-        uploaded += upload_blobs(client, site, [h for h in exc.problems if h in site.sources], parallel, progress)
+        lacking = [h for h in exc.problems if h in site.sources]
+        _ask_partials(client, site, lacking)
+        uploaded += upload_blobs(client, site, lacking, parallel, progress)
         release = client.create_release(env, service, body, comment=comment)
     manifest = site.manifest
     return PushResult(release=release, files=len(manifest.files), bytes_total=manifest.total_bytes,
@@ -496,6 +501,7 @@ def _inline_failed(exc: ApiError, client, site: Site, inline: list[str], service
         if progress is not None:
             progress(sent)
         lacking = [h for h in exc.problems if h in site.sources]
+        _ask_partials(client, site, lacking)
         sent += upload_blobs(client, site, lacking, parallel, progress)
         release = client.create_release(env, service, site.manifest.to_json(), comment=comment)
         return release, len(set(inline) | set(lacking)), sent, manifest_bytes
@@ -579,6 +585,17 @@ def _put_large(client: Client | PushApi, sha: str, size: int, source: str,
             return sent  # stored meanwhile (another push)
         offset = _kept(partial, sha, size)
     return sent  # not reached
+
+
+def _ask_partials(client, site: Site, hashes: list[str]) -> None:
+    """Rule 15: the large blobs a refused create named as missing (no missing answer
+    covered them: the control plane may keep a part of one) asked about first."""
+    if getattr(client, "partial", None) is None:
+        return
+    sizes = site.manifest.blobs
+    large = [sha for sha in hashes if sizes.get(sha, 0) > SMALL_BLOB]
+    if large:
+        client.missing_blobs(large)
 
 
 def _kept(partial: dict[str, int] | None, sha: str, size: int) -> int:
