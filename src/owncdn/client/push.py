@@ -104,9 +104,10 @@ Rules:
    create names as missing, Rules 4 and 7, are asked about first) is sent from there, the
    kept bytes counted as sent for ``progress``. If its upload breaks (no answer: the
    connection lost or timed out), the push waits (``RESUME_PAUSE`` times the try's
-   number: the control plane must notice the break to keep what came; one that has
-   not yet is sent the whole blob), asks again what is kept and sends the rest, up to
-   ``RESUME_TRIES`` times; a resume the control
+   number: the control plane must notice the break to keep what came, or restart; one
+   that has not yet is sent the whole blob), asks again what is kept and sends the
+   rest, up to ``RESUME_TRIES`` times (a question that gets no answer is such a try
+   too); a resume the control
    plane cannot take (the partial gone, a store that keeps none, or the whole blob
    hashing wrong: the kept bytes spoilt) is sent again from what it then says it kept,
    or whole. Without ``partial`` on the client (an older one), nothing is resumed.
@@ -572,18 +573,20 @@ def _put_large(client: Client | PushApi, sha: str, size: int, source: str,
     told = _Told(progress, offset)
     sent = 0
     for attempt in range(RESUME_TRIES + 1):
-        chunks = _FileChunks(source, told, offset)
+        chunks = None
         try:
+            if attempt:
+                time.sleep(RESUME_PAUSE * attempt)  # the control plane notices the break (or restarts)
+                if not client.missing_blobs([sha]):
+                    return sent  # stored meanwhile (another push)
+                offset = _kept(partial, sha, size)
+            chunks = _FileChunks(source, told, offset)
             client.put_blob(sha, chunks, size=size, **({"offset": offset} if offset else {}))
             return sent + chunks.sent
         except ApiError as exc:
-            sent += chunks.sent
+            sent += chunks.sent if chunks is not None else 0
             if partial is None or attempt == RESUME_TRIES or not _resumable(exc, offset):
                 raise
-        time.sleep(RESUME_PAUSE * (attempt + 1))  # the control plane notices the break and keeps what came
-        if not client.missing_blobs([sha]):
-            return sent  # stored meanwhile (another push)
-        offset = _kept(partial, sha, size)
     return sent  # not reached
 
 
