@@ -244,9 +244,7 @@ def _push(client, site: Site, service: str, env: str, parallel: int, progress: C
     except ApiError as exc:
         if exc.code != "missing_blobs":
             raise
-        lacking = [h for h in exc.problems if h in site.sources]
-        _ask_partials(client, site, lacking)
-        uploaded += upload_blobs(client, site, lacking, parallel, progress)
+        uploaded += _upload_named(client, site, exc, parallel, progress)[1]
         release = client.create_release(env, service, body, comment=comment)
     return PushResult(release=release, files=len(manifest.files), bytes_total=manifest.total_bytes,
                       blobs_uploaded=len(set(missing)), bytes_uploaded=uploaded,
@@ -283,9 +281,7 @@ def _push_streamed(client, walk: Walk, service: str, env: str, parallel: int,
     except ApiError as exc:  # Rule 4
         if exc.code != "missing_blobs":
             raise
-        lacking = [h for h in exc.problems if h in site.sources]
-        _ask_partials(client, site, lacking)
-        uploaded += upload_blobs(client, site, lacking, parallel, progress)
+        uploaded += _upload_named(client, site, exc, parallel, progress)[1]
         release = client.create_release(env, service, body, comment=comment)
     manifest = site.manifest
     return PushResult(release=release, files=len(manifest.files), bytes_total=manifest.total_bytes,
@@ -501,9 +497,8 @@ def _inline_failed(exc: ApiError, client, site: Site, inline: list[str], service
     if exc.code == "missing_blobs":  # the guess missed some: Rules 2 and 4
         if progress is not None:
             progress(sent)
-        lacking = [h for h in exc.problems if h in site.sources]
-        _ask_partials(client, site, lacking)
-        sent += upload_blobs(client, site, lacking, parallel, progress)
+        lacking, more = _upload_named(client, site, exc, parallel, progress)
+        sent += more
         release = client.create_release(env, service, site.manifest.to_json(), comment=comment)
         return release, len(set(inline) | set(lacking)), sent, manifest_bytes
     if exc.status in (404, 405) and exc.code in ("not_found", "method_not_allowed", "http_error"):
@@ -590,15 +585,17 @@ def _put_large(client: Client | PushApi, sha: str, size: int, source: str,
     return sent  # not reached
 
 
-def _ask_partials(client, site: Site, hashes: list[str]) -> None:
-    """Rule 15: the large blobs a refused create named as missing (no missing answer
-    covered them: the control plane may keep a part of one) asked about first."""
-    if getattr(client, "partial", None) is None:
-        return
+def _upload_named(client, site: Site, exc: ApiError, parallel: int,
+                  progress: Callable[[int], None] | None) -> tuple[list[str], int]:
+    """Rules 4 and 7: the blobs of this push a refused create (409 ``missing_blobs``)
+    named, uploaded: ``(those blobs, bytes sent)``. Its large ones are asked about first
+    (Rule 15: no missing answer covered them, and the control plane may keep a part of one)."""
+    lacking = [h for h in exc.problems if h in site.sources]
     sizes = site.manifest.blobs
-    large = [sha for sha in hashes if sizes.get(sha, 0) > SMALL_BLOB]
-    if large:
+    large = [sha for sha in lacking if sizes.get(sha, 0) > SMALL_BLOB]
+    if large and getattr(client, "partial", None) is not None:
         client.missing_blobs(large)
+    return lacking, upload_blobs(client, site, lacking, parallel, progress)
 
 
 def _kept(partial: dict[str, int] | None, sha: str, size: int) -> int:
