@@ -433,10 +433,19 @@ async def test_the_directorys_ignore_file_is_followed_and_said(tmp_path, extra):
         assert code == 0, err
         assert sorted(json.loads(out)["left_out"]) == [".owncdnignore", "about/app.js.map", "drafts/"]
 
+        # leftout Rules 6-7: a later "!" puts back; a directory's own file applies below it
         (site / ".owncdnignore").write_text("*.map\n!about/app.js.map\n")
+        (site / "drafts" / ".owncdnignore").write_text("/next.html\n")
         code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", *extra)
-        assert code == 1 and ".owncdnignore:2: '!about/app.js.map': '!'" in err, err
-        assert fleet.store.current_release_number(fleet.env, "blog") == 1
+        assert code == 0, err
+        assert "left out 3 paths as .owncdnignore says: .owncdnignore, drafts/.owncdnignore, drafts/next.html\n" in out
+        files = set(fleet.store.get_release(fleet.env, "blog", 2).manifest["files"])
+        assert "about/app.js.map" in files and not {"drafts/next.html", "drafts/.owncdnignore"} & files
+
+        (site / ".owncdnignore").write_text("*.map\n!\n")
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", *extra)
+        assert code == 1 and ".owncdnignore:2: '!': '!' puts back" in err, err
+        assert fleet.store.current_release_number(fleet.env, "blog") == 2
 
 
 async def test_a_large_push_shows_a_hashing_bar_then_an_uploading_one(tmp_path, monkeypatch):

@@ -257,7 +257,7 @@ def test_the_directorys_ignore_file_leaves_its_patterns_out_and_itself(site):
         assert scanned.left_out == [(".owncdnignore", ".owncdnignore"), ("about/app.js.map", ".owncdnignore:3:*.map"),
                                     ("drafts/", ".owncdnignore:2:/drafts")]
     both = scan_site(site, Limits(exclude=("*.map",)))
-    assert ("about/app.js.map", "*.map") in both.left_out  # --exclude is asked first
+    assert ("about/app.js.map", "*.map") in both.left_out  # --exclude decides last
 
 
 def test_an_ignore_file_of_comments_only_is_still_left_out(site):
@@ -267,7 +267,7 @@ def test_an_ignore_file_of_comments_only_is_still_left_out(site):
 
 
 @pytest.mark.parametrize("make, words", [
-    (lambda p: p.write_text("*.map\n!keep.map\n"), r"\.owncdnignore:2: '!keep\.map': '!'"),
+    (lambda p: p.write_text("*.map\n!\n"), r"\.owncdnignore:2: '!': '!' puts back"),
     (lambda p: p.write_text("../x\n"), r"\.owncdnignore:1: '\.\./x': .*'\.\.'"),
     (lambda p: p.write_bytes(b"\xff\xfe*.map\n"), "not UTF-8"),
     (lambda p: p.write_text("a\n" * (40 << 10)), "larger than 64 KiB"),
@@ -282,12 +282,51 @@ def test_an_ignore_file_that_cannot_be_used_refuses_the_push_naming_it(site, mak
     assert str(exc.value).startswith(str(site / ".owncdnignore"))
 
 
+def test_ignore_files_below_the_top_and_patterns_that_put_back(site):
+    """Rules 10 and 11, leftout Rules 6 and 7: each directory's file applies below it,
+    a later "!" puts back, and the files themselves are never pushed."""
+    (site / ".owncdnignore").write_text("*.map\n!keep.map\n!.nojekyll\nbuild/*\n!build/keep.txt\n/drafts/\n")
+    (site / ".nojekyll").write_text("")
+    (site / ".env").write_text("SECRET=1")
+    for name in ("app.js.map", "keep.map"):
+        (site / "about" / name).write_text("{}")
+    (site / "build").mkdir()
+    for name in ("keep.txt", "other.txt"):
+        (site / "build" / name).write_text("x")
+    (site / "docs" / "api").mkdir(parents=True)
+    (site / "docs" / ".owncdnignore").write_text("/draft.md\n*.tmp\n!/api/keep.map\n")
+    for name in ("draft.md", "guide.md", "x.tmp", "api/draft.md", "api/keep.map", "api/old.map"):
+        (site / "docs" / name).write_text("x")
+    (site / "drafts").mkdir()
+    (site / "drafts" / ".owncdnignore").write_text("../x\n")  # not read: the directory is left out
+    scanned = scan_site(site)
+    assert sorted(scanned.manifest.files) == [
+        ".nojekyll", "about/index.html", "about/keep.map", "build/keep.txt", "copy.html", "docs/api/draft.md",
+        "docs/api/keep.map", "docs/guide.md", "index.html"]
+    assert scanned.left_out == [
+        (".env", "hidden"), (".owncdnignore", ".owncdnignore"), ("about/app.js.map", ".owncdnignore:1:*.map"),
+        ("build/other.txt", ".owncdnignore:4:build/*"), ("docs/.owncdnignore", ".owncdnignore"),
+        ("docs/api/old.map", ".owncdnignore:1:*.map"), ("docs/draft.md", "docs/.owncdnignore:1:/draft.md"),
+        ("docs/x.tmp", "docs/.owncdnignore:2:*.tmp"), ("drafts/", ".owncdnignore:6:/drafts/")]
+    assert scan_site(site, Limits(exclude=("keep.map",))).manifest.files.keys().isdisjoint(
+        {"about/keep.map", "docs/api/keep.map"})  # no file puts back what --exclude leaves out
+
+
+def test_an_ignore_file_below_the_top_that_cannot_be_used_refuses_the_push_naming_it(site):
+    (site / "docs").mkdir()
+    (site / "docs" / ".owncdnignore").write_text("ok\n!\n")
+    with pytest.raises(SiteError) as exc:
+        scan_site(site, Limits(hidden=True))
+    assert str(exc.value).startswith(str(site / "docs" / ".owncdnignore") + ":2: '!'")
+
+
 def test_what_is_left_out_is_the_same_on_the_fast_path_and_the_loop(tmp_path, monkeypatch):
     root = tmp_path / "site"
     _tree(root)
     (root / "a" / ".hidden").mkdir()
     (root / "a" / ".hidden" / "x").write_text("x")
     (root / "a" / "f1.map").write_text("x")
+    (root / "a" / "b" / ".owncdnignore").write_text("g1*.css\n!g12.css\n")
     real = os.path.realpath(root)
     runs = []
     for plain in (True, False):
@@ -298,4 +337,7 @@ def test_what_is_left_out_is_the_same_on_the_fast_path_and_the_loop(tmp_path, mo
         runs.append((files, sorted(left)))
     assert runs[0] == runs[1]
     assert ("a/.hidden/", "hidden") in runs[0][1] and ("a/f1.map", "*.map") in runs[0][1]
+    b = "links/to-b/"  # a/b, walked once, by this path (see above)
+    assert (b + "g13.css", b + ".owncdnignore:1:g1*.css") in runs[0][1] and b + "g12.css" in runs[0][0]
+    assert (b + ".owncdnignore", ".owncdnignore") in runs[0][1]
     assert not any(rel.endswith(".map") or "/." in rel for rel in runs[0][0])

@@ -59,8 +59,9 @@ def push(
     exclude: list[str] = typer.Option([], "--exclude", metavar="PATTERN",
                                       help="Leave out paths matching PATTERN (repeatable): '/drafts/**', "
                                            "'*.map' (no leading / matches at any depth), 'node_modules/' "
-                                           "(a trailing / matches directories only). A .owncdnignore at the "
-                                           "directory's top holds such patterns for every push of it, one a line."),
+                                           "(a trailing / matches directories only). A .owncdnignore file holds "
+                                           "such patterns for every push of its directory, one a line, as a "
+                                           ".gitignore does ('!PATTERN' puts back); --exclude decides after it."),
     comment: str = typer.Option("", "--comment", "-m",
                                 help="Why this release (kept with it, shown by `owncdn releases` and the dashboard)."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n",

@@ -51,8 +51,8 @@ Rules:
    ``tests/cli/test_cli_push.py`` checks it.
 9. What the push left out of the directory (``sitedir`` Rule 10) is said after the
    result: hidden paths in one line (with the flag that pushes them), paths matching
-   ``--exclude`` in another, those the directory's ``.owncdnignore`` leaves out (and
-   that file) in a third, each naming the first ``LEFT_OUT_SHOWN``; ``--json``
+   ``--exclude`` in another, those its ``.owncdnignore`` files leave out (and those
+   files) in a third, each naming the first ``LEFT_OUT_SHOWN``; ``--json``
    lists every one (``left_out``). A push that leaves out nothing says nothing more.
 10. What the push read (the walk, the site, the hash cache: ``push_site(keep=)``, push
    Rule 12) is kept in ``_KEPT``, so that nothing frees it before the process ends
@@ -287,11 +287,11 @@ class _Bar:
 
 def left_out_lines(left_out: list[tuple[str, str]], shown: int = LEFT_OUT_SHOWN) -> str:
     """Rule 9: the lines that say what the push left out of the directory ("" for nothing)."""
-    from owncdn.core.content.leftout import HIDDEN, IGNORE_FILE
+    from owncdn.core.content.leftout import HIDDEN, IGNORE_FILE, from_ignore_file
 
     hidden = [path for path, why in left_out if why == HIDDEN]
-    ignored = [path for path, why in left_out if why.startswith(IGNORE_FILE)]  # the file, or a line of it
-    matched = [path for path, why in left_out if why != HIDDEN and not why.startswith(IGNORE_FILE)]
+    ignored = [path for path, why in left_out if from_ignore_file(why)]  # a file, or a line of one
+    matched = [path for path, why in left_out if why != HIDDEN and not from_ignore_file(why)]
     lines = ""
     for paths, before, after, how in ((hidden, "hidden ", "", " (--hidden pushes them)"),
                                       (matched, "", " matching --exclude", ""),

@@ -59,13 +59,14 @@ Rules:
    and not kept.
 10. Hidden names (``.git``, ``.env``: a name beginning with "."; never ``.well-known``)
    are left out unless ``Limits.hidden``, and so is what ``Limits.exclude``'s patterns
-   and those of the directory's own ``.owncdnignore`` match (``core/content/leftout.py``
-   Rules 2 and 5; that file itself is never pushed); a directory left out is not walked
-   into. Each is listed in ``Walk.left_out`` and ``Site.left_out`` as ``(path, why)`` (a
-   directory's path ends in "/"; ``why`` is ``"hidden"``, the pattern, or
-   ``".owncdnignore:LINE:PATTERN"``), for the command to say what it did not push. The
-   limits count only the files kept.
-11. The ignore file is read when it is a regular file at the top of the directory, of at
+   and those of the ``.owncdnignore`` files of the directory and its subdirectories
+   match, unless a later ``!`` pattern puts it back (``core/content/leftout.py`` Rules
+   2 and 5-7; those files themselves are never pushed); a directory left out is not
+   walked into, so its ignore files are not read either. Each is listed in
+   ``Walk.left_out`` and ``Site.left_out`` as ``(path, why)`` (a directory's path ends
+   in "/"; ``why`` is ``"hidden"``, the pattern, or ``"[DIR/].owncdnignore:LINE:PATTERN"``),
+   for the command to say what it did not push. The limits count only the files kept.
+11. An ignore file is read when the walk finds it in a directory: a regular file of at
    most ``IGNORE_FILE_BYTES``, in UTF-8; one that is something else (a symlink, a
    directory), larger, or holds a line ``parse_ignore`` refuses, refuses the push naming
    it, before anything is read or sent: a file meant to keep paths out is not skipped.
@@ -76,6 +77,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from bisect import bisect_left
 
 from owncdn.core.content.digest import name_of, new_hasher
 from owncdn.core.content.leftout import IGNORE_FILE, LeaveOut, parse_ignore
@@ -166,11 +168,11 @@ def walk_site(root: str | Path, limits: Limits = Limits(), cache: HashCache | No
         raise SiteError(f"{top}: not a directory")
     real_root = os.path.realpath(top)
     try:
-        leave = LeaveOut(limits.hidden, limits.exclude, *_ignored(top))
+        leave = LeaveOut(limits.hidden, limits.exclude)
     except ValueError as exc:
         raise SiteError(str(exc)) from None
     left: list[tuple[str, str]] = []
-    files = _walk(top, real_root, limits, None if leave.nothing else leave, left)
+    files = _walk(top, real_root, limits, leave, left)
     if not files and not limits.allow_empty:
         raise SiteError(f"{top}: no files to push (was the site built?); a release of nothing would answer "
                         "404 at every path. Push one anyway with --allow-empty")
@@ -179,13 +181,13 @@ def walk_site(root: str | Path, limits: Limits = Limits(), cache: HashCache | No
     return Walk(root, files, cache, left)
 
 
-def _ignored(top: str) -> tuple[list[tuple[int, str]], bool]:
-    """Rule 11: the patterns of ``top``'s ignore file and whether it has one."""
-    path = os.path.join(top, IGNORE_FILE)
+def _ignored(directory: str) -> list[tuple[int, str]]:
+    """Rule 11: the patterns of ``directory``'s ignore file, which the walk found there."""
+    path = os.path.join(directory, IGNORE_FILE)
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
-        return [], False
+    except FileNotFoundError:  # gone since the directory was read
+        return []
     except OSError as exc:
         raise SiteError(f"{path}: cannot read the file ({exc.strerror})") from None
     if not stat.S_ISREG(st.st_mode):
@@ -202,9 +204,9 @@ def _ignored(top: str) -> tuple[list[tuple[int, str]], bool]:
     except UnicodeDecodeError:
         raise SiteError(f"{path}: not UTF-8 text") from None
     try:
-        return parse_ignore(text), True
+        return parse_ignore(text)
     except ValueError as exc:
-        raise SiteError(f"{os.path.join(top, '')}{exc}") from None
+        raise SiteError(f"{os.path.join(directory, '')}{exc}") from None
 
 
 class Walk:
@@ -278,28 +280,33 @@ def _walk(root: str, real_root: str, limits: Limits, leave: LeaveOut | None = No
     component). A directory is read by its descriptor where ``scandir`` takes one, so each
     ``stat`` looks up one name rather than the whole path: at 100,000 files 215 ms
     instead of 265 here. With ``leave``, what it leaves out (Rule 10) is not walked
-    into, and is added to ``left``."""
+    into, and is added to ``left``; an ignore file found in a directory extends ``leave``
+    below it (Rule 10)."""
     out: list[tuple[str, str, os.stat_result]] = []
+    left = [] if left is None else left
     seen_dirs = {real_root}
-    pending = [(str(root), "", real_root)]
+    pending = [(str(root), "", real_root, leave or LeaveOut(True))]
     is_dir, is_file, join, max_files = stat.S_ISDIR, stat.S_ISREG, os.path.join, limits.max_files
     while pending:
-        directory, prefix, real_dir = pending.pop()
+        directory, prefix, real_dir, leave = pending.pop()
         fd = None
         try:
             if _BY_FD:
                 fd = os.open(directory, _DIR_FLAGS)
             entries = sorted(os.scandir(directory if fd is None else fd), key=lambda e: e.name)
-            if leave is not None:
-                entries = _leave_out(entries, prefix, leave, left)
         except OSError as exc:
             if fd is not None:
                 os.close(fd)
             raise SiteError(f"{directory}: cannot read the directory ({exc.strerror})") from None
         try:
+            found = _has_ignore_file(entries)
+            if found:
+                leave = leave.extended(prefix, _ignored(directory))
+            if found or not leave.nothing:  # the file itself is left out (Rule 10)
+                entries = _leave_out(entries, prefix, leave, left)
             base = join(directory, "")
             plain = _plain_names(prefix, entries)
-            if plain and _walk_plain(entries, prefix, base, real_dir, out, pending, seen_dirs):
+            if plain and _walk_plain(entries, prefix, base, real_dir, out, pending, seen_dirs, leave):
                 if len(out) > max_files:
                     raise SiteError(f"{root}: more than {max_files} files; raise the limit with --max-files")
                 continue
@@ -322,7 +329,7 @@ def _walk(root: str, real_root: str, limits: Limits, leave: LeaveOut | None = No
                     real = real or join(real_dir, entry.name)
                     if real not in seen_dirs:
                         seen_dirs.add(real)
-                        pending.append((path, rel + "/", real))
+                        pending.append((path, rel + "/", real, leave))
                 else:
                     raise SiteError(f"{path}: not a regular file or directory (a socket, FIFO or device); remove it")
         finally:
@@ -330,6 +337,17 @@ def _walk(root: str, real_root: str, limits: Limits, leave: LeaveOut | None = No
                 os.close(fd)
     out.sort()
     return out
+
+
+def _has_ignore_file(entries: list[os.DirEntry]) -> bool:
+    """Whether a directory's entries, sorted by name, hold an ignore file (or a directory
+    of that name, which ``_ignored`` refuses)."""
+    at = bisect_left(entries, IGNORE_FILE, key=_name)
+    return at < len(entries) and entries[at].name == IGNORE_FILE
+
+
+def _name(entry: os.DirEntry) -> str:
+    return entry.name
 
 
 def _leave_out(entries: list[os.DirEntry], prefix: str, leave: LeaveOut, left: list) -> list[os.DirEntry]:
@@ -351,7 +369,7 @@ def _leave_out(entries: list[os.DirEntry], prefix: str, leave: LeaveOut, left: l
 
 
 def _walk_plain(entries: list[os.DirEntry], prefix: str, base: str, real_dir: str, out: list, pending: list,
-                seen_dirs: set[str]) -> bool:
+                seen_dirs: set[str], leave: LeaveOut) -> bool:
     """``_walk``'s loop for a directory of regular files and subdirectories only, with
     names ``_plain_names`` passed and no path longer than ``_SHORT``: the files added to
     ``out``, the subdirectories not seen yet to ``pending`` and ``seen_dirs`` (as that
@@ -376,7 +394,7 @@ def _walk_plain(entries: list[os.DirEntry], prefix: str, base: str, real_dir: st
             real = join(real_dir, name)
             if real not in seen_dirs:
                 seen_dirs.add(real)
-                pending.append((base + name, prefix + name + "/", real))
+                pending.append((base + name, prefix + name + "/", real, leave))
     out += files
     return True
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from owncdn.core.content.leftout import HIDDEN, IGNORE_FILE, LeaveOut, check, is_hidden, parse_ignore
+from owncdn.core.content.leftout import (HIDDEN, IGNORE_FILE, LeaveOut, check, from_ignore_file, is_hidden,
+                                         parse_ignore)
 
 
 @pytest.mark.parametrize("name, hidden", [
@@ -52,9 +53,16 @@ ROWS = [
     (True, ("/drafts",), "/drafts", False, "/drafts"),
     (True, ("node_modules",), "/lib/node_modules", True, "node_modules"),
     (True, ("/drafts/**",), "/drafts", True, None),  # ... its files are then left out one by one
-    # patterns are asked in order; hidden comes first
-    (True, ("*.md", "/drafts/**"), "/drafts/a.md", False, "*.md"),
-    (False, ("*.env",), "/.env", False, HIDDEN),
+    # Rule 7: the last pattern that matches decides; a hidden name only when none does
+    (True, ("*.md", "/drafts/**"), "/drafts/a.md", False, "/drafts/**"),
+    (True, ("/drafts/**", "*.md"), "/drafts/a.md", False, "*.md"),
+    (False, ("*.env",), "/.env", False, "*.env"),
+    (False, ("*.md",), "/.git", True, HIDDEN),
+    # Rule 5: an ignore file is never pushed, wherever it is; a directory of that name is only hidden
+    (True, (), "/" + IGNORE_FILE, False, IGNORE_FILE),
+    (True, (), "/a/" + IGNORE_FILE, False, IGNORE_FILE),
+    (False, (), "/" + IGNORE_FILE, True, HIDDEN),
+    (True, (), "/" + IGNORE_FILE, True, None),
 ]
 
 
@@ -65,8 +73,8 @@ def test_why_a_path_is_left_out(hidden, patterns, path, is_dir, why):
 
 def test_nothing_is_left_out_only_with_hidden_names_and_no_pattern():
     assert LeaveOut(True).nothing and not LeaveOut(False).nothing and not LeaveOut(True, ["*.map"]).nothing
-    assert not LeaveOut(True, ignore_file=True).nothing  # the file itself, even with no pattern in it
     assert not LeaveOut(True, ignored=[(1, "*.map")]).nothing
+    assert not LeaveOut(True).extended("a/", [(1, "!b")]).nothing
     assert not LeaveOut(False).matching and LeaveOut(False, ignored=[(1, "a")]).matching
 
 
@@ -79,6 +87,8 @@ IGNORE_ROWS = [
     ("  *.psd  \r\n\t/tmp/**\t\n", [(1, "*.psd"), (2, "/tmp/**")]),  # spaces around dropped; CRLF lines
     ("a\n  # an indented comment\nb", [(1, "a"), (3, "b")]),  # the last line needs no newline
     ("a#b\n", [(1, "a#b")]),  # '#' starts a comment only at a line's start
+    ("*.map\n!keep.map\n", [(1, "*.map"), (2, "!keep.map")]),  # Rule 7: kept as written
+    ("\\#1.html\n\\!x\n", [(1, "\\#1.html"), (2, "\\!x")]),  # Rule 5: escaped, not a comment
 ]
 
 
@@ -88,9 +98,11 @@ def test_an_ignore_file_gives_its_patterns_with_their_lines(text, patterns):
 
 
 @pytest.mark.parametrize("text, line, words", [
-    ("*.map\n!keep.map\n", 2, "'!'"),
+    ("*.map\n!\n", 2, "none follows"),
     ("a\n/\n", 2, "empty"),
+    ("a\n!/\n", 2, "none follows"),
     ("../secrets\n", 1, "'..'"),
+    ("*.map\n!../x.map\n", 2, "'..'"),
 ])
 def test_an_ignore_file_line_that_cannot_be_used_is_refused_naming_it(text, line, words):
     with pytest.raises(ValueError) as exc:
@@ -98,29 +110,79 @@ def test_an_ignore_file_line_that_cannot_be_used_is_refused_naming_it(text, line
     assert str(exc.value).startswith(f"{IGNORE_FILE}:{line}: ") and words in str(exc.value)
 
 
-# (ignored, path, is_dir, why): what Rules 2, 3 and 5 make of an ignore file's patterns
+# (ignored, path, is_dir, why): what Rules 2, 3, 5 and 7 make of an ignore file's patterns
 IGNORED_ROWS = [
-    ([], "/" + IGNORE_FILE, False, IGNORE_FILE),  # the file itself, before the hidden names
-    ([], "/" + IGNORE_FILE, True, HIDDEN),  # a directory of that name is only hidden
-    ([], "/a/" + IGNORE_FILE, False, HIDDEN),  # only the top's is the push's own
+    ([(1, "*.map")], "/" + IGNORE_FILE, False, IGNORE_FILE),  # the file itself, whatever it says
+    ([(1, "!.owncdnignore")], "/" + IGNORE_FILE, False, IGNORE_FILE),
     ([(3, "*.map")], "/js/app.js.map", False, IGNORE_FILE + ":3:*.map"),
     ([(1, "node_modules/")], "/node_modules", True, IGNORE_FILE + ":1:node_modules/"),
     ([(1, "node_modules/")], "/node_modules", False, None),
     ([(1, "/drafts")], "/drafts", True, IGNORE_FILE + ":1:/drafts"),
     ([(1, "/drafts")], "/a/drafts", True, None),
-    ([(1, "*.md"), (2, "/drafts/**")], "/drafts/a.md", False, IGNORE_FILE + ":1:*.md"),
+    ([(1, "*.md"), (2, "/drafts/**")], "/drafts/a.md", False, IGNORE_FILE + ":2:/drafts/**"),
+    # Rule 7: "!" puts back what an earlier line left out; the last match decides
+    ([(1, "*.map"), (2, "!keep.map")], "/js/keep.map", False, None),
+    ([(1, "*.map"), (2, "!keep.map")], "/js/app.js.map", False, IGNORE_FILE + ":1:*.map"),
+    ([(1, "!keep.map"), (2, "*.map")], "/js/keep.map", False, IGNORE_FILE + ":2:*.map"),
+    ([(1, "build/*"), (2, "!build/keep.txt")], "/build/keep.txt", False, None),
+    ([(1, "build/*"), (2, "!build/keep.txt")], "/build/other.txt", False, IGNORE_FILE + ":1:build/*"),
+    ([(1, "build/*"), (2, "!build/keep.txt")], "/build", True, None),
+    ([(1, "!.nojekyll")], "/.nojekyll", False, None),  # a hidden name put back
+    ([(1, "!.nojekyll")], "/.env", False, HIDDEN),
+    ([(1, "!.vite/")], "/.vite", True, None),
+    ([(1, "!.vite/")], "/.vite", False, HIDDEN),  # a trailing / asks about directories only
+    ([(1, "*.md"), (2, "!/README.md")], "/README.md", False, None),
+    ([(1, "*.md"), (2, "!/README.md")], "/docs/README.md", False, IGNORE_FILE + ":1:*.md"),
+    ([(1, "\\!x.html")], "/!x.html", False, IGNORE_FILE + ":1:\\!x.html"),  # Rule 5: escaped
+    ([(1, "\\#1.html")], "/#1.html", False, IGNORE_FILE + ":1:\\#1.html"),
 ]
 
 
 @pytest.mark.parametrize("ignored, path, is_dir, why", IGNORED_ROWS)
 def test_why_an_ignore_file_leaves_a_path_out(ignored, path, is_dir, why):
-    assert LeaveOut(False, (), ignored, ignore_file=True).why(path, is_dir) == why
+    assert LeaveOut(False, (), ignored).why(path, is_dir) == why
 
 
-def test_exclude_patterns_are_asked_before_the_ignore_file():
-    leave = LeaveOut(True, ["*.map"], [(1, "*.map")], ignore_file=True)
+def test_exclude_patterns_decide_after_the_ignore_files():
+    """Rule 7: --exclude comes last, so no file puts back what it leaves out."""
+    leave = LeaveOut(True, ["*.map"], [(1, "*.map")])
     assert leave.why("/a.map", False) == "*.map" and leave.why("/" + IGNORE_FILE, False) == IGNORE_FILE
-    assert LeaveOut(True).why("/" + IGNORE_FILE, False) is None  # a directory without the file: pushed
+    back = LeaveOut(True, ["*.map"], [(1, "!keep.map")]).extended("js/", [(1, "!*.map")])
+    assert back.why("/js/keep.map", False) == "*.map"
+
+
+# (top file, directory, its file, path, is_dir, why): Rule 6, a file below the top
+NESTED_ROWS = [
+    ([], "docs/", [(1, "/draft.md")], "/docs/draft.md", False, "docs/" + IGNORE_FILE + ":1:/draft.md"),
+    ([], "docs/", [(1, "/draft.md")], "/draft.md", False, None),  # anchored at its own directory
+    ([], "docs/", [(1, "/draft.md")], "/docs/a/draft.md", False, None),
+    ([], "docs/", [(1, "*.map")], "/docs/a/b.map", False, "docs/" + IGNORE_FILE + ":1:*.map"),
+    ([], "docs/", [(1, "*.map")], "/docs/b.map", False, "docs/" + IGNORE_FILE + ":1:*.map"),
+    ([], "docs/", [(1, "*.map")], "/b.map", False, None),
+    ([], "a/b/", [(2, "tmp/")], "/a/b/c/tmp", True, "a/b/" + IGNORE_FILE + ":2:tmp/"),
+    ([], "a/b/", [(2, "tmp/")], "/a/tmp", True, None),
+    # the deeper file decides after the top's, both ways
+    ([(1, "*.map")], "docs/", [(1, "!keep.map")], "/docs/keep.map", False, None),
+    ([(1, "*.map")], "docs/", [(1, "!keep.map")], "/keep.map", False, IGNORE_FILE + ":1:*.map"),
+    ([(1, "!keep.map")], "docs/", [(1, "*.map")], "/docs/keep.map", False, "docs/" + IGNORE_FILE + ":1:*.map"),
+    ([(1, "*.map")], "docs/", [(1, "*.txt")], "/docs/a.map", False, IGNORE_FILE + ":1:*.map"),
+]
+
+
+@pytest.mark.parametrize("top, where, below, path, is_dir, why", NESTED_ROWS)
+def test_an_ignore_file_below_the_top_applies_below_its_directory(top, where, below, path, is_dir, why):
+    leave = LeaveOut(True, (), top)
+    before = repr(leave)
+    assert leave.extended(where, below).why(path, is_dir) == why
+    assert repr(leave) == before  # the top's is unchanged: it still decides beside that directory
+
+
+@pytest.mark.parametrize("why, named", [
+    (IGNORE_FILE, True), (IGNORE_FILE + ":3:*.map", True), ("docs/" + IGNORE_FILE + ":1:x", True),
+    ("*.map", False), ("hidden", False), ("x" + IGNORE_FILE, False), (IGNORE_FILE + "x", False),
+])
+def test_which_reasons_name_an_ignore_file(why, named):
+    assert from_ignore_file(why) is named
 
 
 @pytest.mark.parametrize("pattern, words", [

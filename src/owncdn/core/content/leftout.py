@@ -1,5 +1,5 @@
 """What a push leaves out of the directory it reads: hidden names, ``--exclude`` patterns
-and the patterns of the directory's ``.owncdnignore``.
+and the patterns of its ``.owncdnignore`` files.
 
 Rules:
 1. A hidden name (a file or directory whose name begins with ``.``: ``.git``, ``.env``,
@@ -15,25 +15,35 @@ Rules:
 3. A pattern that matches a directory's path (``/drafts``) leaves the directory out
    with everything under it; one that matches a file's path leaves that file out.
    Paths are release paths with a leading ``/``, matched whole, case-sensitive.
-4. ``LeaveOut(hidden, patterns, ignored).why(path, is_dir)`` is why a path is left out
-   (``"hidden"``, an ``--exclude`` pattern as given, or ``".owncdnignore:LINE:PATTERN"``
+4. ``LeaveOut(hidden, patterns).why(path, is_dir)`` is why a path is left out
+   (``"hidden"``, an ``--exclude`` pattern as given, or ``"[DIR/].owncdnignore:LINE:PATTERN"``
    as ``git check-ignore -v`` names its sources) or None. ``check(patterns)`` raises
    ``ValueError`` naming a pattern that is empty or climbs (``..``). Pure: the walk
    asks, it reads the files.
-5. ``.owncdnignore`` at the top of the pushed directory holds patterns that directory
-   always leaves out, so that every push of it does without repeating ``--exclude``
-   (as ``.vercelignore`` and ``.surgeignore`` do): one pattern a line, as Rule 2;
-   blank lines and lines beginning with ``#`` are skipped, spaces around a pattern
-   dropped. ``parse_ignore(text)`` gives ``(line, pattern)``; a line it cannot use is
-   a ``ValueError`` naming it, and so is one beginning with ``!``: ``.gitignore``
-   re-includes with it, which is not done here, and read as a name it would leave
-   out something else than meant. The file itself is never pushed (``ignore_file``):
-   it describes the push, not the site.
+5. A ``.owncdnignore`` file holds patterns its directory always leaves out, so that
+   every push of it does without repeating ``--exclude`` (as ``.vercelignore`` and
+   ``.surgeignore`` do): one pattern a line, as Rule 2; blank lines and lines
+   beginning with ``#`` are skipped, spaces around a pattern dropped; ``\\#`` and
+   ``\\!`` begin a pattern with that character. ``parse_ignore(text)`` gives
+   ``(line, pattern)``; a line it cannot use is a ``ValueError`` naming it. Such a file
+   is never pushed itself (the file describes the push, not the site), wherever it is.
+6. As in ``.gitignore``, a file in a directory below the top (``docs/.owncdnignore``)
+   applies below that directory: its patterns match paths relative to it (``/draft.md``
+   there is ``/docs/draft.md``; ``*.map`` any map below ``/docs``). ``extended(where,
+   ignored)`` is the ``LeaveOut`` of that directory.
+7. A pattern beginning with ``!`` puts back what an earlier one left out. The last
+   pattern that matches decides: the top file's in their order, then those of the
+   files below it, deeper ones later, then ``--exclude`` (which no file can put back);
+   with none matching, a hidden name is left out (Rule 1), so ``!.nojekyll`` pushes
+   that hidden file. As with ``git``, nothing under a directory left out comes back:
+   the walk does not go into it (``build/*`` with ``!build/keep.txt`` keeps one file of
+   ``build``; ``build/`` with it keeps none).
 """
 
 from __future__ import annotations
 
-__all__ = ["HIDDEN", "IGNORE_FILE", "WELL_KNOWN", "LeaveOut", "check", "is_hidden", "parse_ignore"]
+__all__ = ["HIDDEN", "IGNORE_FILE", "WELL_KNOWN", "LeaveOut", "check", "from_ignore_file", "is_hidden",
+           "parse_ignore"]
 
 WELL_KNOWN = ".well-known"
 HIDDEN = "hidden"
@@ -66,70 +76,108 @@ def check(patterns) -> list[str]:
 
 
 def parse_ignore(text: str) -> list[tuple[int, str]]:
-    """Rule 5: ``(line number, pattern)`` for each pattern of an ignore file's text."""
+    """Rule 5: ``(line number, pattern)`` for each pattern of an ignore file's text, as
+    written (a ``!`` kept, Rule 7)."""
     out = []
     for number, line in enumerate(text.splitlines(), 1):
         pattern = line.strip()
         if not pattern or pattern[0] == "#":
             continue
-        where = f"{IGNORE_FILE}:{number}: {pattern!r}"
-        if pattern[0] == "!":
-            raise ValueError(f"{where}: '!' (putting back what an earlier line left out) is not supported; "
-                             "write the patterns so that they match only what is to be left out")
-        problem = _problem(pattern)
+        back, body = _split(pattern)
+        problem = "'!' puts back what the pattern after it matches, and none follows" if back and not body.strip("/") \
+            else _problem(body)
         if problem is not None:
-            raise ValueError(f"{where}: {problem}")
+            raise ValueError(f"{IGNORE_FILE}:{number}: {pattern!r}: {problem}")
         out.append((number, pattern))
     return out
 
 
+def _split(pattern: str) -> tuple[bool, str]:
+    """Rules 5 and 7: whether an ignore file's pattern puts back, and what it matches."""
+    if pattern[:1] == "!":
+        return True, pattern[1:]
+    if pattern[:2] in ("\\!", "\\#"):
+        return False, pattern[1:]
+    return False, pattern
+
+
+def from_ignore_file(why: str) -> bool:
+    """Whether ``why`` names an ignore file or one of its lines (Rule 4), not ``--exclude``."""
+    at = why.find(IGNORE_FILE)
+    return (at == 0 or (at > 0 and why[at - 1] == "/")) and why[at + len(IGNORE_FILE):][:1] in ("", ":")
+
+
 class LeaveOut:
-    """Rules 1-5: ``why(path, is_dir)`` for release paths written ``/a/b``; ``ignored``
-    is ``parse_ignore``'s answer, ``ignore_file`` whether the directory has that file."""
+    """Rules 1-7: ``why(path, is_dir)`` for release paths written ``/a/b``."""
 
-    __slots__ = ("hidden", "patterns", "ignored", "ignore_file", "_files", "_dirs")
+    __slots__ = ("hidden", "patterns", "ignored", "_files", "_dirs", "_tail_files", "_tail_dirs")
 
-    def __init__(self, hidden: bool = False, patterns=(), ignored=(), ignore_file: bool = False) -> None:
+    def __init__(self, hidden: bool = False, patterns=(), ignored=()) -> None:
         self.hidden = hidden
         self.patterns = check(patterns)
-        self.ignored = list(ignored)
-        self.ignore_file = ignore_file or bool(self.ignored)
-        files, dirs = [], []
-        named = [(pattern, pattern) for pattern in self.patterns]
-        named += [(f"{IGNORE_FILE}:{number}:{pattern}", pattern) for number, pattern in self.ignored]
-        if named:
-            from .globs import compile_glob  # `owncdn push` imports ``re`` only when patterns are given
+        self.ignored: list[tuple[str, int, str]] = []  # (directory, line, pattern), in the order asked
+        self._files: list[tuple[str, object, bool]] = []  # (why, regex, puts back), the files' patterns
+        self._dirs: list[tuple[str, object, bool]] = []
+        self._tail_files: list[tuple[str, object, bool]] = []  # --exclude's, asked last (Rule 7)
+        self._tail_dirs: list[tuple[str, object, bool]] = []
+        for pattern in self.patterns:
+            _add(self._tail_files, self._tail_dirs, pattern, "", False, pattern)
+        if ignored:
+            self._read("", ignored)
 
-            for why, pattern in named:
-                body = pattern.rstrip("/")
-                regex = compile_glob(body if body.startswith("/") else "/**/" + body)
-                dirs.append((why, regex))
-                if not pattern.endswith("/"):
-                    files.append((why, regex))
-        self._files, self._dirs = files, dirs
+    def extended(self, where: str, ignored) -> LeaveOut:
+        """Rule 6: the ``LeaveOut`` below the directory ``where`` (``docs/``, "" for the
+        top), whose ignore file holds ``ignored`` (``parse_ignore``'s answer)."""
+        out = LeaveOut.__new__(LeaveOut)
+        out.hidden, out.patterns, out.ignored = self.hidden, self.patterns, list(self.ignored)
+        out._files, out._dirs = list(self._files), list(self._dirs)
+        out._tail_files, out._tail_dirs = self._tail_files, self._tail_dirs
+        out._read(where, ignored)
+        return out
+
+    def _read(self, where: str, ignored) -> None:
+        base = "/" + where.rstrip("/") if where else ""
+        for number, pattern in ignored:
+            back, body = _split(pattern)
+            self.ignored.append((where, number, pattern))
+            _add(self._files, self._dirs, body, base, back, f"{where}{IGNORE_FILE}:{number}:{pattern}")
 
     def __repr__(self) -> str:
-        return (f"LeaveOut(hidden={self.hidden!r}, patterns={self.patterns!r}, ignored={self.ignored!r}, "
-                f"ignore_file={self.ignore_file!r})")
+        return f"LeaveOut(hidden={self.hidden!r}, patterns={self.patterns!r}, ignored={self.ignored!r})"
 
     @property
     def nothing(self) -> bool:
-        """Whether nothing is ever left out (hidden names pushed, no pattern, no ignore file)."""
-        return self.hidden and not self._dirs and not self.ignore_file
+        """Whether nothing is left out (hidden names pushed, no pattern): the walk then
+        only looks for ignore files."""
+        return self.hidden and not self._dirs and not self._tail_dirs
 
     @property
     def matching(self) -> bool:
         """Whether any pattern is to be matched: else only names beginning with "." are left out."""
-        return bool(self._dirs)
+        return bool(self._dirs or self._tail_dirs)
 
     def why(self, path: str, is_dir: bool) -> str | None:
-        """Rules 1-3 and 5: why ``path`` (``/a/b``) is left out, or None. Its parent
+        """Rules 1-7: why ``path`` (``/a/b``) is left out, or None. Its parent
         directories were asked before (the walk does not enter one left out)."""
-        if self.ignore_file and not is_dir and path == "/" + IGNORE_FILE:
+        name = path[path.rfind("/") + 1:]
+        if name == IGNORE_FILE and not is_dir:
             return IGNORE_FILE
-        if not self.hidden and is_hidden(path[path.rfind("/") + 1:]):
+        for rules in (self._tail_dirs, self._dirs) if is_dir else (self._tail_files, self._files):
+            for why, regex, back in reversed(rules):
+                if regex.fullmatch(path):
+                    return None if back else why
+        if not self.hidden and is_hidden(name):
             return HIDDEN
-        for why, regex in self._dirs if is_dir else self._files:
-            if regex.fullmatch(path):
-                return why
         return None
+
+
+def _add(files: list, dirs: list, body: str, base: str, back: bool, why: str) -> None:
+    """Rule 2 for one pattern of a directory (``base``, "" for the top): its regex added to
+    those asked about directories and, unless it ends in "/", about files."""
+    from .globs import compile_glob  # `owncdn push` imports ``re`` only when patterns are given
+
+    stem = body.rstrip("/")
+    regex = compile_glob(base + stem if stem.startswith("/") else base + "/**/" + stem)
+    dirs.append((why, regex, back))
+    if not body.endswith("/"):
+        files.append((why, regex, back))
