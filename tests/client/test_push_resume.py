@@ -27,10 +27,12 @@ class CuttingProxy:
     """TCP on loopback to ``port``; a connection that has carried ``after`` bytes
     towards the control plane is closed both ways, ``times`` times. With ``pace``, it
     waits that many seconds after each piece (up to 64 KiB) it carries that way;
-    ``carried``: the bytes carried that way on all connections."""
+    ``carried``: the bytes carried that way on all connections. With ``half``, a cut
+    closes the client's side only: the control plane's stays open and silent, as
+    after a break only the client noticed."""
 
-    def __init__(self, port: int, after: int, times: int = 1, pace: float = 0.0) -> None:
-        self.port, self.after, self.times, self.pace = port, after, times, pace
+    def __init__(self, port: int, after: int, times: int = 1, pace: float = 0.0, half: bool = False) -> None:
+        self.port, self.after, self.times, self.pace, self.half = port, after, times, pace, half
         self.cuts = self.carried = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
@@ -61,6 +63,9 @@ class CuttingProxy:
                             self.cuts += 1
                     if cut:
                         sink.sendall(data[:self.after - carried])
+                        if self.half:
+                            source.shutdown(socket.SHUT_RDWR)
+                            return  # the control plane's side: left open (its other pump ends it)
                         break
                     carried += len(data)
                     self.carried += len(data)
@@ -106,6 +111,24 @@ def test_a_large_upload_that_breaks_is_resumed_in_the_same_push(api, tmp_path, f
     assert 6 * MiB < result.bytes_uploaded < 9 * MiB and MiB <= result.bytes_resumed <= 4 * MiB
     assert sum(seen) == 6 * MiB + len("home")  # progress counts each byte once
     assert api.blobs.partials.held([digest(data)]) == {}
+
+
+def test_a_break_only_the_client_noticed_is_resumed_in_the_same_push(api, tmp_path, monkeypatch):
+    """api/inflight.py: the control plane's side of the cut upload stays open and silent;
+    the push's question after its pause (longer than ``QUIET_SECONDS``) takes it over."""
+    from owncdn.control.api import inflight
+
+    monkeypatch.setattr("owncdn.client.push.RESUME_PAUSE", inflight.QUIET_SECONDS + 0.3)
+    root, data = big_site(tmp_path / "s", 6 * MiB)
+    proxy = CuttingProxy(int(api.base_url.rsplit(":", 1)[1]), after=4 * MiB, half=True)
+    try:
+        with PushApi(proxy.url, api.token) as client:
+            result = push_site(client, root, service="blog")
+    finally:
+        proxy.close()
+    assert proxy.cuts == 1 and result.release["number"] == 1
+    assert b"".join(api.blobs.read(digest(data))) == data
+    assert MiB <= result.bytes_resumed <= 4 * MiB and result.bytes_uploaded < 9 * MiB
 
 
 def test_a_push_that_gave_up_is_resumed_by_the_next(api, tmp_path, fast_retries, monkeypatch):

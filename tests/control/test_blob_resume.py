@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from owncdn.control.api import inflight
 from owncdn.control.blobgc import PARTIAL_KEEP, collect_blobs
 from owncdn.control.dirblobs import DirBlobStore
 from owncdn.control.partials import PartialGone, Partials
@@ -236,3 +237,62 @@ def test_a_control_plane_stopping_mid_upload_keeps_what_came(tmp_path):
     store.close()
     restarted = DirBlobStore(tmp_path / "blobs")  # a new control plane finds it
     assert restarted.partials.held([digest(data)]) == {digest(data): have}
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.0"])  # read raw, and through ASGI (rawbody Rule 1)
+def test_a_quiet_upload_is_given_up_for_the_client_that_asks_again(served, version):
+    """inflight.py: the client noticed a break the control plane did not (the old
+    connection stays open, silent); its next question takes over the bytes that came."""
+    conn, blobs, _, server, token = served
+    data = os.urandom(3 * MiB + 777)
+    conn.sock.sendall(conn.head("PUT", f"/v1/blobs/{digest(data)}", len(data), version=version) + data[:2 * MiB])
+    time.sleep(inflight.QUIET_SECONDS + 0.3)
+    again = Conn(server.port, token)
+    answer = missing(again, digest(data))
+    have = answer["partial"].get(digest(data), 0)
+    assert answer["missing"] == [digest(data)] and MiB <= have <= 2 * MiB
+    assert conn.closed_by_server(5)  # the old upload was cut
+    assert resume(again, data, have) == (200, {"sha256": digest(data), "size": len(data)})
+    assert b"".join(blobs.read(digest(data))) == data
+    assert missing(again, digest(data)) == {"missing": [], "partial": {}}
+    assert leftovers(blobs) == [] and not server.app.state.inflight_uploads.uploads
+    again.close()
+
+
+def test_an_upload_still_receiving_is_not_given_up(served):
+    """inflight.py Rule 3: a second push asking about a blob being uploaded leaves it be."""
+    import threading
+
+    conn, blobs, _, server, token = served
+    data = os.urandom(4 * MiB)
+    done = threading.Event()
+    conn.sock.sendall(conn.head("PUT", f"/v1/blobs/{digest(data)}", len(data)) + data[:MiB])
+
+    def trickle() -> None:  # the rest in small steps, never half a second apart
+        for at in range(MiB, len(data), 32 << 10):
+            conn.sock.sendall(data[at:at + (32 << 10)])
+            time.sleep(0.02)
+        done.set()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    time.sleep(0.6)
+    other = Conn(server.port, token)
+    assert missing(other, digest(data)) == {"missing": [digest(data)], "partial": {}}
+    assert done.wait(30)
+    status, _, body = conn.answer()
+    assert (status, json.loads(body)) == (200, {"sha256": digest(data), "size": len(data)})
+    assert missing(other, digest(data)) == {"missing": [], "partial": {}}
+    other.close()
+
+
+def test_a_quiet_upload_too_short_to_keep_is_given_up_and_the_blob_goes_whole(served):
+    conn, blobs, _, server, token = served
+    data = os.urandom(2 * MiB)
+    conn.sock.sendall(conn.head("PUT", f"/v1/blobs/{digest(data)}", len(data)) + data[:MiB // 2])
+    time.sleep(inflight.QUIET_SECONDS + 0.3)
+    again = Conn(server.port, token)
+    assert missing(again, digest(data)) == {"missing": [digest(data)], "partial": {}}  # fewer than PARTIAL_MIN
+    assert conn.closed_by_server(5)
+    assert again.call("PUT", f"/v1/blobs/{digest(data)}", data)[0] == 200
+    assert leftovers(blobs) == []
+    again.close()

@@ -105,7 +105,9 @@ Rules:
    kept bytes counted as sent for ``progress``. If its upload breaks (no answer: the
    connection lost or timed out), the push waits (``RESUME_PAUSE`` times the try's
    number: the control plane must notice the break to keep what came, or restart; one
-   that has not yet is sent the whole blob), asks again what is kept and sends the
+   that has not yet is sent the whole blob, but the question itself makes it give up an
+   upload whose client went quiet, ``control/api/inflight.py``, quiet meaning half a
+   second, less than the first pause), asks again what is kept and sends the
    rest, up to ``RESUME_TRIES`` times (a question that gets no answer is such a try
    too); a resume the control
    plane cannot take (the partial gone, a store that keeps none, or the whole blob

@@ -83,7 +83,10 @@ partial holds N bytes (nothing read; send it again from what the missing answer
 says, or whole); 400 ``bad_content_range`` for any other Content-Range; 400
 ``no_partial_uploads`` from a store that keeps none (S3 without a local directory for
 them, ``s3blobs`` Rule 2; §14.5: "SHOULD respond with a 400"). A ``PUT`` without Content-Range stores the whole blob as before and
-drops its partial too.
+drops its partial too. Before it answers, the missing question gives up any upload of
+those blobs whose client went quiet (``inflight.py``: nothing received for half a
+second), so that its bytes are kept and named: a client that noticed a break first
+(its address changed) resumes rather than sending the blob again beside it.
 """
 
 from __future__ import annotations
@@ -113,6 +116,7 @@ from .arriving import GrowingResponse, end_growing, growing_blobs, start_growing
 from .asgibody import AsgiBody
 from .auth import authenticate, require
 from .errors import ApiProblem, error_responses
+from .inflight import inflight
 from .releaseschemas import MAX_FETCH_WAIT, BlobStored, BundleStored, FetchIn, MissingIn, MissingOut
 from .rawbody import RawBody
 from .sendfile import TRANSPORT, RawSender
@@ -215,12 +219,17 @@ async def blob_reader(request: Request, token: Annotated[Token, Depends(authenti
 
 @router.post("/v1/blobs/missing", response_model=MissingOut, summary="Which of these blobs are missing?",
              responses=error_responses(400, 401, 403, 422))
-async def missing(body: MissingIn, blobs: Blobs, _: Annotated[Token, Depends(require("deploy"))]) -> MissingOut:
+async def missing(body: MissingIn, request: Request, blobs: Blobs,
+                  _: Annotated[Token, Depends(require("deploy"))]) -> MissingOut:
     """Rule 1, in one worker-thread step (a coroutine: a plain function endpoint's
-    answer is validated in a second one); with the bytes kept of any (Rule 7)."""
+    answer is validated in a second one); with the bytes kept of any (Rule 7), an
+    upload of one whose client went quiet given up first (``inflight.py``)."""
     lacking = await run_in_threadpool(_claim, blobs, body.hashes)
     partials = getattr(blobs, "partials", None)
-    return MissingOut(missing=lacking, partial=partials.held(lacking) if partials is not None and lacking else {})
+    if partials is None or not lacking:
+        return MissingOut(missing=lacking, partial={})
+    await inflight(request.app).take_over(lacking)
+    return MissingOut(missing=lacking, partial=partials.held(lacking))
 
 
 def _claim(blobs: BlobStore, hashes: list[str]) -> list[str]:
@@ -245,6 +254,7 @@ async def put_blob(sha256: Sha, request: Request, blobs: Blobs,
     With ``Content-Range: bytes N-(T-1)/T``, the rest of a blob whose first N bytes the
     control plane kept from an upload that broke (Rule 7)."""
     offset, total = _resumed(request, blobs)
+    upload = inflight(request.app).begin(sha256, request.scope)  # Rule 7: taken over if its client goes quiet
     try:
         resumed = None
         if offset:  # the kept bytes read back and hashed in a worker thread
@@ -257,6 +267,8 @@ async def put_blob(sha256: Sha, request: Request, blobs: Blobs,
         raise ApiProblem(413, "too_large", str(exc)) from None
     except PartialGone as exc:
         raise ApiProblem(409, "partial_gone", str(exc)) from None
+    finally:
+        inflight(request.app).end(upload)
 
 
 def _resumed(request: Request, blobs: BlobStore) -> tuple[int, int]:
