@@ -87,6 +87,17 @@ def fast_retries(monkeypatch):
     monkeypatch.setattr("owncdn.client.push.RESUME_PAUSE", 0.2)
 
 
+def push_through(api, root, **cutting):
+    """``push_site`` of ``root`` with ``PushApi`` through a ``CuttingProxy(**cutting)``:
+    ``(result, proxy, client)``."""
+    proxy = CuttingProxy(int(api.base_url.rsplit(":", 1)[1]), **cutting)
+    try:
+        with PushApi(proxy.url, api.token) as client:
+            return push_site(client, root, service="blog"), proxy, client
+    finally:
+        proxy.close()
+
+
 def big_site(root, size: int):
     site(root, index__html="home")
     data = os.urandom(size)
@@ -120,12 +131,7 @@ def test_a_break_only_the_client_noticed_is_resumed_in_the_same_push(api, tmp_pa
 
     monkeypatch.setattr("owncdn.client.push.RESUME_PAUSE", inflight.QUIET_SECONDS + 0.3)
     root, data = big_site(tmp_path / "s", 6 * MiB)
-    proxy = CuttingProxy(int(api.base_url.rsplit(":", 1)[1]), after=4 * MiB, half=True)
-    try:
-        with PushApi(proxy.url, api.token) as client:
-            result = push_site(client, root, service="blog")
-    finally:
-        proxy.close()
+    result, proxy, _ = push_through(api, root, after=4 * MiB, half=True)
     assert proxy.cuts == 1 and result.release["number"] == 1
     assert b"".join(api.blobs.read(digest(data))) == data
     assert MiB <= result.bytes_resumed <= 4 * MiB and result.bytes_uploaded < 9 * MiB
@@ -172,12 +178,7 @@ def wait_for_partial(api, sha: str, within: float = 5.0) -> int:
 
 def test_a_resumed_upload_that_breaks_again_is_resumed_again(api, tmp_path, fast_retries):
     root, data = big_site(tmp_path / "s", 10 * MiB)
-    proxy = CuttingProxy(int(api.base_url.rsplit(":", 1)[1]), after=4 * MiB, times=2)
-    try:
-        with PushApi(proxy.url, api.token) as client:
-            result = push_site(client, root, service="blog")
-    finally:
-        proxy.close()
+    result, proxy, client = push_through(api, root, after=4 * MiB, times=2)
     assert proxy.cuts == 2 and result.release["number"] == 1
     # the first resume (from about 4 MiB) broke too; the second sent what the two breaks left (after about 8)
     [kept] = client.resumed
