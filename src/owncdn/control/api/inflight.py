@@ -45,12 +45,13 @@ _TCP_INFO = getattr(socket, "TCP_INFO", None)  # Linux
 
 
 class Upload:
-    """One PUT of a blob reading its body, on the connection whose descriptor is ``fd``."""
+    """One PUT of a blob reading its body, on ``transport``'s connection, whose
+    descriptor is ``fd``."""
 
-    __slots__ = ("sha", "fd", "ended", "cut")
+    __slots__ = ("sha", "transport", "fd", "ended", "cut")
 
-    def __init__(self, sha: str, fd: int) -> None:
-        self.sha, self.fd = sha, fd
+    def __init__(self, sha: str, transport, fd: int) -> None:
+        self.sha, self.transport, self.fd = sha, transport, fd
         self.ended = asyncio.Event()
         self.cut = False
 
@@ -58,8 +59,9 @@ class Upload:
         return f"<Upload {self.sha[:12]} fd={self.fd}{' cut' if self.cut else ''}{' ended' if self.ended.is_set() else ''}>"
 
     def quiet(self) -> bool:
-        """Rule 2 (False when the socket cannot say)."""
-        if _TCP_INFO is None:
+        """Rule 2 (False when the socket cannot say, or is closed: its descriptor's number
+        may be another connection's by now)."""
+        if _TCP_INFO is None or self.transport.is_closing():
             return False
         try:
             with socket.socket(fileno=os.dup(self.fd)) as sock:
@@ -93,7 +95,7 @@ class Inflight:
         sock = transport.get_extra_info("socket") if transport is not None else None
         if sock is None or sock.type != socket.SOCK_STREAM:
             return None
-        upload = Upload(sha, sock.fileno())
+        upload = Upload(sha, transport, sock.fileno())
         self.uploads.setdefault(sha, []).append(upload)
         return upload
 
