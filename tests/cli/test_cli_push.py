@@ -550,3 +550,47 @@ async def test_a_push_stopped_with_ctrl_c_says_so_and_the_next_sends_only_the_re
         releases = await asyncio.to_thread(fleet.api.releases, "production", "blog")
         assert [r["number"] for r in releases] == [1]
         assert b"".join(fleet.blobs.read(digest(big))) == big
+
+
+async def test_promote_makes_a_staging_release_the_next_production_one_without_uploading(tmp_path):
+    """push_cmds.promote: the very files checked on staging, not the directory as it is now."""
+    site = tmp_path / "public"
+    make_site(site)
+    async with Fleet(tmp_path / "fleet", edges=1) as fleet:
+        version = await fleet.apply(CDN)
+        for other in ("staging", "qa"):
+            await asyncio.to_thread(fleet.api.add_version, other, CDN)
+        await fleet.wait_applied(version)
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", "--env", "staging", "-m", "v1 rc")
+        assert code == 0 and "staging: blog release 1" in out, err
+        (site / "index.html").write_text("<h1>changed after staging was checked</h1>")
+        stored = blob_files(fleet)
+
+        code, out, err = await owncdn(fleet, "promote", "--service", "blog", "--from", "staging", "--wait", "30")
+        assert code == 0, err
+        assert out.startswith("production: blog release 1 (4 files, ") and "promoted from staging release 1; nothing uploaded" in out
+        assert "served by 1 edge(s)" in out
+        assert blob_files(fleet) == stored
+        staged = await asyncio.to_thread(fleet.api.release_manifest, "staging", "blog", 1)
+        assert await asyncio.to_thread(fleet.api.release_manifest, "production", "blog", 1) == staged
+        [row] = await asyncio.to_thread(fleet.api.releases, "production", "blog")
+        assert row["comment"] == "promoted from staging release 1: v1 rc" and row["current"]
+        response = await fleet.get(0, "/", host="blog.example.com")
+        assert response.status == 200 and response.body == b"<h1>home</h1>"
+
+        code, out, err = await owncdn(fleet, "promote", "--service", "blog", "--from", "staging", "--json")
+        assert code == 0 and json.loads(out) == {"env": "production", "service": "blog", "release": 1,
+                                                 "from": "staging", "from_release": 1, "created": False}, err
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", "--env", "staging")
+        assert code == 0, err
+        code, out, err = await owncdn(fleet, "promote", "-s", "blog", "--from", "staging", "-r", "2", "-m", "go",
+                                      "--json")
+        assert code == 0 and json.loads(out)["release"] == 2, err
+        assert (await asyncio.to_thread(fleet.api.releases, "production", "blog"))[0]["comment"] == "go"
+
+        for args, says in ((["--from", "production"], "is --env too"), (["--from", "staging", "--release", "9"], "9"),
+                           (["--from", "qa"], "qa: blog has no current release"),
+                           (["--from", "nowhere"], "environment 'nowhere' has no service 'blog'")):
+            code, out, err = await owncdn(fleet, "promote", "--service", "blog", *args)
+            assert code == 1 and says in err, (args, out, err)
+        assert [r["number"] for r in await asyncio.to_thread(fleet.api.releases, "production", "blog")] == [2, 1]

@@ -1,4 +1,4 @@
-"""Pushed content: `push`, `releases` (and `rollback --service --release` in fleet_cmds).
+"""Pushed content: `push`, `releases`, `promote` (and `rollback --service --release` in fleet_cmds).
 
 `push` is carried out by ``push_run.run_push``; a plain `owncdn push` does not even
 get here (``cli/entry.py`` starts it without Typer), this command parses the rest.
@@ -6,6 +6,7 @@ get here (``cli/entry.py`` starts it without Typer), this command parses the res
     owncdn push ./public --service blog [--env staging]
     owncdn releases --service blog
     owncdn rollback --service blog --release 3
+    owncdn promote --service blog --from staging [--release 5] [--env production]
     owncdn blobs gc [--dry-run]
 
 They talk to the control plane like the other fleet commands (`--control`,
@@ -20,7 +21,7 @@ import typer
 
 from owncdn.cli.fleet_cmds import ControlOpt, EnvOpt, StateOpt, TokenOpt, _call, _fail, client
 
-__all__ = ["activate", "register"]
+__all__ = ["activate", "promote", "register"]
 
 
 def _size(text: str, flag: str) -> int:
@@ -147,9 +148,9 @@ def release_changes(service: str, env: str, control_url: str | None, token: str 
                          + marked_lines(changed, added, removed)))
 
 
-def _manifest(api, env: str, service: str, number: int) -> dict:
-    """Release ``number``'s manifest; for a pruned one, exit 1 saying it cannot be compared
-    (other errors go to ``_call``)."""
+def _manifest(api, env: str, service: str, number: int, verb: str = "compared") -> dict:
+    """Release ``number``'s manifest; for a pruned one, exit 1 saying it cannot be
+    ``verb`` (other errors go to ``_call``)."""
     from owncdn.client import ApiError
 
     try:
@@ -158,7 +159,7 @@ def _manifest(api, env: str, service: str, number: int) -> dict:
         if exc.code != "release_pruned":
             raise
         _fail(f"{env}: {service} release {number}: blob GC dropped its manifest (it was outside the "
-              "retention), so it cannot be compared")  # exits
+              f"retention), so it cannot be {verb}")  # exits
         raise
 
 
@@ -167,6 +168,94 @@ def activate(service: str, number: int, env: str, control_url: str | None, token
     """`owncdn rollback --service S --release N`: make release N current again."""
     done = _call(client(control_url, token, state_dir).activate_release, env, service, number)
     typer.echo(f"{env}: {service} serves release {done['number']} again")
+
+
+def promote(
+    service: str = typer.Option(..., "--service", "-s", help="The push service."),
+    source: str = typer.Option(..., "--from", metavar="ENV", help="The environment whose release is promoted."),
+    number: int = typer.Option(None, "--release", "-r", min=1, metavar="N",
+                               help="Release N of --from (default: its current release)."),
+    env: str = typer.Option("production", "--env", "-e", help="The environment it becomes a release of."),
+    control_url: str = ControlOpt, token: str = TokenOpt, state_dir: Path = StateOpt,
+    comment: str = typer.Option("", "--comment", "-m",
+                                help="Why (default: 'promoted from ENV release N', and that release's comment)."),
+    wait: float = typer.Option(0.0, "--wait", min=0, max=300,
+                               help="Then wait up to this many seconds until every edge in contact serves it; "
+                                    "exit 1 naming those that failed or did not answer."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object."),
+) -> None:
+    """Make release N of --from (what was checked on staging) the next release of --env,
+    with the very same files: nothing is read or uploaded, and the edges of --env
+    switch to it as to a push."""
+    from owncdn.cli.push_run import comment_problem, not_served, served_line, status_fields
+    from owncdn.core.content.manifest import parse_manifest
+
+    if source == env:
+        _fail(f"--from {source} is --env too: a release is promoted to another environment "
+              "(`owncdn rollback --service S --release N` makes an earlier one current again)")
+    problem = comment_problem(comment)
+    if problem is not None:
+        _fail(f"--comment: {problem}")
+    api = client(control_url, token, state_dir)
+    if number is None:
+        current = _call(api.releases, source, service, 1, True)
+        if not current:
+            _fail(f"{source}: {service} has no current release to promote")
+        number = current[0]["number"]
+    manifest = parse_manifest(_call(_manifest, api, source, service, number, "promoted"))
+    now = _call(api.releases, env, service, 1, True)
+    if now and now[0]["id"] == manifest.id:
+        _done(as_json, {"env": env, "service": service, "release": now[0]["number"], "from": source,
+                        "from_release": number, "created": False},
+              f"{env}: {service} release {now[0]['number']} is current and holds the same files as {source} "
+              f"release {number}: nothing to do")
+        return
+    if not comment:
+        origin = next((r for r in _call(api.releases, source, service, 1000) if r["number"] == number), {})
+        comment = _promoted(source, number, origin.get("comment") or "")
+    made = _call(_create, api, env, service, manifest, comment, f"{source}: {service} release {number}")
+    status = _call(api.release_status, env, service, made["number"], wait) if wait else None
+    out = {"env": env, "service": service, "release": made["number"], "from": source, "from_release": number,
+           "created": True, "files": made["files"], "bytes": made["bytes"]}
+    text = (f"{env}: {service} release {made['number']} ({made['files']} files, {_human(made['bytes'])}), "
+            f"promoted from {source} release {number}; nothing uploaded")
+    _done(as_json, out | (status_fields(status) if status is not None else {}),
+          text + ("\n" + served_line(status).rstrip("\n") if status is not None else ""))
+    problem = not_served(made["number"], status, wait) if status is not None else None
+    if problem is not None:
+        _fail(problem)
+
+
+def _promoted(source: str, number: int, comment: str) -> str:
+    """The default comment of a promoted release, within ``MAX_COMMENT``."""
+    from owncdn.cli.push_run import MAX_COMMENT
+
+    why = f"promoted from {source} release {number}" + (f": {comment}" if comment else "")
+    return why if len(why) <= MAX_COMMENT else why[:MAX_COMMENT - 3] + "..."
+
+
+def _create(api, env: str, service: str, manifest, comment: str, what: str) -> dict:
+    """A release of ``manifest`` in ``env``; exit 1 if blob GC deleted some of its blobs
+    (other errors go to ``_call``)."""
+    from owncdn.client import ApiError
+
+    try:
+        return api.create_release(env, service, manifest, comment)
+    except ApiError as exc:
+        if exc.code != "missing_blobs":
+            raise
+        _fail(f"{what}: blob GC deleted {len(exc.problems or [])} of its files (it was outside the retention); "
+              "push that content again")  # exits
+        raise
+
+
+def _done(as_json: bool, out: dict, text: str) -> None:
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(out))
+    else:
+        typer.echo(text)
 
 
 blobs_app = typer.Typer(help="The control plane's blob store of pushed files.", no_args_is_help=True)
@@ -192,4 +281,5 @@ def blobs_gc(
 def register(app: typer.Typer) -> None:
     app.command()(push)
     app.command()(releases)
+    app.command()(promote)
     app.add_typer(blobs_app, name="blobs")

@@ -376,9 +376,7 @@ def run_push(args: PushArgs) -> int:
            "seconds": round(result.seconds, 4), "left_out": [path for path, _ in result.left_out],
            "bytes_resumed": result.bytes_resumed}
     if status is not None:
-        out |= {"serving": [n["name"] for n in status["serving"]], "failed": [n["name"] for n in status["failed"]],
-                "pending": [n["name"] for n in status["pending"]],
-                "disconnected": [n["name"] for n in status.get("disconnected") or ()]}
+        out |= status_fields(status)
     if args.as_json:
         from owncdn.client.leanjson import dumps  # json.dumps's text without importing json (Rule 8)
 
@@ -391,17 +389,38 @@ def run_push(args: PushArgs) -> int:
         if result.bytes_resumed:  # push Rule 15
             sys.stdout.write(f"resumed: {human(result.bytes_resumed)} the control plane kept from an upload that "
                              "broke were not sent again\n")
-        if status is not None:  # Rule 5: edges whose event stream ended are named, not waited for
-            gone = ", ".join(n["name"] for n in status.get("disconnected") or ())
-            sys.stdout.write(f"served by {len(status['serving'])} edge(s)"
-                             + (f"; not serving: {gone} (event stream ended; not waited for)" if gone else "") + "\n")
+        if status is not None:
+            sys.stdout.write(served_line(status))
         sys.stdout.write(left_out_lines(result.left_out))
     sys.stdout.flush()
     _KEPT.append((result, cache))  # Rule 10
-    if status is not None and (status["failed"] or status["pending"]):
-        failed = "; ".join(f"{n['name']}: {n['reason']}" for n in status["failed"])
-        pending = ", ".join(n["name"] for n in status["pending"])
-        return _fail(f"release {number} is current, but "
-                     + "; ".join(x for x in (f"failed on {failed}" if failed else "",
-                                             f"not served after {args.wait:g}s by {pending}" if pending else "") if x))
-    return 0
+    problem = not_served(number, status, args.wait) if status is not None else None
+    return _fail(problem) if problem is not None else 0
+
+
+def status_fields(status: dict) -> dict:
+    """Rule 5, for ``--json``: the names of the edges serving the release, failing it,
+    not answering, and whose event stream ended."""
+    return {"serving": [n["name"] for n in status["serving"]], "failed": [n["name"] for n in status["failed"]],
+            "pending": [n["name"] for n in status["pending"]],
+            "disconnected": [n["name"] for n in status.get("disconnected") or ()]}
+
+
+def served_line(status: dict) -> str:
+    """Rule 5: how many edges serve the release; those whose event stream ended are
+    named, not waited for."""
+    gone = ", ".join(n["name"] for n in status.get("disconnected") or ())
+    return (f"served by {len(status['serving'])} edge(s)"
+            + (f"; not serving: {gone} (event stream ended; not waited for)" if gone else "") + "\n")
+
+
+def not_served(number: int, status: dict, wait: float) -> str | None:
+    """Rule 5: what to say (and exit 1 for) when an edge failed release ``number`` or did
+    not serve it within ``wait`` seconds; None when every edge in contact serves it."""
+    if not (status["failed"] or status["pending"]):
+        return None
+    failed = "; ".join(f"{n['name']}: {n['reason']}" for n in status["failed"])
+    pending = ", ".join(n["name"] for n in status["pending"])
+    return (f"release {number} is current, but "
+            + "; ".join(x for x in (f"failed on {failed}" if failed else "",
+                                    f"not served after {wait:g}s by {pending}" if pending else "") if x))
