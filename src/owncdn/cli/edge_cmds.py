@@ -6,13 +6,13 @@ from pathlib import Path
 
 import typer
 
-from owncdn.configfile import load_config
-from owncdn.core.config import ConfigError
-
 __all__ = ["register"]
 
 
 def _load(path: Path):
+    from owncdn.configfile import load_config  # not at import: config_cmds says why
+    from owncdn.core.config import ConfigError
+
     try:
         return load_config(path)
     except ConfigError as exc:

@@ -14,8 +14,10 @@ from pathlib import Path
 import typer
 
 from owncdn.cli.config_cmds import load_env_config, read_config_text
-from owncdn.core.config import ConfigError
-from owncdn.core.scenario import ScenarioSuite, parse_scenarios
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from owncdn.core.scenario import ScenarioSuite
 
 __all__ = ["DEFAULT_SCENARIOS", "register", "test_command"]
 
@@ -30,6 +32,7 @@ def test_command(
     env: str = typer.Option(None, "--env", "-e", help="Test this environment of the config."),
 ) -> None:
     """Run edge scenarios (a scripted origin, requests, expected responses) against the config."""
+    from owncdn.core.config import ConfigError
     from owncdn.testing.scenario import run_scenarios
 
     files = scenarios or [config.parent / DEFAULT_SCENARIOS]
@@ -57,6 +60,8 @@ def test_command(
 
 
 def _load_suite(path: Path, services: list[str]) -> ScenarioSuite:
+    from owncdn.core.scenario import parse_scenarios
+
     return parse_scenarios(read_config_text(path), str(path), services)
 
 
