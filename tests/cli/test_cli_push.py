@@ -594,3 +594,21 @@ async def test_promote_makes_a_staging_release_the_next_production_one_without_u
             code, out, err = await owncdn(fleet, "promote", "--service", "blog", *args)
             assert code == 1 and says in err, (args, out, err)
         assert [r["number"] for r in await asyncio.to_thread(fleet.api.releases, "production", "blog")] == [2, 1]
+
+
+async def test_a_release_comment_is_replaced_from_the_command_line(tmp_path):
+    """`owncdn releases --release N --comment TEXT` (releases Rule 16)."""
+    site = tmp_path / "public"
+    make_site(site)
+    async with Fleet(tmp_path / "fleet", edges=0) as fleet:
+        await fleet.apply(CDN)
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", "-m", "v1 (typo)")
+        assert code == 0, err
+        code, out, err = await owncdn(fleet, "releases", "-s", "blog", "-r", "1", "-m", "v1: rolled back, broken CSS")
+        assert code == 0 and out == "production: blog release 1: comment 'v1: rolled back, broken CSS'\n", err
+        [row] = await asyncio.to_thread(fleet.api.releases, "production", "blog")
+        assert row["comment"] == "v1: rolled back, broken CSS" and row["current"]
+        for args, says in ((["-r", "1"], "go together"), (["-m", "x"], "go together"),
+                           (["-r", "2", "-m", "x"], "no release 2"), (["-r", "1", "-m", "a\tb"], "one line")):
+            code, out, err = await owncdn(fleet, "releases", "-s", "blog", *args)
+            assert code == 1 and says in err, (args, out, err)

@@ -135,6 +135,7 @@ def test_no_token_is_401(api, method, path):
     ("read", "POST", "/v1/services/blog/releases/bundle"),
     ("purge", "GET", "/v1/services/blog/releases/1/status"),
     ("read", "POST", "/v1/services/blog/releases/upcoming"),
+    ("read", "PUT", "/v1/services/blog/releases/1/comment"),
     ("deploy", "POST", "/v1/nodes/n-1/releases"),
 ])
 def test_missing_scope_is_403(api, token, method, path):
@@ -353,6 +354,28 @@ def test_a_release_keeps_the_comment_it_was_created_with(api):
         r = api.call("POST", "/v1/services/blog/releases", json={"manifest": m1}, params={"comment": bad})
         assert r.status_code == 422, r.text
     assert len(api.ok("GET", "/v1/services/blog/releases", "read")) == 3  # nothing stored for those
+
+
+def test_a_release_comment_can_be_replaced_and_nothing_else_changes(api):
+    """Rule 16: ``PUT .../releases/{n}/comment``: a typo mended, or why it was rolled back."""
+    api.put(b"<h1>one</h1>")
+    m1 = manifest(index__html=b"<h1>one</h1>")
+    api.ok("POST", "/v1/services/blog/releases", json={"manifest": m1}, params={"comment": "v1.0 (typo)"})
+    api.ok("POST", "/v1/services/blog/releases", json={"manifest": m1})
+    before = api.ok("GET", "/v1/services/blog/releases", "read")
+    got = api.ok("PUT", "/v1/services/blog/releases/1/comment", json={"comment": "v1.0: rolled back – ünïcode"})
+    assert got == {**before[1], "comment": "v1.0: rolled back – ünïcode"}
+    after = api.ok("GET", "/v1/services/blog/releases", "read")
+    assert after == [before[0], got]  # the current one (2) as it was
+    assert api.ok("PUT", "/v1/services/blog/releases/1/comment", json={"comment": ""})["comment"] == ""
+    for body in ({"comment": "x" * 1001}, {"comment": "two\nlines"}, {"comment": 3}, {}, {"comment": "a", "x": 1}):
+        r = api.call("PUT", "/v1/services/blog/releases/1/comment", json=body)
+        assert r.status_code == 422, (body, r.text)
+    r = api.call("PUT", "/v1/services/blog/releases/9/comment", json={"comment": "x"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = api.call("PUT", "/v1/services/blog/releases/1/comment", params={"env": "staging"}, json={"comment": "x"})
+    assert r.status_code == 404
+    assert api.ok("GET", "/v1/services/blog/releases", "read")[1]["comment"] == ""
 
 
 def test_only_push_services_of_the_latest_version(api):

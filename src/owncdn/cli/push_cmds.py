@@ -94,8 +94,16 @@ def releases(
     against: int = typer.Option(None, "--against", min=1, metavar="M",
                                 help="With --changes: compare with release M instead of N-1."),
     as_json: bool = typer.Option(False, "--json", help="With --changes: one JSON object with every path."),
+    number: int = typer.Option(None, "--release", "-r", min=1, metavar="N",
+                               help="With --comment: the release whose comment it replaces."),
+    comment: str = typer.Option(None, "--comment", "-m",
+                                help="Instead: replace release N's comment ('' removes it), e.g. why it was "
+                                     "rolled back."),
 ) -> None:
     """The releases of SERVICE, newest first: which is current and which edges serve it."""
+    if comment is not None or number is not None:
+        recomment(service, env, control_url, token, state_dir, number, comment)
+        return
     if changes is not None:
         release_changes(service, env, control_url, token, state_dir, changes, against, as_json)
         return
@@ -119,6 +127,20 @@ def releases(
                       created, r.get("author") or "", escape(r.get("comment") or ""), nodes,
                       "pruned" if r.get("pruned") else "yes" if r.get("retained", True) else "no")
     Console().print(table)
+
+
+def recomment(service: str, env: str, control_url: str | None, token: str | None, state_dir: Path,
+              number: int | None, comment: str | None) -> None:
+    """`owncdn releases --release N --comment TEXT`: release N's comment replaced."""
+    from owncdn.cli.push_run import comment_problem
+
+    if number is None or comment is None:
+        _fail("--release N and --comment TEXT go together: they replace release N's comment")
+    problem = comment_problem(comment)
+    if problem is not None:
+        _fail(f"--comment: {problem}")
+    done = _call(client(control_url, token, state_dir).set_release_comment, env, service, number, comment)
+    typer.echo(f"{env}: {service} release {done['number']}: " + (f"comment {comment!r}" if comment else "no comment"))
 
 
 def release_changes(service: str, env: str, control_url: str | None, token: str | None, state_dir: Path,

@@ -290,6 +290,11 @@ class Client(LogsApi, WatchApi):  # logs and analytics: client/logs.py; health, 
         """Release ``number``'s manifest (``{"files": {path: entry}}``)."""
         return self._call("GET", f"/v1/services/{_seg(service)}/releases/{int(number)}/manifest", params={"env": env})
 
+    def set_release_comment(self, env: str, service: str, number: int, comment: str) -> dict[str, Any]:
+        """Replace release ``number``'s comment ("" removes it): the release as listed."""
+        return self._call("PUT", f"/v1/services/{_seg(service)}/releases/{int(number)}/comment",
+                          params={"env": env}, json={"comment": comment})
+
     def activate_release(self, env: str, service: str, number: int) -> dict[str, Any]:
         """Make release ``number`` current again (rollback or roll forward)."""
         return self._call("POST", f"/v1/services/{_seg(service)}/releases/{int(number)}/activate", params={"env": env})

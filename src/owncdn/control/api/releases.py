@@ -109,7 +109,9 @@ so Rule 9 keeps each manifest with its encoding.
 Rule 16: both creates take ``?comment=`` (at most ``MAX_COMMENT`` characters, one line:
 why the release was pushed, ``owncdn push -m``), kept with the release and listed with
 it, as a config version keeps its own. A query parameter, so the JSON create and the
-bundle (whose body is records) take it the same way.
+bundle (whose body is records) take it the same way. ``PUT .../releases/{n}/comment``
+(``deploy``) with ``{"comment"}`` (the same rules) replaces it afterwards: a typo, or
+why the release was rolled back; the release itself does not change.
 
 Rule 11: the endpoints a push calls are coroutines that do their blocking work in
 one worker-thread step (``run_in_threadpool``): FastAPI runs a plain function
@@ -152,8 +154,8 @@ from .releasechannels import (
     remember_manifest,
 )
 from .releaseschemas import (
-    NodeReleaseIn, NodeReleaseOut, ReleaseCreate, ReleaseCreated, ReleaseFailure, ReleaseNode, ReleaseOut,
-    ReleaseStatus, ReleaseUpcoming,
+    COMMENT_PATTERN, MAX_COMMENT, NodeReleaseIn, NodeReleaseOut, ReleaseComment, ReleaseCreate, ReleaseCreated,
+    ReleaseFailure, ReleaseNode, ReleaseOut, ReleaseStatus, ReleaseUpcoming,
 )
 from .schemas import ENV_PATTERN, utc
 
@@ -162,8 +164,7 @@ __all__ = ["router"]
 router = APIRouter(tags=["push"])
 ServiceName = Annotated[str, Path(min_length=1, max_length=200, description="The push service's name.")]
 EnvQuery = Annotated[str, Query(pattern=ENV_PATTERN, description="Environment, e.g. `staging`.")]
-MAX_COMMENT = 1000
-CommentQuery = Annotated[str, Query(max_length=MAX_COMMENT, pattern=r"^[^\x00-\x1f\x7f]*$",
+CommentQuery = Annotated[str, Query(max_length=MAX_COMMENT, pattern=COMMENT_PATTERN,
                                     description="Why the release was pushed (Rule 16): one line, kept and listed with it.")]
 Number = Annotated[int, Path(ge=1, description="Release number.")]
 MAX_LISTED_MISSING = 10_000
@@ -501,13 +502,7 @@ def list_releases(name: ServiceName, request: Request, ctx: Ctx, _: Annotated[To
                   limit: Annotated[int, Query(ge=1, le=1000, description="Most releases to return.")] = 50,
                   only_current: Annotated[bool, Query(alias="current", description="Only the current release (none: an empty list), however old.")] = False,
                   ) -> list[ReleaseOut]:
-    current = ctx.store.current_release_number(env, name)
-    serving: dict[int, list[ReleaseNode]] = {}
-    for row in ctx.store.node_releases(env, name):
-        if row.serving is not None:
-            serving.setdefault(row.serving, []).append(ReleaseNode(node_id=row.node_id, name=row.name, location=row.location))
-    numbers = ctx.store.release_numbers(env, name).get((env, name), [])
-    retained = retained_numbers(numbers, current, serving, blob_retention(request).keep)  # Rule 7
+    current, serving, retained = _standing(ctx, request, env, name)
     if only_current:
         listed = ctx.store.list_releases(env, name, 1, number=current) if current is not None else []
     else:
@@ -560,6 +555,22 @@ def activate_release(name: ServiceName, number: Number, ctx: Ctx, blobs: Blobs,
         raise _pruned(env, name, number, "blob GC dropped its manifest") from None
     _changed(ctx, env, name, current=True)
     return _out(release, number, [], True)
+
+
+@router.put(
+    "/v1/services/{name}/releases/{number}/comment", response_model=ReleaseOut,
+    summary="Replace a release's comment (why it was pushed, or what became of it)",
+    responses=error_responses(401, 403, 404, 422),
+)
+def comment_release(name: ServiceName, number: Number, body: ReleaseComment, request: Request, ctx: Ctx,
+                    _: Annotated[Token, Depends(require("deploy"))], env: EnvQuery = "production") -> ReleaseOut:
+    """Rule 16."""
+    try:
+        release = ctx.store.set_release_comment(env, name, number, body.comment)
+    except NotFound:
+        raise ApiProblem(404, "not_found", f"service '{name}' in '{env}' has no release {number}") from None
+    current, serving, retained = _standing(ctx, request, env, name)
+    return _out(release, current, serving.get(number, []), number in retained)
 
 
 @router.post(
@@ -651,6 +662,18 @@ def _pruned(env: str, name: str, number: int, what: str, problems: list[str] | N
                       f"release {number} of '{name}' in '{env}' can no longer be activated: {what} (it was outside "
                       "the retention); the current release is unchanged. Push that content again to make it a new "
                       "release", problems)
+
+
+def _standing(ctx: ApiContext, request: Request, env: str, name: str) -> tuple[int | None, dict, set[int]]:
+    """What a listing shows beside each release: the current number, the nodes serving
+    each, and the numbers blob GC keeps (Rule 7)."""
+    current = ctx.store.current_release_number(env, name)
+    serving: dict[int, list[ReleaseNode]] = {}
+    for row in ctx.store.node_releases(env, name):
+        if row.serving is not None:
+            serving.setdefault(row.serving, []).append(ReleaseNode(node_id=row.node_id, name=row.name, location=row.location))
+    numbers = ctx.store.release_numbers(env, name).get((env, name), [])
+    return current, serving, retained_numbers(numbers, current, serving, blob_retention(request).keep)
 
 
 def _out(release: Release, current: int | None, nodes: list[ReleaseNode], retained: bool) -> ReleaseOut:

@@ -19,6 +19,15 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+MAX_COMMENT = 1000  # releases Rule 16
+COMMENT_PATTERN = r"^[^\x00-\x1f\x7f]*$"  # one line, no control characters
+
+
+class ReleaseComment(_Request):
+    comment: str = Field(max_length=MAX_COMMENT, pattern=COMMENT_PATTERN,
+                         description="The release's comment (releases Rule 16); empty removes it.")
+
+
 class MissingIn(_Request):
     hashes: list[str] = Field(max_length=MAX_HASHES, description="Names of blobs the caller has: BLAKE3 in 64 lowercase hex digits and -b3, or SHA-256 in 64 lowercase hex digits.")
 

@@ -49,6 +49,8 @@ Rules:
     9 ms for these in a fresh process, inside a fresh control plane's first push (its
     release, its status wait and its acknowledgements). ``owncdn control`` calls it
     once serving.
+12. ``set_release_comment`` replaces the comment of an existing release (pruned or
+    not: a comment is not content); nothing else about it changes.
 """
 
 from __future__ import annotations
@@ -166,6 +168,17 @@ class ReleaseStore:
             return _release(row, with_manifest=False)
 
         return self._write(work, f"activating release {number} of {service!r} in {env!r}")
+
+    def set_release_comment(self, env: str, service: str, number: int, comment: str) -> Release:
+        """Rule 12: release ``number``'s comment replaced; NotFound if there is none."""
+        def work(s: Session) -> Release:
+            row = s.get(ReleaseRow, (env, service, number))
+            if row is None:
+                raise NotFound(f"service {service!r} in {env!r} has no release {number}")
+            row.comment = comment
+            return _release(row, with_manifest=False)
+
+        return self._write(work, f"commenting release {number} of {service!r} in {env!r}")
 
     def get_release(self, env: str, service: str, number: int) -> Release | None:
         """One release with its manifest."""
