@@ -12,7 +12,10 @@ Rules:
    while the control plane is down.
 3. One server-sent-events stream. Its query names the version running and the last
    purge seen, so after a reconnect nothing is missed and nothing is applied twice.
-   Reconnects back off from 0.1 s to 5 s.
+   Reconnects back off from 0.1 s to 5 s. A stream that ended by itself reconnects at
+   once, unless it lasted under ``QUICK_END`` seconds: a control plane that turns the
+   stream away as it opens (its node deleted meanwhile, its store failing) is backed
+   off from too, rather than asked again about 25 times a second by every edge.
 4. A version that does not parse or apply here (a missing secret, say) is rejected
    with the reason, and the edge keeps serving the old one.
 5. Purges are applied in order and acknowledged with this node's time to apply them.
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
     from owncdn.edge.app import Edge
 
 READ_TIMEOUT = 35.0  # the control plane pings every 10 s
+QUICK_END = 1.0  # seconds: a stream that ended sooner is backed off from (Rule 3)
 
 
 def load_snapshot(state_dir: Path) -> dict | None:
@@ -135,8 +139,15 @@ class SyncAgent:
                     if self.token is None:
                         await self._register(http)
                     await self._flush_reports(http)
+                    opened = perf_counter()
                     await self._stream(http)
-                    delay = 0.1
+                    if perf_counter() - opened >= QUICK_END:
+                        delay = 0.1
+                        continue
+                    _warn(f"control plane {self.control}: the event stream ended as it opened; "
+                          f"retrying in {delay:.1f}s")
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
                 except (httpx.HTTPError, OSError, ValueError) as exc:
                     self.connected.clear()
                     if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code == 401:
