@@ -115,11 +115,11 @@ class PushApi:
     def put_blob(self, sha256: str, content: bytes | Iterable[bytes], size: int | None = None,
                  offset: int = 0) -> dict[str, Any]:
         """``size``: the blob's; from ``offset``, ``content`` is its bytes from there (Rule 6)."""
-        if not offset:
-            return self._call("PUT", f"/v1/blobs/{quote(sha256, safe='')}", content, "application/octet-stream", size)
+        resumed = {"Content-Range": resumed_range(offset, size)} if offset else None
         stored = self._call("PUT", f"/v1/blobs/{quote(sha256, safe='')}", content, "application/octet-stream",
-                            size - offset, headers={"Content-Range": resumed_range(offset, size)})
-        self.resumed.append(offset)
+                            size - offset if offset else size, headers=resumed)
+        if offset:
+            self.resumed.append(offset)
         return stored
 
     def put_bundle(self, content: bytes | Iterable[bytes], size: int | None = None) -> dict[str, Any]:

@@ -78,10 +78,7 @@ class DirWriter(Hashing):
         except OSError:
             self.tmp_path.unlink(missing_ok=True)
             return
-        if self.store.size(self.sha) is not None:  # stored meanwhile by another upload
-            self.tmp_path.unlink(missing_ok=True)
-            return
-        self.store.partials.keep(self.sha, str(self.tmp_path), self.size)
+        _keep(self.store, self.sha, str(self.tmp_path), self.size)
 
 
 class BlobPart(Hashing):
@@ -141,10 +138,16 @@ class BlobPart(Hashing):
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-        if self.store.size(self.sha) is not None:  # stored meanwhile by another upload
-            remove_temp(self.tmp)
-            return
-        self.store.partials.keep(self.sha, self.tmp, self.size)
+        _keep(self.store, self.sha, self.tmp, self.size)
+
+
+def _keep(store: DirBlobStore, sha: str, tmp: str, size: int) -> None:
+    """A cut upload's closed temp file kept as the partial of ``sha``, unless another
+    upload stored the blob meanwhile (``dirblobs`` Rule 9)."""
+    if store.size(sha) is not None:
+        remove_temp(tmp)
+        return
+    store.partials.keep(sha, tmp, size)
 
 
 class BundlePack:
