@@ -29,7 +29,7 @@ ROWS = [
     (False, (), "/a.b/c", False, None),  # only the last name is asked: its parents were asked before
     (True, (), "/.env", False, None),
     (True, (), "/.git", True, None),
-    # Rule 2: anchored with a leading /, at any depth without one
+    # Rule 2: anchored with a leading /, at any depth with no / at all
     (True, ("/drafts/**",), "/drafts/a.md", False, "/drafts/**"),
     (True, ("/drafts/**",), "/x/drafts/a.md", False, None),
     (True, ("/*.psd",), "/logo.psd", False, "/*.psd"),
@@ -38,9 +38,26 @@ ROWS = [
     (True, ("*.map",), "/a/b/app.js.map", False, "*.map"),
     (True, ("*.map",), "/a/b/app.js", False, None),
     (True, ("*.map",), "/maps", True, None),
+    # ... and with a / in its middle, anchored too (gitignore(5): "doc/frotz/" is not "a/doc/frotz")
     (True, ("src/*.ts",), "/src/a.ts", False, "src/*.ts"),
-    (True, ("src/*.ts",), "/x/src/a.ts", False, "src/*.ts"),
+    (True, ("src/*.ts",), "/x/src/a.ts", False, None),
     (True, ("src/*.ts",), "/src/x/a.ts", False, None),  # * stays within one name
+    (True, ("doc/frotz/",), "/doc/frotz", True, "doc/frotz/"),
+    (True, ("doc/frotz/",), "/a/doc/frotz", True, None),
+    (True, ("frotz/",), "/a/frotz", True, "frotz/"),  # a trailing / alone does not anchor
+    (True, ("**/src/*.ts",), "/src/a.ts", False, "**/src/*.ts"),  # a leading **/: any depth
+    (True, ("**/src/*.ts",), "/x/y/src/a.ts", False, "**/src/*.ts"),
+    (True, ("**/foo/bar",), "/a/foo/bar", False, "**/foo/bar"),
+    (True, ("**/foo/bar",), "/a/foo/x/bar", False, None),
+    (True, ("abc/**",), "/abc/x/y.html", False, "abc/**"),  # a trailing /**: all inside
+    (True, ("abc/**",), "/abc", True, None),
+    (True, ("abc/**",), "/x/abc/y.html", False, None),
+    (True, ("a/**/b",), "/a/b", False, "a/**/b"),  # a /**/: zero or more directories
+    (True, ("a/**/b",), "/a/x/y/b", False, "a/**/b"),
+    (True, ("a/**/b",), "/z/a/b", False, None),
+    (True, ("foo/*",), "/foo/bar", True, "foo/*"),
+    (True, ("foo/*",), "/foo/bar/hello.c", False, None),  # its directory is what matched
+    (True, ("hello.*",), "/a/hello.c", False, "hello.*"),
     (True, ("?.txt",), "/a.txt", False, "?.txt"),
     (True, ("?.txt",), "/ab.txt", False, None),
     (True, ("Thumbs.db",), "/a/thumbs.db", False, None),  # case-sensitive
@@ -161,6 +178,10 @@ NESTED_ROWS = [
     ([], "docs/", [(1, "*.map")], "/b.map", False, None),
     ([], "a/b/", [(2, "tmp/")], "/a/b/c/tmp", True, "a/b/" + IGNORE_FILE + ":2:tmp/"),
     ([], "a/b/", [(2, "tmp/")], "/a/tmp", True, None),
+    ([], "docs/", [(1, "img/*.png")], "/docs/img/a.png", False, "docs/" + IGNORE_FILE + ":1:img/*.png"),
+    ([], "docs/", [(1, "img/*.png")], "/docs/x/img/a.png", False, None),  # a middle / anchors it here
+    ([], "docs/", [(1, "img/*.png")], "/img/a.png", False, None),
+    ([], "docs/", [(1, "**/img/*.png")], "/docs/x/img/a.png", False, "docs/" + IGNORE_FILE + ":1:**/img/*.png"),
     # the deeper file decides after the top's, both ways
     ([(1, "*.map")], "docs/", [(1, "!keep.map")], "/docs/keep.map", False, None),
     ([(1, "*.map")], "docs/", [(1, "!keep.map")], "/keep.map", False, IGNORE_FILE + ":1:*.map"),

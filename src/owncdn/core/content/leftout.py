@@ -8,10 +8,13 @@ Rules:
    app links, ACME) is never hidden. Netlify's CLI, Firebase Hosting and Cloudflare's
    asset uploads leave the same names out by default: a push of a project's root
    would otherwise publish its repository and its secrets on every edge.
-2. An exclude pattern is a header rule's path pattern (``globs`` Rule 1) when it
-   begins with ``/``: ``/drafts/**``, ``/*.psd``. One without a leading ``/`` matches
-   at any depth, as if ``/**/`` came first (as in ``.gitignore``): ``*.map``,
-   ``node_modules``, ``src/*.ts``. A trailing ``/`` makes it match directories only.
+2. A pattern is a header rule's path pattern (``globs`` Rule 1), relative to the
+   directory of its ignore file (the pushed directory for ``--exclude``). As in
+   ``.gitignore``, one with a ``/`` at its start or in its middle is anchored there:
+   ``/drafts/**``, ``/*.psd``, ``src/*.ts`` (``/src/a.ts``, not ``/lib/src/a.ts``). Any
+   other matches at any depth, as if ``/**/`` came first: ``*.map``, ``node_modules``;
+   ``**/src/*.ts`` finds ``src/*.ts`` at any depth. A trailing ``/`` makes a pattern
+   match directories only and does not anchor it (``build/``: any directory ``build``).
 3. A pattern that matches a directory's path (``/drafts``) leaves the directory out
    with everything under it; one that matches a file's path leaves that file out.
    Paths are release paths with a leading ``/``, matched whole, case-sensitive.
@@ -173,11 +176,15 @@ class LeaveOut:
 
 def _add(files: list, dirs: list, body: str, base: str, back: bool, why: str) -> None:
     """Rule 2 for one pattern of a directory (``base``, "" for the top): its regex added to
-    those asked about directories and, unless it ends in "/", about files."""
+    those asked about directories and, unless it ends in "/", about files. A "/" left after
+    the trailing ones are stripped anchors the pattern to ``base``."""
     from .globs import compile_glob  # `owncdn push` imports ``re`` only when patterns are given
 
     stem = body.rstrip("/")
-    regex = compile_glob(base + stem if stem.startswith("/") else base + "/**/" + stem)
+    if stem.startswith("/"):
+        regex = compile_glob(base + stem)
+    else:
+        regex = compile_glob(base + ("/" if "/" in stem else "/**/") + stem)
     dirs.append((why, regex, back))
     if not body.endswith("/"):
         files.append((why, regex, back))
