@@ -363,13 +363,14 @@ async def test_a_dry_run_refuses_what_a_push_refuses(tmp_path):
     make_site(site)
     async with Fleet(tmp_path / "fleet", edges=0) as fleet:
         await fleet.apply(CDN)
-        cases = (("pulled", "has mode 'pull'; set mode: push"), ("nope", "its services: blog, pulled"))
-        for service, says in cases:
-            code, _, err = await owncdn(fleet, "push", str(site), "--service", service, "--dry-run")
+        cases = (("pulled", [], "has mode 'pull'; set mode: push"), ("nope", [], "its services: blog, pulled"),
+                 ("blog", ["--env", "prodution"], "environment 'prodution' has no config version yet"))
+        for service, env, says in cases:
+            code, _, err = await owncdn(fleet, "push", str(site), "--service", service, *env, "--dry-run")
             assert code == 1 and says in err, err
         assert blob_files(fleet) == set()
-        for service, says in cases:  # the push's own words
-            code, _, err = await owncdn(fleet, "push", str(site), "--service", service)
+        for service, env, says in cases:  # the push's own words
+            code, _, err = await owncdn(fleet, "push", str(site), "--service", service, *env)
             assert code == 1 and says in err, err
 
 
@@ -590,7 +591,8 @@ async def test_promote_makes_a_staging_release_the_next_production_one_without_u
 
         for args, says in ((["--from", "production"], "is --env too"), (["--from", "staging", "--release", "9"], "9"),
                            (["--from", "qa"], "qa: blog has no current release"),
-                           (["--from", "nowhere"], "environment 'nowhere' has no service 'blog'")):
+                           (["--from", "nowhere"],
+                            "environment 'nowhere' has no config version yet (those with one: production, qa, staging)")):
             code, out, err = await owncdn(fleet, "promote", "--service", "blog", *args)
             assert code == 1 and says in err, (args, out, err)
         assert [r["number"] for r in await asyncio.to_thread(fleet.api.releases, "production", "blog")] == [2, 1]

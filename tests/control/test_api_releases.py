@@ -385,8 +385,12 @@ def test_only_push_services_of_the_latest_version(api):
     assert r.status_code == 422 and r.json()["error"]["code"] == "not_a_push_service"
     r = api.call("POST", "/v1/services/nope/releases", json=body)
     assert r.status_code == 404 and "blog, pulled" in r.json()["error"]["message"]
-    r = api.call("POST", "/v1/services/blog/releases?env=staging", json=body)
-    assert r.status_code == 404 and "no services yet" in r.json()["error"]["message"]
+    r = api.call("POST", "/v1/services/blog/releases?env=staging", json=body)  # pushable Rule 2
+    assert r.status_code == 404 and r.json()["error"]["message"].startswith(
+        "environment 'staging' has no config version yet (those with one: production): mistyped, or apply")
+    r = api.call("GET", "/v1/services/blog/releases?env=prodution", "read")
+    assert r.status_code == 404 and "'prodution' has no config version yet (those with one: production)" \
+        in r.json()["error"]["message"]
 
 
 def test_listing_the_releases_of_a_service_no_version_names_is_404_unless_it_has_some(api):

@@ -47,8 +47,10 @@ def run_dry(args: PushArgs) -> int:
     except ApiError as exc:
         return _fail(str(exc))
     try:
-        modes = {s["name"]: s.get("mode", "pull") for s in api.services(args.env)["services"]}
-        refused = refusal(args.env, args.service, modes)  # the control plane's own words
+        listed = api.services(args.env)
+        modes = {s["name"]: s.get("mode", "pull") for s in listed["services"]}
+        envs = None if listed.get("version") else []  # the environment has no config version (pushable Rule 2)
+        refused = refusal(args.env, args.service, modes, envs)  # the control plane's own words
         if refused is not None:
             return _fail(refused[2])
         listed = api.releases(args.env, args.service, 1, current=True)

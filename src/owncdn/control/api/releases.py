@@ -508,9 +508,10 @@ def list_releases(name: ServiceName, request: Request, ctx: Ctx, _: Annotated[To
     else:
         listed = ctx.store.list_releases(env, name, limit)
     if not listed:  # a name mistyped says so; a service dropped from the config still lists its releases
-        modes = _service_modes(ctx, env, ctx.store.latest_number(env))
+        latest = ctx.store.latest_number(env)
+        modes = _service_modes(ctx, env, latest)
         if name not in modes:
-            raise ApiProblem(404, "unknown_service", pushable.unknown(env, name, modes))
+            raise ApiProblem(404, "unknown_service", pushable.unknown(env, name, modes, _envs(ctx, latest)))
     return [_out(r, current, serving.get(r.number, []), r.number in retained) for r in listed]
 
 
@@ -638,9 +639,17 @@ def _changed(ctx: ApiContext, env: str, service: str, current: bool = False) -> 
 def _push_service(ctx: ApiContext, env: str, name: str) -> None:
     """Rule 2. Versions never change, so the services of each are read once
     (``ApiContext.service_modes``); a push reads only the latest version's number."""
-    refused = pushable.refusal(env, name, _service_modes(ctx, env, ctx.store.latest_number(env)))
+    latest = ctx.store.latest_number(env)
+    modes = _service_modes(ctx, env, latest)
+    refused = pushable.refusal(env, name, modes, _envs(ctx, latest))
     if refused is not None:
         raise ApiProblem(*refused)
+
+
+def _envs(ctx: ApiContext, latest: int) -> list[str] | None:
+    """For a refusal's words (``pushable`` Rule 2): the environments with a config version,
+    read only when the one asked about has none (``latest``, its newest number, is 0)."""
+    return None if latest else ctx.store.version_envs()
 
 
 def _service_modes(ctx: ApiContext, env: str, number: int) -> dict[str, str]:
