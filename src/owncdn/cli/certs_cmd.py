@@ -25,11 +25,10 @@ def certs(ctx: typer.Context, control_url: str = ControlOpt, token: str = TokenO
     """List every certificate: names, status, issuer, expiry and how many edges have it."""
     if ctx.invoked_subcommand is not None:
         return
-    from rich.console import Console
-    from rich.table import Table
+    from owncdn.cli import tables
 
     rows = _call(client(control_url, token, state_dir).certs)
-    table = Table(title=f"{len(rows)} certificate(s)")
+    table = tables.new(f"{len(rows)} certificate(s)")
     for col in ("id", "names", "status", "issuer", "expires", "edges", "last error"):
         table.add_column(col)
     for c in rows:
@@ -37,7 +36,7 @@ def certs(ctx: typer.Context, control_url: str = ControlOpt, token: str = TokenO
         table.add_row(c["id"], ", ".join(c["names"]), c["status"], _short_issuer(c["issuer"]),
                       (c["not_after"] or "-")[:16].replace("T", " "), f"{current}/{len(c['edges'])}",
                       (c["last_error"] or "")[:80])
-    Console(width=200).print(table)
+    tables.show(table)
 
 
 @certs_app.command()

@@ -296,13 +296,12 @@ def versions(env: str = EnvOpt, control_url: str = ControlOpt, token: str = Toke
 def status(env: str = EnvOpt, control_url: str = ControlOpt, token: str = TokenOpt,
            state_dir: Path = StateOpt) -> None:
     """Which version each node runs, drift, and when it was last heard from."""
-    from rich.console import Console
-    from rich.table import Table
+    from owncdn.cli import tables
 
     api = client(control_url, token, state_dir)
     st = _call(api.status, env)
     health = {h["id"]: h for h in _call(api.edge_health, env)}
-    table = Table(title=f"{env}: latest v{st.get('latest_version') or '-'}")
+    table = tables.new(f"{env}: latest v{st.get('latest_version') or '-'}")
     for col in ("node", "kind", "location", "address", "running", "status", "drift", "last contact", "health"):
         table.add_column(col)
     for n in st["nodes"]:
@@ -311,7 +310,7 @@ def status(env: str = EnvOpt, control_url: str = ControlOpt, token: str = TokenO
                       n["status"] + (f": {n['reason']}" if n.get("reason") else ""),
                       "yes" if n["drift"] else "no", "-" if ago is None else f"{ago:.1f}s ago",
                       _health_cell(health.get(n["id"])))
-    Console().print(table)
+    tables.show(table)
     from owncdn.cli.watch_cmds import print_origins
 
     print_origins(api, env)  # origin health from the monitor (cli/watch_cmds.py)

@@ -47,9 +47,7 @@ def stats(
     control: str = ControlOpt, token: str = TokenOpt, state_dir: Path = StateOpt,
 ) -> None:
     """Requests, bytes served, origin offload, hit ratio, status classes and TTFB per time bucket."""
-    from rich.console import Console
-    from rich.table import Table
-
+    from owncdn.cli import tables
     from owncdn.core.logs.window import parse_duration
 
     try:
@@ -64,7 +62,7 @@ def stats(
         typer.echo(json.dumps({**data, **({"top": ranked} if top else {})}, indent=2))
         return
     what = " ".join(x for x in (service and f"service {service}", location and f"location {location}") if x)
-    table = Table(title=f"{what or 'all services'}, {data['from']} .. {data['to']}, per {bucket}")
+    table = tables.new(f"{what or 'all services'}, {data['from']} .. {data['to']}, per {bucket}")
     for name in ("time (UTC)", "requests", "served", "from origin", "offload", "hit ratio", "2xx/3xx/4xx/5xx",
                  "TTFB ms p50/p95/p99"):
         table.add_column(name, justify="left" if name == "time (UTC)" else "right")
@@ -77,15 +75,15 @@ def stats(
                       _pct(r["origin_offload"]), _pct(r["hit_ratio"]),
                       "/".join(str(r["status"][k]) for k in ("2xx", "3xx", "4xx", "5xx")), ttfb,
                       end_section=i == len(rows) - 2)
-    console = Console(width=max(Console().width, 110))
-    console.print(table)
-    if ranked is not None:
-        top_table = Table(title=f"top {top}")
+    if ranked is None:
+        tables.show(table)
+    else:
+        top_table = tables.new(f"top {top}")
         for name in (top, "requests", "bytes"):
             top_table.add_column(name, justify="left" if name == top else "right")
         for r in ranked:
             top_table.add_row(str(r["value"] if r["value"] is not None else "-"), str(r["requests"]), _size(r["bytes"]))
-        console.print(top_table)
+        tables.show(table, top_table)
 
 
 def _line(x: dict) -> str:
@@ -124,23 +122,21 @@ def query(
     control: str = ControlOpt, token: str = TokenOpt, state_dir: Path = StateOpt,
 ) -> None:
     """Run read-only SQL (DuckDB) over the shipped logs; needs an admin token."""
-    from rich.console import Console
-    from rich.table import Table
+    from owncdn.cli import tables
 
     with client(control, token, state_dir) as api:
         got = _call(api.logs_query, sql, limit, timeout)
     if as_json:
         typer.echo(json.dumps(got, indent=2))
         return
-    table = Table()
+    table = tables.new()
     for name in got["columns"]:
         table.add_column(name)
     for row in got["rows"]:
         table.add_row(*("NULL" if v is None else str(v) for v in row))
-    console = Console()
-    console.print(table)
+    tables.show(table)
     if got["truncated"]:
-        console.print(f"(first {limit} rows; use --limit for more)")
+        typer.echo(f"(first {limit} rows; use --limit for more)")
 
 
 def register(app: typer.Typer) -> None:

@@ -23,6 +23,8 @@ from owncdn.cli.fleet_cmds import ControlOpt, EnvOpt, StateOpt, TokenOpt, _call,
 
 __all__ = ["activate", "promote", "register"]
 
+FOLDED = 40  # `owncdn releases`: a longer comment or list of edges folds onto more lines (tables Rule 2)
+
 
 def _size(text: str, flag: str) -> int:
     from owncdn.core.config.units import parse_byte_size
@@ -110,24 +112,25 @@ def releases(
         return
     if against is not None or as_json:
         _fail("--against and --json go with --changes N")
-    from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
+
+    from owncdn.cli import tables
 
     rows = _call(client(control_url, token, state_dir).releases, env, service)
     if not rows:
         typer.echo(f"{env}: {service} has no releases yet; `owncdn push DIR --service {service}` makes one")
         return
-    table = Table(title=f"{env}: releases of {service}")
-    for col in ("release", "current", "files", "size", "created", "by", "comment", "served by", "kept"):
-        table.add_column(col, overflow="fold" if col == "comment" else "ellipsis")  # a comment is shown whole
+    table = tables.new(f"{env}: releases of {service}")
+    for col in ("release", "current", "files", "size", "created (UTC)", "by", "served by", "kept", "comment"):
+        table.add_column(col, max_width=FOLDED if col in ("served by", "comment") else None, overflow="fold")
     for r in rows:
-        created = (r.get("created") or "")[:19].replace("T", " ")
+        created = (r.get("created") or "")[:16].replace("T", " ")
         nodes = ", ".join(n["name"] for n in r["nodes"]) or "-"
         table.add_row(str(r["number"]), "*" if r["current"] else "", str(r["files"]), _human(r["bytes"]),
-                      created, r.get("author") or "", escape(r.get("comment") or ""), nodes,
-                      "pruned" if r.get("pruned") else "yes" if r.get("retained", True) else "no")
-    Console().print(table)
+                      created, r.get("author") or "", nodes,
+                      "pruned" if r.get("pruned") else "yes" if r.get("retained", True) else "no",
+                      escape(r.get("comment") or ""))
+    tables.show(table)
 
 
 def recomment(service: str, env: str, control_url: str | None, token: str | None, state_dir: Path,

@@ -122,15 +122,14 @@ def probe(
     env: str = EnvOpt, control_url: str = ControlOpt, token: str = TokenOpt, state_dir: Path = StateOpt,
 ) -> None:
     """Time to first byte and total time for URL, measured from every edge."""
-    from rich.console import Console
-    from rich.table import Table
+    from owncdn.cli import tables
 
     if not url.startswith(("http://", "https://")):
         _fail(f"expected an http(s) URL, got {url!r}")
     results = _call(client(control_url, token, state_dir).probe, env, url, timeout, host)
     if not results:
         _fail(f"{env} has no edges to probe from")
-    table = Table(title=f"{url} from every edge ({env})")
+    table = tables.new(f"{url} from every edge ({env})")
     for col, justify in (("location", "left"), ("edge", "left"), ("status", "right"), ("ttfb ms", "right"),
                          ("total ms", "right"), ("bytes", "right"), ("cache", "left"), ("error", "left")):
         table.add_column(col, justify=justify)
@@ -138,16 +137,13 @@ def probe(
         num = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
         table.add_row(r["location"], r["edge"], str(r.get("status") or "-"), num(r.get("ttfb_ms")),
                       num(r.get("total_ms")), str(r.get("bytes", "-")), r.get("x_cache") or "-", r.get("error") or "")
-    Console(width=160).print(table)
+    tables.show(table)
     if all(r.get("error") for r in results):
         raise typer.Exit(1)
 
 
 def print_origins(api, env: str) -> None:
     """The origins table of ``owncdn status`` (nothing when the monitor knows none)."""
-    from rich.console import Console
-    from rich.table import Table
-
     from owncdn.client import ApiError
 
     try:
@@ -156,7 +152,9 @@ def print_origins(api, env: str) -> None:
         return  # an older control plane, or a replica without a monitor
     if not origins:
         return
-    table = Table(title=f"{env}: origins")
+    from owncdn.cli import tables
+
+    table = tables.new(f"{env}: origins")
     for col in ("service", "origin", "health", "last answer"):
         table.add_column(col)
     for o in origins:
@@ -165,7 +163,7 @@ def print_origins(api, env: str) -> None:
             state += f" ({o['failures']} failed: {o['last_error']})"
         answer = "-" if o["status"] is None else f"HTTP {o['status']} in {o['ms']:.1f} ms"
         table.add_row(o["service"], o["origin"], state, answer)
-    Console().print(table)
+    tables.show(table)
 
 
 def register(app: typer.Typer) -> None:
