@@ -61,8 +61,8 @@ def push(
                                      "such as .git and .env; .well-known is always pushed)."),
     exclude: list[str] = typer.Option([], "--exclude", metavar="PATTERN",
                                       help="Leave out paths matching PATTERN (repeatable): '/drafts/**', "
-                                           "'*.map' (no / but a trailing one: at any depth; 'src/*.ts' is anchored, as in "
-                                           ".gitignore), 'node_modules/' "
+                                           "'*.map' (no / before its end: at any depth; with one, as 'src/*.ts', "
+                                           "anchored at the top, as in .gitignore), 'node_modules/' "
                                            "(a trailing / matches directories only). A .owncdnignore file holds "
                                            "such patterns for every push of its directory, one a line, as a "
                                            ".gitignore does ('!PATTERN' puts back); --exclude decides after it."),

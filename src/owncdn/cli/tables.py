@@ -2,8 +2,8 @@
 
 Rules:
 1. ``new(title)`` is a Rich table with a rule under its header and no borders between
-   its columns: 9 columns of `owncdn status` fit in 80 where boxed ones were cut to
-   ``edge-…`` and ``127.0…``.
+   its columns: `owncdn status`'s 9 take 87 characters, where boxed ones took 99 and,
+   on 80 columns, were cut to ``edge-…`` and ``127.0…``.
 2. ``show(table)`` prints it as wide as its cells need: a cell is never cut short, so a
    node's name or an address can be copied, and `owncdn status | grep edge-fra-1` finds
    it (in a pipe, Rich alone lays out 80 columns). A terminal narrower than the table
