@@ -86,3 +86,20 @@ def test_version(runner):
 def test_no_arguments_shows_help(runner):
     result = runner.invoke(app, [])
     assert "validate" in result.output and "schema" in result.output
+
+
+def test_every_command_says_what_it_does_in_one_line():
+    """`owncdn --help` lists each command with its help's first paragraph, keeping its line
+    breaks (Typer's rich mode): one written over two lines showed broken mid-sentence."""
+    import inspect
+
+    import typer
+
+    def walk(command, path):
+        for name, sub in getattr(command, "commands", {}).items():
+            yield path + [name], inspect.cleandoc(sub.help or "").split("\n\n")[0]
+            yield from walk(sub, path + [name])
+
+    summaries = list(walk(typer.main.get_command(app), []))
+    assert len(summaries) > 30
+    assert [(path, first) for path, first in summaries if not first or "\n" in first] == []

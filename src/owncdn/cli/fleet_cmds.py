@@ -271,8 +271,10 @@ def rollback(
     service: str = typer.Option(None, "--service", help="With --release: a push service to switch back."),
     release: int = typer.Option(None, "--release", min=1, help="With --service: the release to serve again."),
 ) -> None:
-    """Make an earlier config version current again (--to N, as a new version), or an
-    earlier release of a push service (--service S --release N, at once)."""
+    """Make an earlier config version or push release current again.
+
+    --to N: config version N, stored as a new version. --service S --release N: release
+    N of push service S, at once."""
     if service is not None or release is not None:
         if service is None or release is None or to is not None:
             _fail("give --service and --release together (a push release), or --to alone (a config version)")

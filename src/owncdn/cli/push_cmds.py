@@ -75,8 +75,10 @@ def push(
                                help="Then wait up to this many seconds until every edge in contact serves "
                                     "the release; exit 1 naming those that failed or did not answer."),
 ) -> None:
-    """Push DIRECTORY as a new release of SERVICE: only files the CDN lacks are uploaded,
-    then every edge fetches them and switches at once. A failed push changes nothing."""
+    """Push DIRECTORY as a new release of SERVICE; every edge switches to it at once.
+
+    Only files the CDN lacks are uploaded; every edge fetches what it lacks, then
+    switches. A failed push changes nothing."""
     from owncdn.cli.push_run import PushArgs, run_push
 
     args = PushArgs(directory, service, env, control_url, token, state_dir, max_files,
@@ -210,9 +212,10 @@ def promote(
                                     "exit 1 naming those that failed or did not answer."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object."),
 ) -> None:
-    """Make release N of --from (what was checked on staging) the next release of --env,
-    with the very same files: nothing is read or uploaded, and the edges of --env
-    switch to it as to a push."""
+    """Make release N of --from (what was checked on staging) the next one of --env.
+
+    The very same files: nothing is read or uploaded, and the edges of --env switch to
+    it as to a push."""
     from owncdn.cli.push_run import comment_problem, not_served, served_line, status_fields
     from owncdn.core.content.manifest import parse_manifest
 
@@ -292,8 +295,9 @@ def blobs_gc(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be deleted."),
     control_url: str = ControlOpt, token: str = TokenOpt, state_dir: Path = StateOpt,
 ) -> None:
-    """Delete blobs no retained release needs (the control plane also does this every
-    --blob-gc-interval); needs an admin token."""
+    """Delete blobs no retained release needs; needs an admin token.
+
+    The control plane also does this every --blob-gc-interval."""
     r = _call(client(control_url, token, state_dir).collect_blobs, dry_run)
     verb, pruned = "would delete" if r["dry_run"] else "deleted", r.get("pruned_releases", 0)
     typer.echo(f"{verb} {r['deleted']} of {r['stored']} blobs ({_human(r['freed_bytes'])}); kept {r['referenced']} "

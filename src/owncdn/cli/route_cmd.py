@@ -27,7 +27,9 @@ def explain(
     token: str = typer.Option(None, "--token", envvar="OWNCDN_TOKEN", help="API token (scope read) for --control."),
     env: str = typer.Option("production", "--env", "-e", help="Environment whose edges to use (with --control)."),
 ) -> None:
-    """Print the client's location, the ordered choice of locations with their health,
+    """Where DNS sends a client: the locations in order, the answer and its fallbacks.
+
+    Prints the client's location, the ordered choice of locations with their health,
     the answer, the ECS scope and the fallback chain."""
     from owncdn.dns.geodefault import open_geo
 

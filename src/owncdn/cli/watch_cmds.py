@@ -80,8 +80,10 @@ def explain(
     geoip: Path = typer.Option(None, help="A MaxMind-format .mmdb city database (default: as `owncdn dns`)."),
     env: str = EnvOpt, control_url: str = ControlOpt, token: str = TokenOpt, state_dir: Path = StateOpt,
 ) -> None:
-    """Why a visitor gets what they get for URL: the config rule and origin, the location
-    DNS would choose, and each edge's cache state for it."""
+    """Why a visitor gets what they get for URL: config rule, origin, location, cache.
+
+    The config rule and origin, the location DNS would choose, and each edge's cache
+    state for it."""
     from owncdn.cli.route_cmd import explain_lines
     from owncdn.core.routing import EdgeHealth
     from owncdn.dns.geodefault import open_geo
