@@ -115,6 +115,16 @@ async def test_plain_urls_and_a_plain_404(state):
     assert b"/zzz is not part of this site's current release" in missing.body
 
 
+async def test_a_site_pushed_from_a_mac_answers_its_composed_links(state):
+    """paths Rule 6: file names decomposed (NFD, as macOS gives them), links composed (NFC)."""
+    async with PushEdge(state) as t:
+        t.store.install("blog", 1, {"index.html": b"i", "cafe\u0301.html": b"menu", "404.html": b"x"})
+        composed, decomposed, html = [await t.get(p) for p in ("/caf%C3%A9", "/cafe%CC%81", "/caf%C3%A9.html")]
+    assert (composed.status, composed.body) == (200, b"menu")
+    assert (decomposed.status, decomposed.body) == (200, b"menu")
+    assert (html.status, html.headers["location"]) == (308, "/cafe%CC%81")
+
+
 async def test_fields_etag_and_conditional_requests(state):
     async with PushEdge(state) as t:
         t.store.install("blog", 1, SITE, released_at=RELEASED)

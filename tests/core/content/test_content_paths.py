@@ -121,3 +121,27 @@ def test_every_redirect_lands_on_a_file(pretty):
 
 def test_bad_is_distinct_from_not_found():
     assert BAD is not NOT_FOUND and repr(BAD) == "BAD"
+
+
+NFD_FILES = {"cafe\u0301.html", "re\u0301sume\u0301/index.html", "\u00fcber.html", "\u00fcber\u0308.html"}
+
+
+@pytest.mark.parametrize("path, pretty, expected", [
+    # Rule 6: a site pushed from a Mac (decomposed names) asked for in the composed form
+    ("/caf\u00e9", True, Serve("cafe\u0301.html")),
+    ("/caf\u00e9.html", False, Serve("cafe\u0301.html")),
+    ("/caf\u00e9.html", True, Redirect("/cafe%CC%81")),  # its canonical URL, in the file's own form
+    ("/r\u00e9sum\u00e9/", True, Serve("re\u0301sume\u0301/index.html")),
+    ("/r\u00e9sum\u00e9", True, Redirect("/re%CC%81sume%CC%81/")),
+    # ... and a composed name asked for decomposed
+    ("/u\u0308ber", True, Serve("\u00fcber.html")),
+    # a name that matches as written comes first
+    ("/cafe\u0301", True, Serve("cafe\u0301.html")),
+    ("/\u00fcber", True, Serve("\u00fcber.html")),
+    ("/\u00fcber\u0308", True, Serve("\u00fcber\u0308.html")),
+    # nothing in any form, and ASCII paths are asked once
+    ("/na\u00efve", True, NOT_FOUND),
+    ("/cafe", True, NOT_FOUND),
+])
+def test_a_path_is_looked_for_in_the_other_unicode_normal_forms(path, pretty, expected):
+    assert resolve(path, "", NFD_FILES, pretty=pretty) == expected

@@ -21,12 +21,20 @@ Rules:
 4. A redirect keeps the query string, and its target always serves a file: there
    are no chains and no loops.
 5. Nothing found is ``NOT_FOUND``.
+6. A path with characters beyond ASCII that finds nothing as it is written is looked
+   for again in Unicode's other normal forms, composed (NFC) then decomposed (NFD),
+   each whole: macOS hands file names out decomposed (``cafe\u0301.html``: what git's
+   ``core.precomposeunicode`` is for), while a link typed on a keyboard and the URL a
+   browser sends for it are composed (``caf\u00e9.html``), so a site pushed from a Mac
+   would otherwise answer 404 to its own links. A file whose name matches as written
+   always comes first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Container
 from dataclasses import dataclass
+from unicodedata import normalize
 from urllib.parse import quote, unquote
 
 __all__ = ["BAD", "NOT_FOUND", "PRETTY_STATUS", "Redirect", "Serve", "decode_target", "location", "resolve"]
@@ -106,6 +114,19 @@ def location(path: str, query: str = "") -> str:
 def resolve(path: str, query: str, files: Container[str], *, pretty: bool = True,
             index: str = "index.html") -> Serve | Redirect | _Outcome:
     """The file for a decoded path, a redirect to its canonical form, or NOT_FOUND."""
+    found = _resolve(path, query, files, pretty, index)
+    if found is NOT_FOUND and not path.isascii():  # Rule 6
+        for form in ("NFC", "NFD"):
+            other = normalize(form, path)
+            if other != path:
+                found = _resolve(other, query, files, pretty, index)
+                if found is not NOT_FOUND:
+                    break
+    return found
+
+
+def _resolve(path: str, query: str, files: Container[str], pretty: bool, index: str) -> Serve | Redirect | _Outcome:
+    """Rules 2-5 for ``path`` as it is written."""
     name = path[1:]
     if "//" in path:
         return NOT_FOUND  # an empty segment names no file of a release
