@@ -58,6 +58,12 @@ ROWS = [
     (True, ("foo/*",), "/foo/bar", True, "foo/*"),
     (True, ("foo/*",), "/foo/bar/hello.c", False, None),  # its directory is what matched
     (True, ("hello.*",), "/a/hello.c", False, "hello.*"),
+    # ... "**" only as a whole segment; inside a name, a plain "*" ("Other consecutive asterisks")
+    (True, ("a**b",), "/a-x-b", False, "a**b"),
+    (True, ("a**b",), "/a/x/b", False, None),
+    (True, ("/**.map",), "/app.js.map", False, "/**.map"),
+    (True, ("/**.map",), "/js/app.js.map", False, None),
+    (True, ("**",), "/a/b/c.html", False, "**"),
     (True, ("?.txt",), "/a.txt", False, "?.txt"),
     (True, ("?.txt",), "/ab.txt", False, None),
     (True, ("Thumbs.db",), "/a/thumbs.db", False, None),  # case-sensitive

@@ -15,6 +15,8 @@ Rules:
    other matches at any depth, as if ``/**/`` came first: ``*.map``, ``node_modules``;
    ``**/src/*.ts`` finds ``src/*.ts`` at any depth. A trailing ``/`` makes a pattern
    match directories only and does not anchor it (``build/``: any directory ``build``).
+   ``**`` is special only as a whole segment (``a/**/b``, ``**/x``, ``x/**``); inside a
+   name it is a plain ``*``, as in git (``a**b`` is ``a*b``: it stays within one name).
 3. A pattern that matches a directory's path (``/drafts``) leaves the directory out
    with everything under it; one that matches a file's path leaves that file out.
    Paths are release paths with a leading ``/``, matched whole, case-sensitive.
@@ -174,13 +176,22 @@ class LeaveOut:
         return None
 
 
+def _plain_stars(segment: str) -> str:
+    """Rule 2: a segment other than ``**`` with ``*`` in a row, as one ``*``."""
+    if segment == "**" or "**" not in segment:
+        return segment
+    while "**" in segment:
+        segment = segment.replace("**", "*")
+    return segment
+
+
 def _add(files: list, dirs: list, body: str, base: str, back: bool, why: str) -> None:
     """Rule 2 for one pattern of a directory (``base``, "" for the top): its regex added to
     those asked about directories and, unless it ends in "/", about files. A "/" left after
     the trailing ones are stripped anchors the pattern to ``base``."""
     from .globs import compile_glob  # `owncdn push` imports ``re`` only when patterns are given
 
-    stem = body.rstrip("/")
+    stem = "/".join(_plain_stars(segment) for segment in body.rstrip("/").split("/"))
     if stem.startswith("/"):
         regex = compile_glob(base + stem)
     else:
