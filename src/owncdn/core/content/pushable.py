@@ -7,9 +7,11 @@ Rules:
    message)``: 404 ``unknown_service`` naming the services there are, or 422
    ``not_a_push_service`` naming the mode. ``unknown(env, name, modes, envs)`` is the
    404's message alone.
-2. ``envs``, when known, holds the environments that have a config version. One that
-   has none (a mistyped ``--env``, or one never applied) is named as such, with those
-   that have one (``()``: none, or not known), and how to apply a first version.
+2. ``envs`` holds the environments that have a config version (``None``: not known,
+   and nothing is said of them). An environment not among them (a mistyped ``--env``,
+   or one never applied) is named as such, with those that have one (none named when
+   ``envs`` is empty: the dry run only knows that this one has none), and how to apply
+   a first version.
 3. Pure: the caller reads the modes and environments.
 """
 
