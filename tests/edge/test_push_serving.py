@@ -36,6 +36,13 @@ services:
     hostnames: [plain.test]
     mode: push
     site: {pretty_urls: false, not_found: null}
+  - name: app
+    hostnames: [app.test]
+    mode: push
+    site:
+      redirects:
+        - {from: /help/*, to: /help/404.html, status: 404}
+        - {from: /*, to: /index.html, status: 200}
 """
 RELEASED = 1_700_000_000.0
 BIG = os.urandom(3 << 20)  # 3 MiB: a mapped blob sent with sendfile
@@ -113,6 +120,25 @@ async def test_plain_urls_and_a_plain_404(state):
     assert (a.status, a.body) == (200, b"a")
     assert pretty.status == 404 and missing.status == 404
     assert b"/zzz is not part of this site's current release" in missing.body
+
+
+async def test_rewrites_answer_in_place_for_paths_no_file_answers(state):
+    """redirects Rule 6: a single-page app's fallback, and a section's own 404 page."""
+    app = {"index.html": b"<div id=app></div>", "app.3f2a.js": JS, "help/intro.html": b"intro",
+           "help/404.html": b"no such help page", "404.html": b"never sent: the rewrites answer first"}
+    async with PushEdge(state) as t:
+        t.store.install("app", 1, app, released_at=RELEASED)
+        route, script, intro, lost = [await t.get(p, host="app.test")
+                                      for p in ("/u/42/settings?tab=2", "/app.3f2a.js", "/help/intro", "/help/nope")]
+        same = await t.get("/u/7", host="app.test", headers={"If-None-Match": route.headers["etag"]})
+        head = await t.get("/u/7", host="app.test", method="HEAD")
+    assert (route.status, route.body, route.cache) == (200, b"<div id=app></div>", "PUSH")
+    assert "location" not in route.headers and route.headers["content-type"] == "text/html; charset=utf-8"
+    assert (script.status, script.body) == (200, JS)          # a file is never hidden by a rewrite
+    assert (intro.status, intro.body) == (200, b"intro")
+    assert (lost.status, lost.body) == (404, b"no such help page")
+    assert (same.status, same.body) == (304, b"")              # the ETag of index.html, at any route
+    assert (head.status, head.body, head.headers["content-length"]) == (200, b"", str(len(app["index.html"])))
 
 
 async def test_a_site_pushed_from_a_mac_answers_its_composed_links(state):

@@ -39,11 +39,13 @@ def test_a_full_site_block():
       redirects:
         - {from: /old, to: /new}
         - {from: /blog/*, to: "https://blog.example/:splat", status: 308}
+        - {from: /app/*, to: /app/index.html, status: 200}
       headers:
         - path: /assets/**
           set: {Cache-Control: "public, max-age=31536000, immutable"}
 """).services[0].site
     assert site.redirects[1].from_ == "/blog/*" and site.redirects[1].status == 308
+    assert (site.redirects[2].to, site.redirects[2].status) == ("/app/index.html", 200)
     assert site.headers[0].set == {"Cache-Control": "public, max-age=31536000, immutable"}
 
 
@@ -54,7 +56,9 @@ def test_a_full_site_block():
     ("site: {redirects: [{from: old, to: /new}]}", "cdn.yaml:6:31: services[0].site.redirects[0].from: 'from' must be a path"),
     ("site: {redirects: [{from: /a*, to: /b}]}", "services[0].site.redirects[0].from: 'from' may only end in '/*'"),
     ("site: {redirects: [{from: /a, to: /b/:splat}]}", "services[0].site.redirects[0].to: ':splat' in 'to' needs"),
-    ("site: {redirects: [{from: /a, to: /b, status: 200}]}", "services[0].site.redirects[0].status"),
+    ("site: {redirects: [{from: /a, to: /b, status: 410}]}", "services[0].site.redirects[0].status"),
+    ("site: {redirects: [{from: /a/*, to: 'https://x.test/', status: 200}]}",
+     "services[0].site.redirects[0].to: 'to' of a status 200 rule (a rewrite) must be a path of the release"),
     ("site: {redirects: [{from: /a, too: /b}]}", "services[0].site.redirects[0].too"),
     ("site: {headers: [{path: assets/*, set: {X-A: b}}]}", "services[0].site.headers[0].path: a path pattern starts with '/'"),
     ("site: {headers: [{path: /a, set: {Content-Length: '1'}}]}", "services[0].site.headers[0].set: 'Content-Length' is derived"),
@@ -81,7 +85,8 @@ services:
 def test_the_push_site_example():
     from pathlib import Path
 
-    from owncdn.core.content.site import RedirectAnswer, answer, site_rules
+    from owncdn.core.content.manifest import FileEntry
+    from owncdn.core.content.site import FileAnswer, RedirectAnswer, answer, site_rules
 
     example = Path(__file__).resolve().parents[3] / "examples" / "push-site.yaml"
     config = parse_config(example.read_text(), "push-site.yaml", lambda kind, name: None)
@@ -89,4 +94,12 @@ def test_the_push_site_example():
     assert blog.mode == "push" and not blog.origins
     rules = site_rules(blog.site)
     assert answer(rules, {}, "/2019/05/post", None, 0) == RedirectAnswer(301, "/archive/2019/05/post")
+    files = {"index.html": FileEntry("0" * 64, 5), "app.3f2a1c.js": FileEntry("1" * 64, 9),
+             "docs/404.html": FileEntry("2" * 64, 3), "404.html": FileEntry("3" * 64, 3)}
+    docs = answer(rules, files, "/docs/nope", None, 0)
+    assert isinstance(docs, FileAnswer) and (docs.status, docs.file) == (404, "docs/404.html")
+    app = site_rules(config.service("app").site)
+    shell = answer(app, files, "/u/42/settings", None, 0)
+    assert isinstance(shell, FileAnswer) and (shell.status, shell.file) == (200, "index.html")
+    assert answer(app, files, "/app.3f2a1c.js", None, 0).file == "app.3f2a1c.js"
     assert config.service("downloads").site.not_found is None

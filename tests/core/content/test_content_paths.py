@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from owncdn.core.content.paths import BAD, NOT_FOUND, Redirect, Serve, decode_target, resolve
+from owncdn.core.content.paths import BAD, NOT_FOUND, Redirect, Serve, decode_target, file_for, resolve
 
 FILES = {
     "index.html", "about.html", "docs/index.html", "docs/intro.html", "blog/index.html", "blog.html",
@@ -89,6 +89,29 @@ def test_pretty_urls(path, expected):
 ])
 def test_plain_urls(path, expected):
     assert resolve(path, "", FILES, pretty=False) == expected
+
+
+@pytest.mark.parametrize("path, pretty, expected", [
+    # Rule 7: the file a path names in any spelling, without redirecting
+    ("/index.html", True, "index.html"),
+    ("/", True, "index.html"),
+    ("/about", True, "about.html"),
+    ("/about.html", True, "about.html"),
+    ("/about/", True, "about.html"),
+    ("/docs", True, "docs/index.html"),
+    ("/docs/", True, "docs/index.html"),
+    ("/notes", True, "notes"),          # the exact name first
+    ("/blog", True, "blog.html"),       # then name.html, then name/index.html
+    ("/nope", True, None),
+    ("/img/", True, None),
+    ("//about", True, None),
+    ("/about", False, None),            # without pretty URLs: no .html added
+    ("/about/", False, None),
+    ("/docs", False, "docs/index.html"),
+    ("/about.html", False, "about.html"),
+])
+def test_file_for(path, pretty, expected):
+    assert file_for(path, FILES, pretty=pretty) == expected
 
 
 def test_redirects_keep_the_query_string():

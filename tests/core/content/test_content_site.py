@@ -66,6 +66,49 @@ def test_order_redirect_rules_before_files():
     assert ask("/app.js") == RedirectAnswer(301, "/never")     # Rule 1: rules before files
 
 
+SPA_FILES = {**FILES, "app/index.html": entry("app shell"), "docs/404.html": entry("docs: not here"),
+             "docs/intro.html": entry("intro")}
+SPA = SiteRules(
+    redirects=(redirect_rule("/docs/*", "/docs/404.html", 404),
+               redirect_rule("/app/*", "/app/", 200),
+               redirect_rule("/gone/*", "/no-such-file.html", 200),   # finds no file: passed over
+               redirect_rule("/*", "/index.html", 200)),
+    headers=(header_rule("/app/**", {"Cache-Control": "no-cache"}),),
+)
+
+
+@pytest.mark.parametrize("target, status, file", [
+    # redirects Rule 6: rewrites answer paths no file answers, in place, with their status
+    ("/app/settings/profile", 200, "app/index.html"),
+    ("/app/a/b/", 200, "app/index.html"),
+    ("/docs/missing", 404, "docs/404.html"),  # a section's own not-found page
+    ("/gone/x", 200, "index.html"),
+    ("/anything/else", 200, "index.html"),
+    # files first: a rewrite never hides one
+    ("/app.js", 200, "app.js"),
+    ("/docs/intro", 200, "docs/intro.html"),
+    ("/about", 200, "about.html"),
+])
+def test_rewrites_after_the_files(target, status, file):
+    got = ask(target, rules=SPA, files=SPA_FILES)
+    assert isinstance(got, FileAnswer)
+    assert (got.status, got.file) == (status, file)
+
+
+def test_a_rewrite_has_the_fields_of_its_file_and_the_rules_of_the_path_asked_for():
+    got = ask("/app/settings", "br, gzip", rules=SPA, files=SPA_FILES)
+    fields = dict(got.fields)
+    assert fields["etag"] == etag(SPA_FILES["app/index.html"].sha256)
+    assert fields["content-type"] == "text/html; charset=utf-8"
+    assert fields["cache-control"] == "no-cache"   # /app/** matched the request's path
+    canonical = ask("/app/", rules=SPA, files=SPA_FILES)   # the file at its own URL: the same ETag
+    assert dict(canonical.fields)["etag"] == fields["etag"] and canonical.status == 200
+    assert ask("/app", rules=SPA, files=SPA_FILES) == RedirectAnswer(308, "/app/")   # a file's other spelling: as before
+    # without a rewrite that finds a file, the not-found page as before
+    only_gone = SiteRules(redirects=(redirect_rule("/gone/*", "/no-such-file.html", 200),))
+    assert (ask("/gone/x", rules=only_gone).status, ask("/gone/x", rules=only_gone).file) == (404, "404.html")
+
+
 def test_pretty_redirects_and_errors():
     assert ask("/about.html") == RedirectAnswer(308, "/about")
     assert ask("/../x") == PlainAnswer(400, "the request path is not a valid path")

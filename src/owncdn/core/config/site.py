@@ -45,11 +45,12 @@ def _file_path(value: str | None) -> str | None:
 
 
 class SiteRedirect(_Model):
-    """A redirect rule: `from` an exact path or a `/prefix/*` splat, `to` a path or URL."""
+    """A redirect rule: `from` an exact path or a `/prefix/*` splat, `to` a path or URL;
+    with status 200 or 404 a rewrite: `to` a file of the release, sent in place."""
 
     from_: str = Field(alias="from", description="Path to match: exact (`/old`), or ending in `/*` to match the prefix and everything below it (`/blog/*`).")
-    to: str = Field(description="Where to send the visitor: a path or an http(s):// URL; `:splat` stands for what `*` matched.")
-    status: Literal[301, 302, 303, 307, 308] = Field(301, description="Redirect status.")
+    to: str = Field(description="Where to send the visitor: a path or an http(s):// URL; `:splat` stands for what `*` matched. For a rewrite, a path of the release.")
+    status: Literal[200, 301, 302, 303, 307, 308, 404] = Field(301, description="Redirect status; or 200 or 404 for a rewrite: the file `to` names is sent with that status at the URL asked for, when no file of the release answers the path (a single-page app's `/*` -> `/index.html` with 200, a section's own not-found page with 404).")
 
     @model_validator(mode="after")
     def _rule(self) -> SiteRedirect:
@@ -90,7 +91,7 @@ class SiteSettings(_Model):
     index: str = Field("index.html", description="File that answers for a directory path (`/docs/` -> `docs/index.html`).")
     pretty_urls: bool = Field(True, description="Serve `about.html` as `/about` and `about/index.html` as `/about/`; other spellings redirect (308) to these.")
     not_found: str | None = Field("404.html", description="Release file sent with status 404 for paths that are not part of the release (when the release has it); null: a plain 404.")
-    redirects: list[SiteRedirect] = Field(default_factory=list, description="Redirect rules, tried in order before the release's files.")
+    redirects: list[SiteRedirect] = Field(default_factory=list, description="Redirect rules, tried in order before the release's files; rewrites (status 200 or 404) after them, for paths no file answers.")
     headers: list[SiteHeaders] = Field(default_factory=list, description="Header rules by path pattern, applied in order (a later rule replaces a field an earlier one set).")
 
     @field_validator("index")

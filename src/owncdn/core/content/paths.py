@@ -28,6 +28,11 @@ Rules:
    browser sends for it are composed (``caf\u00e9.html``), so a site pushed from a Mac
    would otherwise answer 404 to its own links. A file whose name matches as written
    always comes first.
+7. ``file_for`` is the file a path of the release names in any of its spellings,
+   without redirects (a rewrite's target, ``redirects`` Rule 6): ``/x`` is file ``x``,
+   then with pretty URLs ``x.html``, then ``x/<index>``; ``/d/`` and ``/`` are
+   ``d/<index>`` and ``<index>``, then with pretty URLs ``d.html``. None when the
+   release has none of them.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from dataclasses import dataclass
 from unicodedata import normalize
 from urllib.parse import quote, unquote
 
-__all__ = ["BAD", "NOT_FOUND", "PRETTY_STATUS", "Redirect", "Serve", "decode_target", "location", "resolve"]
+__all__ = ["BAD", "NOT_FOUND", "PRETTY_STATUS", "Redirect", "Serve", "decode_target", "file_for", "location", "resolve"]
 
 PRETTY_STATUS = 308
 _SAFE = "/!$&'()*+,;=:@-._~"
@@ -123,6 +128,16 @@ def resolve(path: str, query: str, files: Container[str], *, pretty: bool = True
                 if found is not NOT_FOUND:
                     break
     return found
+
+
+def file_for(path: str, files: Container[str], *, pretty: bool = True, index: str = "index.html") -> str | None:
+    """Rule 7."""
+    name = path[1:]
+    if name == "" or name.endswith("/"):
+        spellings = (name + index, name[:-1] + ".html") if pretty and name else (name + index,)
+    else:
+        spellings = (name, name + ".html", f"{name}/{index}") if pretty else (name, f"{name}/{index}")
+    return next((s for s in spellings if s in files), None)
 
 
 def _resolve(path: str, query: str, files: Container[str], pretty: bool, index: str) -> Serve | Redirect | _Outcome:

@@ -5,7 +5,9 @@ conditional-request and range rules of ``owncdn.core.http``.
 
 Rules:
 1. In order: decode the target (``paths``; a bad one is 400), the redirect rules
-   (``redirects``), the release's files with pretty URLs (``paths.resolve``), then the
+   (``redirects``), the release's files with pretty URLs (``paths.resolve``), the
+   rewrite rules (``redirects`` Rule 6: the first whose target is a file of the
+   release, ``paths.file_for``, answers with it and the rule's status), then the
    not-found page with status 404 if the release has it, else a plain 404.
 2. A file with precompressed siblings (``app.js.br``, ``app.js.gz``) is sent in the
    coding Accept-Encoding prefers (``negotiate``); every response for such a file says
@@ -15,7 +17,8 @@ Rules:
    bytes sent, so each representation has its own), Last-Modified (the release's
    time), Cache-Control (``DEFAULT_CACHE_CONTROL``: browsers keep a copy and revalidate
    it, which an ETag turns into a 304), Accept-Ranges; then the header rules for the
-   request path (``globs``), which replace fields of the same name.
+   request path (``globs``), which replace fields of the same name: the path asked
+   for, also when a rewrite or the not-found page answers it.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from owncdn.core.http.headers import format_http_date
 from .globs import HeaderRule, header_rule, headers_for
 from .mediatypes import content_type
 from .negotiate import CODINGS, IDENTITY, choose_coding, sibling
-from .paths import BAD, Redirect, Serve, decode_target, resolve
-from .redirects import RedirectRule, find_redirect, redirect_rule
+from .paths import BAD, Redirect, Serve, decode_target, file_for, resolve
+from .redirects import RedirectRule, find_redirect, find_rewrites, redirect_rule
 
 __all__ = ["DEFAULT_CACHE_CONTROL", "FileAnswer", "PlainAnswer", "RedirectAnswer", "SiteRules", "answer", "etag", "site_rules"]
 
@@ -49,7 +52,7 @@ class SiteRules:
     pretty_urls: bool = True
     index: str = "index.html"
     not_found: str | None = "404.html"
-    redirects: tuple[RedirectRule, ...] = ()
+    redirects: tuple[RedirectRule, ...] = ()  # with the rewrites among them, in the order written
     headers: tuple[HeaderRule, ...] = ()
 
 
@@ -111,6 +114,11 @@ def answer(rules: SiteRules, files: Mapping[str, Entry], target: str, accept_enc
         return _file(rules, files, found.file, 200, path, accept_encoding, released_at)
     if found is BAD:  # pragma: no cover - resolve never answers BAD for a decoded path
         return PlainAnswer(400, "the request path is not a valid path")
+    if rules.redirects:
+        for status, rewritten in find_rewrites(rules.redirects, path):
+            file = file_for(rewritten, files, pretty=rules.pretty_urls, index=rules.index)
+            if file is not None:
+                return _file(rules, files, file, status, path, accept_encoding, released_at)
     if rules.not_found is not None and rules.not_found in files:
         return _file(rules, files, rules.not_found, 404, path, accept_encoding, released_at)
     return PlainAnswer(404, f"{path} is not part of this site's current release")
