@@ -9,6 +9,7 @@ import gzip
 import json
 import os
 
+import brotli
 import pytest
 
 from owncdn.core.config import parse_config
@@ -139,6 +140,63 @@ async def test_rewrites_answer_in_place_for_paths_no_file_answers(state):
     assert (lost.status, lost.body) == (404, b"no such help page")
     assert (same.status, same.body) == (304, b"")              # the ETag of index.html, at any route
     assert (head.status, head.body, head.headers["content-length"]) == (200, b"", str(len(app["index.html"])))
+
+
+GUIDE = b"".join(b"<p>Section %d of the guide: how owncdn pushes a site.</p>\n" % i for i in range(2000))
+
+
+async def test_text_files_go_out_compressed_as_accept_encoding_prefers(state):
+    """static Rule 7, site Rule 2: the edge's own br and gzip forms of a file without siblings."""
+    site = {**SITE, "guide.html": GUIDE, "noise.txt": os.urandom(8000)}
+    async with PushEdge(state) as t:
+        t.store.install("blog", 1, site, released_at=RELEASED)
+        br = await t.get("/guide", headers={"Accept-Encoding": "gzip, deflate, br, zstd"})
+        gz = await t.get("/guide", headers={"Accept-Encoding": "gzip"})
+        plain = await t.get("/guide")
+        again = await t.get("/guide", headers={"Accept-Encoding": "gzip, deflate, br, zstd"})
+        same = await t.get("/guide", headers={"Accept-Encoding": "br", "If-None-Match": br.headers["etag"]})
+        head = await t.get("/guide", method="HEAD", headers={"Accept-Encoding": "br"})
+        ranged = await t.get("/guide", headers={"Accept-Encoding": "br", "Range": "bytes=0-9"})
+        noise = await t.get("/noise.txt", headers={"Accept-Encoding": "br, gzip"})
+        exposition = t.server.edge.metrics.exposition().decode()
+    assert (br.status, br.headers["content-encoding"], br.headers["vary"]) == (200, "br", "Accept-Encoding")
+    assert brotli.decompress(br.body) == GUIDE and len(br.body) < len(GUIDE) // 10   # the first request too
+    assert br.headers["content-length"] == str(len(br.body))
+    assert br.headers["content-type"] == "text/html; charset=utf-8"
+    assert (gz.headers["content-encoding"], gzip.decompress(gz.body)) == ("gzip", GUIDE)
+    assert "content-encoding" not in plain.headers and plain.body == GUIDE and plain.headers["vary"] == "Accept-Encoding"
+    assert br.headers["etag"] == gz.headers["etag"] == "W/" + plain.headers["etag"]
+    assert again.body == br.body
+    assert (same.status, same.body) == (304, b"")
+    assert (head.status, head.body, head.headers["content-length"]) == (200, b"", str(len(br.body)))
+    assert (ranged.status, ranged.body, ranged.headers.get("content-encoding")) == (206, GUIDE[:10], None)
+    assert "content-encoding" not in noise.headers and noise.body == site["noise.txt"]   # not worth it
+    assert 'owncdn_edge_push_compressed_forms_total{coding="br"} 1.0' in exposition
+    assert 'owncdn_edge_push_compressed_forms_total{coding="gzip"} 1.0' in exposition
+
+
+async def test_a_large_text_file_goes_out_as_it_is_until_its_form_is_made(state, monkeypatch):
+    monkeypatch.setattr("owncdn.edge.static.WAIT_BYTES", 1000)   # GUIDE is larger: not waited for
+    async with PushEdge(state) as t:
+        t.store.install("blog", 1, {**SITE, "guide.html": GUIDE})
+        first = await t.get("/guide", headers={"Accept-Encoding": "gzip"})
+        sha = t.store.live["blog"].files["guide.html"].sha256
+        for _ in range(500):
+            if t.server.edge.variants.get(sha, "gzip"):
+                break
+            await asyncio.sleep(0.01)
+        later = await t.get("/guide", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in first.headers and first.body == GUIDE and first.headers["vary"] == "Accept-Encoding"
+    assert later.headers["content-encoding"] == "gzip" and gzip.decompress(later.body) == GUIDE
+
+
+async def test_compression_switched_off(state):
+    async with PushEdge(state) as t:
+        t.store.install("blog", 1, {**SITE, "guide.html": GUIDE})
+        text = CONFIG.replace("      headers:\n        - path: /assets/**", "      compress: false\n      headers:\n        - path: /assets/**", 1)
+        t.server.edge.apply_config(parse_config(text, "push.yaml", lambda kind, name: None))
+        r = await t.get("/guide", headers={"Accept-Encoding": "br, gzip"})
+    assert r.body == GUIDE and "content-encoding" not in r.headers and "vary" not in r.headers
 
 
 async def test_a_site_pushed_from_a_mac_answers_its_composed_links(state):

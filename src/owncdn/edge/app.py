@@ -57,6 +57,7 @@ from owncdn.edge.service import ServiceRuntime, trust_checker
 from owncdn.edge.static import serve_push
 from owncdn.edge.tracing import trace_origin_request
 from owncdn.edge.upstream import OriginError, OriginTimeout
+from owncdn.edge.variants import Variants
 
 CONDITIONAL_FIELDS = ("if-none-match", "if-modified-since", "if-match", "if-unmodified-since")
 FILL_DROPPED = CONDITIONAL_FIELDS + ("if-range", "range")
@@ -106,6 +107,7 @@ class Edge:
         self.background: set[asyncio.Task] = set()
         self.draining = False  # shutting down: the health path says 503 (edge/health.py)
         self.releases = None  # pushed releases (edge/releases.py ReleaseStore), set by the server
+        self.variants = Variants()  # compressed forms of pushed text files (edge/variants.py)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -157,6 +159,7 @@ class Edge:
         for svc in self.services.values():
             svc.close()
         self.redirects.close()
+        self.variants.close()
         for task in list(self.background):
             task.cancel()
 

@@ -165,6 +165,7 @@ class EdgeCollector(Collector):
         yield from self._edge()
         if self.edge.releases is not None:  # pushed releases (edge/releases.py)
             yield from self.edge.releases.metric_families(PREFIX)
+            yield from self.edge.variants.metric_families(PREFIX)
 
     def _responses(self):
         m = self.metrics

@@ -12,7 +12,7 @@ from owncdn.core.content.manifest import FileEntry
 from owncdn.core.content.mediatypes import content_type
 from owncdn.core.content.redirects import redirect_rule
 from owncdn.core.content.site import (
-    DEFAULT_CACHE_CONTROL, FileAnswer, PlainAnswer, RedirectAnswer, SiteRules, answer, etag,
+    DEFAULT_CACHE_CONTROL, FileAnswer, PlainAnswer, RedirectAnswer, SiteRules, answer, compressed, etag,
 )
 from owncdn.core.http.conditional import evaluate_conditionals
 from owncdn.core.http.headers import Headers, format_http_date
@@ -199,3 +199,46 @@ def test_a_new_release_of_the_same_bytes_keeps_its_etag():
 ])
 def test_content_type(name, expected):
     assert content_type(name) == expected
+
+
+TEXT_FILES = {**FILES, "guide.html": entry("g" * 5000), "big.css": entry("c" * 2000), "photo.jpg": entry("j" * 5000)}
+
+
+@pytest.mark.parametrize("target, accept, compress, vary", [
+    # Rule 2: text without siblings: the edge's form the client prefers, Vary either way
+    ("/guide", "gzip, deflate, br, zstd", "br", True),
+    ("/guide", "gzip, deflate", "gzip", True),
+    ("/guide", "br;q=0.5, gzip", "gzip", True),
+    ("/guide", "x-gzip", "gzip", True),
+    ("/guide", "identity", None, True),
+    ("/guide", "*;q=0, identity", None, True),
+    ("/guide", None, None, True),                  # no field: the file as it is (negotiate Rule 3)
+    ("/big.css", "br", "br", True),
+    # not compressed: small, not text, or with siblings of its own (sent as they are)
+    ("/about", "br", None, False),                  # 5 bytes
+    ("/photo.jpg", "br", None, False),
+    ("/app.js", "br", None, True),                  # app.js.br is sent instead
+])
+def test_compressed_forms_by_accept_encoding(target, accept, compress, vary):
+    got = ask(target, accept, rules=SiteRules(), files=TEXT_FILES)
+    assert got.compress == compress
+    assert (dict(got.fields).get("vary") == "Accept-Encoding") is vary
+
+
+def test_the_compressed_form_has_a_weak_etag_and_its_coding():
+    plain = ask("/guide", "br", files=TEXT_FILES)
+    form = compressed(plain, "br", 42)
+    fields = dict(form.fields)
+    assert (form.status, form.file, form.sha256, form.size, form.compress) == (200, "guide.html", plain.sha256, 42, None)
+    assert fields["etag"] == "W/" + dict(plain.fields)["etag"]
+    assert fields["content-encoding"] == "br" and fields["vary"] == "Accept-Encoding"
+    assert fields["content-type"] == "text/html; charset=utf-8"
+    assert fields["x-frame-options"] == "DENY"       # the header rules as for the file
+    missing = ask("/nope", "gzip", files={**TEXT_FILES, "404.html": entry("n" * 3000)})
+    assert (missing.status, missing.compress) == (404, "gzip")   # the not-found page too
+
+
+def test_compression_can_be_switched_off():
+    rules = SiteRules(compress=False)
+    got = ask("/guide", "br, gzip", rules=rules, files=TEXT_FILES)
+    assert got.compress is None and "vary" not in dict(got.fields)

@@ -2,7 +2,8 @@
 
 Rule 1: every field has a default; a push service without ``site`` serves pretty URLs,
 ``index.html`` for directories and ``404.html`` (when the release has one) for paths
-that are not part of it. Only a push service may have a ``site`` block.
+that are not part of it, and compresses its text files (``core/content/compress.py``).
+Only a push service may have a ``site`` block.
 
 Rule 2: redirect rules and header rules are checked with the same code the edge
 matches them with (``owncdn.core.content.redirects``, ``.globs``), so a file that
@@ -93,6 +94,7 @@ class SiteSettings(_Model):
     not_found: str | None = Field("404.html", description="Release file sent with status 404 for paths that are not part of the release (when the release has it); null: a plain 404.")
     redirects: list[SiteRedirect] = Field(default_factory=list, description="Redirect rules, tried in order before the release's files; rewrites (status 200 or 404) after them, for paths no file answers.")
     headers: list[SiteHeaders] = Field(default_factory=list, description="Header rules by path pattern, applied in order (a later rule replaces a field an earlier one set).")
+    compress: bool = Field(True, description="Send text files (HTML, CSS, JavaScript, JSON, SVG, ...) of 1 KiB to 16 MiB that have no precompressed sibling compressed with br or gzip, as Accept-Encoding prefers (with Vary), each edge making the compressed form once per file; false: as pushed.")
 
     @field_validator("index")
     @classmethod

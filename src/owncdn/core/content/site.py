@@ -12,7 +12,14 @@ Rules:
 2. A file with precompressed siblings (``app.js.br``, ``app.js.gz``) is sent in the
    coding Accept-Encoding prefers (``negotiate``); every response for such a file says
    ``Vary: Accept-Encoding``, and a sibling goes out with ``Content-Encoding``. The
-   Content-Type is the one of the file asked for, not of its sibling.
+   Content-Type is the one of the file asked for, not of its sibling. A file without
+   siblings that ``compress`` compresses (text, when ``SiteRules.compress``) is sent the
+   same way in the edge's own ``br`` or ``gzip`` form (``FileAnswer.compress`` names
+   the coding; ``compressed(answer, coding, size)`` is that form's answer, made once the
+   edge has the bytes: ``edge/variants.py``), also with ``Vary: Accept-Encoding``.
+   That form's ETag is weak (``W/`` and the file's tag, as nginx's gzip makes it): its
+   bytes depend on the compressor's version, which may differ from edge to edge, and
+   a weak tag promises only the same content.
 3. Fields: Content-Type, ETag (strong: the first 32 hex digits of the blob name of the
    bytes sent, so each representation has its own), Last-Modified (the release's
    time), Cache-Control (``DEFAULT_CACHE_CONTROL``: browsers keep a copy and revalidate
@@ -31,11 +38,13 @@ from owncdn.core.http.headers import format_http_date
 
 from .globs import HeaderRule, header_rule, headers_for
 from .mediatypes import content_type
+from .compress import CODINGS as MADE, compressible
 from .negotiate import CODINGS, IDENTITY, choose_coding, sibling
 from .paths import BAD, Redirect, Serve, decode_target, file_for, resolve
 from .redirects import RedirectRule, find_redirect, find_rewrites, redirect_rule
 
-__all__ = ["DEFAULT_CACHE_CONTROL", "FileAnswer", "PlainAnswer", "RedirectAnswer", "SiteRules", "answer", "etag", "site_rules"]
+__all__ = ["DEFAULT_CACHE_CONTROL", "FileAnswer", "PlainAnswer", "RedirectAnswer", "SiteRules", "answer", "compressed",
+           "etag", "site_rules"]
 
 DEFAULT_CACHE_CONTROL = "public, max-age=0, must-revalidate"
 
@@ -54,6 +63,7 @@ class SiteRules:
     not_found: str | None = "404.html"
     redirects: tuple[RedirectRule, ...] = ()  # with the rewrites among them, in the order written
     headers: tuple[HeaderRule, ...] = ()
+    compress: bool = True  # Rule 2: text files without siblings sent in the edge's compressed forms
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +73,7 @@ class FileAnswer:
     sha256: str
     size: int
     fields: tuple[tuple[str, str], ...]  # lowercase names, without Content-Length and Date
+    compress: str | None = None  # Rule 2: the coding of the edge's form to send instead, when it has it
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +96,7 @@ def site_rules(settings) -> SiteRules:
         not_found=settings.not_found,
         redirects=tuple(redirect_rule(r.from_, r.to, r.status) for r in settings.redirects),
         headers=tuple(header_rule(h.path, {str(k): _reveal(v) for k, v in h.set.items()}) for h in settings.headers),
+        compress=settings.compress,
     )
 
 
@@ -131,6 +143,7 @@ def _file(rules: SiteRules, files: Mapping[str, Entry], name: str, status: int, 
     coding = choose_coding(accept_encoding, present) if present else IDENTITY
     sent = sibling(name, coding)
     entry = files[sent]
+    made = not present and rules.compress and compressible(name, entry.size)
     fields = {
         "content-type": content_type(name),
         "etag": etag(entry.sha256),
@@ -138,10 +151,22 @@ def _file(rules: SiteRules, files: Mapping[str, Entry], name: str, status: int, 
         "cache-control": DEFAULT_CACHE_CONTROL,
         "accept-ranges": "bytes",
     }
-    if present:
+    if present or made:
         fields["vary"] = "Accept-Encoding"
     if coding != IDENTITY:
         fields["content-encoding"] = coding
     if rules.headers:
         fields.update(headers_for(rules.headers, path))
-    return FileAnswer(status, sent, entry.sha256, entry.size, tuple(fields.items()))
+    compress = None
+    if made:
+        compress = choose_coding(accept_encoding, MADE)
+        compress = None if compress == IDENTITY else compress
+    return FileAnswer(status, sent, entry.sha256, entry.size, tuple(fields.items()), compress)
+
+
+def compressed(ans: FileAnswer, coding: str, size: int) -> FileAnswer:
+    """Rule 2: the answer that sends the edge's ``coding`` form (``size`` bytes) of ``ans``'s file."""
+    fields = dict(ans.fields)
+    fields["etag"] = "W/" + etag(ans.sha256)
+    fields["content-encoding"] = coding
+    return FileAnswer(ans.status, ans.file, ans.sha256, size, tuple(fields.items()))

@@ -1,0 +1,116 @@
+"""The compressed forms of pushed files this edge made (``core/content/compress.py``).
+
+    data = variants.get(sha, "br")      # bytes; NOT_WORTH; or None: not made (yet)
+    made = variants.make(sha, "br", read, size)   # an asyncio future, shared by its askers
+
+Rules:
+1. A form is made once per blob and coding, whichever release or path names the blob,
+   in one thread of its own (``make``): a burst of first requests for many files
+   compresses them one after another and never holds up the event loop. Asked again
+   while being made, the same future is given. At most ``PENDING`` are queued; more
+   are not made this time (their files go out as they are).
+2. ``read()`` gives the file's bytes, in that thread. A form not worth sending
+   (``compress.worth_it``) is remembered as ``NOT_WORTH``: the file goes out as it is
+   and is not compressed again. A read that fails (the blob collected meanwhile) gives
+   None and is not remembered.
+3. The forms are kept in memory, at most ``budget`` bytes (each counted with
+   ``ENTRY_BYTES`` more, so forms not worth sending count too); past it the oldest go
+   first (made again when asked for). Nothing is written to disk: a restarted edge makes them
+   again as visitors ask.
+4. ``close()`` drops what is queued; a form being made finishes and is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from owncdn.core.content.compress import compress, worth_it
+
+__all__ = ["BUDGET", "ENTRY_BYTES", "NOT_WORTH", "PENDING", "Variants"]
+
+BUDGET = 64 << 20
+ENTRY_BYTES = 128
+PENDING = 256
+NOT_WORTH = b""  # Rule 2 (an empty form is never worth sending: the files compressed are not empty)
+
+
+class Variants:
+    """Rules 1-4."""
+
+    def __init__(self, budget: int = BUDGET) -> None:
+        self.budget = budget
+        self.held: dict[tuple[str, str], bytes] = {}  # in the order made (Rule 3)
+        self.bytes = 0
+        self.making: dict[tuple[str, str], asyncio.Future] = {}
+        self.made = {"br": 0, "gzip": 0}  # forms made, for the metrics
+        self.saved = 0  # bytes the forms made are smaller than their files
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __repr__(self) -> str:
+        return f"<Variants {len(self.held)} held, {self.bytes} bytes, {len(self.making)} being made>"
+
+    def get(self, sha: str, coding: str) -> bytes | None:
+        return self.held.get((sha, coding))
+
+    def make(self, sha: str, coding: str, read: Callable[[], bytes], size: int) -> asyncio.Future | None:
+        """Rule 1: the future of the form (its bytes, ``NOT_WORTH``, or None: Rule 2);
+        None when too many are queued."""
+        key = (sha, coding)
+        future = self.making.get(key)
+        if future is not None:
+            return future
+        if len(self.making) >= PENDING:
+            return None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="owncdn-compress")
+        future = asyncio.get_running_loop().run_in_executor(self._pool, _make, read, coding, size)
+        self.making[key] = future
+        future.add_done_callback(lambda done: self._done(key, done, size))
+        return future
+
+    def _done(self, key: tuple[str, str], done: asyncio.Future, size: int) -> None:
+        if self.making.get(key) is done:
+            del self.making[key]
+        if done.cancelled() or self._pool is None or done.result() is None:
+            return
+        data = done.result()
+        self.held[key] = data
+        self.bytes += len(data) + ENTRY_BYTES
+        if data:  # not NOT_WORTH
+            self.made[key[1]] = self.made.get(key[1], 0) + 1
+            self.saved += size - len(data)
+        while self.bytes > self.budget and self.held:  # Rule 3
+            oldest = next(iter(self.held))
+            self.bytes -= len(self.held.pop(oldest)) + ENTRY_BYTES
+
+    def close(self) -> None:
+        """Rule 4."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        self.making.clear()
+
+    def metric_families(self, prefix: str):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        made = CounterMetricFamily(prefix + "push_compressed_forms", "Compressed forms of pushed text files made "
+                                   "by this edge, by coding.", labels=["coding"])
+        for coding, n in sorted(self.made.items()):
+            made.add_metric([coding], n)
+        yield made
+        yield GaugeMetricFamily(prefix + "push_compressed_bytes", "Bytes of compressed forms held in memory.",
+                                value=sum(map(len, self.held.values())))
+        yield CounterMetricFamily(prefix + "push_compressed_saved_bytes", "Bytes the forms made are smaller than "
+                                  "their files (once per form made, not per response).", value=self.saved)
+
+
+def _make(read: Callable[[], bytes], coding: str, size: int) -> bytes | None:
+    """Rule 2, in the pool's thread."""
+    try:
+        data = read()
+    except OSError:
+        return None
+    out = compress(data, coding)
+    return out if worth_it(len(data), len(out)) else NOT_WORTH
