@@ -56,6 +56,8 @@ def test_a_full_site_block():
     ("site: {redirects: [{from: old, to: /new}]}", "cdn.yaml:6:31: services[0].site.redirects[0].from: 'from' must be a path"),
     ("site: {redirects: [{from: /a*, to: /b}]}", "services[0].site.redirects[0].from: 'from' may only end in '/*'"),
     ("site: {redirects: [{from: /a, to: /b/:splat}]}", "services[0].site.redirects[0].to: ':splat' in 'to' needs"),
+    ("site: {redirects: [{from: '/a/:id', to: '/b/:ib'}]}", "services[0].site.redirects[0].to: ':ib' in 'to' is not a placeholder"),
+    ("site: {redirects: [{from: '/a/:id/:id', to: /b}]}", "services[0].site.redirects[0].from: 'from' names the placeholder"),
     ("site: {redirects: [{from: /a, to: /b, status: 410}]}", "services[0].site.redirects[0].status"),
     ("site: {redirects: [{from: /a/*, to: 'https://x.test/', status: 200}]}",
      "services[0].site.redirects[0].to: 'to' of a status 200 rule (a rewrite) must be a path of the release"),
@@ -94,6 +96,7 @@ def test_the_push_site_example():
     assert blog.mode == "push" and not blog.origins
     rules = site_rules(blog.site)
     assert answer(rules, {}, "/2019/05/post", None, 0) == RedirectAnswer(301, "/archive/2019/05/post")
+    assert answer(rules, {}, "/news/2024/hello?x=1", None, 0) == RedirectAnswer(301, "/blog/2024/hello?x=1")
     files = {"index.html": FileEntry("0" * 64, 5), "app.3f2a1c.js": FileEntry("1" * 64, 9),
              "docs/404.html": FileEntry("2" * 64, 3), "404.html": FileEntry("3" * 64, 3)}
     docs = answer(rules, files, "/docs/nope", None, 0)

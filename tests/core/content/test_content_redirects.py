@@ -93,3 +93,51 @@ def test_redirects_and_rewrites_are_apart():
     assert find_redirect(SPA, "/app/x", "") == (301, "/never.html")   # the rewrite before it is passed over
     assert find_rewrites(RULES, "/old") == []
     assert redirect_rule("/a", "/my page.html", 200).target == "/my page.html"   # kept decoded: a file's path
+
+
+PLACEHOLDERS = (
+    redirect_rule("/news/:year/:month/:slug", "/blog/:year/:slug?m=:month", 301),
+    redirect_rule("/u/:id", "https://accounts.example:8443/users/:id", 302),
+    redirect_rule("/v/:version/*", "/versions/:version/:splat", 308),
+    redirect_rule("/app/:page", "/app/index.html", 200),
+    redirect_rule("/:lang/docs/*", "/docs/:splat?lang=:lang", 302),
+)
+
+
+@pytest.mark.parametrize("path, expected", [
+    # Rule 1: a placeholder matches one segment that is not empty; Rule 2: filled into 'to'
+    ("/news/2024/05/hello", (301, "/blog/2024/hello?m=05")),
+    ("/news/2024/05/", None),                        # an empty segment
+    ("/news/2024/05", None),                         # too few
+    ("/news/2024/05/hello/more", None),              # too many: no splat
+    ("/u/42", (302, "https://accounts.example:8443/users/42")),   # the port is no placeholder
+    ("/u/a b", (302, "https://accounts.example:8443/users/a%20b")),
+    ("/v/1.2/lib/x.html", (308, "/versions/1.2/lib/x.html")),
+    ("/v/1.2", (308, "/versions/1.2/")),             # with a splat, the prefix itself matches
+    ("/v/1.2/", (308, "/versions/1.2/")),
+    ("/v", None),
+    ("/en/docs/intro", (302, "/docs/intro?lang=en")),
+    ("/app/settings", None),                         # a rewrite: never a redirect
+])
+def test_placeholders(path, expected):
+    assert find_redirect(PLACEHOLDERS, path, "") == expected
+
+
+def test_placeholders_in_rewrites_are_decoded():
+    rules = (redirect_rule("/p/:slug", "/posts/:slug.html", 200),)
+    assert find_rewrites(rules, "/p/caf\u00e9 menu") == [(200, "/posts/caf\u00e9 menu.html")]
+    assert find_rewrites(PLACEHOLDERS, "/app/settings") == [(200, "/app/index.html")]
+
+
+@pytest.mark.parametrize("source, target, message", [
+    ("/a/:b", "/x/:c", "':c' in 'to' is not a placeholder of 'from'"),
+    ("/a/:b/:b", "/x", "names the placeholder ':b' twice"),
+    ("/a/:1b", "/x", "expected ':' and a name"),
+    ("/a/:", "/x", "expected ':' and a name"),
+    ("/a/:b-c", "/x", "expected ':' and a name"),
+    ("/a/:splat/*", "/x", "not ':splat'"),
+    ("/a", "https://user:secret@x.example/:who", "':who' in 'to' is not a placeholder"),
+])
+def test_invalid_placeholders(source, target, message):
+    with pytest.raises(ValueError, match=message.replace("*", r"\*")):
+        redirect_rule(source, target, 301)

@@ -49,8 +49,8 @@ class SiteRedirect(_Model):
     """A redirect rule: `from` an exact path or a `/prefix/*` splat, `to` a path or URL;
     with status 200 or 404 a rewrite: `to` a file of the release, sent in place."""
 
-    from_: str = Field(alias="from", description="Path to match: exact (`/old`), or ending in `/*` to match the prefix and everything below it (`/blog/*`).")
-    to: str = Field(description="Where to send the visitor: a path or an http(s):// URL; `:splat` stands for what `*` matched. For a rewrite, a path of the release.")
+    from_: str = Field(alias="from", description="Path to match: exact (`/old`), or ending in `/*` to match the prefix and everything below it (`/blog/*`); a segment `:name` matches any one segment (`/news/:year/:slug`).")
+    to: str = Field(description="Where to send the visitor: a path or an http(s):// URL; `:splat` stands for what `*` matched, `:name` for what that placeholder matched. For a rewrite, a path of the release.")
     status: Literal[200, 301, 302, 303, 307, 308, 404] = Field(301, description="Redirect status; or 200 or 404 for a rewrite: the file `to` names is sent with that status at the URL asked for, when no file of the release answers the path (a single-page app's `/*` -> `/index.html` with 200, a section's own not-found page with 404).")
 
     @model_validator(mode="after")

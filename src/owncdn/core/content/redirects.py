@@ -3,10 +3,15 @@
 Rules:
 1. ``from`` is a decoded absolute path, matched exactly, or a prefix ending in
    ``/*`` (a splat): ``/blog/*`` matches ``/blog``, ``/blog/`` and every path below,
-   and the part after ``/blog/`` is the splat.
+   and the part after ``/blog/`` is the splat. A segment ``:name`` (a letter or ``_``,
+   then letters, digits or ``_``) is a placeholder: it matches any one segment that is
+   not empty (``/news/:year/:slug`` matches ``/news/2024/hello``, not ``/news/2024/``
+   nor ``/news/2024/a/b``). As Netlify's and Cloudflare Pages' ``_redirects`` write them.
 2. ``to`` is an absolute path or an ``http(s)://`` URL (characters a URL may not
    hold, such as non-ASCII letters, are percent-encoded); ``:splat`` in it is replaced
-   by the splat (percent-encoded as a path). Only a splat rule may use ``:splat``.
+   by the splat, and ``:name`` by what that placeholder matched (percent-encoded as a
+   path). Only a splat rule may use ``:splat``, and a ``:name`` after the URL's host
+   must be a placeholder of ``from`` (write a colon that is not one as ``%3A``).
 3. Redirects are tried in the order written; the first match wins. They are checked
    before the release's files, so a rule can move a page that still exists.
 4. The request's query string is appended when ``to`` has none of its own.
@@ -25,8 +30,8 @@ Rules:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-
 from urllib.parse import quote
 
 from .paths import location
@@ -36,6 +41,8 @@ __all__ = ["REWRITES", "STATUSES", "RedirectRule", "find_redirect", "find_rewrit
 STATUSES = (301, 302, 303, 307, 308)  # redirects
 REWRITES = (200, 404)  # Rule 6
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%-._~"  # characters a URL may hold as they are; others get %-encoded
+_NAME = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")  # a placeholder in ``to`` (Rule 2)
+_SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a placeholder's name in ``from`` (Rule 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +55,11 @@ class RedirectRule:
     def prefix(self) -> str | None:
         """``/blog`` for ``/blog/*``; None for an exact rule."""
         return self.source[:-2] if self.source.endswith("/*") else None
+
+    @property
+    def placeholders(self) -> bool:
+        """Whether ``from`` has ``:name`` segments (Rule 1)."""
+        return "/:" in self.source
 
     @property
     def rewrite(self) -> bool:
@@ -63,6 +75,7 @@ def redirect_rule(source: str, target: str, status: int = 301) -> RedirectRule:
         raise ValueError(f"'from' may only end in '/*' (a splat), got {source!r}")
     if any(c in source for c in "?#"):
         raise ValueError(f"'from' is a path without a query or fragment, got {source!r}")
+    names = _names(source)
     rewrite = status in REWRITES
     if rewrite and (not target.startswith("/") or any(c in target for c in "?#\\")):
         raise ValueError(f"'to' of a status {status} rule (a rewrite) must be a path of the release starting "
@@ -74,6 +87,10 @@ def redirect_rule(source: str, target: str, status: int = 301) -> RedirectRule:
                          if not rewrite else "'to' must not contain control characters")
     if ":splat" in target and not source.endswith("/*"):
         raise ValueError("':splat' in 'to' needs a 'from' ending in '/*'")
+    for name in _NAME.findall(_after_host(target)):
+        if name != "splat" and name not in names:
+            raise ValueError(f"':{name}' in 'to' is not a placeholder of 'from' {source!r} "
+                             "(a colon that is not one is written %3A)")
     if rewrite:
         return RedirectRule(source, target, status)  # a decoded path: looked up, never sent (Rule 6)
     if status not in STATUSES:
@@ -81,15 +98,63 @@ def redirect_rule(source: str, target: str, status: int = 301) -> RedirectRule:
     return RedirectRule(source, quote(target, safe=_URL_SAFE), status)
 
 
-def _splat(rule: RedirectRule, path: str) -> str | None:
-    """What the ``*`` of ``rule`` matched in ``path`` ("" for an exact rule), or None
-    when the rule does not match (Rule 1)."""
+def _names(source: str) -> list[str]:
+    """The placeholders of ``from`` (Rule 1); ``ValueError`` for a bad or repeated one."""
+    names: list[str] = []
+    for segment in source.split("/"):
+        if segment[:1] != ":":
+            continue
+        name = segment[1:]
+        if not _SEGMENT.fullmatch(name) or name == "splat":
+            raise ValueError(f"'from' placeholder {segment!r}: expected ':' and a name of letters, digits "
+                             "and '_' (not ':splat', which is what '*' matched)")
+        if name in names:
+            raise ValueError(f"'from' names the placeholder {segment!r} twice")
+        names.append(name)
+    return names
+
+
+def _after_host(target: str) -> str:
+    """``target`` from its path on (a URL's ``scheme://host:port`` holds no placeholder)."""
+    if target.startswith(("http://", "https://")):
+        at = target.find("/", target.find("//") + 2)
+        return target[at:] if at >= 0 else ""
+    return target
+
+
+def _match(rule: RedirectRule, path: str) -> dict[str, str] | None:
+    """What the placeholders and the ``*`` (as ``splat``) of ``rule`` matched in the
+    decoded ``path``, or None when it does not match (Rule 1)."""
     prefix = rule.prefix
-    if prefix is None:
-        return "" if path == rule.source else None
-    if path == prefix or path.startswith(prefix + "/"):
-        return path[len(prefix) + 1:]
-    return None
+    if not rule.placeholders:
+        if prefix is None:
+            return {} if path == rule.source else None
+        if path == prefix or path.startswith(prefix + "/"):
+            return {"splat": path[len(prefix) + 1:]}
+        return None
+    want = (prefix if prefix is not None else rule.source).split("/")
+    got = path.split("/", len(want)) if prefix is not None else path.split("/")
+    if len(got) < len(want) or prefix is None and len(got) != len(want):
+        return None
+    found: dict[str, str] = {}
+    for pattern, segment in zip(want, got):
+        if pattern[:1] == ":":
+            if not segment:
+                return None
+            found[pattern[1:]] = segment
+        elif pattern != segment:
+            return None
+    if prefix is not None:
+        found["splat"] = got[len(want)] if len(got) > len(want) else ""
+    return found
+
+
+def _fill(target: str, found: dict[str, str], encode) -> str:
+    """``target`` with its ``:name``s replaced by what they matched (Rule 2)."""
+    if not found or ":" not in target:
+        return target
+    head = target[:len(target) - len(_after_host(target))]
+    return head + _NAME.sub(lambda m: encode(found[m[1]]) if m[1] in found else m[0], target[len(head):])
 
 
 def find_redirect(rules: tuple[RedirectRule, ...], path: str, query: str) -> tuple[int, str] | None:
@@ -98,10 +163,10 @@ def find_redirect(rules: tuple[RedirectRule, ...], path: str, query: str) -> tup
     for rule in rules:
         if rule.rewrite:
             continue
-        splat = _splat(rule, path)
-        if splat is None:
+        found = _match(rule, path)
+        if found is None:
             continue
-        target = rule.target.replace(":splat", location(splat)) if ":splat" in rule.target else rule.target
+        target = _fill(rule.target, found, location)
         if query and "?" not in target:
             target += query
         return rule.status, target
@@ -115,7 +180,7 @@ def find_rewrites(rules: tuple[RedirectRule, ...], path: str) -> list[tuple[int,
     for rule in rules:
         if not rule.rewrite:
             continue
-        splat = _splat(rule, path)
-        if splat is not None:
-            found.append((rule.status, rule.target.replace(":splat", splat)))
+        matched = _match(rule, path)
+        if matched is not None:
+            found.append((rule.status, _fill(rule.target, matched, str)))
     return found
