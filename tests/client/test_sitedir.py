@@ -341,3 +341,26 @@ def test_what_is_left_out_is_the_same_on_the_fast_path_and_the_loop(tmp_path, mo
     assert (b + "g13.css", b + ".owncdnignore:1:g1*.css") in runs[0][1] and b + "g12.css" in runs[0][0]
     assert (b + ".owncdnignore", ".owncdnignore") in runs[0][1]
     assert not any(rel.endswith(".map") or "/." in rel for rel in runs[0][0])
+
+
+def test_a_redirects_file_at_the_top_is_pushed_once_its_rules_are_checked(site):
+    (site / "_redirects").write_text("/old /new\n/app/* /app/index.html 200\n")
+    found = scan_site(site)
+    assert "_redirects" in found.manifest.files   # it travels with the release (the edges read it)
+
+
+def test_a_redirects_file_the_edges_would_not_use_refuses_the_push_naming_its_lines(site, monkeypatch):
+    (site / "_redirects").write_text("/ok /fine\n/store id=:id /blog/:id 301\n/a /b 3o1\n")
+    read = []
+    monkeypatch.setattr(sitedir, "_hash_files", lambda *a, **k: read.append(a) or [])
+    with pytest.raises(SiteError) as refused:
+        scan_site(site)
+    message = str(refused.value)
+    assert f"{site}/_redirects:2: conditions such as 'id=:id'" in message
+    assert f"{site}/_redirects:3: expected a status" in message
+    assert "--exclude /_redirects" in message and read == []   # before anything was hashed
+
+
+def test_a_redirects_file_below_the_top_is_a_plain_file(site):
+    (site / "about" / "_redirects").write_text("not rules at all\n")
+    assert "about/_redirects" in scan_site(site).manifest.files

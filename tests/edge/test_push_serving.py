@@ -199,6 +199,26 @@ async def test_compression_switched_off(state):
     assert r.body == GUIDE and "content-encoding" not in r.headers and "vary" not in r.headers
 
 
+async def test_a_releases_redirects_file_applies_with_that_release(state, caplog):
+    """static Rule 8: the rules travel with the files; the file itself is not served."""
+    one = {**SITE, "_redirects": b"/about /v1-about 302\n/u/:id /users/:id\n"}
+    two = {**SITE, "_redirects": b"/about /v2-about 302\n/bad line here now\n"}
+    async with PushEdge(state) as t:
+        t.store.install("blog", 1, one)
+        first, user, hidden, old = [await t.get(p) for p in ("/about", "/u/7?x=1", "/_redirects", "/old")]
+        t.store.install("blog", 2, two)
+        second = await t.get("/about")
+        t.store.install("blog", 3, SITE)
+        plain = await t.get("/about")
+    assert (first.status, first.headers["location"]) == (302, "/v1-about")
+    assert (user.status, user.headers["location"]) == (301, "/users/7?x=1")
+    assert (hidden.status, hidden.body) == (404, b"<h1>not found</h1>")
+    assert (old.status, old.headers["location"]) == (301, "/about")     # cdn.yaml's rules after the file's
+    assert (second.status, second.headers["location"]) == (302, "/v2-about")   # its bad line left out, logged
+    assert any("_redirects:2:" in r.getMessage() for r in caplog.records)
+    assert (plain.status, plain.body) == (200, b"<h1>about</h1>")
+
+
 async def test_a_site_pushed_from_a_mac_answers_its_composed_links(state):
     """paths Rule 6: file names decomposed (NFD, as macOS gives them), links composed (NFC)."""
     async with PushEdge(state) as t:

@@ -70,6 +70,9 @@ Rules:
    most ``IGNORE_FILE_BYTES``, in UTF-8; one that is something else (a symlink, a
    directory), larger, or holds a line ``parse_ignore`` refuses, refuses the push naming
    it, before anything is read or sent: a file meant to keep paths out is not skipped.
+12. A ``_redirects`` file at the top (redirect rules for the edges,
+   ``core/content/redirectsfile.py``) is read and checked after the walk, before
+   anything is hashed: a line the edges would leave out refuses the push, naming it.
 """
 
 from __future__ import annotations
@@ -82,6 +85,9 @@ from bisect import bisect_left
 from owncdn.core.content.digest import name_of, new_hasher
 from owncdn.core.content.leftout import IGNORE_FILE, LeaveOut, parse_ignore
 from owncdn.core.content.manifest import MAX_PATH, FileEntry, Manifest, check_path
+from owncdn.core.content.redirectsfile import FILE as REDIRECTS_FILE
+from owncdn.core.content.redirectsfile import MAX_BYTES as REDIRECTS_MAX
+from owncdn.core.content.redirectsfile import parse_redirects_file  # without redirects.py (its Rule 6)
 
 from .hashcache import HashCache
 
@@ -177,8 +183,24 @@ def walk_site(root: str | Path, limits: Limits = Limits(), cache: HashCache | No
         raise SiteError(f"{top}: no files to push (was the site built?); a release of nothing would answer "
                         "404 at every path. Push one anyway with --allow-empty")
     _check_sizes(top, files, limits)
+    _check_redirects_file(files)
     left.sort()  # the walk pops directories last first
     return Walk(root, files, cache, left)
+
+
+def _check_redirects_file(files: list[tuple[str, str, os.stat_result]]) -> None:
+    """Rule 12: the rules of a ``_redirects`` file at the top, checked before anything is read."""
+    at = bisect_left(files, (REDIRECTS_FILE,))
+    if at == len(files) or files[at][0] != REDIRECTS_FILE:
+        return
+    source = files[at][1]
+    text = _read_text(source, REDIRECTS_MAX)
+    try:
+        parse_redirects_file(text)
+    except ValueError as exc:
+        where = os.path.dirname(source)
+        raise SiteError(f"{where}/{exc}".replace("\n", f"\n{where}/") + "\nthe edges would leave these rules out: "
+                        "fix them, or leave the file out with --exclude /_redirects") from None
 
 
 def _ignored(directory: str) -> list[tuple[int, str]]:
@@ -196,17 +218,22 @@ def _ignored(directory: str) -> list[tuple[int, str]]:
     if st.st_size > IGNORE_FILE_BYTES:
         raise SiteError(f"{path}: larger than {IGNORE_FILE_BYTES // 1024} KiB; "
                         "it holds patterns, one a line")
-    try:
-        with open(path, "rb") as f:
-            text = f.read(IGNORE_FILE_BYTES + 1).decode("utf-8")
-    except OSError as exc:
-        raise SiteError(f"{path}: cannot read the file ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise SiteError(f"{path}: not UTF-8 text") from None
+    text = _read_text(path, IGNORE_FILE_BYTES)
     try:
         return parse_ignore(text)
     except ValueError as exc:
         raise SiteError(f"{os.path.join(directory, '')}{exc}") from None
+
+
+def _read_text(path: str, limit: int) -> str:
+    """The UTF-8 text of a file the walk reads for itself (at most ``limit`` bytes and one)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit + 1).decode("utf-8")
+    except OSError as exc:
+        raise SiteError(f"{path}: cannot read the file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise SiteError(f"{path}: not UTF-8 text") from None
 
 
 class Walk:

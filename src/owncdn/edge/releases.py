@@ -248,6 +248,7 @@ class Live:
     unflushed: float | None = None  # Rule 6: monotonic time of the switch, until a flush after it
     ahead: bool = False  # Rule 2: its file, written ahead, says when the fetch began, not switched_at
     file: str | None = None  # Rule 7: the token of its release file (None: a file without one)
+    site: tuple | None = None  # edge/static.py rule 8: (the service's SiteRules, them with its _redirects file's)
 
     @property
     def files(self):

@@ -41,17 +41,24 @@ Rules:
    a file of at most ``WAIT_BYTES`` waits for it (about 1 ms for 100 KB of HTML), a
    larger file goes out as it is until its form is made. The form's head is built once
    per prepared answer (``Prepared.variant``), like the file's (rule 2).
+8. A release with a ``_redirects`` file at its top answers with its rules before the
+   service's (``core/content/redirectsfile.py``): the file is read and parsed once per
+   live release and service rules (``Live.site``). Its bad lines (which `owncdn push`
+   refuses, so only another client sends them) are left out, logged once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from owncdn.core.content.negotiate import CODINGS
-from owncdn.core.content.site import FileAnswer, RedirectAnswer, answer, compressed
+from owncdn.core.content.redirectsfile import FILE as REDIRECTS_FILE
+from owncdn.core.content.redirectsfile import redirects_file_rules
+from owncdn.core.content.site import FileAnswer, RedirectAnswer, SiteRules, answer, compressed, with_file_rules
 from owncdn.core.http.conditional import evaluate_conditionals, not_modified_headers
 from owncdn.core.http.headers import Headers, format_http_date
 from owncdn.core.http.ranges import (
@@ -72,6 +79,8 @@ if TYPE_CHECKING:
     from owncdn.edge.service import ServiceRuntime
 
 __all__ = ["serve_push", "warm_release"]
+
+log = logging.getLogger(__name__)
 
 CACHE = "PUSH"
 MEMO_ENTRIES = 4096
@@ -117,7 +126,7 @@ def serve_push(edge: "Edge", req: "Request", svc: "ServiceRuntime"):
     if prepared is None or prepared.svc is not svc:
         prepared = memo.get((req.target, accept))
     if prepared is None or prepared.svc is not svc:
-        found = answer(svc.site, live.files, req.target, accept, live.released_at)
+        found = answer(_site(store, live, svc), live.files, req.target, accept, live.released_at)
         if type(found) is not FileAnswer:
             if type(found) is RedirectAnswer:
                 location = found.location.encode("latin-1", "replace")
@@ -137,6 +146,25 @@ def serve_push(edge: "Edge", req: "Request", svc: "ServiceRuntime"):
             if made is not None and prepared.ans.size <= WAIT_BYTES:
                 return _when_made(edge, req, svc, store, live, prepared, made)
     return _send_plain(edge, req, store, live, prepared)
+
+
+def _site(store, live: "Live", svc: "ServiceRuntime") -> SiteRules:
+    """Rule 8: the service's rules with those of the release's ``_redirects`` file."""
+    cached = live.site
+    if cached is not None and cached[0] is svc.site:
+        return cached[1]
+    rules = svc.site
+    entry = live.files.get(REDIRECTS_FILE)
+    if entry is not None:
+        try:
+            found, problems = redirects_file_rules(store.read_blob(entry.sha256).decode("utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            found, problems = [], [f"{REDIRECTS_FILE}: cannot be read here ({exc})"]
+        for problem in problems:
+            log.warning("service %s, release %s: %s (left out)", svc.name, live.target.number, problem)
+        rules = with_file_rules(rules, found)
+    live.site = (svc.site, rules)
+    return rules
 
 
 def _send_plain(edge: "Edge", req: "Request", store, live: "Live", prepared: Prepared):
@@ -219,7 +247,7 @@ async def warm_release(edge: "Edge", service: str) -> int:
         target = _usual_target(svc.site, path)
         if (target, ANY_CODING) in live.memo:
             continue
-        ans = answer(svc.site, live.files, target, None, live.released_at)
+        ans = answer(_site(store, live, svc), live.files, target, None, live.released_at)
         if type(ans) is FileAnswer and ans.status == 200 and not any(n == "vary" for n, _ in ans.fields):
             _remember(edge, svc, live, target, None, ans)
             found.append(ans)

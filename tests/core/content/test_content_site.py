@@ -242,3 +242,22 @@ def test_compression_can_be_switched_off():
     rules = SiteRules(compress=False)
     got = ask("/guide", "br, gzip", rules=rules, files=TEXT_FILES)
     assert got.compress is None and "vary" not in dict(got.fields)
+
+
+def test_the_rules_of_a_redirects_file_come_first_and_the_file_is_not_served():
+    from owncdn.core.content.redirectsfile import parse_redirects_file
+    from owncdn.core.content.site import with_file_rules
+
+    files = {**FILES, "_redirects": entry("/about /elsewhere 302\n/old/x /from-file\n/* /index.html 200\n")}
+    rules = with_file_rules(RULES, parse_redirects_file("/about /elsewhere 302\n/old/x /from-file\n/* /index.html 200\n"))
+    assert with_file_rules(RULES, []) is RULES
+    assert ask("/about", rules=rules, files=files) == RedirectAnswer(302, "/elsewhere")
+    assert ask("/old/x", rules=rules, files=files) == RedirectAnswer(301, "/from-file")   # before cdn.yaml's /old/*
+    assert ask("/old/y", rules=rules, files=files) == RedirectAnswer(301, "/new/y")       # then cdn.yaml's
+    hidden = ask("/_redirects", rules=SiteRules(), files=files)
+    assert (hidden.status, hidden.file) == (404, "404.html")
+    shell = ask("/_redirects", rules=rules, files=files)          # a rewrite answers as for any missing path
+    assert (shell.status, shell.file) == (200, "index.html")
+    assert ask("/x", rules=SiteRules(redirects=rules.redirects[2:3]), files=files).file == "index.html"
+    to_file = SiteRules(redirects=(redirect_rule("/r", "/_redirects", 200),))
+    assert ask("/r", rules=to_file, files=files).file == "404.html"   # nor through a rewrite

@@ -5,7 +5,8 @@ conditional-request and range rules of ``owncdn.core.http``.
 
 Rules:
 1. In order: decode the target (``paths``; a bad one is 400), the redirect rules
-   (``redirects``), the release's files with pretty URLs (``paths.resolve``), the
+   (``redirects``; those of the release's ``_redirects`` file first, ``with_file_rules``
+   and ``redirectsfile``), the release's files (but not that file itself) with pretty URLs (``paths.resolve``), the
    rewrite rules (``redirects`` Rule 6: the first whose target is a file of the
    release, ``paths.file_for``, answers with it and the rule's status), then the
    not-found page with status 404 if the release has it, else a plain 404.
@@ -31,7 +32,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from owncdn.core.http.headers import format_http_date
@@ -42,9 +43,10 @@ from .compress import CODINGS as MADE, compressible
 from .negotiate import CODINGS, IDENTITY, choose_coding, sibling
 from .paths import BAD, Redirect, Serve, decode_target, file_for, resolve
 from .redirects import RedirectRule, find_redirect, find_rewrites, redirect_rule
+from .redirectsfile import FILE as REDIRECTS_FILE
 
 __all__ = ["DEFAULT_CACHE_CONTROL", "FileAnswer", "PlainAnswer", "RedirectAnswer", "SiteRules", "answer", "compressed",
-           "etag", "site_rules"]
+           "etag", "site_rules", "with_file_rules"]
 
 DEFAULT_CACHE_CONTROL = "public, max-age=0, must-revalidate"
 
@@ -100,6 +102,11 @@ def site_rules(settings) -> SiteRules:
     )
 
 
+def with_file_rules(rules: SiteRules, file_rules) -> SiteRules:
+    """``rules`` with the rules of a release's ``_redirects`` file before its own (Rule 1)."""
+    return replace(rules, redirects=(*file_rules, *rules.redirects)) if file_rules else rules
+
+
 def _reveal(value) -> str:
     get = getattr(value, "get_secret_value", None)
     return get() if get is not None else str(value)
@@ -122,14 +129,14 @@ def answer(rules: SiteRules, files: Mapping[str, Entry], target: str, accept_enc
     found = resolve(path, query, files, pretty=rules.pretty_urls, index=rules.index)
     if type(found) is Redirect:
         return RedirectAnswer(found.status, found.location)
-    if type(found) is Serve:
+    if type(found) is Serve and found.file != REDIRECTS_FILE:
         return _file(rules, files, found.file, 200, path, accept_encoding, released_at)
     if found is BAD:  # pragma: no cover - resolve never answers BAD for a decoded path
         return PlainAnswer(400, "the request path is not a valid path")
     if rules.redirects:
         for status, rewritten in find_rewrites(rules.redirects, path):
             file = file_for(rewritten, files, pretty=rules.pretty_urls, index=rules.index)
-            if file is not None:
+            if file is not None and file != REDIRECTS_FILE:
                 return _file(rules, files, file, status, path, accept_encoding, released_at)
     if rules.not_found is not None and rules.not_found in files:
         return _file(rules, files, rules.not_found, 404, path, accept_encoding, released_at)
