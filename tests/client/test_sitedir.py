@@ -364,3 +364,13 @@ def test_a_redirects_file_the_edges_would_not_use_refuses_the_push_naming_its_li
 def test_a_redirects_file_below_the_top_is_a_plain_file(site):
     (site / "about" / "_redirects").write_text("not rules at all\n")
     assert "about/_redirects" in scan_site(site).manifest.files
+
+
+def test_a_headers_file_the_edges_would_not_use_refuses_the_push_naming_its_lines(site):
+    (site / "_headers").write_text("/*\n  X-Frame-Options: DENY\n  ETag: mine\n")
+    with pytest.raises(SiteError) as refused:
+        scan_site(site)
+    assert f"{site}/_headers:3: 'ETag' is derived from the file" in str(refused.value)
+    assert "--exclude /_headers" in str(refused.value)
+    (site / "_headers").write_text("/*\n  X-Frame-Options: DENY\n")
+    assert "_headers" in scan_site(site).manifest.files

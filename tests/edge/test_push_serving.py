@@ -219,6 +219,19 @@ async def test_a_releases_redirects_file_applies_with_that_release(state, caplog
     assert (plain.status, plain.body) == (200, b"<h1>about</h1>")
 
 
+async def test_a_releases_headers_file_applies_with_that_release(state):
+    headers = b"/assets/*\n  Cache-Control: no-store\n  X-Team: web\n/*\n  X-Frame-Options: DENY\n"
+    async with PushEdge(state) as t:
+        t.store.install("blog", 1, {**SITE, "_headers": headers})
+        script, page, hidden = [await t.get(p) for p in ("/assets/app.js", "/about", "/_headers")]
+        t.store.install("blog", 2, SITE)
+        after = await t.get("/assets/app.js")
+    assert script.headers["cache-control"] == "no-store" and script.headers["x-team"] == "web"   # after cdn.yaml's
+    assert page.headers["x-frame-options"] == "DENY" and "x-team" not in page.headers
+    assert hidden.status == 404
+    assert after.headers["cache-control"] == "public, max-age=31536000, immutable" and "x-team" not in after.headers
+
+
 async def test_a_site_pushed_from_a_mac_answers_its_composed_links(state):
     """paths Rule 6: file names decomposed (NFD, as macOS gives them), links composed (NFC)."""
     async with PushEdge(state) as t:

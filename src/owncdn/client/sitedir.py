@@ -70,9 +70,10 @@ Rules:
    most ``IGNORE_FILE_BYTES``, in UTF-8; one that is something else (a symlink, a
    directory), larger, or holds a line ``parse_ignore`` refuses, refuses the push naming
    it, before anything is read or sent: a file meant to keep paths out is not skipped.
-12. A ``_redirects`` file at the top (redirect rules for the edges,
-   ``core/content/redirectsfile.py``) is read and checked after the walk, before
-   anything is hashed: a line the edges would leave out refuses the push, naming it.
+12. A ``_redirects`` or ``_headers`` file at the top (rules for the edges,
+   ``core/content/redirectsfile.py``, ``headersfile.py``) is read and checked after
+   the walk, before anything is hashed: a line the edges would leave out refuses the
+   push, naming it.
 """
 
 from __future__ import annotations
@@ -85,6 +86,9 @@ from bisect import bisect_left
 from owncdn.core.content.digest import name_of, new_hasher
 from owncdn.core.content.leftout import IGNORE_FILE, LeaveOut, parse_ignore
 from owncdn.core.content.manifest import MAX_PATH, FileEntry, Manifest, check_path
+from owncdn.core.content.headersfile import FILE as HEADERS_FILE
+from owncdn.core.content.headersfile import MAX_BYTES as HEADERS_MAX
+from owncdn.core.content.headersfile import parse_headers_file  # without re (its Rule 5)
 from owncdn.core.content.redirectsfile import FILE as REDIRECTS_FILE
 from owncdn.core.content.redirectsfile import MAX_BYTES as REDIRECTS_MAX
 from owncdn.core.content.redirectsfile import parse_redirects_file  # without redirects.py (its Rule 6)
@@ -183,24 +187,25 @@ def walk_site(root: str | Path, limits: Limits = Limits(), cache: HashCache | No
         raise SiteError(f"{top}: no files to push (was the site built?); a release of nothing would answer "
                         "404 at every path. Push one anyway with --allow-empty")
     _check_sizes(top, files, limits)
-    _check_redirects_file(files)
+    _check_rules_file(files, REDIRECTS_FILE, REDIRECTS_MAX, parse_redirects_file)
+    _check_rules_file(files, HEADERS_FILE, HEADERS_MAX, parse_headers_file)
     left.sort()  # the walk pops directories last first
     return Walk(root, files, cache, left)
 
 
-def _check_redirects_file(files: list[tuple[str, str, os.stat_result]]) -> None:
-    """Rule 12: the rules of a ``_redirects`` file at the top, checked before anything is read."""
-    at = bisect_left(files, (REDIRECTS_FILE,))
-    if at == len(files) or files[at][0] != REDIRECTS_FILE:
+def _check_rules_file(files: list[tuple[str, str, os.stat_result]], name: str, limit: int, parse) -> None:
+    """Rule 12: the rules of a ``_redirects`` or ``_headers`` file at the top, checked
+    before anything is read."""
+    at = bisect_left(files, (name,))
+    if at == len(files) or files[at][0] != name:
         return
     source = files[at][1]
-    text = _read_text(source, REDIRECTS_MAX)
     try:
-        parse_redirects_file(text)
+        parse(_read_text(source, limit))
     except ValueError as exc:
         where = os.path.dirname(source)
         raise SiteError(f"{where}/{exc}".replace("\n", f"\n{where}/") + "\nthe edges would leave these rules out: "
-                        "fix them, or leave the file out with --exclude /_redirects") from None
+                        f"fix them, or leave the file out with --exclude /{name}") from None
 
 
 def _ignored(directory: str) -> list[tuple[int, str]]:

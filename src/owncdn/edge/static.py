@@ -41,10 +41,11 @@ Rules:
    a file of at most ``WAIT_BYTES`` waits for it (about 1 ms for 100 KB of HTML), a
    larger file goes out as it is until its form is made. The form's head is built once
    per prepared answer (``Prepared.variant``), like the file's (rule 2).
-8. A release with a ``_redirects`` file at its top answers with its rules before the
-   service's (``core/content/redirectsfile.py``): the file is read and parsed once per
-   live release and service rules (``Live.site``). Its bad lines (which `owncdn push`
-   refuses, so only another client sends them) are left out, logged once.
+8. A release with a ``_redirects`` or ``_headers`` file at its top answers with their
+   rules as well as the service's (``core/content/redirectsfile.py``, ``headersfile.py``):
+   the files are read and parsed once per live release and service rules (``Live.site``).
+   Their bad lines (which `owncdn push` refuses, so only another client sends them) are
+   left out, logged once.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from owncdn.core.content.negotiate import CODINGS
+from owncdn.core.content.headersfile import FILE as HEADERS_FILE
+from owncdn.core.content.headersfile import headers_file_rules
 from owncdn.core.content.redirectsfile import FILE as REDIRECTS_FILE
 from owncdn.core.content.redirectsfile import redirects_file_rules
 from owncdn.core.content.site import FileAnswer, RedirectAnswer, SiteRules, answer, compressed, with_file_rules
@@ -149,20 +152,22 @@ def serve_push(edge: "Edge", req: "Request", svc: "ServiceRuntime"):
 
 
 def _site(store, live: "Live", svc: "ServiceRuntime") -> SiteRules:
-    """Rule 8: the service's rules with those of the release's ``_redirects`` file."""
+    """Rule 8: the service's rules with those of the release's ``_redirects`` and ``_headers`` files."""
     cached = live.site
     if cached is not None and cached[0] is svc.site:
         return cached[1]
-    rules = svc.site
-    entry = live.files.get(REDIRECTS_FILE)
-    if entry is not None:
+    found = {}
+    for name, parse in ((REDIRECTS_FILE, redirects_file_rules), (HEADERS_FILE, headers_file_rules)):
+        entry = live.files.get(name)
+        if entry is None:
+            continue
         try:
-            found, problems = redirects_file_rules(store.read_blob(entry.sha256).decode("utf-8"))
+            found[name], problems = parse(store.read_blob(entry.sha256).decode("utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
-            found, problems = [], [f"{REDIRECTS_FILE}: cannot be read here ({exc})"]
+            problems = [f"{name}: cannot be read here ({exc})"]
         for problem in problems:
             log.warning("service %s, release %s: %s (left out)", svc.name, live.target.number, problem)
-        rules = with_file_rules(rules, found)
+    rules = with_file_rules(svc.site, found.get(REDIRECTS_FILE, ()), found.get(HEADERS_FILE, ()))
     live.site = (svc.site, rules)
     return rules
 

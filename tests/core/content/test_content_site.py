@@ -261,3 +261,19 @@ def test_the_rules_of_a_redirects_file_come_first_and_the_file_is_not_served():
     assert ask("/x", rules=SiteRules(redirects=rules.redirects[2:3]), files=files).file == "index.html"
     to_file = SiteRules(redirects=(redirect_rule("/r", "/_redirects", 200),))
     assert ask("/r", rules=to_file, files=files).file == "404.html"   # nor through a rewrite
+
+
+def test_the_rules_of_a_headers_file_come_after_the_configs_and_the_file_is_not_served():
+    from owncdn.core.content.headersfile import parse_headers_file
+    from owncdn.core.content.site import with_file_rules
+
+    text = "/assets/*\n  Cache-Control: no-cache\n  X-From: file\n/*\n  ! X-Frame-Options\n  ! Cache-Control\n"
+    files = {**FILES, "_headers": entry(text)}
+    rules = with_file_rules(RULES, headers=parse_headers_file(text))
+    logo = dict(ask("/assets/logo.3f2a.svg", rules=rules, files=files).fields)
+    assert logo["x-from"] == "file" and "x-frame-options" not in logo
+    assert "cache-control" not in logo            # set by cdn.yaml, then by the file, then taken off by it
+    page = dict(ask("/about", rules=rules, files=files).fields)
+    assert "cache-control" not in page and "x-frame-options" not in page and page["etag"]
+    hidden = ask("/_headers", rules=rules, files=files)
+    assert (hidden.status, hidden.file) == (404, "404.html")

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WrapValidator, model_validator
 
-from .headers import check_header_name, check_header_value
+from owncdn.core.fieldnames import check_header_name, check_header_value
 from .secrets import keep_secret
 from .units import ByteSize
 

@@ -38,7 +38,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .acme import AcmeSettings, TlsSettings
-from .headers import FRAMING_HEADERS, check_header_name, check_header_value
+from owncdn.core.fieldnames import FRAMING_HEADERS, check_header_name, check_header_value
 from .hostnames import HostIndex, normalize_hostname
 from .redirects import mirror_hosts, redirect_problems
 from .secrets import keep_secret

@@ -21,13 +21,10 @@ from owncdn.core.content.globs import compile_glob
 from owncdn.core.content.manifest import check_path
 from owncdn.core.content.redirects import redirect_rule
 
-from .headers import FRAMING_HEADERS, check_header_name, check_header_value
+from owncdn.core.fieldnames import SITE_MANAGED, check_header_name, check_header_value
 from .secrets import keep_secret
 
 __all__ = ["SiteHeaders", "SiteRedirect", "SiteSettings"]
-
-# Fields the edge derives from the file it sends; a header rule cannot set them.
-MANAGED = FRAMING_HEADERS | {"content-encoding", "content-range", "etag", "date"}
 
 _Name = Annotated[str, AfterValidator(check_header_name)]
 _Value = Annotated[str, WrapValidator(keep_secret), AfterValidator(check_header_value)]
@@ -81,7 +78,7 @@ class SiteHeaders(_Model):
     @classmethod
     def _names(cls, fields: dict[str, str]) -> dict[str, str]:
         for name in fields:
-            if name.lower() in MANAGED:
+            if name.lower() in SITE_MANAGED:
                 raise ValueError(f"{name!r} is derived from the file by the edge and cannot be set")
         return fields
 

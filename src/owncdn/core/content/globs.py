@@ -8,7 +8,8 @@ Rules:
    the ones at the root.
 2. A pattern matches the whole decoded request path.
 3. A header rule sets its fields on every response whose path matches; rules apply
-   in the order written, so a later rule replaces a field an earlier one set.
+   in the order written, so a later rule replaces a field an earlier one set. A field
+   whose value is None is taken off (a ``_headers`` file's ``! Name``, ``headersfile``).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def compile_glob(pattern: str) -> re.Pattern[str]:
 @dataclass(frozen=True, slots=True)
 class HeaderRule:
     pattern: str
-    fields: tuple[tuple[str, str], ...]
+    fields: tuple[tuple[str, str | None], ...]  # None: taken off (Rule 3)
     regex: re.Pattern[str]
 
 
@@ -55,9 +56,9 @@ def header_rule(pattern: str, fields: dict[str, str]) -> HeaderRule:
     return HeaderRule(pattern, tuple((k.lower(), v) for k, v in fields.items()), compile_glob(pattern))
 
 
-def headers_for(rules: tuple[HeaderRule, ...], path: str) -> dict[str, str]:
-    """The fields every matching rule sets, later rules winning (Rules 2, 3)."""
-    out: dict[str, str] = {}
+def headers_for(rules: tuple[HeaderRule, ...], path: str) -> dict[str, str | None]:
+    """The fields every matching rule sets (None: takes off), later rules winning (Rules 2, 3)."""
+    out: dict[str, str | None] = {}
     for rule in rules:
         if rule.regex.fullmatch(path):
             out.update(rule.fields)

@@ -38,7 +38,7 @@ TYPE_CHECKING = False  # not from typing (Rule 6)
 if TYPE_CHECKING:
     from .redirects import RedirectRule
 
-__all__ = ["FILE", "MAX_BYTES", "MAX_PROBLEMS", "MAX_RULES", "parse_redirects_file", "redirects_file_rules"]
+__all__ = ["FILE", "MAX_BYTES", "MAX_PROBLEMS", "MAX_RULES", "parse_redirects_file", "redirects_file_rules", "refuse"]
 
 FILE = "_redirects"
 MAX_RULES = 2000
@@ -49,10 +49,15 @@ MAX_PROBLEMS = 20
 def parse_redirects_file(text: str) -> list[RedirectRule]:
     """Rule 3: every rule, or ``ValueError`` naming every bad line."""
     rules, problems = redirects_file_rules(text)
+    refuse(problems)
+    return rules
+
+
+def refuse(problems: list[str]) -> None:
+    """Rule 3 (and ``headersfile``'s): ``ValueError`` listing the first ``MAX_PROBLEMS`` problems, if any."""
     if problems:
         more = f"\n(and {len(problems) - MAX_PROBLEMS} more)" if len(problems) > MAX_PROBLEMS else ""
         raise ValueError("\n".join(problems[:MAX_PROBLEMS]) + more)
-    return rules
 
 
 def redirects_file_rules(text: str) -> tuple[list[RedirectRule], list[str]]:

@@ -6,7 +6,8 @@ conditional-request and range rules of ``owncdn.core.http``.
 Rules:
 1. In order: decode the target (``paths``; a bad one is 400), the redirect rules
    (``redirects``; those of the release's ``_redirects`` file first, ``with_file_rules``
-   and ``redirectsfile``), the release's files (but not that file itself) with pretty URLs (``paths.resolve``), the
+   and ``redirectsfile``), the release's files (but not that file itself, nor its
+   ``_headers`` file) with pretty URLs (``paths.resolve``), the
    rewrite rules (``redirects`` Rule 6: the first whose target is a file of the
    release, ``paths.file_for``, answers with it and the rule's status), then the
    not-found page with status 404 if the release has it, else a plain 404.
@@ -25,8 +26,10 @@ Rules:
    bytes sent, so each representation has its own), Last-Modified (the release's
    time), Cache-Control (``DEFAULT_CACHE_CONTROL``: browsers keep a copy and revalidate
    it, which an ETag turns into a 304), Accept-Ranges; then the header rules for the
-   request path (``globs``), which replace fields of the same name: the path asked
-   for, also when a rewrite or the not-found page answers it.
+   request path (``globs``), which replace fields of the same name (those of the
+   release's ``_headers`` file after those of ``cdn.yaml``, ``headersfile``; a field
+   it takes off goes): the path asked for, also when a rewrite or the not-found page
+   answers it.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from .compress import CODINGS as MADE, compressible
 from .negotiate import CODINGS, IDENTITY, choose_coding, sibling
 from .paths import BAD, Redirect, Serve, decode_target, file_for, resolve
 from .redirects import RedirectRule, find_redirect, find_rewrites, redirect_rule
+from .headersfile import FILE as HEADERS_FILE
 from .redirectsfile import FILE as REDIRECTS_FILE
 
 __all__ = ["DEFAULT_CACHE_CONTROL", "FileAnswer", "PlainAnswer", "RedirectAnswer", "SiteRules", "answer", "compressed",
@@ -102,9 +106,15 @@ def site_rules(settings) -> SiteRules:
     )
 
 
-def with_file_rules(rules: SiteRules, file_rules) -> SiteRules:
-    """``rules`` with the rules of a release's ``_redirects`` file before its own (Rule 1)."""
-    return replace(rules, redirects=(*file_rules, *rules.redirects)) if file_rules else rules
+_UNSERVED = frozenset({REDIRECTS_FILE, HEADERS_FILE})  # Rule 1: a release's files of rules
+
+
+def with_file_rules(rules: SiteRules, redirects=(), headers=()) -> SiteRules:
+    """``rules`` with the rules of a release's ``_redirects`` file before its own and
+    those of its ``_headers`` file after them (Rules 1, 3)."""
+    if not redirects and not headers:
+        return rules
+    return replace(rules, redirects=(*redirects, *rules.redirects), headers=(*rules.headers, *headers))
 
 
 def _reveal(value) -> str:
@@ -129,14 +139,14 @@ def answer(rules: SiteRules, files: Mapping[str, Entry], target: str, accept_enc
     found = resolve(path, query, files, pretty=rules.pretty_urls, index=rules.index)
     if type(found) is Redirect:
         return RedirectAnswer(found.status, found.location)
-    if type(found) is Serve and found.file != REDIRECTS_FILE:
+    if type(found) is Serve and found.file not in _UNSERVED:
         return _file(rules, files, found.file, 200, path, accept_encoding, released_at)
     if found is BAD:  # pragma: no cover - resolve never answers BAD for a decoded path
         return PlainAnswer(400, "the request path is not a valid path")
     if rules.redirects:
         for status, rewritten in find_rewrites(rules.redirects, path):
             file = file_for(rewritten, files, pretty=rules.pretty_urls, index=rules.index)
-            if file is not None and file != REDIRECTS_FILE:
+            if file is not None and file not in _UNSERVED:
                 return _file(rules, files, file, status, path, accept_encoding, released_at)
     if rules.not_found is not None and rules.not_found in files:
         return _file(rules, files, rules.not_found, 404, path, accept_encoding, released_at)
@@ -163,7 +173,11 @@ def _file(rules: SiteRules, files: Mapping[str, Entry], name: str, status: int, 
     if coding != IDENTITY:
         fields["content-encoding"] = coding
     if rules.headers:
-        fields.update(headers_for(rules.headers, path))
+        for name, value in headers_for(rules.headers, path).items():
+            if value is None:
+                fields.pop(name, None)
+            else:
+                fields[name] = value
     compress = None
     if made:
         compress = choose_coding(accept_encoding, MADE)
