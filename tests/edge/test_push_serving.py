@@ -232,6 +232,34 @@ async def test_a_releases_headers_file_applies_with_that_release(state):
     assert after.headers["cache-control"] == "public, max-age=31536000, immutable" and "x-team" not in after.headers
 
 
+async def test_explain_says_how_each_edges_release_answers(state):
+    """adminapi Rule 1, for push services (`owncdn explain`'s cache lines)."""
+    from owncdn.cli.watch_cmds import cache_lines
+    from owncdn.edge.adminapi import cache_state
+
+    async with PushEdge(state) as t:
+        edge = t.server.edge
+        before = cache_state(edge, "http://app.test/")
+        t.store.install("blog", 7, {**SITE, "guide.html": GUIDE, "_redirects": b"/x /about 302\n"})
+        t.store.install("app", 2, {"index.html": b"shell", "help/404.html": b"no help"})
+        blog = {p: cache_state(edge, f"http://blog.test{p}")["release"]
+                for p in ("/old", "/about.html", "/guide", "/assets/app.js", "/x", "/nope")}
+        route, lost = [cache_state(edge, f"http://app.test{p}") for p in ("/u/1", "/help/x")]
+    assert before["release"] is None and before["service"] == "app"
+    assert blog["/old"] == {"number": 7, "status": 301, "location": "/about", "rule": "/old -> /about (301, cdn.yaml)"}
+    assert blog["/x"] == {"number": 7, "status": 302, "location": "/about", "rule": "/x -> /about (302, _redirects)"}
+    assert blog["/about.html"] == {"number": 7, "status": 308, "location": "/about"}   # a pretty URL: no rule
+    assert blog["/guide"] == {"number": 7, "status": 200, "file": "guide.html", "size": len(GUIDE), "coding": "br"}
+    assert blog["/assets/app.js"]["file"] == "assets/app.js.br" and blog["/assets/app.js"]["coding"] == "br"
+    assert blog["/nope"] == {"number": 7, "status": 404, "file": "404.html", "size": 18, "coding": None}
+    assert route["release"]["rule"] == "/* -> /index.html (200, cdn.yaml)" and route["release"]["file"] == "index.html"
+    assert lost["release"]["status"] == 404 and lost["release"]["file"] == "help/404.html"
+    lines = cache_lines([dict(route, edge="edge-p"), dict(before, edge="edge-q", location="test2")])
+    assert lines[1].split() == ["test", "edge-p", "release", "2:", "HTTP", "200", "index.html", "(5", "bytes);",
+                                "rule", "/*", "->", "/index.html", "(200,", "cdn.yaml)"]
+    assert lines[2].endswith("no release of this push service here yet (503)")
+
+
 async def test_a_site_pushed_from_a_mac_answers_its_composed_links(state):
     """paths Rule 6: file names decomposed (NFD, as macOS gives them), links composed (NFC)."""
     async with PushEdge(state) as t:

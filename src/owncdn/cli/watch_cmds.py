@@ -60,6 +60,9 @@ def cache_lines(states: list[dict]) -> list[str]:
             lines.append(f"{head} ? {s['error']}")
             continue
         variants = s.get("variants") or []
+        if "release" in s:  # a push service (edge/adminapi.py Rule 1)
+            lines.append(f"{head} {_release_line(s['release'])}")
+            continue
         if not variants:
             lines.append(f"{head} not stored" + (f" ({s['why']})" if s.get("why") else ""))
         for v in variants:
@@ -72,6 +75,20 @@ def cache_lines(states: list[dict]) -> list[str]:
             lines.append(f"{head} memory  HTTP {v['status']} age {v['age']:g}s {ttl}"
                          f"{' STALE' if v['stale'] else ''} {v['size']} bytes{tags}{vary}")
     return lines
+
+
+def _release_line(release: dict | None) -> str:
+    """How an edge's live release answers the URL (no I/O)."""
+    if release is None:
+        return "no release of this push service here yet (503)"
+    said = f"release {release['number']}: HTTP {release['status']}"
+    if "location" in release:
+        said += f" -> {release['location']}"
+    elif "file" in release:
+        said += f" {release['file']} ({release['size']} bytes{', sent as ' + release['coding'] if release.get('coding') else ''})"
+    else:
+        said += f" ({release['reason']})"
+    return said + (f"; rule {release['rule']}" if release.get("rule") else "")
 
 
 def explain(

@@ -10,7 +10,12 @@ Rules:
    tier. A memory variant has its status, age, TTL left (seconds until stale,
    negative once stale), ``stale``, tags, size and the Vary values it was stored
    for; a disk-tier copy is listed as present (its details are read only when it
-   is served). Nothing is loaded or changed by asking.
+   is served). Nothing is loaded or changed by asking. For a push service it answers
+   instead how the live release answers the URL (``release``): its number, the status,
+   the file sent or the Location, the rule that decided (``from -> to (status)`` and
+   whether ``cdn.yaml`` or the release's ``_redirects`` file holds it; none for a file
+   found at its path or a pretty URL's other spelling), and how a browser would get
+   the file (``br``, ``gzip``: the edge's form or a precompressed sibling).
 2. ``POST /probe`` with ``{"url", "timeout"?, "host"?}`` fetches the URL from this edge, as a
    visitor near this edge would (the system's resolver, a new connection, no
    redirects followed), and answers ``{status, ttfb_ms, total_ms, bytes, error,
@@ -31,7 +36,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from owncdn.core.content.site import FileAnswer, RedirectAnswer, answer
 from owncdn.core.http.headers import Headers
+from owncdn.edge.static import release_rules
 
 __all__ = ["admin_handler", "answer_admin", "cache_state", "probe"]
 
@@ -52,6 +59,7 @@ def cache_state(edge, url: str) -> dict:
     out["service"] = svc.name
     if svc.site is not None:
         out["why"] = "a push service: served from its release, not the cache"
+        out["release"] = _release_answer(edge, svc, target)
         return out
     uri = edge._uri(svc, host, target)
     now = edge.clock.time()
@@ -69,6 +77,32 @@ def cache_state(edge, url: str) -> dict:
     if edge.disk is not None:
         for key in sorted(edge.disk.keys_for_uri(uri)):
             out["variants"].append({"tier": "disk", "key": key})
+    return out
+
+
+BROWSER = "gzip, deflate, br, zstd"  # what a browser's Accept-Encoding says over HTTPS
+
+
+def _release_answer(edge, svc, target: str) -> dict | None:
+    """Rule 1, for a push service: how its live release answers ``target``."""
+    store = edge.releases
+    live = store.live.get(svc.name) if store is not None else None
+    if live is None:
+        return None
+    rules = release_rules(store, live, svc)
+    got = answer(rules, live.files, target, BROWSER, live.released_at)
+    out: dict = {"number": live.target.number, "status": got.status}
+    if type(got) is RedirectAnswer:
+        out["location"] = got.location
+    elif type(got) is FileAnswer:
+        fields = dict(got.fields)
+        out.update(file=got.file, size=got.size, coding=got.compress or fields.get("content-encoding"))
+    else:
+        out["reason"] = got.reason
+    rule = getattr(got, "rule", None)
+    if rule is not None:
+        source = "cdn.yaml" if any(r is rule for r in svc.site.redirects) else "_redirects"
+        out["rule"] = f"{rule.source} -> {rule.target} ({rule.status}, {source})"
     return out
 
 

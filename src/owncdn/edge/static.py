@@ -81,7 +81,7 @@ if TYPE_CHECKING:
     from owncdn.edge.releases import Live
     from owncdn.edge.service import ServiceRuntime
 
-__all__ = ["serve_push", "warm_release"]
+__all__ = ["release_rules", "serve_push", "warm_release"]
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def serve_push(edge: "Edge", req: "Request", svc: "ServiceRuntime"):
     if prepared is None or prepared.svc is not svc:
         prepared = memo.get((req.target, accept))
     if prepared is None or prepared.svc is not svc:
-        found = answer(_site(store, live, svc), live.files, req.target, accept, live.released_at)
+        found = answer(release_rules(store, live, svc), live.files, req.target, accept, live.released_at)
         if type(found) is not FileAnswer:
             if type(found) is RedirectAnswer:
                 location = found.location.encode("latin-1", "replace")
@@ -151,7 +151,7 @@ def serve_push(edge: "Edge", req: "Request", svc: "ServiceRuntime"):
     return _send_plain(edge, req, store, live, prepared)
 
 
-def _site(store, live: "Live", svc: "ServiceRuntime") -> SiteRules:
+def release_rules(store, live: "Live", svc: "ServiceRuntime") -> SiteRules:
     """Rule 8: the service's rules with those of the release's ``_redirects`` and ``_headers`` files."""
     cached = live.site
     if cached is not None and cached[0] is svc.site:
@@ -252,7 +252,7 @@ async def warm_release(edge: "Edge", service: str) -> int:
         target = _usual_target(svc.site, path)
         if (target, ANY_CODING) in live.memo:
             continue
-        ans = answer(_site(store, live, svc), live.files, target, None, live.released_at)
+        ans = answer(release_rules(store, live, svc), live.files, target, None, live.released_at)
         if type(ans) is FileAnswer and ans.status == 200 and not any(n == "vary" for n, _ in ans.fields):
             _remember(edge, svc, live, target, None, ans)
             found.append(ans)

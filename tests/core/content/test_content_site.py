@@ -62,8 +62,8 @@ def test_a_page_with_its_fields():
 
 
 def test_order_redirect_rules_before_files():
-    assert ask("/old/x?y=1") == RedirectAnswer(301, "/new/x?y=1")
-    assert ask("/app.js") == RedirectAnswer(301, "/never")     # Rule 1: rules before files
+    assert ask("/old/x?y=1") == RedirectAnswer(301, "/new/x?y=1", RULES.redirects[0])   # with the rule that said so
+    assert ask("/app.js") == RedirectAnswer(301, "/never", RULES.redirects[1])     # Rule 1: rules before files
 
 
 SPA_FILES = {**FILES, "app/index.html": entry("app shell"), "docs/404.html": entry("docs: not here"),
@@ -97,6 +97,7 @@ def test_rewrites_after_the_files(target, status, file):
 
 def test_a_rewrite_has_the_fields_of_its_file_and_the_rules_of_the_path_asked_for():
     got = ask("/app/settings", "br, gzip", rules=SPA, files=SPA_FILES)
+    assert got.rule == SPA.redirects[1] and ask("/app/", rules=SPA, files=SPA_FILES).rule is None   # which rewrite
     fields = dict(got.fields)
     assert fields["etag"] == etag(SPA_FILES["app/index.html"].sha256)
     assert fields["content-type"] == "text/html; charset=utf-8"
@@ -251,9 +252,9 @@ def test_the_rules_of_a_redirects_file_come_first_and_the_file_is_not_served():
     files = {**FILES, "_redirects": entry("/about /elsewhere 302\n/old/x /from-file\n/* /index.html 200\n")}
     rules = with_file_rules(RULES, parse_redirects_file("/about /elsewhere 302\n/old/x /from-file\n/* /index.html 200\n"))
     assert with_file_rules(RULES, []) is RULES
-    assert ask("/about", rules=rules, files=files) == RedirectAnswer(302, "/elsewhere")
-    assert ask("/old/x", rules=rules, files=files) == RedirectAnswer(301, "/from-file")   # before cdn.yaml's /old/*
-    assert ask("/old/y", rules=rules, files=files) == RedirectAnswer(301, "/new/y")       # then cdn.yaml's
+    assert ask("/about", rules=rules, files=files) == RedirectAnswer(302, "/elsewhere", rules.redirects[0])
+    assert ask("/old/x", rules=rules, files=files) == RedirectAnswer(301, "/from-file", rules.redirects[1])   # before cdn.yaml's /old/*
+    assert ask("/old/y", rules=rules, files=files) == RedirectAnswer(301, "/new/y", RULES.redirects[0])       # then cdn.yaml's
     hidden = ask("/_redirects", rules=SiteRules(), files=files)
     assert (hidden.status, hidden.file) == (404, "404.html")
     shell = ask("/_redirects", rules=rules, files=files)          # a rewrite answers as for any missing path

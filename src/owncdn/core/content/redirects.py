@@ -36,7 +36,8 @@ from urllib.parse import quote
 
 from .paths import location
 
-__all__ = ["REWRITES", "STATUSES", "RedirectRule", "find_redirect", "find_rewrites", "redirect_rule"]
+__all__ = ["REWRITES", "STATUSES", "RedirectRule", "find_redirect", "find_rewrites", "location_of", "matching",
+           "redirect_rule", "rewritten"]
 
 STATUSES = (301, 302, 303, 307, 308)  # redirects
 REWRITES = (200, 404)  # Rule 6
@@ -157,30 +158,36 @@ def _fill(target: str, found: dict[str, str], encode) -> str:
     return head + _NAME.sub(lambda m: encode(found[m[1]]) if m[1] in found else m[0], target[len(head):])
 
 
+def matching(rules: tuple[RedirectRule, ...], path: str, rewrites: bool = False):
+    """``(rule, what it matched)`` for each redirect (or, with ``rewrites``, each
+    rewrite) rule that matches the decoded ``path``, in order (Rules 1, 3, 6)."""
+    for rule in rules:
+        if rule.rewrite is rewrites:
+            found = _match(rule, path)
+            if found is not None:
+                yield rule, found
+
+
+def location_of(rule: RedirectRule, found: dict[str, str], query: str) -> str:
+    """The Location a redirect ``rule`` sends, given what it matched (Rules 2, 4)."""
+    target = _fill(rule.target, found, location)
+    return target + query if query and "?" not in target else target
+
+
+def rewritten(rule: RedirectRule, found: dict[str, str]) -> str:
+    """The decoded path of the release a rewrite ``rule`` answers with (Rule 6)."""
+    return _fill(rule.target, found, str)
+
+
 def find_redirect(rules: tuple[RedirectRule, ...], path: str, query: str) -> tuple[int, str] | None:
     """(status, Location) of the first redirect rule matching the decoded ``path``
     (Rules 3, 4); rewrites are passed over."""
-    for rule in rules:
-        if rule.rewrite:
-            continue
-        found = _match(rule, path)
-        if found is None:
-            continue
-        target = _fill(rule.target, found, location)
-        if query and "?" not in target:
-            target += query
-        return rule.status, target
+    for rule, found in matching(rules, path):
+        return rule.status, location_of(rule, found, query)
     return None
 
 
 def find_rewrites(rules: tuple[RedirectRule, ...], path: str) -> list[tuple[int, str]]:
     """(status, decoded path of the release) of every rewrite matching the decoded
     ``path``, in order (Rule 6); redirects are passed over."""
-    found = []
-    for rule in rules:
-        if not rule.rewrite:
-            continue
-        matched = _match(rule, path)
-        if matched is not None:
-            found.append((rule.status, _fill(rule.target, matched, str)))
-    return found
+    return [(rule.status, rewritten(rule, found)) for rule, found in matching(rules, path, rewrites=True)]

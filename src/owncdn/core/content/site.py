@@ -45,7 +45,7 @@ from .mediatypes import content_type
 from .compress import CODINGS as MADE, compressible
 from .negotiate import CODINGS, IDENTITY, choose_coding, sibling
 from .paths import BAD, Redirect, Serve, decode_target, file_for, resolve
-from .redirects import RedirectRule, find_redirect, find_rewrites, redirect_rule
+from .redirects import RedirectRule, location_of, matching, redirect_rule, rewritten
 from .headersfile import FILE as HEADERS_FILE
 from .redirectsfile import FILE as REDIRECTS_FILE
 
@@ -80,12 +80,14 @@ class FileAnswer:
     size: int
     fields: tuple[tuple[str, str], ...]  # lowercase names, without Content-Length and Date
     compress: str | None = None  # Rule 2: the coding of the edge's form to send instead, when it has it
+    rule: RedirectRule | None = None  # the rewrite that answered (Rule 1), for `owncdn explain`
 
 
 @dataclass(frozen=True, slots=True)
 class RedirectAnswer:
     status: int
     location: str
+    rule: RedirectRule | None = None  # the redirect rule; None: a pretty URL's other spelling
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +135,9 @@ def answer(rules: SiteRules, files: Mapping[str, Entry], target: str, accept_enc
     if decoded is None:
         return PlainAnswer(400, "the request path is not a valid path")
     path, query = decoded
-    moved = find_redirect(rules.redirects, path, query) if rules.redirects else None
-    if moved is not None:
-        return RedirectAnswer(*moved)
+    if rules.redirects:
+        for rule, matched in matching(rules.redirects, path):
+            return RedirectAnswer(rule.status, location_of(rule, matched, query), rule)
     found = resolve(path, query, files, pretty=rules.pretty_urls, index=rules.index)
     if type(found) is Redirect:
         return RedirectAnswer(found.status, found.location)
@@ -144,17 +146,17 @@ def answer(rules: SiteRules, files: Mapping[str, Entry], target: str, accept_enc
     if found is BAD:  # pragma: no cover - resolve never answers BAD for a decoded path
         return PlainAnswer(400, "the request path is not a valid path")
     if rules.redirects:
-        for status, rewritten in find_rewrites(rules.redirects, path):
-            file = file_for(rewritten, files, pretty=rules.pretty_urls, index=rules.index)
+        for rule, matched in matching(rules.redirects, path, rewrites=True):
+            file = file_for(rewritten(rule, matched), files, pretty=rules.pretty_urls, index=rules.index)
             if file is not None and file not in _UNSERVED:
-                return _file(rules, files, file, status, path, accept_encoding, released_at)
+                return _file(rules, files, file, rule.status, path, accept_encoding, released_at, rule)
     if rules.not_found is not None and rules.not_found in files:
         return _file(rules, files, rules.not_found, 404, path, accept_encoding, released_at)
     return PlainAnswer(404, f"{path} is not part of this site's current release")
 
 
 def _file(rules: SiteRules, files: Mapping[str, Entry], name: str, status: int, path: str,
-          accept_encoding: str | None, released_at: float) -> FileAnswer:
+          accept_encoding: str | None, released_at: float, rule: RedirectRule | None = None) -> FileAnswer:
     """Rules 2 and 3."""
     present = [coding for coding, suffix in CODINGS.items() if name + suffix in files]
     coding = choose_coding(accept_encoding, present) if present else IDENTITY
@@ -182,7 +184,7 @@ def _file(rules: SiteRules, files: Mapping[str, Entry], name: str, status: int, 
     if made:
         compress = choose_coding(accept_encoding, MADE)
         compress = None if compress == IDENTITY else compress
-    return FileAnswer(status, sent, entry.sha256, entry.size, tuple(fields.items()), compress)
+    return FileAnswer(status, sent, entry.sha256, entry.size, tuple(fields.items()), compress, rule)
 
 
 def compressed(ans: FileAnswer, coding: str, size: int) -> FileAnswer:
