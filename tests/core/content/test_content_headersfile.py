@@ -77,3 +77,8 @@ def test_limits():
     rules, problems = headers_file_rules(many)
     assert len(rules) == MAX_RULES and problems == [f"_headers: more than {MAX_RULES} rules"]
     assert "larger than 256 KiB" in headers_file_rules("#" * (300 << 10))[1][0]
+
+
+def test_windows_line_ends_and_a_byte_order_mark():
+    (rule,) = parse_headers_file("\ufeff/a\r\n  X-A: b\r\n")
+    assert (rule.pattern, rule.fields) == ("/a", (("x-a", "b"),))

@@ -70,3 +70,7 @@ def test_limits():
     assert len(rules) == MAX_RULES and problems == [f"_redirects:{MAX_RULES + 1}: more than {MAX_RULES} rules"]
     rules, problems = redirects_file_rules("#" * (300 << 10))
     assert rules == [] and "larger than 256 KiB" in problems[0]
+
+
+def test_windows_line_ends_and_a_byte_order_mark():
+    assert parse_redirects_file("\ufeff/a /b\r\n/c /d 302\r\n") == [RedirectRule("/a", "/b", 301), RedirectRule("/c", "/d", 302)]

@@ -61,7 +61,7 @@ def headers_file_rules(text: str) -> tuple[list[HeaderRule], list[str]]:
     blocks: list[tuple[str, dict[str, str | None]]] = []
     problems: list[str] = []
     block: dict[str, str | None] | None = None
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), 1):  # a BOM (Windows' editors) is no text
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue

@@ -66,7 +66,7 @@ def redirects_file_rules(text: str) -> tuple[list[RedirectRule], list[str]]:
     problems: list[str] = []
     if len(text.encode()) > MAX_BYTES:
         return [], [f"{FILE}: larger than {MAX_BYTES // 1024} KiB"]
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), 1):  # a BOM (Windows' editors) is no text
         words = line.split()
         if not words or words[0].startswith("#"):
             continue
