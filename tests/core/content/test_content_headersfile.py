@@ -58,6 +58,7 @@ def test_patterns(path, expected):
     ("/a\n  ! ETag\n", "_headers:2: 'ETag' is derived from the file"),
     ("/a\n  Vary: Cookie\n", "_headers:2: 'Vary' is derived from the file"),
     ("/a\n  X-A: b\x00c\n", "_headers:2: a header value must not contain CR, LF or NUL"),
+    ("/admin/*\n  Basic-Auth: admin:s3cret\n", "_headers:2: 'Basic-Auth' (Netlify's password protection) is not supported"),
 ])
 def test_bad_lines_are_named(text, problem):
     with pytest.raises(ValueError) as err:

@@ -21,7 +21,9 @@ Rules:
    with ", ", as both do) or ``! Name`` (Cloudflare's: the field taken off, as an
    earlier rule or the edge set it). Names are tokens and values hold no CR, LF or NUL
    (``fieldnames``); the fields the edge derives from the file (``SITE_MANAGED``:
-   Content-Length, ETag, Content-Encoding ...) cannot be set or taken off.
+   Content-Length, ETag, Content-Encoding ...) cannot be set or taken off. Netlify's
+   ``Basic-Auth: user:password`` (its password protection) is refused: here it would be
+   an ordinary field, and every visitor would be sent the password.
 3. ``parse_headers_file(text)`` raises ``ValueError`` listing every bad line (at most
    ``redirectsfile.MAX_PROBLEMS``) as ``_headers:LINE: problem``; `owncdn push` refuses the site then.
    ``headers_file_rules(text)`` (the edge) keeps the good lines and returns the problems.
@@ -106,6 +108,9 @@ def _field(line: str, block: dict[str, str | None]) -> None:
         name, value = name.strip(), check_header_value(value.strip())
     check_header_name(name)
     key = name.lower()
+    if key == "basic-auth":
+        raise ValueError("'Basic-Auth' (Netlify's password protection) is not supported: sent as a field, it would "
+                         "show every visitor the password; remove the line")
     if key in SITE_MANAGED:
         raise ValueError(f"{name!r} is derived from the file by the edge and cannot be set or taken off")
     old = block.get(key)
