@@ -8,8 +8,8 @@ from owncdn.core.content.redirects import RedirectRule, find_redirect, find_rewr
 from owncdn.core.content.redirectsfile import MAX_RULES, parse_redirects_file, redirects_file_rules
 
 FILE = """# moved pages
-/old-page        /new-page
-/blog/*          /posts/:splat          302
+/old-page        /new-page              301
+/blog/*          /posts/:splat
 \t/news/:year/:id\t/archive/:year/:id   308!
 
 /app/*           /app/index.html        200
@@ -22,8 +22,8 @@ FILE = """# moved pages
 def test_a_file_of_every_kind_of_rule():
     rules = parse_redirects_file(FILE)
     assert rules == [
-        RedirectRule("/old-page", "/new-page", 301),           # Rule 1: 301 unless said
-        RedirectRule("/blog/*", "/posts/:splat", 302),
+        RedirectRule("/old-page", "/new-page", 301),
+        RedirectRule("/blog/*", "/posts/:splat", 302),          # Rule 1: 302 unless said
         RedirectRule("/news/:year/:id", "/archive/:year/:id", 308),   # "!" accepted
         RedirectRule("/app/*", "/app/index.html", 200),
         RedirectRule("/docs/*", "/docs/404.html", 404),
@@ -55,7 +55,7 @@ def test_bad_lines_are_named(line, problem):
         parse_redirects_file(text)
     assert str(err.value).startswith("_redirects:2: ") and problem in str(err.value)
     rules, problems = redirects_file_rules(text)     # Rule 3: the edge keeps the good lines
-    assert rules == [RedirectRule("/fine", "/ok", 301)] and len(problems) == 1
+    assert rules == [RedirectRule("/fine", "/ok", 302)] and len(problems) == 1
 
 
 def test_every_bad_line_is_listed():
@@ -73,4 +73,4 @@ def test_limits():
 
 
 def test_windows_line_ends_and_a_byte_order_mark():
-    assert parse_redirects_file("\ufeff/a /b\r\n/c /d 302\r\n") == [RedirectRule("/a", "/b", 301), RedirectRule("/c", "/d", 302)]
+    assert parse_redirects_file("\ufeff/a /b\r\n/c /d 301\r\n") == [RedirectRule("/a", "/b", 302), RedirectRule("/c", "/d", 301)]

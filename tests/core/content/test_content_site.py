@@ -253,7 +253,7 @@ def test_the_rules_of_a_redirects_file_come_first_and_the_file_is_not_served():
     rules = with_file_rules(RULES, parse_redirects_file("/about /elsewhere 302\n/old/x /from-file\n/* /index.html 200\n"))
     assert with_file_rules(RULES, []) is RULES
     assert ask("/about", rules=rules, files=files) == RedirectAnswer(302, "/elsewhere", rules.redirects[0])
-    assert ask("/old/x", rules=rules, files=files) == RedirectAnswer(301, "/from-file", rules.redirects[1])   # before cdn.yaml's /old/*
+    assert ask("/old/x", rules=rules, files=files) == RedirectAnswer(302, "/from-file", rules.redirects[1])   # before cdn.yaml's /old/*
     assert ask("/old/y", rules=rules, files=files) == RedirectAnswer(301, "/new/y", RULES.redirects[0])       # then cdn.yaml's
     hidden = ask("/_redirects", rules=SiteRules(), files=files)
     assert (hidden.status, hidden.file) == (404, "404.html")

@@ -4,16 +4,19 @@ Netlify and Cloudflare Pages read this file from the site's build output, so man
 have one; pushed to owncdn, its rules apply too, with the release that holds it (a
 rollback brings back the rules of that release as well as its files).
 
-    /old-page        /new-page
-    /blog/*          /posts/:splat          302
+    /old-page        /new-page              301
+    /blog/*          /posts/:splat
     /news/:year/:id  /archive/:year/:id     308
     /app/*           /app/index.html        200
 
 Rules:
 1. One rule a line: ``from``, ``to`` and an optional status, separated by spaces or
    tabs; blank lines and lines beginning with ``#`` are skipped. The status defaults to
-   301 (as Netlify's does); a ``!`` after it (Netlify's "force") is accepted and changes
-   nothing, since redirects are tried before the release's files anyway.
+   302, as on Cloudflare Pages, whose redirects, like these, apply whether or not a file
+   of the release matches (Netlify defaults to 301 but skips a rule whose path is a
+   file unless it is forced with ``!``; a 302 is not kept for good by browsers, so a
+   mistaken rule is not either). A ``!`` after the status is accepted and changes
+   nothing.
 2. Each rule is checked as a ``site.redirects`` rule of ``cdn.yaml`` is
    (``redirects.redirect_rule``: splats, ``:name`` placeholders, 200 and 404 rewrites).
    What Netlify's format has beyond that (conditions such as ``id=:id``,
@@ -95,7 +98,7 @@ def _rule(words: list[str]) -> RedirectRule:
     source, target, *rest = words
     if len(rest) > 1:
         raise ValueError(f"expected '<from> <to> [status]', got {len(words)} words")
-    status = 301
+    status = 302
     if rest:
         code = rest[0].removesuffix("!")
         if not (code.isdigit() and len(code) == 3):
