@@ -132,3 +132,15 @@ def test_a_server_that_is_not_the_api_gives_a_readable_error(control):
     with pytest.raises(ApiError) as exc:
         Client(url + "/v1/health/x").health()  # a path prefix that makes every route unknown
     assert exc.value.status == 404 and "there is no endpoint GET /v1/health/x/v1/health" in str(exc.value)
+
+
+def test_plain_http_loads_no_ca_bundle_and_would_refuse_any_tls():
+    import ssl
+
+    from owncdn.client.client import _verify
+
+    context = _verify("HTTP://127.0.0.1:8400")
+    assert isinstance(context, ssl.SSLContext)
+    assert context.cert_store_stats()["x509_ca"] == 0                       # nothing trusted: fails closed
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert _verify("https://control.example:8400") is True                 # the system's CAs, SSL_CERT_FILE
