@@ -71,3 +71,17 @@ async def test_at_most_pending_queued(monkeypatch):
     await asyncio.gather(a, b)
     assert v.make("c" * 64, "gzip", lambda: TEXT, len(TEXT)) is not None
     v.close()
+
+
+async def test_a_compressor_that_raises_leaves_nothing_behind():
+    v = Variants()
+    made = v.make("e" * 64, "gzip", lambda: None, 10)   # compress(None) raises TypeError in the thread
+    try:
+        await made
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("the future should carry the compressor's error")
+    await asyncio.sleep(0)
+    assert v.get("e" * 64, "gzip") is None and v.making == {} and v.bytes == 0
+    v.close()

@@ -73,8 +73,8 @@ class Variants:
     def _done(self, key: tuple[str, str], done: asyncio.Future, size: int) -> None:
         if self.making.get(key) is done:
             del self.making[key]
-        if done.cancelled() or self._pool is None or done.result() is None:
-            return
+        if done.cancelled() or self._pool is None or done.exception() is not None or done.result() is None:
+            return  # (a compressor that raised: its askers send the file as it is)
         data = done.result()
         self.held[key] = data
         self.bytes += len(data) + ENTRY_BYTES
