@@ -118,10 +118,10 @@ def _field(line: str, block: dict[str, str | None]) -> None:
 
 
 def _rule(pattern: str, fields: dict[str, str | None]) -> HeaderRule:
-    """Rule 1: the pattern as a regular expression."""
+    """Rule 1: the pattern as a regular expression, matched by RE2 (``globs`` Rule 4)."""
     import re
 
-    from .globs import HeaderRule
+    from .globs import HeaderRule, linear
 
     parts = []
     for segment in pattern.split("/"):
@@ -129,4 +129,4 @@ def _rule(pattern: str, fields: dict[str, str | None]) -> HeaderRule:
             parts.append("[^/]+")
         else:
             parts.append(".*".join(re.escape(piece) for piece in segment.split("*")))
-    return HeaderRule(pattern, tuple(fields.items()), re.compile("/".join(parts)))
+    return HeaderRule(pattern, tuple(fields.items()), linear("/".join(parts)))
