@@ -412,6 +412,29 @@ async def test_hidden_and_excluded_paths_are_left_out_and_said(tmp_path, extra):
 
 
 @pytest.mark.parametrize("extra", [[], ["--max-file-size", "10MB"]])  # the lean start, and the Typer command
+async def test_the_rules_files_of_a_site_are_checked_and_said(tmp_path, extra):
+    """sitedir Rule 12: _redirects and _headers go with the release, checked first."""
+    site = tmp_path / "public"
+    make_site(site)
+    (site / "_redirects").write_text("/old /about 301\n/p/:slug /posts/:slug\n")
+    (site / "_headers").write_text("/*\n  X-Frame-Options: DENY\n")
+    async with Fleet(tmp_path / "fleet", edges=0) as fleet:
+        await fleet.apply(CDN)
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", *extra)
+        assert code == 0, err
+        assert "rules that go with this release: _redirects (2 rules), _headers (1 rule)\n" in out
+        files = set(fleet.store.get_release(fleet.env, "blog", 1).manifest["files"])
+        assert {"_redirects", "_headers"} <= files
+        (site / "_headers").write_text("/*\n  ETag: mine\n")
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", "--json", *extra)
+        assert code == 1 and "_headers:2: 'ETag' is derived from the file" in err
+        assert fleet.store.current_release_number(fleet.env, "blog") == 1
+        (site / "_headers").unlink()
+        code, out, err = await owncdn(fleet, "push", str(site), "--service", "blog", "--json", *extra)
+        assert code == 0 and json.loads(out)["rules"] == {"_redirects": 2}
+
+
+@pytest.mark.parametrize("extra", [[], ["--max-file-size", "10MB"]])  # the lean start, and the Typer command
 async def test_the_directorys_ignore_file_is_followed_and_said(tmp_path, extra):
     """sitedir Rules 10-11, push_run Rule 9: every push of the directory leaves out what its
     .owncdnignore names, says so, and a line it cannot use refuses the push."""

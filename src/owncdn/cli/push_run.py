@@ -54,6 +54,8 @@ Rules:
    ``--exclude`` in another, those its ``.owncdnignore`` files leave out (and those
    files) in a third, each naming the first ``LEFT_OUT_SHOWN``; ``--json``
    lists every one (``left_out``). A push that leaves out nothing says nothing more.
+   The ``_redirects`` and ``_headers`` files that go with the release (``sitedir`` Rule
+   12) are said before, with how many rules each holds (``--json``: ``rules``).
 10. What the push read (the walk, the site, the hash cache: ``push_site(keep=)``, push
    Rule 12) is kept in ``_KEPT``, so that nothing frees it before the process ends
    with ``os._exit`` (``cli/entry.py`` Rule 3): a one-file push of 100,000 files spent
@@ -374,7 +376,7 @@ def run_push(args: PushArgs) -> int:
            "bytes": result.bytes_total, "blobs_uploaded": result.blobs_uploaded,
            "bytes_uploaded": result.bytes_uploaded, "manifest_bytes": result.manifest_bytes,
            "seconds": round(result.seconds, 4), "left_out": [path for path, _ in result.left_out],
-           "bytes_resumed": result.bytes_resumed}
+           "bytes_resumed": result.bytes_resumed, "rules": result.rules}
     if status is not None:
         out |= status_fields(status)
     if args.as_json:
@@ -389,6 +391,9 @@ def run_push(args: PushArgs) -> int:
         if result.bytes_resumed:  # push Rule 15
             sys.stdout.write(f"resumed: {human(result.bytes_resumed)} the control plane kept from an upload that "
                              "broke were not sent again\n")
+        if result.rules:  # sitedir Rule 12
+            sys.stdout.write("rules that go with this release: " + ", ".join(
+                f"{name} ({count} rule{'' if count == 1 else 's'})" for name, count in result.rules.items()) + "\n")
         if status is not None:
             sys.stdout.write(served_line(status))
         sys.stdout.write(left_out_lines(result.left_out))

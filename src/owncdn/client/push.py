@@ -160,7 +160,7 @@ class PushResult:
     ``typing`` or ``collections``)."""
 
     __slots__ = ("release", "files", "bytes_total", "blobs_uploaded", "bytes_uploaded", "manifest_bytes", "seconds",
-                 "left_out", "bytes_resumed")
+                 "left_out", "bytes_resumed", "rules")
 
     def __init__(self, release: dict[str, Any], files: int, bytes_total: int, blobs_uploaded: int,
                  bytes_uploaded: int, manifest_bytes: int, seconds: float) -> None:
@@ -169,6 +169,7 @@ class PushResult:
         self.seconds = seconds
         self.left_out: list[tuple[str, str]] = []  # what the push left out of the directory (sitedir Rule 10)
         self.bytes_resumed = 0  # kept by the control plane from uploads that broke, not sent again (Rule 15)
+        self.rules: dict[str, int] = {}  # _redirects / _headers at the top -> its rules (sitedir Rule 12)
 
     def __repr__(self) -> str:
         number = self.release.get("number") if isinstance(self.release, dict) else self.release
@@ -209,7 +210,7 @@ def push_site(client: Client | PushApi, root: str | Path, *, service: str, env: 
             result = _push(client, site, service, env, parallel, progress, on_plan, started, cache, comment)
         if cache is not None and isinstance(result.release, dict) and isinstance(result.release.get("id"), str):
             cache.released_as(_where(client, env, service), result.release["id"])  # Rule 10
-        result.left_out = walk.left_out
+        result.left_out, result.rules = walk.left_out, walk.rules
         if resumed is not None:
             result.bytes_resumed = sum(resumed[resumed_before:])
         return result

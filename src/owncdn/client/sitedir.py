@@ -73,7 +73,7 @@ Rules:
 12. A ``_redirects`` or ``_headers`` file at the top (rules for the edges,
    ``core/content/redirectsfile.py``, ``headersfile.py``) is read and checked after
    the walk, before anything is hashed: a line the edges would leave out refuses the
-   push, naming it.
+   push, naming it. ``Walk.rules`` says how many rules each file holds.
 """
 
 from __future__ import annotations
@@ -187,21 +187,27 @@ def walk_site(root: str | Path, limits: Limits = Limits(), cache: HashCache | No
         raise SiteError(f"{top}: no files to push (was the site built?); a release of nothing would answer "
                         "404 at every path. Push one anyway with --allow-empty")
     _check_sizes(top, files, limits)
-    _check_rules_file(files, REDIRECTS_FILE, REDIRECTS_MAX, parse_redirects_file)
-    _check_rules_file(files, HEADERS_FILE, HEADERS_MAX, parse_headers_file)
+    rules = {}
+    for name, limit, parse in ((REDIRECTS_FILE, REDIRECTS_MAX, parse_redirects_file),
+                               (HEADERS_FILE, HEADERS_MAX, parse_headers_file)):
+        count = _check_rules_file(files, name, limit, parse)
+        if count is not None:
+            rules[name] = count
     left.sort()  # the walk pops directories last first
-    return Walk(root, files, cache, left)
+    walk = Walk(root, files, cache, left)
+    walk.rules = rules
+    return walk
 
 
-def _check_rules_file(files: list[tuple[str, str, os.stat_result]], name: str, limit: int, parse) -> None:
+def _check_rules_file(files: list[tuple[str, str, os.stat_result]], name: str, limit: int, parse) -> int | None:
     """Rule 12: the rules of a ``_redirects`` or ``_headers`` file at the top, checked
-    before anything is read."""
+    before anything is read: how many (None: no such file)."""
     at = bisect_left(files, (name,))
     if at == len(files) or files[at][0] != name:
-        return
+        return None
     source = files[at][1]
     try:
-        parse(_read_text(source, limit))
+        return len(parse(_read_text(source, limit)))
     except ValueError as exc:
         where = os.path.dirname(source)
         raise SiteError(f"{where}/{exc}".replace("\n", f"\n{where}/") + "\nthe edges would leave these rules out: "
@@ -246,11 +252,12 @@ class Walk:
     their size; ``hash()`` makes the ``Site`` (Rule 8)."""
 
     __slots__ = ("root", "cache", "files", "entries", "sources", "known", "remembered", "todo", "todo_bytes",
-                 "site", "left_out")
+                 "site", "left_out", "rules")
 
     def __init__(self, root: str | Path, files: list[tuple[str, str, os.stat_result]],
                  cache: HashCache | None, left_out: list[tuple[str, str]] | None = None) -> None:
         self.root, self.cache, self.left_out = root, cache, left_out or []
+        self.rules: dict[str, int] = {}  # Rule 12: file of rules at the top -> how many it holds
         self.files = files  # (release path, file, stat), as walked
         self.entries: dict[str, FileEntry | None] = {}  # in the files' (sorted) order
         self.sources: dict[str, str] = {}
