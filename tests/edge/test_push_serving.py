@@ -114,6 +114,15 @@ async def test_pretty_urls_redirects_and_the_404_page(state):
         assert r.headers["x-served-by"] == "edge-p (test)" and r.headers["x-request-id"]
 
 
+async def test_a_miss_gets_the_nearest_404_page(state):
+    """site Rule 1: a bare not_found name is looked for from the path's directory up."""
+    async with PushEdge(state) as t:
+        t.store.install("blog", 1, {**SITE, "docs/404.html": b"no such doc"})
+        doc, top = [await t.get(p) for p in ("/docs/a/b", "/blog/x")]
+    assert (doc.status, doc.body) == (404, b"no such doc")
+    assert (top.status, top.body) == (404, b"<h1>not found</h1>")
+
+
 async def test_plain_urls_and_a_plain_404(state):
     async with PushEdge(state) as t:
         t.store.install("plain", 1, {"index.html": b"i", "a.html": b"a", "404.html": b"x"})

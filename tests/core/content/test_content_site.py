@@ -278,3 +278,30 @@ def test_the_rules_of_a_headers_file_come_after_the_configs_and_the_file_is_not_
     assert "cache-control" not in page and "x-frame-options" not in page and page["etag"]
     hidden = ask("/_headers", rules=rules, files=files)
     assert (hidden.status, hidden.file) == (404, "404.html")
+
+
+
+NESTED = {**FILES, "docs/404.html": entry("docs: not here"), "docs/guide/404.html": entry("guide: not here"),
+          "docs/guide/intro.html": entry("intro")}
+
+
+@pytest.mark.parametrize("target, page", [
+    # Rule 1: a bare not_found name, the nearest one from the path's directory up
+    ("/nope", "404.html"),
+    ("/docs/nope", "docs/404.html"),
+    ("/docs/x/", "docs/404.html"),
+    ("/docs", "404.html"),                       # /docs is in the top directory
+    ("/docs/guide/a/b/c", "docs/guide/404.html"),
+    ("/docs/other/q", "docs/404.html"),
+    ("/elsewhere/deep/x", "404.html"),
+])
+def test_the_nearest_not_found_page(target, page):
+    got = ask(target, rules=SiteRules(), files=NESTED)
+    assert (got.status, got.file) == (404, page)
+
+
+def test_a_not_found_page_with_a_directory_is_that_file_only():
+    rules = SiteRules(not_found="docs/404.html")
+    assert ask("/x/y", rules=rules, files=NESTED).file == "docs/404.html"
+    assert ask("/docs/guide/q", rules=rules, files=NESTED).file == "docs/404.html"
+    assert isinstance(ask("/x", rules=SiteRules(not_found="missing/404.html"), files=NESTED), PlainAnswer)

@@ -88,7 +88,7 @@ class SiteSettings(_Model):
 
     index: str = Field("index.html", description="File that answers for a directory path (`/docs/` -> `docs/index.html`).")
     pretty_urls: bool = Field(True, description="Serve `about.html` as `/about` and `about/index.html` as `/about/`; other spellings redirect (308) to these.")
-    not_found: str | None = Field("404.html", description="Release file sent with status 404 for paths that are not part of the release (when the release has it); null: a plain 404.")
+    not_found: str | None = Field("404.html", description="Release file sent with status 404 for paths that are not part of the release (when the release has it); a file name alone is looked for from the path's directory up (a miss under /docs/ gets docs/404.html if there is one, else 404.html); null: a plain 404.")
     redirects: list[SiteRedirect] = Field(default_factory=list, description="Redirect rules, tried in order before the release's files; rewrites (status 200 or 404) after them, for paths no file answers.")
     headers: list[SiteHeaders] = Field(default_factory=list, description="Header rules by path pattern, applied in order (a later rule replaces a field an earlier one set).")
     compress: bool = Field(True, description="Send text files (HTML, CSS, JavaScript, JSON, SVG, ...) of 1 KiB to 16 MiB that have no precompressed sibling compressed with br or gzip, as Accept-Encoding prefers (with Vary), each edge making the compressed form once per file; false: as pushed.")

@@ -10,7 +10,11 @@ Rules:
    ``_headers`` file) with pretty URLs (``paths.resolve``), the
    rewrite rules (``redirects`` Rule 6: the first whose target is a file of the
    release, ``paths.file_for``, answers with it and the rule's status), then the
-   not-found page with status 404 if the release has it, else a plain 404.
+   not-found page with status 404 if the release has it, else a plain 404. A
+   ``not_found`` that is a file name alone (``404.html``, the default) is looked for
+   from the path's own directory up to the top, as Cloudflare Pages does: a miss
+   under ``/docs/`` gets ``docs/404.html`` when there is one; one with a directory
+   (``errors/404.html``) is that file only.
 2. A file with precompressed siblings (``app.js.br``, ``app.js.gz``) is sent in the
    coding Accept-Encoding prefers (``negotiate``); every response for such a file says
    ``Vary: Accept-Encoding``, and a sibling goes out with ``Content-Encoding``. The
@@ -150,9 +154,22 @@ def answer(rules: SiteRules, files: Mapping[str, Entry], target: str, accept_enc
             file = file_for(rewritten(rule, matched), files, pretty=rules.pretty_urls, index=rules.index)
             if file is not None and file not in _UNSERVED:
                 return _file(rules, files, file, rule.status, path, accept_encoding, released_at, rule)
-    if rules.not_found is not None and rules.not_found in files:
-        return _file(rules, files, rules.not_found, 404, path, accept_encoding, released_at)
+    page = _not_found_page(rules.not_found, path, files)
+    if page is not None:
+        return _file(rules, files, page, 404, path, accept_encoding, released_at)
     return PlainAnswer(404, f"{path} is not part of this site's current release")
+
+
+def _not_found_page(name: str | None, path: str, files: Mapping[str, Entry]) -> str | None:
+    """Rule 1: the not-found page for ``path``, the nearest one for a bare file name."""
+    if name is None or "/" in name:
+        return name if name is not None and name in files else None
+    directory = path[1:path.rfind("/") + 1]  # "docs/guide/" for /docs/guide/x
+    while directory:
+        if directory + name in files:
+            return directory + name
+        directory = directory[:directory.rstrip("/").rfind("/") + 1]
+    return name if name in files else None
 
 
 def _file(rules: SiteRules, files: Mapping[str, Entry], name: str, status: int, path: str,
