@@ -194,9 +194,7 @@ def walk_site(root: str | Path, limits: Limits = Limits(), cache: HashCache | No
         if count is not None:
             rules[name] = count
     left.sort()  # the walk pops directories last first
-    walk = Walk(root, files, cache, left)
-    walk.rules = rules
-    return walk
+    return Walk(root, files, cache, left, rules)
 
 
 def _check_rules_file(files: list[tuple[str, str, os.stat_result]], name: str, limit: int, parse) -> int | None:
@@ -255,9 +253,10 @@ class Walk:
                  "site", "left_out", "rules")
 
     def __init__(self, root: str | Path, files: list[tuple[str, str, os.stat_result]],
-                 cache: HashCache | None, left_out: list[tuple[str, str]] | None = None) -> None:
+                 cache: HashCache | None, left_out: list[tuple[str, str]] | None = None,
+                 rules: dict[str, int] | None = None) -> None:
         self.root, self.cache, self.left_out = root, cache, left_out or []
-        self.rules: dict[str, int] = {}  # Rule 12: file of rules at the top -> how many it holds
+        self.rules = rules or {}  # Rule 12: file of rules at the top -> how many it holds
         self.files = files  # (release path, file, stat), as walked
         self.entries: dict[str, FileEntry | None] = {}  # in the files' (sorted) order
         self.sources: dict[str, str] = {}

@@ -141,13 +141,12 @@ def serve_push(edge: "Edge", req: "Request", svc: "ServiceRuntime"):
     coding = prepared.ans.compress
     if coding is not None:  # rule 7
         data = edge.variants.get(prepared.ans.sha256, coding)
-        if data:
-            return _send_file(edge, req, _variant(edge, svc, prepared, coding, len(data)), data)
-        if data is None:
-            made = edge.variants.make(prepared.ans.sha256, coding, partial(store.read_blob, prepared.ans.sha256),
-                                      prepared.ans.size)
-            if made is not None and prepared.ans.size <= WAIT_BYTES:
-                return _when_made(edge, req, svc, store, live, prepared, made)
+        if data is not None:
+            return _send_form(edge, req, svc, store, live, prepared, data)
+        made = edge.variants.make(prepared.ans.sha256, coding, partial(store.read_blob, prepared.ans.sha256),
+                                  prepared.ans.size)
+        if made is not None and prepared.ans.size <= WAIT_BYTES:
+            return _when_made(edge, req, svc, store, live, prepared, made)
     return _send_plain(edge, req, store, live, prepared)
 
 
@@ -188,20 +187,21 @@ async def _when_made(edge: "Edge", req: "Request", svc: "ServiceRuntime", store,
         data = await asyncio.shield(made)
     except Exception:  # noqa: BLE001 - a compressor's failure: the file as it is
         data = None
-    if data:
-        pending = _send_file(edge, req, _variant(edge, svc, prepared, prepared.ans.compress, len(data)), data)
-    else:
-        pending = _send_plain(edge, req, store, live, prepared)
+    pending = _send_form(edge, req, svc, store, live, prepared, data)
     if pending is not None:
         await pending
 
 
-def _variant(edge: "Edge", svc: "ServiceRuntime", prepared: Prepared, coding: str, size: int) -> Prepared:
-    """Rule 7: the prepared answer of the compressed form (``size`` bytes) of ``prepared``'s file."""
+def _send_form(edge: "Edge", req: "Request", svc: "ServiceRuntime", store, live: "Live", prepared: Prepared,
+               data: bytes | None):
+    """Rule 7: the compressed form ``data`` of ``prepared``'s file; the file as it is when
+    there is none worth sending (None, ``NOT_WORTH``). Its head is built once per size."""
+    if not data:
+        return _send_plain(edge, req, store, live, prepared)
     variant = prepared.variant
-    if variant is None or variant.ans.size != size:
-        variant = prepared.variant = _prepare(edge, svc, compressed(prepared.ans, coding, size))
-    return variant
+    if variant is None or variant.ans.size != len(data):
+        variant = prepared.variant = _prepare(edge, svc, compressed(prepared.ans, prepared.ans.compress, len(data)))
+    return _send_file(edge, req, variant, data)
 
 
 def _remember(edge: "Edge", svc: "ServiceRuntime", live: "Live", target: str, accept: str | None,
