@@ -44,3 +44,26 @@ def test_what_the_first_bundle_needs_is_loaded_ahead():
     code = ("import sys; from owncdn.core.content import bundle; assert 'blake3' not in sys.modules; "
             "bundle.prepare(); assert 'blake3' in sys.modules and bundle._HEADER is not None")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_router_s_route_contexts_are_built_ahead(tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    store = Store(sqlite_url(tmp_path / "state.db"))
+    store.migrate()
+    app = create_app(store)
+    built = []
+    original = routing._IncludedRouter._build_effective_context
+
+    def counted(self, route):
+        built.append(route)
+        return original(self, route)
+
+    monkeypatch.setattr(routing._IncludedRouter, "_build_effective_context", counted)
+    prepare(app)
+    assert len(built) > 40  # each route, for the router it is included in
+    built.clear()
+    with TestClient(app) as client:
+        assert client.get("/v1/health").status_code == 200  # matched against the routers before it too
+        assert client.get("/v1/no-such-thing").status_code == 404  # against every router
+    assert built == []

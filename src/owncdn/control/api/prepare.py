@@ -12,7 +12,14 @@ Rules:
    fills its own entry as before.
 2. A FastAPI without that cache (``fastapi.routing._extract_endpoint_context``) gets
    nothing done; an endpoint whose source cannot be read is left to FastAPI.
-3. Then ``core.content.bundle.prepare()`` (Rule 5 there; ``owncdn edge`` calls it too)
+3. FastAPI (0.165) also builds an included router's route contexts (each route's
+   dependencies and fields, again for the router it is included in) the first time a
+   request is matched against that router, and the API's 16 routers are tried in order:
+   81 ms here for all of them. In a fresh control plane the first ``GET /v1/health``
+   (the 11th router) took 79 ms, 23 ms with them built ahead. ``prepare`` builds them
+   all (``effective_route_contexts``, cached by FastAPI until the routes change). A
+   FastAPI without that method gets nothing done here.
+4. Then ``core.content.bundle.prepare()`` (Rule 5 there; ``owncdn edge`` calls it too)
    loads what the first bundle of a push needs, and the store compiles the statements
    a push reads with (``Store.warm``, ``releasestore`` Rule 11).
 """
@@ -23,7 +30,7 @@ __all__ = ["prepare"]
 
 
 def prepare(app) -> int:
-    """Rules 1 and 3; how many endpoints were prepared."""
+    """Rules 1, 3 and 4; how many endpoints were prepared."""
     from owncdn.core.content.bundle import prepare as prepare_bundles
 
     prepare_bundles()
@@ -37,6 +44,11 @@ def prepare(app) -> int:
         from fastapi import routing
     except ImportError:  # pragma: no cover - the API is FastAPI
         return 0
+    for route in app.router.routes:  # Rule 3
+        contexts = getattr(route, "effective_route_contexts", None)
+        if contexts is not None:
+            for _ in contexts():
+                pass
     extract = getattr(routing, "_extract_endpoint_context", None)
     if extract is None:  # Rule 2
         return 0
