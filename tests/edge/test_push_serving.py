@@ -199,6 +199,26 @@ async def test_a_large_text_file_goes_out_as_it_is_until_its_form_is_made(state,
     assert later.headers["content-encoding"] == "gzip" and gzip.decompress(later.body) == GUIDE
 
 
+async def test_a_restarted_edge_reads_its_forms_back_and_a_new_release_drops_those_no_longer_named(state):
+    """variants Rule 3, formfiles Rule 4: forms are kept on the edge's disk with its blobs."""
+    async with PushEdge(state) as t:
+        t.store.install("blog", 1, {**SITE, "guide.html": GUIDE})
+        made = await t.get("/guide", headers={"Accept-Encoding": "br"})
+        sha = t.store.live["blog"].files["guide.html"].sha256
+    assert made.headers["content-encoding"] == "br"
+    assert (state / "push" / "forms" / sha[:2] / f"{sha}.br").exists()
+    async with PushEdge(state) as t:
+        again = await t.get("/guide", headers={"Accept-Encoding": "br"})
+        exposition = t.server.edge.metrics.exposition().decode()
+        t.store.install("blog", 2, {**SITE, "guide.html": GUIDE + b"<p>one more</p>"})
+        t.store.install("blog", 3, SITE)       # the guide's first blob is in neither the live nor the previous release
+        t.store.collect()
+    assert again.headers["content-encoding"] == "br" and again.body == made.body
+    assert "owncdn_edge_push_compressed_forms_loaded_total 1.0" in exposition
+    assert 'owncdn_edge_push_compressed_forms_total{coding="br"} 0.0' in exposition   # not made again
+    assert not (state / "push" / "forms" / sha[:2] / f"{sha}.br").exists()
+
+
 async def test_compression_switched_off(state):
     async with PushEdge(state) as t:
         t.store.install("blog", 1, {**SITE, "guide.html": GUIDE})

@@ -85,3 +85,44 @@ async def test_a_compressor_that_raises_leaves_nothing_behind():
     await asyncio.sleep(0)
     assert v.get("e" * 64, "gzip") is None and v.making == {} and v.bytes == 0
     v.close()
+
+
+async def test_forms_are_kept_on_disk_and_read_back_instead_of_made_again(tmp_path):
+    from owncdn.edge.formfiles import FormFiles
+
+    sha, noise = "b" * 64, os.urandom(4000)
+    first = Variants(forms=FormFiles(tmp_path / "forms"))
+    made = await first.make(sha, "br", lambda: TEXT, len(TEXT))
+    assert await first.make("d" * 64, "gzip", lambda: noise, len(noise)) == NOT_WORTH
+    assert first.made["br"] == 1 and first.loaded == 0
+    first.close()
+
+    def never():
+        raise AssertionError("a form kept on disk is read back, not made again")
+
+    again = Variants(forms=FormFiles(tmp_path / "forms"))   # Rule 3: an edge restarted
+    assert await again.make(sha, "br", never, len(TEXT)) == made
+    assert await again.make("d" * 64, "gzip", never, len(noise)) == NOT_WORTH
+    assert again.get(sha, "br") == made and again.loaded == 2
+    assert again.made == {"br": 0, "gzip": 0} and again.saved == 0
+    exposition = "".join(f"{m.name} {s.value}\n" for m in again.metric_families("x_") for s in m.samples)
+    assert "x_push_compressed_forms_loaded 2" in exposition
+    again.close()
+
+
+async def test_a_form_gone_from_memory_comes_back_from_disk(tmp_path):
+    from owncdn.edge.formfiles import FormFiles
+
+    one = len(await Variants().make("x" * 64, "gzip", lambda: TEXT, len(TEXT)))
+    v = Variants(budget=one + ENTRY_BYTES, forms=FormFiles(tmp_path / "forms"))
+    reads = []
+
+    def read():
+        reads.append(1)
+        return TEXT
+
+    for name in "aba":
+        await v.make(name * 64, "gzip", read, len(TEXT))      # a, then b pushes a out, then a again
+    assert v.get("a" * 64, "gzip") and v.get("b" * 64, "gzip") is None
+    assert reads == [1, 1] and v.made["gzip"] == 2 and v.loaded == 1
+    v.close()

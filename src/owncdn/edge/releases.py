@@ -125,6 +125,7 @@ from owncdn.core.content.manifest import Manifest, parse_manifest
 from owncdn.durable import boot_id as system_boot_id
 from owncdn.durable import fsync_dir, sync_filesystem
 from owncdn.edge.blobhold import BlobHold
+from owncdn.edge.formfiles import FormFiles
 
 __all__ = ["Live", "Prepared", "ReleaseStore", "Target"]
 
@@ -324,6 +325,7 @@ class ReleaseStore(BlobHold):
         self.prepared: dict[str, Prepared] = {}  # Rule 2: the latest release file begun per pending service
         self.files = threading.Lock()  # Rule 2: guards `prepared` and the names of pending files
         self.on_disk: dict[str, dict[str, tuple[int, str] | None]] = {}  # Rule 8: service -> file -> (number, id)
+        self.forms = FormFiles(self.root / "forms")  # the edge's compressed forms of these blobs (variants.py Rule 3)
         self.load()
 
     def __repr__(self) -> str:
@@ -698,8 +700,12 @@ class ReleaseStore(BlobHold):
 
     def collect(self, keep: set[str] | None = None) -> tuple[int, int]:
         """``BlobHold.collect`` (``blobhold.py`` rule 3) of ``keep``, by default
-        ``wanted()`` (compute it on the event loop's thread when this runs in another)."""
-        return super().collect(self.wanted() if keep is None else keep)
+        ``wanted()`` (compute it on the event loop's thread when this runs in another);
+        then the compressed forms of the blobs dropped (``formfiles.py`` Rule 4)."""
+        keep = self.wanted() if keep is None else keep
+        dropped = super().collect(keep)
+        self.forms.collect(keep)
+        return dropped
 
 
 def _hand_over_bodies(old: Live, new: Live) -> None:

@@ -149,6 +149,8 @@ class EdgeServer:
         edge = Edge(config, clock=clock or SystemClock(), edge_id=edge_id, location=location, access_log=log,
                     disk_share=disk_share, geoip=geoip)
         edge.releases = open_releases(state_dir, config, control)  # pushed releases on disk (edge/releases.py)
+        if edge.releases is not None:
+            edge.variants.forms = edge.releases.forms  # compressed forms kept on disk too (edge/variants.py Rule 3)
         limits = Limits(settings.max_request_line, settings.max_header_bytes,
                         settings.header_timeout, settings.keepalive_timeout)
         loop = asyncio.get_running_loop()

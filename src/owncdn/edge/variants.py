@@ -1,5 +1,6 @@
 """The compressed forms of pushed files this edge made (``core/content/compress.py``).
 
+    variants = Variants(forms=FormFiles(root / "forms"))   # forms=None: in memory only
     data = variants.get(sha, "br")      # bytes; NOT_WORTH; or None: not made (yet)
     made = variants.make(sha, "br", read, size)   # an asyncio future, shared by its askers
 
@@ -15,8 +16,12 @@ Rules:
    None and is not remembered.
 3. The forms are kept in memory, at most ``budget`` bytes (each counted with
    ``ENTRY_BYTES`` more, so forms not worth sending count too); past it the oldest go
-   first (made again when asked for). Nothing is written to disk: a restarted edge makes them
-   again as visitors ask.
+   first. With ``forms`` (``formfiles.py``: the edge's release store has one) each form
+   made is also kept on disk, and ``make`` reads it back from there, in the same
+   thread, before it compresses anything: a form that left memory, or one made before
+   the edge restarted, is read again instead of made again (``loaded`` counts those).
+   The forms of a site larger than the budget were compressed again at every turn of
+   its visitors through it; a restart made every form again.
 4. ``close()`` drops what is queued; a form being made finishes and is dropped.
 """
 
@@ -27,6 +32,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from owncdn.core.content.compress import compress, worth_it
+
+from .formfiles import FormFiles
 
 __all__ = ["BUDGET", "ENTRY_BYTES", "NOT_WORTH", "PENDING", "Variants"]
 
@@ -39,12 +46,15 @@ NOT_WORTH = b""  # Rule 2 (an empty form is never worth sending: the files compr
 class Variants:
     """Rules 1-4."""
 
-    def __init__(self, budget: int = BUDGET) -> None:
+    def __init__(self, budget: int = BUDGET, forms: FormFiles | None = None) -> None:
         self.budget = budget
+        self.forms = forms  # Rule 3: where forms are kept on disk; None: in memory only
         self.held: dict[tuple[str, str], bytes] = {}  # in the order made (Rule 3)
         self.bytes = 0
         self.making: dict[tuple[str, str], asyncio.Future] = {}
         self.made = {"br": 0, "gzip": 0}  # forms made, for the metrics
+        self.loaded = 0  # forms read back from disk (Rule 3), counted in the pool's thread
+        self._loading: set[tuple[str, str]] = set()  # read back, until _done saw them
         self.saved = 0  # bytes the forms made are smaller than their files
         self._pool: ThreadPoolExecutor | None = None
 
@@ -65,7 +75,7 @@ class Variants:
             return None
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="owncdn-compress")
-        future = asyncio.get_running_loop().run_in_executor(self._pool, _make, read, coding, size)
+        future = asyncio.get_running_loop().run_in_executor(self._pool, self._make, read, sha, coding)
         self.making[key] = future
         future.add_done_callback(lambda done: self._done(key, done, size))
         return future
@@ -73,17 +83,38 @@ class Variants:
     def _done(self, key: tuple[str, str], done: asyncio.Future, size: int) -> None:
         if self.making.get(key) is done:
             del self.making[key]
+        loaded = key in self._loading
+        self._loading.discard(key)
         if done.cancelled() or self._pool is None or done.exception() is not None or done.result() is None:
             return  # (a compressor that raised: its askers send the file as it is)
         data = done.result()
         self.held[key] = data
         self.bytes += len(data) + ENTRY_BYTES
-        if data:  # not NOT_WORTH
+        if data and not loaded:  # made here, worth sending
             self.made[key[1]] = self.made.get(key[1], 0) + 1
             self.saved += size - len(data)
         while self.bytes > self.budget and self.held:  # Rule 3
             oldest = next(iter(self.held))
             self.bytes -= len(self.held.pop(oldest)) + ENTRY_BYTES
+
+    def _make(self, read: Callable[[], bytes], sha: str, coding: str) -> bytes | None:
+        """Rules 2 and 3, in the pool's thread."""
+        forms = self.forms
+        if forms is not None:
+            kept = forms.read(sha, coding)
+            if kept is not None:
+                self._loading.add((sha, coding))
+                self.loaded += 1
+                return kept
+        try:
+            data = read()
+        except OSError:
+            return None
+        out = compress(data, coding)
+        form = out if worth_it(len(data), len(out)) else NOT_WORTH
+        if forms is not None:
+            forms.write(sha, coding, form)
+        return form
 
     def close(self) -> None:
         """Rule 4."""
@@ -100,17 +131,12 @@ class Variants:
         for coding, n in sorted(self.made.items()):
             made.add_metric([coding], n)
         yield made
+        yield CounterMetricFamily(prefix + "push_compressed_forms_loaded", "Compressed forms read back from this "
+                                  "edge's disk instead of made again (made before a restart, or dropped from "
+                                  "memory).", value=self.loaded)
         yield GaugeMetricFamily(prefix + "push_compressed_bytes", "Bytes of compressed forms held in memory.",
                                 value=sum(map(len, self.held.values())))
         yield CounterMetricFamily(prefix + "push_compressed_saved_bytes", "Bytes the forms made are smaller than "
                                   "their files (once per form made, not per response).", value=self.saved)
 
 
-def _make(read: Callable[[], bytes], coding: str, size: int) -> bytes | None:
-    """Rule 2, in the pool's thread."""
-    try:
-        data = read()
-    except OSError:
-        return None
-    out = compress(data, coding)
-    return out if worth_it(len(data), len(out)) else NOT_WORTH
