@@ -700,6 +700,12 @@ def test_release_status_names_who_serves_failed_or_is_pending_and_waits_for_the_
     st = api.ok("GET", path, "deploy")
     assert [n["name"] for n in st["serving"]] == ["edge-0"] and [n["name"] for n in st["pending"]] == ["edge-2"]
     assert [(n["name"], n["reason"]) for n in st["failed"]] == [("edge-1", "disk full")]
+    assert st["pending"][0]["reason"] == ""
+    retrying = api.ok("POST", f"/v1/nodes/{nodes[2]}/releases", "edge-2",
+                      json={"service": "blog", "number": 1, "status": "retrying", "reason": "no space left"})
+    assert retrying["serving"] is None      # still fetching: pending, with what it retries after
+    st = api.ok("GET", path, "read")
+    assert [(n["name"], n["reason"]) for n in st["pending"]] == [("edge-2", "no space left")] and not st["complete"]
 
     answer: list[dict] = []
     waiting = threading.Thread(target=lambda: answer.append(api.ok("GET", path + "?wait=60", "read")))

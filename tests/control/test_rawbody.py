@@ -161,6 +161,45 @@ def test_a_wrong_hash_mid_body_keeps_the_blobs_before_it_and_the_connection(serv
     settled(blobs)
 
 
+def test_a_full_disk_is_answered_507_and_leaves_nothing_half_written(served, monkeypatch, caplog):
+    """errors Rule 5."""
+    import errno
+    import logging
+
+    from owncdn import packs
+
+    conn, blobs, _, _, _ = served
+
+    def full(fd, buffers):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(packs.os, "writev", full)
+    datas = [os.urandom(300_000), b"small"]
+    with caplog.at_level(logging.ERROR, logger="owncdn.control.api"):
+        status, got = conn.call("POST", "/v1/blobs/bundle", b"".join(map(record, datas)))
+    assert status == 507 and got["error"]["code"] == "no_space"
+    assert "disk is full" in got["error"]["message"] and "owncdn blobs gc" in got["error"]["message"]
+    assert any("no space left on the control plane's disk" in r.getMessage() for r in caplog.records)
+    settled(blobs)
+    monkeypatch.undo()
+    assert conn.call("POST", "/v1/blobs/bundle", b"".join(map(record, datas)))[0] == 200   # once there is room
+
+
+def test_an_unforeseen_error_is_answered_in_the_api_s_json_shape(served, monkeypatch):
+    from owncdn import packs
+
+    conn, blobs, _, _, _ = served
+
+    def broken(fd, buffers):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(packs.os, "writev", broken)
+    conn.send("POST", "/v1/blobs/bundle", record(os.urandom(300_000)))
+    status, fields, body = conn.answer()
+    assert status == 500 and fields["content-type"] == "application/json"
+    assert json.loads(body)["error"]["code"] == "internal_error"
+
+
 @pytest.mark.parametrize("body, kept", [
     (record(b"fine") + b"not a header\n", False),  # in the piece that held "fine": its events never came
     (record(b"fine") + header(digest(b"cut"), 10) + b"cut", True),  # ends inside a record

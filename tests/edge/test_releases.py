@@ -5,10 +5,12 @@ superseding, failures that keep the previous release, garbage collection."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +18,7 @@ from owncdn.core.content.digest import digest as blob_name
 from owncdn.core.content.manifest import Manifest
 from owncdn.edge import releases as releases_module
 from owncdn.edge.releases import ReleaseStore, Target
-from owncdn.edge.releasesync import ReleaseSync
+from owncdn.edge.releasesync import ReleaseSync, retry_reason
 from owncdn.testing.origin import FakeOrigin, Reply
 
 
@@ -290,6 +292,74 @@ async def test_network_errors_are_retried(tmp_path):
     assert store.live["blog"].target.number == 1 and agent.sent[-1]["status"] == "serving"
     await sync.close()
     await control.origin.close()
+
+
+async def test_network_trouble_is_reported_as_retrying_with_its_reason(tmp_path):
+    """releasesync Rule 3: the control plane hears why the edge does not serve it yet."""
+    control = FakeControl(SITE1)
+    control.fail_next = 3
+    store, sync, agent = await make_sync(tmp_path, control)
+    await sync.on_event(None, None, event(1, SITE1))
+    await sync.wait("blog")
+    statuses = [a["status"] for a in agent.sent]
+    assert statuses[0] == "retrying" and statuses[-1] == "serving"
+    assert "blobs not fetched" in agent.sent[0]["reason"] and agent.sent[0]["number"] == 1
+    assert len({a["reason"] for a in agent.sent if a["status"] == "retrying"}) == statuses.count("retrying")
+    await sync.close()
+    await control.origin.close()
+
+
+async def test_a_full_disk_is_reported_as_this_edge_s_and_retried_until_there_is_room(tmp_path, monkeypatch):
+    from owncdn.edge import blobdownload
+
+    full = {"writes": 2}
+    real_write = os.write
+
+    def write(fd, data):
+        if full["writes"]:
+            full["writes"] -= 1
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(blobdownload.os, "write", write)
+    control = FakeControl(SITE1)
+    store, sync, agent = await make_sync(tmp_path, control)
+    await sync.on_event(None, None, event(1, SITE1))
+    await sync.wait("blog")
+    retrying = [a for a in agent.sent if a["status"] == "retrying"]
+    assert retrying and retrying[0]["reason"].startswith(f"no space left on this edge's disk ({store.root}: ")
+    assert agent.sent[-1]["status"] == "serving" and store.live["blog"].target.number == 1
+    assert not agent.unsent                      # the reports were sent, none queued
+    await sync.close()
+    await control.origin.close()
+
+
+async def test_a_retrying_report_that_cannot_be_sent_is_not_queued(tmp_path):
+    control = FakeControl(SITE1)
+    control.fail_next = 1
+    store, sync, agent = await make_sync(tmp_path, control)
+    agent.refuse = 1                              # the retrying report is answered 503
+    await sync.on_event(None, None, event(1, SITE1))
+    await sync.wait("blog")
+    assert [a["status"] for a in agent.sent] == ["serving"] and agent.unsent == []
+    await sync.close()
+    await control.origin.close()
+
+
+@pytest.mark.parametrize("errors, expected", [
+    ([OSError(errno.ENOSPC, "No space left on device")],
+     "no space left on this edge's disk (/s/push: No space left on device); 1 blob not fetched"),
+    ([ConnectionResetError(104, "reset"), OSError(errno.EDQUOT, "Disk quota exceeded")],
+     "no space left on this edge's disk (/s/push: Disk quota exceeded); 2 blobs not fetched"),
+    ([OSError(errno.EROFS, "Read-only file system")],
+     "cannot write to this edge's disk (/s/push: Read-only file system); 1 blob not fetched"),
+    ([OSError(errno.EIO, "Input/output error")],
+     "cannot write to this edge's disk (/s/push: Input/output error); 1 blob not fetched"),
+    ([ConnectionRefusedError(111, "Connection refused")] * 3, "3 blobs not fetched ([Errno 111] Connection refused)"),
+    ([TimeoutError()], "1 blob not fetched (TimeoutError)"),
+])
+def test_retry_reason_names_the_edge_s_disk_first(errors, expected):
+    assert retry_reason(errors, Path("/s/push")) == expected
 
 
 async def test_a_newer_release_supersedes_an_unfinished_one(tmp_path):

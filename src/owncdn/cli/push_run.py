@@ -33,7 +33,8 @@ Rules:
    sample, 182 without, the rate of its last 150 MB.
 5. With ``--wait S`` the command returns once every edge in contact serves the
    release (or failed it), waiting at most S seconds (``GET .../status?wait=S``); it
-   exits 1 naming the edges that failed or did not answer. Edges whose event stream
+   exits 1 naming the edges that failed or do not serve it yet, with what each said it
+   is retrying after (a full disk: ``releasesync`` Rule 3). Edges whose event stream
    ended (stopped, killed) are not waited for: they are named as not serving, and
    the command still exits 0 (they catch up when they return). The release is current
    either way.
@@ -408,6 +409,7 @@ def status_fields(status: dict) -> dict:
     not answering, and whose event stream ended."""
     return {"serving": [n["name"] for n in status["serving"]], "failed": [n["name"] for n in status["failed"]],
             "pending": [n["name"] for n in status["pending"]],
+            "retrying": {n["name"]: n["reason"] for n in status["pending"] if n.get("reason")},
             "disconnected": [n["name"] for n in status.get("disconnected") or ()]}
 
 
@@ -425,7 +427,8 @@ def not_served(number: int, status: dict, wait: float) -> str | None:
     if not (status["failed"] or status["pending"]):
         return None
     failed = "; ".join(f"{n['name']}: {n['reason']}" for n in status["failed"])
-    pending = ", ".join(n["name"] for n in status["pending"])
+    pending = ", ".join(n["name"] + (f" (retrying: {n['reason']})" if n.get("reason") else "")
+                        for n in status["pending"])
     return (f"release {number} is current, but "
             + "; ".join(x for x in (f"failed on {failed}" if failed else "",
                                     f"not served after {wait:g}s by {pending}" if pending else "") if x))

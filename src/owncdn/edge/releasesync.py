@@ -34,8 +34,12 @@ Rules:
    such a fetch resumes with ``Range: bytes=N-`` and a 206. Every blob's digest (BLAKE3,
    or SHA-256 for a name without ``-b3``: ``core/content/digest.py``) is computed over
    all its bytes and compared with its name before the blob is kept (blobhold.py rule 1).
-3. Network trouble is retried with backoff (0.5 s doubling to 10 s) as long as the
-   target is wanted. A blob whose bytes do not match its hash is refetched from the
+3. Network trouble, and a disk that is full or failing, is retried with backoff (0.5 s
+   doubling to 10 s) as long as the target is wanted; each time the trouble changes
+   (``retry_reason``: the edge's disk named as such) it is reported to the control
+   plane as ``retrying`` with that reason (not queued when it cannot be sent: it says
+   how things are, not what was done), so `owncdn push --wait` and the release status
+   say why an edge is not serving yet rather than only that it is not. A blob whose bytes do not match its hash is refetched from the
    start, up to ``VERIFY_ATTEMPTS`` times; a blob the control plane does not have
    (404) or keeps sending wrong fails the release: it is acknowledged ``failed`` with
    the reason and the previous release keeps serving.
@@ -105,12 +109,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import errno
 import os
 import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -535,7 +541,7 @@ class ReleaseSync:
             _warn(f"warming the release of {service} failed: {type(exc).__name__}: {exc}")
 
     async def _fetch_all(self, target: Target) -> None:
-        delay = 0.5
+        delay, reported = 0.5, ""
         while True:
             missing = self.store.missing(target)
             if not missing:
@@ -555,8 +561,11 @@ class ReleaseSync:
             if all(r is None for r in results):
                 continue
             errors = [r for r in results if isinstance(r, BaseException)]
-            _warn(f"release {target.number} of {target.service}: {len(errors)} blobs not fetched "
-                  f"({errors[0] or type(errors[0]).__name__}); retrying in {delay:.1f}s")
+            reason = retry_reason(errors, self.store.root)
+            _warn(f"release {target.number} of {target.service}: {reason}; retrying in {delay:.1f}s")
+            if reason != reported:  # Rule 3
+                reported = reason
+                await self._ack(target, "retrying", reason, queue=False)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
@@ -691,10 +700,10 @@ class ReleaseSync:
         return self.bundles_over
 
     # -- acknowledgements (Rule 4) ---------------------------------------------------------
-    async def _ack(self, target: Target, status: str, reason: str) -> None:
+    async def _ack(self, target: Target, status: str, reason: str, queue: bool = True) -> None:
         """``POST /v1/nodes/{id}/releases`` over the blob connections' keep-alive pool
         (the edge's own HTTP/1.1 client: no httpx on the acknowledgement's path); one
-        that cannot be sent is queued with the agent's unsent reports."""
+        that cannot be sent is queued with the agent's unsent reports (with ``queue``)."""
         agent = self.agent
         if agent.node_id is None:
             return
@@ -703,6 +712,8 @@ class ReleaseSync:
         try:
             await self._post(path, orjson.dumps(body))
         except (OriginError, OSError) as exc:
+            if not queue:
+                return
             agent.unsent.append((path, body))
             _warn(f"acknowledging release {target.number} of {target.service}: {exc}; will resend")
         self.acked[target.service] = (target.number, status)
@@ -793,3 +804,19 @@ def follow_releases(edge, agent: "SyncAgent") -> ReleaseSync | None:
     for service in list(edge.releases.live):
         sync.warm_later(service)
     return sync
+
+
+_DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+
+
+def retry_reason(errors: list[BaseException], root: Path) -> str:
+    """Rule 3: what a round of fetches that left ``errors`` is retrying after. A full,
+    read-only or failing disk under ``root`` (the release store) is named first: it is
+    this edge's to fix, where network trouble usually passes by itself."""
+    count = f"{len(errors)} blob{'' if len(errors) == 1 else 's'} not fetched"
+    disk = next((e for e in errors if isinstance(e, OSError) and e.errno in _DISK_ERRORS), None)
+    if disk is not None:
+        what = "no space left on" if disk.errno in (errno.ENOSPC, errno.EDQUOT) else "cannot write to"
+        return f"{what} this edge's disk ({root}: {disk.strerror}); {count}"
+    first = errors[0] if errors else None
+    return f"{count} ({str(first) or type(first).__name__})"

@@ -16,10 +16,17 @@ Rule 4: a request whose client went away before its body ended (Starlette's
 ``ClientDisconnect``: a push stopped with Ctrl-C, a lost connection) is logged as one
 INFO line naming it, not as an application error with a traceback; its answer (400
 ``body_cut``) reaches nobody.
+
+Rule 5: a disk that is full (``ENOSPC``, or a quota: ``EDQUOT``) while the control
+plane writes (a push's blobs, most often) answers 507 ``no_space`` saying so and what
+to do, logged as one ERROR line; the blobs verified before it stay stored, so the push
+sends only the rest once there is room. Any other error nobody foresaw answers 500
+``internal_error`` in the same JSON shape (Rule 1), its traceback logged as before.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -38,10 +45,12 @@ __all__ = ["ApiProblem", "error_responses", "install_error_handlers"]
 
 log = logging.getLogger("owncdn.control.api")
 
+_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})  # Rule 5
+
 _CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 409: "conflict", 410: "gone", 413: "too_large", 415: "unsupported_media_type",
-    422: "invalid", 500: "internal_error", 503: "unavailable",
+    422: "invalid", 500: "internal_error", 503: "unavailable", 507: "no_space",
 }
 
 _DESCRIPTIONS = {
@@ -52,6 +61,7 @@ _DESCRIPTIONS = {
     409: "Conflicts with what exists (e.g. a duplicate name).",
     410: "It existed once and was removed (e.g. a release's manifest, pruned by blob GC).",
     422: "The request is well-formed but its content is invalid; see `problems`.",
+    507: "The control plane's disk is full (`no_space`).",
 }
 
 
@@ -154,6 +164,25 @@ async def _on_store_error(request: Request, exc: Exception) -> JSONResponse:
     return _json(503, "store_error", f"the control plane's state store failed ({exc}); try again, and tell the operator if it persists")
 
 
+async def _on_os_error(request: Request, exc: Exception) -> JSONResponse:
+    """Rule 5: a full disk; other errors of the system are Rule 5's unforeseen ones."""
+    assert isinstance(exc, OSError)
+    if exc.errno not in _SPACE:
+        raise exc  # to _on_unexpected, through Starlette's ServerErrorMiddleware (which logs it)
+    where = f" ({exc.filename})" if exc.filename else ""
+    log.error("%s %s: no space left on the control plane's disk%s: %s", request.method, request.url.path, where,
+              exc.strerror)
+    return _json(507, "no_space", f"the control plane's disk is full ({exc.strerror}); what was stored before "
+                 "stays stored. Free space there, or remove the blobs no release needs with `owncdn blobs gc`, "
+                 "then try again")
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """Rule 5: the JSON shape for a 500 (Starlette logs the traceback)."""
+    return _json(500, "internal_error", f"the control plane failed on {request.method} {request.url.path} "
+                 f"({type(exc).__name__}); its log says why")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register every handler of this module on ``app``."""
     app.add_exception_handler(ApiProblem, _on_problem)
@@ -163,3 +192,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Conflict, _on_conflict)
     app.add_exception_handler(StoreError, _on_store_error)
     app.add_exception_handler(ClientDisconnect, _on_client_gone)
+    app.add_exception_handler(OSError, _on_os_error)
+    app.add_exception_handler(Exception, _on_unexpected)  # Rule 5 (Starlette: the ServerErrorMiddleware's)

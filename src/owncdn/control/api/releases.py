@@ -30,7 +30,8 @@ body ended (a push of one changed file: the 1,065 look-ups overlap its upload).
 
 Rule 6: ``GET .../releases/{n}/status`` says which edges serve release ``n``, which
 failed it (with their reasons) and which edges in contact (heard from within
-``owncdn.core.contact.CONTACT_WINDOW`` seconds) have not answered yet; with ``?wait=S`` (at most 300)
+``owncdn.core.contact.CONTACT_WINDOW`` seconds) do not serve it yet (with the error
+an edge said it is retrying after: a ``retrying`` report, such as a full disk); with ``?wait=S`` (at most 300)
 the answer comes once none is left, or after S seconds, woken by each node report
 and re-reading the store every second (reports may land on another replica). An
 edge whose event stream ended (``events`` Rule 6) and that was not heard from since
@@ -155,7 +156,7 @@ from .releasechannels import (
 )
 from .releaseschemas import (
     COMMENT_PATTERN, MAX_COMMENT, NodeReleaseIn, NodeReleaseOut, ReleaseComment, ReleaseCreate, ReleaseCreated,
-    ReleaseFailure, ReleaseNode, ReleaseOut, ReleaseStatus, ReleaseUpcoming,
+    ReleaseFailure, ReleaseNode, ReleaseOut, ReleasePending, ReleaseStatus, ReleaseUpcoming,
 )
 from .schemas import ENV_PATTERN, utc
 
@@ -481,8 +482,11 @@ def _status_read(ctx: ApiContext, env: str, name: str, number: int, current: boo
             continue  # it has moved on to a newer release: nothing to wait for
         else:  # owncdn.core.contact: in contact, its event stream gone (Rule 6), or away
             state = contact_state(edge.last_contact, edge.stream_ended_at, now)
-            if state != AWAY:
-                (pending if state == IN_CONTACT else disconnected).append(who)
+            if state == IN_CONTACT:
+                retrying = edge.number == number and edge.status == "retrying"
+                pending.append(ReleasePending(**who.model_dump(), reason=edge.reason if retrying else ""))
+            elif state != AWAY:
+                disconnected.append(who)
     is_current = _is_current(ctx, env, name, number) if current or not pending else False
     return ReleaseStatus(number=number, current=is_current, serving=serving, failed=failed,
                          pending=pending, complete=not pending, disconnected=disconnected)
@@ -576,7 +580,7 @@ def comment_release(name: ServiceName, number: Number, body: ReleaseComment, req
 
 @router.post(
     "/v1/nodes/{node_id}/releases", response_model=NodeReleaseOut,
-    summary="Report the release a node serves, or failed to switch to", responses=error_responses(400, 401, 403, 404, 422),
+    summary="Report the release a node serves, failed to switch to, or is retrying to fetch", responses=error_responses(400, 401, 403, 404, 422),
 )
 async def report_release(node_id: str, body: NodeReleaseIn, ctx: Ctx,
                          _: Annotated[Token, Depends(node_token)]) -> NodeReleaseOut:

@@ -100,8 +100,8 @@ class ReleaseOut(BaseModel):
 class NodeReleaseIn(_Request):
     service: str = Field(min_length=1, max_length=200)
     number: int = Field(ge=1, description="The release reported on.")
-    status: Literal["serving", "failed"] = Field(description="`serving`: switched to it; `failed`: could not (the previous release keeps serving).")
-    reason: str = Field("", max_length=2000, description="Why it failed.")
+    status: Literal["serving", "failed", "retrying"] = Field(description="`serving`: switched to it; `failed`: could not (the previous release keeps serving); `retrying`: still fetching it after an error, which `reason` names (a full disk, the control plane unreachable), and trying again.")
+    reason: str = Field("", max_length=2000, description="Why it failed, or what it is retrying after.")
 
 
 class NodeReleaseOut(BaseModel):
@@ -110,6 +110,10 @@ class NodeReleaseOut(BaseModel):
     number: int
     status: str
     serving: int | None = Field(description="The release the node serves now.")
+
+
+class ReleasePending(ReleaseNode):
+    reason: str = Field("", description="What the edge said keeps it from serving the release yet, if it said (`retrying` reports: a full disk, the control plane unreachable); it goes on trying.")
 
 
 class ReleaseFailure(ReleaseNode):
@@ -121,6 +125,6 @@ class ReleaseStatus(BaseModel):
     current: bool = Field(description="Whether this is the service's current release.")
     serving: list[ReleaseNode] = Field(description="Edges that serve this release.")
     failed: list[ReleaseFailure] = Field(description="Edges that could not switch to it.")
-    pending: list[ReleaseNode] = Field(description="Edges in contact that have not reported on it yet.")
+    pending: list[ReleasePending] = Field(description="Edges in contact that do not serve it yet (with what they are retrying after, if they said).")
     complete: bool = Field(description="No edge in contact is left to report.")
     disconnected: list[ReleaseNode] = Field(default_factory=list, description="Edges not waited for (in neither `pending` nor `serving`): their event stream ended over 5 s ago and they were not heard from since (stopped, killed, cut off); they catch up when they reconnect.")

@@ -7,8 +7,9 @@ Rules:
    again (the store's Rule 2), so numbers never repeat.
 2. ``activate_release`` moves the current pointer to an existing release (rollback
    and roll forward); nothing is copied, so it is instant.
-3. ``report_node_release``: ``serving`` sets what the node serves; ``failed`` keeps
-   the number it served before (it never serves a half-synced release).
+3. ``report_node_release``: ``serving`` sets what the node serves; ``failed`` and
+   ``retrying`` (still fetching after an error, its reason kept) keep the number it
+   served before (it never serves a half-synced release).
 4. ``current_releases(env)`` is one small query (no manifests): the state channel
    reads it for every node about once a second and loads a manifest only when a
    release is new to it.
@@ -70,7 +71,7 @@ from .schema import NodeRow
 
 __all__ = ["CurrentRelease", "EdgeProgress", "NodeRelease", "Release", "ReleasePruned", "ReleaseStore"]
 
-NODE_RELEASE_STATUSES = ("serving", "failed")
+NODE_RELEASE_STATUSES = ("serving", "failed", "retrying")
 PRUNE_LOCK = 0x6F63646E_0003  # the store's pg_advisory_xact_lock keys: Rule 10
 PRUNE_BATCH = 500  # release numbers in one UPDATE's IN list
 
@@ -122,7 +123,7 @@ class NodeRelease:
     location: str
     service: str
     number: int  # the release last reported on
-    status: str  # "serving" | "failed"
+    status: str  # "serving" | "failed" | "retrying"
     reason: str
     serving: int | None  # what the node serves now
     at: float
