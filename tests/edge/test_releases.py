@@ -334,6 +334,32 @@ async def test_a_full_disk_is_reported_as_this_edge_s_and_retried_until_there_is
     await control.origin.close()
 
 
+async def test_no_space_first_drops_what_only_the_release_switched_from_named(tmp_path, monkeypatch):
+    """releasesync Rule 3: the newest release before a rollback copy of the one before."""
+    from owncdn.edge import blobdownload
+
+    one, two, three = (bytes([n]) * 300_000 for n in (1, 2, 3))
+    control = FakeControl({"three.bin": three})
+    store, sync, agent = await make_sync(tmp_path, control)
+    store.install("blog", 1, {"one.bin": one})
+    store.install("blog", 2, {"two.bin": two})       # live 2; 1 kept as the rollback copy
+    real_write = os.write
+
+    def write(fd, data):   # a disk with room for the new blob only once the old one is gone
+        if store.has_blob(sha(one)):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(blobdownload.os, "write", write)
+    await sync.on_event(None, None, event(3, {"three.bin": three}))
+    await asyncio.wait_for(sync.wait("blog"), 30)   # without room made: retried for ever
+    assert store.live["blog"].target.number == 3 and store.read_blob(sha(three)) == three
+    assert not store.has_blob(sha(one)) and store.has_blob(sha(two))   # 2 is now the one switched from
+    assert [a["status"] for a in agent.sent] == ["serving"]              # room was made before any retry
+    await sync.close()
+    await control.origin.close()
+
+
 async def test_a_retrying_report_that_cannot_be_sent_is_not_queued(tmp_path):
     control = FakeControl(SITE1)
     control.fail_next = 1

@@ -688,11 +688,14 @@ class ReleaseStore(BlobHold):
                                 value=self.unflushed())
 
     # -- garbage (Rule 4) -------------------------------------------------------------
-    def wanted(self, extra: set[str] = frozenset()) -> set[str]:
+    def wanted(self, extra: set[str] = frozenset(), previous: bool = True) -> set[str]:
+        """The blobs to keep: those of the live releases, of the releases they were
+        switched from (unless not ``previous``: ``releasesync`` Rule 3 makes room), of
+        the pending and upcoming ones, and ``extra``."""
         keep = set(extra)
         for live in self.live.values():
             keep.update(live.target.blobs)
-            if live.previous is not None:
+            if previous and live.previous is not None:
                 keep.update(live.previous.manifest.blobs)
         for target in [*self.pending.values(), *self.upcoming.values()]:
             keep.update(target.blobs)

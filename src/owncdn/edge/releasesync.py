@@ -39,7 +39,11 @@ Rules:
    (``retry_reason``: the edge's disk named as such) it is reported to the control
    plane as ``retrying`` with that reason (not queued when it cannot be sent: it says
    how things are, not what was done), so `owncdn push --wait` and the release status
-   say why an edge is not serving yet rather than only that it is not. A blob whose bytes do not match its hash is refetched from the
+   say why an edge is not serving yet rather than only that it is not. The first time
+   a target's fetches find no space left, the blobs only the releases switched from
+   name (kept for an instant rollback) are collected first, and the fetches go on at
+   once: the newest release matters more than a copy of the one before it, and a
+   rollback to that one fetches its blobs again. A blob whose bytes do not match its hash is refetched from the
    start, up to ``VERIFY_ATTEMPTS`` times; a blob the control plane does not have
    (404) or keeps sending wrong fails the release: it is acknowledged ``failed`` with
    the reason and the previous release keeps serving.
@@ -541,7 +545,7 @@ class ReleaseSync:
             _warn(f"warming the release of {service} failed: {type(exc).__name__}: {exc}")
 
     async def _fetch_all(self, target: Target) -> None:
-        delay, reported = 0.5, ""
+        delay, reported, squeezed = 0.5, "", False
         while True:
             missing = self.store.missing(target)
             if not missing:
@@ -561,6 +565,10 @@ class ReleaseSync:
             if all(r is None for r in results):
                 continue
             errors = [r for r in results if isinstance(r, BaseException)]
+            if not squeezed and any(_no_space(e) for e in errors):  # Rule 3: room, at the previous releases' cost
+                squeezed = True
+                if await self._make_room(target):
+                    continue
             reason = retry_reason(errors, self.store.root)
             _warn(f"release {target.number} of {target.service}: {reason}; retrying in {delay:.1f}s")
             if reason != reported:  # Rule 3
@@ -568,6 +576,22 @@ class ReleaseSync:
                 await self._ack(target, "retrying", reason, queue=False)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+    async def _make_room(self, target: Target) -> int:
+        """Rule 3: drop the blobs that only the releases switched from (rollback copies)
+        name, for ``target``; how many went."""
+        async with self.gc_lock:
+            keep = self.store.wanted(previous=False)
+            try:
+                files, size = await asyncio.to_thread(self.store.collect, keep)
+            except OSError as exc:  # compacting a pack needs room too
+                _warn(f"making room for release {target.number} of {target.service} failed: {exc}")
+                return 0
+        if files:
+            _warn(f"no space left for release {target.number} of {target.service}: dropped {files} blobs and "
+                  f"partial files ({size / 1e6:.1f} MB) only the releases switched from named; a rollback to "
+                  "one fetches them again")
+        return files
 
     async def _fetch_blob(self, sha: str, size: int) -> None:
         async with self.slots:
@@ -807,6 +831,11 @@ def follow_releases(edge, agent: "SyncAgent") -> ReleaseSync | None:
 
 
 _DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _no_space(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in _NO_SPACE
 
 
 def retry_reason(errors: list[BaseException], root: Path) -> str:
@@ -816,7 +845,7 @@ def retry_reason(errors: list[BaseException], root: Path) -> str:
     count = f"{len(errors)} blob{'' if len(errors) == 1 else 's'} not fetched"
     disk = next((e for e in errors if isinstance(e, OSError) and e.errno in _DISK_ERRORS), None)
     if disk is not None:
-        what = "no space left on" if disk.errno in (errno.ENOSPC, errno.EDQUOT) else "cannot write to"
+        what = "no space left on" if _no_space(disk) else "cannot write to"
         return f"{what} this edge's disk ({root}: {disk.strerror}); {count}"
     first = errors[0] if errors else None
     return f"{count} ({str(first) or type(first).__name__})"
