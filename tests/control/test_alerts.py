@@ -11,7 +11,7 @@ import pytest
 from owncdn.control.acme.notify import Webhook
 from owncdn.control.alerts import Alerts, payload
 from owncdn.control.health import HealthSettings
-from owncdn.core.alerts import Alert, ErrorRateWatch, counter_delta, health_alert
+from owncdn.core.alerts import Alert, ErrorRateWatch, counter_delta, health_alert, release_alert
 from owncdn.testing.fleet import Fleet
 from owncdn.testing.origin import FakeOrigin
 
@@ -119,6 +119,26 @@ def test_health_alerts_and_payloads():
     assert body["alert"] == "edge_down" and body["time"].startswith("1970-01-01T00:00:00")
     assert payload(Webhook("https://hooks.example/x", "slack"), up, 0.0) == {
         "text": ":large_green_circle: owncdn: edge edge-1 (prod) is back up"}
+
+
+@pytest.mark.parametrize("status, reason, kind, severity, message", [
+    ("failed", "blob 1f2e did not match its name after 3 fetches", "release_failed", "critical",
+     "edge fra-1 (prod) could not switch to release 7 of docs: blob 1f2e did not match its name after 3 fetches; "
+     "it serves the release before"),
+    ("retrying", "no space left on this edge's disk (/srv/push: No space left on device); 3 blobs not fetched",
+     "release_retrying", "warning",
+     "edge fra-1 (prod) does not serve release 7 of docs yet: no space left on this edge's disk (/srv/push: No space "
+     "left on device); 3 blobs not fetched; it keeps trying"),
+    ("failed", "", "release_failed", "critical",
+     "edge fra-1 (prod) could not switch to release 7 of docs: no reason given; it serves the release before"),
+    ("serving", "", None, None, None),
+])
+def test_release_alerts(status, reason, kind, severity, message):
+    alert = release_alert("prod", "docs", 7, "fra-1", status, reason)
+    if kind is None:
+        assert alert is None
+    else:
+        assert (alert.kind, alert.severity, alert.subject, alert.message) == (kind, severity, "fra-1", message)
 
 
 async def test_certificate_trouble_is_one_alert():

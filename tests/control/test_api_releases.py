@@ -93,7 +93,7 @@ def api(tmp_path):
     app = create_app(store, blobs=blobs)
     with ApiServer(app) as server:
         a = Api(server.url, store, blobs)
-        a.ctx = app.state.owncdn
+        a.ctx, a.app = app.state.owncdn, app
         a.ok("POST", "/v1/envs/production/versions", json={"source": SITE})
         yield a
         a.http.close()
@@ -701,8 +701,14 @@ def test_release_status_names_who_serves_failed_or_is_pending_and_waits_for_the_
     assert [n["name"] for n in st["serving"]] == ["edge-0"] and [n["name"] for n in st["pending"]] == ["edge-2"]
     assert [(n["name"], n["reason"]) for n in st["failed"]] == [("edge-1", "disk full")]
     assert st["pending"][0]["reason"] == ""
+    from owncdn.control.alerts import Alerts
+
+    api.app.state.alerts = alerts = Alerts()
     retrying = api.ok("POST", f"/v1/nodes/{nodes[2]}/releases", "edge-2",
                       json={"service": "blog", "number": 1, "status": "retrying", "reason": "no space left"})
+    [(_, alert)] = alerts.recent                  # core/alerts.py Rule 5
+    assert (alert.kind, alert.severity, alert.subject) == ("release_retrying", "warning", "edge-2")
+    assert "release 1 of blog yet: no space left" in alert.message
     assert retrying["serving"] is None      # still fetching: pending, with what it retries after
     st = api.ok("GET", path, "read")
     assert [(n["name"], n["reason"]) for n in st["pending"]] == [("edge-2", "no space left")] and not st["complete"]

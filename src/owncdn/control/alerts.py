@@ -1,4 +1,5 @@
-"""Alerts to webhooks: edges and origins down and back, error rate, certificate trouble.
+"""Alerts to webhooks: edges and origins down and back, error rate, certificate trouble,
+pushed releases an edge failed or is retrying.
 
 ``owncdn control --alert-webhook URL`` (repeatable; ``slack:URL`` for a Slack,
 Mattermost or Rocket.Chat incoming webhook) and ``--alert-error-rate 0.05``. When to

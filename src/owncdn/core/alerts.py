@@ -17,6 +17,10 @@ Rules:
    alerts once, not on every round.
 4. Certificate trouble (a failed issuance or renewal, a certificate close to expiry)
    is one alert per event the certificate manager reports.
+5. A pushed release an edge could not switch to (``release_failed``) or is retrying
+   to fetch (``release_retrying``, a warning: a full disk, the control plane
+   unreachable) is one alert per such report, with the edge's reason. An edge reports
+   ``retrying`` only when its trouble changes, so a disk that stays full alerts once.
 """
 
 from __future__ import annotations
@@ -24,14 +28,14 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-__all__ = ["Alert", "ErrorRateWatch", "counter_delta", "health_alert"]
+__all__ = ["Alert", "ErrorRateWatch", "counter_delta", "health_alert", "release_alert"]
 
 
 @dataclass(frozen=True)
 class Alert:
     kind: str
     """edge_down, edge_up, origin_down, origin_up, error_rate_high, error_rate_normal,
-    certificate."""
+    certificate, release_failed, release_retrying."""
     env: str
     subject: str
     """The edge's name, the origin's service and URL, the environment, the certificate."""
@@ -41,7 +45,7 @@ class Alert:
     def severity(self) -> str:
         if self.kind.endswith(("_up", "_normal")):
             return "resolved"
-        return "warning" if self.kind == "certificate" else "critical"
+        return "warning" if self.kind in ("certificate", "release_retrying") else "critical"
 
 
 def health_alert(what: str, env: str, subject: str, healthy: bool, why: str = "") -> Alert:
@@ -49,6 +53,18 @@ def health_alert(what: str, env: str, subject: str, healthy: bool, why: str = ""
     if healthy:
         return Alert(f"{what}_up", env, subject, f"{what} {subject} ({env}) is back up")
     return Alert(f"{what}_down", env, subject, f"{what} {subject} ({env}) is DOWN: {why or 'checks failed'}")
+
+
+def release_alert(env: str, service: str, number: int, edge: str, status: str, reason: str) -> Alert | None:
+    """Rule 5: the alert of an edge's report on a release; None for ``serving``."""
+    why = reason or "no reason given"
+    if status == "failed":
+        return Alert("release_failed", env, edge, f"edge {edge} ({env}) could not switch to release {number} of "
+                     f"{service}: {why}; it serves the release before")
+    if status == "retrying":
+        return Alert("release_retrying", env, edge, f"edge {edge} ({env}) does not serve release {number} of "
+                     f"{service} yet: {why}; it keeps trying")
+    return None
 
 
 def counter_delta(before: int | None, after: int) -> int:

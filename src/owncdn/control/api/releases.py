@@ -137,7 +137,9 @@ from starlette.concurrency import run_in_threadpool
 from owncdn.control.blobs import BlobError, BlobStore
 from owncdn.control.dirblobs import DirBlobStore
 from owncdn.control.hub import RECHECK_SECONDS
-from owncdn.control.store import NotFound, Release, ReleasePruned, Token
+from owncdn.control.alerts import alerts_of
+from owncdn.control.store import NodeRelease, NotFound, Release, ReleasePruned, Token
+from owncdn.core.alerts import release_alert
 from owncdn.core.contact import AWAY, IN_CONTACT, contact_state
 from owncdn.core.content import Manifest, ManifestError, parse_manifest
 from owncdn.core.content.changes import apply_changes, encoded_as
@@ -582,19 +584,25 @@ def comment_release(name: ServiceName, number: Number, body: ReleaseComment, req
     "/v1/nodes/{node_id}/releases", response_model=NodeReleaseOut,
     summary="Report the release a node serves, failed to switch to, or is retrying to fetch", responses=error_responses(400, 401, 403, 404, 422),
 )
-async def report_release(node_id: str, body: NodeReleaseIn, ctx: Ctx,
+async def report_release(node_id: str, body: NodeReleaseIn, ctx: Ctx, request: Request,
                          _: Annotated[Token, Depends(node_token)]) -> NodeReleaseOut:
-    return await run_in_threadpool(_report, ctx, node_id, body)  # Rule 11
+    out, row = await run_in_threadpool(_report, ctx, node_id, body)  # Rule 11
+    alert = release_alert(row.env, body.service, body.number, row.name, body.status, body.reason)
+    alerts = alerts_of(request.app)
+    if alert is not None and alerts is not None:  # core/alerts.py Rule 5
+        alerts.raise_alert(alert)
+    return out
 
 
-def _report(ctx: ApiContext, node_id: str, body: NodeReleaseIn) -> NodeReleaseOut:
+def _report(ctx: ApiContext, node_id: str, body: NodeReleaseIn) -> tuple[NodeReleaseOut, NodeRelease]:
     try:  # the node is read in the report's own transaction
         row = ctx.store.report_node_release(node_id, body.service, body.number, body.status, body.reason)
     except NotFound:
         existing_node(ctx, node_id)  # its 404
         raise
     _changed(ctx, row.env, body.service)  # DNS nodes follow which locations are ready (release_ready)
-    return NodeReleaseOut(node_id=node_id, service=row.service, number=row.number, status=row.status, serving=row.serving)
+    return NodeReleaseOut(node_id=node_id, service=row.service, number=row.number, status=row.status,
+                          serving=row.serving), row
 
 
 def _inline_blobs(blobs: BlobStore, manifest: Manifest, previous: Manifest | None) -> dict[str, str] | None:
