@@ -158,7 +158,19 @@ async def test_push_change_one_file_push_again_releases_rollback(tmp_path):
         assert code == 0
         lines = [line for line in out.splitlines() if line.split()[:1] in (["1"], ["2"], ["3"])]
         assert [line.split()[0] for line in lines] == ["3", "2", "1"]
-        assert "*" in lines[0]
+        assert "*" in lines[0] and "not served yet" not in out
+
+        store = fleet.store   # an edge in contact that cannot fetch release 3, and one that failed it
+        full = await asyncio.to_thread(store.register_node, "edge-full", "edge", "fra", "production", "192.0.2.9")
+        bad = await asyncio.to_thread(store.register_node, "edge-bad", "edge", "fra", "production", "192.0.2.8")
+        for node in (full, bad):
+            await asyncio.to_thread(store.node_contact, node.id)
+        await asyncio.to_thread(store.report_node_release, full.id, "blog", 3, "retrying", "no space left on this edge's disk")
+        await asyncio.to_thread(store.report_node_release, bad.id, "blog", 3, "failed", "blob 1f2e did not match")
+        code, out, _ = await owncdn(fleet, "releases", "--service", "blog")
+        assert code == 0
+        assert "release 3 failed on edge-bad: blob 1f2e did not match" in out
+        assert "release 3 not served yet by edge-full (retrying: no space left on this edge's disk)" in out
 
         code, out, err = await owncdn(fleet, "rollback", "--service", "blog", "--release", "1")
         assert (code, out.strip()) == (0, "production: blog serves release 1 again"), err

@@ -261,6 +261,8 @@ async def test_pushed_releases_roll_back_and_a_pruned_one_offers_no_button(fleet
     for n in (1, 2, 3):
         (site / "index.html").write_text(f"<h1>release {n}</h1>")
         await asyncio.to_thread(push_site, fleet.api, site, service="blog", comment=f"<b>v{n}</b>")
+    status = await asyncio.to_thread(fleet.api.release_status, "production", "blog", 3, 30)
+    assert status["complete"]  # no edge serves release 1 any more: retention keeps what an edge serves
     report = await asyncio.to_thread(collect_blobs, fleet.store, fleet.blobs, Retention(keep=2, grace=3600))
     assert report.pruned_releases == 1  # release 1 (blobgc Rule 5)
     await sign_in(page, fleet.admin_token)
@@ -273,6 +275,18 @@ async def test_pushed_releases_roll_back_and_a_pruned_one_offers_no_button(fleet
     await page.click("button[data-activate='blog/2']")
     await page.wait_for_selector("#releases-table button[data-activate='blog/3']")
     assert await asyncio.to_thread(fleet.store.current_release_number, "production", "blog") == 2
+
+    # an edge in contact that cannot fetch the current release says why, next to who serves it
+    full = await asyncio.to_thread(fleet.store.register_node, "edge-full", "edge", "fra", "production", "192.0.2.9")
+    await asyncio.to_thread(fleet.store.node_contact, full.id)
+    await asyncio.to_thread(fleet.store.report_node_release, full.id, "blog", 2, "retrying",
+                            "no space left on this edge's disk (/srv/push: No space left on device); 1 blob not fetched")
+    await page.click("nav a[data-page='overview']")
+    await page.click("nav a[data-page='rollouts']")
+    trouble = await page.wait_for_selector("#releases-table [data-trouble='edge-full']")
+    assert await trouble.inner_text() == ("edge-full retrying: no space left on this edge's disk (/srv/push: "
+                                          "No space left on device); 1 blob not fetched")
+    assert await trouble.get_attribute("class") == "warn"
     await shot(page, "releases")
 
 

@@ -118,7 +118,8 @@ def releases(
 
     from owncdn.cli import tables
 
-    rows = _call(client(control_url, token, state_dir).releases, env, service)
+    api = client(control_url, token, state_dir)
+    rows = _call(api.releases, env, service)
     if not rows:
         typer.echo(f"{env}: {service} has no releases yet; `owncdn push DIR --service {service}` makes one")
         return
@@ -133,6 +134,20 @@ def releases(
                       "pruned" if r.get("pruned") else "yes" if r.get("retained", True) else "no",
                       escape(r.get("comment") or ""))
     tables.show(table)
+    current = next((r for r in rows if r["current"]), None)
+    if current is not None:
+        for line in _not_serving(_call(api.release_status, env, service, current["number"])):
+            typer.echo(line)
+
+
+def _not_serving(status: dict) -> list[str]:
+    """The edges that failed the current release, are retrying to fetch it (with why),
+    or have not reported on it yet, a line each."""
+    number = status["number"]
+    lines = [f"release {number} failed on {n['name']}: {n['reason']}" for n in status["failed"]]
+    lines += [f"release {number} not served yet by {n['name']}" + (f" (retrying: {n['reason']})" if n.get("reason") else "")
+              for n in status["pending"]]
+    return lines
 
 
 def recomment(service: str, env: str, control_url: str | None, token: str | None, state_dir: Path,

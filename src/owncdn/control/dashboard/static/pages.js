@@ -464,8 +464,12 @@ function rollouts(main, ctx) {
 async function releaseTable(ctx, refresh) {
   const svc = await api(`/v1/envs/${e(ctx)}/services`);
   const pushed = svc.services.filter((s) => s.mode === "push"); // pull services have no releases to list
-  const lists = await Promise.all(pushed.map((s) => api(`/v1/services/${enc(s.name)}/releases?env=${e(ctx)}&limit=10`)
-    .then((list) => list.map((r) => ({ service: s.name, ...r })))));
+  const lists = await Promise.all(pushed.map(async (s) => {
+    const list = await api(`/v1/services/${enc(s.name)}/releases?env=${e(ctx)}&limit=10`);
+    const current = list.find((r) => r.current); // its status names the edges that failed it or are retrying
+    const status = current && await optional(api(`/v1/services/${enc(s.name)}/releases/${current.number}/status?env=${e(ctx)}`));
+    return list.map((r) => ({ service: s.name, ...r, status: r.current ? status : null }));
+  }));
   const rows = lists.flat();
   if (!rows.length) return h("p", { class: "note" }, "No pushed releases (owncdn push ./public --service NAME).");
   const activate = async (r) => {
@@ -474,12 +478,24 @@ async function releaseTable(ctx, refresh) {
   };
   return table([{ title: "Service" }, { title: "Release" }, { title: "Files", num: true }, { title: "Size", num: true }, { title: "By" },
     { title: "Comment" }, { title: "Created" }, { title: "Serving" }, { title: "" }],
-  rows.map((r) => [r.service, `#${r.number}`, num(r.files), bytes(r.bytes), r.author, r.comment || "", when(r.created), r.nodes.map((n) => n.name).join(", ") || "–",
+  rows.map((r) => [r.service, `#${r.number}`, num(r.files), bytes(r.bytes), r.author, r.comment || "", when(r.created), servingCell(r),
     r.current ? badge("current", "ok") : r.pruned ? h("span", { class: "note", "data-pruned": `${r.service}/${r.number}`,
       title: "Blob GC dropped its manifest (it was outside the retention): it can no longer be activated" }, "pruned") : h("button", { type: "button", class: "quiet", "data-activate": `${r.service}/${r.number}`, disabled: !ctx.can("deploy"), onclick: () => activate(r),
       title: r.retained === false ? "Not kept by blob GC: refused if its files were already deleted" : "" },
     r.retained === false ? `Activate #${r.number} (not kept)` : `Activate #${r.number}`)]),
   { id: "releases-table" });
+}
+
+function servingCell(r) {
+  // The edges serving a release; for the current one also those that failed it or are retrying, with why.
+  const names = r.nodes.map((n) => n.name).join(", ") || "–";
+  if (!r.status) return names;
+  const trouble = [
+    ...r.status.failed.map((n) => h("div", { class: "bad", "data-trouble": n.name }, `${n.name} failed: ${n.reason}`)),
+    ...r.status.pending.filter((n) => n.reason).map((n) =>
+      h("div", { class: "warn", "data-trouble": n.name }, `${n.name} retrying: ${n.reason}`)),
+  ];
+  return trouble.length ? h("div", {}, names, ...trouble) : names;
 }
 
 // -- Logs -----------------------------------------------------------------------------------
