@@ -107,8 +107,10 @@ def test_a_file_that_changes_while_pushed(api, tmp_path, size):
     def change(site, missing):  # after hashing, before uploading
         (root / "a").write_text("c" * size)
 
-    with pytest.raises(SiteError, match="changed while it was being pushed"):
+    with pytest.raises(SiteError, match="changed while it was being pushed") as refused:
         push_site(api, root, service="blog", on_plan=change)
+    assert str(refused.value).startswith(f"{root / 'a'} changed while it was being pushed")   # the file named
+    assert str(refused.value).count("nothing was stored") == 1
     assert api.releases("production", "blog") == []
 
 
@@ -119,8 +121,9 @@ def test_a_file_that_changes_while_sent_with_sendfile(api, lean, tmp_path, new):
     def change(site, missing):
         (root / "a").write_text(new)
 
-    with pytest.raises(SiteError, match="changed while it was being pushed"):
+    with pytest.raises(SiteError, match="changed while it was being pushed") as refused:
         push_site(lean, root, service="blog", on_plan=change)
+    assert str(refused.value).startswith(str(root / "a"))
     assert api.releases("production", "blog") == []
     assert ("POST", "/v1/blobs/bundle") in lean.calls
 

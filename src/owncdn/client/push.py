@@ -490,6 +490,16 @@ def _where(client, env: str, service: str) -> str:
     return f"{getattr(client, 'base_url', '')} {env} {service}"
 
 
+def _changed_file(exc: ApiError, batch: list[tuple[str, int, str]]) -> str:
+    """What to say when the control plane found a blob of ``batch`` hashing to another
+    name: the file named, when the message names its blob."""
+    text = str(exc)
+    source = next((file for sha, _, file in batch if sha in text), None)
+    if source is None:
+        return f"a file changed while it was being pushed ({text}); push again"
+    return f"{source} changed while it was being pushed (the control plane got other bytes than were hashed: {text}); push again"
+
+
 def _inline_failed(exc: ApiError, client, site: Site, inline: list[str], service: str, env: str, parallel: int,
                    progress: Callable[[int], None] | None, sent: int,
                    manifest_bytes: int, comment: str = "") -> tuple[dict, int, int, int] | None:
@@ -553,7 +563,7 @@ def _sender(client: Client | PushApi, progress: Callable[[int], None] | None,
                     bodies.append(buf)
         except ApiError as exc:
             if exc.code == "hash_mismatch":
-                raise SiteError(f"a file changed while it was being pushed ({exc}); push again") from None
+                raise SiteError(_changed_file(exc, batch)) from None
             raise
         if progress is not None:
             progress(total)

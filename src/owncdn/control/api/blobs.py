@@ -541,8 +541,8 @@ def _refusal(exc: Exception, stored: list) -> Exception:
     """The answer to a bundle refused part-way (Rule 4); other errors as they are."""
     if isinstance(exc, BundleError):
         return ApiProblem(400, "bad_bundle", f"{exc}; {_kept(stored)}")
-    if isinstance(exc, BlobMismatch):
-        return ApiProblem(400, "hash_mismatch", f"{exc}; {_kept(stored)}")
+    if isinstance(exc, BlobMismatch):  # its own "nothing was stored" is of the blob; this says it of the bundle
+        return ApiProblem(400, "hash_mismatch", f"{str(exc).removesuffix('; nothing was stored')}; {_kept(stored)}")
     if isinstance(exc, BlobTooLarge):
         return ApiProblem(413, "too_large", f"{exc}; {_kept(stored)}")
     return exc
