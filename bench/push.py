@@ -18,8 +18,10 @@ What is measured (the same end state for both tools: the site on 3 targets):
   blobs are written (page cache) and its release file is durable; it writes the blobs
   back in the background (`edge/releases.py` rule 6: after a crash of the OS, blobs not
   known to be flushed are hashed again). The script then waits, untimed, until the
-  edges report that done (`owncdn_edge_releases_unflushed` 0), so the next tool does
-  not run during it, and prints when it was.
+  edges report that done (`owncdn_edge_releases_unflushed` 0) and have made the
+  compressed forms a release's warm-up makes in the background (those of its 3 text
+  files over 1 MiB, 7.9 MB: `owncdn_edge_push_compressed_forms_making` 0), so the next
+  tool does not run during it, and prints when it was.
   Each run starts a new control plane, new edges and an empty hash cache, so every
   first push hashes and moves everything.
 - rsync: `rsync -a --stats` from the copy to 3 directories, the 3 at once. rsync
@@ -199,6 +201,11 @@ class Cdn:
         """Live releases whose blobs the edges have not written back yet (their /metrics)."""
         return self._metric_sum("owncdn_edge_releases_unflushed")
 
+    def compressing(self) -> int:
+        """Compressed forms the edges are making (a warm-up makes those of large text
+        files in the background: edge/static.py rule 7), from their /metrics."""
+        return self._metric_sum("owncdn_edge_push_compressed_forms_making")
+
     def _metric_sum(self, name: str) -> int:
         total = 0
         for addr in self.admins:
@@ -259,7 +266,7 @@ def push_owncdn(cdn: Cdn, site: Path, ack_timeout: float, in_process: bool, cach
             total = uploaded
             note = f"NOTE: {exc} ({cdn.acked(number)} did); the time is the upload alone"
     try:  # not timed: the edges write their blobs back in the background (edge/releases.py rule 6)
-        wait_until(lambda: cdn.unflushed() == 0, 30, "the edges flushing")
+        wait_until(lambda: cdn.unflushed() == 0 and cdn.compressing() == 0, 30, "the edges flushing")
         flushed = time.perf_counter() - t0
     except TimeoutError:
         flushed = float("nan")
@@ -421,7 +428,7 @@ def main() -> None:
                 cpu = own["cpu"]
                 print(f"      CPU s: owncdn client {cpu['client']:.2f} + control {cpu['control']:.2f} + 3 edges "
                       f"{cpu['edges']:.2f} = {sum(cpu.values()):.2f}; rsync {rs['cpu']:.2f}; "
-                      f"edges' blobs on disk after {own['flushed_seconds']:.2f} s", flush=True)
+                      f"edges' blobs on disk and forms made after {own['flushed_seconds']:.2f} s", flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)

@@ -219,6 +219,33 @@ async def test_a_restarted_edge_reads_its_forms_back_and_a_new_release_drops_tho
     assert not (state / "push" / "forms" / sha[:2] / f"{sha}.br").exists()
 
 
+async def test_warming_a_release_makes_the_forms_of_large_text_files_in_the_background(state, monkeypatch):
+    """static Rule 7, variants Rule 5: a first visitor gets the large file compressed too."""
+    import threading
+
+    from owncdn.edge.static import warm_release
+
+    monkeypatch.setattr("owncdn.edge.static.WAIT_BYTES", 1000)   # GUIDE is "large"
+    site = {**SITE, "guide.html": GUIDE, "shipped.js": GUIDE + b"//", "shipped.js.br": b"its own"}
+    async with PushEdge(state) as t:
+        t.store.install("blog", 1, site)
+        edge = t.server.edge
+        await warm_release(edge, "blog")
+        files = t.store.live["blog"].files
+        sha, own = files["guide.html"].sha256, files["shipped.js"].sha256
+        assert set(edge.variants.making) <= {(sha, "br"), (sha, "gzip")}   # not the file with its own siblings
+        for _ in range(500):
+            if edge.variants.get(sha, "br") and edge.variants.get(sha, "gzip"):
+                break
+            await asyncio.sleep(0.01)
+        first = await t.get("/guide", headers={"Accept-Encoding": "br"})
+        idle = [th for th in threading.enumerate() if th.name.startswith("owncdn-compress-idle")]
+        assert idle and os.getpriority(os.PRIO_PROCESS, idle[0].native_id) == 19   # its thread alone
+        assert os.getpriority(os.PRIO_PROCESS, 0) != 19
+    assert first.headers["content-encoding"] == "br" and brotli.decompress(first.body) == GUIDE
+    assert edge.variants.get(own, "br") is None and edge.variants.get(own, "gzip") is None
+
+
 async def test_compression_switched_off(state):
     async with PushEdge(state) as t:
         t.store.install("blog", 1, {**SITE, "guide.html": GUIDE})

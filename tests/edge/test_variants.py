@@ -126,3 +126,24 @@ async def test_a_form_gone_from_memory_comes_back_from_disk(tmp_path):
     assert v.get("a" * 64, "gzip") and v.get("b" * 64, "gzip") is None
     assert reads == [1, 1] and v.made["gzip"] == 2 and v.loaded == 1
     v.close()
+
+
+async def test_background_forms_wait_behind_a_limit_of_their_own(monkeypatch):
+    monkeypatch.setattr(variants_module, "BACKGROUND", 1)
+    v = Variants()
+    gate = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def slow():
+        asyncio.run_coroutine_threadsafe(gate.wait(), loop).result()
+        return TEXT
+
+    a = v.make("a" * 64, "gzip", slow, len(TEXT), background=True)
+    assert v.make("b" * 64, "gzip", slow, len(TEXT), background=True) is None   # Rule 5: one may wait
+    asked = v.make("c" * 64, "gzip", lambda: TEXT, len(TEXT))                   # a visitor's is not behind it
+    assert gzip.decompress(await asked) == TEXT
+    assert v.make("a" * 64, "gzip", slow, len(TEXT)) is a                        # Rule 1: shared with a visitor
+    gate.set()
+    await a
+    assert v.make("b" * 64, "gzip", lambda: TEXT, len(TEXT), background=True) is not None
+    v.close()

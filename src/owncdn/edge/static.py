@@ -38,8 +38,11 @@ Rules:
 7. A text file without precompressed siblings goes out in the edge's own ``br`` or
    ``gzip`` form when Accept-Encoding prefers one (``site`` Rule 2, ``FileAnswer.compress``).
    The form is made once per blob and coding (``variants.py``); the first request for
-   a file of at most ``WAIT_BYTES`` waits for it (about 1 ms for 100 KB of HTML), a
-   larger file goes out as it is until its form is made. The form's head is built once
+   a file of at most ``WAIT_BYTES`` waits for it (about 1 ms for 100 KB of HTML). The
+   forms of larger files (a single-page app's JavaScript bundle, a search index) are
+   made when the release is warmed (rule 6), in the background at the lowest CPU
+   priority (``variants`` Rule 5), as their first visitor would not wait for them: a
+   request before that gets the file as it is. The form's head is built once
    per prepared answer (``Prepared.variant``), like the file's (rule 2).
 8. A release with a ``_redirects`` or ``_headers`` file at its top answers with their
    rules as well as the service's (``core/content/redirectsfile.py``, ``headersfile.py``):
@@ -56,6 +59,8 @@ from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from owncdn.core.content.compress import CODINGS as MADE
+from owncdn.core.content.compress import compressible
 from owncdn.core.content.negotiate import CODINGS
 from owncdn.core.content.headersfile import FILE as HEADERS_FILE
 from owncdn.core.content.headersfile import headers_file_rules
@@ -262,7 +267,24 @@ async def warm_release(edge: "Edge", service: str) -> int:
         if sha not in live.bodies and live.small_bytes + len(body) <= SMALL_BYTES:
             live.small_bytes += len(body)
             live.bodies[sha] = body
+    if svc.site.compress:  # rule 7: the forms a first visitor would not wait for, made now
+        for sha, size in await asyncio.to_thread(_large_texts, live.files):
+            for coding in MADE:
+                if edge.variants.get(sha, coding) is None and edge.variants.make(
+                        sha, coding, partial(store.read_blob, sha), size, background=True) is None:
+                    return len(found)  # as many as may wait (variants Rule 5): the rest on request
     return len(found)
+
+
+def _large_texts(files) -> list[tuple[str, int]]:
+    """Rule 7 (in a thread): the blobs of the text files above ``WAIT_BYTES`` that the
+    edge compresses (no precompressed sibling), each once."""
+    out: dict[str, int] = {}
+    for path, entry in files.items():
+        if (entry.size > WAIT_BYTES and compressible(path, entry.size) and not _is_sibling(path, files)
+                and not any(path + suffix in files for suffix in CODINGS.values())):
+            out[entry.sha256] = entry.size
+    return list(out.items())
 
 
 def _read_small(store, answers: list[FileAnswer], budget: int) -> dict[str, bytes]:

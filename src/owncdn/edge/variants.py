@@ -23,11 +23,18 @@ Rules:
    The forms of a site larger than the budget were compressed again at every turn of
    its visitors through it; a restart made every form again.
 4. ``close()`` drops what is queued; a form being made finishes and is dropped.
+5. ``make(..., background=True)`` (a release's warm-up: ``static.py`` rule 6) makes the
+   form in a second thread of its own at the lowest CPU priority (``nice`` 19 for that
+   thread, where the system allows it), at most ``BACKGROUND`` queued: what visitors
+   ask for is made first and served without waiting behind it. A visitor asking for a
+   form being made there shares its future (Rule 1).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -35,11 +42,12 @@ from owncdn.core.content.compress import compress, worth_it
 
 from .formfiles import FormFiles
 
-__all__ = ["BUDGET", "ENTRY_BYTES", "NOT_WORTH", "PENDING", "Variants"]
+__all__ = ["BACKGROUND", "BUDGET", "ENTRY_BYTES", "NOT_WORTH", "PENDING", "Variants"]
 
 BUDGET = 64 << 20
 ENTRY_BYTES = 128
 PENDING = 256
+BACKGROUND = 64  # Rule 5
 NOT_WORTH = b""  # Rule 2 (an empty form is never worth sending: the files compressed are not empty)
 
 
@@ -57,6 +65,8 @@ class Variants:
         self._loading: set[tuple[str, str]] = set()  # read back, until _done saw them
         self.saved = 0  # bytes the forms made are smaller than their files
         self._pool: ThreadPoolExecutor | None = None
+        self._idle: ThreadPoolExecutor | None = None  # Rule 5
+        self._queued = 0  # of them, in _idle
 
     def __repr__(self) -> str:
         return f"<Variants {len(self.held)} held, {self.bytes} bytes, {len(self.making)} being made>"
@@ -64,28 +74,39 @@ class Variants:
     def get(self, sha: str, coding: str) -> bytes | None:
         return self.held.get((sha, coding))
 
-    def make(self, sha: str, coding: str, read: Callable[[], bytes], size: int) -> asyncio.Future | None:
+    def make(self, sha: str, coding: str, read: Callable[[], bytes], size: int,
+             background: bool = False) -> asyncio.Future | None:
         """Rule 1: the future of the form (its bytes, ``NOT_WORTH``, or None: Rule 2);
-        None when too many are queued."""
+        None when too many are queued. ``background``: Rule 5."""
         key = (sha, coding)
         future = self.making.get(key)
         if future is not None:
             return future
-        if len(self.making) >= PENDING:
+        if len(self.making) >= PENDING or (background and self._queued >= BACKGROUND):
             return None
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="owncdn-compress")
-        future = asyncio.get_running_loop().run_in_executor(self._pool, self._make, read, sha, coding)
+        if background:
+            if self._idle is None:
+                self._idle = ThreadPoolExecutor(1, thread_name_prefix="owncdn-compress-idle", initializer=_lowest_priority)
+            pool = self._idle
+            self._queued += 1
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="owncdn-compress")
+            pool = self._pool
+        future = asyncio.get_running_loop().run_in_executor(pool, self._make, read, sha, coding)
         self.making[key] = future
-        future.add_done_callback(lambda done: self._done(key, done, size))
+        future.add_done_callback(lambda done: self._done(key, done, size, background))
         return future
 
-    def _done(self, key: tuple[str, str], done: asyncio.Future, size: int) -> None:
+    def _done(self, key: tuple[str, str], done: asyncio.Future, size: int, background: bool = False) -> None:
+        if background:
+            self._queued -= 1
         if self.making.get(key) is done:
             del self.making[key]
         loaded = key in self._loading
         self._loading.discard(key)
-        if done.cancelled() or self._pool is None or done.exception() is not None or done.result() is None:
+        if done.cancelled() or (self._pool is None and self._idle is None) or done.exception() is not None \
+                or done.result() is None:
             return  # (a compressor that raised: its askers send the file as it is)
         data = done.result()
         self.held[key] = data
@@ -118,9 +139,10 @@ class Variants:
 
     def close(self) -> None:
         """Rule 4."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._pool, self._idle):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._idle = None
         self.making.clear()
 
     def metric_families(self, prefix: str):
@@ -134,9 +156,18 @@ class Variants:
         yield CounterMetricFamily(prefix + "push_compressed_forms_loaded", "Compressed forms read back from this "
                                   "edge's disk instead of made again (made before a restart, or dropped from "
                                   "memory).", value=self.loaded)
+        yield GaugeMetricFamily(prefix + "push_compressed_forms_making", "Compressed forms being made or queued "
+                                "(for visitors, and a release's warm-up in the background).", value=len(self.making))
         yield GaugeMetricFamily(prefix + "push_compressed_bytes", "Bytes of compressed forms held in memory.",
                                 value=sum(map(len, self.held.values())))
         yield CounterMetricFamily(prefix + "push_compressed_saved_bytes", "Bytes the forms made are smaller than "
                                   "their files (once per form made, not per response).", value=self.saved)
 
 
+def _lowest_priority() -> None:
+    """Rule 5, in the background thread: ``nice`` 19 for this thread alone (Linux
+    schedules threads as tasks); elsewhere, or where it is refused, as it is."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
