@@ -12,6 +12,17 @@ from owncdn.edge.variants import ENTRY_BYTES, NOT_WORTH, Variants
 TEXT = b"<li>an item of a long list</li>\n" * 1000
 
 
+def held_by(gate: asyncio.Event):
+    """A read that gives TEXT, in the pool's thread, once ``gate`` is set."""
+    loop = asyncio.get_running_loop()
+
+    def slow():
+        asyncio.run_coroutine_threadsafe(gate.wait(), loop).result()
+        return TEXT
+
+    return slow
+
+
 async def test_made_once_and_shared_by_its_askers():
     v = Variants()
     reads = []
@@ -58,11 +69,7 @@ async def test_at_most_pending_queued(monkeypatch):
     monkeypatch.setattr(variants_module, "PENDING", 2)
     v = Variants()
     gate = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def slow():
-        asyncio.run_coroutine_threadsafe(gate.wait(), loop).result()
-        return TEXT
+    slow = held_by(gate)
 
     a = v.make("a" * 64, "gzip", slow, len(TEXT))
     b = v.make("b" * 64, "gzip", slow, len(TEXT))
@@ -132,11 +139,7 @@ async def test_background_forms_wait_behind_a_limit_of_their_own(monkeypatch):
     monkeypatch.setattr(variants_module, "BACKGROUND", 1)
     v = Variants()
     gate = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def slow():
-        asyncio.run_coroutine_threadsafe(gate.wait(), loop).result()
-        return TEXT
+    slow = held_by(gate)
 
     a = v.make("a" * 64, "gzip", slow, len(TEXT), background=True)
     assert v.make("b" * 64, "gzip", slow, len(TEXT), background=True) is None   # Rule 5: one may wait
