@@ -43,6 +43,13 @@ from owncdn.core.content.compress import MAX_BYTES, MIN_BYTES, compress, compres
     ("doc.pdf", 5000, False),
     ("video.mp4", 5000, False),
     ("no-suffix", 5000, False),
+    ("scene.glb", 5000, False),
+    # text beyond text/*
+    ("config.yaml", 5000, True),
+    ("Cargo.toml", 5000, True),
+    ("map.geojson", 5000, True),
+    ("scene.gltf", 5000, True),
+    ("app.iso.sha256", 5000, True),
     # ... and only from MIN_BYTES to MAX_BYTES
     ("index.html", MIN_BYTES - 1, False),
     ("index.html", MIN_BYTES, True),

@@ -197,6 +197,15 @@ def test_a_new_release_of_the_same_bytes_keeps_its_etag():
     ("Makefile", "application/octet-stream"),
     (".bashrc", "application/octet-stream"),
     ("x.unknown", "application/octet-stream"),
+    ("deploy.YML", "application/yaml; charset=utf-8"),
+    ("Cargo.toml", "application/toml; charset=utf-8"),
+    ("map.geojson", "application/geo+json; charset=utf-8"),
+    ("scene.glb", "model/gltf-binary"),
+    ("photo.jxl", "image/jxl"),
+    ("talk.opus", "audio/ogg"),
+    ("talk.vtt", "text/vtt; charset=utf-8"),
+    ("app-1.2.iso.sha256", "text/plain; charset=utf-8"),
+    ("src.7z", "application/x-7z-compressed"),
 ])
 def test_content_type(name, expected):
     assert content_type(name) == expected

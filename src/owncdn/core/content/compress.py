@@ -7,8 +7,9 @@ one the visitor's Accept-Encoding prefers (``site`` Rule 2).
 
 Rules:
 1. A file is compressed when its type (``mediatypes``, from its name) is text, or
-   JavaScript, JSON, XML, SVG, a web manifest, WebAssembly or an uncompressed font
-   format (TrueType, OpenType, icons), and its size is from ``MIN_BYTES`` (below, the
+   JavaScript, JSON (also GeoJSON and glTF's), XML, SVG, YAML, TOML, a web manifest,
+   WebAssembly or an uncompressed font format (TrueType, OpenType, icons), and its
+   size is from ``MIN_BYTES`` (below, the
    saving fits in the packet the response takes anyway) to ``MAX_BYTES`` (a larger
    text file is a download: sent as it is, with ranges).
 2. The codings are ``br`` (Brotli, quality ``BR_QUALITY``) and ``gzip`` (zlib, level
@@ -42,6 +43,7 @@ _TYPES = frozenset({
     "application/javascript", "application/json", "application/manifest+json", "application/xml",
     "application/rss+xml", "application/atom+xml", "application/xhtml+xml", "application/ld+json",
     "application/wasm", "image/svg+xml", "image/vnd.microsoft.icon", "image/bmp", "font/ttf", "font/otf",
+    "application/geo+json", "application/yaml", "application/toml", "model/gltf+json",
 })
 
 
