@@ -231,7 +231,7 @@ def promote(
 
     The very same files: nothing is read or uploaded, and the edges of --env switch to
     it as to a push."""
-    from owncdn.cli.push_run import comment_problem, not_served, served_line, status_fields
+    from owncdn.cli.push_run import comment_problem, follow, not_served, served_line, status_fields
     from owncdn.core.content.manifest import parse_manifest
 
     if source == env:
@@ -258,7 +258,7 @@ def promote(
         origin = next((r for r in _call(api.releases, source, service, 1000) if r["number"] == number), {})
         comment = _promoted(source, number, origin.get("comment") or "")
     made = _call(_create, api, env, service, manifest, comment, f"{source}: {service} release {number}")
-    status = _call(api.release_status, env, service, made["number"], wait) if wait else None
+    status = _call(follow, api, env, service, made["number"], wait) if wait else None
     out = {"env": env, "service": service, "release": made["number"], "from": source, "from_release": number,
            "created": True, "files": made["files"], "bytes": made["bytes"]}
     text = (f"{env}: {service} release {made['number']} ({made['files']} files, {_human(made['bytes'])}), "

@@ -32,7 +32,9 @@ Rules:
    `owncdn up` from a cold disk (two runs) ended showing 207 MB/s with that lump as a
    sample, 182 without, the rate of its last 150 MB.
 5. With ``--wait S`` the command returns once every edge in contact serves the
-   release (or failed it), waiting at most S seconds (``GET .../status?wait=S``); it
+   release (or failed it), waiting at most S seconds (``GET .../status?wait=``, in
+   steps of ``FOLLOW_STEP`` seconds: an edge retrying after a full disk is told on
+   stderr as soon as it says so); it
    exits 1 naming the edges that failed or do not serve it yet, with what each said it
    is retrying after (a full disk: ``releasesync`` Rule 3). Edges whose event stream
    ended (stopped, killed) are not waited for: they are named as not serving, and
@@ -75,6 +77,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 TYPE_CHECKING = False  # paths are strings on the lean start: it imports neither typing nor pathlib
 if TYPE_CHECKING:
@@ -355,7 +358,7 @@ def run_push(args: PushArgs) -> int:
         finally:
             bar.stop()
         saving = cache.save_soon() if cache is not None else None  # Rule 6: while the edges switch
-        status = api.release_status(args.env, args.service, result.release["number"], args.wait) if args.wait else None
+        status = follow(api, args.env, args.service, result.release["number"], args.wait) if args.wait else None
     except SiteError as exc:
         return _fail(str(exc))
     except ApiError as exc:
@@ -402,6 +405,29 @@ def run_push(args: PushArgs) -> int:
     _KEPT.append((result, cache))  # Rule 10
     problem = not_served(number, status, args.wait) if status is not None else None
     return _fail(problem) if problem is not None else 0
+
+
+FOLLOW_STEP = 5.0  # Rule 5: seconds between the news of edges that are retrying
+
+
+def follow(api, env: str, service: str, number: int, wait: float, tell=None) -> dict:
+    """Rule 5: the release's status once every edge in contact serves it (or failed),
+    or after ``wait`` seconds; asked in steps of ``FOLLOW_STEP`` so that what an edge
+    says it is retrying after (a full disk) is told (to stderr) as it comes, not only
+    at the end. A push every edge serves within the first step asks once, as before."""
+    tell = tell or (lambda line: sys.stderr.write(line + "\n"))
+    deadline = time.monotonic() + wait
+    told: dict[str, str] = {}
+    while True:
+        remaining = deadline - time.monotonic()
+        status = api.release_status(env, service, number, max(0.0, min(remaining, FOLLOW_STEP)))
+        if status["complete"] or remaining <= FOLLOW_STEP:
+            return status
+        for node in status["pending"]:
+            reason = node.get("reason")
+            if reason and told.get(node["name"]) != reason:
+                told[node["name"]] = reason
+                tell(f"{node['name']} does not serve release {number} yet: {reason}; waiting on")
 
 
 def status_fields(status: dict) -> dict:
