@@ -358,6 +358,9 @@ def run_push(args: PushArgs) -> int:
         finally:
             bar.stop()
         saving = cache.save_soon() if cache is not None else None  # Rule 6: while the edges switch
+        if not args.as_json:  # said before the wait for the edges (Rule 5)
+            sys.stdout.write(_made_lines(args, result))
+            sys.stdout.flush()
         status = follow(api, args.env, args.service, result.release["number"], args.wait) if args.wait else None
     except SiteError as exc:
         return _fail(str(exc))
@@ -388,16 +391,6 @@ def run_push(args: PushArgs) -> int:
 
         sys.stdout.write(dumps(out) + "\n")
     else:
-        sys.stdout.write(f"{args.env}: {args.service} release {number} ({result.files} file{'' if result.files == 1 else 's'}, "
-                         f"{human(result.bytes_total)}); uploaded {result.blobs_uploaded} blob(s), "
-                         f"{human(result.bytes_uploaded)} + manifest {human(result.manifest_bytes)} "
-                         f"in {result.seconds:.2f}s\n")
-        if result.bytes_resumed:  # push Rule 15
-            sys.stdout.write(f"resumed: {human(result.bytes_resumed)} the control plane kept from an upload that "
-                             "broke were not sent again\n")
-        if result.rules:  # sitedir Rule 12
-            sys.stdout.write("rules that go with this release: " + ", ".join(
-                f"{name} ({count} rule{'' if count == 1 else 's'})" for name, count in result.rules.items()) + "\n")
         if status is not None:
             sys.stdout.write(served_line(status))
         sys.stdout.write(left_out_lines(result.left_out))
@@ -405,6 +398,21 @@ def run_push(args: PushArgs) -> int:
     _KEPT.append((result, cache))  # Rule 10
     problem = not_served(number, status, args.wait) if status is not None else None
     return _fail(problem) if problem is not None else 0
+
+
+def _made_lines(args: PushArgs, result) -> str:
+    """What the push made: the release, what was uploaded and resumed, its rules files."""
+    text = (f"{args.env}: {args.service} release {result.release['number']} ({result.files} "
+            f"file{'' if result.files == 1 else 's'}, {human(result.bytes_total)}); uploaded {result.blobs_uploaded} "
+            f"blob(s), {human(result.bytes_uploaded)} + manifest {human(result.manifest_bytes)} "
+            f"in {result.seconds:.2f}s\n")
+    if result.bytes_resumed:  # push Rule 15
+        text += (f"resumed: {human(result.bytes_resumed)} the control plane kept from an upload that broke were "
+                 "not sent again\n")
+    if result.rules:  # sitedir Rule 12
+        text += "rules that go with this release: " + ", ".join(
+            f"{name} ({count} rule{'' if count == 1 else 's'})" for name, count in result.rules.items()) + "\n"
+    return text
 
 
 FOLLOW_STEP = 5.0  # Rule 5: seconds between the news of edges that are retrying
