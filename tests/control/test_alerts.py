@@ -11,7 +11,7 @@ import pytest
 from owncdn.control.acme.notify import Webhook
 from owncdn.control.alerts import Alerts, payload
 from owncdn.control.health import HealthSettings
-from owncdn.core.alerts import Alert, ErrorRateWatch, counter_delta, health_alert, release_alert
+from owncdn.core.alerts import Alert, DiskWatch, ErrorRateWatch, counter_delta, health_alert, release_alert
 from owncdn.testing.fleet import Fleet
 from owncdn.testing.origin import FakeOrigin
 
@@ -139,6 +139,63 @@ def test_release_alerts(status, reason, kind, severity, message):
         assert alert is None
     else:
         assert (alert.kind, alert.severity, alert.subject, alert.message) == (kind, severity, "fra-1", message)
+
+
+@pytest.mark.parametrize("reports, kinds", [
+    ([(500, 1000), (100, 1000)], []),                                        # plenty free
+    ([(49, 1000)], ["edge_disk_low"]),                                       # below 5%
+    ([(50, 1000)], []),                                                      # 5% exactly is not low
+    ([(40, 1000), (30, 1000), (60, 1000), (99, 1000)], ["edge_disk_low"]),   # one alert while low
+    ([(40, 1000), (100, 1000)], ["edge_disk_low", "edge_disk_normal"]),      # normal again only at 10%
+    ([(40, 1000), (100, 1000), (10, 1000)], ["edge_disk_low", "edge_disk_normal", "edge_disk_low"]),
+    ([(0, 0), (-1, 1000)], []),                                              # nothing to tell by
+])
+def test_disk_alerts_once_per_transition(reports, kinds):
+    watch = DiskWatch("prod", "fra-1")
+    seen = [a.kind for a in (watch.observe(free, total, "/srv/owncdn") for free, total in reports) if a is not None]
+    assert seen == kinds
+
+
+def test_disk_alert_messages():
+    watch = DiskWatch("prod", "fra-1")
+    low = watch.observe(1_200_000_000, 34_000_000_000, "/srv/owncdn")
+    assert (low.severity, low.subject) == ("warning", "fra-1")
+    assert low.message == ("edge fra-1 (prod): its disk at /srv/owncdn has 3.5% free (1.2 GB of 34.0 GB); "
+                           "pushed releases stop fitting once it is full")
+    back = watch.observe(10_000_000_000, 34_000_000_000, "/srv/owncdn")
+    assert (back.severity, back.message) == ("resolved", "edge fra-1 (prod): its disk at /srv/owncdn has 29% free again")
+
+
+async def test_an_edge_s_disk_running_low_raises_one_alert(tmp_path, monkeypatch):
+    import os
+    from types import SimpleNamespace
+
+    from owncdn.edge import diskspace
+
+    free = {"blocks": 900}
+
+    def statvfs(path):   # a 4 MB disk under the edge's state directory, 4 KiB blocks
+        return SimpleNamespace(f_bavail=free["blocks"], f_frsize=4096, f_blocks=1000)
+
+    monkeypatch.setattr(diskspace.os, "statvfs", statvfs)
+    fleet = Fleet(tmp_path, edges=1, health=HealthSettings(interval=0.05, timeout=2.0, origins=False))
+    async with fleet:
+        await fleet.wait_applied(await fleet.apply(SITE.format(origin="http://127.0.0.1:9")))
+        api = fleet.api
+        await wait_for(lambda: any(e["disk"] and e["disk"]["free"] == 900 * 4096 for e in api.edge_health()))
+        [edge] = await asyncio.to_thread(api.edge_health)
+        assert edge["disk"]["total"] == 1000 * 4096 and os.path.isabs(edge["disk"]["path"])
+        free["blocks"] = 20
+        await wait_for(lambda: any(a["alert"] == "edge_disk_low" for a in api.alerts()))
+        for _ in range(3):
+            await asyncio.sleep(0.1)
+        free["blocks"] = 500
+        await wait_for(lambda: any(a["alert"] == "edge_disk_normal" for a in api.alerts()))
+        alerts = await asyncio.to_thread(api.alerts)
+    disk = {a["alert"]: a for a in alerts if a["alert"].startswith("edge_disk")}
+    assert sorted(a["alert"] for a in alerts if a["alert"].startswith("edge_disk")) == ["edge_disk_low", "edge_disk_normal"]
+    assert "has 2.0% free (81.9 KB of 4.1 MB)" in disk["edge_disk_low"]["message"]
+    assert disk["edge_disk_low"]["severity"] == "warning" and disk["edge_disk_normal"]["severity"] == "resolved"
 
 
 async def test_certificate_trouble_is_one_alert():

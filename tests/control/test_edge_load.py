@@ -49,6 +49,39 @@ async def test_the_health_answer_carries_load_counters_and_admin_address(tmp_pat
     assert head.status_code == 200 and head.content == b""
 
 
+async def test_the_health_answer_and_metrics_carry_the_state_directory_s_disk(tmp_path):
+    """edge/diskspace.py: what the control plane warns about before pushes stop fitting."""
+    import os
+
+    state = tmp_path / "edge-state"
+    edge = await EdgeServer.start(parse_config(SITE, "cdn.yaml", lambda kind, name: None), access_log="off",
+                                  state_dir=state)
+    try:
+        async with httpx.AsyncClient() as http:
+            body = (await http.get(f"http://127.0.0.1:{edge.port}/.well-known/owncdn/health")).json()
+        exposition = edge.edge.metrics.exposition().decode()
+    finally:
+        await edge.close()
+    st = os.statvfs(state)
+    disk = body["disk"]
+    assert disk["path"] == str(state) and disk["total"] == st.f_blocks * st.f_frsize
+    assert 0 < disk["free"] <= disk["total"]
+    values = dict(line.split(" ") for line in exposition.splitlines() if line.startswith("owncdn_edge_disk_"))
+    assert float(values["owncdn_edge_disk_size_bytes"]) == disk["total"]
+    assert 0 < float(values["owncdn_edge_disk_free_bytes"]) <= disk["total"]
+
+
+async def test_an_edge_without_a_state_directory_reports_no_disk():
+    edge = await EdgeServer.start(parse_config(SITE, "cdn.yaml", lambda kind, name: None), access_log="off")
+    try:
+        async with httpx.AsyncClient() as http:
+            body = (await http.get(f"http://127.0.0.1:{edge.port}/.well-known/owncdn/health")).json()
+        exposition = edge.edge.metrics.exposition().decode()
+    finally:
+        await edge.close()
+    assert body["disk"] is None and "owncdn_edge_disk_free_bytes" not in exposition
+
+
 async def test_a_starved_monitor_widens_its_timeout_and_does_not_count_its_timeouts(tmp_path):
     store = Store(sqlite_url(tmp_path), clock=FakeClock().time)
     store.migrate()

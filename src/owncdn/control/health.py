@@ -45,6 +45,10 @@ Rules:
    decides. An edge whose event stream to this control plane ends (``suspect``, from
    ``api/events.py``) is checked at once: a killed process is noticed by its
    closed connection, and only checks ever count.
+10. The disk an edge reports (its state directory's: ``edge/diskspace.py``) raises
+   one ``edge_disk_low`` alert when less than 5% of it is free and one
+   ``edge_disk_normal`` when 10% is free again (``owncdn.core.alerts`` Rule 6), and
+   ``GET /v1/health/edges`` shows it.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from owncdn.control.store import CheckResult, EdgeHealthRecord, Store, StoreError
-from owncdn.core.alerts import ErrorRateWatch, counter_delta, health_alert
+from owncdn.core.alerts import DiskWatch, ErrorRateWatch, counter_delta, health_alert
 from owncdn.core.routing import DEFAULT_FALL, DEFAULT_RISE
 from owncdn.core.routing.health import Starvation, counted, widened_timeout
 from owncdn.core.routing.load import LoadMeter, LoadReport
@@ -126,6 +130,8 @@ class EdgeInfo:
     admin: str | None
     responses: int
     errors: int
+    disk: dict | None = None
+    """{path, free, total} of the edge's state directory's disk (``edge/diskspace.py``)."""
     at: float = field(default_factory=time.time)
     delta: tuple[int, int] | None = None
     """(responses, errors) since the previous answer, until the error rate takes it."""
@@ -155,6 +161,7 @@ class HealthMonitor:
         self.edges: dict[str, EdgeInfo] = {}
         self.origins = OriginMonitor(store, settings, self._alert)
         self.error_rates: dict[str, ErrorRateWatch] = {}
+        self.disk_watches: dict[str, DiskWatch] = {}  # Rule 10, by node id
         self.uncounted = 0  # checks not counted because this monitor was starved
         self.last_timeout = settings.timeout
         self.unsettled: set[str] = set()  # Rule 9: edges whose last check disagreed with their health
@@ -228,6 +235,7 @@ class HealthMonitor:
         else:
             for gone in set(self.edges) - {e.node_id for e in edges}:
                 del self.edges[gone]  # deleted nodes
+                self.disk_watches.pop(gone, None)
         origins = self._origins(timeout, checker) if self.settings.origins and only is None else _nothing()
         checks, _ = await asyncio.gather(asyncio.gather(*(self.check(http, edge, timeout) for edge in edges)),
                                          origins)
@@ -263,6 +271,7 @@ class HealthMonitor:
             self._alert(health_alert("edge", edge.env, f"{edge.name} ({edge.location}, {edge.address})",
                                      edge.healthy, edge.error))
         self._error_rates(edges)
+        self._disks(edges)
         if flipped:
             self.on_change()
         return flipped
@@ -309,6 +318,21 @@ class HealthMonitor:
             if alert is not None:
                 self._alert(alert)
 
+    def _disks(self, edges: list[EdgeHealthRecord]) -> None:
+        """Rule 10: each edge's disk, into its watch."""
+        if self.alerts is None:
+            return
+        for edge in edges:
+            info = self.edges.get(edge.node_id)
+            if info is None or info.disk is None:
+                continue
+            watch = self.disk_watches.get(edge.node_id)
+            if watch is None:
+                watch = self.disk_watches[edge.node_id] = DiskWatch(edge.env, edge.name)
+            alert = watch.observe(info.disk["free"], info.disk["total"], info.disk["path"])
+            if alert is not None:
+                self._alert(alert)
+
     async def check(self, http: httpx.AsyncClient, edge: EdgeHealthRecord, timeout: float | None = None) -> EdgeCheck:
         """One check of one edge (Rule 1)."""
         timeout = self.settings.timeout if timeout is None else timeout
@@ -340,8 +364,16 @@ def _answer(resp: httpx.Response) -> tuple[EdgeInfo | None, str]:
     counts = data.get("responses") if isinstance(data.get("responses"), dict) else {}
     load = LoadReport.from_dict(data["load"] if isinstance(data.get("load"), dict) else {})
     admin = data.get("admin") if isinstance(data.get("admin"), str) else None
-    info = EdgeInfo(load, admin, _int(counts.get("total")), _int(counts.get("errors")))
+    info = EdgeInfo(load, admin, _int(counts.get("total")), _int(counts.get("errors")), _disk(data.get("disk")))
     return info, str(data.get("why") or resp.reason_phrase)
+
+
+def _disk(value) -> dict | None:
+    """The edge's ``disk`` report, when it is one."""
+    if not isinstance(value, dict) or not isinstance(value.get("path"), str):
+        return None
+    free, total = _int(value.get("free")), _int(value.get("total"))
+    return {"path": value["path"][:500], "free": free, "total": total} if total else None
 
 
 def _int(value) -> int:

@@ -21,6 +21,10 @@ Rules:
    to fetch (``release_retrying``, a warning: a full disk, the control plane
    unreachable) is one alert per such report, with the edge's reason. An edge reports
    ``retrying`` only when its trouble changes, so a disk that stays full alerts once.
+6. An edge's disk (its state directory: pushed releases, logs, certificates) is
+   ``low`` once less than ``LOW_DISK_SHARE`` of it is free, and ``normal`` again only
+   with twice that free, so one alert each way (``edge_disk_low``, a warning before
+   the pushes stop fitting; ``edge_disk_normal``).
 """
 
 from __future__ import annotations
@@ -28,14 +32,16 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-__all__ = ["Alert", "ErrorRateWatch", "counter_delta", "health_alert", "release_alert"]
+__all__ = ["LOW_DISK_SHARE", "Alert", "DiskWatch", "ErrorRateWatch", "counter_delta", "health_alert", "release_alert"]
+
+LOW_DISK_SHARE = 0.05  # Rule 6
 
 
 @dataclass(frozen=True)
 class Alert:
     kind: str
     """edge_down, edge_up, origin_down, origin_up, error_rate_high, error_rate_normal,
-    certificate, release_failed, release_retrying."""
+    certificate, release_failed, release_retrying, edge_disk_low, edge_disk_normal."""
     env: str
     subject: str
     """The edge's name, the origin's service and URL, the environment, the certificate."""
@@ -45,7 +51,7 @@ class Alert:
     def severity(self) -> str:
         if self.kind.endswith(("_up", "_normal")):
             return "resolved"
-        return "warning" if self.kind in ("certificate", "release_retrying") else "critical"
+        return "warning" if self.kind in ("certificate", "release_retrying", "edge_disk_low") else "critical"
 
 
 def health_alert(what: str, env: str, subject: str, healthy: bool, why: str = "") -> Alert:
@@ -65,6 +71,39 @@ def release_alert(env: str, service: str, number: int, edge: str, status: str, r
         return Alert("release_retrying", env, edge, f"edge {edge} ({env}) does not serve release {number} of "
                      f"{service} yet: {why}; it keeps trying")
     return None
+
+
+@dataclass
+class DiskWatch:
+    """Rule 6, for one edge."""
+
+    env: str
+    edge: str
+    low: bool = False
+
+    def observe(self, free: int, total: int, path: str) -> Alert | None:
+        """The alert of this report of the edge's disk (``free`` of ``total`` bytes at
+        ``path``), when its state changes."""
+        if total <= 0 or free < 0:
+            return None
+        share = free / total
+        where = f"edge {self.edge} ({self.env}): its disk at {path}"
+        if not self.low and share < LOW_DISK_SHARE:
+            self.low = True
+            return Alert("edge_disk_low", self.env, self.edge, f"{where} has {share:.1%} free ({_size(free)} of "
+                         f"{_size(total)}); pushed releases stop fitting once it is full")
+        if self.low and share >= 2 * LOW_DISK_SHARE:
+            self.low = False
+            return Alert("edge_disk_normal", self.env, self.edge, f"{where} has {share:.0%} free again")
+        return None
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
 
 
 def counter_delta(before: int | None, after: int) -> int:

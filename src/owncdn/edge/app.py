@@ -107,6 +107,7 @@ class Edge:
         self.background: set[asyncio.Task] = set()
         self.draining = False  # shutting down: the health path says 503 (edge/health.py)
         self.releases = None  # pushed releases (edge/releases.py ReleaseStore), set by the server
+        self.state_dir = None  # its state directory, set by the server (edge/diskspace.py)
         self.variants = Variants()  # compressed forms of pushed text files (edge/variants.py)
 
     @property

@@ -13,8 +13,9 @@ Rules:
 4. The body is JSON: ``status``, ``why``, ``edge``, ``location``, ``load`` (event-loop
    lag, CPU steal, load average: ``edge/load.py``), ``responses`` (total and 5xx
    since start, from the metrics' counters: the monitor turns them into an error
-   rate) and ``admin`` (HOST:PORT of the admin listener, or null), which the control
-   plane uses for ``owncdn explain`` and ``owncdn probe``.
+   rate), ``admin`` (HOST:PORT of the admin listener, or null), which the control
+   plane uses for ``owncdn explain`` and ``owncdn probe``, and ``disk`` (the free and
+   total bytes of the state directory's disk, or null: ``diskspace.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def is_health_request(req) -> bool:
 
 def health_body(edge, status: int, why: str) -> dict:
     """Rule 4: the JSON the monitor reads."""
+    from owncdn.edge.diskspace import disk_report
     from owncdn.edge.load import load_report
 
     total = errors = 0
@@ -49,7 +51,7 @@ def health_body(edge, status: int, why: str) -> dict:
     return {"status": "ok" if status == 200 else "unavailable", "why": why, "edge": edge.edge_id,
             "location": edge.location, "load": load_report(edge).as_dict(),
             "responses": {"total": total, "errors": errors},
-            "admin": getattr(edge, "admin_address", None)}
+            "admin": getattr(edge, "admin_address", None), "disk": disk_report(edge)}
 
 
 def answer_health(edge, req) -> None:

@@ -32,6 +32,8 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
+from owncdn.edge.diskspace import metric_families as disk_families
+
 if TYPE_CHECKING:
     from owncdn.edge.app import Edge
 
@@ -163,6 +165,7 @@ class EdgeCollector(Collector):
         yield from self._store()
         yield from self._purges()
         yield from self._edge()
+        yield from disk_families(self.edge, PREFIX)  # edge/diskspace.py
         if self.edge.releases is not None:  # pushed releases (edge/releases.py)
             yield from self.edge.releases.metric_families(PREFIX)
             yield from self.edge.variants.metric_families(PREFIX)

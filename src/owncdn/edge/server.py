@@ -148,6 +148,7 @@ class EdgeServer:
         log = AccessLog(access_log or settings.access_log, edge_id, location)
         edge = Edge(config, clock=clock or SystemClock(), edge_id=edge_id, location=location, access_log=log,
                     disk_share=disk_share, geoip=geoip)
+        edge.state_dir = Path(state_dir) if state_dir is not None else None
         edge.releases = open_releases(state_dir, config, control)  # pushed releases on disk (edge/releases.py)
         if edge.releases is not None:
             edge.variants.forms = edge.releases.forms  # compressed forms kept on disk too (edge/variants.py Rule 3)

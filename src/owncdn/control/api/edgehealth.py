@@ -39,6 +39,8 @@ class EdgeHealthOut(BaseModel):
     load: dict | None = Field(None, description="What the edge last reported: loop_lag_seconds, cpu_steal_ratio, "
                                                 "load1/5/15 (null before its first answer, or without a monitor here).")
     admin: str | None = Field(None, description="HOST:PORT of the edge's admin listener, as it reported it.")
+    disk: dict | None = Field(None, description="The disk of the edge's state directory, as it last reported it: "
+                                                "path, free and total bytes (null before its first answer).")
 
 
 @router.get("/v1/health/edges", response_model=list[EdgeHealthOut], summary="Health of every edge",
@@ -58,6 +60,7 @@ def edge_health(
             changed_at=utc(e.changed_at), last_error=e.error,
             load=infos[e.node_id].load.as_dict() if e.node_id in infos else None,
             admin=infos[e.node_id].admin if e.node_id in infos else None,
+            disk=infos[e.node_id].disk if e.node_id in infos else None,
         )
         for e in ctx.store.edge_health(env)
     ]
