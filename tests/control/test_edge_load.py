@@ -49,19 +49,24 @@ async def test_the_health_answer_carries_load_counters_and_admin_address(tmp_pat
     assert head.status_code == 200 and head.content == b""
 
 
-async def test_the_health_answer_and_metrics_carry_the_state_directory_s_disk(tmp_path):
-    """edge/diskspace.py: what the control plane warns about before pushes stop fitting."""
-    import os
-
-    state = tmp_path / "edge-state"
+async def health_and_metrics(state) -> tuple[dict, str]:
+    """An edge with ``state`` as its state directory: its health answer and its metrics."""
     edge = await EdgeServer.start(parse_config(SITE, "cdn.yaml", lambda kind, name: None), access_log="off",
                                   state_dir=state)
     try:
         async with httpx.AsyncClient() as http:
             body = (await http.get(f"http://127.0.0.1:{edge.port}/.well-known/owncdn/health")).json()
-        exposition = edge.edge.metrics.exposition().decode()
+        return body, edge.edge.metrics.exposition().decode()
     finally:
         await edge.close()
+
+
+async def test_the_health_answer_and_metrics_carry_the_state_directory_s_disk(tmp_path):
+    """edge/diskspace.py: what the control plane warns about before pushes stop fitting."""
+    import os
+
+    state = tmp_path / "edge-state"
+    body, exposition = await health_and_metrics(state)
     st = os.statvfs(state)
     disk = body["disk"]
     assert disk["path"] == str(state) and disk["total"] == st.f_blocks * st.f_frsize
@@ -72,13 +77,7 @@ async def test_the_health_answer_and_metrics_carry_the_state_directory_s_disk(tm
 
 
 async def test_an_edge_without_a_state_directory_reports_no_disk():
-    edge = await EdgeServer.start(parse_config(SITE, "cdn.yaml", lambda kind, name: None), access_log="off")
-    try:
-        async with httpx.AsyncClient() as http:
-            body = (await http.get(f"http://127.0.0.1:{edge.port}/.well-known/owncdn/health")).json()
-        exposition = edge.edge.metrics.exposition().decode()
-    finally:
-        await edge.close()
+    body, exposition = await health_and_metrics(None)
     assert body["disk"] is None and "owncdn_edge_disk_free_bytes" not in exposition
 
 
