@@ -71,3 +71,16 @@ def test_route_explain_with_health_from_the_control_plane(control, tmp_path):
     assert "answer A: 10.0.1.1 from iad (ttl 20)" in result.output
     assert "fallback chain: iad -> fra (DOWN)" in result.output
     assert unreachable.exit_code == 1 and "cannot reach the control plane" in unreachable.output
+
+
+@pytest.mark.parametrize("health, cell", [
+    (None, "-"),                                                                  # a DNS node
+    ({"disk": None}, "-"),                                                        # not said yet
+    ({"disk": {"path": "/srv", "free": 12_300_000_000, "total": 40_000_000_000}}, "12.3 GB (31%)"),
+    ({"disk": {"path": "/srv", "free": 1_000_000_000, "total": 40_000_000_000}}, "1.0 GB (2%) LOW"),
+    ({"disk": {"path": "/srv", "free": 0, "total": 0}}, "-"),
+])
+def test_status_shows_each_edge_s_free_disk(health, cell):
+    from owncdn.cli.fleet_cmds import disk_cell
+
+    assert disk_cell(health) == cell

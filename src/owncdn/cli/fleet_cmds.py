@@ -304,18 +304,33 @@ def status(env: str = EnvOpt, control_url: str = ControlOpt, token: str = TokenO
     st = _call(api.status, env)
     health = {h["id"]: h for h in _call(api.edge_health, env)}
     table = tables.new(f"{env}: latest v{st.get('latest_version') or '-'}")
-    for col in ("node", "kind", "location", "address", "running", "status", "drift", "last contact", "health"):
+    for col in ("node", "kind", "location", "address", "running", "status", "drift", "last contact", "disk free",
+                "health"):
         table.add_column(col)
     for n in st["nodes"]:
         ago = n.get("seconds_since_contact")
         table.add_row(n["name"], n["kind"], n["location"], n["address"], str(n.get("running_version") or "-"),
                       n["status"] + (f": {n['reason']}" if n.get("reason") else ""),
                       "yes" if n["drift"] else "no", "-" if ago is None else f"{ago:.1f}s ago",
-                      _health_cell(health.get(n["id"])))
+                      disk_cell(health.get(n["id"])), _health_cell(health.get(n["id"])))
     tables.show(table)
     from owncdn.cli.watch_cmds import print_origins
 
     print_origins(api, env)  # origin health from the monitor (cli/watch_cmds.py)
+
+
+def disk_cell(h: dict | None) -> str:
+    """An edge's free disk for the status table, as its health answer said
+    (``edge/diskspace.py``); "-" before it said, and for DNS nodes. Below 5% free
+    (the monitor's alert) it says LOW."""
+    from owncdn.cli.push_run import human
+    from owncdn.core.alerts import LOW_DISK_SHARE
+
+    disk = (h or {}).get("disk")
+    if not disk or not disk.get("total"):
+        return "-"
+    share = disk["free"] / disk["total"]
+    return f"{human(disk['free'])} ({share:.0%})" + (" LOW" if share < LOW_DISK_SHARE else "")
 
 
 def _health_cell(h: dict | None) -> str:
