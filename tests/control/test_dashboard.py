@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -172,8 +173,10 @@ async def test_rollback_edges_and_the_other_pages(fleet, page, origin):
     for name in ("fra", "iad", "sin"):
         await page.wait_for_selector(f".map g.site[data-location='{name}'][data-state='up']")
     await page.wait_for_selector("#nodes-table")
+    await page.wait_for_function("document.querySelector('#nodes-table').innerText.includes('Disk free')")
     nodes = await page.inner_text("#nodes-table")
-    assert nodes.count("in sync") == 3 and "v3" in nodes
+    assert nodes.count("in sync") == 3 and "v3" in nodes and "Disk free" in nodes
+    assert len(re.findall(r"\d [kMGT]?B \(\d+\.\d%\)", nodes)) == 3  # each edge's free disk, as its health answer said
     await page.fill("#route-client", "80.130.1.1")  # a resolver in Germany (DB-IP City Lite)
     await page.fill("#route-name", "site.cdn.test")
     await page.click("#route-submit")

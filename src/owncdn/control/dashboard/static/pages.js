@@ -313,7 +313,8 @@ function edges(main, ctx) {
       });
       await load(nodes, () => table(
         [{ title: "Node" }, { title: "Kind" }, { title: "Location" }, { title: "Address" }, { title: "Health" }, { title: "Version" },
-          { title: "Drift" }, { title: "Load (1 min)", num: true }, { title: "CPU steal", num: true }, { title: "Loop lag", num: true }, { title: "Last contact" }],
+          { title: "Drift" }, { title: "Load (1 min)", num: true }, { title: "CPU steal", num: true }, { title: "Loop lag", num: true },
+          { title: "Disk free", num: true }, { title: "Last contact" }],
         status.nodes.map((n) => {
           const x = byId.get(n.id);
           const load1 = x && x.load ? x.load.load1 : null;
@@ -324,10 +325,19 @@ function edges(main, ctx) {
             n.running_version ? `v${n.running_version}` : "none",
             n.drift ? badge(n.status === "rejected" ? `rejected: ${n.reason}` : `drift (latest v${status.latest_version})`, "warn") : badge("in sync", "ok"),
             load1 === null || load1 === undefined ? "–" : load1.toFixed(2), steal === null || steal === undefined ? "–" : pct(steal),
-            lag === null || lag === undefined ? "–" : `${(lag * 1000).toFixed(1)} ms`, seconds(n.seconds_since_contact)];
+            lag === null || lag === undefined ? "–" : `${(lag * 1000).toFixed(1)} ms`, diskFree(x), seconds(n.seconds_since_contact)];
         }), { id: "nodes-table" }));
     },
   };
+}
+
+function diskFree(x) {
+  // The free space of an edge's state directory's disk, as its health answer said; below 5% as the monitor's alert.
+  const disk = x && x.disk;
+  if (!disk || !disk.total) return "–";
+  const share = disk.free / disk.total;
+  const text = `${bytes(disk.free)} (${pct(share)})`;
+  return share < 0.05 ? h("span", { class: "bad", "data-disk-low": x.name }, `${text} low`) : text;
 }
 
 // -- Certificates -----------------------------------------------------------------------
