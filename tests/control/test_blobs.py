@@ -92,6 +92,15 @@ def test_too_large_is_refused(blobs):
     assert blobs.missing([sha(data)]) == [sha(data)]
 
 
+def test_the_store_s_limit_comes_from_the_control_plane_s_option(tmp_path):
+    from owncdn.control.blobs import open_blob_store
+
+    assert open_blob_store(tmp_path / "b", max_bytes=8 << 30).max_bytes == 8 << 30   # --max-blob-size 8GiB
+    assert open_blob_store(tmp_path / "c").max_bytes == 5 << 30
+    s3 = open_blob_store("s3://bucket/prefix", partials_dir=tmp_path / "p", max_bytes=123)
+    assert s3.max_bytes == 123
+
+
 def test_missing_keeps_order_and_drops_repeats(blobs):
     have, a, b = b"have", b"a-missing", b"b-missing"
     put(blobs, have)

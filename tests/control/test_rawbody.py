@@ -185,6 +185,17 @@ def test_a_full_disk_is_answered_507_and_leaves_nothing_half_written(served, mon
     assert conn.call("POST", "/v1/blobs/bundle", b"".join(map(record, datas)))[0] == 200   # once there is room
 
 
+def test_a_blob_over_the_store_s_limit_is_refused_naming_the_option(served, monkeypatch):
+    conn, blobs, _, _, _ = served
+    monkeypatch.setattr(blobs, "max_bytes", 100_000)
+    big = os.urandom(100_001)
+    status, got = conn.call("POST", "/v1/blobs/bundle", record(b"small") + record(big))
+    assert status == 413 and got["error"]["code"] == "too_large"
+    assert "(the control plane's --max-blob-size); the 1 blob(s) before it were stored" in got["error"]["message"]
+    status, got = conn.call("PUT", f"/v1/blobs/{digest(big)}", big)
+    assert status == 413 and got["error"]["message"].endswith("(the control plane's --max-blob-size)")
+
+
 def test_an_unforeseen_error_is_answered_in_the_api_s_json_shape(served, monkeypatch):
     from owncdn import packs
 

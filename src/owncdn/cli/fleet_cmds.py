@@ -89,6 +89,9 @@ def control(
     blob_store: str = typer.Option(None, "--blob-store", envvar="OWNCDN_BLOB_STORE",
                                    help="Where pushed files live: a directory (default: <state-dir>/blobs) or "
                                         "s3://bucket/prefix (endpoint and keys from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...)."),
+    max_blob_size: str = typer.Option("5GiB", "--max-blob-size", metavar="SIZE",
+                                      help="Refuse pushed files larger than this (e.g. 8GiB for DVD images); "
+                                           "`owncdn push --max-file-size` is the client's own limit."),
     keep_releases: int = typer.Option(10, "--keep-releases", min=1, help="Releases per service and environment whose "
                                       "blobs and manifests blob GC keeps (besides the current one and those edges "
                                       "serve); older ones stay listed but can no longer be rolled back to."),
@@ -134,7 +137,7 @@ def control(
                               alert_error_rate=alert_error_rate)
     state_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(state_dir, database)
-    blobs = _blob_store(blob_store or state_dir / "blobs", state_dir / "partials")
+    blobs = _blob_store(blob_store or state_dir / "blobs", state_dir / "partials", _byte_size(max_blob_size))
     analytics = _open_analytics(state_dir, ingest_yield)  # shipped access logs (owncdn.control.analytics)
     gc_settings = GcSettings(Retention(keep=keep_releases, grace=blob_grace), interval=blob_gc_interval)
     acme_settings = _acme_settings(acme, webhook, acme_ca_bundle, state_dir, database)
@@ -218,15 +221,28 @@ def _acme_settings(enabled: bool, webhooks: list[str], ca_bundle: str | None, st
     return ManagerSettings(enabled=enabled, webhooks=hooks, ca_bundle=ca_bundle)
 
 
-def _blob_store(spec, partials_dir: Path):
+def _blob_store(spec, partials_dir: Path, max_bytes: int):
     """The blob store; an S3 one keeps the partial uploads of this control plane in
     ``partials_dir`` (``s3blobs`` Rule 2; a directory store keeps them in itself)."""
     from owncdn.control.blobs import open_blob_store
 
     try:
-        return open_blob_store(spec, partials_dir=partials_dir)
+        return open_blob_store(spec, partials_dir=partials_dir, max_bytes=max_bytes)
     except (ValueError, OSError) as exc:
         _fail(f"blob store {spec}: {exc}")
+
+
+def _byte_size(text: str) -> int:
+    """--max-blob-size: a size such as 5GiB or 500MB."""
+    from owncdn.core.config.units import parse_byte_size
+
+    try:
+        size = parse_byte_size(text)
+    except ValueError as exc:
+        _fail(f"--max-blob-size {text!r}: {exc}")
+    if size < 1:
+        _fail(f"--max-blob-size {text!r}: must be at least 1 byte")
+    return size
 
 
 # -- the CDN as code --------------------------------------------------------------

@@ -24,7 +24,8 @@ Rules:
    ``open_blob`` (a descriptor and the blob's offset in it, for ``sendfile``), and
    these three read the blobs it was offered before they are stored (``dirblobs``
    Rule 2).
-3. Blobs larger than ``max_bytes`` (5 GiB by default) are refused (``BlobTooLarge``).
+3. Blobs larger than ``max_bytes`` (5 GiB by default; `owncdn control --max-blob-size`)
+   are refused (``BlobTooLarge``).
    Credentials never appear in reprs, logs or messages.
 4. Collection (``owncdn.control.blobgc``): ``stored()`` lists every blob with its
    size and age (directory: mtime; S3: LastModified); ``claim(hashes)`` is
@@ -139,9 +140,11 @@ class Hashing:
 
 # -- choosing one --------------------------------------------------------------------------
 
-def open_blob_store(spec: str | Path, partials_dir: str | Path | None = None) -> DirBlobStore | S3BlobStore:
+def open_blob_store(spec: str | Path, partials_dir: str | Path | None = None,
+                    max_bytes: int = MAX_BLOB_BYTES) -> DirBlobStore | S3BlobStore:
     """``s3://bucket/prefix`` -> ``S3BlobStore`` (keeping partial uploads in
-    ``partials_dir``, if given: ``s3blobs`` Rule 2); anything else is a directory."""
+    ``partials_dir``, if given: ``s3blobs`` Rule 2); anything else is a directory.
+    Either refuses blobs larger than ``max_bytes`` (Rule 3)."""
     text = str(spec)
     if text.startswith("s3://"):
         from owncdn.control.s3blobs import S3BlobStore
@@ -149,8 +152,8 @@ def open_blob_store(spec: str | Path, partials_dir: str | Path | None = None) ->
         parts = urlsplit(text)
         if not parts.netloc:
             raise ValueError(f"blob store {text!r}: expected s3://bucket/prefix")
-        return S3BlobStore(parts.netloc, parts.path, partials_dir=partials_dir)
+        return S3BlobStore(parts.netloc, parts.path, partials_dir=partials_dir, max_bytes=max_bytes)
     from owncdn.control.dirblobs import DirBlobStore
 
-    return DirBlobStore(text)
+    return DirBlobStore(text, max_bytes=max_bytes)
 

@@ -264,7 +264,7 @@ async def put_blob(sha256: Sha, request: Request, blobs: Blobs,
     except BlobMismatch as exc:
         raise ApiProblem(400, "hash_mismatch", str(exc)) from None
     except BlobTooLarge as exc:
-        raise ApiProblem(413, "too_large", str(exc)) from None
+        raise ApiProblem(413, "too_large", f"{exc}{TOO_LARGE_HINT}") from None
     except PartialGone as exc:
         raise ApiProblem(409, "partial_gone", str(exc)) from None
     finally:
@@ -544,8 +544,11 @@ def _refusal(exc: Exception, stored: list) -> Exception:
     if isinstance(exc, BlobMismatch):  # its own "nothing was stored" is of the blob; this says it of the bundle
         return ApiProblem(400, "hash_mismatch", f"{str(exc).removesuffix('; nothing was stored')}; {_kept(stored)}")
     if isinstance(exc, BlobTooLarge):
-        return ApiProblem(413, "too_large", f"{exc}; {_kept(stored)}")
+        return ApiProblem(413, "too_large", f"{exc}{TOO_LARGE_HINT}; {_kept(stored)}")
     return exc
+
+
+TOO_LARGE_HINT = " (the control plane's --max-blob-size)"
 
 
 def _kept(stored: list) -> str:
