@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
 import pytest
 
 from owncdn.control.acme.notify import Webhook
@@ -234,3 +235,27 @@ async def test_a_high_error_rate_on_the_edges_raises_one_alert(tmp_path):
         await origin.close()
     high = [a for a in alerts if a["alert"] == "error_rate_high"]
     assert len(high) == 1 and high[0]["env"] == "production" and "error rate in production" in high[0]["message"]
+
+
+async def test_the_control_plane_s_own_blob_disk_running_low_raises_one_alert(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from owncdn.control import health as health_module
+    from owncdn.control.health import HealthMonitor
+    from owncdn.control.store import Store, sqlite_url
+
+    free = {"blocks": 30}
+    monkeypatch.setattr(health_module.os, "statvfs",
+                        lambda path: SimpleNamespace(f_bavail=free["blocks"], f_frsize=4096, f_blocks=1000))
+    store = Store(sqlite_url(tmp_path))
+    store.migrate()
+    alerts = Alerts()
+    monitor = HealthMonitor(store, HealthSettings(origins=False), alerts=alerts, blob_root=tmp_path / "blobs")
+    async with httpx.AsyncClient() as http:
+        for blocks in (30, 20, 150, 150):
+            free["blocks"] = blocks
+            await monitor.round(http)
+    store.close()
+    kinds = [(a.kind, a.severity, a.subject) for _, a in alerts.recent]
+    assert kinds == [("control_disk_low", "warning", "control plane"), ("control_disk_normal", "resolved", "control plane")]
+    assert alerts.recent[0][1].message.startswith(f"the control plane: the disk of its blobs at {tmp_path / 'blobs'} has 3.0% free")

@@ -48,7 +48,8 @@ Rules:
 10. The disk an edge reports (its state directory's: ``edge/diskspace.py``) raises
    one ``edge_disk_low`` alert when less than 5% of it is free and one
    ``edge_disk_normal`` when 10% is free again (``owncdn.core.alerts`` Rule 6), and
-   ``GET /v1/health/edges`` shows it.
+   ``GET /v1/health/edges`` shows it; each full round also looks at the disk of this
+   control plane's blob store (a directory: ``control_disk_low`` / ``_normal``).
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ class HealthMonitor:
     """``await monitor.run()`` until cancelled; ``await monitor.round()`` runs one round."""
 
     def __init__(self, store: Store, settings: HealthSettings = HealthSettings(),
-                 on_change: Callable[[], None] = lambda: None, alerts=None) -> None:
+                 on_change: Callable[[], None] = lambda: None, alerts=None, blob_root=None) -> None:
         from owncdn.control.origins import OriginMonitor
 
         self.store = store
@@ -162,6 +163,8 @@ class HealthMonitor:
         self.origins = OriginMonitor(store, settings, self._alert)
         self.error_rates: dict[str, ErrorRateWatch] = {}
         self.disk_watches: dict[str, DiskWatch] = {}  # Rule 10, by node id
+        self.blob_root = blob_root  # Rule 10: the directory blob store's root (None: S3, or none here)
+        self.own_disk = DiskWatch("-", None)
         self.uncounted = 0  # checks not counted because this monitor was starved
         self.last_timeout = settings.timeout
         self.unsettled: set[str] = set()  # Rule 9: edges whose last check disagreed with their health
@@ -272,6 +275,8 @@ class HealthMonitor:
                                      edge.healthy, edge.error))
         self._error_rates(edges)
         self._disks(edges)
+        if only is None:
+            self._own_disk()
         if flipped:
             self.on_change()
         return flipped
@@ -332,6 +337,18 @@ class HealthMonitor:
             alert = watch.observe(info.disk["free"], info.disk["total"], info.disk["path"])
             if alert is not None:
                 self._alert(alert)
+
+    def _own_disk(self) -> None:
+        """Rule 10: the disk of this control plane's blob store."""
+        if self.alerts is None or self.blob_root is None:
+            return
+        try:
+            st = os.statvfs(self.blob_root)
+        except OSError:
+            return
+        alert = self.own_disk.observe(st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize, str(self.blob_root))
+        if alert is not None:
+            self._alert(alert)
 
     async def check(self, http: httpx.AsyncClient, edge: EdgeHealthRecord, timeout: float | None = None) -> EdgeCheck:
         """One check of one edge (Rule 1)."""

@@ -134,7 +134,9 @@ def start_health_monitor(store: Store, hub, settings=None, app=None) -> asyncio.
         app.state.alerts = alerts
     if not settings.enabled:
         return None
-    monitor = HealthMonitor(store, settings, on_change=hub.notify_all, alerts=alerts)
+    blobs = getattr(getattr(app, "state", None), "blobs", None)
+    monitor = HealthMonitor(store, settings, on_change=hub.notify_all, alerts=alerts,
+                            blob_root=getattr(blobs, "root", None))  # a directory store's (S3: none)
     if app is not None:
         app.state.health_monitor = app.state.owncdn.health_monitor = monitor  # API and `admin` channel
     return asyncio.get_running_loop().create_task(monitor.run(), name="edge-health")

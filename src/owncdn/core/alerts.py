@@ -21,10 +21,11 @@ Rules:
    to fetch (``release_retrying``, a warning: a full disk, the control plane
    unreachable) is one alert per such report, with the edge's reason. An edge reports
    ``retrying`` only when its trouble changes, so a disk that stays full alerts once.
-6. An edge's disk (its state directory: pushed releases, logs, certificates) is
-   ``low`` once less than ``LOW_DISK_SHARE`` of it is free, and ``normal`` again only
-   with twice that free, so one alert each way (``edge_disk_low``, a warning before
-   the pushes stop fitting; ``edge_disk_normal``).
+6. An edge's disk (its state directory: pushed releases, logs, certificates), and the
+   disk of the control plane's blob store, is ``low`` once less than ``LOW_DISK_SHARE``
+   of it is free, and ``normal`` again only with twice that free, so one alert each way
+   (``edge_disk_low`` / ``control_disk_low``, warnings before the pushes stop fitting;
+   ``edge_disk_normal`` / ``control_disk_normal``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ LOW_DISK_SHARE = 0.05  # Rule 6
 class Alert:
     kind: str
     """edge_down, edge_up, origin_down, origin_up, error_rate_high, error_rate_normal,
-    certificate, release_failed, release_retrying, edge_disk_low, edge_disk_normal."""
+    certificate, release_failed, release_retrying, edge_disk_low, edge_disk_normal,
+    control_disk_low, control_disk_normal."""
     env: str
     subject: str
     """The edge's name, the origin's service and URL, the environment, the certificate."""
@@ -51,7 +53,8 @@ class Alert:
     def severity(self) -> str:
         if self.kind.endswith(("_up", "_normal")):
             return "resolved"
-        return "warning" if self.kind in ("certificate", "release_retrying", "edge_disk_low") else "critical"
+        return ("warning" if self.kind in ("certificate", "release_retrying", "edge_disk_low", "control_disk_low")
+                else "critical")
 
 
 def health_alert(what: str, env: str, subject: str, healthy: bool, why: str = "") -> Alert:
@@ -75,26 +78,31 @@ def release_alert(env: str, service: str, number: int, edge: str, status: str, r
 
 @dataclass
 class DiskWatch:
-    """Rule 6, for one edge."""
+    """Rule 6, for one edge, or for the control plane's blob store (``edge`` None)."""
 
     env: str
-    edge: str
+    edge: str | None
     low: bool = False
 
     def observe(self, free: int, total: int, path: str) -> Alert | None:
-        """The alert of this report of the edge's disk (``free`` of ``total`` bytes at
+        """The alert of this report of the disk (``free`` of ``total`` bytes at
         ``path``), when its state changes."""
         if total <= 0 or free < 0:
             return None
         share = free / total
-        where = f"edge {self.edge} ({self.env}): its disk at {path}"
+        if self.edge is None:
+            kind, subject, where = "control_disk", "control plane", f"the control plane: the disk of its blobs at {path}"
+            stops = "pushes stop fitting"
+        else:
+            kind, subject, where = "edge_disk", self.edge, f"edge {self.edge} ({self.env}): its disk at {path}"
+            stops = "pushed releases stop fitting"
         if not self.low and share < LOW_DISK_SHARE:
             self.low = True
-            return Alert("edge_disk_low", self.env, self.edge, f"{where} has {share:.1%} free ({_size(free)} of "
-                         f"{_size(total)}); pushed releases stop fitting once it is full")
+            return Alert(f"{kind}_low", self.env, subject, f"{where} has {share:.1%} free ({_size(free)} of "
+                         f"{_size(total)}); {stops} once it is full")
         if self.low and share >= 2 * LOW_DISK_SHARE:
             self.low = False
-            return Alert("edge_disk_normal", self.env, self.edge, f"{where} has {share:.0%} free again")
+            return Alert(f"{kind}_normal", self.env, subject, f"{where} has {share:.0%} free again")
         return None
 
 
