@@ -35,10 +35,12 @@ Rules:
    or SHA-256 for a name without ``-b3``: ``core/content/digest.py``) is computed over
    all its bytes and compared with its name before the blob is kept (blobhold.py rule 1).
 3. Network trouble, and a disk that is full or failing, is retried with backoff (0.5 s
-   doubling to 10 s) as long as the target is wanted; each time the trouble changes
-   (``retry_reason``: the edge's disk named as such) it is reported to the control
-   plane as ``retrying`` with that reason (not queued when it cannot be sent: it says
-   how things are, not what was done), so `owncdn push --wait` and the release status
+   doubling to 10 s) as long as the target is wanted. Each time the kind of trouble
+   changes (``trouble_kind``: the disk's error, else the error's type; not the count
+   of blobs left, so a control plane restarting alerts once, not at every round) it is
+   reported to the control plane as ``retrying`` with ``retry_reason`` (the edge's disk
+   named as such; not queued when it cannot be sent: it says how things are, not
+   what was done), so `owncdn push --wait` and the release status
    say why an edge is not serving yet rather than only that it is not. The first time
    a target's fetches find no space left, the blobs only the releases switched from
    name (kept for an instant rollback) are collected first, and the fetches go on at
@@ -571,8 +573,9 @@ class ReleaseSync:
                     continue
             reason = retry_reason(errors, self.store.root)
             _warn(f"release {target.number} of {target.service}: {reason}; retrying in {delay:.1f}s")
-            if reason != reported:  # Rule 3
-                reported = reason
+            trouble = trouble_kind(errors)
+            if trouble != reported:  # Rule 3
+                reported = trouble
                 await self._ack(target, "retrying", reason, queue=False)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
@@ -836,6 +839,15 @@ _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 def _no_space(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in _NO_SPACE
+
+
+def trouble_kind(errors: list[BaseException]) -> str:
+    """Rule 3: what changes the trouble reported (not the count of blobs left): the
+    disk's error number, else the first error's type."""
+    disk = next((e for e in errors if isinstance(e, OSError) and e.errno in _DISK_ERRORS), None)
+    if disk is not None:
+        return f"disk {disk.errno}"
+    return type(errors[0]).__name__ if errors else ""
 
 
 def retry_reason(errors: list[BaseException], root: Path) -> str:
