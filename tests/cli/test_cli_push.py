@@ -171,6 +171,11 @@ async def test_push_change_one_file_push_again_releases_rollback(tmp_path):
         assert code == 0
         assert "release 3 failed on edge-bad: blob 1f2e did not match" in out
         assert "release 3 not served yet by edge-full (retrying: no space left on this edge's disk)" in out
+        code, out, _ = await owncdn(fleet, "releases", "--service", "blog", "--json")
+        listed = json.loads(out)
+        assert code == 0 and [r["number"] for r in listed["releases"]] == [3, 2, 1]
+        assert listed["current_status"]["number"] == 3
+        assert [(n["name"], n["reason"]) for n in listed["current_status"]["failed"]] == [("edge-bad", "blob 1f2e did not match")]
 
         code, out, err = await owncdn(fleet, "rollback", "--service", "blog", "--release", "1")
         assert (code, out.strip()) == (0, "production: blog serves release 1 again"), err

@@ -98,7 +98,8 @@ def releases(
                                      "before it."),
     against: int = typer.Option(None, "--against", min=1, metavar="M",
                                 help="With --changes: compare with release M instead of N-1."),
-    as_json: bool = typer.Option(False, "--json", help="With --changes: one JSON object with every path."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object: the releases and the current one's status "
+                                 "(with --changes: every path)."),
     number: int = typer.Option(None, "--release", "-r", min=1, metavar="N",
                                help="With --comment: the release whose comment it replaces."),
     comment: str = typer.Option(None, "--comment", "-m",
@@ -112,14 +113,21 @@ def releases(
     if changes is not None:
         release_changes(service, env, control_url, token, state_dir, changes, against, as_json)
         return
-    if against is not None or as_json:
-        _fail("--against and --json go with --changes N")
+    if against is not None:
+        _fail("--against goes with --changes N")
+    api = client(control_url, token, state_dir)
+    rows = _call(api.releases, env, service)
+    if as_json:  # the releases as the API lists them, and the current one's status
+        import json
+
+        current = next((r for r in rows if r["current"]), None)
+        status = _call(api.release_status, env, service, current["number"]) if current is not None else None
+        typer.echo(json.dumps({"env": env, "service": service, "releases": rows, "current_status": status}))
+        return
     from rich.markup import escape
 
     from owncdn.cli import tables
 
-    api = client(control_url, token, state_dir)
-    rows = _call(api.releases, env, service)
     if not rows:
         typer.echo(f"{env}: {service} has no releases yet; `owncdn push DIR --service {service}` makes one")
         return
