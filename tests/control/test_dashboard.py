@@ -168,6 +168,10 @@ async def test_rollback_edges_and_the_other_pages(fleet, page, origin):
     assert "No pushed releases" in await page.inner_text("#releases")
     await shot(page, "rollouts")
 
+    for _ in range(300):  # the monitor has each edge's answer (load, disk) before the page asks for it
+        if all(e["disk"] and e["load"] for e in await asyncio.to_thread(fleet.api.edge_health)):
+            break
+        await asyncio.sleep(0.05)
     await page.click("nav a[data-page='edges']")
     await page.wait_for_selector("#locations-table")
     for name in ("fra", "iad", "sin"):
