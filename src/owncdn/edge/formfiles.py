@@ -17,8 +17,9 @@ Rules:
 3. A form not worth sending (``variants.NOT_WORTH``, b"") is kept too, as an empty
    form, so a restarted edge does not compress that file again to find it out.
 4. ``collect(keep)`` removes the forms of blobs not in ``keep`` and the temporary files
-   of other processes (left by one stopped while writing; this one's are being written); it runs after the release store collected
-   its blobs (``ReleaseStore.collect``), in that thread.
+   of other processes (left by one stopped while writing; this one's are being
+   written); it runs after the release store collected its blobs
+   (``ReleaseStore.collect``), in that thread.
 5. A blob or coding name that is not one (not ``is_blob_name``, or a coding with a
    separator) is never made a path: ``read`` gives None and ``write`` keeps nothing.
    An error of the disk while writing loses only that form's copy on disk (logged

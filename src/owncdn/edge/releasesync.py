@@ -45,8 +45,9 @@ Rules:
    a target's fetches find no space left, the blobs only the releases switched from
    name (kept for an instant rollback) are collected first, and the fetches go on at
    once: the newest release matters more than a copy of the one before it, and a
-   rollback to that one fetches its blobs again. A blob whose bytes do not match its hash is refetched from the
-   start, up to ``VERIFY_ATTEMPTS`` times; a blob the control plane does not have
+   rollback to that one fetches its blobs again. A blob whose bytes do not match its
+   hash is refetched from the start, up to ``VERIFY_ATTEMPTS`` times; a blob the
+   control plane does not have
    (404) or keeps sending wrong fails the release: it is acknowledged ``failed`` with
    the reason and the previous release keeps serving.
 4. With every blob present the release is switched (releases.py rule 2), then

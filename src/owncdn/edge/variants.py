@@ -52,7 +52,7 @@ NOT_WORTH = b""  # Rule 2 (an empty form is never worth sending: the files compr
 
 
 class Variants:
-    """Rules 1-4."""
+    """Rules 1-5."""
 
     def __init__(self, budget: int = BUDGET, forms: FormFiles | None = None) -> None:
         self.budget = budget
