@@ -32,8 +32,7 @@ Rule 6: ``GET .../releases/{n}/status`` says which edges serve release ``n``, wh
 failed it (with their reasons) and which edges in contact (heard from within
 ``owncdn.core.contact.CONTACT_WINDOW`` seconds) do not serve it yet (with the error
 an edge said it is retrying after: a ``retrying`` report, such as a full disk); with
-``?wait=S`` (at most 300)
-the answer comes once none is left, or after S seconds, woken by each node report
+``?wait=S`` (at most 300) the answer comes once none is left, or after S seconds, woken by each node report
 and re-reading the store every second (reports may land on another replica). An
 edge whose event stream ended (``events`` Rule 6) and that was not heard from since
 is not waited for once ``owncdn.core.contact.RECONNECT_GRACE`` is over: it is
