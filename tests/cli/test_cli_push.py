@@ -181,6 +181,10 @@ async def test_push_change_one_file_push_again_releases_rollback(tmp_path):
         assert (code, out.strip()) == (0, "production: blog serves release 1 again"), err
         releases = await asyncio.to_thread(fleet.api.releases, "production", "blog")
         assert [r["number"] for r in releases if r["current"]] == [1]
+        await asyncio.to_thread(store.report_node_release, full.id, "blog", 2, "retrying", "no space left")
+        code, out, err = await owncdn(fleet, "rollback", "--service", "blog", "--release", "2", "--wait", "1")
+        assert code == 1 and "production: blog serves release 2 again" in out and "served by 0 edge(s)" in out
+        assert "release 2 is current, but not served after 1s by edge-full (retrying: no space left)" in err
 
         code, _, err = await owncdn(fleet, "rollback", "--service", "blog")
         assert code == 1 and "--service and --release together" in err

@@ -286,6 +286,9 @@ def rollback(
     env: str = EnvOpt, control_url: str = ControlOpt, token: str = TokenOpt, state_dir: Path = StateOpt,
     service: str = typer.Option(None, "--service", help="With --release: a push service to switch back."),
     release: int = typer.Option(None, "--release", min=1, help="With --service: the release to serve again."),
+    wait: float = typer.Option(0.0, "--wait", min=0, max=300,
+                               help="With --release: then wait up to this many seconds until every edge in contact "
+                                    "serves it; exit 1 naming those that failed or do not yet."),
 ) -> None:
     """Make an earlier config version or push release current again.
 
@@ -296,7 +299,7 @@ def rollback(
             _fail("give --service and --release together (a push release), or --to alone (a config version)")
         from owncdn.cli.push_cmds import activate
 
-        activate(service, release, env, control_url, token, state_dir)
+        activate(service, release, env, control_url, token, state_dir, wait)
         return
     if to is None:
         _fail("give --to N (a config version), or --service S --release N (a push release)")

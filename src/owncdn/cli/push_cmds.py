@@ -215,10 +215,21 @@ def _manifest(api, env: str, service: str, number: int, verb: str = "compared") 
 
 
 def activate(service: str, number: int, env: str, control_url: str | None, token: str | None,
-             state_dir: Path) -> None:
-    """`owncdn rollback --service S --release N`: make release N current again."""
-    done = _call(client(control_url, token, state_dir).activate_release, env, service, number)
+             state_dir: Path, wait: float = 0.0) -> None:
+    """`owncdn rollback --service S --release N [--wait S]`: make release N current
+    again; with ``wait``, follow the edges as a push does (an edge that dropped the
+    release's blobs for room fetches them again)."""
+    from owncdn.cli.push_run import follow, not_served, served_line
+
+    api = client(control_url, token, state_dir)
+    done = _call(api.activate_release, env, service, number)
     typer.echo(f"{env}: {service} serves release {done['number']} again")
+    if wait:
+        status = _call(follow, api, env, service, done["number"], wait)
+        typer.echo(served_line(status), nl=False)
+        problem = not_served(done["number"], status, wait)
+        if problem is not None:
+            _fail(problem)
 
 
 def promote(
