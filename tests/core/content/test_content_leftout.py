@@ -86,12 +86,23 @@ ROWS = [
     (True, (), "/a/" + IGNORE_FILE, False, IGNORE_FILE),
     (False, (), "/" + IGNORE_FILE, True, HIDDEN),
     (True, (), "/" + IGNORE_FILE, True, None),
+    # Rule 8: composed and decomposed names are the same name
+    (True, ("/caf\u00e9/**",), "/cafe\u0301/menu.html", False, "/caf\u00e9/**"),
+    (True, ("/cafe\u0301/**",), "/caf\u00e9/menu.html", False, "/cafe\u0301/**"),
+    (True, ("*.caf\u00e9",), "/a/b.cafe\u0301", False, "*.caf\u00e9"),
+    (True, ("/caf\u00e9/**",), "/cafe/menu.html", False, None),
 ]
 
 
 @pytest.mark.parametrize("hidden, patterns, path, is_dir, why", ROWS)
 def test_why_a_path_is_left_out(hidden, patterns, path, is_dir, why):
     assert LeaveOut(hidden, patterns).why(path, is_dir) == why
+
+
+def test_an_ignore_file_in_a_decomposed_directory_matches_composed_paths():
+    below = LeaveOut(True).extended("cafe\u0301/", [(1, "/draft.md")])   # the walk's name, as a Mac wrote it
+    assert below.why("/caf\u00e9/draft.md", False) == "cafe\u0301/.owncdnignore:1:/draft.md"
+    assert below.why("/cafe\u0301/draft.md", False) == "cafe\u0301/.owncdnignore:1:/draft.md"
 
 
 def test_nothing_is_left_out_only_with_hidden_names_and_no_pattern():

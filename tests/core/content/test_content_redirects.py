@@ -1,4 +1,4 @@
-"""owncdn.core.content.redirects: a pushed site's redirect rules (rules 1-6)."""
+"""owncdn.core.content.redirects: a pushed site's redirect rules (rules 1-7)."""
 
 from __future__ import annotations
 
@@ -141,3 +141,23 @@ def test_placeholders_in_rewrites_are_decoded():
 def test_invalid_placeholders(source, target, message):
     with pytest.raises(ValueError, match=message.replace("*", r"\*")):
         redirect_rule(source, target, 301)
+
+
+NFC, NFD = "caf\u00e9", "cafe\u0301"   # "café" composed, and decomposed (as macOS writes file names)
+
+
+@pytest.mark.parametrize("source, path, expected", [
+    (f"/{NFC}", f"/{NFC}", (301, "/coffee")),
+    (f"/{NFC}", f"/{NFD}", (301, "/coffee")),         # Rule 7: a decomposed request finds a composed rule
+    (f"/{NFD}", f"/{NFC}", (301, "/coffee")),         # ... and a rule written decomposed a browser's request
+    (f"/{NFD}/*", f"/{NFC}/x", (301, "/coffee")),
+    (f"/{NFC}", "/cafe", None),                       # an accent is not dropped
+])
+def test_non_ascii_rules_and_paths_compare_composed(source, path, expected):
+    rules = (redirect_rule(source, "/coffee"),)
+    assert find_redirect(rules, path, "") == expected
+
+
+def test_a_placeholder_gives_what_it_matched_composed():
+    rules = (redirect_rule("/menu/:item", "/carte/:item", 302),)
+    assert find_redirect(rules, f"/menu/{NFD}", "") == (302, "/carte/caf%C3%A9")

@@ -43,6 +43,9 @@ Rules:
    that hidden file. As with ``git``, nothing under a directory left out comes back:
    the walk does not go into it (``build/*`` with ``!build/keep.txt`` keeps one file of
    ``build``; ``build/`` with it keeps none).
+8. Patterns and paths are compared in Unicode's composed form (NFC): a pattern typed
+   as ``/café/**`` leaves out a directory whose name a Mac wrote decomposed. ASCII ones
+   are not looked at twice (and ``unicodedata`` is imported only for others).
 """
 
 from __future__ import annotations
@@ -167,6 +170,8 @@ class LeaveOut:
         name = path[path.rfind("/") + 1:]
         if name == IGNORE_FILE and not is_dir:
             return IGNORE_FILE
+        if not path.isascii():  # Rule 8
+            path = _composed(path)
         for rules in (self._tail_dirs, self._dirs) if is_dir else (self._tail_files, self._files):
             for why, regex, back in reversed(rules):
                 if regex.fullmatch(path):
@@ -174,6 +179,13 @@ class LeaveOut:
         if not self.hidden and is_hidden(name):
             return HIDDEN
         return None
+
+
+def _composed(text: str) -> str:
+    """Rule 8."""
+    from unicodedata import normalize
+
+    return normalize("NFC", text)
 
 
 def _plain_stars(segment: str) -> str:
@@ -192,10 +204,8 @@ def _add(files: list, dirs: list, body: str, base: str, back: bool, why: str) ->
     from .globs import compile_glob  # `owncdn push` imports ``re`` only when patterns are given
 
     stem = "/".join(_plain_stars(segment) for segment in body.rstrip("/").split("/"))
-    if stem.startswith("/"):
-        regex = compile_glob(base + stem)
-    else:
-        regex = compile_glob(base + ("/" if "/" in stem else "/**/") + stem)
+    full = base + stem if stem.startswith("/") else base + ("/" if "/" in stem else "/**/") + stem
+    regex = compile_glob(full if full.isascii() else _composed(full))  # Rule 8: the directory's name too
     dirs.append((why, regex, back))
     if not body.endswith("/"):
         files.append((why, regex, back))

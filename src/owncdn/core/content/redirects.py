@@ -26,12 +26,18 @@ Rules:
    order). So ``/* -> /index.html`` (200) is a single-page app's fallback that never
    hides ``/app.js``, and ``/docs/* -> /docs/404.html`` (404) a section's own
    not-found page. ``find_redirect`` never answers with a rewrite.
+7. ``from`` and the path asked for are compared in Unicode's composed form (NFC): a
+   rule written as ``/café`` matches a browser's ``/caf%C3%A9`` and a decomposed
+   ``/cafe%CC%81`` (file names pushed from a Mac are decomposed, and so may be the
+   rules written next to them); a placeholder or splat gives what it matched composed.
+   ASCII paths are not looked at twice.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from unicodedata import normalize
 from urllib.parse import quote
 
 from .paths import location
@@ -76,6 +82,8 @@ def redirect_rule(source: str, target: str, status: int = 301) -> RedirectRule:
         raise ValueError(f"'from' may only end in '/*' (a splat), got {source!r}")
     if any(c in source for c in "?#"):
         raise ValueError(f"'from' is a path without a query or fragment, got {source!r}")
+    if not source.isascii():  # Rule 7
+        source = normalize("NFC", source)
     names = _names(source)
     rewrite = status in REWRITES
     if rewrite and (not target.startswith("/") or any(c in target for c in "?#\\")):
@@ -160,7 +168,9 @@ def _fill(target: str, found: dict[str, str], encode) -> str:
 
 def matching(rules: tuple[RedirectRule, ...], path: str, rewrites: bool = False):
     """``(rule, what it matched)`` for each redirect (or, with ``rewrites``, each
-    rewrite) rule that matches the decoded ``path``, in order (Rules 1, 3, 6)."""
+    rewrite) rule that matches the decoded ``path``, in order (Rules 1, 3, 6, 7)."""
+    if not path.isascii():
+        path = normalize("NFC", path)
     for rule in rules:
         if rule.rewrite is rewrites:
             found = _match(rule, path)
