@@ -37,7 +37,9 @@ async def wait_for(predicate, timeout: float = 15.0) -> None:
 
 
 def hooks_seen(receiver: FakeOrigin) -> list[dict]:
-    return [json.loads(r.body) for r in receiver.requests if r.path.startswith("/hook")]
+    """The JSON alerts delivered, but for those of a disk (a machine short of space raises them anywhere)."""
+    return [a for a in (json.loads(r.body) for r in receiver.requests if r.path.startswith("/hook"))
+            if "_disk_" not in a["alert"]]
 
 
 async def test_an_origin_going_down_raises_one_alert_and_one_recovery(tmp_path):
@@ -75,8 +77,9 @@ async def test_an_origin_going_down_raises_one_alert_and_one_recovery(tmp_path):
     assert seen[0]["subject"] == f"http://127.0.0.1:{port} of service site"
     assert "cannot connect" in seen[0]["message"] and seen[0]["source"] == "owncdn"
     slack = [json.loads(r.body) for r in receiver.requests if r.path == "/slack"]
+    slack = [m for m in slack if "disk" not in m["text"]]
     assert len(slack) == 2 and set(slack[0]) == {"text"} and "DOWN" in slack[0]["text"]
-    assert [a["alert"] for a in alerts] == ["origin_down", "origin_up"]
+    assert [a["alert"] for a in alerts if "_disk_" not in a["alert"]] == ["origin_down", "origin_up"]
     assert health[0]["healthy"] and health[0]["url"] == f"http://127.0.0.1:{port}/health"
     assert health[0]["status"] == 200 and health[0]["service"] == "site"
     assert [r.method for r in origin.requests][:1] == ["GET"]
