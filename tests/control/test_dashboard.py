@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 
 from owncdn.testing.certs import TestCA
@@ -128,6 +129,18 @@ async def test_charts_follow_real_requests_and_a_purge_is_acknowledged_by_every_
     assert await page.get_attribute("#tile-bandwidth", "data-value") == str(3 * 2 * 400 + 200)
     assert await page.get_attribute("#tile-origin", "data-value") == str(3 * 400 + 200)
     assert "site" in await page.inner_text("#top-services")
+    assert "No alerts since this control plane started" in await page.inner_text("#alerts")
+    # an edge's report that it could not switch to a release is an alert, shown on the overview
+    node = await asyncio.to_thread(fleet.store.register_node, "edge-x", "edge", "fra", "production", "192.0.2.7")
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {fleet.admin_token}"}) as http:
+        r = await http.post(f"{fleet.url}/v1/nodes/{node.id}/releases",
+                            json={"service": "site", "number": 1, "status": "failed", "reason": "disk <b>full</b>"})
+    assert r.status_code == 200, r.text
+    row = await page.wait_for_selector("#alerts-table tbody tr")
+    shown = await row.inner_text()
+    assert "critical" in shown and "release_failed" in shown and "edge edge-x (production) could not switch" in shown
+    assert "disk <b>full</b>" in shown and await page.query_selector("#alerts-table b") is None   # as text
+    await asyncio.to_thread(fleet.store.delete_node, node.id)   # not an edge the purge below waits for
     await shot(page, "overview")
     await page.emulate_media(color_scheme="dark")
     await shot(page, "overview-dark")

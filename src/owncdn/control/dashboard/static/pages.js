@@ -117,6 +117,7 @@ function overview(main, ctx) {
   const tiles = panel(main, "Last hour", "glance");
   const charts = panel(main, "Traffic per minute", "traffic");
   const top = panel(main, "Top services, last hour", "top-services");
+  const alerts = panel(main, "Recent alerts", "alerts");
   async function stats() {
     try {
       const data = await api("/v1/stats?since=1h&bucket=1m");
@@ -139,8 +140,20 @@ function overview(main, ctx) {
         return table([{ title: "Service" }, { title: "Requests", num: true }, { title: "Bandwidth", num: true }],
           data.top.map((r) => [r.value ?? "(none)", num(r.requests), bytes(r.bytes)]));
       }),
+      load(alerts, async () => alertTable(await api("/v1/alerts"))),
     ]),
   };
+}
+
+const ALERT_TONE = { critical: "bad", warning: "warn", resolved: "ok" };
+
+function alertTable(list) {
+  // What this control plane's monitor and the edges' reports raised (edges and origins down and back, error
+  // rates, disks running low, releases an edge failed or cannot fetch, certificates), newest first.
+  if (!list.length) return h("p", { class: "note" }, "No alerts since this control plane started.");
+  return table([{ title: "Time" }, { title: "Severity" }, { title: "Alert" }, { title: "Message" }],
+    list.slice(-20).reverse().map((a) => [when(a.time), badge(a.severity, ALERT_TONE[a.severity] || "idle"),
+      h("code", {}, a.alert), a.message]), { id: "alerts-table" });
 }
 
 // -- Services and purges --------------------------------------------------------------
