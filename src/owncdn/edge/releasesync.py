@@ -842,10 +842,15 @@ def _no_space(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in _NO_SPACE
 
 
+def _disk_error(errors: list[BaseException]) -> OSError | None:
+    """Rule 3: the first error of the edge's own disk (full, read-only, failing)."""
+    return next((e for e in errors if isinstance(e, OSError) and e.errno in _DISK_ERRORS), None)
+
+
 def trouble_kind(errors: list[BaseException]) -> str:
     """Rule 3: what changes the trouble reported (not the count of blobs left): the
     disk's error number, else the first error's type."""
-    disk = next((e for e in errors if isinstance(e, OSError) and e.errno in _DISK_ERRORS), None)
+    disk = _disk_error(errors)
     if disk is not None:
         return f"disk {disk.errno}"
     return type(errors[0]).__name__ if errors else ""
@@ -856,7 +861,7 @@ def retry_reason(errors: list[BaseException], root: Path) -> str:
     read-only or failing disk under ``root`` (the release store) is named first: it is
     this edge's to fix, where network trouble usually passes by itself."""
     count = f"{len(errors)} blob{'' if len(errors) == 1 else 's'} not fetched"
-    disk = next((e for e in errors if isinstance(e, OSError) and e.errno in _DISK_ERRORS), None)
+    disk = _disk_error(errors)
     if disk is not None:
         what = "no space left on" if _no_space(disk) else "cannot write to"
         return f"{what} this edge's disk ({root}: {disk.strerror}); {count}"

@@ -66,7 +66,8 @@ from owncdn.core.content.headersfile import FILE as HEADERS_FILE
 from owncdn.core.content.headersfile import headers_file_rules
 from owncdn.core.content.redirectsfile import FILE as REDIRECTS_FILE
 from owncdn.core.content.redirectsfile import redirects_file_rules
-from owncdn.core.content.site import FileAnswer, RedirectAnswer, SiteRules, answer, compressed, with_file_rules
+from owncdn.core.content.site import (FileAnswer, RedirectAnswer, SiteRules, answer, compressed, siblings,
+                                      with_file_rules)
 from owncdn.core.http.conditional import evaluate_conditionals, not_modified_headers
 from owncdn.core.http.headers import Headers, format_http_date
 from owncdn.core.http.ranges import (
@@ -282,7 +283,7 @@ def _large_texts(files) -> list[tuple[str, int]]:
     out: dict[str, int] = {}
     for path, entry in files.items():
         if (entry.size > WAIT_BYTES and compressible(path, entry.size) and not _is_sibling(path, files)
-                and not any(path + suffix in files for suffix in CODINGS.values())):
+                and not siblings(files, path)):
             out[entry.sha256] = entry.size
     return list(out.items())
 

@@ -54,7 +54,7 @@ from .headersfile import FILE as HEADERS_FILE
 from .redirectsfile import FILE as REDIRECTS_FILE
 
 __all__ = ["DEFAULT_CACHE_CONTROL", "FileAnswer", "PlainAnswer", "RedirectAnswer", "SiteRules", "answer", "compressed",
-           "etag", "site_rules", "with_file_rules"]
+           "etag", "siblings", "site_rules", "with_file_rules"]
 
 DEFAULT_CACHE_CONTROL = "public, max-age=0, must-revalidate"
 
@@ -172,10 +172,15 @@ def _not_found_page(name: str | None, path: str, files: Mapping[str, Entry]) -> 
     return name if name in files else None
 
 
+def siblings(files: Mapping[str, Entry], name: str) -> list[str]:
+    """Rule 2: the codings of the precompressed siblings of file ``name`` (``app.js.br``)."""
+    return [coding for coding, suffix in CODINGS.items() if name + suffix in files]
+
+
 def _file(rules: SiteRules, files: Mapping[str, Entry], name: str, status: int, path: str,
           accept_encoding: str | None, released_at: float, rule: RedirectRule | None = None) -> FileAnswer:
     """Rules 2 and 3."""
-    present = [coding for coding, suffix in CODINGS.items() if name + suffix in files]
+    present = siblings(files, name)
     coding = choose_coding(accept_encoding, present) if present else IDENTITY
     sent = sibling(name, coding)
     entry = files[sent]
